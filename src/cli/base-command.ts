@@ -1,0 +1,83 @@
+/**
+ * The base of every `pageserver` command.
+ *
+ * Gives every command `--json`, `-D/--workdir` (default `.neon`, or `PAGESERVER_WORKDIR`) and repeatable
+ * `-c key=value` config overrides; maps every error to a stable code, a one-line message, a hint and an
+ * exit code (src/cli/errors.ts). With `--json`, the value returned by `run()` is printed as JSON on stdout
+ * (LSNs as "X/X" strings) and errors as `{"error": {"code", "message", "hint"}}`.
+ *
+ * A command is: parse flags, call one core/app function, render, return a typed result.
+ */
+import { Command, Flags, type Interfaces } from '@oclif/core'
+import { toUserFacing } from './errors.js'
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    workdir: Flags.string({
+      char: 'D',
+      summary: 'Working directory of the page server (holds pageserver.toml and tenants/).',
+      env: 'PAGESERVER_WORKDIR',
+      default: '.neon',
+      helpGroup: 'GLOBAL',
+    }),
+    config: Flags.string({
+      char: 'c',
+      summary: 'Override a config key for this run, as a TOML fragment: -c checkpoint_distance=268435456.',
+      description:
+        'Repeatable. Each value is a TOML document whose top-level keys replace the same keys of pageserver.toml ' +
+        '(no deep merge): -c "remote_storage={local_path=\'/some/path/\'}".',
+      multiple: true,
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: CommandFlags<T>
+  protected args!: CommandArgs<T>
+
+  public override async init(): Promise<void> {
+    await super.init()
+    const { args, flags } = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as CommandFlags<T>
+    this.args = args as CommandArgs<T>
+  }
+
+  /** Plain JSON (no colour codes): scripts read it. */
+  public override logJson(json: unknown): void {
+    process.stdout.write(JSON.stringify(json, jsonReplacer, 2) + '\n')
+  }
+
+  /** One JSON value on one line (for streaming commands that print a record per line). */
+  protected writeJsonLine(json: unknown): void {
+    process.stdout.write(JSON.stringify(json, jsonReplacer) + '\n')
+  }
+
+  protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
+    const oclifExit = (err as { oclif?: { exit?: number } }).oclif?.exit
+    if ((err as { code?: string }).code === 'EEXIT' && oclifExit !== undefined) throw err
+    const e = toUserFacing(err)
+    if (this.jsonEnabled()) {
+      this.logJson({ error: { code: e.code, message: e.message, hint: e.hint ?? null } })
+    } else {
+      process.stderr.write(`Error: ${e.message}\n`)
+      if (e.hint) process.stderr.write(`Hint: ${e.hint}\n`)
+      if (e.stack && process.env.PAGESERVER_DEBUG) process.stderr.write(`${e.stack}\n`)
+    }
+    return this.exit(e.exitCode)
+  }
+}
+
+/** bigint values (LSNs are branded bigints) never reach JSON raw; commands format LSNs as "X/X" themselves. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value
+}

@@ -1,0 +1,136 @@
+/**
+ * The local PostgreSQL 15 installation: where its binaries are and how to run them.
+ *
+ * PostgreSQL refuses to run as root, so when we are root its server-side tools (initdb, pg_ctl, postgres)
+ * run as the `postgres` user through `runuser`; clients (psql, pgbench, pg_waldump) run as we are.
+ * This module and walredo/ are the only places in core that start processes.
+ *
+ * Binary lookup order: an explicit directory (config `pg_distrib_dir`, Neon layout `<dir>/v15/bin` or a
+ * plain bin directory), `PGBIN`, then Debian's `/usr/lib/postgresql/15/bin`, then `pg_config --bindir`.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { NotFoundError, TimeoutError, UnavailableError } from '../lib/errors.js'
+
+export const PG_MAJOR_VERSION = 15
+
+/** Upper bound on captured output of one tool run, so a runaway tool cannot exhaust memory. */
+const TOOL_OUTPUT_MAX_BYTES = 256 * 1024 * 1024
+
+export interface PgInstallation {
+  readonly binDir: string
+  /** e.g. "15.18" */
+  readonly version: string
+}
+
+const cache = new Map<string, PgInstallation>()
+
+export function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0
+}
+
+function candidates(explicitDir: string | undefined, env: NodeJS.ProcessEnv): string[] {
+  const out: string[] = []
+  if (explicitDir) out.push(join(explicitDir, `v${PG_MAJOR_VERSION}`, 'bin'), join(explicitDir, 'bin'), explicitDir)
+  if (env.PGBIN) out.push(env.PGBIN)
+  out.push(`/usr/lib/postgresql/${PG_MAJOR_VERSION}/bin`)
+  const r = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' })
+  if (r.status === 0 && r.stdout.trim()) out.push(r.stdout.trim())
+  return out
+}
+
+/**
+ * Finds a PostgreSQL 15 installation. `env` is passed in (core never reads process.env itself);
+ * the CLI passes the process environment.
+ */
+export function findPostgres(explicitDir?: string, env: NodeJS.ProcessEnv = {}): PgInstallation {
+  const key = `${explicitDir ?? ''}|${env.PGBIN ?? ''}`
+  const hit = cache.get(key)
+  if (hit) return hit
+  const tried: string[] = []
+  for (const dir of candidates(explicitDir, env)) {
+    const postgres = join(dir, 'postgres')
+    tried.push(dir)
+    if (!existsSync(postgres)) continue
+    const r = spawnSync(postgres, ['--version'], { encoding: 'utf8' })
+    const m = /\(PostgreSQL\) (\d+)(?:\.(\d+))?/.exec(r.stdout ?? '')
+    if (!m || Number(m[1]) !== PG_MAJOR_VERSION) continue
+    const inst = { binDir: dir, version: m[2] ? `${m[1]}.${m[2]}` : m[1]! }
+    cache.set(key, inst)
+    return inst
+  }
+  throw new NotFoundError('POSTGRES_NOT_FOUND', `PostgreSQL ${PG_MAJOR_VERSION} was not found (looked in ${tried.join(', ')})`, {
+    hint: `Install it (apt-get install -y postgresql-${PG_MAJOR_VERSION}), or set pg_distrib_dir in pageserver.toml, or PGBIN.`,
+  })
+}
+
+export interface RunOptions {
+  /** Run as the `postgres` OS user when we are root (server-side tools). */
+  asPostgresUser?: boolean
+  cwd?: string
+  env?: NodeJS.ProcessEnv
+  input?: string | Buffer
+  timeoutMs?: number
+  /** Accept these exit codes without throwing (default: only 0). */
+  okCodes?: number[]
+}
+
+export interface RunResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs a PostgreSQL tool to completion, capturing its output; throws UnavailableError on failure. */
+export function runPgTool(inst: PgInstallation, tool: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const bin = join(inst.binDir, tool)
+  const asPg = opts.asPostgresUser === true && isRoot()
+  const cmd = asPg ? 'runuser' : bin
+  const argv = asPg ? ['-u', 'postgres', '--', bin, ...args] : args
+  const timeoutMs = opts.timeoutMs ?? 120_000
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, {
+      cwd: opts.cwd,
+      env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    let size = 0
+    const collect = (sink: Buffer[]) => (b: Buffer) => {
+      size += b.length
+      if (size <= TOOL_OUTPUT_MAX_BYTES) sink.push(b)
+    }
+    child.stdout.on('data', collect(out))
+    child.stderr.on('data', collect(err))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+    }, timeoutMs)
+    let timedOut = false
+    timer.unref()
+    child.on('error', (e) => {
+      clearTimeout(timer)
+      reject(new UnavailableError('PG_TOOL_FAILED', `could not run ${tool}: ${e.message}`, { cause: e }))
+    })
+    child.on('close', (code, signal) => {
+      clearTimeout(timer)
+      timedOut = signal === 'SIGKILL'
+      const result = { code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
+      if (timedOut) {
+        reject(new TimeoutError('PG_TOOL_TIMEOUT', `${tool} did not finish within ${timeoutMs} ms`))
+      } else if (result.code === 0 || opts.okCodes?.includes(result.code)) {
+        resolve(result)
+      } else {
+        const detail = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | ')
+        reject(
+          new UnavailableError('PG_TOOL_FAILED', `${tool} ${args.join(' ')} failed with exit code ${result.code}: ${detail}`, {
+            details: { tool, code: result.code },
+          }),
+        )
+      }
+    })
+    if (opts.input !== undefined) child.stdin.end(opts.input)
+    else child.stdin.end()
+  })
+}
