@@ -77,3 +77,12 @@ export function parseBlockNumber(text: string, what = 'block'): BlockNumber {
 export function relTagEquals(a: RelTag, b: RelTag): boolean {
   return a.spcNode === b.spcNode && a.dbNode === b.dbNode && a.relNode === b.relNode && a.forkNum === b.forkNum
 }
+
+/** One page of one relation fork: what redo reconstructs and what the walredo pipe protocol names. */
+export interface BufferTag extends RelTag {
+  readonly blkno: BlockNumber
+}
+
+export function formatBufferTag(t: BufferTag): string {
+  return `${formatRelTag(t)} blk ${t.blkno}`
+}
