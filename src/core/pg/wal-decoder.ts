@@ -1,0 +1,381 @@
+/**
+ * WalStreamDecoder: turns a byte stream of PostgreSQL 15 WAL, fed in any chunking, into records.
+ *
+ * Start at a page boundary or at a record boundary. At a page boundary whose page begins with the tail of a
+ * record that started earlier (XLP_FIRST_IS_CONTRECORD), that tail is skipped: the first record decoded is
+ * the first one that starts after it. Everything PostgreSQL's reader checks is checked here: page magic,
+ * info bits, page address, timeline never decreasing, system id and segment size on long headers, the
+ * continuation flag and remaining length of every continued page, the record header (length, resource
+ * manager, previous-record link) and the CRC of every record. A failure is a CorruptionError naming the
+ * LSN; the decoder then stays failed (it never guesses where to resume).
+ *
+ * Positions are kept as JS numbers internally (exact below 2^53, i.e. 8 PiB of WAL) and handed out as Lsn.
+ *
+ * Invariants:
+ * - `pos` is the LSN of `buf[bufPos]`, the next byte not yet consumed.
+ * - A record is handed out only when complete and CRC-valid; `endLsn` is PostgreSQL's EndRecPtr: the
+ *   8-byte-aligned position after the record (after XLOG_SWITCH: the start of the next segment).
+ * - Reading stops (`end` is set) at a zero record length, where PostgreSQL's own reader finds the end of
+ *   valid WAL; whether that is normal (end of a WAL file) or an error (mid-stream) is the caller's call.
+ *
+ * Worked example (16 MiB segments): a record starting at 0/1FFFFF0 with xl_tot_len 80 puts 16 bytes on the
+ * last page of segment 1; the next page (0/2000000) opens segment 2 with a 40-byte long header whose
+ * xlp_rem_len is 64; the remaining 64 bytes follow at 0/2000028, so the record ends at 0/2000068 and the
+ * next record starts at 0/2000068.
+ */
+import { CorruptionError } from '../lib/errors.js'
+import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
+import { RM } from './rmgr.js'
+import {
+  DEFAULT_WAL_SEGMENT_SIZE,
+  parsePageHeader,
+  pageHeaderSize,
+  SizeOfXLogShortPHD,
+  XLOG_BLCKSZ,
+  XLP_FIRST_IS_CONTRECORD,
+  XLP_FIRST_IS_OVERWRITE_CONTRECORD,
+  XLP_LONG_HEADER,
+} from './wal-page.js'
+import { decodeRecord, recordCrc, SizeOfXLogRecord, WAL_RECORD_MAX_BYTES, XLR_RMGR_INFO_MASK, type DecodedRecord } from './wal-record.js'
+import { rmgrIdIsValid } from './rmgr.js'
+
+const XLOG_SWITCH = 0x40
+const EMPTY = Buffer.alloc(0)
+
+export interface WalDecoderOptions {
+  /** A WAL page boundary or a record boundary. */
+  startLsn: Lsn
+  /** Expected system identifier; when absent it is learned from the first long page header. */
+  systemId?: bigint | null
+  /** Expected segment size (default 16 MiB). */
+  segmentSizeBytes?: number
+  /** Start LSN of the record before `startLsn`, when known: enables the exact previous-link check. */
+  prevRecordLsn?: Lsn | null
+  /** Largest record accepted (default: PostgreSQL's own limit). */
+  recordMaxBytes?: number
+}
+
+export interface WalEnd {
+  /** Where the invalid (zero-length) record would have started. */
+  readonly lsn: Lsn
+  readonly reason: string
+}
+
+export class WalStreamDecoder {
+  private buf: Buffer = EMPTY
+  private bufPos = 0
+  private pos: number
+  /** Bytes up to this LSN are padding to skip (record alignment, or the rest of a segment after a switch). */
+  private skipTo: number
+  /** Page whose header has been consumed (so a position at that page's start is not re-read as a header). */
+  private headerDoneAt = -1
+  private curPageHeaderSize = 0
+  private lastTli = 0
+  private sysid: bigint | null
+  private readonly segSize: number
+  private readonly recordMax: number
+  private prevRecPtr: number | null
+  /** No record has started yet: a continuation at the first page is skipped rather than an error. */
+  private syncing = true
+  private contSkip = 0
+
+  // The record being assembled.
+  private inRecord = false
+  private recStart = 0
+  private recTotLen = 0
+  private recGot = 0
+  private recBuf: Buffer | null = null
+  private readonly hdrBuf = Buffer.alloc(SizeOfXLogRecord)
+  private hdrValidated = false
+
+  private failure: Error | null = null
+  private endInfo: WalEnd | null = null
+
+  constructor(opts: WalDecoderOptions) {
+    this.pos = Number(opts.startLsn)
+    if (!Number.isSafeInteger(this.pos)) throw new RangeError(`start LSN ${formatLsn(opts.startLsn)} is too large`)
+    this.skipTo = this.pos
+    this.sysid = opts.systemId ?? null
+    this.segSize = opts.segmentSizeBytes ?? DEFAULT_WAL_SEGMENT_SIZE
+    this.recordMax = opts.recordMaxBytes ?? WAL_RECORD_MAX_BYTES
+    this.prevRecPtr = opts.prevRecordLsn == null ? null : Number(opts.prevRecordLsn)
+    const off = this.pos % XLOG_BLCKSZ
+    if (off !== 0 && (off < SizeOfXLogShortPHD || off % 8 !== 0)) {
+      throw new CorruptionError('WAL_BAD_START', `cannot start decoding at ${formatLsn(opts.startLsn)}: not a page or record boundary`, {
+        hint: 'Start at a WAL page boundary (a multiple of 8192) or at the start of a record.',
+      })
+    }
+    // A start inside a page is a record boundary: no continuation to skip.
+    if (off !== 0) this.syncing = false
+  }
+
+  /** LSN of the next byte the decoder needs (padding it may skip counts as needed: feed contiguously). */
+  get position(): Lsn {
+    return toLsn(this.pos)
+  }
+
+  /** The system identifier, once known (given or learned from a long page header). */
+  get systemId(): bigint | null {
+    return this.sysid
+  }
+
+  /** Set once a zero-length record is met: the end of valid WAL. */
+  get end(): WalEnd | null {
+    return this.endInfo
+  }
+
+  /** Start LSN of the last record handed out. */
+  get lastRecordLsn(): Lsn | null {
+    return this.prevRecPtr === null ? null : toLsn(this.prevRecPtr)
+  }
+
+  /** Appends the next bytes of the stream (contiguous with everything fed before). The chunk is not copied. */
+  feed(chunk: Buffer): void {
+    if (chunk.length === 0) return
+    if (this.bufPos >= this.buf.length) {
+      this.buf = chunk
+    } else {
+      this.buf = Buffer.concat([this.buf.subarray(this.bufPos), chunk])
+    }
+    this.bufPos = 0
+  }
+
+  /** Bytes fed but not yet consumed. */
+  get buffered(): number {
+    return this.buf.length - this.bufPos
+  }
+
+  /** The next complete record, or null when more bytes are needed (or the end of valid WAL was reached). */
+  next(): DecodedRecord | null {
+    if (this.failure) throw this.failure
+    if (this.endInfo) return null
+    try {
+      return this.step()
+    } catch (e) {
+      this.failure = e instanceof Error ? e : new Error(String(e))
+      throw this.failure
+    }
+  }
+
+  private avail(): number {
+    return this.buf.length - this.bufPos
+  }
+
+  private consume(n: number): void {
+    this.bufPos += n
+    this.pos += n
+  }
+
+  private step(): DecodedRecord | null {
+    for (;;) {
+      // Page header at every page boundary.
+      if (this.pos % XLOG_BLCKSZ === 0 && this.headerDoneAt !== this.pos) {
+        if (!this.readPageHeader()) return null
+        continue
+      }
+      if (this.contSkip > 0) {
+        const n = Math.min(this.contSkip, XLOG_BLCKSZ - (this.pos % XLOG_BLCKSZ), this.avail())
+        if (n === 0) return null
+        this.consume(n)
+        this.contSkip -= n
+        if (this.contSkip === 0) this.skipTo = align8(this.pos)
+        continue
+      }
+      if (this.pos < this.skipTo) {
+        // Padding after a record, possibly across pages after XLOG_SWITCH: never inside a page header.
+        const pageEnd = this.pos - (this.pos % XLOG_BLCKSZ) + XLOG_BLCKSZ
+        const n = Math.min(this.skipTo - this.pos, pageEnd - this.pos, this.avail())
+        if (n === 0) return null
+        this.consume(n)
+        if (this.pos === pageEnd && this.pos < this.skipTo) this.headerDoneAt = this.pos // switch padding: no headers to read
+        continue
+      }
+      if (!this.inRecord) {
+        const begun = this.beginRecord()
+        if (begun === false) return null
+        if (this.endInfo) return null
+        if (begun !== true) return begun
+        continue
+      }
+      const rec = this.continueRecord()
+      if (rec === 'more') return null
+      if (rec !== null) return rec
+    }
+  }
+
+  /** Reads and validates the header of the page starting at `pos`. False if more bytes are needed. */
+  private readPageHeader(): boolean {
+    if (this.avail() < SizeOfXLogShortPHD) return false
+    const info = this.buf.readUInt16LE(this.bufPos + 2)
+    const size = pageHeaderSize(info)
+    if (this.avail() < size) return false
+    const hdr = parsePageHeader(this.buf, this.bufPos, this.pos, this.segSize, this.sysid)
+    if (hdr.xlp_tli < this.lastTli) {
+      throw this.err('WAL_TIMELINE_BACKWARDS', `timeline ${hdr.xlp_tli} after ${this.lastTli} in WAL page`, this.pos)
+    }
+    this.lastTli = hdr.xlp_tli
+    if (info & XLP_LONG_HEADER && this.sysid === null) this.sysid = hdr.xlp_sysid ?? null
+    const pageLsn = this.pos
+    this.headerDoneAt = pageLsn
+    this.curPageHeaderSize = size
+    this.consume(size)
+
+    if (this.inRecord) {
+      if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
+        // The record we were assembling was abandoned by a crash and overwritten: drop it, read on here.
+        this.inRecord = false
+        this.recBuf = null
+        return true
+      }
+      if (!(info & XLP_FIRST_IS_CONTRECORD)) {
+        throw this.err('WAL_MISSING_CONTRECORD', 'there is no continuation flag on the page after a record that spans it', pageLsn)
+      }
+      const expected = this.recTotLen - this.recGot
+      if (hdr.xlp_rem_len === 0 || hdr.xlp_rem_len !== expected) {
+        throw this.err('WAL_BAD_CONTRECORD_LENGTH', `continuation length ${hdr.xlp_rem_len}, expected ${expected}`, pageLsn)
+      }
+      return true
+    }
+    if (this.contSkip > 0) {
+      if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
+        this.contSkip = 0
+        return true
+      }
+      if (!(info & XLP_FIRST_IS_CONTRECORD) || hdr.xlp_rem_len !== this.contSkip) {
+        throw this.err('WAL_BAD_CONTRECORD_LENGTH', `continuation length ${hdr.xlp_rem_len}, expected ${this.contSkip}`, pageLsn)
+      }
+      return true
+    }
+    if (info & XLP_FIRST_IS_CONTRECORD && !(info & XLP_FIRST_IS_OVERWRITE_CONTRECORD)) {
+      if (!this.syncing) {
+        throw this.err('WAL_UNEXPECTED_CONTRECORD', 'page continues a record that never started', pageLsn)
+      }
+      // Started at a page boundary in the middle of a record: skip its tail.
+      this.contSkip = hdr.xlp_rem_len
+      if (this.contSkip === 0) throw this.err('WAL_BAD_CONTRECORD_LENGTH', 'continuation flag with zero length', pageLsn)
+    }
+    return true
+  }
+
+  /**
+   * Starts a record at `pos`. False if more bytes are needed; the record itself when it was whole on this
+   * page and already buffered (then no copy is made: its raw bytes are a view of the fed chunk).
+   */
+  private beginRecord(): boolean | DecodedRecord {
+    const pageOff = this.pos % XLOG_BLCKSZ
+    if (pageOff < this.curPageHeaderSize && this.headerDoneAt === this.pos - pageOff) {
+      throw this.err('WAL_BAD_RECORD_OFFSET', 'record starts inside the page header', this.pos)
+    }
+    // xl_tot_len is always on the record's first page (records are 8-aligned, so >= 8 bytes remain).
+    if (this.avail() < 4) return false
+    const totLen = this.buf.readUInt32LE(this.bufPos)
+    if (totLen < SizeOfXLogRecord) {
+      if (totLen === 0) {
+        this.endInfo = { lsn: toLsn(this.pos), reason: `invalid record length at ${formatLsn(BigInt(this.pos))}: wanted 24, got 0` }
+        return true
+      }
+      throw this.err('WAL_BAD_RECORD_LENGTH', `invalid record length: wanted at least 24, got ${totLen}`, this.pos)
+    }
+    this.syncing = false
+    this.inRecord = true
+    this.recStart = this.pos
+    this.recTotLen = totLen
+    this.recGot = 0
+    this.recBuf = null
+    this.hdrValidated = false
+    const pageRemain = XLOG_BLCKSZ - pageOff
+    // Fast path: the whole record is on this page and already buffered: hand out a view, no copy.
+    if (totLen <= pageRemain && this.avail() >= totLen) {
+      this.validateHeader(this.buf, this.bufPos)
+      const raw = this.buf.subarray(this.bufPos, this.bufPos + totLen)
+      this.consume(totLen)
+      this.recGot = totLen
+      return this.finishRecord(raw)
+    }
+    return true
+  }
+
+  /** Copies available bytes of the current record. Returns the record when complete, 'more' when starved. */
+  private continueRecord(): DecodedRecord | 'more' | null {
+    const pageRemain = XLOG_BLCKSZ - (this.pos % XLOG_BLCKSZ)
+    const n = Math.min(pageRemain, this.recTotLen - this.recGot, this.avail())
+    if (n === 0) return 'more'
+    if (!this.hdrValidated) {
+      // Header bytes go to hdrBuf first: the length is not trusted for an allocation until the header (and,
+      // for a header split across pages, the next page's continuation length) has been checked.
+      const h = Math.min(n, SizeOfXLogRecord - this.recGot)
+      if (h > 0) {
+        this.buf.copy(this.hdrBuf, this.recGot, this.bufPos, this.bufPos + h)
+        this.consume(h)
+        this.recGot += h
+        if (this.recGot < SizeOfXLogRecord) return null
+      }
+      this.validateHeader(this.hdrBuf, 0)
+      if (this.recTotLen > this.recordMax) {
+        throw this.err('WAL_RECORD_TOO_LARGE', `record length ${this.recTotLen} exceeds the limit ${this.recordMax}`, this.recStart)
+      }
+      this.recBuf = Buffer.allocUnsafe(this.recTotLen)
+      this.hdrBuf.copy(this.recBuf, 0)
+      if (this.recGot < this.recTotLen) return null
+      const whole = this.recBuf
+      this.recBuf = null
+      return this.finishRecord(whole)
+    }
+    this.buf.copy(this.recBuf!, this.recGot, this.bufPos, this.bufPos + n)
+    this.consume(n)
+    this.recGot += n
+    if (this.recGot < this.recTotLen) return null
+    const raw = this.recBuf!
+    this.recBuf = null
+    return this.finishRecord(raw)
+  }
+
+  private validateHeader(b: Buffer, off: number): void {
+    const rmid = b[off + 17]!
+    if (!rmgrIdIsValid(rmid)) throw this.err('WAL_BAD_RMGR', `invalid resource manager id ${rmid}`, this.recStart)
+    const prev = Number(b.readBigUInt64LE(off + 8))
+    if (this.prevRecPtr === null) {
+      if (!(prev < this.recStart)) {
+        throw this.err('WAL_BAD_PREV_LINK', `record with incorrect prev-link ${formatLsn(BigInt(prev))}`, this.recStart)
+      }
+    } else if (prev !== this.prevRecPtr) {
+      throw this.err(
+        'WAL_BAD_PREV_LINK',
+        `record with incorrect prev-link ${formatLsn(BigInt(prev))} (previous record at ${formatLsn(BigInt(this.prevRecPtr))})`,
+        this.recStart,
+      )
+    }
+    this.hdrValidated = true
+  }
+
+  private finishRecord(raw: Buffer): DecodedRecord {
+    const start = this.recStart
+    const stored = raw.readUInt32LE(20)
+    const actual = recordCrc(raw)
+    if (stored !== actual) {
+      throw this.err('WAL_BAD_CRC', `incorrect resource manager data checksum (stored ${hex32(stored)}, computed ${hex32(actual)})`, start)
+    }
+    let end = align8(this.pos)
+    const isSwitch = raw[17] === RM.XLOG && (raw[16]! & XLR_RMGR_INFO_MASK) === XLOG_SWITCH
+    if (isSwitch) end = (Math.floor((this.pos - 1) / this.segSize) + 1) * this.segSize
+    this.inRecord = false
+    this.prevRecPtr = start
+    this.skipTo = end
+    return decodeRecord(raw, toLsn(start), toLsn(end))
+  }
+
+  private err(code: string, message: string, at: number): CorruptionError {
+    return new CorruptionError(code, `${message} at ${formatLsn(BigInt(at))}`, {
+      hint: 'The WAL is corrupt, truncated, or not contiguous; decoding cannot continue past this point.',
+      details: { lsn: formatLsn(BigInt(at)) },
+    })
+  }
+}
+
+function align8(n: number): number {
+  return Math.ceil(n / 8) * 8
+}
+
+function hex32(n: number): string {
+  return n.toString(16).toUpperCase().padStart(8, '0')
+}
