@@ -1,0 +1,5 @@
+/**
+ * Imports every resource manager's redo module for its registration side effect (registerRmgrRedo).
+ * One line per module; a resource manager missing here has no redo and its records are unsupported.
+ */
+import './xlog.js'

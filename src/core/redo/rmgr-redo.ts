@@ -1,0 +1,95 @@
+/**
+ * The contract between the redo framework (engine.ts) and each resource manager's redo code, and the
+ * registry that maps a resource-manager id to its redo.
+ *
+ * A resource manager's redo is asked about one target page at a time (as Neon's wal-redo process filters
+ * every block but the target). Three ways a record can change a page:
+ * - `redoBlock`: the page is one of the record's block references. The framework has already applied
+ *   PostgreSQL's per-block rules (restore an APPLY image, skip when the page LSN is at or past the record's
+ *   end, hand a zeroed page to WILL_INIT blocks); the handler only runs the rmgr-specific body.
+ * - `redoImplicit`: the record changes a page it does not reference (heap records clear visibility-map
+ *   bits; a storage TRUNCATE edits the last VM and FSM pages). The handler decides everything.
+ * - `redoSlru`: an SLRU page (pg_xact, pg_multixact), named by a pseudo-fork in the target tag.
+ *
+ * Handlers mutate the page in place. They throw PageserverErrors; `redoFailure` and `redoUnsupported`
+ * build the standard ones, naming the rmgr, record type, LSN, relation and block.
+ */
+import { CorruptionError, UnsupportedError } from '../lib/errors.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { forkName, formatRelFileNode, type BufferTag } from '../pg/reltag.js'
+import { rmgrName } from '../pg/rmgr.js'
+import { recordTypeName } from '../pg/rmgr-identify.js'
+import type { DecodedBlock, DecodedRecord } from '../pg/wal-record.js'
+
+export interface RedoOptions {
+  /** Data checksums or wal_log_hints were on at the primary: hint-bit changes are WAL-logged there. */
+  hintBitsLogged: boolean
+}
+
+export interface RedoContext {
+  readonly rec: DecodedRecord
+  /** The record's end LSN: what PostgreSQL stamps as pd_lsn (EndRecPtr). */
+  readonly endLsn: Lsn
+  readonly tag: BufferTag
+  /** The block reference that names the target page, if the record references it. */
+  readonly block: DecodedBlock | null
+  readonly opts: RedoOptions
+}
+
+export interface RmgrRedo {
+  redoBlock?(ctx: RedoContext, page: Buffer): void
+  /** `pageIsNew`: no base page existed (the page is all zeros), as when PostgreSQL extends a fork in redo. */
+  redoImplicit?(ctx: RedoContext, page: Buffer, pageIsNew: boolean): void
+  redoSlru?(ctx: RedoContext, page: Buffer): void
+}
+
+const registry = new Map<number, RmgrRedo>()
+
+/** Called once per resource manager module at import time (see all.ts). */
+export function registerRmgrRedo(rmid: number, redo: RmgrRedo): void {
+  const existing = registry.get(rmid) ?? {}
+  registry.set(rmid, { ...existing, ...redo })
+}
+
+export function rmgrRedo(rmid: number): RmgrRedo | undefined {
+  return registry.get(rmid)
+}
+
+/** "Heap/INSERT+INIT" */
+export function recordLabel(rec: DecodedRecord): string {
+  return `${rmgrName(rec.xl_rmid)}/${recordTypeName(rec.xl_rmid, rec.xl_info)}`
+}
+
+function details(ctx: RedoContext): Record<string, unknown> {
+  return {
+    rmgr: rmgrName(ctx.rec.xl_rmid),
+    type: recordTypeName(ctx.rec.xl_rmid, ctx.rec.xl_info),
+    lsn: formatLsn(ctx.rec.lsn),
+    endLsn: formatLsn(ctx.endLsn),
+    rel: formatRelFileNode(ctx.tag),
+    fork: forkName(ctx.tag.forkNum),
+    blk: ctx.tag.blkno,
+  }
+}
+
+function where(ctx: RedoContext): string {
+  return `${recordLabel(ctx.rec)} record ending at ${formatLsn(ctx.endLsn)} on ${formatRelFileNode(ctx.tag)} ${forkName(ctx.tag.forkNum)} blk ${ctx.tag.blkno}`
+}
+
+/** The record is well-formed but this engine cannot redo it. Never a guessed page. */
+export function redoUnsupported(ctx: RedoContext, why = 'no redo for this record type'): UnsupportedError {
+  return new UnsupportedError('REDO_UNSUPPORTED_RECORD', `cannot redo ${where(ctx)}: ${why}`, {
+    hint:
+      'Pages touched by this record cannot be rebuilt at or after this LSN until a later full-page image. ' +
+      "For index types without redo, set wal_consistency_checking on the primary for them (e.g. 'hash,gin,gist,spgist,brin,generic').",
+    details: details(ctx),
+  })
+}
+
+/** The record or the page does not fit what redo expects: corruption, or a bug. */
+export function redoFailure(ctx: RedoContext, why: string): CorruptionError {
+  return new CorruptionError('REDO_FAILED', `redo of ${where(ctx)} failed: ${why}`, {
+    hint: 'The base page or the WAL record is inconsistent; the page at this LSN cannot be served.',
+    details: details(ctx),
+  })
+}
