@@ -36,7 +36,20 @@ export interface RedoContext {
   readonly opts: RedoOptions
 }
 
+/** A page a record changes without a block reference; `willInit` when the record rewrites it from zeros. */
+export interface ImplicitTarget {
+  readonly tag: BufferTag
+  readonly willInit: boolean
+}
+
 export interface RmgrRedo {
+  /**
+   * Pages the record changes without referencing them: the visibility-map pages whose bits a heap record
+   * clears, the last VM/FSM page a storage TRUNCATE edits, the SLRU pages (pseudo-fork tags) a commit or
+   * multixact record sets. Ingest stores the record for each of these pages; verification chains them.
+   * Together with the record's block references this answers "which pages does this record change?".
+   */
+  implicitTargets?(rec: DecodedRecord): ImplicitTarget[]
   redoBlock?(ctx: RedoContext, page: Buffer): void
   /** `pageIsNew`: no base page existed (the page is all zeros), as when PostgreSQL extends a fork in redo. */
   redoImplicit?(ctx: RedoContext, page: Buffer, pageIsNew: boolean): void
@@ -53,6 +66,11 @@ export function registerRmgrRedo(rmid: number, redo: RmgrRedo): void {
 
 export function rmgrRedo(rmid: number): RmgrRedo | undefined {
   return registry.get(rmid)
+}
+
+/** Pages a record changes without naming them in a block reference (see RmgrRedo.implicitTargets). */
+export function implicitTargets(rec: DecodedRecord): ImplicitTarget[] {
+  return registry.get(rec.xl_rmid)?.implicitTargets?.(rec) ?? []
 }
 
 /** "Heap/INSERT+INIT" */
