@@ -1,0 +1,116 @@
+/**
+ * `pageserver init`: create a workdir with `tenants/` and a commented `pageserver.toml`.
+ *
+ * The `-c` overrides given to init are validated exactly as at any other command, then written into the
+ * file as chosen (uncommented) values; the written file is loaded back and must give the same config
+ * (assert in pairs). The file appears atomically and durably: written to `pageserver.toml.___temp`, fsynced,
+ * then linked into place (fails if a file exists, so two concurrent inits cannot both win) or, with
+ * `force`, renamed over the old one; then the directory is fsynced.
+ */
+import { link, mkdir, open, rename, rm } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { ConflictError, UsageError, assert, messageOf } from '../lib/errors.js'
+import { CONFIG_FILE_NAME, resolveConfig, type LoadConfigOptions } from './load.js'
+import { redactedConfigJson } from './show.js'
+import { renderConfigTemplate } from './template.js'
+
+export const TENANTS_DIR_NAME = 'tenants'
+const TEMP_SUFFIX = '.___temp'
+
+export interface InitWorkdirOptions extends LoadConfigOptions {
+  /** Replace an existing pageserver.toml. */
+  readonly force?: boolean
+}
+
+export interface InitWorkdirResult {
+  readonly workdir: string
+  readonly configPath: string
+  readonly tenantsDir: string
+  /** True when an existing pageserver.toml was replaced (only with force). */
+  readonly overwritten: boolean
+  /** Keys written uncommented because they were given with -c. */
+  readonly chosenKeys: readonly string[]
+}
+
+export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdirResult> {
+  const workdir = resolve(opts.workdir)
+  const configPath = join(workdir, CONFIG_FILE_NAME)
+  const env = opts.env ?? {}
+  const wanted = resolveConfig({ workdir, configPath, fileText: null, overrides: opts.overrides ?? [], env })
+  const text = renderConfigTemplate(wanted.overrideTable)
+  const back = resolveConfig({ workdir, configPath, fileText: text, overrides: [], env })
+  assert(
+    JSON.stringify(redactedConfigJson(back.config)) === JSON.stringify(redactedConfigJson(wanted.config)),
+    'init: the written config does not load back to the chosen config',
+  )
+
+  const existed = await fileExists(configPath)
+  if (existed && !opts.force) throw exists(configPath)
+
+  const tenantsDir = join(workdir, TENANTS_DIR_NAME)
+  try {
+    await mkdir(tenantsDir, { recursive: true })
+  } catch (err) {
+    throw new UsageError('WORKDIR_UNUSABLE', `cannot create ${tenantsDir}: ${messageOf(err)}`, {
+      hint: 'Choose a workdir (-D/--workdir) in a writable location that is not a file.',
+      cause: err,
+    })
+  }
+  const tmpPath = configPath + TEMP_SUFFIX
+  await writeDurably(tmpPath, text)
+  let overwritten = false
+  try {
+    if (opts.force) {
+      overwritten = await fileExists(configPath)
+      await rename(tmpPath, configPath)
+    } else {
+      try {
+        await link(tmpPath, configPath)
+      } catch (err) {
+        if ((err as { code?: string }).code === 'EEXIST') throw exists(configPath)
+        throw err
+      }
+    }
+  } finally {
+    await rm(tmpPath, { force: true })
+  }
+  await fsyncDir(workdir)
+  return { workdir, configPath, tenantsDir, overwritten, chosenKeys: Object.keys(wanted.overrideTable) }
+}
+
+function exists(configPath: string): ConflictError {
+  return new ConflictError('CONFIG_EXISTS', `${configPath} already exists`, {
+    hint: 'Keep it, edit it, or run `pageserver init --force` to replace it with a fresh default config.',
+    details: { path: configPath },
+  })
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  try {
+    const h = await open(path, 'r')
+    await h.close()
+    return true
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return false
+    throw err
+  }
+}
+
+async function writeDurably(path: string, text: string): Promise<void> {
+  const h = await open(path, 'w', 0o644)
+  try {
+    await h.writeFile(text, 'utf8')
+    await h.sync()
+  } finally {
+    await h.close()
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await open(dir, 'r')
+  try {
+    await h.sync()
+  } finally {
+    await h.close()
+  }
+}
