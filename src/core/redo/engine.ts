@@ -11,8 +11,9 @@
  *   3. end LSN <= pd_lsn of the existing page: already applied (fuzzy base-backup pages); no body;
  *   4. otherwise the body runs.
  * Records of a resource manager without redo that carry a post-image of the target (the primary's
- * wal_consistency_checking for index types we do not redo) use that image, as if it were a full-page write.
- * Anything else without redo fails with REDO_UNSUPPORTED_RECORD: never a guessed page.
+ * wal_consistency_checking for index types we do not redo) may use that image, as if it were a full-page
+ * write, when the caller opts in (`useImagesWithoutRedo`). Anything else without redo fails with
+ * REDO_UNSUPPORTED_RECORD: never a guessed page.
  *
  * The caller's `base` is never modified: the engine works on its own copy.
  */
@@ -112,7 +113,7 @@ export function applyRecord(tag: BufferTag, page: Buffer | null, r: RedoRecord, 
   }
   if (page === null) {
     // No redo needed when the record carries the page's post-image (consistency-checking image).
-    if (!impl?.redoBlock && block.hasImage) return imageAsResult(rec, block, r.endLsn, null)
+    if (!impl?.redoBlock && block.hasImage && opts.useImagesWithoutRedo) return imageAsResult(rec, block, r.endLsn, null)
     throw redoFailure(ctx, 'no base page (the page has no earlier version and the record does not initialise it)')
   }
   // 3. Already applied.
@@ -123,7 +124,7 @@ export function applyRecord(tag: BufferTag, page: Buffer | null, r: RedoRecord, 
 
 function runBody(ctx: RedoContext, impl: ReturnType<typeof rmgrRedo>, page: Buffer): Buffer {
   if (!impl?.redoBlock) {
-    if (ctx.block!.hasImage) return imageAsResult(ctx.rec, ctx.block!, ctx.endLsn, page)
+    if (ctx.block!.hasImage && ctx.opts.useImagesWithoutRedo) return imageAsResult(ctx.rec, ctx.block!, ctx.endLsn, page)
     throw redoUnsupported(ctx)
   }
   runHandler(ctx, () => impl.redoBlock!(ctx, page))

@@ -24,6 +24,11 @@ import type { DecodedBlock, DecodedRecord } from '../pg/wal-record.js'
 export interface RedoOptions {
   /** Data checksums or wal_log_hints were on at the primary: hint-bit changes are WAL-logged there. */
   hintBitsLogged: boolean
+  /**
+   * For a record without redo here that carries a consistency-checking post-image of the target, use that
+   * image as the result. Off by default: verification must never compare PostgreSQL's image with itself.
+   */
+  useImagesWithoutRedo?: boolean
 }
 
 export interface RedoContext {
