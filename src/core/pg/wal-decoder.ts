@@ -84,7 +84,8 @@ export class WalStreamDecoder {
   private recStart = 0
   private recTotLen = 0
   private recGot = 0
-  private recBuf: Buffer | null = null
+  /** Fragments of a record spanning pages or chunks, concatenated once complete. */
+  private pieces: Buffer[] = []
   private readonly hdrBuf = Buffer.alloc(SizeOfXLogRecord)
   private hdrValidated = false
 
@@ -168,6 +169,15 @@ export class WalStreamDecoder {
 
   private step(): DecodedRecord | null {
     for (;;) {
+      if (this.pos < this.skipTo) {
+        // Padding after a record: alignment (never past the page end), or the rest of the segment after
+        // XLOG_SWITCH, whose pages are never read as pages (PostgreSQL's reader jumps to the next segment).
+        const pageEnd = this.pos - (this.pos % XLOG_BLCKSZ) + XLOG_BLCKSZ
+        const n = Math.min(this.skipTo - this.pos, pageEnd - this.pos, this.avail())
+        if (n === 0) return null
+        this.consume(n)
+        continue
+      }
       // Page header at every page boundary.
       if (this.pos % XLOG_BLCKSZ === 0 && this.headerDoneAt !== this.pos) {
         if (!this.readPageHeader()) return null
@@ -178,16 +188,10 @@ export class WalStreamDecoder {
         if (n === 0) return null
         this.consume(n)
         this.contSkip -= n
-        if (this.contSkip === 0) this.skipTo = align8(this.pos)
-        continue
-      }
-      if (this.pos < this.skipTo) {
-        // Padding after a record, possibly across pages after XLOG_SWITCH: never inside a page header.
-        const pageEnd = this.pos - (this.pos % XLOG_BLCKSZ) + XLOG_BLCKSZ
-        const n = Math.min(this.skipTo - this.pos, pageEnd - this.pos, this.avail())
-        if (n === 0) return null
-        this.consume(n)
-        if (this.pos === pageEnd && this.pos < this.skipTo) this.headerDoneAt = this.pos // switch padding: no headers to read
+        if (this.contSkip === 0) {
+          this.skipTo = align8(this.pos)
+          this.syncing = false // past the tail: the next page may no longer begin with a continuation
+        }
         continue
       }
       if (!this.inRecord) {
@@ -224,7 +228,7 @@ export class WalStreamDecoder {
       if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
         // The record we were assembling was abandoned by a crash and overwritten: drop it, read on here.
         this.inRecord = false
-        this.recBuf = null
+        this.pieces = []
         return true
       }
       if (!(info & XLP_FIRST_IS_CONTRECORD)) {
@@ -281,7 +285,7 @@ export class WalStreamDecoder {
     this.recStart = this.pos
     this.recTotLen = totLen
     this.recGot = 0
-    this.recBuf = null
+    this.pieces = []
     this.hdrValidated = false
     const pageRemain = XLOG_BLCKSZ - pageOff
     // Fast path: the whole record is on this page and already buffered: hand out a view, no copy.
@@ -295,38 +299,39 @@ export class WalStreamDecoder {
     return true
   }
 
-  /** Copies available bytes of the current record. Returns the record when complete, 'more' when starved. */
+  /**
+   * Collects available bytes of the current record (as views of the fed chunks: memory follows what was
+   * really received, never the announced length). Returns the record when complete, 'more' when starved.
+   */
   private continueRecord(): DecodedRecord | 'more' | null {
     const pageRemain = XLOG_BLCKSZ - (this.pos % XLOG_BLCKSZ)
     const n = Math.min(pageRemain, this.recTotLen - this.recGot, this.avail())
     if (n === 0) return 'more'
     if (!this.hdrValidated) {
-      // Header bytes go to hdrBuf first: the length is not trusted for an allocation until the header (and,
-      // for a header split across pages, the next page's continuation length) has been checked.
+      // Header bytes go to hdrBuf first: the length is not trusted until the header (and, for a header
+      // split across pages, the next page's continuation length) has been checked.
       const h = Math.min(n, SizeOfXLogRecord - this.recGot)
-      if (h > 0) {
-        this.buf.copy(this.hdrBuf, this.recGot, this.bufPos, this.bufPos + h)
-        this.consume(h)
-        this.recGot += h
-        if (this.recGot < SizeOfXLogRecord) return null
-      }
+      this.buf.copy(this.hdrBuf, this.recGot, this.bufPos, this.bufPos + h)
+      this.consume(h)
+      this.recGot += h
+      if (this.recGot < SizeOfXLogRecord) return null
       this.validateHeader(this.hdrBuf, 0)
       if (this.recTotLen > this.recordMax) {
         throw this.err('WAL_RECORD_TOO_LARGE', `record length ${this.recTotLen} exceeds the limit ${this.recordMax}`, this.recStart)
       }
-      this.recBuf = Buffer.allocUnsafe(this.recTotLen)
-      this.hdrBuf.copy(this.recBuf, 0)
-      if (this.recGot < this.recTotLen) return null
-      const whole = this.recBuf
-      this.recBuf = null
-      return this.finishRecord(whole)
+      // hdrBuf is rewritten only by the next record, after this one has been concatenated.
+      this.pieces.push(this.hdrBuf)
+      return this.recGot < this.recTotLen ? null : this.assemble()
     }
-    this.buf.copy(this.recBuf!, this.recGot, this.bufPos, this.bufPos + n)
+    this.pieces.push(this.buf.subarray(this.bufPos, this.bufPos + n))
     this.consume(n)
     this.recGot += n
-    if (this.recGot < this.recTotLen) return null
-    const raw = this.recBuf!
-    this.recBuf = null
+    return this.recGot < this.recTotLen ? null : this.assemble()
+  }
+
+  private assemble(): DecodedRecord {
+    const raw = Buffer.concat(this.pieces, this.recTotLen)
+    this.pieces = []
     return this.finishRecord(raw)
   }
 

@@ -144,6 +144,7 @@ export function recordCrcIsValid(raw: Buffer): boolean {
 function bad(what: string, where: string): CorruptionError {
   return new CorruptionError('WAL_BAD_RECORD', `invalid WAL record ${where}: ${what}`, {
     hint: 'The WAL is corrupt or was not written by PostgreSQL 15.',
+    details: { at: where },
   })
 }
 

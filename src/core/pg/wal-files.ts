@@ -1,0 +1,389 @@
+/**
+ * Reading WAL from segment files: a pg_wal directory, or a list of segment files.
+ *
+ * `WalFileReader.open(paths, {startLsn, endLsn})` finds the segment files (24 upper-case hex digits; other
+ * names in a directory are ignored: archive_status/, *.history, *.partial), sorts them, learns the segment
+ * size and system identifier from the long header of the first page, and checks that every file has that
+ * size and that all are on one timeline. `records()` then streams the records through a WalStreamDecoder,
+ * reading one chunk at a time (memory: one chunk plus the record being reassembled, never a whole file).
+ *
+ * Semantics, as pg_waldump's:
+ * - start: default is the start of the first segment (the tail of a record continued from an earlier
+ *   segment is skipped). Any LSN is accepted: decoding starts at its page and records that start before it
+ *   are not handed out, so the first record is the first one at or after `startLsn`.
+ * - end: a record is handed out only if it ends at or before `endLsn`.
+ * - gaps: segments must be contiguous; the first missing one is a NotFoundError naming its file, raised only
+ *   when decoding needs it (a gap past `endLsn` or past the end of valid WAL is no error).
+ *
+ * The end of valid WAL is not an error; the end report says where and why: a zero record length (the usual
+ * end inside the segment being written), a zeroed page or a recycled page (an old segment renamed for
+ * reuse: magic right, page address older than expected) where the next page was due, or the end of the
+ * files. Anything else that fails a check (CRC, a bad header, a page address from the future) is a
+ * CorruptionError with the LSN.
+ *
+ * This module reads files itself (node:fs) though it lives in pg/: it is the file edge of the WAL decoder,
+ * used by `wal dump`, tests and benchmarks; the decoder it drives stays pure.
+ */
+import { open, readdir, stat, type FileHandle } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { CorruptionError, isNotFoundFsError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
+import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
+import { WalStreamDecoder } from './wal-decoder.js'
+import {
+  parseWalFileName,
+  SizeOfXLogLongPHD,
+  SizeOfXLogShortPHD,
+  walFileName,
+  XLOG_BLCKSZ,
+  XLOG_PAGE_MAGIC,
+  XLP_LONG_HEADER,
+} from './wal-page.js'
+import type { DecodedRecord } from './wal-record.js'
+
+/** PostgreSQL's IsValidWalSegSize: a power of two from 1 MiB to 1 GiB. */
+export const WAL_SEGMENT_SIZE_MIN_BYTES = 1024 * 1024
+export const WAL_SEGMENT_SIZE_MAX_BYTES = 1024 * 1024 * 1024
+/** Default read size: large enough that syscalls are noise, small enough to stay cache-friendly. */
+export const WAL_READ_CHUNK_DEFAULT_BYTES = 1024 * 1024
+/** Upper bound on one read (and so on the memory a reader holds besides the record being reassembled). */
+export const WAL_READ_CHUNK_MAX_BYTES = 64 * 1024 * 1024
+/** Segment files named on a command line or found in one directory; a pg_wal of 64 TiB at 16 MiB. */
+export const WAL_SEGMENT_FILES_MAX = 4 * 1024 * 1024
+
+const SEGMENT_NAME_RE = /^[0-9A-F]{24}$/
+
+export interface WalSegmentFile {
+  readonly path: string
+  readonly name: string
+  readonly tli: number
+  readonly segno: bigint
+}
+
+export type WalEndReason = 'end-lsn' | 'end-of-wal' | 'zeroed-page' | 'recycled-page' | 'end-of-files'
+
+export interface WalReadEnd {
+  /** Start LSN of the last record handed out (null if none). */
+  readonly lastRecordLsn: Lsn | null
+  /** Where valid WAL ends: the end of the last record (or where the next record would start). */
+  readonly endLsn: Lsn
+  readonly reason: WalEndReason
+  /** One line for people: what was found where. */
+  readonly message: string
+}
+
+export interface WalReadOptions {
+  /** First LSN of interest (default: the start of the first segment). */
+  startLsn?: Lsn | null
+  /** Hand out only records ending at or before this LSN. */
+  endLsn?: Lsn | null
+  /** Bytes per read (default 1 MiB, at most WAL_READ_CHUNK_MAX_BYTES). */
+  chunkBytes?: number
+}
+
+/** Lists the segment files named by `paths` (directories or files), sorted, one per segment. */
+export async function listWalSegmentFiles(paths: readonly string[]): Promise<Array<{ path: string; name: string }>> {
+  if (paths.length === 0) {
+    throw new UsageError('WAL_NO_PATHS', 'no WAL files or directory given', {
+      hint: 'Pass a pg_wal directory or one or more WAL segment files.',
+    })
+  }
+  const byName = new Map<string, string>()
+  const add = (name: string, path: string): void => {
+    const seen = byName.get(name)
+    if (seen !== undefined && seen !== path) {
+      throw new UsageError('WAL_DUPLICATE_SEGMENT', `segment ${name} is given twice (${seen} and ${path})`, {
+        hint: 'Pass each WAL segment once.',
+      })
+    }
+    byName.set(name, path)
+    if (byName.size > WAL_SEGMENT_FILES_MAX) {
+      throw new UsageError('WAL_TOO_MANY_FILES', `more than ${WAL_SEGMENT_FILES_MAX} WAL segment files`, {
+        hint: 'Pass a narrower set of files.',
+      })
+    }
+  }
+  for (const p of paths) {
+    let isDir: boolean
+    try {
+      isDir = (await stat(p)).isDirectory()
+    } catch (e) {
+      if (isNotFoundFsError(e)) {
+        throw new NotFoundError('WAL_PATH_NOT_FOUND', `${p} does not exist`, {
+          hint: 'Pass a pg_wal directory or WAL segment files that exist.',
+        })
+      }
+      throw e
+    }
+    if (isDir) {
+      for (const ent of await readdir(p, { withFileTypes: true })) {
+        if (ent.isFile() && SEGMENT_NAME_RE.test(ent.name)) add(ent.name, join(p, ent.name))
+      }
+    } else {
+      const name = basename(p)
+      if (!SEGMENT_NAME_RE.test(name)) {
+        throw new UsageError('WAL_BAD_FILE_NAME', `${p} is not named like a WAL segment (24 hex digits, e.g. 000000010000000000000001)`, {
+          hint: 'WAL segment names give their timeline and position; rename copied segments back to their original names.',
+        })
+      }
+      add(name, p)
+    }
+  }
+  if (byName.size === 0) {
+    throw new NotFoundError('WAL_NO_SEGMENTS', `no WAL segment files in ${paths.join(', ')}`, {
+      hint: 'Pass a pg_wal directory (it holds files such as 000000010000000000000001).',
+    })
+  }
+  return [...byName.keys()].sort().map((name) => ({ name, path: byName.get(name)! }))
+}
+
+interface LongHeaderFacts {
+  readonly segSize: number
+  readonly sysid: bigint
+}
+
+async function readLongHeader(path: string): Promise<LongHeaderFacts> {
+  const fh = await open(path, 'r')
+  try {
+    const b = Buffer.alloc(SizeOfXLogLongPHD)
+    const { bytesRead } = await fh.read(b, 0, SizeOfXLogLongPHD, 0)
+    const bad = (what: string): CorruptionError =>
+      new CorruptionError('WAL_BAD_SEGMENT_HEADER', `${path}: ${what}`, {
+        hint: 'The file is not a PostgreSQL 15 WAL segment, or its first page is damaged.',
+      })
+    if (bytesRead < SizeOfXLogLongPHD) throw bad(`only ${bytesRead} bytes, shorter than a segment header`)
+    const magic = b.readUInt16LE(0)
+    if (magic !== XLOG_PAGE_MAGIC) {
+      throw bad(`page magic ${magic.toString(16).toUpperCase().padStart(4, '0')}, PostgreSQL 15 writes D110`)
+    }
+    if ((b.readUInt16LE(2) & XLP_LONG_HEADER) === 0) throw bad('first page has no long header')
+    const segSize = b.readUInt32LE(32)
+    if (segSize < WAL_SEGMENT_SIZE_MIN_BYTES || segSize > WAL_SEGMENT_SIZE_MAX_BYTES || (segSize & (segSize - 1)) !== 0) {
+      throw bad(`segment size ${segSize} in the header is not a power of two between 1 MiB and 1 GiB`)
+    }
+    if (b.readUInt32LE(36) !== XLOG_BLCKSZ) throw bad(`WAL block size ${b.readUInt32LE(36)}, expected ${XLOG_BLCKSZ}`)
+    return { segSize, sysid: b.readBigUInt64LE(24) }
+  } finally {
+    await fh.close()
+  }
+}
+
+export class WalFileReader {
+  private endInfo: WalReadEnd | null = null
+  private firstLsn: Lsn | null = null
+
+  private constructor(
+    readonly segments: readonly WalSegmentFile[],
+    readonly segmentSizeBytes: number,
+    readonly timeline: number,
+    readonly systemId: bigint,
+    /** Where reading begins: the first segment's start, or the requested start LSN. */
+    readonly startLsn: Lsn,
+    readonly endLsn: Lsn | null,
+    private readonly chunkBytes: number,
+  ) {}
+
+  /** Finds and checks the files; reads nothing but headers and sizes. */
+  static async open(paths: readonly string[], opts: WalReadOptions = {}): Promise<WalFileReader> {
+    const chunkBytes = opts.chunkBytes ?? WAL_READ_CHUNK_DEFAULT_BYTES
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < XLOG_BLCKSZ || chunkBytes > WAL_READ_CHUNK_MAX_BYTES) {
+      throw new UsageError('WAL_BAD_CHUNK_SIZE', `read size ${chunkBytes} is outside ${XLOG_BLCKSZ}..${WAL_READ_CHUNK_MAX_BYTES}`, {
+        hint: 'Use a read size of a few MiB.',
+      })
+    }
+    const files = await listWalSegmentFiles(paths)
+    const { segSize, sysid } = await readLongHeader(files[0]!.path)
+    const segments: WalSegmentFile[] = []
+    for (const f of files) {
+      const parsed = parseWalFileName(f.name, segSize)
+      if (parsed === null) {
+        throw new UsageError('WAL_BAD_FILE_NAME', `${f.path} is not a valid segment name for ${segSize}-byte segments`, {
+          hint: 'All segments must come from one cluster with one segment size.',
+        })
+      }
+      const size = (await stat(f.path)).size
+      if (size !== segSize) {
+        throw new CorruptionError('WAL_BAD_SEGMENT_SIZE', `${f.path} has ${size} bytes, expected ${segSize} (the segment size in its headers)`, {
+          hint: 'The file is truncated or not a WAL segment; copy it again from the primary or the archive.',
+        })
+      }
+      segments.push({ path: f.path, name: f.name, ...parsed })
+    }
+    const tlis = [...new Set(segments.map((s) => s.tli))]
+    if (tlis.length > 1) {
+      throw new UsageError('WAL_MULTIPLE_TIMELINES', `WAL segments of several timelines (${tlis.join(', ')}) were given`, {
+        hint: 'Pass the segment files of one timeline (after a promotion, pg_wal holds both the old and the new one).',
+      })
+    }
+    const firstStart = toLsn(segments[0]!.segno * BigInt(segSize))
+    const startLsn = opts.startLsn ?? firstStart
+    if (startLsn < firstStart) {
+      throw new NotFoundError('WAL_SEGMENT_MISSING', `start ${formatLsn(startLsn)} is in segment ${walFileName(tlis[0]!, BigInt(startLsn) / BigInt(segSize), segSize)}, which was not given`, {
+        hint: `The first segment given starts at ${formatLsn(firstStart)}; pass the earlier segments or a later --start.`,
+      })
+    }
+    const endLsn = opts.endLsn ?? null
+    if (endLsn !== null && endLsn < startLsn) {
+      throw new UsageError('WAL_BAD_RANGE', `end ${formatLsn(endLsn)} is before start ${formatLsn(startLsn)}`, {
+        hint: 'Give an --end LSN after --start.',
+      })
+    }
+    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes)
+  }
+
+  /** Set when reading has ended without an error. */
+  get endReport(): WalReadEnd | null {
+    return this.endInfo
+  }
+
+  /** The first record handed out, once known (pg_waldump's "first record is after ..."). */
+  get firstRecordLsn(): Lsn | null {
+    return this.firstLsn
+  }
+
+  /** Records one at a time; the generator's return value is the end report. */
+  async *records(): AsyncGenerator<DecodedRecord, WalReadEnd, undefined> {
+    const batches = this.recordBatches()
+    for (;;) {
+      const r = await batches.next()
+      if (r.done) return r.value
+      yield* r.value
+    }
+  }
+
+  /**
+   * Records in batches (all the records completed by one read): one await per chunk instead of one per
+   * record, for hot loops. Each batch array is fresh; the records are views into the chunk they came from.
+   */
+  async *recordBatches(): AsyncGenerator<DecodedRecord[], WalReadEnd, undefined> {
+    const segSize = this.segmentSizeBytes
+    const start = Number(this.startLsn)
+    const end = this.endLsn === null ? Infinity : Number(this.endLsn)
+    // Decode from the page holding the start; records before the start are read but not handed out.
+    const decodeFrom = start - (start % XLOG_BLCKSZ)
+    const decoder = new WalStreamDecoder({
+      startLsn: toLsn(decodeFrom),
+      systemId: this.systemId,
+      segmentSizeBytes: segSize,
+    })
+    const bySegno = new Map<bigint, WalSegmentFile>()
+    for (const s of this.segments) bySegno.set(s.segno, s)
+    let lastRecordLsn: Lsn | null = null
+    let lastEnd = decodeFrom
+    const finish = (reason: WalEndReason, endLsn: number, message: string): WalReadEnd => {
+      this.endInfo = { lastRecordLsn, endLsn: toLsn(endLsn), reason, message }
+      return this.endInfo
+    }
+
+    let segno = BigInt(Math.floor(decodeFrom / segSize))
+    let offset = decodeFrom % segSize
+    for (;;) {
+      const seg = bySegno.get(segno)
+      const segStart = Number(segno) * segSize
+      if (seg === undefined) {
+        if (segStart >= end) return finish('end-lsn', lastEnd, `reached the end LSN ${formatLsn(BigInt(end))}`)
+        const last = this.segments[this.segments.length - 1]!
+        if (segno > last.segno) {
+          return finish(
+            'end-of-files',
+            lastEnd,
+            `the WAL files end at ${formatLsn(BigInt(segStart))}` +
+              (decoder.position > toLsn(lastEnd) ? `, inside a record that continues in ${walFileName(this.timeline, segno, segSize)}` : ''),
+          )
+        }
+        const missing = walFileName(this.timeline, segno, segSize)
+        throw new NotFoundError('WAL_SEGMENT_MISSING', `WAL segment ${missing} is missing: the files given are not contiguous`, {
+          hint: `Restore ${missing} from the archive or the primary, or stop before it with --end ${formatLsn(BigInt(segStart))}.`,
+          details: { segment: missing, lsn: formatLsn(BigInt(segStart)) },
+        })
+      }
+      let fh: FileHandle
+      try {
+        fh = await open(seg.path, 'r')
+      } catch (e) {
+        if (isNotFoundFsError(e)) throw new NotFoundError('WAL_SEGMENT_MISSING', `${seg.path} disappeared while reading`, { hint: 'Do not remove WAL files while they are read.' })
+        throw e
+      }
+      try {
+        while (offset < segSize) {
+          const len = Math.min(this.chunkBytes, segSize - offset)
+          const chunk = Buffer.allocUnsafe(len)
+          const { bytesRead } = await fh.read(chunk, 0, len, offset)
+          if (bytesRead !== len) {
+            throw new CorruptionError('WAL_SHORT_READ', `${seg.path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
+              hint: 'The file was truncated while being read.',
+            })
+          }
+          offset += len
+          decoder.feed(chunk)
+          const batch: DecodedRecord[] = []
+          let stop: WalReadEnd | null = null
+          for (;;) {
+            let rec: DecodedRecord | null
+            try {
+              rec = decoder.next()
+            } catch (e) {
+              const ended = await this.classifyPageError(e, decoder, bySegno)
+              if (ended === null) throw e
+              stop = finish(ended.reason, lastEnd, ended.message)
+              break
+            }
+            if (rec === null) {
+              const walEnd = decoder.end
+              if (walEnd !== null) stop = finish('end-of-wal', Number(walEnd.lsn), walEnd.reason)
+              break
+            }
+            if (Number(rec.endLsn) > end) {
+              stop = finish('end-lsn', lastEnd, `reached the end LSN ${formatLsn(BigInt(end))}`)
+              break
+            }
+            lastRecordLsn = rec.lsn
+            lastEnd = Number(rec.endLsn)
+            if (Number(rec.lsn) >= start) {
+              if (this.firstLsn === null) this.firstLsn = rec.lsn
+              batch.push(rec)
+            }
+          }
+          if (batch.length > 0) yield batch
+          if (stop !== null) return stop
+          if (segStart + offset >= end && Number(decoder.position) >= end) {
+            return finish('end-lsn', lastEnd, `reached the end LSN ${formatLsn(BigInt(end))}`)
+          }
+        }
+      } finally {
+        await fh.close()
+      }
+      segno += 1n
+      offset = 0
+    }
+  }
+
+  /**
+   * A page-header failure where a page was due after valid data is the end of WAL when the page is zeroed
+   * or recycled (an older segment renamed for reuse); anything else stays an error.
+   */
+  private async classifyPageError(
+    e: unknown,
+    decoder: WalStreamDecoder,
+    bySegno: Map<bigint, WalSegmentFile>,
+  ): Promise<{ reason: WalEndReason; message: string } | null> {
+    if (!(e instanceof PageserverError) || (e.code !== 'WAL_BAD_MAGIC' && e.code !== 'WAL_BAD_PAGE_ADDRESS')) return null
+    const pageLsn = Number(decoder.position)
+    if (pageLsn % XLOG_BLCKSZ !== 0) return null
+    const seg = bySegno.get(BigInt(Math.floor(pageLsn / this.segmentSizeBytes)))
+    if (seg === undefined) return null
+    const hdr = Buffer.alloc(SizeOfXLogShortPHD)
+    const fh = await open(seg.path, 'r')
+    try {
+      await fh.read(hdr, 0, SizeOfXLogShortPHD, pageLsn % this.segmentSizeBytes)
+    } finally {
+      await fh.close()
+    }
+    const at = formatLsn(BigInt(pageLsn))
+    if (hdr.every((b) => b === 0)) return { reason: 'zeroed-page', message: `zeroed WAL page at ${at}` }
+    const pageaddr = Number(hdr.readBigUInt64LE(8))
+    if (hdr.readUInt16LE(0) === XLOG_PAGE_MAGIC && pageaddr < pageLsn) {
+      return { reason: 'recycled-page', message: `recycled WAL page at ${at} (page address ${formatLsn(BigInt(pageaddr))})` }
+    }
+    return null
+  }
+}
