@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest'
+import { Parser } from 'pg-protocol/dist/parser.js'
+import type { BackendMessage } from 'pg-protocol/dist/messages.js'
+import { FrameGuard } from '../../../src/core/walreceiver/frame-guard.js'
+import { ChunkQueue } from '../../../src/core/walreceiver/chunk-queue.js'
+import { backoffDelayMs, sleep } from '../../../src/core/walreceiver/backoff.js'
+import { parseSegmentSizeSetting } from '../../../src/core/walreceiver/segment-size.js'
+import { decodeServerMessage, encodeKeepalive, encodeXLogData } from '../../../src/core/protocol/replication-messages.js'
+import { CorruptionError } from '../../../src/core/lib/errors.js'
+import type { Lsn } from '../../../src/core/pg/lsn.js'
+
+/** A backend message: type byte, u32 length (counting itself), body. Built by hand. */
+function frame(type: string, body: Buffer): Buffer {
+  const h = Buffer.alloc(5)
+  h[0] = type.charCodeAt(0)
+  h.writeUInt32BE(body.length + 4, 1)
+  return Buffer.concat([h, body])
+}
+
+const WAL = Buffer.from(Array.from({ length: 300 }, (_, i) => i & 0xff))
+const STREAM = Buffer.concat([
+  frame('W', Buffer.from([0, 0, 0])),
+  frame('d', encodeXLogData({ dataStart: 0x1000000n as Lsn, walEnd: 0x2000000n as Lsn, sendTime: 1n, data: WAL.subarray(0, 200) })),
+  frame('d', encodeKeepalive({ walEnd: 0x2000000n as Lsn, sendTime: 2n, replyRequested: true })),
+  frame('d', encodeXLogData({ dataStart: 0x10000c8n as Lsn, walEnd: 0x2000000n as Lsn, sendTime: 3n, data: WAL.subarray(200) })),
+  frame('c', Buffer.alloc(0)),
+])
+
+/** Feeds the stream in two parts through guard + pg-protocol parser; copies WAL out in the callback. */
+function parseSplit(at: number): Array<{ name: string; wal?: Buffer; reply?: boolean }> {
+  const guard = new FrameGuard(1024)
+  const parser = new Parser()
+  const out: Array<{ name: string; wal?: Buffer; reply?: boolean }> = []
+  const cb = (msg: BackendMessage): void => {
+    if (msg.name !== 'copyData') return void out.push({ name: msg.name })
+    const m = decodeServerMessage((msg as unknown as { chunk: Buffer }).chunk)
+    if (m.type === 'xlogData') out.push({ name: 'w', wal: Buffer.from(m.data) })
+    else out.push({ name: 'k', reply: m.replyRequested })
+  }
+  for (const part of [STREAM.subarray(0, at), STREAM.subarray(at)]) {
+    guard.feed(part)
+    parser.parse(Buffer.from(part), cb)
+  }
+  expect(guard.atBoundary).toBe(true)
+  return out
+}
+
+describe('backend framing (FrameGuard + pg-protocol parser)', () => {
+  it('yields the same messages and WAL bytes however the stream is split', () => {
+    const whole = parseSplit(STREAM.length)
+    expect(whole.map((m) => m.name)).toEqual(['replicationStart', 'w', 'k', 'w', 'copyDone'])
+    expect(Buffer.concat([whole[1]!.wal!, whole[3]!.wal!])).toEqual(WAL)
+    for (let at = 0; at <= STREAM.length; at++) expect(parseSplit(at), `split at ${at}`).toEqual(whole)
+  })
+
+  it('refuses a frame longer than the limit, or shorter than its length field, at any split', () => {
+    const tooLong = frame('d', Buffer.alloc(1025))
+    const impossible = Buffer.from([0x64, 0, 0, 0, 3])
+    for (const [bytes, code] of [
+      [tooLong, 'PG_MESSAGE_TOO_LARGE'],
+      [impossible, 'PG_PROTOCOL_VIOLATION'],
+    ] as const) {
+      for (let at = 0; at <= 5; at++) {
+        const g = new FrameGuard(1024)
+        let err: unknown
+        try {
+          g.feed(bytes.subarray(0, at))
+          g.feed(bytes.subarray(at, 5))
+        } catch (e) {
+          err = e
+        }
+        expect(err).toBeInstanceOf(CorruptionError)
+        expect((err as CorruptionError).code).toBe(code)
+      }
+    }
+    // Exactly at the limit is fine.
+    new FrameGuard(1024).feed(frame('d', Buffer.alloc(1024)))
+  })
+})
+
+describe('ChunkQueue', () => {
+  const item = (n: number) => ({ data: Buffer.alloc(n) })
+
+  it('delivers in order, then the end; a waiting consumer is woken', async () => {
+    const q = new ChunkQueue<{ data: Buffer }>(100)
+    const pending = q.next()
+    q.push(item(1))
+    q.push(item(2))
+    q.end()
+    q.push(item(3)) // ignored after end
+    expect((await pending).value!.data.length).toBe(1)
+    expect((await q.next()).value!.data.length).toBe(2)
+    expect((await q.next()).done).toBe(true)
+    expect((await q.next()).done).toBe(true)
+  })
+
+  it('delivers queued items before a failure, and reports high water and drain', async () => {
+    let drains = 0
+    const q = new ChunkQueue<{ data: Buffer }>(100, () => drains++)
+    q.push(item(60))
+    expect(q.overHighWater).toBe(false)
+    q.push(item(60))
+    expect(q.overHighWater).toBe(true)
+    q.fail(new Error('boom'))
+    await q.next()
+    expect(drains).toBe(0) // 60 bytes still queued: above the low-water mark (50)
+    await q.next()
+    expect(drains).toBe(1) // empty: the producer may resume
+    await expect(q.next()).rejects.toThrow('boom')
+  })
+})
+
+describe('backoff and segment size', () => {
+  const b = { initialDelayMs: 200, maxDelayMs: 10_000, multiplier: 2 }
+  it('grows exponentially, stays within [base/2, base], and is capped', () => {
+    expect(backoffDelayMs(1, b, () => 0)).toBe(100)
+    expect(backoffDelayMs(1, b, () => 0.999999)).toBe(200)
+    expect(backoffDelayMs(4, b, () => 0)).toBe(800)
+    expect(backoffDelayMs(4, b, () => 0.5)).toBe(1200)
+    expect(backoffDelayMs(50, b, () => 0.999999)).toBe(10_000)
+    expect(backoffDelayMs(5000, b, () => 0)).toBe(5_000)
+  })
+
+  it('sleep ends early on abort', async () => {
+    const ac = new AbortController()
+    const p = sleep(60_000, ac.signal)
+    ac.abort()
+    await p
+    await sleep(1)
+  })
+
+  it('parses wal_segment_size as SHOW prints it', () => {
+    expect(parseSegmentSizeSetting('16MB')).toBe(16 * 1024 * 1024)
+    expect(parseSegmentSizeSetting('1GB')).toBe(1024 ** 3)
+    expect(parseSegmentSizeSetting('1024kB')).toBe(1024 ** 2)
+    for (const bad of ['15MB', '2GB', '512kB', 'abc', '']) expect(() => parseSegmentSizeSetting(bad)).toThrow(CorruptionError)
+  })
+})
