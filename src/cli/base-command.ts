@@ -10,6 +10,7 @@
  */
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { toUserFacing } from './errors.js'
+import type { PageserverConfig } from '../core/config/index.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -32,6 +33,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
         'Repeatable. Each value is a TOML document whose top-level keys replace the same keys of pageserver.toml ' +
         '(no deep merge): -c "remote_storage={local_path=\'/some/path/\'}".',
       multiple: true,
+      // One value per -c: `-c a=1 FILE` must leave FILE to the command's arguments.
+      multipleNonGreedy: true,
       helpGroup: 'GLOBAL',
     }),
   }
@@ -50,6 +53,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as CommandFlags<T>
     this.args = args as CommandArgs<T>
+  }
+
+  /** The effective config: `<workdir>/pageserver.toml`, then each `-c` in order; credentials from the environment. */
+  protected async loadConfig(): Promise<PageserverConfig> {
+    // Imported on demand: commands that need no config do not pay for loading the TOML parser.
+    const { loadConfig } = await import('../core/config/index.js')
+    return loadConfig({ workdir: this.flags.workdir, overrides: this.flags.config ?? [], env: process.env })
   }
 
   /** Plain JSON (no colour codes): scripts read it. */

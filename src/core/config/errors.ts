@@ -4,8 +4,8 @@
  *
  * Codes are stable (scripts match on them): CONFIG_SYNTAX, CONFIG_UNKNOWN_KEY, CONFIG_WRONG_TYPE,
  * CONFIG_BAD_VALUE, CONFIG_MISSING_KEY, CONFIG_REMOTE_STORAGE_FORMS, CONFIG_SECRET_IN_FILE,
- * CONFIG_TOO_LARGE, CONFIG_UNREADABLE, CONFIG_EXISTS. All are usage errors (exit 2) except CONFIG_EXISTS
- * (conflict, exit 4).
+ * CONFIG_INCOMPLETE_CREDENTIALS, CONFIG_TOO_LARGE, CONFIG_UNREADABLE, WORKDIR_UNUSABLE and CONFIG_EXISTS.
+ * All are usage errors (exit 2) except CONFIG_EXISTS (conflict, exit 4).
  */
 import { UsageError } from '../lib/errors.js'
 

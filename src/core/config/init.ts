@@ -9,7 +9,7 @@
  */
 import { link, mkdir, open, rename, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { ConflictError, UsageError, assert, messageOf } from '../lib/errors.js'
+import { ConflictError, PageserverError, UsageError, assert, messageOf } from '../lib/errors.js'
 import { CONFIG_FILE_NAME, resolveConfig, type LoadConfigOptions } from './load.js'
 import { redactedConfigJson } from './show.js'
 import { renderConfigTemplate } from './template.js'
@@ -51,15 +51,12 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
   try {
     await mkdir(tenantsDir, { recursive: true })
   } catch (err) {
-    throw new UsageError('WORKDIR_UNUSABLE', `cannot create ${tenantsDir}: ${messageOf(err)}`, {
-      hint: 'Choose a workdir (-D/--workdir) in a writable location that is not a file.',
-      cause: err,
-    })
+    throw unusable(tenantsDir, err)
   }
   const tmpPath = configPath + TEMP_SUFFIX
-  await writeDurably(tmpPath, text)
   let overwritten = false
   try {
+    await writeDurably(tmpPath, text)
     if (opts.force) {
       overwritten = await fileExists(configPath)
       await rename(tmpPath, configPath)
@@ -71,11 +68,21 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
         throw err
       }
     }
+    await fsyncDir(workdir)
+  } catch (err) {
+    if (err instanceof PageserverError) throw err
+    throw unusable(configPath, err)
   } finally {
     await rm(tmpPath, { force: true })
   }
-  await fsyncDir(workdir)
   return { workdir, configPath, tenantsDir, overwritten, chosenKeys: Object.keys(wanted.overrideTable) }
+}
+
+function unusable(path: string, err: unknown): UsageError {
+  return new UsageError('WORKDIR_UNUSABLE', `cannot create ${path}: ${messageOf(err)}`, {
+    hint: 'Choose a workdir (-D/--workdir) in a writable location that is not a file.',
+    cause: err,
+  })
 }
 
 function exists(configPath: string): ConflictError {
@@ -91,8 +98,9 @@ async function fileExists(path: string): Promise<boolean> {
     await h.close()
     return true
   } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return false
-    throw err
+    const code = (err as { code?: string }).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false
+    throw unusable(path, err)
   }
 }
 
