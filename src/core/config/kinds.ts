@@ -93,7 +93,7 @@ export function intKind(limits: { min: number; max: number }): Kind<number> {
   return {
     expected,
     parse(raw, ctx) {
-      if (typeof raw === 'bigint') throw badValue(ctx, `${raw} is above the maximum ${limits.max}`, `Use ${expected}.`)
+      if (typeof raw === 'bigint') throw badValue(ctx, `${raw} is out of range`, `Use ${expected}.`)
       if (typeof raw !== 'number' || !Number.isInteger(raw)) throw wrongType(ctx, expected, raw)
       checkRange(ctx, raw, limits.min, limits.max, String)
       return raw

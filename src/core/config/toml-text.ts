@@ -8,8 +8,9 @@
  *
  * A `-c` value that is a single bare `key=value` whose value is not valid TOML (`-c checkpoint_timeout=10s`,
  * `-c listen_pg_addr=127.0.0.1:6400`) is taken as that key set to the string after `=`, so the common case
- * needs no shell-quoted TOML quotes. Values starting with `{ [ " '` are never reinterpreted: a broken inline
- * table or string keeps its syntax error with line and column.
+ * needs no shell-quoted TOML quotes. Values starting with `{ [ " '` are not reinterpreted (except an IPv6
+ * address like `[::1]:6400`): a broken inline table, array or string keeps its syntax error with line and
+ * column.
  */
 import { parse, TomlError } from 'smol-toml'
 import { UsageError } from '../lib/errors.js'
@@ -28,6 +29,8 @@ export type RawTable = Record<string, unknown>
 
 const BARE_OVERRIDE_RE = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$/
 const BARE_KEY_RE = /^[A-Za-z0-9_-]+$/
+/** `[::1]:6400` starts like a TOML array but is an address: the one bracketed bare value we accept. */
+const IPV6_HOST_PORT_RE = /^\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?\]:\d+$/
 
 /** `-c "checkpoint_distance=1"` as shown in messages (long fragments shortened). */
 export function overrideLabel(fragment: string): string {
@@ -67,7 +70,8 @@ export function parseOverride(fragment: string): RawTable {
   } catch (err) {
     const bare = fragment.includes('\n') ? null : BARE_OVERRIDE_RE.exec(fragment)
     const value = bare?.[2] ?? ''
-    if (bare === null || value === '' || '{["\''.includes(value[0]!)) throw err
+    const structured = '{["\''.includes(value[0] ?? '{') && !IPV6_HOST_PORT_RE.test(value)
+    if (bare === null || value === '' || structured) throw err
     table = Object.create(null) as RawTable
     table[bare[1]!] = value
   }

@@ -217,6 +217,7 @@ describe('-c overrides', () => {
       ["checkpoint_timeout = '10 m'", { checkpointTimeoutMs: 600_000 }],
       ['listen_pg_addr=127.0.0.1:6400', { listenPgAddr: '127.0.0.1:6400' }],
       ['listen_pg_addr = "127.0.0.1:6400"', { listenPgAddr: '127.0.0.1:6400' }],
+      ['listen_http_addr=[::1]:9898', { listenHttpAddr: '[::1]:9898' }],
       ['pg_auth_type=NeonJWT', { pgAuthType: 'NeonJWT' }],
       ['no_sync=true', { noSync: true }],
       ['wal_redo_workers = 4\nno_sync = true', { walRedoWorkers: 4, noSync: true }],
@@ -238,7 +239,7 @@ describe('-c overrides', () => {
     expect(e.code).toBe('CONFIG_SYNTAX')
     expect(e.message).toBe('-c "remote_storage={local_path=/some/path/}": line 1, column 28: invalid value')
     expect(e.details).toMatchObject({ line: 1, column: 28 })
-    for (const bad of ['a b = 1', 'checkpoint_distance=', "checkpoint_distance='1", 'no_sync=true\nx =']) {
+    for (const bad of ['a b = 1', 'checkpoint_distance=', 'wal_redo_command=[postgres]', "checkpoint_distance='1", 'no_sync=true\nx =']) {
       expect(errorOf(() => load(null, [bad])).code, bad).toBe('CONFIG_SYNTAX')
     }
     expect(errorOf(() => load(null, [''])).message).toMatch(/sets no key/)
@@ -320,5 +321,31 @@ describe('loadConfig on disk', () => {
     const fileAsWorkdir = join(dir, 'plainfile')
     await writeFile(fileAsWorkdir, 'x')
     await expect(loadConfig({ workdir: fileAsWorkdir })).rejects.toMatchObject({ code: 'CONFIG_UNREADABLE' })
+  })
+})
+
+describe('robustness', () => {
+  it('answers any -c fragment with a config or a usage error, never a crash', () => {
+    // Deterministic pseudo-random fragments built from known keys and TOML punctuation.
+    let seed = 12345
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    const pieces = ['checkpoint_distance', 'remote_storage', 'local_path', 'bucket_name', 'wal_redo_command', 'auth_type', '=', '"', "'", '{', '}', '[', ']', ',', '.', ' ', '\n', '1', '-1', 'true', '10s', 'MiB', '0x10', '1e3', ':', '#', '__proto__', 'inf', 'nan', '1979-05-27']
+    let ok = 0
+    for (let i = 0; i < 3000; i++) {
+      const keys = ['checkpoint_distance', 'checkpoint_timeout', 'listen_pg_addr', 'no_sync', 'remote_storage', 'wal_redo_command']
+      const head = rand(2) === 0 ? `${keys[rand(keys.length)]}=` : ''
+      const fragment = head + Array.from({ length: 1 + rand(head ? 3 : 8) }, () => pieces[rand(pieces.length)]).join('')
+      try {
+        load(null, [fragment])
+        ok++
+      } catch (err) {
+        expect(err, fragment).toBeInstanceOf(PageserverError)
+        expect((err as PageserverError).kind, fragment).toBe('usage')
+      }
+    }
+    expect(ok).toBeGreaterThan(0)
   })
 })
