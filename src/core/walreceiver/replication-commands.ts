@@ -1,0 +1,72 @@
+/**
+ * Results of the walsender's replication commands, parsed from their text rows into typed values.
+ *
+ *   IDENTIFY_SYSTEM        -> systemid (u64 as decimal text), timeline (int4), xlogpos ("X/X"), dbname (null)
+ *   READ_REPLICATION_SLOT  -> slot_type, restart_lsn, restart_tli; a row of nulls when the slot is missing
+ *
+ * Slot names are checked before they are spliced into a command: PostgreSQL allows only lower-case
+ * letters, digits and underscores, at most 63 bytes (NAMEDATALEN - 1), so nothing else can reach SQL.
+ */
+import { CorruptionError, UsageError } from '../lib/errors.js'
+import { parseLsn, type Lsn } from '../pg/lsn.js'
+
+export interface QueryResult {
+  readonly fields: string[]
+  readonly rows: Array<Array<string | null>>
+  readonly tags: string[]
+}
+
+export interface SystemIdentity {
+  readonly systemId: bigint
+  /** PostgreSQL's TimeLineID of the primary. */
+  readonly timeline: number
+  /** The primary's current WAL flush position. */
+  readonly xlogPos: Lsn
+  readonly dbname: string | null
+}
+
+export interface SlotInfo {
+  readonly slotType: 'physical'
+  /** null when the slot has not reserved WAL yet. */
+  readonly restartLsn: Lsn | null
+  readonly restartTimeline: number | null
+}
+
+export const slotNameLengthMax = 63
+
+export function validateSlotName(name: string): void {
+  if (name.length === 0 || name.length > slotNameLengthMax || !/^[a-z0-9_]+$/.test(name)) {
+    throw new UsageError('BAD_SLOT_NAME', `"${name}" is not a valid replication slot name`, {
+      hint: `Use 1 to ${slotNameLengthMax} lower-case letters, digits and underscores, e.g. pageserver_1.`,
+    })
+  }
+}
+
+function badReply(what: string, detail: string): CorruptionError {
+  return new CorruptionError('PG_BAD_REPLY', `unexpected reply to ${what}: ${detail}`, { hint: 'Check that the server is PostgreSQL 15.' })
+}
+
+export function parseSystemRow(r: QueryResult): SystemIdentity {
+  const row = r.rows[0]
+  if (r.rows.length !== 1 || row === undefined || row.length < 3) throw badReply('IDENTIFY_SYSTEM', `${r.rows.length} rows`)
+  const [sysid, tli, xlogpos] = row
+  if (sysid == null || !/^\d{1,20}$/.test(sysid)) throw badReply('IDENTIFY_SYSTEM', `system id "${sysid}"`)
+  const systemId = BigInt(sysid)
+  if (systemId > 0xffff_ffff_ffff_ffffn) throw badReply('IDENTIFY_SYSTEM', `system id "${sysid}" exceeds 64 bits`)
+  if (tli == null || !/^\d{1,10}$/.test(tli) || Number(tli) < 1 || Number(tli) > 0xffff_ffff) throw badReply('IDENTIFY_SYSTEM', `timeline "${tli}"`)
+  if (xlogpos == null) throw badReply('IDENTIFY_SYSTEM', 'no xlogpos')
+  return { systemId, timeline: Number(tli), xlogPos: parseLsn(xlogpos, 'IDENTIFY_SYSTEM xlogpos'), dbname: row[3] ?? null }
+}
+
+export function parseSlotRow(r: QueryResult): SlotInfo | null {
+  const row = r.rows[0]
+  if (r.rows.length !== 1 || row === undefined || row.length < 3) throw badReply('READ_REPLICATION_SLOT', `${r.rows.length} rows`)
+  const [type, restart, tli] = row
+  if (type == null) return null
+  if (type !== 'physical') throw badReply('READ_REPLICATION_SLOT', `slot type "${type}"`)
+  return {
+    slotType: 'physical',
+    restartLsn: restart == null ? null : parseLsn(restart, 'READ_REPLICATION_SLOT restart_lsn'),
+    restartTimeline: tli == null ? null : Number(tli),
+  }
+}
