@@ -218,10 +218,14 @@ export class WalStream implements AsyncIterable<WalChunk> {
     this.io.send(serialize.copyData(update))
   }
 
-  /** Sends CopyDone once (ours, or in answer to the server's). */
+  /**
+   * Sends CopyDone once (ours, or in answer to the server's). When we stop, a last status update goes first
+   * so the primary (and its slot) sees the final durable position rather than one up to a delay old.
+   */
   sendCopyDone(reason: StreamEnd['reason']): void {
     this.end ??= { reason }
     if (this.copyDoneSent) return
+    if (reason === 'client-stopped') this.sendStatus(false)
     this.copyDoneSent = true
     this.io.send(serialize.copyDone())
     this.resume()

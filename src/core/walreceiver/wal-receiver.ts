@@ -1,0 +1,304 @@
+/**
+ * WalReceiver: WAL records from a PostgreSQL 15 primary, in LSN order, each exactly once, across
+ * reconnects.
+ *
+ * One session = one ReplicationConnection: IDENTIFY_SYSTEM (the system id must match the expected one, or
+ * the first connection's), the slot (created with RESERVE_WAL when missing), START_REPLICATION at the resume
+ * point, and a fresh WalStreamDecoder fed with the streamed bytes. When a session ends (primary restart,
+ * dropped connection, silence), the next one starts after a backoff at the end LSN of the last record
+ * handed out: a record boundary, so nothing is delivered twice, and the decoder checks the previous-record
+ * link of the first new record against the last delivered one, so nothing is skipped.
+ *
+ * Why restart from a record boundary rather than from the last byte received: bytes of a record that was
+ * never completed may be replaced after a crash of the primary (XLP_FIRST_IS_OVERWRITE_CONTRECORD); a fresh
+ * decoder at the last complete record reads the new bytes as PostgreSQL's own recovery does.
+ *
+ * Durability: the primary's slot keeps WAL from what the owner declared durable with `markDurable()`
+ * (reported as flushed = applied), never from what was merely received. Before any declaration the
+ * receiver reports 0, which leaves the slot where it is.
+ *
+ * Failures: retryable ones (unreachable, lost, shutting down, silent, slot still held by the previous
+ * walsender) are retried up to `reconnectAttemptsMax` consecutive times; anything else (system id
+ * mismatch, authentication, corrupt WAL, WAL already removed) ends `records()` with that error.
+ */
+import { assert, ConflictError, CorruptionError, PageserverError, UnavailableError, messageOf } from '../lib/errors.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { WalStreamDecoder } from '../pg/wal-decoder.js'
+import type { DecodedRecord } from '../pg/wal-record.js'
+import { DEFAULT_WAL_SEGMENT_SIZE, SizeOfXLogLongPHD, SizeOfXLogShortPHD, XLOG_BLCKSZ } from '../pg/wal-page.js'
+import type { ConnParams } from '../protocol/conn-string.js'
+import { describeConnParams } from '../protocol/conn-string.js'
+import { backoffDefaults, backoffDelayMs, sleep, validateBackoff, type BackoffOptions } from './backoff.js'
+import type { ReplicationConnectionOptions } from './connection-options.js'
+import { isRetryable } from './pg-errors.js'
+import { ReplicationConnection } from './replication-connection.js'
+import { parseSegmentSizeSetting } from './segment-size.js'
+
+export interface ReceiverLogEvent {
+  readonly level: 'info' | 'warn' | 'error'
+  readonly event: 'connecting' | 'streaming' | 'slot-created' | 'stream-ended' | 'retry' | 'gave-up' | 'stopped'
+  readonly message: string
+  readonly attempt?: number
+  readonly delayMs?: number
+  readonly lsn?: string
+  readonly error?: { code: string; message: string }
+}
+
+export interface WalReceiverOptions {
+  conn: ConnParams
+  /** Physical slot to stream from; created with RESERVE_WAL when missing. */
+  slotName?: string | undefined
+  /** A WAL page boundary or a record boundary. */
+  startLsn: Lsn
+  /** Start LSN of the record before `startLsn`, when known: the first record's prev-link is then checked. */
+  prevRecordLsn?: Lsn | undefined
+  /** The primary must have this system id (else WAL_SYSTEM_ID_MISMATCH, not retried). */
+  expectedSystemId?: bigint | undefined
+  /** Durable LSN known at start (e.g. from disk): reported as flushed from the first status update on. */
+  durableLsn?: Lsn | undefined
+  backoff?: Partial<BackoffOptions> | undefined
+  /** Consecutive failed attempts before giving up; a session that reaches streaming resets the count. */
+  reconnectAttemptsMax?: number | undefined
+  connection?: Omit<ReplicationConnectionOptions, 'signal'> | undefined
+  signal?: AbortSignal | undefined
+  logger?: ((e: ReceiverLogEvent) => void) | undefined
+  /** For tests: the jitter source. */
+  random?: (() => number) | undefined
+}
+
+export const walReceiverDefaults = Object.freeze({
+  // With the default backoff (capped at 10 s) about ten minutes of outage before giving up.
+  reconnectAttemptsMax: 60,
+})
+
+export interface ReceiverStats {
+  /** Sessions that reached streaming. */
+  sessions: number
+  /** Connection attempts, successful or not. */
+  attempts: number
+  records: number
+  /** WAL bytes received over all sessions. */
+  walBytes: number
+  systemId: bigint | undefined
+  timeline: number | undefined
+  segmentSizeBytes: number
+  /** End LSN of the last record handed out (where a reconnect resumes); startLsn before the first. */
+  lastRecordEnd: Lsn
+  /** The primary's end of WAL as last reported. */
+  serverWalEnd: Lsn
+  durable: Lsn
+}
+
+export class WalReceiver {
+  private readonly backoff: BackoffOptions
+  private readonly attemptsMax: number
+  private readonly controller = new AbortController()
+  private readonly log: (e: ReceiverLogEvent) => void
+  private conn: ReplicationConnection | undefined
+  private started = false
+  private stopped = false
+  private expectedSystemId: bigint | undefined
+  private lastRecordLsn: Lsn | undefined
+  private durableLsn: Lsn
+  readonly stats: ReceiverStats
+
+  constructor(private readonly opts: WalReceiverOptions) {
+    this.backoff = { ...backoffDefaults, ...definedOnly(opts.backoff ?? {}) }
+    validateBackoff(this.backoff)
+    this.attemptsMax = opts.reconnectAttemptsMax ?? walReceiverDefaults.reconnectAttemptsMax
+    this.log = opts.logger ?? (() => {})
+    this.expectedSystemId = opts.expectedSystemId
+    this.lastRecordLsn = opts.prevRecordLsn
+    this.durableLsn = opts.durableLsn ?? (0n as Lsn)
+    this.stats = {
+      sessions: 0,
+      attempts: 0,
+      records: 0,
+      walBytes: 0,
+      systemId: undefined,
+      timeline: undefined,
+      segmentSizeBytes: DEFAULT_WAL_SEGMENT_SIZE,
+      lastRecordEnd: opts.startLsn,
+      serverWalEnd: 0n as Lsn,
+      durable: this.durableLsn,
+    }
+    if (opts.signal) {
+      if (opts.signal.aborted) this.stopped = true
+      else opts.signal.addEventListener('abort', () => void this.close(), { once: true })
+    }
+  }
+
+  /**
+   * Declares WAL up to `lsn` durable (an end LSN of a delivered record, or the start LSN). The primary's
+   * slot may then free WAL below it. Never moves backwards.
+   */
+  markDurable(lsn: Lsn): void {
+    assert(lsn <= this.stats.lastRecordEnd, () => `markDurable(${formatLsn(lsn)}) is past the last delivered record end ${formatLsn(this.stats.lastRecordEnd)}`)
+    if (lsn <= this.durableLsn) return
+    this.durableLsn = lsn
+    this.stats.durable = lsn
+    this.conn?.setDurable(lsn)
+  }
+
+  /** Stops streaming (CopyDone, Terminate); `records()` then ends normally. */
+  async close(): Promise<void> {
+    this.stopped = true
+    this.controller.abort()
+    await this.conn?.close()
+  }
+
+  /** Records one by one. Single use: one consumer per receiver. */
+  async *records(): AsyncGenerator<DecodedRecord, void, undefined> {
+    for await (const batch of this.batches()) {
+      for (const rec of batch) yield rec
+    }
+  }
+
+  /** Records in the batches the network delivered them (cheaper than one await per record). Single use. */
+  async *batches(): AsyncGenerator<DecodedRecord[], void, undefined> {
+    assert(!this.started, 'WalReceiver.records()/batches() can be iterated once')
+    this.started = true
+    let failures = 0 // consecutive failed sessions
+    while (!this.stopped) {
+      let failure: unknown
+      try {
+        yield* this.session(() => {
+          failures = 0
+        })
+      } catch (e) {
+        if (!this.stopped) {
+          if (!isRetryable(e)) {
+            this.log({ level: 'error', event: 'gave-up', message: `stopping: ${messageOf(e)}`, error: errorInfo(e) })
+            throw e
+          }
+          failure = e
+          failures++
+        }
+      } finally {
+        const c = this.conn
+        this.conn = undefined
+        await c?.close()
+      }
+      if (this.stopped) break
+      if (failures > this.attemptsMax) {
+        this.log({ level: 'error', event: 'gave-up', message: `giving up after ${failures} failed attempts`, attempt: failures, error: errorInfo(failure) })
+        throw new UnavailableError('WAL_RECEIVER_GAVE_UP', `cannot stream WAL from ${describeConnParams(this.opts.conn)}: ${messageOf(failure)}`, {
+          hint: 'Check that the primary is running and reachable; the receiver retried with backoff and gave up.',
+          cause: failure,
+          details: { attempts: failures },
+        })
+      }
+      // After a stream that ended normally (primary shutting down) pause as after a first failure.
+      const delayMs = backoffDelayMs(Math.max(failures, 1), this.backoff, this.opts.random)
+      this.log({
+        level: failure ? 'warn' : 'info',
+        event: 'retry',
+        message: `reconnecting in ${delayMs} ms from ${formatLsn(this.stats.lastRecordEnd)}${failure ? ` after: ${messageOf(failure)}` : ''}`,
+        attempt: failures,
+        delayMs,
+        lsn: formatLsn(this.stats.lastRecordEnd),
+        ...(failure ? { error: errorInfo(failure) } : {}),
+      })
+      await sleep(delayMs, this.controller.signal)
+    }
+    this.log({ level: 'info', event: 'stopped', message: `stopped at ${formatLsn(this.stats.lastRecordEnd)}`, lsn: formatLsn(this.stats.lastRecordEnd) })
+  }
+
+  /** One connection, from connect to the end of its stream. */
+  private async *session(onStreaming: () => void): AsyncGenerator<DecodedRecord[], void, undefined> {
+    const o = this.opts
+    this.stats.attempts++
+    this.log({ level: 'info', event: 'connecting', message: `connecting to ${describeConnParams(o.conn)}`, attempt: this.stats.attempts })
+    const conn = await ReplicationConnection.connect(o.conn, { ...o.connection, signal: this.controller.signal })
+    this.conn = conn
+    if (this.stopped) return
+    const sys = await conn.identifySystem()
+    if (this.expectedSystemId !== undefined && sys.systemId !== this.expectedSystemId) {
+      throw new ConflictError(
+        'WAL_SYSTEM_ID_MISMATCH',
+        `${describeConnParams(o.conn)} has system id ${sys.systemId}, but this WAL stream belongs to system ${this.expectedSystemId}`,
+        {
+          hint: 'The connection string points at a different PostgreSQL cluster (or the primary was re-initialised); fix the connection string.',
+          details: { expected: String(this.expectedSystemId), got: String(sys.systemId) },
+        },
+      )
+    }
+    this.expectedSystemId = sys.systemId
+    this.stats.systemId = sys.systemId
+    this.stats.timeline = sys.timeline
+    this.stats.segmentSizeBytes = parseSegmentSizeSetting(await conn.show('wal_segment_size'))
+    if (o.slotName !== undefined) {
+      const slot = await conn.readReplicationSlot(o.slotName)
+      if (slot === null) {
+        const { created } = await conn.createPhysicalSlot(o.slotName)
+        if (created) this.log({ level: 'info', event: 'slot-created', message: `created physical replication slot ${o.slotName}` })
+      }
+    }
+    if (this.durableLsn > 0n) conn.setDurable(this.durableLsn)
+    const startLsn = this.stats.lastRecordEnd
+    const stream = await conn.startReplication({ slot: o.slotName, startLsn, timeline: sys.timeline })
+    this.stats.sessions++
+    onStreaming()
+    this.log({ level: 'info', event: 'streaming', message: `streaming from ${formatLsn(startLsn)} on timeline ${sys.timeline}`, lsn: formatLsn(startLsn) })
+    const decoder = new WalStreamDecoder({
+      startLsn,
+      systemId: sys.systemId,
+      segmentSizeBytes: this.stats.segmentSizeBytes,
+      prevRecordLsn: this.lastRecordLsn ?? null,
+    })
+    for await (const chunk of stream) {
+      this.stats.walBytes += chunk.data.length
+      if (chunk.walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = chunk.walEnd
+      decoder.feed(chunk.data)
+      const batch: DecodedRecord[] = []
+      for (let rec = decoder.next(); rec !== null; rec = decoder.next()) {
+        this.checkNext(rec)
+        this.lastRecordLsn = rec.lsn
+        this.stats.lastRecordEnd = rec.endLsn
+        batch.push(rec)
+      }
+      if (decoder.end) {
+        throw new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record: ${decoder.end.reason}`, {
+          hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
+          details: { lsn: formatLsn(decoder.end.lsn) },
+        })
+      }
+      if (batch.length > 0) {
+        this.stats.records += batch.length
+        yield batch
+      }
+      if (this.stopped) return
+    }
+    if (conn.serverWalEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = conn.serverWalEnd
+    const end = conn.lastStreamEnd
+    this.log({ level: 'info', event: 'stream-ended', message: `stream ended (${end?.reason ?? 'unknown'}) at ${formatLsn(this.stats.lastRecordEnd)}`, lsn: formatLsn(this.stats.lastRecordEnd) })
+  }
+
+  /**
+   * Belt and braces on top of the decoder's prev-link check: a record starts where the previous one ended,
+   * or (after a page or segment boundary, or a record overwritten after a crash) right after the header of
+   * a later page; and never before the resume point.
+   */
+  private checkNext(rec: DecodedRecord): void {
+    const prevEnd = this.stats.lastRecordEnd
+    assert(rec.lsn >= prevEnd || this.lastRecordLsn === undefined, () => `record at ${formatLsn(rec.lsn)} would be delivered again (resume point ${formatLsn(prevEnd)})`)
+    if (this.lastRecordLsn === undefined || rec.lsn === prevEnd) return
+    const pageOffset = Number(rec.lsn % BigInt(XLOG_BLCKSZ))
+    const segOffset = Number(rec.lsn % BigInt(this.stats.segmentSizeBytes))
+    const header = segOffset < XLOG_BLCKSZ ? SizeOfXLogLongPHD : SizeOfXLogShortPHD
+    if (rec.lsn > prevEnd && pageOffset === header && rec.xl_prev === this.lastRecordLsn) return
+    throw new CorruptionError('WAL_RECORD_GAP', `record at ${formatLsn(rec.lsn)} does not follow the previous record, which ended at ${formatLsn(prevEnd)}`, {
+      hint: 'The WAL stream skipped bytes; this is a bug or a server fault. Restart from the last durable LSN.',
+      details: { lsn: formatLsn(rec.lsn), previousEnd: formatLsn(prevEnd) },
+    })
+  }
+}
+
+function errorInfo(e: unknown): { code: string; message: string } {
+  if (e instanceof PageserverError) return { code: e.code, message: e.message }
+  return { code: 'INTERNAL', message: messageOf(e) }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
