@@ -1,0 +1,140 @@
+/**
+ * The one stderr line with which a redo worker reports why it gives up, and its parser in the manager.
+ *
+ *   pageserver-redo-error: {"kind":"unsupported","code":"REDO_UNSUPPORTED_RECORD","message":"...","hint":"...","details":{...}}
+ *
+ * Neon's pipe protocol has no in-band errors: a worker that cannot redo a page writes this line and exits
+ * non-zero. The manager then knows the failure is deterministic (the same request would fail again on a
+ * fresh worker), so it does not retry and rethrows the error with the same kind, code and details.
+ *
+ * The line is bounded (REDO_ERROR_LINE_MAX_BYTES) on both sides; a line that does not parse, or parses to
+ * something that is not a well-formed error, is treated as an ordinary stderr line (the failure then counts
+ * as a crash).
+ */
+import {
+  ConflictError,
+  CorruptionError,
+  EXIT_CODES,
+  InterruptedError,
+  NotFoundError,
+  PageserverError,
+  TimeoutError,
+  UnavailableError,
+  UnsupportedError,
+  UsageError,
+  messageOf,
+  type ErrorKind,
+  type ErrorOptions,
+} from '../lib/errors.js'
+
+export const REDO_ERROR_PREFIX = 'pageserver-redo-error: '
+/** A report longer than this loses its details, then its message is cut: stderr lines are bounded. */
+export const REDO_ERROR_LINE_MAX_BYTES = 16 * 1024
+const MESSAGE_MAX_CHARS = 2000
+const CODE_RE = /^[A-Z][A-Z0-9_]{0,63}$/
+
+export interface RedoErrorReport {
+  kind: ErrorKind
+  code: string
+  message: string
+  hint?: string
+  details?: Record<string, unknown>
+}
+
+/** What a thrown value says, as a report. Foreign errors become kind `internal`. */
+export function redoErrorReport(err: unknown): RedoErrorReport {
+  if (err instanceof PageserverError) {
+    return {
+      kind: err.kind,
+      code: err.code,
+      message: err.message,
+      ...(err.hint === undefined ? {} : { hint: err.hint }),
+      ...(err.details === undefined ? {} : { details: err.details }),
+    }
+  }
+  return {
+    kind: 'internal',
+    code: 'WALREDO_WORKER_BUG',
+    message: `the redo worker failed: ${messageOf(err)}`,
+    hint: 'This is a bug in the redo engine; please report it with the page and LSN that triggered it.',
+  }
+}
+
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value
+}
+
+/** The whole line, without the trailing newline; never longer than REDO_ERROR_LINE_MAX_BYTES. */
+export function formatRedoErrorLine(err: unknown): string {
+  const report = redoErrorReport(err)
+  let line = REDO_ERROR_PREFIX + JSON.stringify(report, jsonSafe)
+  if (Buffer.byteLength(line) <= REDO_ERROR_LINE_MAX_BYTES) return line
+  const { details: _dropped, ...rest } = report
+  rest.message = rest.message.slice(0, MESSAGE_MAX_CHARS)
+  if (rest.hint !== undefined) rest.hint = rest.hint.slice(0, MESSAGE_MAX_CHARS)
+  line = REDO_ERROR_PREFIX + JSON.stringify(rest)
+  return line
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** The report in a stderr line, or null when the line is not a well-formed report. */
+export function parseRedoErrorLine(line: string): RedoErrorReport | null {
+  if (!line.startsWith(REDO_ERROR_PREFIX)) return null
+  if (Buffer.byteLength(line) > REDO_ERROR_LINE_MAX_BYTES) return null
+  let v: unknown
+  try {
+    v = JSON.parse(line.slice(REDO_ERROR_PREFIX.length))
+  } catch {
+    return null
+  }
+  if (!isPlainObject(v)) return null
+  const { kind, code, message, hint, details } = v
+  if (typeof kind !== 'string' || !Object.hasOwn(EXIT_CODES, kind)) return null
+  if (typeof code !== 'string' || !CODE_RE.test(code)) return null
+  if (typeof message !== 'string' || message.length > MESSAGE_MAX_CHARS) return null
+  if (hint !== undefined && (typeof hint !== 'string' || hint.length > MESSAGE_MAX_CHARS)) return null
+  if (details !== undefined && !isPlainObject(details)) return null
+  return {
+    kind: kind as ErrorKind,
+    code,
+    message,
+    ...(hint === undefined ? {} : { hint }),
+    ...(details === undefined ? {} : { details }),
+  }
+}
+
+/** The typed error a report describes (same kind, code, hint and details). */
+export function errorFromReport(report: RedoErrorReport, extraDetails: Record<string, unknown> = {}): PageserverError {
+  const options: ErrorOptions = {
+    ...(report.hint === undefined ? {} : { hint: report.hint }),
+    details: { ...report.details, ...extraDetails },
+  }
+  return errorOfKind(report.kind, report.code, report.message, options)
+}
+
+/** A PageserverError of the class that matches `kind`. */
+export function errorOfKind(kind: ErrorKind, code: string, message: string, options: ErrorOptions): PageserverError {
+  switch (kind) {
+    case 'usage':
+      return new UsageError(code, message, options)
+    case 'not_found':
+      return new NotFoundError(code, message, options)
+    case 'conflict':
+      return new ConflictError(code, message, options)
+    case 'corruption':
+      return new CorruptionError(code, message, options)
+    case 'unavailable':
+      return new UnavailableError(code, message, options)
+    case 'timeout':
+      return new TimeoutError(code, message, options)
+    case 'interrupted':
+      return new InterruptedError(code, message, options)
+    case 'unsupported':
+      return new UnsupportedError(code, message, options)
+    case 'internal':
+      return new PageserverError('internal', code, message, options)
+  }
+}

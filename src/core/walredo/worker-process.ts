@@ -1,0 +1,468 @@
+/**
+ * One redo worker child process and the requests pipelined to it.
+ *
+ * The child gets a clean environment (only what the owner passes, typically PATH), piped stdio, and is
+ * replaced rather than repaired: on a deadline miss, an EOF or exit, or a malformed reply it is killed with
+ * SIGKILL, waited for, and every request still in flight fails. Replies carry no framing, so requests are
+ * matched FIFO: the k-th 8192-byte block on stdout answers the k-th request written.
+ *
+ * Invariants:
+ * - At most `maxInFlight` requests are written and unanswered; the owner checks `canAccept` first.
+ * - A request settles exactly once. Failures settle only after the child has exited (or did not exit within
+ *   KILL_WAIT_MAX_MS after SIGKILL, which is logged): no caller retries while the old child still runs.
+ * - Every failure is a WorkerFailure naming its reason and whether this request caused it (`attributed`):
+ *   the request a deadline fired for, or the oldest one in flight when the child died; the others only
+ *   stood behind it in the pipe.
+ * - Stderr is read line by line (lines cut at STDERR_LINE_MAX_BYTES), logged, and the first STDERR_HEAD_LINES
+ *   and last STDERR_TAIL_LINES are kept for error messages. A `pageserver-redo-error:` line marks the oldest request's failure as a
+ *   deterministic redo error.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import {
+  CorruptionError,
+  PageserverError,
+  TimeoutError,
+  UnavailableError,
+  assert,
+  messageOf,
+} from '../lib/errors.js'
+import { PAGE_BYTES } from './protocol.js'
+import { errorFromReport, parseRedoErrorLine, type RedoErrorReport } from './redo-error-line.js'
+
+export type WalRedoLogLevel = 'debug' | 'info' | 'warn' | 'error'
+export type WalRedoLogger = (level: WalRedoLogLevel, message: string, fields?: Record<string, unknown>) => void
+
+/** Why a request failed on a worker. */
+export type WorkerFailureReason = 'timeout' | 'crash' | 'malformed' | 'redo_error' | 'spawn' | 'closed'
+
+export class WorkerFailure extends Error {
+  constructor(
+    readonly reason: WorkerFailureReason,
+    /** True when this request caused the failure; false when it only waited behind the one that did. */
+    readonly attributed: boolean,
+    readonly error: PageserverError,
+  ) {
+    super(error.message)
+    this.name = 'WorkerFailure'
+  }
+}
+
+/** Bytes of one stderr line kept; the rest of a longer line is dropped (a worker must not fill our memory). */
+export const STDERR_LINE_MAX_BYTES = 16 * 1024
+/** Last stderr lines remembered for error messages. */
+export const STDERR_TAIL_LINES = 10
+/**
+ * First stderr lines remembered too: a dying process often names the cause first and then prints a long
+ * stack (V8: "FATAL ERROR: ... JavaScript heap out of memory" followed by 20 native frames).
+ */
+export const STDERR_HEAD_LINES = 10
+/** After SIGKILL, how long to wait for the exit before giving up on the child (logged, never hangs us). */
+export const KILL_WAIT_MAX_MS = 5000
+/** After the child exited, how long its pipes may stay open (a grandchild holding them) before we close them. */
+export const EXIT_STDIO_GRACE_MS = 500
+
+export interface WorkerProcessOptions {
+  /** argv; the first element is the executable. */
+  command: readonly string[]
+  /** The child's whole environment. */
+  env: Readonly<Record<string, string>>
+  cwd?: string
+  maxInFlight: number
+  logger: WalRedoLogger
+  /** A number for logs (the pool's spawn counter). */
+  seq: number
+  /** Called after a request settles or the worker ends: capacity may have changed. */
+  onChange?: (worker: WorkerProcess) => void
+}
+
+export interface SendOptions {
+  timeoutMs: number
+  /** Ping replies must be all zeros. */
+  kind: 'redo' | 'ping'
+  /** For error messages: "1663/5/16384 blk 7". */
+  what: string
+}
+
+export interface WorkerExit {
+  code: number | null
+  signal: NodeJS.Signals | null
+}
+
+interface InFlight {
+  readonly opts: SendOptions
+  readonly resolve: (page: Buffer) => void
+  readonly reject: (failure: WorkerFailure) => void
+  timer: NodeJS.Timeout | undefined
+}
+
+type State = 'running' | 'stopping' | 'dead'
+
+export class WorkerProcess {
+  readonly pid: number | undefined
+  readonly seq: number
+  private readonly child: ChildProcessWithoutNullStreams
+  private state: State = 'running'
+  private readonly fifo: InFlight[] = []
+  private reply: Buffer | null = null
+  private replyFilled = 0
+  /** A failure we detected ourselves (deadline, bad bytes) and the request it belongs to. */
+  private initiated: { reason: 'timeout' | 'malformed'; culprit: InFlight | null; error: PageserverError } | null = null
+  private killSent = false
+  private closing = false
+  private spawnError: Error | null = null
+  private redoError: RedoErrorReport | null = null
+  private exitInfo: WorkerExit = { code: null, signal: null }
+  private readonly stderrHead: string[] = []
+  private readonly stderrTail: string[] = []
+  private stderrLineCount = 0
+  private stderrPartial = ''
+  private stderrDropping = false
+  private finalized = false
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private resolveExited!: (exit: WorkerExit) => void
+  /** Resolves once the child has exited and every request has settled. Never rejects. */
+  readonly exited: Promise<WorkerExit>
+  lastUsedAtMs = Date.now()
+  requestsServed = 0
+
+  constructor(private readonly opts: WorkerProcessOptions) {
+    assert(opts.command.length > 0, 'worker command is empty')
+    assert(opts.maxInFlight >= 1, 'maxInFlight must be at least 1')
+    this.seq = opts.seq
+    this.exited = new Promise((resolve) => (this.resolveExited = resolve))
+    const [file, ...args] = opts.command
+    this.child = spawn(file!, args, {
+      env: { ...opts.env },
+      ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    })
+    this.pid = this.child.pid
+    this.child.on('error', (err) => this.onChildError(err))
+    this.child.on('exit', (code, signal) => this.onExit(code, signal))
+    this.child.on('close', () => this.finalize())
+    // EPIPE after the child died: the exit handler reports it; the write error itself says nothing more.
+    this.child.stdin.on('error', (err) => this.log('debug', 'redo worker stdin error', { error: messageOf(err) }))
+    this.child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk))
+    this.child.stdout.on('end', () => this.onStdoutEnd())
+    this.child.stderr.on('data', (chunk: Buffer) => this.onStderr(chunk))
+    this.child.stderr.on('end', () => this.flushStderrPartial())
+    this.log('debug', 'redo worker started', { command: opts.command.join(' ') })
+  }
+
+  get inFlight(): number {
+    return this.fifo.length
+  }
+
+  get isRunning(): boolean {
+    return this.state === 'running' && this.initiated === null && !this.killSent
+  }
+
+  get canAccept(): boolean {
+    return this.isRunning && this.fifo.length < this.opts.maxInFlight
+  }
+
+  /** The first and the last stderr lines (oldest first; "..." where lines were skipped). */
+  stderrLines(): string[] {
+    const skipped = this.stderrLineCount - this.stderrHead.length - this.stderrTail.length
+    return [...this.stderrHead, ...(skipped > 0 ? [`... (${skipped} lines)`] : []), ...this.stderrTail]
+  }
+
+  /** The stderr line most likely to say why the worker died: the last that names an error, else the last. */
+  private stderrCause(): string | undefined {
+    const lines = [...this.stderrHead, ...this.stderrTail]
+    for (let i = lines.length - 1; i >= 0; i--) if (/error|fatal|panic|abort|out of memory/i.test(lines[i]!)) return lines[i]
+    return lines[lines.length - 1]
+  }
+
+  /**
+   * Writes one encoded request (the whole `B [P] A* G` or `H`) and resolves with its 8192-byte reply.
+   * Rejects with a WorkerFailure. The caller must have checked `canAccept`.
+   */
+  send(request: Buffer, opts: SendOptions): Promise<Buffer> {
+    assert(this.canAccept, () => `redo worker ${this.seq} cannot take a request (state ${this.state}, ${this.fifo.length} in flight)`)
+    return new Promise<Buffer>((resolve, reject) => {
+      const entry: InFlight = { opts, resolve, reject, timer: undefined }
+      entry.timer = setTimeout(() => this.onDeadline(entry), opts.timeoutMs)
+      this.fifo.push(entry)
+      this.lastUsedAtMs = Date.now()
+      this.child.stdin.write(request)
+    })
+  }
+
+  /**
+   * Graceful stop: EOF on stdin (the worker answers what it has and exits), SIGKILL after `graceMs`.
+   * `closing` marks requests that were still unanswered as failed by shutdown, not by the worker.
+   */
+  stop(graceMs: number, closing: boolean): Promise<WorkerExit> {
+    if (closing) this.closing = true
+    if (this.state === 'running') {
+      this.state = 'stopping'
+      this.child.stdin.end()
+      this.addTimer(() => this.kill('stop grace period over'), graceMs)
+    }
+    return this.exited
+  }
+
+  /** SIGKILL now and wait. Unanswered requests fail (reason `closed` when `closing`). */
+  terminate(closing: boolean): Promise<WorkerExit> {
+    if (closing) this.closing = true
+    this.kill('terminated')
+    return this.exited
+  }
+
+  private log(level: Parameters<WalRedoLogger>[0], message: string, fields: Record<string, unknown> = {}): void {
+    this.opts.logger(level, message, { worker: this.seq, pid: this.pid, ...fields })
+  }
+
+  private addTimer(fn: () => void, ms: number): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t)
+      fn()
+    }, ms)
+    this.timers.add(t)
+  }
+
+  private kill(why: string): void {
+    if (this.finalized || this.killSent) return
+    this.killSent = true
+    if (this.state === 'running') this.state = 'stopping'
+    this.log('debug', 'killing redo worker', { why })
+    try {
+      this.child.kill('SIGKILL')
+    } catch (err) {
+      this.log('warn', 'kill of redo worker failed', { error: messageOf(err) })
+    }
+    this.addTimer(() => {
+      this.log('error', 'redo worker did not exit after SIGKILL; giving up on it', { waitedMs: KILL_WAIT_MAX_MS })
+      this.finalize()
+    }, KILL_WAIT_MAX_MS)
+  }
+
+  private onDeadline(entry: InFlight): void {
+    entry.timer = undefined
+    if (this.initiated !== null || this.finalized) return
+    this.initiated = {
+      reason: 'timeout',
+      culprit: entry,
+      error: new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${entry.opts.what} did not finish within ${entry.opts.timeoutMs} ms; the redo worker was killed`, {
+        hint: 'Raise wal_redo_timeout if pages have very long WAL chains; otherwise report the page and LSN (the redo engine may loop).',
+        details: { pid: this.pid, timeoutMs: entry.opts.timeoutMs, page: entry.opts.what },
+      }),
+    }
+    this.kill('deadline')
+  }
+
+  private malformed(culprit: InFlight | null, message: string, details: Record<string, unknown>): void {
+    if (this.initiated !== null || this.finalized) return
+    this.initiated = {
+      reason: 'malformed',
+      culprit,
+      error: new CorruptionError('WALREDO_MALFORMED_REPLY', message, {
+        hint: 'The redo worker does not speak the walredo protocol correctly; check the wal redo worker command.',
+        details: { pid: this.pid, ...details },
+      }),
+    }
+    this.kill('malformed reply')
+  }
+
+  private onStdout(chunk: Buffer): void {
+    let off = 0
+    while (off < chunk.length) {
+      if (this.initiated !== null || this.finalized) return
+      const head = this.fifo[0]
+      if (head === undefined) {
+        this.malformed(null, `the redo worker (pid ${this.pid}) wrote ${chunk.length - off} bytes that answer no request`, {
+          unsolicitedBytes: chunk.length - off,
+        })
+        return
+      }
+      if (this.reply === null) {
+        this.reply = Buffer.allocUnsafe(PAGE_BYTES)
+        this.replyFilled = 0
+      }
+      const n = Math.min(PAGE_BYTES - this.replyFilled, chunk.length - off)
+      chunk.copy(this.reply, this.replyFilled, off, off + n)
+      this.replyFilled += n
+      off += n
+      if (this.replyFilled < PAGE_BYTES) return
+      const page = this.reply
+      this.reply = null
+      this.replyFilled = 0
+      if (head.opts.kind === 'ping' && page.some((b) => b !== 0)) {
+        this.malformed(head, `the redo worker (pid ${this.pid}) answered a ping with a non-zero page`, {})
+        return
+      }
+      this.fifo.shift()
+      if (head.timer !== undefined) clearTimeout(head.timer)
+      this.requestsServed++
+      this.lastUsedAtMs = Date.now()
+      head.resolve(page)
+      this.opts.onChange?.(this)
+    }
+  }
+
+  private onStdoutEnd(): void {
+    // The child closed stdout (exiting, or broken): nothing more can be answered. Make sure it is gone;
+    // the reason is decided once it has exited (its stderr may still name a redo error).
+    if (this.fifo.length > 0 || this.state === 'running') this.kill('stdout closed')
+  }
+
+  private onStderr(chunk: Buffer): void {
+    let text = chunk.toString('utf8')
+    for (;;) {
+      const nl = text.indexOf('\n')
+      const piece = nl < 0 ? text : text.slice(0, nl)
+      if (!this.stderrDropping) {
+        this.stderrPartial += piece
+        if (Buffer.byteLength(this.stderrPartial) > STDERR_LINE_MAX_BYTES) {
+          this.stderrPartial = this.stderrPartial.slice(0, STDERR_LINE_MAX_BYTES) + ' [cut]'
+          this.emitStderrLine(this.stderrPartial)
+          this.stderrPartial = ''
+          this.stderrDropping = true
+        }
+      }
+      if (nl < 0) return
+      if (!this.stderrDropping) this.emitStderrLine(this.stderrPartial)
+      this.stderrPartial = ''
+      this.stderrDropping = false
+      text = text.slice(nl + 1)
+    }
+  }
+
+  private flushStderrPartial(): void {
+    if (this.stderrPartial !== '' && !this.stderrDropping) this.emitStderrLine(this.stderrPartial)
+    this.stderrPartial = ''
+    this.stderrDropping = false
+  }
+
+  private emitStderrLine(line: string): void {
+    const report = this.redoError === null ? parseRedoErrorLine(line) : null
+    if (report !== null) this.redoError = report
+    this.stderrLineCount++
+    if (this.stderrHead.length < STDERR_HEAD_LINES) this.stderrHead.push(line)
+    else {
+      this.stderrTail.push(line)
+      if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift()
+    }
+    this.log(report !== null ? 'warn' : 'info', 'redo worker stderr', { line })
+  }
+
+  private onChildError(err: Error): void {
+    if (this.pid === undefined && this.spawnError === null) {
+      this.spawnError = err
+      this.log('error', 'cannot start redo worker', { error: err.message })
+      // No process exists: nothing else will come ('close' may or may not follow, depending on the error).
+      this.finalize()
+      return
+    }
+    this.log('warn', 'redo worker process error', { error: err.message })
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.exitInfo = { code, signal }
+    if (this.state === 'running') this.state = 'stopping'
+    this.log(code === 0 && this.fifo.length === 0 ? 'debug' : 'warn', 'redo worker exited', { code, signal })
+    // 'close' follows once stdout/stderr are drained; do not wait forever for pipes a grandchild may hold.
+    this.addTimer(() => {
+      this.child.stdout.destroy()
+      this.child.stderr.destroy()
+      this.finalize()
+    }, EXIT_STDIO_GRACE_MS)
+  }
+
+  private describeExit(): string {
+    const { code, signal } = this.exitInfo
+    if (signal !== null) return `was killed by ${signal}`
+    if (code !== null) return `exited with code ${code}`
+    return 'stopped answering'
+  }
+
+  /** Decides every unanswered request's fate, once, after the child is gone. */
+  private finalize(): void {
+    if (this.finalized) return
+    this.finalized = true
+    this.state = 'dead'
+    this.flushStderrPartial()
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    const pending = this.fifo.splice(0)
+    for (const e of pending) if (e.timer !== undefined) clearTimeout(e.timer)
+    const head = pending[0]
+    const cause = this.stderrCause()
+    const tail = cause === undefined ? '' : `; stderr: ${cause}`
+    const details = { pid: this.pid, code: this.exitInfo.code, signal: this.exitInfo.signal, stderr: this.stderrLines() }
+
+    let culprit: InFlight | null = null
+    let failure: WorkerFailure | null = null
+    if (this.spawnError !== null) {
+      const error = new UnavailableError('WALREDO_SPAWN_FAILED', `cannot start the redo worker "${this.opts.command[0]}": ${this.spawnError.message}`, {
+        hint: 'Check the wal redo worker command: the executable must exist and be runnable by this user.',
+        details: { command: this.opts.command.join(' ') },
+      })
+      for (const e of pending) e.reject(new WorkerFailure('spawn', true, error))
+      this.done()
+      return
+    }
+    if (this.redoError !== null && head !== undefined) {
+      culprit = head
+      failure = new WorkerFailure('redo_error', true, errorFromReport(this.redoError, { pid: this.pid }))
+    } else if (this.initiated !== null) {
+      culprit = this.initiated.culprit
+      failure = new WorkerFailure(this.initiated.reason, true, this.initiated.error)
+    } else if (this.closing) {
+      culprit = null
+    } else if (head !== undefined && this.replyFilled > 0) {
+      culprit = head
+      failure = new WorkerFailure(
+        'malformed',
+        true,
+        new CorruptionError('WALREDO_MALFORMED_REPLY', `the redo worker (pid ${this.pid}) ${this.describeExit()} after ${this.replyFilled} of ${PAGE_BYTES} bytes of the reply for ${head.opts.what}${tail}`, {
+          hint: 'The redo worker does not speak the walredo protocol correctly; check the wal redo worker command.',
+          details: { ...details, replyBytes: this.replyFilled },
+        }),
+      )
+    } else if (head !== undefined) {
+      culprit = head
+      failure = new WorkerFailure(
+        'crash',
+        true,
+        new UnavailableError('WALREDO_WORKER_CRASHED', `the redo worker (pid ${this.pid}) ${this.describeExit()} while redoing ${head.opts.what}${tail}`, {
+          hint: 'The redo worker crashed or ran out of memory; its stderr is in the log. Report the page and LSN if it repeats.',
+          details,
+        }),
+      )
+    }
+
+    for (const e of pending) {
+      if (e === culprit && failure !== null) {
+        e.reject(failure)
+      } else if (this.closing && failure === null) {
+        e.reject(new WorkerFailure('closed', false, closedError()))
+      } else {
+        e.reject(
+          new WorkerFailure(
+            failure?.reason ?? 'crash',
+            false,
+            new UnavailableError('WALREDO_WORKER_LOST', `the redo worker (pid ${this.pid}) was replaced while ${e.opts.what} waited behind a request that failed (${failure?.error.message ?? this.describeExit()})`, {
+              hint: 'Retry the request; it did not cause the failure.',
+              details,
+            }),
+          ),
+        )
+      }
+    }
+    this.done()
+  }
+
+  private done(): void {
+    this.resolveExited(this.exitInfo)
+    this.opts.onChange?.(this)
+  }
+}
+
+export function closedError(): UnavailableError {
+  return new UnavailableError('WALREDO_CLOSED', 'the WAL redo manager is shut down', {
+    hint: 'The page server is stopping; retry after it restarts.',
+  })
+}
