@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
 import { runMixedWorkload, WORKLOAD_CLUSTER_OPTIONS } from './wal-workload.js'
-import { parseWaldump, type OracleRecord } from './waldump-oracle.js'
+import { asOracle, parseWaldump, type OracleRecord } from './waldump-oracle.js'
 import { WalFileReader } from '../../../src/core/pg/wal-files.js'
-import { recordImageBytes, recordToJson } from '../../../src/core/pg/wal-format.js'
+import { recordToJson } from '../../../src/core/pg/wal-format.js'
 import { restoreBlockImage, type DecodedRecord } from '../../../src/core/pg/wal-record.js'
 import { SizeOfXLogLongPHD, SizeOfXLogShortPHD, XLOG_BLCKSZ } from '../../../src/core/pg/wal-page.js'
 
@@ -27,31 +27,6 @@ const RUNS: Run[] = [
   { compression: 'lz4', checksums: true },
   { compression: 'zstd', checksums: false },
 ]
-
-/** Our view of a record in the oracle's shape. */
-function asOracle(rec: DecodedRecord): OracleRecord {
-  const j = recordToJson(rec)
-  return {
-    rmgr: j.rmgr,
-    recLen: j.totalLength - recordImageBytes(rec),
-    totalLength: j.totalLength,
-    xid: j.xid,
-    lsn: j.lsn,
-    prevLsn: j.prevLsn,
-    type: j.type,
-    blocks: j.blocks.map((b) => ({
-      id: b.id,
-      rel: b.rel,
-      fork: b.fork,
-      blk: b.blk,
-      image: b.image,
-      apply: b.apply,
-      holeOffset: b.holeOffset,
-      holeLength: b.holeLength,
-      compression: b.compression,
-    })),
-  }
-}
 
 /** Problems with a restored image, judged by its own page header (empty when it looks right). */
 function imageProblems(rec: DecodedRecord, page: Buffer, holeOffset: number, holeLength: number): string[] {

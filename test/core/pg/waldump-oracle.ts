@@ -8,6 +8,8 @@
  * a format surprise fails the test instead of being skipped.
  */
 import { formatLsn, parseLsn } from '../../../src/core/pg/lsn.js'
+import { recordImageBytes, recordToJson } from '../../../src/core/pg/wal-format.js'
+import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
 
 export interface OracleBlock {
   id: number
@@ -77,4 +79,29 @@ export function parseWaldump(text: string): OracleRecord[] {
     throw new Error(`unexpected pg_waldump line: ${JSON.stringify(line.slice(0, 200))}`)
   }
   return out
+}
+
+/** Our decoded record in the oracle's shape (willInit dropped: pg_waldump does not print it). */
+export function asOracle(rec: DecodedRecord): OracleRecord {
+  const j = recordToJson(rec)
+  return {
+    rmgr: j.rmgr,
+    recLen: j.totalLength - recordImageBytes(rec),
+    totalLength: j.totalLength,
+    xid: j.xid,
+    lsn: j.lsn,
+    prevLsn: j.prevLsn,
+    type: j.type,
+    blocks: j.blocks.map((b) => ({
+      id: b.id,
+      rel: b.rel,
+      fork: b.fork,
+      blk: b.blk,
+      image: b.image,
+      apply: b.apply,
+      holeOffset: b.holeOffset,
+      holeLength: b.holeLength,
+      compression: b.compression,
+    })),
+  }
 }
