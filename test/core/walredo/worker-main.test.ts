@@ -1,0 +1,97 @@
+/**
+ * Our own worker process (worker-main.ts) behind the manager, started from source with tsx's loader, which is
+ * what defaultWorkerCommand() gives when it runs as a .ts module; and from dist/ when a build exists.
+ */
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { PageserverError } from '../../../src/core/lib/errors.js'
+import { WalRedoManager } from '../../../src/core/walredo/manager.js'
+import { encodePing } from '../../../src/core/walredo/protocol.js'
+import { parseRedoErrorLine } from '../../../src/core/walredo/redo-error-line.js'
+import { defaultWorkerCommand } from '../../../src/core/walredo/worker-command.js'
+import { request, waitGone } from './support.js'
+
+const OPTIONS = { poolSize: 1, requestTimeoutMs: 20_000, idleTimeoutMs: 60_000, maxQueued: 10, maxInFlightPerWorker: 2 }
+
+/** Runs the worker with `input` on stdin (then EOF); resolves with its exit code, stdout and stderr. */
+function runWorkerProcess(args: string[], input: Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  const [file, ...rest] = defaultWorkerCommand({ hintBitsLogged: false })
+  return new Promise((resolve, reject) => {
+    const child = spawn(file!, [...rest, ...args], { env: {}, stdio: ['pipe', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => out.push(c))
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }))
+    child.stdin.on('error', () => {})
+    child.stdin.end(input)
+  })
+}
+
+describe('worker-main (our redo worker process)', () => {
+  it('the default command runs from source under tsx, with the heap limit', () => {
+    const cmd = defaultWorkerCommand({ hintBitsLogged: true, heapMaxMb: 256 })
+    expect(cmd[0]).toBe(process.execPath)
+    expect(cmd).toContain('--max-old-space-size=256')
+    expect(cmd[cmd.length - 2]).toBe(fileURLToPath(new URL('../../../src/core/walredo/worker-main.ts', import.meta.url)))
+    expect(cmd[cmd.length - 1]).toBe('--hint-bits-logged')
+    expect(() => defaultWorkerCommand({ hintBitsLogged: false, heapMaxMb: 1 })).toThrow(/too small/)
+  })
+
+  it('answers pings, exits 0 on EOF, and reports a protocol error on stderr with exit 1', async () => {
+    const ok = await runWorkerProcess([], Buffer.concat([encodePing(), encodePing()]))
+    expect(ok.code).toBe(0)
+    expect(ok.stdout.length).toBe(2 * 8192)
+    expect(ok.stdout.every((b) => b === 0)).toBe(true)
+
+    const bad = await runWorkerProcess([], Buffer.concat([encodePing(), Buffer.from('Zjunk')]))
+    expect(bad.code).toBe(1)
+    expect(bad.stdout.length).toBe(8192)
+    const line = bad.stderr.split('\n').find((l) => l.startsWith('pageserver-redo-error: '))!
+    expect(parseRedoErrorLine(line)).toMatchObject({ kind: 'corruption', code: 'WALREDO_UNKNOWN_MESSAGE' })
+
+    const arg = await runWorkerProcess(['--bogus'], Buffer.alloc(0))
+    expect(arg.code).toBe(1)
+    expect(arg.stderr).toContain('WALREDO_WORKER_BAD_ARG')
+  })
+
+  it('behind the manager: pings, and an engine error comes back typed and is not retried', async () => {
+    const m = new WalRedoManager({ ...OPTIONS, command: defaultWorkerCommand({ hintBitsLogged: false }) })
+    try {
+      await m.ping()
+      // Four zero-filled 24-byte "records": no engine can redo them, whichever way it refuses.
+      let err: unknown
+      try {
+        await m.redo(request(2, 4))
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(PageserverError)
+      const e = err as PageserverError
+      expect(['WALREDO_WORKER_CRASHED', 'WALREDO_TIMEOUT', 'WALREDO_MALFORMED_REPLY', 'WALREDO_WORKER_LOST']).not.toContain(e.code)
+      expect(e.details?.pid).toBeTypeOf('number')
+      expect(m.stats()).toMatchObject({ spawned: 1, retried: 0, failed: 1 })
+    } finally {
+      const pids = m.stats().pids
+      await m.close()
+      expect(await waitGone(pids, 2000)).toEqual([])
+    }
+  })
+
+  const distCommand = new URL('../../../dist/core/walredo/worker-command.js', import.meta.url)
+  it.skipIf(!existsSync(distCommand))('the default command of the built CLI runs dist/core/walredo/worker-main.js', async () => {
+    const mod = (await import(pathToFileURL(fileURLToPath(distCommand)).href)) as { defaultWorkerCommand: typeof defaultWorkerCommand }
+    const cmd = mod.defaultWorkerCommand({ hintBitsLogged: false })
+    expect(cmd[cmd.length - 1]).toMatch(/dist\/core\/walredo\/worker-main\.js$/)
+    expect(cmd).not.toContain('--import')
+    const m = new WalRedoManager({ ...OPTIONS, command: cmd })
+    try {
+      await m.ping()
+    } finally {
+      await m.close()
+    }
+  })
+})
