@@ -65,11 +65,12 @@ export function maskUnusedSpace(page: Buffer): void {
 /** Set lp_flags of every used line pointer to LP_UNUSED, keeping lp_off and lp_len. */
 export function maskLpFlags(page: Buffer): void {
   const maxoff = pageGetMaxOffsetNumber(page)
+  // lp_flags is bits 15..16 of the u32 LE word, i.e. bit 7 of byte 1 and bit 0 of byte 2; LP_UNUSED is 0.
   for (let offnum = 1; offnum <= maxoff; offnum++) {
     const pos = itemIdPosition(offnum)
-    const raw = page.readUInt32LE(pos)
-    // lp_flags is bits 15..16; LP_UNUSED is 0.
-    if ((raw & 0x18000) !== 0) page.writeUInt32LE((raw & ~0x18000) >>> 0, pos)
+    if (pos + 4 > BLCKSZ) throw new RangeError(`line pointer ${offnum} lies outside the page`)
+    page[pos + 1] = page[pos + 1]! & 0x7f
+    page[pos + 2] = page[pos + 2]! & 0xfe
   }
 }
 

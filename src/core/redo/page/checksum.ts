@@ -13,7 +13,7 @@
  * Checksums are set only when a page goes to disk, and never on a new page (pd_upper == 0): pages in WAL
  * images and pages after redo carry stale checksums.
  */
-import { assertPage, pageIsNew, setPdChecksum } from './page.js'
+import { BLCKSZ, assertPage, pageIsNew, setPdChecksum } from './page.js'
 
 const N_SUMS = 32
 const ROWS = 64 // BLCKSZ / (4 * N_SUMS)
@@ -27,41 +27,77 @@ const checksumBaseOffsets = new Uint32Array([
   0x783125bb, 0x6ca8eaa2, 0xe407eac6, 0x4b5cfc3e, 0x9fbf8c76, 0x15ca20be, 0xf2ca9fd3, 0x959bd756,
 ])
 
-const sums = new Int32Array(N_SUMS)
 const hostIsLittleEndian = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+/** Aligned little-endian copy of the page when the caller's view cannot be read as u32 words directly. */
+const scratchBytes = Buffer.alloc(BLCKSZ)
+const scratchWords = new Uint32Array(scratchBytes.buffer, scratchBytes.byteOffset, BLCKSZ >>> 2)
 
-/** One lane step (CHECKSUM_COMP), on int32 values. */
-function comp(sum: number, value: number): number {
-  const tmp = sum ^ value
-  return Math.imul(tmp, FNV_PRIME) ^ (tmp >>> 17)
+/** The page as 2048 little-endian u32 words, without copying when the host and alignment allow. */
+function pageWords(page: Buffer): Uint32Array {
+  if (hostIsLittleEndian) {
+    if (page.byteOffset % 4 === 0) return new Uint32Array(page.buffer, page.byteOffset, BLCKSZ >>> 2)
+    page.copy(scratchBytes)
+    return scratchWords
+  }
+  for (let i = 0; i < BLCKSZ >>> 2; i++) scratchWords[i] = page.readUInt32LE(i * 4)
+  return scratchWords
 }
 
 /**
  * pg_checksum_page(page, blkno): the 16-bit checksum PostgreSQL would store for this block.
  * `blkno` is the block number within the fork (u32).
+ *
+ * The 32 lanes are independent, so they are computed 8 at a time in locals (column groups): the same
+ * arithmetic as PostgreSQL's row-by-row loop, in an order that keeps V8's registers busy (~2x faster
+ * than one lane array updated row by row).
  */
 export function pageChecksum(page: Buffer, blkno: number): number {
   assertPage(page)
-  for (let j = 0; j < N_SUMS; j++) sums[j] = checksumBaseOffsets[j]! | 0
-
-  // A u32 view is the fast path; a Buffer at an odd byteOffset (or a big-endian host) reads word by word.
-  const words =
-    hostIsLittleEndian && page.byteOffset % 4 === 0 ? new Uint32Array(page.buffer, page.byteOffset, page.length >>> 2) : null
-  for (let i = 0; i < ROWS; i++) {
-    const base = i * N_SUMS
-    for (let j = 0; j < N_SUMS; j++) {
-      let w = words !== null ? words[base + j]! : page.readUInt32LE((base + j) * 4)
-      // Word 2 holds pd_checksum (low half) and pd_flags (high half); the checksum counts as zero.
-      if (base + j === 2) w &= 0xffff0000
-      sums[j] = comp(sums[j]!, w)
-    }
-  }
-  for (let r = 0; r < 2; r++) {
-    for (let j = 0; j < N_SUMS; j++) sums[j] = comp(sums[j]!, 0)
-  }
-
+  const w = pageWords(page)
+  const P = FNV_PRIME
   let result = 0
-  for (let j = 0; j < N_SUMS; j++) result ^= sums[j]!
+  for (let j = 0; j < N_SUMS; j += 8) {
+    let s0 = checksumBaseOffsets[j]! | 0
+    let s1 = checksumBaseOffsets[j + 1]! | 0
+    let s2 = checksumBaseOffsets[j + 2]! | 0
+    let s3 = checksumBaseOffsets[j + 3]! | 0
+    let s4 = checksumBaseOffsets[j + 4]! | 0
+    let s5 = checksumBaseOffsets[j + 5]! | 0
+    let s6 = checksumBaseOffsets[j + 6]! | 0
+    let s7 = checksumBaseOffsets[j + 7]! | 0
+    for (let i = j; i < ROWS * N_SUMS; i += N_SUMS) {
+      // Word 2 (row 0, lane 2) holds pd_checksum in its low half and pd_flags in its high half.
+      const v2 = i === 0 ? w[2]! & 0xffff0000 : w[i + 2]!
+      let t = s0 ^ w[i]!
+      s0 = Math.imul(t, P) ^ (t >>> 17)
+      t = s1 ^ w[i + 1]!
+      s1 = Math.imul(t, P) ^ (t >>> 17)
+      t = s2 ^ v2
+      s2 = Math.imul(t, P) ^ (t >>> 17)
+      t = s3 ^ w[i + 3]!
+      s3 = Math.imul(t, P) ^ (t >>> 17)
+      t = s4 ^ w[i + 4]!
+      s4 = Math.imul(t, P) ^ (t >>> 17)
+      t = s5 ^ w[i + 5]!
+      s5 = Math.imul(t, P) ^ (t >>> 17)
+      t = s6 ^ w[i + 6]!
+      s6 = Math.imul(t, P) ^ (t >>> 17)
+      t = s7 ^ w[i + 7]!
+      s7 = Math.imul(t, P) ^ (t >>> 17)
+    }
+    // Two extra rounds with value 0.
+    for (let r = 0; r < 2; r++) {
+      s0 = Math.imul(s0, P) ^ (s0 >>> 17)
+      s1 = Math.imul(s1, P) ^ (s1 >>> 17)
+      s2 = Math.imul(s2, P) ^ (s2 >>> 17)
+      s3 = Math.imul(s3, P) ^ (s3 >>> 17)
+      s4 = Math.imul(s4, P) ^ (s4 >>> 17)
+      s5 = Math.imul(s5, P) ^ (s5 >>> 17)
+      s6 = Math.imul(s6, P) ^ (s6 >>> 17)
+      s7 = Math.imul(s7, P) ^ (s7 >>> 17)
+    }
+    result ^= s0 ^ s1 ^ s2 ^ s3 ^ s4 ^ s5 ^ s6 ^ s7
+  }
   result = (result ^ blkno) >>> 0
   return (result % 65535) + 1
 }
