@@ -3,3 +3,4 @@
  * One line per module; a resource manager missing here has no redo and its records are unsupported.
  */
 import './xlog.js'
+import './heap/index.js'
