@@ -1,0 +1,227 @@
+/**
+ * The mapping between PostgreSQL objects and keys: the only module that knows what key fields mean.
+ *
+ * Neon's layout (field1 | field2 | field3 | field4 | field5 | field6):
+ *   DbDir              00 | 0       | 0      | 0       | 0    | 0
+ *   relmap file        00 | spc     | db     | 0       | 0    | 0
+ *   RelDir             00 | spc     | db     | 0       | 0    | 1
+ *   relation block     00 | spc     | db     | relnode | fork | blkno
+ *   relation size      00 | spc     | db     | relnode | fork | FFFFFFFF
+ *   SLRU dir           01 | kind    | 0      | 0       | 0    | 0
+ *   SLRU block         01 | kind    | 1      | segno   | 0    | page in segment
+ *   SLRU segment size  01 | kind    | 1      | segno   | 0    | FFFFFFFF
+ *   TwoPhaseDir        02 | 0       | 0      | 0       | 0    | 0
+ *   two-phase file     02 | 0       | 0      | 0       | 0    | xid
+ *   pg_control         03 | 0       | 0      | 0       | 0    | 0
+ *   CheckPoint         03 | 0       | 0      | 0       | 0    | 1
+ * SLRU kinds: 0 pg_xact, 1 pg_multixact/members, 2 pg_multixact/offsets. Relation blocks are the only keys
+ * whose values are page versions rebuilt by redo (with SLRU blocks); every other value is an image: a whole
+ * directory, a size, a file.
+ *
+ * Directory values use a compact encoding of our own (sorted entries, u32 count, little-endian), sizes are
+ * u32 little-endian block counts as in Neon.
+ */
+import { CorruptionError } from '../lib/errors.js'
+import { keyFields, keyFromFields, type Key, type KeyRange } from '../model/key.js'
+import type { BufferTag, RelTag } from '../pg/reltag.js'
+import { SLRU_PAGES_PER_SEGMENT, SlruKind, type SlruKindFork } from '../pg/slru.js'
+
+const ALL_ONES = 0xffff_ffff
+
+// --- SLRU kinds: Neon's key numbering <-> our redo pseudo-forks ---
+const SLRU_KIND_TO_FIELD: Readonly<Record<SlruKindFork, number>> = {
+  [SlruKind.Clog]: 0,
+  [SlruKind.MultixactMembers]: 1,
+  [SlruKind.MultixactOffsets]: 2,
+}
+const FIELD_TO_SLRU_KIND: readonly SlruKindFork[] = [SlruKind.Clog, SlruKind.MultixactMembers, SlruKind.MultixactOffsets]
+
+export function slruKindField(kind: SlruKindFork): number {
+  return SLRU_KIND_TO_FIELD[kind]
+}
+
+export function slruKindFromField(field: number): SlruKindFork {
+  const k = FIELD_TO_SLRU_KIND[field]
+  if (k === undefined) throw new CorruptionError('BAD_SLRU_KIND', `unknown SLRU kind ${field}`)
+  return k
+}
+
+// --- keys ---
+export function dbDirKey(): Key {
+  return keyFromFields({ field1: 0, field2: 0, field3: 0, field4: 0, field5: 0, field6: 0 })
+}
+
+export function relmapFileKey(spcNode: number, dbNode: number): Key {
+  return keyFromFields({ field1: 0, field2: spcNode, field3: dbNode, field4: 0, field5: 0, field6: 0 })
+}
+
+export function relDirKey(spcNode: number, dbNode: number): Key {
+  return keyFromFields({ field1: 0, field2: spcNode, field3: dbNode, field4: 0, field5: 0, field6: 1 })
+}
+
+export function relBlockKey(rel: RelTag, blkno: number): Key {
+  return keyFromFields({ field1: 0, field2: rel.spcNode, field3: rel.dbNode, field4: rel.relNode, field5: rel.forkNum, field6: blkno })
+}
+
+export function relSizeKey(rel: RelTag): Key {
+  return keyFromFields({ field1: 0, field2: rel.spcNode, field3: rel.dbNode, field4: rel.relNode, field5: rel.forkNum, field6: ALL_ONES })
+}
+
+export function slruDirKey(kind: SlruKindFork): Key {
+  return keyFromFields({ field1: 1, field2: slruKindField(kind), field3: 0, field4: 0, field5: 0, field6: 0 })
+}
+
+export function slruBlockKey(kind: SlruKindFork, segno: number, pageInSegment: number): Key {
+  return keyFromFields({ field1: 1, field2: slruKindField(kind), field3: 1, field4: segno, field5: 0, field6: pageInSegment })
+}
+
+export function slruSegmentSizeKey(kind: SlruKindFork, segno: number): Key {
+  return keyFromFields({ field1: 1, field2: slruKindField(kind), field3: 1, field4: segno, field5: 0, field6: ALL_ONES })
+}
+
+export function twoPhaseDirKey(): Key {
+  return keyFromFields({ field1: 2, field2: 0, field3: 0, field4: 0, field5: 0, field6: 0 })
+}
+
+export function twoPhaseFileKey(xid: number): Key {
+  return keyFromFields({ field1: 2, field2: 0, field3: 0, field4: 0, field5: 0, field6: xid })
+}
+
+export function controlFileKey(): Key {
+  return keyFromFields({ field1: 3, field2: 0, field3: 0, field4: 0, field5: 0, field6: 0 })
+}
+
+export function checkpointKey(): Key {
+  return keyFromFields({ field1: 3, field2: 0, field3: 0, field4: 0, field5: 0, field6: 1 })
+}
+
+/** All keys of one relation fork: its blocks and its size key (which sorts right after the last block). */
+export function relKeyRange(rel: RelTag): KeyRange {
+  return {
+    start: relBlockKey(rel, 0),
+    end: keyFromFields({ field1: 0, field2: rel.spcNode, field3: rel.dbNode, field4: rel.relNode, field5: rel.forkNum + 1, field6: 0 }),
+  }
+}
+
+// --- classification and conversion to redo targets ---
+export function isRelBlockKey(k: Key): boolean {
+  const f = keyFields(k)
+  return f.field1 === 0 && f.field4 !== 0 && f.field6 !== ALL_ONES
+}
+
+export function isSlruBlockKey(k: Key): boolean {
+  const f = keyFields(k)
+  return f.field1 === 1 && f.field3 === 1 && f.field6 !== ALL_ONES
+}
+
+/** The redo target of a page key (relation block, or SLRU page as a pseudo-fork tag); null for other keys. */
+export function keyToBufferTag(k: Key): BufferTag | null {
+  const f = keyFields(k)
+  if (f.field1 === 0 && f.field4 !== 0 && f.field6 !== ALL_ONES) {
+    return { spcNode: f.field2, dbNode: f.field3, relNode: f.field4, forkNum: f.field5, blkno: f.field6 }
+  }
+  if (f.field1 === 1 && f.field3 === 1 && f.field6 !== ALL_ONES) {
+    return { spcNode: 0, dbNode: 0, relNode: 0, forkNum: slruKindFromField(f.field2), blkno: f.field4 * SLRU_PAGES_PER_SEGMENT + f.field6 }
+  }
+  return null
+}
+
+/** The key of a redo target: a relation block, or an SLRU page named by its pseudo-fork. */
+export function bufferTagToKey(tag: BufferTag): Key {
+  if (tag.forkNum >= SlruKind.Clog) {
+    const segno = Math.floor(tag.blkno / SLRU_PAGES_PER_SEGMENT)
+    return slruBlockKey(tag.forkNum as SlruKindFork, segno, tag.blkno % SLRU_PAGES_PER_SEGMENT)
+  }
+  return relBlockKey(tag, tag.blkno)
+}
+
+// --- value encodings ---
+export function encodeBlockCount(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32LE(n, 0)
+  return b
+}
+
+export function decodeBlockCount(b: Buffer, what = 'size'): number {
+  if (b.length !== 4) throw new CorruptionError('BAD_SIZE_VALUE', `${what} value has ${b.length} bytes, expected 4`)
+  return b.readUInt32LE(0)
+}
+
+export interface DbDirEntry {
+  spcNode: number
+  dbNode: number
+  hasRelmap: boolean
+}
+
+/** DbDir: u32 count, then per database spc u32, db u32, hasRelmap u8 (sorted by spc, db). */
+export function encodeDbDir(entries: Iterable<DbDirEntry>): Buffer {
+  const list = [...entries].sort((a, b) => a.spcNode - b.spcNode || a.dbNode - b.dbNode)
+  const out = Buffer.allocUnsafe(4 + list.length * 9)
+  out.writeUInt32LE(list.length, 0)
+  let p = 4
+  for (const e of list) {
+    out.writeUInt32LE(e.spcNode, p)
+    out.writeUInt32LE(e.dbNode, p + 4)
+    out[p + 8] = e.hasRelmap ? 1 : 0
+    p += 9
+  }
+  return out
+}
+
+export function decodeDbDir(b: Buffer): DbDirEntry[] {
+  const n = countOf(b, 9, 'database directory')
+  const out: DbDirEntry[] = []
+  for (let i = 0, p = 4; i < n; i++, p += 9) out.push({ spcNode: b.readUInt32LE(p), dbNode: b.readUInt32LE(p + 4), hasRelmap: b[p + 8] === 1 })
+  return out
+}
+
+export interface RelDirEntry {
+  relNode: number
+  forkNum: number
+}
+
+/** RelDir: u32 count, then per relation fork relnode u32, fork u8 (sorted). */
+export function encodeRelDir(entries: Iterable<RelDirEntry>): Buffer {
+  const list = [...entries].sort((a, b) => a.relNode - b.relNode || a.forkNum - b.forkNum)
+  const out = Buffer.allocUnsafe(4 + list.length * 5)
+  out.writeUInt32LE(list.length, 0)
+  let p = 4
+  for (const e of list) {
+    out.writeUInt32LE(e.relNode, p)
+    out[p + 4] = e.forkNum
+    p += 5
+  }
+  return out
+}
+
+export function decodeRelDir(b: Buffer): RelDirEntry[] {
+  const n = countOf(b, 5, 'relation directory')
+  const out: RelDirEntry[] = []
+  for (let i = 0, p = 4; i < n; i++, p += 5) out.push({ relNode: b.readUInt32LE(p), forkNum: b[p + 4]! })
+  return out
+}
+
+/** A set of u32 (SLRU segment numbers, two-phase xids): u32 count then sorted values. */
+export function encodeU32Set(values: Iterable<number>): Buffer {
+  const list = [...new Set(values)].sort((a, b) => a - b)
+  const out = Buffer.allocUnsafe(4 + list.length * 4)
+  out.writeUInt32LE(list.length, 0)
+  for (let i = 0; i < list.length; i++) out.writeUInt32LE(list[i]!, 4 + i * 4)
+  return out
+}
+
+export function decodeU32Set(b: Buffer, what = 'set'): number[] {
+  const n = countOf(b, 4, what)
+  const out: number[] = []
+  for (let i = 0; i < n; i++) out.push(b.readUInt32LE(4 + i * 4))
+  return out
+}
+
+function countOf(b: Buffer, entryBytes: number, what: string): number {
+  if (b.length < 4) throw new CorruptionError('BAD_DIRECTORY_VALUE', `${what} value is truncated`)
+  const n = b.readUInt32LE(0)
+  if (b.length !== 4 + n * entryBytes) {
+    throw new CorruptionError('BAD_DIRECTORY_VALUE', `${what} value has ${b.length} bytes for ${n} entries`)
+  }
+  return n
+}
