@@ -16,8 +16,10 @@
  *   `requestTimeoutMs` for a slot (TimeoutError WALREDO_TIMEOUT).
  * - Deadline: `requestTimeoutMs` per attempt, from the moment the request is written to a worker (it covers
  *   the requests pipelined before it on that worker, as Neon's wal_redo_timeout does).
- * - Retry: a request that caused a crash, a timeout or a malformed reply is retried once on another (fresh)
- *   worker; a second such failure is final and keeps the failure's kind and code. Requests that merely stood
+ * - Retry: a request that caused a crash, a timeout or a malformed reply is retried once on another worker
+ *   (the failed one is dead by then: an idle worker of the pool, else a freshly spawned one; workers keep no
+ *   state between requests, so any other process is as good as a new one); a second such failure is final
+ *   and keeps the failure's kind and code. Requests that merely stood
  *   behind a failing one in the same pipe are retried without spending that retry, up to REDO_ATTEMPTS_MAX
  *   attempts in all. A worker's `pageserver-redo-error` report is deterministic: it is rethrown as the typed
  *   error it describes, never retried. Retries go to the front of the queue and ignore `maxQueued` (they
