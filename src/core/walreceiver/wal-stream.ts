@@ -79,6 +79,7 @@ export class WalStream implements AsyncIterable<WalChunk> {
   private lastStatusAtMs = 0
   private tickTimer: NodeJS.Timeout | undefined
   private durableTimer: NodeJS.Timeout | undefined
+  private finished = false
   /** Set when the stream ended (any reason). */
   end: StreamEnd | undefined
   /** Called by the iterator's return(): the consumer stopped early. */
@@ -116,8 +117,9 @@ export class WalStream implements AsyncIterable<WalChunk> {
     return this.serverWalEndLsn
   }
 
+  /** Status updates may still be sent: we have not sent CopyDone and the stream has not finished. */
   get active(): boolean {
-    return !this.copyDoneSent && !this.queue.closed
+    return !this.copyDoneSent && !this.finished
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WalChunk> {
@@ -155,7 +157,7 @@ export class WalStream implements AsyncIterable<WalChunk> {
     this.receivedEnd = end
     this.stats.bytesReceived += m.data.length
     this.stats.chunksReceived++
-    if (this.copyDoneSent || this.queue.closed) return // we asked to stop: the rest is not wanted
+    if (!this.active || this.queue.closed) return // we asked to stop: the rest is not wanted
     // Copy out of pg-protocol's parse buffer: it is reused for the next network read.
     this.queue.push({ dataStart: m.dataStart, walEnd: m.walEnd, sendTime: m.sendTime, data: Buffer.from(m.data) })
     if (this.queue.overHighWater && !this.paused) {
@@ -237,7 +239,7 @@ export class WalStream implements AsyncIterable<WalChunk> {
     if (this.durableTimer) clearTimeout(this.durableTimer)
     this.tickTimer = undefined
     this.durableTimer = undefined
-    this.copyDoneSent = true
+    this.finished = true
     if (nextTimeline && this.end) this.end = { ...this.end, nextTimeline: nextTimeline.tli, nextTimelineStartLsn: nextTimeline.lsn }
     if (err) this.queue.fail(err)
     else this.queue.end()
