@@ -15,10 +15,11 @@
  * Checks PostgreSQL reports as ERROR/PANIC on corrupted pointers become CorruptionError (code
  * PAGE_CORRUPTED); the WARNING-and-return-InvalidOffsetNumber cases of PageAddItemExtended return 0 silently.
  *
- * Hot path: no allocation per call. compactify_tuples's temporary page and its item arrays are module-level
- * scratch (sized for the most line pointers a page can hold, so a corrupt page cannot overflow them).
+ * Hot path: no allocation per call beyond a DataView. compactify_tuples (compactify.ts) uses module-level
+ * scratch. The index-page routines live in index-page.ts and are re-exported here, so callers import every
+ * bufpage routine from this module.
  */
-import { assert, CorruptionError } from '../../lib/errors.js'
+import { assert } from '../../lib/errors.js'
 import {
   BLCKSZ,
   FirstOffsetNumber,
@@ -27,97 +28,34 @@ import {
   MaxOffsetNumber,
   PD_HAS_FREE_LINES,
   SizeOfPageHeaderData,
-  assertPage,
   maxalign,
   sizeOfItemIdData,
 } from './page.js'
 import { LP_UNUSED, makeItemId, rawItemIdFlags, rawItemIdLength, rawItemIdOffset } from './itemid.js'
+import {
+  PD_FLAGS,
+  PD_LOWER,
+  PD_SPECIAL,
+  PD_UPPER,
+  checkPagePointers,
+  corrupted,
+  corruptedPointers,
+  lpGet,
+  lpPosition,
+  lpSet,
+  maxOffset,
+  setU16,
+  u16,
+  view,
+} from './page-access.js'
+import { compactAlignedLen, compactItemOff, compactOffsetIndex, compactifyTuples } from './compactify.js'
+
+export { pageIndexMultiDelete, pageIndexTupleDelete, pageIndexTupleDeleteNoCompact, pageIndexTupleOverwrite } from './index-page.js'
 
 /** PageAddItemExtended flag: store at the given (unused) line pointer instead of shifting the array. */
 export const PAI_OVERWRITE = 1 << 0
 /** PageAddItemExtended flag: enforce MaxHeapTuplesPerPage. */
 export const PAI_IS_HEAP = 1 << 1
-
-// --- fast access -------------------------------------------------------------------------------------
-// The loops below touch every line pointer; a DataView (bounds-checked, any alignment) is several times
-// faster than Buffer's readUInt32LE/writeUInt32LE, whose argument validation dominates at this size.
-
-const PD_FLAGS = 10
-const PD_LOWER = 12
-const PD_UPPER = 14
-const PD_SPECIAL = 16
-const LP_OFF_MASK = 0x7fff
-
-function view(page: Buffer): DataView {
-  assertPage(page)
-  return new DataView(page.buffer, page.byteOffset, BLCKSZ)
-}
-function u16(dv: DataView, pos: number): number {
-  return dv.getUint16(pos, true)
-}
-function setU16(dv: DataView, pos: number, v: number): void {
-  dv.setUint16(pos, v, true)
-}
-/** Line pointer `offnum` (1-based) as its raw u32 word. */
-function lpGet(dv: DataView, offnum: number): number {
-  return dv.getUint32(SizeOfPageHeaderData - sizeOfItemIdData + offnum * sizeOfItemIdData, true)
-}
-function lpSet(dv: DataView, offnum: number, raw: number): void {
-  dv.setUint32(SizeOfPageHeaderData - sizeOfItemIdData + offnum * sizeOfItemIdData, raw >>> 0, true)
-}
-/** `lp->lp_off = off` (15-bit truncation, flags and length kept). */
-function lpSetOff(dv: DataView, offnum: number, off: number): void {
-  lpSet(dv, offnum, (lpGet(dv, offnum) & ~LP_OFF_MASK) | (off & LP_OFF_MASK))
-}
-function lpPosition(offnum: number): number {
-  return SizeOfPageHeaderData + (offnum - 1) * sizeOfItemIdData
-}
-/** PageGetMaxOffsetNumber on the view. */
-function maxOffset(dv: DataView): number {
-  const lower = u16(dv, PD_LOWER)
-  return lower <= SizeOfPageHeaderData ? 0 : (lower - SizeOfPageHeaderData) >>> 2
-}
-
-// --- errors ------------------------------------------------------------------------------------------
-
-function corrupted(message: string, details: Record<string, unknown>): CorruptionError {
-  return new CorruptionError('PAGE_CORRUPTED', message, {
-    hint: 'The page image is damaged (bad pd_lower/pd_upper/pd_special or line pointer); restore it from an earlier image.',
-    details,
-  })
-}
-
-function corruptedPointers(lower: number, upper: number, special: number): CorruptionError {
-  return corrupted(`corrupted page pointers: lower = ${lower}, upper = ${upper}, special = ${special}`, {
-    pd_lower: lower,
-    pd_upper: upper,
-    pd_special: special,
-  })
-}
-
-/** The sanity test shared by the routines that move bytes (PageRepairFragmentation and the index ones). */
-function checkPagePointers(dv: DataView): void {
-  const lower = u16(dv, PD_LOWER)
-  const upper = u16(dv, PD_UPPER)
-  const special = u16(dv, PD_SPECIAL)
-  if (lower < SizeOfPageHeaderData || lower > upper || upper > special || special > BLCKSZ || special !== maxalign(special)) {
-    throw corruptedPointers(lower, upper, special)
-  }
-}
-
-function checkIndexOffnum(dv: DataView, offnum: number): number {
-  const nline = maxOffset(dv)
-  if (offnum <= 0 || offnum > nline) {
-    throw corrupted(`invalid index offnum: ${offnum}`, { offnum, maxOffnum: nline })
-  }
-  return nline
-}
-
-function checkLinePointer(dv: DataView, offset: number, size: number): void {
-  if (offset < u16(dv, PD_UPPER) || offset + size > u16(dv, PD_SPECIAL) || offset !== maxalign(offset)) {
-    throw corrupted(`corrupted line pointer: offset = ${offset}, size = ${size}`, { offset, size })
-  }
-}
 
 /** PageGetItem: a view (no copy) of the item `offnum` points to. */
 export function pageGetItem(page: Buffer, offnum: number): Buffer {
@@ -191,102 +129,6 @@ export function pageAddItemExtended(page: Buffer, item: Buffer, size: number, of
 /** The PageAddItem macro. */
 export function pageAddItem(page: Buffer, item: Buffer, size: number, offsetNumber: number, overwrite: boolean, isHeap: boolean): number {
   return pageAddItemExtended(page, item, size, offsetNumber, (overwrite ? PAI_OVERWRITE : 0) | (isHeap ? PAI_IS_HEAP : 0))
-}
-
-// --- compactify_tuples -----------------------------------------------------------------------------
-
-/** itemIdCompactData as three parallel arrays; MaxOffsetNumber entries cover any page. */
-const compactOffsetIndex = new Uint16Array(MaxOffsetNumber)
-const compactItemOff = new Int32Array(MaxOffsetNumber)
-const compactAlignedLen = new Uint16Array(MaxOffsetNumber)
-/** PGAlignedBlock scratch of compactify_tuples; only bytes copied in during the same call are read back. */
-const scratchPage = Buffer.alloc(BLCKSZ)
-/** newitemids of PageIndexMultiDelete. */
-const newItemIds = new Uint32Array(MaxOffsetNumber)
-
-/**
- * compactify_tuples over the first `nitems` entries of the module arrays: moves the tuples so that they end
- * at pd_special in array order, fixes their lp_off, and sets pd_upper. `presorted` means itemoff strictly
- * descends along the array, so an in-place memmove towards the end of the page cannot clobber anything.
- */
-function compactifyTuples(page: Buffer, dv: DataView, nitems: number, presorted: boolean): void {
-  assert(nitems > 0, 'compactify_tuples needs at least one item')
-  const pd_special = u16(dv, PD_SPECIAL)
-  let upper: number
-  let i: number
-  let idx: number
-
-  if (presorted) {
-    // A plain Uint8Array view: TypedArray#copyWithin on it is about twice as fast as on a Buffer.
-    const bytes = new Uint8Array(page.buffer, page.byteOffset, BLCKSZ)
-    // Skip tuples already packed against pd_special.
-    upper = pd_special
-    i = 0
-    idx = 0
-    do {
-      idx = i
-      if (upper !== compactItemOff[idx]! + compactAlignedLen[idx]!) break
-      upper -= compactAlignedLen[idx]!
-      i++
-    } while (i < nitems)
-
-    let copyTail = compactItemOff[idx]! + compactAlignedLen[idx]!
-    let copyHead = copyTail
-    for (; i < nitems; i++) {
-      const itemoff = compactItemOff[i]!
-      const alignedlen = compactAlignedLen[i]!
-      if (copyHead !== itemoff + alignedlen) {
-        bytes.copyWithin(upper, copyHead, copyTail)
-        copyTail = itemoff + alignedlen
-      }
-      upper -= alignedlen
-      copyHead = itemoff
-      lpSetOff(dv, compactOffsetIndex[i]! + 1, upper)
-    }
-    bytes.copyWithin(upper, copyHead, copyTail)
-  } else {
-    const scratch = scratchPage
-    if (nitems < maxOffset(dv) >>> 2) {
-      // Most tuples are gone: copy the survivors one by one.
-      for (i = 0; i < nitems; i++) {
-        const itemoff = compactItemOff[i]!
-        page.copy(scratch, itemoff, itemoff, itemoff + compactAlignedLen[i]!)
-      }
-      i = 0
-      idx = 0
-      upper = pd_special
-    } else {
-      upper = pd_special
-      i = 0
-      idx = 0
-      do {
-        idx = i
-        if (upper !== compactItemOff[idx]! + compactAlignedLen[idx]!) break
-        upper -= compactAlignedLen[idx]!
-        i++
-      } while (i < nitems)
-      // Everything between pd_upper and the first tuple that must move goes to the scratch page at once.
-      const pd_upper = u16(dv, PD_UPPER)
-      page.copy(scratch, pd_upper, pd_upper, upper)
-    }
-
-    let copyTail = compactItemOff[idx]! + compactAlignedLen[idx]!
-    let copyHead = copyTail
-    for (; i < nitems; i++) {
-      const itemoff = compactItemOff[i]!
-      const alignedlen = compactAlignedLen[i]!
-      if (copyHead !== itemoff + alignedlen) {
-        scratch.copy(page, upper, copyHead, copyTail)
-        copyTail = itemoff + alignedlen
-      }
-      upper -= alignedlen
-      copyHead = itemoff
-      lpSetOff(dv, compactOffsetIndex[i]! + 1, upper)
-    }
-    scratch.copy(page, upper, copyHead, copyTail)
-  }
-
-  setU16(dv, PD_UPPER, upper)
 }
 
 /**
@@ -420,174 +262,4 @@ export function pageGetHeapFreeSpace(page: Buffer): number {
     }
   }
   return space
-}
-
-// --- index page routines -------------------------------------------------------------------------
-
-/**
- * PageIndexTupleDelete: remove item `offnum` and its line pointer. The bytes between pd_upper and the
- * victim slide up by MAXALIGN(victim's length); pointers at or below the victim's offset follow.
- */
-export function pageIndexTupleDelete(page: Buffer, offnum: number): void {
-  const dv = view(page)
-  checkPagePointers(dv)
-  let nline = checkIndexOffnum(dv, offnum)
-
-  const raw = lpGet(dv, offnum)
-  const offset = rawItemIdOffset(raw)
-  checkLinePointer(dv, offset, rawItemIdLength(raw))
-  const size = maxalign(rawItemIdLength(raw))
-
-  const pd_lower = u16(dv, PD_LOWER)
-  const pd_upper = u16(dv, PD_UPPER)
-  // Close the gap in the line pointer array.
-  const next = lpPosition(offnum + 1)
-  if (pd_lower - next > 0) page.copyWithin(lpPosition(offnum), next, pd_lower)
-
-  if (offset > pd_upper) page.copyWithin(pd_upper + size, pd_upper, offset)
-
-  setU16(dv, PD_UPPER, pd_upper + size)
-  setU16(dv, PD_LOWER, pd_lower - sizeOfItemIdData)
-
-  if (pd_lower - sizeOfItemIdData > SizeOfPageHeaderData) {
-    nline--
-    for (let i = 1; i <= nline; i++) {
-      const r = lpGet(dv, i)
-      const off = r & LP_OFF_MASK
-      if (off <= offset) lpSet(dv, i, (r & ~LP_OFF_MASK) | ((off + size) & LP_OFF_MASK))
-    }
-  }
-}
-
-/**
- * PageIndexMultiDelete: `itemnos[0..nitems)` must ascend. Up to 2 items: retail PageIndexTupleDelete from
- * the last to the first. More: keep the other pointers in order, then compactify_tuples.
- */
-export function pageIndexMultiDelete(page: Buffer, itemnos: ArrayLike<number>, nitems: number = itemnos.length): void {
-  assert(nitems >= 0 && nitems <= itemnos.length, () => `nitems ${nitems} exceeds the ${itemnos.length} offsets given`)
-  if (nitems <= 2) {
-    while (--nitems >= 0) pageIndexTupleDelete(page, itemnos[nitems]!)
-    return
-  }
-
-  const dv = view(page)
-  checkPagePointers(dv)
-  const pd_lower = u16(dv, PD_LOWER)
-  const pd_upper = u16(dv, PD_UPPER)
-  const pd_special = u16(dv, PD_SPECIAL)
-
-  const nline = maxOffset(dv)
-  let nused = 0
-  let nextitm = 0
-  let totallen = 0
-  let lastOffset = pd_special
-  let presorted = true
-
-  for (let offnum = FirstOffsetNumber; offnum <= nline; offnum++) {
-    const raw = lpGet(dv, offnum)
-    const size = rawItemIdLength(raw)
-    const offset = rawItemIdOffset(raw)
-    if (offset < pd_upper || offset + size > pd_special || offset !== maxalign(offset)) {
-      throw corrupted(`corrupted line pointer: offset = ${offset}, size = ${size}`, { offnum, offset, size })
-    }
-    if (nextitm < nitems && offnum === itemnos[nextitm]) {
-      nextitm++
-    } else {
-      compactOffsetIndex[nused] = nused
-      compactItemOff[nused] = offset
-      if (lastOffset > offset) lastOffset = offset
-      else presorted = false
-      const alignedlen = maxalign(size)
-      compactAlignedLen[nused] = alignedlen
-      totallen += alignedlen
-      newItemIds[nused] = raw
-      nused++
-    }
-  }
-
-  if (nextitm !== nitems) {
-    throw corrupted('incorrect index offsets supplied', { nitems, matched: nextitm })
-  }
-  if (totallen > pd_special - pd_lower) {
-    throw corrupted(`corrupted item lengths: total ${totallen}, available space ${pd_special - pd_lower}`, {
-      totallen,
-      available: pd_special - pd_lower,
-    })
-  }
-
-  for (let i = 0; i < nused; i++) lpSet(dv, i + 1, newItemIds[i]!)
-  setU16(dv, PD_LOWER, SizeOfPageHeaderData + nused * sizeOfItemIdData)
-
-  if (nused > 0) compactifyTuples(page, dv, nused, presorted)
-  else setU16(dv, PD_UPPER, pd_special)
-}
-
-/**
- * PageIndexTupleDeleteNoCompact (BRIN): free item `offnum`'s storage but keep its pointer as LP_UNUSED,
- * unless it is the last pointer, which is removed.
- */
-export function pageIndexTupleDeleteNoCompact(page: Buffer, offnum: number): void {
-  const dv = view(page)
-  checkPagePointers(dv)
-  let nline = checkIndexOffnum(dv, offnum)
-
-  const raw = lpGet(dv, offnum)
-  const offset = rawItemIdOffset(raw)
-  checkLinePointer(dv, offset, rawItemIdLength(raw))
-  const size = maxalign(rawItemIdLength(raw))
-
-  if (offnum < nline) {
-    lpSet(dv, offnum, 0)
-  } else {
-    setU16(dv, PD_LOWER, u16(dv, PD_LOWER) - sizeOfItemIdData)
-    nline--
-  }
-
-  const pd_upper = u16(dv, PD_UPPER)
-  if (offset > pd_upper) page.copyWithin(pd_upper + size, pd_upper, offset)
-  setU16(dv, PD_UPPER, pd_upper + size)
-
-  if (u16(dv, PD_LOWER) > SizeOfPageHeaderData) {
-    for (let i = 1; i <= nline; i++) {
-      const r = lpGet(dv, i)
-      const off = r & LP_OFF_MASK
-      if (rawItemIdLength(r) !== 0 && off <= offset) lpSet(dv, i, (r & ~LP_OFF_MASK) | ((off + size) & LP_OFF_MASK))
-    }
-  }
-}
-
-/**
- * PageIndexTupleOverwrite: replace item `offnum` in place, sliding the tuple data below it when the
- * MAXALIGNed size changes; lp_flags is kept. Returns false (page unchanged) when the new tuple does not fit.
- */
-export function pageIndexTupleOverwrite(page: Buffer, offnum: number, newtup: Buffer, newsize: number): boolean {
-  assert(newsize >= 0 && newsize <= newtup.length, () => `tuple of ${newtup.length} bytes cannot supply ${newsize} bytes`)
-  const dv = view(page)
-  checkPagePointers(dv)
-  const itemcount = checkIndexOffnum(dv, offnum)
-
-  const raw = lpGet(dv, offnum)
-  const offset = rawItemIdOffset(raw)
-  checkLinePointer(dv, offset, rawItemIdLength(raw))
-
-  const oldsize = maxalign(rawItemIdLength(raw))
-  const alignednewsize = maxalign(newsize)
-  const pd_upper = u16(dv, PD_UPPER)
-  if (alignednewsize > oldsize + (pd_upper - u16(dv, PD_LOWER))) return false
-
-  const sizeDiff = oldsize - alignednewsize
-  if (sizeDiff !== 0) {
-    page.copyWithin(pd_upper + sizeDiff, pd_upper, offset)
-    setU16(dv, PD_UPPER, pd_upper + sizeDiff)
-    for (let i = FirstOffsetNumber; i <= itemcount; i++) {
-      const r = lpGet(dv, i)
-      const off = r & LP_OFF_MASK
-      if (rawItemIdLength(r) !== 0 && off <= offset) lpSet(dv, i, (r & ~LP_OFF_MASK) | ((off + sizeDiff) & LP_OFF_MASK))
-    }
-  }
-
-  const newOffset = (offset + sizeDiff) & LP_OFF_MASK
-  lpSet(dv, offnum, makeItemId(newOffset, rawItemIdFlags(raw), newsize))
-  newtup.copy(page, newOffset, 0, newsize)
-  return true
 }

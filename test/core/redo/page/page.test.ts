@@ -5,7 +5,6 @@ import {
   PD_ALL_VISIBLE,
   PD_HAS_FREE_LINES,
   getPdFlags,
-  getPdLower,
   getPdPruneXid,
   getPdSpecial,
   getPdUpper,
