@@ -4,3 +4,4 @@
  */
 import './xlog.js'
 import './heap/index.js'
+import './nbtree/index.js'
