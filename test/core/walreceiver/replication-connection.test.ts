@@ -145,6 +145,38 @@ describe('ReplicationConnection against PostgreSQL 15', () => {
     }
   })
 
+  it('detects a walsender that stopped answering (silence) and fails the stream as retryable', async () => {
+    const conn = await ReplicationConnection.connect(parseConnString(pg.connString()), {
+      statusIntervalMs: 300,
+      silenceTimeoutMs: 1_500,
+      applicationName: 'silence_test',
+    })
+    let pid = 0
+    try {
+      const sys = await conn.identifySystem()
+      const stream = await conn.startReplication({ startLsn: sys.xlogPos, timeline: sys.timeline })
+      pid = await waitFor('the walsender', async () => {
+        const v = await pg.sql("SELECT pid FROM pg_stat_replication WHERE application_name = 'silence_test'")
+        return v === '' ? undefined : Number(v)
+      })
+      process.kill(pid, 'SIGSTOP') // as a network partition would: no FIN, no RST, just nothing
+      let err: unknown
+      try {
+        for await (const _ of stream) {
+          // idle: nothing is written meanwhile
+        }
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(UnavailableError)
+      expect((err as PageserverError).code).toBe('WAL_STREAM_SILENT')
+      expect(conn.isClosed).toBe(true)
+    } finally {
+      if (pid) process.kill(pid, 'SIGCONT')
+      await conn.close()
+    }
+  })
+
   it('reports a server-side error at START_REPLICATION as a typed error and stays usable', async () => {
     const conn = await connect()
     try {
