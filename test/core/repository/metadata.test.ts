@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeMetadata, encodeMetadata, readMetadata, writeMetadata, type TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { lsn } from '../../../src/core/pg/lsn.js'
+import { generateTimelineId } from '../../../src/core/model/ids.js'
+
+const base: TimelineMetadata = {
+  diskConsistentLsn: lsn(0x1_6b37_48d8n),
+  prevRecordLsn: lsn(0x1_6b37_4800n),
+  lastRecordLsn: lsn(0x1_6b37_48d8n),
+  ancestorTimeline: generateTimelineId(),
+  ancestorLsn: lsn(0x1_0000_0028n),
+  latestGcCutoffLsn: lsn(0),
+  initdbLsn: lsn(0x1_5000_0028n),
+  pgVersion: 15,
+  walSource: { connString: 'host=127.0.0.1 port=5432 user=postgres', slotName: 'ps_slot', systemId: '7311155391938378418', pgTimeline: 1 },
+  dataChecksums: true,
+  hintBitsLogged: true,
+  minReadableLsn: lsn(0x1_5000_0028n),
+  createdAt: 1_700_000_000,
+}
+
+describe('timeline metadata', () => {
+  it('round-trips through the file format', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ps-meta-'))
+    try {
+      const path = join(dir, 'metadata')
+      await writeMetadata(path, base, { noSync: true })
+      expect(readMetadata(path)).toEqual(base)
+      expect(decodeMetadata(encodeMetadata({ ...base, ancestorTimeline: null, ancestorLsn: null, walSource: null, prevRecordLsn: null }), 'x')).toEqual({
+        ...base,
+        ancestorTimeline: null,
+        ancestorLsn: null,
+        walSource: null,
+        prevRecordLsn: null,
+      })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('detects a flipped byte anywhere in the file and names the file', () => {
+    const good = encodeMetadata(base)
+    for (let i = 0; i < good.length; i++) {
+      const bad = Buffer.from(good)
+      bad[i]! ^= 0x20
+      expect(() => decodeMetadata(bad, '/x/metadata'), `offset ${i}`).toThrow(/\/x\/metadata/)
+    }
+  })
+
+  it('refuses inconsistent LSNs on write and on read', () => {
+    expect(() => encodeMetadata({ ...base, diskConsistentLsn: lsn(0x2_0000_0000n) })).toThrow(/disk_consistent_lsn > last_record_lsn/)
+    expect(() => encodeMetadata({ ...base, ancestorLsn: null })).toThrow(/together/)
+    expect(() => encodeMetadata({ ...base, prevRecordLsn: base.diskConsistentLsn })).toThrow(/prev_record_lsn/)
+  })
+
+  it('reports a missing file as not found', () => {
+    expect(() => readMetadata('/nonexistent/metadata')).toThrow(/does not exist/)
+    const dir = mkdtempSync(join(tmpdir(), 'ps-meta-'))
+    try {
+      writeFileSync(join(dir, 'metadata'), Buffer.alloc(100 * 1024))
+      expect(() => readMetadata(join(dir, 'metadata'))).toThrow(/more than/)
+      void readFileSync
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
