@@ -111,7 +111,8 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       })
       const backoff = { initialDelayMs: 200, maxDelayMs: 5_000 }
       const logger = (e: ReceiverLogEvent): void => {
-        if (e.level !== 'info' && !json) {
+        // Retries and failures go to stderr in every mode (stdout stays records only, JSON or not).
+        if (e.level !== 'info') {
           progress?.stop()
           process.stderr.write(`pageserver: ${e.message}\n`)
         }

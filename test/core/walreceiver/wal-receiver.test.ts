@@ -4,6 +4,7 @@
  * unreachable primary is retried a bounded number of times.
  */
 import { rmSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
 import { dirname } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PgCluster, freePort } from '../../support/pg-cluster.js'
@@ -24,6 +25,40 @@ async function waitFor(what: string, cond: () => boolean | Promise<boolean>, tim
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 50))
   }
+}
+
+/** A loopback TCP proxy whose target can be switched and whose connections can be cut (a network fault). */
+async function startProxy(target: number): Promise<{ port: number; target: number; dropAll(): void; close(): void }> {
+  const sockets = new Set<Socket>()
+  const state = {
+    port: 0,
+    target,
+    dropAll: () => {
+      for (const s of sockets) s.destroy()
+      sockets.clear()
+    },
+    close: () => {
+      state.dropAll()
+      server.close()
+    },
+  }
+  const server = createServer((client) => {
+    const upstream = connect({ host: '127.0.0.1', port: state.target })
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const addr = server.address()
+  state.port = typeof addr === 'object' && addr ? addr.port : 0
+  return state
 }
 
 /** Each record starts where the previous ended, or right after the header of a later page. */
@@ -159,7 +194,34 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
 
   it('refuses a primary with another system id, without retrying', async () => {
     const other = await PgCluster.start({ name: 'walrx-other' })
+    const proxy = await startProxy(pg.port)
     try {
+      // The first connection's system id is the expected one from then on: switch the proxy to another
+      // cluster and drop the connection; the reconnect must fail for good, not stream the other WAL.
+      const switched: ReceiverLogEvent[] = []
+      const rx0 = new WalReceiver({
+        conn: parseConnString(`host=127.0.0.1 port=${proxy.port} user=postgres`),
+        startLsn: (((await pg.insertLsn()) / SEG) * SEG) as Lsn,
+        backoff: { initialDelayMs: 20, maxDelayMs: 50 },
+        logger: (e) => switched.push(e),
+      })
+      let err0: unknown
+      try {
+        for await (const _ of rx0.records()) {
+          if (proxy.target !== other.port) {
+            proxy.target = other.port
+            proxy.dropAll()
+          }
+        }
+      } catch (e) {
+        err0 = e
+      }
+      expect((err0 as PageserverError).code).toBe('WAL_SYSTEM_ID_MISMATCH')
+      expect(rx0.stats.sessions).toBe(1)
+      expect(rx0.stats.attempts).toBe(2)
+      expect(switched.filter((e) => e.event === 'retry').map((e) => e.error?.code)).toEqual(['PG_CONNECTION_LOST'])
+
+
       const events: ReceiverLogEvent[] = []
       const rx = new WalReceiver({
         conn: parseConnString(other.connString()),
@@ -179,6 +241,7 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
       expect(rx.stats.attempts).toBe(1)
       expect(events.filter((e) => e.event === 'retry')).toEqual([])
     } finally {
+      proxy.close()
       await other.destroy()
     }
   })
