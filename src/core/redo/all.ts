@@ -5,3 +5,4 @@
 import './xlog.js'
 import './heap/index.js'
 import './nbtree/index.js'
+import './seq.js'
