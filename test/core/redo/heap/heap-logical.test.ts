@@ -35,5 +35,5 @@ describe('heap redo, wal_level=logical, wal_compression=lz4', () => {
       if (noPage) expect(r.blocks.length).toBe(0)
     }
     expect(records.some((r) => r.blocks.some((b) => b.hasImage && b.compression === 'lz4'))).toBe(true)
-  })
+  }, 240_000)
 })

@@ -39,5 +39,5 @@ describe.each([
 
     // The VM images of VISIBLE records are a real check of the implicit clears: without them, some differ.
     expect(await mismatchesWithoutImplicitVmClears(records, checksums)).toBeGreaterThan(0)
-  })
+  }, 240_000)
 })
