@@ -11,7 +11,7 @@
  *   otherwise                  -> the start of the segment holding IDENTIFY_SYSTEM's xlogpos (a segment still
  *                                  on the primary, and a page boundary), as PostgreSQL's walreceiver does
  */
-import { UsageError, messageOf } from '../lib/errors.js'
+import { UnavailableError, UsageError, messageOf } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { SizeOfXLogShortPHD, XLOG_BLCKSZ } from '../pg/wal-page.js'
 import type { ConnParams } from '../protocol/conn-string.js'
@@ -21,7 +21,6 @@ import { isRetryable } from './pg-errors.js'
 import { ReplicationConnection, type SlotInfo, type SystemIdentity } from './replication-connection.js'
 import { parseSegmentSizeSetting } from './segment-size.js'
 import type { ReceiverLogEvent } from './wal-receiver.js'
-import { UnavailableError } from '../lib/errors.js'
 
 export interface PrimaryInfo {
   readonly system: SystemIdentity
