@@ -122,11 +122,17 @@ describe('masks on real pages', () => {
       ['mi_bt', btreeMask],
     ]
     for (const [rel, fn] of cases) {
-      const nblocks = Number(await pg.sql(`SELECT pg_relation_size('${rel}') / 8192`))
-      expect(nblocks).toBeGreaterThan(1)
+      // One psql call per relation: every block, hex, one per line.
+      const pages = (
+        await pg.sql(`SELECT encode(get_raw_page('${rel}', b::int), 'hex') FROM generate_series(0, pg_relation_size('${rel}') / 8192 - 1) b ORDER BY b`)
+      )
+        .split('\n')
+        .map(fromHex)
+      expect(pages.length).toBeGreaterThan(1)
       let kept = 0
-      for (let blk = 0; blk < nblocks; blk++) {
-        const page = await rawPage(rel, blk)
+      for (let blk = 0; blk < pages.length; blk++) {
+        const page = pages[blk]!
+        expect(page.length).toBe(BLCKSZ)
         if (pageIsNew(page)) continue
         const once = masked(fn, page, blk)
         expect(masked(fn, once, blk).equals(once), `${rel} block ${blk}`).toBe(true)
