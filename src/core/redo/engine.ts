@@ -114,7 +114,10 @@ export function applyRecord(tag: BufferTag, page: Buffer | null, r: RedoRecord, 
   if (page === null) {
     // No redo needed when the record carries the page's post-image (consistency-checking image).
     if (!impl?.redoBlock && block.hasImage && opts.useImagesWithoutRedo) return imageAsResult(rec, block, r.endLsn, null)
-    throw redoFailure(ctx, 'no base page (the page has no earlier version and the record does not initialise it)')
+    // The page had no earlier version: its fork was extended without WAL (the visibility map and the free
+    // space map grow that way) and PostgreSQL's redo reads such a page as zeros (RBM_ZERO_ON_ERROR). The
+    // body sees a new page; routines that need an initialised page fail on it rather than guess.
+    return runBody(ctx, impl, Buffer.alloc(BLCKSZ))
   }
   // 3. Already applied.
   if (r.endLsn <= pageGetLsn(page)) return page
