@@ -41,6 +41,8 @@ import { rmgrIdIsValid } from './rmgr.js'
 
 const XLOG_SWITCH = 0x40
 const EMPTY = Buffer.alloc(0)
+/** Slab for assembled records (records spanning pages or chunks): one allocation per ~100 such records. */
+const RECORD_SLAB_BYTES = 1024 * 1024
 
 export interface WalDecoderOptions {
   /** A WAL page boundary or a record boundary. */
@@ -86,6 +88,8 @@ export class WalStreamDecoder {
   private recGot = 0
   /** Fragments of a record spanning pages or chunks, concatenated once complete. */
   private pieces: Buffer[] = []
+  private slab: Buffer = EMPTY
+  private slabUsed = RECORD_SLAB_BYTES
   private readonly hdrBuf = Buffer.alloc(SizeOfXLogRecord)
   private hdrValidated = false
 
@@ -330,15 +334,36 @@ export class WalStreamDecoder {
   }
 
   private assemble(): DecodedRecord {
-    const raw = Buffer.concat(this.pieces, this.recTotLen)
+    const raw = this.allocRecord(this.recTotLen)
+    let o = 0
+    for (const piece of this.pieces) {
+      raw.set(piece, o)
+      o += piece.length
+    }
     this.pieces = []
     return this.finishRecord(raw)
+  }
+
+  /**
+   * Room for an assembled record: carved from a shared slab when small (an ArrayBuffer per record costs
+   * more than the copy into it), its own buffer when large. A record keeps its slab alive, as a record
+   * decoded in place keeps its fed chunk alive.
+   */
+  private allocRecord(n: number): Buffer {
+    if (n > RECORD_SLAB_BYTES / 8) return Buffer.allocUnsafeSlow(n)
+    if (this.slabUsed + n > RECORD_SLAB_BYTES) {
+      this.slab = Buffer.allocUnsafeSlow(RECORD_SLAB_BYTES)
+      this.slabUsed = 0
+    }
+    const out = this.slab.subarray(this.slabUsed, this.slabUsed + n)
+    this.slabUsed += (n + 7) & ~7
+    return out
   }
 
   private validateHeader(b: Buffer, off: number): void {
     const rmid = b[off + 17]!
     if (!rmgrIdIsValid(rmid)) throw this.err('WAL_BAD_RMGR', `invalid resource manager id ${rmid}`, this.recStart)
-    const prev = Number(b.readBigUInt64LE(off + 8))
+    const prev = b.readUInt32LE(off + 8) + b.readUInt32LE(off + 12) * 0x1_0000_0000 // no BigInt per record
     if (this.prevRecPtr === null) {
       if (!(prev < this.recStart)) {
         throw this.err('WAL_BAD_PREV_LINK', `record with incorrect prev-link ${formatLsn(BigInt(prev))}`, this.recStart)
@@ -366,7 +391,7 @@ export class WalStreamDecoder {
     this.inRecord = false
     this.prevRecPtr = start
     this.skipTo = end
-    return decodeRecord(raw, toLsn(start), toLsn(end))
+    return decodeRecord(raw, start, end)
   }
 
   private err(code: string, message: string, at: number): CorruptionError {

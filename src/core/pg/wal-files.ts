@@ -253,6 +253,7 @@ export class WalFileReader {
   /**
    * Records in batches (all the records completed by one read): one await per chunk instead of one per
    * record, for hot loops. Each batch array is fresh; the records are views into the chunk they came from.
+   * The next chunk is read while this one is decoded (one read ahead), so decoding rarely waits for I/O.
    */
   async *recordBatches(): AsyncGenerator<DecodedRecord[], WalReadEnd, undefined> {
     const segSize = this.segmentSizeBytes
@@ -267,93 +268,81 @@ export class WalFileReader {
     })
     const bySegno = new Map<bigint, WalSegmentFile>()
     for (const s of this.segments) bySegno.set(s.segno, s)
-    let lastRecordLsn: Lsn | null = null
-    let lastEnd = decodeFrom
+    let last: DecodedRecord | null = null
+    const lastEnd = (): number => (last === null ? decodeFrom : Number(last.endLsn))
     const finish = (reason: WalEndReason, endLsn: number, message: string): WalReadEnd => {
-      this.endInfo = { lastRecordLsn, endLsn: toLsn(endLsn), reason, message }
+      this.endInfo = { lastRecordLsn: last === null ? null : last.lsn, endLsn: toLsn(endLsn), reason, message }
       return this.endInfo
     }
+    let skipping = decodeFrom < start // records in the start's page, before the start, are not handed out
+    const bounded = end !== Infinity
 
-    let segno = BigInt(Math.floor(decodeFrom / segSize))
-    let offset = decodeFrom % segSize
-    for (;;) {
-      const seg = bySegno.get(segno)
-      const segStart = Number(segno) * segSize
-      if (seg === undefined) {
-        if (segStart >= end) return finish('end-lsn', lastEnd, `reached the end LSN ${formatLsn(BigInt(end))}`)
-        const last = this.segments[this.segments.length - 1]!
-        if (segno > last.segno) {
-          return finish(
-            'end-of-files',
-            lastEnd,
-            `the WAL files end at ${formatLsn(BigInt(segStart))}` +
-              (decoder.position > toLsn(lastEnd) ? `, inside a record that continues in ${walFileName(this.timeline, segno, segSize)}` : ''),
-          )
+    const source = new ChunkSource(bySegno, segSize, this.chunkBytes)
+    let pending = source.read(BigInt(Math.floor(decodeFrom / segSize)), decodeFrom % segSize)
+    try {
+      for (;;) {
+        const got = await pending
+        if (got.kind === 'missing') {
+          const segStart = Number(got.segno) * segSize
+          if (segStart >= end) return finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
+          const lastSeg = this.segments[this.segments.length - 1]!
+          if (got.segno > lastSeg.segno) {
+            const inRecord = Number(decoder.position) > lastEnd()
+            return finish(
+              'end-of-files',
+              lastEnd(),
+              `the WAL files end at ${formatLsn(BigInt(segStart))}` +
+                (inRecord ? `, inside a record that continues in ${walFileName(this.timeline, got.segno, segSize)}` : ''),
+            )
+          }
+          const missing = walFileName(this.timeline, got.segno, segSize)
+          throw new NotFoundError('WAL_SEGMENT_MISSING', `WAL segment ${missing} is missing: the files given are not contiguous`, {
+            hint: `Restore ${missing} from the archive or the primary, or stop before it with --end ${formatLsn(BigInt(segStart))}.`,
+            details: { segment: missing, lsn: formatLsn(BigInt(segStart)) },
+          })
         }
-        const missing = walFileName(this.timeline, segno, segSize)
-        throw new NotFoundError('WAL_SEGMENT_MISSING', `WAL segment ${missing} is missing: the files given are not contiguous`, {
-          hint: `Restore ${missing} from the archive or the primary, or stop before it with --end ${formatLsn(BigInt(segStart))}.`,
-          details: { segment: missing, lsn: formatLsn(BigInt(segStart)) },
-        })
-      }
-      let fh: FileHandle
-      try {
-        fh = await open(seg.path, 'r')
-      } catch (e) {
-        if (isNotFoundFsError(e)) throw new NotFoundError('WAL_SEGMENT_MISSING', `${seg.path} disappeared while reading`, { hint: 'Do not remove WAL files while they are read.' })
-        throw e
-      }
-      try {
-        while (offset < segSize) {
-          const len = Math.min(this.chunkBytes, segSize - offset)
-          const chunk = Buffer.allocUnsafe(len)
-          const { bytesRead } = await fh.read(chunk, 0, len, offset)
-          if (bytesRead !== len) {
-            throw new CorruptionError('WAL_SHORT_READ', `${seg.path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
-              hint: 'The file was truncated while being read.',
-            })
+        // Start the next read before decoding this chunk.
+        const chunkEndLsn = Number(got.segno) * segSize + got.offset + got.chunk.length
+        pending = got.offset + got.chunk.length < segSize ? source.read(got.segno, got.offset + got.chunk.length) : source.read(got.segno + 1n, 0)
+        decoder.feed(got.chunk)
+        const batch: DecodedRecord[] = []
+        let stop: WalReadEnd | null = null
+        for (;;) {
+          let rec: DecodedRecord | null
+          try {
+            rec = decoder.next()
+          } catch (e) {
+            const ended = await this.classifyPageError(e, decoder, bySegno)
+            if (ended === null) throw e
+            stop = finish(ended.reason, lastEnd(), ended.message)
+            break
           }
-          offset += len
-          decoder.feed(chunk)
-          const batch: DecodedRecord[] = []
-          let stop: WalReadEnd | null = null
-          for (;;) {
-            let rec: DecodedRecord | null
-            try {
-              rec = decoder.next()
-            } catch (e) {
-              const ended = await this.classifyPageError(e, decoder, bySegno)
-              if (ended === null) throw e
-              stop = finish(ended.reason, lastEnd, ended.message)
-              break
-            }
-            if (rec === null) {
-              const walEnd = decoder.end
-              if (walEnd !== null) stop = finish('end-of-wal', Number(walEnd.lsn), walEnd.reason)
-              break
-            }
-            if (Number(rec.endLsn) > end) {
-              stop = finish('end-lsn', lastEnd, `reached the end LSN ${formatLsn(BigInt(end))}`)
-              break
-            }
-            lastRecordLsn = rec.lsn
-            lastEnd = Number(rec.endLsn)
-            if (Number(rec.lsn) >= start) {
-              if (this.firstLsn === null) this.firstLsn = rec.lsn
-              batch.push(rec)
-            }
+          if (rec === null) {
+            const walEnd = decoder.end
+            if (walEnd !== null) stop = finish('end-of-wal', Number(walEnd.lsn), walEnd.reason)
+            break
           }
-          if (batch.length > 0) yield batch
-          if (stop !== null) return stop
-          if (segStart + offset >= end && Number(decoder.position) >= end) {
-            return finish('end-lsn', lastEnd, `reached the end LSN ${formatLsn(BigInt(end))}`)
+          if (bounded && Number(rec.endLsn) > end) {
+            stop = finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
+            break
           }
+          last = rec
+          if (skipping) {
+            if (Number(rec.lsn) < start) continue
+            skipping = false
+          }
+          if (this.firstLsn === null) this.firstLsn = rec.lsn
+          batch.push(rec)
         }
-      } finally {
-        await fh.close()
+        if (batch.length > 0) yield batch
+        if (stop !== null) return stop
+        if (chunkEndLsn >= end && Number(decoder.position) >= end) {
+          return finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
+        }
       }
-      segno += 1n
-      offset = 0
+    } finally {
+      await pending.catch(() => undefined) // never leave a read running on a handle we close
+      await source.close()
     }
   }
 
@@ -385,5 +374,52 @@ export class WalFileReader {
       return { reason: 'recycled-page', message: `recycled WAL page at ${at} (page address ${formatLsn(BigInt(pageaddr))})` }
     }
     return null
+  }
+}
+
+type ChunkResult = { kind: 'chunk'; segno: bigint; offset: number; chunk: Buffer } | { kind: 'missing'; segno: bigint }
+
+/**
+ * Reads segment files a chunk at a time, keeping one file open. One read is in flight at most (the caller
+ * awaits each before asking for the next), so opening and closing never race with a read.
+ */
+class ChunkSource {
+  private open: { segno: bigint; fh: FileHandle; path: string } | null = null
+
+  constructor(
+    private readonly bySegno: ReadonlyMap<bigint, WalSegmentFile>,
+    private readonly segSize: number,
+    private readonly chunkBytes: number,
+  ) {}
+
+  async read(segno: bigint, offset: number): Promise<ChunkResult> {
+    if (this.open?.segno !== segno) {
+      await this.close()
+      const seg = this.bySegno.get(segno)
+      if (seg === undefined) return { kind: 'missing', segno }
+      try {
+        this.open = { segno, fh: await open(seg.path, 'r'), path: seg.path }
+      } catch (e) {
+        if (isNotFoundFsError(e)) {
+          throw new NotFoundError('WAL_SEGMENT_MISSING', `${seg.path} disappeared while reading`, { hint: 'Do not remove WAL files while they are read.' })
+        }
+        throw e
+      }
+    }
+    const len = Math.min(this.chunkBytes, this.segSize - offset)
+    const chunk = Buffer.allocUnsafe(len)
+    const { bytesRead } = await this.open!.fh.read(chunk, 0, len, offset)
+    if (bytesRead !== len) {
+      throw new CorruptionError('WAL_SHORT_READ', `${this.open!.path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
+        hint: 'The file was truncated while being read.',
+      })
+    }
+    return { kind: 'chunk', segno, offset, chunk }
+  }
+
+  async close(): Promise<void> {
+    const o = this.open
+    this.open = null
+    if (o !== null) await o.fh.close()
   }
 }

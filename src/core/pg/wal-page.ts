@@ -64,7 +64,7 @@ export function parsePageHeader(buf: Buffer, off: number, pageLsn: number, segSi
   const info = buf.readUInt16LE(off + 2)
   if ((info & ~XLP_ALL_FLAGS) !== 0) throw pageError(`invalid info bits ${info.toString(16)}`, pageLsn)
   const tli = buf.readUInt32LE(off + 4)
-  const pageaddr = Number(buf.readBigUInt64LE(off + 8))
+  const pageaddr = buf.readUInt32LE(off + 8) + buf.readUInt32LE(off + 12) * 0x1_0000_0000
   const remLen = buf.readUInt32LE(off + 16)
   const segOffset = pageLsn % segSize
   let sysidOut: bigint | undefined

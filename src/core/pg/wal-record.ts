@@ -14,7 +14,7 @@
  * Records are views into `raw`; they allocate only the small block-reference objects.
  */
 import { CorruptionError } from '../lib/errors.js'
-import { crc32c } from '../lib/crc32c.js'
+import { crc32cJs, crc32cRange } from '../lib/crc32c.js'
 import { formatLsn, INVALID_LSN, type Lsn } from './lsn.js'
 import type { RelFileNode } from './reltag.js'
 import { decompressImage, type ImageCompression } from './wal-compression.js'
@@ -78,16 +78,27 @@ export interface DecodedBlock {
   readonly dataLength: number
 }
 
+/** A record with no block references shares this array (most records of some rmgrs have none). */
+const NO_BLOCKS: readonly DecodedBlock[] = Object.freeze([])
+
+type MutableBlock = { -readonly [K in keyof DecodedBlock]: DecodedBlock[K] }
+
+/**
+ * A decoded record: header fields, block references and offsets into `raw`. LSNs are kept as the numbers
+ * or bigints they were given and branded as Lsn on first access (a bigint per field per record is
+ * allocation the hot decode loop does not need).
+ */
 export class DecodedRecord {
+  private lsnValue: Lsn | number
+  private endLsnValue: Lsn | number
+  private prevValue: Lsn | null = null
+
   constructor(
-    /** start LSN (INVALID when decoded from raw bytes without position, as in the walredo protocol) */
-    readonly lsn: Lsn,
-    /** end LSN = start of the next record = the LSN redo stamps on pages (PostgreSQL's EndRecPtr) */
-    readonly endLsn: Lsn,
+    lsn: Lsn | number,
+    endLsn: Lsn | number,
     /** the whole record, exactly xl_tot_len bytes */
     readonly raw: Buffer,
     readonly xl_xid: number,
-    readonly xl_prev: Lsn,
     readonly xl_info: number,
     readonly xl_rmid: number,
     readonly xl_crc: number,
@@ -96,7 +107,27 @@ export class DecodedRecord {
     readonly toplevelXid: number | null,
     readonly mainDataOffset: number,
     readonly mainDataLength: number,
-  ) {}
+  ) {
+    this.lsnValue = lsn
+    this.endLsnValue = endLsn
+  }
+
+  /** start LSN (INVALID when decoded from raw bytes without position, as in the walredo protocol) */
+  get lsn(): Lsn {
+    const v = this.lsnValue
+    return typeof v === 'bigint' ? v : (this.lsnValue = BigInt(v) as Lsn)
+  }
+
+  /** end LSN = start of the next record = the LSN redo stamps on pages (PostgreSQL's EndRecPtr) */
+  get endLsn(): Lsn {
+    const v = this.endLsnValue
+    return typeof v === 'bigint' ? v : (this.endLsnValue = BigInt(v) as Lsn)
+  }
+
+  /** start LSN of the previous record, as the record says (xl_prev) */
+  get xl_prev(): Lsn {
+    return (this.prevValue ??= this.raw.readBigUInt64LE(8) as Lsn)
+  }
 
   get xl_tot_len(): number {
     return this.raw.length
@@ -126,201 +157,202 @@ export class DecodedRecord {
     return this.raw.subarray(b.imageOffset, b.imageOffset + b.bimgLen)
   }
 
-  /** A short label for errors: "Heap record at 0/16B3748" or "... ending at ..." when the start is unknown. */
+  /** A short label for errors: "at 0/16B3748", or "ending at ..." when the start is unknown. */
   describePosition(): string {
-    return this.lsn !== INVALID_LSN ? `at ${formatLsn(this.lsn)}` : `ending at ${formatLsn(this.endLsn)}`
+    return describe(this.lsnValue, this.endLsnValue)
   }
+}
+
+function describe(lsn: Lsn | number, endLsn: Lsn | number): string {
+  return BigInt(lsn) !== 0n ? `at ${formatLsn(BigInt(lsn))}` : `ending at ${formatLsn(BigInt(endLsn))}`
 }
 
 /** CRC-32C of a reassembled record as PostgreSQL computes it: body first, then the header up to xl_crc. */
 export function recordCrc(raw: Buffer): number {
-  return crc32c(raw.subarray(0, 20), crc32c(raw.subarray(SizeOfXLogRecord)))
+  return crc32cJs(raw, 0, 20, crc32cRange(raw, SizeOfXLogRecord, raw.length))
 }
 
 export function recordCrcIsValid(raw: Buffer): boolean {
   return raw.length >= SizeOfXLogRecord && recordCrc(raw) === raw.readUInt32LE(20)
 }
 
-function bad(what: string, where: string): CorruptionError {
+function bad(what: string, lsn: Lsn | number, endLsn: Lsn | number): CorruptionError {
+  const where = describe(lsn, endLsn)
   return new CorruptionError('WAL_BAD_RECORD', `invalid WAL record ${where}: ${what}`, {
     hint: 'The WAL is corrupt or was not written by PostgreSQL 15.',
     details: { at: where },
   })
 }
 
+function tooShort(lsn: Lsn | number, endLsn: Lsn | number): CorruptionError {
+  return bad('record is too short for its fragment headers', lsn, endLsn)
+}
+
+function compressionOf(bimgInfo: number): ImageCompression {
+  if (bimgInfo & BKPIMAGE_COMPRESS_PGLZ) return 'pglz'
+  if (bimgInfo & BKPIMAGE_COMPRESS_LZ4) return 'lz4'
+  if (bimgInfo & BKPIMAGE_COMPRESS_ZSTD) return 'zstd'
+  return 'none'
+}
+
 /**
  * Decodes a reassembled record. Validates the structure as PostgreSQL does (not the CRC: see
- * `recordCrcIsValid`; the stream decoder checks it before calling this).
+ * `recordCrcIsValid`; the stream decoder checks it before calling this). One pass over the fragment
+ * headers builds the block references with payload offsets relative to the payload start; a second, tiny
+ * pass makes them absolute once the headers' end is known.
  */
-export function decodeRecord(raw: Buffer, lsn: Lsn = INVALID_LSN, endLsn: Lsn = INVALID_LSN): DecodedRecord {
-  const where = lsn !== INVALID_LSN ? `at ${formatLsn(lsn)}` : `ending at ${formatLsn(endLsn)}`
-  if (raw.length < SizeOfXLogRecord) throw bad(`length ${raw.length} is shorter than a record header`, where)
-  const totLen = raw.readUInt32LE(0)
-  if (totLen !== raw.length) throw bad(`xl_tot_len ${totLen} does not match the ${raw.length} bytes given`, where)
+export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLsn: Lsn | number = INVALID_LSN): DecodedRecord {
+  const totLen = raw.length
+  if (totLen < SizeOfXLogRecord) throw bad(`length ${totLen} is shorter than a record header`, lsn, endLsn)
+  const declared = raw.readUInt32LE(0)
+  if (declared !== totLen) throw bad(`xl_tot_len ${declared} does not match the ${totLen} bytes given`, lsn, endLsn)
   const xl_rmid = raw[17]!
-  if (!rmgrIdIsValid(xl_rmid)) throw bad(`invalid resource manager id ${xl_rmid}`, where)
+  if (!rmgrIdIsValid(xl_rmid)) throw bad(`invalid resource manager id ${xl_rmid}`, lsn, endLsn)
 
-  const blocks: DecodedBlock[] = []
+  let blocks: MutableBlock[] | null = null
   let origin: number | null = null
   let toplevelXid: number | null = null
   let mainDataLength = 0
   let maxBlockId = -1
   let prevRel: RelFileNode | null = null
 
-  // Pass 1: fragment headers. `datatotal` counts payload bytes announced so far.
   let p = SizeOfXLogRecord
   let remaining = totLen - SizeOfXLogRecord
+  // Payload bytes announced so far; equals the running payload offset, since payloads follow header order.
   let datatotal = 0
-  const need = (n: number): void => {
-    if (remaining < n) throw bad('record is too short for its fragment headers', where)
-    remaining -= n
-  }
-  interface PendingBlock {
-    id: number
-    forkFlags: number
-    dataLength: number
-    hasImage: boolean
-    bimgLen: number
-    holeOffset: number
-    holeLength: number
-    bimgInfo: number
-    rel: RelFileNode
-    blkno: number
-  }
-  const pending: PendingBlock[] = []
   while (remaining > datatotal) {
-    need(1)
     const blockId = raw[p++]!
+    remaining -= 1
     if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
-      need(1)
+      if (remaining < 1) throw tooShort(lsn, endLsn)
       mainDataLength = raw[p++]!
+      remaining -= 1
       datatotal += mainDataLength
       break
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
-      need(4)
+      if (remaining < 4) throw tooShort(lsn, endLsn)
       mainDataLength = raw.readUInt32LE(p)
       p += 4
+      remaining -= 4
       datatotal += mainDataLength
       break
     } else if (blockId === XLR_BLOCK_ID_ORIGIN) {
-      need(2)
+      if (remaining < 2) throw tooShort(lsn, endLsn)
       origin = raw.readUInt16LE(p)
       p += 2
+      remaining -= 2
     } else if (blockId === XLR_BLOCK_ID_TOPLEVEL_XID) {
-      need(4)
+      if (remaining < 4) throw tooShort(lsn, endLsn)
       toplevelXid = raw.readUInt32LE(p)
       p += 4
+      remaining -= 4
     } else if (blockId <= XLR_MAX_BLOCK_ID) {
-      if (blockId <= maxBlockId) throw bad(`out-of-order block_id ${blockId}`, where)
+      if (blockId <= maxBlockId) throw bad(`out-of-order block_id ${blockId}`, lsn, endLsn)
       maxBlockId = blockId
-      need(3)
+      if (remaining < 3) throw tooShort(lsn, endLsn)
       const forkFlags = raw[p]!
-      const dataLength = raw.readUInt16LE(p + 1)
+      const dataLength = raw[p + 1]! | (raw[p + 2]! << 8)
       p += 3
+      remaining -= 3
       const hasData = (forkFlags & BKPBLOCK_HAS_DATA) !== 0
-      if (hasData && dataLength === 0) throw bad('BKPBLOCK_HAS_DATA set, but no data included', where)
-      if (!hasData && dataLength !== 0) throw bad(`BKPBLOCK_HAS_DATA not set, but data length is ${dataLength}`, where)
-      datatotal += dataLength
+      if (hasData && dataLength === 0) throw bad('BKPBLOCK_HAS_DATA set, but no data included', lsn, endLsn)
+      if (!hasData && dataLength !== 0) throw bad(`BKPBLOCK_HAS_DATA not set, but data length is ${dataLength}`, lsn, endLsn)
       const hasImage = (forkFlags & BKPBLOCK_HAS_IMAGE) !== 0
       let bimgLen = 0
       let holeOffset = 0
       let holeLength = 0
       let bimgInfo = 0
       if (hasImage) {
-        need(5)
-        bimgLen = raw.readUInt16LE(p)
-        holeOffset = raw.readUInt16LE(p + 2)
+        if (remaining < 5) throw tooShort(lsn, endLsn)
+        bimgLen = raw[p]! | (raw[p + 1]! << 8)
+        holeOffset = raw[p + 2]! | (raw[p + 3]! << 8)
         bimgInfo = raw[p + 4]!
         p += 5
+        remaining -= 5
         const compressed = (bimgInfo & BKPIMAGE_COMPRESSED_MASK) !== 0
         const hasHole = (bimgInfo & BKPIMAGE_HAS_HOLE) !== 0
         if (compressed) {
           if (hasHole) {
-            need(2)
-            holeLength = raw.readUInt16LE(p)
+            if (remaining < 2) throw tooShort(lsn, endLsn)
+            holeLength = raw[p]! | (raw[p + 1]! << 8)
             p += 2
+            remaining -= 2
           }
         } else {
           holeLength = BLCKSZ - bimgLen
         }
-        datatotal += bimgLen
         if (hasHole && (holeOffset === 0 || holeLength === 0 || bimgLen === BLCKSZ)) {
-          throw bad(`BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength} image length ${bimgLen}`, where)
+          throw bad(`BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength} image length ${bimgLen}`, lsn, endLsn)
         }
         if (!hasHole && (holeOffset !== 0 || holeLength !== 0)) {
-          throw bad(`BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength}`, where)
+          throw bad(`BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength}`, lsn, endLsn)
         }
-        if (compressed && bimgLen === BLCKSZ) throw bad(`compressed image with length ${bimgLen}`, where)
-        if (!hasHole && !compressed && bimgLen !== BLCKSZ) throw bad(`uncompressed image without hole has length ${bimgLen}`, where)
-        if (holeOffset + holeLength > BLCKSZ) throw bad(`hole ${holeOffset}+${holeLength} exceeds the page`, where)
+        if (compressed && bimgLen === BLCKSZ) throw bad(`compressed image with length ${bimgLen}`, lsn, endLsn)
+        if (!hasHole && !compressed && bimgLen !== BLCKSZ) throw bad(`uncompressed image without hole has length ${bimgLen}`, lsn, endLsn)
+        if (holeOffset + holeLength > BLCKSZ) throw bad(`hole ${holeOffset}+${holeLength} exceeds the page`, lsn, endLsn)
       }
       let rel: RelFileNode
       if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
-        need(12)
+        if (remaining < 12) throw tooShort(lsn, endLsn)
         rel = { spcNode: raw.readUInt32LE(p), dbNode: raw.readUInt32LE(p + 4), relNode: raw.readUInt32LE(p + 8) }
         p += 12
+        remaining -= 12
         prevRel = rel
       } else {
-        if (prevRel === null) throw bad('BKPBLOCK_SAME_REL set but no previous rel', where)
+        if (prevRel === null) throw bad('BKPBLOCK_SAME_REL set but no previous rel', lsn, endLsn)
         rel = prevRel
       }
-      need(4)
+      if (remaining < 4) throw tooShort(lsn, endLsn)
       const blkno = raw.readUInt32LE(p)
       p += 4
-      pending.push({ id: blockId, forkFlags, dataLength, hasImage, bimgLen, holeOffset, holeLength, bimgInfo, rel, blkno })
+      remaining -= 4
+      const imageOffset = datatotal // relative to the payload start until the headers end
+      datatotal += bimgLen + dataLength
+      const block: MutableBlock = {
+        id: blockId,
+        forkNum: forkFlags & BKPBLOCK_FORK_MASK,
+        forkFlags,
+        rel,
+        blkno,
+        hasImage,
+        hasData,
+        willInit: (forkFlags & BKPBLOCK_WILL_INIT) !== 0,
+        applyImage: hasImage && (bimgInfo & BKPIMAGE_APPLY) !== 0,
+        bimgInfo,
+        bimgLen,
+        holeOffset,
+        holeLength,
+        compression: hasImage ? compressionOf(bimgInfo) : 'none',
+        imageOffset,
+        dataOffset: imageOffset + bimgLen,
+        dataLength,
+      }
+      if (blocks === null) blocks = [block]
+      else blocks.push(block)
     } else {
-      throw bad(`invalid block_id ${blockId}`, where)
+      throw bad(`invalid block_id ${blockId}`, lsn, endLsn)
     }
   }
-  if (remaining !== datatotal) throw bad(`payload lengths add up to ${datatotal} but ${remaining} bytes remain`, where)
+  if (remaining !== datatotal) throw bad(`payload lengths add up to ${datatotal} but ${remaining} bytes remain`, lsn, endLsn)
 
-  // Pass 2: payload offsets, in the order the writer laid them out.
-  for (const b of pending) {
-    const imageOffset = p
-    p += b.bimgLen
-    const dataOffset = p
-    p += b.dataLength
-    const info = b.bimgInfo
-    const compression: ImageCompression = !b.hasImage
-      ? 'none'
-      : info & BKPIMAGE_COMPRESS_PGLZ
-        ? 'pglz'
-        : info & BKPIMAGE_COMPRESS_LZ4
-          ? 'lz4'
-          : info & BKPIMAGE_COMPRESS_ZSTD
-            ? 'zstd'
-            : 'none'
-    blocks.push({
-      id: b.id,
-      forkNum: b.forkFlags & BKPBLOCK_FORK_MASK,
-      forkFlags: b.forkFlags,
-      rel: b.rel,
-      blkno: b.blkno,
-      hasImage: b.hasImage,
-      hasData: b.dataLength > 0,
-      willInit: (b.forkFlags & BKPBLOCK_WILL_INIT) !== 0,
-      applyImage: b.hasImage && (info & BKPIMAGE_APPLY) !== 0,
-      bimgInfo: info,
-      bimgLen: b.bimgLen,
-      holeOffset: b.holeOffset,
-      holeLength: b.holeLength,
-      compression,
-      imageOffset,
-      dataOffset,
-      dataLength: b.dataLength,
-    })
+  // p is now the payload start: make block offsets absolute. Main data comes after all block payloads.
+  let mainDataOffset = p
+  if (blocks !== null) {
+    for (const b of blocks) {
+      b.imageOffset += p
+      b.dataOffset += p
+    }
+    mainDataOffset = totLen - mainDataLength
   }
-  const mainDataOffset = p
   return new DecodedRecord(
     lsn,
     endLsn,
     raw,
     raw.readUInt32LE(4),
-    raw.readBigUInt64LE(8) as Lsn,
     raw[16]!,
     xl_rmid,
     raw.readUInt32LE(20),
-    blocks,
+    blocks ?? NO_BLOCKS,
     origin,
     toplevelXid,
     mainDataOffset,

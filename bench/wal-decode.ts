@@ -1,0 +1,161 @@
+/**
+ * WAL decoding speed against pg_waldump, on the same files, in the same run.
+ *
+ * Generates at least 256 MiB of real PostgreSQL 15 WAL once (pgbench on a cluster with data checksums, a
+ * CHECKPOINT before each round so full-page images are common) and caches it under the OS temp directory,
+ * keyed by a version string and the compression method; later runs reuse it. Then, `runs` times each,
+ * interleaved: `pg_waldump --stats=record` over the files (the baseline: it reads, CRC-checks and decodes
+ * every record), our WalFileReader decoding every record (page checks, CRC, block references; no image
+ * restore), and the same with every full-page image restored. Prints JSON, then a table with median MB/s,
+ * records/s and the ratio to pg_waldump (above 1 = faster than pg_waldump).
+ *
+ * Run: npm run bench -- bench/wal-decode.ts   (env: WAL_BENCH_COMPRESSION=off|pglz|lz4|zstd, WAL_BENCH_RUNS=5)
+ */
+import { spawnSync } from 'node:child_process'
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { findPostgres } from '../src/core/postgres/install.js'
+import { WalFileReader } from '../src/core/pg/wal-files.js'
+import { restoreBlockImage } from '../src/core/pg/wal-record.js'
+import { PgCluster } from '../test/support/pg-cluster.js'
+
+const DATA_VERSION = 'v1'
+const WAL_TARGET_BYTES = 300 * 1024 * 1024
+const compression = (process.env.WAL_BENCH_COMPRESSION ?? 'off') as 'off' | 'pglz' | 'lz4' | 'zstd'
+const runs = Number(process.env.WAL_BENCH_RUNS ?? 5)
+const cacheDir = join(tmpdir(), `pageserver-bench-wal-${DATA_VERSION}-${compression}`)
+const walDir = join(cacheDir, 'pg_wal')
+
+interface DataInfo {
+  segments: number
+  walBytes: number
+  generatedMs: number
+}
+
+async function ensureWal(): Promise<DataInfo> {
+  const marker = join(cacheDir, 'info.json')
+  if (existsSync(marker)) return JSON.parse(readFileSync(marker, 'utf8')) as DataInfo
+  rmSync(cacheDir, { recursive: true, force: true })
+  mkdirSync(cacheDir, { recursive: true })
+  const t0 = Date.now()
+  process.stderr.write(`generating >= ${WAL_TARGET_BYTES >> 20} MiB of WAL in ${cacheDir} (once) ...\n`)
+  const pg = await PgCluster.start({ checksums: true, walCompression: compression, name: 'bench' })
+  try {
+    const start = await pg.insertLsn()
+    await pg.pgbench(['-i', '-s', '5', '-q'])
+    let round = 0
+    while (Number((await pg.insertLsn()) - start) < WAL_TARGET_BYTES) {
+      await pg.checkpoint()
+      await pg.pgbench(['-c', '2', '-j', '2', '-t', '3000', '-n', `--random-seed=${++round}`])
+      if (round % 3 === 0) await pg.sql('VACUUM pgbench_accounts; CREATE INDEX IF NOT EXISTS bench_abal ON pgbench_accounts (abalance);')
+    }
+    await pg.stop()
+    cpSync(pg.walDir, walDir, { recursive: true })
+  } finally {
+    await pg.destroy()
+  }
+  const segments = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).length
+  const info: DataInfo = { segments, walBytes: segments * 16 * 1024 * 1024, generatedMs: Date.now() - t0 }
+  writeFileSync(marker, JSON.stringify(info))
+  return info
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+interface Sample {
+  ms: number
+  records: number
+  bytes: number
+}
+
+async function decodeOnce(restore: boolean): Promise<Sample> {
+  const t0 = process.hrtime.bigint()
+  const reader = await WalFileReader.open([walDir])
+  const page = Buffer.allocUnsafe(8192)
+  let records = 0
+  let images = 0
+  const gen = reader.recordBatches()
+  let r = await gen.next()
+  while (!r.done) {
+    records += r.value.length
+    if (restore) {
+      for (const rec of r.value) {
+        for (const b of rec.blocks) {
+          if (b.hasImage) {
+            restoreBlockImage(rec, b, page)
+            images++
+          }
+        }
+      }
+    }
+    r = await gen.next()
+  }
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  return { ms, records, bytes: Number(r.value.endLsn - reader.startLsn) + images * 0 }
+}
+
+function waldumpOnce(bin: string, first: string, last: string): Sample {
+  const t0 = process.hrtime.bigint()
+  const res = spawnSync(bin, ['--stats=record', first, last], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  const m = /Total\s+(\d+)/.exec(res.stdout)
+  const range = /between ([0-9A-F]+)\/([0-9A-F]+) and ([0-9A-F]+)\/([0-9A-F]+)/.exec(res.stdout)
+  if (!m || !range) throw new Error(`pg_waldump --stats failed: ${res.stderr}`)
+  const lsnOf = (hi: string, lo: string) => parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16)
+  return { ms, records: Number(m[1]), bytes: lsnOf(range[3]!, range[4]!) - lsnOf(range[1]!, range[2]!) }
+}
+
+const info = await ensureWal()
+const pgInst = findPostgres(undefined, process.env)
+const segs = readdirSync(walDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort()
+const waldumpBin = join(pgInst.binDir, 'pg_waldump')
+const first = join(walDir, segs[0]!)
+const last = join(walDir, segs[segs.length - 1]!)
+
+// Warm the page cache and the JIT once, untimed.
+waldumpOnce(waldumpBin, first, last)
+await decodeOnce(true)
+
+const samples = { waldump: [] as Sample[], decode: [] as Sample[], decodeRestore: [] as Sample[] }
+for (let i = 0; i < runs; i++) {
+  samples.waldump.push(waldumpOnce(waldumpBin, first, last))
+  samples.decode.push(await decodeOnce(false))
+  samples.decodeRestore.push(await decodeOnce(true))
+}
+
+function summary(xs: Sample[]) {
+  const ms = median(xs.map((s) => s.ms))
+  const { records, bytes } = xs[0]!
+  return { medianMs: Math.round(ms), records, walBytes: bytes, mbPerSec: bytes / 1e6 / (ms / 1e3), recordsPerSec: records / (ms / 1e3) }
+}
+const base = summary(samples.waldump)
+const dec = summary(samples.decode)
+const decR = summary(samples.decodeRestore)
+const result = {
+  bench: 'wal-decode',
+  node: process.version,
+  postgres: pgInst.version,
+  compression,
+  runs,
+  data: { dir: walDir, ...info },
+  baseline: { name: 'pg_waldump --stats=record', ...base },
+  cases: [
+    { name: 'decode (CRC + records, no image restore)', ...dec, ratio: dec.mbPerSec / base.mbPerSec },
+    { name: 'decode + restore every image', ...decR, ratio: decR.mbPerSec / base.mbPerSec },
+  ],
+}
+process.stdout.write(JSON.stringify(result, null, 2) + '\n')
+
+const rows = [
+  ['pg_waldump --stats=record', base.medianMs, base.mbPerSec.toFixed(0), Math.round(base.recordsPerSec), '1.00'],
+  ...result.cases.map((c) => [c.name, c.medianMs, c.mbPerSec.toFixed(0), Math.round(c.recordsPerSec), c.ratio.toFixed(2)]),
+]
+const head = ['case', 'median ms', 'MB/s', 'records/s', 'x pg_waldump']
+const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
+const line = (cells: Array<string | number>) => cells.map((c, i) => String(c).padEnd(widths[i]!)).join('  ')
+process.stdout.write(`\n${line(head)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${rows.map(line).join('\n')}\n`)
+process.stdout.write(`\n${(dec.walBytes / 1048576).toFixed(0)} MiB of WAL, ${dec.records} records, ${info.segments} segments, wal_compression=${compression}\n`)
