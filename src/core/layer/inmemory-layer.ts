@@ -1,0 +1,264 @@
+/**
+ * InMemoryLayer: the open layer of a timeline, receiving every put since the last freeze; once frozen it
+ * waits to be flushed to an L0 delta layer file.
+ *
+ * Memory is bounded: values go to an append-only ephemeral file `<timeline dir>/ephemeral-<n>` through a
+ * write buffer (storage/ephemeral-file.ts), and the JS heap holds only a compact index with no object per
+ * entry: parallel typed arrays indexed by entry id (lsn, value offset, length with the will-init bit,
+ * CRC-32C of the value, previous entry id of the same key), grown by doubling, plus one Map from key to
+ * the id of its newest entry. A key's versions form a chain newest -> oldest through `prev`, which is
+ * exactly the order a read wants. 28 bytes per entry in typed arrays, plus the Map entry and key string
+ * per distinct key (bench/layer.ts measures the total).
+ *
+ * LSNs are kept as doubles: exact below 2^53 (8 PiB of WAL; asserted on put). Per key, puts come with
+ * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
+ * delta layer a flush writes takes strictly increasing (key, lsn)).
+ *
+ * Lifecycle: create -> put* -> freeze(endLsn) -> sortedEntries() (the flush) -> delete(). Every
+ * `ephemeral-*` file found at startup is garbage (`removeEphemeralFiles`).
+ */
+import { join } from 'node:path'
+import { CorruptionError, assert } from '../lib/errors.js'
+import { crc32c } from '../lib/crc32c.js'
+import type { Key } from '../model/key.js'
+import { VALUE_HEADER_BYTES, encodedValueWillInit } from '../model/value.js'
+import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
+import { removeFilesWhere } from '../storage/directory.js'
+import { EPHEMERAL_WRITE_BUFFER_BYTES_DEFAULT, EphemeralFile } from '../storage/ephemeral-file.js'
+import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
+import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
+import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
+
+/** Bytes of typed-array index per entry: lsn f64, offset f64, length u32, crc u32, prev i32. */
+export const INMEMORY_INDEX_BYTES_PER_ENTRY = 8 + 8 + 4 + 4 + 4
+/** Heap cost per distinct key, estimated: Map slot and a 36-character key string (bench/layer.ts measures it). */
+export const INMEMORY_BYTES_PER_KEY_ESTIMATE = 96
+/** Entry ids are i32 (the prev links). */
+export const INMEMORY_ENTRIES_MAX = 2 ** 31 - 1
+/** A flush reads the whole ephemeral file into one buffer when it is at most this large, else value by value. */
+export const SORTED_READ_ALL_MAX_BYTES = 512 * 1024 * 1024
+const INITIAL_CAPACITY = 1024
+const WILL_INIT_BIT = 0x8000_0000
+const LENGTH_MASK = 0x7fff_ffff
+
+export interface InMemoryLayerOptions {
+  /** The timeline directory; the layer's scratch file is `<dir>/ephemeral-<fileId>`. */
+  readonly dir: string
+  /** Unique among the timeline's live in-memory layers (a counter kept by the timeline). */
+  readonly fileId: number
+  /** The layer covers LSNs from here (inclusive). */
+  readonly startLsn: Lsn
+  readonly writeBufferBytes?: number
+}
+
+/** One entry of `sortedEntries()`. */
+export interface InMemoryEntry {
+  readonly key: Key
+  readonly lsn: Lsn
+  readonly value: Buffer
+  readonly willInit: boolean
+}
+
+export class InMemoryLayer implements ReadableLayer {
+  private readonly file: EphemeralFile
+  private readonly heads = new Map<Key, number>()
+  private lsns = new Float64Array(INITIAL_CAPACITY)
+  private offsets = new Float64Array(INITIAL_CAPACITY)
+  private lengths = new Uint32Array(INITIAL_CAPACITY)
+  private crcs = new Uint32Array(INITIAL_CAPACITY)
+  private prevs = new Int32Array(INITIAL_CAPACITY)
+  /** Entry ids used (replaced versions included). */
+  private used = 0
+  /** Live entries (replaced versions excluded). */
+  private live = 0
+  private maxLsnPut = -1
+  private end: Lsn | null = null
+  private state: 'open' | 'frozen' | 'closed' = 'open'
+
+  private constructor(
+    readonly startLsn: Lsn,
+    file: EphemeralFile,
+  ) {
+    this.file = file
+  }
+
+  static create(options: InMemoryLayerOptions): InMemoryLayer {
+    assert(Number.isSafeInteger(options.fileId) && options.fileId >= 0, 'ephemeral file id must be a non-negative integer')
+    const path = join(options.dir, `${EPHEMERAL_FILE_PREFIX}${options.fileId}`)
+    return new InMemoryLayer(options.startLsn, EphemeralFile.create(path, options.writeBufferBytes ?? EPHEMERAL_WRITE_BUFFER_BYTES_DEFAULT))
+  }
+
+  get path(): string {
+    return this.file.path
+  }
+
+  get frozen(): boolean {
+    return this.state === 'frozen'
+  }
+
+  /** The exclusive end LSN once frozen; null while open. */
+  get endLsn(): Lsn | null {
+    return this.end
+  }
+
+  /** [startLsn, endLsn), or [startLsn, MAX_LSN) while open. */
+  get lsnRange(): LsnRange {
+    return { start: this.startLsn, end: this.end ?? MAX_LSN }
+  }
+
+  /** Value bytes held (in the ephemeral file and its buffer): what the timeline counts against the memory ceiling. */
+  get sizeBytes(): number {
+    return this.file.lengthBytes
+  }
+
+  /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
+  get indexBytes(): number {
+    return this.lsns.length * INMEMORY_INDEX_BYTES_PER_ENTRY + this.heads.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
+  }
+
+  get entryCount(): number {
+    return this.live
+  }
+
+  get keyCount(): number {
+    return this.heads.size
+  }
+
+  /** Adds the encoded `value` of `key` at `lsn` (synchronous; LSNs non-decreasing per key). */
+  put(key: Key, lsn: Lsn, value: Buffer): void {
+    assert(this.state === 'open', () => `put into a ${this.state} in-memory layer`)
+    assert(lsn >= this.startLsn, () => `put at ${formatLsn(lsn)} below the layer start ${formatLsn(this.startLsn)}`)
+    assert(lsn <= BigInt(Number.MAX_SAFE_INTEGER), 'LSN beyond 2^53')
+    assert(value.length >= VALUE_HEADER_BYTES && value.length <= LAYER_VALUE_MAX_BYTES, () => `value of ${value.length} bytes is out of bounds`)
+    const lsnN = Number(lsn)
+    const head = this.heads.get(key)
+    let prev = -1
+    if (head !== undefined) {
+      const headLsn = this.lsns[head]!
+      assert(lsnN >= headLsn, () => `put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
+      prev = lsnN === headLsn ? this.prevs[head]! : head
+      if (lsnN !== headLsn) this.live++
+    } else {
+      this.live++
+    }
+    if (this.used === this.lsns.length) this.grow()
+    const id = this.used++
+    this.lsns[id] = lsnN
+    this.offsets[id] = this.file.append(value)
+    this.lengths[id] = value.length | (encodedValueWillInit(value) ? WILL_INIT_BIT : 0)
+    this.crcs[id] = crc32c(value)
+    this.prevs[id] = prev
+    this.heads.set(key, id)
+    if (lsnN > this.maxLsnPut) this.maxLsnPut = lsnN
+  }
+
+  /** See layer-read.ts; never 'missing'. Values are fresh Buffers. */
+  getValues(key: Key, lsnCeil: Lsn, out: LsnValue[], lsnFloor: Lsn = 0n as Lsn): LookupResult {
+    assert(this.state !== 'closed', 'read from a closed in-memory layer')
+    let id = this.heads.get(key) ?? -1
+    const ceil = Number(lsnCeil)
+    const floor = Number(lsnFloor)
+    while (id >= 0) {
+      const l = this.lsns[id]!
+      if (l > ceil) {
+        id = this.prevs[id]!
+        continue
+      }
+      if (l < floor) break
+      const len = this.lengths[id]! & LENGTH_MASK
+      const value = this.file.read(this.offsets[id]!, len)
+      this.checkCrc(value, id, key)
+      out.push({ lsn: BigInt(l) as Lsn, value })
+      if ((this.lengths[id]! & WILL_INIT_BIT) !== 0) return LOOKUP.complete
+      id = this.prevs[id]!
+    }
+    return LOOKUP.incomplete
+  }
+
+  /** Closes the layer to puts; `endLsn` (exclusive) must be above every LSN put. */
+  freeze(endLsn: Lsn): void {
+    assert(this.state === 'open', () => `freeze of a ${this.state} in-memory layer`)
+    assert(endLsn > this.startLsn, 'frozen layer would be empty')
+    assert(Number(endLsn) > this.maxLsnPut, () => `freeze at ${formatLsn(endLsn)} below a put at ${formatLsn(BigInt(this.maxLsnPut))}`)
+    this.end = endLsn
+    this.state = 'frozen'
+  }
+
+  /**
+   * Every live entry in (key, lsn) order, for the flush. Frozen layers only. The whole ephemeral file is
+   * read once when it is at most SORTED_READ_ALL_MAX_BYTES (entries come in key order, the file is in
+   * arrival order: one big read beats a pread per value); values are views of that buffer, never reused.
+   */
+  *sortedEntries(): Generator<InMemoryEntry, void, undefined> {
+    assert(this.state === 'frozen', 'sortedEntries of an in-memory layer that is not frozen')
+    const keys = [...this.heads.keys()].sort()
+    const total = this.file.lengthBytes
+    const all = total <= SORTED_READ_ALL_MAX_BYTES ? this.file.read(0, total) : null
+    let chain = new Int32Array(64)
+    for (const key of keys) {
+      let n = 0
+      for (let id = this.heads.get(key)!; id >= 0; id = this.prevs[id]!) {
+        if (n === chain.length) {
+          const bigger = new Int32Array(chain.length * 2)
+          bigger.set(chain)
+          chain = bigger
+        }
+        chain[n++] = id
+      }
+      for (let i = n - 1; i >= 0; i--) {
+        const id = chain[i]!
+        const len = this.lengths[id]! & LENGTH_MASK
+        const off = this.offsets[id]!
+        const value = all !== null ? all.subarray(off, off + len) : this.file.read(off, len)
+        this.checkCrc(value, id, key)
+        yield { key, lsn: BigInt(this.lsns[id]!) as Lsn, value, willInit: (this.lengths[id]! & WILL_INIT_BIT) !== 0 }
+      }
+    }
+  }
+
+  /** Closes the ephemeral file (it stays on disk). Idempotent. */
+  close(): void {
+    this.state = 'closed'
+    this.file.close()
+  }
+
+  /** Closes and removes the ephemeral file (after the flush). Idempotent. */
+  delete(): void {
+    this.state = 'closed'
+    this.file.delete()
+  }
+
+  private checkCrc(value: Buffer, id: number, key: Key): void {
+    if (crc32c(value) !== this.crcs[id]) {
+      throw new CorruptionError('EPHEMERAL_CORRUPT', `${this.file.path}: value of ${key} at ${formatLsn(BigInt(this.lsns[id]!))} fails its checksum`, {
+        hint: 'The scratch file of the in-memory layer was damaged; restart the page server, which replays WAL from disk_consistent_lsn.',
+        details: { path: this.file.path },
+      })
+    }
+  }
+
+  private grow(): void {
+    assert(this.lsns.length * 2 <= INMEMORY_ENTRIES_MAX + 1, 'in-memory layer has too many entries')
+    const cap = this.lsns.length * 2
+    const lsns = new Float64Array(cap)
+    lsns.set(this.lsns)
+    this.lsns = lsns
+    const offsets = new Float64Array(cap)
+    offsets.set(this.offsets)
+    this.offsets = offsets
+    const lengths = new Uint32Array(cap)
+    lengths.set(this.lengths)
+    this.lengths = lengths
+    const crcs = new Uint32Array(cap)
+    crcs.set(this.crcs)
+    this.crcs = crcs
+    const prevs = new Int32Array(cap)
+    prevs.set(this.prevs)
+    this.prevs = prevs
+  }
+}
+
+/** Removes every `ephemeral-*` file of a timeline directory (garbage at startup); returns their names. */
+export async function removeEphemeralFiles(dir: string): Promise<string[]> {
+  return removeFilesWhere(dir, (name) => name.startsWith(EPHEMERAL_FILE_PREFIX))
+}

@@ -1,0 +1,364 @@
+/**
+ * The reader shared by delta and image layer files (format in layer-format.ts).
+ *
+ * Open reads and checks the header (CRC, magic, version, sizes against the real file size) and loads the
+ * top-level index (CRC-checked). A lookup then costs: a binary search in the top-level index, at most one
+ * 4 KiB index block read (CRC-checked on load, then kept in a per-file LRU of `indexBlockCacheMax` blocks),
+ * a binary search in the block, and one pread for the values of the key, each value CRC-checked. Reads are
+ * synchronous on purpose (see storage/positional-file.ts).
+ *
+ * Nothing read from the file is trusted before its CRC matched; a mismatch is a CorruptionError naming the
+ * file, never a wrong value. Entries are compared as raw bytes (key ‖ lsn, 26 bytes, big-endian), so a
+ * lookup decodes nothing but the entries it returns.
+ */
+import { assert } from '../lib/errors.js'
+import { crc32c } from '../lib/crc32c.js'
+import { KEY_BYTES, keyFromBytes, keyToBytes, type Key } from '../model/key.js'
+import type { TenantId, TimelineId } from '../model/ids.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { PositionalFile } from '../storage/positional-file.js'
+import { BlockCache } from './block-cache.js'
+import {
+  ENTRY_FLAG_LZ4,
+  ENTRY_FLAG_WILL_INIT,
+  HEADER_BYTES,
+  INDEX_BLOCK_HEADER_BYTES,
+  INDEX_ENTRY_BYTES,
+  TOP_ENTRY_BYTES,
+  decodeHeader,
+  decompressValue,
+  entriesPerBlock,
+  layerCorrupt,
+  verifyIndexBlock,
+  type LayerHeader,
+} from './layer-format.js'
+import { deltaLayerDesc, imageLayerDesc, type LayerDesc } from './layer-name.js'
+import type { LsnValue } from './layer-read.js'
+
+/** Index blocks kept per open file by default (4 KiB each: 512 KiB per file). */
+export const INDEX_BLOCK_CACHE_MAX_DEFAULT = 128
+/** `entries()` reads the value area in windows of this size. */
+const SCAN_WINDOW_BYTES = 1024 * 1024
+
+export interface OpenLayerOptions {
+  /** Index blocks to cache for this file. */
+  readonly indexBlockCacheMax?: number
+  /** Cross-checks against the header: a renamed or misplaced file is corruption. */
+  readonly expectedName?: string
+  readonly expectedTenantId?: TenantId
+  readonly expectedTimelineId?: TimelineId
+}
+
+/** One (key, lsn, value) of a layer, as `entries()` yields it. */
+export interface LayerEntry {
+  readonly key: Key
+  readonly lsn: Lsn
+  /** The stored value, decompressed; stays valid (it is never overwritten). */
+  readonly value: Buffer
+  readonly willInit: boolean
+  /** Bytes the value occupies in the file (compressed size when compressed). */
+  readonly storedBytes: number
+}
+
+/** What `layer dump` prints first: the header, in words. LSNs stay Lsn (the CLI formats them). */
+export interface LayerSummary {
+  readonly path: string
+  readonly name: string
+  readonly kind: 'delta' | 'image'
+  readonly formatVersion: number
+  readonly tenantId: TenantId
+  readonly timelineId: TimelineId
+  readonly keyStart: Key
+  readonly keyEnd: Key
+  readonly lsnStart: Lsn
+  readonly lsnEnd: Lsn
+  readonly entryCount: number
+  readonly keyCount: number
+  readonly valueBytes: number
+  readonly rawValueBytes: number
+  readonly compressedCount: number
+  readonly codec: string
+  readonly indexBlockCount: number
+  readonly indexBlockBytes: number
+  readonly fileSizeBytes: number
+}
+
+/** Position of an index entry. */
+interface EntryPos {
+  block: Buffer
+  blockNo: number
+  index: number
+}
+
+export class LayerFileReader {
+  readonly header: LayerHeader
+  readonly desc: LayerDesc
+  private readonly top: Buffer
+  private readonly cache: BlockCache
+  private readonly perBlock: number
+  /** Search target key ‖ lsn, reused by every lookup. */
+  private readonly target = Buffer.alloc(TOP_ENTRY_BYTES)
+  // Scratch of one lookup's matches (newest first), reused.
+  private matchLsns: Lsn[] = []
+  private matchOffsets: number[] = []
+  private matchLens: number[] = []
+  private matchFlags: number[] = []
+  private matchCrcs: number[] = []
+
+  private constructor(
+    readonly path: string,
+    private readonly file: PositionalFile,
+    options: OpenLayerOptions,
+  ) {
+    const hdr = file.sizeBytes >= HEADER_BYTES ? file.read(0, HEADER_BYTES) : file.read(0, file.sizeBytes)
+    this.header = decodeHeader(hdr, file.sizeBytes, path)
+    const h = this.header
+    this.desc = h.kind === 'delta' ? deltaLayerDesc({ start: h.keyStart, end: h.keyEnd }, { start: h.lsnStart, end: h.lsnEnd }) : imageLayerDesc({ start: h.keyStart, end: h.keyEnd }, h.lsnStart)
+    if (options.expectedName !== undefined && options.expectedName !== this.desc.name) {
+      throw layerCorrupt(path, `its header describes layer ${this.desc.name}, not ${options.expectedName}`)
+    }
+    if (options.expectedTenantId !== undefined && options.expectedTenantId !== h.tenantId) throw layerCorrupt(path, `it belongs to tenant ${h.tenantId}`)
+    if (options.expectedTimelineId !== undefined && options.expectedTimelineId !== h.timelineId) throw layerCorrupt(path, `it belongs to timeline ${h.timelineId}`)
+    this.top = file.read(h.topOffset, h.topBytes)
+    if (crc32c(this.top) !== h.topCrc) throw layerCorrupt(path, 'top-level index checksum mismatch')
+    this.perBlock = entriesPerBlock(h.indexBlockBytes)
+    this.cache = new BlockCache(options.indexBlockCacheMax ?? INDEX_BLOCK_CACHE_MAX_DEFAULT)
+  }
+
+  /** Opens and validates a layer file (synchronous; see the module header). */
+  static open(path: string, options: OpenLayerOptions = {}): LayerFileReader {
+    const file = PositionalFile.open(path)
+    try {
+      return new LayerFileReader(path, file, options)
+    } catch (err) {
+      file.close()
+      throw err
+    }
+  }
+
+  get fileSizeBytes(): number {
+    return this.header.fileSize
+  }
+
+  get cacheStats(): { hits: number; misses: number; blocks: number } {
+    return { hits: this.cache.hits, misses: this.cache.misses, blocks: this.cache.size }
+  }
+
+  dumpSummary(): LayerSummary {
+    const h = this.header
+    return {
+      path: this.path,
+      name: this.desc.name,
+      kind: h.kind,
+      formatVersion: h.formatVersion,
+      tenantId: h.tenantId,
+      timelineId: h.timelineId,
+      keyStart: h.keyStart,
+      keyEnd: h.keyEnd,
+      lsnStart: h.lsnStart,
+      lsnEnd: h.lsnEnd,
+      entryCount: h.entryCount,
+      keyCount: h.keyCount,
+      valueBytes: h.valueBytes,
+      rawValueBytes: h.rawValueBytes,
+      compressedCount: h.compressedCount,
+      codec: h.codec,
+      indexBlockCount: h.indexBlockCount,
+      indexBlockBytes: h.indexBlockBytes,
+      fileSizeBytes: h.fileSize,
+    }
+  }
+
+  close(): void {
+    this.file.close()
+    this.cache.clear()
+  }
+
+  /** The position of the last entry <= (key, lsn), or null when every entry is above it. */
+  private findLast(key: Key, lsn: Lsn): EntryPos | null {
+    const t = this.target
+    keyToBytes(key, t, 0)
+    t.writeBigUInt64BE(lsn, KEY_BYTES)
+    // Top level: last block whose first entry <= target.
+    let lo = 0
+    let hi = this.header.indexBlockCount - 1
+    let blockNo = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.top.compare(t, 0, TOP_ENTRY_BYTES, mid * TOP_ENTRY_BYTES, (mid + 1) * TOP_ENTRY_BYTES) <= 0) {
+        blockNo = mid
+        lo = mid + 1
+      } else {
+        hi = mid - 1
+      }
+    }
+    if (blockNo < 0) return null
+    const block = this.loadBlock(blockNo)
+    const count = block.readUInt16BE(4)
+    lo = 0
+    hi = count - 1
+    let index = 0 // the first entry equals the top entry, which is <= target
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const off = INDEX_BLOCK_HEADER_BYTES + mid * INDEX_ENTRY_BYTES
+      if (block.compare(t, 0, TOP_ENTRY_BYTES, off, off + TOP_ENTRY_BYTES) <= 0) {
+        index = mid
+        lo = mid + 1
+      } else {
+        hi = mid - 1
+      }
+    }
+    return { block, blockNo, index }
+  }
+
+  /** Whether an entry (key, lsn) exists; reads the index only. */
+  hasEntry(key: Key, lsn: Lsn): boolean {
+    const pos = this.findLast(key, lsn)
+    if (pos === null) return false
+    const off = INDEX_BLOCK_HEADER_BYTES + pos.index * INDEX_ENTRY_BYTES
+    return pos.block.compare(this.target, 0, TOP_ENTRY_BYTES, off, off + TOP_ENTRY_BYTES) === 0
+  }
+
+  /**
+   * Collects the values of `key` with lsnFloor <= lsn <= lsnCeil, newest first, walking back from the last
+   * entry <= (key, lsnCeil) and stopping after the first will-init entry. Appends them to `out`; returns
+   * whether a will-init value ended the walk. For DeltaLayer and ImageLayer.
+   */
+  collect(key: Key, lsnCeil: Lsn, lsnFloor: Lsn, out: LsnValue[]): boolean {
+    const pos = this.findLast(key, lsnCeil)
+    if (pos === null) return false
+    const t = this.target
+    let { block, blockNo, index } = pos
+    let n = 0
+    let complete = false
+    const h = this.header
+    for (;;) {
+      const off = INDEX_BLOCK_HEADER_BYTES + index * INDEX_ENTRY_BYTES
+      if (block.compare(t, 0, KEY_BYTES, off, off + KEY_BYTES) !== 0) break
+      const lsn = block.readBigUInt64BE(off + KEY_BYTES) as Lsn
+      if (lsn < lsnFloor) break
+      if (lsn < h.lsnStart || lsn >= h.lsnEnd) throw layerCorrupt(this.path, `entry ${key}@${formatLsn(lsn)} lies outside the layer's LSN range`)
+      const flags = block[off + 36]!
+      this.matchLsns[n] = lsn
+      this.matchOffsets[n] = block.readUIntBE(off + 26, 6)
+      this.matchLens[n] = block.readUInt32BE(off + 32)
+      this.matchFlags[n] = flags
+      this.matchCrcs[n] = block.readUInt32BE(off + 37)
+      n++
+      if ((flags & ENTRY_FLAG_WILL_INIT) !== 0) {
+        complete = true
+        break
+      }
+      if (--index < 0) {
+        if (--blockNo < 0) break
+        block = this.loadBlock(blockNo)
+        index = block.readUInt16BE(4) - 1
+      }
+    }
+    if (n > 0) this.readMatches(key, n, out)
+    return complete
+  }
+
+  /** Reads the `n` matched values; one pread when they lie back to back (they do when written by our writer). */
+  private readMatches(key: Key, n: number, out: LsnValue[]): void {
+    const first = this.matchOffsets[n - 1]!
+    const end = this.matchOffsets[0]! + this.matchLens[0]!
+    let total = 0
+    for (let i = 0; i < n; i++) total += this.matchLens[i]!
+    let span: Buffer | null = null
+    if (end - first === total) {
+      span = Buffer.allocUnsafe(total)
+      this.file.readInto(span, 0, total, first)
+    }
+    for (let i = 0; i < n; i++) {
+      const off = this.matchOffsets[i]!
+      const len = this.matchLens[i]!
+      const stored = span !== null ? span.subarray(off - first, off - first + len) : this.file.read(off, len)
+      out.push({ lsn: this.matchLsns[i]!, value: this.decodeStored(stored, this.matchFlags[i]!, this.matchCrcs[i]!, key, this.matchLsns[i]!) })
+    }
+  }
+
+  private decodeStored(stored: Buffer, flags: number, crc: number, key: Key, lsn: Lsn): Buffer {
+    if (crc32c(stored) !== crc) throw layerCorrupt(this.path, `value of ${key} at ${formatLsn(lsn)} fails its checksum`)
+    return (flags & ENTRY_FLAG_LZ4) !== 0 ? decompressValue(stored, this.path) : stored
+  }
+
+  private loadBlock(blockNo: number): Buffer {
+    const cached = this.cache.get(blockNo)
+    if (cached !== undefined) return cached
+    const block = this.readBlock(blockNo)
+    this.cache.set(blockNo, block)
+    return block
+  }
+
+  private readBlock(blockNo: number): Buffer {
+    const h = this.header
+    assert(blockNo >= 0 && blockNo < h.indexBlockCount, 'index block number out of range')
+    const block = this.file.read(h.indexOffset + blockNo * h.indexBlockBytes, h.indexBlockBytes)
+    const expected = blockNo < h.indexBlockCount - 1 ? this.perBlock : h.entryCount - this.perBlock * (h.indexBlockCount - 1)
+    verifyIndexBlock(block, expected, h, blockNo, this.path)
+    const topOff = blockNo * TOP_ENTRY_BYTES
+    if (block.compare(this.top, topOff, topOff + TOP_ENTRY_BYTES, INDEX_BLOCK_HEADER_BYTES, INDEX_BLOCK_HEADER_BYTES + TOP_ENTRY_BYTES) !== 0) {
+      throw layerCorrupt(this.path, `index block ${blockNo} does not start with the key its top-level entry names`)
+    }
+    return block
+  }
+
+  /**
+   * Every entry in (key, lsn) order with its value, reading the value area sequentially in 1 MiB windows.
+   * Also checks what lookups cannot: entries strictly increasing, values back to back covering the whole
+   * value area, and the header's entry and key counts.
+   */
+  *entries(): Generator<LayerEntry, void, undefined> {
+    const h = this.header
+    const valueEnd = h.valueOffset + h.valueBytes
+    let expectOffset = h.valueOffset
+    let window: Buffer = Buffer.alloc(0)
+    let windowStart = 0
+    let prev: Buffer | null = null
+    let seen = 0
+    let keys = 0
+    for (let b = 0; b < h.indexBlockCount; b++) {
+      const block = this.cache.get(b) ?? this.readBlock(b)
+      const count = block.readUInt16BE(4)
+      for (let i = 0; i < count; i++) {
+        const off = INDEX_BLOCK_HEADER_BYTES + i * INDEX_ENTRY_BYTES
+        const entryKey = block.subarray(off, off + TOP_ENTRY_BYTES)
+        if (prev !== null) {
+          const c = prev.compare(entryKey, 0, TOP_ENTRY_BYTES)
+          if (c >= 0) throw layerCorrupt(this.path, `index entries out of order in block ${b}`)
+          if (prev.compare(entryKey, 0, KEY_BYTES, 0, KEY_BYTES) !== 0) keys++
+        } else {
+          keys++
+        }
+        prev = entryKey
+        const key = keyFromBytes(block, off)
+        const lsn = block.readBigUInt64BE(off + KEY_BYTES) as Lsn
+        if (key < h.keyStart || key >= h.keyEnd) throw layerCorrupt(this.path, `key ${key} lies outside the layer's key range`)
+        if (lsn < h.lsnStart || lsn >= h.lsnEnd) throw layerCorrupt(this.path, `entry ${key}@${formatLsn(lsn)} lies outside the layer's LSN range`)
+        const vOff = block.readUIntBE(off + 26, 6)
+        const len = block.readUInt32BE(off + 32)
+        const flags = block[off + 36]!
+        if (vOff !== expectOffset) throw layerCorrupt(this.path, `value of ${key} at ${formatLsn(lsn)} is not where the previous one ended`)
+        expectOffset += len
+        let stored: Buffer
+        if (vOff >= windowStart && vOff + len <= windowStart + window.length) {
+          stored = window.subarray(vOff - windowStart, vOff - windowStart + len)
+        } else if (len > SCAN_WINDOW_BYTES) {
+          stored = this.file.read(vOff, len)
+        } else {
+          // A fresh window each time: values already yielded may still be referenced by the caller.
+          windowStart = vOff
+          window = this.file.read(vOff, Math.min(SCAN_WINDOW_BYTES, valueEnd - vOff))
+          stored = window.subarray(0, len)
+        }
+        const value = this.decodeStored(stored, flags, block.readUInt32BE(off + 37), key, lsn)
+        seen++
+        yield { key, lsn, value, willInit: (flags & ENTRY_FLAG_WILL_INIT) !== 0, storedBytes: len }
+      }
+    }
+    if (expectOffset !== valueEnd) throw layerCorrupt(this.path, 'values do not fill the value area')
+    if (seen !== h.entryCount) throw layerCorrupt(this.path, `found ${seen} entries, header says ${h.entryCount}`)
+    if (keys !== h.keyCount) throw layerCorrupt(this.path, `found ${keys} keys, header says ${h.keyCount}`)
+  }
+}

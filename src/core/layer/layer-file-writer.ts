@@ -1,0 +1,235 @@
+/**
+ * The writer shared by delta and image layer files (format in layer-format.ts).
+ *
+ * Values stream to `<dir>/<key start>__<lsn range>.<random>___temp` through a StreamingFileWriter (1 MiB
+ * chunks written in the background); the index is built in memory as sealed 4 KiB blocks (41 bytes per
+ * entry, in 256 KiB slabs, so about 30 % of the value bytes for 100-byte WAL records) and written after the
+ * values, then the top-level index, then the header is written over the 512 zero bytes reserved at the
+ * start. `finish(keyEnd)` makes the file durable under its layer name; `abort()` removes the temp file.
+ *
+ * Invariants (asserted on every put): entries come in strictly increasing (key, lsn) order, keys at or
+ * above the start key, LSNs inside the layer's LSN range, values encoded (at least the 2-byte value
+ * header) and at most LAYER_VALUE_MAX_BYTES. Backpressure: `put` returns false when the caller must
+ * `await drain()` before the next put.
+ */
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { assert } from '../lib/errors.js'
+import { crc32c } from '../lib/crc32c.js'
+import { keyToBytes, type Key } from '../model/key.js'
+import type { TenantId, TimelineId } from '../model/ids.js'
+import { VALUE_HEADER_BYTES } from '../model/value.js'
+import { formatLsnHex16, type Lsn } from '../pg/lsn.js'
+import type { SyncOptions } from '../storage/durable-file.js'
+import { StreamingFileWriter } from '../storage/streaming-file-writer.js'
+import {
+  ENTRY_FLAG_LZ4,
+  ENTRY_FLAG_WILL_INIT,
+  HEADER_BYTES,
+  INDEX_BLOCK_BYTES_DEFAULT,
+  INDEX_BLOCK_HEADER_BYTES,
+  INDEX_ENTRY_BYTES,
+  LAYER_ENTRIES_MAX,
+  LAYER_FORMAT_VERSION,
+  LAYER_VALUE_MAX_BYTES,
+  TOP_ENTRY_BYTES,
+  encodeHeader,
+  entriesPerBlock,
+  isValidIndexBlockBytes,
+  maybeCompress,
+  sealIndexBlock,
+  writeIndexEntry,
+  type ValueCodec,
+} from './layer-format.js'
+import { deltaLayerDesc, imageLayerDesc, type LayerDesc, type LayerKind, type LsnRange } from './layer-name.js'
+import { TEMP_SUFFIX } from '../storage/durable-file.js'
+
+/** Index blocks are allocated in slabs of this many bytes (fewer, larger allocations). */
+const INDEX_SLAB_BYTES = 256 * 1024
+
+export interface LayerWriterOptions extends SyncOptions {
+  /** The timeline directory the layer file is created in. */
+  readonly dir: string
+  readonly tenantId: TenantId
+  readonly timelineId: TimelineId
+  /** Value compression; default 'lz4' (see layer-format.ts for when a value is compressed). */
+  readonly compression?: ValueCodec
+  /** Index block size (a power of two, 128 B .. 64 KiB); default 4 KiB. Small values make tests cross block boundaries. */
+  readonly indexBlockBytes?: number
+  /** Write chunk of the underlying StreamingFileWriter; default 1 MiB. */
+  readonly chunkBytes?: number
+}
+
+export interface FinishedLayer {
+  readonly desc: LayerDesc
+  readonly path: string
+  readonly sizeBytes: number
+}
+
+export class LayerFileWriter {
+  private readonly perBlock: number
+  private readonly blockBytes: number
+  private readonly slabs: Buffer[] = []
+  private slab: Buffer
+  private slabUsed = 0
+  private block: Buffer
+  private blockCount = 0
+  private blockEntries = 0
+  private top: Buffer
+  private topUsed = 0
+  private entryCount = 0
+  private keyCount = 0
+  private rawValueBytes = 0
+  private compressedCount = 0
+  private lastKey: Key | null = null
+  private lastLsn: Lsn = 0n as Lsn
+  private state: 'open' | 'finished' | 'aborted' = 'open'
+
+  private constructor(
+    readonly kind: LayerKind,
+    readonly keyStart: Key,
+    readonly lsnRange: LsnRange,
+    private readonly options: LayerWriterOptions,
+    private readonly file: StreamingFileWriter,
+  ) {
+    this.blockBytes = options.indexBlockBytes ?? INDEX_BLOCK_BYTES_DEFAULT
+    this.perBlock = entriesPerBlock(this.blockBytes)
+    this.slab = Buffer.alloc(Math.max(INDEX_SLAB_BYTES, this.blockBytes))
+    this.block = this.slab.subarray(0, this.blockBytes)
+    this.top = Buffer.allocUnsafe(64 * TOP_ENTRY_BYTES)
+  }
+
+  static async create(kind: LayerKind, keyStart: Key, lsnRange: LsnRange, options: LayerWriterOptions): Promise<LayerFileWriter> {
+    assert(lsnRange.start < lsnRange.end, 'layer writer needs a non-empty LSN range')
+    assert(isValidIndexBlockBytes(options.indexBlockBytes ?? INDEX_BLOCK_BYTES_DEFAULT), 'index block size must be a power of two in 128..65536')
+    const tempName = `${keyStart}__${formatLsnHex16(lsnRange.start)}-${formatLsnHex16(lsnRange.end)}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`
+    const tempPath = join(options.dir, tempName)
+    const file = await StreamingFileWriter.create(tempPath, {
+      tempPath,
+      noSync: options.noSync ?? false,
+      ...(options.chunkBytes !== undefined ? { chunkBytes: options.chunkBytes } : {}),
+    })
+    file.append(Buffer.alloc(HEADER_BYTES)) // the header goes here once the sizes are known
+    return new LayerFileWriter(kind, keyStart, lsnRange, options, file)
+  }
+
+  get entries(): number {
+    return this.entryCount
+  }
+
+  /** Bytes of the file so far (header and values), for deciding where to cut a layer. */
+  get sizeBytes(): number {
+    return this.file.position
+  }
+
+  /** Appends one value; returns false when the caller must `await drain()` before the next put. */
+  put(key: Key, lsn: Lsn, value: Buffer, willInit: boolean): boolean {
+    assert(this.state === 'open', () => `put on a ${this.state} layer writer`)
+    assert(key >= this.keyStart, () => `key ${key} is below the layer's start key ${this.keyStart}`)
+    assert(lsn >= this.lsnRange.start && lsn < this.lsnRange.end, () => `LSN ${formatLsnHex16(lsn)} is outside the layer's LSN range`)
+    assert(
+      this.lastKey === null || key > this.lastKey || (key === this.lastKey && lsn > this.lastLsn),
+      () => `entries must come in strictly increasing (key, lsn) order: ${key}@${formatLsnHex16(lsn)} after ${this.lastKey}@${formatLsnHex16(this.lastLsn)}`,
+    )
+    assert(value.length >= VALUE_HEADER_BYTES && value.length <= LAYER_VALUE_MAX_BYTES, () => `value of ${value.length} bytes is out of bounds`)
+    assert(this.entryCount < LAYER_ENTRIES_MAX, 'too many entries for one layer file')
+
+    const compressed = maybeCompress(value, this.options.compression ?? 'lz4')
+    const stored = compressed ?? value
+    const flags = (willInit ? ENTRY_FLAG_WILL_INIT : 0) | (compressed !== null ? ENTRY_FLAG_LZ4 : 0)
+    const valueOffset = this.file.position
+
+    if (this.blockEntries === 0) this.appendTop(key, lsn)
+    writeIndexEntry(this.block, INDEX_BLOCK_HEADER_BYTES + this.blockEntries * INDEX_ENTRY_BYTES, key, lsn, valueOffset, stored.length, flags, crc32c(stored))
+    if (++this.blockEntries === this.perBlock) this.sealBlock()
+
+    if (key !== this.lastKey) this.keyCount++
+    this.lastKey = key
+    this.lastLsn = lsn
+    this.entryCount++
+    this.rawValueBytes += value.length
+    if (compressed !== null) this.compressedCount++
+    return this.file.append(stored)
+  }
+
+  async drain(): Promise<void> {
+    await this.file.drain()
+  }
+
+  /** Writes the index and header, makes the file durable under its layer name. `keyEnd` is exclusive. */
+  async finish(keyEnd: Key): Promise<FinishedLayer> {
+    assert(this.state === 'open', () => `finish on a ${this.state} layer writer`)
+    assert(keyEnd > this.keyStart, 'the end key must be above the start key')
+    assert(this.lastKey === null || keyEnd > this.lastKey, () => `end key ${keyEnd} must be above the last key ${this.lastKey}`)
+    if (this.blockEntries > 0) this.sealBlock()
+    const valueBytes = this.file.position - HEADER_BYTES
+    const indexOffset = this.file.position
+    for (const slab of this.slabs) if (!this.file.append(slab)) await this.file.drain()
+    if (this.slabUsed > 0 && !this.file.append(this.slab.subarray(0, this.slabUsed))) await this.file.drain()
+    const topOffset = this.file.position
+    const top = this.top.subarray(0, this.topUsed)
+    this.file.append(top)
+    const fileSize = this.file.position
+    assert(indexOffset + this.blockCount * this.blockBytes === topOffset, 'index blocks were not written whole')
+    const desc = this.kind === 'delta' ? deltaLayerDesc({ start: this.keyStart, end: keyEnd }, this.lsnRange) : imageLayerDesc({ start: this.keyStart, end: keyEnd }, this.lsnRange.start)
+    const header = encodeHeader({
+      kind: this.kind,
+      formatVersion: LAYER_FORMAT_VERSION,
+      tenantId: this.options.tenantId,
+      timelineId: this.options.timelineId,
+      keyStart: this.keyStart,
+      keyEnd,
+      lsnStart: desc.lsnRange.start,
+      lsnEnd: desc.lsnRange.end,
+      entryCount: this.entryCount,
+      keyCount: this.keyCount,
+      valueOffset: HEADER_BYTES,
+      valueBytes,
+      rawValueBytes: this.rawValueBytes,
+      compressedCount: this.compressedCount,
+      indexOffset,
+      indexBlockBytes: this.blockBytes,
+      indexBlockCount: this.blockCount,
+      topOffset,
+      topBytes: this.topUsed,
+      topCrc: crc32c(top),
+      fileSize,
+      codec: this.options.compression ?? 'lz4',
+    })
+    await this.file.writeAt(0, header)
+    const { path, sizeBytes } = await this.file.finish(join(this.options.dir, desc.name))
+    this.state = 'finished'
+    return { desc, path, sizeBytes }
+  }
+
+  /** Removes the temp file; safe after a failed put or finish; idempotent. */
+  async abort(): Promise<void> {
+    if (this.state !== 'open') return
+    this.state = 'aborted'
+    await this.file.abort()
+  }
+
+  private appendTop(key: Key, lsn: Lsn): void {
+    if (this.topUsed + TOP_ENTRY_BYTES > this.top.length) {
+      const bigger = Buffer.allocUnsafe(this.top.length * 2)
+      this.top.copy(bigger, 0, 0, this.topUsed)
+      this.top = bigger
+    }
+    keyToBytes(key, this.top, this.topUsed)
+    this.top.writeBigUInt64BE(lsn, this.topUsed + 18)
+    this.topUsed += TOP_ENTRY_BYTES
+  }
+
+  private sealBlock(): void {
+    sealIndexBlock(this.block, this.blockEntries)
+    this.blockCount++
+    this.blockEntries = 0
+    this.slabUsed += this.blockBytes
+    if (this.slabUsed + this.blockBytes > this.slab.length) {
+      this.slabs.push(this.slab.subarray(0, this.slabUsed))
+      this.slab = Buffer.alloc(this.slab.length)
+      this.slabUsed = 0
+    }
+    this.block = this.slab.subarray(this.slabUsed, this.slabUsed + this.blockBytes)
+  }
+}
