@@ -189,11 +189,11 @@ export class InMemoryLayer implements ReadableLayer {
    * read once when it is at most SORTED_READ_ALL_MAX_BYTES (entries come in key order, the file is in
    * arrival order: one big read beats a pread per value); values are views of that buffer, never reused.
    */
-  *sortedEntries(): Generator<InMemoryEntry, void, undefined> {
+  *sortedEntries(readAllMaxBytes = SORTED_READ_ALL_MAX_BYTES): Generator<InMemoryEntry, void, undefined> {
     assert(this.state === 'frozen', 'sortedEntries of an in-memory layer that is not frozen')
     const keys = [...this.heads.keys()].sort()
     const total = this.file.lengthBytes
-    const all = total <= SORTED_READ_ALL_MAX_BYTES ? this.file.read(0, total) : null
+    const all = total <= readAllMaxBytes ? this.file.read(0, total) : null
     let chain = new Int32Array(64)
     for (const key of keys) {
       let n = 0

@@ -1,0 +1,159 @@
+// Local file primitives: the durable whole-file write leaves no temp file and replaces atomically;
+// removeTempFiles cleans up; positional reads are exact or a CorruptionError naming the file; the
+// streaming writer writes large files in order under backpressure, patches, renames and aborts; the
+// ephemeral file serves reads from its buffer and its file across the boundary.
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { AssertionFailure, CorruptionError, NotFoundError } from '../../../src/core/lib/errors.js'
+import { listFiles, removeFilesWhere } from '../../../src/core/storage/directory.js'
+import { fsyncDir, removeTempFiles, writeFileDurably } from '../../../src/core/storage/durable-file.js'
+import { EphemeralFile } from '../../../src/core/storage/ephemeral-file.js'
+import { PositionalFile } from '../../../src/core/storage/positional-file.js'
+import { StreamingFileWriter } from '../../../src/core/storage/streaming-file-writer.js'
+import { prng, randInt, withTempDir } from '../layer/helpers.js'
+
+function randomBytes(seed: number, n: number): Buffer {
+  const rng = prng(seed)
+  const b = Buffer.allocUnsafe(n)
+  for (let i = 0; i < n; i++) b[i] = Math.floor(rng() * 256)
+  return b
+}
+
+describe('writeFileDurably / removeTempFiles / fsyncDir', () => {
+  it('writes, replaces, leaves no temp file (with and without fsync)', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      const p = join(dir, 'metadata')
+      await writeFileDurably(p, Buffer.from('one'))
+      expect(await readFile(p, 'utf8')).toBe('one')
+      await writeFileDurably(p, Buffer.from('two, longer'), { noSync: true })
+      expect(await readFile(p, 'utf8')).toBe('two, longer')
+      await writeFileDurably(p, Buffer.alloc(0))
+      expect((await stat(p)).size).toBe(0)
+      expect(await readdir(dir)).toEqual(['metadata'])
+      await fsyncDir(dir)
+      await expect(writeFileDurably(join(dir, 'no', 'such', 'dir'), Buffer.from('x'))).rejects.toBeInstanceOf(NotFoundError)
+    })
+  })
+
+  it('removeTempFiles removes only *___temp files; listFiles lists regular files with sizes', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      await writeFile(join(dir, 'a___temp'), 'x')
+      await writeFile(join(dir, 'layer.1234abcd___temp'), 'xy')
+      await writeFile(join(dir, 'keep'), 'xyz')
+      await writeFile(join(dir, '___temp_not_suffix'), '')
+      expect((await removeTempFiles(dir)).sort()).toEqual(['a___temp', 'layer.1234abcd___temp'])
+      expect(await listFiles(dir)).toEqual([
+        { name: '___temp_not_suffix', sizeBytes: 0 },
+        { name: 'keep', sizeBytes: 3 },
+      ])
+      expect(await removeFilesWhere(dir, (n) => n === 'keep')).toEqual(['keep'])
+      await expect(listFiles(join(dir, 'missing'))).rejects.toBeInstanceOf(NotFoundError)
+    })
+  })
+})
+
+describe('PositionalFile', () => {
+  it('reads exact ranges and reports a short file as corruption naming it', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      const p = join(dir, 'f')
+      const data = randomBytes(1, 10000)
+      await writeFile(p, data)
+      const f = PositionalFile.open(p)
+      expect(f.sizeBytes).toBe(10000)
+      expect(f.read(0, 10000).equals(data)).toBe(true)
+      const buf = Buffer.alloc(100)
+      f.readInto(buf, 10, 50, 9950)
+      expect(buf.subarray(10, 60).equals(data.subarray(9950))).toBe(true)
+      expect(() => f.read(9990, 11)).toThrow(CorruptionError)
+      expect(() => f.read(9990, 11)).toThrow(p)
+      expect(() => f.readInto(buf, 90, 20, 0)).toThrow(AssertionFailure)
+      f.close()
+      f.close()
+      expect(() => f.read(0, 1)).toThrow(/closed/)
+      expect(() => PositionalFile.open(join(dir, 'missing'))).toThrow(NotFoundError)
+    })
+  })
+})
+
+describe('StreamingFileWriter', () => {
+  it('writes a large file in order under backpressure, patches the start, renames on finish', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      const final = join(dir, 'big')
+      const w = await StreamingFileWriter.create(final, { chunkBytes: 4096, pendingChunksMax: 2 })
+      const rng = prng(2)
+      const expected: Buffer[] = [Buffer.alloc(16)]
+      w.append(Buffer.alloc(16))
+      let falses = 0
+      for (let i = 0; i < 2000; i++) {
+        const piece = randomBytes(i, randInt(rng, 0, 9000))
+        expected.push(piece)
+        if (!w.append(piece)) {
+          falses++
+          await w.drain()
+        }
+      }
+      expect(falses).toBeGreaterThan(0)
+      const total = expected.reduce((s, b) => s + b.length, 0)
+      expect(w.position).toBe(total)
+      expect(await readdir(dir)).toEqual(['big___temp'])
+      await w.writeAt(0, Buffer.from('HEADER'))
+      const r = await w.finish()
+      expect(r).toEqual({ path: final, sizeBytes: total })
+      const all = Buffer.concat(expected)
+      Buffer.from('HEADER').copy(all, 0)
+      expect((await readFile(final)).equals(all)).toBe(true)
+      expect(await readdir(dir)).toEqual(['big'])
+      await expect(w.finish()).rejects.toThrow(AssertionFailure)
+    })
+  })
+
+  it('asserts when backpressure is ignored; abort removes the temp file; finish can rename elsewhere', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      const w = await StreamingFileWriter.create(join(dir, 'x'), { chunkBytes: 1024, pendingChunksMax: 1, noSync: true })
+      expect(w.append(Buffer.alloc(4096))).toBe(false)
+      expect(() => w.append(Buffer.alloc(1))).toThrow(/ignored backpressure/)
+      await w.abort()
+      await w.abort()
+      expect(await readdir(dir)).toEqual([])
+
+      const v = await StreamingFileWriter.create(join(dir, 'y'), { noSync: true })
+      v.append(Buffer.from('abc'))
+      await v.finish(join(dir, 'z'))
+      expect(await readFile(join(dir, 'z'), 'utf8')).toBe('abc')
+      expect(await readdir(dir)).toEqual(['z'])
+    })
+  })
+})
+
+describe('EphemeralFile', () => {
+  it('serves reads from the buffer and the file, across flushes and for values larger than the buffer', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      const f = EphemeralFile.create(join(dir, 'ephemeral-0'), 1000)
+      const rng = prng(3)
+      const pieces: Array<{ off: number; data: Buffer }> = []
+      for (let i = 0; i < 500; i++) {
+        const data = randomBytes(100 + i, rng() < 0.05 ? randInt(rng, 1001, 5000) : randInt(rng, 0, 400))
+        pieces.push({ off: f.append(data), data })
+      }
+      let expectOff = 0
+      for (const p of pieces) {
+        expect(p.off).toBe(expectOff)
+        expectOff += p.data.length
+        expect(f.read(p.off, p.data.length).equals(p.data)).toBe(true)
+      }
+      expect(f.lengthBytes).toBe(expectOff)
+      // a range spanning file and buffer
+      const all = Buffer.concat(pieces.map((p) => p.data))
+      expect(f.read(0, all.length).equals(all)).toBe(true)
+      const onDisk = (await stat(f.path)).size
+      expect(onDisk).toBeLessThanOrEqual(all.length)
+      expect(onDisk).toBeGreaterThan(all.length - 1000)
+      expect(() => f.read(0, all.length + 1)).toThrow(AssertionFailure)
+      expect(() => EphemeralFile.create(join(dir, 'ephemeral-0'))).toThrow(/ephemeral-0/)
+      f.delete()
+      f.delete()
+      expect(await readdir(dir)).toEqual([])
+    })
+  })
+})
