@@ -45,7 +45,7 @@ const normLsn = (s: string): string => formatLsn(parseLsn(s))
 export function parseWaldump(text: string): OracleRecord[] {
   const out: OracleRecord[] = []
   for (const line of text.split('\n')) {
-    if (line === '') continue
+    if (line === '' || line.startsWith('first record is after ')) continue // pg_waldump's note for a --start inside a record
     const m = RECORD_RE.exec(line)
     if (m) {
       out.push({
