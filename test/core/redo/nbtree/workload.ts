@@ -16,9 +16,7 @@
  * - index scans that set LP_DEAD, then inserts into the same leaves (DELETE, simple deletion) and repeated
  *   non-HOT updates that leave another index logically unchanged (DELETE, bottom-up deletion).
  */
-import { expect } from 'vitest'
-import type { ClusterOptions, WorkloadStep } from '../../../support/pg-cluster.js'
-import { summarize, verifyWorkload } from '../../../support/wal-verify.js'
+import type { WorkloadStep } from '../../../support/pg-cluster.js'
 import type { DecodedRecord } from '../../../../src/core/pg/wal-record.js'
 import { RM } from '../../../../src/core/pg/rmgr.js'
 
@@ -166,32 +164,4 @@ export function btreeCensus(records: DecodedRecord[]): BtreeCensus {
     }
   }
   return c
-}
-
-/**
- * Runs the workload on a fresh cluster with `opts`, verifies every B-tree image, and asserts: no
- * mismatches or redo errors, every kind produced and checked (REUSE_PAGE changes no page, so it is only
- * counted), and every redo path exercised.
- */
-export async function verifyBtreeWorkload(opts: ClusterOptions): Promise<void> {
-  const { report, records } = await verifyWorkload(btreeSteps, { ...opts, setup: btreeSetup })
-  const census = btreeCensus(records)
-  const msg = `${summarize(report)}\ncensus ${JSON.stringify(census)}`
-  expect(report.mismatches, msg).toBe(0)
-  expect(report.errors, msg).toEqual([])
-  expect(report.unsupportedByType, msg).toEqual({})
-  for (const type of BTREE_TYPES) {
-    expect(census.records[type] ?? 0, `${type} produced\n${msg}`).toBeGreaterThan(0)
-    if (type === 'REUSE_PAGE') continue
-    const stat = report.byRecordType[`Btree/${type}`]
-    expect(stat?.checked ?? 0, `Btree/${type} checked\n${msg}`).toBeGreaterThan(0)
-    expect(stat?.mismatches, msg).toBe(0)
-  }
-  expect(census.splitWithPostingSplit, msg).toBeGreaterThan(0)
-  expect(census.vacuumWithUpdates, msg).toBeGreaterThan(0)
-  expect(census.deleteWithUpdates, msg).toBeGreaterThan(0)
-  expect(census.deleteWithDeletions, msg).toBeGreaterThan(0)
-  expect(census.unlinkOfInternalPage, msg).toBeGreaterThan(0)
-  expect(census.newrootLevel0, msg).toBeGreaterThan(0)
-  expect(census.newrootAbove, msg).toBeGreaterThan(0)
 }
