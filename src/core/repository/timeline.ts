@@ -1,0 +1,395 @@
+/**
+ * Timeline: one branch of a tenant's history, a versioned key-value store (key, lsn) -> value.
+ *
+ * Writes (ingest) go to the open in-memory layer; `freeze` closes it at last_record_lsn + 1 and `flush`
+ * writes frozen layers, oldest first, as L0 delta layer files, then advances disk_consistent_lsn in the
+ * metadata. Reads walk the layers newest first — open, frozen, then historic files through the layer map
+ * — collecting one key's values until an image or a will-init record, and continue on the ancestor
+ * timeline at min(lsn, ancestor_lsn) for keys this branch never wrote.
+ *
+ * Invariants:
+ * - disk_consistent_lsn <= last_record_lsn; every value at or below disk_consistent_lsn is in a layer file
+ *   made durable before the metadata that names that LSN (file fsync + rename + dir fsync, then metadata).
+ * - Layer files whose LSN range reaches beyond disk_consistent_lsn + 1 were written by a flush that did not
+ *   finish: they are deleted on load, and the WAL above disk_consistent_lsn is ingested again.
+ * - In-memory layers tile [disk_consistent_lsn + 1, inf): frozen ones in order, then the open one.
+ * - One flush at a time (a promise chain); ingest continues into a new open layer meanwhile.
+ *
+ * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
+ */
+import { join } from 'node:path'
+import { assert, CorruptionError, PageserverError } from '../lib/errors.js'
+import type { TenantId, TimelineId } from '../model/ids.js'
+import { MAX_KEY, MIN_KEY, type Key } from '../model/key.js'
+import { decodeValue } from '../model/value.js'
+import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
+import { DeltaLayer, DeltaLayerWriter } from '../layer/delta-layer.js'
+import { ImageLayer } from '../layer/image-layer.js'
+import { InMemoryLayer, removeEphemeralFiles } from '../layer/inmemory-layer.js'
+import { LayerMap } from '../layer/layer-map.js'
+import { parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
+import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js'
+import { listFiles, removeFilesWhere } from '../storage/directory.js'
+import { removeTempFiles } from '../storage/durable-file.js'
+import { LsnWaiters } from './lsn-waiters.js'
+import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.js'
+
+export type FileLayer = DeltaLayer | ImageLayer
+
+export const METADATA_FILE = 'metadata'
+
+export interface TimelineOptions {
+  readonly noSync: boolean
+  readonly waitLsnTimeoutMs: number
+  /** Index blocks cached per layer file. */
+  readonly indexBlockCacheMax?: number
+}
+
+/** The history of one key at an LSN: an optional base image and WAL records above it (ascending). */
+export interface KeyHistory {
+  /** The newest image at or below the LSN (null: none; the first record initialises, or the key is new). */
+  readonly image: { lsn: Lsn; data: Buffer } | null
+  /** WAL records above the image, oldest first, each with its end LSN. */
+  readonly records: Array<{ lsn: Lsn; raw: Buffer; willInit: boolean }>
+  /** True when nothing at all was found for the key (it does not exist at that LSN). */
+  readonly missing: boolean
+}
+
+interface FrozenEntry {
+  layer: InMemoryLayer | null
+  /** last_record_lsn and prev_record_lsn when frozen: the metadata written once this entry is flushed. */
+  lastRecordLsn: Lsn
+  prevRecordLsn: Lsn | null
+}
+
+export class Timeline {
+  private meta: TimelineMetadata
+  private lastRecord: Lsn
+  private prevRecord: Lsn | null
+  private open: InMemoryLayer | null = null
+  private openedAtMs = 0
+  private readonly frozen: FrozenEntry[] = []
+  private nextOpenStart: Lsn
+  private nextEphemeralId = 0
+  private readonly layers = new LayerMap<FileLayer>()
+  private flushChain: Promise<void> = Promise.resolve()
+  private readonly waiters: LsnWaiters
+  private closed = false
+  /** Called after every flush with the new disk_consistent_lsn (the WAL receiver reports it as flushed). */
+  onDurable: ((lsn: Lsn) => void) | null = null
+
+  private constructor(
+    readonly tenantId: TenantId,
+    readonly timelineId: TimelineId,
+    readonly dir: string,
+    meta: TimelineMetadata,
+    readonly ancestor: Timeline | null,
+    private readonly opts: TimelineOptions,
+  ) {
+    this.meta = meta
+    this.lastRecord = meta.diskConsistentLsn
+    this.prevRecord = meta.prevRecordLsn
+    this.nextOpenStart = toLsn(meta.diskConsistentLsn + 1n)
+    this.waiters = new LsnWaiters(
+      () => `last_record_lsn ${formatLsn(this.lastRecord)} disk_consistent_lsn ${formatLsn(this.meta.diskConsistentLsn)}`,
+    )
+    if (ancestor === null) assert(meta.ancestorTimeline === null, 'timeline with an ancestor id loaded without its ancestor')
+    else assert(meta.ancestorTimeline === ancestor.timelineId, 'timeline loaded with the wrong ancestor')
+  }
+
+  /** Writes the metadata of a new timeline into `dir` (which must exist) and loads it. */
+  static async create(
+    dir: string,
+    tenantId: TenantId,
+    timelineId: TimelineId,
+    meta: TimelineMetadata,
+    ancestor: Timeline | null,
+    opts: TimelineOptions,
+  ): Promise<Timeline> {
+    await writeMetadata(join(dir, METADATA_FILE), meta, { noSync: opts.noSync })
+    return Timeline.load(dir, tenantId, timelineId, ancestor, opts)
+  }
+
+  /** Loads a timeline from its directory: metadata, then every layer file up to disk_consistent_lsn. */
+  static async load(dir: string, tenantId: TenantId, timelineId: TimelineId, ancestor: Timeline | null, opts: TimelineOptions): Promise<Timeline> {
+    const meta = readMetadata(join(dir, METADATA_FILE))
+    const tl = new Timeline(tenantId, timelineId, dir, meta, ancestor, opts)
+    await removeTempFiles(dir)
+    await removeEphemeralFiles(dir)
+    const limit = meta.diskConsistentLsn + 1n
+    const future: string[] = []
+    for (const f of await listFiles(dir)) {
+      const parsed = parseLayerFileName(f.name)
+      if (parsed === null) continue
+      if (parsed.desc.lsnRange.end > limit) {
+        future.push(f.name)
+        continue
+      }
+      tl.layers.add(parsed.desc, tl.openLayerFile(join(dir, f.name), parsed.desc))
+    }
+    if (future.length > 0) {
+      const set = new Set(future)
+      await removeFilesWhere(dir, (n) => set.has(n))
+    }
+    return tl
+  }
+
+  private openLayerFile(path: string, desc: LayerDesc): FileLayer {
+    const o = {
+      expectedName: desc.name,
+      expectedTenantId: this.tenantId,
+      expectedTimelineId: this.timelineId,
+      indexBlockCacheMax: this.opts.indexBlockCacheMax,
+    }
+    return desc.kind === 'delta' ? DeltaLayer.open(path, o) : ImageLayer.open(path, o)
+  }
+
+  // --- state ---
+
+  get metadata(): Readonly<TimelineMetadata> {
+    return this.meta
+  }
+
+  get lastRecordLsn(): Lsn {
+    return this.lastRecord
+  }
+
+  get prevRecordLsn(): Lsn | null {
+    return this.prevRecord
+  }
+
+  get diskConsistentLsn(): Lsn {
+    return this.meta.diskConsistentLsn
+  }
+
+  get ancestorLsn(): Lsn | null {
+    return this.meta.ancestorLsn
+  }
+
+  /** Bytes held by in-memory layers (open and frozen): what counts against the memory ceiling. */
+  get inMemoryBytes(): number {
+    let n = this.open ? this.open.sizeBytes + this.open.indexBytes : 0
+    for (const f of this.frozen) if (f.layer) n += f.layer.sizeBytes + f.layer.indexBytes
+    return n
+  }
+
+  /** The oldest LSN not yet durable (start of the oldest in-memory layer), or null when all is flushed. */
+  get oldestUnflushedLsn(): Lsn | null {
+    if (this.frozen.length > 0) return this.frozen[0]!.layer?.startLsn ?? this.nextOpenStart
+    return this.open ? this.open.startLsn : null
+  }
+
+  /** WAL bytes ingested into the open layer since it was opened. */
+  get openLayerWalBytes(): bigint {
+    return this.open ? this.lastRecord - this.open.startLsn + 1n : 0n
+  }
+
+  get openLayerAgeMs(): number {
+    return this.open ? Date.now() - this.openedAtMs : 0
+  }
+
+  get frozenLayerCount(): number {
+    return this.frozen.length
+  }
+
+  /** Historic layer files, ordered by LSN then key. */
+  layerFiles(): Array<{ desc: LayerDesc; sizeBytes: number }> {
+    return this.layers.layers().map((e) => ({ desc: e.desc, sizeBytes: e.handle.fileSizeBytes }))
+  }
+
+  // --- write path (single writer: the ingest of this timeline) ---
+
+  /** Stores an encoded value at (key, lsn). lsn must be above last_record_lsn's durable part. */
+  put(key: Key, lsn: Lsn, value: Buffer): void {
+    assert(!this.closed, 'put into a closed timeline')
+    assert(lsn >= this.nextOpenStart, () => `put at ${formatLsn(lsn)} below the open layer start ${formatLsn(this.nextOpenStart)}`)
+    if (this.open === null) {
+      this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart })
+      this.openedAtMs = Date.now()
+    }
+    this.open.put(key, lsn, value)
+  }
+
+  /** Advances last_record_lsn after the values of the records up to `endLsn` were put; wakes readers. */
+  finishRecords(endLsn: Lsn, lastRecordStartLsn: Lsn | null): void {
+    assert(endLsn >= this.lastRecord, () => `last_record_lsn moving back from ${formatLsn(this.lastRecord)} to ${formatLsn(endLsn)}`)
+    this.lastRecord = endLsn
+    this.prevRecord = lastRecordStartLsn
+    this.waiters.advance(endLsn)
+  }
+
+  /**
+   * Closes the open layer at last_record_lsn + 1 and queues it for flushing. Without an open layer, queues
+   * a metadata-only step when last_record_lsn moved past what is durable (records that wrote no values).
+   */
+  freeze(): void {
+    const last = this.lastRecord
+    if (this.open !== null) {
+      this.open.freeze(toLsn(last + 1n))
+      this.frozen.push({ layer: this.open, lastRecordLsn: last, prevRecordLsn: this.prevRecord })
+      this.open = null
+      this.nextOpenStart = toLsn(last + 1n)
+      return
+    }
+    const queuedUpTo = this.frozen.length > 0 ? this.frozen[this.frozen.length - 1]!.lastRecordLsn : this.meta.diskConsistentLsn
+    if (last > queuedUpTo) {
+      this.frozen.push({ layer: null, lastRecordLsn: last, prevRecordLsn: this.prevRecord })
+      this.nextOpenStart = toLsn(last + 1n)
+    }
+  }
+
+  /** Flushes every frozen layer (serialized with other flushes). Resolves when they are durable. */
+  flush(): Promise<void> {
+    const next = this.flushChain.then(() => this.flushFrozen())
+    // Keep the chain alive after a failure; the caller of this flush sees the error.
+    this.flushChain = next.catch(() => {})
+    return next
+  }
+
+  /** Freeze and flush everything ingested so far. */
+  async checkpoint(): Promise<void> {
+    this.freeze()
+    await this.flush()
+  }
+
+  private async flushFrozen(): Promise<void> {
+    while (this.frozen.length > 0) {
+      const f = this.frozen[0]!
+      if (f.layer !== null && f.layer.entryCount > 0) {
+        const layer = f.layer
+        const writer = await DeltaLayerWriter.create({
+          dir: this.dir,
+          tenantId: this.tenantId,
+          timelineId: this.timelineId,
+          keyStart: MIN_KEY,
+          lsnRange: { start: layer.startLsn, end: layer.endLsn! },
+          noSync: this.opts.noSync,
+        })
+        try {
+          for (const e of layer.sortedEntries()) {
+            if (!writer.put(e.key, e.lsn, e.value)) await writer.drain()
+          }
+          const done = await writer.finish(MAX_KEY)
+          this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
+        } catch (e) {
+          await writer.abort().catch(() => {})
+          throw e
+        }
+      }
+      this.meta = {
+        ...this.meta,
+        diskConsistentLsn: f.lastRecordLsn,
+        lastRecordLsn: f.lastRecordLsn,
+        prevRecordLsn: f.prevRecordLsn !== null && f.prevRecordLsn < f.lastRecordLsn ? f.prevRecordLsn : null,
+      }
+      await writeMetadata(join(this.dir, METADATA_FILE), this.meta, { noSync: this.opts.noSync })
+      this.frozen.shift()
+      f.layer?.delete()
+      this.onDurable?.(f.lastRecordLsn)
+    }
+  }
+
+  /** Replaces durable metadata fields that are not LSN progress (GC cutoff, WAL source, flags). */
+  async updateMetadata(patch: Partial<Pick<TimelineMetadata, 'walSource' | 'latestGcCutoffLsn' | 'dataChecksums' | 'hintBitsLogged' | 'minReadableLsn'>>): Promise<void> {
+    await this.flushChain
+    this.meta = { ...this.meta, ...patch }
+    await writeMetadata(join(this.dir, METADATA_FILE), this.meta, { noSync: this.opts.noSync })
+  }
+
+  // --- read path ---
+
+  /** Waits until WAL up to `lsn` has been ingested (bounded by wait_lsn_timeout unless given). */
+  async waitForLsn(lsn: Lsn, timeoutMs = this.opts.waitLsnTimeoutMs, signal?: AbortSignal): Promise<void> {
+    if (this.lastRecord >= lsn) return
+    await this.waiters.wait(lsn, timeoutMs, signal)
+  }
+
+  /**
+   * The history of `key` at `lsn`, across this timeline's layers and its ancestors. Values are checked
+   * against their CRCs as they are read; any corruption throws naming the file.
+   */
+  getKeyHistory(key: Key, lsn: Lsn): KeyHistory {
+    const found: LsnValue[] = []
+    let tl: Timeline | null = this
+    let cur = lsn
+    let result: LookupResult = LOOKUP.incomplete
+    while (tl !== null) {
+      result = tl.collectOwn(key, cur, found)
+      if (result !== LOOKUP.incomplete) break
+      if (tl.ancestor === null || tl.meta.ancestorLsn === null) break
+      if (tl.meta.ancestorLsn < cur) cur = tl.meta.ancestorLsn
+      tl = tl.ancestor
+    }
+    if (result === LOOKUP.missing || found.length === 0) return { image: null, records: [], missing: true }
+    let image: KeyHistory['image'] = null
+    const records: Array<{ lsn: Lsn; raw: Buffer; willInit: boolean }> = []
+    // found is newest first; the last one may be will-init.
+    for (let i = found.length - 1; i >= 0; i--) {
+      const v = decodeValue(found[i]!.value)
+      if (v.kind === 'image') {
+        image = { lsn: found[i]!.lsn, data: v.data }
+        records.length = 0
+      } else {
+        if (v.willInit) {
+          image = null
+          records.length = 0
+        }
+        records.push({ lsn: found[i]!.lsn, raw: v.raw, willInit: v.willInit })
+      }
+    }
+    return { image, records, missing: false }
+  }
+
+  /**
+   * The value of a key whose versions are always images (metadata: directories, sizes, pg_control), or null
+   * when the key does not exist at `lsn`.
+   */
+  getImage(key: Key, lsn: Lsn): Buffer | null {
+    const h = this.getKeyHistory(key, lsn)
+    if (h.missing) return null
+    if (h.records.length > 0) {
+      throw new CorruptionError('VALUE_NOT_AN_IMAGE', `the value of key ${key} at ${formatLsn(lsn)} is a WAL record where an image was expected`)
+    }
+    return h.image!.data
+  }
+
+  private collectOwn(key: Key, lsnIn: Lsn, out: LsnValue[]): LookupResult {
+    let cur = lsnIn
+    if (this.open !== null && cur >= this.open.startLsn) {
+      const r = this.open.getValues(key, cur, out)
+      if (r !== LOOKUP.incomplete) return r
+      if (this.open.startLsn === 0n) return LOOKUP.incomplete
+      cur = toLsn(this.open.startLsn - 1n)
+    }
+    for (let i = this.frozen.length - 1; i >= 0; i--) {
+      const layer = this.frozen[i]!.layer
+      if (layer === null || cur < layer.startLsn) continue
+      const r = layer.getValues(key, cur, out)
+      if (r !== LOOKUP.incomplete) return r
+      if (layer.startLsn === 0n) return LOOKUP.incomplete
+      cur = toLsn(layer.startLsn - 1n)
+    }
+    for (;;) {
+      const s = this.layers.search(key, cur)
+      if (s === null) return LOOKUP.incomplete
+      const r = s.handle.getValues(key, cur, out, s.lsnFloor)
+      if (r !== LOOKUP.incomplete) return r
+      if (s.lsnFloor === 0n) return LOOKUP.incomplete
+      cur = toLsn(s.lsnFloor - 1n)
+    }
+  }
+
+  // --- lifecycle ---
+
+  /** Flushes nothing; drops in-memory state (unflushed data is re-ingested from WAL on the next load). */
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.flushChain
+    this.waiters.failAll(new PageserverError('unavailable', 'TIMELINE_CLOSED', `timeline ${this.timelineId} is shutting down`))
+    this.open?.delete()
+    for (const f of this.frozen) f.layer?.delete()
+    this.frozen.length = 0
+    for (const e of this.layers.layers()) e.handle.close()
+  }
+}

@@ -1,0 +1,149 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Timeline } from '../../../src/core/repository/timeline.js'
+import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
+import { keyFromFields, type Key } from '../../../src/core/model/key.js'
+import { encodeValue, imageValue, recordValue } from '../../../src/core/model/value.js'
+import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function newDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'ps-tl-'))
+  dirs.push(d)
+  return d
+}
+
+function meta(over: Partial<TimelineMetadata> = {}): TimelineMetadata {
+  return {
+    diskConsistentLsn: lsn(0x100),
+    prevRecordLsn: null,
+    lastRecordLsn: lsn(0x100),
+    ancestorTimeline: null,
+    ancestorLsn: null,
+    latestGcCutoffLsn: lsn(0),
+    initdbLsn: lsn(0x100),
+    pgVersion: 15,
+    walSource: null,
+    dataChecksums: false,
+    hintBitsLogged: false,
+    minReadableLsn: lsn(0x100),
+    createdAt: 0,
+    ...over,
+  }
+}
+
+const opts = { noSync: true, waitLsnTimeoutMs: 2000 }
+const k = (n: number): Key => keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: n })
+const img = (s: string) => encodeValue(imageValue(Buffer.from(s)))
+const rec = (s: string, willInit = false) => encodeValue(recordValue(Buffer.from(s), willInit))
+
+function history(tl: Timeline, key: Key, at: Lsn) {
+  const h = tl.getKeyHistory(key, at)
+  return { image: h.image?.data.toString() ?? null, records: h.records.map((r) => r.raw.toString()), missing: h.missing }
+}
+
+describe('Timeline', () => {
+  it('reads images and records across open, frozen and flushed layers, at any LSN', async () => {
+    const dir = newDir()
+    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, opts)
+    tl.put(k(1), lsn(0x108), img('base'))
+    tl.put(k(1), lsn(0x110), rec('r1'))
+    tl.finishRecords(lsn(0x110), lsn(0x108))
+    await tl.checkpoint()
+    expect(tl.diskConsistentLsn).toBe(lsn(0x110))
+    tl.put(k(1), lsn(0x118), rec('r2'))
+    tl.finishRecords(lsn(0x118), lsn(0x110))
+    tl.freeze()
+    tl.put(k(1), lsn(0x120), rec('r3'))
+    tl.put(k(2), lsn(0x120), rec('init', true))
+    tl.finishRecords(lsn(0x120), lsn(0x118))
+    expect(history(tl, k(1), lsn(0x120))).toEqual({ image: 'base', records: ['r1', 'r2', 'r3'], missing: false })
+    expect(history(tl, k(1), lsn(0x117))).toEqual({ image: 'base', records: ['r1'], missing: false })
+    expect(history(tl, k(1), lsn(0x108))).toEqual({ image: 'base', records: [], missing: false })
+    expect(history(tl, k(1), lsn(0x107)).missing).toBe(true)
+    expect(history(tl, k(2), lsn(0x120))).toEqual({ image: null, records: ['init'], missing: false })
+    expect(history(tl, k(3), lsn(0x120)).missing).toBe(true)
+    await tl.checkpoint()
+    expect(tl.diskConsistentLsn).toBe(lsn(0x120))
+    expect(tl.layerFiles().length).toBe(3)
+    await tl.close()
+
+    const again = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, opts)
+    expect(again.lastRecordLsn).toBe(lsn(0x120))
+    expect(again.prevRecordLsn).toBe(lsn(0x118))
+    expect(history(again, k(1), lsn(0x120))).toEqual({ image: 'base', records: ['r1', 'r2', 'r3'], missing: false })
+    expect(history(again, k(1), lsn(0x111))).toEqual({ image: 'base', records: ['r1'], missing: false })
+    await again.close()
+  })
+
+  it('loses nothing that was flushed, and drops layers from a flush that did not reach the metadata', async () => {
+    const dir = newDir()
+    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, opts)
+    tl.put(k(1), lsn(0x108), img('v1'))
+    tl.finishRecords(lsn(0x108), null)
+    await tl.checkpoint()
+    const metaAfterFirst = join(dir, 'metadata')
+    const saved = join(dir, 'metadata.saved')
+    copyFileSync(metaAfterFirst, saved)
+    tl.put(k(1), lsn(0x110), img('v2'))
+    tl.finishRecords(lsn(0x110), lsn(0x108))
+    await tl.checkpoint()
+    await tl.close()
+    // Simulate a crash between the layer file and the metadata of the second flush.
+    copyFileSync(saved, metaAfterFirst)
+    rmSync(saved)
+    writeFileSync(join(dir, 'ephemeral-7'), 'junk')
+    writeFileSync(join(dir, 'somelayer___temp'), 'junk')
+    const again = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, opts)
+    expect(again.diskConsistentLsn).toBe(lsn(0x108))
+    expect(again.layerFiles().length).toBe(1)
+    expect(readdirSync(dir).sort()).toEqual(['metadata', again.layerFiles()[0]!.desc.name].sort())
+    expect(history(again, k(1), lsn(0x108)).image).toBe('v1')
+    // WAL above disk_consistent_lsn is ingested again.
+    again.put(k(1), lsn(0x110), img('v2'))
+    again.finishRecords(lsn(0x110), lsn(0x108))
+    expect(history(again, k(1), lsn(0x110)).image).toBe('v2')
+    await again.close()
+  })
+
+  it('a branch reads its ancestor below the branch point and its own writes above', async () => {
+    const root = newDir()
+    const parent = await Timeline.create(root, generateTenantId(), generateTimelineId(), meta(), null, opts)
+    parent.put(k(1), lsn(0x108), img('p1'))
+    parent.finishRecords(lsn(0x108), null)
+    parent.put(k(1), lsn(0x110), img('p2'))
+    parent.finishRecords(lsn(0x110), lsn(0x108))
+    const childDir = newDir()
+    const child = await Timeline.create(
+      childDir,
+      parent.tenantId,
+      generateTimelineId(),
+      meta({ diskConsistentLsn: lsn(0x108), lastRecordLsn: lsn(0x108), ancestorTimeline: parent.timelineId, ancestorLsn: lsn(0x108) }),
+      parent,
+      opts,
+    )
+    expect(history(child, k(1), lsn(0x120)).image).toBe('p1')
+    child.put(k(1), lsn(0x118), rec('c1'))
+    child.finishRecords(lsn(0x118), lsn(0x108))
+    expect(history(child, k(1), lsn(0x118))).toEqual({ image: 'p1', records: ['c1'], missing: false })
+    expect(history(parent, k(1), lsn(0x118)).image).toBe('p2')
+    await child.close()
+    await parent.close()
+  })
+
+  it('waits for WAL and times out with the LSNs in the message', async () => {
+    const tl = await Timeline.create(newDir(), generateTenantId(), generateTimelineId(), meta(), null, { ...opts, waitLsnTimeoutMs: 200 })
+    const waiting = tl.waitForLsn(lsn(0x200), 5000)
+    setTimeout(() => tl.finishRecords(lsn(0x200), lsn(0x1f0)), 50)
+    await expect(waiting).resolves.toBeUndefined()
+    await expect(tl.waitForLsn(lsn(0x300))).rejects.toThrow(/Timed out while waiting for WAL record at LSN 0\/300 to arrive, last_record_lsn 0\/200/)
+    await tl.close()
+  })
+})
