@@ -103,6 +103,7 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
           if (++printed >= limit) break
         }
         if (text !== '') emit(() => process.stdout.write(text))
+        await drained(process.stdout) // a slow reader slows us down instead of filling memory
         if (closed || printed >= limit) {
           await batches.return(undefined as never)
           break
@@ -118,6 +119,8 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
         if (e.hint) process.stderr.write(`Hint: ${e.hint}\n`)
         if (e.stack && process.env.PAGESERVER_DEBUG) process.stderr.write(`${e.stack}\n`)
       }
+      // Exiting drops what a pipe has not taken yet: let both streams flush first.
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)])
       this.exit(e.exitCode)
     } finally {
       process.stdout.off('error', onStdoutError)
@@ -156,4 +159,28 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
     }
     return ids
   }
+}
+
+/** Resolves once the stream wants more (or is gone): backpressure without a way to hang on a closed pipe. */
+async function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (!stream.writableNeedDrain || stream.destroyed) return
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done)
+      stream.off('error', done)
+      stream.off('close', done)
+      resolve()
+    }
+    stream.on('drain', done)
+    stream.on('error', done)
+    stream.on('close', done)
+  })
+}
+
+/** Resolves when everything written so far has been handed to the OS (or the stream failed). */
+async function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.destroyed) return
+  await new Promise<void>((resolve) => {
+    stream.write('', () => resolve())
+  })
 }

@@ -307,14 +307,15 @@ export class WalFileReader {
         decoder.feed(got.chunk)
         const batch: DecodedRecord[] = []
         let stop: WalReadEnd | null = null
+        let failure: unknown = null
         for (;;) {
           let rec: DecodedRecord | null
           try {
             rec = decoder.next()
           } catch (e) {
             const ended = await this.classifyPageError(e, decoder, bySegno)
-            if (ended === null) throw e
-            stop = finish(ended.reason, lastEnd(), ended.message)
+            if (ended === null) failure = e // hand out the records before the fault first
+            else stop = finish(ended.reason, lastEnd(), ended.message)
             break
           }
           if (rec === null) {
@@ -335,6 +336,7 @@ export class WalFileReader {
           batch.push(rec)
         }
         if (batch.length > 0) yield batch
+        if (failure !== null) throw failure
         if (stop !== null) return stop
         if (chunkEndLsn >= end && Number(decoder.position) >= end) {
           return finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
