@@ -7,11 +7,10 @@
  * REDO_FAILED naming the record). The scratch page is module-level (redo is synchronous and single-threaded
  * per worker), so rebuilding a page allocates nothing.
  */
-import { BLCKSZ, FirstOffsetNumber, getPdSpecial, maxalign, pageGetMaxOffsetNumber, pageInit, pageInitCopySpecial, pageSetLsn } from '../page/page.js'
+import { BLCKSZ, FirstOffsetNumber, MaxIndexTuplesPerPage, getPdSpecial, maxalign, pageGetMaxOffsetNumber, pageGetPageSize, pageInit, pageInitCopySpecial, pageSetLsn } from '../page/page.js'
 import { itemIdGetRaw, rawItemIdLength, rawItemIdOffset } from '../page/itemid.js'
 import { pageAddItem } from '../page/bufpage.js'
 import { BTP_INCOMPLETE_SPLIT, SizeOfBTPageOpaqueData, SizeOfIndexTupleData, btpoGetFlags, btpoSetFlags, indexTupleSize } from '../page/nbtree-page.js'
-import { MaxIndexTuplesPerPage } from '../page/page.js'
 import type { RedoContext } from '../rmgr-redo.js'
 import { BtreeRecordError } from './records.js'
 
@@ -40,6 +39,7 @@ const tempPage = Buffer.alloc(BLCKSZ)
 
 /** PageGetTempPageCopySpecial(page) into the module's scratch page; returns it. */
 export function tempPageCopySpecial(page: Buffer): Buffer {
+  checkSpecial(page)
   pageInitCopySpecial(tempPage, page)
   return tempPage
 }
@@ -127,10 +127,15 @@ export function clearIncompleteSplit(ctx: RedoContext, page: Buffer): void {
   stampLsn(ctx, page)
 }
 
-/** The special space must hold a BTPageOpaqueData before its fields are read or written. */
+/**
+ * Every btree page has its 16-byte BTPageOpaqueData at the very end (_bt_pageinit); anything else is not a
+ * btree page, and reading or copying its "special space" would go astray.
+ */
 export function checkSpecial(page: Buffer): void {
   const special = getPdSpecial(page)
-  if (special + SizeOfBTPageOpaqueData > BLCKSZ || special < 24) {
-    throw new BtreeRecordError(`page has no room for a btree special space at pd_special ${special}`)
+  if (special !== BLCKSZ - SizeOfBTPageOpaqueData || pageGetPageSize(page) !== BLCKSZ) {
+    throw new BtreeRecordError(
+      `not a btree page: pd_special is ${special} and the page size ${pageGetPageSize(page)}, expected ${BLCKSZ - SizeOfBTPageOpaqueData} and ${BLCKSZ}`,
+    )
   }
 }

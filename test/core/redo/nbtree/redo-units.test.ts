@@ -10,6 +10,7 @@ import { RM } from '../../../../src/core/pg/rmgr.js'
 import { redoBlock } from '../../../../src/core/redo/engine.js'
 import { PageserverError } from '../../../../src/core/lib/errors.js'
 import { buildRecord, le, type BlockSpec } from '../heap/record-builder.js'
+import { mulberry32, randInt } from '../page/helpers.js'
 import { btPage, header, opaque, pageItems, pivotTuple, plainTuple, postingTids, postingTuple, readTid } from './helpers.js'
 
 const REL: RelFileNode = { spcNode: 1663, dbNode: 5, relNode: 16400 }
@@ -240,5 +241,52 @@ describe('metapage, new root and page deletion', () => {
     const base = btPage({ items: [] })
     expectRedoFailed(() => redo(1, base, 0xd0, [BLK(0, 1)], Buffer.alloc(24)), /REUSE_PAGE records change no page/)
     expectRedoFailed(() => redo(1, base, 0xf0, [BLK(0, 1)], Buffer.alloc(0)), /unknown btree record kind 0xf0/)
+  })
+})
+
+describe('damaged records and pages', () => {
+  /** Seeded cases: a record kind, the target, its base page, blocks and main data, as in the tests above. */
+  function cases(): Array<{ info: number; blkno: number; base: Buffer | null; blocks: BlockSpec[]; main: Buffer }> {
+    const leaf = btPage({ next: 9, items: [pivotTuple(100, 0), postingTuple(8, [[1, 1], [1, 3], [1, 5]]), plainTuple(9, [1, 6]), plainTuple(10, [1, 7])] })
+    const splitMain = le([0, 4], [3, 2], [2, 2], [0, 2])
+    return [
+      { info: 0x00, blkno: 3, base: leaf, blocks: [BLK(0, 3, plainTuple(20, [1, 2]))], main: le([3, 2]) },
+      { info: 0x50, blkno: 3, base: leaf, blocks: [BLK(0, 3, Buffer.concat([Buffer.from([1, 0]), plainTuple(8, [1, 2])]))], main: le([3, 2]) },
+      { info: 0x30, blkno: 3, base: leaf, blocks: [BLK(0, 3, Buffer.concat([plainTuple(8, [1, 0]), pivotTuple(9, 0)])), BLK(1, 12, undefined, true)], main: splitMain },
+      { info: 0x40, blkno: 12, base: null, blocks: [BLK(0, 3), BLK(1, 12, Buffer.concat([plainTuple(10, [1, 7]), plainTuple(9, [1, 6])]), true)], main: splitMain },
+      { info: 0x60, blkno: 3, base: leaf, blocks: [BLK(0, 3, Buffer.from([2, 0, 2, 0]))], main: le([1, 2]) },
+      { info: 0xc0, blkno: 3, base: leaf, blocks: [BLK(0, 3, Buffer.from([4, 0, 2, 0, 1, 0, 0, 0]))], main: le([1, 2], [1, 2]) },
+      { info: 0xb0, blkno: 3, base: leaf, blocks: [BLK(0, 7, undefined, true), BLK(1, 3)], main: Buffer.alloc(20).fill(1, 0, 1) },
+      { info: 0xa0, blkno: 6, base: null, blocks: [BLK(0, 6, Buffer.concat([pivotTuple(40, 5), Buffer.from([0, 0, 1, 0, 0, 0, 8, 0x20])]), true)], main: le([6, 4], [1, 4]) },
+    ]
+  }
+
+  it('never throw anything but a PageserverError, and never hang', () => {
+    const rnd = mulberry32(20251123)
+    let failed = 0
+    let redone = 0
+    for (let round = 0; round < 300; round++) {
+      for (const c of cases()) {
+        // Flip a few random bytes of the main data, one block's data, or the base page's item area.
+        const main = Buffer.from(c.main)
+        const blocks = c.blocks.map((b) => ({ ...b, data: b.data === undefined ? undefined : Buffer.from(b.data) }))
+        const base = c.base === null ? null : Buffer.from(c.base)
+        const targets = [main, ...blocks.flatMap((b) => (b.data && b.data.length > 0 ? [b.data] : [])), ...(base ? [base.subarray(12, 24 + 4 * 4), base.subarray(8000)] : [])]
+        for (let k = 0; k < 3; k++) {
+          const t = targets[randInt(rnd, 0, targets.length - 1)]!
+          if (t.length > 0) t[randInt(rnd, 0, t.length - 1)] = randInt(rnd, 0, 255)
+        }
+        try {
+          redo(c.blkno, base, c.info, blocks, main)
+          redone++
+        } catch (e) {
+          expect(e).toBeInstanceOf(PageserverError)
+          expect((e as PageserverError).code, (e as Error).stack).not.toBe('ASSERTION_FAILED')
+          failed++
+        }
+      }
+    }
+    expect(failed).toBeGreaterThan(0)
+    expect(redone).toBeGreaterThan(0)
   })
 })
