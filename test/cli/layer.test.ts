@@ -1,0 +1,153 @@
+// End to end: `pageserver layer list` and `layer dump` through the built CLI (npm run build first), on
+// files written by the layer writers: JSON contracts, text output, exit 3 for a missing timeline or file,
+// exit 5 naming the file for a corrupt one (after printing what was read before the fault).
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { DeltaLayer, DeltaLayerWriter } from '../../src/core/layer/delta-layer.js'
+import { ImageLayerWriter } from '../../src/core/layer/image-layer.js'
+import { HEADER_BYTES } from '../../src/core/layer/layer-format.js'
+import type { Lsn } from '../../src/core/pg/lsn.js'
+import { encodeValue, imageValue, recordValue } from '../../src/core/model/value.js'
+import { TENANT, TIMELINE, blockKey, withTempDir } from '../core/layer/helpers.js'
+import { runCli } from '../support/cli.js'
+
+const L = (n: number): Lsn => BigInt(n) as Lsn
+
+/** A real XLOG NOOP record (rmid 0, info 0x20) with 4 bytes of main data: 24 + 2 + 4 bytes. */
+function noopRecord(): Buffer {
+  const r = Buffer.alloc(30)
+  r.writeUInt32LE(30, 0)
+  r[16] = 0x20
+  r[17] = 0
+  r[24] = 255 // XLR_BLOCK_ID_DATA_SHORT
+  r[25] = 4
+  r.write('abcd', 26)
+  return r
+}
+
+describe('pageserver layer list / dump', () => {
+  let wd: string
+  let tl: string
+  let deltaPath: string
+  let deltaName: string
+  let imageName: string
+  beforeAll(async () => {
+    wd = await mkdtemp(join(tmpdir(), 'ps-cli-layer-'))
+    tl = join(wd, 'tenants', TENANT, 'timelines', TIMELINE)
+    await mkdir(tl, { recursive: true })
+    const page = Buffer.alloc(8192, 0)
+    page.write('page', 100)
+    const d = await DeltaLayerWriter.create({ dir: tl, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(0x1696070), end: L(0x16960e9) }, noSync: true })
+    d.put(blockKey(5, 0), L(0x1696070), encodeValue(imageValue(page)))
+    d.put(blockKey(5, 0), L(0x1696080), encodeValue(recordValue(noopRecord(), false)))
+    d.put(blockKey(5, 1), L(0x1696090), encodeValue(recordValue(noopRecord(), true)))
+    const fd = await d.finish()
+    deltaPath = fd.path
+    deltaName = fd.desc.name
+    const i = await ImageLayerWriter.create({ dir: tl, tenantId: TENANT, timelineId: TIMELINE, keyStart: blockKey(5, 0), lsn: L(0x16960e8), noSync: true })
+    i.put(blockKey(5, 0), encodeValue(imageValue(page)))
+    i.put(blockKey(5, 1), encodeValue(imageValue(page)))
+    imageName = (await i.finish(blockKey(6, 0))).desc.name
+    await writeFile(join(tl, 'ephemeral-3'), 'scratch')
+    await writeFile(join(tl, `${deltaName}.0badcafe___temp`), 'partial')
+    await writeFile(join(tl, 'metadata'), 'm')
+  })
+  afterAll(async () => {
+    await rm(wd, { recursive: true, force: true })
+  })
+
+  it('layer list --json lists the layer files only, ordered by LSN', async () => {
+    const r = await runCli(['layer', 'list', '-D', wd, '--tenant', TENANT, '--timeline', TIMELINE, '--json'])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const items = r.json<Array<Record<string, unknown>>>()
+    expect(items).toEqual([
+      { name: deltaName, kind: 'delta', keyStart: '0'.repeat(36), keyEnd: 'F'.repeat(36), lsnStart: '0/1696070', lsnEnd: '0/16960E9', sizeBytes: expect.any(Number) },
+      { name: imageName, kind: 'image', keyStart: blockKey(5, 0), keyEnd: blockKey(6, 0), lsnStart: '0/16960E8', lsnEnd: '0/16960E9', sizeBytes: expect.any(Number) },
+    ])
+    expect(items[0]!.sizeBytes).toBe((await readFile(deltaPath)).length)
+  })
+
+  it('layer list prints a table', async () => {
+    const r = await runCli(['layer', 'list', '-D', wd, '--tenant', TENANT, '--timeline', TIMELINE])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('Kind')
+    expect(r.stdout).toContain('all keys (L0)')
+    expect(r.stdout).toContain('0/1696070 .. 0/16960E9')
+    expect(r.stdout).toContain('@ 0/16960E8')
+    expect(r.stdout).toContain('2 layer files')
+  })
+
+  it('layer list: a missing timeline exits 3, a bad id exits 2', async () => {
+    const missing = await runCli(['layer', 'list', '-D', wd, '--tenant', TENANT, '--timeline', TENANT, '--json'])
+    expect(missing.code).toBe(3)
+    expect(missing.json()).toMatchObject({ error: { code: 'TIMELINE_NOT_FOUND' } })
+    const bad = await runCli(['layer', 'list', '-D', wd, '--tenant', 'xyz', '--timeline', TIMELINE])
+    expect(bad.code).toBe(2)
+  })
+
+  it('layer dump prints the summary and one line per entry, with WAL record names', async () => {
+    const r = await runCli(['layer', 'dump', deltaPath])
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain(`Layer file ${deltaPath}`)
+    expect(r.stdout).toContain('kind:       delta')
+    expect(r.stdout).toContain(`tenant:     ${TENANT}`)
+    expect(r.stdout).toContain('entries:    3 (2 keys)')
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith(blockKey(5, 0).slice(0, 10)))
+    expect(lines).toEqual([
+      `${blockKey(5, 0)} 0/1696070 image 8192 will-init`,
+      `${blockKey(5, 0)} 0/1696080 record 30 - XLOG/NOOP`,
+      `${blockKey(5, 1)} 0/1696090 record 30 will-init XLOG/NOOP`,
+    ])
+    expect(r.stdout).toContain('3 entries, all checksums valid')
+    const v = await runCli(['layer', 'dump', deltaPath, '--values'])
+    expect(v.stdout).toContain(`  ${noopRecord().toString('hex')}\n`)
+  })
+
+  it('layer dump --json prints JSON lines: summary, entries, end', async () => {
+    const r = await runCli(['layer', 'dump', join(tl, imageName), '--json', '--values'])
+    expect(r.code).toBe(0)
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines[0].summary).toMatchObject({ kind: 'image', name: imageName, lsnStart: '0/16960E8', lsnEnd: '0/16960E9', entryCount: 2, keyCount: 2, tenantId: TENANT, timelineId: TIMELINE, codec: 'lz4' })
+    expect(lines[1]).toMatchObject({ key: blockKey(5, 0), lsn: '0/16960E8', kind: 'image', lengthBytes: 8192, willInit: true, rmgr: null, type: null })
+    expect(lines[1].storedBytes).toBeLessThan(8194) // compressed
+    expect(Buffer.from(lines[1].data, 'hex').subarray(100, 104).toString()).toBe('page')
+    expect(lines[3]).toEqual({ end: { entries: 2 } })
+    expect(lines.length).toBe(4)
+  })
+
+  it('layer dump: corruption exits 5 naming the file, a missing file exits 3', async () => {
+    await withTempDir('ps-cli-layer-bad-', async (dir) => {
+      const bytes = await readFile(deltaPath)
+      const bad = join(dir, 'bad-layer')
+      const layer = DeltaLayer.open(deltaPath)
+      const { valueBytes } = layer.dumpSummary()
+      layer.close()
+      const flipped = Buffer.from(bytes)
+      flipped[HEADER_BYTES + valueBytes - 1] ^= 0xff // inside the last value
+      await writeFile(bad, flipped)
+      const r = await runCli(['layer', 'dump', bad])
+      expect(r.code).toBe(5)
+      expect(r.stderr).toContain(bad)
+      expect(r.stderr).toContain('Hint: ')
+      expect(r.stdout).toContain('0/1696080 record 30') // entries before the fault were printed
+      const j = await runCli(['layer', 'dump', bad, '--json'])
+      expect(j.code).toBe(5)
+      const last = JSON.parse(j.stdout.trim().split('\n').at(-1)!)
+      expect(last.error.code).toBe('LAYER_CORRUPT')
+      expect(last.error.message).toContain(bad)
+
+      await writeFile(bad, bytes.subarray(0, 100))
+      const t = await runCli(['layer', 'dump', bad, '--json'])
+      expect(t.code).toBe(5)
+      expect(t.json()).toMatchObject({ error: { code: 'LAYER_CORRUPT' } })
+
+      const m = await runCli(['layer', 'dump', join(dir, 'missing')])
+      expect(m.code).toBe(3)
+      expect(m.stderr).toContain('missing')
+    })
+  })
+})
