@@ -40,7 +40,7 @@ function insertOnTarget(ctx: RedoContext, page: Buffer, posting: boolean): void 
   stampLsn(ctx, page)
 }
 
-function redoInsert(ctx: RedoContext, page: Buffer): void {
+export function redoInsert(ctx: RedoContext, page: Buffer): void {
   const info = ctx.rec.rmgrInfo
   const isleaf = info === XLOG_BTREE.INSERT_LEAF || info === XLOG_BTREE.INSERT_POST
   const ismeta = info === XLOG_BTREE.INSERT_META
@@ -57,6 +57,3 @@ function redoInsert(ctx: RedoContext, page: Buffer): void {
   }
   throw redoFailure(ctx, `insert redo does not change block reference ${ctx.block!.id}`)
 }
-
-export const insertKinds = [XLOG_BTREE.INSERT_LEAF, XLOG_BTREE.INSERT_UPPER, XLOG_BTREE.INSERT_META, XLOG_BTREE.INSERT_POST] as const
-export { redoInsert }
