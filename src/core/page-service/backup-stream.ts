@@ -1,0 +1,87 @@
+/**
+ * basebackup / fullbackup over CopyOut: wait for the LSN (if one was asked for), check it against the GC
+ * cutoff, then CopyOutResponse, the tar as CopyData messages (gzip at level 1, "fastest", with --gzip),
+ * and CopyDone. The caller writes CommandComplete "SELECT 1" + ReadyForQuery on success, or an
+ * ErrorResponse (which also ends a COPY in progress) + ReadyForQuery on failure.
+ *
+ * Back-pressure: after each CopyData the writer waits for the socket to drain when its buffer is above
+ * the high-water mark, so a slow client slows the tar producer instead of filling memory. Each CopyData
+ * carries at most `copyDataBytesMax` bytes (large producer chunks are split).
+ */
+import { createGzip, constants as zlibConstants } from 'node:zlib'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { TimeoutError } from '../lib/errors.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { copyDataHeader, copyDone, copyOutResponse } from '../protocol/pg-backend-messages.js'
+import type { PageServiceTimeline } from './backend.js'
+import { lsnTimeoutMessage } from './lsn-rules.js'
+
+export interface CopyOutSink {
+  write(bytes: Buffer): void
+  /** Resolves when the socket's write buffer is below its high-water mark (or the socket closed). */
+  drained(): Promise<void>
+  readonly signal: AbortSignal
+}
+
+export interface BackupRequest {
+  readonly lsn: Lsn | null
+  readonly prevLsn: Lsn | null
+  readonly full: boolean
+  readonly gzip: boolean
+  readonly replica: boolean
+}
+
+/** A failure before or during the stream, reported as ErrorResponse XX000 with this text. */
+export class BackupError extends Error {}
+
+export async function streamBackup(
+  sink: CopyOutSink,
+  timeline: PageServiceTimeline,
+  req: BackupRequest,
+  limits: { readonly waitLsnTimeoutMs: number; readonly copyDataBytesMax: number },
+): Promise<void> {
+  if (req.lsn !== null) {
+    try {
+      await timeline.waitForLsn(req.lsn, limits.waitLsnTimeoutMs, sink.signal)
+    } catch (err) {
+      if (err instanceof TimeoutError) throw new BackupError(lsnTimeoutMessage(timeline, req.lsn))
+      throw err
+    }
+    const cutoff = timeline.gcCutoffLsn()
+    if (req.lsn < cutoff) {
+      throw new BackupError(
+        `invalid basebackup lsn: LSN ${formatLsn(req.lsn)} is earlier than latest GC cutoff ${formatLsn(cutoff)} (we might've already garbage collected needed data)`,
+      )
+    }
+  }
+  const backup = await timeline.basebackup({ lsn: req.lsn, prevLsn: req.prevLsn, full: req.full, replica: req.replica, signal: sink.signal })
+  sink.write(copyOutResponse())
+
+  const send = async (chunk: Uint8Array): Promise<void> => {
+    for (let off = 0; off < chunk.length; off += limits.copyDataBytesMax) {
+      const piece = chunk.subarray(off, Math.min(chunk.length, off + limits.copyDataBytesMax))
+      sink.write(copyDataHeader(piece.length))
+      sink.write(Buffer.from(piece.buffer, piece.byteOffset, piece.length))
+      await sink.drained()
+      if (sink.signal.aborted) throw new BackupError('the connection closed during the backup')
+    }
+  }
+
+  // fullbackup is never compressed (Neon: "TODO Compress in that case too").
+  if (req.gzip && !req.full) {
+    const gz = createGzip({ level: zlibConstants.Z_BEST_SPEED })
+    const feeding = pipeline(Readable.from(backup.tar, { objectMode: false }), gz)
+    try {
+      for await (const chunk of gz) await send(chunk as Buffer)
+    } catch (err) {
+      gz.destroy()
+      await feeding.catch(() => undefined)
+      throw err
+    }
+    await feeding
+  } else {
+    for await (const chunk of backup.tar) await send(chunk)
+  }
+  sink.write(copyDone())
+}

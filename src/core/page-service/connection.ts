@@ -1,0 +1,465 @@
+/**
+ * PageServiceConnection: one client connection's state machine.
+ *
+ *   startup --(SSLRequest/GSSENCRequest: 'N')--> startup
+ *   startup --(CancelRequest)--> closed (no answer, as PostgreSQL for an unknown key)
+ *   startup --(StartupMessage, trust)--> query            (AuthenticationOk, ParameterStatus, ReadyForQuery)
+ *   startup --(StartupMessage, jwt)--> password --(valid token)--> query
+ *   query --(pagestream_v2|v3)--> pagestream --(bad request / unexpected message)--> query
+ *   query --(basebackup/fullbackup)--> busy (CopyOut) --> query
+ *   any --(Terminate, EOF, protocol violation, timeout)--> closed
+ *
+ * Invariants:
+ * - Frames are read only while the state can take one (`canRead`): never while a command runs
+ *   asynchronously (`busy`), and in pagestream only while the session has room and the socket's write
+ *   buffer is below its high-water mark. Otherwise the socket is paused, so buffered input is bounded by
+ *   one message plus one chunk and TCP back-pressure reaches the client.
+ * - Every error a client can cause ends in an ErrorResponse (then ReadyForQuery if the connection stays
+ *   usable, or a close); nothing a client sends throws out of this class.
+ * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body).
+ */
+import type { Socket } from 'node:net'
+import { PageserverError, messageOf } from '../lib/errors.js'
+import { FrameReader, describeType, type Frame } from '../protocol/pg-frames.js'
+import {
+  ENCRYPTION_REFUSED,
+  FrontendType,
+  authenticationCleartextPassword,
+  authenticationOk,
+  bindComplete,
+  closeComplete,
+  commandComplete,
+  copyBothResponse,
+  errorResponse,
+  noData,
+  parameterDescriptionEmpty,
+  parameterStatus,
+  parseCString,
+  parseComplete,
+  parseParseMessage,
+  parseStartupPacket,
+  readyForQuery,
+  type StartupPacket,
+} from '../protocol/pg-backend-messages.js'
+import type { TenantId } from '../model/ids.js'
+import { SHUTTING_DOWN_CODE, type PageServiceBackend, type PageServiceTimeline } from './backend.js'
+import { checkPermission, type JwtClaims } from './auth.js'
+import { parseCommand, type PageServiceCommand } from './commands.js'
+import { PagestreamSession } from './pagestream-handler.js'
+import { BackupError, streamBackup } from './backup-stream.js'
+import type { PageServiceMetrics } from './metrics.js'
+import type { ResolvedPageServiceOptions } from './options.js'
+
+/** After our last message, how long a peer may take to close its side before the socket is destroyed. */
+const LINGER_MS = 5_000
+
+/** SSLRequest and GSSENCRequest may each come once before the StartupMessage (libpq tries both at most once). */
+const ENCRYPTION_REQUESTS_MAX = 2
+
+export const SqlState = {
+  InternalError: 'XX000',
+  ConnectionFailure: '08006',
+  AdminShutdown: '57P01',
+  TooManyConnections: '53300',
+  ProtocolViolation: '08P01',
+} as const
+
+type State = 'startup' | 'password' | 'query' | 'pagestream' | 'busy' | 'closed'
+
+export interface ConnectionContext {
+  readonly backend: PageServiceBackend
+  readonly options: ResolvedPageServiceOptions
+  readonly metrics: PageServiceMetrics
+}
+
+export class PageServiceConnection {
+  /** Resolves when the socket has closed and everything the connection started has stopped. */
+  readonly closed: Promise<void>
+  private resolveClosed!: () => void
+  private state: State = 'startup'
+  private readonly reader: FrameReader
+  private session: PagestreamSession | null = null
+  private claims: JwtClaims | null = null
+  private encryptionRequests = 0
+  private unnamedQuery = ''
+  private pumping = false
+  private corked = false
+  private shuttingDown = false
+  private readonly abortController = new AbortController()
+  private drainWaiters: Array<() => void> = []
+  private handshakeTimer: NodeJS.Timeout | null
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve))
+    this.reader = new FrameReader({
+      messageBytesMax: ctx.options.messageBytesMax,
+      startupPacketBytesMax: ctx.options.startupPacketBytesMax,
+      peer: 'client',
+    })
+    this.reader.expectStartup = true
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => {
+      if (this.state === 'closed') return // lingering after our last message: discard
+      this.reader.push(chunk)
+      this.pump()
+    })
+    socket.on('drain', () => {
+      this.wakeDrainWaiters()
+      this.pump()
+    })
+    socket.on('end', () => this.destroy())
+    socket.on('error', () => this.destroy())
+    socket.on('close', () => this.onClosed())
+    socket.setTimeout(ctx.options.idleTimeoutMs, () => this.destroy())
+    this.handshakeTimer = setTimeout(() => this.destroy(), ctx.options.handshakeTimeoutMs)
+    this.handshakeTimer.unref()
+  }
+
+  /** Graceful stop: finish in-flight pagestream responses, tell the client (57P01), close. */
+  shutdown(): void {
+    if (this.state === 'closed' || this.shuttingDown) return
+    this.shuttingDown = true
+    switch (this.state) {
+      case 'startup':
+      case 'password':
+        this.destroy()
+        return
+      case 'query':
+        this.fatal(SqlState.AdminShutdown, 'shutdown')
+        return
+      case 'pagestream': {
+        const session = this.session!
+        this.state = 'busy'
+        this.socket.pause()
+        void session.finish().then(() => this.fatal(SqlState.AdminShutdown, 'shutdown'))
+        return
+      }
+      case 'busy':
+        return // the running command checks `shuttingDown` when it ends
+    }
+  }
+
+  /** Hard stop: cancel everything and drop the socket. */
+  destroy(): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.session?.abort()
+    this.abortController.abort()
+    this.socket.destroy()
+  }
+
+  // ---- Reading ------------------------------------------------------------------------------------------
+
+  private canRead(): boolean {
+    switch (this.state) {
+      case 'startup':
+      case 'password':
+      case 'query':
+        return true
+      case 'pagestream':
+        return this.session!.hasRoom && !this.socket.writableNeedDrain
+      default:
+        return false
+    }
+  }
+
+  private pump(): void {
+    if (this.pumping || this.state === 'closed') return
+    this.pumping = true
+    try {
+      while (this.canRead()) {
+        const frame = this.reader.next()
+        if (frame === null) break
+        this.dispatch(frame)
+      }
+    } catch (err) {
+      this.protocolViolation(messageOf(err))
+    } finally {
+      this.pumping = false
+    }
+    if ((this.state as State) === 'closed') return
+    if (this.canRead()) this.socket.resume()
+    else this.socket.pause()
+  }
+
+  private dispatch(frame: Frame): void {
+    switch (this.state) {
+      case 'startup':
+        return this.onStartup(parseStartupPacket(frame.body))
+      case 'password':
+        return this.onPassword(frame)
+      case 'query':
+        return this.onQueryMessage(frame)
+      case 'pagestream':
+        return this.onCopyMessage(frame)
+    }
+  }
+
+  // ---- Startup and authentication -----------------------------------------------------------------------
+
+  private onStartup(pkt: StartupPacket): void {
+    switch (pkt.kind) {
+      case 'ssl':
+      case 'gssenc':
+        if (++this.encryptionRequests > ENCRYPTION_REQUESTS_MAX) throw new Error('too many encryption requests before the startup message')
+        this.write(ENCRYPTION_REFUSED)
+        return
+      case 'cancel':
+        // We hand out no cancel keys, so no request can match one; PostgreSQL closes such connections silently.
+        this.ctx.metrics.cancelRequests++
+        this.destroyAfterFlush()
+        return
+      case 'startup':
+        this.reader.expectStartup = false
+        if (this.ctx.options.authType === 'trust') {
+          this.loginComplete()
+        } else {
+          this.state = 'password'
+          this.write(authenticationCleartextPassword())
+        }
+    }
+  }
+
+  private onPassword(frame: Frame): void {
+    if (frame.type !== FrontendType.Password) {
+      this.protocolViolation(`unexpected message ${describeType(frame.type)} while waiting for the password`)
+      return
+    }
+    // The payload is the JWT; drop a trailing NUL (Neon strips the last byte).
+    const body = frame.body.length > 0 && frame.body[frame.body.length - 1] === 0 ? frame.body.subarray(0, -1) : frame.body
+    const token = body.toString('utf8')
+    this.state = 'busy'
+    this.ctx.options.jwtAuth!.verify(token).then(
+      (claims) => {
+        if (this.state === 'closed') return
+        if (this.shuttingDown) return this.destroy()
+        this.claims = claims
+        this.loginComplete()
+        this.pump()
+      },
+      (err: unknown) => {
+        if (this.state === 'closed') return
+        this.ctx.metrics.authFailures++
+        this.write(errorResponse({ severity: 'FATAL', code: SqlState.InternalError, message: 'JWT authentication error', detail: messageOf(err) }))
+        this.destroyAfterFlush()
+      },
+    )
+  }
+
+  private loginComplete(): void {
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
+    this.handshakeTimer = null
+    this.state = 'query'
+    this.write(authenticationOk())
+    this.write(parameterStatus('client_encoding', 'UTF8'))
+    this.write(parameterStatus('integer_datetimes', 'on'))
+    // Drivers want a server_version; Neon reports 14.1 and so do we, for the same clients.
+    this.write(parameterStatus('server_version', '14.1'))
+    this.write(readyForQuery())
+  }
+
+  // ---- Query mode ----------------------------------------------------------------------------------------
+
+  private onQueryMessage(frame: Frame): void {
+    switch (frame.type) {
+      case FrontendType.Query:
+        return this.runQuery(parseCString(frame.body, 'Query'), true)
+      case FrontendType.Parse:
+        this.unnamedQuery = parseParseMessage(frame.body)
+        return this.write(parseComplete())
+      case FrontendType.Bind:
+        return this.write(bindComplete())
+      case FrontendType.Describe:
+        this.write(parameterDescriptionEmpty())
+        return this.write(noData())
+      case FrontendType.Close:
+        return this.write(closeComplete())
+      case FrontendType.Execute:
+        // As Neon: run the remembered query; no ReadyForQuery (Sync brings it).
+        return this.runQuery(this.unnamedQuery, false)
+      case FrontendType.Sync:
+        return this.write(readyForQuery())
+      case FrontendType.Flush:
+        return
+      case FrontendType.Terminate:
+        return this.destroyAfterFlush()
+      default:
+        return this.protocolViolation(`unexpected message type ${describeType(frame.type)}`)
+    }
+  }
+
+  private runQuery(text: string, sendReady: boolean): void {
+    const done = (): void => {
+      if (sendReady) this.write(readyForQuery())
+    }
+    const fail = (message: string, detail?: string): void => {
+      this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }) }))
+      done()
+    }
+    let cmd: PageServiceCommand
+    try {
+      cmd = parseCommand(text)
+    } catch (err) {
+      return fail(messageOf(err))
+    }
+    if (cmd.kind === 'set') {
+      this.write(commandComplete('SELECT 1'))
+      return done()
+    }
+    const refusal = this.permissionFor(cmd.tenantId)
+    if (refusal !== null) return fail('JWT authentication error', refusal)
+    let timeline: PageServiceTimeline
+    try {
+      timeline = this.ctx.backend.timeline(cmd.tenantId, cmd.timelineId)
+    } catch (err) {
+      if (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) return this.fatal(SqlState.AdminShutdown, 'shutdown')
+      return fail(`Not found: ${messageOf(err)}`)
+    }
+    if (cmd.kind === 'pagestream') {
+      this.write(copyBothResponse())
+      this.session = new PagestreamSession(
+        { write: (b) => this.write(b), wake: () => this.pump(), fatal: (code, message) => this.fatal(code, message) },
+        {
+          version: cmd.version,
+          timeline,
+          inFlightMax: this.ctx.options.inFlightMax,
+          waitLsnTimeoutMs: this.ctx.options.waitLsnTimeoutMs,
+          metrics: this.ctx.metrics,
+        },
+      )
+      this.state = 'pagestream'
+      return
+    }
+    this.state = 'busy'
+    this.ctx.metrics.backupsStarted++
+    const sink = { write: (b: Buffer) => this.write(b), drained: () => this.writeDrained(), signal: this.abortController.signal }
+    const req =
+      cmd.kind === 'basebackup'
+        ? { lsn: cmd.lsn, prevLsn: null, full: false, gzip: cmd.gzip, replica: cmd.replica }
+        : { lsn: cmd.lsn, prevLsn: cmd.prevLsn, full: true, gzip: false, replica: false }
+    streamBackup(sink, timeline, req, this.ctx.options).then(
+      () => {
+        if (this.state === 'closed') return
+        this.write(commandComplete('SELECT 1'))
+        this.commandEnded(done)
+      },
+      (err: unknown) => {
+        if (this.state === 'closed') return
+        if (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) return this.fatal(SqlState.AdminShutdown, 'shutdown')
+        const message = err instanceof BackupError ? err.message : messageOf(err)
+        this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message }))
+        this.commandEnded(done)
+      },
+    )
+  }
+
+  /** Back to query mode after an asynchronous command (or close, if shutdown was asked meanwhile). */
+  private commandEnded(done: () => void): void {
+    if (this.shuttingDown) return this.fatal(SqlState.AdminShutdown, 'shutdown')
+    done()
+    this.state = 'query'
+    this.pump()
+  }
+
+  private permissionFor(tenantId: TenantId): string | null {
+    if (this.ctx.options.authType === 'trust') return null
+    const refusal = checkPermission(this.claims!, tenantId)
+    return refusal === null ? null : refusal.message
+  }
+
+  // ---- Pagestream mode ----------------------------------------------------------------------------------
+
+  private onCopyMessage(frame: Frame): void {
+    const session = this.session!
+    if (frame.type === FrontendType.CopyData) {
+      const bad = session.onCopyData(frame.body)
+      if (bad !== null) this.endPagestream(bad)
+      return
+    }
+    if (frame.type === FrontendType.Terminate) {
+      this.state = 'busy'
+      void session.finish().then(() => this.destroyAfterFlush())
+      return
+    }
+    this.endPagestream(`unexpected message: ${describeType(frame.type)} during COPY`)
+  }
+
+  /** Ends the stream after every earlier response is out: ErrorResponse + ReadyForQuery, back to query mode. */
+  private endPagestream(message: string): void {
+    const session = this.session!
+    this.state = 'busy'
+    this.ctx.metrics.protocolErrors++
+    void session.finish().then(() => {
+      if (this.state === 'closed') return
+      this.session = null
+      this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message }))
+      this.commandEnded(() => this.write(readyForQuery()))
+    })
+  }
+
+  // ---- Writing and closing ------------------------------------------------------------------------------
+
+  private write(bytes: Buffer): void {
+    if (this.state === 'closed' || this.socket.destroyed) return
+    if (!this.corked) {
+      this.corked = true
+      this.socket.cork()
+      process.nextTick(() => {
+        this.corked = false
+        this.socket.uncork()
+      })
+    }
+    this.socket.write(bytes)
+    const pending = this.socket.writableLength
+    if (pending > this.ctx.metrics.writeBufferedBytesPeak) this.ctx.metrics.writeBufferedBytesPeak = pending
+  }
+
+  /** Resolves once the write buffer is below its high-water mark, or the connection closed. */
+  private writeDrained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve()
+    return new Promise((resolve) => this.drainWaiters.push(resolve))
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** An error that ends the connection: ErrorResponse, then close once it is written. */
+  private fatal(sqlstate: string, message: string): void {
+    if (this.state === 'closed') return
+    this.write(errorResponse({ severity: sqlstate === SqlState.InternalError ? 'ERROR' : 'FATAL', code: sqlstate, message }))
+    this.destroyAfterFlush()
+  }
+
+  private protocolViolation(message: string): void {
+    this.ctx.metrics.protocolErrors++
+    this.fatal(SqlState.ProtocolViolation, message)
+  }
+
+  /** Stop reading, send what is buffered, then close; a peer that does not read is cut off by the idle timeout. */
+  private destroyAfterFlush(): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.session?.abort()
+    this.abortController.abort()
+    this.reader.expectStartup = false
+    this.socket.end()
+    // Keep consuming input so the peer gets our last message instead of a reset.
+    this.socket.resume()
+    setTimeout(() => this.socket.destroy(), LINGER_MS).unref()
+  }
+
+  private onClosed(): void {
+    this.state = 'closed'
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
+    this.session?.abort()
+    this.abortController.abort()
+    this.wakeDrainWaiters()
+    this.resolveClosed()
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Counters of the page service, as plain numbers for now (the HTTP metrics endpoint will export them).
+ * One object per server, mutated by its connections; readers take a snapshot with `{...metrics}`.
+ */
+export interface PageServiceMetrics {
+  connectionsAccepted: number
+  /** Refused because `connectionsMax` connections were live. */
+  connectionsRefused: number
+  connectionsLive: number
+  /** Startup packets that were CancelRequests (closed without an answer). */
+  cancelRequests: number
+  /** Logins refused (bad token, wrong auth method). */
+  authFailures: number
+  /** Connections ended because of a protocol violation (bad framing, oversized message, unknown type). */
+  protocolErrors: number
+  /** Pagestream requests decoded / answered (in-band errors included). */
+  requestsStarted: number
+  requestsCompleted: number
+  /** Requests answered with an in-band Error response. */
+  requestErrors: number
+  /** basebackup / fullbackup commands that started streaming. */
+  backupsStarted: number
+  /** Most bytes ever waiting in one connection's socket write buffer (back-pressure check). */
+  writeBufferedBytesPeak: number
+}
+
+export function newPageServiceMetrics(): PageServiceMetrics {
+  return {
+    connectionsAccepted: 0,
+    connectionsRefused: 0,
+    connectionsLive: 0,
+    cancelRequests: 0,
+    authFailures: 0,
+    protocolErrors: 0,
+    requestsStarted: 0,
+    requestsCompleted: 0,
+    requestErrors: 0,
+    backupsStarted: 0,
+    writeBufferedBytesPeak: 0,
+  }
+}

@@ -1,0 +1,223 @@
+/**
+ * PagestreamSession: one connection's pagestream (after `pagestream_v2|v3 <tenant> <timeline>` and
+ * CopyBothResponse). Requests are decoded as they arrive and executed concurrently; responses are
+ * written strictly in request order (Neon's rule: the compute matches responses by position).
+ *
+ * Invariants:
+ * - At most `inFlightMax` requests are between "decoded" and "written"; the connection stops reading
+ *   the socket while the bound is reached or while the socket's write buffer is above its high-water
+ *   mark (`canAccept`). So a client that sends without reading costs at most inFlightMax responses of
+ *   memory, then TCP back-pressure holds it.
+ * - `queue` holds the in-flight requests in arrival order; a response is written only when every earlier
+ *   one has been, so a fast request behind a slow one waits (head-of-line, by design of the protocol).
+ * - Per-request failures (bad LSN, GC'd LSN, LSN timeout, read errors) become in-band Error responses
+ *   (tag 103) and the stream continues. "Server stopping" failures end the connection with
+ *   ErrorResponse 57P01 once every earlier response is written.
+ *
+ * Shape: the session owns the ordering queue and the request semantics; the connection owns the socket,
+ * framing and the state machine, and calls `onCopyData` / `finish` / `abort`; it asks `hasRoom` before
+ * decoding the next message.
+ */
+import { messageOf, PageserverError, TimeoutError, UsageError } from '../lib/errors.js'
+import { MAX_FORK_NUMBER } from '../pg/reltag.js'
+import type { Lsn } from '../pg/lsn.js'
+import {
+  decodeRequest,
+  encodeResponseFrame,
+  SLRU_PAGES_PER_SEGMENT,
+  type PagestreamRequest,
+  type PagestreamResponse,
+  type PagestreamVersion,
+} from '../protocol/pagestream.js'
+import { SHUTTING_DOWN_CODE, type PageServiceTimeline } from './backend.js'
+import { effectiveRequestLsn, lsnTimeoutMessage, PagestreamBadRequest } from './lsn-rules.js'
+import type { PageServiceMetrics } from './metrics.js'
+
+/** What the session needs from its connection. */
+export interface PagestreamSink {
+  /** Writes bytes to the socket (the connection tracks its write buffer for back-pressure). */
+  write(bytes: Buffer): void
+  /** Called when a slot frees up or the stream can take requests again (the connection re-pumps). */
+  wake(): void
+  /** A "server stopping" failure: write ErrorResponse 57P01 and close the connection. */
+  fatal(sqlstate: string, message: string): void
+}
+
+export interface PagestreamSessionOptions {
+  readonly version: PagestreamVersion
+  readonly timeline: PageServiceTimeline
+  readonly inFlightMax: number
+  readonly waitLsnTimeoutMs: number
+  readonly metrics: PageServiceMetrics
+}
+
+interface Slot {
+  /** The encoded CopyData frame, once the request completed. */
+  frame: Buffer | null
+  /** Set instead of `frame` when the request ended the connection. */
+  fatal: { sqlstate: string; message: string } | null
+}
+
+/** Thrown inside a request to mark a "server stopping" failure. */
+class FatalRequestError extends Error {
+  constructor(
+    readonly sqlstate: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export class PagestreamSession {
+  private readonly queue: Slot[] = []
+  private readonly abortController = new AbortController()
+  private drainWaiters: Array<() => void> = []
+  private stopped = false
+
+  constructor(
+    private readonly sink: PagestreamSink,
+    private readonly opts: PagestreamSessionOptions,
+  ) {}
+
+  /** Requests decoded but not yet written. */
+  get inFlight(): number {
+    return this.queue.length
+  }
+
+  /** May another request be decoded now? */
+  get hasRoom(): boolean {
+    return !this.stopped && this.queue.length < this.opts.inFlightMax
+  }
+
+  /**
+   * One CopyData payload. Returns an error message if it is not a valid request (the connection then
+   * ends the stream once the earlier responses are out), or null.
+   */
+  onCopyData(payload: Buffer): string | null {
+    let req: PagestreamRequest
+    try {
+      req = decodeRequest(payload, this.opts.version)
+    } catch (err) {
+      return messageOf(err)
+    }
+    const slot: Slot = { frame: null, fatal: null }
+    this.queue.push(slot)
+    this.opts.metrics.requestsStarted++
+    this.execute(req).then(
+      (frame) => {
+        slot.frame = frame
+        this.flush()
+      },
+      (err: unknown) => {
+        // execute() catches everything it can answer in-band; what is left ends the connection.
+        const fatal = err instanceof FatalRequestError ? err : new FatalRequestError('XX000', messageOf(err))
+        slot.fatal = { sqlstate: fatal.sqlstate, message: fatal.message }
+        this.flush()
+      },
+    )
+    return null
+  }
+
+  /** Takes no more requests; resolves once every in-flight response is written (or the session aborted). */
+  finish(): Promise<void> {
+    this.stopped = true
+    if (this.queue.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.drainWaiters.push(resolve))
+  }
+
+  /** The client went away or the server stops now: cancel waits; later completions are dropped. */
+  abort(): void {
+    this.stopped = true
+    this.abortController.abort()
+    this.queue.length = 0
+    this.resolveDrained()
+  }
+
+  private resolveDrained(): void {
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Writes every completed response at the head of the queue, in order. */
+  private flush(): void {
+    let wrote = false
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!
+      if (head.fatal) {
+        this.queue.length = 0
+        this.stopped = true
+        this.abortController.abort()
+        this.sink.fatal(head.fatal.sqlstate, head.fatal.message)
+        this.resolveDrained()
+        return
+      }
+      if (head.frame === null) break
+      this.queue.shift()
+      this.sink.write(head.frame)
+      this.opts.metrics.requestsCompleted++
+      wrote = true
+    }
+    if (this.queue.length === 0) this.resolveDrained()
+    if (wrote) this.sink.wake()
+  }
+
+  private async execute(req: PagestreamRequest): Promise<Buffer> {
+    const v = this.opts.version
+    try {
+      return encodeResponseFrame(await this.run(req), v)
+    } catch (err) {
+      if (err instanceof FatalRequestError) throw err
+      if (this.abortController.signal.aborted || (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE)) {
+        throw new FatalRequestError('57P01', 'shutdown')
+      }
+      this.opts.metrics.requestErrors++
+      const message =
+        err instanceof PagestreamBadRequest || err instanceof UsageError
+          ? `Bad request: ${err.message}`
+          : err instanceof LsnTimeout
+            ? `LSN timeout: ${err.message}`
+            : `Read error: ${messageOf(err)}`
+      return encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, v)
+    }
+  }
+
+  private async run(req: PagestreamRequest): Promise<PagestreamResponse> {
+    const tl = this.opts.timeline
+    const eff = effectiveRequestLsn(tl, req.hdr)
+    if ((req.type === 'exists' || req.type === 'nblocks' || req.type === 'getpage') && req.rel.forkNum > MAX_FORK_NUMBER) {
+      throw new PagestreamBadRequest(`invalid fork number ${req.rel.forkNum}`)
+    }
+    if (req.type === 'slru' && req.kind > 2) throw new PagestreamBadRequest('invalid SLRU kind')
+    if (eff.waitFor !== null) await this.waitForLsn(eff.waitFor)
+    const lsn = eff.lsn
+    switch (req.type) {
+      case 'exists':
+        return { type: 'exists', req, exists: await tl.relExists(req.rel, lsn) }
+      case 'nblocks':
+        return { type: 'nblocks', req, n_blocks: await tl.relSize(req.rel, lsn) }
+      case 'getpage':
+        return { type: 'getpage', req, page: await tl.getPage(req.rel, req.blkno, lsn) }
+      case 'dbsize':
+        return { type: 'dbsize', req, db_size: await tl.dbSize(req.dbnode, lsn) }
+      case 'slru': {
+        const segment = await tl.slruSegment(req.kind as 0 | 1 | 2, req.segno, lsn)
+        if (segment.length % 8192 !== 0 || segment.length > SLRU_PAGES_PER_SEGMENT * 8192) {
+          throw new Error(`the repository returned an SLRU segment of ${segment.length} bytes, not whole 8 KiB pages`)
+        }
+        return { type: 'slru', req, segment }
+      }
+    }
+  }
+
+  private async waitForLsn(lsn: Lsn): Promise<void> {
+    try {
+      await this.opts.timeline.waitForLsn(lsn, this.opts.waitLsnTimeoutMs, this.abortController.signal)
+    } catch (err) {
+      if (err instanceof TimeoutError) throw new LsnTimeout(lsnTimeoutMessage(this.opts.timeline, lsn))
+      throw err
+    }
+  }
+}
+
+class LsnTimeout extends Error {}
