@@ -1,0 +1,187 @@
+/**
+ * Use case `redo replay`: rebuild one page at one LSN from WAL files through the redo worker pool, and explain
+ * it: the chain of records that built it (core/redo/replay-chain.ts), a summary of the result
+ * (core/redo/page-summary.ts), and optionally a masked comparison with a page taken from PostgreSQL.
+ *
+ * The WAL is read once, up to the records that end at or before the LSN. The chain starts at the last
+ * full-page write or page initialisation, or from a caller's base page file. hintBitsLogged comes from the
+ * caller, else it is on when the WAL read shows evidence of it (all of it is read before redo starts) or
+ * pg_control beside a pg_wal directory says so; it changes masked bytes only.
+ *
+ * Masked comparison: with the mask of the last resource manager in the chain that has one (heap_mask for
+ * heap pages, btree_mask ...), else by page kind; visibility-map pages and pages of no known kind by LSN and
+ * checksum only (as the verifier does). Files: base and verify pages must be exactly 8192 bytes; `outFile`
+ * receives exactly the 8192 bytes of the page.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isNotFoundFsError, NotFoundError, UnsupportedError, UsageError } from '../lib/errors.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { forkName, formatRelFileNode, ForkNumber, type BufferTag } from '../pg/reltag.js'
+import { RM } from '../pg/rmgr.js'
+import { decodeControlFile } from '../pg/controlfile.js'
+import { WalFileReader, type WalReadEnd } from '../pg/wal-files.js'
+import { BLCKSZ } from '../pg/wal-record.js'
+import { hasMask, maskPage, maskPageLsnAndChecksum, maskVmPage } from '../redo/mask/index.js'
+import { pageGetLsn } from '../redo/page/page.js'
+import { classifyPage, summarizePage, type PageKind, type PageSummary } from '../redo/page-summary.js'
+import { describeStart, REPLAY_CHAIN_BYTES_MAX, REPLAY_CHAIN_RECORDS_MAX, ReplayChainCollector, type ReplayChain } from '../redo/replay-chain.js'
+import { hintBitsEvidence } from '../redo/verify-wal.js'
+import { firstDifference } from '../redo/verify.js'
+import { RedoPools, type RedoPoolSettings } from './redo-pool.js'
+
+export interface RedoReplayInput {
+  walPaths: readonly string[]
+  tag: BufferTag
+  lsn: Lsn
+  /** A page file to start from instead of the last full-page image. */
+  baseFile?: string | null
+  /** Write the resulting page here (exactly 8192 bytes). */
+  outFile?: string | null
+  /** Compare with this page (taken from PostgreSQL), masked. */
+  verifyFile?: string | null
+  hintBitsLogged?: boolean
+  pool: RedoPoolSettings
+  signal?: AbortSignal
+}
+
+export interface ReplayVerify {
+  file: string
+  /** Which mask was applied to both pages. */
+  mask: string
+  equal: boolean
+  /** First differing offset after masking, or -1. */
+  offset: number
+}
+
+export interface RedoReplayResult {
+  tag: BufferTag
+  lsn: Lsn
+  chain: ReplayChain
+  page: Buffer
+  summary: PageSummary
+  hintBitsLogged: boolean
+  verify: ReplayVerify | null
+  walEnd: WalReadEnd | null
+}
+
+async function readPageFile(path: string, what: string): Promise<Buffer> {
+  let b: Buffer
+  try {
+    b = await readFile(path)
+  } catch (e) {
+    if (isNotFoundFsError(e)) throw new NotFoundError('REPLAY_FILE_NOT_FOUND', `${what} file ${path} does not exist`, { hint: `Give an existing ${what} page file.` })
+    throw e
+  }
+  if (b.length !== BLCKSZ) {
+    throw new UsageError('REPLAY_BAD_PAGE_FILE', `${what} file ${path} has ${b.length} bytes, a page has ${BLCKSZ}`, {
+      hint: 'Extract one page, e.g. dd if=<relation file> bs=8192 skip=<blk> count=1 of=page.bin.',
+    })
+  }
+  return b
+}
+
+async function hintBitsFromControlFile(paths: readonly string[]): Promise<boolean | null> {
+  if (paths.length !== 1) return null
+  try {
+    const cf = decodeControlFile(await readFile(join(paths[0]!, '..', 'global', 'pg_control')))
+    return cf.data_checksum_version !== 0 || cf.wal_log_hints
+  } catch {
+    return null // no data directory around the WAL, or not a PostgreSQL 15 one: use the WAL's evidence
+  }
+}
+
+const KIND_RMGR: Partial<Record<PageKind, number>> = { heap: RM.HEAP, btree: RM.BTREE, sequence: RM.SEQ }
+
+/** Masks both pages alike; returns the mask's name and the first difference. */
+export function compareMasked(ours: Buffer, theirs: Buffer, tag: BufferTag, chain: ReplayChain): { mask: string; offset: number } {
+  const a = Buffer.from(ours)
+  const b = Buffer.from(theirs)
+  if (tag.forkNum === ForkNumber.VisibilityMap) {
+    maskVmPage(a)
+    maskVmPage(b)
+    return { mask: 'vm (LSN and checksum)', offset: firstDifference(a, b) }
+  }
+  let rmid: number | undefined
+  for (let i = chain.entries.length - 1; i >= 0 && rmid === undefined; i--) {
+    const e = chain.entries[i]!
+    if (!e.implicit && hasMask(e.rmid)) rmid = e.rmid
+  }
+  rmid ??= KIND_RMGR[classifyPage(ours, tag.forkNum)]
+  if (rmid === undefined) {
+    maskPageLsnAndChecksum(a)
+    maskPageLsnAndChecksum(b)
+    return { mask: 'LSN and checksum', offset: firstDifference(a, b) }
+  }
+  const name = rmid === RM.HEAP || rmid === RM.HEAP2 ? 'heap' : rmid === RM.BTREE ? 'btree' : rmid === RM.SEQ ? 'seq' : `rmgr ${rmid}`
+  return { mask: name, offset: firstDifference(maskPage(rmid, a, tag.blkno, { inPlace: true }), maskPage(rmid, b, tag.blkno, { inPlace: true })) }
+}
+
+export async function runRedoReplay(input: RedoReplayInput): Promise<RedoReplayResult> {
+  const { tag, lsn } = input
+  const where = `${formatRelFileNode(tag)} ${forkName(tag.forkNum)} blk ${tag.blkno}`
+  const base = input.baseFile ? await readPageFile(input.baseFile, 'base') : null
+  const theirs = input.verifyFile ? await readPageFile(input.verifyFile, 'verify') : null
+  const reader = await WalFileReader.open(input.walPaths, { endLsn: lsn })
+  const collector = new ReplayChainCollector(tag, base === null ? null : pageGetLsn(base))
+  let evidence = false
+  const it = reader.recordBatches()
+  let walEnd: WalReadEnd | null = null
+  for (;;) {
+    if (input.signal?.aborted) break
+    const r = await it.next()
+    if (r.done) {
+      walEnd = r.value
+      break
+    }
+    for (const rec of r.value) {
+      if (!evidence && hintBitsEvidence(rec) !== null) evidence = true
+      collector.add(rec)
+    }
+  }
+  if (walEnd !== null && walEnd.endLsn < lsn && walEnd.reason !== 'end-lsn') {
+    throw new NotFoundError('REPLAY_LSN_BEYOND_WAL', `the WAL ends at ${formatLsn(walEnd.endLsn)}, before the requested LSN ${formatLsn(lsn)}`, {
+      hint: `Give an LSN at or before ${formatLsn(walEnd.endLsn)}, or pass the later WAL segments too.`,
+    })
+  }
+  const chain = collector.result()
+  if (chain.overflowed) {
+    throw new UnsupportedError('REPLAY_CHAIN_TOO_LONG', `more than ${REPLAY_CHAIN_RECORDS_MAX} records (or ${REPLAY_CHAIN_BYTES_MAX} bytes) change ${where} after its last full-page image`, {
+      hint: 'Pass --base with a copy of the page from closer to the LSN.',
+    })
+  }
+  if (chain.start === null) {
+    if (chain.recordsBeforeStart === 0) {
+      throw new NotFoundError('REPLAY_NO_RECORDS', `no WAL record up to ${formatLsn(lsn)} changes ${where}`, {
+        hint: 'Check the relation (pg_relation_filepath()), fork and block, or pass --base to print a page file as it is.',
+      })
+    }
+    throw new NotFoundError('REPLAY_NO_BASE', `${chain.recordsBeforeStart} records change ${where} but none of them gives the whole page (no full-page image, no page initialisation)`, {
+      hint: 'Pass --base with a copy of the page from before the first of these records, or WAL that starts earlier.',
+    })
+  }
+  const hintBitsLogged = input.hintBitsLogged ?? (evidence || ((await hintBitsFromControlFile(input.walPaths)) ?? false))
+  let page: Buffer
+  if (chain.entries.length === 0) {
+    page = Buffer.from(base!)
+  } else {
+    const pools = new RedoPools({ ...input.pool, workers: 1 })
+    try {
+      page = await pools.manager(hintBitsLogged).redo(
+        { tag, base, records: chain.entries.map((e) => e.record) },
+        input.signal === undefined ? {} : { signal: input.signal },
+      )
+    } finally {
+      await pools.close()
+    }
+  }
+  if (input.outFile) await writeFile(input.outFile, page)
+  let verify: ReplayVerify | null = null
+  if (theirs !== null) {
+    const { mask, offset } = compareMasked(page, theirs, tag, chain)
+    verify = { file: input.verifyFile!, mask, equal: offset < 0, offset }
+  }
+  return { tag, lsn, chain, page, summary: summarizePage(page, tag.blkno, tag.forkNum), hintBitsLogged, verify, walEnd }
+}
+
+export { describeStart }
