@@ -45,6 +45,8 @@ export class FakeTimeline implements PageServiceTimeline {
   /** Max random delay of each read in ms (0 = answer at once). */
   readDelayMaxMs = 0
   readonly reads: Read[] = []
+  /** Indexes into `reads` in the order the reads finished (differs from `reads` with delays). */
+  readonly completionOrder: number[] = []
   /** The tar the backup produces: chunks of these sizes, each filled with its index. */
   tarChunkSizes: number[] = [512, 10_000, 300_000, 1]
   lastBackupOptions: BasebackupOptions | null = null
@@ -120,8 +122,10 @@ export class FakeTimeline implements PageServiceTimeline {
   }
 
   private async read(what: string, at: Lsn): Promise<void> {
+    const id = this.reads.length
     this.reads.push({ what, lsn: at })
     if (this.readDelayMaxMs > 0) await new Promise((r) => setTimeout(r, randomInt(this.readDelayMaxMs + 1)))
+    this.completionOrder.push(id)
     const fail = this.failNextRead
     if (fail) {
       this.failNextRead = null
