@@ -7,7 +7,8 @@
  * interleaved: `pg_waldump --stats=record` over the files (the baseline: it reads, CRC-checks and decodes
  * every record), our WalFileReader decoding every record (page checks, CRC, block references; no image
  * restore), and the same with every full-page image restored. Prints JSON, then a table with median MB/s,
- * records/s and the ratio to pg_waldump (above 1 = faster than pg_waldump).
+ * records/s and the ratio to pg_waldump (above 1 = faster than pg_waldump), by wall clock and by CPU time
+ * (user + system; on a shared machine the CPU figures are the steadier ones).
  *
  * Run: npm run bench -- bench/wal-decode.ts   (env: WAL_BENCH_COMPRESSION=off|pglz|lz4|zstd, WAL_BENCH_RUNS=5)
  */
@@ -67,12 +68,16 @@ function median(xs: number[]): number {
 }
 
 interface Sample {
+  /** wall clock */
   ms: number
+  /** user + system CPU time (ours: this process, file-read threads included; pg_waldump: via /usr/bin/time) */
+  cpuMs: number
   records: number
   bytes: number
 }
 
 async function decodeOnce(restore: boolean): Promise<Sample> {
+  const c0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
   const reader = await WalFileReader.open([walDir])
   const page = Buffer.allocUnsafe(8192)
@@ -95,18 +100,28 @@ async function decodeOnce(restore: boolean): Promise<Sample> {
     r = await gen.next()
   }
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
-  return { ms, records, bytes: Number(r.value.endLsn - reader.startLsn) + images * 0 }
+  const cpu = process.cpuUsage(c0)
+  if (restore && images === 0) throw new Error('no full-page images in the benchmark WAL')
+  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, records, bytes: Number(r.value.endLsn - reader.startLsn) }
 }
+
+const TIME_BIN = '/usr/bin/time'
+const haveTime = existsSync(TIME_BIN)
 
 function waldumpOnce(bin: string, first: string, last: string): Sample {
   const t0 = process.hrtime.bigint()
-  const res = spawnSync(bin, ['--stats=record', first, last], { encoding: 'utf8', maxBuffer: 64 << 20 })
+  const args = ['--stats=record', first, last]
+  const res = haveTime
+    ? spawnSync(TIME_BIN, ['-f', 'cpu %U %S', bin, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 })
+    : spawnSync(bin, args, { encoding: 'utf8', maxBuffer: 64 << 20 })
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
+  const cpu = /cpu ([\d.]+) ([\d.]+)/.exec(res.stderr)
+  const cpuMs = cpu ? (Number(cpu[1]) + Number(cpu[2])) * 1000 : NaN
   const m = /Total\s+(\d+)/.exec(res.stdout)
   const range = /between ([0-9A-F]+)\/([0-9A-F]+) and ([0-9A-F]+)\/([0-9A-F]+)/.exec(res.stdout)
   if (!m || !range) throw new Error(`pg_waldump --stats failed: ${res.stderr}`)
   const lsnOf = (hi: string, lo: string) => parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16)
-  return { ms, records: Number(m[1]), bytes: lsnOf(range[3]!, range[4]!) - lsnOf(range[1]!, range[2]!) }
+  return { ms, cpuMs, records: Number(m[1]), bytes: lsnOf(range[3]!, range[4]!) - lsnOf(range[1]!, range[2]!) }
 }
 
 const info = await ensureWal()
@@ -129,8 +144,17 @@ for (let i = 0; i < runs; i++) {
 
 function summary(xs: Sample[]) {
   const ms = median(xs.map((s) => s.ms))
+  const cpuMs = median(xs.map((s) => s.cpuMs))
   const { records, bytes } = xs[0]!
-  return { medianMs: Math.round(ms), records, walBytes: bytes, mbPerSec: bytes / 1e6 / (ms / 1e3), recordsPerSec: records / (ms / 1e3) }
+  return {
+    medianMs: Math.round(ms),
+    medianCpuMs: Math.round(cpuMs),
+    records,
+    walBytes: bytes,
+    mbPerSec: bytes / 1e6 / (ms / 1e3),
+    recordsPerSec: records / (ms / 1e3),
+    cpuMbPerSec: bytes / 1e6 / (cpuMs / 1e3),
+  }
 }
 const base = summary(samples.waldump)
 const dec = summary(samples.decode)
@@ -144,17 +168,26 @@ const result = {
   data: { dir: walDir, ...info },
   baseline: { name: 'pg_waldump --stats=record', ...base },
   cases: [
-    { name: 'decode (CRC + records, no image restore)', ...dec, ratio: dec.mbPerSec / base.mbPerSec },
-    { name: 'decode + restore every image', ...decR, ratio: decR.mbPerSec / base.mbPerSec },
+    { name: 'decode (CRC + records, no image restore)', ...dec, ratio: dec.mbPerSec / base.mbPerSec, cpuRatio: dec.cpuMbPerSec / base.cpuMbPerSec },
+    { name: 'decode + restore every image', ...decR, ratio: decR.mbPerSec / base.mbPerSec, cpuRatio: decR.cpuMbPerSec / base.cpuMbPerSec },
   ],
 }
 process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 
 const rows = [
-  ['pg_waldump --stats=record', base.medianMs, base.mbPerSec.toFixed(0), Math.round(base.recordsPerSec), '1.00'],
-  ...result.cases.map((c) => [c.name, c.medianMs, c.mbPerSec.toFixed(0), Math.round(c.recordsPerSec), c.ratio.toFixed(2)]),
+  ['pg_waldump --stats=record', base.medianMs, base.mbPerSec.toFixed(0), Math.round(base.recordsPerSec), '1.00', base.medianCpuMs, base.cpuMbPerSec.toFixed(0), '1.00'],
+  ...result.cases.map((c) => [
+    c.name,
+    c.medianMs,
+    c.mbPerSec.toFixed(0),
+    Math.round(c.recordsPerSec),
+    c.ratio.toFixed(2),
+    c.medianCpuMs,
+    c.cpuMbPerSec.toFixed(0),
+    c.cpuRatio.toFixed(2),
+  ]),
 ]
-const head = ['case', 'median ms', 'MB/s', 'records/s', 'x pg_waldump']
+const head = ['case', 'wall ms', 'MB/s', 'records/s', 'x pg_waldump', 'cpu ms', 'MB/cpu-s', 'x (cpu)']
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
 const line = (cells: Array<string | number>) => cells.map((c, i) => String(c).padEnd(widths[i]!)).join('  ')
 process.stdout.write(`\n${line(head)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${rows.map(line).join('\n')}\n`)

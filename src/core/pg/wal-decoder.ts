@@ -55,6 +55,12 @@ export interface WalDecoderOptions {
   prevRecordLsn?: Lsn | null
   /** Largest record accepted (default: PostgreSQL's own limit). */
   recordMaxBytes?: number
+  /**
+   * The decoder may rewrite fed bytes to join a record that spans pages without copying it (only that
+   * record's bytes and the page headers inside it change). Only for callers that own their chunks and do
+   * not read them again, such as WalFileReader; off by default.
+   */
+  inPlace?: boolean
 }
 
 export interface WalEnd {
@@ -76,6 +82,7 @@ export class WalStreamDecoder {
   private sysid: bigint | null
   private readonly segSize: number
   private readonly recordMax: number
+  private readonly inPlace: boolean
   private prevRecPtr: number | null
   /** No record has started yet: a continuation at the first page is skipped rather than an error. */
   private syncing = true
@@ -103,6 +110,7 @@ export class WalStreamDecoder {
     this.sysid = opts.systemId ?? null
     this.segSize = opts.segmentSizeBytes ?? DEFAULT_WAL_SEGMENT_SIZE
     this.recordMax = opts.recordMaxBytes ?? WAL_RECORD_MAX_BYTES
+    this.inPlace = opts.inPlace ?? false
     this.prevRecPtr = opts.prevRecordLsn == null ? null : Number(opts.prevRecordLsn)
     const off = this.pos % XLOG_BLCKSZ
     if (off !== 0 && (off < SizeOfXLogShortPHD || off % 8 !== 0)) {
@@ -315,16 +323,24 @@ export class WalStreamDecoder {
       // Header bytes go to hdrBuf first: the length is not trusted until the header (and, for a header
       // split across pages, the next page's continuation length) has been checked.
       const h = Math.min(n, SizeOfXLogRecord - this.recGot)
-      this.buf.copy(this.hdrBuf, this.recGot, this.bufPos, this.bufPos + h)
+      if (h === SizeOfXLogRecord) {
+        // The whole header is here: check it where it lies, keep a view.
+        this.validateHeader(this.buf, this.bufPos)
+        this.pieces.push(this.buf.subarray(this.bufPos, this.bufPos + h))
+      } else {
+        this.buf.copy(this.hdrBuf, this.recGot, this.bufPos, this.bufPos + h)
+      }
       this.consume(h)
       this.recGot += h
       if (this.recGot < SizeOfXLogRecord) return null
-      this.validateHeader(this.hdrBuf, 0)
+      if (h !== SizeOfXLogRecord) {
+        this.validateHeader(this.hdrBuf, 0)
+        // hdrBuf is rewritten only by the next record, after this one has been assembled.
+        this.pieces.push(this.hdrBuf)
+      }
       if (this.recTotLen > this.recordMax) {
         throw this.err('WAL_RECORD_TOO_LARGE', `record length ${this.recTotLen} exceeds the limit ${this.recordMax}`, this.recStart)
       }
-      // hdrBuf is rewritten only by the next record, after this one has been concatenated.
-      this.pieces.push(this.hdrBuf)
       return this.recGot < this.recTotLen ? null : this.assemble()
     }
     this.pieces.push(this.buf.subarray(this.bufPos, this.bufPos + n))
@@ -334,14 +350,51 @@ export class WalStreamDecoder {
   }
 
   private assemble(): DecodedRecord {
-    const raw = this.allocRecord(this.recTotLen)
-    let o = 0
-    for (const piece of this.pieces) {
-      raw.set(piece, o)
-      o += piece.length
+    let raw = this.inPlace ? this.assembleInPlace() : null
+    if (raw === null) {
+      raw = this.allocRecord(this.recTotLen)
+      let o = 0
+      for (const piece of this.pieces) {
+        raw.set(piece, o)
+        o += piece.length
+      }
     }
     this.pieces = []
     return this.finishRecord(raw)
+  }
+
+  /**
+   * With `inPlace`, a record whose pieces all lie in the current input buffer is joined there: pieces move
+   * right over the page headers between them (the last piece stays), so the record ends where its last
+   * piece ends and `raw` is a view. Only bytes of this record and its page headers are overwritten.
+   * Worked example: a 8,000-byte record at 0/1001F00 has 256 bytes before 0/1002000, then a 24-byte page
+   * header, then 7,744 bytes; the first 256 bytes move 24 bytes right and raw = [0/1001F18, 0/1003F58).
+   * Returns null (copy instead) when a piece came in an earlier buffer.
+   */
+  private assembleInPlace(): Buffer | null {
+    const buf = this.buf
+    const lo = buf.byteOffset
+    const ps = this.pieces
+    for (const p of ps) {
+      if (p === this.hdrBuf) continue // separate memory: written to its place below
+      if (p.buffer !== buf.buffer || p.byteOffset < lo || p.byteOffset + p.length > lo + buf.length) return null
+    }
+    const last = ps[ps.length - 1]!
+    if (last === this.hdrBuf) return null
+    const end = last.byteOffset - lo + last.length
+    let dest = end - last.length
+    if (end - this.recTotLen < 0) return null
+    for (let i = ps.length - 2; i >= 0; i--) {
+      const p = ps[i]!
+      dest -= p.length
+      if (p === this.hdrBuf) {
+        buf.set(p, dest)
+      } else {
+        const src = p.byteOffset - lo
+        if (src !== dest) buf.copyWithin(dest, src, src + p.length)
+      }
+    }
+    return buf.subarray(dest, end)
   }
 
   /**

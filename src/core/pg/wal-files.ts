@@ -265,6 +265,7 @@ export class WalFileReader {
       startLsn: toLsn(decodeFrom),
       systemId: this.systemId,
       segmentSizeBytes: segSize,
+      inPlace: true, // the chunks are ours and read once: join page-spanning records where they lie
     })
     const bySegno = new Map<bigint, WalSegmentFile>()
     for (const s of this.segments) bySegno.set(s.segno, s)

@@ -232,6 +232,32 @@ describe.skipIf(!pgAvailable())('WalStreamDecoder on real WAL', () => {
       }
     })
 
+    it('joins page-spanning records inside the fed buffer with inPlace, whatever the split', () => {
+      const message = wal.records.find((r) => r.xl_rmid === RM.LOGICALMSG)!
+      const from = Math.floor(Number(message.lsn) / XLOG_BLCKSZ) * XLOG_BLCKSZ - 4 * XLOG_BLCKSZ
+      const original = slice(from, from + 24 * XLOG_BLCKSZ)
+      const reference = decodeAll(original, from).records
+      expect(reference.filter((r) => Number(r.endLsn) - Number(r.lsn) > XLOG_BLCKSZ).length).toBeGreaterThan(0)
+      const rand = mulberry32(5)
+      for (let t = 0; t < 60; t++) {
+        const bytes = Buffer.from(original) // inPlace rewrites what it is fed
+        const cuts = t === 0 ? [] : [Math.floor(rand() * bytes.length), Math.floor(rand() * bytes.length)].sort((a, b) => a - b)
+        const d = new WalStreamDecoder({ startLsn: lsn(from), inPlace: true })
+        const got: DecodedRecord[] = []
+        let prev = 0
+        for (const c of [...cuts, bytes.length]) {
+          d.feed(bytes.subarray(prev, c))
+          prev = c
+          for (let r = d.next(); r !== null; r = d.next()) got.push(r)
+        }
+        expectSameRecords(got, reference, `inPlace, cuts ${cuts.join(',')}`)
+        if (t === 0) {
+          // Unsplit, every record is a view into the fed bytes: nothing was copied.
+          expect(got.every((r) => r.raw.buffer === bytes.buffer)).toBe(true)
+        }
+      }
+    })
+
     it('decodes the same records for random three-way splits of 64 KiB around the big message', () => {
       const message = wal.records.find((r) => r.xl_rmid === RM.LOGICALMSG)!
       const from = Math.floor(Number(message.lsn) / XLOG_BLCKSZ) * XLOG_BLCKSZ - XLOG_BLCKSZ
