@@ -41,9 +41,12 @@ export class DeltaLayerWriter {
     return this.w.sizeBytes
   }
 
-  /** Appends an encoded value; returns false when the caller must `await drain()` first. */
-  put(key: Key, lsn: Lsn, value: Buffer): boolean {
-    return this.w.put(key, lsn, value, value.length >= 2 && encodedValueWillInit(value))
+  /**
+   * Appends an encoded value; returns false when the caller must `await drain()` first. `knownCrc`: the
+   * value's CRC-32C when just verified by the caller (InMemoryEntry.crc), saving a second computation.
+   */
+  put(key: Key, lsn: Lsn, value: Buffer, knownCrc?: number): boolean {
+    return this.w.put(key, lsn, value, value.length >= 2 && encodedValueWillInit(value), knownCrc)
   }
 
   drain(): Promise<void> {

@@ -5,10 +5,10 @@
  * Memory is bounded: values go to an append-only ephemeral file `<timeline dir>/ephemeral-<n>` through a
  * write buffer (storage/ephemeral-file.ts), and the JS heap holds only a compact index with no object per
  * entry: parallel typed arrays indexed by entry id (lsn, value offset, length with the will-init bit,
- * CRC-32C of the value, previous entry id of the same key), grown by doubling, plus one Map from key to
- * the id of its newest entry. A key's versions form a chain newest -> oldest through `prev`, which is
- * exactly the order a read wants. 28 bytes per entry in typed arrays, plus the Map entry and key string
- * per distinct key (bench/layer.ts measures the total).
+ * CRC-32C of the value, previous entry id of the same key), grown by doubling, plus one Map from key to a
+ * dense key index whose slot in another typed array holds the id of the key's newest entry. A key's versions form a chain newest -> oldest through `prev`, which is
+ * exactly the order a read wants. 28 bytes per entry in typed arrays, plus the Map entry, the key string
+ * and 4 bytes per distinct key (bench/layer.ts measures the total).
  *
  * LSNs are kept as doubles: exact below 2^53 (8 PiB of WAL; asserted on put). Per key, puts come with
  * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
@@ -38,6 +38,7 @@ export const INMEMORY_ENTRIES_MAX = 2 ** 31 - 1
 /** A flush reads the whole ephemeral file into one buffer when it is at most this large, else value by value. */
 export const SORTED_READ_ALL_MAX_BYTES = 512 * 1024 * 1024
 const INITIAL_CAPACITY = 1024
+const LSN_EXACT_MAX = BigInt(Number.MAX_SAFE_INTEGER)
 const WILL_INIT_BIT = 0x8000_0000
 const LENGTH_MASK = 0x7fff_ffff
 
@@ -57,11 +58,15 @@ export interface InMemoryEntry {
   readonly lsn: Lsn
   readonly value: Buffer
   readonly willInit: boolean
+  /** CRC-32C of `value`, just verified: DeltaLayerWriter.put can reuse it instead of computing it again. */
+  readonly crc: number
 }
 
 export class InMemoryLayer implements ReadableLayer {
   private readonly file: EphemeralFile
-  private readonly heads = new Map<Key, number>()
+  /** Key -> dense key index; `headOf[index]` is the id of the key's newest entry (one Map lookup per put). */
+  private readonly keyIndex = new Map<Key, number>()
+  private headOf: Int32Array = new Int32Array(INITIAL_CAPACITY)
   private lsns = new Float64Array(INITIAL_CAPACITY)
   private offsets = new Float64Array(INITIAL_CAPACITY)
   private lengths = new Uint32Array(INITIAL_CAPACITY)
@@ -113,7 +118,7 @@ export class InMemoryLayer implements ReadableLayer {
 
   /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
   get indexBytes(): number {
-    return this.lsns.length * INMEMORY_INDEX_BYTES_PER_ENTRY + this.heads.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
+    return this.lsns.length * INMEMORY_INDEX_BYTES_PER_ENTRY + this.headOf.length * 4 + this.keyIndex.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
   }
 
   get entryCount(): number {
@@ -121,25 +126,33 @@ export class InMemoryLayer implements ReadableLayer {
   }
 
   get keyCount(): number {
-    return this.heads.size
+    return this.keyIndex.size
   }
 
   /** Adds the encoded `value` of `key` at `lsn` (synchronous; LSNs non-decreasing per key). */
   put(key: Key, lsn: Lsn, value: Buffer): void {
     assert(this.state === 'open', () => `put into a ${this.state} in-memory layer`)
     assert(lsn >= this.startLsn, () => `put at ${formatLsn(lsn)} below the layer start ${formatLsn(this.startLsn)}`)
-    assert(lsn <= BigInt(Number.MAX_SAFE_INTEGER), 'LSN beyond 2^53')
+    assert(lsn <= LSN_EXACT_MAX, 'LSN beyond 2^53')
     assert(value.length >= VALUE_HEADER_BYTES && value.length <= LAYER_VALUE_MAX_BYTES, () => `value of ${value.length} bytes is out of bounds`)
     const lsnN = Number(lsn)
-    const head = this.heads.get(key)
+    let k = this.keyIndex.get(key)
     let prev = -1
-    if (head !== undefined) {
+    if (k === undefined) {
+      k = this.keyIndex.size
+      if (k === this.headOf.length) this.headOf = grownInt32(this.headOf)
+      this.keyIndex.set(key, k)
+      this.live++
+    } else {
+      const head = this.headOf[k]!
       const headLsn = this.lsns[head]!
       assert(lsnN >= headLsn, () => `put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
-      prev = lsnN === headLsn ? this.prevs[head]! : head
-      if (lsnN !== headLsn) this.live++
-    } else {
-      this.live++
+      if (lsnN === headLsn) {
+        prev = this.prevs[head]! // replaces the head
+      } else {
+        prev = head
+        this.live++
+      }
     }
     if (this.used === this.lsns.length) this.grow()
     const id = this.used++
@@ -148,14 +161,15 @@ export class InMemoryLayer implements ReadableLayer {
     this.lengths[id] = value.length | (encodedValueWillInit(value) ? WILL_INIT_BIT : 0)
     this.crcs[id] = crc32c(value)
     this.prevs[id] = prev
-    this.heads.set(key, id)
+    this.headOf[k] = id
     if (lsnN > this.maxLsnPut) this.maxLsnPut = lsnN
   }
 
   /** See layer-read.ts; never 'missing'. Values are fresh Buffers. */
   getValues(key: Key, lsnCeil: Lsn, out: LsnValue[], lsnFloor: Lsn = 0n as Lsn): LookupResult {
     assert(this.state !== 'closed', 'read from a closed in-memory layer')
-    let id = this.heads.get(key) ?? -1
+    const k = this.keyIndex.get(key)
+    let id = k === undefined ? -1 : this.headOf[k]!
     const ceil = Number(lsnCeil)
     const floor = Number(lsnFloor)
     while (id >= 0) {
@@ -191,13 +205,13 @@ export class InMemoryLayer implements ReadableLayer {
    */
   *sortedEntries(readAllMaxBytes = SORTED_READ_ALL_MAX_BYTES): Generator<InMemoryEntry, void, undefined> {
     assert(this.state === 'frozen', 'sortedEntries of an in-memory layer that is not frozen')
-    const keys = [...this.heads.keys()].sort()
+    const keys = [...this.keyIndex.keys()].sort()
     const total = this.file.lengthBytes
     const all = total <= readAllMaxBytes ? this.file.read(0, total) : null
     let chain = new Int32Array(64)
     for (const key of keys) {
       let n = 0
-      for (let id = this.heads.get(key)!; id >= 0; id = this.prevs[id]!) {
+      for (let id = this.headOf[this.keyIndex.get(key)!]!; id >= 0; id = this.prevs[id]!) {
         if (n === chain.length) {
           const bigger = new Int32Array(chain.length * 2)
           bigger.set(chain)
@@ -211,7 +225,7 @@ export class InMemoryLayer implements ReadableLayer {
         const off = this.offsets[id]!
         const value = all !== null ? all.subarray(off, off + len) : this.file.read(off, len)
         this.checkCrc(value, id, key)
-        yield { key, lsn: BigInt(this.lsns[id]!) as Lsn, value, willInit: (this.lengths[id]! & WILL_INIT_BIT) !== 0 }
+        yield { key, lsn: BigInt(this.lsns[id]!) as Lsn, value, willInit: (this.lengths[id]! & WILL_INIT_BIT) !== 0, crc: this.crcs[id]! }
       }
     }
   }
@@ -256,6 +270,12 @@ export class InMemoryLayer implements ReadableLayer {
     prevs.set(this.prevs)
     this.prevs = prevs
   }
+}
+
+function grownInt32(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2)
+  b.set(a)
+  return b
 }
 
 /** Removes every `ephemeral-*` file of a timeline directory (garbage at startup); returns their names. */

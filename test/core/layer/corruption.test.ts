@@ -109,7 +109,7 @@ describe('layer file corruption', () => {
         }
       }
       entries.sort(compareEntry)
-      const w = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(100), end: L(1000) }, noSync: true, indexBlockBytes: 512 })
+      const w = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(100), end: L(1000) }, noSync: true, indexBlockBytes: 512, compression: 'lz4' })
       for (const e of entries) w.put(e.key, e.lsn, e.value)
       const fin = await w.finish()
       const n = await checkEveryRegion(dir, fin.path, 'delta', entries, 22)

@@ -66,7 +66,7 @@ describe('delta layer', () => {
   it('round-trips many keys and versions; lookups equal a brute-force reference (small index blocks)', async () => {
     await withTempDir('ps-delta-', async (dir) => {
       const entries = randomHistory(1, 300, 12, 0x1000, 0x9000, 300)
-      const fin = await writeDelta(dir, entries, 0x1000, 0x9000, { indexBlockBytes: 256, chunkBytes: 4096 })
+      const fin = await writeDelta(dir, entries, 0x1000, 0x9000, { indexBlockBytes: 256, chunkBytes: 4096, compression: 'lz4' })
       expect(fin.desc.kind).toBe('delta')
       expect(fin.desc.keyRange).toEqual({ start: MIN_KEY, end: MAX_KEY })
       expect(fin.path).toBe(join(dir, fin.desc.name))
@@ -99,10 +99,10 @@ describe('delta layer', () => {
     })
   })
 
-  it('round-trips with the default 4 KiB index blocks and no compression', async () => {
+  it('round-trips with the default 4 KiB index blocks and, by default, no compression', async () => {
     await withTempDir('ps-delta-', async (dir) => {
       const entries = randomHistory(3, 2000, 4, 100, 5000, 120)
-      const fin = await writeDelta(dir, entries, 100, 5000, { compression: 'none' })
+      const fin = await writeDelta(dir, entries, 100, 5000)
       const layer = DeltaLayer.open(fin.path)
       try {
         expect(layer.dumpSummary()).toMatchObject({ compressedCount: 0, indexBlockBytes: 4096, codec: 'none' })
@@ -151,10 +151,11 @@ describe('delta layer', () => {
       const entries: Entry[] = []
       for (let i = 0; i < 50; i++) entries.push({ key: blockKey(1, i), lsn: L(100 + i), value: makeValue(rng, 8192, true, true), willInit: true })
       entries.push({ key: blockKey(1, 60), lsn: L(200), value: makeValue(rng, 8192, true, false), willInit: true }) // random: stays raw
-      const fin = await writeDelta(dir, entries, 100, 300)
+      const fin = await writeDelta(dir, entries, 100, 300, { compression: 'lz4' })
       const layer = DeltaLayer.open(fin.path)
       try {
         const s = layer.dumpSummary()
+        expect(s.codec).toBe('lz4')
         expect(s.compressedCount).toBe(50)
         expect(s.valueBytes).toBeLessThan(s.rawValueBytes / 2)
         for (const e of entries) {

@@ -2,13 +2,13 @@
 // lookups equal a brute-force reference before and after freeze; sortedEntries equals what was put, in
 // (key, lsn) order, through both read paths; a flush of it into a delta layer answers the same lookups;
 // same-LSN puts replace; the lifecycle is asserted; ephemeral files are removed.
-import { readdir, stat, writeFile } from 'node:fs/promises'
+import { open, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { DeltaLayer, DeltaLayerWriter } from '../../../src/core/layer/delta-layer.js'
 import { InMemoryLayer, removeEphemeralFiles } from '../../../src/core/layer/inmemory-layer.js'
 import type { LsnValue } from '../../../src/core/layer/layer-read.js'
-import { AssertionFailure } from '../../../src/core/lib/errors.js'
+import { AssertionFailure, CorruptionError } from '../../../src/core/lib/errors.js'
 import type { Key } from '../../../src/core/model/key.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, compareEntry, makeValue, prng, randInt, refGetValues, withTempDir, type Entry } from './helpers.js'
@@ -93,7 +93,7 @@ describe('in-memory layer', () => {
       const end = Number(entries.reduce((m, e) => (e.lsn > m ? e.lsn : m), 0n)) + 1
       layer.freeze(L(end))
       const w = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(0x100), end: L(end) }, noSync: true })
-      for (const e of layer.sortedEntries()) if (!w.put(e.key, e.lsn, e.value)) await w.drain()
+      for (const e of layer.sortedEntries()) if (!w.put(e.key, e.lsn, e.value, e.crc)) await w.drain()
       const fin = await w.finish()
       layer.delete()
       const delta = DeltaLayer.open(fin.path)
@@ -141,6 +141,25 @@ describe('in-memory layer', () => {
           [k, L(12)],
           [blockKey(1, 3), L(13)],
         ])
+      } finally {
+        layer.delete()
+      }
+    })
+  })
+
+  it('reports a damaged ephemeral file as corruption, never a wrong value', async () => {
+    await withTempDir('ps-inmem-', async (dir) => {
+      const rng = prng(37)
+      const layer = InMemoryLayer.create({ dir, fileId: 4, startLsn: L(1), writeBufferBytes: 64 })
+      try {
+        for (let i = 0; i < 20; i++) layer.put(blockKey(1, i), L(10 + i), makeValue(rng, 50, true))
+        const fh = await open(layer.path, 'r+')
+        await fh.write(Buffer.from([0xee]), 0, 1, 5 * 52 + 10) // inside the value of key 5
+        await fh.close()
+        expect(layer.getValues(blockKey(1, 4), L(100), [])).toBe('complete')
+        expect(() => layer.getValues(blockKey(1, 5), L(100), [])).toThrow(/ephemeral-4: value of .* fails its checksum/)
+        layer.freeze(L(100))
+        expect(() => [...layer.sortedEntries()]).toThrow(CorruptionError)
       } finally {
         layer.delete()
       }
