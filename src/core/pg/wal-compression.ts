@@ -22,6 +22,35 @@ function corrupt(method: string, why: string): CorruptionError {
   })
 }
 
+/** Below this many bytes a JS loop beats a native copy call (each costs ~100 ns before copying a byte). */
+const SHORT_COPY_MAX_BYTES = 32
+
+/**
+ * Copies a back-reference of `len` bytes starting `off` bytes back, as LZ decoders must: when off < len
+ * the source overlaps the bytes being written, which repeats the last `off` bytes. Long copies double the
+ * copied span each round (the written part is periodic in `off`), so a run of 4,000 zeros at offset 1 is
+ * 12 native copies instead of 4,000 byte stores.
+ */
+function copyMatch(out: Uint8Array, dp: number, off: number, len: number): void {
+  const s = dp - off
+  if (len < SHORT_COPY_MAX_BYTES) {
+    for (let k = 0; k < len; k++) out[dp + k] = out[s + k]!
+    return
+  }
+  if (off >= len) {
+    out.copyWithin(dp, s, s + len)
+    return
+  }
+  let d = dp
+  let remaining = len
+  while (remaining > 0) {
+    const n = Math.min(d - s, remaining)
+    out.copyWithin(d, s, s + n)
+    d += n
+    remaining -= n
+  }
+}
+
 /**
  * pglz: a control byte announces 8 items; a set bit is a 2-3 byte back-reference (length 3..273,
  * offset 1..4095), a clear bit a literal byte. Worked example: literal "abc" then tag (len 6, off 3)
@@ -46,8 +75,7 @@ export function pglzDecompress(src: Uint8Array, out: Uint8Array, outOffset: numb
         }
         if (off === 0 || off > dp - outOffset) throw corrupt('pglz', `bad match offset ${off}`)
         if (len > destEnd - dp) len = destEnd - dp
-        // Overlapping copy: each byte may come from bytes written by this same copy.
-        for (let k = 0; k < len; k++) out[dp + k] = out[dp - off + k]!
+        copyMatch(out, dp, off, len) // may overlap the bytes it writes
         dp += len
       } else {
         out[dp++] = src[sp++]!
@@ -83,7 +111,11 @@ export function lz4BlockDecompress(src: Uint8Array, out: Uint8Array, outOffset: 
       } while (b === 255)
     }
     if (sp + litLen > srcEnd || dp + litLen > destEnd) throw corrupt('lz4', 'literal run out of bounds')
-    out.set(src.subarray(sp, sp + litLen), dp)
+    if (litLen < SHORT_COPY_MAX_BYTES) {
+      for (let k = 0; k < litLen; k++) out[dp + k] = src[sp + k]!
+    } else {
+      out.set(src.subarray(sp, sp + litLen), dp)
+    }
     sp += litLen
     dp += litLen
     if (sp === srcEnd) break // the last sequence ends after its literals
@@ -101,11 +133,7 @@ export function lz4BlockDecompress(src: Uint8Array, out: Uint8Array, outOffset: 
       } while (b === 255)
     }
     if (dp + matchLen > destEnd) throw corrupt('lz4', 'match out of bounds')
-    if (off >= matchLen) {
-      out.copyWithin(dp, dp - off, dp - off + matchLen)
-    } else {
-      for (let k = 0; k < matchLen; k++) out[dp + k] = out[dp - off + k]!
-    }
+    copyMatch(out, dp, off, matchLen)
     dp += matchLen
   }
   if (dp !== destEnd) throw corrupt('lz4', `produced ${dp - outOffset} of ${expectedLength} bytes`)
@@ -113,6 +141,8 @@ export function lz4BlockDecompress(src: Uint8Array, out: Uint8Array, outOffset: 
 
 /** zstd frame (as written by ZSTD_compress). */
 export function zstdFrameDecompress(src: Uint8Array, out: Uint8Array, outOffset: number, expectedLength: number): void {
+  // fzstd allocates the output itself: given a buffer it returns that buffer whole, whatever the frame
+  // held, and the exact-length check below would be lost.
   let result: Uint8Array
   try {
     result = zstdDecompress(src)

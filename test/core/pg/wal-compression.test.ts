@@ -102,6 +102,20 @@ describe('lz4 raw blocks', () => {
     expect(out.toString()).toBe('abcdefghijklmnopqrst' + 'st'.repeat(10) + 'z')
   })
 
+  it('repeats short patterns in long overlapping matches (copies that double their span)', () => {
+    for (const pattern of ['a', 'ab', 'xyz', 'abcdefghijklmnopqrstuvwxyz0123456789']) {
+      const p = Buffer.from(pattern)
+      // literals = pattern, then one match at offset pattern.length of 4+15+200 bytes, then a final literal.
+      const head = p.length >= 15 ? [0xf0 | 0x0f, p.length - 15] : [(p.length << 4) | 0x0f]
+      const src = Buffer.from([...head, ...p, p.length, 0x00, 200, 0x10, 0x21])
+      const total = p.length + 219 + 1
+      const out = Buffer.alloc(total)
+      lz4BlockDecompress(src, out, 0, total)
+      const want = Buffer.concat([Buffer.from(pattern.repeat(Math.ceil((p.length + 219) / p.length))).subarray(0, p.length + 219), Buffer.from('!')])
+      expect(out.equals(want), pattern).toBe(true)
+    }
+  })
+
   it('rejects corrupt blocks', () => {
     const page = pageLike(8192)
     const block = lz4CompressSync(page).subarray(4)
