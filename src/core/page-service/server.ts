@@ -7,18 +7,57 @@
  * `closeDeadlineMs` destroy what is left; resolves when every socket has closed. `close()` is idempotent.
  *
  * Limits: at most `connectionsMax` live connections; one more is answered with ErrorResponse 53300
- * ("sorry, too many clients already", PostgreSQL's text) and closed, so it never holds a slot.
+ * ("sorry, too many clients already", PostgreSQL's text) after its startup packet and closed; it never
+ * holds a slot.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { UnavailableError, assert } from '../lib/errors.js'
-import { errorResponse } from '../protocol/pg-backend-messages.js'
+import { ENCRYPTION_REFUSED, errorResponse, parseStartupPacket } from '../protocol/pg-backend-messages.js'
+import { FrameReader } from '../protocol/pg-frames.js'
 import type { PageServiceBackend } from './backend.js'
 import { PageServiceConnection, SqlState } from './connection.js'
 import { newPageServiceMetrics, type PageServiceMetrics } from './metrics.js'
 import { resolvePageServiceOptions, type PageServiceOptions, type ResolvedPageServiceOptions } from './options.js'
 
-/** A refused connection gets this long to read our error before its socket is destroyed. */
+/** A refused connection gets this long to send its startup packet and read our error. */
 const REFUSED_LINGER_MS = 2_000
+/** SSLRequest / GSSENCRequest answered on a refused connection before its StartupMessage. */
+const REFUSED_ENCRYPTION_REQUESTS_MAX = 2
+
+/**
+ * Refuses a connection the way PostgreSQL does for "too many clients": decline SSL/GSS encryption,
+ * read the StartupMessage, then send the error and close. libpq does not show an error sent in reply to
+ * SSLRequest (CVE-2024-10977), so answering at once would hide the reason from psql. Bounded: one small
+ * packet at a time, a deadline, and nothing kept after the socket closes.
+ */
+function refuseConnection(socket: Socket, error: Buffer): void {
+  const reader = new FrameReader({ messageBytesMax: 0, peer: 'client' })
+  reader.expectStartup = true
+  let encryptionRequests = 0
+  const finish = (reply: Buffer | null): void => {
+    socket.removeAllListeners('data')
+    socket.resume()
+    if (reply) socket.end(reply)
+    else socket.end()
+  }
+  socket.on('error', () => undefined)
+  socket.on('data', (chunk: Buffer) => {
+    try {
+      reader.push(chunk)
+      for (let f = reader.next(); f !== null; f = reader.next()) {
+        const pkt = parseStartupPacket(f.body)
+        if ((pkt.kind === 'ssl' || pkt.kind === 'gssenc') && ++encryptionRequests <= REFUSED_ENCRYPTION_REQUESTS_MAX) {
+          socket.write(ENCRYPTION_REFUSED)
+          continue
+        }
+        return finish(pkt.kind === 'startup' ? error : null)
+      }
+    } catch {
+      finish(error)
+    }
+  })
+  setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref()
+}
 
 export class PageServiceServer {
   readonly metrics: PageServiceMetrics = newPageServiceMetrics()
@@ -67,12 +106,11 @@ export class PageServiceServer {
   private accept(socket: Socket): void {
     if (this.closing !== null || this.connections.size >= this.options.connectionsMax) {
       this.metrics.connectionsRefused++
-      socket.on('error', () => undefined)
-      const message = this.closing !== null ? 'the page server is shutting down' : 'sorry, too many clients already'
-      const code = this.closing !== null ? SqlState.AdminShutdown : SqlState.TooManyConnections
-      socket.end(errorResponse({ severity: 'FATAL', code, message }))
-      socket.resume() // discard the startup packet so the client reads our error instead of a reset
-      setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref()
+      const refusal =
+        this.closing !== null
+          ? { severity: 'FATAL' as const, code: SqlState.AdminShutdown, message: 'the page server is shutting down' }
+          : { severity: 'FATAL' as const, code: SqlState.TooManyConnections, message: 'sorry, too many clients already' }
+      refuseConnection(socket, errorResponse(refusal))
       return
     }
     this.metrics.connectionsAccepted++
