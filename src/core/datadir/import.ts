@@ -49,6 +49,11 @@ export const RELMAP_FILE_SIZE = 512
 /** Two-phase state files are small; a larger one is not a state file. */
 const TWOPHASE_FILE_MAX_BYTES = 16 * 1024 * 1024
 
+export interface ImportFileSink {
+  write(chunk: Buffer): void
+  end(): void
+}
+
 export interface ImportSink {
   put(key: Key, value: Value): void
 }
@@ -137,50 +142,68 @@ export class DatadirImporter {
    * error here rather than a silently short relation.
    */
   async addFile(path: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
+    const sink = this.openFile(path)
+    if (sink === null) return
+    for await (const c of chunks) sink.write(c)
+    sink.end()
+  }
+
+  /** Starts importing one file, fed by `write` then `end` (push form, for tar streams); null if not stored. */
+  openFile(path: string): ImportFileSink | null {
     const k = classifyPath(path)
-    if (k.kind === 'skip') return
+    if (k.kind === 'skip') return null
     this.stats.files++
     switch (k.kind) {
-      case 'rel':
-        return this.addPaged(path, chunks, (pageNo, page) => {
-          const blkno = k.segment * RELSEG_SIZE + pageNo
-          this.sink.put(relBlockKey(k.rel, blkno), imageValue(page))
-          this.stats.relationPages++
-          this.noteRelBlock(k.rel, blkno)
-        }).then((pages) => {
-          if (pages === 0) this.noteRelBlock(k.rel, -1 + k.segment * RELSEG_SIZE)
-        })
+      case 'rel': {
+        let pages = 0
+        return this.pagedSink(
+          path,
+          (pageNo, page) => {
+            const blkno = k.segment * RELSEG_SIZE + pageNo
+            this.sink.put(relBlockKey(k.rel, blkno), imageValue(page))
+            this.stats.relationPages++
+            pages++
+            this.noteRelBlock(k.rel, blkno)
+          },
+          () => {
+            if (pages === 0) this.noteRelBlock(k.rel, -1 + k.segment * RELSEG_SIZE)
+          },
+        )
+      }
       case 'slru': {
-        const pages = await this.addPaged(path, chunks, (pageNo, page) => {
-          if (pageNo >= SLRU_PAGES_PER_SEGMENT) throw new CorruptionError('IMPORT_BAD_SLRU', `SLRU segment ${path} has more than 32 pages`)
-          this.sink.put(slruBlockKey(k.slru, k.segno, pageNo), imageValue(page))
-          this.stats.slruPages++
+        let pages = 0
+        return this.pagedSink(
+          path,
+          (pageNo, page) => {
+            if (pageNo >= SLRU_PAGES_PER_SEGMENT) throw new CorruptionError('IMPORT_BAD_SLRU', `SLRU segment ${path} has more than 32 pages`)
+            this.sink.put(slruBlockKey(k.slru, k.segno, pageNo), imageValue(page))
+            this.stats.slruPages++
+            pages++
+          },
+          () => {
+            let segs = this.slruSegs.get(k.slru)
+            if (!segs) this.slruSegs.set(k.slru, (segs = new Map()))
+            segs.set(k.segno, pages)
+          },
+        )
+      }
+      case 'relmap':
+        return this.wholeSink(path, RELMAP_FILE_SIZE + 1, (data) => {
+          if (data.length !== RELMAP_FILE_SIZE) {
+            throw new CorruptionError('IMPORT_BAD_RELMAP', `${path} has ${data.length} bytes, expected ${RELMAP_FILE_SIZE}`)
+          }
+          this.sink.put(relmapFileKey(k.spcNode, k.dbNode), imageValue(data))
+          this.dbs.set(`${k.spcNode}/${k.dbNode}`, { spcNode: k.spcNode, dbNode: k.dbNode, hasRelmap: true })
         })
-        let segs = this.slruSegs.get(k.slru)
-        if (!segs) this.slruSegs.set(k.slru, (segs = new Map()))
-        segs.set(k.segno, pages)
-        return
-      }
-      case 'relmap': {
-        const data = await collect(chunks, RELMAP_FILE_SIZE + 1)
-        if (data.length !== RELMAP_FILE_SIZE) {
-          throw new CorruptionError('IMPORT_BAD_RELMAP', `${path} has ${data.length} bytes, expected ${RELMAP_FILE_SIZE}`)
-        }
-        this.sink.put(relmapFileKey(k.spcNode, k.dbNode), imageValue(data))
-        this.dbs.set(`${k.spcNode}/${k.dbNode}`, { spcNode: k.spcNode, dbNode: k.dbNode, hasRelmap: true })
-        return
-      }
-      case 'twophase': {
-        const data = await collect(chunks, TWOPHASE_FILE_MAX_BYTES)
-        this.sink.put(twoPhaseFileKey(k.xid), imageValue(data))
-        this.twophase.add(k.xid)
-        return
-      }
-      case 'control': {
-        const data = await collect(chunks, 8192)
-        this.control = decodeControlFile(data, path)
-        return
-      }
+      case 'twophase':
+        return this.wholeSink(path, TWOPHASE_FILE_MAX_BYTES, (data) => {
+          this.sink.put(twoPhaseFileKey(k.xid), imageValue(data))
+          this.twophase.add(k.xid)
+        })
+      case 'control':
+        return this.wholeSink(path, 8192, (data) => {
+          this.control = decodeControlFile(data, path)
+        })
     }
   }
 
@@ -199,42 +222,60 @@ export class DatadirImporter {
     if (!this.dbs.has(dbKey)) this.dbs.set(dbKey, { spcNode: rel.spcNode, dbNode: rel.dbNode, hasRelmap: false })
   }
 
-  /** Feeds whole pages to `onPage`; returns the number of pages. */
-  private async addPaged(path: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, onPage: (pageNo: number, page: Buffer) => void): Promise<number> {
+  /** A sink that cuts the content into whole pages for `onPage`. */
+  private pagedSink(path: string, onPage: (pageNo: number, page: Buffer) => void, onEnd: () => void): ImportFileSink {
     let pageNo = 0
     let partial: Buffer | null = null
     let partialLen = 0
-    for await (const chunk of chunks) {
-      this.stats.bytes += chunk.length
-      let off = 0
-      if (partial !== null) {
-        const n = Math.min(BLCKSZ - partialLen, chunk.length)
-        chunk.copy(partial, partialLen, 0, n)
-        partialLen += n
-        off = n
-        if (partialLen === BLCKSZ) {
-          onPage(pageNo++, partial)
-          partial = null
-          partialLen = 0
+    return {
+      write: (chunk) => {
+        this.stats.bytes += chunk.length
+        let off = 0
+        if (partial !== null) {
+          const n = Math.min(BLCKSZ - partialLen, chunk.length)
+          chunk.copy(partial, partialLen, 0, n)
+          partialLen += n
+          off = n
+          if (partialLen === BLCKSZ) {
+            onPage(pageNo++, partial)
+            partial = null
+            partialLen = 0
+          }
         }
-      }
-      while (chunk.length - off >= BLCKSZ) {
-        // Copy: the chunk's buffer may be reused by the reader.
-        onPage(pageNo++, Buffer.from(chunk.subarray(off, off + BLCKSZ)))
-        off += BLCKSZ
-      }
-      if (off < chunk.length) {
-        partial = Buffer.allocUnsafe(BLCKSZ)
-        partialLen = chunk.length - off
-        chunk.copy(partial, 0, off)
-      }
+        while (chunk.length - off >= BLCKSZ) {
+          // Copy: the chunk's buffer may be reused by the reader.
+          onPage(pageNo++, Buffer.from(chunk.subarray(off, off + BLCKSZ)))
+          off += BLCKSZ
+        }
+        if (off < chunk.length) {
+          partial = Buffer.allocUnsafe(BLCKSZ)
+          partialLen = chunk.length - off
+          chunk.copy(partial, 0, off)
+        }
+      },
+      end: () => {
+        if (partial !== null) {
+          throw new CorruptionError('IMPORT_TORN_FILE', `${path} ends with a partial page (${partialLen} bytes)`, {
+            hint: 'Relation and SLRU files are whole 8 KiB pages; the file was truncated or is still being written.',
+          })
+        }
+        onEnd()
+      },
     }
-    if (partial !== null) {
-      throw new CorruptionError('IMPORT_TORN_FILE', `${path} ends with a partial page (${partialLen} bytes)`, {
-        hint: 'Relation and SLRU files are whole 8 KiB pages; the file was truncated or is still being written.',
-      })
+  }
+
+  /** A sink that collects the whole (small) file for `onEnd`. */
+  private wholeSink(path: string, max: number, onEnd: (data: Buffer) => void): ImportFileSink {
+    const parts: Buffer[] = []
+    let n = 0
+    return {
+      write: (chunk) => {
+        n += chunk.length
+        if (n > max) throw new CorruptionError('IMPORT_FILE_TOO_LARGE', `${path} is larger than ${max} bytes`)
+        parts.push(Buffer.from(chunk))
+      },
+      end: () => onEnd(Buffer.concat(parts)),
     }
-    return pageNo
   }
 
   /**
@@ -269,15 +310,4 @@ export class DatadirImporter {
     this.sink.put(checkpointKey(), imageValue(encodeCheckPoint(this.control.checkPointCopy)))
     return this.control
   }
-}
-
-async function collect(chunks: AsyncIterable<Buffer> | Iterable<Buffer>, max: number): Promise<Buffer> {
-  const parts: Buffer[] = []
-  let n = 0
-  for await (const c of chunks) {
-    n += c.length
-    if (n > max) throw new CorruptionError('IMPORT_FILE_TOO_LARGE', `file is larger than ${max} bytes`)
-    parts.push(Buffer.from(c))
-  }
-  return Buffer.concat(parts)
 }

@@ -14,7 +14,7 @@
  * Handlers mutate the page in place. They throw PageserverErrors; `redoFailure` and `redoUnsupported`
  * build the standard ones, naming the rmgr, record type, LSN, relation and block.
  */
-import { CorruptionError, UnsupportedError } from '../lib/errors.js'
+import { assert, CorruptionError, UnsupportedError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { forkName, formatRelFileNode, type BufferTag } from '../pg/reltag.js'
 import { rmgrName } from '../pg/rmgr.js'
@@ -70,11 +70,21 @@ export function registerRmgrRedo(rmid: number, redo: RmgrRedo): void {
 }
 
 export function rmgrRedo(rmid: number): RmgrRedo | undefined {
+  assertRegistryLoaded()
   return registry.get(rmid)
+}
+
+/**
+ * An empty registry would silently answer "no redo, no implicit pages" for every record (ingest would then
+ * drop visibility-map and CLOG changes). Whoever consults it must have imported src/core/redo/all.ts.
+ */
+function assertRegistryLoaded(): void {
+  assert(registry.size > 0, 'the redo registry is empty: import src/core/redo/all.js before decoding records for redo or ingest')
 }
 
 /** Pages a record changes without naming them in a block reference (see RmgrRedo.implicitTargets). */
 export function implicitTargets(rec: DecodedRecord): ImplicitTarget[] {
+  assertRegistryLoaded()
   return registry.get(rec.xl_rmid)?.implicitTargets?.(rec) ?? []
 }
 

@@ -11,7 +11,7 @@
  * - prevRecordLsn < diskConsistentLsn <= lastRecordLsn once anything was ingested (prev may be null);
  * - ancestorTimeline and ancestorLsn are both set or both null; a branch starts at ancestorLsn
  *   (diskConsistentLsn >= ancestorLsn);
- * - initdbLsn <= diskConsistentLsn.
+ * - initdbLsn <= diskConsistentLsn + 1 (an import writes at initdb_lsn into a timeline that starts just below).
  * The file is replaced atomically (temp file, fsync, rename, fsync dir) after every flush.
  */
 import { CorruptionError } from '../lib/errors.js'
@@ -79,7 +79,7 @@ function checkInvariants(m: TimelineMetadata, where: string): void {
   if (m.diskConsistentLsn > m.lastRecordLsn) throw bad('disk_consistent_lsn > last_record_lsn')
   if ((m.ancestorTimeline === null) !== (m.ancestorLsn === null)) throw bad('ancestor timeline and LSN must be set together')
   if (m.ancestorLsn !== null && m.diskConsistentLsn < m.ancestorLsn) throw bad('disk_consistent_lsn below the branch point')
-  if (m.initdbLsn > m.diskConsistentLsn) throw bad('initdb_lsn above disk_consistent_lsn')
+  if (m.initdbLsn > m.diskConsistentLsn + 1n) throw bad('initdb_lsn above disk_consistent_lsn')
 }
 
 export function encodeMetadata(m: TimelineMetadata): Buffer {

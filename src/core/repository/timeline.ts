@@ -110,6 +110,15 @@ export class Timeline {
     return Timeline.load(dir, tenantId, timelineId, ancestor, opts)
   }
 
+  /**
+   * A new timeline in an empty directory whose metadata is first written by its first flush: for imports
+   * that learn their LSN while already receiving data. The directory must not be visible yet (it is renamed
+   * into place after the flush).
+   */
+  static createUnflushed(dir: string, tenantId: TenantId, timelineId: TimelineId, meta: TimelineMetadata, opts: TimelineOptions): Timeline {
+    return new Timeline(tenantId, timelineId, dir, meta, null, opts)
+  }
+
   /** Loads a timeline from its directory: metadata, then every layer file up to disk_consistent_lsn. */
   static async load(dir: string, tenantId: TenantId, timelineId: TimelineId, ancestor: Timeline | null, opts: TimelineOptions): Promise<Timeline> {
     const meta = readMetadata(join(dir, METADATA_FILE))

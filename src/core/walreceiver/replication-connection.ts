@@ -63,6 +63,8 @@ export class ReplicationConnection {
   private readonly parameters = new Map<string, string>()
 
   private stream: WalStream | undefined
+  /** During BASE_BACKUP: receives each CopyData payload synchronously; result sets are collected apart. */
+  private copyOut: { onData: (chunk: Buffer) => void; onStart: ((s: { lsn: Lsn; timeline: number }) => void) | undefined; resultSets: Array<{ fields: string[]; rows: Array<Array<string | null>> }>; inCopy: boolean } | undefined
   private durableLsn: Lsn = 0n as Lsn
   private shutdownSeen = false
   private nextTimeline: { tli: number; lsn: Lsn } | undefined
@@ -254,6 +256,40 @@ export class ReplicationConnection {
   }
 
   private onQueryMessage(msg: AnyMessage): void {
+    const co = this.copyOut
+    if (co !== undefined) {
+      switch (msg.name) {
+        case 'rowDescription':
+          co.resultSets.push({ fields: (msg.fields as Array<{ name: string }>).map((f) => f.name), rows: [] })
+          return
+        case 'dataRow':
+          co.resultSets[co.resultSets.length - 1]?.rows.push(msg.fields as Array<string | null>)
+          return
+        case 'copyOutResponse': {
+          co.inCopy = true
+          const first = co.resultSets[0]?.rows[0]
+          if (!first || first[0] == null) return this.protocolViolation('copyOutResponse before the start position')
+          try {
+            co.onStart?.({ lsn: parseLsn(first[0], 'backup start'), timeline: Number(first[1]) })
+          } catch (e) {
+            return this.fail(e instanceof PageserverError ? e : toProtocolError(e))
+          }
+          return
+        }
+        case 'copyData':
+          if (!co.inCopy) return this.protocolViolation('copyData')
+          try {
+            co.onData(msg.chunk as Buffer)
+          } catch (e) {
+            // The consumer failed (corrupt archive, import error): stop everything, report that error.
+            return this.fail(e instanceof PageserverError ? e : toProtocolError(e))
+          }
+          return
+        case 'copyDone':
+          co.inCopy = false
+          return
+      }
+    }
     switch (msg.name) {
       case 'rowDescription':
         this.result.fields = (msg.fields as Array<{ name: string }>).map((f) => f.name)
@@ -360,6 +396,46 @@ export class ReplicationConnection {
     }
     stream.begin()
     return stream
+  }
+
+  /**
+   * BASE_BACKUP (PostgreSQL 15 syntax, fast checkpoint, no manifest, no WAL): every CopyData payload goes to
+   * `onData` synchronously, in order (the first byte is the copystream sub-type: 'n' new archive, 'd'
+   * archive data, 'p' progress, 'm' manifest). Resolves with the start LSN and timeline (the redo point WAL
+   * must be replayed from) and the end LSN (pages are consistent from there on). A throw in `onData` aborts
+   * the backup and the connection with that error.
+   */
+  async baseBackup(
+    options: { label: string; timeoutMs?: number },
+    onData: (chunk: Buffer) => void,
+    onStart?: (start: { lsn: Lsn; timeline: number }) => void,
+  ): Promise<{ startLsn: Lsn; startTimeline: number; endLsn: Lsn; endTimeline: number }> {
+    this.assertPhase('ready', 'BASE_BACKUP')
+    const label = options.label.replaceAll("'", "''")
+    this.phase = 'query'
+    this.result = newResult()
+    const co = { onData, onStart, resultSets: [] as Array<{ fields: string[]; rows: Array<Array<string | null>> }>, inCopy: false }
+    this.copyOut = co
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.setPending('BASE_BACKUP', options.timeoutMs ?? 6 * 3600_000, resolve as (v: unknown) => void, reject)
+        this.write(serialize.query(`BASE_BACKUP ( LABEL '${label}', CHECKPOINT 'fast', MANIFEST 'no' )`))
+      })
+    } finally {
+      this.copyOut = undefined
+    }
+    const sets = co.resultSets
+    const first = sets[0]?.rows[0]
+    const last = sets[sets.length - 1]?.rows[0]
+    if (sets.length < 2 || !first || !last || first[0] == null || last[0] == null) {
+      throw new CorruptionError('PG_BAD_REPLY', 'BASE_BACKUP did not report its start and end positions', { hint: 'The server replied oddly.' })
+    }
+    return {
+      startLsn: parseLsn(first[0], 'backup start'),
+      startTimeline: Number(first[1]),
+      endLsn: parseLsn(last[0], 'backup end'),
+      endTimeline: Number(last[1]),
+    }
   }
 
   /** Why the last stream ended (after its iterator finished). */

@@ -1,0 +1,130 @@
+/**
+ * `timeline import`: a new root timeline from a running PostgreSQL 15 primary.
+ *
+ * Order (so no WAL is lost): create (or reuse) a physical replication slot with RESERVE_WAL, then take a
+ * BASE_BACKUP and import its tar as images at the backup's start (redo) LSN, then record the primary as the
+ * timeline's WAL source. `timeline sync` (or `serve`) streams WAL from that LSN through the slot; pages are
+ * served only from the backup's end LSN on (the copied files are fuzzy until then).
+ */
+import { ConflictError, CorruptionError, UnsupportedError } from '../lib/errors.js'
+import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
+import { encodeValue } from '../model/value.js'
+import { lsn as toLsn, type Lsn } from '../pg/lsn.js'
+import { TarReader } from '../pg/tar.js'
+import { parseConnString } from '../protocol/conn-string.js'
+import { ReplicationConnection } from '../walreceiver/replication-connection.js'
+import { DatadirImporter, type ImportFileSink } from '../datadir/import.js'
+import { Timeline } from '../repository/timeline.js'
+import type { TimelineMetadata } from '../repository/metadata.js'
+import { tenantOptions, withRepository, type AppContext } from './context.js'
+import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
+
+export interface ImportOptions {
+  tenantId: TenantId
+  timelineId?: TimelineId
+  connString: string
+  slotName?: string
+  onProgress?: (message: string) => void
+}
+
+/** A slot name from a timeline id: lower-case letters, digits and underscores, at most 63 characters. */
+export function defaultSlotName(timelineId: TimelineId): string {
+  return `pageserver_${timelineId.slice(0, 24)}`
+}
+
+export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {
+  const params = parseConnString(o.connString)
+  const id = o.timelineId ?? generateTimelineId()
+  const slot = o.slotName ?? defaultSlotName(id)
+  return withRepository(ctx, async (repo) => {
+    const tenant = await repo.tenant(o.tenantId)
+    if ((await tenant.timelineIds()).includes(id)) throw new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
+    const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver import' })
+    try {
+      const version = conn.parameter('server_version') ?? ''
+      if (!version.startsWith(`${PG_VERSION}.`) && version !== String(PG_VERSION)) {
+        throw new UnsupportedError('PG_VERSION_UNSUPPORTED', `the primary runs PostgreSQL ${version || 'of an unknown version'}; only ${PG_VERSION} is supported`, {
+          hint: `Import from a PostgreSQL ${PG_VERSION} primary.`,
+        })
+      }
+      const sys = await conn.identifySystem()
+      o.onProgress?.(`creating replication slot ${slot}`)
+      await conn.createPhysicalSlot(slot)
+      const tl = await tenant.createTimeline(id, async (tmp) => {
+        o.onProgress?.('taking a base backup')
+        let timeline: Timeline | null = null
+        let importer: DatadirImporter | null = null
+        let tar: TarReader | null = null
+        let startLsn: Lsn | null = null
+        let file: ImportFileSink | null = null
+        const result = await conn.baseBackup({ label: `pageserver import ${id}` }, (chunk) => {
+          const type = chunk[0]
+          if (type === 0x6e /* n: new archive */) {
+            const name = chunk.toString('utf8', 1, chunk.indexOf(0, 1))
+            if (name !== 'base.tar') {
+              throw new UnsupportedError('USER_TABLESPACE', `the primary has a user tablespace (archive ${name})`, {
+                hint: 'Only pg_default and pg_global are supported.',
+              })
+            }
+            return
+          }
+          if (type !== 0x64 /* d: archive data */) return // progress, manifest
+          if (tar === null) throw new CorruptionError('PG_BAD_REPLY', 'base backup data before its archive header')
+          tar.feed(chunk.subarray(1))
+        }, (start) => {
+          // The start position arrives before any data: set up the timeline at that LSN.
+          startLsn = start.lsn
+          timeline = Timeline.createUnflushed(tmp, tenant.id, id, importMetadata(start.lsn, sys.systemId, o.connString, slot, start.timeline), tenantOptions(ctx))
+          const tl = timeline
+          const at = start.lsn
+          importer = new DatadirImporter({ put: (key, value) => tl.put(key, at, encodeValue(value)) })
+          const imp = importer
+          tar = new TarReader({
+            entry: (h) => {
+              file = h.type === 'file' ? imp.openFile(h.path) : null
+            },
+            data: (c) => file?.write(c),
+            entryEnd: () => {
+              file?.end()
+              file = null
+            },
+          })
+        })
+        if (timeline === null || importer === null || tar === null || startLsn === null) {
+          throw new CorruptionError('PG_BAD_REPLY', 'the base backup carried no archive', { hint: 'The server replied oddly.' })
+        }
+        const t: Timeline = timeline
+        const imp: DatadirImporter = importer
+        ;(tar as TarReader).end()
+        const control = imp.finish()
+        o.onProgress?.('writing layers')
+        t.finishRecords(startLsn, null)
+        await t.checkpoint()
+        const dataChecksums = control.data_checksum_version !== 0
+        await t.updateMetadata({ minReadableLsn: result.endLsn, dataChecksums, hintBitsLogged: dataChecksums || control.wal_log_hints })
+        await t.close()
+      })
+      return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+    } finally {
+      await conn.close()
+    }
+  })
+}
+
+function importMetadata(at: Lsn, systemId: bigint, connString: string, slot: string, pgTimeline: number): TimelineMetadata {
+  return {
+    diskConsistentLsn: toLsn(at - 1n),
+    prevRecordLsn: null,
+    lastRecordLsn: toLsn(at - 1n),
+    ancestorTimeline: null,
+    ancestorLsn: null,
+    latestGcCutoffLsn: toLsn(0),
+    initdbLsn: at,
+    pgVersion: PG_VERSION,
+    walSource: { connString, slotName: slot, systemId: String(systemId), pgTimeline },
+    dataChecksums: false,
+    hintBitsLogged: false,
+    minReadableLsn: at,
+    createdAt: Math.floor(Date.now() / 1000),
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * TimelineIngestDriver: feeds decoded WAL records into one timeline and decides when its open layer is
+ * frozen and flushed.
+ *
+ * Policy (Neon's): freeze when the WAL in the open layer reaches `checkpoint_distance`, when the layer is
+ * older than `checkpoint_timeout`, or when the in-memory bytes reach `max_in_memory_layers_bytes` (for
+ * several timelines the owner asks the one holding the oldest unflushed WAL to freeze: `freezeNow`).
+ * Flushes run in the background; when two frozen layers are already waiting, ingest waits for the flush
+ * (back-pressure, bounded memory). Every flush advances disk_consistent_lsn, and `onDurable` tells the WAL
+ * receiver, which reports it to the primary (so the replication slot keeps everything above it).
+ */
+import type { Lsn } from '../pg/lsn.js'
+import type { DecodedRecord } from '../pg/wal-record.js'
+import { WalIngest } from '../datadir/ingest.js'
+import type { DatadirReader } from '../datadir/read.js'
+import type { Timeline } from '../repository/timeline.js'
+
+/** Frozen layers allowed to wait for their flush before ingest blocks. */
+export const FROZEN_LAYERS_WAITING_MAX = 2
+
+export interface IngestPolicy {
+  checkpointDistanceBytes: number
+  checkpointTimeoutMs: number
+  maxInMemoryLayersBytes: number
+}
+
+export class TimelineIngestDriver {
+  readonly ingest: WalIngest
+  private flushing: Promise<void> | null = null
+  private flushError: unknown = null
+  private pendingMeta: Promise<void> = Promise.resolve()
+
+  constructor(
+    readonly timeline: Timeline,
+    reader: DatadirReader,
+    private readonly policy: IngestPolicy,
+  ) {
+    const tl = timeline
+    this.ingest = new WalIngest(
+      {
+        put: (key, at, value) => tl.put(key, at, value),
+        readLatestImage: (key) => tl.getImage(key, tl.lastRecordLsn),
+        readPage: (key, at) => reader.getPage(key, at),
+      },
+      {
+        onHintBitsLogged: (v) => {
+          if (v !== tl.metadata.hintBitsLogged) this.pendingMeta = this.pendingMeta.then(() => tl.updateMetadata({ hintBitsLogged: v }))
+        },
+      },
+    )
+  }
+
+  /** Ingests records in order; records at or below last_record_lsn (already ingested) are skipped. */
+  async ingestRecords(records: readonly DecodedRecord[]): Promise<void> {
+    if (this.flushError) throw this.flushError
+    const tl = this.timeline
+    for (const rec of records) {
+      if (rec.endLsn <= tl.lastRecordLsn) continue
+      const pending = this.ingest.ingest(rec)
+      if (pending) await pending
+      tl.finishRecords(rec.endLsn, rec.lsn)
+    }
+    await this.afterBatch()
+  }
+
+  private async afterBatch(): Promise<void> {
+    const tl = this.timeline
+    if (
+      tl.openLayerWalBytes >= BigInt(this.policy.checkpointDistanceBytes) ||
+      tl.inMemoryBytes >= this.policy.maxInMemoryLayersBytes ||
+      (tl.openLayerAgeMs >= this.policy.checkpointTimeoutMs && tl.openLayerWalBytes > 0n)
+    ) {
+      this.freezeNow()
+    }
+    if (tl.frozenLayerCount > FROZEN_LAYERS_WAITING_MAX && this.flushing) await this.flushing
+    if (this.flushError) throw this.flushError
+  }
+
+  /** Freezes the open layer and starts flushing it in the background. */
+  freezeNow(): void {
+    this.timeline.freeze()
+    this.startFlush()
+  }
+
+  /** For a timer: freezes an open layer older than checkpoint_timeout even when no WAL arrives. */
+  tick(): void {
+    const tl = this.timeline
+    if (tl.openLayerAgeMs >= this.policy.checkpointTimeoutMs && tl.openLayerWalBytes > 0n) this.freezeNow()
+    else if (tl.lastRecordLsn > tl.diskConsistentLsn && tl.openLayerWalBytes === 0n && tl.frozenLayerCount === 0) this.freezeNow()
+  }
+
+  private startFlush(): void {
+    // Timeline.flush serializes flushes itself; this promise resolves when everything frozen so far is durable.
+    const mine = this.timeline.flush()
+    this.flushing = mine
+    mine.then(
+      () => {
+        if (this.flushing === mine) this.flushing = null
+      },
+      (e) => {
+        this.flushError ??= e
+        if (this.flushing === mine) this.flushing = null
+      },
+    )
+  }
+
+  /** Freezes and flushes everything ingested; resolves with the new disk_consistent_lsn. */
+  async checkpoint(): Promise<Lsn> {
+    if (this.flushing) await this.flushing.catch(() => {})
+    if (this.flushError) throw this.flushError
+    await this.pendingMeta
+    await this.timeline.checkpoint()
+    return this.timeline.diskConsistentLsn
+  }
+}

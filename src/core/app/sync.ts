@@ -1,0 +1,89 @@
+/**
+ * `timeline sync`: stream WAL from the timeline's source (a PostgreSQL 15 primary, through its replication
+ * slot) into the repository until caught up with the primary's flush position at the start (or `until`),
+ * flush, report the durable LSN to the slot, and stop.
+ *
+ * Resumes at last_record_lsn (= disk_consistent_lsn after a restart: what was in memory when a previous run
+ * died is simply streamed again; the slot kept it because only durable LSNs are ever reported).
+ */
+import { UsageError } from '../lib/errors.js'
+import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { parseConnString } from '../protocol/conn-string.js'
+import { ReplicationConnection } from '../walreceiver/replication-connection.js'
+import { WalReceiver } from '../walreceiver/wal-receiver.js'
+import { DatadirReader } from '../datadir/read.js'
+import { withRepository, type AppContext } from './context.js'
+import { TimelineIngestDriver } from './ingest-driver.js'
+
+export interface SyncOptions {
+  tenantId: TenantId
+  timelineId: TimelineId
+  until?: Lsn
+  signal?: AbortSignal
+  onProgress?: (p: { lastRecordLsn: Lsn; targetLsn: Lsn; records: number }) => void
+}
+
+export interface SyncResult {
+  lastRecordLsn: string
+  diskConsistentLsn: string
+  records: number
+}
+
+export async function syncTimeline(ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
+  return withRepository(ctx, async (repo) => {
+    const tenant = await repo.tenant(o.tenantId)
+    const tl = await tenant.timeline(parseTimelineId(o.timelineId))
+    const src = tl.metadata.walSource
+    if (src === null) {
+      throw new UsageError('NO_WAL_SOURCE', `timeline ${tl.timelineId} has no WAL source`, {
+        hint: 'Only timelines imported from a primary (`timeline import`) stream WAL; branches get WAL from a PostgreSQL started on them (`serve`).',
+      })
+    }
+    const params = parseConnString(src.connString)
+    let target = o.until
+    if (target === undefined) {
+      const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver sync' })
+      try {
+        target = (await conn.identifySystem()).xlogPos
+      } finally {
+        await conn.close()
+      }
+    }
+    const reader = new DatadirReader(tl, tenant.redoManager(tl.metadata.hintBitsLogged), { dataChecksums: tl.metadata.dataChecksums })
+    const driver = new TimelineIngestDriver(tl, reader, {
+      checkpointDistanceBytes: ctx.config.checkpointDistanceBytes,
+      checkpointTimeoutMs: ctx.config.checkpointTimeoutMs,
+      maxInMemoryLayersBytes: ctx.config.maxInMemoryLayersBytes,
+    })
+    let records = 0
+    if (tl.lastRecordLsn < target) {
+      const receiver = new WalReceiver({
+        conn: params,
+        slotName: src.slotName ?? undefined,
+        startLsn: tl.lastRecordLsn,
+        prevRecordLsn: tl.prevRecordLsn ?? undefined,
+        expectedSystemId: BigInt(src.systemId),
+        durableLsn: tl.diskConsistentLsn,
+        signal: o.signal,
+      })
+      tl.onDurable = (l) => receiver.markDurable(l)
+      try {
+        for await (const batch of receiver.batches()) {
+          await driver.ingestRecords(batch)
+          records += batch.length
+          o.onProgress?.({ lastRecordLsn: tl.lastRecordLsn, targetLsn: target, records })
+          if (tl.lastRecordLsn >= target) break
+        }
+        await driver.checkpoint()
+        receiver.markDurable(tl.diskConsistentLsn)
+      } finally {
+        await receiver.close()
+        tl.onDurable = null
+      }
+    } else {
+      await driver.checkpoint()
+    }
+    return { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
+  })
+}

@@ -1,0 +1,225 @@
+/**
+ * Use cases for tenants and timelines: create, list, branch, delete, and the bootstrap of a timeline from
+ * a fresh `initdb`.
+ *
+ * Results are plain objects with LSNs as "X/X" strings: exactly what `--json` prints (the contract scripts
+ * rely on).
+ */
+import { join } from 'node:path'
+import { ConflictError, UsageError } from '../lib/errors.js'
+import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
+import { alignLsn8, formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
+import { DBState, decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
+import { readSmallFile } from '../storage/small-file.js'
+import { DatadirImporter } from '../datadir/import.js'
+import { runInitdb } from '../postgres/initdb.js'
+import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
+import { Timeline } from '../repository/timeline.js'
+import { readMetadata, type TimelineMetadata } from '../repository/metadata.js'
+import { METADATA_FILE } from '../repository/timeline.js'
+import type { Repository } from '../repository/repository.js'
+import type { Tenant } from '../repository/tenant.js'
+import { encodeValue } from '../model/value.js'
+import { redactConnString } from '../protocol/conn-string-redact.js'
+import { postgresInstallation, tenantOptions, withRepository, type AppContext } from './context.js'
+
+export const PG_VERSION = 15
+
+export interface TimelineInfo {
+  tenantId: string
+  timelineId: string
+  ancestorTimelineId: string | null
+  ancestorLsn: string | null
+  lastRecordLsn: string
+  diskConsistentLsn: string
+  prevRecordLsn: string | null
+  initdbLsn: string
+  minReadableLsn: string
+  latestGcCutoffLsn: string
+  pgVersion: number
+  dataChecksums: boolean
+  walSource: { connString: string; slotName: string | null; systemId: string } | null
+}
+
+export function timelineInfo(tenantId: TenantId, timelineId: TimelineId, m: TimelineMetadata, lastRecordLsn: Lsn = m.lastRecordLsn): TimelineInfo {
+  return {
+    tenantId,
+    timelineId,
+    ancestorTimelineId: m.ancestorTimeline,
+    ancestorLsn: m.ancestorLsn === null ? null : formatLsn(m.ancestorLsn),
+    lastRecordLsn: formatLsn(lastRecordLsn),
+    diskConsistentLsn: formatLsn(m.diskConsistentLsn),
+    prevRecordLsn: m.prevRecordLsn === null ? null : formatLsn(m.prevRecordLsn),
+    initdbLsn: formatLsn(m.initdbLsn),
+    minReadableLsn: formatLsn(m.minReadableLsn),
+    latestGcCutoffLsn: formatLsn(m.latestGcCutoffLsn),
+    pgVersion: m.pgVersion,
+    dataChecksums: m.dataChecksums,
+    walSource: m.walSource === null ? null : { connString: redactConnString(m.walSource.connString), slotName: m.walSource.slotName, systemId: m.walSource.systemId },
+  }
+}
+
+// --- tenants ---
+
+export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promise<{ tenantId: string }> {
+  return withRepository(ctx, async (repo) => ({ tenantId: (await repo.createTenant(tenantId)).id }))
+}
+
+export async function listTenants(ctx: AppContext): Promise<Array<{ tenantId: string; timelines: number }>> {
+  return withRepository(ctx, async (repo) => {
+    const out: Array<{ tenantId: string; timelines: number }> = []
+    for (const id of await repo.tenantIds()) {
+      const t = await repo.tenant(id)
+      out.push({ tenantId: id, timelines: (await t.timelineIds()).length })
+    }
+    return out
+  })
+}
+
+// --- timelines ---
+
+export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promise<TimelineInfo[]> {
+  return withRepository(ctx, async (repo) => {
+    const t = await repo.tenant(tenantId)
+    return (await t.timelineIds()).map((id) => timelineInfo(tenantId, id, readMetadata(join(t.timelineDir(id), METADATA_FILE))))
+  })
+}
+
+export async function deleteTimeline(ctx: AppContext, tenantId: TenantId, timelineId: TimelineId): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
+  return withRepository(ctx, async (repo) => {
+    await (await repo.tenant(tenantId)).deleteTimeline(timelineId)
+    return { tenantId, timelineId, deleted: true as const }
+  })
+}
+
+export interface BootstrapOptions {
+  tenantId: TenantId
+  timelineId?: TimelineId
+  dataChecksums?: boolean
+  /** progress messages for long steps */
+  onProgress?: (message: string) => void
+}
+
+/**
+ * Creates a root timeline from a fresh stock `initdb` (run as the postgres user when root): the data
+ * directory is imported at its checkpoint LSN (initdb_lsn) and flushed as the timeline's first layer.
+ */
+export async function bootstrapTimeline(ctx: AppContext, o: BootstrapOptions): Promise<TimelineInfo> {
+  return withRepository(ctx, async (repo) => {
+    const tenant = await repo.tenant(o.tenantId)
+    const id = o.timelineId ?? generateTimelineId()
+    if ((await tenant.timelineIds()).includes(id)) throw alreadyExists(id)
+    const inst = postgresInstallation(ctx)
+    o.onProgress?.('running initdb')
+    const initdb = await runInitdb(inst, { dataChecksums: o.dataChecksums ?? false })
+    try {
+      const tl = await tenant.createTimeline(id, async (tmp) => {
+        o.onProgress?.('importing the data directory')
+        await importDataDirectory(ctx, tenant, id, tmp, initdb.dataDir)
+      })
+      return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+    } finally {
+      initdb.cleanup()
+    }
+  })
+}
+
+/** Imports a stopped data directory into a new timeline directory `dir` (not yet renamed into place). */
+async function importDataDirectory(ctx: AppContext, tenant: Tenant, id: TimelineId, dir: string, dataDir: string): Promise<void> {
+  // pg_control first: it gives the LSN every imported value is stored at.
+  const control = decodeControlFile(readSmallFile(join(dataDir, 'global', 'pg_control'), PG_CONTROL_FILE_SIZE, 'pg_control'))
+  if (control.state !== DBState.SHUTDOWNED) {
+    throw new UsageError('IMPORT_NOT_SHUT_DOWN', 'the data directory was not shut down cleanly', {
+      hint: 'Stop PostgreSQL with `pg_ctl stop -m fast` before importing a data directory.',
+    })
+  }
+  const at = alignLsn8(control.checkPoint)
+  const dataChecksums = control.data_checksum_version !== 0
+  const meta: TimelineMetadata = {
+    diskConsistentLsn: toLsn(at - 1n),
+    prevRecordLsn: null,
+    lastRecordLsn: toLsn(at - 1n),
+    ancestorTimeline: null,
+    ancestorLsn: null,
+    latestGcCutoffLsn: toLsn(0),
+    initdbLsn: at,
+    pgVersion: PG_VERSION,
+    walSource: null,
+    dataChecksums,
+    hintBitsLogged: dataChecksums || control.wal_log_hints,
+    minReadableLsn: at,
+    createdAt: Math.floor(Date.now() / 1000),
+  }
+  const tl = await Timeline.create(dir, tenant.id, id, meta, null, tenantOptions(ctx))
+  try {
+    const importer = new DatadirImporter({ put: (key, value) => tl.put(key, at, encodeValue(value)) })
+    for await (const f of walkFiles(dataDir)) {
+      if (importer.wants(f.relPath)) await importer.addFile(f.relPath, readFileChunks(f.absPath))
+    }
+    importer.finish()
+    tl.finishRecords(at, null)
+    await tl.checkpoint()
+  } finally {
+    await tl.close()
+  }
+}
+
+export interface BranchOptions {
+  tenantId: TenantId
+  ancestorTimelineId: TimelineId
+  /** Default: the ancestor's last record LSN. */
+  lsn?: Lsn
+  timelineId?: TimelineId
+}
+
+/**
+ * Branches a timeline at an LSN in O(1): the new timeline only records its ancestor and the branch point.
+ * The LSN (aligned up to 8) must lie between the ancestor's start and its last record, and not below its
+ * GC cutoff or the first LSN it can serve.
+ */
+export async function branchTimeline(ctx: AppContext, o: BranchOptions): Promise<TimelineInfo> {
+  return withRepository(ctx, async (repo) => {
+    const tenant = await repo.tenant(o.tenantId)
+    const ancestor = await tenant.timeline(o.ancestorTimelineId)
+    const id = o.timelineId ?? generateTimelineId()
+    const meta = branchMetadata(ancestor, o.lsn)
+    const tl = await tenant.createTimeline(id, async (tmp) => {
+      const created = await Timeline.create(tmp, tenant.id, id, meta, ancestor, tenantOptions(ctx))
+      await created.close()
+    })
+    return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+  })
+}
+
+export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {
+  const a = ancestor.metadata
+  const last = ancestor.lastRecordLsn
+  const at = requested === undefined ? last : alignLsn8(requested)
+  const refuse = (why: string, hint: string) =>
+    new UsageError('BRANCH_LSN_INVALID', `cannot branch timeline ${ancestor.timelineId} at ${formatLsn(at)}: ${why}`, { hint })
+  if (at > last) throw refuse(`it is above the ancestor's last record ${formatLsn(last)}`, 'Sync the ancestor first (`timeline sync`), or pick an earlier LSN.')
+  if (at < a.latestGcCutoffLsn) throw refuse(`it is below the ancestor's GC cutoff ${formatLsn(a.latestGcCutoffLsn)}`, 'History below the GC cutoff is gone; pick a later LSN.')
+  if (at < a.minReadableLsn) throw refuse(`the ancestor serves pages only from ${formatLsn(a.minReadableLsn)}`, 'Pick an LSN at or after the ancestor\'s first readable LSN.')
+  if (a.ancestorLsn !== null && at < a.ancestorLsn) throw refuse(`it is below the ancestor's own branch point ${formatLsn(a.ancestorLsn)}`, 'Branch from the ancestor\'s ancestor instead.')
+  return {
+    diskConsistentLsn: at,
+    prevRecordLsn: at === last ? ancestor.prevRecordLsn : null,
+    lastRecordLsn: at,
+    ancestorTimeline: ancestor.timelineId,
+    ancestorLsn: at,
+    latestGcCutoffLsn: a.latestGcCutoffLsn,
+    initdbLsn: a.initdbLsn,
+    pgVersion: a.pgVersion,
+    walSource: null,
+    dataChecksums: a.dataChecksums,
+    hintBitsLogged: a.hintBitsLogged,
+    minReadableLsn: at,
+    createdAt: Math.floor(Date.now() / 1000),
+  }
+}
+
+function alreadyExists(id: TimelineId): ConflictError {
+  return new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
+}
+
+export type { Repository }

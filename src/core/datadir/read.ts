@@ -1,0 +1,134 @@
+/**
+ * Reading PostgreSQL objects from a timeline at an LSN: relation existence and size, pages (rebuilt by
+ * redo when their newest version is WAL), database size, SLRU segments, directories.
+ *
+ * Semantics follow Neon's page service: a block past the end of a relation reads as zeros; the size of a
+ * missing FSM or VM fork is 0 (PostgreSQL probes them); a missing main fork is NotFound. Pages served for a
+ * cluster with data checksums get a freshly computed checksum (WAL images and redo results carry stale ones).
+ */
+import { CorruptionError, NotFoundError } from '../lib/errors.js'
+import type { Key } from '../model/key.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { ForkNumber, formatRelTag, type BufferTag, type RelTag } from '../pg/reltag.js'
+import { SLRU_PAGES_PER_SEGMENT, type SlruKindFork } from '../pg/slru.js'
+import { BLCKSZ } from '../pg/wal-record.js'
+import { setPageChecksum } from '../redo/page/checksum.js'
+import type { RedoRecord } from '../redo/engine.js'
+import type { Timeline } from '../repository/timeline.js'
+import {
+  dbDirKey,
+  decodeBlockCount,
+  decodeDbDir,
+  decodeRelDir,
+  decodeU32Set,
+  keyToBufferTag,
+  relBlockKey,
+  relDirKey,
+  relSizeKey,
+  slruBlockKey,
+  slruDirKey,
+  slruSegmentSizeKey,
+  type DbDirEntry,
+} from './mapping.js'
+
+/** What reads need from redo: the walredo manager (pool of worker processes) implements it. */
+export interface RedoService {
+  redo(req: { tag: BufferTag; base: Buffer | null; records: RedoRecord[] }): Promise<Buffer>
+}
+
+export interface ReadOptions {
+  /** Compute pd_checksum on served relation pages (the primary runs with data checksums). */
+  dataChecksums: boolean
+}
+
+export class DatadirReader {
+  constructor(
+    readonly timeline: Timeline,
+    private readonly redoService: RedoService,
+    private readonly opts: ReadOptions,
+  ) {}
+
+  databases(lsn: Lsn): DbDirEntry[] {
+    const v = this.timeline.getImage(dbDirKey(), lsn)
+    return v ? decodeDbDir(v) : []
+  }
+
+  relations(spcNode: number, dbNode: number, lsn: Lsn): RelTag[] {
+    const v = this.timeline.getImage(relDirKey(spcNode, dbNode), lsn)
+    return (v ? decodeRelDir(v) : []).map((e) => ({ spcNode, dbNode, relNode: e.relNode, forkNum: e.forkNum }))
+  }
+
+  relExists(rel: RelTag, lsn: Lsn): boolean {
+    const v = this.timeline.getImage(relDirKey(rel.spcNode, rel.dbNode), lsn)
+    if (!v) return false
+    return decodeRelDir(v).some((e) => e.relNode === rel.relNode && e.forkNum === rel.forkNum)
+  }
+
+  /** Size in blocks; a missing FSM or VM fork is 0, a missing main or init fork is NotFound. */
+  relSize(rel: RelTag, lsn: Lsn): number {
+    if (!this.relExists(rel, lsn)) {
+      if (rel.forkNum === ForkNumber.Fsm || rel.forkNum === ForkNumber.VisibilityMap) return 0
+      throw new NotFoundError('RELATION_NOT_FOUND', `relation ${formatRelTag(rel)} does not exist at ${formatLsn(lsn)}`, {
+        hint: 'Check the relation (pg_relation_filepath) and the LSN; the relation may not exist yet or may have been dropped.',
+      })
+    }
+    const v = this.timeline.getImage(relSizeKey(rel), lsn)
+    return v ? decodeBlockCount(v) : 0
+  }
+
+  /** The page of a relation block at `lsn`; past the end of the relation, a zero page. */
+  async getRelPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Buffer> {
+    if (blkno >= this.relSize(rel, lsn)) return Buffer.alloc(BLCKSZ)
+    const page = await this.getPage(relBlockKey(rel, blkno), lsn)
+    if (this.opts.dataChecksums) setPageChecksum(page, blkno)
+    return page
+  }
+
+  /** Sum of the sizes of every relation fork of a database, in bytes. */
+  dbSize(spcNode: number, dbNode: number, lsn: Lsn): bigint {
+    let blocks = 0n
+    for (const rel of this.relations(spcNode, dbNode, lsn)) {
+      const v = this.timeline.getImage(relSizeKey(rel), lsn)
+      if (v) blocks += BigInt(decodeBlockCount(v))
+    }
+    return blocks * BigInt(BLCKSZ)
+  }
+
+  slruSegments(kind: SlruKindFork, lsn: Lsn): number[] {
+    const v = this.timeline.getImage(slruDirKey(kind), lsn)
+    return v ? decodeU32Set(v, 'SLRU directory') : []
+  }
+
+  /** A whole SLRU segment file (its pages in order). */
+  async slruSegment(kind: SlruKindFork, segno: number, lsn: Lsn): Promise<Buffer> {
+    const sizeValue = this.timeline.getImage(slruSegmentSizeKey(kind, segno), lsn)
+    if (!sizeValue || !this.slruSegments(kind, lsn).includes(segno)) {
+      throw new NotFoundError('SLRU_SEGMENT_NOT_FOUND', `SLRU segment ${segno.toString(16).toUpperCase().padStart(4, '0')} does not exist at ${formatLsn(lsn)}`)
+    }
+    const pages = decodeBlockCount(sizeValue)
+    if (pages > SLRU_PAGES_PER_SEGMENT) throw new CorruptionError('BAD_SLRU_SIZE', `SLRU segment ${segno} claims ${pages} pages`)
+    const out = Buffer.alloc(pages * BLCKSZ)
+    for (let p = 0; p < pages; p++) {
+      const page = await this.getPage(slruBlockKey(kind, segno, p), lsn)
+      // CLOG images of other page servers may carry trailing bytes; a page is 8192 bytes.
+      page.copy(out, p * BLCKSZ, 0, BLCKSZ)
+    }
+    return out
+  }
+
+  /** The value of a page key at `lsn`: its newest image, or a page rebuilt by redo. */
+  async getPage(key: Key, lsn: Lsn): Promise<Buffer> {
+    const h = this.timeline.getKeyHistory(key, lsn)
+    if (h.missing) {
+      throw new CorruptionError('PAGE_MISSING', `no version of page ${key} at or below ${formatLsn(lsn)}`, {
+        hint: 'The relation claims this block but the repository holds no version of it.',
+      })
+    }
+    if (h.records.length === 0) return Buffer.from(h.image!.data)
+    const tag = keyToBufferTag(key)
+    if (tag === null) throw new CorruptionError('NOT_A_PAGE_KEY', `key ${key} holds WAL records but is not a page`)
+    const base = h.image?.data ?? null
+    if (base !== null && base.length !== BLCKSZ) throw new CorruptionError('BAD_BASE_IMAGE', `base image of ${key} has ${base.length} bytes`)
+    return this.redoService.redo({ tag, base, records: h.records.map((r) => ({ endLsn: r.lsn, raw: r.raw })) })
+  }
+}

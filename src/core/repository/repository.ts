@@ -1,0 +1,95 @@
+/**
+ * Repository: every tenant of one workdir (`<workdir>/tenants/<tenant_id>/`).
+ *
+ * Tenants load lazily on first use. Creating a tenant is atomic (a temporary directory renamed into place),
+ * so two creates of one id give one success and one ConflictError, and a crash leaves no half-made tenant.
+ * `close()` closes every loaded tenant (timelines, redo workers).
+ */
+import { join } from 'node:path'
+import { mkdir } from 'node:fs/promises'
+import { NotFoundError } from '../lib/errors.js'
+import { generateTenantId, parseTenantId, type TenantId } from '../model/ids.js'
+import { createDirAtomically, listSubdirs, pathExists, removeAbandonedTempDirs, removeDir } from '../storage/atomic-dir.js'
+import { writeFileDurably } from '../storage/durable-file.js'
+import { Tenant, type TenantOptions } from './tenant.js'
+
+export const TENANTS_DIR = 'tenants'
+export const TENANT_CONFIG_FILE = 'config.toml'
+
+export class Repository {
+  private readonly tenants = new Map<TenantId, Tenant>()
+
+  private constructor(
+    readonly workdir: string,
+    private readonly opts: TenantOptions,
+  ) {}
+
+  get tenantsDir(): string {
+    return join(this.workdir, TENANTS_DIR)
+  }
+
+  /** Opens the repository of a workdir (creating `tenants/` if needed) and removes abandoned creations. */
+  static async open(workdir: string, opts: TenantOptions): Promise<Repository> {
+    const repo = new Repository(workdir, opts)
+    await mkdir(repo.tenantsDir, { recursive: true })
+    await removeAbandonedTempDirs(repo.tenantsDir)
+    return repo
+  }
+
+  async tenantIds(): Promise<TenantId[]> {
+    const out: TenantId[] = []
+    for (const name of await listSubdirs(this.tenantsDir)) {
+      try {
+        out.push(parseTenantId(name))
+      } catch {
+        // not a tenant directory
+      }
+    }
+    return out
+  }
+
+  async createTenant(id: TenantId = generateTenantId()): Promise<Tenant> {
+    const createdAt = new Date().toISOString()
+    await createDirAtomically(
+      this.tenantsDir,
+      id,
+      `tenant ${id}`,
+      async (tmp) => {
+        await mkdir(join(tmp, 'timelines'))
+        await writeFileDurably(join(tmp, TENANT_CONFIG_FILE), Buffer.from(`# tenant ${id}\ncreated_at = ${JSON.stringify(createdAt)}\n`), { noSync: this.opts.noSync })
+      },
+      { noSync: this.opts.noSync },
+    )
+    return this.tenant(id)
+  }
+
+  async tenant(id: TenantId): Promise<Tenant> {
+    let t = this.tenants.get(id)
+    if (t) return t
+    const dir = join(this.tenantsDir, id)
+    if (!(await pathExists(join(dir, TENANT_CONFIG_FILE)))) {
+      throw new NotFoundError('TENANT_NOT_FOUND', `tenant ${id} does not exist`, {
+        hint: 'List tenants with `pageserver tenant list`, or create one with `pageserver tenant create`.',
+      })
+    }
+    t = new Tenant(id, dir, this.opts)
+    this.tenants.set(id, t)
+    return t
+  }
+
+  async deleteTenant(id: TenantId): Promise<void> {
+    const t = await this.tenant(id)
+    await t.close()
+    this.tenants.delete(id)
+    await removeDir(t.dir)
+  }
+
+  loadedTenants(): Tenant[] {
+    return [...this.tenants.values()]
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.tenants.values()) await t.close()
+    this.tenants.clear()
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Tenant: a directory of timelines sharing one PostgreSQL cluster's history, and the redo workers that
+ * rebuild its pages.
+ *
+ * Layout: `<workdir>/tenants/<tenant_id>/config.toml` and `.../timelines/<timeline_id>/` (metadata and layer
+ * files). Timelines load lazily, ancestors first; a timeline object is shared by all its children. Creating
+ * a timeline builds it under a temporary name and renames it into place (storage/atomic-dir.ts), so a crash
+ * leaves nothing half-made and two creations of one id give one success and one conflict.
+ */
+import { join } from 'node:path'
+import { ConflictError, NotFoundError } from '../lib/errors.js'
+import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
+import { createDirAtomically, listSubdirs, removeAbandonedTempDirs, removeDir } from '../storage/atomic-dir.js'
+import { WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
+import { defaultWorkerCommand } from '../walredo/worker-command.js'
+import { readMetadata } from './metadata.js'
+import { METADATA_FILE, Timeline, type TimelineOptions } from './timeline.js'
+
+export interface TenantOptions extends TimelineOptions {
+  readonly walRedo: {
+    readonly command: readonly string[] | null
+    readonly poolSize: number
+    readonly requestTimeoutMs: number
+    readonly idleTimeoutMs: number
+    readonly logger?: WalRedoLogger
+  }
+}
+
+/** Bound on queued redo requests per tenant before callers are told the server is overloaded. */
+const WALREDO_QUEUED_MAX = 1024
+/** Pipelined requests per worker. */
+const WALREDO_IN_FLIGHT_PER_WORKER_MAX = 16
+
+export class Tenant {
+  private readonly timelines = new Map<TimelineId, Promise<Timeline>>()
+  private readonly redoManagers = new Map<boolean, WalRedoManager>()
+  private closed = false
+
+  constructor(
+    readonly id: TenantId,
+    readonly dir: string,
+    private readonly opts: TenantOptions,
+  ) {}
+
+  get timelinesDir(): string {
+    return join(this.dir, 'timelines')
+  }
+
+  timelineDir(id: TimelineId): string {
+    return join(this.timelinesDir, id)
+  }
+
+  /** Timeline ids on disk (sorted). Removes leftovers of creations that never finished. */
+  async timelineIds(): Promise<TimelineId[]> {
+    await removeAbandonedTempDirs(this.timelinesDir)
+    const out: TimelineId[] = []
+    for (const name of await listSubdirs(this.timelinesDir)) {
+      try {
+        out.push(parseTimelineId(name))
+      } catch {
+        // not a timeline directory
+      }
+    }
+    return out
+  }
+
+  /** Loads (once) the timeline and its ancestors. */
+  timeline(id: TimelineId): Promise<Timeline> {
+    let p = this.timelines.get(id)
+    if (!p) {
+      p = this.load(id)
+      this.timelines.set(id, p)
+      p.catch(() => this.timelines.delete(id))
+    }
+    return p
+  }
+
+  private async load(id: TimelineId): Promise<Timeline> {
+    const dir = this.timelineDir(id)
+    let meta
+    try {
+      meta = readMetadata(join(dir, METADATA_FILE))
+    } catch (e) {
+      if (e instanceof NotFoundError) {
+        throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`, {
+          hint: 'List timelines with `pageserver timeline list --tenant <id>`.',
+        })
+      }
+      throw e
+    }
+    const ancestor = meta.ancestorTimeline === null ? null : await this.timeline(meta.ancestorTimeline)
+    return Timeline.load(dir, this.id, id, ancestor, this.opts)
+  }
+
+  /**
+   * Creates a timeline directory atomically: `populate` writes its contents (metadata, layers) into a
+   * temporary directory; then the timeline is loaded.
+   */
+  async createTimeline(id: TimelineId, populate: (tmpDir: string) => Promise<void>): Promise<Timeline> {
+    if (this.timelines.has(id)) throw new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
+    await createDirAtomically(this.timelinesDir, id, `timeline ${id}`, populate, { noSync: this.opts.noSync })
+    return this.timeline(id)
+  }
+
+  /** Deletes a timeline that no other timeline branches from. */
+  async deleteTimeline(id: TimelineId): Promise<void> {
+    const ids = await this.timelineIds()
+    if (!ids.includes(id)) throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`)
+    for (const other of ids) {
+      if (other === id) continue
+      const m = readMetadata(join(this.timelineDir(other), METADATA_FILE))
+      if (m.ancestorTimeline === id) {
+        throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${id} has child timelines (e.g. ${other})`, {
+          hint: 'Delete the branches of this timeline first.',
+        })
+      }
+    }
+    const loaded = this.timelines.get(id)
+    if (loaded) {
+      this.timelines.delete(id)
+      await (await loaded).close()
+    }
+    await removeDir(this.timelineDir(id))
+  }
+
+  /** The redo workers of this tenant (one pool per hint-bit mode, spawned lazily). */
+  redoManager(hintBitsLogged: boolean): WalRedoManager {
+    let m = this.redoManagers.get(hintBitsLogged)
+    if (!m) {
+      const w = this.opts.walRedo
+      m = new WalRedoManager({
+        command: w.command ?? defaultWorkerCommand({ hintBitsLogged }),
+        poolSize: w.poolSize,
+        requestTimeoutMs: w.requestTimeoutMs,
+        idleTimeoutMs: w.idleTimeoutMs,
+        maxQueued: WALREDO_QUEUED_MAX,
+        maxInFlightPerWorker: WALREDO_IN_FLIGHT_PER_WORKER_MAX,
+        logger: w.logger,
+      })
+      this.redoManagers.set(hintBitsLogged, m)
+    }
+    return m
+  }
+
+  /** Loaded timelines. */
+  async loadedTimelines(): Promise<Timeline[]> {
+    const out: Timeline[] = []
+    for (const p of this.timelines.values()) {
+      try {
+        out.push(await p)
+      } catch {
+        // failed loads are reported to whoever asked for them
+      }
+    }
+    return out
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    // Children first: they read their ancestors.
+    const tls = await this.loadedTimelines()
+    tls.sort((a, b) => depth(b) - depth(a))
+    for (const tl of tls) await tl.close()
+    this.timelines.clear()
+    for (const m of this.redoManagers.values()) await m.close()
+    this.redoManagers.clear()
+  }
+}
+
+function depth(tl: Timeline): number {
+  let d = 0
+  for (let t = tl.ancestor; t !== null; t = t.ancestor) d++
+  return d
+}
