@@ -11,6 +11,11 @@
  *
  * Positions are kept as JS numbers internally (exact below 2^53, i.e. 8 PiB of WAL) and handed out as Lsn.
  *
+ * Memory: fed chunks are not copied. A record whole on one page is a view of its chunk; the pieces of a
+ * record spanning pages are kept as views until it is complete (so memory follows the bytes received,
+ * never a length read from the input), then joined into a shared slab or, with `inPlace`, inside the
+ * chunk itself. Either way a record keeps the memory it lies in alive.
+ *
  * Invariants:
  * - `pos` is the LSN of `buf[bufPos]`, the next byte not yet consumed.
  * - A record is handed out only when complete and CRC-valid; `endLsn` is PostgreSQL's EndRecPtr: the
