@@ -35,6 +35,42 @@ import {
 import { deltaLayerDesc, imageLayerDesc, type LayerDesc } from './layer-name.js'
 import type { LsnValue } from './layer-read.js'
 
+/**
+ * Value reads of up to VALUE_SLAB_SPAN_MAX_BYTES are carved from shared slabs of VALUE_SLAB_BYTES, never
+ * reused: allocating a fresh 8 KiB Buffer costs 1.5-2 µs, a slice of a slab 50 ns. Slabs stay below
+ * glibc's 128 KiB mmap threshold, so their memory comes warm from the heap (a pread into fresh mmap'd pages
+ * pays page faults: measured 3.1 µs per 9 KiB read with 64 KiB slabs, 3.6 with 256 KiB, 3.9 with a fresh
+ * Buffer each). The price: a value kept alive keeps its 64 KiB slab alive; copy values cached for long.
+ */
+const VALUE_SLAB_BYTES = 64 * 1024
+const VALUE_SLAB_SPAN_MAX_BYTES = 16 * 1024
+let valueSlab = Buffer.allocUnsafe(VALUE_SLAB_BYTES)
+let valueSlabUsed = 0
+
+function allocValueSpan(n: number): Buffer {
+  if (n > VALUE_SLAB_SPAN_MAX_BYTES) return Buffer.allocUnsafe(n)
+  if (valueSlabUsed + n > VALUE_SLAB_BYTES) {
+    valueSlab = Buffer.allocUnsafe(VALUE_SLAB_BYTES)
+    valueSlabUsed = 0
+  }
+  const span = valueSlab.subarray(valueSlabUsed, valueSlabUsed + n)
+  valueSlabUsed += (n + 7) & ~7 // keep spans 8-byte aligned
+  return span
+}
+
+/**
+ * Compares a[aOff, aOff+len) with b[bOff, bOff+len) as unsigned bytes. In JS on purpose: Buffer.compare
+ * with offsets costs ~200 ns per call through the binding, and keys of one relation share their first
+ * 13 bytes, so a byte loop ends in a few dozen nanoseconds.
+ */
+function compareBytes(a: Buffer, aOff: number, b: Buffer, bOff: number, len: number): number {
+  for (let i = 0; i < len; i++) {
+    const d = a[aOff + i]! - b[bOff + i]!
+    if (d !== 0) return d
+  }
+  return 0
+}
+
 /** Index blocks kept per open file by default (4 KiB each: 512 KiB per file). */
 export const INDEX_BLOCK_CACHE_MAX_DEFAULT = 128
 /** `entries()` reads the value area in windows of this size. */
@@ -185,7 +221,7 @@ export class LayerFileReader {
     let blockNo = -1
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1
-      if (this.top.compare(t, 0, TOP_ENTRY_BYTES, mid * TOP_ENTRY_BYTES, (mid + 1) * TOP_ENTRY_BYTES) <= 0) {
+      if (compareBytes(this.top, mid * TOP_ENTRY_BYTES, t, 0, TOP_ENTRY_BYTES) <= 0) {
         blockNo = mid
         lo = mid + 1
       } else {
@@ -201,7 +237,7 @@ export class LayerFileReader {
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1
       const off = INDEX_BLOCK_HEADER_BYTES + mid * INDEX_ENTRY_BYTES
-      if (block.compare(t, 0, TOP_ENTRY_BYTES, off, off + TOP_ENTRY_BYTES) <= 0) {
+      if (compareBytes(block, off, t, 0, TOP_ENTRY_BYTES) <= 0) {
         index = mid
         lo = mid + 1
       } else {
@@ -216,7 +252,7 @@ export class LayerFileReader {
     const pos = this.findLast(key, lsn)
     if (pos === null) return false
     const off = INDEX_BLOCK_HEADER_BYTES + pos.index * INDEX_ENTRY_BYTES
-    return pos.block.compare(this.target, 0, TOP_ENTRY_BYTES, off, off + TOP_ENTRY_BYTES) === 0
+    return compareBytes(pos.block, off, this.target, 0, TOP_ENTRY_BYTES) === 0
   }
 
   /**
@@ -234,7 +270,7 @@ export class LayerFileReader {
     const h = this.header
     for (;;) {
       const off = INDEX_BLOCK_HEADER_BYTES + index * INDEX_ENTRY_BYTES
-      if (block.compare(t, 0, KEY_BYTES, off, off + KEY_BYTES) !== 0) break
+      if (compareBytes(block, off, t, 0, KEY_BYTES) !== 0) break
       const lsn = block.readBigUInt64BE(off + KEY_BYTES) as Lsn
       if (lsn < lsnFloor) break
       if (lsn < h.lsnStart || lsn >= h.lsnEnd) throw layerCorrupt(this.path, `entry ${key}@${formatLsn(lsn)} lies outside the layer's LSN range`)
@@ -267,7 +303,7 @@ export class LayerFileReader {
     for (let i = 0; i < n; i++) total += this.matchLens[i]!
     let span: Buffer | null = null
     if (end - first === total) {
-      span = Buffer.allocUnsafe(total)
+      span = allocValueSpan(total)
       this.file.readInto(span, 0, total, first)
     }
     for (let i = 0; i < n; i++) {

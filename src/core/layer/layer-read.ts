@@ -10,6 +10,8 @@
  *   - 'missing':    image layers only: the key lies in the layer's key range but is absent, so it does not
  *                   exist at that LSN (image layers hold every live key of their range); stop.
  * `lsnFloor` (default 0) is the layer map's floor when an image layer sits inside a delta layer's LSN range.
+ * Returned values are never overwritten later, but file layers slice small ones from shared 64 KiB slabs:
+ * a value kept for long keeps its slab alive (copy it to cache it).
  */
 import type { Key } from '../model/key.js'
 import type { Lsn } from '../pg/lsn.js'
