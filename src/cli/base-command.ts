@@ -10,6 +10,7 @@
  */
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { toUserFacing } from './errors.js'
+import type { AppContext } from '../core/app/context.js'
 import type { PageserverConfig } from '../core/config/index.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -60,6 +61,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     // Imported on demand: commands that need no config do not pay for loading the TOML parser.
     const { loadConfig } = await import('../core/config/index.js')
     return loadConfig({ workdir: this.flags.workdir, overrides: this.flags.config ?? [], env: process.env })
+  }
+
+  /** The context core/app use cases take: the effective config and the process environment. */
+  protected async appContext(): Promise<AppContext> {
+    return { config: await this.loadConfig(), env: process.env }
   }
 
   /** Plain JSON (no colour codes): scripts read it. */

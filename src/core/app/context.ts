@@ -7,6 +7,8 @@ import { findPostgres, type PgInstallation } from '../postgres/install.js'
 import { Repository } from '../repository/repository.js'
 import type { TenantOptions } from '../repository/tenant.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
+import { mkdir } from 'node:fs/promises'
+import { WorkdirLock } from '../storage/workdir-lock.js'
 
 export interface AppContext {
   readonly config: PageserverConfig
@@ -16,11 +18,12 @@ export interface AppContext {
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void
 }
 
-export function tenantOptions(ctx: AppContext): TenantOptions {
+export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions {
   const c = ctx.config
   const logger: WalRedoLogger | undefined = ctx.log ? (level, message, fields) => ctx.log!(level, message, fields) : undefined
   return {
     noSync: c.noSync,
+    readOnly,
     waitLsnTimeoutMs: c.waitLsnTimeoutMs,
     walRedo: {
       command: c.walRedoCommand,
@@ -36,12 +39,31 @@ export function postgresInstallation(ctx: AppContext): PgInstallation {
   return findPostgres(ctx.config.pgDistribDir ?? undefined, ctx.env)
 }
 
-/** Opens the workdir's repository for the duration of `fn`, and always closes it. */
-export async function withRepository<T>(ctx: AppContext, fn: (repo: Repository) => Promise<T>): Promise<T> {
-  const repo = await Repository.open(ctx.config.workdir, tenantOptions(ctx))
+export interface RepositoryAccess {
+  /** Take the workdir lock for this command (mutations); without it the repository opens read-only. */
+  lockFor?: string
+}
+
+/**
+ * Opens the workdir's repository for the duration of `fn`, and always closes it. Mutating use cases pass
+ * `lockFor` and hold the workdir lock (a running `serve` or another mutation makes them fail, naming the
+ * holder); readers open read-only and never touch files another process may own.
+ */
+export async function withRepository<T>(ctx: AppContext, fn: (repo: Repository) => Promise<T>, access: RepositoryAccess = {}): Promise<T> {
+  const readOnly = access.lockFor === undefined
+  let lock: WorkdirLock | null = null
+  if (!readOnly) {
+    await mkdir(ctx.config.workdir, { recursive: true })
+    lock = WorkdirLock.acquire(ctx.config.workdir, access.lockFor!)
+  }
   try {
-    return await fn(repo)
+    const repo = await Repository.open(ctx.config.workdir, tenantOptions(ctx, readOnly))
+    try {
+      return await fn(repo)
+    } finally {
+      await repo.close()
+    }
   } finally {
-    await repo.close()
+    lock?.release()
   }
 }

@@ -108,7 +108,7 @@ export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise
     } finally {
       await conn.close()
     }
-  })
+  }, { lockFor: 'timeline import' })
 }
 
 function importMetadata(at: Lsn, systemId: bigint, connString: string, slot: string, pgTimeline: number): TimelineMetadata {

@@ -85,5 +85,5 @@ export async function syncTimeline(ctx: AppContext, o: SyncOptions): Promise<Syn
       await driver.checkpoint()
     }
     return { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
-  })
+  }, { lockFor: 'timeline sync' })
 }

@@ -62,7 +62,7 @@ export function timelineInfo(tenantId: TenantId, timelineId: TimelineId, m: Time
 // --- tenants ---
 
 export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promise<{ tenantId: string }> {
-  return withRepository(ctx, async (repo) => ({ tenantId: (await repo.createTenant(tenantId)).id }))
+  return withRepository(ctx, async (repo) => ({ tenantId: (await repo.createTenant(tenantId)).id }), { lockFor: 'tenant create' })
 }
 
 export async function listTenants(ctx: AppContext): Promise<Array<{ tenantId: string; timelines: number }>> {
@@ -89,7 +89,7 @@ export async function deleteTimeline(ctx: AppContext, tenantId: TenantId, timeli
   return withRepository(ctx, async (repo) => {
     await (await repo.tenant(tenantId)).deleteTimeline(timelineId)
     return { tenantId, timelineId, deleted: true as const }
-  })
+  }, { lockFor: 'timeline delete' })
 }
 
 export interface BootstrapOptions {
@@ -121,7 +121,7 @@ export async function bootstrapTimeline(ctx: AppContext, o: BootstrapOptions): P
     } finally {
       initdb.cleanup()
     }
-  })
+  }, { lockFor: 'timeline create' })
 }
 
 /** Imports a stopped data directory into a new timeline directory `dir` (not yet renamed into place). */
@@ -188,7 +188,7 @@ export async function branchTimeline(ctx: AppContext, o: BranchOptions): Promise
       await created.close()
     })
     return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
-  })
+  }, { lockFor: 'timeline branch' })
 }
 
 export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {

@@ -31,8 +31,10 @@ export class Repository {
   /** Opens the repository of a workdir (creating `tenants/` if needed) and removes abandoned creations. */
   static async open(workdir: string, opts: TenantOptions): Promise<Repository> {
     const repo = new Repository(workdir, opts)
-    await mkdir(repo.tenantsDir, { recursive: true })
-    await removeAbandonedTempDirs(repo.tenantsDir)
+    if (!opts.readOnly) {
+      await mkdir(repo.tenantsDir, { recursive: true })
+      await removeAbandonedTempDirs(repo.tenantsDir)
+    }
     return repo
   }
 

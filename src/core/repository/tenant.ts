@@ -52,7 +52,7 @@ export class Tenant {
 
   /** Timeline ids on disk (sorted). Removes leftovers of creations that never finished. */
   async timelineIds(): Promise<TimelineId[]> {
-    await removeAbandonedTempDirs(this.timelinesDir)
+    if (!this.opts.readOnly) await removeAbandonedTempDirs(this.timelinesDir)
     const out: TimelineId[] = []
     for (const name of await listSubdirs(this.timelinesDir)) {
       try {

@@ -40,6 +40,11 @@ export const METADATA_FILE = 'metadata'
 
 export interface TimelineOptions {
   readonly noSync: boolean
+  /**
+   * Open without changing the directory: no cleanup of temporary, ephemeral or future layer files (another
+   * process may own them), and no writes. Offline readers use it while `serve` may be running.
+   */
+  readonly readOnly?: boolean
   readonly waitLsnTimeoutMs: number
   /** Index blocks cached per layer file. */
   readonly indexBlockCacheMax?: number
@@ -123,8 +128,10 @@ export class Timeline {
   static async load(dir: string, tenantId: TenantId, timelineId: TimelineId, ancestor: Timeline | null, opts: TimelineOptions): Promise<Timeline> {
     const meta = readMetadata(join(dir, METADATA_FILE))
     const tl = new Timeline(tenantId, timelineId, dir, meta, ancestor, opts)
-    await removeTempFiles(dir)
-    await removeEphemeralFiles(dir)
+    if (!opts.readOnly) {
+      await removeTempFiles(dir)
+      await removeEphemeralFiles(dir)
+    }
     const limit = meta.diskConsistentLsn + 1n
     const future: string[] = []
     for (const f of await listFiles(dir)) {
@@ -136,7 +143,7 @@ export class Timeline {
       }
       tl.layers.add(parsed.desc, tl.openLayerFile(join(dir, f.name), parsed.desc))
     }
-    if (future.length > 0) {
+    if (future.length > 0 && !opts.readOnly) {
       const set = new Set(future)
       await removeFilesWhere(dir, (n) => set.has(n))
     }
@@ -211,6 +218,7 @@ export class Timeline {
   /** Stores an encoded value at (key, lsn). lsn must be above last_record_lsn's durable part. */
   put(key: Key, lsn: Lsn, value: Buffer): void {
     assert(!this.closed, 'put into a closed timeline')
+    assert(!this.opts.readOnly, 'put into a timeline opened read-only')
     assert(lsn >= this.nextOpenStart, () => `put at ${formatLsn(lsn)} below the open layer start ${formatLsn(this.nextOpenStart)}`)
     if (this.open === null) {
       this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart })

@@ -1,0 +1,22 @@
+import { BaseCommand } from '../cli/base-command.js'
+import { tenantIdFlag, timelineIdFlag } from '../cli/flags.js'
+import { checkpointTimeline } from '../core/app/pages.js'
+
+export default class Checkpoint extends BaseCommand<typeof Checkpoint> {
+  static override summary = "Flush a timeline's in-memory layers to layer files now."
+  static override description =
+    'Freezes the open in-memory layer and writes everything ingested as L0 delta layer files, then advances ' +
+    'disk_consistent_lsn. Offline nothing is held in memory, so this confirms what is durable; against a running ' +
+    'server the workdir lock refuses it (exit 4) and names the server.'
+  static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
+  static override flags = {
+    tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
+    timeline: timelineIdFlag({ summary: 'The timeline.', required: true }),
+  }
+
+  async run(): Promise<{ tenantId: string; timelineId: string; diskConsistentLsn: string; layers: number }> {
+    const r = await checkpointTimeline(await this.appContext(), this.flags.tenant, this.flags.timeline)
+    this.log(`disk consistent LSN ${r.diskConsistentLsn}, ${r.layers} layer files`)
+    return r
+  }
+}

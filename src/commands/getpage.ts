@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs'
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../cli/base-command.js'
+import { blockFlag, forkFlag, lsnFlag, relFlag, tenantIdFlag, timelineIdFlag } from '../cli/flags.js'
+import { getPageFromServer } from '../cli/getpage-server.js'
+import { renderPageSummary } from '../cli/page-render.js'
+import { getPage } from '../core/app/pages.js'
+import { summarizePage, type PageSummary } from '../core/redo/page-summary.js'
+
+interface GetPageJson {
+  tenantId: string
+  timelineId: string
+  rel: string
+  fork: string
+  blk: number
+  lsn: string
+  nblocks: number
+  pastEnd: boolean
+  source: 'offline' | 'server'
+  out: string | null
+  page: PageSummary
+}
+
+export default class GetPage extends BaseCommand<typeof GetPage> {
+  static override summary = 'Read one page of a relation at an LSN on a timeline.'
+  static override description =
+    'Offline (the default) it reads the layer files of the workdir and rebuilds the page with the redo workers. ' +
+    'With --server it asks a running page server over the pagestream protocol, as a compute would. With --out the ' +
+    'page is written as exactly 8192 bytes; otherwise a summary (header, line pointers) is printed. A block past ' +
+    'the end of the relation reads as zeros.'
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --rel 1663/5/16384 --blk 0',
+    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --rel 1663/5/16384 --fork vm --blk 0 --lsn 0/16B3748 --out page.bin',
+    '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant ... --timeline ... --rel 1663/5/16384 --blk 3',
+  ]
+  static override flags = {
+    tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
+    timeline: timelineIdFlag({ summary: 'The timeline.', required: true }),
+    rel: relFlag({ summary: 'The relation as tablespace/database/relfilenode oids (pg_relation_filepath).', required: true }),
+    fork: forkFlag({ summary: 'The fork.', default: 0 }),
+    blk: blockFlag({ summary: 'The block number.', required: true }),
+    lsn: lsnFlag({ summary: "The page as of this LSN (default: the timeline's last record)." }),
+    out: Flags.string({ summary: 'Write the page (exactly 8192 bytes) to this file.' }),
+    server: Flags.string({ summary: 'Ask a running page server at HOST:PORT (its listen_pg_addr) instead of reading the workdir.' }),
+    token: Flags.string({ summary: 'JWT for a page server with NeonJWT auth.', env: 'NEON_AUTH_TOKEN' }),
+  }
+
+  async run(): Promise<GetPageJson> {
+    const f = this.flags
+    let r: Omit<GetPageJson, 'page' | 'out' | 'source'> & { page: Buffer }
+    let source: GetPageJson['source'] = 'offline'
+    if (f.server !== undefined) {
+      source = 'server'
+      const s = await getPageFromServer({ server: f.server, tenant: f.tenant, timeline: f.timeline, rel: f.rel, fork: f.fork, block: f.blk, lsn: f.lsn, token: f.token })
+      r = { tenantId: s.tenantId, timelineId: s.timelineId, rel: s.rel, fork: s.fork, blk: s.block, lsn: s.requestLsn, nblocks: s.nblocks, pastEnd: s.pastEnd, page: s.page }
+    } else {
+      r = await getPage(await this.appContext(), { tenantId: f.tenant, timelineId: f.timeline, rel: { ...f.rel, forkNum: f.fork }, blkno: f.blk, lsn: f.lsn })
+    }
+    const summary = summarizePage(r.page, r.blk, f.fork)
+    if (f.out !== undefined) {
+      writeFileSync(f.out, r.page)
+      this.log(`wrote ${r.rel} blk ${r.blk} at ${r.lsn} (8192 bytes) to ${f.out}`)
+    } else if (!this.jsonEnabled()) {
+      this.log(`page ${r.rel} blk ${r.blk} at ${r.lsn} (relation has ${r.nblocks} blocks${r.pastEnd ? '; past the end: zeros' : ''})`)
+      process.stdout.write(renderPageSummary(summary))
+    }
+    return { ...r, source, out: f.out ?? null, page: summary }
+  }
+}

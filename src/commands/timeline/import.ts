@@ -1,0 +1,45 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../../cli/base-command.js'
+import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
+import { startProgress } from '../../cli/render.js'
+import { timelineLine } from '../../cli/timeline-render.js'
+import { importTimeline } from '../../core/app/import.js'
+import type { TimelineInfo } from '../../core/app/timelines.js'
+
+export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
+  static override summary = 'Create a root timeline from a running PostgreSQL 15 primary (replication slot + BASE_BACKUP).'
+  static override description =
+    'Creates (or reuses) a physical replication slot with RESERVE_WAL, takes a base backup over the replication ' +
+    'protocol and imports it; the primary becomes the WAL source of the timeline, streamed by `timeline sync` or ' +
+    '`serve`. Pages are served from the end LSN of the backup on. The primary needs wal_level=replica, a role with ' +
+    'REPLICATION and a pg_hba.conf replication entry.'
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from "host=127.0.0.1 port=5432 user=postgres"',
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from postgresql://replicator:secret@db:5432/postgres --slot ps_main',
+  ]
+  static override flags = {
+    tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
+    from: Flags.string({ summary: 'Connection string of the primary (key=value or postgresql:// URL).', required: true }),
+    slot: Flags.string({ summary: 'Physical replication slot to create or reuse (default: pageserver_<timeline id prefix>).' }),
+    'timeline-id': timelineIdFlag({ summary: 'The id of the new timeline; random by default.' }),
+  }
+
+  async run(): Promise<TimelineInfo> {
+    const progress = await startProgress('importing', this.jsonEnabled())
+    try {
+      const info = await importTimeline(await this.appContext(), {
+        tenantId: this.flags.tenant,
+        timelineId: this.flags['timeline-id'],
+        connString: this.flags.from,
+        slotName: this.flags.slot,
+        onProgress: (m) => progress.update(m),
+      })
+      progress.stop()
+      this.log(timelineLine(info))
+      return info
+    } catch (e) {
+      progress.stop()
+      throw e
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import { BaseCommand } from '../../cli/base-command.js'
+import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
+import { startProgress } from '../../cli/render.js'
+import { syncTimeline, type SyncResult } from '../../core/app/sync.js'
+import { formatLsn } from '../../core/pg/lsn.js'
+import { formatBytes } from '../../core/lib/units.js'
+
+export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
+  static override summary = "Stream WAL from the timeline's primary until caught up, flush, and exit."
+  static override description =
+    "Connects to the timeline's WAL source through its replication slot, ingests WAL from the last record LSN " +
+    "until the primary's flush position at the start (or --until), flushes to layer files, reports the durable " +
+    'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk.'
+  static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
+  static override flags = {
+    tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
+    timeline: timelineIdFlag({ summary: 'The timeline.', required: true }),
+    until: lsnFlag({ summary: "Stop once WAL up to this LSN is ingested (default: the primary's flush LSN at the start)." }),
+  }
+
+  async run(): Promise<SyncResult> {
+    const progress = await startProgress('syncing', this.jsonEnabled())
+    const abort = new AbortController()
+    const onSignal = () => abort.abort()
+    process.once('SIGINT', onSignal)
+    process.once('SIGTERM', onSignal)
+    try {
+      const r = await syncTimeline(await this.appContext(), {
+        tenantId: this.flags.tenant,
+        timelineId: this.flags.timeline,
+        until: this.flags.until,
+        signal: abort.signal,
+        onProgress: (p) => progress.update(`at ${formatLsn(p.lastRecordLsn)}, ${formatBytes(p.targetLsn > p.lastRecordLsn ? Number(p.targetLsn - p.lastRecordLsn) : 0)} behind ${formatLsn(p.targetLsn)} (${p.records} records)`),
+      })
+      progress.stop()
+      this.log(`last record ${r.lastRecordLsn}, disk consistent ${r.diskConsistentLsn} (${r.records} records ingested)`)
+      return r
+    } finally {
+      progress.stop()
+      process.removeListener('SIGINT', onSignal)
+      process.removeListener('SIGTERM', onSignal)
+    }
+  }
+}

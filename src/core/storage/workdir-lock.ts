@@ -1,0 +1,110 @@
+/**
+ * The workdir lock: one process at a time may change a workdir (`serve`, and the offline commands that
+ * write: create, import, branch, delete, sync, checkpoint). Readers (list, getpage, dump) do not lock.
+ *
+ * The lock is the file `<workdir>/pageserver.lock` holding the holder's pid, command and start time. It is
+ * created atomically (written under a temporary name, then hard-linked into place, which fails if the lock
+ * exists). A lock whose pid is no longer alive is stale (the holder crashed) and is taken over. Release
+ * removes the file; an exit hook releases it if the owner forgets.
+ */
+import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConflictError, isNotFoundFsError } from '../lib/errors.js'
+
+export const LOCK_FILE = 'pageserver.lock'
+/** Attempts at taking over a stale lock before giving up (another process may race us). */
+const LOCK_ATTEMPTS_MAX = 5
+
+export interface LockHolder {
+  pid: number
+  command: string
+  startedAt: string
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM'
+  }
+}
+
+function readHolder(path: string): LockHolder | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockHolder
+  } catch (e) {
+    if (isNotFoundFsError(e)) return null
+    // A torn or empty lock file: treat as stale (its writer died between create and write).
+    return { pid: -1, command: 'unknown', startedAt: '' }
+  }
+}
+
+export class WorkdirLock {
+  private released = false
+  private readonly onExit = () => this.release()
+
+  private constructor(readonly path: string) {
+    process.on('exit', this.onExit)
+  }
+
+  /** Takes the lock of `workdir` for `command`; ConflictError naming the holder if another process has it. */
+  static acquire(workdir: string, command: string): WorkdirLock {
+    const path = join(workdir, LOCK_FILE)
+    const me: LockHolder = { pid: process.pid, command, startedAt: new Date().toISOString() }
+    const tmp = `${path}.${process.pid}.tmp`
+    writeFileSync(tmp, JSON.stringify(me) + '\n')
+    try {
+      for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
+        try {
+          linkSync(tmp, path)
+          return new WorkdirLock(path)
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'EEXIST') throw e
+        }
+        const holder = readHolder(path)
+        if (holder === null) continue
+        if (holder.pid === process.pid) {
+          throw new ConflictError('WORKDIR_LOCKED', `the workdir ${workdir} is already locked by this process (${holder.command})`, {
+            hint: 'This is a bug: one lock per process.',
+          })
+        }
+        if (holder.pid > 0 && alive(holder.pid)) {
+          throw new ConflictError('WORKDIR_LOCKED', `the workdir ${workdir} is in use by pid ${holder.pid} (${holder.command}, since ${holder.startedAt})`, {
+            hint: 'Wait for it to finish, or stop it (a running `pageserver serve` serves the same tenants over its APIs).',
+            details: { holder },
+          })
+        }
+        // Stale: move it aside atomically (only one taker wins the rename), then retry.
+        try {
+          renameSync(path, `${path}.stale-${holder.pid}-${process.pid}`)
+          unlinkSync(`${path}.stale-${holder.pid}-${process.pid}`)
+        } catch (e) {
+          if (!isNotFoundFsError(e)) throw e
+        }
+      }
+      throw new ConflictError('WORKDIR_LOCKED', `could not take the lock of ${workdir}`, { hint: 'Another process keeps taking it; try again.' })
+    } finally {
+      try {
+        unlinkSync(tmp)
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Removes the lock file if it is still ours. Idempotent. */
+  release(): void {
+    if (this.released) return
+    this.released = true
+    process.removeListener('exit', this.onExit)
+    const holder = readHolder(this.path)
+    if (holder && holder.pid === process.pid) {
+      try {
+        unlinkSync(this.path)
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
