@@ -33,6 +33,20 @@ const relVm = { spcNode: 1663, dbNode: 5, relNode: 16385, forkNum: 2 }
 const hdr2 = { reqid: 0n, request_lsn: lsn(0x16b3748), not_modified_since: lsn(0x1000000) }
 const hdr3 = { reqid: 255n, request_lsn: lsn(0x16b3748), not_modified_since: lsn(0x1000000) }
 
+/** Truncated lengths of `bytes` that `decode` did not refuse with `expected` (a plain loop: 16,000 expect() calls are slow). */
+function notRefused(bytes: Buffer, decode: (b: Buffer) => unknown, expected: RegExp): string[] {
+  const out: string[] = []
+  for (let n = 0; n < bytes.length; n++) {
+    try {
+      decode(bytes.subarray(0, n))
+      out.push(`${n}: accepted`)
+    } catch (err) {
+      if (!expected.test((err as Error).message)) out.push(`${n}: ${(err as Error).message}`)
+    }
+  }
+  return out
+}
+
 interface RequestCase {
   name: string
   version: PagestreamVersion
@@ -72,9 +86,7 @@ describe('pagestream requests', () => {
     })
 
     it(`${c.name}: every truncation and any trailing byte is refused`, () => {
-      for (let n = 0; n < c.bytes.length; n++) {
-        expect(() => decodeRequest(c.bytes.subarray(0, n), c.version), `length ${n}`).toThrow(/malformed pagestream request/)
-      }
+      expect(notRefused(c.bytes, (b) => decodeRequest(b, c.version), /^malformed pagestream request/)).toEqual([])
       expect(() => decodeRequest(Buffer.concat([c.bytes, hex('00')]), c.version)).toThrow(/unexpected bytes/)
     })
   }
@@ -172,9 +184,7 @@ describe('pagestream responses', () => {
     })
 
     it(`${c.name}: every truncation and any trailing byte is refused`, () => {
-      for (let n = 0; n < c.bytes.length; n++) {
-        expect(() => decodeResponse(c.bytes.subarray(0, n), c.version), `length ${n}`).toThrow(/malformed pagestream response/)
-      }
+      expect(notRefused(c.bytes, (b) => decodeResponse(b, c.version), /^malformed pagestream response/)).toEqual([])
       expect(() => decodeResponse(Buffer.concat([c.bytes, hex('00')]), c.version)).toThrow(/unexpected bytes/)
     })
   }
