@@ -24,7 +24,7 @@ import { DeltaLayer, DeltaLayerWriter } from '../src/core/layer/delta-layer.js'
 import { ImageLayer, ImageLayerWriter } from '../src/core/layer/image-layer.js'
 import { InMemoryLayer } from '../src/core/layer/inmemory-layer.js'
 import type { LsnValue } from '../src/core/layer/layer-read.js'
-import { keyFromFields, type Key } from '../src/core/model/key.js'
+import { keyFromBytes, keyFromFields, keyToBytes, type Key } from '../src/core/model/key.js'
 import type { TenantId, TimelineId } from '../src/core/model/ids.js'
 import type { Lsn } from '../src/core/pg/lsn.js'
 import { PositionalFile } from '../src/core/storage/positional-file.js'
@@ -206,6 +206,7 @@ async function main(): Promise<void> {
     let putBytes = 0
     for (let i = 0; i < PUTS; i++) putBytes += putValues[i % putValues.length]!.length
     let heapPerEntry = 0
+    let keyStringBytes = 0
     let estimatePerEntry = 0
     let last: InMemoryLayer | null = null
     for (let r = 0; r < RUNS; r++) {
@@ -219,17 +220,23 @@ async function main(): Promise<void> {
       last?.delete()
       last = null
       gc()
-      const before = process.memoryUsage()
+      await new Promise((resolve) => setTimeout(resolve, 50)) // let freed ArrayBuffers (the copy slab) go
+      gc()
+      const m0 = process.memoryUsage()
+      // Flat strings, as keyFromBytes makes them (keyFromFields concatenates: a rope until first hashed)
+      const putKeys = Array.from({ length: putKeysN }, (_, i) => keyFromBytes(keyToBytes(key(i))))
+      gc()
+      const m1 = process.memoryUsage()
       t0 = performance.now()
-      const putKeys = Array.from({ length: putKeysN }, (_, i) => key(i)) // the strings the layer's Map keeps
       const layer = InMemoryLayer.create({ dir, fileId: r, startLsn: 1n as Lsn })
       for (let i = 0; i < PUTS; i++) layer.put(putKeys[(i * 7919) % putKeysN]!, BigInt(16 + i * 8) as Lsn, putValues[i % putValues.length]!)
       putMs.push(performance.now() - t0)
       gc()
-      const after = process.memoryUsage()
-      const grown = after.heapUsed + after.arrayBuffers - (before.heapUsed + before.arrayBuffers)
-      // minus the write buffer (an ArrayBuffer of the layer, not index) and the test's own key array (8 B per slot)
-      heapPerEntry = (grown - 2 * 1024 * 1024 - putKeysN * 8) / PUTS
+      const m2 = process.memoryUsage()
+      const used = (m: NodeJS.MemoryUsage): number => m.heapUsed + m.arrayBuffers
+      // minus the write buffer (an ArrayBuffer of the layer, not index)
+      heapPerEntry = (used(m2) - used(m1) - 2 * 1024 * 1024) / PUTS
+      keyStringBytes = (m1.heapUsed - m0.heapUsed - putKeysN * 8) / putKeysN
       estimatePerEntry = layer.indexBytes / PUTS
       last = layer
     }
@@ -242,6 +249,7 @@ async function main(): Promise<void> {
       copyMBps: Number((putBytes / 1e6 / (median(copyMs) / 1000)).toFixed(0)),
       ratioToCopy: Number((median(copyMs) / median(putMs)).toFixed(3)),
       heapBytesPerEntry: Number(heapPerEntry.toFixed(1)),
+      keyStringBytesPerKey: Number(keyStringBytes.toFixed(1)),
       indexBytesEstimatePerEntry: Number(estimatePerEntry.toFixed(1)),
     }
     const layer = last!
@@ -284,7 +292,10 @@ async function main(): Promise<void> {
   console.log('InMemoryLayer.put'.padEnd(46) + String(r.inMemoryPut!.putMBps).padStart(26) + String(r.inMemoryPut!.ratioToCopy).padStart(12))
   console.log('flush: sortedEntries -> DeltaLayerWriter'.padEnd(46) + String(r.flushToL0!.MBps).padStart(26) + '-'.padStart(12))
   console.log('')
-  console.log(`in-memory layer: ${r.inMemoryPut!.heapBytesPerEntry} heap bytes per entry measured (${r.inMemoryPut!.indexBytesEstimatePerEntry} estimated by indexBytes), ${r.inMemoryPut!.putsPerSec} puts/s`)
+  console.log(
+    `in-memory layer: ${r.inMemoryPut!.heapBytesPerEntry} heap bytes per entry measured with ${r.inMemoryPut!.puts / r.inMemoryPut!.keys} entries per key ` +
+      `(indexBytes estimates ${r.inMemoryPut!.indexBytesEstimatePerEntry}), plus ${r.inMemoryPut!.keyStringBytesPerKey} bytes per key string; ${r.inMemoryPut!.putsPerSec} puts/s`,
+  )
   console.log(`delta layer: ${r.deltaWrite!.entries} entries, ${r.deltaWrite!.rawMB} MB raw -> ${r.deltaWrite!.fileMB} MB file`)
 }
 

@@ -4,11 +4,11 @@
  *
  * Memory is bounded: values go to an append-only ephemeral file `<timeline dir>/ephemeral-<n>` through a
  * write buffer (storage/ephemeral-file.ts), and the JS heap holds only a compact index with no object per
- * entry: parallel typed arrays indexed by entry id (lsn, value offset, length with the will-init bit,
+ * entry: a 32-byte record per entry id in one typed array (lsn, value offset, length with the will-init bit,
  * CRC-32C of the value, previous entry id of the same key), grown by doubling, plus one Map from key to a
- * dense key index whose slot in another typed array holds the id of the key's newest entry. A key's versions form a chain newest -> oldest through `prev`, which is
- * exactly the order a read wants. 28 bytes per entry in typed arrays, plus the Map entry, the key string
- * and 4 bytes per distinct key (bench/layer.ts measures the total).
+ * dense key index whose slot in another typed array holds the id of the key's newest entry. A key's
+ * versions form a chain newest -> oldest through `prev`, which is exactly the order a read wants. 32 bytes
+ * per entry, plus the Map entry, the key string and 4 bytes per distinct key (bench/layer.ts measures it).
  *
  * LSNs are kept as doubles: exact below 2^53 (8 PiB of WAL; asserted on put). Per key, puts come with
  * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
@@ -29,8 +29,18 @@ import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
 
-/** Bytes of typed-array index per entry: lsn f64, offset f64, length u32, crc u32, prev i32. */
-export const INMEMORY_INDEX_BYTES_PER_ENTRY = 8 + 8 + 4 + 4 + 4
+/**
+ * Bytes of index per entry, one 32-byte record per entry in a single ArrayBuffer (array of structs: a
+ * flush walks entries in key order, i.e. at random, and one record costs one cache miss where five
+ * parallel arrays cost five): f64 lsn | f64 value offset | u32 length with will-init bit | u32 crc32c |
+ * i32 previous entry of the same key | u32 spare.
+ */
+export const INMEMORY_INDEX_BYTES_PER_ENTRY = 32
+const F64_PER_ENTRY = 4
+const U32_PER_ENTRY = 8
+const U32_LENGTH = 4
+const U32_CRC = 5
+const I32_PREV = 6
 /** Heap cost per distinct key, estimated: Map slot and a 36-character key string (bench/layer.ts measures it). */
 export const INMEMORY_BYTES_PER_KEY_ESTIMATE = 96
 /** Entry ids are i32 (the prev links). */
@@ -67,11 +77,11 @@ export class InMemoryLayer implements ReadableLayer {
   /** Key -> dense key index; `headOf[index]` is the id of the key's newest entry (one Map lookup per put). */
   private readonly keyIndex = new Map<Key, number>()
   private headOf: Int32Array = new Int32Array(INITIAL_CAPACITY)
-  private lsns = new Float64Array(INITIAL_CAPACITY)
-  private offsets = new Float64Array(INITIAL_CAPACITY)
-  private lengths = new Uint32Array(INITIAL_CAPACITY)
-  private crcs = new Uint32Array(INITIAL_CAPACITY)
-  private prevs = new Int32Array(INITIAL_CAPACITY)
+  /** Entry records; f64, u32 and i32 views of one ArrayBuffer (see INMEMORY_INDEX_BYTES_PER_ENTRY). */
+  private f64 = new Float64Array(INITIAL_CAPACITY * F64_PER_ENTRY)
+  private u32 = new Uint32Array(this.f64.buffer)
+  private i32 = new Int32Array(this.f64.buffer)
+  private capacity = INITIAL_CAPACITY
   /** Entry ids used (replaced versions included). */
   private used = 0
   /** Live entries (replaced versions excluded). */
@@ -118,7 +128,7 @@ export class InMemoryLayer implements ReadableLayer {
 
   /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
   get indexBytes(): number {
-    return this.lsns.length * INMEMORY_INDEX_BYTES_PER_ENTRY + this.headOf.length * 4 + this.keyIndex.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
+    return this.capacity * INMEMORY_INDEX_BYTES_PER_ENTRY + this.headOf.length * 4 + this.keyIndex.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
   }
 
   get entryCount(): number {
@@ -145,22 +155,24 @@ export class InMemoryLayer implements ReadableLayer {
       this.live++
     } else {
       const head = this.headOf[k]!
-      const headLsn = this.lsns[head]!
+      const headLsn = this.f64[head * F64_PER_ENTRY]!
       assert(lsnN >= headLsn, () => `put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
       if (lsnN === headLsn) {
-        prev = this.prevs[head]! // replaces the head
+        prev = this.i32[head * U32_PER_ENTRY + I32_PREV]! // replaces the head
       } else {
         prev = head
         this.live++
       }
     }
-    if (this.used === this.lsns.length) this.grow()
+    if (this.used === this.capacity) this.grow()
     const id = this.used++
-    this.lsns[id] = lsnN
-    this.offsets[id] = this.file.append(value)
-    this.lengths[id] = value.length | (encodedValueWillInit(value) ? WILL_INIT_BIT : 0)
-    this.crcs[id] = crc32c(value)
-    this.prevs[id] = prev
+    const f = id * F64_PER_ENTRY
+    const u = id * U32_PER_ENTRY
+    this.f64[f] = lsnN
+    this.f64[f + 1] = this.file.append(value)
+    this.u32[u + U32_LENGTH] = value.length | (encodedValueWillInit(value) ? WILL_INIT_BIT : 0)
+    this.u32[u + U32_CRC] = crc32c(value)
+    this.i32[u + I32_PREV] = prev
     this.headOf[k] = id
     if (lsnN > this.maxLsnPut) this.maxLsnPut = lsnN
   }
@@ -173,18 +185,20 @@ export class InMemoryLayer implements ReadableLayer {
     const ceil = Number(lsnCeil)
     const floor = Number(lsnFloor)
     while (id >= 0) {
-      const l = this.lsns[id]!
+      const f = id * F64_PER_ENTRY
+      const u = id * U32_PER_ENTRY
+      const l = this.f64[f]!
       if (l > ceil) {
-        id = this.prevs[id]!
+        id = this.i32[u + I32_PREV]!
         continue
       }
       if (l < floor) break
-      const len = this.lengths[id]! & LENGTH_MASK
-      const value = this.file.read(this.offsets[id]!, len)
+      const lenFlags = this.u32[u + U32_LENGTH]!
+      const value = this.file.read(this.f64[f + 1]!, lenFlags & LENGTH_MASK)
       this.checkCrc(value, id, key)
       out.push({ lsn: BigInt(l) as Lsn, value })
-      if ((this.lengths[id]! & WILL_INIT_BIT) !== 0) return LOOKUP.complete
-      id = this.prevs[id]!
+      if ((lenFlags & WILL_INIT_BIT) !== 0) return LOOKUP.complete
+      id = this.i32[u + I32_PREV]!
     }
     return LOOKUP.incomplete
   }
@@ -211,7 +225,7 @@ export class InMemoryLayer implements ReadableLayer {
     let chain = new Int32Array(64)
     for (const key of keys) {
       let n = 0
-      for (let id = this.headOf[this.keyIndex.get(key)!]!; id >= 0; id = this.prevs[id]!) {
+      for (let id = this.headOf[this.keyIndex.get(key)!]!; id >= 0; id = this.i32[id * U32_PER_ENTRY + I32_PREV]!) {
         if (n === chain.length) {
           const bigger = new Int32Array(chain.length * 2)
           bigger.set(chain)
@@ -221,11 +235,14 @@ export class InMemoryLayer implements ReadableLayer {
       }
       for (let i = n - 1; i >= 0; i--) {
         const id = chain[i]!
-        const len = this.lengths[id]! & LENGTH_MASK
-        const off = this.offsets[id]!
+        const f = id * F64_PER_ENTRY
+        const u = id * U32_PER_ENTRY
+        const lenFlags = this.u32[u + U32_LENGTH]!
+        const len = lenFlags & LENGTH_MASK
+        const off = this.f64[f + 1]!
         const value = all !== null ? all.subarray(off, off + len) : this.file.read(off, len)
         this.checkCrc(value, id, key)
-        yield { key, lsn: BigInt(this.lsns[id]!) as Lsn, value, willInit: (this.lengths[id]! & WILL_INIT_BIT) !== 0, crc: this.crcs[id]! }
+        yield { key, lsn: BigInt(this.f64[f]!) as Lsn, value, willInit: (lenFlags & WILL_INIT_BIT) !== 0, crc: this.u32[u + U32_CRC]! }
       }
     }
   }
@@ -243,8 +260,8 @@ export class InMemoryLayer implements ReadableLayer {
   }
 
   private checkCrc(value: Buffer, id: number, key: Key): void {
-    if (crc32c(value) !== this.crcs[id]) {
-      throw new CorruptionError('EPHEMERAL_CORRUPT', `${this.file.path}: value of ${key} at ${formatLsn(BigInt(this.lsns[id]!))} fails its checksum`, {
+    if (crc32c(value) !== this.u32[id * U32_PER_ENTRY + U32_CRC]) {
+      throw new CorruptionError('EPHEMERAL_CORRUPT', `${this.file.path}: value of ${key} at ${formatLsn(BigInt(this.f64[id * F64_PER_ENTRY]!))} fails its checksum`, {
         hint: 'The scratch file of the in-memory layer was damaged; restart the page server, which replays WAL from disk_consistent_lsn.',
         details: { path: this.file.path },
       })
@@ -252,24 +269,15 @@ export class InMemoryLayer implements ReadableLayer {
   }
 
   private grow(): void {
-    assert(this.lsns.length * 2 <= INMEMORY_ENTRIES_MAX + 1, 'in-memory layer has too many entries')
-    const cap = this.lsns.length * 2
-    const lsns = new Float64Array(cap)
-    lsns.set(this.lsns)
-    this.lsns = lsns
-    const offsets = new Float64Array(cap)
-    offsets.set(this.offsets)
-    this.offsets = offsets
-    const lengths = new Uint32Array(cap)
-    lengths.set(this.lengths)
-    this.lengths = lengths
-    const crcs = new Uint32Array(cap)
-    crcs.set(this.crcs)
-    this.crcs = crcs
-    const prevs = new Int32Array(cap)
-    prevs.set(this.prevs)
-    this.prevs = prevs
+    assert(this.capacity * 2 <= INMEMORY_ENTRIES_MAX + 1, 'in-memory layer has too many entries')
+    this.capacity *= 2
+    const f64 = new Float64Array(this.capacity * F64_PER_ENTRY)
+    f64.set(this.f64)
+    this.f64 = f64
+    this.u32 = new Uint32Array(f64.buffer)
+    this.i32 = new Int32Array(f64.buffer)
   }
+
 }
 
 function grownInt32(a: Int32Array): Int32Array {
