@@ -50,7 +50,7 @@ function fixedPageBackend(): PageServiceBackend {
     getPage: () => page,
     dbSize: async () => 0n,
     slruSegment: async () => Buffer.alloc(0),
-    basebackup: async () => ({ lsn: last, tar: [] as Uint8Array[] }),
+    basebackup: async () => ({ lsn: last, tar: (async function* () {})() }),
   }
   return { timeline: () => timeline }
 }
