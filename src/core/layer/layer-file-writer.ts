@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { assert } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
-import { keyToBytes, type Key } from '../model/key.js'
+import { KEY_BYTES, keyToBytes, type Key } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { VALUE_HEADER_BYTES } from '../model/value.js'
 import { formatLsnHex16, type Lsn } from '../pg/lsn.js'
@@ -86,6 +86,8 @@ export class LayerFileWriter {
   private rawValueBytes = 0
   private compressedCount = 0
   private lastKey: Key | null = null
+  /** 18-byte form of lastKey. */
+  private readonly lastKeyBytes = Buffer.alloc(KEY_BYTES)
   private lastLsn: Lsn = 0n as Lsn
   private state: 'open' | 'finished' | 'aborted' = 'open'
   private readonly codec: ValueCodec
@@ -148,9 +150,10 @@ export class LayerFileWriter {
     const flags = (willInit ? ENTRY_FLAG_WILL_INIT : 0) | (compressed !== null ? ENTRY_FLAG_LZ4 : 0)
     const valueOffset = this.file.position
 
-    if (this.blockEntries === 0) this.appendTop(key, lsn)
+    if (key !== this.lastKey) keyToBytes(key, this.lastKeyBytes)
+    if (this.blockEntries === 0) this.appendTop(lsn)
     const crc = compressed === null && knownCrc !== undefined ? knownCrc : crc32c(stored)
-    writeIndexEntry(this.block, INDEX_BLOCK_HEADER_BYTES + this.blockEntries * INDEX_ENTRY_BYTES, key, lsn, valueOffset, stored.length, flags, crc)
+    writeIndexEntry(this.block, INDEX_BLOCK_HEADER_BYTES + this.blockEntries * INDEX_ENTRY_BYTES, this.lastKeyBytes, lsn, valueOffset, stored.length, flags, crc)
     if (++this.blockEntries === this.perBlock) this.sealBlock()
 
     if (key !== this.lastKey) this.keyCount++
@@ -219,13 +222,14 @@ export class LayerFileWriter {
     await this.file.abort()
   }
 
-  private appendTop(key: Key, lsn: Lsn): void {
+  /** The first (key, lsn) of a new index block; lastKeyBytes already holds the key. */
+  private appendTop(lsn: Lsn): void {
     if (this.topUsed + TOP_ENTRY_BYTES > this.top.length) {
       const bigger = Buffer.allocUnsafe(this.top.length * 2)
       this.top.copy(bigger, 0, 0, this.topUsed)
       this.top = bigger
     }
-    keyToBytes(key, this.top, this.topUsed)
+    this.lastKeyBytes.copy(this.top, this.topUsed)
     this.top.writeBigUInt64BE(lsn, this.topUsed + 18)
     this.topUsed += TOP_ENTRY_BYTES
   }

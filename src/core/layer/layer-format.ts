@@ -196,10 +196,13 @@ export function decodeHeader(b: Buffer, fileSizeBytes: number, path: string): La
   return h
 }
 
-/** Writes one index entry at `off` of `block`. */
-export function writeIndexEntry(block: Buffer, off: number, key: Key, lsn: Lsn, valueOffset: number, storedLen: number, flags: number, valueCrc: number): void {
+/**
+ * Writes one index entry at `off` of `block`; `keyBytes` is the key's 18-byte form (the writer converts
+ * each distinct key once, not once per version).
+ */
+export function writeIndexEntry(block: Buffer, off: number, keyBytes: Buffer, lsn: Lsn, valueOffset: number, storedLen: number, flags: number, valueCrc: number): void {
   assert(valueOffset <= OFFSET_MAX, 'value offset beyond u48')
-  keyToBytes(key, block, off)
+  for (let i = 0; i < KEY_BYTES; i++) block[off + i] = keyBytes[i]!
   block.writeBigUInt64BE(lsn, off + 18)
   block.writeUIntBE(valueOffset, off + 26, 6)
   block.writeUInt32BE(storedLen, off + 32)
