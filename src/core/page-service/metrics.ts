@@ -7,6 +7,8 @@ export interface PageServiceMetrics {
   /** Refused because `connectionsMax` connections were live. */
   connectionsRefused: number
   connectionsLive: number
+  /** Errors of the listening socket after listen (e.g. EMFILE on accept); the listener keeps running. */
+  acceptErrors: number
   /** Startup packets that were CancelRequests (closed without an answer). */
   cancelRequests: number
   /** Logins refused (bad token, wrong auth method). */
@@ -29,6 +31,7 @@ export function newPageServiceMetrics(): PageServiceMetrics {
     connectionsAccepted: 0,
     connectionsRefused: 0,
     connectionsLive: 0,
+    acceptErrors: 0,
     cancelRequests: 0,
     authFailures: 0,
     protocolErrors: 0,

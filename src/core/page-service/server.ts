@@ -88,6 +88,8 @@ export class PageServiceServer {
       this.server.once('error', onError)
       this.server.listen(port, host, () => {
         this.server.off('error', onError)
+        // From now on a listener error (EMFILE on accept) must not crash the process: count it.
+        this.server.on('error', () => this.metrics.acceptErrors++)
         resolve()
       })
     })

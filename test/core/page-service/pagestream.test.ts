@@ -10,6 +10,7 @@ import { encodeRequestFrame } from '../../../src/core/protocol/pagestream.js'
 import { copyDoneMessage, copyDataMessage, query } from '../../../src/core/protocol/pg-frontend-messages.js'
 import type { TenantId, TimelineId } from '../../../src/core/model/ids.js'
 import { PagestreamRequestError } from '../../../src/core/page-service/client-errors.js'
+import { PageServiceServer } from '../../../src/core/page-service/server.js'
 import { fakePage, REL, TENANT, TIMELINE, OTHER_TENANT } from './fake-backend.js'
 import { errorCode, errorMessage, startServer, type RawSocket, type Running } from './support.js'
 
@@ -26,6 +27,18 @@ async function start(opts: Parameters<typeof startServer>[0] = {}): Promise<Runn
 
 const REL_FSM = { ...REL, forkNum: 1 }
 const REL_MISSING = { ...REL, relNode: 99999 }
+
+describe('server lifecycle', () => {
+  it('listening on a port in use fails clearly; close() is idempotent and ends with no connections', async () => {
+    const r = await start()
+    const other = new PageServiceServer(r.backend)
+    await expect(other.listen('127.0.0.1', r.port)).rejects.toMatchObject({ code: 'PAGE_SERVICE_LISTEN_FAILED', kind: 'unavailable' })
+    await other.close()
+    await r.client()
+    await Promise.all([r.server.close(), r.server.close()])
+    expect(r.server.liveConnections).toBe(0)
+  })
+})
 
 describe('commands', () => {
   it('reports server parameters at login and answers `set ...` with SELECT 1, case-insensitively', async () => {
