@@ -260,12 +260,22 @@ async function main(): Promise<void> {
     results.inMemoryLookup = { medianUs: Number(median(memUs).toFixed(2)), p99Us: Number(percentile(memUs, 0.99).toFixed(2)), ratioToPread: Number((median(memUs) / preadMedian).toFixed(2)) }
 
     layer.freeze(BigInt(16 + PUTS * 8 + 1) as Lsn)
+    const cpu0 = process.cpuUsage()
     const t0 = performance.now()
     const fw = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: 1n as Lsn, end: BigInt(16 + PUTS * 8 + 1) as Lsn }, noSync: true })
     for (const e of layer.sortedEntries()) if (!fw.put(e.key, e.lsn, e.value, e.crc)) await fw.drain()
     const ffin = await fw.finish()
     const flushMs = performance.now() - t0
-    results.flushToL0 = { MB: Number((putBytes / 1e6).toFixed(1)), ms: Math.round(flushMs), MBps: Number((putBytes / 1e6 / (flushMs / 1000)).toFixed(0)), fileMB: Number((ffin.sizeBytes / 1e6).toFixed(1)) }
+    const cpu = process.cpuUsage(cpu0)
+    results.flushToL0 = {
+      entries: PUTS,
+      MB: Number((putBytes / 1e6).toFixed(1)),
+      ms: Math.round(flushMs),
+      // CPU time is steadier than wall time on a shared machine
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      MBps: Number((putBytes / 1e6 / (flushMs / 1000)).toFixed(0)),
+      fileMB: Number((ffin.sizeBytes / 1e6).toFixed(1)),
+    }
     layer.delete()
   } finally {
     await rm(dir, { recursive: true, force: true })
@@ -297,6 +307,7 @@ async function main(): Promise<void> {
       `(indexBytes estimates ${r.inMemoryPut!.indexBytesEstimatePerEntry}), plus ${r.inMemoryPut!.keyStringBytesPerKey} bytes per key string; ${r.inMemoryPut!.putsPerSec} puts/s`,
   )
   console.log(`delta layer: ${r.deltaWrite!.entries} entries, ${r.deltaWrite!.rawMB} MB raw -> ${r.deltaWrite!.fileMB} MB file`)
+  console.log(`flush: ${r.flushToL0!.entries} entries, ${r.flushToL0!.MB} MB in ${r.flushToL0!.ms} ms (${r.flushToL0!.cpuMs} ms CPU) -> ${r.flushToL0!.fileMB} MB L0`)
 }
 
 await main()
