@@ -1,0 +1,404 @@
+/**
+ * WAL redo throughput and latency through the worker pool, beside PostgreSQL's own replay of the same WAL
+ * measured in the same run (the baseline). Prints JSON, then tables. Run: npm run bench -- bench/redo.ts
+ *
+ * Setup: a PostgreSQL 15 primary (data checksums on, no wal_consistency_checking), `pgbench -i -s SCALE
+ * --foreign-keys`, a base backup (pg_basebackup -X none), then `pgbench -c 8 -t TXNS` (TPC-B with foreign
+ * keys). The WAL from the backup's redo point to the end is what both sides replay.
+ *
+ * PostgreSQL: three copies of the base backup, each given the primary's pg_wal, are started (crash recovery
+ * from the backup label: the same redo loop a standby runs); the "redo starts at ... / redo done at ...
+ * system usage: CPU: user ... system ... elapsed ..." log lines give the replayed range, wall time and CPU
+ * time of the startup process. Median of 3.
+ *
+ * Ours: the same WAL grouped per page (block references and implicit VM targets; SLRU pages are not
+ * relation pages and are left out, as PostgreSQL's CLOG work is in its figure), each page's chain starting
+ * at its last full-page image or initialisation, else at the page in the base backup. "Mix": every page of
+ * the range rebuilt at the end LSN through the pool (pool capacity in flight), median of 3, for pools of 1
+ * and 2 workers. Records/s and MB/s use the same numerators as PostgreSQL's (all records and bytes of the
+ * range), so their ratio is a ratio of times; per core, records per CPU-second of the parent plus the
+ * workers (read from /proc) against the startup process's CPU time. A sample of our pages is compared,
+ * masked, with the pages of the recovered copy, so the work measured is the right work.
+ *
+ * Chains of 1, 10, 100 records: pages whose chain has more than k records after its first; base = the page
+ * after that first record (computed in-process), request = the next k records. Reported: pages/s and
+ * records/s with the pool full, the latency of one request at a time (median, p99), and the in-process cost
+ * of the same requests (no IPC) for scale.
+ */
+import { cpSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, closeSync, chmodSync, rmSync, fstatSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { freePort, PgCluster } from '../test/support/pg-cluster.js'
+import { runPgTool } from '../src/core/postgres/install.js'
+import { formatLsn, parseLsn, type Lsn } from '../src/core/pg/lsn.js'
+import type { BufferTag } from '../src/core/pg/reltag.js'
+import { isSlruFork } from '../src/core/pg/slru.js'
+import { WalFileReader } from '../src/core/pg/wal-files.js'
+import type { DecodedRecord } from '../src/core/pg/wal-record.js'
+import { redoBlock, type RedoRecord } from '../src/core/redo/engine.js'
+import { maskPage, maskVmPage } from '../src/core/redo/mask/index.js'
+import { classifyPage } from '../src/core/redo/page-summary.js'
+import { implicitTargets } from '../src/core/redo/rmgr-redo.js'
+import { RM } from '../src/core/pg/rmgr.js'
+import { WalRedoManager } from '../src/core/walredo/manager.js'
+import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
+
+const SCALE = Number(process.env.REDO_BENCH_SCALE ?? 10)
+const TXNS_PER_CLIENT = Number(process.env.REDO_BENCH_TXNS ?? 4000)
+const CLIENTS = 8
+const RUNS = 3
+const IN_FLIGHT_PER_WORKER = 8
+/** Chain segments sent in one request; longer chains are redone in segments, each on the previous result. */
+const SEGMENT_RECORDS_MAX = 10_000
+const CHAIN_LENGTHS = [1, 10, 100]
+const SAMPLE_REQUESTS = 400
+const COMPARE_PAGES_MAX = 2000
+const CLK_TCK = 100
+
+interface PageChain {
+  tag: BufferTag
+  base: Buffer | null
+  records: RedoRecord[]
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]!
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!
+}
+
+function keyOf(t: BufferTag): string {
+  return `${t.spcNode}/${t.dbNode}/${t.relNode}/${t.forkNum}/${t.blkno}`
+}
+
+/** A page of a relation file in a data directory, or null when the file or block does not exist. */
+function readDataPage(dataDir: string, t: BufferTag): Buffer | null {
+  const relDir = t.spcNode === 1664 ? join(dataDir, 'global') : join(dataDir, 'base', String(t.dbNode))
+  const suffix = t.forkNum === 0 ? '' : `_${['main', 'fsm', 'vm', 'init'][t.forkNum]}`
+  const segBlocks = 131072
+  const seg = Math.floor(t.blkno / segBlocks)
+  const path = join(relDir, `${t.relNode}${suffix}${seg === 0 ? '' : `.${seg}`}`)
+  if (!existsSync(path)) return null
+  const fd = openSync(path, 'r')
+  try {
+    const off = (t.blkno % segBlocks) * 8192
+    if (fstatSync(fd).size < off + 8192) return null
+    const b = Buffer.alloc(8192)
+    readSync(fd, b, 0, 8192, off)
+    return b
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** Groups records per page; chains start at the last APPLY image / init, else at the base backup's page. */
+function groupChains(records: DecodedRecord[], backupDir: string): { chains: PageChain[]; noBase: number } {
+  const pages = new Map<string, PageChain & { fixed: boolean }>()
+  const touch = (tag: BufferTag, fixes: boolean, rec: DecodedRecord): void => {
+    const k = keyOf(tag)
+    const r: RedoRecord = { endLsn: rec.endLsn, raw: rec.raw }
+    const c = pages.get(k)
+    if (fixes) pages.set(k, { tag, base: null, records: [r], fixed: true })
+    else if (c) c.records.push(r)
+    else pages.set(k, { tag, base: readDataPage(backupDir, tag), records: [r], fixed: false })
+  }
+  for (const rec of records) {
+    for (const b of rec.blocks) {
+      if (isSlruFork(b.forkNum)) continue
+      touch({ ...b.rel, forkNum: b.forkNum, blkno: b.blkno }, (b.hasImage && b.applyImage) || b.willInit, rec)
+    }
+    for (const t of implicitTargets(rec)) if (!isSlruFork(t.tag.forkNum)) touch(t.tag, t.willInit, rec)
+  }
+  const all = [...pages.values()]
+  // A chain that neither starts by restoring or initialising its page nor has a page in the backup.
+  const usable = all.filter((c) => c.fixed || c.base !== null)
+  return { chains: usable.map(({ tag, base, records }) => ({ tag, base, records })), noBase: all.length - usable.length }
+}
+
+function procCpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+  } catch {
+    return 0
+  }
+}
+
+/** Runs `fn` on a started pool (every worker spawned before `fn` starts), then closes the pool. */
+async function withPool<T>(workers: number, hintBitsLogged: boolean, fn: (m: WalRedoManager, cpu: () => number) => Promise<T>): Promise<T> {
+  const m = new WalRedoManager({
+    command: defaultWorkerCommand({ hintBitsLogged }),
+    poolSize: workers,
+    maxInFlightPerWorker: IN_FLIGHT_PER_WORKER,
+    maxQueued: workers * IN_FLIGHT_PER_WORKER * 4,
+    requestTimeoutMs: 120_000,
+    idleTimeoutMs: 600_000,
+  })
+  try {
+    await Promise.all(Array.from({ length: workers * IN_FLIGHT_PER_WORKER }, () => m.ping()))
+    const pids = m.stats().pids
+    // CPU seconds the workers have used so far.
+    return await fn(m, () => pids.map(procCpuSeconds).reduce((a, c) => a + c, 0))
+  } finally {
+    await m.close()
+  }
+}
+
+/** Runs `jobs` with at most `limit` in flight. */
+async function bounded<T>(items: T[], limit: number, job: (t: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await job(items[next++]!)
+    }),
+  )
+}
+
+async function redoChain(m: WalRedoManager, c: PageChain): Promise<Buffer> {
+  let page = c.base
+  for (let i = 0; i < c.records.length; i += SEGMENT_RECORDS_MAX) {
+    page = await m.redo({ tag: c.tag, base: page, records: c.records.slice(i, i + SEGMENT_RECORDS_MAX) })
+  }
+  return page!
+}
+
+interface PgReplay {
+  elapsedS: number
+  cpuS: number
+  startLsn: Lsn
+  endLsn: Lsn
+}
+
+/** Crash recovery of a copy of the base backup with the primary's WAL; figures from the startup log lines. */
+async function pgReplay(pg: PgCluster, backupDir: string, work: string, n: number): Promise<{ replay: PgReplay; dataDir: string }> {
+  const dataDir = join(work, `replay-${n}`)
+  cpSync(backupDir, dataDir, { recursive: true, verbatimSymlinks: true })
+  for (const f of pg.walSegments()) cpSync(join(pg.walDir, f), join(dataDir, 'pg_wal', f))
+  chmodSync(dataDir, 0o700)
+  const port = await freePort()
+  const log = join(work, `replay-${n}.log`)
+  await runChown(dataDir)
+  const opts = `-p ${port} -k ${work} -c log_min_messages=log -c listen_addresses='' -c wal_consistency_checking=''`
+  await runPgTool(pg.inst, 'pg_ctl', ['-D', dataDir, '-l', log, '-w', '-t', '600', '-o', opts, 'start'], { asPostgresUser: true, timeoutMs: 660_000 })
+  await runPgTool(pg.inst, 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', '-t', '120', 'stop'], { asPostgresUser: true, timeoutMs: 180_000, okCodes: [1] })
+  const text = readFileSync(log, 'utf8')
+  const starts = /redo starts at ([0-9A-F]+\/[0-9A-F]+)/.exec(text)
+  const done = /redo done at ([0-9A-F]+\/[0-9A-F]+) system usage: CPU: user: ([\d.]+) s, system: ([\d.]+) s, elapsed: ([\d.]+) s/.exec(text)
+  if (!starts || !done) throw new Error(`no redo timing in the recovery log:\n${text}`)
+  return {
+    replay: { startLsn: parseLsn(starts[1]!), endLsn: parseLsn(done[1]!), cpuS: Number(done[2]) + Number(done[3]), elapsedS: Number(done[4]) },
+    dataDir,
+  }
+}
+
+async function runChown(dir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return
+  const { execFileSync } = await import('node:child_process')
+  execFileSync('chown', ['-R', 'postgres:postgres', dir])
+}
+
+/** Our pages vs the recovered copy's, masked; a sample of heap and btree main-fork pages and VM pages. */
+function comparePages(results: Map<string, { tag: BufferTag; page: Buffer }>, dataDir: string): { compared: number; mismatches: number } {
+  let compared = 0
+  let mismatches = 0
+  for (const { tag, page } of results.values()) {
+    if (compared >= COMPARE_PAGES_MAX) break
+    const theirs = readDataPage(dataDir, tag)
+    if (theirs === null) continue
+    const kind = classifyPage(page, tag.forkNum)
+    let a: Buffer
+    let b: Buffer
+    if (kind === 'vm') {
+      a = Buffer.from(page)
+      b = Buffer.from(theirs)
+      maskVmPage(a)
+      maskVmPage(b)
+    } else if (kind === 'heap' || kind === 'btree') {
+      const rm = kind === 'heap' ? RM.HEAP : RM.BTREE
+      a = maskPage(rm, page, tag.blkno)
+      b = maskPage(rm, theirs, tag.blkno)
+    } else continue
+    compared++
+    if (!a.equals(b)) mismatches++
+  }
+  return { compared, mismatches }
+}
+
+async function main(): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'ps-bench-redo-'))
+  chmodSync(work, 0o777)
+  const pg = await PgCluster.start({ checksums: true, name: 'bench-redo' })
+  try {
+    await pg.pgbench(['-i', '-s', String(SCALE), '--foreign-keys', '-q'])
+    const backupDir = join(work, 'backup')
+    await runPgTool(pg.inst, 'pg_basebackup', ['-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '-D', backupDir, '-X', 'none', '-c', 'fast'], {
+      asPostgresUser: true,
+      timeoutMs: 600_000,
+    })
+    await pg.pgbench(['-c', String(CLIENTS), '-j', '2', '-t', String(TXNS_PER_CLIENT), '-n'])
+    await pg.checkpoint()
+    await pg.switchWal()
+
+    // PostgreSQL's replay, three times.
+    const pgRuns: PgReplay[] = []
+    let recoveredDir = ''
+    for (let i = 0; i < RUNS; i++) {
+      const { replay, dataDir } = await pgReplay(pg, backupDir, work, i)
+      pgRuns.push(replay)
+      if (i === 0) recoveredDir = dataDir
+      else rmSync(dataDir, { recursive: true, force: true })
+    }
+    const first = pgRuns[0]!
+    // The same range for us: from the redo start to the last replayed record (inclusive).
+    const reader = await WalFileReader.open([pg.walDir], { startLsn: first.startLsn })
+    const records: DecodedRecord[] = []
+    for await (const batch of reader.recordBatches()) {
+      for (const r of batch) if (r.lsn <= first.endLsn) records.push(r)
+    }
+    const walBytes = Number(records[records.length - 1]!.endLsn - records[0]!.lsn)
+    const { chains, noBase } = groupChains(records, backupDir)
+    const applications = chains.reduce((n, c) => n + c.records.length, 0)
+
+    const pgElapsed = median(pgRuns.map((r) => r.elapsedS))
+    const pgCpu = median(pgRuns.map((r) => r.cpuS))
+    const hint = true // data checksums on
+
+    // The pgbench mix through the pool.
+    const mixRows: Array<Record<string, number | string>> = []
+    let compare = { compared: 0, mismatches: 0 }
+    for (const workers of [1, 2]) {
+      const elapsed: number[] = []
+      const cpu: number[] = []
+      const parentCpu: number[] = []
+      await withPool(workers, hint, async (m, workerCpuS) => {
+        // Two untimed passes warm the workers' JIT on this very mix.
+        for (let pass = 0; pass < 2; pass++) await bounded(chains, workers * IN_FLIGHT_PER_WORKER, async (c) => void (await redoChain(m, c)))
+        for (let run = 0; run < RUNS; run++) {
+          const results = new Map<string, { tag: BufferTag; page: Buffer }>()
+          const keep = run === 0 && workers === 1
+          const parent0 = process.cpuUsage()
+          const workers0 = workerCpuS()
+          const t0 = process.hrtime.bigint()
+          await bounded(chains, workers * IN_FLIGHT_PER_WORKER, async (c) => {
+            const page = await redoChain(m, c)
+            if (keep) results.set(keyOf(c.tag), { tag: c.tag, page })
+          })
+          elapsed.push(Number(process.hrtime.bigint() - t0) / 1e9)
+          const p = process.cpuUsage(parent0)
+          cpu.push((p.user + p.system) / 1e6 + workerCpuS() - workers0)
+          parentCpu.push((p.user + p.system) / 1e6)
+          if (keep) compare = comparePages(results, recoveredDir)
+        }
+      })
+      const e = median(elapsed)
+      const c = median(cpu)
+      mixRows.push({
+        case: `pgbench mix, ${workers} worker${workers > 1 ? 's' : ''}`,
+        pages: chains.length,
+        elapsedS: round(e),
+        pagesPerS: Math.round(chains.length / e),
+        recordsPerS: Math.round(records.length / e),
+        mbPerS: round(walBytes / 1e6 / e),
+        recordsPerCpuS: Math.round(records.length / c),
+        cpuS: round(c),
+        parentCpuS: round(median(parentCpu)),
+        ratioVsPg: round(pgElapsed / e),
+        perCoreRatioVsPg: round(records.length / c / (records.length / pgCpu)),
+      })
+    }
+
+    // Chains of k records: base = the page after the first record, then k records.
+    const chainRows: Array<Record<string, number | string>> = []
+    for (const k of CHAIN_LENGTHS) {
+      const picked = chains.filter((c) => c.records.length > k).slice(0, SAMPLE_REQUESTS)
+      if (picked.length === 0) continue
+      const reqs = picked.map((c) => ({ tag: c.tag, base: redoBlock(c.tag, c.base, c.records.slice(0, 1), { hintBitsLogged: hint }), records: c.records.slice(1, 1 + k) }))
+      const inProc: number[] = []
+      for (const r of reqs) redoBlock(r.tag, r.base, r.records, { hintBitsLogged: hint }) // warm-up
+      for (let run = 0; run < RUNS; run++) {
+        const t0 = process.hrtime.bigint()
+        for (const r of reqs) redoBlock(r.tag, r.base, r.records, { hintBitsLogged: hint })
+        inProc.push(Number(process.hrtime.bigint() - t0) / 1e3 / reqs.length)
+      }
+      const value = await withPool(2, hint, async (m) => {
+        const through: number[] = []
+        await bounded(reqs, 2 * IN_FLIGHT_PER_WORKER, async (r) => void (await m.redo(r))) // warm-up
+        for (let run = 0; run < RUNS; run++) {
+          const t0 = process.hrtime.bigint()
+          await bounded(reqs, 2 * IN_FLIGHT_PER_WORKER, async (r) => void (await m.redo(r)))
+          through.push(Number(process.hrtime.bigint() - t0) / 1e9)
+        }
+        const lat: number[] = []
+        for (const r of reqs) {
+          const t0 = process.hrtime.bigint()
+          await m.redo(r)
+          lat.push(Number(process.hrtime.bigint() - t0) / 1e3)
+        }
+        return { through: median(through), lat }
+      })
+      chainRows.push({
+        case: `chain of ${k}`,
+        requests: reqs.length,
+        pagesPerS: Math.round(reqs.length / value.through),
+        recordsPerS: Math.round((reqs.length * k) / value.through),
+        latencyMedianUs: round(median(value.lat)),
+        latencyP99Us: round(percentile(value.lat, 0.99)),
+        inProcessUs: round(median(inProc)),
+      })
+    }
+
+    const out = {
+      bench: 'redo',
+      scale: SCALE,
+      transactions: CLIENTS * TXNS_PER_CLIENT,
+      wal: { startLsn: formatLsn(records[0]!.lsn), endLsn: formatLsn(records[records.length - 1]!.endLsn), records: records.length, bytes: walBytes },
+      pages: chains.length,
+      pagesWithoutBase: noBase,
+      recordApplications: applications,
+      postgres: {
+        runs: pgRuns.map((r) => ({ elapsedS: r.elapsedS, cpuS: round(r.cpuS) })),
+        elapsedS: pgElapsed,
+        recordsPerS: Math.round(records.length / pgElapsed),
+        mbPerS: round(walBytes / 1e6 / pgElapsed),
+        recordsPerCpuS: Math.round(records.length / pgCpu),
+      },
+      ours: mixRows,
+      chains: chainRows,
+      correctness: compare,
+    }
+    console.log(JSON.stringify(out, null, 2))
+    console.log()
+    console.log(`WAL ${out.wal.startLsn}..${out.wal.endLsn}: ${records.length} records, ${round(walBytes / 1e6)} MB, ${chains.length} pages, ${applications} record applications`)
+    console.log(`${'case'.padEnd(28)} ${'elapsed s'.padStart(9)} ${'records/s'.padStart(10)} ${'MB/s'.padStart(7)} ${'rec/CPU-s'.padStart(10)} ${'vs PG'.padStart(6)} ${'per core'.padStart(8)}`)
+    console.log(
+      `${'PostgreSQL replay (baseline)'.padEnd(28)} ${pgElapsed.toFixed(2).padStart(9)} ${String(out.postgres.recordsPerS).padStart(10)} ${out.postgres.mbPerS.toFixed(1).padStart(7)} ${String(out.postgres.recordsPerCpuS).padStart(10)} ${'1.00'.padStart(6)} ${'1.00'.padStart(8)}`,
+    )
+    for (const r of mixRows) {
+      console.log(
+        `${String(r.case).padEnd(28)} ${Number(r.elapsedS).toFixed(2).padStart(9)} ${String(r.recordsPerS).padStart(10)} ${Number(r.mbPerS).toFixed(1).padStart(7)} ${String(r.recordsPerCpuS).padStart(10)} ${Number(r.ratioVsPg).toFixed(2).padStart(6)} ${Number(r.perCoreRatioVsPg).toFixed(2).padStart(8)}`,
+      )
+    }
+    console.log()
+    console.log(`${'case'.padEnd(14)} ${'requests'.padStart(8)} ${'pages/s'.padStart(9)} ${'records/s'.padStart(10)} ${'lat p50 µs'.padStart(11)} ${'lat p99 µs'.padStart(11)} ${'in-proc µs'.padStart(11)}`)
+    for (const r of chainRows) {
+      console.log(
+        `${String(r.case).padEnd(14)} ${String(r.requests).padStart(8)} ${String(r.pagesPerS).padStart(9)} ${String(r.recordsPerS).padStart(10)} ${Number(r.latencyMedianUs).toFixed(0).padStart(11)} ${Number(r.latencyP99Us).toFixed(0).padStart(11)} ${Number(r.inProcessUs).toFixed(1).padStart(11)}`,
+      )
+    }
+    console.log(`\ncorrectness: ${compare.compared} pages compared with the recovered copy (masked), ${compare.mismatches} differ`)
+  } finally {
+    await pg.destroy()
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100
+}
+
+await main()
