@@ -11,6 +11,7 @@
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { toUserFacing } from './errors.js'
 import type { AppContext } from '../core/app/context.js'
+import type { ManagementClient } from './server-client.js'
 import type { PageserverConfig } from '../core/config/index.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -61,6 +62,17 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     // Imported on demand: commands that need no config do not pay for loading the TOML parser.
     const { loadConfig } = await import('../core/config/index.js')
     return loadConfig({ workdir: this.flags.workdir, overrides: this.flags.config ?? [], env: process.env })
+  }
+
+  /**
+   * A client for the `pageserver serve` running on this workdir, if any (mutating commands go through it).
+   * The token for an API with NeonJWT auth comes from NEON_AUTH_TOKEN.
+   */
+  protected async serverClient(): Promise<ManagementClient | null> {
+    const { runningServer, ManagementClient } = await import('./server-client.js')
+    const config = await this.loadConfig()
+    const s = runningServer(config.workdir)
+    return s ? new ManagementClient(s, process.env.NEON_AUTH_TOKEN) : null
   }
 
   /** The context core/app use cases take: the effective config and the process environment. */

@@ -24,8 +24,9 @@ interface GetPageJson {
 export default class GetPage extends BaseCommand<typeof GetPage> {
   static override summary = 'Read one page of a relation at an LSN on a timeline.'
   static override description =
-    'Offline (the default) it reads the layer files of the workdir and rebuilds the page with the redo workers. ' +
-    'With --server it asks a running page server over the pagestream protocol, as a compute would. With --out the ' +
+    'Offline it reads the layer files of the workdir and rebuilds the page with the redo workers. With --server ' +
+    '(or by default when `pageserver serve` runs on this workdir) it asks the page server over the pagestream ' +
+    'protocol, as a compute would, and sees WAL the server has not flushed yet. With --out the ' +
     'page is written as exactly 8192 bytes; otherwise a summary (header, line pointers) is printed. A block past ' +
     'the end of the relation reads as zeros.'
   static override examples = [
@@ -43,15 +44,19 @@ export default class GetPage extends BaseCommand<typeof GetPage> {
     out: Flags.string({ summary: 'Write the page (exactly 8192 bytes) to this file.' }),
     server: Flags.string({ summary: 'Ask a running page server at HOST:PORT (its listen_pg_addr) instead of reading the workdir.' }),
     token: Flags.string({ summary: 'JWT for a page server with NeonJWT auth.', env: 'NEON_AUTH_TOKEN' }),
+    offline: Flags.boolean({ summary: 'Read the layer files even when a server runs on this workdir (its unflushed WAL is not seen).', default: false }),
   }
 
   async run(): Promise<GetPageJson> {
     const f = this.flags
     let r: Omit<GetPageJson, 'page' | 'out' | 'source'> & { page: Buffer }
     let source: GetPageJson['source'] = 'offline'
-    if (f.server !== undefined) {
+    // A server running on this workdir holds WAL not yet flushed: ask it rather than the files.
+    const running = f.server === undefined && !f.offline ? (await this.serverClient())?.server.pgAddr : undefined
+    const serverAddr = f.server ?? running
+    if (serverAddr !== undefined) {
       source = 'server'
-      const s = await getPageFromServer({ server: f.server, tenant: f.tenant, timeline: f.timeline, rel: f.rel, fork: f.fork, block: f.blk, lsn: f.lsn, token: f.token })
+      const s = await getPageFromServer({ server: serverAddr, tenant: f.tenant, timeline: f.timeline, rel: f.rel, fork: f.fork, block: f.blk, lsn: f.lsn, token: f.token })
       r = { tenantId: s.tenantId, timelineId: s.timelineId, rel: s.rel, fork: s.fork, blk: s.block, lsn: s.requestLsn, nblocks: s.nblocks, pastEnd: s.pastEnd, page: s.page }
     } else {
       r = await getPage(await this.appContext(), { tenantId: f.tenant, timelineId: f.timeline, rel: { ...f.rel, forkNum: f.fork }, blkno: f.blk, lsn: f.lsn })

@@ -2,6 +2,7 @@ import { BaseCommand } from '../../cli/base-command.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { timelineLine } from '../../cli/timeline-render.js'
 import { branchTimeline, type TimelineInfo } from '../../core/app/timelines.js'
+import { formatLsn } from '../../core/pg/lsn.js'
 
 export default class TimelineBranch extends BaseCommand<typeof TimelineBranch> {
   static override summary = 'Branch a timeline at an LSN (copy-on-write, O(1)).'
@@ -18,12 +19,19 @@ export default class TimelineBranch extends BaseCommand<typeof TimelineBranch> {
   }
 
   async run(): Promise<TimelineInfo> {
-    const info = await branchTimeline(await this.appContext(), {
-      tenantId: this.flags.tenant,
-      ancestorTimelineId: this.flags.ancestor,
-      lsn: this.flags.lsn,
-      timelineId: this.flags['timeline-id'],
-    })
+    const server = await this.serverClient()
+    const info = server
+      ? await server.request<TimelineInfo>('POST', `/v1/tenant/${this.flags.tenant}/timeline`, {
+          new_timeline_id: this.flags['timeline-id'],
+          ancestor_timeline_id: this.flags.ancestor,
+          ancestor_start_lsn: this.flags.lsn === undefined ? undefined : formatLsn(this.flags.lsn),
+        })
+      : await branchTimeline(await this.appContext(), {
+          tenantId: this.flags.tenant,
+          ancestorTimelineId: this.flags.ancestor,
+          lsn: this.flags.lsn,
+          timelineId: this.flags['timeline-id'],
+        })
     this.log(timelineLine(info))
     return info
   }

@@ -21,12 +21,18 @@ export default class TimelineCreate extends BaseCommand<typeof TimelineCreate> {
   async run(): Promise<TimelineInfo> {
     const progress = await startProgress('bootstrapping', this.jsonEnabled())
     try {
-      const info = await bootstrapTimeline(await this.appContext(), {
-        tenantId: this.flags.tenant,
-        timelineId: this.flags['timeline-id'],
-        dataChecksums: this.flags['data-checksums'],
-        onProgress: (m) => progress.update(m),
-      })
+      const server = await this.serverClient()
+      const info = server
+        ? await server.request<TimelineInfo>('POST', `/v1/tenant/${this.flags.tenant}/timeline`, {
+            new_timeline_id: this.flags['timeline-id'],
+            data_checksums: this.flags['data-checksums'],
+          })
+        : await bootstrapTimeline(await this.appContext(), {
+            tenantId: this.flags.tenant,
+            timelineId: this.flags['timeline-id'],
+            dataChecksums: this.flags['data-checksums'],
+            onProgress: (m) => progress.update(m),
+          })
       progress.stop()
       this.log(timelineLine(info))
       return info

@@ -12,7 +12,10 @@ export default class TimelineDelete extends BaseCommand<typeof TimelineDelete> {
   }
 
   async run(): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
-    const r = await deleteTimeline(await this.appContext(), this.flags.tenant, this.flags.timeline)
+    const server = await this.serverClient()
+    const r = server
+      ? await server.request<{ tenantId: string; timelineId: string; deleted: true }>('DELETE', `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}`)
+      : await deleteTimeline(await this.appContext(), this.flags.tenant, this.flags.timeline)
     this.log(`deleted timeline ${r.timelineId}`)
     return r
   }

@@ -27,13 +27,19 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
   async run(): Promise<TimelineInfo> {
     const progress = await startProgress('importing', this.jsonEnabled())
     try {
-      const info = await importTimeline(await this.appContext(), {
-        tenantId: this.flags.tenant,
-        timelineId: this.flags['timeline-id'],
-        connString: this.flags.from,
-        slotName: this.flags.slot,
-        onProgress: (m) => progress.update(m),
-      })
+      const server = await this.serverClient()
+      const info = server
+        ? await server.request<TimelineInfo>('POST', `/v1/tenant/${this.flags.tenant}/timeline`, {
+            new_timeline_id: this.flags['timeline-id'],
+            import_from: { conn_string: this.flags.from, slot_name: this.flags.slot },
+          })
+        : await importTimeline(await this.appContext(), {
+            tenantId: this.flags.tenant,
+            timelineId: this.flags['timeline-id'],
+            connString: this.flags.from,
+            slotName: this.flags.slot,
+            onProgress: (m) => progress.update(m),
+          })
       progress.stop()
       this.log(timelineLine(info))
       return info

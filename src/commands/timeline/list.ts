@@ -12,7 +12,8 @@ export default class TimelineList extends BaseCommand<typeof TimelineList> {
   }
 
   async run(): Promise<TimelineInfo[]> {
-    const list = await listTimelines(await this.appContext(), this.flags.tenant)
+    const server = await this.serverClient()
+    const list = server ? await server.request<TimelineInfo[]>('GET', `/v1/tenant/${this.flags.tenant}/timeline`) : await listTimelines(await this.appContext(), this.flags.tenant)
     if (!this.jsonEnabled()) this.log(list.length === 0 ? 'no timelines' : await timelineTable(list))
     return list
   }

@@ -25,6 +25,17 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
     process.once('SIGINT', onSignal)
     process.once('SIGTERM', onSignal)
     try {
+      const server = await this.serverClient()
+      if (server) {
+        // A running server streams this timeline already: wait for it to get there, and flush.
+        progress.update('waiting for the running page server')
+        const r = await server.request<SyncResult>('POST', `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}/sync`, {
+          until: this.flags.until === undefined ? undefined : formatLsn(this.flags.until),
+        })
+        progress.stop()
+        this.log(`last record ${r.lastRecordLsn}, disk consistent ${r.diskConsistentLsn} (streamed by the running server)`)
+        return r
+      }
       const r = await syncTimeline(await this.appContext(), {
         tenantId: this.flags.tenant,
         timelineId: this.flags.timeline,

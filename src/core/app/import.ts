@@ -16,6 +16,7 @@ import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { DatadirImporter, type ImportFileSink } from '../datadir/import.js'
 import { Timeline } from '../repository/timeline.js'
 import type { TimelineMetadata } from '../repository/metadata.js'
+import type { Repository } from '../repository/repository.js'
 import { tenantOptions, withRepository, type AppContext } from './context.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
 
@@ -33,10 +34,14 @@ export function defaultSlotName(timelineId: TimelineId): string {
 }
 
 export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {
+  return withRepository(ctx, (repo) => importTimelineIn(repo, ctx, o), { lockFor: 'timeline import' })
+}
+
+export async function importTimelineIn(repo: Repository, ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {
   const params = parseConnString(o.connString)
   const id = o.timelineId ?? generateTimelineId()
   const slot = o.slotName ?? defaultSlotName(id)
-  return withRepository(ctx, async (repo) => {
+  {
     const tenant = await repo.tenant(o.tenantId)
     if ((await tenant.timelineIds()).includes(id)) throw new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
     const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver import' })
@@ -108,7 +113,7 @@ export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise
     } finally {
       await conn.close()
     }
-  }, { lockFor: 'timeline import' })
+  }
 }
 
 function importMetadata(at: Lsn, systemId: bigint, connString: string, slot: string, pgTimeline: number): TimelineMetadata {

@@ -17,8 +17,8 @@ import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
 import { Timeline } from '../repository/timeline.js'
 import { readMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import { METADATA_FILE } from '../repository/timeline.js'
-import type { Repository } from '../repository/repository.js'
 import type { Tenant } from '../repository/tenant.js'
+import type { Repository } from '../repository/repository.js'
 import { encodeValue } from '../model/value.js'
 import { redactConnString } from '../protocol/conn-string-redact.js'
 import { postgresInstallation, tenantOptions, withRepository, type AppContext } from './context.js'
@@ -61,35 +61,55 @@ export function timelineInfo(tenantId: TenantId, timelineId: TimelineId, m: Time
 
 // --- tenants ---
 
+// Each use case has a form that works in an open repository (`...In`, used by the running server, which
+// holds the lock and the live timelines) and a form that opens the workdir itself (offline commands).
+
+export async function createTenantIn(repo: Repository, tenantId?: TenantId): Promise<{ tenantId: string }> {
+  return { tenantId: (await repo.createTenant(tenantId)).id }
+}
+
 export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promise<{ tenantId: string }> {
-  return withRepository(ctx, async (repo) => ({ tenantId: (await repo.createTenant(tenantId)).id }), { lockFor: 'tenant create' })
+  return withRepository(ctx, (repo) => createTenantIn(repo, tenantId), { lockFor: 'tenant create' })
+}
+
+export async function listTenantsIn(repo: Repository): Promise<Array<{ tenantId: string; timelines: number }>> {
+  const out: Array<{ tenantId: string; timelines: number }> = []
+  for (const id of await repo.tenantIds()) {
+    const t = await repo.tenant(id)
+    out.push({ tenantId: id, timelines: (await t.timelineIds()).length })
+  }
+  return out
 }
 
 export async function listTenants(ctx: AppContext): Promise<Array<{ tenantId: string; timelines: number }>> {
-  return withRepository(ctx, async (repo) => {
-    const out: Array<{ tenantId: string; timelines: number }> = []
-    for (const id of await repo.tenantIds()) {
-      const t = await repo.tenant(id)
-      out.push({ tenantId: id, timelines: (await t.timelineIds()).length })
-    }
-    return out
-  })
+  return withRepository(ctx, listTenantsIn)
 }
 
 // --- timelines ---
 
-export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promise<TimelineInfo[]> {
-  return withRepository(ctx, async (repo) => {
-    const t = await repo.tenant(tenantId)
-    return (await t.timelineIds()).map((id) => timelineInfo(tenantId, id, readMetadata(join(t.timelineDir(id), METADATA_FILE))))
+/**
+ * The timelines of a tenant. `live` gives the loaded timeline when the caller serves it (its last record LSN
+ * is in memory, ahead of the metadata on disk).
+ */
+export async function listTimelinesIn(repo: Repository, tenantId: TenantId, live?: (id: TimelineId) => Timeline | null): Promise<TimelineInfo[]> {
+  const t = await repo.tenant(tenantId)
+  return (await t.timelineIds()).map((id) => {
+    const tl = live?.(id) ?? null
+    return tl ? timelineInfo(tenantId, id, tl.metadata, tl.lastRecordLsn) : timelineInfo(tenantId, id, readMetadata(join(t.timelineDir(id), METADATA_FILE)))
   })
 }
 
+export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promise<TimelineInfo[]> {
+  return withRepository(ctx, (repo) => listTimelinesIn(repo, tenantId))
+}
+
+export async function deleteTimelineIn(repo: Repository, tenantId: TenantId, timelineId: TimelineId): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
+  await (await repo.tenant(tenantId)).deleteTimeline(timelineId)
+  return { tenantId, timelineId, deleted: true as const }
+}
+
 export async function deleteTimeline(ctx: AppContext, tenantId: TenantId, timelineId: TimelineId): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
-  return withRepository(ctx, async (repo) => {
-    await (await repo.tenant(tenantId)).deleteTimeline(timelineId)
-    return { tenantId, timelineId, deleted: true as const }
-  }, { lockFor: 'timeline delete' })
+  return withRepository(ctx, (repo) => deleteTimelineIn(repo, tenantId, timelineId), { lockFor: 'timeline delete' })
 }
 
 export interface BootstrapOptions {
@@ -105,7 +125,11 @@ export interface BootstrapOptions {
  * directory is imported at its checkpoint LSN (initdb_lsn) and flushed as the timeline's first layer.
  */
 export async function bootstrapTimeline(ctx: AppContext, o: BootstrapOptions): Promise<TimelineInfo> {
-  return withRepository(ctx, async (repo) => {
+  return withRepository(ctx, (repo) => bootstrapTimelineIn(repo, ctx, o), { lockFor: 'timeline create' })
+}
+
+export async function bootstrapTimelineIn(repo: Repository, ctx: AppContext, o: BootstrapOptions): Promise<TimelineInfo> {
+  {
     const tenant = await repo.tenant(o.tenantId)
     const id = o.timelineId ?? generateTimelineId()
     if ((await tenant.timelineIds()).includes(id)) throw alreadyExists(id)
@@ -121,7 +145,7 @@ export async function bootstrapTimeline(ctx: AppContext, o: BootstrapOptions): P
     } finally {
       initdb.cleanup()
     }
-  }, { lockFor: 'timeline create' })
+  }
 }
 
 /** Imports a stopped data directory into a new timeline directory `dir` (not yet renamed into place). */
@@ -178,7 +202,11 @@ export interface BranchOptions {
  * GC cutoff or the first LSN it can serve.
  */
 export async function branchTimeline(ctx: AppContext, o: BranchOptions): Promise<TimelineInfo> {
-  return withRepository(ctx, async (repo) => {
+  return withRepository(ctx, (repo) => branchTimelineIn(repo, ctx, o), { lockFor: 'timeline branch' })
+}
+
+export async function branchTimelineIn(repo: Repository, ctx: AppContext, o: BranchOptions): Promise<TimelineInfo> {
+  {
     const tenant = await repo.tenant(o.tenantId)
     const ancestor = await tenant.timeline(o.ancestorTimelineId)
     const id = o.timelineId ?? generateTimelineId()
@@ -188,7 +216,7 @@ export async function branchTimeline(ctx: AppContext, o: BranchOptions): Promise
       await created.close()
     })
     return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
-  }, { lockFor: 'timeline branch' })
+  }
 }
 
 export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {
@@ -222,4 +250,3 @@ function alreadyExists(id: TimelineId): ConflictError {
   return new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
 }
 
-export type { Repository }

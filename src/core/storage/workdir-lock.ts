@@ -19,6 +19,9 @@ export interface LockHolder {
   pid: number
   command: string
   startedAt: string
+  /** A running `serve` adds where it listens, so other commands can talk to it. */
+  pgAddr?: string
+  httpAddr?: string
 }
 
 function alive(pid: number): boolean {
@@ -28,6 +31,12 @@ function alive(pid: number): boolean {
   } catch (e) {
     return (e as { code?: string }).code === 'EPERM'
   }
+}
+
+/** The current holder of a workdir's lock, if a live process holds it (for commands that talk to `serve`). */
+export function liveLockHolder(workdir: string): LockHolder | null {
+  const h = readHolder(join(workdir, LOCK_FILE))
+  return h !== null && h.pid > 0 && alive(h.pid) ? h : null
 }
 
 function readHolder(path: string): LockHolder | null {
@@ -91,6 +100,15 @@ export class WorkdirLock {
         // already gone
       }
     }
+  }
+
+  /** Adds facts about the holder (e.g. its listen addresses); the file is replaced atomically. */
+  updateInfo(extra: Partial<Pick<LockHolder, 'pgAddr' | 'httpAddr'>>): void {
+    const cur = readHolder(this.path)
+    if (!cur || cur.pid !== process.pid) return
+    const tmp = `${this.path}.${process.pid}.tmp`
+    writeFileSync(tmp, JSON.stringify({ ...cur, ...extra }) + '\n')
+    renameSync(tmp, this.path)
   }
 
   /** Removes the lock file if it is still ours. Idempotent. */

@@ -1,0 +1,32 @@
+/**
+ * Prometheus text exposition of the running server (GET /metrics): progress LSNs and layer counts per
+ * timeline, in-memory bytes, redo worker counters, live page-service connections. Names follow Neon's where
+ * one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
+ */
+import type { PageServiceServer } from '../page-service/server.js'
+import type { TimelineService } from './timeline-service.js'
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')
+}
+
+export function renderMetrics(services: TimelineService[], pageService: PageServiceServer): string {
+  const lines: string[] = []
+  const gauge = (name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
+    for (const [labels, v] of rows) {
+      const l = Object.entries(labels)
+        .map(([k, x]) => `${k}="${esc(x)}"`)
+        .join(',')
+      lines.push(`${name}${l ? `{${l}}` : ''} ${v.toString()}`)
+    }
+  }
+  const tsl = (s: TimelineService) => ({ tenant_id: s.tenant.id, timeline_id: s.timeline.timelineId })
+  gauge('pageserver_last_record_lsn', 'End LSN of the last ingested WAL record.', services.map((s) => [tsl(s), s.timeline.lastRecordLsn]))
+  gauge('pageserver_disk_consistent_lsn', 'Everything up to this LSN is in layer files.', services.map((s) => [tsl(s), s.timeline.diskConsistentLsn]))
+  gauge('pageserver_layer_count', 'Layer files of the timeline.', services.map((s) => [tsl(s), s.timeline.layerFiles().length]))
+  gauge('pageserver_timeline_ephemeral_bytes', 'Bytes held by in-memory layers.', services.map((s) => [tsl(s), s.timeline.inMemoryBytes]))
+  gauge('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
+  gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])
+  return lines.join('\n') + '\n'
+}

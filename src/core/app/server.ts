@@ -1,0 +1,292 @@
+/**
+ * PageServer: what `pageserver serve` runs. The composition root of the daemon:
+ *   - holds the workdir lock for its whole life (offline mutations then fail, naming this server);
+ *   - loads every tenant and timeline of the workdir;
+ *   - serves them over the libpq page service (pagestream, basebackup, fullbackup);
+ *   - streams WAL into every timeline that has a WAL source, resuming from disk_consistent_lsn and reporting
+ *     only durable LSNs to the replication slot;
+ *   - runs the flush policy on a 1-second clock (checkpoint_timeout, and the memory ceiling across all
+ *     timelines: the one holding the oldest unflushed WAL is frozen first);
+ *   - adds tenants and timelines created through its management API without a restart.
+ * `stop()` shuts down gracefully: stop accepting, stop WAL receivers, flush every timeline, stop the redo
+ * workers, release the lock.
+ */
+import { ConflictError, NotFoundError, UsageError } from '../lib/errors.js'
+import type { TenantId, TimelineId } from '../model/ids.js'
+import { splitHostPort } from '../config/index.js'
+import { PageServiceServer } from '../page-service/server.js'
+import { loadJwtAuth } from '../page-service/auth-keys.js'
+import type { PageServiceBackend } from '../page-service/backend.js'
+import { Repository } from '../repository/repository.js'
+import type { Tenant } from '../repository/tenant.js'
+import type { Timeline } from '../repository/timeline.js'
+import { WorkdirLock } from '../storage/workdir-lock.js'
+import { mkdir } from 'node:fs/promises'
+import { tenantOptions, type AppContext } from './context.js'
+import { TimelineService, type BackupProducer } from './timeline-service.js'
+import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
+import type { JsonHttpServer } from '../http/http-server.js'
+import { bootstrapTimelineIn, branchTimelineIn, createTenantIn, deleteTimelineIn, listTenantsIn, listTimelinesIn, timelineInfo } from './timelines.js'
+import { importTimelineIn } from './import.js'
+import { attachWalSource } from './wal-source.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { parseConnString } from '../protocol/conn-string.js'
+import { ReplicationConnection } from '../walreceiver/replication-connection.js'
+import { renderMetrics } from './metrics.js'
+
+/** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
+export const FLUSH_TICK_MS = 1000
+
+export interface ServerAddresses {
+  pg: { host: string; port: number }
+  http: { host: string; port: number }
+}
+
+export interface PageServerOptions {
+  backups?: BackupProducer | null
+}
+
+export class PageServer implements PageServiceBackend, ManagementOps {
+  private readonly services = new Map<string, TimelineService>()
+  private ticker: NodeJS.Timeout | null = null
+  private stopping: Promise<void> | null = null
+  private http: JsonHttpServer | null = null
+
+  private constructor(
+    private readonly ctx: AppContext,
+    private readonly lock: WorkdirLock,
+    readonly repo: Repository,
+    private readonly pageService: PageServiceServer,
+    private readonly opts: PageServerOptions,
+  ) {}
+
+  static async start(ctx: AppContext, opts: PageServerOptions = {}): Promise<PageServer> {
+    const c = ctx.config
+    const pgAddr = splitHostPort(c.listenPgAddr)
+    if (!pgAddr) throw new UsageError('BAD_LISTEN_ADDR', `listen_pg_addr "${c.listenPgAddr}" is not host:port`, { hint: 'Set listen_pg_addr = "127.0.0.1:64000".' })
+    const httpAddr = splitHostPort(c.listenHttpAddr)
+    if (!httpAddr) throw new UsageError('BAD_LISTEN_ADDR', `listen_http_addr "${c.listenHttpAddr}" is not host:port`, { hint: 'Set listen_http_addr = "127.0.0.1:9898".' })
+    await mkdir(c.workdir, { recursive: true })
+    const lock = WorkdirLock.acquire(c.workdir, 'serve')
+    let repo: Repository | null = null
+    let pageService: PageServiceServer | null = null
+    let server: PageServer | null = null
+    try {
+      repo = await Repository.open(c.workdir, tenantOptions(ctx))
+      const jwt = c.pgAuthType === 'NeonJWT' ? await loadJwtAuth(c.authValidationPublicKeyPath!) : undefined
+      pageService = new PageServiceServer(
+        { timeline: (t, tl) => server!.timeline(t, tl) },
+        { authType: jwt ? 'jwt' : 'trust', jwtAuth: jwt, waitLsnTimeoutMs: c.waitLsnTimeoutMs },
+      )
+      server = new PageServer(ctx, lock, repo, pageService, opts)
+      await server.loadAll()
+      await pageService.listen(pgAddr.host, pgAddr.port)
+      const httpJwt = c.httpAuthType === 'NeonJWT' ? (jwt ?? (await loadJwtAuth(c.authValidationPublicKeyPath!))) : null
+      server.http = createManagementServer(server, httpJwt, (e) => ctx.log?.('error', 'management API handler failed', { message: e instanceof Error ? e.stack : String(e) }))
+      await server.http.listen(httpAddr.host, httpAddr.port)
+      lock.updateInfo({
+        pgAddr: `${pageService.address.host}:${pageService.address.port}`,
+        httpAddr: `${server.http.address.host}:${server.http.address.port}`,
+      })
+      for (const s of server.services.values()) s.startWal()
+      server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
+      server.ticker.unref()
+      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size })
+      return server
+    } catch (e) {
+      await pageService?.close().catch(() => {})
+      await server?.http?.close().catch(() => {})
+      await repo?.close().catch(() => {})
+      lock.release()
+      throw e
+    }
+  }
+
+  get addresses(): ServerAddresses {
+    return { pg: this.pageService.address, http: this.http!.address }
+  }
+
+  // --- management operations (HTTP API) ---
+
+  async listTenants(): Promise<Array<{ tenantId: string; timelines: number }>> {
+    return listTenantsIn(this.repo)
+  }
+
+  async createTenant(id?: TenantId): Promise<{ tenantId: string }> {
+    return createTenantIn(this.repo, id)
+  }
+
+  async listTimelines(t: TenantId): Promise<unknown[]> {
+    return listTimelinesIn(this.repo, t, (id) => this.services.get(this.key(t, id))?.timeline ?? null)
+  }
+
+  async getTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
+    const s = this.service(t, tl)
+    return { ...timelineInfo(t, tl, s.timeline.metadata, s.timeline.lastRecordLsn), walReceiverStatus: s.walReceiverStatus() }
+  }
+
+  async createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown> {
+    const tenant = await this.repo.tenant(t)
+    let info
+    if (req.importFrom) {
+      info = await importTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, connString: req.importFrom.connString, slotName: req.importFrom.slotName })
+    } else if (req.ancestorTimelineId) {
+      info = await branchTimelineIn(this.repo, this.ctx, { tenantId: t, ancestorTimelineId: req.ancestorTimelineId, lsn: req.ancestorStartLsn, timelineId: req.newTimelineId })
+    } else {
+      info = await bootstrapTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, dataChecksums: req.dataChecksums })
+    }
+    const tl = await tenant.timeline(info.timelineId as TimelineId)
+    await this.addTimeline(tenant, tl)
+    return info
+  }
+
+  async deleteTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
+    await this.dropTimeline(t, tl)
+    return deleteTimelineIn(this.repo, t, tl)
+  }
+
+  async checkpoint(t: TenantId, tl: TimelineId): Promise<unknown> {
+    const s = this.service(t, tl)
+    const lsn = await s.driver.checkpoint()
+    return { tenantId: t, timelineId: tl, diskConsistentLsn: formatLsn(lsn), layers: s.timeline.layerFiles().length }
+  }
+
+  async setWalSource(t: TenantId, tl: TimelineId, src: { connString: string; slotName?: string }): Promise<unknown> {
+    const s = this.service(t, tl)
+    await s.stopWal()
+    const attached = await attachWalSource(s.timeline, src)
+    s.startWal()
+    return { tenantId: t, timelineId: tl, walSource: { slotName: attached.slotName, systemId: attached.systemId } }
+  }
+
+  async syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown> {
+    const s = this.service(t, tl)
+    const src = s.timeline.metadata.walSource
+    if (src === null) {
+      throw new UsageError('NO_WAL_SOURCE', `timeline ${tl} has no WAL source`, { hint: 'Attach one with `pageserver timeline source`.' })
+    }
+    let target = until
+    if (target === undefined) {
+      const conn = await ReplicationConnection.connect(parseConnString(src.connString), { applicationName: 'pageserver sync' })
+      try {
+        target = (await conn.identifySystem()).xlogPos
+      } finally {
+        await conn.close()
+      }
+    }
+    await s.timeline.waitForLsn(target, this.ctx.config.waitLsnTimeoutMs)
+    await s.driver.checkpoint()
+    return { lastRecordLsn: formatLsn(s.timeline.lastRecordLsn), diskConsistentLsn: formatLsn(s.timeline.diskConsistentLsn), records: 0 }
+  }
+
+  metrics(): string {
+    return renderMetrics(this.servedTimelines(), this.pageService)
+  }
+
+  private key(t: TenantId, tl: TimelineId): string {
+    return `${t}/${tl}`
+  }
+
+  private async loadAll(): Promise<void> {
+    for (const tid of await this.repo.tenantIds()) {
+      const tenant = await this.repo.tenant(tid)
+      for (const tlid of await tenant.timelineIds()) await this.addTimeline(tenant, await tenant.timeline(tlid))
+    }
+  }
+
+  /** Starts serving (and streaming WAL into) a timeline loaded from the repository. */
+  async addTimeline(tenant: Tenant, tl: Timeline): Promise<TimelineService> {
+    const k = this.key(tenant.id, tl.timelineId)
+    const existing = this.services.get(k)
+    if (existing) return existing
+    const c = this.ctx.config
+    const s = new TimelineService(
+      this.ctx,
+      tenant,
+      tl,
+      { checkpointDistanceBytes: c.checkpointDistanceBytes, checkpointTimeoutMs: c.checkpointTimeoutMs, maxInMemoryLayersBytes: c.maxInMemoryLayersBytes },
+      this.opts.backups ?? null,
+    )
+    this.services.set(k, s)
+    if (this.ticker !== null) s.startWal()
+    return s
+  }
+
+  /** The service of a served timeline; NotFoundError otherwise. */
+  service(t: TenantId, tl: TimelineId): TimelineService {
+    const s = this.services.get(this.key(t, tl))
+    if (!s) {
+      throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${tl} of tenant ${t} is not served here`, {
+        hint: 'Check the ids with `pageserver timeline list --tenant <id>`.',
+      })
+    }
+    return s
+  }
+
+  timeline(t: TenantId, tl: TimelineId): TimelineService {
+    return this.service(t, tl)
+  }
+
+  servedTimelines(): TimelineService[] {
+    return [...this.services.values()]
+  }
+
+  /** Removes a timeline from service (before deleting it). */
+  async dropTimeline(t: TenantId, tl: TimelineId): Promise<void> {
+    const s = this.service(t, tl)
+    for (const other of this.services.values()) {
+      if (other.timeline.ancestor === s.timeline) {
+        throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${tl} has child timelines`, { hint: 'Delete its branches first.' })
+      }
+    }
+    await s.stopWal()
+    this.services.delete(this.key(t, tl))
+  }
+
+  /** The flush clock: timeouts per timeline, then the global memory ceiling. */
+  private tick(): void {
+    for (const s of this.services.values()) {
+      try {
+        s.driver.tick()
+      } catch (e) {
+        this.ctx.log?.('error', 'flush tick failed', { timeline: s.timeline.timelineId, message: e instanceof Error ? e.message : String(e) })
+      }
+    }
+    let total = 0
+    for (const s of this.services.values()) total += s.timeline.inMemoryBytes
+    if (total < this.ctx.config.maxInMemoryLayersBytes) return
+    // Freeze the timeline holding the oldest unflushed WAL (its data has waited longest).
+    let oldest: TimelineService | null = null
+    for (const s of this.services.values()) {
+      const l = s.timeline.oldestUnflushedLsn
+      if (l === null || s.timeline.openLayerWalBytes === 0n) continue
+      if (oldest === null || l < oldest.timeline.oldestUnflushedLsn!) oldest = s
+    }
+    oldest?.driver.freezeNow()
+  }
+
+  /** Graceful shutdown within `deadlineMs` (whatever is not flushed by then is re-streamed at the next start). */
+  stop(deadlineMs = 30_000): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.ticker) clearInterval(this.ticker)
+      const deadline = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref())
+      const work = (async () => {
+        await this.http?.close()
+        await this.pageService.close()
+        await Promise.all([...this.services.values()].map((s) => s.stopWal()))
+        for (const s of this.services.values()) {
+          try {
+            await s.driver.checkpoint()
+          } catch (e) {
+            this.ctx.log?.('error', 'flush at shutdown failed', { timeline: s.timeline.timelineId, message: e instanceof Error ? e.message : String(e) })
+          }
+        }
+      })()
+      await Promise.race([work, deadline])
+      await this.repo.close().catch(() => {})
+      this.lock.release()
+      this.ctx.log?.('info', 'page server stopped', {})
+    })()
+    return this.stopping
+  }
+}

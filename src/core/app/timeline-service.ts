@@ -1,0 +1,165 @@
+/**
+ * TimelineService: one timeline as the running server holds it — its reader (pages via the tenant's redo
+ * workers), its ingest driver (flush policy), and, when it has a WAL source, the loop that streams WAL from
+ * that PostgreSQL into it. Implements the page service's view of a timeline.
+ *
+ * The WAL loop reconnects forever with backoff (the WalReceiver retries within a session; when it gives
+ * up, this loop waits and starts a new receiver from last_record_lsn). A system-id mismatch or a
+ * corruption stops the loop and is reported in `walReceiverStatus`: never silently accepted.
+ */
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import type { RelTag } from '../pg/reltag.js'
+import { SlruKind } from '../pg/slru.js'
+import { NotFoundError, PageserverError } from '../lib/errors.js'
+import { parseConnString } from '../protocol/conn-string.js'
+import { WalReceiver } from '../walreceiver/wal-receiver.js'
+import type { DatadirReader } from '../datadir/read.js'
+import type { Tenant } from '../repository/tenant.js'
+import type { Timeline } from '../repository/timeline.js'
+import type { BasebackupOptions, BasebackupStream, PageServiceTimeline } from '../page-service/backend.js'
+import { TimelineIngestDriver, type IngestPolicy } from './ingest-driver.js'
+import { readerFor } from './pages.js'
+import type { AppContext } from './context.js'
+
+const SLRU_KIND_BY_WIRE = [SlruKind.Clog, SlruKind.MultixactMembers, SlruKind.MultixactOffsets] as const
+
+/** Pause before restarting a WAL receiver that gave up (the receiver itself backs off within a session). */
+const WAL_LOOP_RESTART_DELAY_MS = 5_000
+
+export type BackupProducer = (tl: Timeline, reader: DatadirReader, opts: BasebackupOptions) => Promise<BasebackupStream>
+
+export class TimelineService implements PageServiceTimeline {
+  readonly reader: DatadirReader
+  readonly driver: TimelineIngestDriver
+  private walLoop: Promise<void> | null = null
+  private walAbort: AbortController | null = null
+  private status = 'no WAL source'
+
+  constructor(
+    private readonly ctx: AppContext,
+    readonly tenant: Tenant,
+    readonly timeline: Timeline,
+    policy: IngestPolicy,
+    private readonly backups: BackupProducer | null,
+  ) {
+    this.reader = readerFor(tenant, timeline)
+    this.driver = new TimelineIngestDriver(timeline, this.reader, policy)
+  }
+
+  // --- WAL ---
+
+  /** Starts streaming from the timeline's WAL source, if it has one (idempotent). */
+  startWal(): void {
+    if (this.walLoop || this.timeline.metadata.walSource === null) return
+    this.walAbort = new AbortController()
+    this.walLoop = this.runWal(this.walAbort.signal)
+  }
+
+  async stopWal(): Promise<void> {
+    this.walAbort?.abort()
+    await this.walLoop?.catch(() => {})
+    this.walLoop = null
+    this.walAbort = null
+  }
+
+  private log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
+    this.ctx.log?.(level, message, { tenant: this.tenant.id, timeline: this.timeline.timelineId, ...fields })
+  }
+
+  private async runWal(signal: AbortSignal): Promise<void> {
+    const tl = this.timeline
+    while (!signal.aborted) {
+      const src = tl.metadata.walSource
+      if (src === null) return
+      const receiver = new WalReceiver({
+        conn: parseConnString(src.connString),
+        slotName: src.slotName ?? undefined,
+        startLsn: tl.lastRecordLsn,
+        prevRecordLsn: tl.prevRecordLsn ?? undefined,
+        expectedSystemId: BigInt(src.systemId),
+        durableLsn: tl.diskConsistentLsn,
+        signal,
+        logger: (e) => this.log('info', 'wal receiver', e as unknown as Record<string, unknown>),
+      })
+      tl.onDurable = (l) => receiver.markDurable(l)
+      this.status = `streaming from ${formatLsn(tl.lastRecordLsn)}`
+      try {
+        for await (const batch of receiver.batches()) {
+          await this.driver.ingestRecords(batch)
+          this.status = `streaming, last record ${formatLsn(tl.lastRecordLsn)}`
+        }
+      } catch (e) {
+        if (signal.aborted) break
+        const pe = e instanceof PageserverError ? e : null
+        this.status = `stopped: ${e instanceof Error ? e.message : String(e)}`
+        this.log('error', 'WAL streaming failed', { code: pe?.code, message: e instanceof Error ? e.message : String(e) })
+        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported')) return
+      } finally {
+        tl.onDurable = null
+        await receiver.close()
+      }
+      if (signal.aborted) break
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, WAL_LOOP_RESTART_DELAY_MS)
+        signal.addEventListener('abort', () => {
+          clearTimeout(t)
+          resolve()
+        }, { once: true })
+      })
+    }
+    this.status = 'stopped'
+  }
+
+  // --- PageServiceTimeline ---
+
+  lastRecordLsn(): Lsn {
+    return this.timeline.lastRecordLsn
+  }
+
+  gcCutoffLsn(): Lsn {
+    return this.timeline.metadata.latestGcCutoffLsn
+  }
+
+  minReadableLsn(): Lsn {
+    return this.timeline.metadata.minReadableLsn
+  }
+
+  diskConsistentLsn(): Lsn {
+    return this.timeline.diskConsistentLsn
+  }
+
+  walReceiverStatus(): string {
+    return this.status
+  }
+
+  waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    return this.timeline.waitForLsn(lsn, timeoutMs, signal)
+  }
+
+  async relExists(rel: RelTag, lsn: Lsn): Promise<boolean> {
+    return this.reader.relExists(rel, lsn)
+  }
+
+  async relSize(rel: RelTag, lsn: Lsn): Promise<number> {
+    return this.reader.relSize(rel, lsn)
+  }
+
+  getPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Uint8Array> {
+    return this.reader.getRelPage(rel, blkno, lsn)
+  }
+
+  async dbSize(dbNode: number, lsn: Lsn): Promise<bigint> {
+    return this.reader.dbSize(1663, dbNode, lsn)
+  }
+
+  slruSegment(kind: 0 | 1 | 2, segno: number, lsn: Lsn): Promise<Uint8Array> {
+    return this.reader.slruSegment(SLRU_KIND_BY_WIRE[kind], segno, lsn)
+  }
+
+  basebackup(opts: BasebackupOptions): Promise<BasebackupStream> {
+    if (this.backups === null) {
+      throw new NotFoundError('BASEBACKUP_UNAVAILABLE', 'this server cannot produce base backups', { hint: 'Upgrade pageserver.' })
+    }
+    return this.backups(this.timeline, this.reader, opts)
+  }
+}

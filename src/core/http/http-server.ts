@@ -1,0 +1,162 @@
+/**
+ * A small JSON HTTP server: routing by method and path pattern, bounded request bodies, typed errors mapped
+ * to status codes, optional bearer-token authentication. node:http is enough for a dozen routes; a framework
+ * would add a dependency tree for no gain here.
+ *
+ * Errors are `{"msg": "..."}` as Neon's API returns them, with our stable `code` and `hint` beside:
+ * usage 400, unauthorized 401, forbidden 403, not found 404, conflict 409, timeout 408, unavailable 503,
+ * anything else 500.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { PageserverError } from '../lib/errors.js'
+
+/** Largest request body accepted (management requests are small JSON documents). */
+export const HTTP_BODY_BYTES_MAX = 1024 * 1024
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code = 'HTTP_ERROR',
+  ) {
+    super(message)
+  }
+}
+
+export interface RouteContext {
+  params: Record<string, string>
+  query: URLSearchParams
+  body: unknown
+  headers: IncomingMessage['headers']
+}
+
+export interface RouteResult {
+  status?: number
+  json?: unknown
+  text?: string
+  contentType?: string
+}
+
+export type Handler = (ctx: RouteContext) => Promise<RouteResult> | RouteResult
+
+interface Route {
+  method: string
+  pattern: RegExp
+  names: string[]
+  handler: Handler
+  /** Runs before the handler (authentication); throws HttpError to refuse. */
+  guard: ((ctx: RouteContext) => Promise<void> | void) | null
+}
+
+const STATUS_BY_KIND: Record<string, number> = {
+  usage: 400,
+  not_found: 404,
+  conflict: 409,
+  timeout: 408,
+  unavailable: 503,
+  corruption: 500,
+  unsupported: 400,
+  internal: 500,
+  interrupted: 503,
+}
+
+export class JsonHttpServer {
+  private readonly routes: Route[] = []
+  private readonly server: Server
+
+  constructor(private readonly onError?: (e: unknown) => void) {
+    this.server = createServer((req, res) => void this.handle(req, res))
+    this.server.keepAliveTimeout = 5_000
+    this.server.headersTimeout = 10_000
+    this.server.requestTimeout = 600_000
+  }
+
+  /** `path` like "/v1/tenant/:tenant_id/timeline"; ":name" matches one segment. */
+  route(method: string, path: string, handler: Handler, guard: Route['guard'] = null): this {
+    const names: string[] = []
+    const re = path.replace(/:([a-z_]+)/g, (_m, n: string) => {
+      names.push(n)
+      return '([^/]+)'
+    })
+    this.routes.push({ method, pattern: new RegExp(`^${re}$`), names, handler, guard })
+    return this
+  }
+
+  async listen(host: string, port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.removeListener('error', reject)
+        resolve()
+      })
+    })
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as AddressInfo
+    return { host: a.address, port: a.port }
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve())
+      this.server.closeAllConnections()
+    })
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost')
+      let matched = false
+      for (const r of this.routes) {
+        const m = r.pattern.exec(url.pathname)
+        if (!m) continue
+        matched = true
+        if (r.method !== req.method) continue
+        const params: Record<string, string> = {}
+        r.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)))
+        const body = await readBody(req)
+        const ctx: RouteContext = { params, query: url.searchParams, body, headers: req.headers }
+        if (r.guard) await r.guard(ctx)
+        const result = await r.handler(ctx)
+        return send(res, result.status ?? 200, result)
+      }
+      throw matched ? new HttpError(405, `method ${req.method} is not allowed on ${url.pathname}`, 'METHOD_NOT_ALLOWED') : new HttpError(404, `no route ${url.pathname}`, 'NO_ROUTE')
+    } catch (e) {
+      if (!(e instanceof HttpError) && !(e instanceof PageserverError)) this.onError?.(e)
+      const status = e instanceof HttpError ? e.status : e instanceof PageserverError ? (STATUS_BY_KIND[e.kind] ?? 500) : 500
+      const code = e instanceof HttpError || e instanceof PageserverError ? e.code : 'INTERNAL'
+      const hint = e instanceof PageserverError ? e.hint : undefined
+      send(res, status, { json: { msg: e instanceof Error ? e.message : String(e), code, hint: hint ?? null } })
+    }
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  if (req.method === 'GET' || req.method === 'HEAD') return undefined
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const c of req) {
+    n += (c as Buffer).length
+    if (n > HTTP_BODY_BYTES_MAX) throw new HttpError(413, `request body larger than ${HTTP_BODY_BYTES_MAX} bytes`, 'BODY_TOO_LARGE')
+    chunks.push(c as Buffer)
+  }
+  if (n === 0) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch {
+    throw new HttpError(400, 'request body is not JSON', 'BAD_JSON')
+  }
+}
+
+function send(res: ServerResponse, status: number, r: RouteResult): void {
+  if (r.text !== undefined) {
+    res.writeHead(status, { 'content-type': r.contentType ?? 'text/plain; charset=utf-8' })
+    res.end(r.text)
+    return
+  }
+  const body = r.json === undefined ? '' : JSON.stringify(r.json, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(body)
+}

@@ -1,0 +1,153 @@
+/**
+ * The HTTP management API of a running page server (listen_http_addr), on Neon's paths where one exists:
+ *
+ *   GET    /v1/status                                          {"id": 1}
+ *   GET    /v1/tenant                                          [{"id", "state": {"slug": "Active"}, "timelines"}]
+ *   POST   /v1/tenant                 {"new_tenant_id"?}       201 {"tenant_id"}
+ *   GET    /v1/tenant/:t/timeline                              [timeline info]
+ *   POST   /v1/tenant/:t/timeline     bootstrap {new_timeline_id?, pg_version?, data_checksums?} |
+ *                                     branch {new_timeline_id?, ancestor_timeline_id, ancestor_start_lsn?} |
+ *                                     import {new_timeline_id?, import_from: {conn_string, slot_name?}}
+ *                                                                  201 timeline info
+ *   GET    /v1/tenant/:t/timeline/:tl                          timeline info
+ *   DELETE /v1/tenant/:t/timeline/:tl                          200
+ *   PUT    /v1/tenant/:t/timeline/:tl/checkpoint               freeze + flush; {"disk_consistent_lsn"}
+ *   POST   /v1/tenant/:t/timeline/:tl/sync {until?}            wait for WAL up to `until` (default: the source's
+ *                                                                  flush LSN now), flush; {lastRecordLsn, ...}
+ *   PUT    /v1/tenant/:t/timeline/:tl/wal_source {conn_string, slot_name?}   stream this timeline's WAL from a
+ *                                                                  PostgreSQL (e.g. one started on an export)
+ *   GET    /metrics                                            Prometheus text
+ *
+ * Timeline info uses our camelCase fields (the CLI's --json contract). Authentication (http_auth_type
+ * NeonJWT): `Authorization: Bearer <jwt>`; 401 without or with a malformed token, 403 out of scope; tenant
+ * routes accept a `tenant` token for that tenant or `pageserverapi`; server-wide routes need
+ * `pageserverapi`. /v1/status and /metrics are open.
+ */
+import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
+import { parseLsn, type Lsn } from '../pg/lsn.js'
+import { UsageError } from '../lib/errors.js'
+import { checkPermission, type JwtAuth } from '../page-service/auth.js'
+import { HttpError, JsonHttpServer, type RouteContext } from './http-server.js'
+
+export interface CreateTimelineRequest {
+  newTimelineId?: TimelineId
+  ancestorTimelineId?: TimelineId
+  ancestorStartLsn?: Lsn
+  dataChecksums?: boolean
+  importFrom?: { connString: string; slotName?: string }
+}
+
+/** What the running server does for each route (implemented in core/app). */
+export interface ManagementOps {
+  listTenants(): Promise<Array<{ tenantId: string; timelines: number }>>
+  createTenant(id?: TenantId): Promise<{ tenantId: string }>
+  listTimelines(t: TenantId): Promise<unknown[]>
+  getTimeline(t: TenantId, tl: TimelineId): Promise<unknown>
+  createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown>
+  deleteTimeline(t: TenantId, tl: TimelineId): Promise<unknown>
+  checkpoint(t: TenantId, tl: TimelineId): Promise<unknown>
+  setWalSource(t: TenantId, tl: TimelineId, src: { connString: string; slotName?: string }): Promise<unknown>
+  /** Waits until WAL up to `until` (default: the source's flush LSN now) is ingested, then flushes. */
+  syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown>
+  metrics(): string
+}
+
+function str(v: unknown, what: string): string | undefined {
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw new UsageError('BAD_REQUEST', `${what} must be a string`)
+  return v
+}
+
+function obj(body: unknown): Record<string, unknown> {
+  if (body === undefined) return {}
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('BAD_REQUEST', 'the request body must be a JSON object')
+  return body as Record<string, unknown>
+}
+
+export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null, onError?: (e: unknown) => void): JsonHttpServer {
+  const guard = (tenant: boolean) => async (ctx: RouteContext) => {
+    if (!auth) return
+    const h = ctx.headers.authorization
+    const m = typeof h === 'string' ? /^Bearer\s+(\S+)$/i.exec(h) : null
+    if (!m) throw new HttpError(401, 'missing or malformed Authorization header (expected "Bearer <jwt>")', 'UNAUTHORIZED')
+    let claims
+    try {
+      claims = await auth.verify(m[1]!)
+    } catch (e) {
+      throw new HttpError(403, `Forbidden: JWT authentication error: ${e instanceof Error ? e.message : String(e)}`, 'FORBIDDEN')
+    }
+    const refusal = checkPermission(claims, tenant ? parseTenantId(ctx.params.tenant_id!) : null)
+    if (refusal) throw new HttpError(403, `Forbidden: JWT authentication error: ${refusal.message}`, 'FORBIDDEN')
+  }
+  const t = (c: RouteContext) => parseTenantId(c.params.tenant_id!)
+  const tl = (c: RouteContext) => parseTimelineId(c.params.timeline_id!)
+  return new JsonHttpServer(onError)
+    .route('GET', '/v1/status', () => ({ json: { id: 1 } }))
+    .route('GET', '/metrics', () => ({ text: ops.metrics(), contentType: 'text/plain; version=0.0.4' }))
+    .route(
+      'GET',
+      '/v1/tenant',
+      async () => ({ json: (await ops.listTenants()).map((x) => ({ id: x.tenantId, state: { slug: 'Active' }, timelines: x.timelines })) }),
+      guard(false),
+    )
+    .route(
+      'POST',
+      '/v1/tenant',
+      async (c) => {
+        const id = str(obj(c.body).new_tenant_id, 'new_tenant_id')
+        const r = await ops.createTenant(id === undefined ? undefined : parseTenantId(id))
+        return { status: 201, json: { tenant_id: r.tenantId } }
+      },
+      guard(false),
+    )
+    .route('GET', '/v1/tenant/:tenant_id/timeline', async (c) => ({ json: await ops.listTimelines(t(c)) }), guard(true))
+    .route(
+      'POST',
+      '/v1/tenant/:tenant_id/timeline',
+      async (c) => {
+        const b = obj(c.body)
+        const req: CreateTimelineRequest = {}
+        const nt = str(b.new_timeline_id, 'new_timeline_id')
+        if (nt !== undefined) req.newTimelineId = parseTimelineId(nt)
+        const anc = str(b.ancestor_timeline_id, 'ancestor_timeline_id')
+        if (anc !== undefined) req.ancestorTimelineId = parseTimelineId(anc)
+        const lsn = str(b.ancestor_start_lsn, 'ancestor_start_lsn')
+        if (lsn !== undefined) req.ancestorStartLsn = parseLsn(lsn, 'ancestor_start_lsn')
+        if (b.pg_version !== undefined && b.pg_version !== 15) throw new UsageError('BAD_REQUEST', `pg_version ${String(b.pg_version)} is not supported (15 only)`)
+        if (b.data_checksums !== undefined) req.dataChecksums = b.data_checksums === true
+        if (b.import_from !== undefined) {
+          const f = obj(b.import_from)
+          const cs = str(f.conn_string, 'import_from.conn_string')
+          if (cs === undefined) throw new UsageError('BAD_REQUEST', 'import_from.conn_string is required')
+          const slot = str(f.slot_name, 'import_from.slot_name')
+          req.importFrom = slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }
+        }
+        return { status: 201, json: await ops.createTimeline(t(c), req) }
+      },
+      guard(true),
+    )
+    .route('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id', async (c) => ({ json: await ops.getTimeline(t(c), tl(c)) }), guard(true))
+    .route('DELETE', '/v1/tenant/:tenant_id/timeline/:timeline_id', async (c) => ({ json: await ops.deleteTimeline(t(c), tl(c)) }), guard(true))
+    .route('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/checkpoint', async (c) => ({ json: await ops.checkpoint(t(c), tl(c)) }), guard(true))
+    .route(
+      'POST',
+      '/v1/tenant/:tenant_id/timeline/:timeline_id/sync',
+      async (c) => {
+        const until = str(obj(c.body).until, 'until')
+        return { json: await ops.syncTimeline(t(c), tl(c), until === undefined ? undefined : parseLsn(until, 'until')) }
+      },
+      guard(true),
+    )
+    .route(
+      'PUT',
+      '/v1/tenant/:tenant_id/timeline/:timeline_id/wal_source',
+      async (c) => {
+        const b = obj(c.body)
+        const cs = str(b.conn_string, 'conn_string')
+        if (cs === undefined) throw new UsageError('BAD_REQUEST', 'conn_string is required')
+        const slot = str(b.slot_name, 'slot_name')
+        return { json: await ops.setWalSource(t(c), tl(c), slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }) }
+      },
+      guard(true),
+    )
+}
