@@ -1,0 +1,183 @@
+/**
+ * `pageserver serve` end to end: one server per workdir; the CLI goes through a running server (new tenants
+ * and timelines are served at once); pagestream answers equal the offline reads and the primary
+ * (GetPage for every block, Nblocks, Exists, DbSize); graceful SIGTERM and restart; JWT auth.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair, exportSPKI, SignJWT } from 'jose'
+import { PgCluster } from '../support/pg-cluster.js'
+import { runCli } from '../support/cli.js'
+import { startServe, type ServeHandle } from '../support/serve-process.js'
+import { PageServiceClient } from '../../src/core/page-service/client.js'
+import { loadConfig } from '../../src/core/config/index.js'
+import { withRepository, type AppContext } from '../../src/core/app/context.js'
+import { readerFor } from '../../src/core/app/pages.js'
+import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../src/core/model/ids.js'
+import { formatLsn, parseLsn } from '../../src/core/pg/lsn.js'
+
+function hostPort(a: string): { host: string; port: number } {
+  const i = a.lastIndexOf(':')
+  return { host: a.slice(0, i), port: Number(a.slice(i + 1)) }
+}
+
+describe('pageserver serve', () => {
+  let pg: PgCluster
+  let root: string
+  let workdir: string
+  let ctx: AppContext
+  let serve: ServeHandle | null = null
+  let tenant: string
+  let timeline: string
+  const env = () => ({ PAGESERVER_WORKDIR: workdir })
+
+  beforeAll(async () => {
+    pg = await PgCluster.start({ name: 'serve' })
+    root = mkdtempSync(join(tmpdir(), 'ps-serve-'))
+    workdir = join(root, '.neon')
+    ctx = { config: await loadConfig({ workdir, overrides: ['no_sync=true'], env: {} }), env: process.env }
+    expect((await runCli(['init'], { env: env() })).code).toBe(0)
+    tenant = (await runCli(['tenant', 'create', '--json'], { env: env() })).json<{ tenantId: string }>().tenantId
+    const imp = await runCli(['timeline', 'import', '--tenant', tenant, '--from', pg.connString(), '--json'], { env: env() })
+    expect(imp.code, imp.stderr).toBe(0)
+    timeline = imp.json<{ timelineId: string }>().timelineId
+  })
+  afterAll(async () => {
+    await serve?.stop()
+    await pg?.destroy()
+    if (root) rmSync(root, { recursive: true, force: true })
+  })
+
+  it('holds the workdir: a second serve fails naming the first', async () => {
+    serve = await startServe(workdir)
+    expect(serve.stdout()).toMatch(/page service 127\.0\.0\.1:\d+/)
+    const second = await runCli(['serve', '-c', 'listen_pg_addr=127.0.0.1:0', '-c', 'listen_http_addr=127.0.0.1:0', '--workdir', workdir], { timeoutMs: 20_000 })
+    expect(second.code).toBe(4)
+    expect(second.stderr).toContain(`pid ${serve.child.pid}`)
+  })
+
+  it('streams WAL and answers pagestream requests exactly as the primary and the offline read path', async () => {
+    await pg.pgbench(['-i', '-s', '1', '-q'])
+    await pg.sql('CHECKPOINT')
+    const at = await pg.insertLsn()
+    const sync = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at), '--json'], { env: env() })
+    expect(sync.code, sync.stderr).toBe(0)
+    expect(parseLsn(sync.json<{ diskConsistentLsn: string }>().diskConsistentLsn) >= at).toBe(true)
+
+    const db = Number(await pg.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
+    const relNode = Number(await pg.sql("SELECT pg_relation_filenode('pgbench_accounts')"))
+    const rel = { spcNode: 1663, dbNode: db, relNode, forkNum: 0 }
+    const primaryBlocks = Number(await pg.sql("SELECT pg_relation_size('pgbench_accounts') / 8192"))
+    const client = await PageServiceClient.connect(hostPort(serve!.pgAddr))
+    try {
+      const ps = await client.pagestream(parseTenantId(tenant), parseTimelineId(timeline), { version: 3 })
+      const lsns = { requestLsn: at, notModifiedSince: at }
+      expect(await ps.nblocks(rel, lsns)).toBe(primaryBlocks)
+      expect(await ps.exists(rel, lsns)).toBe(true)
+      expect(await ps.exists({ ...rel, relNode: 999_999 }, lsns)).toBe(false)
+      expect(await ps.nblocks({ ...rel, forkNum: 1 }, lsns)).toBeGreaterThanOrEqual(0)
+      // DbSize: the relation fork files of the database as PostgreSQL has them on disk, free-space maps aside
+      // (PostgreSQL creates and fills them without WAL, so no WAL consumer — a standby, or us — knows their
+      // size). The FSM forks we do know (from the import) are counted on our side, so add those back.
+      let bytes = 0
+      for (const f of readdirSync(join(pg.dataDir, 'base', String(db)))) {
+        if (/^\d+(_vm|_init)?(\.\d+)?$/.test(f)) bytes += statSync(join(pg.dataDir, 'base', String(db), f)).size
+      }
+      const knownFsm = await withRepository(ctx, async (repo) => {
+        const t = await repo.tenant(parseTenantId(tenant))
+        const reader = readerFor(t, await t.timeline(parseTimelineId(timeline)))
+        return reader.relations(1663, db, at).filter((r) => r.forkNum === 1).reduce((n, r) => n + reader.relSize(r, at) * 8192, 0)
+      })
+      expect(Number(await ps.dbSize(db, lsns))).toBe(bytes + knownFsm)
+      // Every block, pipelined, equals the offline read of the same LSN.
+      const pages = await Promise.all(Array.from({ length: primaryBlocks }, (_, b) => ps.getPage(rel, b, lsns)))
+      await withRepository(ctx, async (repo) => {
+        const t = await repo.tenant(parseTenantId(tenant))
+        const tl = await t.timeline(parseTimelineId(timeline))
+        const reader = readerFor(t, tl)
+        for (let b = 0; b < primaryBlocks; b++) expect((await reader.getRelPage(rel, b, at)).equals(pages[b]!), `block ${b}`).toBe(true)
+      })
+      // Past the end: zeros.
+      expect((await ps.getPage(rel, primaryBlocks + 10, lsns)).every((x) => x === 0)).toBe(true)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it('serves tenants and timelines created through the CLI while it runs', async () => {
+    const t2 = (await runCli(['tenant', 'create', '--json'], { env: env() })).json<{ tenantId: string }>().tenantId
+    const created = await runCli(['timeline', 'create', '--tenant', t2, '--json'], { env: env(), timeoutMs: 120_000 })
+    expect(created.code, created.stderr).toBe(0)
+    const tl2 = created.json<{ timelineId: string; lastRecordLsn: string }>()
+    const client = await PageServiceClient.connect(hostPort(serve!.pgAddr))
+    try {
+      const ps = await client.pagestream(parseTenantId(t2), parseTimelineId(tl2.timelineId), { version: 2 })
+      // pg_class of the bootstrap cluster: relfilenode 1259 in the template database 1.
+      expect(await ps.nblocks({ spcNode: 1663, dbNode: 1, relNode: 1259, forkNum: 0 }, {})).toBeGreaterThan(0)
+    } finally {
+      await client.close()
+    }
+    const list = await runCli(['timeline', 'list', '--tenant', t2, '--json'], { env: env() })
+    expect(list.json<Array<{ timelineId: string }>>().map((t) => t.timelineId)).toEqual([tl2.timelineId])
+    // A branch made through the server at its in-memory last record.
+    const br = await runCli(['timeline', 'branch', '--tenant', tenant, '--ancestor', timeline, '--json'], { env: env() })
+    expect(br.code, br.stderr).toBe(0)
+  })
+
+  it('shuts down gracefully on SIGTERM and resumes after a restart', async () => {
+    await pg.sql("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 500")
+    const at = await pg.insertLsn()
+    const s = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at)], { env: env() })
+    expect(s.code, s.stderr).toBe(0)
+    expect(await serve!.stop()).toBe(0)
+    expect(serve!.stderr()).toContain('page server stopped')
+    expect(readdirSync(workdir)).not.toContain('pageserver.lock')
+    // Offline, the flushed data is there.
+    const list = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
+    const info = list.json<Array<{ timelineId: string; diskConsistentLsn: string }>>().find((t) => t.timelineId === timeline)!
+    expect(parseLsn(info.diskConsistentLsn) >= at).toBe(true)
+    serve = await startServe(workdir)
+    await pg.sql("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 500")
+    const at2 = await pg.insertLsn()
+    const s2 = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at2)], { env: env() })
+    expect(s2.code, s2.stderr).toBe(0)
+  })
+
+  it('with NeonJWT auth: refuses missing, foreign-tenant and wrong-scope tokens; accepts tenant and pageserverapi tokens', async () => {
+    await serve!.stop()
+    const { publicKey, privateKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
+    const keyPath = join(root, 'auth_public_key.pem')
+    writeFileSync(keyPath, await exportSPKI(publicKey))
+    const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA' }).sign(privateKey)
+    serve = await startServe(workdir, ['-c', 'auth_type=NeonJWT', '-c', `auth_validation_public_key_path='${keyPath}'`])
+    const tid = parseTenantId(tenant) as TenantId
+    const tlid = parseTimelineId(timeline) as TimelineId
+    const rel = { spcNode: 1663, dbNode: 1, relNode: 1259, forkNum: 0 }
+    const tryPagestream = async (token: string | undefined) => {
+      const c = await PageServiceClient.connect({ ...hostPort(serve!.pgAddr), ...(token ? { token } : {}) })
+      try {
+        const ps = await c.pagestream(tid, tlid, { version: 2 })
+        return await ps.nblocks(rel, {})
+      } finally {
+        await c.close()
+      }
+    }
+    await expect(tryPagestream(undefined)).rejects.toThrow()
+    await expect(tryPagestream(await sign({ scope: 'tenant', tenant_id: '0'.repeat(31) + '1' }))).rejects.toThrow(/[Pp]ermission denied|mismatch/)
+    await expect(tryPagestream(await sign({ scope: 'safekeeperdata' }))).rejects.toThrow(/ineligible/)
+    await expect(tryPagestream(await sign({ scope: 'tenant', tenant_id: tenant }))).resolves.toBeGreaterThan(0)
+    await expect(tryPagestream(await sign({ scope: 'pageserverapi' }))).resolves.toBeGreaterThan(0)
+    // The management API and the CLI through it.
+    const noToken = await runCli(['tenant', 'create', '--json'], { env: env() })
+    expect(noToken.code).toBe(2)
+    const tenantToken = await runCli(['tenant', 'create', '--json'], { env: { ...env(), NEON_AUTH_TOKEN: await sign({ scope: 'tenant', tenant_id: tenant }) } })
+    expect(tenantToken.code).toBe(2)
+    expect(tenantToken.json<{ error: { message: string } }>().error.message).toMatch(/tenant scope/)
+    const admin = await runCli(['tenant', 'create', '--json'], { env: { ...env(), NEON_AUTH_TOKEN: await sign({ scope: 'pageserverapi' }) } })
+    expect(admin.code, admin.stderr).toBe(0)
+    const ownList = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: { ...env(), NEON_AUTH_TOKEN: await sign({ scope: 'tenant', tenant_id: tenant }) } })
+    expect(ownList.code, ownList.stderr).toBe(0)
+  })
+})
