@@ -20,7 +20,8 @@ import { describeStart, runRedoReplay, type RedoReplayResult } from '../../core/
 import { EXIT_CODES } from '../../core/lib/errors.js'
 import { formatLsn } from '../../core/pg/lsn.js'
 import { forkName, formatRelFileNode } from '../../core/pg/reltag.js'
-import { summaryHeaderLine, type PageSummary } from '../../core/redo/page-summary.js'
+import { renderPageSummary, columns } from '../../cli/page-render.js'
+import type { PageSummary } from '../../core/redo/page-summary.js'
 
 /** Listeners on the command's abort signal: one per redo request the pool may hold, with room to spare. */
 const ABORT_LISTENERS_MAX = 4096
@@ -143,8 +144,7 @@ async function renderText(o: RedoReplayJson, r: RedoReplayResult): Promise<strin
   if (o.out !== null) {
     s += `wrote the page (8192 bytes) to ${o.out}\n`
   } else {
-    s += renderSummary(o.page)
-    if (o.page.linePointers.length > 0) s += renderLinePointers(o.page)
+    s += renderPageSummary(o.page)
   }
   if (o.verify !== null) {
     s += o.verify.equal
@@ -152,47 +152,4 @@ async function renderText(o: RedoReplayJson, r: RedoReplayResult): Promise<strin
       : `verify: differs from ${o.verify.file} at offset ${o.verify.offset} after the ${o.verify.mask} mask\n`
   }
   return s
-}
-
-function renderSummary(p: PageSummary): string {
-  let s = summaryHeaderLine(p) + '\n'
-  if (p.btree) {
-    const b = p.btree
-    s += `btree opaque: prev ${b.btpo_prev}  next ${b.btpo_next}  level ${b.btpo_level}  flags 0x${b.btpo_flags.toString(16).padStart(4, '0')} ${b.flags.join('|')}  cycleid ${b.btpo_cycleid}\n`
-  }
-  if (p.vm) s += `visibility map: ${p.vm.allVisible} heap blocks all-visible, ${p.vm.allFrozen} all-frozen\n`
-  for (const problem of p.problems) s += `problem: ${problem}\n`
-  s += `line pointers: ${p.linePointers.length}\n`
-  return s
-}
-
-function renderLinePointers(p: PageSummary): string {
-  const hex = (v: number): string => '0x' + v.toString(16).toUpperCase().padStart(4, '0')
-  if (p.kind === 'heap') {
-    return columns(
-      ['OFF', 'LP_OFF', 'FLAGS', 'LP_LEN', 'XMIN', 'XMAX', 'INFOMASK', 'INFOMASK2', 'CTID'],
-      p.linePointers.map((lp) => [
-        lp.offnum,
-        lp.lp_off,
-        lp.lp_flags,
-        lp.lp_len,
-        lp.tuple?.t_xmin ?? '',
-        lp.tuple?.t_xmax ?? '',
-        lp.tuple ? hex(lp.tuple.t_infomask) : '',
-        lp.tuple ? hex(lp.tuple.t_infomask2) : '',
-        lp.tuple?.t_ctid ?? '',
-      ]),
-    )
-  }
-  return columns(['OFF', 'LP_OFF', 'FLAGS', 'LP_LEN'], p.linePointers.map((lp) => [lp.offnum, lp.lp_off, lp.lp_flags, lp.lp_len]))
-}
-
-/**
- * Left-aligned columns separated by two spaces, one line per row (a chain or a line-pointer array can have
- * hundreds of rows: a boxed table would triple the lines).
- */
-function columns(head: string[], rows: Array<Array<string | number>>): string {
-  const cells = [head, ...rows.map((r) => r.map(String))]
-  const widths = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)))
-  return cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n'
 }

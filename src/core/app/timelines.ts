@@ -129,22 +129,20 @@ export async function bootstrapTimeline(ctx: AppContext, o: BootstrapOptions): P
 }
 
 export async function bootstrapTimelineIn(repo: Repository, ctx: AppContext, o: BootstrapOptions): Promise<TimelineInfo> {
-  {
-    const tenant = await repo.tenant(o.tenantId)
-    const id = o.timelineId ?? generateTimelineId()
-    if ((await tenant.timelineIds()).includes(id)) throw alreadyExists(id)
-    const inst = postgresInstallation(ctx)
-    o.onProgress?.('running initdb')
-    const initdb = await runInitdb(inst, { dataChecksums: o.dataChecksums ?? false })
-    try {
-      const tl = await tenant.createTimeline(id, async (tmp) => {
-        o.onProgress?.('importing the data directory')
-        await importDataDirectory(ctx, tenant, id, tmp, initdb.dataDir)
-      })
-      return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
-    } finally {
-      initdb.cleanup()
-    }
+  const tenant = await repo.tenant(o.tenantId)
+  const id = o.timelineId ?? generateTimelineId()
+  if ((await tenant.timelineIds()).includes(id)) throw alreadyExists(id)
+  const inst = postgresInstallation(ctx)
+  o.onProgress?.('running initdb')
+  const initdb = await runInitdb(inst, { dataChecksums: o.dataChecksums ?? false })
+  try {
+    const tl = await tenant.createTimeline(id, async (tmp) => {
+      o.onProgress?.('importing the data directory')
+      await importDataDirectory(ctx, tenant, id, tmp, initdb.dataDir)
+    })
+    return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+  } finally {
+    initdb.cleanup()
   }
 }
 
@@ -206,17 +204,15 @@ export async function branchTimeline(ctx: AppContext, o: BranchOptions): Promise
 }
 
 export async function branchTimelineIn(repo: Repository, ctx: AppContext, o: BranchOptions): Promise<TimelineInfo> {
-  {
-    const tenant = await repo.tenant(o.tenantId)
-    const ancestor = await tenant.timeline(o.ancestorTimelineId)
-    const id = o.timelineId ?? generateTimelineId()
-    const meta = branchMetadata(ancestor, o.lsn)
-    const tl = await tenant.createTimeline(id, async (tmp) => {
-      const created = await Timeline.create(tmp, tenant.id, id, meta, ancestor, tenantOptions(ctx))
-      await created.close()
-    })
-    return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
-  }
+  const tenant = await repo.tenant(o.tenantId)
+  const ancestor = await tenant.timeline(o.ancestorTimelineId)
+  const id = o.timelineId ?? generateTimelineId()
+  const meta = branchMetadata(ancestor, o.lsn)
+  const tl = await tenant.createTimeline(id, async (tmp) => {
+    const created = await Timeline.create(tmp, tenant.id, id, meta, ancestor, tenantOptions(ctx))
+    await created.close()
+  })
+  return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
 }
 
 export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {

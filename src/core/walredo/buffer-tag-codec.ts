@@ -21,33 +21,14 @@
 import { CorruptionError, UsageError } from '../lib/errors.js'
 import type { BinaryReader, BinaryWriter } from '../lib/bytes.js'
 import { INVALID_BLOCK_NUMBER, MAX_FORK_NUMBER, formatBufferTag, type BufferTag } from '../pg/reltag.js'
+import { isSlruFork, SLRU_DIRS, SLRU_PAGES_PER_SEGMENT, SlruKind, type SlruKindFork } from '../pg/slru.js'
 
 export const BUFFER_TAG_BYTES = 17
 
-/** Pseudo-fork numbers naming SLRU pages in a walredo BufferTag. */
-export const SlruFork = {
-  /** pg_xact (CLOG): 2 status bits per transaction. */
-  Clog: 0x40,
-  /** pg_multixact/offsets: one u32 member offset per MultiXactId. */
-  MultixactOffsets: 0x41,
-  /** pg_multixact/members: flag words and member xids. */
-  MultixactMembers: 0x42,
-} as const
-
-export type SlruForkNumber = (typeof SlruFork)[keyof typeof SlruFork]
-
-/** SLRU_PAGES_PER_SEGMENT in PostgreSQL 15 (slru.h): 32 pages of 8 KiB per segment file. */
-export const SLRU_PAGES_PER_SEGMENT = 32
-
-const SLRU_DIR_NAMES: Readonly<Record<SlruForkNumber, string>> = {
-  [SlruFork.Clog]: 'pg_xact',
-  [SlruFork.MultixactOffsets]: 'pg_multixact/offsets',
-  [SlruFork.MultixactMembers]: 'pg_multixact/members',
-}
-
-export function isSlruFork(forkNum: number): forkNum is SlruForkNumber {
-  return forkNum === SlruFork.Clog || forkNum === SlruFork.MultixactOffsets || forkNum === SlruFork.MultixactMembers
-}
+/** Pseudo-fork numbers naming SLRU pages in a walredo BufferTag (defined with the SLRU geometry in pg/slru.ts). */
+export const SlruFork = SlruKind
+export type SlruForkNumber = SlruKindFork
+export { isSlruFork, SLRU_PAGES_PER_SEGMENT }
 
 /** The BufferTag of SLRU page `segno * 32 + pageInSegment`. */
 export function slruBufferTag(fork: SlruForkNumber, segno: number, pageInSegment: number): BufferTag {
@@ -82,7 +63,7 @@ export function bufferTagProblem(tag: BufferTag): string | null {
 
 /** "1663/5/16384_vm blk 0", or "pg_xact page 37" for SLRU pseudo-forks. */
 export function formatRedoTag(tag: BufferTag): string {
-  if (isSlruFork(tag.forkNum)) return `${SLRU_DIR_NAMES[tag.forkNum]} page ${tag.blkno}`
+  if (isSlruFork(tag.forkNum)) return `${SLRU_DIRS[tag.forkNum]} page ${tag.blkno}`
   return formatBufferTag(tag)
 }
 

@@ -18,6 +18,7 @@
  */
 import { UnsupportedError } from '../../lib/errors.js'
 import { assertPage } from '../page/page.js'
+import { RM } from '../../pg/rmgr.js'
 import { maskPageLsnAndChecksum } from './bufmask.js'
 import { heapMask } from './heap-mask.js'
 import { btreeMask } from './btree-mask.js'
@@ -30,18 +31,18 @@ export { btreeMask } from './btree-mask.js'
 export { seqMask } from './seq-mask.js'
 export { brinMask, genericMask, ginMask, gistMask, hashMask, spgMask } from './am-masks.js'
 
-/** Resource manager ids with an rm_mask (src/include/access/rmgrlist.h order). */
+/** Resource manager ids with an rm_mask (src/include/access/rmgrlist.h). */
 export const MASKABLE_RMGR = {
-  HEAP2: 9,
-  HEAP: 10,
-  BTREE: 11,
-  HASH: 12,
-  GIN: 13,
-  GIST: 14,
-  SEQ: 15,
-  SPGIST: 16,
-  BRIN: 17,
-  GENERIC: 20,
+  HEAP2: RM.HEAP2,
+  HEAP: RM.HEAP,
+  BTREE: RM.BTREE,
+  HASH: RM.HASH,
+  GIN: RM.GIN,
+  GIST: RM.GIST,
+  SEQ: RM.SEQ,
+  SPGIST: RM.SPGIST,
+  BRIN: RM.BRIN,
+  GENERIC: RM.GENERIC,
 } as const
 
 export type MaskFn = (page: Buffer, blkno: number) => void
