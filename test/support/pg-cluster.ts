@@ -91,10 +91,12 @@ export class PgCluster {
     readonly dir: string,
     readonly port: number,
     readonly options: ClusterOptions,
+    /** A data directory the caller owns (startOnDataDir); null: `<dir>/data`, made by initdb. */
+    private readonly externalDataDir: string | null = null,
   ) {}
 
   get dataDir(): string {
-    return join(this.dir, 'data')
+    return this.externalDataDir ?? join(this.dir, 'data')
   }
 
   get socketDir(): string {
@@ -126,6 +128,50 @@ export class PgCluster {
       throw e
     }
     return cluster
+  }
+
+  /**
+   * Starts stock PostgreSQL on an existing data directory (e.g. a `timeline export`), on a free loopback
+   * port with its socket and log in a temp directory of its own, with the same always-stop guarantees.
+   * Port, listen address and socket directory are passed on the command line, so the data directory's
+   * own configuration is not edited. `destroy()` stops the server and removes the temp directory; the data
+   * directory stays (it is the caller's). When root, the directory must be owned by `postgres` and its
+   * parents traversable by it.
+   */
+  static async startOnDataDir(dataDir: string, options: { name?: string; settings?: Record<string, string | number | boolean> } = {}): Promise<PgCluster> {
+    installExitHook()
+    const inst = findPostgres(undefined, process.env)
+    const dir = mkdtempSync(join(tmpdir(), `ps-pg-${options.name ?? 'datadir'}-`))
+    chmodSync(dir, 0o777)
+    const port = await freePort()
+    const cluster = new PgCluster(inst, dir, port, { settings: options.settings }, dataDir)
+    live.add(cluster)
+    try {
+      await cluster.startServer()
+    } catch (e) {
+      const log = cluster.logTail()
+      await cluster.destroy()
+      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${log}`)
+    }
+    return cluster
+  }
+
+  /** postgres options for a data directory we did not configure: where to listen, plus the caller's settings. */
+  private commandLineOptions(): string[] {
+    if (this.externalDataDir === null) return []
+    const settings: Record<string, string | number | boolean> = {
+      port: this.port,
+      listen_addresses: this.host,
+      unix_socket_directories: this.socketDir,
+      ...this.options.settings,
+    }
+    const opts = Object.entries(settings).map(([k, v]) => {
+      const text = typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v)
+      // pg_ctl hands -o to a shell: accept only values that need no quoting.
+      if (!/^[\w./:-]+$/.test(text)) throw new Error(`setting ${k}=${text} cannot be passed on the command line`)
+      return `-c ${k}=${text}`
+    })
+    return ['-o', opts.join(' ')]
   }
 
   private async initdb(): Promise<void> {
@@ -168,7 +214,7 @@ export class PgCluster {
   }
 
   private async startServer(): Promise<void> {
-    await runPgTool(this.inst, 'pg_ctl', ['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '60', 'start'], {
+    await runPgTool(this.inst, 'pg_ctl', ['-D', this.dataDir, '-l', this.logFile, ...this.commandLineOptions(), '-w', '-t', '60', 'start'], {
       asPostgresUser: true,
       timeoutMs: 90_000,
     })
