@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../../src/core/config/index.js'
 import { withRepository, type AppContext } from '../../../src/core/app/context.js'
 import { bootstrapTimeline, createTenant } from '../../../src/core/app/timelines.js'
-import { backupTar, exportTimeline, resolveBackupLsn } from '../../../src/core/app/export.js'
+import { backupTar, exportTimeline, exportTimelineFromServer, resolveBackupLsn } from '../../../src/core/app/export.js'
 import { readerFor } from '../../../src/core/app/pages.js'
 import { prepareBasebackup, type BackupFlavour } from '../../../src/core/datadir/basebackup.js'
 import { DATADIR_SUBDIRS } from '../../../src/core/datadir/backup-layout.js'
@@ -21,6 +21,8 @@ import { formatLsn, lsn as toLsn, parseLsn, type Lsn } from '../../../src/core/p
 import { TarReader, tarEnd, tarHeader, tarPadding, type TarEntryHeader } from '../../../src/core/pg/tar.js'
 import { findPostgres, runPgTool } from '../../../src/core/postgres/install.js'
 import { TarDirectoryWriter } from '../../../src/core/storage/tar-extract.js'
+import { PageServiceServer } from '../../../src/core/page-service/server.js'
+import type { BasebackupOptions, PageServiceTimeline } from '../../../src/core/page-service/backend.js'
 import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
 
 interface Entry {
@@ -195,6 +197,73 @@ describe.skipIf(!pgAvailable())('basebackup and fullbackup of a bootstrapped tim
       await pg.destroy()
     }
     expect(existsSync(join(dir, 'global', 'pg_control'))).toBe(true) // the data directory is the caller's
+  })
+})
+
+describe.skipIf(!pgAvailable())('timeline export from a page server', () => {
+  let root: string
+  let ctx: AppContext
+  let tenantId: TenantId
+  let timelineId: TimelineId
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'ps-backup-server-'))
+    ctx = { config: await loadConfig({ workdir: join(root, '.neon'), overrides: ['no_sync=true'], env: {} }), env: process.env }
+    tenantId = parseTenantId((await createTenant(ctx)).tenantId)
+    timelineId = parseTimelineId((await bootstrapTimeline(ctx, { tenantId })).timelineId)
+  })
+  afterAll(() => {
+    if (root) rmSync(root, { recursive: true, force: true })
+  })
+
+  function filesOf(dir: string, rel = ''): Map<string, Buffer> {
+    const out = new Map<string, Buffer>()
+    for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+      const p = rel === '' ? e.name : `${rel}/${e.name}`
+      if (e.isDirectory()) for (const [k, v] of filesOf(dir, p)) out.set(k, v)
+      else out.set(p, readFileSync(join(dir, p)))
+    }
+    return out
+  }
+
+  it('unpacks the fullbackup the server streams: the same files as the offline export', async () => {
+    await withRepository(ctx, async (repo) => {
+      const tenant = await repo.tenant(tenantId)
+      const tl = await tenant.timeline(timelineId)
+      const reader = readerFor(tenant, tl)
+      // The page service's view of this one timeline; only what fullbackup uses is real.
+      const view = {
+        lastRecordLsn: () => tl.lastRecordLsn,
+        gcCutoffLsn: () => tl.metadata.latestGcCutoffLsn,
+        minReadableLsn: () => tl.metadata.minReadableLsn,
+        waitForLsn: (l: Lsn, timeoutMs: number, signal: AbortSignal) => tl.waitForLsn(l, timeoutMs, signal),
+        basebackup: (opts: BasebackupOptions) => backupTar(tl, reader, opts),
+      } as unknown as PageServiceTimeline
+      const server = new PageServiceServer({ timeline: () => view })
+      await server.listen('127.0.0.1', 0)
+      try {
+        const viaServer = join(root, 'via-server')
+        const r = await exportTimelineFromServer(ctx, { tenantId, timelineId, dir: viaServer, host: '127.0.0.1', port: server.address.port })
+        expect(r.source).toBe('server')
+        expect(r.lsn).toBe(formatLsn(tl.lastRecordLsn))
+        const offline = join(root, 'offline')
+        const o = await exportTimeline(ctx, { tenantId, timelineId, dir: offline })
+        expect(r.checkpointLsn).toBe(o.checkpointLsn)
+        expect([r.files, r.bytes]).toEqual([o.files, o.bytes])
+        const a = filesOf(viaServer)
+        const b = filesOf(offline)
+        expect([...a.keys()].sort()).toEqual([...b.keys()].sort())
+        for (const [k, v] of a) expect(v.equals(b.get(k)!), k).toBe(true)
+        // An LSN the server refuses: the error comes back, and nothing is left behind.
+        const refused = join(root, 'refused')
+        await expect(
+          exportTimelineFromServer(ctx, { tenantId, timelineId, dir: refused, host: '127.0.0.1', port: server.address.port, lsn: toLsn(tl.lastRecordLsn - 8n) }),
+        ).rejects.toThrow(/before the first readable LSN/)
+        expect(existsSync(refused)).toBe(false)
+      } finally {
+        await server.close()
+      }
+    })
   })
 })
 

@@ -1,0 +1,61 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../../cli/base-command.js'
+import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
+import { parseServerAddress } from '../../cli/getpage-server.js'
+import { startProgress } from '../../cli/render.js'
+import { exportTimeline, exportTimelineFromServer, type ExportResult } from '../../core/app/export.js'
+import { formatBytes } from '../../core/lib/units.js'
+
+export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
+  static override summary = 'Write the full backup of a timeline at an LSN into a directory stock PostgreSQL 15 starts from.'
+  static override description =
+    'The directory gets every relation file, the SLRUs, relmaps, two-phase files, PG_VERSION files, minimal ' +
+    'configuration (trust on the local socket and loopback), a pg_control and a WAL segment holding a shutdown ' +
+    'checkpoint at the LSN, so `postgres -D DIR` starts as a primary without recovery. The directory must be new ' +
+    'or empty; it gets mode 0700 and, when run as root, belongs to the postgres user. Offline (the default) the ' +
+    'workdir is read; with --server the backup comes from a running page server (its fullbackup command). ' +
+    'Note: -D is the workdir of every command; the target directory is --pgdata (-o). Unlogged relations come ' +
+    'back empty, as after a crash; sequences show the value last written to WAL (up to 32 ahead).'
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --pgdata /tmp/pg-at-head',
+    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --lsn 0/16B3748 -o /tmp/pg-then',
+    '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant ... --timeline ... -o /tmp/pg-from-server',
+  ]
+  static override flags = {
+    tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
+    timeline: timelineIdFlag({ summary: 'The timeline.', required: true }),
+    lsn: lsnFlag({ summary: "The backup LSN (default: the timeline's last record LSN); aligned up to 8." }),
+    pgdata: Flags.string({ char: 'o', summary: 'The data directory to write (new or empty).', required: true, helpValue: 'DIR' }),
+    server: Flags.string({ summary: 'Fetch the backup from a running page server at HOST:PORT (its listen_pg_addr) instead of reading the workdir.', helpValue: 'HOST:PORT' }),
+    token: Flags.string({ summary: 'JWT for a page server with NeonJWT auth.', env: 'NEON_AUTH_TOKEN', helpValue: 'JWT' }),
+  }
+
+  async run(): Promise<ExportResult> {
+    const f = this.flags
+    const progress = await startProgress(`exporting timeline ${f.timeline}`, this.jsonEnabled())
+    let lastDrawMs = 0
+    const onProgress = (bytes: number, files: number) => {
+      const now = Date.now()
+      if (now - lastDrawMs < 100) return
+      lastDrawMs = now
+      progress.update(`exporting timeline ${f.timeline}: ${files} files, ${formatBytes(bytes)}`)
+    }
+    const common = { tenantId: f.tenant, timelineId: f.timeline, dir: f.pgdata, onProgress, ...(f.lsn === undefined ? {} : { lsn: f.lsn }) }
+    let r: ExportResult
+    try {
+      if (f.server !== undefined) {
+        const { host, port } = parseServerAddress(f.server)
+        r = await exportTimelineFromServer(await this.appContext(), { ...common, host, port, ...(f.token === undefined ? {} : { token: f.token }) })
+      } else {
+        r = await exportTimeline(await this.appContext(), common)
+      }
+    } catch (e) {
+      progress.fail()
+      throw e
+    }
+    progress.succeed(`exported timeline ${r.timelineId} at ${r.lsn}: ${r.files} files, ${formatBytes(r.bytes)}`)
+    this.log(`wrote ${r.dir}: timeline ${r.timelineId} at ${r.lsn} (checkpoint at ${r.checkpointLsn}), ${r.files} files, ${formatBytes(r.bytes)}`)
+    this.log(`start it with: postgres -D ${r.dir} -c port=5432   (as the owner of the directory)`)
+    return r
+  }
+}
