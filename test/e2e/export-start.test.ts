@@ -13,12 +13,12 @@
  *   is left out of both dumps and the export's table is checked to be empty and writable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PgCluster, pgAvailable } from '../support/pg-cluster.js'
 import { runCli } from '../support/cli.js'
-import { formatLsn, type Lsn } from '../../src/core/pg/lsn.js'
+import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 import { runPgTool } from '../../src/core/postgres/install.js'
 
 /** SEQ_LOG_VALS in sequence.c: how far ahead of the returned value nextval logs. */
@@ -213,6 +213,62 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
         await started.stop('fast')
       } catch (e) {
         throw new Error(`${where}: ${e instanceof Error ? e.message : String(e)}\n${started.logTail(30)}`)
+      } finally {
+        await started.destroy()
+      }
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+  it('exports the imported timeline at its last record (xl_prev known) and where the checkpoint record must be split', async () => {
+    const list = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
+    expect(list.code, list.stderr).toBe(0)
+    const info = list.json<Array<{ timelineId: string; lastRecordLsn: string; prevRecordLsn: string | null; minReadableLsn: string }>>().find((t) => t.timelineId === timeline)!
+    const last = parseLsn(info.lastRecordLsn)
+    expect(info.prevRecordLsn, 'sync records the start of the last record').not.toBeNull()
+    const min = parseLsn(info.minReadableLsn)
+    const SEG = 16n * 1024n * 1024n
+    const PAGE = 8192n
+    // The first segment boundary inside the readable range: 8 bytes before it the record crosses into the
+    // next segment file; 32 bytes before a page end it crosses a page.
+    const segEnd = (min / SEG + 1n) * SEG
+    expect(segEnd < last, 'the workload spans a segment boundary').toBe(true)
+    const cases: Array<{ name: string; lsn: Lsn | null; walFiles: number }> = [
+      { name: 'last record', lsn: null, walFiles: 1 },
+      { name: 'split across segments', lsn: (segEnd - 8n) as Lsn, walFiles: 2 },
+      { name: 'split across pages', lsn: (segEnd + 5n * PAGE - 32n) as Lsn, walFiles: 1 },
+    ]
+    for (const [i, c] of cases.entries()) {
+      const dir = join(root, `main-${i}`)
+      const args = ['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-o', dir, '--json', ...(c.lsn === null ? [] : ['--lsn', formatLsn(c.lsn)])]
+      const ex = await runCli(args, { env: env(), timeoutMs: 180_000 })
+      expect(ex.code, ex.stderr).toBe(0)
+      const res = ex.json<{ lsn: string; checkpointLsn: string }>()
+      expect(res.lsn).toBe(formatLsn(c.lsn ?? last))
+      const walFiles = readdirSync(join(dir, 'pg_wal')).filter((f) => /^[0-9A-F]{24}$/.test(f))
+      expect(walFiles, c.name).toHaveLength(c.walFiles)
+      // pg_waldump from the record's page: one shutdown checkpoint, its prev link the timeline's last record start.
+      const cpLsn = parseLsn(res.checkpointLsn)
+      const wd = await runPgTool(pg.inst, 'pg_waldump', ['-p', join(dir, 'pg_wal'), '-s', formatLsn(cpLsn - (cpLsn % PAGE))], { okCodes: [1] })
+      const recs = wd.stdout.split('\n').filter((l) => l.startsWith('rmgr:'))
+      expect(recs, wd.stderr).toHaveLength(1)
+      expect(recs[0]).toMatch(/desc: CHECKPOINT_SHUTDOWN .*oldest running xid 0; shutdown$/)
+      expect(parseLsn(/lsn: ([0-9A-F/]+)/.exec(recs[0]!)![1]!)).toBe(cpLsn)
+      const prev = parseLsn(/prev ([0-9A-F/]+)/.exec(recs[0]!)![1]!)
+      expect(prev, c.name).toBe(c.lsn === null ? parseLsn(info.prevRecordLsn!) : 0n)
+
+      const started = await PgCluster.startOnDataDir(dir, { name: `main-${i}`, settings: { fsync: false } })
+      try {
+        expect(started.logTail(200), c.name).not.toMatch(/automatic recovery in progress|redo starts at/)
+        await started.sql(`CREATE TABLE written_${i} AS SELECT g FROM generate_series(1, 500) g; INSERT INTO early VALUES (200000 + ${i}, 'x');`)
+        expect(await started.sql(`SELECT count(*) FROM written_${i}`)).toBe('500')
+        // New WAL continues right after the synthetic record.
+        expect(parseLsn(await started.sql('SELECT pg_current_wal_insert_lsn()')) > cpLsn).toBe(true)
+        await started.stop('fast')
+        // A clean restart reads the WAL written after our record (its first record's xl_prev points to ours).
+        await started.restart()
+        expect(await started.sql(`SELECT count(*) FROM written_${i}`)).toBe('500')
+      } catch (e) {
+        throw new Error(`${c.name}: ${e instanceof Error ? e.message : String(e)}\n${started.logTail(30)}`)
       } finally {
         await started.destroy()
       }
