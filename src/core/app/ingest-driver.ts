@@ -5,8 +5,9 @@
  * Policy (Neon's): freeze when the WAL in the open layer reaches `checkpoint_distance`, when the layer is
  * older than `checkpoint_timeout`, or when the in-memory bytes reach `max_in_memory_layers_bytes` (for
  * several timelines the owner asks the one holding the oldest unflushed WAL to freeze: `freezeNow`).
- * Flushes run in the background; when two frozen layers are already waiting, ingest waits for the flush
- * (back-pressure, bounded memory). Every flush advances disk_consistent_lsn, and `onDurable` tells the WAL
+ * Flushes run in the background; when two frozen layers are already waiting, or the ceiling is reached
+ * while a frozen layer is still being flushed, ingest waits for the flush (back-pressure, bounded memory;
+ * freezing again then would only cut tiny L0 files). Every flush advances disk_consistent_lsn, and `onDurable` tells the WAL
  * receiver, which reports it to the primary (so the replication slot keeps everything above it).
  */
 import type { Lsn } from '../pg/lsn.js'
@@ -65,14 +66,18 @@ export class TimelineIngestDriver {
 
   private async afterBatch(): Promise<void> {
     const tl = this.timeline
+    const overCeiling = tl.inMemoryBytes >= this.policy.maxInMemoryLayersBytes
+    // Over the memory ceiling, freezing helps only when nothing frozen is waiting: otherwise the bytes are
+    // in layers already being flushed, and freezing the open layer after every batch would only cut a
+    // stream of tiny L0 files. Then ingest waits for the flush instead (the bound holds either way).
     if (
       tl.openLayerWalBytes >= BigInt(this.policy.checkpointDistanceBytes) ||
-      tl.inMemoryBytes >= this.policy.maxInMemoryLayersBytes ||
+      (overCeiling && tl.frozenLayerCount === 0) ||
       (tl.openLayerAgeMs >= this.policy.checkpointTimeoutMs && tl.openLayerWalBytes > 0n)
     ) {
       this.freezeNow()
     }
-    if (tl.frozenLayerCount > FROZEN_LAYERS_WAITING_MAX && this.flushing) await this.flushing
+    if ((tl.frozenLayerCount > FROZEN_LAYERS_WAITING_MAX || (overCeiling && tl.frozenLayerCount > 0)) && this.flushing) await this.flushing
     if (this.flushError) throw this.flushError
   }
 

@@ -1,0 +1,119 @@
+// ingestWalFiles against a real PostgreSQL 15 primary: a timeline imported from the primary, then the
+// primary's own pg_wal ingested from files (several L0 flushes) serves every page as the primary has it;
+// a second run ingests nothing; a small memory ceiling cuts L0s of about the ceiling (ingest waits for the
+// flush instead of freezing a tiny layer per batch); WAL of another cluster is refused before any write.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PgCluster } from '../../support/pg-cluster.js'
+import { comparePages } from '../../support/page-compare.js'
+import { loadConfig } from '../../../src/core/config/index.js'
+import { withRepository, type AppContext } from '../../../src/core/app/context.js'
+import { createTenant } from '../../../src/core/app/timelines.js'
+import { importTimeline } from '../../../src/core/app/import.js'
+import { ingestWalFiles } from '../../../src/core/app/ingest-files.js'
+import { readerFor } from '../../../src/core/app/pages.js'
+import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
+import { formatLsn, parseLsn } from '../../../src/core/pg/lsn.js'
+import { PageserverError } from '../../../src/core/lib/errors.js'
+
+const MiB = 1024 * 1024
+
+describe('ingestWalFiles', () => {
+  let pg: PgCluster
+  let workdir: string
+  const ctxWith = async (overrides: string[]): Promise<AppContext> => ({ config: await loadConfig({ workdir, overrides: ['no_sync=true', ...overrides], env: {} }), env: process.env })
+  const importNew = async (ctx: AppContext): Promise<{ tenantId: TenantId; timelineId: TimelineId }> => {
+    const tenantId = parseTenantId((await createTenant(ctx)).tenantId)
+    const info = await importTimeline(ctx, { tenantId, connString: pg.connString() })
+    return { tenantId, timelineId: parseTimelineId(info.timelineId) }
+  }
+
+  beforeAll(async () => {
+    pg = await PgCluster.start({ name: 'ingest-files', checksums: true })
+    workdir = mkdtempSync(join(tmpdir(), 'ps-ingest-files-'))
+  })
+  afterAll(async () => {
+    await pg?.destroy()
+    if (workdir) rmSync(workdir, { recursive: true, force: true })
+  })
+
+  it('ingests the primary pg_wal into durable L0 layers that serve the primary pages', async () => {
+    const ctx = await ctxWith(['checkpoint_distance=2MiB'])
+    await pg.sql('CREATE TABLE before_import (id int primary key, v text); INSERT INTO before_import SELECT g, md5(g::text) FROM generate_series(1, 3000) g;')
+    const { tenantId, timelineId } = await importNew(ctx)
+    await pg.pgbench(['-i', '-s', '1', '-q'])
+    await pg.pgbench(['-c', '2', '-t', '300', '-n'])
+    await pg.sql("UPDATE before_import SET v = 'x' WHERE id % 4 = 0; DELETE FROM before_import WHERE id > 2900; CHECKPOINT;")
+    const at = await pg.insertLsn()
+
+    const r = await ingestWalFiles(ctx, { tenantId, timelineId, walPaths: [pg.walDir], endLsn: at })
+    expect(r.records).toBeGreaterThan(10_000)
+    // The insert LSN is the end of the last record: reading stops there (the end LSN or, at the same
+    // place, the end of the WAL written so far).
+    expect(['end-lsn', 'end-of-wal']).toContain(r.end)
+    expect(r.lastRecordLsn).toBe(formatLsn(at))
+    expect(r.diskConsistentLsn).toBe(r.lastRecordLsn)
+    expect(r.walBytes).toBeGreaterThan(4 * MiB)
+    expect(r.layers).toBeGreaterThan(2) // the import's layer plus several 2 MiB-distance L0s
+
+    const db = Number(await pg.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
+    const cmp = await withRepository(ctx, async (repo) => {
+      const tenant = await repo.tenant(tenantId)
+      const tl = await tenant.timeline(timelineId)
+      expect(tl.diskConsistentLsn).toBe(parseLsn(r.lastRecordLsn))
+      return comparePages(pg, readerFor(tenant, tl), tl.lastRecordLsn, [{ spc: 1663, db }, { spc: 1664, db: 0 }])
+    })
+    expect(cmp.blocks).toBeGreaterThan(300)
+    expect(cmp.sizeMismatches).toEqual([])
+    expect(cmp.mismatches.slice(0, 10)).toEqual([])
+
+    // Everything up to the end LSN is in: a second run reads the files and ingests nothing.
+    const again = await ingestWalFiles(ctx, { tenantId, timelineId, walPaths: [pg.walDir], endLsn: at })
+    expect(again.records).toBe(0)
+    expect(again.lastRecordLsn).toBe(r.lastRecordLsn)
+    expect(again.layers).toBe(r.layers)
+  })
+
+  it('under a small memory ceiling cuts L0 layers of about the ceiling, never a stream of tiny ones', async () => {
+    const ceiling = 4 * MiB
+    const ctx = await ctxWith([`max_in_memory_layers_bytes=${ceiling}`, 'checkpoint_distance=1GiB'])
+    const { tenantId, timelineId } = await importNew(ctx)
+    const first = await withRepository(ctx, async (repo) => (await (await repo.tenant(tenantId)).timeline(timelineId)).layerFiles().length)
+    await pg.pgbench(['-i', '-s', '1', '-q'])
+    await pg.pgbench(['-c', '2', '-t', '1000', '-n'])
+    await pg.sql('CHECKPOINT')
+    const r = await ingestWalFiles(ctx, { tenantId, timelineId, walPaths: [pg.walDir], endLsn: await pg.insertLsn() })
+    expect(r.walBytes).toBeGreaterThan(3 * ceiling)
+    const sizes = await withRepository(ctx, async (repo) => {
+      const tl = await (await repo.tenant(tenantId)).timeline(timelineId)
+      return tl
+        .layerFiles()
+        .slice(first)
+        .map((l) => ({ start: l.desc.lsnRange.start, size: l.sizeBytes }))
+        .sort((a, b) => (a.start < b.start ? -1 : 1))
+        .map((l) => l.size)
+    })
+    expect(sizes.length).toBeGreaterThan(2)
+    // Every L0 but the final checkpoint's holds about a ceiling's worth (its index estimate aside).
+    for (const s of sizes.slice(0, -1)) expect(s).toBeGreaterThan(ceiling / 2)
+  })
+
+  it('refuses WAL files of another cluster before writing anything', async () => {
+    const other = await PgCluster.start({ name: 'ingest-files-other' })
+    try {
+      const ctx = await ctxWith([])
+      const { tenantId, timelineId } = await importNew(ctx)
+      await other.sql('CREATE TABLE t AS SELECT generate_series(1, 100) g')
+      await other.stop()
+      const err = await ingestWalFiles(ctx, { tenantId, timelineId, walPaths: [other.walDir] }).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(PageserverError)
+      // The fresh cluster's first segment starts below this timeline's LSN, so the files open; their
+      // system identifier differs.
+      expect((err as PageserverError).code).toBe('WAL_OTHER_CLUSTER')
+    } finally {
+      await other.destroy()
+    }
+  })
+})
