@@ -26,6 +26,7 @@ import {
   encodeRelDir,
   encodeU32Set,
   relDirKey,
+  relKeyPrefix,
   relSizeKey,
   slruDirKey,
   slruSegmentSizeKey,
@@ -37,7 +38,11 @@ export type LatestImageReader = (key: Key) => Buffer | null
 /** Writes an encoded value at the current record's end LSN. */
 export type ValueWriter = (key: Key, value: Buffer) => void
 
-const relKey = (r: RelTag) => `${r.spcNode}/${r.dbNode}/${r.relNode}/${r.forkNum}`
+/**
+ * Map key of a relation fork: its key prefix (mapping.ts caches it per hot relation, so the per-record
+ * lookups of ingest build no string).
+ */
+const relKey = (r: RelTag) => relKeyPrefix(r)
 const dbKeyOf = (spc: number, db: number) => `${spc}/${db}`
 
 export class IngestState {
@@ -120,6 +125,9 @@ export class IngestState {
   }
 
   relExists(r: RelTag): boolean {
+    // relSizes holds only existing forks (createRel sets, dropRel and dropDatabase delete): a hit answers
+    // without building the directory entry's name.
+    if (this.relSizes.has(relKey(r))) return true
     return this.loadRelDir(r.spcNode, r.dbNode).has(`${r.relNode}/${r.forkNum}`)
   }
 
@@ -269,6 +277,19 @@ export class IngestState {
 
   /** Writes every dirty piece through `put` and clears the dirty marks. */
   flush(put: ValueWriter): void {
+    // Called after every record; most records change none of this.
+    if (
+      this.dirtyRelSizes.size === 0 &&
+      !this.dbDirDirty &&
+      this.dirtyRelDirs.size === 0 &&
+      this.dirtySlruSegs.size === 0 &&
+      this.dirtySlruDirs.size === 0 &&
+      !this.twophaseDirty &&
+      !this.checkpointDirty &&
+      !this.controlDirty
+    ) {
+      return
+    }
     for (const [k, r] of this.dirtyRelSizes) {
       const n = this.relSizes.get(k)
       if (n !== undefined) put(relSizeKey(r), encodeValue(imageValue(encodeBlockCount(n))))

@@ -19,7 +19,7 @@
  */
 import { UnsupportedError, CorruptionError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'
-import { encodeValue, imageValue, recordValue } from '../model/value.js'
+import { allocImageValue, encodeValue, imageValue, recordValue, VALUE_HEADER_BYTES } from '../model/value.js'
 import { type Lsn } from '../pg/lsn.js'
 import { DEFAULTTABLESPACE_OID, ForkNumber, GLOBALTABLESPACE_OID, type BufferTag, type RelTag } from '../pg/reltag.js'
 import { RM } from '../pg/rmgr.js'
@@ -128,14 +128,17 @@ export class WalIngest {
     this.lsn = rec.endLsn
     for (const b of rec.blocks) this.ingestBlock(rec, b)
     for (const t of implicitTargets(rec)) this.ingestImplicit(rec, t.tag, t.willInit)
-    for (const f of this.afterImplicit.splice(0)) f()
-    this.state.flush((k, v) => this.put(k, v))
+    if (this.afterImplicit.length > 0) for (const f of this.afterImplicit.splice(0)) f()
+    this.state.flush(this.putValue)
   }
+
+  /** `put` as a function value, made once (not a closure per record). */
+  private readonly putValue = (key: Key, value: Buffer): void => this.put(key, value)
 
   // --- pages ---
 
   private ingestBlock(rec: DecodedRecord, b: DecodedBlock): void {
-    const rel: RelTag = { ...b.rel, forkNum: b.forkNum }
+    const rel: RelTag = { spcNode: b.rel.spcNode, dbNode: b.rel.dbNode, relNode: b.rel.relNode, forkNum: b.forkNum }
     checkTablespace(rel)
     this.extendRel(rel, b.blkno)
     const key = relBlockKey(rel, b.blkno)
@@ -143,9 +146,11 @@ export class WalIngest {
     const noRedo = redo?.redoBlock === undefined
     if (b.hasImage && (b.applyImage || noRedo)) {
       // A full-page write, or the post-image of a record we cannot redo: the page itself.
-      const page = restoreBlockImage(rec, b, Buffer.allocUnsafe(BLCKSZ))
+      // Restored straight into the encoded value (one 8 KiB allocation and copy fewer per image).
+      const value = allocImageValue(BLCKSZ)
+      const page = restoreBlockImage(rec, b, value.subarray(VALUE_HEADER_BYTES))
       if (!pageIsNew(page)) pageSetLsn(page, rec.endLsn)
-      this.put(key, encodeValue(imageValue(page)))
+      this.put(key, value)
       return
     }
     // Anything else: the record itself (a record of an rmgr without redo fails, naming it, when read).

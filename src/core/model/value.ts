@@ -56,6 +56,17 @@ export function encodeValue(v: Value): Buffer {
   return out
 }
 
+/**
+ * An encoded image value of `dataBytes` whose payload (`subarray(VALUE_HEADER_BYTES)`) the caller fills:
+ * lets ingest restore a full-page image in place instead of restoring and then copying it.
+ */
+export function allocImageValue(dataBytes: number): Buffer {
+  const out = Buffer.allocUnsafe(VALUE_HEADER_BYTES + dataBytes)
+  out[0] = KIND_IMAGE
+  out[1] = 0
+  return out
+}
+
 /** Decodes a value; the payload is a view of `b` (copy it to keep it past `b`'s lifetime). */
 export function decodeValue(b: Buffer): Value {
   if (b.length < VALUE_HEADER_BYTES) throw new CorruptionError('BAD_VALUE', `stored value of ${b.length} bytes is too short`)

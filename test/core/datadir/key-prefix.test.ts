@@ -1,0 +1,63 @@
+// Key text built from byte tables and the cached relation prefixes (the ingest hot path) against an
+// independent formula: the 18 key bytes written big-endian into a Buffer and hex-encoded. The cache is
+// driven through colliding slots so stale entries would show.
+import { describe, expect, it } from 'vitest'
+import { keyFromFields, keyFromPrefix, keyPrefixFromFields, type KeyFields } from '../../../src/core/model/key.js'
+import { relBlockKey, relKeyPrefix, relSizeKey } from '../../../src/core/datadir/mapping.js'
+import type { RelTag } from '../../../src/core/pg/reltag.js'
+import { prng } from '../layer/helpers.js'
+
+function reference(f: KeyFields): string {
+  const b = Buffer.alloc(18)
+  b.writeUInt8(f.field1, 0)
+  b.writeUInt32BE(f.field2, 1)
+  b.writeUInt32BE(f.field3, 5)
+  b.writeUInt32BE(f.field4, 9)
+  b.writeUInt8(f.field5, 13)
+  b.writeUInt32BE(f.field6, 14)
+  return b.toString('hex').toUpperCase()
+}
+
+const u32 = (rng: () => number) => Math.floor(rng() * 2 ** 32)
+
+describe('key text', () => {
+  it('keyFromFields equals the big-endian bytes in hex, at the edges and at random', () => {
+    const edges = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff]
+    for (const e of edges) {
+      const f = { field1: e & 0xff, field2: e, field3: e, field4: e, field5: e & 0xff, field6: e }
+      expect(keyFromFields(f)).toBe(reference(f))
+    }
+    const rng = prng(11)
+    for (let i = 0; i < 2000; i++) {
+      const f = { field1: u32(rng) & 0xff, field2: u32(rng), field3: u32(rng), field4: u32(rng), field5: u32(rng) & 0xff, field6: u32(rng) }
+      expect(keyFromFields(f)).toBe(reference(f))
+      expect(keyFromPrefix(keyPrefixFromFields(f.field1, f.field2, f.field3, f.field4, f.field5), f.field6)).toBe(reference(f))
+    }
+  })
+
+  it('relation block and size keys stay right through prefix-cache collisions', () => {
+    const rng = prng(12)
+    // Few distinct dbNode/forkNum values and many relNodes: many relations share each of the 256 slots.
+    const rels: RelTag[] = Array.from({ length: 3000 }, () => ({
+      spcNode: rng() < 0.5 ? 1663 : 1664,
+      dbNode: [0, 5, 16384][Math.floor(rng() * 3)]!,
+      relNode: u32(rng),
+      forkNum: Math.floor(rng() * 4),
+    }))
+    for (let round = 0; round < 3; round++) {
+      for (const rel of rels) {
+        const blk = u32(rng) % 0xffff_ffff
+        const f = { field1: 0, field2: rel.spcNode, field3: rel.dbNode, field4: rel.relNode, field5: rel.forkNum }
+        expect(relBlockKey(rel, blk)).toBe(reference({ ...f, field6: blk }))
+        expect(relSizeKey(rel)).toBe(reference({ ...f, field6: 0xffff_ffff }))
+        expect(relKeyPrefix(rel)).toBe(reference({ ...f, field6: 0 }).slice(0, 28))
+      }
+    }
+    // Two relations differing only in one field never share a prefix.
+    const a: RelTag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
+    for (const b of [{ ...a, spcNode: 1664 }, { ...a, dbNode: 6 }, { ...a, relNode: 16385 }, { ...a, forkNum: 1 }]) {
+      expect(relKeyPrefix(b)).not.toBe(relKeyPrefix(a))
+      expect(relKeyPrefix(a)).toBe(reference({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: 0 }).slice(0, 28))
+    }
+  })
+})
