@@ -25,7 +25,7 @@ import { decodeValue } from '../model/value.js'
 import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
 import { DeltaLayer, DeltaLayerWriter } from '../layer/delta-layer.js'
 import { ImageLayer } from '../layer/image-layer.js'
-import { InMemoryLayer, removeEphemeralFiles } from '../layer/inmemory-layer.js'
+import { FlushScratch, InMemoryLayer, removeEphemeralFiles } from '../layer/inmemory-layer.js'
 import { LayerMap } from '../layer/layer-map.js'
 import { parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js'
@@ -78,6 +78,8 @@ export class Timeline {
   private nextEphemeralId = 0
   private readonly layers = new LayerMap<FileLayer>()
   private flushChain: Promise<void> = Promise.resolve()
+  /** The flush's read buffer, reused by every flush of this timeline (see FlushScratch). */
+  private readonly flushScratch = new FlushScratch()
   private readonly waiters: LsnWaiters
   private closed = false
   /** Called after every flush with the new disk_consistent_lsn (the WAL receiver reports it as flushed). */
@@ -283,8 +285,9 @@ export class Timeline {
           noSync: this.opts.noSync,
         })
         try {
-          for (const e of layer.sortedEntries()) {
-            if (!writer.put(e.key, e.lsn, e.value)) await writer.drain()
+          for (const e of layer.sortedEntries(undefined, this.flushScratch)) {
+            // e.crc was verified against the value just read back: the writer reuses it.
+            if (!writer.put(e.key, e.lsn, e.value, e.crc)) await writer.drain()
           }
           const done = await writer.finish(MAX_KEY)
           this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
@@ -407,6 +410,7 @@ export class Timeline {
     this.open?.delete()
     for (const f of this.frozen) f.layer?.delete()
     this.frozen.length = 0
+    this.flushScratch.release()
     for (const e of this.layers.layers()) e.handle.close()
   }
 }
