@@ -1,6 +1,7 @@
 import { BaseCommand } from '../cli/base-command.js'
 import { createLogger } from '../cli/logger.js'
 import { PageServer } from '../core/app/server.js'
+import { backupTar } from '../core/app/export.js'
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static override summary = 'Run the page server: serve every tenant over libpq and stream WAL into its timelines.'
@@ -19,7 +20,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
   async run(): Promise<void> {
     const log = createLogger({ minLevel: process.env.PAGESERVER_LOG })
     const ctx = { ...(await this.appContext()), log }
-    const server = await PageServer.start(ctx)
+    const server = await PageServer.start(ctx, { backups: backupTar })
     const a = server.addresses
     process.stdout.write(`pageserver listening: page service ${a.pg.host}:${a.pg.port}, workdir ${ctx.config.workdir}\n`)
     let signals = 0

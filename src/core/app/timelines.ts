@@ -208,6 +208,8 @@ export async function branchTimelineIn(repo: Repository, ctx: AppContext, o: Bra
   const ancestor = await tenant.timeline(o.ancestorTimelineId)
   const id = o.timelineId ?? generateTimelineId()
   const meta = branchMetadata(ancestor, o.lsn)
+  // Make the branch point durable in the ancestor before anything depends on it.
+  if (meta.ancestorLsn! > ancestor.diskConsistentLsn) await ancestor.checkpoint()
   const tl = await tenant.createTimeline(id, async (tmp) => {
     const created = await Timeline.create(tmp, tenant.id, id, meta, ancestor, tenantOptions(ctx))
     await created.close()

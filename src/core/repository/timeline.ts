@@ -18,7 +18,7 @@
  * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
  */
 import { join } from 'node:path'
-import { assert, CorruptionError, PageserverError } from '../lib/errors.js'
+import { assert, CorruptionError, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { MAX_KEY, MIN_KEY, type Key } from '../model/key.js'
 import { decodeValue } from '../model/value.js'
@@ -35,6 +35,18 @@ import { LsnWaiters } from './lsn-waiters.js'
 import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.js'
 
 export type FileLayer = DeltaLayer | ImageLayer
+
+/**
+ * A branch reads its ancestor at `at`, but the ancestor has not ingested that far: after a restart it is
+ * still re-streaming its WAL, or (offline) its WAL above its last flush is held only by a running server.
+ */
+function ancestorBehind(child: Timeline, at: Lsn): UnavailableError {
+  const a = child.ancestor!
+  return new UnavailableError('ANCESTOR_BEHIND', `timeline ${a.timelineId} (ancestor of ${child.timelineId}) has WAL only up to ${formatLsn(a.lastRecordLsn)}, but the branch reads it at ${formatLsn(at)}`, {
+    hint: 'Let `pageserver serve` stream the ancestor (or run `timeline sync` on it); a running server answers such reads itself.',
+    details: { ancestor: a.timelineId, ancestorLastRecordLsn: formatLsn(a.lastRecordLsn), lsn: formatLsn(at) },
+  })
+}
 
 export const METADATA_FILE = 'metadata'
 
@@ -318,10 +330,18 @@ export class Timeline {
 
   // --- read path ---
 
-  /** Waits until WAL up to `lsn` has been ingested (bounded by wait_lsn_timeout unless given). */
+  /**
+   * Waits until WAL up to `lsn` has been ingested here, and up to the branch point in every ancestor that
+   * reads at `lsn` will reach (after a restart an ancestor re-streams WAL above its disk_consistent_lsn).
+   * Bounded by wait_lsn_timeout unless given.
+   */
   async waitForLsn(lsn: Lsn, timeoutMs = this.opts.waitLsnTimeoutMs, signal?: AbortSignal): Promise<void> {
-    if (this.lastRecord >= lsn) return
-    await this.waiters.wait(lsn, timeoutMs, signal)
+    if (this.lastRecord < lsn) await this.waiters.wait(lsn, timeoutMs, signal)
+    let at = lsn
+    for (let tl: Timeline = this; tl.ancestor !== null && tl.meta.ancestorLsn !== null; tl = tl.ancestor) {
+      if (tl.meta.ancestorLsn < at) at = tl.meta.ancestorLsn
+      if (tl.ancestor.lastRecord < at) await tl.ancestor.waiters.wait(at, timeoutMs, signal)
+    }
   }
 
   /**
@@ -338,6 +358,7 @@ export class Timeline {
       if (result !== LOOKUP.incomplete) break
       if (tl.ancestor === null || tl.meta.ancestorLsn === null) break
       if (tl.meta.ancestorLsn < cur) cur = tl.meta.ancestorLsn
+      if (cur > tl.ancestor.lastRecordLsn) throw ancestorBehind(tl, cur)
       tl = tl.ancestor
     }
     if (result === LOOKUP.missing || found.length === 0) return { image: null, records: [], missing: true }
