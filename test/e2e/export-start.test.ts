@@ -19,11 +19,8 @@ import { join } from 'node:path'
 import { PgCluster, pgAvailable } from '../support/pg-cluster.js'
 import { runCli } from '../support/cli.js'
 import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
+import { compareSequences, dump, dumpGlobals, firstDifference, SETVAL_RE } from '../support/pg-dump.js'
 import { runPgTool } from '../../src/core/postgres/install.js'
-
-/** SEQ_LOG_VALS in sequence.c: how far ahead of the returned value nextval logs. */
-const SEQ_LOG_VALS = 32
-const RESTRICT_KEY = 'pageserverexporttest'
 
 interface Quiet {
   name: string
@@ -31,45 +28,6 @@ interface Quiet {
   dumps: Map<string, string>
   globals: string
   preparedOpen: boolean
-}
-
-async function dump(pg: PgCluster, db: string): Promise<string> {
-  const r = await runPgTool(pg.inst, 'pg_dump', ['-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '--restrict-key', RESTRICT_KEY, '--exclude-table-data=unlogged_t', '-d', db], {
-    timeoutMs: 120_000,
-  })
-  return r.stdout
-}
-
-async function dumpGlobals(pg: PgCluster): Promise<string> {
-  const r = await runPgTool(pg.inst, 'pg_dumpall', ['-h', pg.socketDir, '-p', String(pg.port), '-U', 'postgres', '--restrict-key', RESTRICT_KEY, '--globals-only'], { timeoutMs: 60_000 })
-  return r.stdout
-}
-
-const SETVAL_RE = /^SELECT pg_catalog\.setval\('([^']+)', (\d+), (true|false)\);$/gm
-
-/** Checks the setval values of `got` against `want` (the WAL-ahead rule) and returns both with them masked. */
-function compareSequences(want: string, got: string, where: string): [string, string] {
-  const values = (text: string) => new Map([...text.matchAll(SETVAL_RE)].map((m) => [m[1]!, { value: Number(m[2]), called: m[3] }]))
-  const w = values(want)
-  const g = values(got)
-  expect([...g.keys()].sort(), `sequences ${where}`).toEqual([...w.keys()].sort())
-  for (const [name, pv] of w) {
-    const ev = g.get(name)!
-    expect(ev.value, `${name} ${where}`).toBeGreaterThanOrEqual(pv.value)
-    expect(ev.value, `${name} ${where}`).toBeLessThanOrEqual(pv.value + SEQ_LOG_VALS)
-  }
-  const mask = (text: string) => text.replace(SETVAL_RE, "SELECT pg_catalog.setval('$1', N, B);")
-  return [mask(want), mask(got)]
-}
-
-/** The first differing line of two texts, with its number, for a readable failure. */
-function firstDifference(a: string, b: string): string {
-  const la = a.split('\n')
-  const lb = b.split('\n')
-  for (let i = 0; i < Math.max(la.length, lb.length); i++) {
-    if (la[i] !== lb[i]) return `line ${i + 1}: primary ${JSON.stringify(la[i])}, export ${JSON.stringify(lb[i])}`
-  }
-  return 'none'
 }
 
 describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a branch at every quiet LSN', () => {
@@ -237,6 +195,15 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
       { name: 'split across segments', lsn: (segEnd - 8n) as Lsn, walFiles: 2 },
       { name: 'split across pages', lsn: (segEnd + 5n * PAGE - 32n) as Lsn, walFiles: 1 },
     ]
+    // Refusals: exit codes and stable error codes under --json, nothing written.
+    const notEmpty = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-o', workdir, '--json'], { env: env() })
+    expect(notEmpty.code).toBe(4)
+    expect(notEmpty.json<{ error: { code: string } }>().error.code).toBe('EXPORT_DIR_NOT_EMPTY')
+    const tooNew = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-o', join(root, 'never'), '--lsn', formatLsn(last + 8n), '--json'], { env: env() })
+    expect(tooNew.code).toBe(2)
+    expect(tooNew.json<{ error: { code: string } }>().error.code).toBe('LSN_NOT_YET_INGESTED')
+    expect(readdirSync(root)).not.toContain('never')
+
     for (const [i, c] of cases.entries()) {
       const dir = join(root, `main-${i}`)
       const args = ['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-o', dir, '--json', ...(c.lsn === null ? [] : ['--lsn', formatLsn(c.lsn)])]

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
@@ -12,8 +13,9 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     'The directory gets every relation file, the SLRUs, relmaps, two-phase files, PG_VERSION files, minimal ' +
     'configuration (trust on the local socket and loopback), a pg_control and a WAL segment holding a shutdown ' +
     'checkpoint at the LSN, so `postgres -D DIR` starts as a primary without recovery. The directory must be new ' +
-    'or empty; it gets mode 0700 and, when run as root, belongs to the postgres user. Offline (the default) the ' +
-    'workdir is read; with --server the backup comes from a running page server (its fullbackup command). ' +
+    'or empty; it gets mode 0700 and, when run as root, belongs to the postgres user. Offline the workdir is read; ' +
+    'with --server (or by default when `pageserver serve` runs on this workdir, since it holds WAL not yet flushed) ' +
+    'the backup comes from the page server (its fullbackup command). ' +
     'Note: -D is the workdir of every command; the target directory is --pgdata (-o). Unlogged relations come ' +
     'back empty, as after a crash; sequences show the value last written to WAL (up to 32 ahead).'
   static override examples = [
@@ -28,6 +30,7 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     pgdata: Flags.string({ char: 'o', summary: 'The data directory to write (new or empty).', required: true, helpValue: 'DIR' }),
     server: Flags.string({ summary: 'Fetch the backup from a running page server at HOST:PORT (its listen_pg_addr) instead of reading the workdir.', helpValue: 'HOST:PORT' }),
     token: Flags.string({ summary: 'JWT for a page server with NeonJWT auth.', env: 'NEON_AUTH_TOKEN', helpValue: 'JWT' }),
+    offline: Flags.boolean({ summary: 'Read the layer files even when a server runs on this workdir (its unflushed WAL is not seen).', default: false }),
   }
 
   async run(): Promise<ExportResult> {
@@ -40,11 +43,14 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
       lastDrawMs = now
       progress.update(`exporting timeline ${f.timeline}: ${files} files, ${formatBytes(bytes)}`)
     }
-    const common = { tenantId: f.tenant, timelineId: f.timeline, dir: f.pgdata, onProgress, ...(f.lsn === undefined ? {} : { lsn: f.lsn }) }
+    const common = { tenantId: f.tenant, timelineId: f.timeline, dir: resolve(f.pgdata), onProgress, ...(f.lsn === undefined ? {} : { lsn: f.lsn }) }
+    // A server running on this workdir holds WAL not yet flushed: ask it rather than the files.
+    const running = f.server === undefined && !f.offline ? (await this.serverClient())?.server.pgAddr : undefined
+    const serverAddr = f.server ?? running
     let r: ExportResult
     try {
-      if (f.server !== undefined) {
-        const { host, port } = parseServerAddress(f.server)
+      if (serverAddr !== undefined) {
+        const { host, port } = parseServerAddress(serverAddr)
         r = await exportTimelineFromServer(await this.appContext(), { ...common, host, port, ...(f.token === undefined ? {} : { token: f.token }) })
       } else {
         r = await exportTimeline(await this.appContext(), common)
