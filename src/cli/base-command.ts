@@ -10,6 +10,7 @@
  */
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { toUserFacing } from './errors.js'
+import { jsonReplacer } from './stdout-sink.js'
 import type { AppContext } from '../core/app/context.js'
 import type { ManagementClient } from './server-client.js'
 import type { PageserverConfig } from '../core/config/index.js'
@@ -85,11 +86,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.stdout.write(JSON.stringify(json, jsonReplacer, 2) + '\n')
   }
 
-  /** One JSON value on one line (for streaming commands that print a record per line). */
-  protected writeJsonLine(json: unknown): void {
-    process.stdout.write(JSON.stringify(json, jsonReplacer) + '\n')
-  }
-
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     const oclifExit = (err as { oclif?: { exit?: number } }).oclif?.exit
     if ((err as { code?: string }).code === 'EEXIT' && oclifExit !== undefined) throw err
@@ -103,9 +99,4 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }
     return this.exit(e.exitCode)
   }
-}
-
-/** bigint values (LSNs are branded bigints) never reach JSON raw; commands format LSNs as "X/X" themselves. */
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value
 }

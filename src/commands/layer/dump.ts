@@ -10,6 +10,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { toUserFacing } from '../../cli/errors.js'
+import { StdoutSink } from '../../cli/stdout-sink.js'
 import { describeEntry, openLayerFile, type DumpedEntry } from '../../core/layer/layer-dump.js'
 import type { LayerSummary } from '../../core/layer/layer-file-reader.js'
 import { formatBytes } from '../../core/lib/units.js'
@@ -48,55 +49,34 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
 
   public async run(): Promise<void> {
     const json = this.jsonEnabled()
-    let closed = false
-    const onStdoutError = (e: NodeJS.ErrnoException): void => {
-      if (e.code === 'EPIPE') closed = true
-    }
-    process.stdout.on('error', onStdoutError)
-    const emit = (text: string): void => {
-      if (closed || text === '') return
-      try {
-        process.stdout.write(text)
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EPIPE') closed = true
-        else throw e
-      }
-    }
+    const out = new StdoutSink()
     let printed = 0
     let pending = ''
     try {
       const reader = openLayerFile(this.args.file)
       try {
         const summary = reader.dumpSummary()
-        emit(json ? JSON.stringify({ summary: summaryToJson(summary) }) + '\n' : summaryText(summary))
+        out.write(json ? JSON.stringify({ summary: summaryToJson(summary) }) + '\n' : summaryText(summary))
         for (const e of reader.entries()) {
           const d = describeEntry(e, reader.path)
           pending += json ? JSON.stringify(entryToJson(d, this.flags.values)) + '\n' : entryLine(d, this.flags.values)
           if (++printed % PRINT_BATCH_ENTRIES === 0) {
-            emit(pending)
+            out.write(pending)
             pending = ''
-            if (closed) return
+            if (out.closed) return
           }
         }
       } finally {
         reader.close()
       }
-      emit(pending)
-      emit(json ? JSON.stringify({ end: { entries: printed } }) + '\n' : `${printed} entries, all checksums valid\n`)
+      out.write(pending)
+      out.write(json ? JSON.stringify({ end: { entries: printed } }) + '\n' : `${printed} entries, all checksums valid\n`)
     } catch (err) {
-      emit(pending)
-      if (closed) return
-      const e = toUserFacing(err)
-      if (json) {
-        emit(JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint ?? null } }) + '\n')
-      } else {
-        process.stderr.write(`Error: ${e.message}\n`)
-        if (e.hint) process.stderr.write(`Hint: ${e.hint}\n`)
-        if (e.stack && process.env.PAGESERVER_DEBUG) process.stderr.write(`${e.stack}\n`)
-      }
-      this.exit(e.exitCode)
+      out.write(pending)
+      if (out.closed) return
+      this.exit(await out.reportError(toUserFacing(err), json, Boolean(process.env.PAGESERVER_DEBUG)))
     } finally {
-      process.stdout.off('error', onStdoutError)
+      out.dispose()
     }
   }
 }

@@ -11,6 +11,7 @@
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { toUserFacing } from '../../cli/errors.js'
+import { StdoutSink } from '../../cli/stdout-sink.js'
 import { lsnFlag } from '../../cli/flags.js'
 import { UsageError } from '../../core/lib/errors.js'
 import { formatLsn } from '../../core/pg/lsn.js'
@@ -65,22 +66,7 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
 
   public async run(): Promise<void> {
     const json = this.jsonEnabled()
-    let closed = false
-    const onStdoutError = (e: NodeJS.ErrnoException): void => {
-      if (e.code === 'EPIPE') closed = true
-    }
-    process.stdout.on('error', onStdoutError)
-    /** Runs one stdout write; a reader that went away (EPIPE) ends the output quietly. */
-    const emit = (fn: () => void): void => {
-      if (closed) return
-      try {
-        fn()
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EPIPE') closed = true
-        else throw e
-      }
-    }
-
+    const out = new StdoutSink()
     let printed = 0
     let endReport: WalReadEnd | null = null
     try {
@@ -98,47 +84,35 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
         let text = ''
         for (const rec of r.value) {
           if (rmgrFilter !== null && !rmgrFilter.has(rec.xl_rmid)) continue
-          if (json) emit(() => this.writeJsonLine(recordToJson(rec)))
+          if (json) out.writeJsonLine(recordToJson(rec))
           else text += formatRecordLine(rec) + '\n'
           if (++printed >= limit) break
         }
-        if (text !== '') emit(() => process.stdout.write(text))
-        await drained(process.stdout) // a slow reader slows us down instead of filling memory
-        if (closed || printed >= limit) {
+        out.write(text)
+        await out.drained() // a slow reader slows us down instead of filling memory
+        if (out.closed || printed >= limit) {
           await batches.return(undefined as never)
           break
         }
       }
     } catch (err) {
-      if (closed) return
-      const e = toUserFacing(err)
-      if (json) {
-        emit(() => this.writeJsonLine({ error: { code: e.code, message: e.message, hint: e.hint ?? null } }))
-      } else {
-        process.stderr.write(`Error: ${e.message}\n`)
-        if (e.hint) process.stderr.write(`Hint: ${e.hint}\n`)
-        if (e.stack && process.env.PAGESERVER_DEBUG) process.stderr.write(`${e.stack}\n`)
-      }
-      // Exiting drops what a pipe has not taken yet: let both streams flush first.
-      await Promise.all([flushed(process.stdout), flushed(process.stderr)])
-      this.exit(e.exitCode)
+      if (out.closed) return
+      this.exit(await out.reportError(toUserFacing(err), json, Boolean(process.env.PAGESERVER_DEBUG)))
     } finally {
-      process.stdout.off('error', onStdoutError)
+      out.dispose()
     }
-    if (closed) return
+    if (out.closed) return
     const end = endReport
     if (json) {
-      emit(() =>
-        this.writeJsonLine({
-          end: {
-            records: printed,
-            lastRecordLsn: end?.lastRecordLsn != null ? formatLsn(end.lastRecordLsn) : null,
-            endLsn: end ? formatLsn(end.endLsn) : null,
-            reason: end ? end.reason : 'limit',
-            message: end ? end.message : `stopped after ${printed} records (--limit)`,
-          },
-        }),
-      )
+      out.writeJsonLine({
+        end: {
+          records: printed,
+          lastRecordLsn: end?.lastRecordLsn != null ? formatLsn(end.lastRecordLsn) : null,
+          endLsn: end ? formatLsn(end.endLsn) : null,
+          reason: end ? end.reason : 'limit',
+          message: end ? end.message : `stopped after ${printed} records (--limit)`,
+        },
+      })
     } else if (end === null) {
       process.stderr.write(`pageserver: stopped after ${printed} records (--limit)\n`)
     } else {
@@ -159,28 +133,4 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
     }
     return ids
   }
-}
-
-/** Resolves once the stream wants more (or is gone): backpressure without a way to hang on a closed pipe. */
-async function drained(stream: NodeJS.WriteStream): Promise<void> {
-  if (!stream.writableNeedDrain || stream.destroyed) return
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      stream.off('drain', done)
-      stream.off('error', done)
-      stream.off('close', done)
-      resolve()
-    }
-    stream.on('drain', done)
-    stream.on('error', done)
-    stream.on('close', done)
-  })
-}
-
-/** Resolves when everything written so far has been handed to the OS (or the stream failed). */
-async function flushed(stream: NodeJS.WriteStream): Promise<void> {
-  if (stream.destroyed) return
-  await new Promise<void>((resolve) => {
-    stream.write('', () => resolve())
-  })
 }

@@ -11,6 +11,7 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { toUserFacing } from '../../cli/errors.js'
+import { StdoutSink } from '../../cli/stdout-sink.js'
 import { lsnFlag } from '../../cli/flags.js'
 import { isInteractive, startProgress, type Progress } from '../../cli/render.js'
 import { formatLsn, type Lsn } from '../../core/pg/lsn.js'
@@ -74,20 +75,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
   public async run(): Promise<void> {
     const json = this.jsonEnabled()
     const f = this.flags
-    let closed = false
-    const onStdoutError = (e: NodeJS.ErrnoException): void => {
-      if (e.code === 'EPIPE') closed = true
-    }
-    process.stdout.on('error', onStdoutError)
-    const emit = (text: string): void => {
-      if (closed || text === '') return
-      try {
-        process.stdout.write(text)
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EPIPE') closed = true
-        else throw e
-      }
-    }
+    const out = new StdoutSink()
     const stop = new AbortController()
     let reason: EndReason | undefined
     const onSignal = (): void => {
@@ -156,8 +144,8 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
         lastTick = { at: now, records: shown, bytes: s.walBytes }
         progress?.update(`${line.lsn}  lag ${line.lagBytes} B  ${shown} records  ${line.recordsPerSec}/s`)
         if (!f.summary) return
-        if (json) emit(JSON.stringify({ summary: line }) + '\n')
-        else emit(`records ${line.records} (${line.recordsPerSec}/s)  bytes ${line.bytes} (${line.bytesPerSec} B/s)  lsn ${line.lsn}  lag ${line.lagBytes} B\n`)
+        if (json) out.write(JSON.stringify({ summary: line }) + '\n')
+        else out.write(`records ${line.records} (${line.recordsPerSec}/s)  bytes ${line.bytes} (${line.bytesPerSec} B/s)  lsn ${line.lsn}  lag ${line.lagBytes} B\n`)
       }
       timer = setInterval(tick, 1000)
       timer.unref()
@@ -172,12 +160,12 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
           }
           if (f.until !== undefined && rec.endLsn >= f.until) {
             reason = 'until'
-            emit(text)
+            out.write(text)
             break outer
           }
         }
-        emit(text)
-        if (closed) {
+        out.write(text)
+        if (out.closed) {
           reason = 'output-closed'
           break
         }
@@ -186,36 +174,29 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       timer = undefined
       await receiver.close()
       progress?.stop()
-      this.printEnd(json, emit, receiver, shown, reason ?? 'interrupted', start.startLsn, Date.now() - startedAt, lagBytes())
+      this.printEnd(json, out, receiver, shown, reason ?? 'interrupted', start.startLsn, Date.now() - startedAt, lagBytes())
     } catch (err) {
       if (timer) clearInterval(timer)
       progress?.stop()
       await rx?.close()
-      if (closed) return
+      if (out.closed) return
       if (stop.signal.aborted) {
         // Interrupted while connecting: a clean stop, like an interrupt while streaming.
         if (!json) process.stderr.write('pageserver: interrupted before streaming started\n')
-        else emit(JSON.stringify({ end: { reason: 'interrupted', records: 0 } }) + '\n')
+        else out.write(JSON.stringify({ end: { reason: 'interrupted', records: 0 } }) + '\n')
         return
       }
-      const e = toUserFacing(err)
-      if (json) emit(JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint ?? null } }) + '\n')
-      else {
-        process.stderr.write(`Error: ${e.message}\n`)
-        if (e.hint) process.stderr.write(`Hint: ${e.hint}\n`)
-        if (e.stack && process.env.PAGESERVER_DEBUG) process.stderr.write(`${e.stack}\n`)
-      }
-      this.exit(e.exitCode)
+      this.exit(await out.reportError(toUserFacing(err), json, Boolean(process.env.PAGESERVER_DEBUG)))
     } finally {
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
-      process.stdout.off('error', onStdoutError)
+      out.dispose()
     }
   }
 
   private printEnd(
     json: boolean,
-    emit: (t: string) => void,
+    out: StdoutSink,
     rx: WalReceiver,
     records: number,
     reason: EndReason,
@@ -237,7 +218,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       timeline: s.timeline ?? null,
       elapsedMs,
     }
-    if (json) emit(JSON.stringify({ end }) + '\n')
+    if (json) out.write(JSON.stringify({ end }) + '\n')
     else {
       process.stderr.write(
         `pageserver: ${records} records, ${s.walBytes} bytes from ${end.startLsn} to ${end.endLsn} in ${(elapsedMs / 1000).toFixed(1)} s ` +
