@@ -9,13 +9,13 @@
 import { ConflictError, CorruptionError, UnsupportedError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { encodeValue } from '../model/value.js'
-import { lsn as toLsn, type Lsn } from '../pg/lsn.js'
+import type { Lsn } from '../pg/lsn.js'
 import { TarReader } from '../pg/tar.js'
 import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { DatadirImporter, type ImportFileSink } from '../datadir/import.js'
 import { Timeline } from '../repository/timeline.js'
-import type { TimelineMetadata } from '../repository/metadata.js'
+import { rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import type { Repository } from '../repository/repository.js'
 import { tenantOptions, withRepository, type AppContext } from './context.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
@@ -117,19 +117,10 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
 }
 
 function importMetadata(at: Lsn, systemId: bigint, connString: string, slot: string, pgTimeline: number): TimelineMetadata {
-  return {
-    diskConsistentLsn: toLsn(at - 1n),
-    prevRecordLsn: null,
-    lastRecordLsn: toLsn(at - 1n),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: toLsn(0),
-    initdbLsn: at,
+  return rootTimelineMetadata(at, {
     pgVersion: PG_VERSION,
     walSource: { connString, slotName: slot, systemId: String(systemId), pgTimeline },
     dataChecksums: false,
     hintBitsLogged: false,
-    minReadableLsn: at,
-    createdAt: Math.floor(Date.now() / 1000),
-  }
+  })
 }

@@ -8,14 +8,14 @@
 import { join } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
-import { alignLsn8, formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
+import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
 import { DBState, decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
 import { readSmallFile } from '../storage/small-file.js'
 import { DatadirImporter } from '../datadir/import.js'
 import { runInitdb } from '../postgres/initdb.js'
 import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
 import { Timeline } from '../repository/timeline.js'
-import { readMetadata, type TimelineMetadata } from '../repository/metadata.js'
+import { readMetadata, rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import { METADATA_FILE } from '../repository/timeline.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Repository } from '../repository/repository.js'
@@ -157,21 +157,12 @@ async function importDataDirectory(ctx: AppContext, tenant: Tenant, id: Timeline
   }
   const at = alignLsn8(control.checkPoint)
   const dataChecksums = control.data_checksum_version !== 0
-  const meta: TimelineMetadata = {
-    diskConsistentLsn: toLsn(at - 1n),
-    prevRecordLsn: null,
-    lastRecordLsn: toLsn(at - 1n),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: toLsn(0),
-    initdbLsn: at,
+  const meta = rootTimelineMetadata(at, {
     pgVersion: PG_VERSION,
     walSource: null,
     dataChecksums,
     hintBitsLogged: dataChecksums || control.wal_log_hints,
-    minReadableLsn: at,
-    createdAt: Math.floor(Date.now() / 1000),
-  }
+  })
   const tl = await Timeline.create(dir, tenant.id, id, meta, null, tenantOptions(ctx))
   try {
     const importer = new DatadirImporter({ put: (key, value) => tl.put(key, at, encodeValue(value)) })

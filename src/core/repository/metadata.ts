@@ -16,7 +16,7 @@
  */
 import { CorruptionError } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
-import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
+import { formatLsn, lsn, parseLsn, type Lsn } from '../pg/lsn.js'
 import { parseTimelineId, type TimelineId } from '../model/ids.js'
 import { writeFileDurably } from '../storage/durable-file.js'
 import { readSmallFile } from '../storage/small-file.js'
@@ -55,6 +55,32 @@ export interface TimelineMetadata {
   minReadableLsn: Lsn
   /** Seconds since the epoch when the timeline was created. */
   createdAt: number
+}
+
+/**
+ * The metadata of a new root timeline whose first values (an import or a bootstrap) are stored at `at`: it
+ * starts just below `at`, so the import's values are the first thing ingested, and serves pages from `at` on.
+ */
+export function rootTimelineMetadata(
+  at: Lsn,
+  o: { pgVersion: number; walSource: WalSource | null; dataChecksums: boolean; hintBitsLogged: boolean },
+): TimelineMetadata {
+  const below = lsn(at - 1n)
+  return {
+    diskConsistentLsn: below,
+    prevRecordLsn: null,
+    lastRecordLsn: below,
+    ancestorTimeline: null,
+    ancestorLsn: null,
+    latestGcCutoffLsn: lsn(0),
+    initdbLsn: at,
+    pgVersion: o.pgVersion,
+    walSource: o.walSource,
+    dataChecksums: o.dataChecksums,
+    hintBitsLogged: o.hintBitsLogged,
+    minReadableLsn: at,
+    createdAt: Math.floor(Date.now() / 1000),
+  }
 }
 
 interface MetadataJson {

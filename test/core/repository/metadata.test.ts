@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeMetadata, encodeMetadata, readMetadata, writeMetadata, type TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { decodeMetadata, encodeMetadata, readMetadata, rootTimelineMetadata, writeMetadata, type TimelineMetadata } from '../../../src/core/repository/metadata.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
 import { generateTimelineId } from '../../../src/core/model/ids.js'
 
@@ -54,6 +54,17 @@ describe('timeline metadata', () => {
     expect(() => encodeMetadata({ ...base, diskConsistentLsn: lsn(0x2_0000_0000n) })).toThrow(/disk_consistent_lsn > last_record_lsn/)
     expect(() => encodeMetadata({ ...base, ancestorLsn: null })).toThrow(/together/)
     expect(() => encodeMetadata({ ...base, prevRecordLsn: base.diskConsistentLsn })).toThrow(/prev_record_lsn/)
+  })
+
+  it('builds a root timeline that starts just below its first values and serves from them', () => {
+    const at = lsn(0x1_6b37_4d48n)
+    const m = rootTimelineMetadata(at, { pgVersion: 15, walSource: null, dataChecksums: true, hintBitsLogged: true })
+    expect(m.diskConsistentLsn).toBe(at - 1n)
+    expect(m.lastRecordLsn).toBe(at - 1n)
+    expect(m.initdbLsn).toBe(at)
+    expect(m.minReadableLsn).toBe(at)
+    expect(m.ancestorTimeline).toBeNull()
+    expect(decodeMetadata(encodeMetadata(m), 'test')).toEqual(m)
   })
 
   it('reports a missing file as not found', () => {
