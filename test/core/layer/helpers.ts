@@ -10,21 +10,7 @@ import type { TenantId, TimelineId } from '../../../src/core/model/ids.js'
 export const TENANT = '0123456789abcdef0123456789abcdef' as TenantId
 export const TIMELINE = 'fedcba9876543210fedcba9876543210' as TimelineId
 
-/** mulberry32: small, fast, deterministic. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-export function randInt(rng: () => number, lo: number, hiInclusive: number): number {
-  return lo + Math.floor(rng() * (hiInclusive - lo + 1))
-}
+export { mulberry32 as prng, randInt } from '../../support/prng.js'
 
 /** A relation-block-like key: rel `rel`, block `blk`. */
 export function blockKey(rel: number, blk: number): Key {

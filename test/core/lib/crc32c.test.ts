@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { crc32c as nativeCrc32c } from '@node-rs/crc32'
 import { CRC32C_JS_MAX_BYTES, crc32c, crc32cJs, crc32cRange } from '../../../src/core/lib/crc32c.js'
-import { mulberry32 } from '../pg/prng.js'
+import { mulberry32 } from '../../support/prng.js'
 
 describe('crc32c', () => {
   it('has the CRC-32C check value', () => {

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { compressSync as lz4CompressSync } from 'lz4-napi'
 import { PageserverError } from '../../../src/core/lib/errors.js'
 import { decompressImage, lz4BlockDecompress, pglzDecompress, zstdFrameDecompress } from '../../../src/core/pg/wal-compression.js'
-import { mulberry32 } from './prng.js'
+import { mulberry32 } from '../../support/prng.js'
 
 /** A page-like buffer: repetitive header and tuples, some noise. */
 function pageLike(size: number, seed = 1): Buffer {

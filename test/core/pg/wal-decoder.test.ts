@@ -24,7 +24,7 @@ import {
   XLP_FIRST_IS_OVERWRITE_CONTRECORD,
 } from '../../../src/core/pg/wal-page.js'
 import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
-import { mulberry32 } from './prng.js'
+import { mulberry32 } from '../../support/prng.js'
 
 const SEG = 16 * 1024 * 1024
 const XLOG_SWITCH = 0x40

@@ -10,7 +10,7 @@ import { INVALID_LSN, lsn } from '../../../src/core/pg/lsn.js'
 import { decodeRecord, recordCrcIsValid, restoreBlockImage } from '../../../src/core/pg/wal-record.js'
 import { recordToJson } from '../../../src/core/pg/wal-format.js'
 import { buildRecord, fixCrc } from './wal-record-builder.js'
-import { mulberry32 } from './prng.js'
+import { mulberry32 } from '../../support/prng.js'
 
 const REL = { spcNode: 1663, dbNode: 5, relNode: 16384 }
 

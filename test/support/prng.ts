@@ -9,3 +9,8 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/** An integer in [lo, hiInclusive] from `rng`. */
+export function randInt(rng: () => number, lo: number, hiInclusive: number): number {
+  return lo + Math.floor(rng() * (hiInclusive - lo + 1))
+}
