@@ -4,7 +4,7 @@
  * Why: checksumming every byte is the largest single cost of decoding WAL (about a third of the CPU), and
  * it needs nothing but the record's bytes. A decoder running with `deferCrc` finds record boundaries,
  * checks page and record headers and decodes block references on its thread, while this worker checksums
- * the previous batch on the other core. Records are handed to consumers only after `check()` resolved for
+ * earlier batches on the other core. Records are handed to consumers only once `check()` has settled for
  * their batch (WalFileReader and WalReceiver do this); a mismatch is reported with the index of the first
  * bad record, so the records before it are still delivered and the error names the bad record's LSN.
  *
@@ -12,15 +12,17 @@
  * shared memory) are sent as (buffer, offset, length) triples; the worker computes each CRC (body, then the
  * header up to xl_crc, as PostgreSQL does: native for long bodies, JS for short ones) and answers with the
  * first mismatch. Records in ordinary memory (rare: a record joined across two chunks) are checked on the
- * calling thread at once. Before the worker has started (it takes tens of ms) and after it failed, every
- * record is checked on the calling thread: the result never depends on the worker, only the speed does.
+ * calling thread at once. Batches are posted even before the worker has started (it takes tens of ms); a
+ * caller about to wait for one calls `expedite()`, which checks it on the calling thread if the worker is
+ * not up yet. After a worker failure every record is checked on the calling thread: the result never
+ * depends on the worker, only the speed does.
  *
  * Invariants:
- * - Batches are answered in the order they were posted (one worker, one FIFO); each `check()` promise
- *   resolves (never rejects) with the first mismatch of its batch, or null.
- * - The caller must not change a record's bytes until its check resolved (decoders never touch a record's
+ * - Each check settles exactly once (never rejects) with the first mismatch of its batch, or null; the
+ *   worker answers in posting order (one worker, one FIFO).
+ * - The caller must not change a record's bytes until its check settled (decoders never touch a record's
  *   bytes once handed out).
- * - The worker holds the event loop open only while checks are pending; `close()` terminates it, answers
+ * - The worker holds the event loop open only while checks are pending; `close()` terminates it, settles
  *   pending checks on the calling thread, and is idempotent. `WalCrcVerifier.live` counts workers not yet
  *   exited (tests assert it returns to zero).
  */
@@ -126,8 +128,11 @@ type WorkerReply = { ready: true } | { id: number; bad: number; stored: number; 
 let crcModulePath: string | null = null
 
 export interface WalCrcVerifierOptions {
-  /** For tests: the worker never becomes usable (every record is checked on the calling thread). */
-  noWorker?: boolean
+  /**
+   * When to start the worker: 'now' (default), 'later' (at `startWorker()`, e.g. once a stream has a
+   * backlog; until then every record is checked on the calling thread), or 'never' (tests).
+   */
+  worker?: 'now' | 'later' | 'never'
 }
 
 export class WalCrcVerifier {
@@ -148,8 +153,18 @@ export class WalCrcVerifier {
     return WalCrcVerifier.liveWorkers
   }
 
+  private readonly workerAllowed: boolean
+  private readyWaiters: Array<(ready: boolean) => void> = []
+
   constructor(opts: WalCrcVerifierOptions = {}) {
-    if (opts.noWorker) return
+    const when = opts.worker ?? 'now'
+    this.workerAllowed = when !== 'never'
+    if (when === 'now') this.startWorker()
+  }
+
+  /** Starts the worker if it never was (idempotent; a no-op after close(), a failure, or with 'never'). */
+  startWorker(): void {
+    if (this.worker !== null || this.closed || this.workerFailure !== null || !this.workerAllowed) return
     try {
       crcModulePath ??= createRequire(import.meta.url).resolve('@node-rs/crc32')
       const w = new Worker(WORKER_SOURCE, {
@@ -169,11 +184,29 @@ export class WalCrcVerifier {
       w.on('message', (m: WorkerReply) => this.onReply(m))
       w.on('error', (e) => this.giveUp(`worker failed: ${e instanceof Error ? e.message : String(e)}`))
       w.on('exit', (code) => this.giveUp(`worker exited with code ${code}`))
-      w.unref() // referenced only while checks are pending (see post)
+      w.unref() // referenced only while checks are pending (see check)
       this.worker = w
     } catch (e) {
       this.workerFailure = `worker did not start: ${e instanceof Error ? e.message : String(e)}`
     }
+  }
+
+  /** Resolves true once the worker answers, false if it never will (not started, failed, closed). For tests. */
+  whenReady(): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true)
+    if (this.worker === null) return Promise.resolve(false)
+    return new Promise((resolve) => this.readyWaiters.push(resolve))
+  }
+
+  private wakeReadyWaiters(ready: boolean): void {
+    const ws = this.readyWaiters
+    this.readyWaiters = []
+    for (const w of ws) w(ready)
+  }
+
+  /** startWorker() was called (or the worker started at construction). */
+  get workerStarted(): boolean {
+    return this.worker !== null || this.workerFailure !== null || this.closed
   }
 
   /** The worker is up and answering. */
@@ -257,6 +290,7 @@ export class WalCrcVerifier {
       this.worker = null
       this.ready = false
       this.settleAllHere()
+      this.wakeReadyWaiters(false)
       if (w !== null) {
         this.stats.workerBusyMs = w.performance.eventLoopUtilization().active
         await w.terminate()
@@ -272,7 +306,8 @@ export class WalCrcVerifier {
 
   private onReply(m: WorkerReply): void {
     if ('ready' in m) {
-      if (!this.closed) this.ready = true
+      if (!this.closed && this.worker !== null) this.ready = true
+      this.wakeReadyWaiters(this.ready)
       return
     }
     const p = this.pending.get(m.id)
@@ -296,6 +331,7 @@ export class WalCrcVerifier {
     this.worker = null
     this.ready = false
     this.settleAllHere()
+    this.wakeReadyWaiters(false)
     void w.terminate()
   }
 

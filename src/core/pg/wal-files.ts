@@ -280,10 +280,19 @@ export class WalFileReader {
   /** Records one at a time; the generator's return value is the end report. */
   async *records(): AsyncGenerator<DecodedRecord, WalReadEnd, undefined> {
     const batches = this.recordBatches()
-    for (;;) {
-      const r = await batches.next()
-      if (r.done) return r.value
-      yield* r.value
+    let finished = false
+    try {
+      for (;;) {
+        const r = await batches.next()
+        if (r.done) {
+          finished = true
+          return r.value
+        }
+        yield* r.value
+      }
+    } finally {
+      // A consumer that stops early: close the files and the CRC worker.
+      if (!finished) await batches.return(undefined as never)
     }
   }
 
@@ -333,6 +342,8 @@ export class WalFileReader {
     })
     // Decoded batches waiting for their CRC check, oldest first.
     const held: CheckedBatch[] = []
+    // Chunks handed out and done with, still referred to by the decoder (reuseBuffers).
+    const parked: Buffer[] = []
     const self = this
     /** Yields `b` once its CRCs are checked (a mismatch: the good records, then the error); then frees its chunk. */
     async function* deliver(b: CheckedBatch): AsyncGenerator<DecodedRecord[], void, undefined> {
@@ -347,8 +358,15 @@ export class WalFileReader {
         yield good
       }
       if (bad !== null) throw walCrcError(b.records[bad.index]!.lsn, bad.stored, bad.computed)
-      // The consumer asked for more: its view of this batch ends here.
-      if (!decoder.holds(b.chunk)) source.release(b.chunk)
+      // The consumer asked for more: its view of this batch ends here. A chunk holding the start of a
+      // record still being assembled waits until the decoder lets go of it.
+      parked.push(b.chunk)
+      let k = 0
+      for (const c of parked) {
+        if (decoder.holds(c)) parked[k++] = c
+        else source.release(c)
+      }
+      parked.length = k
     }
     /** Delivers the held batches already checked, and the oldest beyond `keep`. */
     async function* deliverHeld(keep: number): AsyncGenerator<DecodedRecord[], void, undefined> {
