@@ -9,9 +9,9 @@
  * bad record, so the records before it are still delivered and the error names the bad record's LSN.
  *
  * How: records whose bytes lie in SharedArrayBuffer memory (read chunks and network chunks allocated as
- * shared memory) are sent as (buffer, offset, length) triples; the worker computes each CRC (body, then the
- * header up to xl_crc, as PostgreSQL does: native for long bodies, JS for short ones) and answers with the
- * first mismatch. Records in ordinary memory (rare: a record joined across two chunks) are checked on the
+ * shared memory) are sent as (buffer, offset, length) triples to the worker thread the process shares
+ * (wal-crc-worker.ts: started on first use, kept for the next reader), which computes each CRC (body, then
+ * the header up to xl_crc, as PostgreSQL does) and answers with the first mismatch. Records in ordinary memory (rare: a record joined across two chunks) are checked on the
  * calling thread at once. Batches are posted even before the worker has started (it takes tens of ms); a
  * caller about to wait for one calls `expedite()`, which checks it on the calling thread if the worker is
  * not up yet. After a worker failure every record is checked on the calling thread: the result never
@@ -22,14 +22,13 @@
  *   worker answers in posting order (one worker, one FIFO).
  * - The caller must not change a record's bytes until its check settled (decoders never touch a record's
  *   bytes once handed out).
- * - The worker holds the event loop open only while checks are pending; `close()` terminates it, settles
- *   pending checks on the calling thread, and is idempotent. `WalCrcVerifier.live` counts workers not yet
- *   exited (tests assert it returns to zero).
+ * - `close()` settles pending checks on the calling thread and lets go of the worker (which stops after a
+ *   short linger when nobody else uses it, and never holds the process open); it is idempotent.
+ *   `WalCrcVerifier.live` counts worker threads not yet exited; `stopIdleWorker()` stops an idle one now.
  */
-import { createRequire } from 'node:module'
-import { Worker } from 'node:worker_threads'
 import type { DecodedRecord } from './wal-record.js'
 import { recordCrcAt, SizeOfXLogRecord } from './wal-record.js'
+import { CrcWorkerHost, type CrcWorkerClient, type CrcWorkerReply } from './wal-crc-worker.js'
 
 export interface CrcMismatch {
   /** Index in the checked batch of the first record whose CRC is wrong. */
@@ -40,57 +39,6 @@ export interface CrcMismatch {
 
 /** Records posted in one message at most (a 1 MiB chunk holds at most ~43,000 minimal 24-byte records). */
 export const CRC_WORKER_BATCH_RECORDS_MAX = 64 * 1024
-
-/**
- * The worker's program, evaluated as a CommonJS script (a file path would not load under test runners that
- * compile TypeScript in memory). Its JS CRC mirrors crc32cJs in lib/crc32c.ts; a test compares the two on
- * every length around the native threshold.
- */
-const WORKER_SOURCE = `'use strict'
-const { parentPort, workerData } = require('node:worker_threads')
-const { crc32c } = require(workerData.crcModulePath)
-const JS_MAX = workerData.jsMaxBytes
-const T = new Int32Array(2048)
-for (let i = 0; i < 256; i++) {
-  let c = i
-  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
-  T[i] = c
-}
-for (let i = 0; i < 256; i++) for (let t = 1; t < 8; t++) T[t * 256 + i] = (T[(t - 1) * 256 + i] >>> 8) ^ T[T[(t - 1) * 256 + i] & 0xff]
-function crcJs(b, i, end, prev) {
-  let c = ~prev
-  for (; i + 8 <= end; i += 8) {
-    const a = c ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24))
-    c = T[1792 + (a & 0xff)] ^ T[1536 + ((a >>> 8) & 0xff)] ^ T[1280 + ((a >>> 16) & 0xff)] ^ T[1024 + (a >>> 24)] ^
-      T[768 + b[i + 4]] ^ T[512 + b[i + 5]] ^ T[256 + b[i + 6]] ^ T[b[i + 7]]
-  }
-  for (; i < end; i++) c = T[(c ^ b[i]) & 0xff] ^ (c >>> 8)
-  return ~c >>> 0
-}
-parentPort.on('message', (m) => {
-  if (m.crash) throw new Error('crash requested by a test')
-  try {
-    const bufs = m.buffers.map((sab) => Buffer.from(sab))
-    const r = m.ranges
-    let bad = -1, stored = 0, computed = 0
-    for (let i = 0; i < r.length; i += 3) {
-      const b = bufs[r[i]], off = r[i + 1], end = off + r[i + 2]
-      if (b === undefined || off < 0 || end > b.length || end - off < 24) throw new Error('bad range')
-      const body = end - off - 24 < JS_MAX ? crcJs(b, off + 24, end, 0) : crc32c(b.subarray(off + 24, end)) >>> 0
-      const c = crcJs(b, off, off + 20, body)
-      const s = (b[off + 20] | (b[off + 21] << 8) | (b[off + 22] << 16) | (b[off + 23] << 24)) >>> 0
-      if (c !== s) { bad = i / 3; stored = s; computed = c; break }
-    }
-    parentPort.postMessage({ id: m.id, bad, stored, computed })
-  } catch (e) {
-    parentPort.postMessage({ id: m.id, failed: String(e && e.message || e) })
-  }
-})
-parentPort.postMessage({ ready: true })
-`
-
-/** Bodies shorter than this are checksummed in JS by the worker (a native call costs ~300 ns). */
-const WORKER_JS_MAX_BYTES = 256
 
 /** A batch's CRC check: settled (`done`) once `result` has resolved. */
 export interface CrcCheck {
@@ -123,38 +71,37 @@ class Pending implements CrcCheck {
 
 const settled = (m: CrcMismatch | null): CrcCheck => ({ result: Promise.resolve(m), done: true })
 
-type WorkerReply = { ready: true } | { id: number; bad: number; stored: number; computed: number } | { id: number; failed: string }
-
-let crcModulePath: string | null = null
+/** Batch ids, unique in the process (the worker is shared). */
+let nextBatchId = 1
 
 export interface WalCrcVerifierOptions {
   /**
-   * When to start the worker: 'now' (default), 'later' (at `startWorker()`, e.g. once a stream has a
+   * When to use the worker: 'now' (default), 'later' (from `startWorker()` on, e.g. once a stream has a
    * backlog; until then every record is checked on the calling thread), or 'never' (tests).
    */
   worker?: 'now' | 'later' | 'never'
 }
 
-export class WalCrcVerifier {
-  private static liveWorkers = 0
-  private worker: Worker | null = null
-  private ready = false
+export class WalCrcVerifier implements CrcWorkerClient {
+  private host: CrcWorkerHost | null = null
   private closed = false
-  private nextId = 1
+  private readonly workerAllowed: boolean
+  private busyAtStartMs = 0
   private readonly pending = new Map<number, Pending>()
-  private exited: Promise<void> = Promise.resolve()
   /** Why the worker was given up, for tests and diagnostics. */
   workerFailure: string | null = null
-  /** Records checked by the worker and on the calling thread, for tests and benchmarks. */
+  /** Records checked by the worker and on the calling thread; the worker's busy time while we used it. */
   readonly stats = { workerRecords: 0, localRecords: 0, workerBusyMs: 0 }
 
-  /** Workers started and not yet exited, in this process. */
+  /** Worker threads started and not yet exited, in this process. */
   static get live(): number {
-    return WalCrcVerifier.liveWorkers
+    return CrcWorkerHost.live
   }
 
-  private readonly workerAllowed: boolean
-  private readyWaiters: Array<(ready: boolean) => void> = []
+  /** Stops the shared worker now if no verifier uses it (tests; otherwise it stops after a short linger). */
+  static stopIdleWorker(): Promise<void> {
+    return CrcWorkerHost.stopIdle()
+  }
 
   constructor(opts: WalCrcVerifierOptions = {}) {
     const when = opts.worker ?? 'now'
@@ -162,56 +109,30 @@ export class WalCrcVerifier {
     if (when === 'now') this.startWorker()
   }
 
-  /** Starts the worker if it never was (idempotent; a no-op after close(), a failure, or with 'never'). */
+  /** Starts using the worker if not yet (idempotent; a no-op after close(), a failure, or with 'never'). */
   startWorker(): void {
-    if (this.worker !== null || this.closed || this.workerFailure !== null || !this.workerAllowed) return
+    if (this.host !== null || this.closed || this.workerFailure !== null || !this.workerAllowed) return
     try {
-      crcModulePath ??= createRequire(import.meta.url).resolve('@node-rs/crc32')
-      const w = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { crcModulePath, jsMaxBytes: WORKER_JS_MAX_BYTES },
-        // No loader hooks or flags of the parent: the script is plain CommonJS, and hooks slow the start.
-        execArgv: [],
-        env: {},
-      })
-      WalCrcVerifier.liveWorkers++
-      this.exited = new Promise((resolve) => {
-        w.once('exit', () => {
-          WalCrcVerifier.liveWorkers--
-          resolve()
-        })
-      })
-      w.on('message', (m: WorkerReply) => this.onReply(m))
-      w.on('error', (e) => this.giveUp(`worker failed: ${e instanceof Error ? e.message : String(e)}`))
-      w.on('exit', (code) => this.giveUp(`worker exited with code ${code}`))
-      w.unref() // referenced only while checks are pending (see check)
-      this.worker = w
+      this.host = CrcWorkerHost.acquire()
+      this.busyAtStartMs = this.host.busyMs()
     } catch (e) {
       this.workerFailure = `worker did not start: ${e instanceof Error ? e.message : String(e)}`
     }
   }
 
-  /** Resolves true once the worker answers, false if it never will (not started, failed, closed). For tests. */
-  whenReady(): Promise<boolean> {
-    if (this.ready) return Promise.resolve(true)
-    if (this.worker === null) return Promise.resolve(false)
-    return new Promise((resolve) => this.readyWaiters.push(resolve))
-  }
-
-  private wakeReadyWaiters(ready: boolean): void {
-    const ws = this.readyWaiters
-    this.readyWaiters = []
-    for (const w of ws) w(ready)
-  }
-
-  /** startWorker() was called (or the worker started at construction). */
+  /** startWorker() was called (or the worker was used from construction). */
   get workerStarted(): boolean {
-    return this.worker !== null || this.workerFailure !== null || this.closed
+    return this.host !== null || this.workerFailure !== null || this.closed
   }
 
   /** The worker is up and answering. */
   get usingWorker(): boolean {
-    return this.ready && this.worker !== null
+    return this.host !== null && this.host.isReady
+  }
+
+  /** Resolves true once the worker answers, false if it never will (not started, failed, closed). For tests. */
+  whenReady(): Promise<boolean> {
+    return this.host === null ? Promise.resolve(false) : this.host.whenReady()
   }
 
   /**
@@ -222,7 +143,8 @@ export class WalCrcVerifier {
   check(records: readonly DecodedRecord[]): CrcCheck {
     const n = records.length
     if (n === 0) return settled(null)
-    if (this.worker === null) return settled(this.checkHere(records, 0, n))
+    const host = this.liveHost()
+    if (host === null) return settled(this.checkHere(records, 0, n))
     const buffers: SharedArrayBuffer[] = []
     let ranges = new Int32Array(Math.min(n, CRC_WORKER_BATCH_RECORDS_MAX) * 3)
     let sent = new Int32Array(Math.min(n, CRC_WORKER_BATCH_RECORDS_MAX))
@@ -262,11 +184,10 @@ export class WalCrcVerifier {
       ranges = ranges.slice(0, count * 3)
       sent = sent.slice(0, count)
     }
-    const p = new Pending(this.nextId++, records, sent, local)
-    if (this.pending.size === 0) this.worker.ref()
+    const p = new Pending(nextBatchId++, records, sent, local)
     this.pending.set(p.id, p)
     this.stats.workerRecords += count
-    this.worker.postMessage({ id: p.id, buffers, ranges }, [ranges.buffer])
+    host.post(p.id, this, buffers, ranges)
     return p
   }
 
@@ -275,47 +196,39 @@ export class WalCrcVerifier {
    * rather than wait for it (its late answer is then ignored).
    */
   expedite(c: CrcCheck): void {
-    if (c.done || this.ready || !(c instanceof Pending) || !this.pending.has(c.id)) return
+    if (c.done || !(c instanceof Pending) || !this.pending.has(c.id)) return
+    if (this.host !== null && this.host.isReady) return
     this.pending.delete(c.id)
-    if (this.pending.size === 0) this.worker?.unref()
+    this.host?.forget(c.id)
     this.stats.workerRecords -= c.sent.length
     this.settleHere(c)
   }
 
-  /** Stops the worker (pending checks are finished on the calling thread). Idempotent. */
+  /** Lets go of the worker (pending checks are finished on the calling thread). Idempotent. */
   async close(): Promise<void> {
-    if (!this.closed) {
-      this.closed = true
-      const w = this.worker
-      this.worker = null
-      this.ready = false
-      this.settleAllHere()
-      this.wakeReadyWaiters(false)
-      if (w !== null) {
-        this.stats.workerBusyMs = w.performance.eventLoopUtilization().active
-        await w.terminate()
-      }
+    if (this.closed) return
+    this.closed = true
+    const host = this.host
+    this.host = null
+    for (const id of this.pending.keys()) host?.forget(id)
+    this.settleAllHere()
+    if (host !== null) {
+      this.stats.workerBusyMs = Math.max(0, host.busyMs() - this.busyAtStartMs)
+      host.release()
     }
-    await this.exited
   }
 
   /** For tests: makes the worker throw, as a crash would. */
   crashWorkerForTest(): void {
-    this.worker?.postMessage({ crash: true })
+    this.host?.crashForTest()
   }
 
-  private onReply(m: WorkerReply): void {
-    if ('ready' in m) {
-      if (!this.closed && this.worker !== null) this.ready = true
-      this.wakeReadyWaiters(this.ready)
-      return
-    }
+  onReply(m: CrcWorkerReply): void {
     const p = this.pending.get(m.id)
-    if (p === undefined) return // expedited, or finished here after a failure
+    if (p === undefined) return
     this.pending.delete(m.id)
-    if (this.pending.size === 0) this.worker?.unref()
     if ('failed' in m) {
-      // A bug or a bad range: trust nothing from the worker for this batch.
+      // A bug or a bad range: trust nothing from the worker for this batch, nor for later ones.
       this.settleHere(p)
       this.giveUp(`worker could not check a batch: ${m.failed}`)
       return
@@ -323,16 +236,30 @@ export class WalCrcVerifier {
     p.settle(m.bad >= 0 ? { index: p.sent[m.bad]!, stored: m.stored, computed: m.computed } : p.local)
   }
 
+  onLost(id: number): void {
+    const p = this.pending.get(id)
+    if (p !== undefined) {
+      this.pending.delete(id)
+      this.settleHere(p)
+    }
+    this.giveUp('the worker thread stopped')
+  }
+
+  /** The host, unless it was lost (then the verifier gives the worker up). */
+  private liveHost(): CrcWorkerHost | null {
+    if (this.host !== null && this.host.isLost) this.giveUp('the worker thread stopped')
+    return this.host
+  }
+
   /** The worker is unusable: finish what it held here, check everything here from now on. */
   private giveUp(why: string): void {
-    if (this.worker === null) return
+    if (this.host === null) return
     this.workerFailure ??= why
-    const w = this.worker
-    this.worker = null
-    this.ready = false
+    const host = this.host
+    this.host = null
+    for (const id of this.pending.keys()) host.forget(id)
     this.settleAllHere()
-    this.wakeReadyWaiters(false)
-    void w.terminate()
+    host.release()
   }
 
   private settleAllHere(): void {

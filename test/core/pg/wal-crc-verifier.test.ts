@@ -2,11 +2,13 @@
  * WalCrcVerifier: CRCs checked on a worker thread over shared memory give exactly the answers of the
  * calling thread (every length around the worker's JS/native threshold, every position of a damaged byte),
  * in posting order; records in ordinary memory are checked locally; the worker's start, crash and shutdown
- * never change an answer, and no thread outlives close().
+ * never change an answer; one thread serves every verifier and lingers briefly, and none is left once idle
+ * workers are stopped.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { recordCrc, decodeRecordAt, type DecodedRecord } from '../../../src/core/pg/wal-record.js'
 import { WalCrcVerifier, type CrcMismatch } from '../../../src/core/pg/wal-crc-verifier.js'
+import { CRC_WORKER_LINGER_MS } from '../../../src/core/pg/wal-crc-worker.js'
 import { buildRecord } from './wal-record-builder.js'
 import { mulberry32 } from './prng.js'
 
@@ -40,6 +42,8 @@ function verifier(opts?: ConstructorParameters<typeof WalCrcVerifier>[0]): WalCr
 
 afterEach(async () => {
   for (const v of verifiers.splice(0)) await v.close()
+  // The worker lingers for the next user; stopped now, no thread is left.
+  await WalCrcVerifier.stopIdleWorker()
   expect(WalCrcVerifier.live).toBe(0)
 })
 
@@ -132,7 +136,7 @@ describe('WalCrcVerifier', () => {
     never.startWorker()
     expect(await never.whenReady()).toBe(false)
     expect((await never.check(recs).result)?.index).toBe(33)
-    expect(WalCrcVerifier.live).toBe(2)
+    expect(WalCrcVerifier.live).toBe(1) // one thread for everyone
   })
 
   it('survives a worker crash: pending and later checks are answered on the calling thread', async () => {
@@ -145,27 +149,53 @@ describe('WalCrcVerifier', () => {
     const pending = [v.check(recs), v.check(recs.slice(0, 100)), v.check(recs.slice(100))]
     const results = await Promise.all(pending.map((c) => c.result))
     expect(results.map((r) => r?.index ?? null)).toEqual([150, null, 50])
-    expect(v.workerFailure).toMatch(/crash requested|exited/)
+    expect(v.workerFailure).toMatch(/stopped/)
     expect(v.usingWorker).toBe(false)
     expect((await v.check(recs).result)?.index).toBe(150)
     await v.close()
-    expect(WalCrcVerifier.live).toBe(0)
+    // A new verifier gets a fresh thread.
+    const next = verifier()
+    expect(await next.whenReady()).toBe(true)
+    expect((await next.check(recs).result)?.index).toBe(150)
+    expect(next.stats.workerRecords).toBe(200)
   })
 
-  it('close() settles pending checks, stops the thread, and is idempotent', async () => {
+  it('close() settles pending checks and lets go of the shared thread, which stops once idle; close() is idempotent', async () => {
     const mem = shared(1024 * 1024)
     const recs = layOut(Array.from({ length: 100 }, () => 8000), mem, 7)
     mem[recs[60]!.rawOffset + 5000] ^= 1
     const v = verifier()
+    const other = verifier()
     await v.whenReady()
     expect(WalCrcVerifier.live).toBe(1)
     const checks = Array.from({ length: 5 }, () => v.check(recs))
+    const others = other.check(recs)
     await Promise.all([v.close(), v.close()])
     expect(checks.every((c) => c.done)).toBe(true)
     expect((await Promise.all(checks.map((c) => c.result))).map((r) => r?.index)).toEqual([60, 60, 60, 60, 60])
+    expect((await others.result)?.index).toBe(60) // the other verifier's batch is still answered by the worker
+    expect(other.usingWorker).toBe(true)
+    await other.close()
+    expect(WalCrcVerifier.live).toBe(1) // lingering for the next reader
+    await WalCrcVerifier.stopIdleWorker()
     expect(WalCrcVerifier.live).toBe(0)
     expect(await v.whenReady()).toBe(false)
     // Still usable after close: on the calling thread.
     expect((await v.check(recs).result)?.index).toBe(60)
+  })
+
+  it('reuses the lingering thread for the next verifier, and stops it by itself after the linger', async () => {
+    const mem = shared(64 * 1024)
+    const recs = layOut([10, 300, 5000], mem, 8)
+    const a = verifier()
+    expect(await a.whenReady()).toBe(true)
+    await a.close()
+    const b = verifier()
+    expect(b.usingWorker).toBe(true) // the same thread, already up
+    expect(await b.check(recs).result).toBeNull()
+    await b.close()
+    expect(WalCrcVerifier.live).toBe(1)
+    await new Promise((r) => setTimeout(r, CRC_WORKER_LINGER_MS + 500))
+    expect(WalCrcVerifier.live).toBe(0)
   })
 })

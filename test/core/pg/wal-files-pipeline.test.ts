@@ -85,7 +85,9 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true })
   })
 
-  afterEach(() => {
+  afterEach(async () => {
+    // The shared worker lingers after each read; stopped now, no thread is left.
+    await WalCrcVerifier.stopIdleWorker()
     expect(WalCrcVerifier.live).toBe(0)
   })
 
@@ -164,10 +166,12 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
       seen += batch.length
       if (seen > 1000) break
     }
+    await WalCrcVerifier.stopIdleWorker() // nobody uses it any more: it stops
     expect(WalCrcVerifier.live).toBe(0)
     const oneByOne = await WalFileReader.open([walDir], { crcWorker: true })
     let k = 0
     for await (const _ of oneByOne.records()) if (++k === 5) break
+    await WalCrcVerifier.stopIdleWorker()
     expect(WalCrcVerifier.live).toBe(0)
     // A missing segment in the middle.
     const d = join(scratch, `gap${++n}`)

@@ -222,6 +222,7 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
     expect(auto.keys).toEqual(here.keys)
     expect(here.stats.crcWorkerRecords).toBe(0)
     expect(worker.stats.crcWorkerRecords).toBeGreaterThan(0)
+    await WalCrcVerifier.stopIdleWorker() // no receiver uses it any more
     expect(WalCrcVerifier.live).toBe(0)
   })
 
