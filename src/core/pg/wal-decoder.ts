@@ -313,7 +313,7 @@ export class WalStreamDecoder {
     }
     // xl_tot_len is always on the record's first page (records are 8-aligned, so >= 8 bytes remain).
     if (this.avail() < 4) return false
-    const totLen = this.buf.readUInt32LE(this.bufPos)
+    const totLen = u32(this.buf, this.bufPos) // avail() >= 4
     if (totLen < SizeOfXLogRecord) {
       if (totLen === 0) {
         this.endInfo = { lsn: toLsn(this.pos), reason: `invalid record length at ${formatLsn(BigInt(this.pos))}: wanted 24, got 0` }
@@ -479,7 +479,7 @@ export class WalStreamDecoder {
   private validateHeader(b: Buffer, off: number): void {
     const rmid = b[off + 17]!
     if (!rmgrIdIsValid(rmid)) throw this.err('WAL_BAD_RMGR', `invalid resource manager id ${rmid}`, this.recStart)
-    const prev = b.readUInt32LE(off + 8) + b.readUInt32LE(off + 12) * 0x1_0000_0000 // no BigInt per record
+    const prev = u32(b, off + 8) + u32(b, off + 12) * 0x1_0000_0000 // no BigInt per record; the header is there
     if (this.prevRecPtr === null) {
       if (!(prev < this.recStart)) {
         throw this.err('WAL_BAD_PREV_LINK', `record with incorrect prev-link ${formatLsn(BigInt(prev))}`, this.recStart)
@@ -535,6 +535,11 @@ function walError(code: string, message: string, at: number): CorruptionError {
     hint: 'The WAL is corrupt, truncated, or not contiguous; decoding cannot continue past this point.',
     details: { lsn: formatLsn(BigInt(at)) },
   })
+}
+
+/** Little-endian u32 without Buffer's argument checks (callers have checked the bytes are there). */
+function u32(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0
 }
 
 function align8(n: number): number {

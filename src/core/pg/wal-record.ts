@@ -228,6 +228,18 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
   return decodeRecordAt(raw, 0, raw.length, lsn, endLsn)
 }
 
+/**
+ * Little-endian reads for the hot decode loop, without Buffer's argument checks: every caller has checked
+ * that the bytes are there (an out-of-range index would read as 0, so the checks come first).
+ */
+function u32(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0
+}
+
+function u16(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8)
+}
+
 /** The last relation decoded, shared by the next block reference naming the same one (fewer objects). */
 let lastRel: RelFileNode = { spcNode: 0, dbNode: 0, relNode: 0 }
 
@@ -238,7 +250,7 @@ let lastRel: RelFileNode = { spcNode: 0, dbNode: 0, relNode: 0 }
 export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: Lsn | number = INVALID_LSN, endLsn: Lsn | number = INVALID_LSN): DecodedRecord {
   if (totLen < SizeOfXLogRecord) throw bad(`length ${totLen} is shorter than a record header`, lsn, endLsn)
   if (base < 0 || base + totLen > raw.length) throw bad(`record of ${totLen} bytes at offset ${base} lies outside the ${raw.length} bytes given`, lsn, endLsn)
-  const declared = raw.readUInt32LE(base)
+  const declared = u32(raw, base)
   if (declared !== totLen) throw bad(`xl_tot_len ${declared} does not match the ${totLen} bytes given`, lsn, endLsn)
   const xl_rmid = raw[base + 17]!
   if (!rmgrIdIsValid(xl_rmid)) throw bad(`invalid resource manager id ${xl_rmid}`, lsn, endLsn)
@@ -265,19 +277,19 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
       break
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
       if (remaining < 4) throw tooShort(lsn, endLsn)
-      mainDataLength = raw.readUInt32LE(p)
+      mainDataLength = u32(raw, p)
       p += 4
       remaining -= 4
       datatotal += mainDataLength
       break
     } else if (blockId === XLR_BLOCK_ID_ORIGIN) {
       if (remaining < 2) throw tooShort(lsn, endLsn)
-      origin = raw.readUInt16LE(p)
+      origin = u16(raw, p)
       p += 2
       remaining -= 2
     } else if (blockId === XLR_BLOCK_ID_TOPLEVEL_XID) {
       if (remaining < 4) throw tooShort(lsn, endLsn)
-      toplevelXid = raw.readUInt32LE(p)
+      toplevelXid = u32(raw, p)
       p += 4
       remaining -= 4
     } else if (blockId <= XLR_MAX_BLOCK_ID) {
@@ -328,9 +340,9 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
       let rel: RelFileNode
       if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
         if (remaining < 12) throw tooShort(lsn, endLsn)
-        const spcNode = raw.readUInt32LE(p)
-        const dbNode = raw.readUInt32LE(p + 4)
-        const relNode = raw.readUInt32LE(p + 8)
+        const spcNode = u32(raw, p)
+        const dbNode = u32(raw, p + 4)
+        const relNode = u32(raw, p + 8)
         rel = lastRel
         if (rel.relNode !== relNode || rel.dbNode !== dbNode || rel.spcNode !== spcNode) rel = lastRel = { spcNode, dbNode, relNode }
         p += 12
@@ -341,7 +353,7 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
         rel = prevRel
       }
       if (remaining < 4) throw tooShort(lsn, endLsn)
-      const blkno = raw.readUInt32LE(p)
+      const blkno = u32(raw, p)
       p += 4
       remaining -= 4
       const imageOffset = datatotal // relative to the payload start until the headers end
@@ -389,7 +401,7 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
     raw,
     base,
     totLen,
-    raw.readUInt32LE(base + 4),
+    u32(raw, base + 4),
     raw[base + 16]!,
     xl_rmid,
     blocks ?? NO_BLOCKS,
