@@ -106,8 +106,10 @@ export interface ReceiverStats {
 
 /** Bytes queued behind the chunk being decoded that start the CRC worker (a backlog: catching up). */
 export const CRC_WORKER_BACKLOG_BYTES = 1024 * 1024
-/** Decoded batches that may wait for their CRC check while later chunks are decoded. */
-export const RECEIVER_HELD_BATCHES_MAX = 8
+/** WAL bytes whose records go to the CRC worker in one batch (network chunks are at most 128 KiB). */
+export const RECEIVER_CHECK_BATCH_BYTES = 1024 * 1024
+/** Batches that may wait for their CRC check while later chunks are decoded. */
+export const RECEIVER_HELD_BATCHES_MAX = 2
 
 interface HeldBatch {
   readonly records: DecodedRecord[]
@@ -284,18 +286,21 @@ export class WalReceiver {
       stream.useSharedMemory()
     }
     const held: HeldBatch[] = []
+    // With the worker, records of several network chunks go to it together (fewer messages and wake-ups).
+    let gathered: DecodedRecord[] = []
+    let gatheredBytes = 0
     try {
       for await (const chunk of stream) {
         this.stats.walBytes += chunk.data.length
         if (chunk.walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = chunk.walEnd
         decoder.feed(chunk.data)
-        const batch: DecodedRecord[] = []
         let failure: unknown = null
         try {
-          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) batch.push(rec)
+          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) gathered.push(rec)
         } catch (e) {
           failure = e // the records before it are handed out first, once checked
         }
+        gatheredBytes += chunk.data.length
         if (failure === null && decoder.end) {
           failure = new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record: ${decoder.end.reason}`, {
             hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
@@ -307,12 +312,18 @@ export class WalReceiver {
           verifier.startWorker()
           stream.useSharedMemory() // later chunks go to the worker; these are checked here
         }
-        if (batch.length > 0) held.push({ records: batch, check: verifier.check(batch) })
         // With nothing queued behind, hand everything out now: a live stream must not wait for more WAL.
-        yield* this.deliver(held, failure !== null || backlog === 0 ? 0 : RECEIVER_HELD_BATCHES_MAX, verifier)
+        const now = failure !== null || backlog === 0
+        if (now || !verifier.workerStarted || gatheredBytes >= RECEIVER_CHECK_BATCH_BYTES) {
+          if (gathered.length > 0) held.push({ records: gathered, check: verifier.check(gathered) })
+          gathered = []
+          gatheredBytes = 0
+        }
+        yield* this.deliver(held, now ? 0 : RECEIVER_HELD_BATCHES_MAX, verifier)
         if (failure !== null) throw failure
         if (this.stopped) return
       }
+      if (gathered.length > 0) held.push({ records: gathered, check: verifier.check(gathered) })
       yield* this.deliver(held, 0, verifier)
     } finally {
       await verifier.close()
