@@ -5,10 +5,14 @@
  * CHECKPOINT before each round so full-page images are common) and caches it under the OS temp directory,
  * keyed by a version string and the compression method; later runs reuse it. Then, `runs` times each,
  * interleaved: `pg_waldump --stats=record` over the files (the baseline: it reads, CRC-checks and decodes
- * every record), our WalFileReader decoding every record (page checks, CRC, block references; no image
- * restore), and the same with every full-page image restored. Prints JSON, then a table with median MB/s,
- * records/s and the ratio to pg_waldump (above 1 = faster than pg_waldump), by wall clock and by CPU time
- * (user + system; on a shared machine the CPU figures are the steadier ones).
+ * every record), and our WalFileReader decoding every record (page checks, CRC, block references):
+ *   - with every CRC checked on the decoding thread (crcWorker: false: one thread, as pg_waldump),
+ *   - with CRCs checked on a worker thread (the default for reads of 32 MiB or more),
+ *   - the same with read buffers reused (reuseBuffers: for consumers that do not keep records),
+ *   - the default, with every full-page image restored into an 8 KiB page.
+ * Prints JSON, then a table with median MB/s, records/s and the ratio to pg_waldump (above 1 = faster), by
+ * wall clock and by CPU time (user + system of every thread; on a shared machine the CPU figures are the
+ * steadier ones), and the decoding thread's own CPU time. Every run's record count must equal pg_waldump's.
  *
  * Run: npm run bench -- bench/wal-decode.ts   (env: WAL_BENCH_COMPRESSION=off|pglz|lz4|zstd, WAL_BENCH_RUNS=5)
  */
@@ -17,7 +21,7 @@ import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, write
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { findPostgres } from '../src/core/postgres/install.js'
-import { WalFileReader } from '../src/core/pg/wal-files.js'
+import { WalFileReader, type WalReadOptions } from '../src/core/pg/wal-files.js'
 import { restoreBlockImage } from '../src/core/pg/wal-record.js'
 import { PgCluster } from '../test/support/pg-cluster.js'
 
@@ -70,16 +74,30 @@ function median(xs: number[]): number {
 interface Sample {
   /** wall clock */
   ms: number
-  /** user + system CPU time (ours: this process, file-read threads included; pg_waldump: via /usr/bin/time) */
+  /** user + system CPU time (ours: this process, all threads; pg_waldump: via /usr/bin/time) */
   cpuMs: number
+  /** CPU time of the decoding (main) thread alone (Linux; NaN elsewhere and for pg_waldump) */
+  mainCpuMs: number
+  /** the CRC worker's busy time (its event loop's active time) */
+  workerMs: number
   records: number
   bytes: number
 }
 
-async function decodeOnce(restore: boolean): Promise<Sample> {
+/** CPU time of the calling thread from /proc (ns precision), or NaN where there is no such file. */
+function threadCpuMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6
+  } catch {
+    return NaN
+  }
+}
+
+async function decodeOnce(opts: WalReadOptions, restore: boolean): Promise<Sample> {
   const c0 = process.cpuUsage()
+  const m0 = threadCpuMs()
   const t0 = process.hrtime.bigint()
-  const reader = await WalFileReader.open([walDir])
+  const reader = await WalFileReader.open([walDir], opts)
   const page = Buffer.allocUnsafe(8192)
   let records = 0
   let images = 0
@@ -102,7 +120,14 @@ async function decodeOnce(restore: boolean): Promise<Sample> {
   const ms = Number(process.hrtime.bigint() - t0) / 1e6
   const cpu = process.cpuUsage(c0)
   if (restore && images === 0) throw new Error('no full-page images in the benchmark WAL')
-  return { ms, cpuMs: (cpu.user + cpu.system) / 1000, records, bytes: Number(r.value.endLsn - reader.startLsn) }
+  return {
+    ms,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    mainCpuMs: threadCpuMs() - m0,
+    workerMs: reader.stats?.crcWorkerBusyMs ?? 0,
+    records,
+    bytes: Number(r.value.endLsn - reader.startLsn),
+  }
 }
 
 const TIME_BIN = '/usr/bin/time'
@@ -121,7 +146,7 @@ function waldumpOnce(bin: string, first: string, last: string): Sample {
   const range = /between ([0-9A-F]+)\/([0-9A-F]+) and ([0-9A-F]+)\/([0-9A-F]+)/.exec(res.stdout)
   if (!m || !range) throw new Error(`pg_waldump --stats failed: ${res.stderr}`)
   const lsnOf = (hi: string, lo: string) => parseInt(hi, 16) * 2 ** 32 + parseInt(lo, 16)
-  return { ms, cpuMs, records: Number(m[1]), bytes: lsnOf(range[3]!, range[4]!) - lsnOf(range[1]!, range[2]!) }
+  return { ms, cpuMs, mainCpuMs: NaN, workerMs: 0, records: Number(m[1]), bytes: lsnOf(range[3]!, range[4]!) - lsnOf(range[1]!, range[2]!) }
 }
 
 const info = await ensureWal()
@@ -131,15 +156,28 @@ const waldumpBin = join(pgInst.binDir, 'pg_waldump')
 const first = join(walDir, segs[0]!)
 const last = join(walDir, segs[segs.length - 1]!)
 
-// Warm the page cache and the JIT once, untimed.
-waldumpOnce(waldumpBin, first, last)
-await decodeOnce(true)
+const cases = [
+  { key: 'oneThread', name: 'decode, CRC on the decoding thread', opts: { crcWorker: false } as WalReadOptions, restore: false },
+  { key: 'worker', name: 'decode, CRC on a worker (default)', opts: {} as WalReadOptions, restore: false },
+  { key: 'workerReuse', name: 'decode, CRC worker, reused buffers', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
+  { key: 'restore', name: 'decode (default) + restore every image', opts: {} as WalReadOptions, restore: true },
+]
 
-const samples = { waldump: [] as Sample[], decode: [] as Sample[], decodeRestore: [] as Sample[] }
+// Warm the page cache and the JIT once, untimed.
+const warm = waldumpOnce(waldumpBin, first, last)
+for (const c of cases) {
+  const got = await decodeOnce(c.opts, c.restore)
+  if (got.records !== warm.records) throw new Error(`${c.name}: ${got.records} records, pg_waldump counts ${warm.records}`)
+}
+
+const samples = { waldump: [] as Sample[], ...Object.fromEntries(cases.map((c) => [c.key, [] as Sample[]])) } as Record<string, Sample[]>
 for (let i = 0; i < runs; i++) {
-  samples.waldump.push(waldumpOnce(waldumpBin, first, last))
-  samples.decode.push(await decodeOnce(false))
-  samples.decodeRestore.push(await decodeOnce(true))
+  samples.waldump!.push(waldumpOnce(waldumpBin, first, last))
+  for (const c of cases) {
+    const got = await decodeOnce(c.opts, c.restore)
+    if (got.records !== warm.records) throw new Error(`${c.name}: ${got.records} records, pg_waldump counts ${warm.records}`)
+    samples[c.key]!.push(got)
+  }
 }
 
 function summary(xs: Sample[]) {
@@ -148,7 +186,11 @@ function summary(xs: Sample[]) {
   const { records, bytes } = xs[0]!
   return {
     medianMs: Math.round(ms),
+    minMs: Math.round(Math.min(...xs.map((s) => s.ms))),
+    maxMs: Math.round(Math.max(...xs.map((s) => s.ms))),
     medianCpuMs: Math.round(cpuMs),
+    medianMainCpuMs: Math.round(median(xs.map((s) => s.mainCpuMs))),
+    medianWorkerMs: Math.round(median(xs.map((s) => s.workerMs))),
     records,
     walBytes: bytes,
     mbPerSec: bytes / 1e6 / (ms / 1e3),
@@ -156,9 +198,7 @@ function summary(xs: Sample[]) {
     cpuMbPerSec: bytes / 1e6 / (cpuMs / 1e3),
   }
 }
-const base = summary(samples.waldump)
-const dec = summary(samples.decode)
-const decR = summary(samples.decodeRestore)
+const base = summary(samples.waldump!)
 const result = {
   bench: 'wal-decode',
   node: process.version,
@@ -167,28 +207,31 @@ const result = {
   runs,
   data: { dir: walDir, ...info },
   baseline: { name: 'pg_waldump --stats=record', ...base },
-  cases: [
-    { name: 'decode (CRC + records, no image restore)', ...dec, ratio: dec.mbPerSec / base.mbPerSec, cpuRatio: dec.cpuMbPerSec / base.cpuMbPerSec },
-    { name: 'decode + restore every image', ...decR, ratio: decR.mbPerSec / base.mbPerSec, cpuRatio: decR.cpuMbPerSec / base.cpuMbPerSec },
-  ],
+  cases: cases.map((c) => {
+    const s = summary(samples[c.key]!)
+    return { name: c.name, options: c.opts, restoreImages: c.restore, ...s, ratio: s.mbPerSec / base.mbPerSec, cpuRatio: s.cpuMbPerSec / base.cpuMbPerSec }
+  }),
 }
 process.stdout.write(JSON.stringify(result, null, 2) + '\n')
 
+const num = (n: number) => (Number.isFinite(n) ? String(n) : '-')
 const rows = [
-  ['pg_waldump --stats=record', base.medianMs, base.mbPerSec.toFixed(0), Math.round(base.recordsPerSec), '1.00', base.medianCpuMs, base.cpuMbPerSec.toFixed(0), '1.00'],
+  ['pg_waldump --stats=record', `${base.medianMs} (${base.minMs}-${base.maxMs})`, base.mbPerSec.toFixed(0), Math.round(base.recordsPerSec), '1.00', base.medianCpuMs, base.cpuMbPerSec.toFixed(0), '1.00', '-', '-'],
   ...result.cases.map((c) => [
     c.name,
-    c.medianMs,
+    `${c.medianMs} (${c.minMs}-${c.maxMs})`,
     c.mbPerSec.toFixed(0),
     Math.round(c.recordsPerSec),
     c.ratio.toFixed(2),
     c.medianCpuMs,
     c.cpuMbPerSec.toFixed(0),
     c.cpuRatio.toFixed(2),
+    num(c.medianMainCpuMs),
+    c.medianWorkerMs ? String(c.medianWorkerMs) : '-',
   ]),
 ]
-const head = ['case', 'wall ms', 'MB/s', 'records/s', 'x pg_waldump', 'cpu ms', 'MB/cpu-s', 'x (cpu)']
+const head = ['case', 'wall ms (range)', 'MB/s', 'records/s', 'x pg_waldump', 'cpu ms', 'MB/cpu-s', 'x (cpu)', 'main cpu ms', 'worker ms']
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
 const line = (cells: Array<string | number>) => cells.map((c, i) => String(c).padEnd(widths[i]!)).join('  ')
 process.stdout.write(`\n${line(head)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${rows.map(line).join('\n')}\n`)
-process.stdout.write(`\n${(dec.walBytes / 1048576).toFixed(0)} MiB of WAL, ${dec.records} records, ${info.segments} segments, wal_compression=${compression}\n`)
+process.stdout.write(`\n${(base.walBytes / 1048576).toFixed(0)} MiB of WAL, ${base.records} records, ${info.segments} segments, wal_compression=${compression}\n`)

@@ -41,7 +41,7 @@ import {
   XLP_FIRST_IS_OVERWRITE_CONTRECORD,
   XLP_LONG_HEADER,
 } from './wal-page.js'
-import { decodeRecord, recordCrc, SizeOfXLogRecord, WAL_RECORD_MAX_BYTES, XLR_RMGR_INFO_MASK, type DecodedRecord } from './wal-record.js'
+import { decodeRecordAt, recordCrcAt, SizeOfXLogRecord, WAL_RECORD_MAX_BYTES, XLR_RMGR_INFO_MASK, type DecodedRecord } from './wal-record.js'
 import { rmgrIdIsValid } from './rmgr.js'
 
 const XLOG_SWITCH = 0x40
@@ -66,6 +66,13 @@ export interface WalDecoderOptions {
    * not read them again, such as WalFileReader; off by default.
    */
   inPlace?: boolean
+  /**
+   * Hand out records before their CRC is checked: the caller checks every record (WalCrcVerifier, on a
+   * worker thread) before anyone sees it, and reports the first mismatch with `walCrcError`. A record whose
+   * structure fails to decode is CRC-checked here first, so its error is the same as without deferral.
+   * Off by default; only for WalFileReader and WalReceiver, which never hand out an unchecked record.
+   */
+  deferCrc?: boolean
 }
 
 export interface WalEnd {
@@ -88,6 +95,7 @@ export class WalStreamDecoder {
   private readonly segSize: number
   private readonly recordMax: number
   private readonly inPlace: boolean
+  private readonly deferCrc: boolean
   private prevRecPtr: number | null
   /** No record has started yet: a continuation at the first page is skipped rather than an error. */
   private syncing = true
@@ -98,8 +106,16 @@ export class WalStreamDecoder {
   private recStart = 0
   private recTotLen = 0
   private recGot = 0
-  /** Fragments of a record spanning pages or chunks, concatenated once complete. */
-  private pieces: Buffer[] = []
+  /**
+   * Fragments of a record spanning pages or chunks, joined once complete: piece i is
+   * pieceBuf[i][pieceStart[i], pieceStart[i] + pieceLen[i]) (plain numbers, not views: most records are
+   * joined in place and never need a view of a piece). The arrays are reused; entries past `pieceCount`
+   * are cleared so they keep no old chunk alive.
+   */
+  private pieceBuf: Buffer[] = []
+  private pieceStart: number[] = []
+  private pieceLen: number[] = []
+  private pieceCount = 0
   private slab: Buffer = EMPTY
   private slabUsed = RECORD_SLAB_BYTES
   private readonly hdrBuf = Buffer.alloc(SizeOfXLogRecord)
@@ -116,6 +132,7 @@ export class WalStreamDecoder {
     this.segSize = opts.segmentSizeBytes ?? DEFAULT_WAL_SEGMENT_SIZE
     this.recordMax = opts.recordMaxBytes ?? WAL_RECORD_MAX_BYTES
     this.inPlace = opts.inPlace ?? false
+    this.deferCrc = opts.deferCrc ?? false
     this.prevRecPtr = opts.prevRecordLsn == null ? null : Number(opts.prevRecordLsn)
     const off = this.pos % XLOG_BLCKSZ
     if (off !== 0 && (off < SizeOfXLogShortPHD || off % 8 !== 0)) {
@@ -156,6 +173,13 @@ export class WalStreamDecoder {
       this.buf = Buffer.concat([this.buf.subarray(this.bufPos), chunk])
     }
     this.bufPos = 0
+  }
+
+  /** Whether the decoder still refers to `chunk`'s bytes (the current input, or a piece of a record under way). */
+  holds(chunk: Buffer): boolean {
+    if (this.buf === chunk && this.bufPos < this.buf.length) return true
+    for (let i = 0; i < this.pieceCount; i++) if (this.pieceBuf[i] === chunk) return true
+    return false
   }
 
   /** Bytes fed but not yet consumed. */
@@ -245,7 +269,7 @@ export class WalStreamDecoder {
       if (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) {
         // The record we were assembling was abandoned by a crash and overwritten: drop it, read on here.
         this.inRecord = false
-        this.pieces = []
+        this.clearPieces()
         return true
       }
       if (!(info & XLP_FIRST_IS_CONTRECORD)) {
@@ -289,7 +313,7 @@ export class WalStreamDecoder {
     }
     // xl_tot_len is always on the record's first page (records are 8-aligned, so >= 8 bytes remain).
     if (this.avail() < 4) return false
-    const totLen = this.buf.readUInt32LE(this.bufPos)
+    const totLen = u32(this.buf, this.bufPos) // avail() >= 4
     if (totLen < SizeOfXLogRecord) {
       if (totLen === 0) {
         this.endInfo = { lsn: toLsn(this.pos), reason: `invalid record length at ${formatLsn(BigInt(this.pos))}: wanted 24, got 0` }
@@ -302,16 +326,16 @@ export class WalStreamDecoder {
     this.recStart = this.pos
     this.recTotLen = totLen
     this.recGot = 0
-    this.pieces = []
+    this.clearPieces()
     this.hdrValidated = false
     const pageRemain = XLOG_BLCKSZ - pageOff
     // Fast path: the whole record is on this page and already buffered: hand out a view, no copy.
     if (totLen <= pageRemain && this.avail() >= totLen) {
       this.validateHeader(this.buf, this.bufPos)
-      const raw = this.buf.subarray(this.bufPos, this.bufPos + totLen)
+      const at = this.bufPos
       this.consume(totLen)
       this.recGot = totLen
-      return this.finishRecord(raw)
+      return this.finishRecord(this.buf, at)
     }
     return true
   }
@@ -331,7 +355,7 @@ export class WalStreamDecoder {
       if (h === SizeOfXLogRecord) {
         // The whole header is here: check it where it lies, keep a view.
         this.validateHeader(this.buf, this.bufPos)
-        this.pieces.push(this.buf.subarray(this.bufPos, this.bufPos + h))
+        this.addPiece(this.buf, this.bufPos, h)
       } else {
         this.buf.copy(this.hdrBuf, this.recGot, this.bufPos, this.bufPos + h)
       }
@@ -341,65 +365,99 @@ export class WalStreamDecoder {
       if (h !== SizeOfXLogRecord) {
         this.validateHeader(this.hdrBuf, 0)
         // hdrBuf is rewritten only by the next record, after this one has been assembled.
-        this.pieces.push(this.hdrBuf)
+        this.addPiece(this.hdrBuf, 0, SizeOfXLogRecord)
       }
       if (this.recTotLen > this.recordMax) {
         throw this.err('WAL_RECORD_TOO_LARGE', `record length ${this.recTotLen} exceeds the limit ${this.recordMax}`, this.recStart)
       }
       return this.recGot < this.recTotLen ? null : this.assemble()
     }
-    this.pieces.push(this.buf.subarray(this.bufPos, this.bufPos + n))
+    this.addPiece(this.buf, this.bufPos, n)
     this.consume(n)
     this.recGot += n
     return this.recGot < this.recTotLen ? null : this.assemble()
   }
 
+  private addPiece(b: Buffer, start: number, len: number): void {
+    const i = this.pieceCount++
+    this.pieceBuf[i] = b
+    this.pieceStart[i] = start
+    this.pieceLen[i] = len
+  }
+
+  private clearPieces(): void {
+    for (let i = 0; i < this.pieceCount; i++) this.pieceBuf[i] = EMPTY
+    this.pieceCount = 0
+  }
+
   private assemble(): DecodedRecord {
-    let raw = this.inPlace ? this.assembleInPlace() : null
-    if (raw === null) {
-      raw = this.allocRecord(this.recTotLen)
-      let o = 0
-      for (const piece of this.pieces) {
-        raw.set(piece, o)
-        o += piece.length
-      }
+    const at = this.inPlace ? this.assembleInPlace() : -1
+    if (at >= 0) {
+      this.clearPieces()
+      return this.finishRecord(this.buf, at)
     }
-    this.pieces = []
-    return this.finishRecord(raw)
+    const raw = this.allocRecord(this.recTotLen)
+    let o = 0
+    for (let i = 0; i < this.pieceCount; i++) {
+      const b = this.pieceBuf[i]!
+      const start = this.pieceStart[i]!
+      const len = this.pieceLen[i]!
+      b.copy(raw, o, start, start + len)
+      o += len
+    }
+    this.clearPieces()
+    return this.finishRecord(raw, 0)
   }
 
   /**
-   * With `inPlace`, a record whose pieces all lie in the current input buffer is joined there: pieces move
-   * right over the page headers between them (the last piece stays), so the record ends where its last
-   * piece ends and `raw` is a view. Only bytes of this record and its page headers are overwritten.
-   * Worked example: a 8,000-byte record at 0/1001F00 has 256 bytes before 0/1002000, then a 24-byte page
-   * header, then 7,744 bytes; the first 256 bytes move 24 bytes right and raw = [0/1001F18, 0/1003F58).
-   * Returns null (copy instead) when a piece came in an earlier buffer.
+   * With `inPlace`, a record whose pieces all lie in the current input buffer is joined there: the longest
+   * piece stays where it is, the pieces before it move right and those after it move left over the page
+   * headers between them, so the fewest bytes move. Only bytes of this record and its page headers are
+   * overwritten. Worked example: a 8,000-byte record at 0/1001F00 has 256 bytes before 0/1002000, then a
+   * 24-byte page header, then 7,744 bytes; the 7,744 bytes stay, the first 256 move 24 bytes right, and
+   * raw = [0/1001F18, 0/1003F58). Had the split been 7,744 then 256, the 256 would move 24 bytes left.
+   * A header split across pages sits in hdrBuf and is written to its place. Returns where the record now
+   * starts in the buffer, or -1 (copy instead) when a piece came in an earlier buffer.
    */
-  private assembleInPlace(): Buffer | null {
+  private assembleInPlace(): number {
     const buf = this.buf
-    const lo = buf.byteOffset
-    const ps = this.pieces
-    for (const p of ps) {
-      if (p === this.hdrBuf) continue // separate memory: written to its place below
-      if (p.buffer !== buf.buffer || p.byteOffset < lo || p.byteOffset + p.length > lo + buf.length) return null
-    }
-    const last = ps[ps.length - 1]!
-    if (last === this.hdrBuf) return null
-    const end = last.byteOffset - lo + last.length
-    let dest = end - last.length
-    if (end - this.recTotLen < 0) return null
-    for (let i = ps.length - 2; i >= 0; i--) {
-      const p = ps[i]!
-      dest -= p.length
-      if (p === this.hdrBuf) {
-        buf.set(p, dest)
-      } else {
-        const src = p.byteOffset - lo
-        if (src !== dest) buf.copyWithin(dest, src, src + p.length)
+    const n = this.pieceCount
+    let anchor = -1
+    let anchorLen = -1
+    for (let i = 0; i < n; i++) {
+      const b = this.pieceBuf[i]!
+      if (b === this.hdrBuf) continue // separate memory: written to its place below
+      if (b !== buf) return -1
+      if (this.pieceLen[i]! > anchorLen) {
+        anchor = i
+        anchorLen = this.pieceLen[i]!
       }
     }
-    return buf.subarray(dest, end)
+    if (anchor < 0) return -1
+    let recStart = this.pieceStart[anchor]!
+    for (let i = 0; i < anchor; i++) recStart -= this.pieceLen[i]!
+    if (recStart < 0) return -1
+    // Pieces before the anchor move right: the one nearest the anchor first, so none overwrites a piece
+    // still to move. Those after it move left, nearest first, for the same reason.
+    let dest = this.pieceStart[anchor]!
+    for (let i = anchor - 1; i >= 0; i--) {
+      const len = this.pieceLen[i]!
+      dest -= len
+      if (this.pieceBuf[i] === this.hdrBuf) {
+        buf.set(this.hdrBuf, dest)
+      } else {
+        const src = this.pieceStart[i]!
+        if (src !== dest) buf.copyWithin(dest, src, src + len)
+      }
+    }
+    dest = this.pieceStart[anchor]! + anchorLen
+    for (let i = anchor + 1; i < n; i++) {
+      const src = this.pieceStart[i]!
+      const len = this.pieceLen[i]!
+      if (src !== dest) buf.copyWithin(dest, src, src + len)
+      dest += len
+    }
+    return recStart
   }
 
   /**
@@ -421,7 +479,7 @@ export class WalStreamDecoder {
   private validateHeader(b: Buffer, off: number): void {
     const rmid = b[off + 17]!
     if (!rmgrIdIsValid(rmid)) throw this.err('WAL_BAD_RMGR', `invalid resource manager id ${rmid}`, this.recStart)
-    const prev = b.readUInt32LE(off + 8) + b.readUInt32LE(off + 12) * 0x1_0000_0000 // no BigInt per record
+    const prev = u32(b, off + 8) + u32(b, off + 12) * 0x1_0000_0000 // no BigInt per record; the header is there
     if (this.prevRecPtr === null) {
       if (!(prev < this.recStart)) {
         throw this.err('WAL_BAD_PREV_LINK', `record with incorrect prev-link ${formatLsn(BigInt(prev))}`, this.recStart)
@@ -436,28 +494,52 @@ export class WalStreamDecoder {
     this.hdrValidated = true
   }
 
-  private finishRecord(raw: Buffer): DecodedRecord {
+  /** The record of recTotLen bytes at `at` in `bytes` is complete: check it, decode it, move past it. */
+  private finishRecord(bytes: Buffer, at: number): DecodedRecord {
     const start = this.recStart
-    const stored = raw.readUInt32LE(20)
-    const actual = recordCrc(raw)
-    if (stored !== actual) {
-      throw this.err('WAL_BAD_CRC', `incorrect resource manager data checksum (stored ${hex32(stored)}, computed ${hex32(actual)})`, start)
-    }
+    const len = this.recTotLen
+    if (!this.deferCrc) this.checkCrc(bytes, at, len, start)
     let end = align8(this.pos)
-    const isSwitch = raw[17] === RM.XLOG && (raw[16]! & XLR_RMGR_INFO_MASK) === XLOG_SWITCH
+    const isSwitch = bytes[at + 17] === RM.XLOG && (bytes[at + 16]! & XLR_RMGR_INFO_MASK) === XLOG_SWITCH
     if (isSwitch) end = (Math.floor((this.pos - 1) / this.segSize) + 1) * this.segSize
     this.inRecord = false
     this.prevRecPtr = start
     this.skipTo = end
-    return decodeRecord(raw, start, end)
+    if (!this.deferCrc) return decodeRecordAt(bytes, at, len, start, end)
+    try {
+      return decodeRecordAt(bytes, at, len, start, end)
+    } catch (e) {
+      this.checkCrc(bytes, at, len, start) // a damaged record is reported as damaged, as without deferral
+      throw e
+    }
+  }
+
+  private checkCrc(bytes: Buffer, at: number, len: number, start: number): void {
+    const stored = bytes.readUInt32LE(at + 20)
+    const actual = recordCrcAt(bytes, at, len)
+    if (stored !== actual) throw walCrcError(start, stored, actual)
   }
 
   private err(code: string, message: string, at: number): CorruptionError {
-    return new CorruptionError(code, `${message} at ${formatLsn(BigInt(at))}`, {
-      hint: 'The WAL is corrupt, truncated, or not contiguous; decoding cannot continue past this point.',
-      details: { lsn: formatLsn(BigInt(at)) },
-    })
+    return walError(code, message, at)
   }
+}
+
+/** The error for a record whose CRC-32C does not match (`at`: its start LSN). */
+export function walCrcError(at: Lsn | number, stored: number, computed: number): CorruptionError {
+  return walError('WAL_BAD_CRC', `incorrect resource manager data checksum (stored ${hex32(stored)}, computed ${hex32(computed)})`, Number(at))
+}
+
+function walError(code: string, message: string, at: number): CorruptionError {
+  return new CorruptionError(code, `${message} at ${formatLsn(BigInt(at))}`, {
+    hint: 'The WAL is corrupt, truncated, or not contiguous; decoding cannot continue past this point.',
+    details: { lsn: formatLsn(BigInt(at)) },
+  })
+}
+
+/** Little-endian u32 without Buffer's argument checks (callers have checked the bytes are there). */
+function u32(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0
 }
 
 function align8(n: number): number {

@@ -24,11 +24,13 @@
  * This module reads files itself (node:fs) though it lives in pg/: it is the file edge of the WAL decoder,
  * used by `wal dump`, tests and benchmarks; the decoder it drives stays pure.
  */
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises'
+import { open, readdir, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { CorruptionError, isNotFoundFsError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
+import { WalChunkSource } from './wal-chunk-source.js'
 import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
-import { WalStreamDecoder } from './wal-decoder.js'
+import { WalCrcVerifier, type CrcCheck, type CrcMismatch } from './wal-crc-verifier.js'
+import { walCrcError, WalStreamDecoder } from './wal-decoder.js'
 import {
   parseWalFileName,
   SizeOfXLogLongPHD,
@@ -38,7 +40,7 @@ import {
   XLOG_PAGE_MAGIC,
   XLP_LONG_HEADER,
 } from './wal-page.js'
-import type { DecodedRecord } from './wal-record.js'
+import { recordCrc, recordCrcIsValid, type DecodedRecord } from './wal-record.js'
 
 /** PostgreSQL's IsValidWalSegSize: a power of two from 1 MiB to 1 GiB. */
 export const WAL_SEGMENT_SIZE_MIN_BYTES = 1024 * 1024
@@ -47,6 +49,13 @@ export const WAL_SEGMENT_SIZE_MAX_BYTES = 1024 * 1024 * 1024
 export const WAL_READ_CHUNK_DEFAULT_BYTES = 1024 * 1024
 /** Upper bound on one read (and so on the memory a reader holds besides the record being reassembled). */
 export const WAL_READ_CHUNK_MAX_BYTES = 64 * 1024 * 1024
+/** Reads shorter than this check CRCs on the decoding thread (a worker costs tens of ms of CPU to start). */
+export const WAL_CRC_WORKER_MIN_BYTES = 32 * 1024 * 1024
+/**
+ * Decoded chunks whose CRC check may be under way at once (besides the one being decoded): enough slack that
+ * the decoding thread rarely waits for the worker; memory is one read chunk each.
+ */
+export const CRC_HELD_BATCHES_MAX = 2
 /** Segment files named on a command line or found in one directory; a pg_wal of 64 TiB at 16 MiB. */
 export const WAL_SEGMENT_FILES_MAX = 4 * 1024 * 1024
 
@@ -71,6 +80,17 @@ export interface WalReadEnd {
   readonly message: string
 }
 
+export interface WalReadStats {
+  /** Whether CRCs were checked by a worker thread. */
+  readonly crcWorker: boolean
+  /** Records the worker checked (the rest were checked on the decoding thread). */
+  readonly crcWorkerRecords: number
+  /** Time the worker spent checking (its event loop's active time). */
+  readonly crcWorkerBusyMs: number
+  /** Read buffers allocated (with reuseBuffers, a handful). */
+  readonly chunksAllocated: number
+}
+
 export interface WalReadOptions {
   /** First LSN of interest (default: the start of the first segment). */
   startLsn?: Lsn | null
@@ -78,6 +98,18 @@ export interface WalReadOptions {
   endLsn?: Lsn | null
   /** Bytes per read (default 1 MiB, at most WAL_READ_CHUNK_MAX_BYTES). */
   chunkBytes?: number
+  /**
+   * Check record CRCs on a worker thread (WalCrcVerifier) while decoding here. Default 'auto': when at least
+   * WAL_CRC_WORKER_MIN_BYTES are to be read. The records and errors are the same either way.
+   */
+  crcWorker?: boolean | 'auto'
+  /**
+   * Read into a few buffers reused from chunk to chunk instead of fresh memory for every chunk: a batch's
+   * records (and any view of their bytes) are then valid only until the next batch is asked for (with
+   * `records()`: until the next record); copy what you keep. For consumers that use each record at once
+   * (dump, statistics, ingest that copies what it stores). Default false.
+   */
+  reuseBuffers?: boolean
 }
 
 /** Lists the segment files named by `paths` (directories or files), sorted, one per segment. */
@@ -180,6 +212,8 @@ export class WalFileReader {
     readonly startLsn: Lsn,
     readonly endLsn: Lsn | null,
     private readonly chunkBytes: number,
+    private readonly crcWorker: boolean | 'auto',
+    private readonly reuseBuffers: boolean,
   ) {}
 
   /** Finds and checks the files; reads nothing but headers and sizes. */
@@ -227,8 +261,11 @@ export class WalFileReader {
         hint: 'Give an --end LSN after --start.',
       })
     }
-    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes)
+    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false)
   }
+
+  /** How the last `recordBatches()` went, once it has finished (for benchmarks and tests). */
+  stats: WalReadStats | null = null
 
   /** Set when reading has ended without an error. */
   get endReport(): WalReadEnd | null {
@@ -243,17 +280,34 @@ export class WalFileReader {
   /** Records one at a time; the generator's return value is the end report. */
   async *records(): AsyncGenerator<DecodedRecord, WalReadEnd, undefined> {
     const batches = this.recordBatches()
-    for (;;) {
-      const r = await batches.next()
-      if (r.done) return r.value
-      yield* r.value
+    let finished = false
+    try {
+      for (;;) {
+        const r = await batches.next()
+        if (r.done) {
+          finished = true
+          return r.value
+        }
+        yield* r.value
+      }
+    } finally {
+      // A consumer that stops early: close the files and the CRC worker.
+      if (!finished) await batches.return(undefined as never)
     }
   }
 
   /**
    * Records in batches (all the records completed by one read): one await per chunk instead of one per
    * record, for hot loops. Each batch array is fresh; the records are views into the chunk they came from.
-   * The next chunk is read while this one is decoded (one read ahead), so decoding rarely waits for I/O.
+   * Each chunk is fresh memory, so records may be kept as long as wanted, unless the reader was opened with
+   * `reuseBuffers`: then a batch's records are valid only until the next batch is asked for.
+   *
+   * Pipeline: the next chunk is read while this one is decoded (one read ahead). With the CRC worker, a
+   * chunk's records are decoded here without their CRC and handed to the worker, and a batch is yielded
+   * once the worker has checked it, while later chunks are decoded: batch k is checked on the other core
+   * while chunk k+1 is decoded here (up to CRC_HELD_BATCHES_MAX batches wait for their check). Nothing
+   * unchecked is ever yielded; on a CRC mismatch the records before the bad one are yielded, then the error,
+   * and a fault found later in the WAL waits its turn, so the first fault in WAL order is the one reported.
    */
   async *recordBatches(): AsyncGenerator<DecodedRecord[], WalReadEnd, undefined> {
     const segSize = this.segmentSizeBytes
@@ -261,40 +315,79 @@ export class WalFileReader {
     const end = this.endLsn === null ? Infinity : Number(this.endLsn)
     // Decode from the page holding the start; records before the start are read but not handed out.
     const decodeFrom = start - (start % XLOG_BLCKSZ)
+    const verifier = this.wantsCrcWorker(decodeFrom) ? new WalCrcVerifier() : null
     const decoder = new WalStreamDecoder({
       startLsn: toLsn(decodeFrom),
       systemId: this.systemId,
       segmentSizeBytes: segSize,
       inPlace: true, // the chunks are ours and read once: join page-spanning records where they lie
+      deferCrc: verifier !== null,
     })
     const bySegno = new Map<bigint, WalSegmentFile>()
     for (const s of this.segments) bySegno.set(s.segno, s)
-    let last: DecodedRecord | null = null
-    const lastEnd = (): number => (last === null ? decodeFrom : Number(last.endLsn))
-    const finish = (reason: WalEndReason, endLsn: number, message: string): WalReadEnd => {
-      this.endInfo = { lastRecordLsn: last === null ? null : last.lsn, endLsn: toLsn(endLsn), reason, message }
-      return this.endInfo
+    const win: DecodeWindow = { start, end, skipping: decodeFrom < start, checkSkipped: verifier !== null, last: null }
+    const lastEnd = (): number => (win.last === null ? decodeFrom : Number(win.last.endLsn))
+    const ended = (reason: WalEndReason, endLsn: number, message: string): WalReadEnd => ({
+      lastRecordLsn: win.last === null ? null : win.last.lsn,
+      endLsn: toLsn(endLsn),
+      reason,
+      message,
+    })
+    const endLsnReached = (): WalReadEnd => ended('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
+    const source = new WalChunkSource(bySegno, {
+      segmentSizeBytes: segSize,
+      chunkBytes: this.chunkBytes,
+      shared: verifier !== null,
+      reuse: this.reuseBuffers,
+    })
+    // Decoded batches waiting for their CRC check, oldest first.
+    const held: CheckedBatch[] = []
+    // Chunks handed out and done with, still referred to by the decoder (reuseBuffers).
+    const parked: Buffer[] = []
+    const self = this
+    /** Yields `b` once its CRCs are checked (a mismatch: the good records, then the error); then frees its chunk. */
+    async function* deliver(b: CheckedBatch): AsyncGenerator<DecodedRecord[], void, undefined> {
+      let bad: CrcMismatch | null = null
+      if (b.check !== null) {
+        verifier!.expedite(b.check)
+        bad = await b.check.result
+      }
+      const good = bad === null ? b.records : b.records.slice(0, bad.index)
+      if (good.length > 0) {
+        self.firstLsn ??= good[0]!.lsn
+        yield good
+      }
+      if (bad !== null) throw walCrcError(b.records[bad.index]!.lsn, bad.stored, bad.computed)
+      // The consumer asked for more: its view of this batch ends here. A chunk holding the start of a
+      // record still being assembled waits until the decoder lets go of it.
+      parked.push(b.chunk)
+      let k = 0
+      for (const c of parked) {
+        if (decoder.holds(c)) parked[k++] = c
+        else source.release(c)
+      }
+      parked.length = k
     }
-    let skipping = decodeFrom < start // records in the start's page, before the start, are not handed out
-    const bounded = end !== Infinity
+    /** Delivers the held batches already checked, and the oldest beyond `keep`. */
+    async function* deliverHeld(keep: number): AsyncGenerator<DecodedRecord[], void, undefined> {
+      while (held.length > 0 && (held.length > keep || held[0]!.check!.done)) yield* deliver(held.shift()!)
+    }
 
-    const source = new ChunkSource(bySegno, segSize, this.chunkBytes)
     let pending = source.read(BigInt(Math.floor(decodeFrom / segSize)), decodeFrom % segSize)
     try {
       for (;;) {
         const got = await pending
         if (got.kind === 'missing') {
+          yield* deliverHeld(0)
           const segStart = Number(got.segno) * segSize
-          if (segStart >= end) return finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
+          if (segStart >= end) return this.finish(endLsnReached())
           const lastSeg = this.segments[this.segments.length - 1]!
           if (got.segno > lastSeg.segno) {
             const inRecord = Number(decoder.position) > lastEnd()
-            return finish(
-              'end-of-files',
-              lastEnd(),
+            const msg =
               `the WAL files end at ${formatLsn(BigInt(segStart))}` +
-                (inRecord ? `, inside a record that continues in ${walFileName(this.timeline, got.segno, segSize)}` : ''),
-            )
+              (inRecord ? `, inside a record that continues in ${walFileName(this.timeline, got.segno, segSize)}` : '')
+            return this.finish(ended('end-of-files', lastEnd(), msg))
           }
           const missing = walFileName(this.timeline, got.segno, segSize)
           throw new NotFoundError('WAL_SEGMENT_MISSING', `WAL segment ${missing} is missing: the files given are not contiguous`, {
@@ -307,46 +400,57 @@ export class WalFileReader {
         pending = got.offset + got.chunk.length < segSize ? source.read(got.segno, got.offset + got.chunk.length) : source.read(got.segno + 1n, 0)
         decoder.feed(got.chunk)
         const batch: DecodedRecord[] = []
+        const outcome = decodeChunk(decoder, win, batch)
         let stop: WalReadEnd | null = null
         let failure: unknown = null
-        for (;;) {
-          let rec: DecodedRecord | null
-          try {
-            rec = decoder.next()
-          } catch (e) {
-            const ended = await this.classifyPageError(e, decoder, bySegno)
-            if (ended === null) failure = e // hand out the records before the fault first
-            else stop = finish(ended.reason, lastEnd(), ended.message)
-            break
-          }
-          if (rec === null) {
-            const walEnd = decoder.end
-            if (walEnd !== null) stop = finish('end-of-wal', Number(walEnd.lsn), walEnd.reason)
-            break
-          }
-          if (bounded && Number(rec.endLsn) > end) {
-            stop = finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
-            break
-          }
-          last = rec
-          if (skipping) {
-            if (Number(rec.lsn) < start) continue
-            skipping = false
-          }
-          if (this.firstLsn === null) this.firstLsn = rec.lsn
-          batch.push(rec)
+        if (outcome.kind === 'fault') {
+          const pageEnd = await this.classifyPageError(outcome.error, decoder, bySegno)
+          if (pageEnd === null) failure = outcome.error // hand out the records before the fault first
+          else stop = ended(pageEnd.reason, lastEnd(), pageEnd.message)
+        } else if (outcome.kind === 'wal-end') {
+          stop = ended('end-of-wal', outcome.lsn, outcome.reason)
+        } else if (outcome.kind === 'end-lsn' || (chunkEndLsn >= end && Number(decoder.position) >= end)) {
+          stop = endLsnReached()
         }
-        if (batch.length > 0) yield batch
-        if (failure !== null) throw failure
-        if (stop !== null) return stop
-        if (chunkEndLsn >= end && Number(decoder.position) >= end) {
-          return finish('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
+        const current: CheckedBatch = { records: batch, chunk: got.chunk, check: verifier === null ? null : verifier.check(batch) }
+        if (failure !== null || stop !== null) {
+          yield* deliverHeld(0)
+          yield* deliver(current)
+          if (failure !== null) throw failure
+          return this.finish(stop!)
+        }
+        if (verifier === null) {
+          yield* deliver(current)
+        } else {
+          held.push(current)
+          yield* deliverHeld(CRC_HELD_BATCHES_MAX)
         }
       }
     } finally {
       await pending.catch(() => undefined) // never leave a read running on a handle we close
       await source.close()
+      await verifier?.close()
+      this.stats = {
+        crcWorker: verifier !== null,
+        crcWorkerRecords: verifier?.stats.workerRecords ?? 0,
+        crcWorkerBusyMs: verifier?.stats.workerBusyMs ?? 0,
+        chunksAllocated: source.allocated,
+      }
     }
+  }
+
+  private finish(e: WalReadEnd): WalReadEnd {
+    this.endInfo = e
+    return e
+  }
+
+  /** The CRC worker pays off only for long reads (it takes tens of ms to start; until then, CRCs are here). */
+  private wantsCrcWorker(decodeFrom: number): boolean {
+    if (this.crcWorker !== 'auto') return this.crcWorker
+    const lastSeg = this.segments[this.segments.length - 1]!
+    const filesEnd = (Number(lastSeg.segno) + 1) * this.segmentSizeBytes
+    const readEnd = this.endLsn === null ? filesEnd : Math.min(filesEnd, Number(this.endLsn))
+    return readEnd - decodeFrom >= WAL_CRC_WORKER_MIN_BYTES
   }
 
   /**
@@ -380,49 +484,57 @@ export class WalFileReader {
   }
 }
 
-type ChunkResult = { kind: 'chunk'; segno: bigint; offset: number; chunk: Buffer } | { kind: 'missing'; segno: bigint }
+interface CheckedBatch {
+  readonly records: DecodedRecord[]
+  /** The chunk the batch was decoded from. */
+  readonly chunk: Buffer
+  /** The CRC check under way (null: the decoder checked every CRC itself). */
+  readonly check: CrcCheck | null
+}
 
-/**
- * Reads segment files a chunk at a time, keeping one file open. One read is in flight at most (the caller
- * awaits each before asking for the next), so opening and closing never race with a read.
- */
-class ChunkSource {
-  private open: { segno: bigint; fh: FileHandle; path: string } | null = null
+/** Where a read starts and ends, and what it has decoded so far. */
+interface DecodeWindow {
+  readonly start: number
+  readonly end: number
+  /** Records before `start` (on the start's page) are decoded but not handed out. */
+  skipping: boolean
+  /** With deferred CRCs, skipped records are CRC-checked here (they never reach the verifier). */
+  readonly checkSkipped: boolean
+  last: DecodedRecord | null
+}
 
-  constructor(
-    private readonly bySegno: ReadonlyMap<bigint, WalSegmentFile>,
-    private readonly segSize: number,
-    private readonly chunkBytes: number,
-  ) {}
+type ChunkOutcome =
+  | { kind: 'more' }
+  | { kind: 'fault'; error: unknown }
+  | { kind: 'wal-end'; lsn: number; reason: string }
+  | { kind: 'end-lsn' }
 
-  async read(segno: bigint, offset: number): Promise<ChunkResult> {
-    if (this.open?.segno !== segno) {
-      await this.close()
-      const seg = this.bySegno.get(segno)
-      if (seg === undefined) return { kind: 'missing', segno }
-      try {
-        this.open = { segno, fh: await open(seg.path, 'r'), path: seg.path }
-      } catch (e) {
-        if (isNotFoundFsError(e)) {
-          throw new NotFoundError('WAL_SEGMENT_MISSING', `${seg.path} disappeared while reading`, { hint: 'Do not remove WAL files while they are read.' })
+/** Decodes what the decoder holds into `batch` (a plain function, kept out of the async generator). */
+function decodeChunk(decoder: WalStreamDecoder, win: DecodeWindow, batch: DecodedRecord[]): ChunkOutcome {
+  const bounded = win.end !== Infinity
+  for (;;) {
+    let rec: DecodedRecord | null
+    try {
+      rec = decoder.next()
+    } catch (error) {
+      return { kind: 'fault', error }
+    }
+    if (rec === null) {
+      const walEnd = decoder.end
+      return walEnd === null ? { kind: 'more' } : { kind: 'wal-end', lsn: Number(walEnd.lsn), reason: walEnd.reason }
+    }
+    if (bounded && Number(rec.endLsn) > win.end) return { kind: 'end-lsn' }
+    win.last = rec
+    if (win.skipping) {
+      if (Number(rec.lsn) < win.start) {
+        // Not handed out, but checked as pg_waldump checks the records it skips to reach its start.
+        if (win.checkSkipped && !recordCrcIsValid(rec.raw)) {
+          return { kind: 'fault', error: walCrcError(rec.lsn, rec.raw.readUInt32LE(20), recordCrc(rec.raw)) }
         }
-        throw e
+        continue
       }
+      win.skipping = false
     }
-    const len = Math.min(this.chunkBytes, this.segSize - offset)
-    const chunk = Buffer.allocUnsafe(len)
-    const { bytesRead } = await this.open!.fh.read(chunk, 0, len, offset)
-    if (bytesRead !== len) {
-      throw new CorruptionError('WAL_SHORT_READ', `${this.open!.path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
-        hint: 'The file was truncated while being read.',
-      })
-    }
-    return { kind: 'chunk', segno, offset, chunk }
-  }
-
-  async close(): Promise<void> {
-    const o = this.open
-    this.open = null
-    if (o !== null) await o.fh.close()
+    batch.push(rec)
   }
 }

@@ -11,7 +11,8 @@
  * The CRC covers bytes 24..xl_tot_len first, then bytes 0..19 (everything before xl_crc).
  *
  * PostgreSQL 15 image flags differ from 14: APPLY is 0x02, and compression has one bit per method.
- * Records are views into `raw`; they allocate only the small block-reference objects.
+ * Records refer to the bytes they were decoded from (no copy, no view until `raw` is asked for); they
+ * allocate only the small block-reference objects (relation objects are shared between consecutive blocks).
  */
 import { CorruptionError } from '../lib/errors.js'
 import { crc32cJs, crc32cRange } from '../lib/crc32c.js'
@@ -86,30 +87,43 @@ type MutableBlock = { -readonly [K in keyof DecodedBlock]: DecodedBlock[K] }
 /**
  * A decoded record: header fields, block references and offsets into `raw`. LSNs are kept as the numbers
  * or bigints they were given and branded as Lsn on first access (a bigint per field per record is
- * allocation the hot decode loop does not need).
+ * allocation the hot decode loop does not need). The record's bytes are `rawLength` bytes at `rawOffset` in
+ * `rawBytes` (for a stream decoder: the chunk they were fed in); `raw`, a view of exactly those bytes, is
+ * made on first access, since many consumers (statistics, filters) never need it.
  */
 export class DecodedRecord {
   private lsnValue: Lsn | number
   private endLsnValue: Lsn | number
   private prevValue: Lsn | null = null
+  private rawView: Buffer | null
 
   constructor(
     lsn: Lsn | number,
     endLsn: Lsn | number,
-    /** the whole record, exactly xl_tot_len bytes */
-    readonly raw: Buffer,
+    /** Memory holding the record (possibly among other bytes). */
+    readonly rawBytes: Buffer,
+    /** Where the record starts in `rawBytes`. */
+    readonly rawOffset: number,
+    /** xl_tot_len: the record's length in bytes. */
+    readonly xl_tot_len: number,
     readonly xl_xid: number,
     readonly xl_info: number,
     readonly xl_rmid: number,
-    readonly xl_crc: number,
     readonly blocks: readonly DecodedBlock[],
     readonly origin: number | null,
     readonly toplevelXid: number | null,
+    /** Offsets from the record's start (as in `raw`). */
     readonly mainDataOffset: number,
     readonly mainDataLength: number,
   ) {
     this.lsnValue = lsn
     this.endLsnValue = endLsn
+    this.rawView = rawOffset === 0 && xl_tot_len === rawBytes.length ? rawBytes : null
+  }
+
+  /** The whole record, exactly xl_tot_len bytes (a view, made once). */
+  get raw(): Buffer {
+    return (this.rawView ??= this.rawBytes.subarray(this.rawOffset, this.rawOffset + this.xl_tot_len))
   }
 
   /** start LSN (INVALID when decoded from raw bytes without position, as in the walredo protocol) */
@@ -126,11 +140,12 @@ export class DecodedRecord {
 
   /** start LSN of the previous record, as the record says (xl_prev) */
   get xl_prev(): Lsn {
-    return (this.prevValue ??= this.raw.readBigUInt64LE(8) as Lsn)
+    return (this.prevValue ??= this.rawBytes.readBigUInt64LE(this.rawOffset + 8) as Lsn)
   }
 
-  get xl_tot_len(): number {
-    return this.raw.length
+  /** The stored CRC-32C (checked by the stream decoder before the record is handed out). */
+  get xl_crc(): number {
+    return this.rawBytes.readUInt32LE(this.rawOffset + 20)
   }
 
   /** The record type bits of xl_info (high nibble), which select the rmgr-specific record kind. */
@@ -139,7 +154,8 @@ export class DecodedRecord {
   }
 
   mainData(): Buffer {
-    return this.raw.subarray(this.mainDataOffset, this.mainDataOffset + this.mainDataLength)
+    const start = this.rawOffset + this.mainDataOffset
+    return this.rawBytes.subarray(start, start + this.mainDataLength)
   }
 
   /** The block reference with this block_id, if present. */
@@ -149,12 +165,14 @@ export class DecodedRecord {
   }
 
   blockData(b: DecodedBlock): Buffer {
-    return this.raw.subarray(b.dataOffset, b.dataOffset + b.dataLength)
+    const start = this.rawOffset + b.dataOffset
+    return this.rawBytes.subarray(start, start + b.dataLength)
   }
 
   /** The stored (possibly compressed) image bytes. */
   blockImageBytes(b: DecodedBlock): Buffer {
-    return this.raw.subarray(b.imageOffset, b.imageOffset + b.bimgLen)
+    const start = this.rawOffset + b.imageOffset
+    return this.rawBytes.subarray(start, start + b.bimgLen)
   }
 
   /** A short label for errors: "at 0/16B3748", or "ending at ..." when the start is unknown. */
@@ -170,6 +188,11 @@ function describe(lsn: Lsn | number, endLsn: Lsn | number): string {
 /** CRC-32C of a reassembled record as PostgreSQL computes it: body first, then the header up to xl_crc. */
 export function recordCrc(raw: Buffer): number {
   return crc32cJs(raw, 0, 20, crc32cRange(raw, SizeOfXLogRecord, raw.length))
+}
+
+/** recordCrc of the `len`-byte record at `at` in `bytes`. */
+export function recordCrcAt(bytes: Buffer, at: number, len: number): number {
+  return crc32cJs(bytes, at, at + 20, crc32cRange(bytes, at + SizeOfXLogRecord, at + len))
 }
 
 export function recordCrcIsValid(raw: Buffer): boolean {
@@ -199,14 +222,37 @@ function compressionOf(bimgInfo: number): ImageCompression {
  * Decodes a reassembled record. Validates the structure as PostgreSQL does (not the CRC: see
  * `recordCrcIsValid`; the stream decoder checks it before calling this). One pass over the fragment
  * headers builds the block references with payload offsets relative to the payload start; a second, tiny
- * pass makes them absolute once the headers' end is known.
+ * pass makes them relative to the record's start once the headers' end is known.
  */
 export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLsn: Lsn | number = INVALID_LSN): DecodedRecord {
-  const totLen = raw.length
+  return decodeRecordAt(raw, 0, raw.length, lsn, endLsn)
+}
+
+/**
+ * Little-endian reads for the hot decode loop, without Buffer's argument checks: every caller has checked
+ * that the bytes are there (an out-of-range index would read as 0, so the checks come first).
+ */
+function u32(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0
+}
+
+function u16(b: Uint8Array, p: number): number {
+  return b[p]! | (b[p + 1]! << 8)
+}
+
+/** The last relation decoded, shared by the next block reference naming the same one (fewer objects). */
+let lastRel: RelFileNode = { spcNode: 0, dbNode: 0, relNode: 0 }
+
+/**
+ * Decodes the record of `totLen` bytes at `base` in `raw` (which may hold other bytes around it: a stream
+ * decoder's chunk) without making a view of it; see `decodeRecord`.
+ */
+export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: Lsn | number = INVALID_LSN, endLsn: Lsn | number = INVALID_LSN): DecodedRecord {
   if (totLen < SizeOfXLogRecord) throw bad(`length ${totLen} is shorter than a record header`, lsn, endLsn)
-  const declared = raw.readUInt32LE(0)
+  if (base < 0 || base + totLen > raw.length) throw bad(`record of ${totLen} bytes at offset ${base} lies outside the ${raw.length} bytes given`, lsn, endLsn)
+  const declared = u32(raw, base)
   if (declared !== totLen) throw bad(`xl_tot_len ${declared} does not match the ${totLen} bytes given`, lsn, endLsn)
-  const xl_rmid = raw[17]!
+  const xl_rmid = raw[base + 17]!
   if (!rmgrIdIsValid(xl_rmid)) throw bad(`invalid resource manager id ${xl_rmid}`, lsn, endLsn)
 
   let blocks: MutableBlock[] | null = null
@@ -216,7 +262,7 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
   let maxBlockId = -1
   let prevRel: RelFileNode | null = null
 
-  let p = SizeOfXLogRecord
+  let p = base + SizeOfXLogRecord
   let remaining = totLen - SizeOfXLogRecord
   // Payload bytes announced so far; equals the running payload offset, since payloads follow header order.
   let datatotal = 0
@@ -231,19 +277,19 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
       break
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
       if (remaining < 4) throw tooShort(lsn, endLsn)
-      mainDataLength = raw.readUInt32LE(p)
+      mainDataLength = u32(raw, p)
       p += 4
       remaining -= 4
       datatotal += mainDataLength
       break
     } else if (blockId === XLR_BLOCK_ID_ORIGIN) {
       if (remaining < 2) throw tooShort(lsn, endLsn)
-      origin = raw.readUInt16LE(p)
+      origin = u16(raw, p)
       p += 2
       remaining -= 2
     } else if (blockId === XLR_BLOCK_ID_TOPLEVEL_XID) {
       if (remaining < 4) throw tooShort(lsn, endLsn)
-      toplevelXid = raw.readUInt32LE(p)
+      toplevelXid = u32(raw, p)
       p += 4
       remaining -= 4
     } else if (blockId <= XLR_MAX_BLOCK_ID) {
@@ -294,7 +340,11 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
       let rel: RelFileNode
       if ((forkFlags & BKPBLOCK_SAME_REL) === 0) {
         if (remaining < 12) throw tooShort(lsn, endLsn)
-        rel = { spcNode: raw.readUInt32LE(p), dbNode: raw.readUInt32LE(p + 4), relNode: raw.readUInt32LE(p + 8) }
+        const spcNode = u32(raw, p)
+        const dbNode = u32(raw, p + 4)
+        const relNode = u32(raw, p + 8)
+        rel = lastRel
+        if (rel.relNode !== relNode || rel.dbNode !== dbNode || rel.spcNode !== spcNode) rel = lastRel = { spcNode, dbNode, relNode }
         p += 12
         remaining -= 12
         prevRel = rel
@@ -303,7 +353,7 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
         rel = prevRel
       }
       if (remaining < 4) throw tooShort(lsn, endLsn)
-      const blkno = raw.readUInt32LE(p)
+      const blkno = u32(raw, p)
       p += 4
       remaining -= 4
       const imageOffset = datatotal // relative to the payload start until the headers end
@@ -335,12 +385,13 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
   }
   if (remaining !== datatotal) throw bad(`payload lengths add up to ${datatotal} but ${remaining} bytes remain`, lsn, endLsn)
 
-  // p is now the payload start: make block offsets absolute. Main data comes after all block payloads.
-  let mainDataOffset = p
+  // p is now the payload start: make block offsets relative to the record's start. Main data comes last.
+  const payloadStart = p - base
+  let mainDataOffset = payloadStart
   if (blocks !== null) {
     for (const b of blocks) {
-      b.imageOffset += p
-      b.dataOffset += p
+      b.imageOffset += payloadStart
+      b.dataOffset += payloadStart
     }
     mainDataOffset = totLen - mainDataLength
   }
@@ -348,10 +399,11 @@ export function decodeRecord(raw: Buffer, lsn: Lsn | number = INVALID_LSN, endLs
     lsn,
     endLsn,
     raw,
-    raw.readUInt32LE(4),
-    raw[16]!,
+    base,
+    totLen,
+    u32(raw, base + 4),
+    raw[base + 16]!,
     xl_rmid,
-    raw.readUInt32LE(20),
     blocks ?? NO_BLOCKS,
     origin,
     toplevelXid,

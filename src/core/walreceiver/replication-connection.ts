@@ -358,9 +358,10 @@ export class ReplicationConnection {
 
   /**
    * START_REPLICATION [SLOT s] PHYSICAL X/X TIMELINE n. Resolves once the server entered COPY mode (so a
-   * missing segment or slot is reported here); the returned iterable yields contiguous WAL chunks.
+   * missing segment or slot is reported here); the returned stream yields contiguous WAL chunks (copied
+   * into SharedArrayBuffer memory with `sharedMemory`, for a CRC worker thread).
    */
-  async startReplication(args: { slot?: string | undefined; startLsn: Lsn; timeline: number }): Promise<AsyncIterable<WalChunk>> {
+  async startReplication(args: { slot?: string | undefined; startLsn: Lsn; timeline: number; sharedMemory?: boolean }): Promise<WalStream> {
     if (args.slot !== undefined) validateSlotName(args.slot)
     if (!Number.isInteger(args.timeline) || args.timeline < 1 || args.timeline > 0xffff_ffff) {
       throw new UsageError('BAD_TIMELINE', `timeline ${args.timeline} is not a PostgreSQL timeline id`, { hint: 'Use the timeline from IDENTIFY_SYSTEM.' })
@@ -380,6 +381,7 @@ export class ReplicationConnection {
       this.opts,
       args.startLsn,
       this.durableLsn,
+      args.sharedMemory ?? false,
     )
     stream.onConsumerReturn = () => this.stopStreaming()
     this.stream = stream

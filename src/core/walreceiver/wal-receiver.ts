@@ -13,6 +13,12 @@
  * never completed may be replaced after a crash of the primary (XLP_FIRST_IS_OVERWRITE_CONTRECORD); a fresh
  * decoder at the last complete record reads the new bytes as PostgreSQL's own recovery does.
  *
+ * Decoding: a WalStreamDecoder with deferred CRCs (records are decoded where they lie in the streamed
+ * chunks) and a WalCrcVerifier. While the receiver keeps up, each chunk's records are CRC-checked on this
+ * thread and handed out at once; when chunks queue up behind the one being decoded (catching up), a worker
+ * thread checks CRCs while later chunks are decoded here, and batches are handed out, in order, once
+ * checked. Either way nothing unchecked is handed out, and the first fault in WAL order is the one reported.
+ *
  * Durability: the primary's slot keeps WAL from what the owner declared durable with `markDurable()`
  * (reported as flushed = applied), never from what was merely received. Before any declaration the
  * receiver reports 0, which leaves the slot where it is.
@@ -23,7 +29,8 @@
  */
 import { assert, ConflictError, CorruptionError, PageserverError, UnavailableError, messageOf } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { WalStreamDecoder } from '../pg/wal-decoder.js'
+import { WalCrcVerifier, type CrcCheck } from '../pg/wal-crc-verifier.js'
+import { walCrcError, WalStreamDecoder } from '../pg/wal-decoder.js'
 import type { DecodedRecord } from '../pg/wal-record.js'
 import { DEFAULT_WAL_SEGMENT_SIZE, SizeOfXLogLongPHD, SizeOfXLogShortPHD, XLOG_BLCKSZ } from '../pg/wal-page.js'
 import type { ConnParams } from '../protocol/conn-string.js'
@@ -64,6 +71,12 @@ export interface WalReceiverOptions {
   logger?: ((e: ReceiverLogEvent) => void) | undefined
   /** For tests: the jitter source. */
   random?: (() => number) | undefined
+  /**
+   * Where record CRCs are checked: 'auto' (default) on this thread while the receiver keeps up, on a worker
+   * thread once chunks queue up (catching up); 'always' on the worker from the start; 'never' on this thread.
+   * The records and errors are the same either way.
+   */
+  crcWorker?: 'auto' | 'always' | 'never' | undefined
 }
 
 export const walReceiverDefaults = Object.freeze({
@@ -87,6 +100,20 @@ export interface ReceiverStats {
   /** The primary's end of WAL as last reported. */
   serverWalEnd: Lsn
   durable: Lsn
+  /** Records whose CRC a worker thread checked (the others were checked on the receiving thread). */
+  crcWorkerRecords: number
+}
+
+/** Bytes queued behind the chunk being decoded that start the CRC worker (a backlog: catching up). */
+export const CRC_WORKER_BACKLOG_BYTES = 1024 * 1024
+/** WAL bytes whose records go to the CRC worker in one batch (network chunks are at most 128 KiB). */
+export const RECEIVER_CHECK_BATCH_BYTES = 1024 * 1024
+/** Batches that may wait for their CRC check while later chunks are decoded. */
+export const RECEIVER_HELD_BATCHES_MAX = 2
+
+interface HeldBatch {
+  readonly records: DecodedRecord[]
+  readonly check: CrcCheck
 }
 
 export class WalReceiver {
@@ -100,6 +127,7 @@ export class WalReceiver {
   private expectedSystemId: bigint | undefined
   private lastRecordLsn: Lsn | undefined
   private durableLsn: Lsn
+  private readonly crcWorker: 'auto' | 'always' | 'never'
   readonly stats: ReceiverStats
 
   constructor(private readonly opts: WalReceiverOptions) {
@@ -110,6 +138,7 @@ export class WalReceiver {
     this.expectedSystemId = opts.expectedSystemId
     this.lastRecordLsn = opts.prevRecordLsn
     this.durableLsn = opts.durableLsn ?? (0n as Lsn)
+    this.crcWorker = opts.crcWorker ?? 'auto'
     this.stats = {
       sessions: 0,
       attempts: 0,
@@ -121,6 +150,7 @@ export class WalReceiver {
       lastRecordEnd: opts.startLsn,
       serverWalEnd: 0n as Lsn,
       durable: this.durableLsn,
+      crcWorkerRecords: 0,
     }
     if (opts.signal) {
       if (opts.signal.aborted) this.stopped = true
@@ -245,33 +275,86 @@ export class WalReceiver {
       systemId: sys.systemId,
       segmentSizeBytes: this.stats.segmentSizeBytes,
       prevRecordLsn: this.lastRecordLsn ?? null,
+      inPlace: true, // every chunk is our private copy, read once
+      deferCrc: true, // checked by `verifier`, here or on its worker thread, before anything is handed out
     })
-    for await (const chunk of stream) {
-      this.stats.walBytes += chunk.data.length
-      if (chunk.walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = chunk.walEnd
-      decoder.feed(chunk.data)
-      const batch: DecodedRecord[] = []
-      for (let rec = decoder.next(); rec !== null; rec = decoder.next()) {
-        this.checkNext(rec)
-        this.lastRecordLsn = rec.lsn
-        this.stats.lastRecordEnd = rec.endLsn
-        batch.push(rec)
+    // The worker starts once chunks queue up behind the one being decoded (catching up): a live stream that
+    // keeps up checks each batch here at once and waits for no thread.
+    const verifier = new WalCrcVerifier({ worker: this.crcWorker === 'never' ? 'never' : 'later' })
+    if (this.crcWorker === 'always') {
+      verifier.startWorker()
+      stream.useSharedMemory()
+    }
+    const held: HeldBatch[] = []
+    // With the worker, records of several network chunks go to it together (fewer messages and wake-ups).
+    let gathered: DecodedRecord[] = []
+    let gatheredBytes = 0
+    try {
+      for await (const chunk of stream) {
+        this.stats.walBytes += chunk.data.length
+        if (chunk.walEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = chunk.walEnd
+        decoder.feed(chunk.data)
+        let failure: unknown = null
+        try {
+          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) gathered.push(rec)
+        } catch (e) {
+          failure = e // the records before it are handed out first, once checked
+        }
+        gatheredBytes += chunk.data.length
+        if (failure === null && decoder.end) {
+          failure = new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record: ${decoder.end.reason}`, {
+            hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
+            details: { lsn: formatLsn(decoder.end.lsn) },
+          })
+        }
+        const backlog = stream.queuedBytes
+        if (this.crcWorker === 'auto' && backlog >= CRC_WORKER_BACKLOG_BYTES && !verifier.workerStarted) {
+          verifier.startWorker()
+          stream.useSharedMemory() // later chunks go to the worker; these are checked here
+        }
+        // With nothing queued behind, hand everything out now: a live stream must not wait for more WAL.
+        const now = failure !== null || backlog === 0
+        if (now || !verifier.workerStarted || gatheredBytes >= RECEIVER_CHECK_BATCH_BYTES) {
+          if (gathered.length > 0) held.push({ records: gathered, check: verifier.check(gathered) })
+          gathered = []
+          gatheredBytes = 0
+        }
+        yield* this.deliver(held, now ? 0 : RECEIVER_HELD_BATCHES_MAX, verifier)
+        if (failure !== null) throw failure
+        if (this.stopped) return
       }
-      if (decoder.end) {
-        throw new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record: ${decoder.end.reason}`, {
-          hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
-          details: { lsn: formatLsn(decoder.end.lsn) },
-        })
-      }
-      if (batch.length > 0) {
-        this.stats.records += batch.length
-        yield batch
-      }
-      if (this.stopped) return
+      if (gathered.length > 0) held.push({ records: gathered, check: verifier.check(gathered) })
+      yield* this.deliver(held, 0, verifier)
+    } finally {
+      await verifier.close()
+      this.stats.crcWorkerRecords += verifier.stats.workerRecords
     }
     if (conn.serverWalEnd > this.stats.serverWalEnd) this.stats.serverWalEnd = conn.serverWalEnd
     const end = conn.lastStreamEnd
     this.log({ level: 'info', event: 'stream-ended', message: `stream ended (${end?.reason ?? 'unknown'}) at ${formatLsn(this.stats.lastRecordEnd)}`, lsn: formatLsn(this.stats.lastRecordEnd) })
+  }
+
+  /**
+   * Hands out the held batches whose CRC check is done, and the oldest beyond `keep` (waiting for their
+   * check). On a mismatch: the records before the bad one, then the error.
+   */
+  private async *deliver(held: HeldBatch[], keep: number, verifier: WalCrcVerifier): AsyncGenerator<DecodedRecord[], void, undefined> {
+    while (held.length > 0 && (held.length > keep || held[0]!.check.done)) {
+      const b = held.shift()!
+      verifier.expedite(b.check)
+      const bad = await b.check.result
+      const good = bad === null ? b.records : b.records.slice(0, bad.index)
+      for (const rec of good) {
+        this.checkNext(rec)
+        this.lastRecordLsn = rec.lsn
+        this.stats.lastRecordEnd = rec.endLsn
+      }
+      if (good.length > 0) {
+        this.stats.records += good.length
+        yield good
+      }
+      if (bad !== null) throw walCrcError(b.records[bad.index]!.lsn, bad.stored, bad.computed)
+    }
   }
 
   /**

@@ -13,6 +13,10 @@
  *             (0 until declared: PostgreSQL then leaves a slot's restart_lsn where it is)
  *   walEnd    the server's end of WAL, from XLogData and keepalive headers (for lag)
  *
+ * Memory: each XLogData payload is copied out of pg-protocol's reused parse buffer, into fresh memory, or
+ * (after `useSharedMemory()`, once the consumer has a CRC worker thread) into SharedArrayBuffer slabs that
+ * the worker can read; chunks carved from one slab never overlap.
+ *
  * Timing: a tick (at most once a second) sends a status update every `statusIntervalMs` and asks for a
  * reply when nothing arrived for that long; nothing at all for `silenceTimeoutMs` while the socket is not
  * paused by us means the peer or the network is gone. Keepalives with replyRequested are answered at once.
@@ -23,6 +27,12 @@ import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { decodeServerMessage, encodeStatusUpdate, unixMsToPgMicros } from '../protocol/replication-messages.js'
 import { ChunkQueue } from './chunk-queue.js'
 
+/**
+ * With `sharedMemory`, chunks are copied into SharedArrayBuffer slabs of this size (a CRC worker thread can
+ * then read the records decoded from them); a chunk larger than a quarter slab gets its own buffer.
+ */
+export const WAL_STREAM_SLAB_BYTES = 4 * 1024 * 1024
+
 export interface WalChunk {
   /** LSN of data[0]. */
   readonly dataStart: Lsn
@@ -30,7 +40,7 @@ export interface WalChunk {
   readonly walEnd: Lsn
   /** µs since 2000-01-01. */
   readonly sendTime: bigint
-  /** A private copy of the WAL bytes. */
+  /** A private copy of the WAL bytes (in shared memory when the stream was started with `sharedMemory`). */
   readonly data: Buffer
 }
 
@@ -84,12 +94,16 @@ export class WalStream implements AsyncIterable<WalChunk> {
   end: StreamEnd | undefined
   /** Called by the iterator's return(): the consumer stopped early. */
   onConsumerReturn: () => Promise<void> = async () => {}
+  private slab: Buffer | null = null
+  private slabUsed = 0
 
   constructor(
     private readonly io: WalStreamIo,
     private readonly timing: WalStreamTiming,
     readonly startLsn: Lsn,
     durableLsn: Lsn,
+    /** Copy chunks into SharedArrayBuffer memory (for a CRC worker); see also useSharedMemory(). */
+    private sharedMemory = false,
   ) {
     this.expected = startLsn
     this.receivedEnd = startLsn
@@ -159,11 +173,40 @@ export class WalStream implements AsyncIterable<WalChunk> {
     this.stats.chunksReceived++
     if (!this.active || this.queue.closed) return // we asked to stop: the rest is not wanted
     // Copy out of pg-protocol's parse buffer: it is reused for the next network read.
-    this.queue.push({ dataStart: m.dataStart, walEnd: m.walEnd, sendTime: m.sendTime, data: Buffer.from(m.data) })
+    const data = this.sharedMemory ? this.copyShared(m.data) : Buffer.from(m.data)
+    this.queue.push({ dataStart: m.dataStart, walEnd: m.walEnd, sendTime: m.sendTime, data })
     if (this.queue.overHighWater && !this.paused) {
       this.paused = true
       this.io.pause()
     }
+  }
+
+  /** Copies `src` into the current shared slab (a new one when it is full). Chunks never share bytes. */
+  private copyShared(src: Buffer): Buffer {
+    const n = src.length
+    if (n > WAL_STREAM_SLAB_BYTES / 4) {
+      const own = Buffer.from(new SharedArrayBuffer(n))
+      own.set(src)
+      return own
+    }
+    if (this.slab === null || this.slabUsed + n > this.slab.length) {
+      this.slab = Buffer.from(new SharedArrayBuffer(WAL_STREAM_SLAB_BYTES))
+      this.slabUsed = 0
+    }
+    const out = this.slab.subarray(this.slabUsed, this.slabUsed + n)
+    out.set(src)
+    this.slabUsed += n
+    return out
+  }
+
+  /** From now on, copy chunks into SharedArrayBuffer memory (a CRC worker has started). */
+  useSharedMemory(): void {
+    this.sharedMemory = true
+  }
+
+  /** Bytes received and not yet taken by the consumer. */
+  get queuedBytes(): number {
+    return this.queue.bytes
   }
 
   private resume(): void {

@@ -23,7 +23,7 @@ import {
   XLP_FIRST_IS_CONTRECORD,
   XLP_FIRST_IS_OVERWRITE_CONTRECORD,
 } from '../../../src/core/pg/wal-page.js'
-import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
+import { recordCrcIsValid, type DecodedRecord } from '../../../src/core/pg/wal-record.js'
 import { mulberry32 } from '../../support/prng.js'
 
 const SEG = 16 * 1024 * 1024
@@ -258,6 +258,26 @@ describe.skipIf(!pgAvailable())('WalStreamDecoder on real WAL', () => {
       }
     })
 
+    it('joins records in place at every third split offset and every one near the page boundary, a header split across pages included', () => {
+      for (const w of windows()) {
+        const original = slice(w.from, w.from + 2 * XLOG_BLCKSZ)
+        const reference = decodeAll(original, w.from).records
+        const bytes = Buffer.alloc(original.length)
+        for (let k = 1; k < original.length; k += Math.abs(k - XLOG_BLCKSZ) < 64 ? 1 : 3) {
+          bytes.set(original) // inPlace rewrites what it is fed
+          const d = new WalStreamDecoder({ startLsn: lsn(w.from), inPlace: true })
+          const got: DecodedRecord[] = []
+          d.feed(bytes.subarray(0, k))
+          for (let r = d.next(); r !== null; r = d.next()) got.push(r)
+          d.feed(bytes.subarray(k))
+          for (let r = d.next(); r !== null; r = d.next()) got.push(r)
+          if (got.length !== reference.length || got.some((r, i) => key(r) !== key(reference[i]!) || !r.raw.equals(reference[i]!.raw))) {
+            throw new Error(`${w.label}: in place, split at ${k} decoded ${got.map(key).join(',')}`)
+          }
+        }
+      }
+    })
+
     it('decodes the same records for random three-way splits of 64 KiB around the big message', () => {
       const message = wal.records.find((r) => r.xl_rmid === RM.LOGICALMSG)!
       const from = Math.floor(Number(message.lsn) / XLOG_BLCKSZ) * XLOG_BLCKSZ - XLOG_BLCKSZ
@@ -322,6 +342,44 @@ describe.skipIf(!pgAvailable())('WalStreamDecoder on real WAL', () => {
       expect(error).toMatchObject({ code: 'WAL_BAD_CRC', kind: 'corruption' })
       expect((error as Error).message).toContain(formatLsn(target.lsn))
       expect(records.length).toBe(i - firstAtOrAfter(from))
+    })
+
+    it('with deferCrc hands out the same records and leaves the CRC to the caller, but reports a record it cannot decode as WAL_BAD_CRC', () => {
+      const from = Math.floor(Number(wal.records[150]!.lsn) / XLOG_BLCKSZ) * XLOG_BLCKSZ
+      const to = Number(wal.records[400]!.endLsn)
+      const reference = decodeAll(slice(from, to), from).records
+      const deferred = (bytes: Buffer): { records: DecodedRecord[]; error: unknown } => {
+        const d = new WalStreamDecoder({ startLsn: lsn(from), deferCrc: true })
+        const out: DecodedRecord[] = []
+        d.feed(bytes)
+        try {
+          for (let r = d.next(); r !== null; r = d.next()) out.push(r)
+        } catch (e) {
+          return { records: out, error: e }
+        }
+        return { records: out, error: null }
+      }
+      const clean = deferred(slice(from, to))
+      expect(clean.error).toBeNull()
+      expectSameRecords(clean.records, reference, 'deferCrc')
+      // A damaged last byte: the structure still decodes, so the record is handed out, its CRC wrong.
+      const onOnePage = (r: DecodedRecord): boolean => Math.floor(Number(r.lsn) / XLOG_BLCKSZ) === Math.floor((Number(r.lsn) + r.xl_tot_len - 1) / XLOG_BLCKSZ)
+      const target = wal.records.find((r, k) => k >= 200 && onOnePage(r))!
+      const at = Number(target.lsn) - from
+      const b1 = corrupted((x) => (x[at + target.xl_tot_len - 1]! ^= 0x01), from, to)
+      const r1 = deferred(b1)
+      expect(r1.error).toBeNull()
+      const handed = r1.records.find((r) => r.lsn === target.lsn)!
+      expect(recordCrcIsValid(handed.raw)).toBe(false)
+      expect(decodeUntilError(b1, from).error).toMatchObject({ code: 'WAL_BAD_CRC' })
+      // A damaged fragment header (block id 200 is invalid): the same WAL_BAD_CRC as without deferral.
+      const withBlocks = wal.records.findIndex((r, k) => k > 160 && r.blocks.length > 0 && onOnePage(r) && Number(r.endLsn) < to)
+      const t2 = wal.records[withBlocks]!
+      const b2 = corrupted((x) => (x[Number(t2.lsn) - from + 24] = 200), from, to)
+      const r2 = deferred(b2)
+      expect(r2.error).toMatchObject({ code: 'WAL_BAD_CRC', details: { lsn: formatLsn(t2.lsn) } })
+      expect(r2.records.length).toBe(withBlocks - firstAtOrAfter(from))
+      expect(decodeUntilError(b2, from).error).toMatchObject({ code: 'WAL_BAD_CRC', details: { lsn: formatLsn(t2.lsn) } })
     })
 
     it('reports a bad page magic, a wrong page address, a missing continuation flag and a wrong continuation length', () => {

@@ -136,3 +136,38 @@ describe('backoff and segment size', () => {
     for (const bad of ['15MB', '2GB', '512kB', 'abc', '']) expect(() => parseSegmentSizeSetting(bad)).toThrow(CorruptionError)
   })
 })
+
+describe('WalStream chunk copies', () => {
+  it('copies WAL out of the parse buffer into ordinary or shared memory, never sharing bytes between chunks', async () => {
+    const { WalStream, WAL_STREAM_SLAB_BYTES } = await import('../../../src/core/walreceiver/wal-stream.js')
+    const io = { send: () => {}, pause: () => {}, resume: () => {}, fail: () => {}, where: 'test' }
+    const timing = { statusIntervalMs: 10_000, silenceTimeoutMs: 60_000, durableReportDelayMs: 100, queuedBytesMax: 64 << 20 }
+    const stream = new WalStream(io, timing, 0x1000000n as Lsn, 0n as Lsn)
+    const parse = Buffer.alloc(WAL_STREAM_SLAB_BYTES) // stands for pg-protocol's reused buffer
+    const MiB = 1024 * 1024 // the largest XLogData accepted
+    const sizes = [200, 8192, 128 * 1024, MiB, MiB, MiB, MiB, 300 * 1024, 128 * 1024] // the 7th starts a new slab
+    let lsn = 0x1000000n
+    const sent: Buffer[] = []
+    for (const [i, n] of sizes.entries()) {
+      if (i === 2) stream.useSharedMemory()
+      const data = Buffer.alloc(n, i + 1)
+      const msg = encodeXLogData({ dataStart: lsn as Lsn, walEnd: 0x9000000n as Lsn, sendTime: 1n, data })
+      msg.copy(parse)
+      stream.onCopyData(parse.subarray(0, msg.length))
+      parse.fill(0xee) // the parser reuses its buffer
+      sent.push(data)
+      lsn += BigInt(n)
+    }
+    expect(stream.queuedBytes).toBe(sizes.reduce((a, b) => a + b, 0))
+    const got = []
+    for (let i = 0; i < sizes.length; i++) got.push((await stream.queue.next()).value!.data as Buffer)
+    expect(got.map((b) => b.buffer instanceof SharedArrayBuffer)).toEqual([false, false, true, true, true, true, true, true, true])
+    expect(got[6]!.buffer).not.toBe(got[5]!.buffer)
+    expect(got[7]!.buffer).toBe(got[6]!.buffer)
+    for (const [i, b] of got.entries()) expect(b.equals(sent[i]!), `chunk ${i}`).toBe(true)
+    // Writing one chunk leaves its neighbours in the same slab untouched.
+    got[4]!.fill(0)
+    for (const i of [2, 3, 5]) expect(got[i]!.equals(sent[i]!), `chunk ${i}`).toBe(true)
+    stream.finish()
+  })
+})

@@ -1,7 +1,7 @@
 /**
  * WalReceiver against real PostgreSQL 15: records in order, exactly once, across a primary restart while a
- * workload writes; pg_waldump as the oracle for the record list; system-id mismatch is fatal; an
- * unreachable primary is retried a bounded number of times.
+ * workload writes; pg_waldump as the oracle for the record list; the same records with CRCs checked on a
+ * worker thread; system-id mismatch is fatal; an unreachable primary is retried a bounded number of times.
  */
 import { rmSync } from 'node:fs'
 import { connect, createServer, type Socket } from 'node:net'
@@ -15,6 +15,8 @@ import { WalReceiver, type ReceiverLogEvent } from '../../../src/core/walreceive
 import { ConflictError, PageserverError, UnavailableError } from '../../../src/core/lib/errors.js'
 import { formatLsn, parseLsn, type Lsn } from '../../../src/core/pg/lsn.js'
 import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
+import { WalCrcVerifier } from '../../../src/core/pg/wal-crc-verifier.js'
+import { crc32c } from '../../../src/core/lib/crc32c.js'
 
 const SEG = 16n * 1024n * 1024n
 const PAGE = 8192n
@@ -190,6 +192,38 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
       })(),
     ).rejects.toMatchObject({ code: 'WAL_BAD_PREV_LINK' })
     expect(rx3.stats.attempts).toBe(1)
+  })
+
+  it('hands out the same records with CRCs checked on a worker thread, and leaves no thread behind', async () => {
+    const startLsn = (((await pg.insertLsn()) / SEG) * SEG) as Lsn
+    await pg.sql(`INSERT INTO w (v) SELECT repeat(md5(g::text), 12) FROM generate_series(1, 15000) g`)
+    const target = await pg.flushLsn()
+    const read = async (crcWorker: 'always' | 'never' | 'auto') => {
+      const rx = new WalReceiver({ conn: parseConnString(pg.connString()), startLsn, crcWorker })
+      const keys: string[] = []
+      let first = true
+      outer: for await (const batch of rx.batches()) {
+        // A slow start: the worker comes up and chunks queue up behind this batch.
+        if (first) await new Promise((r) => setTimeout(r, 300))
+        first = false
+        for (const r of batch) {
+          keys.push(`${formatLsn(r.lsn)}:${r.xl_tot_len}:${crc32c(r.raw)}`)
+          if (r.endLsn >= target) break outer
+        }
+      }
+      await rx.close()
+      return { keys, stats: rx.stats }
+    }
+    const here = await read('never')
+    const worker = await read('always')
+    const auto = await read('auto')
+    expect(here.keys.length).toBeGreaterThan(10_000)
+    expect(worker.keys).toEqual(here.keys)
+    expect(auto.keys).toEqual(here.keys)
+    expect(here.stats.crcWorkerRecords).toBe(0)
+    expect(worker.stats.crcWorkerRecords).toBeGreaterThan(0)
+    await WalCrcVerifier.stopIdleWorker() // no receiver uses it any more
+    expect(WalCrcVerifier.live).toBe(0)
   })
 
   it('refuses a primary with another system id, without retrying', async () => {

@@ -1,0 +1,234 @@
+/**
+ * The CRC worker thread shared by every WalCrcVerifier of the process.
+ *
+ * One thread checks WAL record CRCs for all readers and receivers: starting a Node worker costs tens of ms
+ * of CPU (a new isolate and its bootstrap), more than checking a few hundred MB of WAL saves, so it is
+ * started once and kept while anyone uses it, then for `CRC_WORKER_LINGER_MS` more (a reader that follows
+ * another reuses it). Idle, it never holds the process open: it is referenced only while checks are
+ * pending, and its linger timer is unreferenced.
+ *
+ * Protocol: the host posts {id, buffers: SharedArrayBuffer[], ranges: Int32Array of (buffer index, offset,
+ * length) triples}; the worker answers {id, bad, stored, computed} with the index of the first record whose
+ * CRC does not match (-1: none), or {id, failed} when it could not check the batch (then nothing it said
+ * about that batch is trusted). Answers come in posting order. The worker says {ready} once it has loaded
+ * the native CRC module.
+ *
+ * Failure: an error or exit of the thread settles every pending check through its `onLost` callback (the
+ * verifier then checks those batches on its own thread) and the next `acquire()` starts a fresh thread.
+ */
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+
+/** How long an unused worker stays for the next reader before it is stopped. */
+export const CRC_WORKER_LINGER_MS = 2_000
+
+/** Bodies shorter than this are checksummed in JS by the worker (a native call costs ~300 ns). */
+const WORKER_JS_MAX_BYTES = 256
+
+/**
+ * The worker's program, evaluated as a CommonJS script (a file path would not load under test runners that
+ * compile TypeScript in memory). Its JS CRC mirrors crc32cJs in lib/crc32c.ts; a test compares the worker
+ * with the calling thread on every length around the native threshold.
+ */
+const WORKER_SOURCE = `'use strict'
+const { parentPort, workerData } = require('node:worker_threads')
+const { crc32c } = require(workerData.crcModulePath)
+const JS_MAX = workerData.jsMaxBytes
+const T = new Int32Array(2048)
+for (let i = 0; i < 256; i++) {
+  let c = i
+  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+  T[i] = c
+}
+for (let i = 0; i < 256; i++) for (let t = 1; t < 8; t++) T[t * 256 + i] = (T[(t - 1) * 256 + i] >>> 8) ^ T[T[(t - 1) * 256 + i] & 0xff]
+function crcJs(b, i, end, prev) {
+  let c = ~prev
+  for (; i + 8 <= end; i += 8) {
+    const a = c ^ (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24))
+    c = T[1792 + (a & 0xff)] ^ T[1536 + ((a >>> 8) & 0xff)] ^ T[1280 + ((a >>> 16) & 0xff)] ^ T[1024 + (a >>> 24)] ^
+      T[768 + b[i + 4]] ^ T[512 + b[i + 5]] ^ T[256 + b[i + 6]] ^ T[b[i + 7]]
+  }
+  for (; i < end; i++) c = T[(c ^ b[i]) & 0xff] ^ (c >>> 8)
+  return ~c >>> 0
+}
+parentPort.on('message', (m) => {
+  if (m.crash) throw new Error('crash requested by a test')
+  try {
+    const bufs = m.buffers.map((sab) => Buffer.from(sab))
+    const r = m.ranges
+    let bad = -1, stored = 0, computed = 0
+    for (let i = 0; i < r.length; i += 3) {
+      const b = bufs[r[i]], off = r[i + 1], end = off + r[i + 2]
+      if (b === undefined || off < 0 || end > b.length || end - off < 24) throw new Error('bad range')
+      const body = end - off - 24 < JS_MAX ? crcJs(b, off + 24, end, 0) : crc32c(b.subarray(off + 24, end)) >>> 0
+      const c = crcJs(b, off, off + 20, body)
+      const s = (b[off + 20] | (b[off + 21] << 8) | (b[off + 22] << 16) | (b[off + 23] << 24)) >>> 0
+      if (c !== s) { bad = i / 3; stored = s; computed = c; break }
+    }
+    parentPort.postMessage({ id: m.id, bad, stored, computed })
+  } catch (e) {
+    parentPort.postMessage({ id: m.id, failed: String(e && e.message || e) })
+  }
+})
+parentPort.postMessage({ ready: true })
+`
+
+export type CrcWorkerReply = { id: number; bad: number; stored: number; computed: number } | { id: number; failed: string }
+
+/** What the host needs from a verifier for each batch it posted. */
+export interface CrcWorkerClient {
+  onReply(reply: CrcWorkerReply): void
+  /** The thread is gone: settle this batch some other way. */
+  onLost(id: number): void
+}
+
+type Message = { ready: true } | CrcWorkerReply
+
+let crcModulePath: string | null = null
+
+export class CrcWorkerHost {
+  private static shared: CrcWorkerHost | null = null
+  private static liveThreads = 0
+  private static readonly exiting = new Set<Promise<void>>()
+  private readonly worker: Worker
+  private readonly exited: Promise<void>
+  private ready = false
+  private lost = false
+  private users = 0
+  private lingerTimer: NodeJS.Timeout | undefined
+  private readonly pending = new Map<number, CrcWorkerClient>()
+  private readyWaiters: Array<(ready: boolean) => void> = []
+
+  /** Worker threads started and not yet exited, in this process. */
+  static get live(): number {
+    return CrcWorkerHost.liveThreads
+  }
+
+  /** The shared worker, started if there is none; every acquire() needs one release(). Throws if it cannot start. */
+  static acquire(): CrcWorkerHost {
+    let h = CrcWorkerHost.shared
+    if (h === null || h.lost) h = CrcWorkerHost.shared = new CrcWorkerHost()
+    h.users++
+    if (h.lingerTimer !== undefined) {
+      clearTimeout(h.lingerTimer)
+      h.lingerTimer = undefined
+    }
+    return h
+  }
+
+  /**
+   * Stops the shared worker now if nobody uses it, and waits for every stopping thread to exit (tests; a
+   * lingering worker otherwise stops by itself).
+   */
+  static async stopIdle(): Promise<void> {
+    const h = CrcWorkerHost.shared
+    if (h !== null && h.users === 0) h.loseThread()
+    await Promise.all([...CrcWorkerHost.exiting])
+  }
+
+  private constructor() {
+    crcModulePath ??= createRequire(import.meta.url).resolve('@node-rs/crc32')
+    const w = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { crcModulePath, jsMaxBytes: WORKER_JS_MAX_BYTES },
+      // No loader hooks or flags of the parent: the script is plain CommonJS, and hooks slow the start.
+      execArgv: [],
+      env: {},
+    })
+    CrcWorkerHost.liveThreads++
+    this.exited = new Promise((resolve) => {
+      w.once('exit', () => {
+        CrcWorkerHost.liveThreads--
+        CrcWorkerHost.exiting.delete(this.exited)
+        resolve()
+      })
+    })
+    CrcWorkerHost.exiting.add(this.exited)
+    w.on('message', (m: Message) => this.onMessage(m))
+    w.on('error', () => this.loseThread())
+    w.on('exit', () => this.loseThread())
+    w.unref() // referenced only while checks are pending
+    this.worker = w
+  }
+
+  /** The thread is up and answering. */
+  get isReady(): boolean {
+    return this.ready && !this.lost
+  }
+
+  get isLost(): boolean {
+    return this.lost
+  }
+
+  /** Resolves true once the thread answers, false if it never will. */
+  whenReady(): Promise<boolean> {
+    if (this.ready || this.lost) return Promise.resolve(this.isReady)
+    return new Promise((resolve) => this.readyWaiters.push(resolve))
+  }
+
+  /** The thread's busy time so far (its event loop's active time, ms). */
+  busyMs(): number {
+    return this.lost ? 0 : this.worker.performance.eventLoopUtilization().active
+  }
+
+  post(id: number, client: CrcWorkerClient, buffers: SharedArrayBuffer[], ranges: Int32Array<ArrayBuffer>): void {
+    if (this.lost) {
+      client.onLost(id)
+      return
+    }
+    if (this.pending.size === 0) this.worker.ref()
+    this.pending.set(id, client)
+    this.worker.postMessage({ id, buffers, ranges }, [ranges.buffer])
+  }
+
+  /** The caller settled `id` itself: its answer will be ignored. */
+  forget(id: number): void {
+    if (this.pending.delete(id) && this.pending.size === 0 && !this.lost) this.worker.unref()
+  }
+
+  release(): void {
+    if (this.users > 0) this.users--
+    if (this.users > 0 || this.lost) return
+    this.lingerTimer = setTimeout(() => {
+      this.lingerTimer = undefined
+      if (this.users === 0) this.loseThread()
+    }, CRC_WORKER_LINGER_MS)
+    this.lingerTimer.unref()
+  }
+
+  /** For tests: makes the thread throw, as a crash would. */
+  crashForTest(): void {
+    if (!this.lost) this.worker.postMessage({ crash: true })
+  }
+
+  private onMessage(m: Message): void {
+    if ('ready' in m) {
+      if (!this.lost) this.ready = true
+      this.wakeReadyWaiters()
+      return
+    }
+    const client = this.pending.get(m.id)
+    if (client === undefined) return // settled by its verifier meanwhile
+    this.forget(m.id)
+    client.onReply(m)
+  }
+
+  private wakeReadyWaiters(): void {
+    const ws = this.readyWaiters
+    this.readyWaiters = []
+    for (const w of ws) w(this.isReady)
+  }
+
+  /** The thread failed, exited or is stopped: hand every pending batch back; a later acquire() starts anew. */
+  private loseThread(): void {
+    if (this.lost) return
+    this.lost = true
+    if (CrcWorkerHost.shared === this) CrcWorkerHost.shared = null
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer)
+    const all = [...this.pending]
+    this.pending.clear()
+    for (const [id, client] of all) client.onLost(id)
+    this.wakeReadyWaiters()
+    void this.worker.terminate()
+  }
+}

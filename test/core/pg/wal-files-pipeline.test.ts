@@ -1,0 +1,183 @@
+/**
+ * WalFileReader's pipeline on real WAL with full-page images: CRCs checked on the worker thread or on the
+ * decoding thread, read buffers fresh or reused, any read size: the same records with the same bytes; a
+ * damaged record is WAL_BAD_CRC at its LSN after every record before it, whatever comes after it; and no
+ * worker thread outlives a read, whether it ends, fails or is abandoned.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
+import { crc32c } from '../../../src/core/lib/crc32c.js'
+import { formatLsn, parseLsn } from '../../../src/core/pg/lsn.js'
+import { WalCrcVerifier } from '../../../src/core/pg/wal-crc-verifier.js'
+import { WAL_CHUNK_POOL_MAX } from '../../../src/core/pg/wal-chunk-source.js'
+import { WalFileReader, type WalReadOptions } from '../../../src/core/pg/wal-files.js'
+import { XLOG_BLCKSZ } from '../../../src/core/pg/wal-page.js'
+
+const SEG = 16 * 1024 * 1024
+
+/** Reads everything, noting each record when it is handed out (reused buffers may not be kept). */
+async function digestAll(paths: string[], opts: WalReadOptions): Promise<{ keys: string[]; error: unknown; reader: WalFileReader }> {
+  const reader = await WalFileReader.open(paths, opts)
+  const keys: string[] = []
+  try {
+    for await (const batch of reader.recordBatches()) {
+      for (const r of batch) {
+        // A checksum of the bytes, taken now (a reused buffer is overwritten later), by a different route
+        // than the one under test (the whole record, not body then header).
+        keys.push(`${formatLsn(r.lsn)}-${formatLsn(r.endLsn)}-${r.blocks.length}-${crc32c(r.raw)}`)
+      }
+    }
+  } catch (error) {
+    return { keys, error, reader }
+  }
+  return { keys, error: null, reader }
+}
+
+/** Start and end LSN of a digested record. */
+function span(key: string): [number, number] {
+  const [a, b] = key.split('-')
+  return [Number(parseLsn(a!)), Number(parseLsn(b!))]
+}
+
+const variants: Array<{ label: string; opts: WalReadOptions }> = [
+  { label: 'worker', opts: { crcWorker: true } },
+  { label: 'worker, reused buffers', opts: { crcWorker: true, reuseBuffers: true } },
+  { label: 'worker, reused 8 KiB buffers', opts: { crcWorker: true, reuseBuffers: true, chunkBytes: XLOG_BLCKSZ } },
+  { label: 'worker, 24 KiB reads', opts: { crcWorker: true, chunkBytes: 3 * XLOG_BLCKSZ } },
+  { label: 'no worker, reused 40 KiB buffers', opts: { crcWorker: false, reuseBuffers: true, chunkBytes: 5 * XLOG_BLCKSZ } },
+]
+
+/** The variants that cover the error paths: no worker, worker, worker with reused buffers split on every page. */
+const faultVariants = [{ label: 'no worker', opts: { crcWorker: false } }, variants[0]!, variants[2]!]
+
+describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
+  let pg: PgCluster
+  let scratch: string
+  let walDir: string
+  let segs: string[]
+  let reference: string[]
+  let n = 0
+
+  beforeAll(async () => {
+    pg = await PgCluster.start({ checksums: true, name: 'walpipe' })
+    await pg.runWorkload([
+      { name: 'fill', sql: `CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, 60000) g;` },
+      { name: 'checkpoint', sql: 'CHECKPOINT;' },
+      { name: 'images', sql: `UPDATE t SET v = v || 'x' WHERE id % 7 = 0;` },
+      { name: 'more', sql: `INSERT INTO t SELECT g, repeat('y', 300) FROM generate_series(60001, 90000) g;` },
+    ])
+    await pg.stop()
+    scratch = mkdtempSync(join(tmpdir(), 'ps-wal-pipe-'))
+    walDir = join(scratch, 'pg_wal')
+    mkdirSync(walDir)
+    segs = pg.walSegments()
+    for (const s of segs) copyFileSync(join(pg.walDir, s), join(walDir, s))
+    const ref = await digestAll([walDir], { crcWorker: false })
+    expect(ref.error).toBeNull()
+    reference = ref.keys
+  })
+
+  afterAll(async () => {
+    await pg?.destroy()
+    if (scratch) rmSync(scratch, { recursive: true, force: true })
+  })
+
+  afterEach(async () => {
+    // The shared worker lingers after each read; stopped now, no thread is left.
+    await WalCrcVerifier.stopIdleWorker()
+    expect(WalCrcVerifier.live).toBe(0)
+  })
+
+  /** A copy of the WAL with `mutate` applied to the segment holding `lsn` (at that LSN's offset). */
+  function damagedCopy(edits: Array<{ lsn: number; mutate: (seg: Buffer, off: number) => void }>): string {
+    const d = join(scratch, `d${++n}`)
+    mkdirSync(d)
+    for (const s of segs) copyFileSync(join(walDir, s), join(d, s))
+    for (const e of edits) {
+      const name = segs.find((s) => parseInt(s.slice(16), 16) === Math.floor(e.lsn / SEG))!
+      const seg = readFileSync(join(d, name))
+      e.mutate(seg, e.lsn % SEG)
+      writeFileSync(join(d, name), seg)
+    }
+    return d
+  }
+
+  it('has WAL with full-page images over several segments', () => {
+    expect(segs.length).toBeGreaterThanOrEqual(3)
+    expect(reference.length).toBeGreaterThan(50_000)
+  })
+
+  it('gives the same records and bytes with the CRC worker, reused buffers and any read size', async () => {
+    for (const v of variants) {
+      const { keys, error, reader } = await digestAll([walDir], v.opts)
+      expect(error, v.label).toBeNull()
+      expect(keys.length, v.label).toBe(reference.length)
+      expect(keys, v.label).toEqual(reference)
+      expect(reader.endReport?.reason, v.label).toBe('end-of-wal')
+      expect(reader.stats?.crcWorker, v.label).toBe(v.opts.crcWorker)
+      if (v.opts.reuseBuffers) expect(reader.stats!.chunksAllocated, v.label).toBeLessThanOrEqual(WAL_CHUNK_POOL_MAX + 2)
+    }
+  })
+
+  it('reports a damaged record as WAL_BAD_CRC at its LSN after every record before it, worker or not', async () => {
+    // A record in the middle of the second segment, whole on one page, its body damaged.
+    const spans = reference.map(span)
+    const k = spans.findIndex(([s, e]) => s > SEG * 1.5 && Math.floor(s / XLOG_BLCKSZ) === Math.floor((e - 1) / XLOG_BLCKSZ) && e - s > 40)
+    expect(k).toBeGreaterThan(0)
+    const badLsn = spans[k]![0]
+    const dir = damagedCopy([{ lsn: badLsn + 30, mutate: (seg, off) => void (seg[off] ^= 0x40) }])
+    for (const v of faultVariants) {
+      const { keys, error } = await digestAll([dir], v.opts)
+      expect(error, v.label).toMatchObject({ code: 'WAL_BAD_CRC', details: { lsn: formatLsn(BigInt(badLsn)) } })
+      expect(keys, v.label).toEqual(reference.slice(0, k))
+    }
+  })
+
+  it('reports the first fault in WAL order when later WAL is damaged too', async () => {
+    const lsns = reference.map((key) => span(key)[0])
+    const k = Math.floor(lsns.length / 2)
+    const badLsn = lsns[k]!
+    const laterPage = (Math.floor(lsns[k + 40]! / XLOG_BLCKSZ) + 1) * XLOG_BLCKSZ
+    const dir = damagedCopy([
+      { lsn: badLsn + 24, mutate: (seg, off) => void (seg[off] ^= 1) },
+      { lsn: laterPage, mutate: (seg, off) => seg.writeUInt16LE(0xbeef, off) }, // a bad page magic further on
+      { lsn: lsns[k + 80]! + 25, mutate: (seg, off) => void (seg[off] ^= 1) },
+    ])
+    for (const v of faultVariants) {
+      const { keys, error } = await digestAll([dir], v.opts)
+      expect(error, v.label).toMatchObject({ code: 'WAL_BAD_CRC', details: { lsn: formatLsn(BigInt(badLsn)) } })
+      expect(keys.length, v.label).toBe(k)
+    }
+    // Without the first damage, the page fault is the first.
+    const dir2 = damagedCopy([{ lsn: laterPage, mutate: (seg, off) => seg.writeUInt16LE(0xbeef, off) }])
+    for (const v of faultVariants) {
+      const { error } = await digestAll([dir2], v.opts)
+      expect(error, v.label).toMatchObject({ code: 'WAL_BAD_MAGIC' })
+    }
+  })
+
+  it('leaves no worker behind when the consumer stops early or the read fails', async () => {
+    const reader = await WalFileReader.open([walDir], { crcWorker: true, reuseBuffers: true })
+    let seen = 0
+    for await (const batch of reader.recordBatches()) {
+      seen += batch.length
+      if (seen > 1000) break
+    }
+    await WalCrcVerifier.stopIdleWorker() // nobody uses it any more: it stops
+    expect(WalCrcVerifier.live).toBe(0)
+    const oneByOne = await WalFileReader.open([walDir], { crcWorker: true })
+    let k = 0
+    for await (const _ of oneByOne.records()) if (++k === 5) break
+    await WalCrcVerifier.stopIdleWorker()
+    expect(WalCrcVerifier.live).toBe(0)
+    // A missing segment in the middle.
+    const d = join(scratch, `gap${++n}`)
+    mkdirSync(d)
+    for (const s of [segs[0]!, ...segs.slice(2)]) copyFileSync(join(walDir, s), join(d, s))
+    const gap = await digestAll([d], { crcWorker: true })
+    expect(gap.error).toMatchObject({ code: 'WAL_SEGMENT_MISSING' })
+  })
+})
