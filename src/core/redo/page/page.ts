@@ -82,6 +82,14 @@ export function pageGetLsn(page: Buffer): Lsn {
 }
 
 export function pageSetLsn(page: Buffer, lsn: Lsn | bigint): void {
+  // Every redo body ends here: split through a double (exact below 2^53) instead of three bigint operations.
+  const n = Number(lsn)
+  if (n <= Number.MAX_SAFE_INTEGER && n >= 0) {
+    const hi = Math.floor(n / 0x1_0000_0000)
+    page.writeUInt32LE(hi, PD_LSN_OFFSET)
+    page.writeUInt32LE(n - hi * 0x1_0000_0000, PD_LSN_OFFSET + 4)
+    return
+  }
   page.writeUInt32LE(Number((lsn >> 32n) & 0xffff_ffffn), PD_LSN_OFFSET)
   page.writeUInt32LE(Number(lsn & 0xffff_ffffn), PD_LSN_OFFSET + 4)
 }
