@@ -32,7 +32,7 @@
  */
 import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError } from '../lib/errors.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
-import { encodePing, encodeRedoRequest, type RedoRequestInput } from './protocol.js'
+import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { errorOfKind } from './redo-error-line.js'
 import { WorkerFailure, WorkerProcess, closedError, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
 
@@ -91,7 +91,7 @@ export interface WalRedoStats {
 }
 
 interface Job {
-  readonly bytes: Buffer
+  readonly chunks: readonly Buffer[]
   readonly opts: SendOptions
   settled: boolean
   resolve(page: Buffer): void
@@ -163,10 +163,18 @@ export class WalRedoManager {
   async redo(req: RedoRequestInput, callOptions: RedoCallOptions = {}): Promise<Buffer> {
     this.throwIfClosed()
     throwIfAborted(callOptions.signal)
-    const bytes = encodeRedoRequest(req)
+    const chunks = encodeRedoRequestChunks(req)
     this.counters.requests++
+    // Formatted only when a message needs it.
+    const opts: SendOptions = {
+      kind: 'redo',
+      timeoutMs: this.opts.requestTimeoutMs,
+      get what() {
+        return formatRedoTag(req.tag)
+      },
+    }
     try {
-      const page = await this.withRetries(bytes, { kind: 'redo', what: formatRedoTag(req.tag), timeoutMs: this.opts.requestTimeoutMs }, callOptions.signal, true)
+      const page = await this.withRetries(chunks, opts, callOptions.signal, true)
       this.counters.succeeded++
       this.counters.lastRedoAtMs = Date.now()
       return page
@@ -180,7 +188,7 @@ export class WalRedoManager {
   async ping(callOptions: RedoCallOptions = {}): Promise<void> {
     this.throwIfClosed()
     throwIfAborted(callOptions.signal)
-    await this.withRetries(encodePing(), { kind: 'ping', what: 'a ping', timeoutMs: this.opts.requestTimeoutMs }, callOptions.signal, false)
+    await this.withRetries([encodePing()], { kind: 'ping', what: 'a ping', timeoutMs: this.opts.requestTimeoutMs }, callOptions.signal, false)
   }
 
   stats(): WalRedoStats {
@@ -228,12 +236,12 @@ export class WalRedoManager {
     if (this.closed) throw closedError()
   }
 
-  private async withRetries(bytes: Buffer, opts: SendOptions, signal: AbortSignal | undefined, retry: boolean): Promise<Buffer> {
+  private async withRetries(chunks: readonly Buffer[], opts: SendOptions, signal: AbortSignal | undefined, retry: boolean): Promise<Buffer> {
     let attributed = 0
     const reasons: WorkerFailureReason[] = []
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.dispatch(bytes, opts, attempt > 1, signal)
+        return await this.dispatch(chunks, opts, attempt > 1, signal)
       } catch (err) {
         if (!(err instanceof WorkerFailure)) throw err
         reasons.push(err.reason)
@@ -251,7 +259,7 @@ export class WalRedoManager {
   }
 
   /** Runs one attempt: on a worker now, or after waiting in the queue. */
-  private dispatch(bytes: Buffer, opts: SendOptions, isRetry: boolean, signal: AbortSignal | undefined): Promise<Buffer> {
+  private dispatch(chunks: readonly Buffer[], opts: SendOptions, isRetry: boolean, signal: AbortSignal | undefined): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       if (this.closed) {
         reject(closedError())
@@ -263,7 +271,7 @@ export class WalRedoManager {
         this.settle(job, abortedError(opts.what))
       }
       const job: Job = {
-        bytes,
+        chunks,
         opts,
         settled: false,
         queueTimer: undefined,
@@ -325,7 +333,7 @@ export class WalRedoManager {
       clearTimeout(idle)
       this.idleTimers.delete(worker)
     }
-    worker.send(job.bytes, job.opts).then(
+    worker.send(job.chunks, job.opts).then(
       (page) => this.settle(job, page),
       (err: unknown) => this.settle(job, err),
     )
