@@ -8,12 +8,15 @@
  * allocates nothing per read; a fresh chunk per read made garbage collection the worker's second cost.
  *
  * Invariants:
- * - Bytes [readPos, writePos) are unparsed input. A request in progress starts at `reqStart` (its B message)
- *   and everything from there is kept until its G has been handled; the request's base page and records are
- *   remembered as offsets relative to `reqStart`, so compaction may move the request to the arena start.
- * - Every length read from input is checked against its limit before the arena grows for it: message lengths
- *   by type, and for ApplyRecord the request's record count and bytes as soon as the header is seen. So the
- *   arena never exceeds one maximal request plus one read (`arenaMaxBytes`).
+ * - Bytes [readPos, writePos) of the arena are unparsed input. The request in progress holds its base page
+ *   and records as views of the arena they arrived in. Bytes under a view never move: when the arena runs
+ *   out of room while views of it are alive, the unparsed tail is copied into a fresh arena and the old one
+ *   lives on (through the views) until the request is served. Otherwise the tail moves to the front. So a
+ *   large request costs arenas, not copies of itself, and between requests the arena returns to its size.
+ * - Every length read from input is checked against its limit before room is made for it: message lengths
+ *   by type, and for ApplyRecord the request's record count and bytes as soon as the header is seen. So an
+ *   arena holds at most one maximal message plus one read, and a request's arenas at most its bytes plus
+ *   one read of slack each.
  * - Replies leave in request order. They are handed to the driver's `flush` in batches of at most
  *   REPLIES_PER_FLUSH_MAX, and before any error propagates, so the replies of requests that succeeded
  *   always precede the failure report (the manager blames the oldest unanswered request).
@@ -98,14 +101,17 @@ export class WorkerSession {
   private arena: Buffer
   private readPos = 0
   private writePos = 0
-  /** Arena offset of the request in progress (its B message), or -1 between requests. */
-  private reqStart = -1
+  /** Views of the current arena are alive (the request in progress began or continued in it). */
+  private pinned = false
+  /** A default-size arena freed when the last request was served, to switch to without allocating. */
+  private spareArena: Buffer | null = null
+  /** Arena left behind during the request in progress (becomes the spare once the request is served). */
+  private retiredArena: Buffer | null = null
+  /** The request in progress: its tag (decoded, and the 17 bytes as sent), base page and records. */
   private reqTag: BufferTag | null = null
-  /** Offsets relative to reqStart: the B tag bytes, the base page (-1: none), records as [start, length] pairs. */
-  private tagRel = 0
-  private baseRel = -1
-  private readonly recRel: number[] = []
-  private readonly recLsns: Lsn[] = []
+  private readonly reqTagBytes = Buffer.alloc(BUFFER_TAG_BYTES)
+  private base: Buffer | null = null
+  private records: RedoRecord[] = []
   private recordBytes = 0
   private readonly replies: Buffer[] = []
   /** Reply pages to build into again once written (only when the driver writes synchronously). */
@@ -113,7 +119,6 @@ export class WorkerSession {
   private readonly lent = new Set<Buffer>()
   private readonly limits: WorkerLimits
   private readonly redoOptions: RedoOptions
-  private readonly arenaMaxBytes: number
   private requests = 0
   private pings = 0
 
@@ -127,9 +132,6 @@ export class WorkerSession {
     this.limits = { ...DEFAULT_WORKER_LIMITS, ...opts.limits }
     this.redoOptions = { hintBitsLogged: opts.hintBitsLogged }
     if (opts.checkRecordCrc === false) this.redoOptions.checkRecordCrc = false
-    const l = this.limits
-    this.arenaMaxBytes =
-      2 * TAG_MESSAGE_BYTES + TAG_MESSAGE_BYTES + PAGE_BYTES + l.requestRecordsMax * A_HEADER_BYTES + l.requestRecordBytesMax + Math.max(READ_MIN_BYTES, 1 + l.messageMaxBytes)
     this.arena = Buffer.allocUnsafeSlow(ARENA_BYTES_DEFAULT)
   }
 
@@ -146,32 +148,40 @@ export class WorkerSession {
 
   /** Makes room for the next read: READ_MIN_BYTES, or what the message being received still needs. */
   reserve(): void {
-    const keepFrom = this.reqStart >= 0 ? this.reqStart : this.readPos
-    const live = this.writePos - keepFrom
+    const live = this.writePos - this.readPos
     const need = Math.max(READ_MIN_BYTES, this.missingBytes())
-    if (live === 0) {
-      // Nothing to keep (the usual case between reads): start over at the front, no copy.
-      this.readPos = this.writePos = 0
-      if (this.arena.length !== ARENA_BYTES_DEFAULT) this.arena = Buffer.allocUnsafeSlow(ARENA_BYTES_DEFAULT)
+    if (!this.pinned) {
+      if (live === 0) {
+        // Nothing to keep (the usual case between reads): start over at the front, no copy.
+        this.readPos = this.writePos = 0
+        if (this.arena.length !== ARENA_BYTES_DEFAULT && need <= ARENA_BYTES_DEFAULT) this.arena = Buffer.allocUnsafeSlow(ARENA_BYTES_DEFAULT)
+        if (this.arena.length >= need) return
+      } else if (this.arena.length - this.writePos >= need) {
+        return
+      } else if (live + need <= this.arena.length) {
+        this.arena.copyWithin(0, this.readPos, this.writePos)
+        this.readPos = 0
+        this.writePos = live
+        return
+      }
+    } else if (this.arena.length - this.writePos >= need) {
       return
     }
-    if (this.arena.length - this.writePos >= need) return
-    // Move what must be kept to the front, into a larger arena if it does not fit, a default one if it now does.
-    let size = this.arena.length
-    if (live + need > size) size = Math.max(size * 2, live + need)
-    else if (size > ARENA_BYTES_DEFAULT && live + need <= ARENA_BYTES_DEFAULT) size = ARENA_BYTES_DEFAULT
-    assert(live + need <= this.arenaMaxBytes, () => `walredo input arena would need ${live + need} bytes, more than its bound ${this.arenaMaxBytes}`)
-    size = Math.min(size, this.arenaMaxBytes)
-    if (size === this.arena.length) {
-      this.arena.copyWithin(0, keepFrom, this.writePos)
+    // A fresh arena for the unparsed tail: the old one is too small, or views of it must stay intact.
+    const size = Math.max(ARENA_BYTES_DEFAULT, live + need)
+    let next: Buffer
+    if (size === ARENA_BYTES_DEFAULT && this.spareArena !== null) {
+      next = this.spareArena
+      this.spareArena = null
     } else {
-      const target = Buffer.allocUnsafeSlow(size)
-      this.arena.copy(target, 0, keepFrom, this.writePos)
-      this.arena = target
+      next = Buffer.allocUnsafeSlow(size)
     }
-    this.readPos -= keepFrom
+    this.arena.copy(next, 0, this.readPos, this.writePos)
+    if (this.pinned) this.retiredArena = this.arena
+    this.arena = next
+    this.readPos = 0
     this.writePos = live
-    if (this.reqStart >= 0) this.reqStart = 0
+    this.pinned = false
   }
 
   /** Bytes still to arrive for the message at readPos to be complete (0 if it is, or nothing is pending). */
@@ -232,7 +242,7 @@ export class WorkerSession {
 
   /** Counts so far, and whether input stopped in the middle of a message or request. */
   finish(): WorkerRunSummary {
-    return { requests: this.requests, pings: this.pings, truncated: this.reqStart >= 0 || this.writePos > this.readPos }
+    return { requests: this.requests, pings: this.pings, truncated: this.reqTag !== null || this.writePos > this.readPos }
   }
 
   private parse(): void {
@@ -243,7 +253,7 @@ export class WorkerSession {
       const type = buf[pos]!
       const len = buf.readUInt32BE(pos + 1)
       this.checkLength(type, len)
-      if (type === MessageTag.ApplyRecord && this.reqStart >= 0) this.checkRequestLimits(len - LEN_BYTES - LSN_BYTES)
+      if (type === MessageTag.ApplyRecord && this.reqTag !== null) this.checkRequestLimits(len - LEN_BYTES - LSN_BYTES)
       const next = pos + 1 + len
       if (next > end) break
       this.readPos = next
@@ -290,13 +300,13 @@ export class WorkerSession {
   /** Before the body of one more record of `recordLength` bytes is buffered. */
   private checkRequestLimits(recordLength: number): void {
     const l = this.limits
-    if (this.recLsns.length >= l.requestRecordsMax || this.recordBytes + recordLength > l.requestRecordBytesMax) {
+    if (this.records.length >= l.requestRecordsMax || this.recordBytes + recordLength > l.requestRecordBytesMax) {
       throw new UnsupportedError(
         'WALREDO_REQUEST_TOO_LARGE',
         `the redo request for ${formatRedoTag(this.reqTag!)} exceeds ${l.requestRecordsMax} records or ${l.requestRecordBytesMax} bytes`,
         {
           hint: 'Create image layers more often (compaction) so that page chains stay shorter.',
-          details: { records: this.recLsns.length + 1, recordBytes: this.recordBytes + recordLength },
+          details: { records: this.records.length + 1, recordBytes: this.recordBytes + recordLength },
         },
       )
     }
@@ -309,48 +319,46 @@ export class WorkerSession {
     switch (type) {
       case MessageTag.BeginRedoForBlock: {
         const tag = tagAt(buf, body)
-        if (this.reqStart >= 0) throw outOfOrder(`BeginRedoForBlock for ${formatRedoTag(tag)} inside the request for ${formatRedoTag(this.reqTag!)}`)
-        this.reqStart = start
+        if (this.reqTag !== null) throw outOfOrder(`BeginRedoForBlock for ${formatRedoTag(tag)} inside the request for ${formatRedoTag(this.reqTag)}`)
         this.reqTag = tag
-        this.tagRel = body - start
-        this.baseRel = -1
-        this.recRel.length = 0
-        this.recLsns.length = 0
+        buf.copy(this.reqTagBytes, 0, body, body + BUFFER_TAG_BYTES)
+        this.base = null
+        this.records = []
         this.recordBytes = 0
         return
       }
       case MessageTag.PushPage: {
-        if (this.reqStart < 0) throw outOfOrder('PushPage outside a request')
-        if (this.baseRel >= 0 || this.recLsns.length > 0) throw outOfOrder(`PushPage for ${formatRedoTag(tagAt(buf, body))} after the request began`)
+        if (this.reqTag === null) throw outOfOrder('PushPage outside a request')
+        if (this.base !== null || this.records.length > 0) throw outOfOrder(`PushPage for ${formatRedoTag(tagAt(buf, body))} after the request began`)
         this.checkSameTag('PushPage', body)
-        this.baseRel = body + BUFFER_TAG_BYTES - this.reqStart
+        this.base = buf.subarray(body + BUFFER_TAG_BYTES, end)
+        this.pinned = true
         return
       }
       case MessageTag.ApplyRecord: {
-        if (this.reqStart < 0) throw outOfOrder('ApplyRecord outside a request')
+        if (this.reqTag === null) throw outOfOrder('ApplyRecord outside a request')
         const endLsn = buf.readBigUInt64BE(body) as Lsn
-        const recStart = body + LSN_BYTES
-        const record = buf.subarray(recStart, end)
-        const problem = recordProblem(record)
+        const raw = buf.subarray(body + LSN_BYTES, end)
+        const problem = recordProblem(raw)
         if (problem !== null) {
           throw new CorruptionError('WALREDO_BAD_RECORD', `the WAL record ending at ${formatLsn(endLsn)} is malformed: ${problem}`, {
             hint: 'The stored WAL record is corrupt or was cut; it must be the whole XLogRecord.',
-            details: { lsn: formatLsn(endLsn), tag: formatRedoTag(this.reqTag!) },
+            details: { lsn: formatLsn(endLsn), tag: formatRedoTag(this.reqTag) },
           })
         }
-        this.recRel.push(recStart - this.reqStart, end - recStart)
-        this.recLsns.push(endLsn)
-        this.recordBytes += end - recStart
+        this.records.push({ endLsn, raw })
+        this.recordBytes += raw.length
+        this.pinned = true
         return
       }
       case MessageTag.GetPage: {
-        if (this.reqStart < 0) throw outOfOrder('GetPage outside a request')
+        if (this.reqTag === null) throw outOfOrder('GetPage outside a request')
         this.checkSameTag('GetPage', body)
         this.serve()
         return
       }
       case MessageTag.Ping:
-        if (this.reqStart >= 0) throw outOfOrder(`Ping inside the request for ${formatRedoTag(this.reqTag!)}`)
+        if (this.reqTag !== null) throw outOfOrder(`Ping inside the request for ${formatRedoTag(this.reqTag)}`)
         this.pings++
         this.replies.push(ZERO_PAGE)
         return
@@ -360,24 +368,15 @@ export class WorkerSession {
   /** The tag at `at` must be the request's B tag, byte for byte. */
   private checkSameTag(what: string, at: number): void {
     const buf = this.arena
-    const b = this.reqStart + this.tagRel
+    const b = this.reqTagBytes
     for (let i = 0; i < BUFFER_TAG_BYTES; i++) {
-      if (buf[b + i] !== buf[at + i]) throw outOfOrder(`${what} for ${formatRedoTag(tagAt(buf, at))} inside the request for ${formatRedoTag(this.reqTag!)}`)
+      if (buf[at + i] !== b[i]) throw outOfOrder(`${what} for ${formatRedoTag(tagAt(buf, at))} inside the request for ${formatRedoTag(this.reqTag!)}`)
     }
   }
 
   /** Redoes the request in progress (its G was just read) and queues the reply. */
   private serve(): void {
-    const buf = this.arena
-    const s = this.reqStart
     const tag = this.reqTag!
-    const base = this.baseRel < 0 ? null : buf.subarray(s + this.baseRel, s + this.baseRel + PAGE_BYTES)
-    const n = this.recLsns.length
-    const records: RedoRecord[] = new Array<RedoRecord>(n)
-    for (let i = 0; i < n; i++) {
-      const from = s + this.recRel[2 * i]!
-      records[i] = { endLsn: this.recLsns[i]!, raw: buf.subarray(from, from + this.recRel[2 * i + 1]!) }
-    }
     let out: Buffer | undefined
     if (this.reusePages) {
       out = this.spare.pop() ?? Buffer.allocUnsafeSlow(PAGE_BYTES)
@@ -385,11 +384,16 @@ export class WorkerSession {
     }
     let page: Buffer
     try {
-      page = this.redoFn(tag, base, records, this.redoOptions, out)
+      page = this.redoFn(tag, this.base, this.records, this.redoOptions, out)
     } finally {
-      // The request is over either way; its bytes may be reused.
-      this.reqStart = -1
+      // The request is over either way: its views may go, and so may the arenas they kept.
       this.reqTag = null
+      this.base = null
+      this.records = []
+      this.pinned = false
+      const retired = this.retiredArena
+      if (retired !== null && retired.length === ARENA_BYTES_DEFAULT) this.spareArena = retired
+      this.retiredArena = null
     }
     if (!Buffer.isBuffer(page) || page.length !== PAGE_BYTES) {
       throw new PageserverError(
