@@ -147,6 +147,18 @@ export function redoRequestBytes(req: RedoRequestInput): number {
   return requestLayout(req).totalBytes
 }
 
+/** An LSN as u64 big-endian; through a double when exact (below 2^53), which allocates no bigint. */
+function writeLsnBe(buf: Buffer, pos: number, v: Lsn): void {
+  const n = Number(v)
+  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) {
+    const hi = Math.floor(n / 0x1_0000_0000)
+    buf.writeUInt32BE(hi, pos)
+    buf.writeUInt32BE(n - hi * 0x1_0000_0000, pos + 4)
+  } else {
+    buf.writeBigUInt64BE(v, pos)
+  }
+}
+
 /** A 5-byte message header and a BufferTag (already validated) at `pos`; returns the new position. */
 function putTagMessage(buf: Buffer, pos: number, type: number, len: number, tag: BufferTag): number {
   buf[pos] = type
@@ -183,7 +195,7 @@ export function encodeRedoRequestChunks(req: RedoRequestInput): Buffer[] {
     const raw = rec.raw
     buf[pos] = MessageTag.ApplyRecord
     buf.writeUInt32BE(LEN_BYTES + LSN_BYTES + raw.length, pos + 1)
-    buf.writeBigUInt64BE(rec.endLsn, pos + MESSAGE_HEADER_BYTES)
+    writeLsnBe(buf, pos + MESSAGE_HEADER_BYTES, rec.endLsn)
     pos += MESSAGE_HEADER_BYTES + LSN_BYTES
     if (raw.length <= INLINE_RECORD_MAX_BYTES) {
       pos += raw.copy(buf, pos)
