@@ -15,6 +15,7 @@
 import { ForkNumber } from '../../pg/reltag.js'
 import { RM } from '../../pg/rmgr.js'
 import { MaxHeapTuplesPerPage, pageClearAllVisible, pageGetLsn, pageSetAllVisible, pageSetLsn, pageInit } from '../page/page.js'
+import { copyBytes } from '../page/page-access.js'
 import { SizeofHeapTupleHeader, htupSetXmax } from '../page/htup.js'
 import { registerRmgrRedo, type RedoContext } from '../rmgr-redo.js'
 import { addHeapTuple, fail, tupleAt, withRecordContext } from './heap.js'
@@ -113,7 +114,7 @@ function heapXlogMultiInsert(ctx: RedoContext, page: Buffer): void {
     const newlen = SizeofHeapTupleHeader + datalen
     const tup = beginTuple(newlen)
     if (typeof tup === 'string') fail(ctx, tup)
-    data.copy(tup, SizeofHeapTupleHeader, pos, pos + datalen)
+    copyBytes(data, pos, pos + datalen, tup, SizeofHeapTupleHeader)
     pos += datalen
     finishTuple(tup, hdr, ctx.rec.xl_xid, 0, ctx.tag.blkno, offnum)
     addHeapTuple(ctx, page, tup, newlen, offnum)
