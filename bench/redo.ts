@@ -268,12 +268,18 @@ async function main(): Promise<void> {
     const first = pgRuns[0]!
     // The same range for us: from the redo start to the last replayed record (inclusive).
     const reader = await WalFileReader.open([pg.walDir], { startLsn: first.startLsn })
-    const records: DecodedRecord[] = []
+    const decoded: DecodedRecord[] = []
     for await (const batch of reader.recordBatches()) {
-      for (const r of batch) if (r.lsn <= first.endLsn) records.push(r)
+      for (const r of batch) if (r.lsn <= first.endLsn) decoded.push(r)
     }
-    const walBytes = Number(records[records.length - 1]!.endLsn - records[0]!.lsn)
-    const { chains, noBase } = groupChains(records, backupDir)
+    const walStartLsn = decoded[0]!.lsn
+    const walEndLsn = decoded[decoded.length - 1]!.endLsn
+    const walBytes = Number(walEndLsn - walStartLsn)
+    const recordCount = decoded.length
+    const { chains, noBase } = groupChains(decoded, backupDir)
+    // The chains keep only each record's bytes and end LSN: the decoded objects would otherwise sit in this
+    // process's heap, which every full garbage collection of the timed runs would mark.
+    decoded.length = 0
     const applications = chains.reduce((n, c) => n + c.records.length, 0)
 
     const pgElapsed = median(pgRuns.map((r) => r.elapsedS))
@@ -289,13 +295,13 @@ async function main(): Promise<void> {
       pages: chains.length,
       elapsedS: round(e),
       pagesPerS: Math.round(chains.length / e),
-      recordsPerS: Math.round(records.length / e),
+      recordsPerS: Math.round(recordCount / e),
       mbPerS: round(walBytes / 1e6 / e),
-      recordsPerCpuS: Math.round(records.length / c),
+      recordsPerCpuS: Math.round(recordCount / c),
       cpuS: round(c),
       parentCpuS: round(parent),
       ratioVsPg: round(pgElapsed / e),
-      perCoreRatioVsPg: round(records.length / c / (records.length / pgCpu)),
+      perCoreRatioVsPg: round(recordCount / c / (recordCount / pgCpu)),
     })
     // The engine alone, in this process (no IPC, no pool): what the workers' share could shrink to.
     {
@@ -386,16 +392,16 @@ async function main(): Promise<void> {
       bench: 'redo',
       scale: SCALE,
       transactions: CLIENTS * TXNS_PER_CLIENT,
-      wal: { startLsn: formatLsn(records[0]!.lsn), endLsn: formatLsn(records[records.length - 1]!.endLsn), records: records.length, bytes: walBytes },
+      wal: { startLsn: formatLsn(walStartLsn), endLsn: formatLsn(walEndLsn), records: recordCount, bytes: walBytes },
       pages: chains.length,
       pagesWithoutBase: noBase,
       recordApplications: applications,
       postgres: {
         runs: pgRuns.map((r) => ({ elapsedS: r.elapsedS, cpuS: round(r.cpuS) })),
         elapsedS: pgElapsed,
-        recordsPerS: Math.round(records.length / pgElapsed),
+        recordsPerS: Math.round(recordCount / pgElapsed),
         mbPerS: round(walBytes / 1e6 / pgElapsed),
-        recordsPerCpuS: Math.round(records.length / pgCpu),
+        recordsPerCpuS: Math.round(recordCount / pgCpu),
       },
       ours: mixRows,
       chains: chainRows,
@@ -403,7 +409,7 @@ async function main(): Promise<void> {
     }
     console.log(JSON.stringify(out, null, 2))
     console.log()
-    console.log(`WAL ${out.wal.startLsn}..${out.wal.endLsn}: ${records.length} records, ${round(walBytes / 1e6)} MB, ${chains.length} pages, ${applications} record applications`)
+    console.log(`WAL ${out.wal.startLsn}..${out.wal.endLsn}: ${recordCount} records, ${round(walBytes / 1e6)} MB, ${chains.length} pages, ${applications} record applications`)
     console.log(`${'case'.padEnd(28)} ${'elapsed s'.padStart(9)} ${'records/s'.padStart(10)} ${'MB/s'.padStart(7)} ${'rec/CPU-s'.padStart(10)} ${'vs PG'.padStart(6)} ${'per core'.padStart(8)}`)
     console.log(
       `${'PostgreSQL replay (baseline)'.padEnd(28)} ${pgElapsed.toFixed(2).padStart(9)} ${String(out.postgres.recordsPerS).padStart(10)} ${out.postgres.mbPerS.toFixed(1).padStart(7)} ${String(out.postgres.recordsPerCpuS).padStart(10)} ${'1.00'.padStart(6)} ${'1.00'.padStart(8)}`,
