@@ -120,7 +120,8 @@ function requestLayout(req: RedoRequestInput): { totalBytes: number; inlineBytes
         details: { lsn: formatLsn(rec.endLsn), recordBytes: len, recordMaxBytes: RECORD_MAX_BYTES },
       })
     }
-    if (len < SIZE_OF_XLOG_RECORD || rec.raw.readUInt32LE(0) !== len) {
+    const raw = rec.raw
+    if (len < SIZE_OF_XLOG_RECORD || (raw[0]! | (raw[1]! << 8) | (raw[2]! << 16) | (raw[3]! << 24)) >>> 0 !== len) {
       throw new UsageError('WALREDO_BAD_RECORD', `the WAL record for ${what()} ending at ${formatLsn(rec.endLsn)} is malformed: ${recordProblem(rec.raw)}`, {
         hint: 'This is a bug in the caller: a stored WAL record must be the whole XLogRecord, header included.',
         details: { lsn: formatLsn(rec.endLsn) },
@@ -147,13 +148,24 @@ export function redoRequestBytes(req: RedoRequestInput): number {
   return requestLayout(req).totalBytes
 }
 
+/**
+ * The encoder's integers are stored byte by byte: they are checked already (u32 tag fields, lengths under
+ * the limits), and Buffer's writeUInt32BE validates its arguments on every call, which showed in profiles.
+ */
+function putU32be(buf: Buffer, pos: number, v: number): void {
+  buf[pos] = v >>> 24
+  buf[pos + 1] = v >>> 16
+  buf[pos + 2] = v >>> 8
+  buf[pos + 3] = v
+}
+
 /** An LSN as u64 big-endian; through a double when exact (below 2^53), which allocates no bigint. */
-function writeLsnBe(buf: Buffer, pos: number, v: Lsn): void {
+function putLsnBe(buf: Buffer, pos: number, v: Lsn): void {
   const n = Number(v)
   if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) {
     const hi = Math.floor(n / 0x1_0000_0000)
-    buf.writeUInt32BE(hi, pos)
-    buf.writeUInt32BE(n - hi * 0x1_0000_0000, pos + 4)
+    putU32be(buf, pos, hi)
+    putU32be(buf, pos + 4, n - hi * 0x1_0000_0000)
   } else {
     buf.writeBigUInt64BE(v, pos)
   }
@@ -162,12 +174,12 @@ function writeLsnBe(buf: Buffer, pos: number, v: Lsn): void {
 /** A 5-byte message header and a BufferTag (already validated) at `pos`; returns the new position. */
 function putTagMessage(buf: Buffer, pos: number, type: number, len: number, tag: BufferTag): number {
   buf[pos] = type
-  buf.writeUInt32BE(len, pos + 1)
+  putU32be(buf, pos + 1, len)
   buf[pos + 5] = tag.forkNum
-  buf.writeUInt32BE(tag.spcNode, pos + 6)
-  buf.writeUInt32BE(tag.dbNode, pos + 10)
-  buf.writeUInt32BE(tag.relNode, pos + 14)
-  buf.writeUInt32BE(tag.blkno, pos + 18)
+  putU32be(buf, pos + 6, tag.spcNode)
+  putU32be(buf, pos + 10, tag.dbNode)
+  putU32be(buf, pos + 14, tag.relNode)
+  putU32be(buf, pos + 18, tag.blkno)
   return pos + TAG_MESSAGE_BYTES
 }
 
@@ -194,11 +206,13 @@ export function encodeRedoRequestChunks(req: RedoRequestInput): Buffer[] {
     const rec = records[i]!
     const raw = rec.raw
     buf[pos] = MessageTag.ApplyRecord
-    buf.writeUInt32BE(LEN_BYTES + LSN_BYTES + raw.length, pos + 1)
-    writeLsnBe(buf, pos + MESSAGE_HEADER_BYTES, rec.endLsn)
+    putU32be(buf, pos + 1, LEN_BYTES + LSN_BYTES + raw.length)
+    putLsnBe(buf, pos + MESSAGE_HEADER_BYTES, rec.endLsn)
     pos += MESSAGE_HEADER_BYTES + LSN_BYTES
     if (raw.length <= INLINE_RECORD_MAX_BYTES) {
-      pos += raw.copy(buf, pos)
+      // The whole record: TypedArray#set copies without the view Buffer#copy builds per call.
+      buf.set(raw, pos)
+      pos += raw.length
     } else {
       chunks.push(buf.subarray(run, pos), raw)
       run = pos
