@@ -88,10 +88,15 @@ export interface WorkerExit {
   signal: NodeJS.Signals | null
 }
 
+/** Called back exactly once per request written to a worker: its reply page, or why there is none. */
+export interface RequestHandler {
+  onReply(page: Buffer): void
+  onFailure(failure: WorkerFailure): void
+}
+
 interface InFlight {
   readonly opts: SendOptions
-  readonly resolve: (page: Buffer) => void
-  readonly reject: (failure: WorkerFailure) => void
+  readonly handler: RequestHandler
   /** Date.now() value at which this attempt times out. */
   readonly deadlineAtMs: number
 }
@@ -193,29 +198,27 @@ export class WorkerProcess {
   }
 
   /**
-   * Writes one encoded request (the whole `B [P] A* G` or `H`, as the buffers of encodeRedoRequestChunks)
-   * and resolves with its 8192-byte reply. Rejects with a WorkerFailure. The caller must have checked
-   * `canAccept`, and must not change the buffers until the reply (they may be written later in this tick).
+   * Writes one encoded request (the whole `B [P] A* G` or `H`, as the buffers of encodeRedoRequestChunks);
+   * `handler` gets its 8192-byte reply, or a WorkerFailure. The caller must have checked `canAccept`, and
+   * must not change the buffers until then (they may be written later in this tick).
    *
    * Requests sent in the same tick are written together: stdin is corked at the first and uncorked on the
    * next tick, so a batch of requests (say, the callers woken by one read of replies) costs one writev.
    */
-  send(request: readonly Buffer[], opts: SendOptions): Promise<Buffer> {
+  send(request: readonly Buffer[], opts: SendOptions, handler: RequestHandler): void {
     assert(this.canAccept, () => `redo worker ${this.seq} cannot take a request (state ${this.state}, ${this.fifo.length} in flight)`)
-    return new Promise<Buffer>((resolve, reject) => {
-      const now = Date.now()
-      const entry: InFlight = { opts, resolve, reject, deadlineAtMs: now + opts.timeoutMs }
-      this.fifo.push(entry)
-      this.lastUsedAtMs = now
-      this.armDeadline(entry.deadlineAtMs)
-      const stdin = this.child.stdin
-      if (!this.corked) {
-        this.corked = true
-        stdin.cork()
-        process.nextTick(flushWrites, this)
-      }
-      for (let i = 0; i < request.length; i++) stdin.write(request[i])
-    })
+    const now = Date.now()
+    const entry: InFlight = { opts, handler, deadlineAtMs: now + opts.timeoutMs }
+    this.fifo.push(entry)
+    this.lastUsedAtMs = now
+    this.armDeadline(entry.deadlineAtMs)
+    const stdin = this.child.stdin
+    if (!this.corked) {
+      this.corked = true
+      stdin.cork()
+      process.nextTick(flushWrites, this)
+    }
+    for (let i = 0; i < request.length; i++) stdin.write(request[i])
   }
 
   /** Writes the requests of this tick (one gathered write). Called on the next tick after the first send. */
@@ -357,7 +360,7 @@ export class WorkerProcess {
       this.fifo.shift()
       this.requestsServed++
       this.lastUsedAtMs = Date.now()
-      head.resolve(page)
+      head.handler.onReply(page)
       this.opts.onChange?.(this)
     }
   }
@@ -461,7 +464,7 @@ export class WorkerProcess {
         hint: 'Check the wal redo worker command: the executable must exist and be runnable by this user.',
         details: { command: this.opts.command.join(' ') },
       })
-      for (const e of pending) e.reject(new WorkerFailure('spawn', true, error))
+      for (const e of pending) e.handler.onFailure(new WorkerFailure('spawn', true, error))
       this.done()
       return
     }
@@ -497,11 +500,11 @@ export class WorkerProcess {
 
     for (const e of pending) {
       if (e === culprit && failure !== null) {
-        e.reject(failure)
+        e.handler.onFailure(failure)
       } else if (this.closing && failure === null) {
-        e.reject(new WorkerFailure('closed', false, closedError()))
+        e.handler.onFailure(new WorkerFailure('closed', false, closedError()))
       } else {
-        e.reject(
+        e.handler.onFailure(
           new WorkerFailure(
             failure?.reason ?? 'crash',
             false,
