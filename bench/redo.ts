@@ -119,7 +119,23 @@ function groupChains(records: DecodedRecord[], backupDir: string): { chains: Pag
   const all = [...pages.values()]
   // A chain that neither starts by restoring or initialising its page nor has a page in the backup.
   const usable = all.filter((c) => c.fixed || c.base !== null)
-  return { chains: usable.map(({ tag, base, records }) => ({ tag, base, records })), noBase: all.length - usable.length }
+  return { chains: usable.map(({ tag, base, records }) => ({ tag, base, records: contiguous(records) })), noBase: all.length - usable.length }
+}
+
+/**
+ * A page's records copied into one buffer, as the page server holds them when it asks for redo: read
+ * together from a layer file, just now. Left as views of the WAL read buffers they would be scattered over
+ * the whole WAL, and encoding a request would mostly wait for cache misses the server does not have.
+ */
+function contiguous(records: RedoRecord[]): RedoRecord[] {
+  const all = Buffer.concat(records.map((r) => r.raw))
+  let off = 0
+  return records.map((r) => {
+    const raw = all.subarray(off, off + r.raw.length)
+    off += r.raw.length
+    // A fresh bigint too: the decoder's sit with the decoded records, all over the heap.
+    return { endLsn: (r.endLsn + 0n) as Lsn, raw }
+  })
 }
 
 function procCpuSeconds(pid: number): number {
