@@ -32,13 +32,14 @@
  *
  * Per-request cost, kept small because a page's chain is often one record (GetPage, the pgbench mix): the
  * request is encoded once for all attempts (headers, small records; large records and the base page by
- * reference), one promise per call, the worker calls the job back directly, requests of one tick share one
+ * reference), without the full-page images of other pages its records carry (record-trim.ts), one promise per call, the worker calls the job back directly, requests of one tick share one
  * write, and timers are per worker (deadline, idle), never per request.
  */
 import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError } from '../lib/errors.js'
 import type { BufferTag } from '../pg/reltag.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
+import { trimRecords } from './record-trim.js'
 import { errorOfKind } from './redo-error-line.js'
 import { WorkerFailure, WorkerProcess, closedError, type RequestHandler, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
 
@@ -71,6 +72,8 @@ export interface WalRedoManagerOptions {
   maxInFlightPerWorker: number
   logger?: WalRedoLogger
   stopGraceMs?: number
+  /** Cut the images of other pages out of records before sending them (record-trim.ts); default true. */
+  trimImages?: boolean
 }
 
 export interface RedoCallOptions {
@@ -213,6 +216,7 @@ export class WalRedoManager {
       maxInFlightPerWorker: options.maxInFlightPerWorker,
       logger: options.logger ?? noopLogger,
       stopGraceMs: options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
+      trimImages: options.trimImages ?? true,
     }
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
   }
@@ -223,7 +227,8 @@ export class WalRedoManager {
     try {
       this.throwIfClosed()
       throwIfAborted(callOptions.signal)
-      chunks = encodeRedoRequestChunks(req)
+      const records = this.opts.trimImages ? trimRecords(req.records, req.tag) : req.records
+      chunks = encodeRedoRequestChunks(records === req.records ? req : { tag: req.tag, base: req.base, records })
     } catch (err) {
       return Promise.reject(err)
     }
