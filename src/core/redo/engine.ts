@@ -143,8 +143,10 @@ function applyRecord(tag: BufferTag, page: Buffer, have: boolean, r: RedoRecord,
 function lsnAtOrBelowPage(endLsn: Lsn, page: Buffer): boolean {
   const end = Number(endLsn)
   if (end > Number.MAX_SAFE_INTEGER) return endLsn <= pageGetLsn(page)
-  const pd = page.readUInt32LE(PD_LSN_OFFSET) * 0x1_0000_0000 + page.readUInt32LE(PD_LSN_OFFSET + 4)
-  return end <= pd
+  const o = PD_LSN_OFFSET
+  const hi = (page[o]! | (page[o + 1]! << 8) | (page[o + 2]! << 16) | (page[o + 3]! << 24)) >>> 0
+  const lo = (page[o + 4]! | (page[o + 5]! << 8) | (page[o + 6]! << 16) | (page[o + 7]! << 24)) >>> 0
+  return end <= hi * 0x1_0000_0000 + lo
 }
 
 function runBody(ctx: RedoContext, impl: RmgrRedo | undefined, page: Buffer): void {

@@ -33,13 +33,17 @@ export function view(page: Buffer): DataView {
   return lastView
 }
 
-/** Below this many bytes a plain loop beats Buffer#copy, which builds a typed-array view per call. */
-const SMALL_COPY_MAX_BYTES = 128
+/** Up to this many bytes a plain loop beats Buffer#copy, which builds a typed-array view per call (measured: 30 vs 85 ns at 24 bytes, 100 vs 70 at 64). */
+const SMALL_COPY_MAX_BYTES = 40
 
-/** `src[srcStart, srcEnd)` to `dst` at `dstStart` (ranges checked by the caller or by Buffer#copy). */
+/**
+ * `src[srcStart, srcEnd)` to `dst` at `dstStart`, like memcpy: the two ranges must not overlap (they are
+ * different buffers at every call site: record data, the tuple scratch, a page). Out-of-range arguments
+ * behave as Buffer#copy (which handles them).
+ */
 export function copyBytes(src: Buffer, srcStart: number, srcEnd: number, dst: Buffer, dstStart: number): void {
   const n = srcEnd - srcStart
-  if (n > SMALL_COPY_MAX_BYTES || srcStart < 0 || dstStart < 0 || srcEnd > src.length || dstStart + n > dst.length || (src.buffer === dst.buffer && n > 0)) {
+  if (n > SMALL_COPY_MAX_BYTES || srcStart < 0 || dstStart < 0 || srcEnd > src.length || dstStart + n > dst.length) {
     src.copy(dst, dstStart, srcStart, srcEnd)
     return
   }
