@@ -67,10 +67,13 @@ export function fail(ctx: RedoContext, why: string): never {
   throw redoFailure(ctx, why)
 }
 
-/** Runs a body, turning a malformed-record error from the parsers into REDO_FAILED with the context. */
-export function withRecordContext(ctx: RedoContext, body: () => void): void {
+/**
+ * Runs `body(ctx, page, arg)`, turning a malformed-record error from the parsers into REDO_FAILED with the
+ * context. The body is a plain function, not a closure: this runs once per record.
+ */
+export function withRecordContext<A>(ctx: RedoContext, page: Buffer, arg: A, body: (ctx: RedoContext, page: Buffer, arg: A) => void): void {
   try {
-    body()
+    body(ctx, page, arg)
   } catch (e) {
     if (e instanceof HeapRecordError) throw redoFailure(ctx, e.message)
     throw e
@@ -266,27 +269,29 @@ function heapXlogInplace(ctx: RedoContext, page: Buffer): void {
 
 function heapRedoBlock(ctx: RedoContext, page: Buffer): void {
   if (ctx.tag.forkNum !== ForkNumber.Main) fail(ctx, 'heap records change main-fork pages only')
-  withRecordContext(ctx, () => {
-    switch (ctx.rec.rmgrInfo & XLOG_HEAP_OPMASK) {
-      case XLOG_HEAP_INSERT:
-        return heapXlogInsert(ctx, page)
-      case XLOG_HEAP_DELETE:
-        return heapXlogDelete(ctx, page)
-      case XLOG_HEAP_UPDATE:
-        return heapXlogUpdate(ctx, page, false)
-      case XLOG_HEAP_HOT_UPDATE:
-        return heapXlogUpdate(ctx, page, true)
-      case XLOG_HEAP_TRUNCATE:
-        // Only for logical decoding: the storage TRUNCATE records do the work. It names no block anyway.
-        return
-      case XLOG_HEAP_CONFIRM:
-        return heapXlogConfirm(ctx, page)
-      case XLOG_HEAP_LOCK:
-        return heapXlogLock(ctx, page)
-      case XLOG_HEAP_INPLACE:
-        return heapXlogInplace(ctx, page)
-    }
-  })
+  withRecordContext(ctx, page, 0, heapRedoBody)
+}
+
+function heapRedoBody(ctx: RedoContext, page: Buffer): void {
+  switch (ctx.rec.rmgrInfo & XLOG_HEAP_OPMASK) {
+    case XLOG_HEAP_INSERT:
+      return heapXlogInsert(ctx, page)
+    case XLOG_HEAP_DELETE:
+      return heapXlogDelete(ctx, page)
+    case XLOG_HEAP_UPDATE:
+      return heapXlogUpdate(ctx, page, false)
+    case XLOG_HEAP_HOT_UPDATE:
+      return heapXlogUpdate(ctx, page, true)
+    case XLOG_HEAP_TRUNCATE:
+      // Only for logical decoding: the storage TRUNCATE records do the work. It names no block anyway.
+      return
+    case XLOG_HEAP_CONFIRM:
+      return heapXlogConfirm(ctx, page)
+    case XLOG_HEAP_LOCK:
+      return heapXlogLock(ctx, page)
+    case XLOG_HEAP_INPLACE:
+      return heapXlogInplace(ctx, page)
+  }
 }
 
 registerRmgrRedo(RM.HEAP, {

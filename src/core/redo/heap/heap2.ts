@@ -137,26 +137,28 @@ function heapXlogLockUpdated(ctx: RedoContext, page: Buffer): void {
 function heap2RedoBlock(ctx: RedoContext, page: Buffer): void {
   const op = ctx.rec.rmgrInfo & XLOG_HEAP_OPMASK
   if (op !== XLOG_HEAP2_VISIBLE && ctx.tag.forkNum !== ForkNumber.Main) fail(ctx, 'this heap2 record changes main-fork pages only')
-  withRecordContext(ctx, () => {
-    switch (op) {
-      case XLOG_HEAP2_PRUNE:
-        return heapXlogPrune(ctx, page)
-      case XLOG_HEAP2_VACUUM:
-        return heapXlogVacuum(ctx, page)
-      case XLOG_HEAP2_FREEZE_PAGE:
-        return heapXlogFreezePage(ctx, page)
-      case XLOG_HEAP2_VISIBLE:
-        return heapXlogVisible(ctx, page)
-      case XLOG_HEAP2_MULTI_INSERT:
-        return heapXlogMultiInsert(ctx, page)
-      case XLOG_HEAP2_LOCK_UPDATED:
-        return heapXlogLockUpdated(ctx, page)
-      case XLOG_HEAP2_NEW_CID:
-      case XLOG_HEAP2_REWRITE:
-        // Logical decoding only; neither names a block, so this is never reached for a real record.
-        return
-    }
-  })
+  withRecordContext(ctx, page, op, heap2RedoBody)
+}
+
+function heap2RedoBody(ctx: RedoContext, page: Buffer, op: number): void {
+  switch (op) {
+    case XLOG_HEAP2_PRUNE:
+      return heapXlogPrune(ctx, page)
+    case XLOG_HEAP2_VACUUM:
+      return heapXlogVacuum(ctx, page)
+    case XLOG_HEAP2_FREEZE_PAGE:
+      return heapXlogFreezePage(ctx, page)
+    case XLOG_HEAP2_VISIBLE:
+      return heapXlogVisible(ctx, page)
+    case XLOG_HEAP2_MULTI_INSERT:
+      return heapXlogMultiInsert(ctx, page)
+    case XLOG_HEAP2_LOCK_UPDATED:
+      return heapXlogLockUpdated(ctx, page)
+    case XLOG_HEAP2_NEW_CID:
+    case XLOG_HEAP2_REWRITE:
+      // Logical decoding only; neither names a block, so this is never reached for a real record.
+      return
+  }
 }
 
 registerRmgrRedo(RM.HEAP2, {
