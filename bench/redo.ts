@@ -15,9 +15,12 @@
  * relation pages and are left out, as PostgreSQL's CLOG work is in its figure), each page's chain starting
  * at its last full-page image or initialisation, else at the page in the base backup. "Mix": every page of
  * the range rebuilt at the end LSN through the pool (pool capacity in flight), median of 3, for pools of 1
- * and 2 workers. Records/s and MB/s use the same numerators as PostgreSQL's (all records and bytes of the
- * range), so their ratio is a ratio of times; per core, records per CPU-second of the parent plus the
- * workers (read from /proc) against the startup process's CPU time. A sample of our pages is compared,
+ * and 2 workers whose workers skip the record CRC as the page server's do (the WAL decoder verified it
+ * when the records were read), and for 2 workers that check it as `redo replay` does. Records/s and MB/s
+ * use the same numerators as PostgreSQL's (all records and bytes of the range), so their ratio is a ratio
+ * of times; per core, records per CPU-second of the parent plus the workers (read from /proc) against the
+ * startup process's CPU time. "Engine in-process": the same chains redone by the engine in this process
+ * (no IPC, no pool), the floor the workers' share could shrink to. A sample of our pages is compared,
  * masked, with the pages of the recovered copy, so the work measured is the right work.
  *
  * Chains of 1, 10, 100 records: pages whose chain has more than k records after its first; base = the page
@@ -35,7 +38,7 @@ import type { BufferTag } from '../src/core/pg/reltag.js'
 import { isSlruFork } from '../src/core/pg/slru.js'
 import { WalFileReader } from '../src/core/pg/wal-files.js'
 import type { DecodedRecord } from '../src/core/pg/wal-record.js'
-import { redoBlock, type RedoRecord } from '../src/core/redo/engine.js'
+import { redoBlock, type RedoOptions, type RedoRecord } from '../src/core/redo/engine.js'
 import { maskPage, maskVmPage } from '../src/core/redo/mask/index.js'
 import { classifyPage } from '../src/core/redo/page-summary.js'
 import { implicitTargets } from '../src/core/redo/rmgr-redo.js'
@@ -116,7 +119,23 @@ function groupChains(records: DecodedRecord[], backupDir: string): { chains: Pag
   const all = [...pages.values()]
   // A chain that neither starts by restoring or initialising its page nor has a page in the backup.
   const usable = all.filter((c) => c.fixed || c.base !== null)
-  return { chains: usable.map(({ tag, base, records }) => ({ tag, base, records })), noBase: all.length - usable.length }
+  return { chains: usable.map(({ tag, base, records }) => ({ tag, base, records: contiguous(records) })), noBase: all.length - usable.length }
+}
+
+/**
+ * A page's records copied into one buffer, as the page server holds them when it asks for redo: read
+ * together from a layer file, just now. Left as views of the WAL read buffers they would be scattered over
+ * the whole WAL, and encoding a request would mostly wait for cache misses the server does not have.
+ */
+function contiguous(records: RedoRecord[]): RedoRecord[] {
+  const all = Buffer.concat(records.map((r) => r.raw))
+  let off = 0
+  return records.map((r) => {
+    const raw = all.subarray(off, off + r.raw.length)
+    off += r.raw.length
+    // A fresh bigint too: the decoder's sit with the decoded records, all over the heap.
+    return { endLsn: (r.endLsn + 0n) as Lsn, raw }
+  })
 }
 
 function procCpuSeconds(pid: number): number {
@@ -130,9 +149,9 @@ function procCpuSeconds(pid: number): number {
 }
 
 /** Runs `fn` on a started pool (every worker spawned before `fn` starts), then closes the pool. */
-async function withPool<T>(workers: number, hintBitsLogged: boolean, fn: (m: WalRedoManager, cpu: () => number) => Promise<T>): Promise<T> {
+async function withPool<T>(workers: number, hintBitsLogged: boolean, checkRecordCrc: boolean, fn: (m: WalRedoManager, cpu: () => number) => Promise<T>): Promise<T> {
   const m = new WalRedoManager({
-    command: defaultWorkerCommand({ hintBitsLogged }),
+    command: defaultWorkerCommand({ hintBitsLogged, checkRecordCrc }),
     poolSize: workers,
     maxInFlightPerWorker: IN_FLIGHT_PER_WORKER,
     maxQueued: workers * IN_FLIGHT_PER_WORKER * 4,
@@ -157,6 +176,15 @@ async function bounded<T>(items: T[], limit: number, job: (t: T) => Promise<void
       while (next < items.length) await job(items[next++]!)
     }),
   )
+}
+
+/** The same segments as redoChain, redone in this process. */
+function redoChainInProcess(c: PageChain, opts: RedoOptions): Buffer {
+  let page = c.base
+  for (let i = 0; i < c.records.length; i += SEGMENT_RECORDS_MAX) {
+    page = redoBlock(c.tag, page, c.records.slice(i, i + SEGMENT_RECORDS_MAX), opts)
+  }
+  return page!
 }
 
 async function redoChain(m: WalRedoManager, c: PageChain): Promise<Buffer> {
@@ -256,31 +284,68 @@ async function main(): Promise<void> {
     const first = pgRuns[0]!
     // The same range for us: from the redo start to the last replayed record (inclusive).
     const reader = await WalFileReader.open([pg.walDir], { startLsn: first.startLsn })
-    const records: DecodedRecord[] = []
+    const decoded: DecodedRecord[] = []
     for await (const batch of reader.recordBatches()) {
-      for (const r of batch) if (r.lsn <= first.endLsn) records.push(r)
+      for (const r of batch) if (r.lsn <= first.endLsn) decoded.push(r)
     }
-    const walBytes = Number(records[records.length - 1]!.endLsn - records[0]!.lsn)
-    const { chains, noBase } = groupChains(records, backupDir)
+    const walStartLsn = decoded[0]!.lsn
+    const walEndLsn = decoded[decoded.length - 1]!.endLsn
+    const walBytes = Number(walEndLsn - walStartLsn)
+    const recordCount = decoded.length
+    const { chains, noBase } = groupChains(decoded, backupDir)
+    // The chains keep only each record's bytes and end LSN: the decoded objects would otherwise sit in this
+    // process's heap, which every full garbage collection of the timed runs would mark.
+    decoded.length = 0
     const applications = chains.reduce((n, c) => n + c.records.length, 0)
 
     const pgElapsed = median(pgRuns.map((r) => r.elapsedS))
     const pgCpu = median(pgRuns.map((r) => r.cpuS))
     const hint = true // data checksums on
 
-    // The pgbench mix through the pool.
+    // The pgbench mix through the pool: as the page server runs it (records CRC-checked by the decoder,
+    // not again in the worker), and with the worker checking every record's CRC as `redo replay` does.
     const mixRows: Array<Record<string, number | string>> = []
     let compare = { compared: 0, mismatches: 0 }
-    for (const workers of [1, 2]) {
+    const mixRow = (name: string, e: number, c: number, parent: number): Record<string, number | string> => ({
+      case: name,
+      pages: chains.length,
+      elapsedS: round(e),
+      pagesPerS: Math.round(chains.length / e),
+      recordsPerS: Math.round(recordCount / e),
+      mbPerS: round(walBytes / 1e6 / e),
+      recordsPerCpuS: Math.round(recordCount / c),
+      cpuS: round(c),
+      parentCpuS: round(parent),
+      ratioVsPg: round(pgElapsed / e),
+      perCoreRatioVsPg: round(recordCount / c / (recordCount / pgCpu)),
+    })
+    // The engine alone, in this process (no IPC, no pool): what the workers' share could shrink to.
+    {
+      const cpu: number[] = []
+      const elapsed: number[] = []
+      const opts = { hintBitsLogged: hint, checkRecordCrc: false }
+      for (let run = 0; run < RUNS + 2; run++) {
+        const c0 = process.cpuUsage()
+        const t0 = process.hrtime.bigint()
+        for (const c of chains) redoChainInProcess(c, opts)
+        const t = process.cpuUsage(c0)
+        if (run >= 2) {
+          elapsed.push(Number(process.hrtime.bigint() - t0) / 1e9)
+          cpu.push((t.user + t.system) / 1e6)
+        }
+      }
+      mixRows.push(mixRow('engine in-process, no IPC', median(elapsed), median(cpu), median(cpu)))
+    }
+    for (const [workers, checkRecordCrc] of [[1, false], [2, false], [2, true]] as const) {
       const elapsed: number[] = []
       const cpu: number[] = []
       const parentCpu: number[] = []
-      await withPool(workers, hint, async (m, workerCpuS) => {
+      await withPool(workers, hint, checkRecordCrc, async (m, workerCpuS) => {
         // Two untimed passes warm the workers' JIT on this very mix.
         for (let pass = 0; pass < 2; pass++) await bounded(chains, workers * IN_FLIGHT_PER_WORKER, async (c) => void (await redoChain(m, c)))
         for (let run = 0; run < RUNS; run++) {
           const results = new Map<string, { tag: BufferTag; page: Buffer }>()
-          const keep = run === 0 && workers === 1
+          const keep = run === 0 && workers === 1 && !checkRecordCrc
           const parent0 = process.cpuUsage()
           const workers0 = workerCpuS()
           const t0 = process.hrtime.bigint()
@@ -295,21 +360,7 @@ async function main(): Promise<void> {
           if (keep) compare = comparePages(results, recoveredDir)
         }
       })
-      const e = median(elapsed)
-      const c = median(cpu)
-      mixRows.push({
-        case: `pgbench mix, ${workers} worker${workers > 1 ? 's' : ''}`,
-        pages: chains.length,
-        elapsedS: round(e),
-        pagesPerS: Math.round(chains.length / e),
-        recordsPerS: Math.round(records.length / e),
-        mbPerS: round(walBytes / 1e6 / e),
-        recordsPerCpuS: Math.round(records.length / c),
-        cpuS: round(c),
-        parentCpuS: round(median(parentCpu)),
-        ratioVsPg: round(pgElapsed / e),
-        perCoreRatioVsPg: round(records.length / c / (records.length / pgCpu)),
-      })
+      mixRows.push(mixRow(`pgbench mix, ${workers} worker${workers > 1 ? 's' : ''}${checkRecordCrc ? ', record CRC' : ''}`, median(elapsed), median(cpu), median(parentCpu)))
     }
 
     // Chains of k records: base = the page after the first record, then k records.
@@ -317,15 +368,16 @@ async function main(): Promise<void> {
     for (const k of CHAIN_LENGTHS) {
       const picked = chains.filter((c) => c.records.length > k).slice(0, SAMPLE_REQUESTS)
       if (picked.length === 0) continue
-      const reqs = picked.map((c) => ({ tag: c.tag, base: redoBlock(c.tag, c.base, c.records.slice(0, 1), { hintBitsLogged: hint }), records: c.records.slice(1, 1 + k) }))
+      const opts = { hintBitsLogged: hint, checkRecordCrc: false }
+      const reqs = picked.map((c) => ({ tag: c.tag, base: redoBlock(c.tag, c.base, c.records.slice(0, 1), opts), records: c.records.slice(1, 1 + k) }))
       const inProc: number[] = []
-      for (const r of reqs) redoBlock(r.tag, r.base, r.records, { hintBitsLogged: hint }) // warm-up
+      for (const r of reqs) redoBlock(r.tag, r.base, r.records, opts) // warm-up
       for (let run = 0; run < RUNS; run++) {
         const t0 = process.hrtime.bigint()
-        for (const r of reqs) redoBlock(r.tag, r.base, r.records, { hintBitsLogged: hint })
+        for (const r of reqs) redoBlock(r.tag, r.base, r.records, opts)
         inProc.push(Number(process.hrtime.bigint() - t0) / 1e3 / reqs.length)
       }
-      const value = await withPool(2, hint, async (m) => {
+      const value = await withPool(2, hint, false, async (m) => {
         const through: number[] = []
         await bounded(reqs, 2 * IN_FLIGHT_PER_WORKER, async (r) => void (await m.redo(r))) // warm-up
         for (let run = 0; run < RUNS; run++) {
@@ -356,16 +408,16 @@ async function main(): Promise<void> {
       bench: 'redo',
       scale: SCALE,
       transactions: CLIENTS * TXNS_PER_CLIENT,
-      wal: { startLsn: formatLsn(records[0]!.lsn), endLsn: formatLsn(records[records.length - 1]!.endLsn), records: records.length, bytes: walBytes },
+      wal: { startLsn: formatLsn(walStartLsn), endLsn: formatLsn(walEndLsn), records: recordCount, bytes: walBytes },
       pages: chains.length,
       pagesWithoutBase: noBase,
       recordApplications: applications,
       postgres: {
         runs: pgRuns.map((r) => ({ elapsedS: r.elapsedS, cpuS: round(r.cpuS) })),
         elapsedS: pgElapsed,
-        recordsPerS: Math.round(records.length / pgElapsed),
+        recordsPerS: Math.round(recordCount / pgElapsed),
         mbPerS: round(walBytes / 1e6 / pgElapsed),
-        recordsPerCpuS: Math.round(records.length / pgCpu),
+        recordsPerCpuS: Math.round(recordCount / pgCpu),
       },
       ours: mixRows,
       chains: chainRows,
@@ -373,7 +425,7 @@ async function main(): Promise<void> {
     }
     console.log(JSON.stringify(out, null, 2))
     console.log()
-    console.log(`WAL ${out.wal.startLsn}..${out.wal.endLsn}: ${records.length} records, ${round(walBytes / 1e6)} MB, ${chains.length} pages, ${applications} record applications`)
+    console.log(`WAL ${out.wal.startLsn}..${out.wal.endLsn}: ${recordCount} records, ${round(walBytes / 1e6)} MB, ${chains.length} pages, ${applications} record applications`)
     console.log(`${'case'.padEnd(28)} ${'elapsed s'.padStart(9)} ${'records/s'.padStart(10)} ${'MB/s'.padStart(7)} ${'rec/CPU-s'.padStart(10)} ${'vs PG'.padStart(6)} ${'per core'.padStart(8)}`)
     console.log(
       `${'PostgreSQL replay (baseline)'.padEnd(28)} ${pgElapsed.toFixed(2).padStart(9)} ${String(out.postgres.recordsPerS).padStart(10)} ${out.postgres.mbPerS.toFixed(1).padStart(7)} ${String(out.postgres.recordsPerCpuS).padStart(10)} ${'1.00'.padStart(6)} ${'1.00'.padStart(8)}`,

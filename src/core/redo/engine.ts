@@ -17,13 +17,13 @@
  *
  * The caller's `base` is never modified: the engine works on its own copy.
  */
-import { CorruptionError, PageserverError } from '../lib/errors.js'
+import { assert, CorruptionError, PageserverError } from '../lib/errors.js'
 import { INVALID_LSN, type Lsn } from '../pg/lsn.js'
 import { isSlruFork } from '../pg/slru.js'
 import type { BufferTag } from '../pg/reltag.js'
 import { BLCKSZ, decodeRecord, recordCrcIsValid, restoreBlockImage, type DecodedBlock, type DecodedRecord } from '../pg/wal-record.js'
-import { pageGetLsn, pageIsNew, pageSetLsn } from './page/page.js'
-import { redoFailure, redoUnsupported, rmgrRedo, type RedoContext, type RedoOptions } from './rmgr-redo.js'
+import { PD_LSN_OFFSET, pageGetLsn, pageIsNew, pageSetLsn } from './page/page.js'
+import { redoFailure, redoUnsupported, rmgrRedo, type RedoContext, type RedoOptions, type RmgrRedo } from './rmgr-redo.js'
 import './all.js'
 
 export type { RedoOptions } from './rmgr-redo.js'
@@ -50,19 +50,27 @@ function findBlock(rec: DecodedRecord, tag: BufferTag): DecodedBlock | null {
  * Returns the 8192-byte page of `tag` after applying `records` (ascending end LSN) on top of `base`
  * (null when the first record initialises the page). Throws a PageserverError when it cannot redo, e.g.
  * UnsupportedError code REDO_UNSUPPORTED_RECORD with details {rmgr, type, lsn, rel, fork, blk}.
+ *
+ * `out`, when given, is the 8192-byte buffer the page is built in and returned (a redo worker reuses its
+ * reply buffers); it must not be `base`. Otherwise a new buffer is returned.
  */
-export function redoBlock(tag: BufferTag, base: Buffer | null, records: RedoRecord[], opts: RedoOptions): Buffer {
+export function redoBlock(tag: BufferTag, base: Buffer | null, records: readonly RedoRecord[], opts: RedoOptions, out?: Buffer): Buffer {
   if (records.length > REDO_RECORDS_MAX) {
     throw new CorruptionError('REDO_CHAIN_TOO_LONG', `${records.length} records in one redo request (limit ${REDO_RECORDS_MAX})`)
   }
   if (base !== null && base.length !== BLCKSZ) {
     throw new CorruptionError('REDO_BAD_BASE', `base page has ${base.length} bytes, expected ${BLCKSZ}`)
   }
-  let page: Buffer | null = base === null ? null : Buffer.from(base)
-  for (const r of records) {
-    page = applyRecord(tag, page, r, opts)
+  assert(out === undefined || (out.length === BLCKSZ && out !== base), 'redoBlock: the output page must be a separate 8192-byte buffer')
+  const page = out ?? Buffer.allocUnsafe(BLCKSZ)
+  let have = base !== null
+  if (base !== null) base.copy(page, 0, 0, BLCKSZ)
+  const checkCrc = opts.checkRecordCrc !== false
+  for (let i = 0; i < records.length; i++) {
+    applyRecord(tag, page, have, records[i]!, opts, checkCrc)
+    have = true
   }
-  if (page === null) {
+  if (!have) {
     throw new CorruptionError('REDO_NO_PAGE', 'no base page and no record that initialises the page', {
       hint: 'The stored history of this page is incomplete.',
     })
@@ -70,9 +78,12 @@ export function redoBlock(tag: BufferTag, base: Buffer | null, records: RedoReco
   return page
 }
 
-/** Applies one record to the page (or to a fresh page). Returns the page, which may be a new buffer. */
-export function applyRecord(tag: BufferTag, page: Buffer | null, r: RedoRecord, opts: RedoOptions): Buffer {
-  if (!recordCrcIsValid(r.raw)) {
+/**
+ * Applies one record to `page` in place. `have` says whether `page` holds the page so far; when it does
+ * not, its bytes are garbage and every path overwrites them (image, zeros) before use.
+ */
+function applyRecord(tag: BufferTag, page: Buffer, have: boolean, r: RedoRecord, opts: RedoOptions, checkCrc: boolean): void {
+  if (checkCrc && !recordCrcIsValid(r.raw)) {
     throw new CorruptionError('REDO_BAD_RECORD_CRC', 'a WAL record given to redo fails its CRC check', {
       hint: 'The stored WAL record is corrupt.',
     })
@@ -82,68 +93,86 @@ export function applyRecord(tag: BufferTag, page: Buffer | null, r: RedoRecord, 
 
   if (isSlruFork(tag.forkNum)) {
     const ctx: RedoContext = { rec, endLsn: r.endLsn, tag, block: null, opts }
-    if (!impl?.redoSlru) throw redoUnsupported(ctx, 'this record does not change SLRU pages')
+    if (impl?.redoSlru === undefined) throw redoUnsupported(ctx, 'this record does not change SLRU pages')
     // PostgreSQL reads a missing SLRU page as zeros during recovery.
-    const p = page ?? Buffer.alloc(BLCKSZ)
-    runHandler(ctx, () => impl.redoSlru!(ctx, p))
-    return p
+    if (!have) page.fill(0)
+    runHandler(ctx, impl.redoSlru, page)
+    return
   }
 
   const block = findBlock(rec, tag)
   const ctx: RedoContext = { rec, endLsn: r.endLsn, tag, block, opts }
   if (block === null) {
-    if (!impl?.redoImplicit) throw redoFailure(ctx, 'the record does not reference this page')
-    const isNew = page === null
-    const p = page ?? Buffer.alloc(BLCKSZ)
-    runHandler(ctx, () => impl.redoImplicit!(ctx, p, isNew))
-    return p
+    if (impl?.redoImplicit === undefined) throw redoFailure(ctx, 'the record does not reference this page')
+    if (!have) page.fill(0)
+    runHandler(ctx, impl.redoImplicit, page, !have)
+    return
   }
 
   // 1. A real full-page write.
   if (block.applyImage) {
-    const p = restoreBlockImage(rec, block, page ?? Buffer.allocUnsafe(BLCKSZ))
-    if (!pageIsNew(p)) pageSetLsn(p, r.endLsn)
-    return p
+    imageAsResult(rec, block, r.endLsn, page)
+    return
   }
   // 2. WILL_INIT: the body initialises a zeroed page.
   if (block.willInit) {
-    const p = page ?? Buffer.allocUnsafe(BLCKSZ)
-    p.fill(0)
-    return runBody(ctx, impl, p)
+    page.fill(0)
+    runBody(ctx, impl, page)
+    return
   }
-  if (page === null) {
+  if (!have) {
     // No redo needed when the record carries the page's post-image (consistency-checking image).
-    if (!impl?.redoBlock && block.hasImage && opts.useImagesWithoutRedo) return imageAsResult(rec, block, r.endLsn, null)
+    if (impl?.redoBlock === undefined && block.hasImage && opts.useImagesWithoutRedo) {
+      imageAsResult(rec, block, r.endLsn, page)
+      return
+    }
     // The page had no earlier version: its fork was extended without WAL (the visibility map and the free
     // space map grow that way) and PostgreSQL's redo reads such a page as zeros (RBM_ZERO_ON_ERROR). The
     // body sees a new page; routines that need an initialised page fail on it rather than guess.
-    return runBody(ctx, impl, Buffer.alloc(BLCKSZ))
+    page.fill(0)
+    runBody(ctx, impl, page)
+    return
   }
   // 3. Already applied.
-  if (r.endLsn <= pageGetLsn(page)) return page
+  if (lsnAtOrBelowPage(r.endLsn, page)) return
   // 4. The body.
-  return runBody(ctx, impl, page)
+  runBody(ctx, impl, page)
 }
 
-function runBody(ctx: RedoContext, impl: ReturnType<typeof rmgrRedo>, page: Buffer): Buffer {
-  if (!impl?.redoBlock) {
-    if (ctx.block!.hasImage && ctx.opts.useImagesWithoutRedo) return imageAsResult(ctx.rec, ctx.block!, ctx.endLsn, page)
+/** `endLsn <= pd_lsn`, without building bigints for the page's LSN (exact: doubles hold LSNs below 2^53). */
+function lsnAtOrBelowPage(endLsn: Lsn, page: Buffer): boolean {
+  const end = Number(endLsn)
+  if (end > Number.MAX_SAFE_INTEGER) return endLsn <= pageGetLsn(page)
+  const o = PD_LSN_OFFSET
+  const hi = (page[o]! | (page[o + 1]! << 8) | (page[o + 2]! << 16) | (page[o + 3]! << 24)) >>> 0
+  const lo = (page[o + 4]! | (page[o + 5]! << 8) | (page[o + 6]! << 16) | (page[o + 7]! << 24)) >>> 0
+  return end <= hi * 0x1_0000_0000 + lo
+}
+
+function runBody(ctx: RedoContext, impl: RmgrRedo | undefined, page: Buffer): void {
+  if (impl?.redoBlock === undefined) {
+    if (ctx.block!.hasImage && ctx.opts.useImagesWithoutRedo) {
+      imageAsResult(ctx.rec, ctx.block!, ctx.endLsn, page)
+      return
+    }
     throw redoUnsupported(ctx)
   }
-  runHandler(ctx, () => impl.redoBlock!(ctx, page))
-  return page
+  runHandler(ctx, impl.redoBlock, page)
 }
 
-/** A post-image taken before PageSetLSN: stamp the end LSN as redo would, unless the page is new. */
-function imageAsResult(rec: DecodedRecord, block: DecodedBlock, endLsn: Lsn, into: Buffer | null): Buffer {
-  const p = restoreBlockImage(rec, block, into ?? Buffer.allocUnsafe(BLCKSZ))
-  if (!pageIsNew(p)) pageSetLsn(p, endLsn)
-  return p
+/**
+ * Restores the block's image into `page` and stamps the end LSN as redo would, unless the page is new. For a
+ * full-page write, and for a consistency-checking post-image (taken before PageSetLSN) used in place of redo.
+ */
+function imageAsResult(rec: DecodedRecord, block: DecodedBlock, endLsn: Lsn, page: Buffer): void {
+  restoreBlockImage(rec, block, page)
+  if (!pageIsNew(page)) pageSetLsn(page, endLsn)
 }
 
-function runHandler(ctx: RedoContext, fn: () => void): void {
+/** Calls a handler (no closure per record), turning a non-PageserverError into REDO_FAILED. */
+function runHandler(ctx: RedoContext, fn: (ctx: RedoContext, page: Buffer, pageIsNew: boolean) => void, page: Buffer, pageIsNew = false): void {
   try {
-    fn()
+    fn(ctx, page, pageIsNew)
   } catch (e) {
     if (e instanceof PageserverError) throw e
     // A handler that trips over a malformed page or record (RangeError from a Buffer read, say).

@@ -29,6 +29,12 @@ export interface RedoOptions {
    * image as the result. Off by default: verification must never compare PostgreSQL's image with itself.
    */
   useImagesWithoutRedo?: boolean
+  /**
+   * Recompute each record's CRC-32C before decoding it (default true). Records that come from CRC-checked
+   * layer files or from the WAL decoder (which verified them) may skip it: the redo workers inside the page
+   * server do (worker flag --skip-record-crc); `redo replay` and direct callers keep it.
+   */
+  checkRecordCrc?: boolean
 }
 
 export interface RedoContext {

@@ -129,7 +129,8 @@ export class Tenant {
     if (!m) {
       const w = this.opts.walRedo
       m = new WalRedoManager({
-        command: w.command ?? defaultWorkerCommand({ hintBitsLogged }),
+        // Records reach these workers from CRC-checked layer files or the WAL decoder: no second CRC pass.
+        command: w.command ?? defaultWorkerCommand({ hintBitsLogged, checkRecordCrc: false }),
         poolSize: w.poolSize,
         requestTimeoutMs: w.requestTimeoutMs,
         idleTimeoutMs: w.idleTimeoutMs,

@@ -46,9 +46,12 @@ export function slruBufferTag(fork: SlruForkNumber, segno: number, pageInSegment
   return { spcNode: 0, dbNode: 0, relNode: 0, forkNum: fork, blkno }
 }
 
+function u32(v: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff
+}
+
 /** Why `tag` cannot travel in the protocol, or null when it can. */
 export function bufferTagProblem(tag: BufferTag): string | null {
-  const u32 = (v: number): boolean => Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff
   if (!u32(tag.spcNode) || !u32(tag.dbNode) || !u32(tag.relNode)) return 'an oid is not a u32'
   if (!u32(tag.blkno) || tag.blkno === INVALID_BLOCK_NUMBER) return 'the block number is not a valid block'
   if (isSlruFork(tag.forkNum)) {

@@ -29,12 +29,19 @@
  *   what they hold), SIGKILLs survivors after `stopGraceMs`, and resolves once every child has exited.
  * - Aborting `{signal}` rejects the caller at once (InterruptedError WALREDO_ABORTED); a request already
  *   written stays in its worker's FIFO (replies are matched by position) and its reply is dropped.
+ *
+ * Per-request cost, kept small because a page's chain is often one record (GetPage, the pgbench mix): the
+ * request is encoded once for all attempts (headers, small records; large records and the base page by
+ * reference), without the full-page images of other pages its records carry (record-trim.ts), one promise per call, the worker calls the job back directly, requests of one tick share one
+ * write, and timers are per worker (deadline, idle), never per request.
  */
 import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError } from '../lib/errors.js'
+import type { BufferTag } from '../pg/reltag.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
-import { encodePing, encodeRedoRequest, type RedoRequestInput } from './protocol.js'
+import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
+import { trimRecords } from './record-trim.js'
 import { errorOfKind } from './redo-error-line.js'
-import { WorkerFailure, WorkerProcess, closedError, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
+import { WorkerFailure, WorkerProcess, closedError, type RequestHandler, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
 
 export type { WalRedoLogger } from './worker-process.js'
 
@@ -65,6 +72,8 @@ export interface WalRedoManagerOptions {
   maxInFlightPerWorker: number
   logger?: WalRedoLogger
   stopGraceMs?: number
+  /** Cut the images of other pages out of records before sending them (record-trim.ts); default true. */
+  trimImages?: boolean
 }
 
 export interface RedoCallOptions {
@@ -90,13 +99,60 @@ export interface WalRedoStats {
   closed: boolean
 }
 
-interface Job {
-  readonly bytes: Buffer
-  readonly opts: SendOptions
-  settled: boolean
-  resolve(page: Buffer): void
-  reject(err: unknown): void
-  queueTimer: NodeJS.Timeout | undefined
+/** How a job reports back to its manager (one object per manager, so no closures per request). */
+interface JobHooks {
+  reply(job: Job, page: Buffer): void
+  failure(job: Job, failure: WorkerFailure): void
+}
+
+/**
+ * One redo() or ping() call, across its attempts: the promise its caller holds, and what the retry policy
+ * needs. It is the handler the worker calls back, exactly once per attempt written to it.
+ */
+class Job implements RequestHandler {
+  settled = false
+  attempt = 1
+  /** Failures this request caused itself (a retry is spent on each). */
+  attributed = 0
+  readonly reasons: WorkerFailureReason[] = []
+  queueTimer: NodeJS.Timeout | undefined = undefined
+  onAbort: (() => void) | undefined = undefined
+  readonly promise: Promise<Buffer>
+  resolve!: (page: Buffer) => void
+  reject!: (err: unknown) => void
+
+  constructor(
+    private readonly hooks: JobHooks,
+    readonly chunks: readonly Buffer[],
+    readonly opts: SendOptions,
+    /** Retry after a worker failure (redo requests); pings fail at once. */
+    readonly retry: boolean,
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.promise = new Promise<Buffer>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
+
+  onReply(page: Buffer): void {
+    this.hooks.reply(this, page)
+  }
+
+  onFailure(failure: WorkerFailure): void {
+    this.hooks.failure(this, failure)
+  }
+}
+
+/** SendOptions of a redo request; the page is named only when a message needs it. */
+function redoSendOptions(tag: BufferTag, timeoutMs: number): SendOptions {
+  return {
+    kind: 'redo',
+    timeoutMs,
+    get what() {
+      return formatRedoTag(tag)
+    },
+  }
 }
 
 function checkInt(name: string, v: number, min: number, max: number): void {
@@ -117,6 +173,11 @@ export class WalRedoManager {
   private readonly retiring = new Set<WorkerProcess>()
   private readonly queue: Job[] = []
   private readonly idleTimers = new Map<WorkerProcess, NodeJS.Timeout>()
+  private readonly hooks: JobHooks = {
+    reply: (job, page) => this.settle(job, page),
+    // After the worker has finished failing (it may be removed from the pool first), as a rejection would.
+    failure: (job, failure) => queueMicrotask(() => this.onAttemptFailed(job, failure)),
+  }
   private seq = 0
   private closed = false
   private closing: Promise<void> | null = null
@@ -155,32 +216,35 @@ export class WalRedoManager {
       maxInFlightPerWorker: options.maxInFlightPerWorker,
       logger: options.logger ?? noopLogger,
       stopGraceMs: options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
+      trimImages: options.trimImages ?? true,
     }
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
   }
 
   /** The 8192-byte page of `req.tag` after `req.records` on top of `req.base`. */
-  async redo(req: RedoRequestInput, callOptions: RedoCallOptions = {}): Promise<Buffer> {
-    this.throwIfClosed()
-    throwIfAborted(callOptions.signal)
-    const bytes = encodeRedoRequest(req)
-    this.counters.requests++
+  redo(req: RedoRequestInput, callOptions: RedoCallOptions = {}): Promise<Buffer> {
+    let chunks: Buffer[]
     try {
-      const page = await this.withRetries(bytes, { kind: 'redo', what: formatRedoTag(req.tag), timeoutMs: this.opts.requestTimeoutMs }, callOptions.signal, true)
-      this.counters.succeeded++
-      this.counters.lastRedoAtMs = Date.now()
-      return page
+      this.throwIfClosed()
+      throwIfAborted(callOptions.signal)
+      const records = this.opts.trimImages ? trimRecords(req.records, req.tag) : req.records
+      chunks = encodeRedoRequestChunks(records === req.records ? req : { tag: req.tag, base: req.base, records })
     } catch (err) {
-      this.counters.failed++
-      throw err
+      return Promise.reject(err)
     }
+    this.counters.requests++
+    const job = new Job(this.hooks, chunks, redoSendOptions(req.tag, this.opts.requestTimeoutMs), true, callOptions.signal)
+    this.submit(job)
+    return job.promise
   }
 
   /** One H round trip through a worker (spawning one if none runs). Not retried. */
   async ping(callOptions: RedoCallOptions = {}): Promise<void> {
     this.throwIfClosed()
     throwIfAborted(callOptions.signal)
-    await this.withRetries(encodePing(), { kind: 'ping', what: 'a ping', timeoutMs: this.opts.requestTimeoutMs }, callOptions.signal, false)
+    const job = new Job(this.hooks, [encodePing()], { kind: 'ping', what: 'a ping', timeoutMs: this.opts.requestTimeoutMs }, false, callOptions.signal)
+    this.submit(job)
+    await job.promise
   }
 
   stats(): WalRedoStats {
@@ -228,107 +292,99 @@ export class WalRedoManager {
     if (this.closed) throw closedError()
   }
 
-  private async withRetries(bytes: Buffer, opts: SendOptions, signal: AbortSignal | undefined, retry: boolean): Promise<Buffer> {
-    let attributed = 0
-    const reasons: WorkerFailureReason[] = []
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.dispatch(bytes, opts, attempt > 1, signal)
-      } catch (err) {
-        if (!(err instanceof WorkerFailure)) throw err
-        reasons.push(err.reason)
-        if (err.attributed) this.counters.failures[err.reason]++
-        if (err.reason === 'closed' || this.closed) throw closedError()
-        // Deterministic for the request that caused it; those pipelined behind it only lost their worker.
-        if (err.attributed && (err.reason === 'redo_error' || err.reason === 'spawn')) throw err.error
-        if (err.attributed) attributed++
-        if (!retry) throw err.error
-        if (attributed > REDO_RETRIES_MAX || attempt >= REDO_ATTEMPTS_MAX) throw finalError(err.error, opts.what, attempt, reasons)
-        this.counters.retried++
-        this.opts.logger('warn', 'retrying wal redo on a fresh worker', { page: opts.what, attempt, reason: err.reason, error: err.error.message })
+  private submit(job: Job): void {
+    const signal = job.signal
+    if (signal !== undefined) {
+      job.onAbort = () => {
+        const i = this.queue.indexOf(job)
+        if (i >= 0) this.queue.splice(i, 1)
+        this.settle(job, abortedError(job.opts.what))
       }
+      signal.addEventListener('abort', job.onAbort, { once: true })
     }
+    this.dispatch(job, false)
+  }
+
+  /** The retry policy, after an attempt failed on a worker (see the module header). */
+  private onAttemptFailed(job: Job, failure: WorkerFailure): void {
+    if (job.settled) return
+    job.reasons.push(failure.reason)
+    if (failure.attributed) this.counters.failures[failure.reason]++
+    if (failure.reason === 'closed' || this.closed) return this.settle(job, closedError())
+    // Deterministic for the request that caused it; those pipelined behind it only lost their worker.
+    if (failure.attributed && (failure.reason === 'redo_error' || failure.reason === 'spawn')) return this.settle(job, failure.error)
+    if (failure.attributed) job.attributed++
+    if (!job.retry) return this.settle(job, failure.error)
+    if (job.attributed > REDO_RETRIES_MAX || job.attempt >= REDO_ATTEMPTS_MAX) {
+      return this.settle(job, finalError(failure.error, job.opts.what, job.attempt, job.reasons))
+    }
+    this.counters.retried++
+    this.opts.logger('warn', 'retrying wal redo on a fresh worker', { page: job.opts.what, attempt: job.attempt, reason: failure.reason, error: failure.error.message })
+    job.attempt++
+    this.dispatch(job, true)
   }
 
   /** Runs one attempt: on a worker now, or after waiting in the queue. */
-  private dispatch(bytes: Buffer, opts: SendOptions, isRetry: boolean, signal: AbortSignal | undefined): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      if (this.closed) {
-        reject(closedError())
-        return
-      }
-      const onAbort = (): void => {
-        const i = this.queue.indexOf(job)
-        if (i >= 0) this.queue.splice(i, 1)
-        this.settle(job, abortedError(opts.what))
-      }
-      const job: Job = {
-        bytes,
-        opts,
-        settled: false,
-        queueTimer: undefined,
-        resolve: (page) => {
-          signal?.removeEventListener('abort', onAbort)
-          resolve(page)
-        },
-        reject: (err) => {
-          signal?.removeEventListener('abort', onAbort)
-          reject(err)
-        },
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-      const worker = this.pick()
-      if (worker !== null) {
-        this.start(job, worker)
-        return
-      }
-      if (!isRetry && this.queue.length >= this.opts.maxQueued) {
-        this.counters.overloaded++
-        this.settle(
-          job,
-          new UnavailableError('WALREDO_OVERLOADED', `WAL redo is overloaded: ${this.queue.length} requests already wait for a redo worker`, {
-            hint: 'Retry shortly; if it persists, raise wal_redo_pool_size or wal_redo_max_queued.',
-            details: { queued: this.queue.length, maxQueued: this.opts.maxQueued, poolSize: this.opts.poolSize },
-          }),
-        )
-        return
-      }
-      job.queueTimer = setTimeout(() => {
-        const i = this.queue.indexOf(job)
-        if (i >= 0) this.queue.splice(i, 1)
-        this.settle(
-          job,
-          new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${opts.what} waited ${this.opts.requestTimeoutMs} ms for a free redo worker`, {
-            hint: 'The redo workers are saturated; raise wal_redo_pool_size, or lower the load.',
-            details: { page: opts.what, timeoutMs: this.opts.requestTimeoutMs, queued: this.queue.length },
-          }),
-        )
-      }, this.opts.requestTimeoutMs)
-      if (isRetry) this.queue.unshift(job)
-      else this.queue.push(job)
-    })
+  private dispatch(job: Job, isRetry: boolean): void {
+    if (this.closed) {
+      this.settle(job, closedError())
+      return
+    }
+    const worker = this.pick()
+    if (worker !== null) {
+      this.start(job, worker)
+      return
+    }
+    if (!isRetry && this.queue.length >= this.opts.maxQueued) {
+      this.counters.overloaded++
+      this.settle(
+        job,
+        new UnavailableError('WALREDO_OVERLOADED', `WAL redo is overloaded: ${this.queue.length} requests already wait for a redo worker`, {
+          hint: 'Retry shortly; if it persists, raise wal_redo_pool_size or wal_redo_max_queued.',
+          details: { queued: this.queue.length, maxQueued: this.opts.maxQueued, poolSize: this.opts.poolSize },
+        }),
+      )
+      return
+    }
+    job.queueTimer = setTimeout(() => {
+      const i = this.queue.indexOf(job)
+      if (i >= 0) this.queue.splice(i, 1)
+      this.settle(
+        job,
+        new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${job.opts.what} waited ${this.opts.requestTimeoutMs} ms for a free redo worker`, {
+          hint: 'The redo workers are saturated; raise wal_redo_pool_size, or lower the load.',
+          details: { page: job.opts.what, timeoutMs: this.opts.requestTimeoutMs, queued: this.queue.length },
+        }),
+      )
+    }, this.opts.requestTimeoutMs)
+    if (isRetry) this.queue.unshift(job)
+    else this.queue.push(job)
   }
 
+  /** Ends a job with its page or error, once; later replies or failures of its attempts are ignored. */
   private settle(job: Job, result: Buffer | unknown): void {
     if (job.settled) return
     job.settled = true
     if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
-    if (Buffer.isBuffer(result)) job.resolve(result)
-    else job.reject(result)
+    job.queueTimer = undefined
+    if (job.onAbort !== undefined) job.signal!.removeEventListener('abort', job.onAbort)
+    const isRedo = job.opts.kind === 'redo'
+    if (Buffer.isBuffer(result)) {
+      if (isRedo) {
+        this.counters.succeeded++
+        this.counters.lastRedoAtMs = Date.now()
+      }
+      job.resolve(result)
+    } else {
+      if (isRedo) this.counters.failed++
+      job.reject(result)
+    }
   }
 
   private start(job: Job, worker: WorkerProcess): void {
     if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
     job.queueTimer = undefined
-    const idle = this.idleTimers.get(worker)
-    if (idle !== undefined) {
-      clearTimeout(idle)
-      this.idleTimers.delete(worker)
-    }
-    worker.send(job.bytes, job.opts).then(
-      (page) => this.settle(job, page),
-      (err: unknown) => this.settle(job, err),
-    )
+    worker.send(job.chunks, job.opts, job)
   }
 
   /** An idle worker, else a new one while the pool can grow, else the least busy one with room, else null. */
@@ -369,16 +425,29 @@ export class WalRedoManager {
         this.idleTimers.delete(w)
       }
     } else if (w.inFlight === 0 && !this.idleTimers.has(w)) {
-      const t = setTimeout(() => this.reap(w), this.opts.idleTimeoutMs)
-      t.unref()
-      this.idleTimers.set(w, t)
+      this.armIdleTimer(w, this.opts.idleTimeoutMs)
     }
     this.pump()
+  }
+
+  /**
+   * The idle timer stays armed while the worker works (no timer per request): when it fires, a worker
+   * used since gets a timer for the rest of its idle time, a busy one gets one when it is idle again.
+   */
+  private armIdleTimer(w: WorkerProcess, ms: number): void {
+    const t = setTimeout(() => this.reap(w), ms)
+    t.unref()
+    this.idleTimers.set(w, t)
   }
 
   private reap(w: WorkerProcess): void {
     this.idleTimers.delete(w)
     if (!this.workers.has(w) || w.inFlight > 0) return
+    const idleMs = Date.now() - w.lastUsedAtMs
+    if (idleMs < this.opts.idleTimeoutMs) {
+      this.armIdleTimer(w, this.opts.idleTimeoutMs - idleMs)
+      return
+    }
     this.workers.delete(w)
     this.retiring.add(w)
     this.counters.reaped++

@@ -27,6 +27,11 @@ const WORKER_HEAP_MIN_MB = 16
 export interface WorkerCommandOptions {
   /** Data checksums or wal_log_hints on the primary (passed to the engine). */
   hintBitsLogged: boolean
+  /**
+   * Recompute every record's CRC in the worker (default true). The page server's own pools turn it off: their
+   * records come from CRC-checked layer files or from the WAL decoder, which verified them (--skip-record-crc).
+   */
+  checkRecordCrc?: boolean
   heapMaxMb?: number
   /** The Node binary; default: the one running now. */
   nodePath?: string
@@ -41,7 +46,7 @@ export function defaultWorkerCommand(opts: WorkerCommandOptions): string[] {
     })
   }
   const node = opts.nodePath ?? process.execPath
-  const flags = opts.hintBitsLogged ? ['--hint-bits-logged'] : []
+  const flags = [...(opts.hintBitsLogged ? ['--hint-bits-logged'] : []), ...(opts.checkRecordCrc === false ? ['--skip-record-crc'] : [])]
   const heap = `--max-old-space-size=${heapMaxMb}`
   if (import.meta.url.endsWith('.ts')) {
     const entry = fileURLToPath(new URL('./worker-main.ts', import.meta.url))

@@ -88,11 +88,22 @@ export interface WorkerExit {
   signal: NodeJS.Signals | null
 }
 
+/** Called back exactly once per request written to a worker: its reply page, or why there is none. */
+export interface RequestHandler {
+  onReply(page: Buffer): void
+  onFailure(failure: WorkerFailure): void
+}
+
 interface InFlight {
   readonly opts: SendOptions
-  readonly resolve: (page: Buffer) => void
-  readonly reject: (failure: WorkerFailure) => void
-  timer: NodeJS.Timeout | undefined
+  readonly handler: RequestHandler
+  /** Date.now() value at which this attempt times out. */
+  readonly deadlineAtMs: number
+}
+
+/** Ends the write batch of the current tick (see WorkerProcess.send). */
+function flushWrites(w: WorkerProcess): void {
+  w.flushWrites()
 }
 
 type State = 'running' | 'stopping' | 'dead'
@@ -122,6 +133,14 @@ export class WorkerProcess {
   private stderrDropping = false
   private finalized = false
   private readonly timers = new Set<NodeJS.Timeout>()
+  /**
+   * One timer per worker for all deadlines (a timer per request cost more than a small redo): armed for the
+   * earliest deadline, it checks the requests in flight when it fires and re-arms for the next one.
+   */
+  private deadlineTimer: NodeJS.Timeout | undefined = undefined
+  private deadlineTimerAtMs = Number.POSITIVE_INFINITY
+  /** stdin is corked until the end of this tick: the requests written meanwhile go out in one writev. */
+  private corked = false
   private resolveExited!: (exit: WorkerExit) => void
   /** Resolves once the child has exited and every request has settled. Never rejects. */
   readonly exited: Promise<WorkerExit>
@@ -179,18 +198,61 @@ export class WorkerProcess {
   }
 
   /**
-   * Writes one encoded request (the whole `B [P] A* G` or `H`) and resolves with its 8192-byte reply.
-   * Rejects with a WorkerFailure. The caller must have checked `canAccept`.
+   * Writes one encoded request (the whole `B [P] A* G` or `H`, as the buffers of encodeRedoRequestChunks);
+   * `handler` gets its 8192-byte reply, or a WorkerFailure. The caller must have checked `canAccept`, and
+   * must not change the buffers until then (they may be written later in this tick).
+   *
+   * Requests sent in the same tick are written together: stdin is corked at the first and uncorked on the
+   * next tick, so a batch of requests (say, the callers woken by one read of replies) costs one writev.
    */
-  send(request: Buffer, opts: SendOptions): Promise<Buffer> {
+  send(request: readonly Buffer[], opts: SendOptions, handler: RequestHandler): void {
     assert(this.canAccept, () => `redo worker ${this.seq} cannot take a request (state ${this.state}, ${this.fifo.length} in flight)`)
-    return new Promise<Buffer>((resolve, reject) => {
-      const entry: InFlight = { opts, resolve, reject, timer: undefined }
-      entry.timer = setTimeout(() => this.onDeadline(entry), opts.timeoutMs)
-      this.fifo.push(entry)
-      this.lastUsedAtMs = Date.now()
-      this.child.stdin.write(request)
-    })
+    const now = Date.now()
+    const entry: InFlight = { opts, handler, deadlineAtMs: now + opts.timeoutMs }
+    this.fifo.push(entry)
+    this.lastUsedAtMs = now
+    this.armDeadline(entry.deadlineAtMs)
+    const stdin = this.child.stdin
+    if (!this.corked) {
+      this.corked = true
+      stdin.cork()
+      process.nextTick(flushWrites, this)
+    }
+    for (let i = 0; i < request.length; i++) stdin.write(request[i])
+  }
+
+  /** Writes the requests of this tick (one gathered write). Called on the next tick after the first send. */
+  flushWrites(): void {
+    if (!this.corked) return
+    this.corked = false
+    this.child.stdin.uncork()
+  }
+
+  private armDeadline(atMs: number): void {
+    if (this.deadlineTimer !== undefined) {
+      if (this.deadlineTimerAtMs <= atMs) return
+      clearTimeout(this.deadlineTimer)
+    }
+    this.deadlineTimerAtMs = atMs
+    this.deadlineTimer = setTimeout(() => this.onDeadlineTimer(), Math.max(0, atMs - Date.now()))
+    // In-flight requests keep the process alive through the child's pipes; the timer alone must not.
+    this.deadlineTimer.unref()
+  }
+
+  private onDeadlineTimer(): void {
+    this.deadlineTimer = undefined
+    this.deadlineTimerAtMs = Number.POSITIVE_INFINITY
+    if (this.initiated !== null || this.finalized) return
+    const now = Date.now()
+    let next = Number.POSITIVE_INFINITY
+    for (const e of this.fifo) {
+      if (e.deadlineAtMs <= now) {
+        this.onDeadline(e)
+        return
+      }
+      if (e.deadlineAtMs < next) next = e.deadlineAtMs
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armDeadline(next)
   }
 
   /**
@@ -243,7 +305,6 @@ export class WorkerProcess {
   }
 
   private onDeadline(entry: InFlight): void {
-    entry.timer = undefined
     if (this.initiated !== null || this.finalized) return
     this.initiated = {
       reason: 'timeout',
@@ -297,10 +358,9 @@ export class WorkerProcess {
         return
       }
       this.fifo.shift()
-      if (head.timer !== undefined) clearTimeout(head.timer)
       this.requestsServed++
       this.lastUsedAtMs = Date.now()
-      head.resolve(page)
+      head.handler.onReply(page)
       this.opts.onChange?.(this)
     }
   }
@@ -389,8 +449,9 @@ export class WorkerProcess {
     this.flushStderrPartial()
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
+    this.deadlineTimer = undefined
     const pending = this.fifo.splice(0)
-    for (const e of pending) if (e.timer !== undefined) clearTimeout(e.timer)
     const head = pending[0]
     const cause = this.stderrCause()
     const tail = cause === undefined ? '' : `; stderr: ${cause}`
@@ -403,7 +464,7 @@ export class WorkerProcess {
         hint: 'Check the wal redo worker command: the executable must exist and be runnable by this user.',
         details: { command: this.opts.command.join(' ') },
       })
-      for (const e of pending) e.reject(new WorkerFailure('spawn', true, error))
+      for (const e of pending) e.handler.onFailure(new WorkerFailure('spawn', true, error))
       this.done()
       return
     }
@@ -439,11 +500,11 @@ export class WorkerProcess {
 
     for (const e of pending) {
       if (e === culprit && failure !== null) {
-        e.reject(failure)
+        e.handler.onFailure(failure)
       } else if (this.closing && failure === null) {
-        e.reject(new WorkerFailure('closed', false, closedError()))
+        e.handler.onFailure(new WorkerFailure('closed', false, closedError()))
       } else {
-        e.reject(
+        e.handler.onFailure(
           new WorkerFailure(
             failure?.reason ?? 'crash',
             false,

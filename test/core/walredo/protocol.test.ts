@@ -19,7 +19,9 @@ import {
   RECORD_MAX_BYTES,
   RedoMessageDecoder,
   encodePing,
+  INLINE_RECORD_MAX_BYTES,
   encodeRedoRequest,
+  encodeRedoRequestChunks,
   redoRequestBytes,
   type RedoMessage,
 } from '../../../src/core/walredo/protocol.js'
@@ -142,6 +144,54 @@ describe('request encoder', () => {
     } catch (err) {
       expect(err).toBeInstanceOf(UnsupportedError)
       expect((err as UnsupportedError).code).toBe('WALREDO_RECORD_TOO_LARGE')
+    }
+  })
+})
+
+describe('request encoder, gathered form', () => {
+  it('gives buffers whose concatenation is the request: headers and small records copied, base and large records by reference', () => {
+    const base = Buffer.alloc(PAGE_BYTES, 0x5c)
+    const small = record(100, 1)
+    const edge = record(INLINE_RECORD_MAX_BYTES, 2)
+    const large = record(INLINE_RECORD_MAX_BYTES + 1, 3)
+    const req = {
+      tag: MAIN_TAG,
+      base,
+      records: [
+        { endLsn: lsn(0x10n), raw: small },
+        { endLsn: lsn(0x20n), raw: large },
+        { endLsn: lsn(0x30n), raw: edge },
+        { endLsn: lsn(0x40n), raw: large },
+      ],
+    }
+    const chunks = encodeRedoRequestChunks(req)
+    expect(Buffer.concat(chunks).equals(encodeRedoRequest(req))).toBe(true)
+    expect(Buffer.concat(chunks).length).toBe(redoRequestBytes(req))
+    // B+P headers | base | A small A | large | A edge A | large | G
+    expect(chunks).toHaveLength(7)
+    expect(chunks[1]).toBe(base)
+    expect(chunks[3]).toBe(large)
+    expect(chunks[5]).toBe(large)
+    expect(chunks.filter((c) => c === small || c === edge)).toHaveLength(0)
+    expect(chunks.every((c) => c.length > 0)).toBe(true)
+  })
+
+  it('is one buffer without base or large records, and encodes LSNs above 2^53 exactly', () => {
+    const big = lsn(0xffff_ffff_ffff_fff0n)
+    const chunks = encodeRedoRequestChunks({ tag: VM_TAG, base: null, records: [{ endLsn: big, raw: record(24, 4) }] })
+    expect(chunks).toHaveLength(1)
+    expect(chunks[0]!.readBigUInt64BE(22 + 5)).toBe(0xffff_ffff_ffff_fff0n)
+    const near = lsn(2n ** 53n - 1n)
+    expect(encodeRedoRequestChunks({ tag: VM_TAG, base: null, records: [{ endLsn: near, raw: record(24, 4) }] })[0]!.readBigUInt64BE(27)).toBe(2n ** 53n - 1n)
+  })
+
+  it('refuses a tag the protocol cannot carry, before encoding', () => {
+    try {
+      encodeRedoRequestChunks({ tag: { ...MAIN_TAG, forkNum: 9 }, base: null, records: [] })
+      expect.unreachable()
+    } catch (err) {
+      expect(err).toBeInstanceOf(UsageError)
+      expect((err as UsageError).code).toBe('WALREDO_BAD_BUFFER_TAG')
     }
   })
 })

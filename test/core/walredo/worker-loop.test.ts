@@ -1,3 +1,6 @@
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { CorruptionError, PageserverError, UnsupportedError } from '../../../src/core/lib/errors.js'
@@ -13,7 +16,7 @@ import {
   formatRedoErrorLine,
   parseRedoErrorLine,
 } from '../../../src/core/walredo/redo-error-line.js'
-import { runWorker, type RedoFn } from '../../../src/core/walredo/worker-loop.js'
+import { runWorker, runWorkerOnFds, writeAllSync, type RedoFn } from '../../../src/core/walredo/worker-loop.js'
 
 const TAG: BufferTag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 7 }
 
@@ -159,6 +162,72 @@ describe('runWorker (in-process)', () => {
     const short = await driveError([req], () => Buffer.alloc(100))
     expect(short.kind).toBe('internal')
     expect(short.code).toBe('WALREDO_BAD_PAGE_SIZE')
+  })
+})
+
+describe('runWorkerOnFds (blocking reads, gathered writes)', () => {
+  /** Runs the fd driver from a file holding `input` to a file; returns the summary or error and the output. */
+  function onFiles(input: Buffer, fn: RedoFn): { summary?: unknown; error?: unknown; output: Buffer } {
+    const dir = mkdtempSync(join(tmpdir(), 'ps-worker-fds-'))
+    try {
+      writeFileSync(join(dir, 'in'), input)
+      const inFd = openSync(join(dir, 'in'), 'r')
+      const outFd = openSync(join(dir, 'out'), 'w')
+      let summary: unknown
+      let error: unknown
+      try {
+        summary = runWorkerOnFds(inFd, outFd, fn, { hintBitsLogged: false })
+      } catch (e) {
+        error = e
+      } finally {
+        closeSync(inFd)
+        closeSync(outFd)
+      }
+      return { summary, error, output: readFileSync(join(dir, 'out')) }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  it('answers every request and ping in order, reusing its reply pages, and ends at EOF', () => {
+    const parts: Buffer[] = []
+    for (let i = 0; i < 200; i++) {
+      parts.push(i % 4 === 0 ? encodePing() : encodeRedoRequest({ tag: { ...TAG, blkno: i }, base: i % 2 ? Buffer.alloc(PAGE_BYTES, i) : null, records: [{ endLsn: lsn(8), raw: record(40, i) }] }))
+    }
+    const fn: RedoFn = (tag, _base, _records, _opts, out) => {
+      out!.fill(tag.blkno & 0xff)
+      return out!
+    }
+    const { summary, error, output } = onFiles(Buffer.concat(parts), fn)
+    expect(error).toBeUndefined()
+    expect(summary).toEqual({ requests: 150, pings: 50, truncated: false })
+    expect(output.length).toBe(200 * PAGE_BYTES)
+    for (let i = 0; i < 200; i++) {
+      const page = output.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES)
+      expect(page.every((b) => b === (i % 4 === 0 ? 0 : i & 0xff))).toBe(true)
+    }
+  })
+
+  it('writes the replies of the requests before a failing one, then throws', () => {
+    const input = Buffer.concat([encodePing(), encodeRedoRequest({ tag: TAG, base: null, records: [{ endLsn: lsn(8), raw: record(24, 1) }] }), encodePing()])
+    const { error, output } = onFiles(input, () => {
+      throw new UnsupportedError('REDO_UNSUPPORTED_RECORD', 'no redo for Hash/INSERT')
+    })
+    expect((error as PageserverError).code).toBe('REDO_UNSUPPORTED_RECORD')
+    expect(output.length).toBe(PAGE_BYTES)
+  })
+
+  it('writeAllSync writes every buffer in order', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ps-writeall-'))
+    try {
+      const fd = openSync(join(dir, 'out'), 'w')
+      const bufs = Array.from({ length: 1500 }, (_, i) => Buffer.alloc(1 + (i % 13), i & 0xff))
+      writeAllSync(fd, bufs)
+      closeSync(fd)
+      expect(readFileSync(join(dir, 'out')).equals(Buffer.concat(bufs))).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 

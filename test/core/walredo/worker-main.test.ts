@@ -8,7 +8,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { PageserverError } from '../../../src/core/lib/errors.js'
 import { WalRedoManager } from '../../../src/core/walredo/manager.js'
-import { encodePing } from '../../../src/core/walredo/protocol.js'
+import { lsn } from '../../../src/core/pg/lsn.js'
+import { RM } from '../../../src/core/pg/rmgr.js'
+import { redoBlock } from '../../../src/core/redo/engine.js'
+import { encodePing, encodeRedoRequest } from '../../../src/core/walredo/protocol.js'
+import { buildRecord, le } from '../redo/heap/record-builder.js'
 import { parseRedoErrorLine } from '../../../src/core/walredo/redo-error-line.js'
 import { defaultWorkerCommand } from '../../../src/core/walredo/worker-command.js'
 import { request, waitGone } from './support.js'
@@ -56,6 +60,33 @@ describe('worker-main (our redo worker process)', () => {
     const arg = await runWorkerProcess(['--bogus'], Buffer.alloc(0))
     expect(arg.code).toBe(1)
     expect(arg.stderr).toContain('WALREDO_WORKER_BAD_ARG')
+  })
+
+  it('checks every record CRC by default and skips the check with --skip-record-crc', async () => {
+    const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 0 }
+    // Heap INSERT+INIT of one tuple at offset 1 (xl_heap_header + a null-bitmap byte + the body).
+    const tuple = Buffer.concat([le([2, 2], [0x0802, 2], [24, 1]), Buffer.from([0]), Buffer.from('hello, redo')])
+    const raw = buildRecord({
+      rmid: RM.HEAP,
+      info: 0x80,
+      xid: 1000,
+      blocks: [{ id: 0, rel: tag, fork: 0, blkno: 0, data: tuple, willInit: true }],
+      main: le([1, 2], [0, 1]),
+    })
+    raw.writeUInt32LE((raw.readUInt32LE(20) ^ 0xffff) >>> 0, 20) // a wrong xl_crc; the record is otherwise fine
+    const input = encodeRedoRequest({ tag, base: null, records: [{ endLsn: lsn(0x1000100n), raw }] })
+
+    const checked = await runWorkerProcess([], input)
+    expect(checked.code).toBe(1)
+    expect(checked.stdout.length).toBe(0)
+    expect(parseRedoErrorLine(checked.stderr.split('\n').find((l) => l.startsWith('pageserver-redo-error: '))!)).toMatchObject({ code: 'REDO_BAD_RECORD_CRC' })
+
+    const skipped = await runWorkerProcess(['--skip-record-crc'], input)
+    expect(skipped.code).toBe(0)
+    const expected = redoBlock(tag, null, [{ endLsn: lsn(0x1000100n), raw }], { hintBitsLogged: false, checkRecordCrc: false })
+    expect(skipped.stdout.equals(expected)).toBe(true)
+    expect(defaultWorkerCommand({ hintBitsLogged: true, checkRecordCrc: false }).slice(-2)).toEqual(['--hint-bits-logged', '--skip-record-crc'])
+    expect(defaultWorkerCommand({ hintBitsLogged: false })).not.toContain('--skip-record-crc')
   })
 
   it('behind the manager: pings, and an engine error comes back typed and is not retried', async () => {

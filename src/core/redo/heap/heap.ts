@@ -30,6 +30,7 @@ import {
   htupSetXmin,
 } from '../page/htup.js'
 import { MovedPartitionsBlockNumber, MovedPartitionsOffsetNumber } from '../page/itemptr.js'
+import { copyBytes } from '../page/page-access.js'
 import { redoFailure, registerRmgrRedo, type RedoContext } from '../rmgr-redo.js'
 import {
   HeapRecordError,
@@ -66,10 +67,13 @@ export function fail(ctx: RedoContext, why: string): never {
   throw redoFailure(ctx, why)
 }
 
-/** Runs a body, turning a malformed-record error from the parsers into REDO_FAILED with the context. */
-export function withRecordContext(ctx: RedoContext, body: () => void): void {
+/**
+ * Runs `body(ctx, page, arg)`, turning a malformed-record error from the parsers into REDO_FAILED with the
+ * context. The body is a plain function, not a closure: this runs once per record.
+ */
+export function withRecordContext<A>(ctx: RedoContext, page: Buffer, arg: A, body: (ctx: RedoContext, page: Buffer, arg: A) => void): void {
   try {
-    body()
+    body(ctx, page, arg)
   } catch (e) {
     if (e instanceof HeapRecordError) throw redoFailure(ctx, e.message)
     throw e
@@ -107,7 +111,7 @@ function heapXlogInsert(ctx: RedoContext, page: Buffer): void {
   const bodyLen = data.length - SizeOfHeapHeader
   const tup = beginTuple(SizeofHeapTupleHeader + bodyLen)
   if (typeof tup === 'string') fail(ctx, tup)
-  data.copy(tup, SizeofHeapTupleHeader, SizeOfHeapHeader)
+  copyBytes(data, SizeOfHeapHeader, data.length, tup, SizeofHeapTupleHeader)
   finishTuple(tup, readXlHeapHeader(data, 0), ctx.rec.xl_xid, 0, ctx.tag.blkno, xlrec.offnum)
 
   addHeapTuple(ctx, page, tup, SizeofHeapTupleHeader + bodyLen, xlrec.offnum)
@@ -186,22 +190,22 @@ function updateNewHalf(ctx: RedoContext, page: Buffer, xlrec: XlHeapUpdate, old:
     // Null bitmap [+ padding] from WAL, then the prefix from the old tuple's data, then the rest from WAL.
     const bitmapLen = hdr.t_hoff - SizeofHeapTupleHeader
     if (bitmapLen < 0 || bitmapLen > tuplen) fail(ctx, `t_hoff ${hdr.t_hoff} does not fit ${tuplen} bytes of tuple data`)
-    data.copy(tup, out, pos, pos + bitmapLen)
+    copyBytes(data, pos, pos + bitmapLen, tup, out)
     out += bitmapLen
     const oldData = old!.at + htupGetHoff(page, old!.at)
     if (oldData + prefixlen > old!.at + old!.len) fail(ctx, `prefix of ${prefixlen} bytes is longer than the old tuple's data`)
-    page.copy(tup, out, oldData, oldData + prefixlen)
+    copyBytes(page, oldData, oldData + prefixlen, tup, out)
     out += prefixlen
-    data.copy(tup, out, pos + bitmapLen)
+    copyBytes(data, pos + bitmapLen, data.length, tup, out)
     out += tuplen - bitmapLen
   } else {
-    data.copy(tup, out, pos)
+    copyBytes(data, pos, data.length, tup, out)
     out += tuplen
   }
   if (suffixlen > 0) {
     if (suffixlen > old!.len) fail(ctx, `suffix of ${suffixlen} bytes is longer than the old tuple`)
     const oldEnd = old!.at + old!.len
-    page.copy(tup, out, oldEnd - suffixlen, oldEnd)
+    copyBytes(page, oldEnd - suffixlen, oldEnd, tup, out)
   }
   finishTuple(tup, hdr, ctx.rec.xl_xid, xlrec.new_xmax, ctx.tag.blkno, xlrec.new_offnum)
 
@@ -265,27 +269,29 @@ function heapXlogInplace(ctx: RedoContext, page: Buffer): void {
 
 function heapRedoBlock(ctx: RedoContext, page: Buffer): void {
   if (ctx.tag.forkNum !== ForkNumber.Main) fail(ctx, 'heap records change main-fork pages only')
-  withRecordContext(ctx, () => {
-    switch (ctx.rec.rmgrInfo & XLOG_HEAP_OPMASK) {
-      case XLOG_HEAP_INSERT:
-        return heapXlogInsert(ctx, page)
-      case XLOG_HEAP_DELETE:
-        return heapXlogDelete(ctx, page)
-      case XLOG_HEAP_UPDATE:
-        return heapXlogUpdate(ctx, page, false)
-      case XLOG_HEAP_HOT_UPDATE:
-        return heapXlogUpdate(ctx, page, true)
-      case XLOG_HEAP_TRUNCATE:
-        // Only for logical decoding: the storage TRUNCATE records do the work. It names no block anyway.
-        return
-      case XLOG_HEAP_CONFIRM:
-        return heapXlogConfirm(ctx, page)
-      case XLOG_HEAP_LOCK:
-        return heapXlogLock(ctx, page)
-      case XLOG_HEAP_INPLACE:
-        return heapXlogInplace(ctx, page)
-    }
-  })
+  withRecordContext(ctx, page, 0, heapRedoBody)
+}
+
+function heapRedoBody(ctx: RedoContext, page: Buffer): void {
+  switch (ctx.rec.rmgrInfo & XLOG_HEAP_OPMASK) {
+    case XLOG_HEAP_INSERT:
+      return heapXlogInsert(ctx, page)
+    case XLOG_HEAP_DELETE:
+      return heapXlogDelete(ctx, page)
+    case XLOG_HEAP_UPDATE:
+      return heapXlogUpdate(ctx, page, false)
+    case XLOG_HEAP_HOT_UPDATE:
+      return heapXlogUpdate(ctx, page, true)
+    case XLOG_HEAP_TRUNCATE:
+      // Only for logical decoding: the storage TRUNCATE records do the work. It names no block anyway.
+      return
+    case XLOG_HEAP_CONFIRM:
+      return heapXlogConfirm(ctx, page)
+    case XLOG_HEAP_LOCK:
+      return heapXlogLock(ctx, page)
+    case XLOG_HEAP_INPLACE:
+      return heapXlogInplace(ctx, page)
+  }
 }
 
 registerRmgrRedo(RM.HEAP, {

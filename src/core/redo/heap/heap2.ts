@@ -15,6 +15,7 @@
 import { ForkNumber } from '../../pg/reltag.js'
 import { RM } from '../../pg/rmgr.js'
 import { MaxHeapTuplesPerPage, pageClearAllVisible, pageGetLsn, pageSetAllVisible, pageSetLsn, pageInit } from '../page/page.js'
+import { copyBytes } from '../page/page-access.js'
 import { SizeofHeapTupleHeader, htupSetXmax } from '../page/htup.js'
 import { registerRmgrRedo, type RedoContext } from '../rmgr-redo.js'
 import { addHeapTuple, fail, tupleAt, withRecordContext } from './heap.js'
@@ -113,7 +114,7 @@ function heapXlogMultiInsert(ctx: RedoContext, page: Buffer): void {
     const newlen = SizeofHeapTupleHeader + datalen
     const tup = beginTuple(newlen)
     if (typeof tup === 'string') fail(ctx, tup)
-    data.copy(tup, SizeofHeapTupleHeader, pos, pos + datalen)
+    copyBytes(data, pos, pos + datalen, tup, SizeofHeapTupleHeader)
     pos += datalen
     finishTuple(tup, hdr, ctx.rec.xl_xid, 0, ctx.tag.blkno, offnum)
     addHeapTuple(ctx, page, tup, newlen, offnum)
@@ -136,26 +137,28 @@ function heapXlogLockUpdated(ctx: RedoContext, page: Buffer): void {
 function heap2RedoBlock(ctx: RedoContext, page: Buffer): void {
   const op = ctx.rec.rmgrInfo & XLOG_HEAP_OPMASK
   if (op !== XLOG_HEAP2_VISIBLE && ctx.tag.forkNum !== ForkNumber.Main) fail(ctx, 'this heap2 record changes main-fork pages only')
-  withRecordContext(ctx, () => {
-    switch (op) {
-      case XLOG_HEAP2_PRUNE:
-        return heapXlogPrune(ctx, page)
-      case XLOG_HEAP2_VACUUM:
-        return heapXlogVacuum(ctx, page)
-      case XLOG_HEAP2_FREEZE_PAGE:
-        return heapXlogFreezePage(ctx, page)
-      case XLOG_HEAP2_VISIBLE:
-        return heapXlogVisible(ctx, page)
-      case XLOG_HEAP2_MULTI_INSERT:
-        return heapXlogMultiInsert(ctx, page)
-      case XLOG_HEAP2_LOCK_UPDATED:
-        return heapXlogLockUpdated(ctx, page)
-      case XLOG_HEAP2_NEW_CID:
-      case XLOG_HEAP2_REWRITE:
-        // Logical decoding only; neither names a block, so this is never reached for a real record.
-        return
-    }
-  })
+  withRecordContext(ctx, page, op, heap2RedoBody)
+}
+
+function heap2RedoBody(ctx: RedoContext, page: Buffer, op: number): void {
+  switch (op) {
+    case XLOG_HEAP2_PRUNE:
+      return heapXlogPrune(ctx, page)
+    case XLOG_HEAP2_VACUUM:
+      return heapXlogVacuum(ctx, page)
+    case XLOG_HEAP2_FREEZE_PAGE:
+      return heapXlogFreezePage(ctx, page)
+    case XLOG_HEAP2_VISIBLE:
+      return heapXlogVisible(ctx, page)
+    case XLOG_HEAP2_MULTI_INSERT:
+      return heapXlogMultiInsert(ctx, page)
+    case XLOG_HEAP2_LOCK_UPDATED:
+      return heapXlogLockUpdated(ctx, page)
+    case XLOG_HEAP2_NEW_CID:
+    case XLOG_HEAP2_REWRITE:
+      // Logical decoding only; neither names a block, so this is never reached for a real record.
+      return
+  }
 }
 
 registerRmgrRedo(RM.HEAP2, {

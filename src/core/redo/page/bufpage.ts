@@ -38,6 +38,7 @@ import {
   PD_SPECIAL,
   PD_UPPER,
   checkPagePointers,
+  copyBytes,
   corrupted,
   corruptedPointers,
   lpGet,
@@ -119,7 +120,7 @@ export function pageAddItemExtended(page: Buffer, item: Buffer, size: number, of
     page.copyWithin(from + sizeOfItemIdData, from, from + (limit - offsetNumber) * sizeOfItemIdData)
   }
   lpSet(dv, offsetNumber, makeItemId(upper, 1, size))
-  item.copy(page, upper, 0, size)
+  copyBytes(item, 0, size, page, upper)
 
   setU16(dv, PD_LOWER, lower)
   setU16(dv, PD_UPPER, upper)

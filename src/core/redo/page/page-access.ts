@@ -18,9 +18,36 @@ export const PD_UPPER = 14
 export const PD_SPECIAL = 16
 export const LP_OFF_MASK = 0x7fff
 
+/**
+ * The last page viewed and its DataView: redo bodies ask for the view of the same page several times per
+ * record, and a worker redoes into the same few buffers all the time. Holds at most one page alive.
+ */
+let lastPage: Buffer | null = null
+let lastView: DataView | null = null
+
 export function view(page: Buffer): DataView {
+  if (page === lastPage) return lastView!
   assertPage(page)
-  return new DataView(page.buffer, page.byteOffset, BLCKSZ)
+  lastView = new DataView(page.buffer, page.byteOffset, BLCKSZ)
+  lastPage = page
+  return lastView
+}
+
+/** Up to this many bytes a plain loop beats Buffer#copy, which builds a typed-array view per call (measured: 30 vs 85 ns at 24 bytes, 100 vs 70 at 64). */
+const SMALL_COPY_MAX_BYTES = 40
+
+/**
+ * `src[srcStart, srcEnd)` to `dst` at `dstStart`, like memcpy: the two ranges must not overlap (they are
+ * different buffers at every call site: record data, the tuple scratch, a page). Out-of-range arguments
+ * behave as Buffer#copy (which handles them).
+ */
+export function copyBytes(src: Buffer, srcStart: number, srcEnd: number, dst: Buffer, dstStart: number): void {
+  const n = srcEnd - srcStart
+  if (n > SMALL_COPY_MAX_BYTES || srcStart < 0 || dstStart < 0 || srcEnd > src.length || dstStart + n > dst.length) {
+    src.copy(dst, dstStart, srcStart, srcEnd)
+    return
+  }
+  for (let i = 0; i < n; i++) dst[dstStart + i] = src[srcStart + i]!
 }
 export function u16(dv: DataView, pos: number): number {
   return dv.getUint16(pos, true)

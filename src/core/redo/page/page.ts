@@ -82,6 +82,22 @@ export function pageGetLsn(page: Buffer): Lsn {
 }
 
 export function pageSetLsn(page: Buffer, lsn: Lsn | bigint): void {
+  // Every redo body ends here: split through a double (exact below 2^53) instead of three bigint operations.
+  // Bytes stored one by one: writeUInt32LE validates its arguments on every call.
+  const n = Number(lsn)
+  if (n <= Number.MAX_SAFE_INTEGER && n >= 0 && page.length >= 8) {
+    const hi = Math.floor(n / 0x1_0000_0000)
+    const lo = n - hi * 0x1_0000_0000
+    page[0] = hi
+    page[1] = hi >>> 8
+    page[2] = hi >>> 16
+    page[3] = hi >>> 24
+    page[4] = lo
+    page[5] = lo >>> 8
+    page[6] = lo >>> 16
+    page[7] = lo >>> 24
+    return
+  }
   page.writeUInt32LE(Number((lsn >> 32n) & 0xffff_ffffn), PD_LSN_OFFSET)
   page.writeUInt32LE(Number(lsn & 0xffff_ffffn), PD_LSN_OFFSET + 4)
 }

@@ -1,0 +1,168 @@
+/**
+ * record-trim: images of other pages cut out of records, the rest intact. Records are built here byte by
+ * byte (block headers with image headers, SAME_REL, origin, top-level xid, long main data) and read back
+ * with the WAL decoder.
+ */
+import { describe, expect, it } from 'vitest'
+import { crc32c } from '../../../src/core/lib/crc32c.js'
+import { lsn } from '../../../src/core/pg/lsn.js'
+import type { BufferTag, RelFileNode } from '../../../src/core/pg/reltag.js'
+import { decodeRecord, recordCrcIsValid, restoreBlockImage } from '../../../src/core/pg/wal-record.js'
+import { TRIM_MIN_RECORD_BYTES, trimRecords, withoutForeignImages } from '../../../src/core/walredo/record-trim.js'
+
+const REL_A: RelFileNode = { spcNode: 1663, dbNode: 5, relNode: 16384 }
+const REL_B: RelFileNode = { spcNode: 1663, dbNode: 5, relNode: 16390 }
+
+interface Img {
+  bytes: Buffer
+  holeOffset: number
+  holeLength: number
+  /** bimg_info: 0x01 HAS_HOLE, 0x02 APPLY, 0x04 PGLZ (the bytes are then taken as they are) */
+  info: number
+}
+interface Blk {
+  id: number
+  rel: RelFileNode
+  fork: number
+  blkno: number
+  data?: Buffer
+  image?: Img
+}
+
+function u16(v: number): Buffer {
+  const b = Buffer.alloc(2)
+  b.writeUInt16LE(v)
+  return b
+}
+function u32(v: number): Buffer {
+  const b = Buffer.alloc(4)
+  b.writeUInt32LE(v >>> 0)
+  return b
+}
+
+/** A PostgreSQL 15 record in canonical layout, with a right CRC. */
+function build(blocks: Blk[], main: Buffer, extras: { origin?: number; toplevelXid?: number } = {}): Buffer {
+  const heads: Buffer[] = []
+  const pays: Buffer[] = []
+  let prev: RelFileNode | null = null
+  for (const b of blocks) {
+    const data = b.data ?? Buffer.alloc(0)
+    const same = prev !== null && prev.relNode === b.rel.relNode && prev.dbNode === b.rel.dbNode && prev.spcNode === b.rel.spcNode
+    const flags = b.fork | (b.image ? 0x10 : 0) | (data.length ? 0x20 : 0) | (same ? 0x80 : 0)
+    heads.push(Buffer.from([b.id, flags]), u16(data.length))
+    if (b.image) {
+      heads.push(u16(b.image.bytes.length), u16(b.image.holeOffset), Buffer.from([b.image.info]))
+      if (b.image.info & 0x04 && b.image.info & 0x01) heads.push(u16(b.image.holeLength))
+      pays.push(b.image.bytes)
+    }
+    if (!same) heads.push(u32(b.rel.spcNode), u32(b.rel.dbNode), u32(b.rel.relNode))
+    heads.push(u32(b.blkno))
+    pays.push(data)
+    prev = b.rel
+  }
+  if (extras.origin !== undefined) heads.push(Buffer.from([253]), u16(extras.origin))
+  if (extras.toplevelXid !== undefined) heads.push(Buffer.from([252]), u32(extras.toplevelXid))
+  if (main.length > 0) heads.push(main.length < 256 ? Buffer.from([255, main.length]) : Buffer.concat([Buffer.from([254]), u32(main.length)]))
+  const body = Buffer.concat([...heads, ...pays, main])
+  const rec = Buffer.alloc(24 + body.length)
+  rec.writeUInt32LE(rec.length, 0)
+  rec.writeUInt32LE(777, 4)
+  rec.writeBigUInt64LE(0x1234_5678n, 8)
+  rec[16] = 0x10
+  rec[17] = 10 // Heap
+  body.copy(rec, 24)
+  rec.writeUInt32LE(crc32c(rec.subarray(0, 20), crc32c(rec.subarray(24))), 20)
+  return rec
+}
+
+function pattern(n: number, seed: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff))
+}
+
+/** An uncompressed image with a hole: 8192 - holeLength bytes. */
+function holed(seed: number, holeOffset = 100, holeLength = 5000, apply = true): Img {
+  return { bytes: pattern(8192 - holeLength, seed), holeOffset, holeLength, info: 0x01 | (apply ? 0x02 : 0) }
+}
+
+const tagOf = (rel: RelFileNode, blkno: number, fork = 0): BufferTag => ({ ...rel, forkNum: fork, blkno })
+
+describe('withoutForeignImages', () => {
+  it("cuts other blocks' images and keeps everything else, the target's image included", () => {
+    const mainData = pattern(300, 9) // long form of the main-data length
+    const raw = build(
+      [
+        { id: 0, rel: REL_A, fork: 0, blkno: 7, data: pattern(40, 1), image: holed(1) },
+        { id: 1, rel: REL_A, fork: 0, blkno: 8, data: pattern(12, 2), image: holed(2, 200, 3000) },
+        { id: 3, rel: REL_B, fork: 0, blkno: 1, image: { bytes: pattern(900, 3), holeOffset: 50, holeLength: 400, info: 0x04 | 0x01 | 0x02 } },
+      ],
+      mainData,
+      { origin: 5, toplevelXid: 4242 },
+    )
+    const before = decodeRecord(raw)
+    const out = withoutForeignImages(raw, tagOf(REL_A, 7))!
+    expect(out).not.toBeNull()
+    expect(out.length).toBe(raw.length - (5 + 5192) - (7 + 900))
+    expect(recordCrcIsValid(out)).toBe(true)
+    const after = decodeRecord(out)
+    expect(after.xl_xid).toBe(777)
+    expect(after.xl_prev).toBe(0x1234_5678n)
+    expect([after.xl_info, after.xl_rmid, after.origin, after.toplevelXid]).toEqual([0x10, 10, 5, 4242])
+    expect(after.mainData().equals(mainData)).toBe(true)
+    expect(after.blocks.map((b) => [b.id, b.rel.relNode, b.blkno, b.hasImage])).toEqual([
+      [0, REL_A.relNode, 7, true],
+      [1, REL_A.relNode, 8, false],
+      [3, REL_B.relNode, 1, false],
+    ])
+    for (let i = 0; i < 3; i++) expect(after.blockData(after.blocks[i]!).equals(before.blockData(before.blocks[i]!))).toBe(true)
+    expect(after.blocks[1]!.forkFlags & 0x80).toBe(0x80) // SAME_REL kept
+    expect(restoreBlockImage(after, after.blocks[0]!).equals(restoreBlockImage(before, before.blocks[0]!))).toBe(true)
+  })
+
+  it("keeps a compressed target image with its hole length, and strips every image for an implicit target", () => {
+    const raw = build(
+      [
+        { id: 0, rel: REL_B, fork: 0, blkno: 1, image: { bytes: pattern(1500, 3), holeOffset: 50, holeLength: 400, info: 0x04 | 0x01 | 0x02 } },
+        { id: 1, rel: REL_A, fork: 0, blkno: 2, data: pattern(10, 4), image: holed(5) },
+      ],
+      pattern(20, 6),
+    )
+    const own = decodeRecord(withoutForeignImages(raw, tagOf(REL_B, 1))!)
+    expect(own.blocks.map((b) => b.hasImage)).toEqual([true, false])
+    expect([own.blocks[0]!.compression, own.blocks[0]!.holeLength, own.blocks[0]!.holeOffset, own.blocks[0]!.bimgLen]).toEqual(['pglz', 400, 50, 1500])
+    expect(own.blockImageBytes(own.blocks[0]!).equals(pattern(1500, 3))).toBe(true)
+    // The VM page of REL_A: no block reference, so no image is its own.
+    const vm = decodeRecord(withoutForeignImages(raw, tagOf(REL_A, 0, 2))!)
+    expect(vm.blocks.every((b) => !b.hasImage)).toBe(true)
+    expect(vm.xl_tot_len).toBe(24 + 2 * 4 + 2 * 16 + 2 + 10 + 20)
+  })
+
+  it('leaves small records, records without foreign images and undecodable records alone', () => {
+    const small = build([{ id: 0, rel: REL_A, fork: 0, blkno: 1, data: pattern(50, 1) }], pattern(10, 2))
+    expect(small.length).toBeLessThanOrEqual(TRIM_MIN_RECORD_BYTES)
+    expect(withoutForeignImages(small, tagOf(REL_A, 9))).toBeNull()
+    const ownOnly = build([{ id: 0, rel: REL_A, fork: 0, blkno: 7, image: holed(1) }], Buffer.alloc(0))
+    expect(withoutForeignImages(ownOnly, tagOf(REL_A, 7))).toBeNull()
+    const junk = Buffer.alloc(5000, 0xee)
+    junk.writeUInt32LE(5000, 0)
+    expect(withoutForeignImages(junk, tagOf(REL_A, 7))).toBeNull()
+  })
+
+  it('trimRecords replaces only the records it cut, and returns the same array when none', () => {
+    const foreign = build([{ id: 0, rel: REL_A, fork: 0, blkno: 8, image: holed(2) }, { id: 1, rel: REL_A, fork: 0, blkno: 7, data: pattern(30, 1) }], pattern(8, 3))
+    const plain = build([{ id: 0, rel: REL_A, fork: 0, blkno: 7, data: pattern(30, 4) }], pattern(8, 5))
+    const records = [
+      { endLsn: lsn(0x10n), raw: plain },
+      { endLsn: lsn(0x20n), raw: foreign },
+      { endLsn: lsn(0x30n), raw: plain },
+    ]
+    const out = trimRecords(records, tagOf(REL_A, 7))
+    expect(out).not.toBe(records)
+    expect(out[0]).toBe(records[0])
+    expect(out[2]).toBe(records[2])
+    expect(out[1]!.endLsn).toBe(0x20n)
+    expect(out[1]!.raw.length).toBeLessThan(foreign.length)
+    expect(decodeRecord(out[1]!.raw).blocks.map((b) => b.hasImage)).toEqual([false, false])
+    const none = [records[0]!, records[2]!]
+    expect(trimRecords(none, tagOf(REL_A, 7))).toBe(none)
+  })
+})
