@@ -40,6 +40,9 @@ export class TimelineIngestDriver {
     this.ingest = new WalIngest(
       {
         put: (key, at, value) => tl.put(key, at, value),
+        putRecord: (key, at, raw, willInit) => tl.putRecord(key, at, raw, willInit),
+        reserveImage: (at, bytes) => tl.reserveImage(at, bytes),
+        commitValue: (key, at) => tl.commitValue(key, at),
         readLatestImage: (key) => tl.getImage(key, tl.lastRecordLsn),
         readPage: (key, at) => reader.getPage(key, at),
       },

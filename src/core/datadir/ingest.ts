@@ -19,7 +19,7 @@
  */
 import { UnsupportedError, CorruptionError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'
-import { allocImageValue, encodeValue, imageValue, recordValue, VALUE_HEADER_BYTES } from '../model/value.js'
+import { encodeValue, imageValue } from '../model/value.js'
 import { type Lsn } from '../pg/lsn.js'
 import { DEFAULTTABLESPACE_OID, ForkNumber, GLOBALTABLESPACE_OID, type BufferTag, type RelTag } from '../pg/reltag.js'
 import { RM } from '../pg/rmgr.js'
@@ -76,6 +76,12 @@ const FirstNormalTransactionId = 3
 export interface IngestSink {
   /** Stores an encoded value at (key, lsn). */
   put(key: Key, lsn: Lsn, value: Buffer): void
+  /** Stores the WAL record `raw` as a record value at (key, lsn), encoded in place (no intermediate buffer). */
+  putRecord(key: Key, lsn: Lsn, raw: Buffer, willInit: boolean): void
+  /** The payload of an image value of `dataBytes` at `lsn`, for the caller to fill; then `commitValue`. */
+  reserveImage(lsn: Lsn, dataBytes: number): Buffer
+  /** Stores the image filled since the last `reserveImage` at (key, lsn). */
+  commitValue(key: Key, lsn: Lsn): void
   /** Latest image of a metadata key. */
   readLatestImage: LatestImageReader
   /** The page at `lsn` (reconstructed with redo); for CREATE DATABASE ... STRATEGY FILE_COPY. */
@@ -145,16 +151,17 @@ export class WalIngest {
     const redo = rmgrRedo(rec.xl_rmid)
     const noRedo = redo?.redoBlock === undefined
     if (b.hasImage && (b.applyImage || noRedo)) {
-      // A full-page write, or the post-image of a record we cannot redo: the page itself.
-      // Restored straight into the encoded value (one 8 KiB allocation and copy fewer per image).
-      const value = allocImageValue(BLCKSZ)
-      const page = restoreBlockImage(rec, b, value.subarray(VALUE_HEADER_BYTES))
+      // A full-page write, or the post-image of a record we cannot redo: the page itself, restored
+      // straight into the in-memory layer (no allocation or copy per image).
+      const page = restoreBlockImage(rec, b, this.sink.reserveImage(this.lsn, BLCKSZ))
       if (!pageIsNew(page)) pageSetLsn(page, rec.endLsn)
-      this.put(key, value)
+      this.sink.commitValue(key, this.lsn)
+      this.stats.values++
       return
     }
     // Anything else: the record itself (a record of an rmgr without redo fails, naming it, when read).
-    this.put(key, encodeValue(recordValue(rec.raw, b.willInit)))
+    this.sink.putRecord(key, this.lsn, rec.raw, b.willInit)
+    this.stats.values++
   }
 
   private ingestImplicit(rec: DecodedRecord, tag: BufferTag, willInit: boolean): void {
@@ -171,7 +178,8 @@ export class WalIngest {
         this.extendRel(rel, tag.blkno)
       }
     }
-    this.put(bufferTagToKey(tag), encodeValue(recordValue(rec.raw, willInit)))
+    this.sink.putRecord(bufferTagToKey(tag), this.lsn, rec.raw, willInit)
+    this.stats.values++
   }
 
   /** Extends a relation fork so that `blkno` exists; the blocks in between become zero pages. */
