@@ -38,7 +38,7 @@ import { ioFailed } from '../storage/io-errors.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
-import { ENTRY_BYTES, E_CRC, E_LENGTH, E_OFFSET, E_PREV, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
+import { DEAD_KEY, ENTRY_BYTES, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_PREV, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
 
 /** Bytes of index per entry (see inmemory-format.ts). */
@@ -99,6 +99,8 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   private residentBytes = 0
   /** Spills go oldest slab first: the next slab index to try. */
   private spillCursor = 0
+  /** Slabs lent to the flush to read spilled slabs back into (returned with the layer's). */
+  private reloadSlabs: Array<SharedArrayBuffer | null> = []
   /** The spill file: descriptor (-1 until the first spill) and its length. */
   private fd = -1
   private fileBytes = 0
@@ -249,6 +251,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       assert(lsnN >= headLsn, () => `put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
       if (lsnN === headLsn) {
         prev = this.i32[head * U32_PER_ENTRY + E_PREV]! // replaces the head
+        this.u32[head * U32_PER_ENTRY + E_KEY] = DEAD_KEY
       } else {
         prev = head
         this.live++
@@ -264,6 +267,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.u32[u + E_OFFSET] = at
     this.u32[u + E_LENGTH] = len | (cur[at] === VALUE_KIND_IMAGE || (cur[at + 1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
     this.i32[u + E_PREV] = prev
+    this.u32[u + E_KEY] = k
     this.headOf[k] = id
     this.curUsed = at + len
     this.slabUsed[this.curIdx] = this.curUsed
@@ -326,27 +330,37 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /**
    * The layer's contents for the flush (shared memory, no copy): from here until `delete` or `endFlush`
-   * nothing of it is spilled, so another thread may read it.
+   * nothing of it is spilled, so another thread may read it. Spilled slabs get memory to be read back
+   * into when the pool has it free (after a flush it usually does: the previous layer's slabs).
    */
   beginFlush(): FrozenLayerData {
     assert(this.state === 'frozen', () => `flush of a ${this.state} in-memory layer`)
     this.state = 'flushing'
+    this.reloadSlabs = this.slabs.map((slab, s) => (slab === null ? this.pool.takeIfFree(this.slabUsed[s]!) : null))
     return {
       path: this.path,
       lsnRange: { start: this.startLsn, end: this.end! },
       keys: [...this.keyIndex.keys()],
-      heads: this.headOf.slice(0, this.keyIndex.size),
       records: this.f64.buffer as SharedArrayBuffer,
       entryCount: this.used,
       slabs: this.slabs.slice(),
       slabFileOffsets: this.slabFileOffset.slice(),
+      slabUsed: this.slabUsed.slice(),
+      reloadSlabs: this.reloadSlabs.slice(),
       spilledBytes: this.fileBytes,
     }
   }
 
   /** After a failed flush: the layer waits again (and may be spilled). */
   endFlush(): void {
-    if (this.state === 'flushing') this.state = 'frozen'
+    if (this.state !== 'flushing') return
+    this.state = 'frozen'
+    this.returnReloadSlabs()
+  }
+
+  private returnReloadSlabs(): void {
+    for (const r of this.reloadSlabs) if (r !== null) this.pool.give(r)
+    this.reloadSlabs = []
   }
 
   // --- spilling (SlabOwner) ---
@@ -425,6 +439,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       this.pool.give(slab)
     }
     this.residentBytes = 0
+    this.returnReloadSlabs()
     this.cur = null
     if (this.fd >= 0) {
       const fd = this.fd

@@ -124,6 +124,23 @@ export class SlabPool {
     return new SharedArrayBuffer(size)
   }
 
+  /**
+   * A slab of at least `minBytes` only if the budget has room without spilling anything (a pooled slab or
+   * a new one within the budget); else null. For optional uses: reading a spilled layer back for its flush.
+   */
+  takeIfFree(minBytes: number): SharedArrayBuffer | null {
+    const size = Math.max(minBytes, this.slabBytes)
+    if (size === this.slabBytes && this.free.length > 0) {
+      this.stats.reused++
+      this.resident += size
+      return this.free.pop()!
+    }
+    if (this.resident + this.pooledBytes + size > this.residentBytesMax) return null
+    this.stats.allocated++
+    this.resident += size
+    return new SharedArrayBuffer(size)
+  }
+
   /** Returns a slab taken from this pool (its owner no longer reads it). */
   give(slab: SharedArrayBuffer): void {
     this.resident -= slab.byteLength

@@ -3,7 +3,7 @@
 // flush (writeL0) of it answers the same lookups, from slabs, from the file and from a mix; values encoded
 // in place (putRecord, reserveImage + commit) equal encodeValue's; same-LSN puts replace; the lifecycle is
 // asserted; a damaged spill file is corruption naming the file, never a wrong value; ephemeral files go.
-import { open, readdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir as mkdirP, open, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { DeltaLayer } from '../../../src/core/layer/delta-layer.js'
@@ -274,6 +274,42 @@ describe('in-memory layer', () => {
       await writeFile(join(dir, 'metadata'), 'x')
       expect((await removeEphemeralFiles(dir)).sort()).toEqual(['ephemeral-3', 'ephemeral-99'])
       expect(await readdir(dir)).toEqual(['metadata'])
+    })
+  })
+})
+
+describe('in-memory layer flush of spilled slabs', () => {
+  it('reads spilled slabs back whole when the pool has memory free, else value by value: the same L0', async () => {
+    await withTempDir('ps-inmem-', async (dir) => {
+      const pool = new SlabPool({ slabBytes: 4096, residentBytesMax: 32 * 4096 })
+      const spilled = InMemoryLayer.create({ dir, fileId: 1, startLsn: L(1000), pool })
+      const entries = fill(spilled, 61, 2000, 100, 1000)
+      const end = maxLsnOf(entries) + 1
+      spilled.freeze(L(end))
+      expect(spilled.spilledBytes).toBeGreaterThan(0)
+      // With the budget taken by another layer's slabs, nothing is lent: values are read one by one.
+      const other = InMemoryLayer.create({ dir, fileId: 2, startLsn: L(end), pool })
+      for (let i = 0; i < 40; i++) other.put(blockKey(200, i), L(end + i), Buffer.alloc(3000, 1))
+      const first = spilled.beginFlush()
+      expect(first.reloadSlabs.every((r) => r === null)).toBe(true)
+      await mkdirP(join(dir, 'a'))
+      const a = await writeL0({ layer: first, dir: join(dir, 'a'), tenantId: TENANT, timelineId: TIMELINE, noSync: true })
+      spilled.endFlush()
+      // With that memory free again, spilled slabs are read back whole.
+      other.delete()
+      const second = spilled.beginFlush()
+      expect(second.reloadSlabs.filter((r) => r !== null).length).toBeGreaterThan(0)
+      await mkdirP(join(dir, 'b'))
+      const b = await writeL0({ layer: second, dir: join(dir, 'b'), tenantId: TENANT, timelineId: TIMELINE, noSync: true })
+      spilled.delete()
+      expect(pool.residentBytes).toBe(0) // lent slabs came back with the layer's
+      expect((await readFile(a.path)).equals(await readFile(b.path))).toBe(true)
+      const delta = DeltaLayer.open(b.path)
+      try {
+        expect(plain(allEntries(delta))).toEqual(plain(entries))
+      } finally {
+        delta.close()
+      }
     })
   })
 })
