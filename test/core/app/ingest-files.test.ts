@@ -1,7 +1,8 @@
 // ingestWalFiles against a real PostgreSQL 15 primary: a timeline imported from the primary, then the
 // primary's own pg_wal ingested from files (several L0 flushes) serves every page as the primary has it;
-// a second run ingests nothing; a small memory ceiling cuts L0s of about the ceiling (ingest waits for the
-// flush instead of freezing a tiny layer per batch); WAL of another cluster is refused before any write.
+// a second run ingests nothing; a small memory ceiling cuts L0s of at least about the ceiling (while a
+// layer flushes, ingest goes on into the open layer, spilling its slabs beyond the budget, instead of
+// freezing a tiny layer per batch); WAL of another cluster is refused before any write.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
