@@ -96,8 +96,10 @@ describe('ingestWalFiles', () => {
         .sort((a, b) => (a.start < b.start ? -1 : 1))
         .map((l) => l.size)
     })
-    expect(sizes.length).toBeGreaterThan(2)
-    // Every L0 but the final checkpoint's holds about a ceiling's worth (its index estimate aside).
+    // At least one freeze at the ceiling; while its flush runs (the first one also starts the worker
+    // thread) ingest goes on, so how many follow depends on the flush's speed.
+    expect(sizes.length).toBeGreaterThanOrEqual(2)
+    // Every L0 but the final checkpoint's holds at least about a ceiling's worth (its index estimate aside).
     for (const s of sizes.slice(0, -1)) expect(s).toBeGreaterThan(ceiling / 2)
   })
 
