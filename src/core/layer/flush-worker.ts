@@ -44,8 +44,29 @@ export interface WireError {
   readonly details?: Record<string, unknown>
 }
 
-export type FlushRequest = { readonly id: number; readonly job: L0FlushJob }
-export type FlushReply = { readonly id: number; readonly layer: FinishedLayer; readonly error?: undefined } | { readonly id: number; readonly error: WireError }
+/** A flush job, or slabs to allocate with every page touched (SlabPool's prefault source). */
+export type FlushRequest = { readonly id: number; readonly job: L0FlushJob } | { readonly id: number; readonly alloc: { readonly count: number; readonly slabBytes: number } }
+export type FlushReply =
+  | { readonly id: number; readonly layer: FinishedLayer; readonly error?: undefined; readonly slabs?: undefined }
+  | { readonly id: number; readonly slabs: SharedArrayBuffer[]; readonly error?: undefined; readonly layer?: undefined }
+  | { readonly id: number; readonly error: WireError; readonly layer?: undefined; readonly slabs?: undefined }
+
+/** Most slabs one prefault request may ask for. */
+export const PREFAULT_REQUEST_SLABS_MAX = 256
+/** Page size assumed when touching prefaulted memory (touching more often is harmless). */
+const PAGE_BYTES = 4096
+
+/** Allocates `count` SharedArrayBuffers of `slabBytes` and writes one byte per page so they are resident. */
+export function allocTouchedSlabs(count: number, slabBytes: number): SharedArrayBuffer[] {
+  const out: SharedArrayBuffer[] = []
+  for (let i = 0; i < Math.min(count, PREFAULT_REQUEST_SLABS_MAX); i++) {
+    const sab = new SharedArrayBuffer(slabBytes)
+    const u8 = new Uint8Array(sab)
+    for (let p = 0; p < slabBytes; p += PAGE_BYTES) u8[p] = 0
+    out.push(sab)
+  }
+  return out
+}
 
 export function errorToWire(e: unknown): WireError {
   if (e instanceof PageserverError) {
@@ -85,7 +106,7 @@ export function errorFromWire(w: WireError): Error {
 }
 
 interface Pending {
-  resolve: (l: FinishedLayer) => void
+  resolve: (r: FlushReply) => void
   reject: (e: unknown) => void
 }
 
@@ -100,13 +121,24 @@ export class FlushWorker {
   }
 
   /** Writes the L0 of `job` on the worker thread. */
-  run(job: L0FlushJob): Promise<FinishedLayer> {
+  async run(job: L0FlushJob): Promise<FinishedLayer> {
+    const r = await this.request((id) => ({ id, job }))
+    return r.layer!
+  }
+
+  /** `count` slabs of `slabBytes`, every page touched on the worker thread (a SlabPool prefault source). */
+  async allocSlabs(count: number, slabBytes: number): Promise<SharedArrayBuffer[]> {
+    const r = await this.request((id) => ({ id, alloc: { count, slabBytes } }))
+    return r.slabs!
+  }
+
+  private request(make: (id: number) => FlushRequest): Promise<FlushReply> {
     const w = this.worker ?? this.start()
     const id = this.nextId++
-    return new Promise<FinishedLayer>((resolve, reject) => {
+    return new Promise<FlushReply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject })
       if (this.pending.size === 1) w.ref()
-      w.postMessage({ id, job } satisfies FlushRequest)
+      w.postMessage(make(id))
     })
   }
 
@@ -135,7 +167,7 @@ export class FlushWorker {
     this.pending.delete(m.id)
     if (this.pending.size === 0) this.worker?.unref()
     if (m.error !== undefined) p.reject(errorFromWire(m.error))
-    else p.resolve(m.layer)
+    else p.resolve(m)
   }
 
   private onDeath(w: Worker, e: unknown): void {

@@ -17,6 +17,11 @@
  * pool allocates over budget: that overshoot is bounded by the slabs of layers being flushed, which come
  * back when their flush ends, and ingest waits for flushes above the ceiling (app/ingest-driver.ts).
  *
+ * Fresh memory can be prepared off the ingest thread: with a `prefault` source (the flush worker thread,
+ * which is idle until the first flush) the pool keeps up to PREFAULT_AHEAD_SLABS free slabs ahead of need,
+ * allocated and touched page by page over there, within the budget. The page faults — most of the cost
+ * of a first fill — then run on the other core while ingest copies values.
+ *
  * Invariant: residentBytes = bytes of slabs handed out and not yet returned; pooled slabs are all of
  * slabBytes; residentBytes + pooledBytes <= residentBytesMax unless nothing could be spilled.
  */
@@ -29,6 +34,13 @@ export const SLAB_BYTES_MIN = 256
 export const SLAB_BYTES_MAX = 64 * 1024 * 1024
 /** The resident budget of a timeline created without a shared pool (tests, tools). */
 export const RESIDENT_BYTES_MAX_DEFAULT = 512 * 1024 * 1024
+
+/** Free slabs the pool tries to keep ready when it has a prefault source, and how many it asks for at once. */
+export const PREFAULT_AHEAD_SLABS = 32
+export const PREFAULT_BATCH_SLABS = 16
+
+/** Allocates `count` slabs of `slabBytes` with every page touched (somewhere else than the ingest thread). */
+export type SlabSource = (count: number, slabBytes: number) => Promise<SharedArrayBuffer[]>
 
 /** Spill ranks (higher spills first); NONE: nothing of this owner may be spilled now. */
 export const SPILL_RANK = { none: 0, open: 1, frozenWaiting: 2 } as const
@@ -57,6 +69,8 @@ export interface SlabPoolStats {
   spilledBytes: number
   /** Allocations made over budget because nothing could be spilled. */
   overBudget: number
+  /** Slabs received from the prefault source. */
+  prefaulted: number
 }
 
 export class SlabPool {
@@ -65,7 +79,9 @@ export class SlabPool {
   private readonly free: SharedArrayBuffer[] = []
   private resident = 0
   private readonly owners = new Set<SlabOwner>()
-  readonly stats: SlabPoolStats = { allocated: 0, reused: 0, spilled: 0, spilledBytes: 0, overBudget: 0 }
+  readonly stats: SlabPoolStats = { allocated: 0, reused: 0, spilled: 0, spilledBytes: 0, overBudget: 0, prefaulted: 0 }
+  private prefault: SlabSource | null = null
+  private prefaulting = false
 
   constructor(options: SlabPoolOptions = {}) {
     this.slabBytes = options.slabBytes ?? SLAB_BYTES_DEFAULT
@@ -87,6 +103,11 @@ export class SlabPool {
     return this.free.length * this.slabBytes
   }
 
+  /** Where to get fresh slabs ahead of need (once; later calls keep the first source). */
+  setPrefaultSource(source: SlabSource): void {
+    this.prefault ??= source
+  }
+
   register(owner: SlabOwner): void {
     this.owners.add(owner)
   }
@@ -101,6 +122,7 @@ export class SlabPool {
    */
   take(minBytes: number, requester: SlabOwner | null): SharedArrayBuffer {
     const size = Math.max(minBytes, this.slabBytes)
+    if (this.prefault !== null) this.prefaultAhead()
     for (;;) {
       if (size === this.slabBytes && this.free.length > 0) {
         this.stats.reused++
@@ -157,6 +179,31 @@ export class SlabPool {
   /** Drops the free slabs (their memory goes back to the system once collected). */
   trim(): void {
     this.free.length = 0
+  }
+
+  /** Asks the prefault source for slabs when fewer than PREFAULT_AHEAD_SLABS are free and the budget has room. */
+  private prefaultAhead(): void {
+    if (this.prefaulting || this.free.length >= PREFAULT_AHEAD_SLABS) return
+    const room = Math.floor((this.residentBytesMax - this.resident - this.pooledBytes) / this.slabBytes)
+    const n = Math.min(PREFAULT_BATCH_SLABS, room - 1)
+    if (n <= 0) return
+    this.prefaulting = true
+    this.prefault!(n, this.slabBytes).then(
+      (slabs) => {
+        this.prefaulting = false
+        for (const slab of slabs) {
+          // Takes since the request may have used the room: keep only what fits.
+          if (slab.byteLength !== this.slabBytes || this.resident + this.pooledBytes + slab.byteLength > this.residentBytesMax) break
+          this.free.push(slab)
+          this.stats.prefaulted++
+        }
+      },
+      () => {
+        // The source failed (its thread died): allocate here from now on.
+        this.prefaulting = false
+        this.prefault = null
+      },
+    )
   }
 
   private pickVictim(requester: SlabOwner | null): SlabOwner | null {

@@ -120,6 +120,8 @@ export class Timeline {
   ) {
     this.meta = meta
     this.slabPool = opts.slabPool ?? new SlabPool()
+    // Fresh slab memory is faulted in on the flush worker thread, off the ingest path.
+    if (opts.flushThread !== 'inline' && !opts.readOnly) this.slabPool.setPrefaultSource((n, bytes) => sharedFlushWorker().allocSlabs(n, bytes))
     this.lastRecord = meta.diskConsistentLsn
     this.prevRecord = meta.prevRecordLsn
     this.nextOpenStart = toLsn(meta.diskConsistentLsn + 1n)
