@@ -1,7 +1,8 @@
 // The flush worker thread: the L0 it writes from shared memory is byte-identical to the in-thread writeL0
 // of the same layer (slabs resident and spilled); two jobs at once both finish; errors come back as the
 // same typed errors (a damaged spill file is a CorruptionError naming it); a stopped worker fails its
-// pending job and the next job starts a new one; errors survive the wire with kind, code and hint.
+// pending job and the next job starts a new one; errors survive the wire with kind, code and hint; slabs
+// allocated over there (prefault) arrive whole and usable.
 import { mkdir, open, readFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -113,5 +114,17 @@ describe('flush worker', () => {
     expect((f as PageserverError).details).toEqual({ path: '/a' })
     expect(errorFromWire(errorToWire(new TypeError('boom')))).toBeInstanceOf(AssertionFailure)
     expect(errorFromWire(errorToWire('odd')).message).toMatch(/odd/)
+  })
+
+  it('allocates touched slabs on the worker thread for the slab pool', async () => {
+    const slabs = await worker.allocSlabs(3, 64 * 1024)
+    expect(slabs.length).toBe(3)
+    for (const s of slabs) {
+      expect(s).toBeInstanceOf(SharedArrayBuffer)
+      expect(s.byteLength).toBe(64 * 1024)
+      const b = Buffer.from(s)
+      b.fill(7)
+      expect(b[b.length - 1]).toBe(7)
+    }
   })
 })

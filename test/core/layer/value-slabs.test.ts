@@ -1,9 +1,10 @@
 // SlabPool: freed slabs are reused (no new allocation) within the budget; at the budget the pool spills
 // owners' slabs in rank order (frozen waiting, then open, the requester last, largest first), skips owners
 // that must not spill, and allocates over budget (counted) only when nothing can be spilled; slabs larger
-// than the slab size are never pooled; bad options are refused.
+// than the slab size are never pooled; a prefault source keeps free slabs ahead of need within the budget
+// and is dropped when it fails; bad options are refused.
 import { describe, expect, it } from 'vitest'
-import { SPILL_RANK, SlabPool, type SlabOwner } from '../../../src/core/layer/value-slabs.js'
+import { PREFAULT_AHEAD_SLABS, SPILL_RANK, SlabPool, type SlabOwner } from '../../../src/core/layer/value-slabs.js'
 import { AssertionFailure } from '../../../src/core/lib/errors.js'
 
 /** An owner holding slabs; spillOne gives its oldest one back. */
@@ -116,5 +117,45 @@ describe('slab pool', () => {
     expect(() => new SlabPool({ residentBytesMax: 0 })).toThrow(AssertionFailure)
     const pool = new SlabPool({ slabBytes: 1024 })
     expect(() => pool.give(new SharedArrayBuffer(1024))).toThrow(/more bytes returned/)
+  })
+
+  it('keeps prefaulted slabs ahead of need, within the budget; a failing source is dropped', async () => {
+    const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 20 * 1024 })
+    const asked: number[] = []
+    pool.setPrefaultSource(async (n, bytes) => {
+      asked.push(n)
+      return Array.from({ length: n }, () => new SharedArrayBuffer(bytes))
+    })
+    const a = new FakeOwner(pool, SPILL_RANK.open)
+    a.take()
+    expect(pool.stats.allocated).toBe(1) // the first slab: nothing ready yet
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(asked.length).toBe(1)
+    expect(pool.stats.prefaulted).toBe(asked[0])
+    expect(pool.residentBytes + pool.pooledBytes).toBeLessThanOrEqual(20 * 1024)
+    for (let i = 0; i < 5; i++) a.take()
+    expect(pool.stats.allocated).toBe(1) // the rest came from the prefaulted ones
+    // never beyond the budget, whatever is asked
+    for (let i = 0; i < 3; i++) {
+      a.take()
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    expect(pool.residentBytes + pool.pooledBytes).toBeLessThanOrEqual(20 * 1024)
+    expect(PREFAULT_AHEAD_SLABS).toBeGreaterThan(0)
+
+    const failing = new SlabPool({ slabBytes: 1024, residentBytesMax: 1 << 20 })
+    let calls = 0
+    failing.setPrefaultSource(async () => {
+      calls++
+      throw new Error('worker gone')
+    })
+    const b = new FakeOwner(failing, SPILL_RANK.open)
+    b.take()
+    await new Promise((resolve) => setImmediate(resolve))
+    b.take()
+    b.take()
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(calls).toBe(1)
+    expect(failing.stats.allocated).toBe(3)
   })
 })
