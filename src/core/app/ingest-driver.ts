@@ -5,13 +5,13 @@
  * Policy (Neon's): freeze when the WAL in the open layer reaches `checkpoint_distance`, when the layer is
  * older than `checkpoint_timeout`, or when the in-memory bytes reach `max_in_memory_layers_bytes` (for
  * several timelines the owner asks the one holding the oldest unflushed WAL to freeze: `freezeNow`).
- * Flushes run in the background, on the flush worker thread. Over the ceiling while a frozen layer is
- * still being flushed, ingest goes on: the open layer's memory is bounded by the slab pool, which spills
- * its slabs to its ephemeral file beyond the budget (layer/value-slabs.ts); freezing again then would only
- * cut small L0 files. When more than FROZEN_LAYERS_WAITING_MAX frozen layers wait (the disk does not keep
- * up), ingest waits for the flush: that back-pressure bounds the spilled bytes. Every flush advances
- * disk_consistent_lsn, and `onDurable` tells the WAL receiver, which reports it to the primary (so the
- * replication slot keeps everything above it).
+ * Flushes run in the background, on the flush worker thread, while ingest goes on. When two frozen layers
+ * are already waiting, or the ceiling is reached while a frozen layer is still being flushed, ingest waits
+ * for the flush (back-pressure; freezing again then would only cut tiny L0 files). That bounds what a
+ * timeline holds, index included; the slab pool's budget (layer/value-slabs.ts) bounds the values of all
+ * timelines together, spilling slabs to ephemeral files beyond it (several timelines each under the
+ * ceiling, a batch past it). Every flush advances disk_consistent_lsn, and `onDurable` tells the WAL
+ * receiver, which reports it to the primary (so the replication slot keeps everything above it).
  */
 import type { Lsn } from '../pg/lsn.js'
 import type { DecodedRecord } from '../pg/wal-record.js'
@@ -75,7 +75,7 @@ export class TimelineIngestDriver {
     const overCeiling = tl.inMemoryBytes >= this.policy.maxInMemoryLayersBytes
     // Over the memory ceiling, freezing helps only when nothing frozen is waiting: otherwise the bytes are
     // in layers already being flushed, and freezing the open layer after every batch would only cut a
-    // stream of tiny L0 files. Memory stays bounded meanwhile: the slab pool spills the open layer.
+    // stream of tiny L0 files. Then ingest waits for the flush instead (the bound holds either way).
     if (
       tl.openLayerWalBytes >= BigInt(this.policy.checkpointDistanceBytes) ||
       (overCeiling && tl.frozenLayerCount === 0) ||
@@ -83,7 +83,7 @@ export class TimelineIngestDriver {
     ) {
       this.freezeNow()
     }
-    if (tl.frozenLayerCount > FROZEN_LAYERS_WAITING_MAX && this.flushing) await this.flushing
+    if ((tl.frozenLayerCount > FROZEN_LAYERS_WAITING_MAX || (overCeiling && tl.frozenLayerCount > 0)) && this.flushing) await this.flushing
     if (this.flushError) throw this.flushError
   }
 

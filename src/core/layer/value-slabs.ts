@@ -9,7 +9,9 @@
  * a fresh page costs a page fault of several microseconds (400 MiB of new slabs cost 0.5-1.3 s of system
  * time, bench/ingest.ts), so pages are faulted in once per process and then recycled.
  *
- * The budget bounds slab memory, in use plus pooled: when a layer needs a new slab and the budget is
+ * The budget bounds slab memory, in use plus pooled, plus the owners' index memory (SlabOwner.indexBytes:
+ * the layers' entry records and key maps, which the memory ceiling counts as well): when a layer needs a
+ * new slab and the budget is
  * reached, the pool first reuses a free slab, else asks a layer to spill one of its slabs to the layer's
  * ephemeral file (SlabOwner.spillOne), which frees it. Victims, in order: frozen layers waiting for their
  * flush (the newest waits longest), then open layers (their oldest full slab), largest resident first.
@@ -23,7 +25,8 @@
  * of a first fill — then run on the other core while ingest copies values.
  *
  * Invariant: residentBytes = bytes of slabs handed out and not yet returned; pooled slabs are all of
- * slabBytes; residentBytes + pooledBytes <= residentBytesMax unless nothing could be spilled.
+ * slabBytes; residentBytes + pooledBytes + the owners' indexBytes <= residentBytesMax unless nothing could
+ * be spilled.
  */
 import { assert } from '../lib/errors.js'
 
@@ -51,6 +54,8 @@ export interface SlabOwner {
   spillRank(): number
   /** Bytes of this owner's slabs held in memory. */
   residentSlabBytes(): number
+  /** Bytes of memory besides slabs this owner holds (its index), counted in the budget too. */
+  readonly indexBytes: number
   /** Writes one resident slab to disk and returns it to the pool; false when none can be spilled. */
   spillOne(): boolean
 }
@@ -129,7 +134,7 @@ export class SlabPool {
         this.resident += size
         return this.free.pop()!
       }
-      if (this.resident + this.pooledBytes + size <= this.residentBytesMax) break
+      if (this.resident + this.pooledBytes + size + this.ownersIndexBytes() <= this.residentBytesMax) break
       // A large slab: free pooled slabs make room first.
       if (this.free.length > 0) {
         this.free.pop()
@@ -157,7 +162,7 @@ export class SlabPool {
       this.resident += size
       return this.free.pop()!
     }
-    if (this.resident + this.pooledBytes + size > this.residentBytesMax) return null
+    if (this.resident + this.pooledBytes + size + this.ownersIndexBytes() > this.residentBytesMax) return null
     this.stats.allocated++
     this.resident += size
     return new SharedArrayBuffer(size)
@@ -167,7 +172,7 @@ export class SlabPool {
   give(slab: SharedArrayBuffer): void {
     this.resident -= slab.byteLength
     assert(this.resident >= 0, 'slab pool: more bytes returned than taken')
-    if (slab.byteLength === this.slabBytes && this.resident + this.pooledBytes + slab.byteLength <= this.residentBytesMax) this.free.push(slab)
+    if (slab.byteLength === this.slabBytes && this.resident + this.pooledBytes + slab.byteLength + this.ownersIndexBytes() <= this.residentBytesMax) this.free.push(slab)
   }
 
   /** Notes a spill (for stats); the owner then gives the slab back. */
@@ -184,7 +189,7 @@ export class SlabPool {
   /** Asks the prefault source for slabs when fewer than PREFAULT_AHEAD_SLABS are free and the budget has room. */
   private prefaultAhead(): void {
     if (this.prefaulting || this.free.length >= PREFAULT_AHEAD_SLABS) return
-    const room = Math.floor((this.residentBytesMax - this.resident - this.pooledBytes) / this.slabBytes)
+    const room = Math.floor((this.residentBytesMax - this.resident - this.pooledBytes - this.ownersIndexBytes()) / this.slabBytes)
     const n = Math.min(PREFAULT_BATCH_SLABS, room - 1)
     if (n <= 0) return
     this.prefaulting = true
@@ -193,7 +198,7 @@ export class SlabPool {
         this.prefaulting = false
         for (const slab of slabs) {
           // Takes since the request may have used the room: keep only what fits.
-          if (slab.byteLength !== this.slabBytes || this.resident + this.pooledBytes + slab.byteLength > this.residentBytesMax) break
+          if (slab.byteLength !== this.slabBytes || this.resident + this.pooledBytes + slab.byteLength + this.ownersIndexBytes() > this.residentBytesMax) break
           this.free.push(slab)
           this.stats.prefaulted++
         }
@@ -204,6 +209,12 @@ export class SlabPool {
         this.prefault = null
       },
     )
+  }
+
+  private ownersIndexBytes(): number {
+    let n = 0
+    for (const o of this.owners) n += o.indexBytes
+    return n
   }
 
   private pickVictim(requester: SlabOwner | null): SlabOwner | null {

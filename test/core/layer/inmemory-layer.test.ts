@@ -96,7 +96,9 @@ describe('in-memory layer', () => {
 
   it('spills slabs beyond the budget to its ephemeral file and reads them back, open, frozen and in the flush', async () => {
     await withTempDir('ps-inmem-', async (dir) => {
-      const pool = new SlabPool({ slabBytes: 4096, residentBytesMax: 16 * 4096 })
+      // The budget counts the layer's index (its 4096-entry record array, keys) as well as its slabs.
+      const budget = 16 * 4096 + 4096 * 32 + 1024 * 4 + 150 * 96
+      const pool = new SlabPool({ slabBytes: 4096, residentBytesMax: budget })
       const layer = InMemoryLayer.create({ dir, fileId: 7, startLsn: L(1000), pool })
       try {
         expect(layer.path).toBe(join(dir, 'ephemeral-7'))
@@ -108,7 +110,7 @@ describe('in-memory layer', () => {
         expect(layer.spilledBytes).toBeGreaterThan(valueBytes - 16 * 4096 - 65 * 1024)
         expect((await stat(layer.path)).size).toBe(layer.spilledBytes)
         expect(pool.stats.overBudget).toBe(0)
-        expect(pool.residentBytes + pool.pooledBytes).toBeLessThanOrEqual(16 * 4096)
+        expect(pool.residentBytes + pool.pooledBytes + layer.indexBytes).toBeLessThanOrEqual(budget)
         checkAgainstRef(layer, entries, 32, 150, maxLsn)
         layer.freeze(L(maxLsn + 1))
         expect(layer.lsnRange).toEqual({ start: L(1000), end: L(maxLsn + 1) })
@@ -129,7 +131,8 @@ describe('in-memory layer', () => {
 
   it('a frozen layer waiting for its flush spills before the open one, and not while it is flushed', async () => {
     await withTempDir('ps-inmem-', async (dir) => {
-      const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 8 * 1024 })
+      // two empty layers' indexes (records and key heads), their keys, and 8 slabs
+      const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 2 * (1024 * 32 + 1024 * 4) + 20 * 96 + 8 * 1024 })
       const rng = prng(40)
       const a = InMemoryLayer.create({ dir, fileId: 1, startLsn: L(1), pool })
       for (let i = 0; i < 6; i++) a.put(blockKey(1, i), L(1 + i), makeValue(rng, 900, true))

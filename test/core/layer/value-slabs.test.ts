@@ -11,6 +11,7 @@ import { AssertionFailure } from '../../../src/core/lib/errors.js'
 class FakeOwner implements SlabOwner {
   readonly slabs: SharedArrayBuffer[] = []
   spills = 0
+  indexBytes = 0
   constructor(
     private readonly pool: SlabPool,
     public rank: number,
@@ -157,5 +158,18 @@ describe('slab pool', () => {
     await new Promise((resolve) => setImmediate(resolve))
     expect(calls).toBe(1)
     expect(failing.stats.allocated).toBe(3)
+  })
+
+  it('counts the owners index memory in the budget', () => {
+    const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 8 * 1024 })
+    const a = new FakeOwner(pool, SPILL_RANK.open)
+    for (let i = 0; i < 4; i++) a.take()
+    a.indexBytes = 4 * 1024 // the budget is now full
+    a.take()
+    expect(a.spills).toBe(1) // a slab went to disk to make room
+    expect(pool.residentBytes).toBe(4 * 1024)
+    expect(pool.takeIfFree(1)).toBeNull()
+    a.indexBytes = 0
+    expect(pool.takeIfFree(1)).not.toBeNull()
   })
 })
