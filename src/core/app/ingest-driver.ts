@@ -57,16 +57,25 @@ export class TimelineIngestDriver {
     )
   }
 
-  /** Ingests records in order; records at or below last_record_lsn (already ingested) are skipped. */
+  /**
+   * Ingests records in order; records at or below last_record_lsn (already ingested) are skipped.
+   * last_record_lsn advances once per batch, and before a record whose ingest reads values back at it
+   * (WalIngest.readsBack: CREATE DATABASE), which must see every earlier record; other records read only
+   * through IngestState, which caches whatever it writes. Readers wait for whole batches.
+   */
   async ingestRecords(records: readonly DecodedRecord[]): Promise<void> {
     if (this.flushError) throw this.flushError
     const tl = this.timeline
+    const from = tl.lastRecordLsn
+    let last: DecodedRecord | null = null
     for (const rec of records) {
-      if (rec.endLsn <= tl.lastRecordLsn) continue
+      if (rec.endLsn <= from) continue
+      if (last !== null && WalIngest.readsBack(rec)) tl.finishRecords(last.endLsn, last.lsn)
       const pending = this.ingest.ingest(rec)
       if (pending) await pending
-      tl.finishRecords(rec.endLsn, rec.lsn)
+      last = rec
     }
+    if (last !== null) tl.finishRecords(last.endLsn, last.lsn)
     await this.afterBatch()
   }
 

@@ -121,6 +121,15 @@ export class WalIngest {
   }
 
   /**
+   * True for records whose ingest reads values back at last_record_lsn (the template's relmap and pages of
+   * CREATE DATABASE): every earlier record must be visible to reads first. Other records read only through
+   * IngestState, which caches what it writes.
+   */
+  static readsBack(rec: DecodedRecord): boolean {
+    return rec.xl_rmid === RM.DBASE
+  }
+
+  /**
    * Ingests one record. Returns a promise only for records that must read pages back (CREATE DATABASE with
    * FILE_COPY): then every earlier record must already be visible to reads (the caller commits first).
    */

@@ -97,7 +97,7 @@ describe('in-memory layer', () => {
   it('spills slabs beyond the budget to its ephemeral file and reads them back, open, frozen and in the flush', async () => {
     await withTempDir('ps-inmem-', async (dir) => {
       // The budget counts the layer's index (its 4096-entry record array, keys) as well as its slabs.
-      const budget = 16 * 4096 + 4096 * 32 + 1024 * 4 + 150 * 96
+      const budget = 16 * 4096 + 4096 * 32 + 1024 * 16 + 150 * 96
       const pool = new SlabPool({ slabBytes: 4096, residentBytesMax: budget })
       const layer = InMemoryLayer.create({ dir, fileId: 7, startLsn: L(1000), pool })
       try {
@@ -132,7 +132,7 @@ describe('in-memory layer', () => {
   it('a frozen layer waiting for its flush spills before the open one, and not while it is flushed', async () => {
     await withTempDir('ps-inmem-', async (dir) => {
       // two empty layers' indexes (records and key heads), their keys, and 8 slabs
-      const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 2 * (1024 * 32 + 1024 * 4) + 20 * 96 + 8 * 1024 })
+      const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 2 * (1024 * 32 + 1024 * 16) + 20 * 96 + 8 * 1024 })
       const rng = prng(40)
       const a = InMemoryLayer.create({ dir, fileId: 1, startLsn: L(1), pool })
       for (let i = 0; i < 6; i++) a.put(blockKey(1, i), L(1 + i), makeValue(rng, 900, true))
