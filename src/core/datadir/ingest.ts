@@ -55,7 +55,7 @@ import {
   XLOG_MULTIXACT_TRUNCATE_ID,
 } from '../redo/slru/multixact.js'
 import { IngestState, type LatestImageReader } from './ingest-state.js'
-import { recordHasImages, recordWithoutImagesLength, writeRecordWithoutImages } from './record-without-images.js'
+import { RecordWithoutImagesCache } from './record-without-images.js'
 import { bufferTagToKey, relBlockKey, relmapFileKey, twoPhaseFileKey } from './mapping.js'
 
 const XLOG_CHECKPOINT_SHUTDOWN = 0x00
@@ -145,7 +145,6 @@ export class WalIngest {
   private finishRecord(rec: DecodedRecord): void {
     this.lsn = rec.endLsn
     for (const b of rec.blocks) this.ingestBlock(rec, b)
-    this.implicitRaw = null
     for (const t of implicitTargets(rec)) this.ingestImplicit(rec, t.tag, t.willInit)
     if (this.afterImplicit.length > 0) for (const f of this.afterImplicit.splice(0)) f()
     this.state.flush(this.putValue)
@@ -191,23 +190,12 @@ export class WalIngest {
         this.extendRel(rel, tag.blkno)
       }
     }
-    this.sink.putRecord(bufferTagToKey(tag), this.lsn, this.implicitRaw ?? this.recordForImplicit(rec), willInit)
+    this.sink.putRecord(bufferTagToKey(tag), this.lsn, this.implicitRecord.of(rec), willInit)
     this.stats.values++
   }
 
-  /** The record as stored for implicit targets: without block images (record-without-images.ts), once per record. */
-  private recordForImplicit(rec: DecodedRecord): Buffer {
-    if (!recordHasImages(rec)) return (this.implicitRaw = rec.raw)
-    const len = recordWithoutImagesLength(rec)
-    if (this.implicitScratch.length < len) this.implicitScratch = Buffer.allocUnsafe(Math.max(len, this.implicitScratch.length * 2))
-    const out = this.implicitScratch.subarray(0, len)
-    writeRecordWithoutImages(rec, out)
-    return (this.implicitRaw = out)
-  }
-
-  /** The current record as stored for its implicit targets (null: not made yet), and its buffer. */
-  private implicitRaw: Buffer | null = null
-  private implicitScratch = Buffer.allocUnsafe(8192)
+  /** The record as stored for implicit targets: without block images, made once per record. */
+  private readonly implicitRecord = new RecordWithoutImagesCache()
 
   /** Extends a relation fork so that `blkno` exists; the blocks in between become zero pages. */
   private extendRel(rel: RelTag, blkno: number): void {

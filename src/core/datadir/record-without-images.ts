@@ -96,3 +96,31 @@ export function writeRecordWithoutImages(rec: DecodedRecord, out: Buffer): void 
   const crc = crc32c(out.subarray(0, XL_CRC_OFFSET), crc32cRange(out, SIZE_OF_XLOG_RECORD, p))
   out.writeUInt32LE(crc, XL_CRC_OFFSET)
 }
+
+/** Most bytes kept for the last record re-encoded (larger ones get a buffer of their own). */
+const CACHE_BYTES_MAX = 1024 * 1024
+
+/**
+ * `rec` as stored for implicit targets — its raw bytes when it has no images, else re-encoded without
+ * them — made once per record (a heap update can clear VM bits on two pages). The result is valid until
+ * the next call.
+ */
+export class RecordWithoutImagesCache {
+  private last: DecodedRecord | null = null
+  private lastOut: Buffer | null = null
+  private scratch = Buffer.allocUnsafe(8192)
+
+  of(rec: DecodedRecord): Buffer {
+    if (rec === this.last) return this.lastOut!
+    let out = rec.raw
+    if (recordHasImages(rec)) {
+      const len = recordWithoutImagesLength(rec)
+      if (len > this.scratch.length && len <= CACHE_BYTES_MAX) this.scratch = Buffer.allocUnsafe(Math.min(CACHE_BYTES_MAX, Math.max(len, this.scratch.length * 2)))
+      out = len <= this.scratch.length ? this.scratch.subarray(0, len) : Buffer.allocUnsafe(len)
+      writeRecordWithoutImages(rec, out)
+    }
+    this.last = rec
+    this.lastOut = out
+    return out
+  }
+}

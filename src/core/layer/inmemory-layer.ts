@@ -4,16 +4,16 @@
  *
  * Values live in slabs from the repository's SlabPool (value-slabs.ts): appended in arrival order, a value
  * never straddles two slabs, and ingest encodes a value straight into its slab (`putRecord`, `reserve` +
- * `commit`): no intermediate buffer, no copy through a file. Memory is bounded: when the pool's budget is
+ * `reserveImage` + `commit`): no intermediate buffer, no copy through a file. Memory is bounded: when the pool's budget is
  * reached, slabs are spilled — written whole to the layer's ephemeral file `<timeline dir>/ephemeral-<n>`
- * (created at the first spill) and returned to the pool. A spilled slab's values get their CRC-32C then,
- * and are checked when read back; values still in memory carry no CRC (the layer writer computes the
- * file's). Reads find a value in its slab or in the file.
+ * (spill-file.ts, created at the first spill) and returned to the pool. A spilled slab's values get their
+ * CRC-32C then, and are checked when read back; values still in memory carry no CRC (the layer writer
+ * computes the file's). Reads find a value in its slab or in the file.
  *
  * The JS heap holds only a compact index with no object per entry: a 32-byte record per entry id in one
  * SharedArrayBuffer (lsn, slab, offset, length with the will-init bit, CRC-32C when spilled, previous entry
- * id of the same key), grown by doubling, plus one Map from key to a dense key index whose slot in another
- * typed array holds the id of the key's newest entry. A key's versions form a chain newest -> oldest
+ * id of the same key, key index), grown by doubling, plus one Map from key to a dense key index whose slots
+ * in a Float64Array hold the id and LSN of the key's newest entry. A key's versions form a chain newest -> oldest
  * through `prev`, which is exactly the order a read wants. The Map's insertion order is the key index
  * order, so the frozen layer's keys are `[...keyIndex.keys()]`.
  *
@@ -26,19 +26,17 @@
  * endFlush() after a failed flush. Every `ephemeral-*` file found at startup is garbage
  * (`removeEphemeralFiles`).
  */
-import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { AssertionFailure, CorruptionError, assert } from '../lib/errors.js'
+import { AssertionFailure, assert } from '../lib/errors.js'
 import { crc32c, crc32cRange } from '../lib/crc32c.js'
 import type { Key } from '../model/key.js'
 import { VALUE_FLAG_WILL_INIT, VALUE_HEADER_BYTES, VALUE_KIND_IMAGE, VALUE_KIND_RECORD } from '../model/value.js'
 import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
-import { removeFilesWhere } from '../storage/directory.js'
-import { ioFailed } from '../storage/io-errors.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
 import { DEAD_KEY, ENTRY_BYTES, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_PREV, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
+import { SpillFile, spilledValueCorrupt } from './spill-file.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
 
 /** Bytes of index per entry (see inmemory-format.ts). */
@@ -108,8 +106,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   /** Slabs lent to the flush to read spilled slabs back into (returned with the layer's). */
   private reloadSlabs: Array<SharedArrayBuffer | null> = []
   /** The spill file: descriptor (-1 until the first spill) and its length. */
-  private fd = -1
-  private fileBytes = 0
+  private readonly file: SpillFile
 
   private constructor(
     readonly startLsn: Lsn,
@@ -117,6 +114,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     pool: SlabPool,
   ) {
     this.path = path
+    this.file = new SpillFile(path)
     this.pool = pool
     pool.register(this)
   }
@@ -152,7 +150,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** Bytes written to the ephemeral file by spills. */
   get spilledBytes(): number {
-    return this.fileBytes
+    return this.file.lengthBytes
   }
 
   /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
@@ -326,7 +324,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       view.copy(out, 0, off, off + len)
       return out
     }
-    readFully(this.fd, out, this.slabFileOffset[s]! + off, this.path)
+    this.file.readInto(out, this.slabFileOffset[s]! + off)
     if (crc32c(out) !== this.u32[u + E_CRC]) throw spilledValueCorrupt(this.path, key, BigInt(this.f64[id * F64_PER_ENTRY]!))
     return out
   }
@@ -363,7 +361,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       slabFileOffsets: this.slabFileOffset.slice(),
       slabUsed: this.slabUsed.slice(),
       reloadSlabs: this.reloadSlabs.slice(),
-      spilledBytes: this.fileBytes,
+      spilledBytes: this.file.lengthBytes,
     }
   }
 
@@ -416,23 +414,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       const off = this.u32[u + E_OFFSET]!
       this.u32[u + E_CRC] = crc32cRange(view, off, off + (this.u32[u + E_LENGTH]! & LENGTH_MASK))
     }
-    if (this.fd < 0) {
-      try {
-        this.fd = openSync(this.path, 'wx+')
-      } catch (err) {
-        throw ioFailed('creating', this.path, err)
-      }
-    }
-    let done = 0
-    while (done < used) {
-      try {
-        done += writeSync(this.fd, view, done, used - done, this.fileBytes + done)
-      } catch (err) {
-        throw ioFailed('writing', this.path, err)
-      }
-    }
-    this.slabFileOffset[s] = this.fileBytes
-    this.fileBytes += used
+    this.slabFileOffset[s] = this.file.append(view, used)
     this.slabs[s] = null
     this.views[s] = null
     this.residentBytes -= slab.byteLength
@@ -457,23 +439,13 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.residentBytes = 0
     this.returnReloadSlabs()
     this.cur = null
-    if (this.fd >= 0) {
-      const fd = this.fd
-      this.fd = -1
-      closeSync(fd)
-    }
+    this.file.close()
   }
 
   /** Closes and removes the ephemeral file (after the flush). Idempotent. */
   delete(): void {
-    const hadFile = this.fd >= 0 || this.fileBytes > 0
     this.close()
-    if (!hadFile) return
-    try {
-      rmSync(this.path, { force: true })
-    } catch (err) {
-      throw ioFailed('removing', this.path, err)
-    }
+    this.file.delete()
   }
 
   private grow(): void {
@@ -493,36 +465,4 @@ function grownFloat64(a: Float64Array): Float64Array {
   return b
 }
 
-/** Reads exactly out.length bytes at `position` of `fd`. */
-export function readFully(fd: number, out: Buffer, position: number, path: string): void {
-  let done = 0
-  while (done < out.length) {
-    let n: number
-    try {
-      n = readSync(fd, out, done, out.length - done, position + done)
-    } catch (err) {
-      throw ioFailed('reading', path, err)
-    }
-    if (n === 0) throw spilledFileShort(path)
-    done += n
-  }
-}
-
-export function spilledValueCorrupt(path: string, key: Key, lsn: bigint): CorruptionError {
-  return new CorruptionError('EPHEMERAL_CORRUPT', `${path}: value of ${key} at ${formatLsn(lsn)} fails its checksum`, {
-    hint: 'The spill file of the in-memory layer was damaged; restart the page server, which replays WAL from disk_consistent_lsn.',
-    details: { path },
-  })
-}
-
-function spilledFileShort(path: string): CorruptionError {
-  return new CorruptionError('EPHEMERAL_CORRUPT', `${path} is shorter than the bytes spilled to it`, {
-    hint: 'The spill file of the in-memory layer was truncated; restart the page server, which replays WAL from disk_consistent_lsn.',
-    details: { path },
-  })
-}
-
-/** Removes every `ephemeral-*` file of a timeline directory (garbage at startup); returns their names. */
-export async function removeEphemeralFiles(dir: string): Promise<string[]> {
-  return removeFilesWhere(dir, (name) => name.startsWith(EPHEMERAL_FILE_PREFIX))
-}
+export { removeEphemeralFiles } from './spill-file.js'

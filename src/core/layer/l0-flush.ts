@@ -22,7 +22,7 @@ import { MAX_KEY, MIN_KEY } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { ioFailed } from '../storage/io-errors.js'
 import { DEAD_KEY, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
-import { readFully, spilledValueCorrupt } from './inmemory-layer.js'
+import { readFully, spilledValueCorrupt } from './spill-file.js'
 import { LayerFileWriter, type FinishedLayer } from './layer-file-writer.js'
 
 export interface L0FlushJob {
