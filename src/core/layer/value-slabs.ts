@@ -39,8 +39,8 @@ export const SLAB_BYTES_MAX = 64 * 1024 * 1024
 export const RESIDENT_BYTES_MAX_DEFAULT = 512 * 1024 * 1024
 
 /** Free slabs the pool tries to keep ready when it has a prefault source, and how many it asks for at once. */
-export const PREFAULT_AHEAD_SLABS = 32
-export const PREFAULT_BATCH_SLABS = 16
+export const PREFAULT_AHEAD_SLABS = 64
+export const PREFAULT_BATCH_SLABS = 32
 
 /** Allocates `count` slabs of `slabBytes` with every page touched (somewhere else than the ingest thread). */
 export type SlabSource = (count: number, slabBytes: number) => Promise<SharedArrayBuffer[]>
@@ -184,6 +184,11 @@ export class SlabPool {
   /** Drops the free slabs (their memory goes back to the system once collected). */
   trim(): void {
     this.free.length = 0
+  }
+
+  /** Starts preparing free slabs now (before a burst of puts), if there is a prefault source. */
+  prefaultSoon(): void {
+    if (this.prefault !== null) this.prefaultAhead()
   }
 
   /** Asks the prefault source for slabs when fewer than PREFAULT_AHEAD_SLABS are free and the budget has room. */

@@ -281,6 +281,14 @@ export class Timeline {
     return this.open
   }
 
+  /**
+   * Ingest is about to start: fresh slab memory starts being prepared on the flush worker thread now, so
+   * the first puts do not fault it in themselves.
+   */
+  prepareForIngest(): void {
+    if (!this.opts.readOnly) this.slabPool.prefaultSoon()
+  }
+
   /** Advances last_record_lsn after the values of the records up to `endLsn` were put; wakes readers. */
   finishRecords(endLsn: Lsn, lastRecordStartLsn: Lsn | null): void {
     assert(endLsn >= this.lastRecord, () => `last_record_lsn moving back from ${formatLsn(this.lastRecord)} to ${formatLsn(endLsn)}`)
