@@ -11,7 +11,9 @@
  *   - lookups: one 8 KiB pread at a random offset of the layer file (the floor of any lookup that reads a
  *     page) — so "x pread" says what the index search, CRC checks and decompression add;
  *   - writing: fs.writeFile of the same raw bytes in one call (no index, no CRC, no compression);
- *   - in-memory puts: copying the same values into one big buffer (memcpy, no index, no file).
+ *   - in-memory puts: copying the same values into one big buffer (memcpy, no index). The layer's slab pool
+ *     is shared by the runs (as a timeline's is by its layers), so from the second run on its slabs are
+ *     recycled memory, like the baseline's buffer after its first run.
  * Lookup latencies are timed one by one (median and p99 of LAYER_BENCH_LOOKUPS); throughputs are the median
  * of LAYER_BENCH_RUNS runs.
  */
@@ -23,6 +25,8 @@ import { setFlagsFromString } from 'node:v8'
 import { DeltaLayer, DeltaLayerWriter } from '../src/core/layer/delta-layer.js'
 import { ImageLayer, ImageLayerWriter } from '../src/core/layer/image-layer.js'
 import { InMemoryLayer } from '../src/core/layer/inmemory-layer.js'
+import { writeL0 } from '../src/core/layer/l0-flush.js'
+import { SlabPool } from '../src/core/layer/value-slabs.js'
 import type { LsnValue } from '../src/core/layer/layer-read.js'
 import { keyFromBytes, keyFromFields, keyToBytes, type Key } from '../src/core/model/key.js'
 import type { TenantId, TimelineId } from '../src/core/model/ids.js'
@@ -209,6 +213,7 @@ async function main(): Promise<void> {
     let keyStringBytes = 0
     let estimatePerEntry = 0
     let last: InMemoryLayer | null = null
+    const pool = new SlabPool({ residentBytesMax: 2 * putBytes + 64 * 1024 * 1024 })
     for (let r = 0; r < RUNS; r++) {
       let slab: Buffer | null = Buffer.allocUnsafe(putBytes)
       let t0 = performance.now()
@@ -227,15 +232,16 @@ async function main(): Promise<void> {
       const putKeys = Array.from({ length: putKeysN }, (_, i) => keyFromBytes(keyToBytes(key(i))))
       gc()
       const m1 = process.memoryUsage()
+      const slabs1 = pool.residentBytes + pool.pooledBytes
       t0 = performance.now()
-      const layer = InMemoryLayer.create({ dir, fileId: r, startLsn: 1n as Lsn })
+      const layer = InMemoryLayer.create({ dir, fileId: r, startLsn: 1n as Lsn, pool })
       for (let i = 0; i < PUTS; i++) layer.put(putKeys[(i * 7919) % putKeysN]!, BigInt(16 + i * 8) as Lsn, putValues[i % putValues.length]!)
       putMs.push(performance.now() - t0)
       gc()
       const m2 = process.memoryUsage()
       const used = (m: NodeJS.MemoryUsage): number => m.heapUsed + m.arrayBuffers
-      // minus the write buffer (an ArrayBuffer of the layer, not index)
-      heapPerEntry = (used(m2) - used(m1) - 2 * 1024 * 1024) / PUTS
+      // minus the value slabs (SharedArrayBuffers of the layer, not index)
+      heapPerEntry = (used(m2) - used(m1) - (pool.residentBytes + pool.pooledBytes - slabs1)) / PUTS
       keyStringBytes = (m1.heapUsed - m0.heapUsed - putKeysN * 8) / putKeysN
       estimatePerEntry = layer.indexBytes / PUTS
       last = layer
@@ -262,9 +268,7 @@ async function main(): Promise<void> {
     layer.freeze(BigInt(16 + PUTS * 8 + 1) as Lsn)
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
-    const fw = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: 1n as Lsn, end: BigInt(16 + PUTS * 8 + 1) as Lsn }, noSync: true })
-    for (const e of layer.sortedEntries()) if (!fw.put(e.key, e.lsn, e.value, e.crc)) await fw.drain()
-    const ffin = await fw.finish()
+    const ffin = await writeL0({ layer: layer.beginFlush(), dir, tenantId: TENANT, timelineId: TIMELINE, noSync: true })
     const flushMs = performance.now() - t0
     const cpu = process.cpuUsage(cpu0)
     results.flushToL0 = {
@@ -300,7 +304,7 @@ async function main(): Promise<void> {
   console.log('DeltaLayerWriter (index, CRCs, no LZ4)'.padEnd(46) + String(r.deltaWrite!.layerMBps).padStart(26) + String(r.deltaWrite!.ratioToWriteFile).padStart(12))
   console.log('Buffer.copy of the values (baseline)'.padEnd(46) + String(r.inMemoryPut!.copyMBps).padStart(26) + '1.00'.padStart(12))
   console.log('InMemoryLayer.put'.padEnd(46) + String(r.inMemoryPut!.putMBps).padStart(26) + String(r.inMemoryPut!.ratioToCopy).padStart(12))
-  console.log('flush: sortedEntries -> DeltaLayerWriter'.padEnd(46) + String(r.flushToL0!.MBps).padStart(26) + '-'.padStart(12))
+  console.log('flush: writeL0 (in-thread)'.padEnd(46) + String(r.flushToL0!.MBps).padStart(26) + '-'.padStart(12))
   console.log('')
   console.log(
     `in-memory layer: ${r.inMemoryPut!.heapBytesPerEntry} heap bytes per entry measured with ${r.inMemoryPut!.puts / r.inMemoryPut!.keys} entries per key ` +

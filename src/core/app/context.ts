@@ -4,6 +4,7 @@
  */
 import type { PageserverConfig } from '../config/index.js'
 import { findPostgres, type PgInstallation } from '../postgres/install.js'
+import { SlabPool } from '../layer/value-slabs.js'
 import { Repository } from '../repository/repository.js'
 import type { TenantOptions } from '../repository/tenant.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
@@ -25,6 +26,8 @@ export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions 
     noSync: c.noSync,
     readOnly,
     waitLsnTimeoutMs: c.waitLsnTimeoutMs,
+    // One slab budget for the in-memory layers of every timeline opened with these options.
+    slabPool: new SlabPool({ residentBytesMax: c.maxInMemoryLayersBytes }),
     walRedo: {
       command: c.walRedoCommand,
       poolSize: c.walRedoWorkers,

@@ -5,9 +5,12 @@
  * Policy (Neon's): freeze when the WAL in the open layer reaches `checkpoint_distance`, when the layer is
  * older than `checkpoint_timeout`, or when the in-memory bytes reach `max_in_memory_layers_bytes` (for
  * several timelines the owner asks the one holding the oldest unflushed WAL to freeze: `freezeNow`).
- * Flushes run in the background; when two frozen layers are already waiting, or the ceiling is reached
- * while a frozen layer is still being flushed, ingest waits for the flush (back-pressure, bounded memory;
- * freezing again then would only cut tiny L0 files). Every flush advances disk_consistent_lsn, and `onDurable` tells the WAL
+ * Flushes run in the background, on the flush worker thread, while ingest goes on. When two frozen layers
+ * are already waiting, or the ceiling is reached while a frozen layer is still being flushed, ingest waits
+ * for the flush (back-pressure; freezing again then would only cut tiny L0 files). That bounds what a
+ * timeline holds, index included; the slab pool's budget (layer/value-slabs.ts) bounds the values of all
+ * timelines together, spilling slabs to ephemeral files beyond it (several timelines each under the
+ * ceiling, a batch past it). Every flush advances disk_consistent_lsn, and `onDurable` tells the WAL
  * receiver, which reports it to the primary (so the replication slot keeps everything above it).
  */
 import type { Lsn } from '../pg/lsn.js'
@@ -40,6 +43,9 @@ export class TimelineIngestDriver {
     this.ingest = new WalIngest(
       {
         put: (key, at, value) => tl.put(key, at, value),
+        putRecord: (key, at, raw, willInit) => tl.putRecord(key, at, raw, willInit),
+        reserveImage: (at, bytes) => tl.reserveImage(at, bytes),
+        commitValue: (key, at) => tl.commitValue(key, at),
         readLatestImage: (key) => tl.getImage(key, tl.lastRecordLsn),
         readPage: (key, at) => reader.getPage(key, at),
       },
@@ -51,16 +57,25 @@ export class TimelineIngestDriver {
     )
   }
 
-  /** Ingests records in order; records at or below last_record_lsn (already ingested) are skipped. */
+  /**
+   * Ingests records in order; records at or below last_record_lsn (already ingested) are skipped.
+   * last_record_lsn advances once per batch, and before a record whose ingest reads values back at it
+   * (WalIngest.readsBack: CREATE DATABASE), which must see every earlier record; other records read only
+   * through IngestState, which caches whatever it writes. Readers wait for whole batches.
+   */
   async ingestRecords(records: readonly DecodedRecord[]): Promise<void> {
     if (this.flushError) throw this.flushError
     const tl = this.timeline
+    const from = tl.lastRecordLsn
+    let last: DecodedRecord | null = null
     for (const rec of records) {
-      if (rec.endLsn <= tl.lastRecordLsn) continue
+      if (rec.endLsn <= from) continue
+      if (last !== null && WalIngest.readsBack(rec)) tl.finishRecords(last.endLsn, last.lsn)
       const pending = this.ingest.ingest(rec)
       if (pending) await pending
-      tl.finishRecords(rec.endLsn, rec.lsn)
+      last = rec
     }
+    if (last !== null) tl.finishRecords(last.endLsn, last.lsn)
     await this.afterBatch()
   }
 

@@ -66,6 +66,7 @@ export async function ingestWalFiles(ctx: AppContext, o: IngestFilesOptions): Pr
         checkpointTimeoutMs: ctx.config.checkpointTimeoutMs,
         maxInMemoryLayersBytes: ctx.config.maxInMemoryLayersBytes,
       })
+      tl.prepareForIngest()
       let records = 0
       // for-await closes the reader (its file handle) on an error or an abort.
       for await (const batch of wal.recordBatches()) {

@@ -7,7 +7,9 @@
  *   - an image: a full-page write with BKPIMAGE_APPLY (restored, hole re-inserted, pd_lsn stamped), or the
  *     consistency-checking post-image of a record from an access method without redo here (hash, GIN, GiST,
  *     SP-GiST, BRIN, generic), so those pages never need redo; or
- *   - the raw record, with will-init when the record rebuilds the page from nothing.
+ *   - the raw record, with will-init when the record rebuilds the page from nothing. For an implicit target
+ *     the record is stored without its block images (record-without-images.ts: its redo never reads them,
+ *     and a heap record's full-page image would otherwise be stored twice).
  * A block past the known end of its relation extends it: the gap gets zero pages, as PostgreSQL's bulk
  * extension leaves them. Metadata records update directories, sizes, SLRU segments, two-phase files, the
  * CheckPoint and pg_control (IngestState).
@@ -19,7 +21,7 @@
  */
 import { UnsupportedError, CorruptionError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'
-import { allocImageValue, encodeValue, imageValue, recordValue, VALUE_HEADER_BYTES } from '../model/value.js'
+import { encodeValue, imageValue } from '../model/value.js'
 import { type Lsn } from '../pg/lsn.js'
 import { DEFAULTTABLESPACE_OID, ForkNumber, GLOBALTABLESPACE_OID, type BufferTag, type RelTag } from '../pg/reltag.js'
 import { RM } from '../pg/rmgr.js'
@@ -53,6 +55,7 @@ import {
   XLOG_MULTIXACT_TRUNCATE_ID,
 } from '../redo/slru/multixact.js'
 import { IngestState, type LatestImageReader } from './ingest-state.js'
+import { RecordWithoutImagesCache } from './record-without-images.js'
 import { bufferTagToKey, relBlockKey, relmapFileKey, twoPhaseFileKey } from './mapping.js'
 
 const XLOG_CHECKPOINT_SHUTDOWN = 0x00
@@ -76,6 +79,12 @@ const FirstNormalTransactionId = 3
 export interface IngestSink {
   /** Stores an encoded value at (key, lsn). */
   put(key: Key, lsn: Lsn, value: Buffer): void
+  /** Stores the WAL record `raw` as a record value at (key, lsn), encoded in place (no intermediate buffer). */
+  putRecord(key: Key, lsn: Lsn, raw: Buffer, willInit: boolean): void
+  /** The payload of an image value of `dataBytes` at `lsn`, for the caller to fill; then `commitValue`. */
+  reserveImage(lsn: Lsn, dataBytes: number): Buffer
+  /** Stores the image filled since the last `reserveImage` at (key, lsn). */
+  commitValue(key: Key, lsn: Lsn): void
   /** Latest image of a metadata key. */
   readLatestImage: LatestImageReader
   /** The page at `lsn` (reconstructed with redo); for CREATE DATABASE ... STRATEGY FILE_COPY. */
@@ -112,6 +121,15 @@ export class WalIngest {
   }
 
   /**
+   * True for records whose ingest reads values back at last_record_lsn (the template's relmap and pages of
+   * CREATE DATABASE): every earlier record must be visible to reads first. Other records read only through
+   * IngestState, which caches what it writes.
+   */
+  static readsBack(rec: DecodedRecord): boolean {
+    return rec.xl_rmid === RM.DBASE
+  }
+
+  /**
    * Ingests one record. Returns a promise only for records that must read pages back (CREATE DATABASE with
    * FILE_COPY): then every earlier record must already be visible to reads (the caller commits first).
    */
@@ -145,16 +163,17 @@ export class WalIngest {
     const redo = rmgrRedo(rec.xl_rmid)
     const noRedo = redo?.redoBlock === undefined
     if (b.hasImage && (b.applyImage || noRedo)) {
-      // A full-page write, or the post-image of a record we cannot redo: the page itself.
-      // Restored straight into the encoded value (one 8 KiB allocation and copy fewer per image).
-      const value = allocImageValue(BLCKSZ)
-      const page = restoreBlockImage(rec, b, value.subarray(VALUE_HEADER_BYTES))
+      // A full-page write, or the post-image of a record we cannot redo: the page itself, restored
+      // straight into the in-memory layer (no allocation or copy per image).
+      const page = restoreBlockImage(rec, b, this.sink.reserveImage(this.lsn, BLCKSZ))
       if (!pageIsNew(page)) pageSetLsn(page, rec.endLsn)
-      this.put(key, value)
+      this.sink.commitValue(key, this.lsn)
+      this.stats.values++
       return
     }
     // Anything else: the record itself (a record of an rmgr without redo fails, naming it, when read).
-    this.put(key, encodeValue(recordValue(rec.raw, b.willInit)))
+    this.sink.putRecord(key, this.lsn, rec.raw, b.willInit)
+    this.stats.values++
   }
 
   private ingestImplicit(rec: DecodedRecord, tag: BufferTag, willInit: boolean): void {
@@ -171,8 +190,12 @@ export class WalIngest {
         this.extendRel(rel, tag.blkno)
       }
     }
-    this.put(bufferTagToKey(tag), encodeValue(recordValue(rec.raw, willInit)))
+    this.sink.putRecord(bufferTagToKey(tag), this.lsn, this.implicitRecord.of(rec), willInit)
+    this.stats.values++
   }
+
+  /** The record as stored for implicit targets: without block images, made once per record. */
+  private readonly implicitRecord = new RecordWithoutImagesCache()
 
   /** Extends a relation fork so that `blkno` exists; the blocks in between become zero pages. */
   private extendRel(rel: RelTag, blkno: number): void {

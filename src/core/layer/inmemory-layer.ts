@@ -1,115 +1,77 @@
 /**
  * InMemoryLayer: the open layer of a timeline, receiving every put since the last freeze; once frozen it
- * waits to be flushed to an L0 delta layer file.
+ * waits to be flushed to an L0 delta layer file (l0-flush.ts, in the flush worker thread).
  *
- * Memory is bounded: values go to an append-only ephemeral file `<timeline dir>/ephemeral-<n>` through a
- * write buffer (storage/ephemeral-file.ts), and the JS heap holds only a compact index with no object per
- * entry: a 32-byte record per entry id in one typed array (lsn, value offset, length with the will-init bit,
- * CRC-32C of the value, previous entry id of the same key), grown by doubling, plus one Map from key to a
- * dense key index whose slot in another typed array holds the id of the key's newest entry. A key's
- * versions form a chain newest -> oldest through `prev`, which is exactly the order a read wants. 32 bytes
- * per entry, plus the Map entry, the key string and 4 bytes per distinct key (bench/layer.ts measures it).
+ * Values live in slabs from the repository's SlabPool (value-slabs.ts): appended in arrival order, a value
+ * never straddles two slabs, and ingest encodes a value straight into its slab (`putRecord`, `reserve` +
+ * `reserveImage` + `commit`): no intermediate buffer, no copy through a file. Memory is bounded: when the pool's budget is
+ * reached, slabs are spilled — written whole to the layer's ephemeral file `<timeline dir>/ephemeral-<n>`
+ * (spill-file.ts, created at the first spill) and returned to the pool. A spilled slab's values get their
+ * CRC-32C then, and are checked when read back; values still in memory carry no CRC (the layer writer
+ * computes the file's). Reads find a value in its slab or in the file.
+ *
+ * The JS heap holds only a compact index with no object per entry: a 32-byte record per entry id in one
+ * SharedArrayBuffer (lsn, slab, offset, length with the will-init bit, CRC-32C when spilled, previous entry
+ * id of the same key, key index), grown by doubling, plus one Map from key to a dense key index whose slots
+ * in a Float64Array hold the id and LSN of the key's newest entry. A key's versions form a chain newest -> oldest
+ * through `prev`, which is exactly the order a read wants. The Map's insertion order is the key index
+ * order, so the frozen layer's keys are `[...keyIndex.keys()]`.
  *
  * LSNs are kept as doubles: exact below 2^53 (8 PiB of WAL; asserted on put). Per key, puts come with
  * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
  * delta layer a flush writes takes strictly increasing (key, lsn)).
  *
- * Lifecycle: create -> put* -> freeze(endLsn) -> sortedEntries() (the flush) -> delete(). Every
- * `ephemeral-*` file found at startup is garbage (`removeEphemeralFiles`).
+ * Lifecycle: create -> put* -> freeze(endLsn) -> beginFlush() (the data handed to the flush, which reads it
+ * from another thread; no spill meanwhile) -> delete() (slabs back to the pool, ephemeral file removed), or
+ * endFlush() after a failed flush. Every `ephemeral-*` file found at startup is garbage
+ * (`removeEphemeralFiles`).
  */
 import { join } from 'node:path'
-import { CorruptionError, assert } from '../lib/errors.js'
+import { AssertionFailure, assert } from '../lib/errors.js'
 import { crc32c, crc32cRange } from '../lib/crc32c.js'
 import type { Key } from '../model/key.js'
-import { VALUE_HEADER_BYTES, encodedValueWillInit } from '../model/value.js'
+import { VALUE_FLAG_WILL_INIT, VALUE_HEADER_BYTES, VALUE_KIND_IMAGE, VALUE_KIND_RECORD } from '../model/value.js'
 import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
-import { removeFilesWhere } from '../storage/directory.js'
-import { EPHEMERAL_WRITE_BUFFER_BYTES_DEFAULT, EphemeralFile } from '../storage/ephemeral-file.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
+import { DEAD_KEY, ENTRY_BYTES, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_PREV, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
+import { SpillFile, spilledValueCorrupt } from './spill-file.js'
+import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
 
-/**
- * Bytes of index per entry, one 32-byte record per entry in a single ArrayBuffer (array of structs: a
- * flush walks entries in key order, i.e. at random, and one record costs one cache miss where five
- * parallel arrays cost five): f64 lsn | f64 value offset | u32 length with will-init bit | u32 crc32c |
- * i32 previous entry of the same key | u32 spare.
- */
-export const INMEMORY_INDEX_BYTES_PER_ENTRY = 32
-const F64_PER_ENTRY = 4
-const U32_PER_ENTRY = 8
-const U32_LENGTH = 4
-const U32_CRC = 5
-const I32_PREV = 6
+/** Bytes of index per entry (see inmemory-format.ts). */
+export const INMEMORY_INDEX_BYTES_PER_ENTRY = ENTRY_BYTES
 /** Heap cost per distinct key, estimated: Map slot and a 36-character key string (bench/layer.ts measures it). */
 export const INMEMORY_BYTES_PER_KEY_ESTIMATE = 96
 /** Entry ids are i32 (the prev links). */
 export const INMEMORY_ENTRIES_MAX = 2 ** 31 - 1
-/** A flush reads the whole ephemeral file into one buffer when it is at most this large, else value by value. */
-export const SORTED_READ_ALL_MAX_BYTES = 512 * 1024 * 1024
 const INITIAL_CAPACITY = 1024
 const LSN_EXACT_MAX = BigInt(Number.MAX_SAFE_INTEGER)
-const WILL_INIT_BIT = 0x8000_0000
-const LENGTH_MASK = 0x7fff_ffff
-
-/**
- * The read buffer of `sortedEntries`, kept by the owner of consecutive flushes (a timeline) and reused.
- *
- * Why: a fresh buffer per flush costs a page fault per 4 KiB on first touch (about a third of a second of
- * system time for a 400 MiB layer) and, worse for memory, the previous flush's buffer is garbage that V8
- * frees only at its next major GC, so two layers' worth could be resident at once: RSS above the
- * in-memory ceiling (bench/ingest-rss.ts measured 1.2-1.8x the bound). The buffer is allocated once at
- * its full capacity, which costs address space only: pages become resident when a flush first reads into
- * them, so the resident part is the largest layer flushed so far, which the ceiling already counts (a
- * frozen layer's bytes count until its flush ends). Growing it instead would leave the old buffer to the
- * GC, the very doubling this avoids. Views handed out by a flush are valid until the next flush using the
- * same scratch; flushes of one timeline are serialized.
- */
-export class FlushScratch {
-  private buf: Buffer | null = null
-
-  constructor(readonly capacityBytes: number = SORTED_READ_ALL_MAX_BYTES) {}
-
-  /** A buffer of exactly `bytes` (at most the capacity), a view of the kept one. */
-  take(bytes: number): Buffer {
-    assert(bytes <= this.capacityBytes, () => `flush scratch of ${this.capacityBytes} bytes asked for ${bytes}`)
-    this.buf ??= Buffer.allocUnsafe(this.capacityBytes)
-    return this.buf.subarray(0, bytes)
-  }
-
-  /** Lets the buffer go (timeline closed). */
-  release(): void {
-    this.buf = null
-  }
-}
 
 export interface InMemoryLayerOptions {
-  /** The timeline directory; the layer's scratch file is `<dir>/ephemeral-<fileId>`. */
+  /** The timeline directory; the layer's spill file is `<dir>/ephemeral-<fileId>`. */
   readonly dir: string
   /** Unique among the timeline's live in-memory layers (a counter kept by the timeline). */
   readonly fileId: number
   /** The layer covers LSNs from here (inclusive). */
   readonly startLsn: Lsn
-  readonly writeBufferBytes?: number
+  /** Where values live; default: a pool of this layer's own (RESIDENT_BYTES_MAX_DEFAULT). */
+  readonly pool?: SlabPool
 }
 
-/** One entry of `sortedEntries()`. */
-export interface InMemoryEntry {
-  readonly key: Key
-  readonly lsn: Lsn
-  readonly value: Buffer
-  readonly willInit: boolean
-  /** CRC-32C of `value`, just verified: DeltaLayerWriter.put can reuse it instead of computing it again. */
-  readonly crc: number
-}
+type LayerState = 'open' | 'frozen' | 'flushing' | 'closed'
 
-export class InMemoryLayer implements ReadableLayer {
-  private readonly file: EphemeralFile
-  /** Key -> dense key index; `headOf[index]` is the id of the key's newest entry (one Map lookup per put). */
+export class InMemoryLayer implements ReadableLayer, SlabOwner {
+  readonly path: string
+  private readonly pool: SlabPool
+  /**
+   * Key -> dense key index; `heads[2 * index]` is the id of the key's newest entry and `heads[2 * index + 1]`
+   * its LSN (one Map lookup and one cache line per put: the ordering check needs no read of the record).
+   */
   private readonly keyIndex = new Map<Key, number>()
-  private headOf: Int32Array = new Int32Array(INITIAL_CAPACITY)
-  /** Entry records; f64, u32 and i32 views of one ArrayBuffer (see INMEMORY_INDEX_BYTES_PER_ENTRY). */
-  private f64 = new Float64Array(INITIAL_CAPACITY * F64_PER_ENTRY)
+  private heads: Float64Array = new Float64Array(INITIAL_CAPACITY * 2)
+  /** Entry records; f64, u32 and i32 views of one SharedArrayBuffer (see inmemory-format.ts). */
+  private f64 = new Float64Array(new SharedArrayBuffer(INITIAL_CAPACITY * ENTRY_BYTES))
   private u32 = new Uint32Array(this.f64.buffer)
   private i32 = new Int32Array(this.f64.buffer)
   private capacity = INITIAL_CAPACITY
@@ -118,28 +80,52 @@ export class InMemoryLayer implements ReadableLayer {
   /** Live entries (replaced versions excluded). */
   private live = 0
   private maxLsnPut = -1
+  /** The LSN of the last put and its number (a record's values share one bigint). */
+  private lastLsn: Lsn | null = null
+  private lastLsnN = 0
   private end: Lsn | null = null
-  private state: 'open' | 'frozen' | 'closed' = 'open'
+  private state: LayerState = 'open'
+
+  // --- slabs ---
+  /** Per slab: its memory (null once spilled), a Buffer view of it, bytes used, file offset once spilled, first entry id. */
+  private readonly slabs: Array<SharedArrayBuffer | null> = []
+  private readonly views: Array<Buffer | null> = []
+  private readonly slabUsed: number[] = []
+  private readonly slabFileOffset: number[] = []
+  private readonly slabFirstEntry: number[] = []
+  /** The slab being filled (index, view) and its fill level. */
+  private cur: Buffer | null = null
+  private curIdx = -1
+  private curUsed = 0
+  /** Bytes reserved by `reserve` and not yet committed (-1: none). */
+  private reserved = -1
+  private valueBytes = 0
+  private residentBytes = 0
+  /** Spills go oldest slab first: the next slab index to try. */
+  private spillCursor = 0
+  /** Slabs lent to the flush to read spilled slabs back into (returned with the layer's). */
+  private reloadSlabs: Array<SharedArrayBuffer | null> = []
+  /** The spill file: descriptor (-1 until the first spill) and its length. */
+  private readonly file: SpillFile
 
   private constructor(
     readonly startLsn: Lsn,
-    file: EphemeralFile,
+    path: string,
+    pool: SlabPool,
   ) {
-    this.file = file
+    this.path = path
+    this.file = new SpillFile(path)
+    this.pool = pool
+    pool.register(this)
   }
 
   static create(options: InMemoryLayerOptions): InMemoryLayer {
     assert(Number.isSafeInteger(options.fileId) && options.fileId >= 0, 'ephemeral file id must be a non-negative integer')
-    const path = join(options.dir, `${EPHEMERAL_FILE_PREFIX}${options.fileId}`)
-    return new InMemoryLayer(options.startLsn, EphemeralFile.create(path, options.writeBufferBytes ?? EPHEMERAL_WRITE_BUFFER_BYTES_DEFAULT))
-  }
-
-  get path(): string {
-    return this.file.path
+    return new InMemoryLayer(options.startLsn, join(options.dir, `${EPHEMERAL_FILE_PREFIX}${options.fileId}`), options.pool ?? new SlabPool())
   }
 
   get frozen(): boolean {
-    return this.state === 'frozen'
+    return this.state === 'frozen' || this.state === 'flushing'
   }
 
   /** The exclusive end LSN once frozen; null while open. */
@@ -152,14 +138,24 @@ export class InMemoryLayer implements ReadableLayer {
     return { start: this.startLsn, end: this.end ?? MAX_LSN }
   }
 
-  /** Value bytes held (in the ephemeral file and its buffer): what the timeline counts against the memory ceiling. */
+  /** Value bytes held (in slabs or spilled): what the timeline counts against the memory ceiling. */
   get sizeBytes(): number {
+    return this.valueBytes
+  }
+
+  /** Bytes of this layer's slabs in memory (the rest is in its ephemeral file). */
+  get residentSlabBytesNow(): number {
+    return this.residentBytes
+  }
+
+  /** Bytes written to the ephemeral file by spills. */
+  get spilledBytes(): number {
     return this.file.lengthBytes
   }
 
   /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
   get indexBytes(): number {
-    return this.capacity * INMEMORY_INDEX_BYTES_PER_ENTRY + this.headOf.length * 4 + this.keyIndex.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
+    return this.capacity * ENTRY_BYTES + this.heads.length * 8 + this.keyIndex.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
   }
 
   get entryCount(): number {
@@ -170,26 +166,106 @@ export class InMemoryLayer implements ReadableLayer {
     return this.keyIndex.size
   }
 
-  /** Adds the encoded `value` of `key` at `lsn` (synchronous; LSNs non-decreasing per key). */
+  // --- writes ---
+
+  /** Adds the encoded `value` of `key` at `lsn` (copied; LSNs non-decreasing per key). */
   put(key: Key, lsn: Lsn, value: Buffer): void {
+    this.makeRoom(value.length)
+    value.copy(this.cur!, this.curUsed)
+    this.commitAt(key, lsn, value.length, value[0] === VALUE_KIND_IMAGE || (value[1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
+  }
+
+  /** Adds a WAL record value (the 2-byte value header, then `raw`), encoded in place. */
+  putRecord(key: Key, lsn: Lsn, raw: Buffer, willInit: boolean): void {
+    const len = VALUE_HEADER_BYTES + raw.length
+    this.makeRoom(len)
+    const cur = this.cur!
+    const at = this.curUsed
+    cur[at] = VALUE_KIND_RECORD
+    cur[at + 1] = willInit ? VALUE_FLAG_WILL_INIT : 0
+    raw.copy(cur, at + VALUE_HEADER_BYTES)
+    this.commitAt(key, lsn, len, willInit ? WILL_INIT_BIT : 0)
+  }
+
+  /**
+   * Room for an encoded value of `bytes` that the caller writes into the returned view, then `commit`s. A
+   * reservation not committed is simply overwritten by the next one.
+   */
+  reserve(bytes: number): Buffer {
+    this.makeRoom(bytes)
+    this.reserved = bytes
+    return this.cur!.subarray(this.curUsed, this.curUsed + bytes)
+  }
+
+  /** `reserve` for an image value of `dataBytes`: writes the value header and returns the payload view. */
+  reserveImage(dataBytes: number): Buffer {
+    const len = VALUE_HEADER_BYTES + dataBytes
+    this.makeRoom(len)
+    this.reserved = len
+    const cur = this.cur!
+    cur[this.curUsed] = VALUE_KIND_IMAGE
+    cur[this.curUsed + 1] = 0
+    return cur.subarray(this.curUsed + VALUE_HEADER_BYTES, this.curUsed + len)
+  }
+
+  /** Adds the value written into the last `reserve` as `key` at `lsn`. */
+  commit(key: Key, lsn: Lsn): void {
+    const bytes = this.reserved
+    assert(bytes >= 0, 'commit without a reservation')
+    this.reserved = -1
+    const cur = this.cur!
+    const at = this.curUsed
+    this.commitAt(key, lsn, bytes, cur[at] === VALUE_KIND_IMAGE || (cur[at + 1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
+  }
+
+  /** Makes the current slab hold `bytes` more (a new slab when it cannot). */
+  private makeRoom(bytes: number): void {
+    this.reserved = -1
+    if (this.cur !== null && this.curUsed + bytes <= this.cur.length && bytes >= VALUE_HEADER_BYTES) return
     assert(this.state === 'open', () => `put into a ${this.state} in-memory layer`)
-    assert(lsn >= this.startLsn, () => `put at ${formatLsn(lsn)} below the layer start ${formatLsn(this.startLsn)}`)
-    assert(lsn <= LSN_EXACT_MAX, 'LSN beyond 2^53')
-    assert(value.length >= VALUE_HEADER_BYTES && value.length <= LAYER_VALUE_MAX_BYTES, () => `value of ${value.length} bytes is out of bounds`)
-    const lsnN = Number(lsn)
+    assert(bytes >= VALUE_HEADER_BYTES && bytes <= LAYER_VALUE_MAX_BYTES, () => `value of ${bytes} bytes is out of bounds`)
+    // The full slab is no longer current: the pool may spill it to make room for the next.
+    this.cur = null
+    this.curIdx = -1
+    const slab = this.pool.take(bytes, this)
+    this.curIdx = this.slabs.length
+    this.slabs.push(slab)
+    this.cur = Buffer.from(slab)
+    this.views.push(this.cur)
+    this.slabUsed.push(0)
+    this.slabFileOffset.push(-1)
+    this.slabFirstEntry.push(this.used)
+    this.curUsed = 0
+    this.residentBytes += slab.byteLength
+  }
+
+  /**
+   * Indexes the `len` bytes at the current slab's fill level as (key, lsn) and advances it. The values of
+   * one record share its LSN (the same bigint): it is checked and converted once.
+   */
+  private commitAt(key: Key, lsn: Lsn, len: number, willInitBit: number): void {
+    let lsnN = this.lastLsnN
+    if (lsn !== this.lastLsn) {
+      if (!(lsn >= this.startLsn)) throw new AssertionFailure(`put at ${formatLsn(lsn)} below the layer start ${formatLsn(this.startLsn)}`)
+      if (!(lsn <= LSN_EXACT_MAX)) throw new AssertionFailure('LSN beyond 2^53')
+      lsnN = Number(lsn)
+      this.lastLsn = lsn
+      this.lastLsnN = lsnN
+    }
     let k = this.keyIndex.get(key)
     let prev = -1
     if (k === undefined) {
       k = this.keyIndex.size
-      if (k === this.headOf.length) this.headOf = grownInt32(this.headOf)
+      if (2 * k === this.heads.length) this.heads = grownFloat64(this.heads)
       this.keyIndex.set(key, k)
       this.live++
     } else {
-      const head = this.headOf[k]!
-      const headLsn = this.f64[head * F64_PER_ENTRY]!
-      assert(lsnN >= headLsn, () => `put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
+      const head = this.heads[2 * k]!
+      const headLsn = this.heads[2 * k + 1]!
+      if (!(lsnN >= headLsn)) throw new AssertionFailure(`put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
       if (lsnN === headLsn) {
-        prev = this.i32[head * U32_PER_ENTRY + I32_PREV]! // replaces the head
+        prev = this.i32[head * U32_PER_ENTRY + E_PREV]! // replaces the head
+        this.u32[head * U32_PER_ENTRY + E_KEY] = DEAD_KEY
       } else {
         prev = head
         this.live++
@@ -197,42 +273,63 @@ export class InMemoryLayer implements ReadableLayer {
     }
     if (this.used === this.capacity) this.grow()
     const id = this.used++
-    const f = id * F64_PER_ENTRY
     const u = id * U32_PER_ENTRY
-    this.f64[f] = lsnN
-    this.f64[f + 1] = this.file.append(value)
-    this.u32[u + U32_LENGTH] = value.length | (encodedValueWillInit(value) ? WILL_INIT_BIT : 0)
-    this.u32[u + U32_CRC] = crc32c(value)
-    this.i32[u + I32_PREV] = prev
-    this.headOf[k] = id
+    const at = this.curUsed
+    this.f64[id * F64_PER_ENTRY] = lsnN
+    this.u32[u + E_SLAB] = this.curIdx
+    this.u32[u + E_OFFSET] = at
+    this.u32[u + E_LENGTH] = (len | willInitBit) >>> 0
+    this.i32[u + E_PREV] = prev
+    this.u32[u + E_KEY] = k
+    this.heads[2 * k] = id
+    this.heads[2 * k + 1] = lsnN
+    this.curUsed = at + len
+    this.slabUsed[this.curIdx] = this.curUsed
+    this.valueBytes += len
     if (lsnN > this.maxLsnPut) this.maxLsnPut = lsnN
   }
 
-  /** See layer-read.ts; never 'missing'. Values are fresh Buffers. */
+  // --- reads ---
+
+  /** See layer-read.ts; never 'missing'. Values are fresh Buffers (slabs are reused after the flush). */
   getValues(key: Key, lsnCeil: Lsn, out: LsnValue[], lsnFloor: Lsn = 0n as Lsn): LookupResult {
     assert(this.state !== 'closed', 'read from a closed in-memory layer')
     const k = this.keyIndex.get(key)
-    let id = k === undefined ? -1 : this.headOf[k]!
+    let id = k === undefined ? -1 : this.heads[2 * k]!
     const ceil = Number(lsnCeil)
     const floor = Number(lsnFloor)
     while (id >= 0) {
-      const f = id * F64_PER_ENTRY
       const u = id * U32_PER_ENTRY
-      const l = this.f64[f]!
+      const l = this.f64[id * F64_PER_ENTRY]!
       if (l > ceil) {
-        id = this.i32[u + I32_PREV]!
+        id = this.i32[u + E_PREV]!
         continue
       }
       if (l < floor) break
-      const lenFlags = this.u32[u + U32_LENGTH]!
-      const value = this.file.read(this.f64[f + 1]!, lenFlags & LENGTH_MASK)
-      this.checkCrc(value, id, key)
-      out.push({ lsn: BigInt(l) as Lsn, value })
-      if ((lenFlags & WILL_INIT_BIT) !== 0) return LOOKUP.complete
-      id = this.i32[u + I32_PREV]!
+      out.push({ lsn: BigInt(l) as Lsn, value: this.readValue(id, key) })
+      if ((this.u32[u + E_LENGTH]! & WILL_INIT_BIT) !== 0) return LOOKUP.complete
+      id = this.i32[u + E_PREV]!
     }
     return LOOKUP.incomplete
   }
+
+  private readValue(id: number, key: Key): Buffer {
+    const u = id * U32_PER_ENTRY
+    const s = this.u32[u + E_SLAB]!
+    const off = this.u32[u + E_OFFSET]!
+    const len = this.u32[u + E_LENGTH]! & LENGTH_MASK
+    const out = Buffer.allocUnsafe(len)
+    const view = this.views[s]
+    if (view !== null && view !== undefined) {
+      view.copy(out, 0, off, off + len)
+      return out
+    }
+    this.file.readInto(out, this.slabFileOffset[s]! + off)
+    if (crc32c(out) !== this.u32[u + E_CRC]) throw spilledValueCorrupt(this.path, key, BigInt(this.f64[id * F64_PER_ENTRY]!))
+    return out
+  }
+
+  // --- freeze and flush ---
 
   /** Closes the layer to puts; `endLsn` (exclusive) must be above every LSN put. */
   freeze(endLsn: Lsn): void {
@@ -241,106 +338,131 @@ export class InMemoryLayer implements ReadableLayer {
     assert(Number(endLsn) > this.maxLsnPut, () => `freeze at ${formatLsn(endLsn)} below a put at ${formatLsn(BigInt(this.maxLsnPut))}`)
     this.end = endLsn
     this.state = 'frozen'
+    this.cur = null
+    this.reserved = -1
   }
 
   /**
-   * Every live entry in (key, lsn) order, for the flush. Frozen layers only. The whole ephemeral file is
-   * read once when it is at most SORTED_READ_ALL_MAX_BYTES (entries come in key order, the file is in
-   * arrival order: one big read beats a pread per value); values are views of that buffer: a fresh one,
-   * or `scratch`'s (then valid only until the scratch's next use).
+   * The layer's contents for the flush (shared memory, no copy): from here until `delete` or `endFlush`
+   * nothing of it is spilled, so another thread may read it. Spilled slabs get memory to be read back
+   * into when the pool has it free (after a flush it usually does: the previous layer's slabs).
    */
-  *sortedEntries(readAllMaxBytes = SORTED_READ_ALL_MAX_BYTES, scratch?: FlushScratch): Generator<InMemoryEntry, void, undefined> {
-    assert(this.state === 'frozen', 'sortedEntries of an in-memory layer that is not frozen')
-    const keys = [...this.keyIndex.keys()].sort()
-    const total = this.file.lengthBytes
-    let all: Buffer | null = null
-    if (total <= readAllMaxBytes) {
-      all = scratch && total <= scratch.capacityBytes ? scratch.take(total) : Buffer.allocUnsafe(total)
-      this.file.readInto(all, 0, total, 0)
-    }
-    // With the whole file in memory, verify every value in file order (sequential memory, ~2x cheaper than
-    // the key-order walk below, which then only copies).
-    if (all !== null) for (let id = 0; id < this.used; id++) this.checkCrcAt(all, id)
-    let chain = new Int32Array(64)
-    for (const key of keys) {
-      let n = 0
-      for (let id = this.headOf[this.keyIndex.get(key)!]!; id >= 0; id = this.i32[id * U32_PER_ENTRY + I32_PREV]!) {
-        if (n === chain.length) {
-          const bigger = new Int32Array(chain.length * 2)
-          bigger.set(chain)
-          chain = bigger
-        }
-        chain[n++] = id
-      }
-      for (let i = n - 1; i >= 0; i--) {
-        const id = chain[i]!
-        const f = id * F64_PER_ENTRY
-        const u = id * U32_PER_ENTRY
-        const lenFlags = this.u32[u + U32_LENGTH]!
-        const len = lenFlags & LENGTH_MASK
-        const off = this.f64[f + 1]!
-        const value = all !== null ? all.subarray(off, off + len) : this.file.read(off, len)
-        if (all === null) this.checkCrc(value, id, key)
-        yield { key, lsn: BigInt(this.f64[f]!) as Lsn, value, willInit: (lenFlags & WILL_INIT_BIT) !== 0, crc: this.u32[u + U32_CRC]! }
-      }
+  beginFlush(): FrozenLayerData {
+    assert(this.state === 'frozen', () => `flush of a ${this.state} in-memory layer`)
+    this.state = 'flushing'
+    this.reloadSlabs = this.slabs.map((slab, s) => (slab === null ? this.pool.takeIfFree(this.slabUsed[s]!) : null))
+    return {
+      path: this.path,
+      lsnRange: { start: this.startLsn, end: this.end! },
+      keys: [...this.keyIndex.keys()],
+      records: this.f64.buffer as SharedArrayBuffer,
+      entryCount: this.used,
+      slabs: this.slabs.slice(),
+      slabFileOffsets: this.slabFileOffset.slice(),
+      slabUsed: this.slabUsed.slice(),
+      reloadSlabs: this.reloadSlabs.slice(),
+      spilledBytes: this.file.lengthBytes,
     }
   }
 
-  /** Closes the ephemeral file (it stays on disk). Idempotent. */
+  /** After a failed flush: the layer waits again (and may be spilled). */
+  endFlush(): void {
+    if (this.state !== 'flushing') return
+    this.state = 'frozen'
+    this.returnReloadSlabs()
+  }
+
+  private returnReloadSlabs(): void {
+    for (const r of this.reloadSlabs) if (r !== null) this.pool.give(r)
+    this.reloadSlabs = []
+  }
+
+  // --- spilling (SlabOwner) ---
+
+  spillRank(): number {
+    if (this.state === 'frozen') return SPILL_RANK.frozenWaiting
+    if (this.state === 'open') return SPILL_RANK.open
+    return SPILL_RANK.none
+  }
+
+  residentSlabBytes(): number {
+    return this.residentBytes
+  }
+
+  /** Writes the oldest resident slab (not the one being filled) to the ephemeral file. */
+  spillOne(): boolean {
+    if (this.state !== 'open' && this.state !== 'frozen') return false
+    for (; this.spillCursor < this.slabs.length; this.spillCursor++) {
+      const s = this.spillCursor
+      if (this.slabs[s] === null) continue
+      if (s === this.curIdx && this.state === 'open') return false
+      this.spillSlab(s)
+      this.spillCursor++
+      return true
+    }
+    return false
+  }
+
+  private spillSlab(s: number): void {
+    const slab = this.slabs[s]!
+    const view = this.views[s]!
+    const used = this.slabUsed[s]!
+    // The values of slab s are the entries [first, next slab's first): they get their CRC now.
+    const endId = s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.used
+    for (let id = this.slabFirstEntry[s]!; id < endId; id++) {
+      const u = id * U32_PER_ENTRY
+      const off = this.u32[u + E_OFFSET]!
+      this.u32[u + E_CRC] = crc32cRange(view, off, off + (this.u32[u + E_LENGTH]! & LENGTH_MASK))
+    }
+    this.slabFileOffset[s] = this.file.append(view, used)
+    this.slabs[s] = null
+    this.views[s] = null
+    this.residentBytes -= slab.byteLength
+    this.pool.noteSpill(used)
+    this.pool.give(slab)
+  }
+
+  // --- end of life ---
+
+  /** Drops the values (slabs back to the pool) and closes the ephemeral file, which stays on disk. Idempotent. */
   close(): void {
+    if (this.state === 'closed') return
     this.state = 'closed'
+    this.pool.unregister(this)
+    for (let s = 0; s < this.slabs.length; s++) {
+      const slab = this.slabs[s]
+      if (slab === null || slab === undefined) continue
+      this.slabs[s] = null
+      this.views[s] = null
+      this.pool.give(slab)
+    }
+    this.residentBytes = 0
+    this.returnReloadSlabs()
+    this.cur = null
     this.file.close()
   }
 
   /** Closes and removes the ephemeral file (after the flush). Idempotent. */
   delete(): void {
-    this.state = 'closed'
+    this.close()
     this.file.delete()
-  }
-
-  /** checkCrc of entry `id` inside a buffer holding the whole file (no view made unless it fails). */
-  private checkCrcAt(all: Buffer, id: number): void {
-    const off = this.f64[id * F64_PER_ENTRY + 1]!
-    const len = this.u32[id * U32_PER_ENTRY + U32_LENGTH]! & LENGTH_MASK
-    if (crc32cRange(all, off, off + len) !== this.u32[id * U32_PER_ENTRY + U32_CRC]) this.checkCrc(all.subarray(off, off + len), id, this.keyOfEntry(id))
-  }
-
-  /** The key of an entry (slow: only for error messages). */
-  private keyOfEntry(id: number): Key {
-    for (const [key, k] of this.keyIndex) {
-      for (let e = this.headOf[k]!; e >= 0; e = this.i32[e * U32_PER_ENTRY + I32_PREV]!) if (e === id) return key
-    }
-    return '(unknown key)' as Key
-  }
-
-  private checkCrc(value: Buffer, id: number, key: Key): void {
-    if (crc32c(value) !== this.u32[id * U32_PER_ENTRY + U32_CRC]) {
-      throw new CorruptionError('EPHEMERAL_CORRUPT', `${this.file.path}: value of ${key} at ${formatLsn(BigInt(this.f64[id * F64_PER_ENTRY]!))} fails its checksum`, {
-        hint: 'The scratch file of the in-memory layer was damaged; restart the page server, which replays WAL from disk_consistent_lsn.',
-        details: { path: this.file.path },
-      })
-    }
   }
 
   private grow(): void {
     assert(this.capacity * 2 <= INMEMORY_ENTRIES_MAX + 1, 'in-memory layer has too many entries')
     this.capacity *= 2
-    const f64 = new Float64Array(this.capacity * F64_PER_ENTRY)
+    const f64 = new Float64Array(new SharedArrayBuffer(this.capacity * ENTRY_BYTES))
     f64.set(this.f64)
     this.f64 = f64
     this.u32 = new Uint32Array(f64.buffer)
     this.i32 = new Int32Array(f64.buffer)
   }
-
 }
 
-function grownInt32(a: Int32Array): Int32Array {
-  const b = new Int32Array(a.length * 2)
+function grownFloat64(a: Float64Array): Float64Array {
+  const b = new Float64Array(a.length * 2)
   b.set(a)
   return b
 }
 
-/** Removes every `ephemeral-*` file of a timeline directory (garbage at startup); returns their names. */
-export async function removeEphemeralFiles(dir: string): Promise<string[]> {
-  return removeFilesWhere(dir, (name) => name.startsWith(EPHEMERAL_FILE_PREFIX))
-}
+export { removeEphemeralFiles } from './spill-file.js'

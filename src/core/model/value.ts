@@ -16,9 +16,13 @@ import { CorruptionError } from '../lib/errors.js'
 export type Value = { readonly kind: 'image'; readonly data: Buffer } | { readonly kind: 'record'; readonly willInit: boolean; readonly raw: Buffer }
 
 export const VALUE_HEADER_BYTES = 2
-const KIND_IMAGE = 0
-const KIND_RECORD = 1
-const FLAG_WILL_INIT = 1
+/** Byte 0 and the byte-1 flag, for writers that encode a value in place (the in-memory layer's slabs). */
+export const VALUE_KIND_IMAGE = 0
+export const VALUE_KIND_RECORD = 1
+export const VALUE_FLAG_WILL_INIT = 1
+const KIND_IMAGE = VALUE_KIND_IMAGE
+const KIND_RECORD = VALUE_KIND_RECORD
+const FLAG_WILL_INIT = VALUE_FLAG_WILL_INIT
 
 export function imageValue(data: Buffer): Value {
   return { kind: 'image', data }

@@ -1,9 +1,10 @@
 /**
  * Timeline: one branch of a tenant's history, a versioned key-value store (key, lsn) -> value.
  *
- * Writes (ingest) go to the open in-memory layer; `freeze` closes it at last_record_lsn + 1 and `flush`
- * writes frozen layers, oldest first, as L0 delta layer files, then advances disk_consistent_lsn in the
- * metadata. Reads walk the layers newest first — open, frozen, then historic files through the layer map
+ * Writes (ingest) go to the open in-memory layer (values in slabs of the repository's SlabPool); `freeze`
+ * closes it at last_record_lsn + 1 and `flush` writes frozen layers, oldest first, as L0 delta layer files
+ * — on the flush worker thread (layer/flush-worker.ts), so ingest continues meanwhile — then, back on this
+ * thread, adds each file to the layer map and advances disk_consistent_lsn in the metadata. Reads walk the layers newest first — open, frozen, then historic files through the layer map
  * — collecting one key's values until an image or a will-init record, and continue on the ancestor
  * timeline at min(lsn, ancestor_lsn) for keys this branch never wrote.
  *
@@ -13,19 +14,25 @@
  * - Layer files whose LSN range reaches beyond disk_consistent_lsn + 1 were written by a flush that did not
  *   finish: they are deleted on load, and the WAL above disk_consistent_lsn is ingested again.
  * - In-memory layers tile [disk_consistent_lsn + 1, inf): frozen ones in order, then the open one.
- * - One flush at a time (a promise chain); ingest continues into a new open layer meanwhile.
+ * - One flush at a time (a promise chain); ingest continues into a new open layer meanwhile. A frozen layer
+ *   keeps answering reads while its file is written (the worker only reads its memory), until the file is
+ *   in the layer map.
  *
  * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
  */
 import { join } from 'node:path'
 import { assert, CorruptionError, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
-import { MAX_KEY, MIN_KEY, type Key } from '../model/key.js'
+import type { Key } from '../model/key.js'
 import { decodeValue } from '../model/value.js'
 import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
-import { DeltaLayer, DeltaLayerWriter } from '../layer/delta-layer.js'
+import { DeltaLayer } from '../layer/delta-layer.js'
 import { ImageLayer } from '../layer/image-layer.js'
-import { FlushScratch, InMemoryLayer, removeEphemeralFiles } from '../layer/inmemory-layer.js'
+import { sharedFlushWorker } from '../layer/flush-worker.js'
+import { InMemoryLayer, removeEphemeralFiles } from '../layer/inmemory-layer.js'
+import { writeL0, type L0FlushJob } from '../layer/l0-flush.js'
+import type { FinishedLayer } from '../layer/layer-file-writer.js'
+import { SlabPool } from '../layer/value-slabs.js'
 import { LayerMap } from '../layer/layer-map.js'
 import { parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js'
@@ -60,6 +67,13 @@ export interface TimelineOptions {
   readonly waitLsnTimeoutMs: number
   /** Index blocks cached per layer file. */
   readonly indexBlockCacheMax?: number
+  /**
+   * Where in-memory layers keep their values, shared by the timelines of a repository so that one budget
+   * (max_in_memory_layers_bytes) bounds them all; default: a pool of this timeline's own.
+   */
+  readonly slabPool?: SlabPool
+  /** Write L0 files on the flush worker thread (default) or on this thread ('inline'). */
+  readonly flushThread?: 'worker' | 'inline'
 }
 
 /** The history of one key at an LSN: an optional base image and WAL records above it (ascending). */
@@ -90,8 +104,7 @@ export class Timeline {
   private nextEphemeralId = 0
   private readonly layers = new LayerMap<FileLayer>()
   private flushChain: Promise<void> = Promise.resolve()
-  /** The flush's read buffer, reused by every flush of this timeline (see FlushScratch). */
-  private readonly flushScratch = new FlushScratch()
+  private readonly slabPool: SlabPool
   private readonly waiters: LsnWaiters
   private closed = false
   /** Called after every flush with the new disk_consistent_lsn (the WAL receiver reports it as flushed). */
@@ -106,6 +119,9 @@ export class Timeline {
     private readonly opts: TimelineOptions,
   ) {
     this.meta = meta
+    this.slabPool = opts.slabPool ?? new SlabPool()
+    // Fresh slab memory is faulted in on the flush worker thread, off the ingest path.
+    if (opts.flushThread !== 'inline' && !opts.readOnly) this.slabPool.setPrefaultSource((n, bytes) => sharedFlushWorker().allocSlabs(n, bytes))
     this.lastRecord = meta.diskConsistentLsn
     this.prevRecord = meta.prevRecordLsn
     this.nextOpenStart = toLsn(meta.diskConsistentLsn + 1n)
@@ -231,14 +247,46 @@ export class Timeline {
 
   /** Stores an encoded value at (key, lsn). lsn must be above last_record_lsn's durable part. */
   put(key: Key, lsn: Lsn, value: Buffer): void {
+    this.openLayer(lsn).put(key, lsn, value)
+  }
+
+  /** Stores a WAL record value at (key, lsn), encoded straight into the open layer (no intermediate buffer). */
+  putRecord(key: Key, lsn: Lsn, raw: Buffer, willInit: boolean): void {
+    this.openLayer(lsn).putRecord(key, lsn, raw, willInit)
+  }
+
+  /**
+   * Room for an image value of `dataBytes` in the open layer, for pages built in place (a full-page image
+   * restored into it): returns the page's bytes; the caller fills them, then `commitValue`s. Reserve and
+   * commit as one step: no other put in between.
+   */
+  reserveImage(lsn: Lsn, dataBytes: number): Buffer {
+    return this.openLayer(lsn).reserveImage(dataBytes)
+  }
+
+  /** Stores the value written into the last `reserveImage` at (key, lsn). */
+  commitValue(key: Key, lsn: Lsn): void {
+    this.open!.commit(key, lsn)
+  }
+
+  private openLayer(lsn: Lsn): InMemoryLayer {
+    if (this.open !== null && lsn >= this.nextOpenStart) return this.open
     assert(!this.closed, 'put into a closed timeline')
     assert(!this.opts.readOnly, 'put into a timeline opened read-only')
     assert(lsn >= this.nextOpenStart, () => `put at ${formatLsn(lsn)} below the open layer start ${formatLsn(this.nextOpenStart)}`)
     if (this.open === null) {
-      this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart })
+      this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart, pool: this.slabPool })
       this.openedAtMs = Date.now()
     }
-    this.open.put(key, lsn, value)
+    return this.open
+  }
+
+  /**
+   * Ingest is about to start: fresh slab memory starts being prepared on the flush worker thread now, so
+   * the first puts do not fault it in themselves.
+   */
+  prepareForIngest(): void {
+    if (!this.opts.readOnly) this.slabPool.prefaultSoon()
   }
 
   /** Advances last_record_lsn after the values of the records up to `endLsn` were put; wakes readers. */
@@ -288,25 +336,16 @@ export class Timeline {
       const f = this.frozen[0]!
       if (f.layer !== null && f.layer.entryCount > 0) {
         const layer = f.layer
-        const writer = await DeltaLayerWriter.create({
-          dir: this.dir,
-          tenantId: this.tenantId,
-          timelineId: this.timelineId,
-          keyStart: MIN_KEY,
-          lsnRange: { start: layer.startLsn, end: layer.endLsn! },
-          noSync: this.opts.noSync,
-        })
+        const job: L0FlushJob = { layer: layer.beginFlush(), dir: this.dir, tenantId: this.tenantId, timelineId: this.timelineId, noSync: this.opts.noSync }
+        let done: FinishedLayer
         try {
-          for (const e of layer.sortedEntries(undefined, this.flushScratch)) {
-            // e.crc was verified against the value just read back: the writer reuses it.
-            if (!writer.put(e.key, e.lsn, e.value, e.crc)) await writer.drain()
-          }
-          const done = await writer.finish(MAX_KEY)
-          this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
+          // The file is durable under its name when this resolves (written, fsynced, renamed, dir fsynced).
+          done = this.opts.flushThread === 'inline' ? await writeL0(job) : await sharedFlushWorker().run(job)
         } catch (e) {
-          await writer.abort().catch(() => {})
+          layer.endFlush()
           throw e
         }
+        this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
       }
       this.meta = {
         ...this.meta,
@@ -431,7 +470,7 @@ export class Timeline {
     this.open?.delete()
     for (const f of this.frozen) f.layer?.delete()
     this.frozen.length = 0
-    this.flushScratch.release()
+    if (this.opts.slabPool === undefined) this.slabPool.trim()
     for (const e of this.layers.layers()) e.handle.close()
   }
 }

@@ -1,0 +1,217 @@
+/**
+ * FlushWorker: runs L0 flushes (l0-flush.ts) on a worker thread, so that writing a 400 MiB layer file —
+ * sorting its keys, walking its chains, computing CRCs, writing and fsyncing — overlaps with ingest on the
+ * main thread instead of stopping it (about 1-2 CPU-seconds per 256 MiB of WAL, bench/ingest.ts).
+ *
+ * A job is the frozen layer's FrozenLayerData (shared memory: nothing is copied but the key list) plus
+ * where to write. The worker writes, fsyncs and renames the file and answers with the FinishedLayer; the
+ * caller (Timeline.flushFrozen) then adds it to the layer map and writes the metadata, on the main thread,
+ * in the same order as before, so the crash guarantees are unchanged. Jobs run concurrently in the one
+ * worker (each is mostly waiting for disk). Errors come back with their kind, code and hint.
+ *
+ * One worker per process (`sharedFlushWorker()`), started at the first flush; it is unref'd while idle so
+ * it never keeps the process alive, and a worker that dies fails its pending jobs and is replaced at the
+ * next one. From sources (tests, benchmarks under tsx) the worker loads flush-worker-main.ts through
+ * tsx's API; the installed build starts flush-worker-main.js directly.
+ */
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import {
+  AssertionFailure,
+  ConflictError,
+  CorruptionError,
+  InterruptedError,
+  NotFoundError,
+  PageserverError,
+  TimeoutError,
+  UnavailableError,
+  UnsupportedError,
+  UsageError,
+  type ErrorKind,
+} from '../lib/errors.js'
+import { FatalIoError } from '../storage/io-errors.js'
+import type { L0FlushJob } from './l0-flush.js'
+import type { FinishedLayer } from './layer-file-writer.js'
+
+/** An error as it crosses the thread boundary. */
+export interface WireError {
+  readonly name: string
+  readonly message: string
+  readonly kind?: ErrorKind
+  readonly code?: string
+  readonly hint?: string
+  readonly details?: Record<string, unknown>
+}
+
+/** A flush job, or slabs to allocate with every page touched (SlabPool's prefault source). */
+export type FlushRequest = { readonly id: number; readonly job: L0FlushJob } | { readonly id: number; readonly alloc: { readonly count: number; readonly slabBytes: number } }
+export type FlushReply =
+  | { readonly id: number; readonly layer: FinishedLayer; readonly error?: undefined; readonly slabs?: undefined }
+  | { readonly id: number; readonly slabs: SharedArrayBuffer[]; readonly error?: undefined; readonly layer?: undefined }
+  | { readonly id: number; readonly error: WireError; readonly layer?: undefined; readonly slabs?: undefined }
+
+/** Most slabs one prefault request may ask for. */
+export const PREFAULT_REQUEST_SLABS_MAX = 256
+/** Page size assumed when touching prefaulted memory (touching more often is harmless). */
+const PAGE_BYTES = 4096
+
+/** Allocates `count` SharedArrayBuffers of `slabBytes` and writes one byte per page so they are resident. */
+export function allocTouchedSlabs(count: number, slabBytes: number): SharedArrayBuffer[] {
+  const out: SharedArrayBuffer[] = []
+  for (let i = 0; i < Math.min(count, PREFAULT_REQUEST_SLABS_MAX); i++) {
+    const sab = new SharedArrayBuffer(slabBytes)
+    const u8 = new Uint8Array(sab)
+    for (let p = 0; p < slabBytes; p += PAGE_BYTES) u8[p] = 0
+    out.push(sab)
+  }
+  return out
+}
+
+export function errorToWire(e: unknown): WireError {
+  if (e instanceof PageserverError) {
+    return { name: e.name, message: e.message, kind: e.kind, code: e.code, ...(e.hint !== undefined ? { hint: e.hint } : {}), ...(e.details ? { details: e.details } : {}) }
+  }
+  if (e instanceof Error) return { name: e.name, message: e.message }
+  return { name: 'Error', message: String(e) }
+}
+
+/** Rebuilds the typed error (same class by kind, code, message, hint and details). */
+export function errorFromWire(w: WireError): Error {
+  if (w.kind === undefined || w.code === undefined) return new AssertionFailure(`flush worker failed: ${w.name}: ${w.message}`)
+  if (w.name === 'FatalIoError') return new FatalIoError(w.code, w.message, undefined, String(w.details?.path ?? ''))
+  const o = { ...(w.hint !== undefined ? { hint: w.hint } : {}), ...(w.details ? { details: w.details } : {}) }
+  switch (w.kind) {
+    case 'internal':
+      return new AssertionFailure(w.message, o)
+    case 'usage':
+      return new UsageError(w.code, w.message, o)
+    case 'not_found':
+      return new NotFoundError(w.code, w.message, o)
+    case 'conflict':
+      return new ConflictError(w.code, w.message, o)
+    case 'corruption':
+      return new CorruptionError(w.code, w.message, o)
+    case 'unavailable':
+      return new UnavailableError(w.code, w.message, o)
+    case 'timeout':
+      return new TimeoutError(w.code, w.message, o)
+    case 'interrupted':
+      return new InterruptedError(w.code, w.message, o)
+    case 'unsupported':
+      return new UnsupportedError(w.code, w.message, o)
+    default:
+      return new PageserverError(w.kind, w.code, w.message, o)
+  }
+}
+
+interface Pending {
+  resolve: (r: FlushReply) => void
+  reject: (e: unknown) => void
+}
+
+export class FlushWorker {
+  private worker: Worker | null = null
+  private readonly pending = new Map<number, Pending>()
+  private nextId = 1
+
+  /** Jobs sent and not answered. */
+  get pendingJobs(): number {
+    return this.pending.size
+  }
+
+  /** Writes the L0 of `job` on the worker thread. */
+  async run(job: L0FlushJob): Promise<FinishedLayer> {
+    const r = await this.request((id) => ({ id, job }))
+    return r.layer!
+  }
+
+  /** `count` slabs of `slabBytes`, every page touched on the worker thread (a SlabPool prefault source). */
+  async allocSlabs(count: number, slabBytes: number): Promise<SharedArrayBuffer[]> {
+    const r = await this.request((id) => ({ id, alloc: { count, slabBytes } }))
+    return r.slabs!
+  }
+
+  private request(make: (id: number) => FlushRequest): Promise<FlushReply> {
+    const w = this.worker ?? this.start()
+    const id = this.nextId++
+    return new Promise<FlushReply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject })
+      if (this.pending.size === 1) w.ref()
+      w.postMessage(make(id))
+    })
+  }
+
+  /** Stops the worker; pending jobs fail. */
+  async close(): Promise<void> {
+    const w = this.worker
+    if (w === null) return
+    this.worker = null
+    this.failAll(new UnavailableError('FLUSH_WORKER_STOPPED', 'the flush worker was stopped', { hint: 'Retry the flush.' }))
+    await w.terminate()
+  }
+
+  private start(): Worker {
+    const w = spawnFlushWorker()
+    w.on('message', (m: FlushReply) => this.onReply(m))
+    w.on('error', (e) => this.onDeath(w, e))
+    w.on('exit', (code) => this.onDeath(w, new UnavailableError('FLUSH_WORKER_EXITED', `the flush worker thread exited with code ${code}`, { hint: 'Retry the flush; the layer was not written.' })))
+    w.unref()
+    this.worker = w
+    return w
+  }
+
+  private onReply(m: FlushReply): void {
+    const p = this.pending.get(m.id)
+    if (p === undefined) return
+    this.pending.delete(m.id)
+    if (this.pending.size === 0) this.worker?.unref()
+    if (m.error !== undefined) p.reject(errorFromWire(m.error))
+    else p.resolve(m)
+  }
+
+  private onDeath(w: Worker, e: unknown): void {
+    if (this.worker !== w) return
+    this.worker = null
+    const err =
+      e instanceof PageserverError
+        ? e
+        : new UnavailableError('FLUSH_WORKER_FAILED', `the flush worker thread failed: ${e instanceof Error ? e.message : String(e)}`, {
+            hint: 'Retry the flush; the layer was not written.',
+            cause: e,
+          })
+    this.failAll(err)
+  }
+
+  private failAll(e: unknown): void {
+    const all = [...this.pending.values()]
+    this.pending.clear()
+    for (const p of all) p.reject(e)
+  }
+}
+
+let shared: FlushWorker | null = null
+
+/** The process's flush worker (started lazily at the first job). */
+export function sharedFlushWorker(): FlushWorker {
+  shared ??= new FlushWorker()
+  return shared
+}
+
+function spawnFlushWorker(): Worker {
+  if (import.meta.url.endsWith('.ts')) {
+    // Running from sources: load the TypeScript entry through tsx (a dev dependency, present exactly then).
+    // tsx's ESM API (its CommonJS build cannot load ESM entries), found through its package exports.
+    const entry = new URL('./flush-worker-main.ts', import.meta.url).href
+    const require = createRequire(import.meta.url)
+    const pkgPath = require.resolve('tsx/package.json')
+    const pkg = require(pkgPath) as { exports: Record<string, { import?: { default?: string } } | string> }
+    const esmApi = pkg.exports['./esm/api']
+    const rel = typeof esmApi === 'object' ? esmApi.import?.default : undefined
+    if (rel === undefined) throw new UnavailableError('FLUSH_WORKER_NO_TSX', 'tsx has no ESM API export', { hint: 'Run from the built package (npm run build), or install the tsx version in package.json.' })
+    const api = new URL(rel, pathToFileURL(pkgPath)).href
+    const code = `import(${JSON.stringify(api)}).then((m) => m.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(entry)}))`
+    return new Worker(code, { eval: true })
+  }
+  return new Worker(new URL('./flush-worker-main.js', import.meta.url))
+}
