@@ -345,7 +345,7 @@ export class LayerFileReader {
       const len = this.matchLens[i]!
       const stored = span !== null ? span.subarray(off - first, off - first + len) : this.file.read(off, len)
       const value = this.decodeStored(stored, this.matchFlags[i]!, this.matchCrcs[i]!, key, this.matchLsns[i]!)
-      if (space !== null) space.cache.put(space, off, value)
+      if (space !== null) space.cache.offer(space, off, value)
       out.push({ lsn: this.matchLsns[i]!, value })
     }
   }

@@ -8,6 +8,10 @@
  * above VALUE_CACHE_VALUE_BYTES_MAX are never cached. Eviction is CLOCK (second chance): a hit only sets a
  * bit; the oldest entry is dropped unless its bit is set, in which case it is moved to the back.
  *
+ * Admission: a value is cached the second time it is offered while its offset is still among the last
+ * GHOSTS_MAX offsets offered once (a "ghost" list). A scan that reads every value once — a basebackup, an
+ * export — then costs a set lookup per value instead of a copy, and does not flush what GetPage reuses.
+ *
  * Correctness: layer files are immutable, so (file, offset) names one value forever; a file's entries live
  * in a `ValueCacheSpace` owned by its reader and are dropped when the reader closes. What is cached passed
  * its CRC when read. Values handed out are copies: callers may keep or modify them (the read contract of
@@ -20,6 +24,8 @@ export const VALUE_CACHE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024
 export const VALUE_CACHE_VALUE_BYTES_MAX = 64 * 1024
 /** Bookkeeping counted per entry (object, map and set slots). */
 export const ENTRY_OVERHEAD_BYTES = 128
+/** Offsets remembered as offered once (about 40 bytes each). */
+export const GHOSTS_MAX = 65_536
 
 interface Entry {
   readonly space: ValueCacheSpace
@@ -31,11 +37,21 @@ interface Entry {
 export class ValueCache {
   private readonly clock = new Set<Entry>()
   private bytes = 0
+  /** Ring of the offsets offered once: slot i is (ghostSpaces[i], ghostOffsets[i]). */
+  private readonly ghostSpaces: Array<ValueCacheSpace | null>
+  private readonly ghostOffsets: Float64Array
+  private ghostNext = 0
   hits = 0
   misses = 0
 
-  constructor(private bytesMax: number = VALUE_CACHE_BYTES_MAX_DEFAULT) {
+  constructor(
+    private bytesMax: number = VALUE_CACHE_BYTES_MAX_DEFAULT,
+    ghostsMax: number = GHOSTS_MAX,
+  ) {
     assert(Number.isSafeInteger(bytesMax) && bytesMax >= 0, 'value cache size must be a non-negative integer')
+    assert(Number.isSafeInteger(ghostsMax) && ghostsMax >= 1, 'value cache ghost list must hold at least one offset')
+    this.ghostSpaces = new Array<ValueCacheSpace | null>(ghostsMax).fill(null)
+    this.ghostOffsets = new Float64Array(ghostsMax)
   }
 
   get sizeBytes(): number {
@@ -74,11 +90,23 @@ export class ValueCache {
     return e.value
   }
 
-  /** Caches a copy of `value` (the decoded value at `offset` of the space's file), if it fits. */
-  put(space: ValueCacheSpace, offset: number, value: Buffer): void {
+  /**
+   * Offers `value`, just read and checked at `offset` of the space's file: a copy is cached if it was offered
+   * recently already (see Admission) and fits.
+   */
+  offer(space: ValueCacheSpace, offset: number, value: Buffer): void {
     if (space.closed || value.length > VALUE_CACHE_VALUE_BYTES_MAX) return
     const size = value.length + ENTRY_OVERHEAD_BYTES
     if (size > this.bytesMax || space.map.has(offset)) return
+    if (!space.ghosts.delete(offset)) {
+      const i = this.ghostNext
+      this.ghostSpaces[i]?.ghosts.delete(this.ghostOffsets[i]!)
+      this.ghostSpaces[i] = space
+      this.ghostOffsets[i] = offset
+      this.ghostNext = i + 1 === this.ghostOffsets.length ? 0 : i + 1
+      space.ghosts.add(offset)
+      return
+    }
     this.evictUntil(size)
     const copy = Buffer.allocUnsafeSlow(value.length)
     value.copy(copy)
@@ -92,6 +120,7 @@ export class ValueCache {
   drop(space: ValueCacheSpace): void {
     for (const e of space.map.values()) this.remove(e)
     space.map.clear()
+    space.ghosts.clear()
   }
 
   private remove(e: Entry): void {
@@ -118,6 +147,8 @@ export class ValueCache {
 /** The entries of one layer file, by value offset. */
 export class ValueCacheSpace {
   readonly map = new Map<number, Entry>()
+  /** Offsets offered once and not yet cached (members of the cache's ghost ring). */
+  readonly ghosts = new Set<number>()
   closed = false
 
   constructor(readonly cache: ValueCache) {}

@@ -9,56 +9,76 @@ import { DeltaLayer, DeltaLayerWriter } from '../../../src/core/layer/delta-laye
 import { ImageLayer, ImageLayerWriter } from '../../../src/core/layer/image-layer.js'
 import { InMemoryLayer } from '../../../src/core/layer/inmemory-layer.js'
 import type { LsnValue, ReadableLayer } from '../../../src/core/layer/layer-read.js'
-import { ENTRY_OVERHEAD_BYTES, ValueCache, VALUE_CACHE_VALUE_BYTES_MAX } from '../../../src/core/layer/value-cache.js'
+import { ENTRY_OVERHEAD_BYTES, ValueCache, VALUE_CACHE_VALUE_BYTES_MAX, type ValueCacheSpace } from '../../../src/core/layer/value-cache.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, compareEntry, makeValue, prng, randInt, refGetValues, withTempDir, type Entry } from './helpers.js'
 
 const L = (n: number): Lsn => BigInt(n) as Lsn
 
 describe('ValueCache', () => {
+  /** Offers twice (the first offer only marks the offset as seen). */
+  const put = (c: ValueCache, s: ValueCacheSpace, off: number, v: Buffer) => {
+    c.offer(s, off, v)
+    c.offer(s, off, v)
+  }
+
+  it('caches a value on its second offer; a scan that offers each value once caches nothing', () => {
+    const c = new ValueCache(1 << 20, 4)
+    const s = c.space()
+    for (let off = 0; off < 100; off++) c.offer(s, off, Buffer.alloc(10))
+    expect(c.entries).toBe(0)
+    // Only the last 4 offsets are remembered: 99 is admitted on a second offer, 0 is not.
+    c.offer(s, 99, Buffer.alloc(10, 9))
+    c.offer(s, 0, Buffer.alloc(10))
+    expect(c.get(s, 99)![0]).toBe(9)
+    expect(c.get(s, 0)).toBeUndefined()
+    c.offer(s, 0, Buffer.alloc(10, 1))
+    expect(c.get(s, 0)![0]).toBe(1)
+  })
+
   it('copies what it keeps, stays within its bound, and gives referenced entries a second chance', () => {
     const slot = 100 + ENTRY_OVERHEAD_BYTES
     const c = new ValueCache(3 * slot)
     const s = c.space()
     const v = Buffer.alloc(100, 1)
-    c.put(s, 0, v)
+    put(c, s, 0, v)
     v.fill(2)
     expect(c.get(s, 0)!.every((b) => b === 1)).toBe(true)
-    c.put(s, 1, Buffer.alloc(100, 3))
-    c.put(s, 2, Buffer.alloc(100, 4))
+    put(c, s, 1, Buffer.alloc(100, 3))
+    put(c, s, 2, Buffer.alloc(100, 4))
     expect(c.sizeBytes).toBe(3 * slot)
     c.get(s, 0) // referenced: survives the next eviction, which takes 1 instead
-    c.put(s, 3, Buffer.alloc(100, 5))
+    put(c, s, 3, Buffer.alloc(100, 5))
     expect(c.entries).toBe(3)
     expect(c.get(s, 1)).toBeUndefined()
     expect(c.get(s, 0)).toBeDefined()
     expect(c.sizeBytes).toBeLessThanOrEqual(3 * slot)
     // Too large for the cache, or for any value: not kept.
-    c.put(s, 9, Buffer.alloc(4 * slot))
+    put(c, s, 9, Buffer.alloc(4 * slot))
     expect(c.get(s, 9)).toBeUndefined()
     const roomy = new ValueCache(1 << 30)
-    roomy.put(roomy.space(), 0, Buffer.alloc(VALUE_CACHE_VALUE_BYTES_MAX + 1))
+    put(roomy, roomy.space(), 0, Buffer.alloc(VALUE_CACHE_VALUE_BYTES_MAX + 1))
     expect(roomy.entries).toBe(0)
     // Spaces are independent and dropped whole; a closed space takes nothing more.
     const other = c.space()
-    c.put(other, 0, Buffer.alloc(10, 6))
+    put(c, other, 0, Buffer.alloc(10, 6))
     expect(c.get(other, 0)![0]).toBe(6)
     s.close()
     expect(c.get(s, 0)).toBeUndefined()
-    c.put(s, 0, Buffer.alloc(10))
+    put(c, s, 0, Buffer.alloc(10))
     expect(c.get(s, 0)).toBeUndefined()
     expect(c.entries).toBe(1)
     expect(c.sizeBytes).toBe(10 + ENTRY_OVERHEAD_BYTES)
     c.resize(0)
     expect(c.entries + c.sizeBytes).toBe(0)
-    c.put(other, 1, Buffer.alloc(1))
+    put(c, other, 1, Buffer.alloc(1))
     expect(c.entries).toBe(0)
   })
 })
 
-/** Reads every key twice through `open()`; compares with the reference; returns the cache's counters. */
-function readTwice(layer: ReadableLayer, entries: Entry[], keys: string[], ceil: Lsn): void {
-  for (let pass = 0; pass < 2; pass++) {
+/** Reads every key three times (the second read admits values to the cache, the third hits); compares with the reference. */
+function readThrice(layer: ReadableLayer, entries: Entry[], keys: string[], ceil: Lsn): void {
+  for (let pass = 0; pass < 3; pass++) {
     for (const key of keys) {
       const out: LsnValue[] = []
       layer.getValues(key as never, ceil, out)
@@ -72,7 +92,7 @@ function readTwice(layer: ReadableLayer, entries: Entry[], keys: string[], ceil:
 }
 
 describe('layer files with the value cache', () => {
-  it('answer as without it, serve the second read from memory, and hand out values the caller owns', async () => {
+  it('answer as without it, serve the third read from memory, and hand out values the caller owns', async () => {
     await withTempDir('ps-vcache-', async (dir) => {
       const rng = prng(5)
       const entries: Entry[] = []
@@ -95,12 +115,12 @@ describe('layer files with the value cache', () => {
       const cached = DeltaLayer.open(delta.path, { valueCache: cache })
       const plain = DeltaLayer.open(delta.path, { valueCache: null })
       try {
-        readTwice(plain, entries, keys, L(0xffff))
-        readTwice(cached, entries, keys, L(0xffff))
+        readThrice(plain, entries, keys, L(0xffff))
+        readThrice(cached, entries, keys, L(0xffff))
         expect(cache.hits).toBeGreaterThan(0)
         expect(cache.misses).toBeGreaterThan(0)
         // Reads at other LSNs: partly cached chains.
-        for (const ceil of [0x180, 0x200, 0x300]) readTwice(cached, entries, keys, L(ceil))
+        for (const ceil of [0x180, 0x200, 0x300]) readThrice(cached, entries, keys, L(ceil))
       } finally {
         plain.close()
         cached.close()
@@ -118,7 +138,7 @@ describe('layer files with the value cache', () => {
       const image = await iw.finish(blockKey(3, 0))
       const layer = ImageLayer.open(image.path, { valueCache: cache })
       try {
-        readTwice(layer, imgEntries, imgEntries.map((e) => e.key), L(0x20000))
+        readThrice(layer, imgEntries, imgEntries.map((e) => e.key), L(0x20000))
         expect(cache.entries).toBe(40)
       } finally {
         layer.close()
@@ -138,7 +158,7 @@ describe('layer files with the value cache', () => {
           layer.put(e.key, e.lsn, e.value)
         }
         entries.sort(compareEntry)
-        readTwice(layer, entries, [...new Set(entries.map((e) => e.key))], L(0x100 + 199))
+        readThrice(layer, entries, [...new Set(entries.map((e) => e.key))], L(0x100 + 199))
       } finally {
         layer.delete()
       }
