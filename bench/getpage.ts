@@ -2,30 +2,33 @@
  * GetPage@LSN through the real page server, against a loopback echo of the same message sizes and against
  * stock PostgreSQL returning the same page with pageinspect's get_raw_page, all in the same run.
  *
- * Data (bench/support/getpage-data.ts, generated once and cached): one timeline imported from a PostgreSQL
- * 15 primary with data checksums, then WAL ingested into L0 layers. `img_t` (2,000 pages) was written and
+ * Data (support/getpage-data.ts, generated once and cached): one timeline imported from a PostgreSQL 15
+ * primary with data checksums, then WAL ingested into L0 layers. `img_t` (2,000 pages) was written and
  * frozen before the import, so its pages are values of the import's image layer: an "image hit". `chain_t`
- * (1,000 pages) was written after: each page is a full-page image plus 10 HOT-update records in the L0s,
- * so serving it needs redo. Every request asks at the timeline's last record LSN (request_lsn =
- * not_modified_since = that LSN: no waiting).
+ * (1,000 pages) was written after: each page is a full-page image plus 20 records (10 HOT updates, 10
+ * prunes) in the L0s, so serving it needs redo. Every request asks at the timeline's last record LSN
+ * (request_lsn = not_modified_since = that LSN: no waiting).
  *
- * Systems, each with its server in another process than the client (a 2-core machine: one core each):
+ * Systems; the servers run in one child process (support/getpage-server.ts), the clients in this one, so
+ * each side has a core of a 2-core machine:
  *   - loopback echo (the baseline): bare `net` sockets moving the same bytes (47-byte CopyData out,
  *     8,239 back);
  *   - page service, fixed page: `PageServiceServer` with a backend answering one constant page: the
  *     protocol floor;
- *   - page server, image page / redo page: `PageServer` — what `pageserver serve` runs (repository, layer
- *     map, reader, the tenant's pool of redo worker processes) — on a copy of the cached workdir, with its
- *     WAL source detached so the history stays fixed;
+ *   - page server, image page / redo page: `PageServer` — what `pageserver serve` runs: repository, layer
+ *     map, reader, the tenant's pool of redo worker processes — on a copy of the cached workdir; the image
+ *     page once more with the layer value cache off (every value read and CRC-checked from the file);
  *   - PostgreSQL get_raw_page: a stock PostgreSQL 15 started on a copy of the primary's data directory
- *     (the same pages), `SELECT get_raw_page('<table>', 'main', <blkno>)` over held-open connections.
- *     "prepared": parsed once, then Bind/Execute/Sync with a binary result (8,192 bytes back, the cheapest
- *     form PostgreSQL offers); "simple": a Query with the SQL text, the bytea comes back as hex text.
- *     Pipelining for PostgreSQL = writing the next requests before the answers arrive (PostgreSQL serves
- *     them in order, as in libpq's pipeline mode); the same depth as for the page service.
+ *     (the same pages, in its shared buffers after the warm-up), `SELECT get_raw_page('<table>', 'main',
+ *     <blkno>)` over held-open connections. "prepared": parsed once, then Bind/Execute/Sync with a binary
+ *     result (8,192 bytes back: the cheapest form PostgreSQL offers, and the one compared); "simple": a
+ *     Query with the SQL text, the bytea back as hex text. Pipelining for PostgreSQL = writing the next
+ *     requests before the answers arrive (it serves them in order, as libpq's pipeline mode), at the same
+ *     depth as for the page service. PostgreSQL runs a backend process per connection, so at 8
+ *     connections it uses both cores; the page server is one event loop.
  * Cases: 1 connection with 1 request in flight (latency), 8 connections with 1 each, 1 connection
  * pipelined 32 deep, 8 connections pipelined 4 deep. Every system runs the same sequence of blocks (a
- * shuffled cycle over its table). `runs` interleaved runs per case; reported: medians over runs of
+ * shuffled cycle over its table). RUNS interleaved runs per case; reported: medians over runs of
  * requests/s and of each run's p50 / p99 latency, server-side CPU per request (the page server's process
  * tree with its redo workers; PostgreSQL's backends of the bench connections) and client CPU per request.
  *
@@ -34,32 +37,26 @@
  * served pages are checked; and the server reports each page's history (image-layer hit, or the number of
  * records redone), so the timed work is the intended work.
  *
- * Run: npm run bench -- bench/getpage.ts      (env GETPAGE_BENCH_RUNS=5, GETPAGE_BENCH_REQUESTS=10000)
+ * Run: npm run bench -- bench/getpage.ts      (env GETPAGE_BENCH_RUNS=5, GETPAGE_BENCH_REQUESTS=10000;
+ * for profiling: GETPAGE_BENCH_ONLY=img,redo,... (system kinds), GETPAGE_BENCH_CASES=0,2 (case numbers),
+ * GETPAGE_BENCH_SERVER_PROF=<dir> (a CPU profile of the server process))
  */
-import { spawn } from 'node:child_process'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs'
-import { connect, createServer, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import { PageServiceServer } from '../src/core/page-service/server.js'
 import { PageServiceClient } from '../src/core/page-service/client.js'
 import type { PagestreamClient } from '../src/core/page-service/pagestream-client.js'
-import type { PageServiceBackend, PageServiceTimeline } from '../src/core/page-service/backend.js'
-import { PageServer } from '../src/core/app/server.js'
-import { withRepository } from '../src/core/app/context.js'
-import { loadConfig } from '../src/core/config/index.js'
-import { relBlockKey } from '../src/core/datadir/mapping.js'
-import { formatLsn, lsn, MAX_LSN, parseLsn, type Lsn } from '../src/core/pg/lsn.js'
+import { lsn, MAX_LSN, parseLsn, type Lsn } from '../src/core/pg/lsn.js'
 import type { RelTag } from '../src/core/pg/reltag.js'
 import { pageChecksum } from '../src/core/redo/page/checksum.js'
-import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../src/core/model/ids.js'
-import { encodeRequestFrame, encodeResponseFrame, type GetPageRequest } from '../src/core/protocol/pagestream.js'
+import type { TenantId, TimelineId } from '../src/core/model/ids.js'
 import { isRoot, PgCluster } from '../test/support/pg-cluster.js'
 import { maskForCompare } from '../test/support/page-compare.js'
 import { ensureGetpageData, CHAIN_ROUNDS } from './support/getpage-data.js'
+import { FIXED_REL, FIXED_TENANT, FIXED_TIMELINE, REQ_FRAME, RESP_FRAME, SERVER_SCRIPT, type ServeArgs, type ServerInfo } from './support/getpage-server.js'
 import { bindExecuteSync, decodeHexBytea, PgRawPageClient, simpleQuery } from './support/pg-raw-page-client.js'
 import { pidsCpuSeconds, treeCpuSeconds } from './support/proc-tree.js'
 import { formatTable, median, round } from './support/stats.js'
@@ -68,119 +65,12 @@ const RUNS = Number(process.env.GETPAGE_BENCH_RUNS ?? 5)
 const REQUESTS = Number(process.env.GETPAGE_BENCH_REQUESTS ?? 10_000)
 /** Redo costs ~10x an image hit: fewer requests keep each run near a second. */
 const REDO_REQUESTS = Math.max(500, Math.round(REQUESTS / 4))
-const WARMUP_REQUESTS = 2000
+/** Warm-up per system and case: at least two passes over img_t (the value cache admits on a second read). */
+const WARMUP_REQUESTS = 5000
 /** Profiling aids: only these system kinds / case numbers (comma-separated); a CPU profile of the server process. */
 const ONLY_KINDS = process.env.GETPAGE_BENCH_ONLY?.split(',') ?? null
 const ONLY_CASES = process.env.GETPAGE_BENCH_CASES?.split(',').map(Number) ?? null
 const SERVER_PROF_DIR = process.env.GETPAGE_BENCH_SERVER_PROF ?? null
-
-const FIXED_TENANT = '0123456789abcdef0123456789abcdef' as TenantId
-const FIXED_TIMELINE = 'fedcba9876543210fedcba9876543210' as TimelineId
-const FIXED_REL: RelTag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
-const FIXED_PAGE = Buffer.alloc(8192, 0x5a)
-const FIXED_REQ: GetPageRequest = { type: 'getpage', hdr: { reqid: 1n, request_lsn: MAX_LSN, not_modified_since: lsn(0) }, rel: FIXED_REL, blkno: 7 }
-const REQ_FRAME = encodeRequestFrame(FIXED_REQ, 3)
-const RESP_FRAME = encodeResponseFrame({ type: 'getpage', req: FIXED_REQ, page: FIXED_PAGE }, 3)
-
-// ---- server side (child process) ----------------------------------------------------------------------
-
-function fixedPageBackend(): PageServiceBackend {
-  const last = lsn(0x1000_0000)
-  const page = Promise.resolve(FIXED_PAGE)
-  const timeline: PageServiceTimeline = {
-    lastRecordLsn: () => last,
-    gcCutoffLsn: () => lsn(0),
-    minReadableLsn: () => lsn(0),
-    waitForLsn: async () => undefined,
-    relExists: async () => true,
-    relSize: async () => 1000,
-    getPage: () => page,
-    dbSize: async () => 0n,
-    slruSegment: async () => Buffer.alloc(0),
-    basebackup: async () => ({ lsn: last, tar: (async function* () {})() }),
-  }
-  return { timeline: () => timeline }
-}
-
-/** Reads 47-byte requests, answers each with the 8,239-byte response frame. */
-function echoServer() {
-  return createServer({ noDelay: true }, (socket) => {
-    let pending = 0
-    socket.on('data', (chunk: Buffer) => {
-      pending += chunk.length
-      while (pending >= REQ_FRAME.length) {
-        pending -= REQ_FRAME.length
-        socket.write(RESP_FRAME)
-      }
-    })
-    socket.on('error', () => undefined)
-  })
-}
-
-interface ServeArgs {
-  workdir: string
-  tenantId: string
-  timelineId: string
-  importLsn: string
-  rels: { img: RelTag; imgPages: number; chain: RelTag; chainPages: number }
-}
-
-interface ServerInfo {
-  server: number
-  fixed: number
-  echo: number
-  lastRecordLsn: string
-  /** Image pages whose newest version is an image at the import LSN with no record above it. */
-  imgImageHits: number
-  /** Records above the newest image, per chain page: min, median, max. */
-  chainRecords: { min: number; median: number; max: number; withImage: number }
-}
-
-async function serve(args: ServeArgs): Promise<void> {
-  const config = await loadConfig({ workdir: args.workdir, overrides: ['listen_pg_addr=127.0.0.1:0', 'listen_http_addr=127.0.0.1:0'], env: {} })
-  const ctx = { config, env: process.env }
-  const tenantId = parseTenantId(args.tenantId)
-  const timelineId = parseTimelineId(args.timelineId)
-  // The primary is gone: detach the WAL source so the server serves a fixed history.
-  await withRepository(ctx, async (repo) => (await (await repo.tenant(tenantId)).timeline(timelineId)).updateMetadata({ walSource: null }), { lockFor: 'getpage bench' })
-  const server = await PageServer.start(ctx)
-  const tl = server.service(tenantId, timelineId).timeline
-  const end = tl.lastRecordLsn
-  const importLsn = parseLsn(args.importLsn)
-  let imgImageHits = 0
-  for (let b = 0; b < args.rels.imgPages; b++) {
-    const h = tl.getKeyHistory(relBlockKey(args.rels.img, b), end)
-    if (h.image?.lsn === importLsn && h.records.length === 0) imgImageHits++
-  }
-  const counts: number[] = []
-  let withImage = 0
-  for (let b = 0; b < args.rels.chainPages; b++) {
-    const h = tl.getKeyHistory(relBlockKey(args.rels.chain, b), end)
-    counts.push(h.records.length)
-    if (h.image !== null) withImage++
-  }
-  counts.sort((a, b) => a - b)
-  const fixed = new PageServiceServer(fixedPageBackend(), { connectionsMax: 64 })
-  await fixed.listen('127.0.0.1', 0)
-  const echo = echoServer()
-  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
-  const info: ServerInfo = {
-    server: server.addresses.pg.port,
-    fixed: fixed.address.port,
-    echo: (echo.address() as { port: number }).port,
-    lastRecordLsn: formatLsn(end),
-    imgImageHits,
-    chainRecords: { min: counts[0]!, median: median(counts), max: counts[counts.length - 1]!, withImage },
-  }
-  process.stdout.write(JSON.stringify(info) + '\n')
-  process.stdin.resume()
-  process.stdin.on('end', () => {
-    echo.close()
-    void Promise.all([fixed.close(), server.stop()]).then(() => process.exit(0))
-  })
-}
-
-// ---- client side --------------------------------------------------------------------------------------
 
 /** One echo connection: FIFO of waiting requests, answered per 8,239 bytes received. */
 class EchoClient {
@@ -278,9 +168,12 @@ interface Connected {
 
 interface SystemDef {
   name: string
-  kind: 'baseline' | 'floor' | 'img' | 'redo' | 'pg-img' | 'pg-redo' | 'pg-simple'
+  kind: 'baseline' | 'floor' | 'img' | 'img-uncached' | 'redo' | 'pg-img' | 'pg-redo' | 'pg-simple'
   requests: number
   connect: (conns: number) => Promise<Connected>
+  /** Around each of its runs (server settings for this system only). */
+  before?: () => Promise<unknown>
+  after?: () => Promise<unknown>
 }
 
 interface Row {
@@ -315,14 +208,20 @@ async function main(): Promise<void> {
   let pg: PgCluster | null = null
   const serveArgs: ServeArgs = { workdir, tenantId: data.tenantId, timelineId: data.timelineId, importLsn: data.info.importLsn, rels: { img, imgPages: f.imgPages, chain, chainPages: f.chainPages } }
   const prof = SERVER_PROF_DIR !== null ? ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF_DIR}`] : []
-  const child = spawn(process.execPath, [...process.execArgv, ...prof, fileURLToPath(import.meta.url), '--serve', JSON.stringify(serveArgs)], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...process.execArgv, ...prof, SERVER_SCRIPT, JSON.stringify(serveArgs)], { stdio: ['pipe', 'pipe', 'inherit'] })
   const childExit = new Promise((resolve) => child.once('exit', resolve))
   try {
-    const first = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout }).once('line', resolve)
-      child.once('exit', (code) => reject(new Error(`server process exited with ${code}`)))
-    })
-    const info = JSON.parse(first) as ServerInfo
+    const replies: Array<(line: string) => void> = []
+    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`server process exited with ${code}`))))
+    exited.catch(() => undefined)
+    createInterface({ input: child.stdout }).on('line', (line) => replies.shift()?.(line))
+    const nextLine = () => Promise.race([new Promise<string>((resolve) => replies.push(resolve)), exited])
+    const command = async (line: string): Promise<unknown> => {
+      const reply = nextLine()
+      child.stdin.write(line + '\n')
+      return JSON.parse(await reply) as unknown
+    }
+    const info = JSON.parse(await nextLine()) as ServerInfo
     const end = parseLsn(info.lastRecordLsn)
     const lsns = { requestLsn: end as Lsn, notModifiedSince: end as Lsn }
     pg = await PgCluster.startOnDataDir(pgData, { name: 'getpage-bench', settings: { fsync: false } })
@@ -362,6 +261,14 @@ async function main(): Promise<void> {
       },
       { name: 'page service, fixed page (floor)', kind: 'floor', requests: REQUESTS, connect: pageService(info.fixed, FIXED_TENANT, FIXED_TIMELINE, FIXED_REL, [7], true) },
       { name: 'page server, image-layer page', kind: 'img', requests: REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, img, imgOrder) },
+      {
+        name: 'page server, image page, no value cache',
+        kind: 'img-uncached',
+        requests: REQUESTS,
+        connect: pageService(info.server, data.tenantId, data.timelineId, img, imgOrder),
+        before: () => command('cache off'),
+        after: () => command('cache on'),
+      },
       { name: `page server, redo (${info.chainRecords.median} records)`, kind: 'redo', requests: REDO_REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, chain, chainOrder) },
       { name: 'PostgreSQL get_raw_page, img_t (prepared)', kind: 'pg-img', requests: REQUESTS, connect: postgres('img_t', imgOrder, 'prepared') },
       { name: 'PostgreSQL get_raw_page, chain_t (prepared)', kind: 'pg-redo', requests: REQUESTS, connect: postgres('chain_t', chainOrder, 'prepared') },
@@ -384,9 +291,18 @@ async function main(): Promise<void> {
       process.stderr.write(`[getpage] ${c.name} ...\n`)
       const connected = await Promise.all(systems.map((s) => s.connect(c.conns)))
       const samples: Sample[][] = systems.map(() => [])
-      for (let s = 0; s < systems.length; s++) await runCase(Math.min(WARMUP_REQUESTS, systems[s]!.requests), c.conns, c.depth, connected[s]!.one, connected[s]!.serverCpu)
+      const run = async (s: number, requests: number): Promise<Sample> => {
+        const sys = systems[s]!
+        await sys.before?.()
+        try {
+          return await runCase(requests, c.conns, c.depth, connected[s]!.one, connected[s]!.serverCpu)
+        } finally {
+          await sys.after?.()
+        }
+      }
+      for (let s = 0; s < systems.length; s++) await run(s, Math.min(WARMUP_REQUESTS, systems[s]!.requests))
       for (let r = 0; r < RUNS; r++) {
-        for (let s = 0; s < systems.length; s++) samples[s]!.push(await runCase(systems[s]!.requests, c.conns, c.depth, connected[s]!.one, connected[s]!.serverCpu))
+        for (let s = 0; s < systems.length; s++) samples[s]!.push(await run(s, systems[s]!.requests))
       }
       for (const x of connected) await x.close()
       const med = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]))
@@ -424,6 +340,7 @@ async function main(): Promise<void> {
       }
     })
 
+    const serverCaches = await command('stats')
     const out = {
       bench: 'getpage',
       node: process.version,
@@ -432,6 +349,7 @@ async function main(): Promise<void> {
       data: { dir: data.dir, importLsn: data.info.importLsn, lastRecordLsn: info.lastRecordLsn, imgPages: f.imgPages, chainPages: f.chainPages, chainRounds: CHAIN_ROUNDS },
       history: { imgImageLayerHits: info.imgImageHits, chainRecords: info.chainRecords },
       correctness,
+      serverCaches,
       rows: rows.map((r) => ({
         ...r,
         reqPerS: Math.round(r.reqPerS),
@@ -524,6 +442,4 @@ async function verify(
   return out
 }
 
-const serveAt = process.argv.indexOf('--serve')
-if (serveAt >= 0) await serve(JSON.parse(process.argv[serveAt + 1]!) as ServeArgs)
-else await main()
+await main()

@@ -7,8 +7,9 @@
  *            A GetPage of it is an "image hit": three key lookups and a copy, no redo.
  *   chain_t  created AFTER the import (fillfactor 10: one 500-byte row per page), VACUUM, CHECKPOINT,
  *            then CHAIN_ROUNDS rounds of `UPDATE chain_t SET n = n + 1`: the first round logs a full-page
- *            image of every page, each later round one HOT-update record. At the end LSN each page is that
- *            image plus CHAIN_ROUNDS - 1 records in the L0 layers: a GetPage of it needs redo.
+ *            image of every page, each later round a HOT-update and a prune record (the page is above its
+ *            fillfactor). At the end LSN each page is that image plus 2 x (CHAIN_ROUNDS - 1) records in the
+ *            L0 layers: a GetPage of it needs redo.
  * The primary's data directory is kept (stopped), so a stock PostgreSQL can be started on a copy of it and
  * serve the very same pages with get_raw_page; pageinspect is created before the import.
  */
@@ -18,7 +19,7 @@ import { ensureIngestData, type IngestData } from './ingest-data.js'
 export const IMAGE_PAGES = 2000
 /** chain_t: one row per page. */
 export const CHAIN_PAGES = 1000
-/** Update rounds on chain_t: a full-page image, then CHAIN_ROUNDS - 1 records above it. */
+/** Update rounds on chain_t: a full-page image, then 2 x (CHAIN_ROUNDS - 1) records above it. */
 export const CHAIN_ROUNDS = 11
 
 export interface GetpageFacts {

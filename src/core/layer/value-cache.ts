@@ -43,6 +43,8 @@ export class ValueCache {
   private ghostNext = 0
   hits = 0
   misses = 0
+  /** While set, lookups miss and nothing is admitted; the contents stay (to measure reads without it). */
+  bypass = false
 
   constructor(
     private bytesMax: number = VALUE_CACHE_BYTES_MAX_DEFAULT,
@@ -80,6 +82,7 @@ export class ValueCache {
 
   /** The cached value at `offset` of `space`'s file (shared: copy before handing it out), or undefined. */
   get(space: ValueCacheSpace, offset: number): Buffer | undefined {
+    if (this.bypass) return undefined
     const e = space.map.get(offset)
     if (e === undefined) {
       this.misses++
@@ -95,7 +98,7 @@ export class ValueCache {
    * recently already (see Admission) and fits.
    */
   offer(space: ValueCacheSpace, offset: number, value: Buffer): void {
-    if (space.closed || value.length > VALUE_CACHE_VALUE_BYTES_MAX) return
+    if (this.bypass || space.closed || value.length > VALUE_CACHE_VALUE_BYTES_MAX) return
     const size = value.length + ENTRY_OVERHEAD_BYTES
     if (size > this.bytesMax || space.map.has(offset)) return
     if (!space.ghosts.delete(offset)) {

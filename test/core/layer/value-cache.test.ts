@@ -34,6 +34,14 @@ describe('ValueCache', () => {
     expect(c.get(s, 0)).toBeUndefined()
     c.offer(s, 0, Buffer.alloc(10, 1))
     expect(c.get(s, 0)![0]).toBe(1)
+    // Bypassed: lookups miss and nothing is admitted, but the contents stay.
+    c.bypass = true
+    expect(c.get(s, 0)).toBeUndefined()
+    c.offer(s, 50, Buffer.alloc(10))
+    c.offer(s, 50, Buffer.alloc(10))
+    c.bypass = false
+    expect(c.get(s, 50)).toBeUndefined()
+    expect(c.get(s, 0)![0]).toBe(1)
   })
 
   it('copies what it keeps, stays within its bound, and gives referenced entries a second chance', () => {
