@@ -16,7 +16,9 @@
  *
  * Shape: the session owns the ordering queue and the request semantics; the connection owns the socket,
  * framing and the state machine, and calls `onCopyData` / `finish` / `abort`; it asks `hasRoom` before
- * decoding the next message.
+ * decoding the next message. A GetPage response goes out as its small frame head and then the page buffer
+ * the backend returned (written as is, not copied into one frame; the connection corks both into one
+ * writev), so the backend must not change a page after returning it.
  */
 import { messageOf, PageserverError, TimeoutError, UsageError } from '../lib/errors.js'
 import { MAX_FORK_NUMBER } from '../pg/reltag.js'
