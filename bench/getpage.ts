@@ -17,7 +17,8 @@
  *     protocol floor;
  *   - page server, image page / redo page: `PageServer` — what `pageserver serve` runs: repository, layer
  *     map, reader, the tenant's pool of redo worker processes — on a copy of the cached workdir; the image
- *     page once more with the layer value cache off (every value read and CRC-checked from the file);
+ *     page once more with the page cache and the layer value cache bypassed (every page looked up in the
+ *     layers, its value read and CRC-checked from the file, its checksum remembered or computed);
  *   - PostgreSQL get_raw_page: a stock PostgreSQL 15 started on a copy of the primary's data directory
  *     (the same pages, in its shared buffers after the warm-up), `SELECT get_raw_page('<table>', 'main',
  *     <blkno>)` over held-open connections. "prepared": parsed once, then Bind/Execute/Sync with a binary
@@ -262,7 +263,7 @@ async function main(): Promise<void> {
       { name: 'page service, fixed page (floor)', kind: 'floor', requests: REQUESTS, connect: pageService(info.fixed, FIXED_TENANT, FIXED_TIMELINE, FIXED_REL, [7], true) },
       { name: 'page server, image-layer page', kind: 'img', requests: REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, img, imgOrder) },
       {
-        name: 'page server, image page, no value cache',
+        name: 'page server, image page, caches bypassed',
         kind: 'img-uncached',
         requests: REQUESTS,
         connect: pageService(info.server, data.tenantId, data.timelineId, img, imgOrder),
@@ -333,6 +334,7 @@ async function main(): Promise<void> {
         case: c.name,
         imageXEcho: im !== null ? round(im.xEcho, 2) : NaN,
         imageWithin2xOfEcho: im !== null && im.xEcho >= 0.5,
+        imageP50XEcho: ratio(im, of('baseline'), 'p50Us'),
         imageXPg: ratio(im, pgi, 'reqPerS'),
         imageP50XPg: ratio(im, pgi, 'p50Us'),
         imageFasterThanPg: im !== null && pgi !== null && im.reqPerS > pgi.reqPerS,
@@ -372,8 +374,8 @@ async function main(): Promise<void> {
     console.log()
     console.log(
       formatTable(
-        ['case', 'image x echo (target >= 0.5)', 'image req/s x PG', 'image p50 x PG', 'redo req/s x PG'],
-        targets.map((t) => [t.case, t.imageXEcho, t.imageXPg, t.imageP50XPg, t.redoXPg]),
+        ['case', 'image req/s x echo (target >= 0.5)', 'image p50 x echo p50', 'image req/s x PG', 'image p50 x PG p50', 'redo req/s x PG'],
+        targets.map((t) => [t.case, t.imageXEcho, t.imageP50XEcho, t.imageXPg, t.imageP50XPg, t.redoXPg]),
       ),
     )
     console.log(

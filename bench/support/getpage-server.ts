@@ -8,9 +8,9 @@
  *     WAL source detached first (the primary is gone; the history stays fixed).
  *
  * Started as `node <this file> '<ServeArgs JSON>'`; prints one line of ServerInfo JSON, then answers one
- * line per command read from stdin: `cache off` / `cache on` bypasses the layer value cache or uses it again
- * (its contents stay), `stats` returns the value cache's and the timeline's image cache's counters. End of
- * stdin stops every server and exits.
+ * line per command read from stdin: `cache off` / `cache on` bypasses the page cache and the layer value
+ * cache or uses them again (their contents stay), `stats` returns the counters of those and of the
+ * timeline's image cache. End of stdin stops every server and exits.
  */
 import { createServer } from 'node:net'
 import { resolve } from 'node:path'
@@ -23,6 +23,7 @@ import { withRepository } from '../../src/core/app/context.js'
 import { loadConfig } from '../../src/core/config/index.js'
 import { relBlockKey } from '../../src/core/datadir/mapping.js'
 import { sharedValueCache } from '../../src/core/layer/value-cache.js'
+import { sharedPageCache } from '../../src/core/datadir/page-cache.js'
 import { formatLsn, lsn, MAX_LSN, parseLsn } from '../../src/core/pg/lsn.js'
 import type { RelTag } from '../../src/core/pg/reltag.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../src/core/model/ids.js'
@@ -130,9 +131,9 @@ async function serve(args: ServeArgs): Promise<void> {
   const lines = createInterface({ input: process.stdin })
   lines.on('line', (line) => {
     const [cmd, arg] = line.split(' ')
-    if (cmd === 'cache') sharedValueCache.bypass = arg === 'off'
-    const vc = sharedValueCache
-    const reply = cmd === 'stats' ? { valueCache: { hits: vc.hits, misses: vc.misses, entries: vc.entries, bytes: vc.sizeBytes, capacityBytes: vc.capacityBytes }, imageCache: tl.imageCacheStats } : { ok: true }
+    if (cmd === 'cache') sharedValueCache.bypass = sharedPageCache.bypass = arg === 'off'
+    const counters = (c: { hits: number; misses: number; entries: number; sizeBytes: number; capacityBytes: number }) => ({ hits: c.hits, misses: c.misses, entries: c.entries, bytes: c.sizeBytes, capacityBytes: c.capacityBytes })
+    const reply = cmd === 'stats' ? { pageCache: counters(sharedPageCache), valueCache: counters(sharedValueCache), imageCache: tl.imageCacheStats } : { ok: true }
     process.stdout.write(JSON.stringify(reply) + '\n')
   })
   lines.on('close', () => {

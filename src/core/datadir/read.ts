@@ -8,9 +8,11 @@
  *
  * The GetPage path, and what keeps it short: relation existence and size come from the timeline's image
  * cache (Timeline.getImageCached: a map lookup while the relation's directory and size did not change) with
- * directories decoded once into sets; the page is one history lookup; an image is served as read (layers
- * hand out values nobody else holds, so no copy is needed to set its checksum); and the checksum of an image
- * version served before is remembered, since (key, LSN) names the same bytes forever.
+ * directories decoded once into sets; a page served before whose newest version is still that image comes
+ * from the process-wide page cache (page-cache.ts); otherwise the page is one history lookup, an image is
+ * served as read (layers hand out values nobody else holds, so no copy is needed to set its checksum), and
+ * the checksum of an image version served before is remembered, since (key, LSN) names the same bytes
+ * forever. Pages that need redo are rebuilt each time.
  */
 import { CorruptionError, NotFoundError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'
@@ -22,6 +24,7 @@ import { pageChecksum, setPageChecksum } from '../redo/page/checksum.js'
 import { pageIsNew, setPdChecksum } from '../redo/page/page.js'
 import type { RedoRecord } from '../redo/engine.js'
 import type { KeyHistory, Timeline } from '../repository/timeline.js'
+import { sharedPageCache, type PageCache, type PageCacheSpace } from './page-cache.js'
 import {
   dbDirKey,
   decodeBlockCount,
@@ -46,6 +49,8 @@ export interface RedoService {
 export interface ReadOptions {
   /** Compute pd_checksum on served relation pages (the primary runs with data checksums). */
   dataChecksums: boolean
+  /** Where served image pages are kept (page-cache.ts); null: nowhere. Default: the process-wide cache. */
+  pageCache?: PageCache | null
 }
 
 /** Served images whose checksum is remembered (see DatadirReader.setImageChecksum). */
@@ -61,12 +66,17 @@ export class DatadirReader {
   private readonly relDirSets = new WeakMap<Buffer, Set<number>>()
   /** pd_checksum of image versions served, by key; oldest inserted dropped first (IMAGE_CHECKSUMS_MAX). */
   private readonly imageChecksums = new Map<Key, { lsn: Lsn; checksum: number }>()
+  /** This reader's part of the page cache, or null. */
+  private readonly pages: PageCacheSpace | null
 
   constructor(
     readonly timeline: Timeline,
     private readonly redoService: RedoService,
     private readonly opts: ReadOptions,
-  ) {}
+  ) {
+    const cache = opts.pageCache === undefined ? sharedPageCache : opts.pageCache
+    this.pages = cache === null ? null : cache.space(timeline)
+  }
 
   databases(lsn: Lsn): DbDirEntry[] {
     const v = this.timeline.getImageCached(dbDirKey(), lsn)
@@ -101,14 +111,20 @@ export class DatadirReader {
     return v ? decodeBlockCount(v) : 0
   }
 
-  /** The page of a relation block at `lsn` (the caller's to keep or modify); past the end of the relation, a zero page. */
+  /**
+   * The page of a relation block at `lsn`, as served (checksum set); past the end of the relation, a zero
+   * page. Read-only: it may be the page cache's own buffer.
+   */
   async getRelPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Buffer> {
     if (blkno >= this.relSize(rel, lsn)) return Buffer.alloc(BLCKSZ)
     const key = relBlockKey(rel, blkno)
+    const cached = this.pages?.get(key, lsn) ?? null
+    if (cached !== null) return cached
     const h = this.history(key, lsn)
     if (h.records.length === 0) {
       const page = h.image!.data
       if (this.opts.dataChecksums) this.setImageChecksum(key, h.image!.lsn, page, blkno)
+      this.pages?.offer(key, h.image!.lsn, lsn, page)
       return page
     }
     const page = await this.redo(key, h)

@@ -19,7 +19,7 @@
  */
 import { assert } from '../lib/errors.js'
 
-export const VALUE_CACHE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024
+export const VALUE_CACHE_BYTES_MAX_DEFAULT = 32 * 1024 * 1024
 /** Larger values (big WAL records) are read from the file each time. */
 export const VALUE_CACHE_VALUE_BYTES_MAX = 64 * 1024
 /** Bookkeeping counted per entry (object, map and set slots). */

@@ -100,7 +100,7 @@ export class Timeline {
   onDurable: ((lsn: Lsn) => void) | null = null
   /** Read path: the last version read of hot image-only keys (see getImageCached). */
   private readonly imageCache = new ImageCache()
-  /** Read path: scratch of noVersionBetween. */
+  /** Read path: scratch of unchangedBetween. */
   private readonly versionScratch: LsnValue[] = []
 
   private constructor(
@@ -400,7 +400,7 @@ export class Timeline {
    * directories and sizes). The returned buffer is shared with the cache: never modify it.
    *
    * A cached entry answers reads between its version's LSN and the LSN it is known up to. A read above
-   * that extends the entry when no version of the key arrived in between (noVersionBetween), else it reads
+   * that extends the entry when no version of the key arrived in between (unchangedBetween), else it reads
    * the layers. Reads above last_record_lsn are not settled (a record's values may be half put) and are
    * never cached.
    */
@@ -414,7 +414,7 @@ export class Timeline {
           cache.hits++
           return e.value
         }
-      } else if (this.noVersionBetween(key, e.knownUpToLsn, lsn)) {
+      } else if (this.unchangedBetween(key, e.knownUpToLsn, lsn)) {
         e.knownUpToLsn = lsn
         cache.hits++
         return e.value
@@ -435,14 +435,15 @@ export class Timeline {
   }
 
   /**
-   * True when provably no version of `key` lies in (from, to] (to <= last_record_lsn). Provable cheaply only
+   * True when provably no version of `key` lies in (from, to] (to <= last_record_lsn); false when one does or
+   * it cannot be told cheaply. For caches of read results (getImageCached, datadir/page-cache.ts). Provable only
    * when every version above `from` can only be in this timeline's in-memory layers: `from` at or above
    * disk_consistent_lsn (layer files hold nothing above it; a flush advances it in the same tick it adds
    * the file) and at or above the branch point (nothing above it comes from the ancestor; implied by the
    * first, since a branch starts with disk_consistent_lsn at its branch point, and checked anyway). Then the open
    * and frozen layers are asked for values in [from + 1, to], which reads no value when there is none.
    */
-  private noVersionBetween(key: Key, from: Lsn, to: Lsn): boolean {
+  unchangedBetween(key: Key, from: Lsn, to: Lsn): boolean {
     if (from < this.meta.diskConsistentLsn) return false
     if (this.meta.ancestorLsn !== null && from < this.meta.ancestorLsn) return false
     const floor = toLsn(from + 1n)

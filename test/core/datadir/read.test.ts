@@ -2,7 +2,7 @@
  * DatadirReader's GetPage path on a hand-built timeline: relation existence and size through the image
  * cache as relations appear, grow and go; pages with checksums that stay right when an image is served
  * again (remembered) and when a newer image replaces it; served pages owned by the caller; zero pages past
- * the end; redo results checksummed.
+ * the end; redo results checksummed. With and without the page cache.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -18,6 +18,7 @@ import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
 import { ForkNumber, type RelTag } from '../../../src/core/pg/reltag.js'
 import { pageChecksum } from '../../../src/core/redo/page/checksum.js'
 import { NotFoundError } from '../../../src/core/lib/errors.js'
+import { PageCache } from '../../../src/core/datadir/page-cache.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -58,13 +59,13 @@ function page(fill: number): Buffer {
 
 const image = (b: Buffer) => encodeValue(imageValue(b))
 
-async function setup(): Promise<{ tl: Timeline; reader: DatadirReader; redone: RedoService['redo'][] }> {
+async function setup(pageCache: PageCache | null = new PageCache()): Promise<{ tl: Timeline; reader: DatadirReader; redone: RedoService['redo'][] }> {
   const dir = mkdtempSync(join(tmpdir(), 'ps-read-'))
   dirs.push(dir)
   const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 1000 })
   const redone: RedoService['redo'][] = []
   const redo: RedoService = { redo: async (req) => (redone.push(redo.redo), Buffer.from(page(0x77 + req.records.length))) }
-  return { tl, reader: new DatadirReader(tl, redo, { dataChecksums: true }), redone }
+  return { tl, reader: new DatadirReader(tl, redo, { dataChecksums: true, pageCache }), redone }
 }
 
 function at(tl: Timeline, l: number, writes: Array<[string, Buffer]>): Lsn {
@@ -74,8 +75,8 @@ function at(tl: Timeline, l: number, writes: Array<[string, Buffer]>): Lsn {
 }
 
 describe('DatadirReader', () => {
-  it('serves pages with right checksums, remembered per image version, owned by the caller', async () => {
-    const { tl, reader, redone } = await setup()
+  it.each([['with', new PageCache()], ['without', null]] as const)('serves pages with right checksums, remembered per image version (%s a page cache)', async (_, cache) => {
+    const { tl, reader, redone } = await setup(cache)
     try {
       const l1 = at(tl, 0x110, [
         [relDirKey(REL.spcNode, REL.dbNode), image(encodeRelDir([{ relNode: REL.relNode, forkNum: 0 }]))],
@@ -89,8 +90,11 @@ describe('DatadirReader', () => {
           const p = await reader.getRelPage(REL, blk, l1)
           expect(p.readUInt16LE(8)).toBe(pageChecksum(p, blk))
           expect(p.subarray(24, 100).every((b) => b === blk + 1)).toBe(true)
-          p.fill(0xaa) // the caller's to change
         }
+        // getPage (what basebackup uses) hands out the caller's own buffer, cached page or not.
+        const own = await reader.getPage(relBlockKey(REL, 0), l1)
+        expect(own[100]).toBe(1)
+        own.fill(0xaa)
         expect((await reader.getRelPage(REL, 2, l1)).equals(Buffer.alloc(8192))).toBe(true)
       }
       expect((await reader.getRelPage(REL, 3, l1)).equals(Buffer.alloc(8192))).toBe(true) // past the end
