@@ -2,7 +2,8 @@
  * GetPage latency on the offline path — DatadirReader.getRelPage: relation size lookup, the page's history
  * through the layer map, redo in the worker pool when the newest version is WAL — for a page whose newest
  * version is an image, and for chains of 10 and 100 WAL records above an image. Serial (one request at a
- * time) and with 8 in flight.
+ * time) and with 8 in flight. Image hits come from the page cache once warm (datadir/page-cache.ts), so
+ * they are also timed with it and the layer value cache bypassed: the full lookup.
  *
  * Data (generated once, cached; support/ingest-data.ts): after the import, a table `chain_t` with one
  * 500-byte row per page (fillfactor 10) and a CHECKPOINT, then ROUNDS rounds of `UPDATE chain_t SET n = n +
@@ -28,6 +29,8 @@ import { relBlockKey } from '../src/core/datadir/mapping.js'
 import { formatLsn, type Lsn } from '../src/core/pg/lsn.js'
 import type { RelTag } from '../src/core/pg/reltag.js'
 import { redoBlock } from '../src/core/redo/engine.js'
+import { sharedPageCache } from '../src/core/datadir/page-cache.js'
+import { sharedValueCache } from '../src/core/layer/value-cache.js'
 import { maskForCompare } from '../test/support/page-compare.js'
 import { ensureIngestData } from './support/ingest-data.js'
 import { formatTable, median, percentile, round } from './support/stats.js'
@@ -156,11 +159,20 @@ await withRepository(ctx, async (repo) => {
       const parallel: RunStats[] = []
       const lookup: RunStats[] = []
       const inProc: RunStats[] = []
+      const bypassed: RunStats[] = []
       for (let run = 0; run < RUNS; run++) {
         const order = shuffled(reqs, run + 1)
         base.push(await timed(order, 1, pread))
         serial.push(await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn)))
         parallel.push(await timed(order, IN_FLIGHT, (r) => reader.getRelPage(rel, r.blkno, r.lsn)))
+        if (k === 0) {
+          sharedPageCache.bypass = sharedValueCache.bypass = true
+          try {
+            bypassed.push(await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn)))
+          } finally {
+            sharedPageCache.bypass = sharedValueCache.bypass = false
+          }
+        }
         lookup.push(await timed(order, 1, async (r) => tl.getKeyHistory(relBlockKey(rel, r.blkno), r.lsn)))
         if (k > 0) {
           const hist = order.map((r) => ({ tag: { ...rel, blkno: r.blkno }, h: tl.getKeyHistory(relBlockKey(rel, r.blkno), r.lsn) }))
@@ -173,6 +185,7 @@ await withRepository(ctx, async (repo) => {
       add('pread of the page (baseline)', b)
       add('getRelPage, serial', medianStats(serial))
       add(`getRelPage, ${IN_FLIGHT} in flight`, medianStats(parallel))
+      if (k === 0) add('getRelPage, serial, caches bypassed', medianStats(bypassed))
       add('  history lookup only', medianStats(lookup))
       if (k > 0) add('  redo in-process only', medianStats(inProc))
     }

@@ -1,90 +1,77 @@
 /**
- * GetPage through the page service protocol, against a loopback echo of the same message sizes, in the
- * same run: how much our libpq + pagestream layer (framing, decoding, ordering queue, back-pressure, the
- * client library) costs on top of moving the bytes. The backend is a fake that answers every GetPage
- * with one fixed 8 KiB page at once, so this is the protocol floor; real pages cost more.
+ * GetPage@LSN through the real page server, against a loopback echo of the same message sizes and against
+ * stock PostgreSQL returning the same page with pageinspect's get_raw_page, all in the same run.
  *
- * Servers (page service and echo) run in a child process, clients in this one, so each side has a core
- * on a 2-core machine, as a compute and a page server would.
+ * Data (support/getpage-data.ts, generated once and cached): one timeline imported from a PostgreSQL 15
+ * primary with data checksums, then WAL ingested into L0 layers. `img_t` (2,000 pages) was written and
+ * frozen before the import, so its pages are values of the import's image layer: an "image hit". `chain_t`
+ * (1,000 pages) was written after: each page is a full-page image plus 20 records (10 HOT updates, 10
+ * prunes) in the L0s, so serving it needs redo. Every request asks at the timeline's last record LSN
+ * (request_lsn = not_modified_since = that LSN: no waiting).
  *
+ * Systems; the servers run in one child process (support/getpage-server.ts), the clients in this one, so
+ * each side has a core of a 2-core machine:
+ *   - loopback echo (the baseline): bare `net` sockets moving the same bytes (47-byte CopyData out,
+ *     8,239 back);
+ *   - page service, fixed page: `PageServiceServer` with a backend answering one constant page: the
+ *     protocol floor;
+ *   - page server, image page / redo page: `PageServer` — what `pageserver serve` runs: repository, layer
+ *     map, reader, the tenant's pool of redo worker processes — on a copy of the cached workdir; the image
+ *     page once more with the page cache and the layer value cache bypassed (every page looked up in the
+ *     layers, its value read and CRC-checked from the file, its checksum remembered or computed);
+ *   - PostgreSQL get_raw_page: a stock PostgreSQL 15 started on a copy of the primary's data directory
+ *     (the same pages, in its shared buffers after the warm-up), `SELECT get_raw_page('<table>', 'main',
+ *     <blkno>)` over held-open connections. "prepared": parsed once, then Bind/Execute/Sync with a binary
+ *     result (8,192 bytes back: the cheapest form PostgreSQL offers, and the one compared); "simple": a
+ *     Query with the SQL text, the bytea back as hex text. Pipelining for PostgreSQL = writing the next
+ *     requests before the answers arrive (it serves them in order, as libpq's pipeline mode), at the same
+ *     depth as for the page service. PostgreSQL runs a backend process per connection, so at 8
+ *     connections it uses both cores; the page server is one event loop.
  * Cases: 1 connection with 1 request in flight (latency), 8 connections with 1 each, 1 connection
- * pipelined 32 deep, 8 connections pipelined 4 deep. Each case: `runs` interleaved runs (echo, then the
- * page service) of `requests` GetPage requests (pagestream v3: 47-byte CopyData out, 8,239 back).
- * Reported: median over runs of requests/s and of the per-run p50 / p99 latency; ratio = page service
- * throughput / echo throughput.
+ * pipelined 32 deep, 8 connections pipelined 4 deep. Every system runs the same sequence of blocks (a
+ * shuffled cycle over its table). RUNS interleaved runs per case; reported: medians over runs of
+ * requests/s and of each run's p50 / p99 latency, server-side CPU per request (the page server's process
+ * tree with its redo workers; PostgreSQL's backends of the bench connections) and client CPU per request.
  *
- * Run: npm run bench -- bench/getpage.ts      (env GETPAGE_BENCH_RUNS=5, GETPAGE_BENCH_REQUESTS=20000)
+ * Before timing, every page of both tables is read through the page server and through PostgreSQL and
+ * compared (masked as PostgreSQL's WAL consistency check masks: hint bits, unused space); checksums of
+ * served pages are checked; and the server reports each page's history (image-layer hit, or the number of
+ * records redone), so the timed work is the intended work.
+ *
+ * Run: npm run bench -- bench/getpage.ts      (env GETPAGE_BENCH_RUNS=5, GETPAGE_BENCH_REQUESTS=10000;
+ * for profiling: GETPAGE_BENCH_ONLY=img,redo,... (system kinds), GETPAGE_BENCH_CASES=0,2 (case numbers),
+ * GETPAGE_BENCH_SERVER_PROF=<dir> (a CPU profile of the server process))
  */
-import { spawn } from 'node:child_process'
-import { connect, createServer, type Socket } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { execFileSync, spawn } from 'node:child_process'
+import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs'
+import { connect, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { PageServiceServer } from '../src/core/page-service/server.js'
 import { PageServiceClient } from '../src/core/page-service/client.js'
-import type { PageServiceBackend, PageServiceTimeline } from '../src/core/page-service/backend.js'
-import { lsn, MAX_LSN, type Lsn } from '../src/core/pg/lsn.js'
+import type { PagestreamClient } from '../src/core/page-service/pagestream-client.js'
+import { lsn, MAX_LSN, parseLsn, type Lsn } from '../src/core/pg/lsn.js'
+import type { RelTag } from '../src/core/pg/reltag.js'
+import { pageChecksum } from '../src/core/redo/page/checksum.js'
 import type { TenantId, TimelineId } from '../src/core/model/ids.js'
-import { encodeRequestFrame, encodeResponseFrame, type GetPageRequest } from '../src/core/protocol/pagestream.js'
+import { isRoot, PgCluster } from '../test/support/pg-cluster.js'
+import { maskForCompare } from '../test/support/page-compare.js'
+import { ensureGetpageData, CHAIN_ROUNDS } from './support/getpage-data.js'
+import { FIXED_REL, FIXED_TENANT, FIXED_TIMELINE, REQ_FRAME, RESP_FRAME, SERVER_SCRIPT, type ServeArgs, type ServerInfo } from './support/getpage-server.js'
+import { bindExecuteSync, decodeHexBytea, PgRawPageClient, simpleQuery } from './support/pg-raw-page-client.js'
+import { pidsCpuSeconds, treeCpuSeconds } from './support/proc-tree.js'
+import { formatTable, median, round } from './support/stats.js'
 
-const TENANT = '0123456789abcdef0123456789abcdef' as TenantId
-const TIMELINE = 'fedcba9876543210fedcba9876543210' as TimelineId
-const REL = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
-const PAGE = Buffer.alloc(8192, 0x5a)
-
-const REQ: GetPageRequest = { type: 'getpage', hdr: { reqid: 1n, request_lsn: MAX_LSN, not_modified_since: lsn(0) }, rel: REL, blkno: 7 }
-const REQ_FRAME = encodeRequestFrame(REQ, 3)
-const RESP_FRAME = encodeResponseFrame({ type: 'getpage', req: REQ, page: PAGE }, 3)
-
-// ---- server side (child process) ----------------------------------------------------------------------
-
-function fixedPageBackend(): PageServiceBackend {
-  const last = lsn(0x1000_0000)
-  const page = Promise.resolve(PAGE)
-  const timeline: PageServiceTimeline = {
-    lastRecordLsn: () => last,
-    gcCutoffLsn: () => lsn(0),
-    minReadableLsn: () => lsn(0),
-    waitForLsn: async () => undefined,
-    relExists: async () => true,
-    relSize: async () => 1000,
-    getPage: () => page,
-    dbSize: async () => 0n,
-    slruSegment: async () => Buffer.alloc(0),
-    basebackup: async () => ({ lsn: last, tar: (async function* () {})() }),
-  }
-  return { timeline: () => timeline }
-}
-
-/** Reads 47-byte requests, answers each with the 8,239-byte response frame. */
-function echoServer() {
-  return createServer({ noDelay: true }, (socket) => {
-    let pending = 0
-    socket.on('data', (chunk: Buffer) => {
-      pending += chunk.length
-      while (pending >= REQ_FRAME.length) {
-        pending -= REQ_FRAME.length
-        socket.write(RESP_FRAME)
-      }
-    })
-    socket.on('error', () => undefined)
-  })
-}
-
-async function serve(): Promise<void> {
-  const ps = new PageServiceServer(fixedPageBackend(), { connectionsMax: 64 })
-  await ps.listen('127.0.0.1', 0)
-  const echo = echoServer()
-  await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve))
-  const echoPort = (echo.address() as { port: number }).port
-  process.stdout.write(JSON.stringify({ ps: ps.address.port, echo: echoPort }) + '\n')
-  process.stdin.resume()
-  process.stdin.on('end', () => {
-    echo.close()
-    void ps.close().then(() => process.exit(0))
-  })
-}
-
-// ---- client side --------------------------------------------------------------------------------------
+const RUNS = Number(process.env.GETPAGE_BENCH_RUNS ?? 5)
+const REQUESTS = Number(process.env.GETPAGE_BENCH_REQUESTS ?? 10_000)
+/** Redo costs ~10x an image hit: fewer requests keep each run near a second. */
+const REDO_REQUESTS = Math.max(500, Math.round(REQUESTS / 4))
+/** Warm-up per system and case: at least two passes over img_t (the value cache admits on a second read). */
+const WARMUP_REQUESTS = 5000
+/** Profiling aids: only these system kinds / case numbers (comma-separated); a CPU profile of the server process. */
+const ONLY_KINDS = process.env.GETPAGE_BENCH_ONLY?.split(',') ?? null
+const ONLY_CASES = process.env.GETPAGE_BENCH_CASES?.split(',').map(Number) ?? null
+const SERVER_PROF_DIR = process.env.GETPAGE_BENCH_SERVER_PROF ?? null
 
 /** One echo connection: FIFO of waiting requests, answered per 8,239 bytes received. */
 class EchoClient {
@@ -122,105 +109,339 @@ interface Sample {
   reqPerS: number
   p50Us: number
   p99Us: number
+  serverCpuUsPerReq: number
+  clientCpuUsPerReq: number
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+function percentileSorted(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 }
 
-/** `requests` requests over `conns` connections with `depth` in flight each. */
-async function runCase(requests: number, conns: number, depth: number, one: (conn: number) => Promise<unknown>): Promise<Sample> {
+/** `requests` requests over `conns` connections with `depth` in flight each; `one(conn, i)` sends request i. */
+async function runCase(requests: number, conns: number, depth: number, one: (conn: number, i: number) => Promise<unknown>, serverCpu: () => number): Promise<Sample> {
   const lat = new Float64Array(requests)
   let issued = 0
   let done = 0
+  const cpu0 = serverCpu()
+  const c0 = process.cpuUsage()
   const t0 = process.hrtime.bigint()
   await Promise.all(
     Array.from({ length: conns * depth }, async (_, w) => {
       const conn = w % conns
       while (issued < requests) {
-        issued++
+        const i = issued++
         const s = process.hrtime.bigint()
-        await one(conn)
+        await one(conn, i)
         lat[done++] = Number(process.hrtime.bigint() - s) / 1000
       }
     }),
   )
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+  const c = process.cpuUsage(c0)
+  const cpu = serverCpu() - cpu0
   const sorted = lat.subarray(0, done).sort()
-  return { reqPerS: done / seconds, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99) }
+  return {
+    reqPerS: done / seconds,
+    p50Us: percentileSorted(sorted, 0.5),
+    p99Us: percentileSorted(sorted, 0.99),
+    serverCpuUsPerReq: (cpu * 1e6) / done,
+    clientCpuUsPerReq: (c.user + c.system) / done,
+  }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
+function shuffled(n: number, seed: number): number[] {
+  const out = Array.from({ length: n }, (_, i) => i)
+  let s = seed >>> 0
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    const j = s % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
+/** One system under test, connected for one case. */
+interface Connected {
+  one: (conn: number, i: number) => Promise<unknown>
+  serverCpu: () => number
+  close: () => Promise<void>
+}
+
+interface SystemDef {
+  name: string
+  kind: 'baseline' | 'floor' | 'img' | 'img-uncached' | 'redo' | 'pg-img' | 'pg-redo' | 'pg-simple'
+  requests: number
+  connect: (conns: number) => Promise<Connected>
+  /** Around each of its runs (server settings for this system only). */
+  before?: () => Promise<unknown>
+  after?: () => Promise<unknown>
 }
 
 interface Row {
   case: string
   system: string
+  kind: SystemDef['kind']
   reqPerS: number
   p50Us: number
   p99Us: number
-  ratio: number
+  xEcho: number
+  serverCpuUsPerReq: number
+  clientCpuUsPerReq: number
 }
 
 async function main(): Promise<void> {
-  const runs = Number(process.env.GETPAGE_BENCH_RUNS ?? 5)
-  const requests = Number(process.env.GETPAGE_BENCH_REQUESTS ?? 20_000)
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] })
-  const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout }).once('line', resolve))
-  const ports = JSON.parse(first) as { ps: number; echo: number }
-  const cases = [
-    { name: '1 conn, 1 in flight', conns: 1, depth: 1 },
-    { name: '8 conns, 1 in flight each', conns: 8, depth: 1 },
-    { name: '1 conn, pipelined 32', conns: 1, depth: 32 },
-    { name: '8 conns, pipelined 4 each', conns: 8, depth: 4 },
-  ]
-  const rows: Row[] = []
+  const data = await ensureGetpageData()
+  const f = data.facts
+  const img: RelTag = { spcNode: 1663, dbNode: f.dbNode, relNode: f.imgRelNode, forkNum: 0 }
+  const chain: RelTag = { spcNode: 1663, dbNode: f.dbNode, relNode: f.chainRelNode, forkNum: 0 }
+  const imgOrder = shuffled(f.imgPages, 1)
+  const chainOrder = shuffled(f.chainPages, 2)
+
+  const scratch = mkdtempSync(join(tmpdir(), 'ps-getpage-bench-'))
+  chmodSync(scratch, 0o755)
+  const workdir = join(scratch, 'workdir')
+  cpSync(data.workdir, workdir, { recursive: true })
+  const pgData = join(scratch, 'pgdata')
+  execFileSync('cp', ['-a', data.primaryDir!, pgData])
+  if (isRoot()) execFileSync('chown', ['-R', 'postgres:postgres', pgData])
+  chmodSync(pgData, 0o700)
+
+  let pg: PgCluster | null = null
+  const serveArgs: ServeArgs = { workdir, tenantId: data.tenantId, timelineId: data.timelineId, importLsn: data.info.importLsn, rels: { img, imgPages: f.imgPages, chain, chainPages: f.chainPages } }
+  const prof = SERVER_PROF_DIR !== null ? ['--cpu-prof', `--cpu-prof-dir=${SERVER_PROF_DIR}`] : []
+  const child = spawn(process.execPath, [...process.execArgv, ...prof, SERVER_SCRIPT, JSON.stringify(serveArgs)], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const childExit = new Promise((resolve) => child.once('exit', resolve))
   try {
-    for (const c of cases) {
-      const echoSamples: Sample[] = []
-      const psSamples: Sample[] = []
-      const echo = await Promise.all(Array.from({ length: c.conns }, () => EchoClient.connect(ports.echo)))
-      const clients = await Promise.all(Array.from({ length: c.conns }, () => PageServiceClient.connect({ host: '127.0.0.1', port: ports.ps })))
-      const streams = await Promise.all(clients.map((cl) => cl.pagestream(TENANT, TIMELINE, { version: 3 })))
-      const lsns = { requestLsn: MAX_LSN, notModifiedSince: lsn(0) as Lsn }
-      const echoOne = (i: number): Promise<void> => echo[i]!.request()
-      const psOne = (i: number): Promise<Buffer> => streams[i]!.getPage(REL, 7, lsns)
-      await runCase(Math.min(2000, requests), c.conns, c.depth, echoOne) // warm-up
-      await runCase(Math.min(2000, requests), c.conns, c.depth, psOne)
-      for (let r = 0; r < runs; r++) {
-        echoSamples.push(await runCase(requests, c.conns, c.depth, echoOne))
-        psSamples.push(await runCase(requests, c.conns, c.depth, psOne))
-      }
-      for (const e of echo) e.close()
-      await Promise.all(clients.map((cl) => cl.close()))
-      const summarize = (xs: Sample[]): Sample => ({ reqPerS: median(xs.map((x) => x.reqPerS)), p50Us: median(xs.map((x) => x.p50Us)), p99Us: median(xs.map((x) => x.p99Us)) })
-      const e = summarize(echoSamples)
-      const p = summarize(psSamples)
-      rows.push({ case: c.name, system: 'loopback echo (baseline)', ...e, ratio: 1 })
-      rows.push({ case: c.name, system: 'page service (fixed page)', ...p, ratio: p.reqPerS / e.reqPerS })
+    const replies: Array<(line: string) => void> = []
+    const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`server process exited with ${code}`))))
+    exited.catch(() => undefined)
+    createInterface({ input: child.stdout }).on('line', (line) => replies.shift()?.(line))
+    const nextLine = () => Promise.race([new Promise<string>((resolve) => replies.push(resolve)), exited])
+    const command = async (line: string): Promise<unknown> => {
+      const reply = nextLine()
+      child.stdin.write(line + '\n')
+      return JSON.parse(await reply) as unknown
     }
+    const info = JSON.parse(await nextLine()) as ServerInfo
+    const end = parseLsn(info.lastRecordLsn)
+    const lsns = { requestLsn: end as Lsn, notModifiedSince: end as Lsn }
+    pg = await PgCluster.startOnDataDir(pgData, { name: 'getpage-bench', settings: { fsync: false } })
+    const childTreeCpu = () => treeCpuSeconds(child.pid!)
+
+    const pageService = (port: number, tenant: TenantId, timeline: TimelineId, rel: RelTag, order: number[], fixedPage = false) => async (conns: number): Promise<Connected> => {
+      const clients = await Promise.all(Array.from({ length: conns }, () => PageServiceClient.connect({ host: '127.0.0.1', port })))
+      const streams: PagestreamClient[] = await Promise.all(clients.map((c) => c.pagestream(tenant, timeline, { version: 3 })))
+      const fixedLsns = { requestLsn: MAX_LSN, notModifiedSince: lsn(0) as Lsn }
+      return {
+        one: fixedPage ? (c) => streams[c]!.getPage(FIXED_REL, 7, fixedLsns) : (c, i) => streams[c]!.getPage(rel, order[i % order.length]!, lsns),
+        serverCpu: childTreeCpu,
+        close: async () => void (await Promise.all(clients.map((c) => c.close()))),
+      }
+    }
+    const pgPort = pg.port
+    const postgres = (table: string, order: number[], form: 'prepared' | 'simple') => async (conns: number): Promise<Connected> => {
+      const clients = await Promise.all(Array.from({ length: conns }, () => PgRawPageClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres', database: 'postgres' })))
+      if (form === 'prepared') await Promise.all(clients.map((c) => c.prepare('raw_page', `SELECT get_raw_page('${table}', 'main', $1)`)))
+      const bytes = order.map((blk) => (form === 'prepared' ? bindExecuteSync('raw_page', [String(blk)]) : simpleQuery(`SELECT get_raw_page('${table}', 'main', ${blk})`)))
+      const pids = clients.map((c) => c.backendPid)
+      return {
+        one: (c, i) => clients[c]!.send(bytes[i % bytes.length]!),
+        serverCpu: () => pidsCpuSeconds(pids),
+        close: async () => clients.forEach((c) => c.close()),
+      }
+    }
+    const allSystems: SystemDef[] = [
+      {
+        name: 'loopback echo (baseline)',
+        kind: 'baseline',
+        requests: REQUESTS,
+        connect: async (conns) => {
+          const echo = await Promise.all(Array.from({ length: conns }, () => EchoClient.connect(info.echo)))
+          return { one: (c) => echo[c]!.request(), serverCpu: childTreeCpu, close: async () => echo.forEach((e) => e.close()) }
+        },
+      },
+      { name: 'page service, fixed page (floor)', kind: 'floor', requests: REQUESTS, connect: pageService(info.fixed, FIXED_TENANT, FIXED_TIMELINE, FIXED_REL, [7], true) },
+      { name: 'page server, image-layer page', kind: 'img', requests: REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, img, imgOrder) },
+      {
+        name: 'page server, image page, caches bypassed',
+        kind: 'img-uncached',
+        requests: REQUESTS,
+        connect: pageService(info.server, data.tenantId, data.timelineId, img, imgOrder),
+        before: () => command('cache off'),
+        after: () => command('cache on'),
+      },
+      { name: `page server, redo (${info.chainRecords.median} records)`, kind: 'redo', requests: REDO_REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, chain, chainOrder) },
+      { name: 'PostgreSQL get_raw_page, img_t (prepared)', kind: 'pg-img', requests: REQUESTS, connect: postgres('img_t', imgOrder, 'prepared') },
+      { name: 'PostgreSQL get_raw_page, chain_t (prepared)', kind: 'pg-redo', requests: REQUESTS, connect: postgres('chain_t', chainOrder, 'prepared') },
+      { name: 'PostgreSQL get_raw_page, img_t (simple)', kind: 'pg-simple', requests: REQUESTS, connect: postgres('img_t', imgOrder, 'simple') },
+    ]
+    // The echo baseline always runs: every ratio is against it.
+    const systems = allSystems.filter((s) => ONLY_KINDS === null || s.kind === 'baseline' || ONLY_KINDS.includes(s.kind))
+
+    // ---- the timed work is the right work ----
+    const correctness = await verify(info, lsns, img, f.imgPages, chain, f.chainPages, pgPort, data.tenantId, data.timelineId)
+
+    const cases = [
+      { name: '1 conn, 1 in flight', conns: 1, depth: 1 },
+      { name: '8 conns, 1 in flight each', conns: 8, depth: 1 },
+      { name: '1 conn, pipelined 32', conns: 1, depth: 32 },
+      { name: '8 conns, pipelined 4 each', conns: 8, depth: 4 },
+    ].filter((_, i) => ONLY_CASES === null || ONLY_CASES.includes(i))
+    const rows: Row[] = []
+    for (const c of cases) {
+      process.stderr.write(`[getpage] ${c.name} ...\n`)
+      const connected = await Promise.all(systems.map((s) => s.connect(c.conns)))
+      const samples: Sample[][] = systems.map(() => [])
+      const run = async (s: number, requests: number): Promise<Sample> => {
+        const sys = systems[s]!
+        await sys.before?.()
+        try {
+          return await runCase(requests, c.conns, c.depth, connected[s]!.one, connected[s]!.serverCpu)
+        } finally {
+          await sys.after?.()
+        }
+      }
+      for (let s = 0; s < systems.length; s++) await run(s, Math.min(WARMUP_REQUESTS, systems[s]!.requests))
+      for (let r = 0; r < RUNS; r++) {
+        for (let s = 0; s < systems.length; s++) samples[s]!.push(await run(s, systems[s]!.requests))
+      }
+      for (const x of connected) await x.close()
+      const med = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]))
+      const echoReqPerS = med(samples[0]!, 'reqPerS')
+      systems.forEach((sys, s) => {
+        const xs = samples[s]!
+        rows.push({
+          case: c.name,
+          system: sys.name,
+          kind: sys.kind,
+          reqPerS: med(xs, 'reqPerS'),
+          p50Us: med(xs, 'p50Us'),
+          p99Us: med(xs, 'p99Us'),
+          xEcho: med(xs, 'reqPerS') / echoReqPerS,
+          serverCpuUsPerReq: med(xs, 'serverCpuUsPerReq'),
+          clientCpuUsPerReq: med(xs, 'clientCpuUsPerReq'),
+        })
+      })
+    }
+
+    // ---- targets ----
+    const targets = cases.map((c) => {
+      const of = (k: SystemDef['kind']) => rows.find((r) => r.case === c.name && r.kind === k) ?? null
+      const ratio = (a: Row | null, b: Row | null, k: 'reqPerS' | 'p50Us') => (a !== null && b !== null ? round(a[k] / b[k], 2) : NaN)
+      const im = of('img')
+      const pgi = of('pg-img')
+      return {
+        case: c.name,
+        imageXEcho: im !== null ? round(im.xEcho, 2) : NaN,
+        imageWithin2xOfEcho: im !== null && im.xEcho >= 0.5,
+        imageP50XEcho: ratio(im, of('baseline'), 'p50Us'),
+        imageXPg: ratio(im, pgi, 'reqPerS'),
+        imageP50XPg: ratio(im, pgi, 'p50Us'),
+        imageFasterThanPg: im !== null && pgi !== null && im.reqPerS > pgi.reqPerS,
+        redoXPg: ratio(of('redo'), of('pg-redo'), 'reqPerS'),
+      }
+    })
+
+    const serverCaches = await command('stats')
+    const out = {
+      bench: 'getpage',
+      node: process.version,
+      runs: RUNS,
+      requests: { perRun: REQUESTS, redoPerRun: REDO_REQUESTS },
+      data: { dir: data.dir, importLsn: data.info.importLsn, lastRecordLsn: info.lastRecordLsn, imgPages: f.imgPages, chainPages: f.chainPages, chainRounds: CHAIN_ROUNDS },
+      history: { imgImageLayerHits: info.imgImageHits, chainRecords: info.chainRecords },
+      correctness,
+      serverCaches,
+      rows: rows.map((r) => ({
+        ...r,
+        reqPerS: Math.round(r.reqPerS),
+        p50Us: round(r.p50Us, 1),
+        p99Us: round(r.p99Us, 1),
+        xEcho: round(r.xEcho, 2),
+        serverCpuUsPerReq: round(r.serverCpuUsPerReq, 1),
+        clientCpuUsPerReq: round(r.clientCpuUsPerReq, 1),
+      })),
+      targets,
+    }
+    console.log(JSON.stringify(out, null, 2))
+    console.log()
+    console.log(
+      formatTable(
+        ['case', 'system', 'req/s', 'p50 µs', 'p99 µs', 'x echo', 'server CPU µs/req', 'client CPU µs/req'],
+        out.rows.map((r) => [r.case, r.system, r.reqPerS, r.p50Us, r.p99Us, r.xEcho, r.serverCpuUsPerReq, r.clientCpuUsPerReq]),
+      ),
+    )
+    console.log()
+    console.log(
+      formatTable(
+        ['case', 'image req/s x echo (target >= 0.5)', 'image p50 x echo p50', 'image req/s x PG', 'image p50 x PG p50', 'redo req/s x PG'],
+        targets.map((t) => [t.case, t.imageXEcho, t.imageP50XEcho, t.imageXPg, t.imageP50XPg, t.redoXPg]),
+      ),
+    )
+    console.log(
+      `\ncorrectness: ${correctness.pagesCompared} pages compared with PostgreSQL's (masked): ${correctness.maskedMismatches} differ, ${correctness.exactMatches} identical byte for byte; ` +
+        `${correctness.badChecksums} bad checksums; simple-query pages equal prepared: ${correctness.simpleEqual}/${correctness.simpleCompared}`,
+    )
+    console.log(
+      `history: ${info.imgImageHits}/${f.imgPages} img_t pages are image-layer hits; chain_t pages need ${info.chainRecords.min}-${info.chainRecords.max} records (median ${info.chainRecords.median}) above an image`,
+    )
+    console.log(`median of ${RUNS} runs; ${REQUESTS} requests per run (${REDO_REQUESTS} for redo); server CPU = page server process tree or PostgreSQL backends`)
   } finally {
     child.stdin.end()
-    await new Promise((resolve) => child.once('exit', resolve))
-  }
-  const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d
-  console.log(
-    JSON.stringify(
-      { bench: 'getpage', runs, requests, rows: rows.map((r) => ({ ...r, reqPerS: Math.round(r.reqPerS), p50Us: round(r.p50Us), p99Us: round(r.p99Us), ratio: round(r.ratio, 2) })) },
-      null,
-      2,
-    ),
-  )
-  console.log()
-  console.log(`${'case'.padEnd(28)} ${'system'.padEnd(27)} ${'req/s'.padStart(9)} ${'p50 µs'.padStart(8)} ${'p99 µs'.padStart(8)} ${'ratio'.padStart(6)}`)
-  for (const r of rows) {
-    console.log(
-      `${r.case.padEnd(28)} ${r.system.padEnd(27)} ${Math.round(r.reqPerS).toLocaleString('en-US').padStart(9)} ${r.p50Us.toFixed(0).padStart(8)} ${r.p99Us.toFixed(0).padStart(8)} ${r.ratio.toFixed(2).padStart(6)}`,
-    )
+    await childExit
+    await pg?.destroy()
+    rmSync(scratch, { recursive: true, force: true })
   }
 }
 
-if (process.argv.includes('--serve')) await serve()
-else await main()
+interface Correctness {
+  pagesCompared: number
+  maskedMismatches: number
+  exactMatches: number
+  badChecksums: number
+  simpleCompared: number
+  simpleEqual: number
+}
+
+/** Every page of both tables through the page server and through PostgreSQL, compared. */
+async function verify(
+  info: ServerInfo,
+  lsns: { requestLsn: Lsn; notModifiedSince: Lsn },
+  img: RelTag,
+  imgPages: number,
+  chain: RelTag,
+  chainPages: number,
+  pgPort: number,
+  tenantId: TenantId,
+  timelineId: TimelineId,
+): Promise<Correctness> {
+  const ps = await PageServiceClient.connect({ host: '127.0.0.1', port: info.server })
+  const pgc = await PgRawPageClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres', database: 'postgres' })
+  const out: Correctness = { pagesCompared: 0, maskedMismatches: 0, exactMatches: 0, badChecksums: 0, simpleCompared: 0, simpleEqual: 0 }
+  try {
+    const stream = await ps.pagestream(tenantId, timelineId, { version: 3 })
+    await pgc.prepare('img', "SELECT get_raw_page('img_t', 'main', $1)")
+    await pgc.prepare('chain', "SELECT get_raw_page('chain_t', 'main', $1)")
+    for (const [rel, pages, stmt] of [[img, imgPages, 'img'], [chain, chainPages, 'chain']] as const) {
+      for (let blk = 0; blk < pages; blk++) {
+        const ours = Buffer.from(await stream.getPage(rel, blk, lsns))
+        const theirs = Buffer.from((await pgc.send(bindExecuteSync(stmt, [String(blk)])))!)
+        out.pagesCompared++
+        if (!maskForCompare(ours, blk, 0).equals(maskForCompare(theirs, blk, 0))) out.maskedMismatches++
+        if (ours.equals(theirs)) out.exactMatches++
+        if (pageChecksum(ours, blk) !== ours.readUInt16LE(8)) out.badChecksums++
+        if (stmt === 'img' && blk % 10 === 0) {
+          out.simpleCompared++
+          const text = (await pgc.send(simpleQuery(`SELECT get_raw_page('img_t', 'main', ${blk})`)))!
+          if (decodeHexBytea(text).equals(theirs)) out.simpleEqual++
+        }
+      }
+    }
+  } finally {
+    pgc.close()
+    await ps.close()
+  }
+  return out
+}
+
+await main()

@@ -5,6 +5,14 @@
  * Semantics follow Neon's page service: a block past the end of a relation reads as zeros; the size of a
  * missing FSM or VM fork is 0 (PostgreSQL probes them); a missing main fork is NotFound. Pages served for a
  * cluster with data checksums get a freshly computed checksum (WAL images and redo results carry stale ones).
+ *
+ * The GetPage path, and what keeps it short: relation existence and size come from the timeline's image
+ * cache (Timeline.getImageCached: a map lookup while the relation's directory and size did not change) with
+ * directories decoded once into sets; a page served before whose newest version is still that image comes
+ * from the process-wide page cache (page-cache.ts); otherwise the page is one history lookup, an image is
+ * served as read (layers hand out values nobody else holds, so no copy is needed to set its checksum), and
+ * the checksum of an image version served before is remembered, since (key, LSN) names the same bytes
+ * forever. Pages that need redo are rebuilt each time.
  */
 import { CorruptionError, NotFoundError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'
@@ -12,9 +20,11 @@ import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { ForkNumber, formatRelTag, type BufferTag, type RelTag } from '../pg/reltag.js'
 import { SLRU_PAGES_PER_SEGMENT, type SlruKindFork } from '../pg/slru.js'
 import { BLCKSZ } from '../pg/wal-record.js'
-import { setPageChecksum } from '../redo/page/checksum.js'
+import { pageChecksum, setPageChecksum } from '../redo/page/checksum.js'
+import { pageIsNew, setPdChecksum } from '../redo/page/page.js'
 import type { RedoRecord } from '../redo/engine.js'
-import type { Timeline } from '../repository/timeline.js'
+import type { KeyHistory, Timeline } from '../repository/timeline.js'
+import { sharedPageCache, type PageCache, type PageCacheSpace } from './page-cache.js'
 import {
   dbDirKey,
   decodeBlockCount,
@@ -39,29 +49,54 @@ export interface RedoService {
 export interface ReadOptions {
   /** Compute pd_checksum on served relation pages (the primary runs with data checksums). */
   dataChecksums: boolean
+  /** Where served image pages are kept (page-cache.ts); null: nowhere. Default: the process-wide cache. */
+  pageCache?: PageCache | null
+}
+
+/** Served images whose checksum is remembered (see DatadirReader.setImageChecksum). */
+export const IMAGE_CHECKSUMS_MAX = 16_384
+
+/** A relation fork as one number: relNode (u32) and forkNum (u8) fit 40 bits, exact in a double. */
+function relDirMember(relNode: number, forkNum: number): number {
+  return relNode * 256 + forkNum
 }
 
 export class DatadirReader {
+  /** Relation directories decoded into sets, by the (cached, shared) value they were decoded from. */
+  private readonly relDirSets = new WeakMap<Buffer, Set<number>>()
+  /** pd_checksum of image versions served, by key; oldest inserted dropped first (IMAGE_CHECKSUMS_MAX). */
+  private readonly imageChecksums = new Map<Key, { lsn: Lsn; checksum: number }>()
+  /** This reader's part of the page cache, or null. */
+  private readonly pages: PageCacheSpace | null
+
   constructor(
     readonly timeline: Timeline,
     private readonly redoService: RedoService,
     private readonly opts: ReadOptions,
-  ) {}
+  ) {
+    const cache = opts.pageCache === undefined ? sharedPageCache : opts.pageCache
+    this.pages = cache === null ? null : cache.space(timeline)
+  }
 
   databases(lsn: Lsn): DbDirEntry[] {
-    const v = this.timeline.getImage(dbDirKey(), lsn)
+    const v = this.timeline.getImageCached(dbDirKey(), lsn)
     return v ? decodeDbDir(v) : []
   }
 
   relations(spcNode: number, dbNode: number, lsn: Lsn): RelTag[] {
-    const v = this.timeline.getImage(relDirKey(spcNode, dbNode), lsn)
+    const v = this.timeline.getImageCached(relDirKey(spcNode, dbNode), lsn)
     return (v ? decodeRelDir(v) : []).map((e) => ({ spcNode, dbNode, relNode: e.relNode, forkNum: e.forkNum }))
   }
 
   relExists(rel: RelTag, lsn: Lsn): boolean {
-    const v = this.timeline.getImage(relDirKey(rel.spcNode, rel.dbNode), lsn)
+    const v = this.timeline.getImageCached(relDirKey(rel.spcNode, rel.dbNode), lsn)
     if (!v) return false
-    return decodeRelDir(v).some((e) => e.relNode === rel.relNode && e.forkNum === rel.forkNum)
+    let set = this.relDirSets.get(v)
+    if (set === undefined) {
+      set = new Set(decodeRelDir(v).map((e) => relDirMember(e.relNode, e.forkNum)))
+      this.relDirSets.set(v, set)
+    }
+    return set.has(relDirMember(rel.relNode, rel.forkNum))
   }
 
   /** Size in blocks; a missing FSM or VM fork is 0, a missing main or init fork is NotFound. */
@@ -72,36 +107,72 @@ export class DatadirReader {
         hint: 'Check the relation (pg_relation_filepath) and the LSN; the relation may not exist yet or may have been dropped.',
       })
     }
-    const v = this.timeline.getImage(relSizeKey(rel), lsn)
+    const v = this.timeline.getImageCached(relSizeKey(rel), lsn)
     return v ? decodeBlockCount(v) : 0
   }
 
-  /** The page of a relation block at `lsn`; past the end of the relation, a zero page. */
+  /**
+   * The page of a relation block at `lsn`, as served (checksum set); past the end of the relation, a zero
+   * page. Read-only: it may be the page cache's own buffer.
+   */
   async getRelPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Buffer> {
     if (blkno >= this.relSize(rel, lsn)) return Buffer.alloc(BLCKSZ)
-    const page = await this.getPage(relBlockKey(rel, blkno), lsn)
+    const key = relBlockKey(rel, blkno)
+    const cached = this.pages?.get(key, lsn) ?? null
+    if (cached !== null) return cached
+    const h = this.history(key, lsn)
+    if (h.records.length === 0) {
+      const page = h.image!.data
+      if (this.opts.dataChecksums) this.setImageChecksum(key, h.image!.lsn, page, blkno)
+      this.pages?.offer(key, h.image!.lsn, lsn, page)
+      return page
+    }
+    const page = await this.redo(key, h)
     if (this.opts.dataChecksums) setPageChecksum(page, blkno)
     return page
+  }
+
+  /**
+   * setPageChecksum for an image version: its checksum is computed once and remembered, since the image of
+   * (key, lsn) never changes, nor its block number. A new page (pd_upper 0) keeps its bytes, as PostgreSQL.
+   */
+  private setImageChecksum(key: Key, lsn: Lsn, page: Buffer, blkno: number): void {
+    if (page.length !== BLCKSZ) throw new CorruptionError('BAD_PAGE_IMAGE', `image of ${key} has ${page.length} bytes`)
+    if (pageIsNew(page)) return
+    const known = this.imageChecksums.get(key)
+    if (known !== undefined && known.lsn === lsn) {
+      setPdChecksum(page, known.checksum)
+      return
+    }
+    const checksum = pageChecksum(page, blkno)
+    setPdChecksum(page, checksum)
+    if (known !== undefined) {
+      known.lsn = lsn
+      known.checksum = checksum
+      return
+    }
+    if (this.imageChecksums.size >= IMAGE_CHECKSUMS_MAX) this.imageChecksums.delete(this.imageChecksums.keys().next().value as Key)
+    this.imageChecksums.set(key, { lsn, checksum })
   }
 
   /** Sum of the sizes of every relation fork of a database, in bytes. */
   dbSize(spcNode: number, dbNode: number, lsn: Lsn): bigint {
     let blocks = 0n
     for (const rel of this.relations(spcNode, dbNode, lsn)) {
-      const v = this.timeline.getImage(relSizeKey(rel), lsn)
+      const v = this.timeline.getImageCached(relSizeKey(rel), lsn)
       if (v) blocks += BigInt(decodeBlockCount(v))
     }
     return blocks * BigInt(BLCKSZ)
   }
 
   slruSegments(kind: SlruKindFork, lsn: Lsn): number[] {
-    const v = this.timeline.getImage(slruDirKey(kind), lsn)
+    const v = this.timeline.getImageCached(slruDirKey(kind), lsn)
     return v ? decodeU32Set(v, 'SLRU directory') : []
   }
 
   /** A whole SLRU segment file (its pages in order). */
   async slruSegment(kind: SlruKindFork, segno: number, lsn: Lsn): Promise<Buffer> {
-    const sizeValue = this.timeline.getImage(slruSegmentSizeKey(kind, segno), lsn)
+    const sizeValue = this.timeline.getImageCached(slruSegmentSizeKey(kind, segno), lsn)
     if (!sizeValue || !this.slruSegments(kind, lsn).includes(segno)) {
       throw new NotFoundError('SLRU_SEGMENT_NOT_FOUND', `SLRU segment ${segno.toString(16).toUpperCase().padStart(4, '0')} does not exist at ${formatLsn(lsn)}`)
     }
@@ -116,15 +187,27 @@ export class DatadirReader {
     return out
   }
 
-  /** The value of a page key at `lsn`: its newest image, or a page rebuilt by redo. */
+  /**
+   * The value of a page key at `lsn`: its newest image, or a page rebuilt by redo. The buffer is the
+   * caller's (a fresh read or a redo result).
+   */
   async getPage(key: Key, lsn: Lsn): Promise<Buffer> {
+    const h = this.history(key, lsn)
+    if (h.records.length === 0) return h.image!.data
+    return this.redo(key, h)
+  }
+
+  private history(key: Key, lsn: Lsn): KeyHistory {
     const h = this.timeline.getKeyHistory(key, lsn)
     if (h.missing) {
       throw new CorruptionError('PAGE_MISSING', `no version of page ${key} at or below ${formatLsn(lsn)}`, {
         hint: 'The relation claims this block but the repository holds no version of it.',
       })
     }
-    if (h.records.length === 0) return Buffer.from(h.image!.data)
+    return h
+  }
+
+  private redo(key: Key, h: KeyHistory): Promise<Buffer> {
     const tag = keyToBufferTag(key)
     if (tag === null) throw new CorruptionError('NOT_A_PAGE_KEY', `key ${key} holds WAL records but is not a page`)
     const base = h.image?.data ?? null

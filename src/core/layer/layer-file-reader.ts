@@ -4,8 +4,9 @@
  * Open reads and checks the header (CRC, magic, version, sizes against the real file size) and loads the
  * top-level index (CRC-checked). A lookup then costs: a binary search in the top-level index, at most one
  * 4 KiB index block read (CRC-checked on load, then kept in a per-file LRU of `indexBlockCacheMax` blocks),
- * a binary search in the block, and one pread for the values of the key, each value CRC-checked. Reads are
- * synchronous on purpose (see storage/positional-file.ts).
+ * a binary search in the block, and one pread for the values of the key, each value CRC-checked — or, when
+ * the process-wide value cache (value-cache.ts) holds them, copies from memory. Reads are synchronous on
+ * purpose (see storage/positional-file.ts).
  *
  * Nothing read from the file is trusted before its CRC matched; a mismatch is a CorruptionError naming the
  * file, never a wrong value. Entries are compared as raw bytes (key ‖ lsn, 26 bytes, big-endian), so a
@@ -18,6 +19,7 @@ import type { TenantId, TimelineId } from '../model/ids.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { PositionalFile } from '../storage/positional-file.js'
 import { BlockCache } from './block-cache.js'
+import { sharedValueCache, type ValueCache, type ValueCacheSpace } from './value-cache.js'
 import {
   ENTRY_FLAG_LZ4,
   ENTRY_FLAG_WILL_INIT,
@@ -83,6 +85,8 @@ export interface OpenLayerOptions {
   readonly expectedName?: string
   readonly expectedTenantId?: TenantId
   readonly expectedTimelineId?: TimelineId
+  /** Where values read by lookups are cached (value-cache.ts); null: none. Default: the process-wide one. */
+  readonly valueCache?: ValueCache | null
 }
 
 /** One (key, lsn, value) of a layer, as `entries()` yields it. */
@@ -140,6 +144,9 @@ export class LayerFileReader {
   private matchLens: number[] = []
   private matchFlags: number[] = []
   private matchCrcs: number[] = []
+  /** This file's part of the value cache, or null. */
+  private readonly cached: ValueCacheSpace | null
+  private hitScratch: Buffer[] = []
 
   private constructor(
     readonly path: string,
@@ -159,6 +166,8 @@ export class LayerFileReader {
     if (crc32c(this.top) !== h.topCrc) throw layerCorrupt(path, 'top-level index checksum mismatch')
     this.perBlock = entriesPerBlock(h.indexBlockBytes)
     this.cache = new BlockCache(options.indexBlockCacheMax ?? INDEX_BLOCK_CACHE_MAX_DEFAULT)
+    const vc = options.valueCache === undefined ? sharedValueCache : options.valueCache
+    this.cached = vc === null ? null : vc.space()
   }
 
   /** Opens and validates a layer file (synchronous; see the module header). */
@@ -208,6 +217,7 @@ export class LayerFileReader {
   close(): void {
     this.file.close()
     this.cache.clear()
+    this.cached?.close()
   }
 
   /** The position of the last entry <= (key, lsn), or null when every entry is above it. */
@@ -295,8 +305,32 @@ export class LayerFileReader {
     return complete
   }
 
-  /** Reads the `n` matched values; one pread when they lie back to back (they do when written by our writer). */
+  /**
+   * Reads the `n` matched values: copies from the value cache when it holds all of them, else from the file
+   * (one pread when they lie back to back, as our writer puts them), caching what was read.
+   */
   private readMatches(key: Key, n: number, out: LsnValue[]): void {
+    const space = this.cached
+    if (space !== null) {
+      const hits = this.hitScratch
+      let i = 0
+      for (; i < n; i++) {
+        const v = space.cache.get(space, this.matchOffsets[i]!)
+        if (v === undefined) break
+        hits[i] = v
+      }
+      if (i === n) {
+        for (let j = 0; j < n; j++) {
+          const v = hits[j]!
+          const copy = allocValueSpan(v.length)
+          v.copy(copy)
+          out.push({ lsn: this.matchLsns[j]!, value: copy })
+        }
+        hits.length = 0
+        return
+      }
+      hits.length = 0
+    }
     const first = this.matchOffsets[n - 1]!
     const end = this.matchOffsets[0]! + this.matchLens[0]!
     let total = 0
@@ -310,7 +344,9 @@ export class LayerFileReader {
       const off = this.matchOffsets[i]!
       const len = this.matchLens[i]!
       const stored = span !== null ? span.subarray(off - first, off - first + len) : this.file.read(off, len)
-      out.push({ lsn: this.matchLsns[i]!, value: this.decodeStored(stored, this.matchFlags[i]!, this.matchCrcs[i]!, key, this.matchLsns[i]!) })
+      const value = this.decodeStored(stored, this.matchFlags[i]!, this.matchCrcs[i]!, key, this.matchLsns[i]!)
+      if (space !== null) space.cache.offer(space, off, value)
+      out.push({ lsn: this.matchLsns[i]!, value })
     }
   }
 

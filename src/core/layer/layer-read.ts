@@ -11,7 +11,8 @@
  *                   exist at that LSN (image layers hold every live key of their range); stop.
  * `lsnFloor` (default 0) is the layer map's floor when an image layer sits inside a delta layer's LSN range.
  * Returned values are never overwritten later, but file layers slice small ones from shared 64 KiB slabs:
- * a value kept for long keeps its slab alive (copy it to cache it).
+ * a value kept for long keeps its slab alive (copy it to cache it). File layers hand out values nobody else
+ * holds (fresh reads, or copies out of the value cache), so changing one changes nothing stored.
  */
 import type { Key } from '../model/key.js'
 import type { Lsn } from '../pg/lsn.js'

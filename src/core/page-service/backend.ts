@@ -58,7 +58,7 @@ export interface PageServiceTimeline {
   relExists(rel: RelTag, lsn: Lsn): Promise<boolean>
   /** Missing FSM / VM fork -> 0; missing main fork -> NotFoundError. */
   relSize(rel: RelTag, lsn: Lsn): Promise<number>
-  /** Exactly 8192 bytes; a block past the end is an all-zero page. */
+  /** Exactly 8192 bytes; a block past the end is an all-zero page. Written to the socket as is: not changed after. */
   getPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Uint8Array>
   /** Bytes (sum of nblocks * 8192) of the relations of (1663, dbNode). */
   dbSize(dbNode: number, lsn: Lsn): Promise<bigint>

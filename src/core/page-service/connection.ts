@@ -402,7 +402,7 @@ export class PageServiceConnection {
 
   // ---- Writing and closing ------------------------------------------------------------------------------
 
-  private write(bytes: Buffer): void {
+  private write(bytes: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return
     if (!this.corked) {
       this.corked = true

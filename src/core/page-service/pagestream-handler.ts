@@ -16,14 +16,18 @@
  *
  * Shape: the session owns the ordering queue and the request semantics; the connection owns the socket,
  * framing and the state machine, and calls `onCopyData` / `finish` / `abort`; it asks `hasRoom` before
- * decoding the next message.
+ * decoding the next message. A GetPage response goes out as its small frame head and then the page buffer
+ * the backend returned (written as is, not copied into one frame; the connection corks both into one
+ * writev), so the backend must not change a page after returning it.
  */
 import { messageOf, PageserverError, TimeoutError, UsageError } from '../lib/errors.js'
 import { MAX_FORK_NUMBER } from '../pg/reltag.js'
 import type { Lsn } from '../pg/lsn.js'
 import {
   decodeRequest,
+  encodeGetPageResponseHead,
   encodeResponseFrame,
+  BLCKSZ,
   SLRU_PAGES_PER_SEGMENT,
   type PagestreamRequest,
   type PagestreamResponse,
@@ -36,7 +40,7 @@ import type { PageServiceMetrics } from './metrics.js'
 /** What the session needs from its connection. */
 export interface PagestreamSink {
   /** Writes bytes to the socket (the connection tracks its write buffer for back-pressure). */
-  write(bytes: Buffer): void
+  write(bytes: Uint8Array): void
   /** Called when a slot frees up or the stream can take requests again (the connection re-pumps). */
   wake(): void
   /** A "server stopping" failure: write ErrorResponse 57P01 and close the connection. */
@@ -52,8 +56,10 @@ export interface PagestreamSessionOptions {
 }
 
 interface Slot {
-  /** The encoded CopyData frame, once the request completed. */
+  /** The encoded CopyData frame (for GetPage: up to the page), once the request completed. */
   frame: Buffer | null
+  /** GetPage: the page, written right after `frame` (not copied into it). */
+  page: Uint8Array | null
   /** Set instead of `frame` when the request ended the connection. */
   fatal: { sqlstate: string; message: string } | null
 }
@@ -100,14 +106,11 @@ export class PagestreamSession {
     } catch (err) {
       return messageOf(err)
     }
-    const slot: Slot = { frame: null, fatal: null }
+    const slot: Slot = { frame: null, page: null, fatal: null }
     this.queue.push(slot)
     this.opts.metrics.requestsStarted++
-    this.execute(req).then(
-      (frame) => {
-        slot.frame = frame
-        this.flush()
-      },
+    this.execute(req, slot).then(
+      () => this.flush(),
       (err: unknown) => {
         // execute() catches everything it can answer in-band; what is left ends the connection.
         const fatal = err instanceof FatalRequestError ? err : new FatalRequestError('XX000', messageOf(err))
@@ -155,6 +158,7 @@ export class PagestreamSession {
       if (head.frame === null) break
       this.queue.shift()
       this.sink.write(head.frame)
+      if (head.page !== null) this.sink.write(head.page)
       this.opts.metrics.requestsCompleted++
       wrote = true
     }
@@ -162,10 +166,18 @@ export class PagestreamSession {
     if (wrote) this.sink.wake()
   }
 
-  private async execute(req: PagestreamRequest): Promise<Buffer> {
+  /** Runs a request and leaves its encoded response in `slot`; throws only FatalRequestError. */
+  private async execute(req: PagestreamRequest, slot: Slot): Promise<void> {
     const v = this.opts.version
     try {
-      return encodeResponseFrame(await this.run(req), v)
+      const resp = await this.run(req)
+      if (resp.type === 'getpage') {
+        if (resp.page.length !== BLCKSZ) throw new Error(`the repository returned a page of ${resp.page.length} bytes`)
+        slot.frame = encodeGetPageResponseHead(resp.req, v)
+        slot.page = resp.page
+      } else {
+        slot.frame = encodeResponseFrame(resp, v)
+      }
     } catch (err) {
       if (err instanceof FatalRequestError) throw err
       if (this.abortController.signal.aborted || (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE)) {
@@ -178,7 +190,7 @@ export class PagestreamSession {
           : err instanceof LsnTimeout
             ? `LSN timeout: ${err.message}`
             : `Read error: ${messageOf(err)}`
-      return encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, v)
+      slot.frame = encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, v)
     }
   }
 

@@ -350,6 +350,21 @@ export function encodeResponseFrame(resp: PagestreamResponse, version: Pagestrea
   return b
 }
 
+/**
+ * The CopyData frame of a GetPage response up to its page: the frame is this head followed by the 8,192
+ * page bytes, so a server can write the page from where it already is instead of copying it into one
+ * buffer. The head is `encodeResponseFrame(...)` without its last BLCKSZ bytes.
+ */
+export function encodeGetPageResponseHead(req: GetPageRequest, version: PagestreamVersion): Buffer {
+  const prefix = version === 3 ? 24 + echoBytes(req) : 0
+  const b = Buffer.allocUnsafe(6 + prefix)
+  b[0] = 0x64
+  b.writeUInt32BE(4 + 1 + prefix + BLCKSZ, 1)
+  b[5] = PagestreamResponseTag.GetPage
+  if (version === 3) writeRequestBody(b, writeHeader(b, 6, req.hdr, 3), req)
+  return b
+}
+
 /** Encodes a response payload (without CopyData framing). */
 export function encodeResponse(resp: PagestreamResponse, version: PagestreamVersion): Buffer {
   return encodeResponseFrame(resp, version).subarray(5)

@@ -4,9 +4,11 @@
  * Writes (ingest) go to the open in-memory layer (values in slabs of the repository's SlabPool); `freeze`
  * closes it at last_record_lsn + 1 and `flush` writes frozen layers, oldest first, as L0 delta layer files
  * — on the flush worker thread (layer/flush-worker.ts), so ingest continues meanwhile — then, back on this
- * thread, adds each file to the layer map and advances disk_consistent_lsn in the metadata. Reads walk the layers newest first — open, frozen, then historic files through the layer map
+ * thread, adds each file to the layer map and advances disk_consistent_lsn in the metadata. Reads walk the
+ * layers newest first — open, frozen, then historic files through the layer map
  * — collecting one key's values until an image or a will-init record, and continue on the ancestor
- * timeline at min(lsn, ancestor_lsn) for keys this branch never wrote.
+ * timeline at min(lsn, ancestor_lsn) for keys this branch never wrote. Hot image-only keys (relation
+ * directories and sizes) are also read through a per-timeline cache of their last version (getImageCached).
  *
  * Invariants:
  * - disk_consistent_lsn <= last_record_lsn; every value at or below disk_consistent_lsn is in a layer file
@@ -39,6 +41,7 @@ import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js
 import { listFiles, removeFilesWhere } from '../storage/directory.js'
 import { removeTempFiles } from '../storage/durable-file.js'
 import { LsnWaiters } from './lsn-waiters.js'
+import { ImageCache } from './image-cache.js'
 import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.js'
 
 export type FileLayer = DeltaLayer | ImageLayer
@@ -109,6 +112,10 @@ export class Timeline {
   private closed = false
   /** Called after every flush with the new disk_consistent_lsn (the WAL receiver reports it as flushed). */
   onDurable: ((lsn: Lsn) => void) | null = null
+  /** Read path: the last version read of hot image-only keys (see getImageCached). */
+  private readonly imageCache = new ImageCache()
+  /** Read path: scratch of unchangedBetween. */
+  private readonly versionScratch: LsnValue[] = []
 
   private constructor(
     readonly tenantId: TenantId,
@@ -425,12 +432,71 @@ export class Timeline {
    * when the key does not exist at `lsn`.
    */
   getImage(key: Key, lsn: Lsn): Buffer | null {
-    const h = this.getKeyHistory(key, lsn)
-    if (h.missing) return null
-    if (h.records.length > 0) {
-      throw new CorruptionError('VALUE_NOT_AN_IMAGE', `the value of key ${key} at ${formatLsn(lsn)} is a WAL record where an image was expected`)
+    return imageOf(this.getKeyHistory(key, lsn), key, lsn)
+  }
+
+  /**
+   * getImage through the timeline's ImageCache (image-cache.ts), for hot, small image-only keys (relation
+   * directories and sizes). The returned buffer is shared with the cache: never modify it.
+   *
+   * A cached entry answers reads between its version's LSN and the LSN it is known up to. A read above
+   * that extends the entry when no version of the key arrived in between (unchangedBetween), else it reads
+   * the layers. Reads above last_record_lsn are not settled (a record's values may be half put) and are
+   * never cached.
+   */
+  getImageCached(key: Key, lsn: Lsn): Buffer | null {
+    if (lsn > this.lastRecord) return this.getImage(key, lsn)
+    const cache = this.imageCache
+    const e = cache.get(key)
+    if (e !== undefined) {
+      if (lsn <= e.knownUpToLsn) {
+        if (lsn >= e.versionLsn) {
+          cache.hits++
+          return e.value
+        }
+      } else if (this.unchangedBetween(key, e.knownUpToLsn, lsn)) {
+        e.knownUpToLsn = lsn
+        cache.hits++
+        return e.value
+      }
     }
-    return h.image!.data
+    cache.misses++
+    const h = this.getKeyHistory(key, lsn)
+    const value = imageOf(h, key, lsn)
+    // An older read than the entry's: keep the entry, which serves the newest reads.
+    if (e !== undefined && lsn < e.knownUpToLsn) return value
+    return cache.set(key, value, h.missing ? (0n as Lsn) : h.image!.lsn, lsn)
+  }
+
+  /** Hits and misses of getImageCached, and its size (tests, metrics). */
+  get imageCacheStats(): { hits: number; misses: number; entries: number; valueBytes: number } {
+    const c = this.imageCache
+    return { hits: c.hits, misses: c.misses, entries: c.size, valueBytes: c.valueBytes }
+  }
+
+  /**
+   * True when provably no version of `key` lies in (from, to] (to <= last_record_lsn); false when one does or
+   * it cannot be told cheaply. For caches of read results (getImageCached, datadir/page-cache.ts). Provable only
+   * when every version above `from` can only be in this timeline's in-memory layers: `from` at or above
+   * disk_consistent_lsn (layer files hold nothing above it; a flush advances it in the same tick it adds
+   * the file) and at or above the branch point (nothing above it comes from the ancestor; implied by the
+   * first, since a branch starts with disk_consistent_lsn at its branch point, and checked anyway). Then the open
+   * and frozen layers are asked for values in [from + 1, to], which reads no value when there is none.
+   */
+  unchangedBetween(key: Key, from: Lsn, to: Lsn): boolean {
+    if (from < this.meta.diskConsistentLsn) return false
+    if (this.meta.ancestorLsn !== null && from < this.meta.ancestorLsn) return false
+    const floor = toLsn(from + 1n)
+    const out = this.versionScratch
+    out.length = 0
+    if (this.open !== null && this.open.startLsn <= to) this.open.getValues(key, to, out, floor)
+    for (let i = 0; out.length === 0 && i < this.frozen.length; i++) {
+      const layer = this.frozen[i]!.layer
+      if (layer !== null && layer.startLsn <= to) layer.getValues(key, to, out, floor)
+    }
+    const none = out.length === 0
+    out.length = 0
+    return none
   }
 
   private collectOwn(key: Key, lsnIn: Lsn, out: LsnValue[]): LookupResult {
@@ -471,6 +537,16 @@ export class Timeline {
     for (const f of this.frozen) f.layer?.delete()
     this.frozen.length = 0
     if (this.opts.slabPool === undefined) this.slabPool.trim()
+    this.imageCache.clear()
     for (const e of this.layers.layers()) e.handle.close()
   }
+}
+
+/** The image of a history whose versions are images: null when missing; a WAL record is corruption. */
+function imageOf(h: KeyHistory, key: Key, lsn: Lsn): Buffer | null {
+  if (h.missing) return null
+  if (h.records.length > 0) {
+    throw new CorruptionError('VALUE_NOT_AN_IMAGE', `the value of key ${key} at ${formatLsn(lsn)} is a WAL record where an image was expected`)
+  }
+  return h.image!.data
 }

@@ -31,7 +31,7 @@ import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
 import { FrameGuard } from './frame-guard.js'
 import { StartupAuth, type AuthMethod } from './startup-auth.js'
 import { resolveConnectionOptions, type ReplicationConnectionOptions, type ResolvedConnectionOptions } from './connection-options.js'
-import { WalStream, type StreamEnd, type WalChunk } from './wal-stream.js'
+import { WalStream, type StreamEnd } from './wal-stream.js'
 import { errorFromServer } from './pg-errors.js'
 import { parseSlotRow, parseSystemRow, validateSlotName, type SlotInfo, type SystemIdentity, type QueryResult } from './replication-commands.js'
 

@@ -82,8 +82,6 @@ export const REPLIES_PER_FLUSH_MAX = 64
 
 const LEN_BYTES = 4
 const LSN_BYTES = 8
-const A_HEADER_BYTES = MESSAGE_HEADER_BYTES + LSN_BYTES
-const TAG_MESSAGE_BYTES = MESSAGE_HEADER_BYTES + BUFFER_TAG_BYTES
 const ZERO_PAGE = Buffer.alloc(PAGE_BYTES)
 
 const PROTOCOL_HINT = 'The redo request stream is corrupt; check that the page server and the redo worker are the same version.'

@@ -10,7 +10,7 @@ import { recordCrc, decodeRecordAt, type DecodedRecord } from '../../../src/core
 import { WalCrcVerifier, type CrcMismatch } from '../../../src/core/pg/wal-crc-verifier.js'
 import { CRC_WORKER_LINGER_MS } from '../../../src/core/pg/wal-crc-worker.js'
 import { buildRecord } from './wal-record-builder.js'
-import { mulberry32 } from './prng.js'
+import { mulberry32 } from '../../support/prng.js'
 
 /** Records with main data of the given lengths, laid out one after another in `mem` (8-aligned). */
 function layOut(lengths: number[], mem: Buffer, seed = 1): DecodedRecord[] {

@@ -1,0 +1,166 @@
+/**
+ * DatadirReader's GetPage path on a hand-built timeline: relation existence and size through the image
+ * cache as relations appear, grow and go; pages with checksums that stay right when an image is served
+ * again (remembered) and when a newer image replaces it; served pages owned by the caller; zero pages past
+ * the end; redo results checksummed. With and without the page cache.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatadirReader, type RedoService } from '../../../src/core/datadir/read.js'
+import { encodeBlockCount, encodeRelDir, relBlockKey, relDirKey, relSizeKey } from '../../../src/core/datadir/mapping.js'
+import { Timeline } from '../../../src/core/repository/timeline.js'
+import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
+import { encodeValue, imageValue, recordValue } from '../../../src/core/model/value.js'
+import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
+import { ForkNumber, type RelTag } from '../../../src/core/pg/reltag.js'
+import { pageChecksum } from '../../../src/core/redo/page/checksum.js'
+import { NotFoundError } from '../../../src/core/lib/errors.js'
+import { PageCache } from '../../../src/core/datadir/page-cache.js'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function meta(): TimelineMetadata {
+  return {
+    diskConsistentLsn: lsn(0x100),
+    prevRecordLsn: null,
+    lastRecordLsn: lsn(0x100),
+    ancestorTimeline: null,
+    ancestorLsn: null,
+    latestGcCutoffLsn: lsn(0),
+    initdbLsn: lsn(0x100),
+    pgVersion: 15,
+    walSource: null,
+    dataChecksums: true,
+    hintBitsLogged: false,
+    minReadableLsn: lsn(0x100),
+    createdAt: 0,
+  }
+}
+
+const REL: RelTag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: ForkNumber.Main }
+const OTHER: RelTag = { ...REL, relNode: 16390 }
+
+/** A non-new heap-like page: header with pd_upper set, then bytes from `fill`, checksum left stale. */
+function page(fill: number): Buffer {
+  const p = Buffer.alloc(8192, fill)
+  p.writeUInt16LE(0x1234, 8) // stale pd_checksum
+  p.writeUInt16LE(24, 12) // pd_lower
+  p.writeUInt16LE(8000, 14) // pd_upper
+  p.writeUInt16LE(8192, 16) // pd_special
+  p.writeUInt16LE(8192 | 4, 18)
+  return p
+}
+
+const image = (b: Buffer) => encodeValue(imageValue(b))
+
+async function setup(pageCache: PageCache | null = new PageCache()): Promise<{ tl: Timeline; reader: DatadirReader; redone: RedoService['redo'][] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ps-read-'))
+  dirs.push(dir)
+  const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 1000 })
+  const redone: RedoService['redo'][] = []
+  const redo: RedoService = { redo: async (req) => (redone.push(redo.redo), Buffer.from(page(0x77 + req.records.length))) }
+  return { tl, reader: new DatadirReader(tl, redo, { dataChecksums: true, pageCache }), redone }
+}
+
+function at(tl: Timeline, l: number, writes: Array<[string, Buffer]>): Lsn {
+  for (const [key, v] of writes) tl.put(key as never, lsn(l), v)
+  tl.finishRecords(lsn(l), null)
+  return lsn(l)
+}
+
+describe('DatadirReader', () => {
+  it.each([['with', new PageCache()], ['without', null]] as const)('serves pages with right checksums, remembered per image version (%s a page cache)', async (_, cache) => {
+    const { tl, reader, redone } = await setup(cache)
+    try {
+      const l1 = at(tl, 0x110, [
+        [relDirKey(REL.spcNode, REL.dbNode), image(encodeRelDir([{ relNode: REL.relNode, forkNum: 0 }]))],
+        [relSizeKey(REL), image(encodeBlockCount(3))],
+        [relBlockKey(REL, 0), image(page(1))],
+        [relBlockKey(REL, 1), image(page(2))],
+        [relBlockKey(REL, 2), image(Buffer.alloc(8192))], // a new (all-zero) page: served as is
+      ])
+      for (let round = 0; round < 3; round++) {
+        for (let blk = 0; blk < 2; blk++) {
+          const p = await reader.getRelPage(REL, blk, l1)
+          expect(p.readUInt16LE(8)).toBe(pageChecksum(p, blk))
+          expect(p.subarray(24, 100).every((b) => b === blk + 1)).toBe(true)
+        }
+        // getPage (what basebackup uses) hands out the caller's own buffer, cached page or not.
+        const own = await reader.getPage(relBlockKey(REL, 0), l1)
+        expect(own[100]).toBe(1)
+        own.fill(0xaa)
+        expect((await reader.getRelPage(REL, 2, l1)).equals(Buffer.alloc(8192))).toBe(true)
+      }
+      expect((await reader.getRelPage(REL, 3, l1)).equals(Buffer.alloc(8192))).toBe(true) // past the end
+      // A newer image of block 0, and a record on block 1 (redo).
+      const l2 = at(tl, 0x120, [
+        [relBlockKey(REL, 0), image(page(9))],
+        [relBlockKey(REL, 1), encodeValue(recordValue(Buffer.from('rec'), false))],
+      ])
+      const p0 = await reader.getRelPage(REL, 0, l2)
+      expect(p0[100]).toBe(9)
+      expect(p0.readUInt16LE(8)).toBe(pageChecksum(p0, 0))
+      const old0 = await reader.getRelPage(REL, 0, l1)
+      expect(old0[100]).toBe(1)
+      expect(old0.readUInt16LE(8)).toBe(pageChecksum(old0, 0))
+      const p1 = await reader.getRelPage(REL, 1, l2)
+      expect(redone.length).toBe(1)
+      expect(p1[100]).toBe(0x78)
+      expect(p1.readUInt16LE(8)).toBe(pageChecksum(p1, 1))
+      // The same image as another block number gets that block's checksum (not a remembered one).
+      const l3 = at(tl, 0x130, [[relBlockKey(REL, 1), image(page(1))]])
+      const again = await reader.getRelPage(REL, 1, l3)
+      expect(again.readUInt16LE(8)).toBe(pageChecksum(again, 1))
+      expect(again.readUInt16LE(8)).not.toBe(pageChecksum(again, 0))
+    } finally {
+      await tl.close()
+    }
+  })
+
+  it('answers existence and size as relations appear, grow and are dropped', async () => {
+    const { tl, reader } = await setup()
+    try {
+      const dirKey = relDirKey(REL.spcNode, REL.dbNode)
+      const l1 = at(tl, 0x110, [
+        [dirKey, image(encodeRelDir([{ relNode: REL.relNode, forkNum: 0 }]))],
+        [relSizeKey(REL), image(encodeBlockCount(1))],
+      ])
+      const fsm = { ...REL, forkNum: ForkNumber.Fsm }
+      for (let i = 0; i < 2; i++) {
+        expect(reader.relExists(REL, l1)).toBe(true)
+        expect(reader.relExists(OTHER, l1)).toBe(false)
+        expect(reader.relExists(fsm, l1)).toBe(false)
+        expect(reader.relSize(REL, l1)).toBe(1)
+        expect(reader.relSize(fsm, l1)).toBe(0)
+        expect(() => reader.relSize(OTHER, l1)).toThrow(NotFoundError)
+      }
+      const l2 = at(tl, 0x120, [
+        [dirKey, image(encodeRelDir([{ relNode: REL.relNode, forkNum: 0 }, { relNode: OTHER.relNode, forkNum: 0 }, { relNode: REL.relNode, forkNum: 1 }]))],
+        [relSizeKey(REL), image(encodeBlockCount(7))],
+        [relSizeKey(OTHER), image(encodeBlockCount(2))],
+        [relSizeKey(fsm), image(encodeBlockCount(3))],
+      ])
+      const l3 = at(tl, 0x130, [[relSizeKey(REL), image(encodeBlockCount(9))]])
+      for (let i = 0; i < 2; i++) {
+        expect([reader.relSize(REL, l1), reader.relSize(REL, l2), reader.relSize(REL, l3)]).toEqual([1, 7, 9])
+        expect([reader.relExists(OTHER, l1), reader.relExists(OTHER, l2), reader.relExists(OTHER, l3)]).toEqual([false, true, true])
+        expect(reader.relSize(fsm, l3)).toBe(3)
+        expect(reader.dbSize(REL.spcNode, REL.dbNode, l3)).toBe(BigInt((9 + 2 + 3) * 8192))
+      }
+      await tl.checkpoint()
+      const l4 = at(tl, 0x140, [[dirKey, image(encodeRelDir([{ relNode: OTHER.relNode, forkNum: 0 }]))]])
+      expect(reader.relExists(REL, l4)).toBe(false)
+      expect(() => reader.relSize(REL, l4)).toThrow(NotFoundError)
+      expect(reader.relSize(REL, l3)).toBe(9)
+      expect(reader.relations(REL.spcNode, REL.dbNode, l4)).toEqual([OTHER])
+    } finally {
+      await tl.close()
+    }
+  })
+})
