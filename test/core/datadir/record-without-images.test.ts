@@ -4,7 +4,7 @@
 // PostgreSQL's); on real WAL (VM bits cleared by heap records carrying full-page images) the VM clears and
 // the redone VM pages are the same from the stripped record as from the original.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { recordHasImages, recordWithoutImagesLength, writeRecordWithoutImages } from '../../../src/core/datadir/record-without-images.js'
+import { lengthKeepingImageOf, recordHasImages, writeKeepingImageOf } from '../../../src/core/pg/wal-record-images.js'
 import { decodeRecord, recordCrcIsValid, type DecodedRecord } from '../../../src/core/pg/wal-record.js'
 import { WalFileReader } from '../../../src/core/pg/wal-files.js'
 import { ForkNumber } from '../../../src/core/pg/reltag.js'
@@ -16,8 +16,8 @@ import { buildRecord, type RecordSpec } from '../pg/wal-record-builder.js'
 import { PgCluster } from '../../support/pg-cluster.js'
 
 function strip(rec: DecodedRecord): Buffer {
-  const out = Buffer.alloc(recordWithoutImagesLength(rec))
-  writeRecordWithoutImages(rec, out)
+  const out = Buffer.alloc(lengthKeepingImageOf(rec, null))
+  writeKeepingImageOf(rec, null, out)
   return out
 }
 
