@@ -1,0 +1,134 @@
+/**
+ * ClockCache: the bookkeeping shared by the process-wide caches of the read path (layer/value-cache.ts,
+ * datadir/page-cache.ts): entries grouped in spaces (one per layer file, one per timeline reader), a byte
+ * bound over all spaces, admission on the second offer, CLOCK eviction. What an entry holds and when it is
+ * valid is the caller's.
+ *
+ * Admission: a key is admitted the second time it is offered while still among the last `ghostsMax` keys
+ * offered once (a "ghost" ring), so a scan that touches every key once — a basebackup, an export — costs a
+ * set lookup per key and does not flush what GetPage reuses.
+ *
+ * Eviction is CLOCK (second chance): a hit only sets the entry's bit; the oldest entry is dropped unless
+ * its bit is set, in which case it is cleared and the entry moves to the back. `bytes` of each entry counts
+ * what it holds plus the caller's per-entry overhead, so many tiny entries cannot exceed the bound through
+ * bookkeeping.
+ */
+import { assert } from './errors.js'
+
+export interface ClockEntry<K> {
+  readonly space: ClockSpace<K, ClockEntry<K>>
+  readonly key: K
+  /** Bytes counted against the bound. */
+  readonly bytes: number
+  referenced: boolean
+}
+
+/** The entries of one group, by key. */
+export class ClockSpace<K, E extends ClockEntry<K>> {
+  readonly map = new Map<K, E>()
+  /** Keys offered once and not yet cached (members of the cache's ghost ring). */
+  readonly ghosts = new Set<K>()
+}
+
+export class ClockCache<K, E extends ClockEntry<K>> {
+  private readonly clock = new Set<E>()
+  private bytes = 0
+  /** Ring of the keys offered once: slot i is (ghostSpaces[i], ghostKeys[i]). */
+  private readonly ghostSpaces: Array<ClockSpace<K, E> | null>
+  private readonly ghostKeys: Array<K | null>
+  private ghostNext = 0
+  hits = 0
+  misses = 0
+  /** While set, callers miss and admit nothing; the contents stay (to measure reads without the cache). */
+  bypass = false
+
+  constructor(
+    private readonly what: string,
+    private bytesMax: number,
+    ghostsMax: number,
+  ) {
+    assert(Number.isSafeInteger(bytesMax) && bytesMax >= 0, `${what} size must be a non-negative integer`)
+    assert(Number.isSafeInteger(ghostsMax) && ghostsMax >= 1, `${what} ghost list must hold at least one key`)
+    this.ghostSpaces = new Array<ClockSpace<K, E> | null>(ghostsMax).fill(null)
+    this.ghostKeys = new Array<K | null>(ghostsMax).fill(null)
+  }
+
+  get sizeBytes(): number {
+    return this.bytes
+  }
+
+  get entries(): number {
+    return this.clock.size
+  }
+
+  get capacityBytes(): number {
+    return this.bytesMax
+  }
+
+  /** Changes the bound (0 disables the cache), evicting as needed. */
+  resize(bytesMax: number): void {
+    assert(Number.isSafeInteger(bytesMax) && bytesMax >= 0, `${this.what} size must be a non-negative integer`)
+    this.bytesMax = bytesMax
+    this.evictUntil(0)
+  }
+
+  /** Whether an entry of `bytes` could be cached at all. */
+  fits(bytes: number): boolean {
+    return !this.bypass && bytes <= this.bytesMax
+  }
+
+  /** Counts a hit on `e` and marks it referenced. */
+  hit(e: E): void {
+    this.hits++
+    e.referenced = true
+  }
+
+  /**
+   * True when `key` was offered recently (now admitted: add its entry); otherwise remembers it in the ghost
+   * ring and returns false.
+   */
+  admit(space: ClockSpace<K, E>, key: K): boolean {
+    if (space.ghosts.delete(key)) return true
+    const i = this.ghostNext
+    this.ghostSpaces[i]?.ghosts.delete(this.ghostKeys[i]!)
+    this.ghostSpaces[i] = space
+    this.ghostKeys[i] = key
+    this.ghostNext = i + 1 === this.ghostKeys.length ? 0 : i + 1
+    space.ghosts.add(key)
+    return false
+  }
+
+  /** Adds `e` to its space, evicting first until it fits. */
+  insert(e: E): void {
+    this.evictUntil(e.bytes)
+    ;(e.space as ClockSpace<K, E>).map.set(e.key, e)
+    this.clock.add(e)
+    this.bytes += e.bytes
+  }
+
+  /** Removes `e` from the cache and from its space. */
+  remove(e: E): void {
+    if (this.clock.delete(e)) this.bytes -= e.bytes
+    const map = (e.space as ClockSpace<K, E>).map
+    if (map.get(e.key) === e) map.delete(e.key)
+  }
+
+  /** Drops every entry and ghost of a space. */
+  drop(space: ClockSpace<K, E>): void {
+    for (const e of [...space.map.values()]) this.remove(e)
+    space.ghosts.clear()
+  }
+
+  private evictUntil(incoming: number): void {
+    while (this.clock.size > 0 && this.bytes + incoming > this.bytesMax) {
+      const e = this.clock.values().next().value as E
+      if (e.referenced) {
+        e.referenced = false
+        this.clock.delete(e)
+        this.clock.add(e)
+        continue
+      }
+      this.remove(e)
+    }
+  }
+}
