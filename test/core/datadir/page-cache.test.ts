@@ -3,15 +3,12 @@
  * above last_record_lsn or below the version), the byte bound with CLOCK eviction, bypass; and a reader with
  * the cache serving exactly what a reader without it serves through random ingest, freezes and flushes.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
 import { ENTRY_OVERHEAD_BYTES, PageCache, type VersionOracle } from '../../../src/core/datadir/page-cache.js'
 import { DatadirReader, type RedoService } from '../../../src/core/datadir/read.js'
 import { encodeBlockCount, encodeRelDir, relBlockKey, relDirKey, relSizeKey } from '../../../src/core/datadir/mapping.js'
 import { Timeline } from '../../../src/core/repository/timeline.js'
-import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
 import type { Key } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue, recordValue } from '../../../src/core/model/value.js'
@@ -90,33 +87,13 @@ describe('PageCache', () => {
   })
 })
 
-function meta(): TimelineMetadata {
-  return {
-    diskConsistentLsn: lsn(0x100),
-    prevRecordLsn: null,
-    lastRecordLsn: lsn(0x100),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: lsn(0),
-    initdbLsn: lsn(0x100),
-    pgVersion: 15,
-    walSource: null,
-    dataChecksums: true,
-    hintBitsLogged: false,
-    minReadableLsn: lsn(0x100),
-    createdAt: 0,
-  }
-}
+const meta = () => testTimelineMetadata({ dataChecksums: true })
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const newDir = tempDirs('ps-pagecache-')
 
 describe('DatadirReader with a page cache', () => {
   it('serves what a reader without one serves, through random ingest, freezes and flushes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ps-pagecache-'))
-    dirs.push(dir)
+    const dir = newDir()
     const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 1000 })
     const redo: RedoService = { redo: async (req) => Buffer.alloc(8192, req.records.length) }
     const cache = new PageCache(1 << 24)

@@ -4,14 +4,11 @@
  * again (remembered) and when a newer image replaces it; served pages owned by the caller; zero pages past
  * the end; redo results checksummed. With and without the page cache.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
 import { DatadirReader, type RedoService } from '../../../src/core/datadir/read.js'
 import { encodeBlockCount, encodeRelDir, relBlockKey, relDirKey, relSizeKey } from '../../../src/core/datadir/mapping.js'
 import { Timeline } from '../../../src/core/repository/timeline.js'
-import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
 import { encodeValue, imageValue, recordValue } from '../../../src/core/model/value.js'
 import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
@@ -20,28 +17,9 @@ import { pageChecksum } from '../../../src/core/redo/page/checksum.js'
 import { NotFoundError } from '../../../src/core/lib/errors.js'
 import { PageCache } from '../../../src/core/datadir/page-cache.js'
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const newDir = tempDirs('ps-read-')
 
-function meta(): TimelineMetadata {
-  return {
-    diskConsistentLsn: lsn(0x100),
-    prevRecordLsn: null,
-    lastRecordLsn: lsn(0x100),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: lsn(0),
-    initdbLsn: lsn(0x100),
-    pgVersion: 15,
-    walSource: null,
-    dataChecksums: true,
-    hintBitsLogged: false,
-    minReadableLsn: lsn(0x100),
-    createdAt: 0,
-  }
-}
+const meta = () => testTimelineMetadata({ dataChecksums: true })
 
 const REL: RelTag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: ForkNumber.Main }
 const OTHER: RelTag = { ...REL, relNode: 16390 }
@@ -60,8 +38,7 @@ function page(fill: number): Buffer {
 const image = (b: Buffer) => encodeValue(imageValue(b))
 
 async function setup(pageCache: PageCache | null = new PageCache()): Promise<{ tl: Timeline; reader: DatadirReader; redone: RedoService['redo'][] }> {
-  const dir = mkdtempSync(join(tmpdir(), 'ps-read-'))
-  dirs.push(dir)
+  const dir = newDir()
   const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 1000 })
   const redone: RedoService['redo'][] = []
   const redo: RedoService = { redo: async (req) => (redone.push(redo.redo), Buffer.from(page(0x77 + req.records.length))) }

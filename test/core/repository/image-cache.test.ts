@@ -4,48 +4,21 @@
  * flushes) with reads at the latest LSN, at older LSNs and above last_record_lsn, on a timeline and on a
  * branch of it.
  */
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { ImageCache, IMAGE_CACHE_VALUE_BYTES_MAX } from '../../../src/core/repository/image-cache.js'
 import { Timeline } from '../../../src/core/repository/timeline.js'
-import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
 import { keyFromFields, type Key } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue } from '../../../src/core/model/value.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
 import { prng, randInt } from '../layer/helpers.js'
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const newDir = tempDirs('ps-imgcache-')
 
-function newDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ps-imgcache-'))
-  dirs.push(d)
-  return d
-}
-
-function meta(over: Partial<TimelineMetadata> = {}): TimelineMetadata {
-  return {
-    diskConsistentLsn: lsn(0x100),
-    prevRecordLsn: null,
-    lastRecordLsn: lsn(0x100),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: lsn(0),
-    initdbLsn: lsn(0x100),
-    pgVersion: 15,
-    walSource: null,
-    dataChecksums: false,
-    hintBitsLogged: false,
-    minReadableLsn: lsn(0x100),
-    createdAt: 0,
-    ...over,
-  }
-}
+const meta = testTimelineMetadata
 
 const opts = { noSync: true, waitLsnTimeoutMs: 2000 }
 const k = (n: number): Key => keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 1, field6: n })

@@ -4,46 +4,20 @@
 // below the data, values spill to ephemeral files and everything reads back, before and after the flush
 // and after a reload; puts encoded in place read back as encodeValue's; the worker and inline flushes
 // write the same files.
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
+import { readFileSync, readdirSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { Timeline, type TimelineOptions } from '../../../src/core/repository/timeline.js'
-import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 import { generateTenantId, generateTimelineId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
 import { keyFromFields, type Key } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue } from '../../../src/core/model/value.js'
 import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const newDir = tempDirs('ps-tlf-')
 
-function newDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ps-tlf-'))
-  dirs.push(d)
-  return d
-}
-
-function meta(): TimelineMetadata {
-  return {
-    diskConsistentLsn: lsn(0x100),
-    prevRecordLsn: null,
-    lastRecordLsn: lsn(0x100),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: lsn(0),
-    initdbLsn: lsn(0x100),
-    pgVersion: 15,
-    walSource: null,
-    dataChecksums: false,
-    hintBitsLogged: false,
-    minReadableLsn: lsn(0x100),
-    createdAt: 0,
-  }
-}
+const meta = () => testTimelineMetadata()
 
 const k = (n: number): Key => keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: n })
 const page = (n: number, len = 8192) => Buffer.alloc(len, n & 0xff)

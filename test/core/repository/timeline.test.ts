@@ -1,43 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { describe, expect, it } from 'vitest'
+import { readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Timeline } from '../../../src/core/repository/timeline.js'
-import type { TimelineMetadata } from '../../../src/core/repository/metadata.js'
+import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
 import { keyFromFields, type Key } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue, recordValue } from '../../../src/core/model/value.js'
 import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
 
-const dirs: string[] = []
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
+const newDir = tempDirs('ps-tl-')
 
-function newDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ps-tl-'))
-  dirs.push(d)
-  return d
-}
-
-function meta(over: Partial<TimelineMetadata> = {}): TimelineMetadata {
-  return {
-    diskConsistentLsn: lsn(0x100),
-    prevRecordLsn: null,
-    lastRecordLsn: lsn(0x100),
-    ancestorTimeline: null,
-    ancestorLsn: null,
-    latestGcCutoffLsn: lsn(0),
-    initdbLsn: lsn(0x100),
-    pgVersion: 15,
-    walSource: null,
-    dataChecksums: false,
-    hintBitsLogged: false,
-    minReadableLsn: lsn(0x100),
-    createdAt: 0,
-    ...over,
-  }
-}
+const meta = testTimelineMetadata
 
 const opts = { noSync: true, waitLsnTimeoutMs: 2000 }
 const k = (n: number): Key => keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: n })
