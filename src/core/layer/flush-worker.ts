@@ -19,15 +19,9 @@ import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import {
   AssertionFailure,
-  ConflictError,
-  CorruptionError,
-  InterruptedError,
-  NotFoundError,
   PageserverError,
-  TimeoutError,
   UnavailableError,
-  UnsupportedError,
-  UsageError,
+  errorOfKind,
   type ErrorKind,
 } from '../lib/errors.js'
 import { FatalIoError } from '../storage/io-errors.js'
@@ -81,28 +75,7 @@ export function errorFromWire(w: WireError): Error {
   if (w.kind === undefined || w.code === undefined) return new AssertionFailure(`flush worker failed: ${w.name}: ${w.message}`)
   if (w.name === 'FatalIoError') return new FatalIoError(w.code, w.message, undefined, String(w.details?.path ?? ''))
   const o = { ...(w.hint !== undefined ? { hint: w.hint } : {}), ...(w.details ? { details: w.details } : {}) }
-  switch (w.kind) {
-    case 'internal':
-      return new AssertionFailure(w.message, o)
-    case 'usage':
-      return new UsageError(w.code, w.message, o)
-    case 'not_found':
-      return new NotFoundError(w.code, w.message, o)
-    case 'conflict':
-      return new ConflictError(w.code, w.message, o)
-    case 'corruption':
-      return new CorruptionError(w.code, w.message, o)
-    case 'unavailable':
-      return new UnavailableError(w.code, w.message, o)
-    case 'timeout':
-      return new TimeoutError(w.code, w.message, o)
-    case 'interrupted':
-      return new InterruptedError(w.code, w.message, o)
-    case 'unsupported':
-      return new UnsupportedError(w.code, w.message, o)
-    default:
-      return new PageserverError(w.kind, w.code, w.message, o)
-  }
+  return errorOfKind(w.kind, w.code, w.message, o)
 }
 
 interface Pending {

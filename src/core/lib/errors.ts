@@ -116,6 +116,30 @@ export class UnsupportedError extends PageserverError {
   }
 }
 
+/** A PageserverError of the class that matches `kind`. */
+export function errorOfKind(kind: ErrorKind, code: string, message: string, options: ErrorOptions): PageserverError {
+  switch (kind) {
+    case 'usage':
+      return new UsageError(code, message, options)
+    case 'not_found':
+      return new NotFoundError(code, message, options)
+    case 'conflict':
+      return new ConflictError(code, message, options)
+    case 'corruption':
+      return new CorruptionError(code, message, options)
+    case 'unavailable':
+      return new UnavailableError(code, message, options)
+    case 'timeout':
+      return new TimeoutError(code, message, options)
+    case 'interrupted':
+      return new InterruptedError(code, message, options)
+    case 'unsupported':
+      return new UnsupportedError(code, message, options)
+    case 'internal':
+      return new PageserverError('internal', code, message, options)
+  }
+}
+
 /** A programmer error: an invariant that cannot fail unless the page server itself is wrong. */
 export class AssertionFailure extends PageserverError {
   constructor(message: string, options?: ErrorOptions) {

@@ -35,12 +35,11 @@
  * reference), without the full-page images of other pages its records carry (record-trim.ts), one promise per call, the worker calls the job back directly, requests of one tick share one
  * write, and timers are per worker (deadline, idle), never per request.
  */
-import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError } from '../lib/errors.js'
+import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError, errorOfKind } from '../lib/errors.js'
 import type { BufferTag } from '../pg/reltag.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { trimRecords } from './record-trim.js'
-import { errorOfKind } from './redo-error-line.js'
 import { WorkerFailure, WorkerProcess, closedError, type RequestHandler, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
 
 export type { WalRedoLogger } from './worker-process.js'

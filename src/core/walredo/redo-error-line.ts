@@ -12,16 +12,9 @@
  * as a crash).
  */
 import {
-  ConflictError,
-  CorruptionError,
   EXIT_CODES,
-  InterruptedError,
-  NotFoundError,
   PageserverError,
-  TimeoutError,
-  UnavailableError,
-  UnsupportedError,
-  UsageError,
+  errorOfKind,
   messageOf,
   type ErrorKind,
   type ErrorOptions,
@@ -115,26 +108,3 @@ export function errorFromReport(report: RedoErrorReport, extraDetails: Record<st
   return errorOfKind(report.kind, report.code, report.message, options)
 }
 
-/** A PageserverError of the class that matches `kind`. */
-export function errorOfKind(kind: ErrorKind, code: string, message: string, options: ErrorOptions): PageserverError {
-  switch (kind) {
-    case 'usage':
-      return new UsageError(code, message, options)
-    case 'not_found':
-      return new NotFoundError(code, message, options)
-    case 'conflict':
-      return new ConflictError(code, message, options)
-    case 'corruption':
-      return new CorruptionError(code, message, options)
-    case 'unavailable':
-      return new UnavailableError(code, message, options)
-    case 'timeout':
-      return new TimeoutError(code, message, options)
-    case 'interrupted':
-      return new InterruptedError(code, message, options)
-    case 'unsupported':
-      return new UnsupportedError(code, message, options)
-    case 'internal':
-      return new PageserverError('internal', code, message, options)
-  }
-}
