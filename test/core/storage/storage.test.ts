@@ -8,7 +8,6 @@ import { describe, expect, it } from 'vitest'
 import { AssertionFailure, CorruptionError, NotFoundError } from '../../../src/core/lib/errors.js'
 import { listFiles, removeFilesWhere } from '../../../src/core/storage/directory.js'
 import { fsyncDir, removeTempFiles, writeFileDurably } from '../../../src/core/storage/durable-file.js'
-import { EphemeralFile } from '../../../src/core/storage/ephemeral-file.js'
 import { PositionalFile } from '../../../src/core/storage/positional-file.js'
 import { StreamingFileWriter } from '../../../src/core/storage/streaming-file-writer.js'
 import { prng, randInt, withTempDir } from '../layer/helpers.js'
@@ -122,38 +121,6 @@ describe('StreamingFileWriter', () => {
       await v.finish(join(dir, 'z'))
       expect(await readFile(join(dir, 'z'), 'utf8')).toBe('abc')
       expect(await readdir(dir)).toEqual(['z'])
-    })
-  })
-})
-
-describe('EphemeralFile', () => {
-  it('serves reads from the buffer and the file, across flushes and for values larger than the buffer', async () => {
-    await withTempDir('ps-storage-', async (dir) => {
-      const f = EphemeralFile.create(join(dir, 'ephemeral-0'), 1000)
-      const rng = prng(3)
-      const pieces: Array<{ off: number; data: Buffer }> = []
-      for (let i = 0; i < 500; i++) {
-        const data = randomBytes(100 + i, rng() < 0.05 ? randInt(rng, 1001, 5000) : randInt(rng, 0, 400))
-        pieces.push({ off: f.append(data), data })
-      }
-      let expectOff = 0
-      for (const p of pieces) {
-        expect(p.off).toBe(expectOff)
-        expectOff += p.data.length
-        expect(f.read(p.off, p.data.length).equals(p.data)).toBe(true)
-      }
-      expect(f.lengthBytes).toBe(expectOff)
-      // a range spanning file and buffer
-      const all = Buffer.concat(pieces.map((p) => p.data))
-      expect(f.read(0, all.length).equals(all)).toBe(true)
-      const onDisk = (await stat(f.path)).size
-      expect(onDisk).toBeLessThanOrEqual(all.length)
-      expect(onDisk).toBeGreaterThan(all.length - 1000)
-      expect(() => f.read(0, all.length + 1)).toThrow(AssertionFailure)
-      expect(() => EphemeralFile.create(join(dir, 'ephemeral-0'))).toThrow(/ephemeral-0/)
-      f.delete()
-      f.delete()
-      expect(await readdir(dir)).toEqual([])
     })
   })
 })
