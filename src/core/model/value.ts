@@ -32,10 +32,6 @@ export function recordValue(raw: Buffer, willInit: boolean): Value {
   return { kind: 'record', willInit, raw }
 }
 
-export function valueWillInit(v: Value): boolean {
-  return v.kind === 'image' || v.willInit
-}
-
 export function encodedValueLength(v: Value): number {
   return VALUE_HEADER_BYTES + (v.kind === 'image' ? v.data.length : v.raw.length)
 }
@@ -57,17 +53,6 @@ export function encodeValueInto(v: Value, out: Buffer, offset: number): number {
 export function encodeValue(v: Value): Buffer {
   const out = Buffer.allocUnsafe(encodedValueLength(v))
   encodeValueInto(v, out, 0)
-  return out
-}
-
-/**
- * An encoded image value of `dataBytes` whose payload (`subarray(VALUE_HEADER_BYTES)`) the caller fills:
- * lets ingest restore a full-page image in place instead of restoring and then copying it.
- */
-export function allocImageValue(dataBytes: number): Buffer {
-  const out = Buffer.allocUnsafe(VALUE_HEADER_BYTES + dataBytes)
-  out[0] = KIND_IMAGE
-  out[1] = 0
   return out
 }
 

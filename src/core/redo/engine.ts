@@ -22,6 +22,7 @@ import { INVALID_LSN, type Lsn } from '../pg/lsn.js'
 import { isSlruFork } from '../pg/slru.js'
 import type { BufferTag } from '../pg/reltag.js'
 import { BLCKSZ, decodeRecord, recordCrcIsValid, restoreBlockImage, type DecodedBlock, type DecodedRecord } from '../pg/wal-record.js'
+import { blockIsPage } from '../pg/wal-record-images.js'
 import { PD_LSN_OFFSET, pageGetLsn, pageIsNew, pageSetLsn } from './page/page.js'
 import { redoFailure, redoUnsupported, rmgrRedo, type RedoContext, type RedoOptions, type RmgrRedo } from './rmgr-redo.js'
 import './all.js'
@@ -39,9 +40,7 @@ export const REDO_RECORDS_MAX = 100_000
 
 function findBlock(rec: DecodedRecord, tag: BufferTag): DecodedBlock | null {
   for (const b of rec.blocks) {
-    if (b.blkno === tag.blkno && b.forkNum === tag.forkNum && b.rel.relNode === tag.relNode && b.rel.dbNode === tag.dbNode && b.rel.spcNode === tag.spcNode) {
-      return b
-    }
+    if (blockIsPage(b, tag)) return b
   }
   return null
 }

@@ -98,9 +98,3 @@ export function readBufferTag(r: BinaryReader): BufferTag {
   }
   return tag
 }
-
-export function bufferTagEquals(a: BufferTag, b: BufferTag): boolean {
-  return (
-    a.forkNum === b.forkNum && a.spcNode === b.spcNode && a.dbNode === b.dbNode && a.relNode === b.relNode && a.blkno === b.blkno
-  )
-}
