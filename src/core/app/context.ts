@@ -19,6 +19,18 @@ export interface AppContext {
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void
 }
 
+/** The slab pool of a context: every repository and timeline the process opens with it shares one budget. */
+const slabPools = new WeakMap<AppContext, SlabPool>()
+
+function slabPoolOf(ctx: AppContext): SlabPool {
+  let pool = slabPools.get(ctx)
+  if (pool === undefined) {
+    pool = new SlabPool({ residentBytesMax: ctx.config.maxInMemoryLayersBytes })
+    slabPools.set(ctx, pool)
+  }
+  return pool
+}
+
 export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions {
   const c = ctx.config
   const logger: WalRedoLogger | undefined = ctx.log ? (level, message, fields) => ctx.log!(level, message, fields) : undefined
@@ -26,8 +38,9 @@ export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions 
     noSync: c.noSync,
     readOnly,
     waitLsnTimeoutMs: c.waitLsnTimeoutMs,
-    // One slab budget for the in-memory layers of every timeline opened with these options.
-    slabPool: new SlabPool({ residentBytesMax: c.maxInMemoryLayersBytes }),
+    // One slab budget (max_in_memory_layers_bytes) for the in-memory layers of every timeline of the
+    // context: the served repository's, and those of imports and bootstraps it runs.
+    slabPool: slabPoolOf(ctx),
     walRedo: {
       command: c.walRedoCommand,
       poolSize: c.walRedoWorkers,

@@ -68,14 +68,19 @@ export class TimelineIngestDriver {
     const tl = this.timeline
     const from = tl.lastRecordLsn
     let last: DecodedRecord | null = null
-    for (const rec of records) {
-      if (rec.endLsn <= from) continue
-      if (last !== null && WalIngest.readsBack(rec)) tl.finishRecords(last.endLsn, last.lsn)
-      const pending = this.ingest.ingest(rec)
-      if (pending) await pending
-      last = rec
+    try {
+      for (const rec of records) {
+        if (rec.endLsn <= from) continue
+        if (last !== null && WalIngest.readsBack(rec)) tl.finishRecords(last.endLsn, last.lsn)
+        const pending = this.ingest.ingest(rec)
+        if (pending) await pending
+        last = rec
+      }
+    } finally {
+      // Also when a record fails midway (a spill hitting a full disk): the records before it are in, and a
+      // retry resumes after them; without this it would re-put their values below their newest version.
+      if (last !== null && last.endLsn > tl.lastRecordLsn) tl.finishRecords(last.endLsn, last.lsn)
     }
-    if (last !== null) tl.finishRecords(last.endLsn, last.lsn)
     await this.afterBatch()
   }
 

@@ -127,17 +127,21 @@ export async function runRedoReplay(input: RedoReplayInput): Promise<RedoReplayR
   let evidence = false
   const it = reader.recordBatches()
   let walEnd: WalReadEnd | null = null
-  for (;;) {
-    if (input.signal?.aborted) break
-    const r = await it.next()
-    if (r.done) {
-      walEnd = r.value
-      break
+  try {
+    while (!input.signal?.aborted) {
+      const r = await it.next()
+      if (r.done) {
+        walEnd = r.value
+        break
+      }
+      for (const rec of r.value) {
+        if (!evidence && hintBitsEvidence(rec) !== null) evidence = true
+        collector.add(rec)
+      }
     }
-    for (const rec of r.value) {
-      if (!evidence && hintBitsEvidence(rec) !== null) evidence = true
-      collector.add(rec)
-    }
+  } finally {
+    // Left early (an abort, a failure): close the reader, its file and its hold on the CRC thread.
+    await it.return(undefined as never)
   }
   if (walEnd !== null && walEnd.endLsn < lsn && walEnd.reason !== 'end-lsn') {
     throw new NotFoundError('REPLAY_LSN_BEYOND_WAL', `the WAL ends at ${formatLsn(walEnd.endLsn)}, before the requested LSN ${formatLsn(lsn)}`, {

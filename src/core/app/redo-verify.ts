@@ -81,13 +81,18 @@ export async function runRedoVerify(input: RedoVerifyInput): Promise<RedoVerifyR
   try {
     async function* batches(): AsyncGenerator<DecodedRecord[]> {
       const it = reader.recordBatches()
-      for (;;) {
-        const r = await it.next()
-        if (r.done) {
-          walEnd = r.value
-          return
+      try {
+        for (;;) {
+          const r = await it.next()
+          if (r.done) {
+            walEnd = r.value
+            return
+          }
+          yield r.value
         }
-        yield r.value
+      } finally {
+        // Abandoned (an abort, a failure): close the reader, its file and its hold on the CRC thread.
+        await it.return(undefined as never)
       }
     }
     const result = await verifyWalRecords(batches(), {

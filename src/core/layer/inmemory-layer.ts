@@ -331,6 +331,11 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   // --- freeze and flush ---
 
+  /** True when a value was put at an LSN at or above `lsn`. */
+  hasPutsFrom(lsn: Lsn): boolean {
+    return this.maxLsnPut >= Number(lsn)
+  }
+
   /** Closes the layer to puts; `endLsn` (exclusive) must be above every LSN put. */
   freeze(endLsn: Lsn): void {
     assert(this.state === 'open', () => `freeze of a ${this.state} in-memory layer`)

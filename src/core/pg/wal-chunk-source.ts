@@ -14,7 +14,7 @@
  * The free list holds at most `WAL_CHUNK_POOL_MAX` chunks; a released chunk beyond that is dropped.
  */
 import { open, type FileHandle } from 'node:fs/promises'
-import { CorruptionError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
+import { CorruptionError, isNotFoundFsError, messageOf, NotFoundError, UnavailableError } from '../lib/errors.js'
 
 export interface WalChunkFile {
   readonly path: string
@@ -61,7 +61,15 @@ export class WalChunkSource {
     }
     const len = Math.min(this.opts.chunkBytes, this.opts.segmentSizeBytes - offset)
     const chunk = this.take(len)
-    const { bytesRead } = await this.open!.fh.read(chunk, 0, len, offset)
+    let bytesRead: number
+    try {
+      ;({ bytesRead } = await this.open!.fh.read(chunk, 0, len, offset))
+    } catch (e) {
+      throw new UnavailableError('WAL_READ_FAILED', `${this.open!.path}: reading ${len} bytes at offset ${offset} failed: ${messageOf(e)}`, {
+        hint: 'Check the file and the disk it is on.',
+        cause: e,
+      })
+    }
     if (bytesRead !== len) {
       throw new CorruptionError('WAL_SHORT_READ', `${this.open!.path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
         hint: 'The file was truncated while being read.',

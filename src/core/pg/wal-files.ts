@@ -27,7 +27,7 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { CorruptionError, isNotFoundFsError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
-import { WalChunkSource } from './wal-chunk-source.js'
+import { WalChunkSource, type WalChunk } from './wal-chunk-source.js'
 import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { WalCrcVerifier, type CrcCheck, type CrcMismatch } from './wal-crc-verifier.js'
 import { walCrcError, WalStreamDecoder } from './wal-decoder.js'
@@ -376,7 +376,13 @@ export class WalFileReader {
     let pending = source.read(BigInt(Math.floor(decodeFrom / segSize)), decodeFrom % segSize)
     try {
       for (;;) {
-        const got = await pending
+        let got: WalChunk
+        try {
+          got = await pending
+        } catch (e) {
+          yield* deliverHeld(0) // records before a read failure first (and an earlier CRC fault)
+          throw e
+        }
         if (got.kind === 'missing') {
           yield* deliverHeld(0)
           const segStart = Number(got.segno) * segSize
@@ -401,10 +407,18 @@ export class WalFileReader {
         decoder.feed(got.chunk)
         const batch: DecodedRecord[] = []
         const outcome = decodeChunk(decoder, win, batch)
+        const current: CheckedBatch = { records: batch, chunk: got.chunk, check: verifier === null ? null : verifier.check(batch) }
         let stop: WalReadEnd | null = null
         let failure: unknown = null
         if (outcome.kind === 'fault') {
-          const pageEnd = await this.classifyPageError(outcome.error, decoder, bySegno)
+          let pageEnd: { reason: WalEndReason; message: string } | null
+          try {
+            pageEnd = await this.classifyPageError(outcome.error, decoder, bySegno)
+          } catch (e) {
+            yield* deliverHeld(0)
+            yield* deliver(current)
+            throw e
+          }
           if (pageEnd === null) failure = outcome.error // hand out the records before the fault first
           else stop = ended(pageEnd.reason, lastEnd(), pageEnd.message)
         } else if (outcome.kind === 'wal-end') {
@@ -412,7 +426,6 @@ export class WalFileReader {
         } else if (outcome.kind === 'end-lsn' || (chunkEndLsn >= end && Number(decoder.position) >= end)) {
           stop = endLsnReached()
         }
-        const current: CheckedBatch = { records: batch, chunk: got.chunk, check: verifier === null ? null : verifier.check(batch) }
         if (failure !== null || stop !== null) {
           yield* deliverHeld(0)
           yield* deliver(current)

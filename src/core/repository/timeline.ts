@@ -94,6 +94,8 @@ interface FrozenEntry {
   /** last_record_lsn and prev_record_lsn when frozen: the metadata written once this entry is flushed. */
   lastRecordLsn: Lsn
   prevRecordLsn: Lsn | null
+  /** Its L0 is durable and in the layer map (a later metadata write failed: a retry writes only that). */
+  written?: boolean
 }
 
 export class Timeline {
@@ -307,10 +309,15 @@ export class Timeline {
   /**
    * Closes the open layer at last_record_lsn + 1 and queues it for flushing. Without an open layer, queues
    * a metadata-only step when last_record_lsn moved past what is durable (records that wrote no values).
+   * Does nothing while the open layer holds values of a record not finished (above last_record_lsn).
    */
   freeze(): void {
     const last = this.lastRecord
     if (this.open !== null) {
+      // A record that failed midway (say, a spill on a full disk) left values above last_record_lsn; they
+      // are replaced when the record is ingested again. Until then the open layer cannot close at
+      // last_record_lsn + 1, and stays open (its WAL is above disk_consistent_lsn, so nothing is lost).
+      if (this.open.hasPutsFrom(toLsn(last + 1n))) return
       this.open.freeze(toLsn(last + 1n))
       this.frozen.push({ layer: this.open, lastRecordLsn: last, prevRecordLsn: this.prevRecord })
       this.open = null
@@ -341,26 +348,29 @@ export class Timeline {
   private async flushFrozen(): Promise<void> {
     while (this.frozen.length > 0) {
       const f = this.frozen[0]!
-      if (f.layer !== null && f.layer.entryCount > 0) {
+      if (f.layer !== null && f.layer.entryCount > 0 && f.written !== true) {
         const layer = f.layer
         const job: L0FlushJob = { layer: layer.beginFlush(), dir: this.dir, tenantId: this.tenantId, timelineId: this.timelineId, noSync: this.opts.noSync }
-        let done: FinishedLayer
         try {
           // The file is durable under its name when this resolves (written, fsynced, renamed, dir fsynced).
-          done = this.opts.flushThread === 'inline' ? await writeL0(job) : await sharedFlushWorker().run(job)
+          const done: FinishedLayer = this.opts.flushThread === 'inline' ? await writeL0(job) : await sharedFlushWorker().run(job)
+          this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
         } catch (e) {
+          // Nothing was added: the layer takes puts of no one but stays readable, and a retry writes it again.
           layer.endFlush()
           throw e
         }
-        this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
+        f.written = true
       }
-      this.meta = {
+      const meta: TimelineMetadata = {
         ...this.meta,
         diskConsistentLsn: f.lastRecordLsn,
         lastRecordLsn: f.lastRecordLsn,
         prevRecordLsn: f.prevRecordLsn !== null && f.prevRecordLsn < f.lastRecordLsn ? f.prevRecordLsn : null,
       }
-      await writeMetadata(join(this.dir, METADATA_FILE), this.meta, { noSync: this.opts.noSync })
+      // disk_consistent_lsn advances here only once it is durable; a failed write is retried by the next flush.
+      await writeMetadata(join(this.dir, METADATA_FILE), meta, { noSync: this.opts.noSync })
+      this.meta = meta
       this.frozen.shift()
       f.layer?.delete()
       this.onDurable?.(f.lastRecordLsn)
@@ -369,9 +379,14 @@ export class Timeline {
 
   /** Replaces durable metadata fields that are not LSN progress (GC cutoff, WAL source, flags). */
   async updateMetadata(patch: Partial<Pick<TimelineMetadata, 'walSource' | 'latestGcCutoffLsn' | 'dataChecksums' | 'hintBitsLogged' | 'minReadableLsn'>>): Promise<void> {
-    await this.flushChain
-    this.meta = { ...this.meta, ...patch }
-    await writeMetadata(join(this.dir, METADATA_FILE), this.meta, { noSync: this.opts.noSync })
+    // In the flush chain: a flush and this write never interleave, so neither loses the other's fields.
+    const next = this.flushChain.then(async () => {
+      const meta = { ...this.meta, ...patch }
+      await writeMetadata(join(this.dir, METADATA_FILE), meta, { noSync: this.opts.noSync })
+      this.meta = meta
+    })
+    this.flushChain = next.catch(() => {})
+    return next
   }
 
   // --- read path ---

@@ -40,6 +40,7 @@ import type { BufferTag } from '../pg/reltag.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { trimRecords } from './record-trim.js'
+import { SKIP_RECORD_CRC_FLAG } from './worker-command.js'
 import { WorkerFailure, WorkerProcess, closedError, type RequestHandler, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
 
 export type { WalRedoLogger } from './worker-process.js'
@@ -167,6 +168,8 @@ const noopLogger: WalRedoLogger = () => {}
 export class WalRedoManager {
   private readonly opts: Required<Omit<WalRedoManagerOptions, 'cwd'>> & { cwd: string | undefined }
   private readonly env: Readonly<Record<string, string>>
+  /** The workers check record CRCs (no --skip-record-crc): trimming then keeps a damaged record as it is. */
+  private readonly workersCheckCrc: boolean
   private readonly workers = new Set<WorkerProcess>()
   /** Workers being stopped or killed, until their exit. */
   private readonly retiring = new Set<WorkerProcess>()
@@ -218,6 +221,7 @@ export class WalRedoManager {
       trimImages: options.trimImages ?? true,
     }
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
+    this.workersCheckCrc = !this.opts.command.includes(SKIP_RECORD_CRC_FLAG)
   }
 
   /** The 8192-byte page of `req.tag` after `req.records` on top of `req.base`. */
@@ -226,7 +230,7 @@ export class WalRedoManager {
     try {
       this.throwIfClosed()
       throwIfAborted(callOptions.signal)
-      const records = this.opts.trimImages ? trimRecords(req.records, req.tag) : req.records
+      const records = this.opts.trimImages ? trimRecords(req.records, req.tag, this.workersCheckCrc) : req.records
       chunks = encodeRedoRequestChunks(records === req.records ? req : { tag: req.tag, base: req.base, records })
     } catch (err) {
       return Promise.reject(err)

@@ -16,14 +16,18 @@
  */
 import type { BufferTag } from '../pg/reltag.js'
 import { foreignImageBytes, lengthKeepingImageOf, writeKeepingImageOf } from '../pg/wal-record-images.js'
-import { decodeRecord, type DecodedRecord } from '../pg/wal-record.js'
+import { decodeRecord, recordCrcIsValid, type DecodedRecord } from '../pg/wal-record.js'
 import type { RedoRecordInput } from './protocol.js'
 
 /** Records up to this size are sent as they are. */
 export const TRIM_MIN_RECORD_BYTES = 1024
 
-/** `raw` without the images of blocks other than `tag`'s, or null when it has none (or does not decode). */
-export function withoutForeignImages(raw: Buffer, tag: BufferTag): Buffer | null {
+/**
+ * `raw` without the images of blocks other than `tag`'s, or null when it has none (or does not decode).
+ * With `checkCrc`, a record whose CRC is wrong is left as it is: the rewrite computes a fresh CRC, which
+ * would hide the damage from a worker that checks records.
+ */
+export function withoutForeignImages(raw: Buffer, tag: BufferTag, checkCrc = false): Buffer | null {
   if (raw.length <= TRIM_MIN_RECORD_BYTES) return null
   let rec: DecodedRecord
   try {
@@ -32,17 +36,18 @@ export function withoutForeignImages(raw: Buffer, tag: BufferTag): Buffer | null
     return null
   }
   if (foreignImageBytes(rec, tag) === 0) return null
+  if (checkCrc && !recordCrcIsValid(raw)) return null
   const out = Buffer.allocUnsafe(lengthKeepingImageOf(rec, tag))
   writeKeepingImageOf(rec, tag, out)
   return out
 }
 
 /** The records of a request with foreign images cut out; the same array when nothing was cut. */
-export function trimRecords(records: readonly RedoRecordInput[], tag: BufferTag): readonly RedoRecordInput[] {
+export function trimRecords(records: readonly RedoRecordInput[], tag: BufferTag, checkCrc = false): readonly RedoRecordInput[] {
   let out: RedoRecordInput[] | null = null
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!
-    const trimmed = r.raw.length > TRIM_MIN_RECORD_BYTES ? withoutForeignImages(r.raw, tag) : null
+    const trimmed = r.raw.length > TRIM_MIN_RECORD_BYTES ? withoutForeignImages(r.raw, tag, checkCrc) : null
     if (trimmed === null) {
       if (out !== null) out.push(r)
       continue

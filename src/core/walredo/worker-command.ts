@@ -22,6 +22,8 @@ import { UsageError } from '../lib/errors.js'
  * while a pool of 4 workers cannot take more than ~2.5 GiB.
  */
 export const WORKER_HEAP_MAX_MB = 512
+/** The worker flag that turns off its record CRC check. */
+export const SKIP_RECORD_CRC_FLAG = '--skip-record-crc'
 const WORKER_HEAP_MIN_MB = 16
 
 export interface WorkerCommandOptions {
@@ -46,7 +48,7 @@ export function defaultWorkerCommand(opts: WorkerCommandOptions): string[] {
     })
   }
   const node = opts.nodePath ?? process.execPath
-  const flags = [...(opts.hintBitsLogged ? ['--hint-bits-logged'] : []), ...(opts.checkRecordCrc === false ? ['--skip-record-crc'] : [])]
+  const flags = [...(opts.hintBitsLogged ? ['--hint-bits-logged'] : []), ...(opts.checkRecordCrc === false ? [SKIP_RECORD_CRC_FLAG] : [])]
   const heap = `--max-old-space-size=${heapMaxMb}`
   if (import.meta.url.endsWith('.ts')) {
     const entry = fileURLToPath(new URL('./worker-main.ts', import.meta.url))

@@ -2,7 +2,7 @@
 // primary's own pg_wal ingested from files (several L0 flushes) serves every page as the primary has it;
 // a second run ingests nothing; a small memory ceiling cuts L0s of about the ceiling (ingest waits for the
 // flush instead of freezing a tiny layer per batch); WAL of another cluster is refused before any write.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -16,7 +16,10 @@ import { ingestWalFiles } from '../../../src/core/app/ingest-files.js'
 import { readerFor } from '../../../src/core/app/pages.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
 import { formatLsn, parseLsn } from '../../../src/core/pg/lsn.js'
-import { PageserverError } from '../../../src/core/lib/errors.js'
+import { PageserverError, UnavailableError } from '../../../src/core/lib/errors.js'
+import { WalIngest } from '../../../src/core/datadir/ingest.js'
+import { TimelineIngestDriver } from '../../../src/core/app/ingest-driver.js'
+import { WalFileReader } from '../../../src/core/pg/wal-files.js'
 
 const MiB = 1024 * 1024
 
@@ -98,6 +101,53 @@ describe('ingestWalFiles', () => {
     expect(sizes.length).toBeGreaterThan(2)
     // Every L0 but the final checkpoint's holds about a ceiling's worth (its index estimate aside).
     for (const s of sizes.slice(0, -1)) expect(s).toBeGreaterThan(ceiling / 2)
+  })
+
+  it('after a record fails midway through a batch, the same timeline resumes after the records already in and serves the primary pages', async () => {
+    const ctx = await ctxWith(['checkpoint_distance=1GiB'])
+    const { tenantId, timelineId } = await importNew(ctx)
+    await pg.sql('CREATE TABLE midway (id int primary key, v text); INSERT INTO midway SELECT g, md5(g::text) FROM generate_series(1, 5000) g;')
+    await pg.sql("UPDATE midway SET v = 'y' WHERE id % 3 = 0; CHECKPOINT;")
+    const at = await pg.insertLsn()
+    const db = Number(await pg.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
+    const cmp = await withRepository(
+      ctx,
+      async (repo) => {
+        const tenant = await repo.tenant(tenantId)
+        const tl = await tenant.timeline(timelineId)
+        const policy = { checkpointDistanceBytes: 1 << 30, checkpointTimeoutMs: 3_600_000, maxInMemoryLayersBytes: 256 * MiB }
+        const ingestFrom = async (driver: TimelineIngestDriver): Promise<void> => {
+          const wal = await WalFileReader.open([pg.walDir], { startLsn: tl.lastRecordLsn, endLsn: at })
+          for await (const batch of wal.recordBatches()) await driver.ingestRecords(batch)
+        }
+        // The 2,000th record throws after the records before it in its batch went in, as a spill on a full
+        // disk would; that batch writes many pages more than once. The server then retries on the same
+        // timeline from its last_record_lsn (a new receiver and driver).
+        const real = WalIngest.prototype.ingest
+        let calls = 0
+        const spy = vi.spyOn(WalIngest.prototype, 'ingest').mockImplementation(function (this: WalIngest, rec) {
+          if (++calls === 2000) throw new UnavailableError('TEST_DISK_FULL', 'no space left on device (test)')
+          return real.call(this, rec)
+        })
+        let failed: unknown
+        try {
+          failed = await ingestFrom(new TimelineIngestDriver(tl, readerFor(tenant, tl), policy)).catch((e: unknown) => e)
+        } finally {
+          spy.mockRestore()
+        }
+        expect((failed as PageserverError).code).toBe('TEST_DISK_FULL')
+        expect(tl.lastRecordLsn).toBeGreaterThan(0n)
+        tl.freeze() // a timer tick before the retry: must not trip over the failed record's values
+        await ingestFrom(new TimelineIngestDriver(tl, readerFor(tenant, tl), policy))
+        expect(tl.lastRecordLsn).toBe(at)
+        await tl.checkpoint()
+        return comparePages(pg, readerFor(tenant, tl), tl.lastRecordLsn, [{ spc: 1663, db }])
+      },
+      { lockFor: 'test' },
+    )
+    expect(cmp.blocks).toBeGreaterThan(50)
+    expect(cmp.sizeMismatches).toEqual([])
+    expect(cmp.mismatches.slice(0, 10)).toEqual([])
   })
 
   it('refuses WAL files of another cluster before writing anything', async () => {

@@ -19,8 +19,9 @@ import { XLOG_BLCKSZ } from '../../../src/core/pg/wal-page.js'
 const SEG = 16 * 1024 * 1024
 
 /** Reads everything, noting each record when it is handed out (reused buffers may not be kept). */
-async function digestAll(paths: string[], opts: WalReadOptions): Promise<{ keys: string[]; error: unknown; reader: WalFileReader }> {
+async function digestAll(paths: string[], opts: WalReadOptions, afterOpen?: () => void): Promise<{ keys: string[]; error: unknown; reader: WalFileReader }> {
   const reader = await WalFileReader.open(paths, opts)
+  afterOpen?.()
   const keys: string[] = []
   try {
     for await (const batch of reader.recordBatches()) {
@@ -156,6 +157,37 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
     for (const v of faultVariants) {
       const { error } = await digestAll([dir2], v.opts)
       expect(error, v.label).toMatchObject({ code: 'WAL_BAD_MAGIC' })
+    }
+  })
+
+  it('reports a damaged record before a later read failure, with the records before it', async () => {
+    // The last record whole on one page near the end of the second segment is damaged, and the third
+    // segment is cut short: its read fails while the damaged record's batch still waits for its check.
+    const spans = reference.map(span)
+    const seg2 = Math.floor(spans.find(([s]) => s >= SEG)![0] / SEG)
+    let k = -1
+    for (let i = 0; i < spans.length; i++) {
+      const [s, e] = spans[i]!
+      if (Math.floor(s / SEG) !== seg2 || Math.floor(e / SEG) !== seg2) continue
+      if (Math.floor(s / XLOG_BLCKSZ) === Math.floor((e - 1) / XLOG_BLCKSZ) && e - s > 40) k = i
+    }
+    expect(k).toBeGreaterThan(0)
+    const badLsn = spans[k]![0]
+    expect((seg2 + 1) * SEG - badLsn).toBeLessThan(1024 * 1024) // in the segment's last 1 MiB read
+    const dir = damagedCopy([{ lsn: badLsn + 30, mutate: (seg, off) => void (seg[off] ^= 0x40) }])
+    const next = join(dir, segs.find((name) => parseInt(name.slice(16), 16) === seg2 + 1)!)
+    const saved = readFileSync(next)
+    for (const v of faultVariants) {
+      writeFileSync(next, saved)
+      // Opened while whole (the reader checks sizes when it opens); then the file becomes a directory,
+      // whose read fails.
+      const { keys, error } = await digestAll([dir], v.opts, () => {
+        rmSync(next)
+        mkdirSync(next)
+      })
+      rmSync(next, { recursive: true })
+      expect(error, v.label).toMatchObject({ code: 'WAL_BAD_CRC', details: { lsn: formatLsn(BigInt(badLsn)) } })
+      expect(keys, v.label).toEqual(reference.slice(0, k))
     }
   })
 

@@ -5,9 +5,10 @@
 // and after a reload; puts encoded in place read back as encodeValue's; the worker and inline flushes
 // write the same files.
 import { describe, expect, it } from 'vitest'
-import { readFileSync, readdirSync, renameSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { Timeline, type TimelineOptions } from '../../../src/core/repository/timeline.js'
+import { METADATA_FILE, Timeline, type TimelineOptions } from '../../../src/core/repository/timeline.js'
+import { TEMP_SUFFIX } from '../../../src/core/storage/durable-file.js'
 import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 import { generateTenantId, generateTimelineId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
@@ -117,6 +118,38 @@ describe('Timeline flush through the worker thread', () => {
     expect(tl.frozenLayerCount).toBe(0)
     expect(snapshot(tl, 20, end)).toEqual(before)
     await tl.close()
+  })
+
+  it('a metadata write failing after the L0 is durable advances nothing; a retry writes only the metadata', async () => {
+    const dir = newDir()
+    const tl = await create(dir)
+    const end = ingest(tl, 0x100, 100, 2, 20)
+    const before = snapshot(tl, 20, end)
+    tl.freeze()
+    // A directory where the metadata's temporary file goes: the L0 is written, the metadata write fails.
+    const blocker = join(dir, `${METADATA_FILE}${TEMP_SUFFIX}`)
+    mkdirSync(blocker)
+    const err = await tl.flush().catch((e: unknown) => e)
+    expect(err).toMatchObject({ kind: 'unavailable' })
+    expect(tl.diskConsistentLsn).toBe(lsn(0x100))
+    expect(tl.frozenLayerCount).toBe(1)
+    expect(tl.layerFiles().length).toBe(1)
+    expect(snapshot(tl, 20, end)).toEqual(before)
+    rmdirSync(blocker)
+    await tl.flush()
+    expect(tl.diskConsistentLsn).toBe(lsn(end))
+    expect(tl.frozenLayerCount).toBe(0)
+    expect(tl.layerFiles().length).toBe(1) // not written twice
+    expect(snapshot(tl, 20, end)).toEqual(before)
+    // Later layers flush as usual.
+    const end2 = ingest(tl, end, 10, 2, 20)
+    await tl.checkpoint()
+    expect(tl.diskConsistentLsn).toBe(lsn(end2))
+    await tl.close()
+    const again = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, { noSync: true, waitLsnTimeoutMs: 2000 })
+    expect(again.diskConsistentLsn).toBe(lsn(end2))
+    expect(snapshot(again, 20, end)).toEqual(before)
+    await again.close()
   })
 
   it('with a slab budget far below the data, spills to ephemeral files and reads everything back', async () => {

@@ -165,4 +165,15 @@ describe('withoutForeignImages', () => {
     const none = [records[0]!, records[2]!]
     expect(trimRecords(none, tagOf(REL_A, 7))).toBe(none)
   })
+
+  it('leaves a record with a wrong CRC as it is when asked to check (workers that check CRCs see the damage)', () => {
+    const damaged = build([{ id: 0, rel: REL_A, fork: 0, blkno: 8, image: holed(2) }, { id: 1, rel: REL_A, fork: 0, blkno: 7, data: pattern(30, 1) }], pattern(8, 3))
+    damaged[damaged.length - 1]! ^= 1 // main data: the record still decodes
+    expect(recordCrcIsValid(damaged)).toBe(false)
+    expect(withoutForeignImages(damaged, tagOf(REL_A, 7), true)).toBeNull()
+    const records = [{ endLsn: lsn(0x20n), raw: damaged }]
+    expect(trimRecords(records, tagOf(REL_A, 7), true)).toBe(records)
+    // Without the check (workers that skip CRCs get CRC-checked input), it is rewritten with a fresh CRC.
+    expect(recordCrcIsValid(withoutForeignImages(damaged, tagOf(REL_A, 7))!)).toBe(true)
+  })
 })
