@@ -18,6 +18,8 @@ import { EPHEMERAL_FILE_PREFIX } from './layer-name.js'
 export class SpillFile {
   private fd = -1
   private bytes = 0
+  /** The file exists (made by the first append, even if that append then failed). */
+  private created = false
 
   constructor(readonly path: string) {}
 
@@ -31,6 +33,7 @@ export class SpillFile {
     if (this.fd < 0) {
       try {
         this.fd = openSync(this.path, 'wx+')
+        this.created = true
       } catch (err) {
         throw ioFailed('creating', this.path, err)
       }
@@ -64,7 +67,7 @@ export class SpillFile {
   /** Closes and removes the file, if it was ever created. Idempotent. */
   delete(): void {
     this.close()
-    if (this.bytes === 0) return
+    if (!this.created) return
     try {
       rmSync(this.path, { force: true })
     } catch (err) {

@@ -128,6 +128,8 @@ export class SlabPool {
   take(minBytes: number, requester: SlabOwner | null): SharedArrayBuffer {
     const size = Math.max(minBytes, this.slabBytes)
     if (this.prefault !== null) this.prefaultAhead()
+    // Owners that had nothing to spill this time (an open layer whose only resident slab is the one it fills).
+    let tried: Set<SlabOwner> | null = null
     for (;;) {
       if (size === this.slabBytes && this.free.length > 0) {
         this.stats.reused++
@@ -140,11 +142,12 @@ export class SlabPool {
         this.free.pop()
         continue
       }
-      const victim = this.pickVictim(requester)
-      if (victim === null || !victim.spillOne()) {
+      const victim = this.pickVictim(requester, tried)
+      if (victim === null) {
         this.stats.overBudget++
         break
       }
+      if (!victim.spillOne()) (tried ??= new Set()).add(victim)
     }
     this.stats.allocated++
     this.resident += size
@@ -222,11 +225,12 @@ export class SlabPool {
     return n
   }
 
-  private pickVictim(requester: SlabOwner | null): SlabOwner | null {
+  private pickVictim(requester: SlabOwner | null, tried: ReadonlySet<SlabOwner> | null): SlabOwner | null {
     let best: SlabOwner | null = null
     let bestRank = SPILL_RANK.none as number
     let bestBytes = 0
     for (const o of this.owners) {
+      if (tried?.has(o)) continue
       const rank = o.spillRank()
       if (rank === SPILL_RANK.none) continue
       const bytes = o.residentSlabBytes()

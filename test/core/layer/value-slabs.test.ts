@@ -1,5 +1,6 @@
 // SlabPool: freed slabs are reused (no new allocation) within the budget; at the budget the pool spills
-// owners' slabs in rank order (frozen waiting, then open, the requester last, largest first), skips owners
+// owners' slabs in rank order (frozen waiting, then open, the requester last, largest first; the next one when the
+// chosen owner has nothing it can spill), skips owners
 // that must not spill, and allocates over budget (counted) only when nothing can be spilled; slabs larger
 // than the slab size are never pooled; a prefault source keeps free slabs ahead of need within the budget
 // and is dropped when it fails; bad options are refused.
@@ -43,6 +44,21 @@ class FakeOwner implements SlabOwner {
 }
 
 describe('slab pool', () => {
+  it('asks the next owner when the chosen one has nothing it can spill', () => {
+    const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 4 * 1024 })
+    const big = new FakeOwner(pool, SPILL_RANK.open)
+    const small = new FakeOwner(pool, SPILL_RANK.open)
+    for (let i = 0; i < 3; i++) big.take()
+    small.take()
+    // The largest owner is picked first, but all it holds is the slab it is filling.
+    big.spillOne = () => false
+    const requester = new FakeOwner(pool, SPILL_RANK.open)
+    requester.take()
+    expect(small.spills).toBe(1)
+    expect(pool.stats.overBudget).toBe(0)
+    expect(pool.residentBytes).toBeLessThanOrEqual(4 * 1024)
+  })
+
   it('reuses freed slabs instead of allocating', () => {
     const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 8 * 1024 })
     const a = new FakeOwner(pool, SPILL_RANK.open)
