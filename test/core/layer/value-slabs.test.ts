@@ -1,7 +1,7 @@
 // SlabPool: freed slabs are reused (no new allocation) within the budget; at the budget the pool spills
-// owners' slabs in rank order (frozen waiting, then open, the requester last, largest first; the next one when the
-// chosen owner has nothing it can spill), skips owners
-// that must not spill, and allocates over budget (counted) only when nothing can be spilled; slabs larger
+// owners' slabs in rank order (frozen waiting, then open, the requester last, largest first; the next one
+// when the chosen owner has nothing it can spill), skips owners that must not spill, and allocates over
+// budget (counted) only when nothing can be spilled; slabs larger
 // than the slab size are never pooled; a prefault source keeps free slabs ahead of need within the budget
 // and is dropped when it fails; bad options are refused.
 import { describe, expect, it } from 'vitest'
