@@ -72,8 +72,8 @@ export class PageCache extends ClockCache<Key, Entry> {
 
   /**
    * Offers the page served for `key` at `readLsn`, built from the image written at `versionLsn` with
-   * nothing newer up to readLsn. If admitted, `page` itself is kept: the caller must not change it
-   * afterwards.
+   * nothing newer up to readLsn. If admitted, a copy is kept: `page` may be a view of a larger read
+   * buffer, which a cached view would keep alive whole.
    */
   offer(space: PageCacheSpace, key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer): void {
     if (readLsn > space.oracle.lastRecordLsn) return
@@ -87,7 +87,9 @@ export class PageCache extends ClockCache<Key, Entry> {
     } else if (!this.admit(space, key)) {
       return
     }
-    this.insert({ space, key, bytes, page, versionLsn, knownUpToLsn: readLsn, referenced: false })
+    const copy = Buffer.allocUnsafeSlow(page.length)
+    page.copy(copy)
+    this.insert({ space, key, bytes, page: copy, versionLsn, knownUpToLsn: readLsn, referenced: false })
   }
 }
 

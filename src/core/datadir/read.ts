@@ -75,7 +75,10 @@ export class DatadirReader {
     private readonly opts: ReadOptions,
   ) {
     const cache = opts.pageCache === undefined ? sharedPageCache : opts.pageCache
-    this.pages = cache === null ? null : cache.space(timeline)
+    const pages = cache === null ? null : cache.space(timeline)
+    this.pages = pages
+    // The timeline's pages leave the shared cache with it (and no longer keep it reachable).
+    if (pages !== null) timeline.onClose(() => cache!.drop(pages))
   }
 
   databases(lsn: Lsn): DbDirEntry[] {

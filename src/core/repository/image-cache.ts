@@ -11,9 +11,9 @@
  * read above knownUpToLsn may *extend* the entry only after the timeline checked that no version arrived in
  * between (Timeline.getImageCached does that against its in-memory layers); otherwise it reads the layers.
  *
- * Bounds: at most IMAGE_CACHE_ENTRIES_MAX entries and IMAGE_CACHE_BYTES_MAX value bytes; values above
- * IMAGE_CACHE_VALUE_BYTES_MAX are not cached (a huge relation directory is read each time). Eviction is
- * oldest-inserted first. Cached values are private copies, shared by every caller: read-only.
+ * Bounds: at most IMAGE_CACHE_ENTRIES_MAX entries and IMAGE_CACHE_BYTES_MAX bytes (values plus
+ * IMAGE_CACHE_ENTRY_OVERHEAD_BYTES each); values above IMAGE_CACHE_VALUE_BYTES_MAX are not cached (a huge
+ * relation directory is read each time). Eviction is oldest-inserted first. Cached values are private copies, shared by every caller: read-only.
  */
 import type { Key } from '../model/key.js'
 import type { Lsn } from '../pg/lsn.js'
@@ -21,6 +21,8 @@ import type { Lsn } from '../pg/lsn.js'
 export const IMAGE_CACHE_ENTRIES_MAX = 65_536
 export const IMAGE_CACHE_BYTES_MAX = 32 * 1024 * 1024
 export const IMAGE_CACHE_VALUE_BYTES_MAX = 1024 * 1024
+/** Counted per entry besides its value (the entry, its key and map slot), so tiny values cannot exceed the bound. */
+export const IMAGE_CACHE_ENTRY_OVERHEAD_BYTES = 128
 
 export interface ImageCacheEntry {
   /** The value (read-only, shared), or null: no version at or below knownUpToLsn. */
@@ -46,6 +48,7 @@ export class ImageCache {
     return this.map.size
   }
 
+  /** Bytes counted against the bound: values plus the per-entry overhead. */
   get valueBytes(): number {
     return this.bytes
   }
@@ -56,13 +59,20 @@ export class ImageCache {
 
   /** Stores (a copy of) `value` as the newest version of `key` up to `knownUpToLsn`; returns the cached copy. */
   set(key: Key, value: Buffer | null, versionLsn: Lsn, knownUpToLsn: Lsn): Buffer | null {
-    const size = value?.length ?? 0
+    const valueBytes = value?.length ?? 0
+    const size = valueBytes + IMAGE_CACHE_ENTRY_OVERHEAD_BYTES
     this.delete(key)
-    if (size > IMAGE_CACHE_VALUE_BYTES_MAX || size > this.bytesMax) return value
+    if (valueBytes > IMAGE_CACHE_VALUE_BYTES_MAX || size > this.bytesMax) return value
     while (this.map.size > 0 && (this.map.size >= this.entriesMax || this.bytes + size > this.bytesMax)) {
       this.delete(this.map.keys().next().value as Key)
     }
-    const copy = value === null ? null : Buffer.from(value)
+    // A copy of its own: a slice of Node's shared pool (Buffer.from of a small value) would keep 8 KiB of
+    // the pool alive per entry, and a view of a read buffer the whole buffer.
+    let copy: Buffer | null = null
+    if (value !== null) {
+      copy = Buffer.allocUnsafeSlow(valueBytes)
+      value.copy(copy)
+    }
     this.map.set(key, { value: copy, versionLsn, knownUpToLsn })
     this.bytes += size
     return copy
@@ -71,7 +81,7 @@ export class ImageCache {
   delete(key: Key): void {
     const e = this.map.get(key)
     if (e === undefined) return
-    this.bytes -= e.value?.length ?? 0
+    this.bytes -= (e.value?.length ?? 0) + IMAGE_CACHE_ENTRY_OVERHEAD_BYTES
     this.map.delete(key)
   }
 

@@ -116,6 +116,8 @@ export class Timeline {
   onDurable: ((lsn: Lsn) => void) | null = null
   /** Read path: the last version read of hot image-only keys (see getImageCached). */
   private readonly imageCache = new ImageCache()
+  /** Run by close(). */
+  private readonly closeHooks = new Set<() => void>()
   /** Read path: scratch of unchangedBetween. */
   private readonly versionScratch: LsnValue[] = []
 
@@ -553,7 +555,15 @@ export class Timeline {
     this.frozen.length = 0
     if (this.opts.slabPool === undefined) this.slabPool.trim()
     this.imageCache.clear()
+    for (const hook of this.closeHooks) hook()
+    this.closeHooks.clear()
     for (const e of this.layers.layers()) e.handle.close()
+  }
+
+  /** Runs `hook` when the timeline closes (readers drop what they cache for it). */
+  onClose(hook: () => void): void {
+    if (this.closed) hook()
+    else this.closeHooks.add(hook)
   }
 }
 

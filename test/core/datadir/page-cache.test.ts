@@ -37,13 +37,16 @@ describe('PageCache', () => {
     s.offer(K(1), lsn(0x100), lsn(0x200), page)
     expect(s.get(K(1), lsn(0x200))).toBeNull()
     s.offer(K(1), lsn(0x100), lsn(0x200), page)
-    expect(s.get(K(1), lsn(0x200))).toBe(page) // the same buffer: read-only
-    expect(s.get(K(1), lsn(0x100))).toBe(page)
+    const cached = s.get(K(1), lsn(0x200))!
+    expect(cached).toEqual(page)
+    expect(cached).not.toBe(page) // a copy of its own, not a view that keeps a larger read buffer alive
+    expect(cached.buffer.byteLength).toBe(8192)
+    expect(s.get(K(1), lsn(0x100))).toEqual(page)
     expect(s.get(K(1), lsn(0xff))).toBeNull() // below the version
     expect(o.asked).toBe(0)
-    expect(s.get(K(1), lsn(0x300))).toBe(page) // extended: the oracle says nothing changed
+    expect(s.get(K(1), lsn(0x300))).toEqual(page) // extended: the oracle says nothing changed
     expect(o.asked).toBe(1)
-    expect(s.get(K(1), lsn(0x250))).toBe(page) // now known up to 0x300
+    expect(s.get(K(1), lsn(0x250))).toEqual(page) // now known up to 0x300
     expect(o.asked).toBe(1)
     o.unchanged = false
     expect(s.get(K(1), lsn(0x400))).toBeNull()
@@ -51,14 +54,14 @@ describe('PageCache', () => {
     // A newer read replaces the entry at once; an older one does not.
     const newer = Buffer.alloc(8192, 2)
     s.offer(K(1), lsn(0x380), lsn(0x400), newer)
-    expect(s.get(K(1), lsn(0x400))).toBe(newer)
+    expect(s.get(K(1), lsn(0x400))).toEqual(newer)
     s.offer(K(1), lsn(0x100), lsn(0x200), page)
-    expect(s.get(K(1), lsn(0x390))).toBe(newer)
+    expect(s.get(K(1), lsn(0x390))).toEqual(newer)
     expect(s.get(K(1), lsn(0x200))).toBeNull()
     c.bypass = true
     expect(s.get(K(1), lsn(0x400))).toBeNull()
     c.bypass = false
-    expect(s.get(K(1), lsn(0x400))).toBe(newer)
+    expect(s.get(K(1), lsn(0x400))).toEqual(newer)
     c.drop(s)
     expect(c.entries + c.sizeBytes).toBe(0)
   })
@@ -139,8 +142,12 @@ describe('DatadirReader with a page cache', () => {
       }
       expect(compared).toBe(300 * 3 * BLOCKS)
       expect(cache.hits).toBeGreaterThan(1000)
+      expect(cache.entries).toBeGreaterThan(0)
     } finally {
       await tl.close()
     }
+    // The timeline's pages leave the cache with it.
+    expect(cache.entries).toBe(0)
+    expect(cache.sizeBytes).toBe(0)
   })
 })

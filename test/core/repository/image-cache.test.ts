@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { ImageCache, IMAGE_CACHE_VALUE_BYTES_MAX } from '../../../src/core/repository/image-cache.js'
+import { ImageCache, IMAGE_CACHE_ENTRY_OVERHEAD_BYTES, IMAGE_CACHE_VALUE_BYTES_MAX } from '../../../src/core/repository/image-cache.js'
 import { Timeline } from '../../../src/core/repository/timeline.js'
 import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
@@ -27,7 +27,8 @@ const text = (b: Buffer | null) => (b === null ? null : b.toString())
 
 describe('ImageCache', () => {
   it('keeps private copies, bounded by entries and bytes, oldest dropped first', () => {
-    const c = new ImageCache(3, 100)
+    const O = IMAGE_CACHE_ENTRY_OVERHEAD_BYTES
+    const c = new ImageCache(3, 3 * O + 100)
     const v = Buffer.from('abc')
     const stored = c.set(k(1), v, lsn(5), lsn(9))
     v[0] = 0x7a
@@ -38,10 +39,12 @@ describe('ImageCache', () => {
     c.set(k(4), Buffer.alloc(10), lsn(1), lsn(9)) // 4 entries > 3: k(1) goes
     expect(c.get(k(1))).toBeUndefined()
     expect(c.size).toBe(3)
-    c.set(k(5), Buffer.alloc(95), lsn(1), lsn(9)) // bytes: 10 + 10 + 95 > 100: the oldest go until it fits
-    expect(c.valueBytes).toBeLessThanOrEqual(100)
+    // Values plus the per-entry overhead: with 95 more bytes, k(2) (no value) and k(3) go.
+    c.set(k(5), Buffer.alloc(95), lsn(1), lsn(9))
+    expect(c.valueBytes).toBeLessThanOrEqual(3 * O + 100)
+    expect(c.size).toBe(2)
     expect(c.get(k(5))!.value!.length).toBe(95)
-    expect(c.set(k(6), Buffer.alloc(101), lsn(1), lsn(9))!.length).toBe(101) // too big: returned, not kept
+    expect(c.set(k(6), Buffer.alloc(2 * O + 101), lsn(1), lsn(9))!.length).toBe(2 * O + 101) // too big: returned, not kept
     expect(c.get(k(6))).toBeUndefined()
     const big = new ImageCache()
     big.set(k(7), Buffer.alloc(IMAGE_CACHE_VALUE_BYTES_MAX + 1), lsn(1), lsn(2))
