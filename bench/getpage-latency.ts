@@ -33,7 +33,7 @@ import { sharedPageCache } from '../src/core/datadir/page-cache.js'
 import { sharedValueCache } from '../src/core/layer/value-cache.js'
 import { maskForCompare } from '../test/support/page-compare.js'
 import { ensureIngestData } from './support/ingest-data.js'
-import { formatTable, median, percentile, round } from './support/stats.js'
+import { formatTable, median, percentile, round, shuffled } from './support/stats.js'
 
 const RUNS = Number(process.env.GETPAGE_LAT_RUNS ?? 3)
 const PAGES = Number(process.env.GETPAGE_LAT_PAGES ?? 400)
@@ -80,16 +80,6 @@ function statsOf(latUs: number[], wallS: number): RunStats {
   return { p50Us: median(latUs), p99Us: percentile(latUs, 0.99), requestsPerS: latUs.length / wallS }
 }
 
-function shuffled<T>(xs: readonly T[], seed: number): T[] {
-  const out = [...xs]
-  let s = seed >>> 0
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    const j = s % (i + 1)
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
 
 /** Runs `job` over `items` with at most `inFlight` at once; per-item latency in µs. */
 async function timed<T>(items: readonly T[], inFlight: number, job: (t: T) => Promise<unknown>): Promise<RunStats> {

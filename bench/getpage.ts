@@ -60,7 +60,7 @@ import { ensureGetpageData, CHAIN_ROUNDS } from './support/getpage-data.js'
 import { FIXED_REL, FIXED_TENANT, FIXED_TIMELINE, REQ_FRAME, RESP_FRAME, SERVER_SCRIPT, type ServeArgs, type ServerInfo } from './support/getpage-server.js'
 import { bindExecuteSync, decodeHexBytea, PgRawPageClient, simpleQuery } from './support/pg-raw-page-client.js'
 import { pidsCpuSeconds, treeCpuSeconds } from './support/proc-tree.js'
-import { formatTable, median, round } from './support/stats.js'
+import { formatTable, median, round, shuffled } from './support/stats.js'
 
 const RUNS = Number(process.env.GETPAGE_BENCH_RUNS ?? 5)
 const REQUESTS = Number(process.env.GETPAGE_BENCH_REQUESTS ?? 10_000)
@@ -149,16 +149,6 @@ async function runCase(requests: number, conns: number, depth: number, one: (con
   }
 }
 
-function shuffled(n: number, seed: number): number[] {
-  const out = Array.from({ length: n }, (_, i) => i)
-  let s = seed >>> 0
-  for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
-    const j = s % (i + 1)
-    ;[out[i], out[j]] = [out[j]!, out[i]!]
-  }
-  return out
-}
 
 /** One system under test, connected for one case. */
 interface Connected {
@@ -194,8 +184,8 @@ async function main(): Promise<void> {
   const f = data.facts
   const img: RelTag = { spcNode: 1663, dbNode: f.dbNode, relNode: f.imgRelNode, forkNum: 0 }
   const chain: RelTag = { spcNode: 1663, dbNode: f.dbNode, relNode: f.chainRelNode, forkNum: 0 }
-  const imgOrder = shuffled(f.imgPages, 1)
-  const chainOrder = shuffled(f.chainPages, 2)
+  const imgOrder = shuffled(Array.from({ length: f.imgPages }, (_, i) => i), 1)
+  const chainOrder = shuffled(Array.from({ length: f.chainPages }, (_, i) => i), 2)
 
   const scratch = mkdtempSync(join(tmpdir(), 'ps-getpage-bench-'))
   chmodSync(scratch, 0o755)

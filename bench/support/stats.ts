@@ -20,6 +20,18 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(s.length * p))]!
 }
 
+/** A copy of `xs` in a seeded pseudo-random order (the same order for the same seed). */
+export function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const out = [...xs]
+  let s = seed >>> 0
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    const j = s % (i + 1)
+    ;[out[i], out[j]] = [out[j]!, out[i]!]
+  }
+  return out
+}
+
 export function round(x: number, digits = 2): number {
   const f = 10 ** digits
   return Math.round(x * f) / f
