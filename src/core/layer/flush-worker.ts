@@ -115,13 +115,13 @@ export class FlushWorker {
     })
   }
 
-  /** Stops the worker; pending jobs fail. */
+  /** Stops the worker; pending jobs fail once the thread is gone (it no longer reads their slabs). */
   async close(): Promise<void> {
     const w = this.worker
     if (w === null) return
     this.worker = null
-    this.failAll(new UnavailableError('FLUSH_WORKER_STOPPED', 'the flush worker was stopped', { hint: 'Retry the flush.' }))
     await w.terminate()
+    this.failAll(new UnavailableError('FLUSH_WORKER_STOPPED', 'the flush worker was stopped', { hint: 'Retry the flush.' }))
   }
 
   private start(): Worker {
