@@ -26,8 +26,8 @@ export interface ClockEntry<K> {
 /** The entries of one group, by key. */
 export class ClockSpace<K, E extends ClockEntry<K>> {
   readonly map = new Map<K, E>()
-  /** Keys offered once and not yet cached (members of the cache's ghost ring). */
-  readonly ghosts = new Set<K>()
+  /** Keys offered once and not yet cached, with their slot in the cache's ghost ring. */
+  readonly ghosts = new Map<K, number>()
 }
 
 export class ClockCache<K, E extends ClockEntry<K>> {
@@ -90,11 +90,17 @@ export class ClockCache<K, E extends ClockEntry<K>> {
   admit(space: ClockSpace<K, E>, key: K): boolean {
     if (space.ghosts.delete(key)) return true
     const i = this.ghostNext
-    this.ghostSpaces[i]?.ghosts.delete(this.ghostKeys[i]!)
+    // The slot's previous key leaves the ring, unless it was admitted and offered once again since (its
+    // ghost then lives in a newer slot).
+    const old = this.ghostSpaces[i]
+    if (old != null) {
+      const oldKey = this.ghostKeys[i]!
+      if (old.ghosts.get(oldKey) === i) old.ghosts.delete(oldKey)
+    }
     this.ghostSpaces[i] = space
     this.ghostKeys[i] = key
     this.ghostNext = i + 1 === this.ghostKeys.length ? 0 : i + 1
-    space.ghosts.add(key)
+    space.ghosts.set(key, i)
     return false
   }
 
