@@ -10,96 +10,20 @@
  *
  * Run: npm run bench -- bench/redo-heap.ts   (env: HEAP_BENCH_RUNS=7, HEAP_BENCH_TYPES=Heap/INSERT,...)
  */
-import { PgCluster } from '../test/support/pg-cluster.js'
-import { readWalRecords } from '../test/support/wal-verify.js'
-import { restoreBlockImage, XLR_CHECK_CONSISTENCY } from '../src/core/pg/wal-record.js'
 import { RM } from '../src/core/pg/rmgr.js'
-import type { BufferTag } from '../src/core/pg/reltag.js'
-import { pageSetLsn } from '../src/core/redo/page/page.js'
 import { recordLabel } from '../src/core/redo/rmgr-redo.js'
-import { redoBlock, type RedoRecord } from '../src/core/redo/engine.js'
+import { runRedoCaseBench } from './support/redo-cases.js'
 
-const runs = Number(process.env.HEAP_BENCH_RUNS ?? 7)
-/** Optional comma-separated record types to time, e.g. "Heap2/MULTI_INSERT+INIT". */
-const onlyTypes = process.env.HEAP_BENCH_TYPES?.split(',')
-/** Cases kept per record type: enough for stable medians, bounded memory. */
-const casesPerTypeMax = 5000
-
-interface Case {
-  tag: BufferTag
-  base: Buffer
-  rec: RedoRecord
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
-async function collect(): Promise<Map<string, Case[]>> {
-  const pg = await PgCluster.start({ walConsistencyChecking: 'all', name: 'bench-heap' })
-  try {
-    const start = await pg.insertLsn()
+await runRedoCaseBench({
+  name: 'redo-heap',
+  runs: Number(process.env.HEAP_BENCH_RUNS ?? 7),
+  async workload(pg) {
     await pg.pgbench(['-i', '-s', '2', '--foreign-keys', '-q'])
     await pg.pgbench(['-c', '2', '-j', '2', '-t', '2000', '-n'])
     await pg.sql('VACUUM pgbench_accounts, pgbench_history, pgbench_tellers, pgbench_branches')
-    const end = await pg.insertLsn()
-    await pg.switchWal()
-    const records = readWalRecords(pg.walDir, pg.walSegments(), start, end)
-    const last = new Map<string, Buffer>()
-    const byType = new Map<string, Case[]>()
-    for (const rec of records) {
-      for (const b of rec.blocks) {
-        if (!b.hasImage) continue
-        const key = `${b.rel.relNode}/${b.forkNum}/${b.blkno}`
-        const image = restoreBlockImage(rec, b, Buffer.alloc(8192))
-        const prev = last.get(key)
-        const checking = (rec.xl_info & XLR_CHECK_CONSISTENCY) !== 0
-        if ((rec.xl_rmid === RM.HEAP || rec.xl_rmid === RM.HEAP2) && checking && !b.applyImage && (prev !== undefined || b.willInit)) {
-          const label = recordLabel(rec)
-          const list = byType.get(label) ?? []
-          if (list.length < casesPerTypeMax) {
-            list.push({ tag: { ...b.rel, forkNum: b.forkNum, blkno: b.blkno }, base: prev ?? Buffer.alloc(8192), rec: { endLsn: rec.endLsn, raw: rec.raw } })
-          }
-          byType.set(label, list)
-        }
-        pageSetLsn(image, rec.endLsn)
-        last.set(key, image)
-      }
-    }
-    return byType
-  } finally {
-    await pg.destroy()
-  }
-}
-
-function timePerCase(cases: Case[], fn: (c: Case) => void): number {
-  for (const c of cases) fn(c) // warm-up
-  const samples: number[] = []
-  for (let r = 0; r < runs; r++) {
-    const t0 = process.hrtime.bigint()
-    for (const c of cases) fn(c)
-    samples.push(Number(process.hrtime.bigint() - t0) / cases.length)
-  }
-  return median(samples)
-}
-
-const byType = await collect()
-const opts = { hintBitsLogged: false }
-let sink = 0
-const rows: Array<{ type: string; cases: number; copyNs: number; redoNs: number; ratio: number }> = []
-for (const [type, cases] of [...byType.entries()].sort()) {
-  if (onlyTypes && !onlyTypes.includes(type)) continue
-  const copyNs = timePerCase(cases, (c) => {
-    sink ^= Buffer.from(c.base)[100]!
-  })
-  const redoNs = timePerCase(cases, (c) => {
-    sink ^= redoBlock(c.tag, c.base, [c.rec], opts)[100]!
-  })
-  rows.push({ type, cases: cases.length, copyNs: Math.round(copyNs), redoNs: Math.round(redoNs), ratio: Number((redoNs / copyNs).toFixed(2)) })
-}
-console.log(JSON.stringify({ bench: 'redo-heap', runs, rows, sink: sink & 1 }, null, 1))
-console.log('\ntype                         cases   page copy ns   redo ns   redo / copy')
-for (const r of rows) {
-  console.log(`${r.type.padEnd(28)} ${String(r.cases).padStart(5)} ${String(r.copyNs).padStart(14)} ${String(r.redoNs).padStart(9)} ${String(r.ratio).padStart(13)}`)
-}
+  },
+  groupOf: (rec) => (rec.xl_rmid === RM.HEAP || rec.xl_rmid === RM.HEAP2 ? recordLabel(rec) : null),
+  // Optional comma-separated record types to time, e.g. "Heap2/MULTI_INSERT+INIT".
+  only: process.env.HEAP_BENCH_TYPES?.split(','),
+  labelWidth: 28,
+})
