@@ -40,6 +40,16 @@ export async function startProgress(text: string, jsonMode: boolean): Promise<Pr
   }
 }
 
+/** Runs `fn` with a spinner (startProgress) that is stopped when it ends, whether it returns or throws. */
+export async function withProgress<T>(text: string, jsonMode: boolean, fn: (progress: Progress) => Promise<T>): Promise<T> {
+  const progress = await startProgress(text, jsonMode)
+  try {
+    return await fn(progress)
+  } finally {
+    progress.stop()
+  }
+}
+
 /** A plain table as a string (no colours), for stdout. */
 export async function renderTable(head: string[], rows: Array<Array<string | number>>): Promise<string> {
   const { default: Table } = await import('cli-table3')

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
-import { startProgress } from '../../cli/render.js'
+import { withProgress } from '../../cli/render.js'
 import { timelineLine } from '../../cli/timeline-render.js'
 import { bootstrapTimeline, type TimelineInfo } from '../../core/app/timelines.js'
 
@@ -19,10 +19,9 @@ export default class TimelineCreate extends BaseCommand<typeof TimelineCreate> {
   }
 
   async run(): Promise<TimelineInfo> {
-    const progress = await startProgress('bootstrapping', this.jsonEnabled())
-    try {
+    const info = await withProgress('bootstrapping', this.jsonEnabled(), async (progress) => {
       const server = await this.serverClient()
-      const info = server
+      return server
         ? await server.request<TimelineInfo>('POST', `/v1/tenant/${this.flags.tenant}/timeline`, {
             new_timeline_id: this.flags['timeline-id'],
             data_checksums: this.flags['data-checksums'],
@@ -33,12 +32,8 @@ export default class TimelineCreate extends BaseCommand<typeof TimelineCreate> {
             dataChecksums: this.flags['data-checksums'],
             onProgress: (m) => progress.update(m),
           })
-      progress.stop()
-      this.log(timelineLine(info))
-      return info
-    } catch (e) {
-      progress.stop()
-      throw e
-    }
+    })
+    this.log(timelineLine(info))
+    return info
   }
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
-import { startProgress } from '../../cli/render.js'
+import { withProgress } from '../../cli/render.js'
 import { timelineLine } from '../../cli/timeline-render.js'
 import { importTimeline } from '../../core/app/import.js'
 import type { TimelineInfo } from '../../core/app/timelines.js'
@@ -25,10 +25,9 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
   }
 
   async run(): Promise<TimelineInfo> {
-    const progress = await startProgress('importing', this.jsonEnabled())
-    try {
+    const info = await withProgress('importing', this.jsonEnabled(), async (progress) => {
       const server = await this.serverClient()
-      const info = server
+      return server
         ? await server.request<TimelineInfo>('POST', `/v1/tenant/${this.flags.tenant}/timeline`, {
             new_timeline_id: this.flags['timeline-id'],
             import_from: { conn_string: this.flags.from, slot_name: this.flags.slot },
@@ -40,12 +39,8 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
             slotName: this.flags.slot,
             onProgress: (m) => progress.update(m),
           })
-      progress.stop()
-      this.log(timelineLine(info))
-      return info
-    } catch (e) {
-      progress.stop()
-      throw e
-    }
+    })
+    this.log(timelineLine(info))
+    return info
   }
 }
