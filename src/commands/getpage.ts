@@ -4,18 +4,11 @@ import { BaseCommand } from '../cli/base-command.js'
 import { blockFlag, forkFlag, lsnFlag, relFlag, tenantIdFlag, timelineIdFlag } from '../cli/flags.js'
 import { getPageFromServer } from '../cli/getpage-server.js'
 import { renderPageSummary } from '../cli/page-render.js'
-import { getPage } from '../core/app/pages.js'
+import { getPage, type GetPageResult } from '../core/app/pages.js'
 import { summarizePage, type PageSummary } from '../core/redo/page-summary.js'
 
-interface GetPageJson {
-  tenantId: string
-  timelineId: string
-  rel: string
-  fork: string
-  blk: number
-  lsn: string
-  nblocks: number
-  pastEnd: boolean
+/** The result of getPage with a summary in place of the page bytes, and where it came from. */
+interface GetPageJson extends Omit<GetPageResult, 'page'> {
   source: 'offline' | 'server'
   out: string | null
   page: PageSummary
@@ -49,7 +42,7 @@ export default class GetPage extends BaseCommand<typeof GetPage> {
 
   async run(): Promise<GetPageJson> {
     const f = this.flags
-    let r: Omit<GetPageJson, 'page' | 'out' | 'source'> & { page: Buffer }
+    let r: GetPageResult
     let source: GetPageJson['source'] = 'offline'
     // A server running on this workdir holds WAL not yet flushed: ask it rather than the files.
     const running = f.server === undefined && !f.offline ? (await this.serverClient())?.server.pgAddr : undefined
