@@ -13,6 +13,7 @@
  * the connection closing; the handshake by `connectTimeoutMs`.
  */
 import { connect as netConnect, type Socket } from 'node:net'
+import { TickCorkedWriter } from '../lib/tick-cork.js'
 import { CorruptionError, PageserverError, TimeoutError, UnavailableError, UnsupportedError, UsageError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
@@ -83,10 +84,12 @@ export class PageServiceClient {
   private stream: PagestreamClient | null = null
   private busy = false
   private sslWaiter: ((byte: number) => void) | null = null
-  private corked = false
+  /** Writes of one tick leave in one writev (pipelined messages, a frame head and its page). */
+  private readonly out: TickCorkedWriter
 
   private constructor(private readonly socket: Socket, private readonly opts: PageServiceClientOptions) {
     this.reader = new FrameReader({ messageBytesMax: opts.messageBytesMax ?? CLIENT_DEFAULTS.messageBytesMax, peer: 'server' })
+    this.out = new TickCorkedWriter(socket)
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('error', (err) => this.onClosed(err))
@@ -317,15 +320,7 @@ export class PageServiceClient {
 
   private write(bytes: Buffer): void {
     if (this.socket.destroyed) return
-    if (!this.corked) {
-      this.corked = true
-      this.socket.cork()
-      process.nextTick(() => {
-        this.corked = false
-        this.socket.uncork()
-      })
-    }
-    this.socket.write(bytes)
+    this.out.write(bytes)
   }
 
   private onData(chunk: Buffer): void {

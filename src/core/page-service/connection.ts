@@ -19,6 +19,7 @@
  * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body).
  */
 import type { Socket } from 'node:net'
+import { TickCorkedWriter } from '../lib/tick-cork.js'
 import { PageserverError, messageOf } from '../lib/errors.js'
 import { FrameReader, describeType, type Frame } from '../protocol/pg-frames.js'
 import {
@@ -83,17 +84,19 @@ export class PageServiceConnection {
   private encryptionRequests = 0
   private unnamedQuery = ''
   private pumping = false
-  private corked = false
   private shuttingDown = false
   private readonly abortController = new AbortController()
   private drainWaiters: Array<() => void> = []
   private handshakeTimer: NodeJS.Timeout | null
+  /** Writes of one tick leave in one writev (pipelined messages, a frame head and its page). */
+  private readonly out: TickCorkedWriter
 
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve))
+    this.out = new TickCorkedWriter(socket)
     this.reader = new FrameReader({
       messageBytesMax: ctx.options.messageBytesMax,
       startupPacketBytesMax: ctx.options.startupPacketBytesMax,
@@ -404,15 +407,7 @@ export class PageServiceConnection {
 
   private write(bytes: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return
-    if (!this.corked) {
-      this.corked = true
-      this.socket.cork()
-      process.nextTick(() => {
-        this.corked = false
-        this.socket.uncork()
-      })
-    }
-    this.socket.write(bytes)
+    this.out.write(bytes)
     const pending = this.socket.writableLength
     if (pending > this.ctx.metrics.writeBufferedBytesPeak) this.ctx.metrics.writeBufferedBytesPeak = pending
   }

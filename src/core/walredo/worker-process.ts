@@ -18,6 +18,7 @@
  *   deterministic redo error.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { TickCorkedWriter } from '../lib/tick-cork.js'
 import {
   CorruptionError,
   PageserverError,
@@ -101,11 +102,6 @@ interface InFlight {
   readonly deadlineAtMs: number
 }
 
-/** Ends the write batch of the current tick (see WorkerProcess.send). */
-function flushWrites(w: WorkerProcess): void {
-  w.flushWrites()
-}
-
 type State = 'running' | 'stopping' | 'dead'
 
 /** What a ping must answer; compared with Buffer#equals (a per-byte callback costs tens of µs). */
@@ -139,8 +135,8 @@ export class WorkerProcess {
    */
   private deadlineTimer: NodeJS.Timeout | undefined = undefined
   private deadlineTimerAtMs = Number.POSITIVE_INFINITY
-  /** stdin is corked until the end of this tick: the requests written meanwhile go out in one writev. */
-  private corked = false
+  /** stdin, corked until the end of this tick: the requests written meanwhile go out in one writev. */
+  private readonly stdin: TickCorkedWriter
   private resolveExited!: (exit: WorkerExit) => void
   /** Resolves once the child has exited and every request has settled. Never rejects. */
   readonly exited: Promise<WorkerExit>
@@ -160,6 +156,7 @@ export class WorkerProcess {
       windowsHide: true,
     })
     this.pid = this.child.pid
+    this.stdin = new TickCorkedWriter(this.child.stdin)
     this.child.on('error', (err) => this.onChildError(err))
     this.child.on('exit', (code, signal) => this.onExit(code, signal))
     this.child.on('close', () => this.finalize())
@@ -212,20 +209,7 @@ export class WorkerProcess {
     this.fifo.push(entry)
     this.lastUsedAtMs = now
     this.armDeadline(entry.deadlineAtMs)
-    const stdin = this.child.stdin
-    if (!this.corked) {
-      this.corked = true
-      stdin.cork()
-      process.nextTick(flushWrites, this)
-    }
-    for (let i = 0; i < request.length; i++) stdin.write(request[i])
-  }
-
-  /** Writes the requests of this tick (one gathered write). Called on the next tick after the first send. */
-  flushWrites(): void {
-    if (!this.corked) return
-    this.corked = false
-    this.child.stdin.uncork()
+    for (let i = 0; i < request.length; i++) this.stdin.write(request[i]!)
   }
 
   private armDeadline(atMs: number): void {
