@@ -32,6 +32,7 @@ import { keyFromBytes, keyFromFields, keyToBytes, type Key } from '../src/core/m
 import type { TenantId, TimelineId } from '../src/core/model/ids.js'
 import type { Lsn } from '../src/core/pg/lsn.js'
 import { PositionalFile } from '../src/core/storage/positional-file.js'
+import { median, percentile } from './support/stats.js'
 
 setFlagsFromString('--expose_gc')
 const gc = runInNewContext('gc') as () => void
@@ -66,16 +67,6 @@ function recordValue(willInit = false): Buffer {
   v[1] = willInit ? 1 : 0
   for (let i = 2; i < v.length; i++) v[i] = Math.floor(rand() * 256)
   return v
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!
 }
 
 function timeEach(n: number, fn: (i: number) => void): number[] {

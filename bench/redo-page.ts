@@ -16,14 +16,10 @@ import {
 } from '../src/core/redo/page/bufpage.js'
 import { itemIdSetDead, itemIdSetUnused } from '../src/core/redo/page/itemid.js'
 import { maskPageInto } from '../src/core/redo/mask/index.js'
+import { median } from './support/stats.js'
 
 const runs = 15
 const batch = 2000
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 
 function time(fn: () => void): number {
   for (let i = 0; i < batch; i++) fn() // warm-up

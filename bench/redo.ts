@@ -45,6 +45,7 @@ import { implicitTargets } from '../src/core/redo/rmgr-redo.js'
 import { RM } from '../src/core/pg/rmgr.js'
 import { WalRedoManager } from '../src/core/walredo/manager.js'
 import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
+import { median, percentile, procCpuSeconds, round } from './support/stats.js'
 
 const SCALE = Number(process.env.REDO_BENCH_SCALE ?? 10)
 const TXNS_PER_CLIENT = Number(process.env.REDO_BENCH_TXNS ?? 4000)
@@ -56,22 +57,11 @@ const SEGMENT_RECORDS_MAX = 10_000
 const CHAIN_LENGTHS = [1, 10, 100]
 const SAMPLE_REQUESTS = 400
 const COMPARE_PAGES_MAX = 2000
-const CLK_TCK = 100
 
 interface PageChain {
   tag: BufferTag
   base: Buffer | null
   records: RedoRecord[]
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!
 }
 
 function keyOf(t: BufferTag): string {
@@ -136,16 +126,6 @@ function contiguous(records: RedoRecord[]): RedoRecord[] {
     // A fresh bigint too: the decoder's sit with the decoded records, all over the heap.
     return { endLsn: (r.endLsn + 0n) as Lsn, raw }
   })
-}
-
-function procCpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
-  } catch {
-    return 0
-  }
 }
 
 /** Runs `fn` on a started pool (every worker spawned before `fn` starts), then closes the pool. */
@@ -447,10 +427,6 @@ async function main(): Promise<void> {
     await pg.destroy()
     rmSync(work, { recursive: true, force: true })
   }
-}
-
-function round(x: number): number {
-  return Math.round(x * 100) / 100
 }
 
 await main()

@@ -24,6 +24,7 @@ import { findPostgres } from '../src/core/postgres/install.js'
 import { WalFileReader, type WalReadOptions } from '../src/core/pg/wal-files.js'
 import { restoreBlockImage } from '../src/core/pg/wal-record.js'
 import { PgCluster } from '../test/support/pg-cluster.js'
+import { median } from './support/stats.js'
 
 const DATA_VERSION = 'v1'
 const WAL_TARGET_BYTES = 300 * 1024 * 1024
@@ -64,11 +65,6 @@ async function ensureWal(): Promise<DataInfo> {
   const info: DataInfo = { segments, walBytes: segments * 16 * 1024 * 1024, generatedMs: Date.now() - t0 }
   writeFileSync(marker, JSON.stringify(info))
   return info
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
 }
 
 interface Sample {

@@ -29,6 +29,7 @@ import { parseConnString } from '../src/core/protocol/conn-string.js'
 import { ReplicationConnection } from '../src/core/walreceiver/replication-connection.js'
 import { WalReceiver } from '../src/core/walreceiver/wal-receiver.js'
 import { PgCluster } from '../test/support/pg-cluster.js'
+import { median } from './support/stats.js'
 
 const seconds = Number(process.env.WAL_STREAM_SECONDS ?? 10)
 const runs = Number(process.env.WAL_STREAM_RUNS ?? 5)
@@ -38,11 +39,6 @@ interface Sample {
   ms: number
   bytes: number
   records: number
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
 }
 
 const now = (): number => Number(process.hrtime.bigint()) / 1e6

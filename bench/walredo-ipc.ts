@@ -13,14 +13,10 @@ import { lsn } from '../src/core/pg/lsn.js'
 import { WalRedoManager } from '../src/core/walredo/manager.js'
 import { RedoMessageDecoder, encodeRedoRequest, type RedoRequestInput } from '../src/core/walredo/protocol.js'
 import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
+import { median } from './support/stats.js'
 
 const runs = 7
 const batch = 2000
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.floor(s.length / 2)]!
-}
 
 function rec(len: number, seed: number): Buffer {
   const b = Buffer.alloc(len, seed)
