@@ -49,6 +49,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { PageServiceClient } from '../src/core/page-service/client.js'
+import { query } from '../src/core/protocol/pg-frontend-messages.js'
 import type { PagestreamClient } from '../src/core/page-service/pagestream-client.js'
 import { lsn, MAX_LSN, parseLsn, type Lsn } from '../src/core/pg/lsn.js'
 import type { RelTag } from '../src/core/pg/reltag.js'
@@ -58,7 +59,7 @@ import { isRoot, PgCluster } from '../test/support/pg-cluster.js'
 import { maskForCompare } from '../test/support/page-compare.js'
 import { ensureGetpageData, CHAIN_ROUNDS } from './support/getpage-data.js'
 import { FIXED_REL, FIXED_TENANT, FIXED_TIMELINE, REQ_FRAME, RESP_FRAME, SERVER_SCRIPT, type ServeArgs, type ServerInfo } from './support/getpage-server.js'
-import { bindExecuteSync, decodeHexBytea, PgRawPageClient, simpleQuery } from './support/pg-raw-page-client.js'
+import { bindExecuteSync, decodeHexBytea, PgRawPageClient } from './support/pg-raw-page-client.js'
 import { pidsCpuSeconds, treeCpuSeconds } from './support/proc-tree.js'
 import { formatTable, median, round, shuffled } from './support/stats.js'
 
@@ -232,7 +233,7 @@ async function main(): Promise<void> {
     const postgres = (table: string, order: number[], form: 'prepared' | 'simple') => async (conns: number): Promise<Connected> => {
       const clients = await Promise.all(Array.from({ length: conns }, () => PgRawPageClient.connect({ host: '127.0.0.1', port: pgPort, user: 'postgres', database: 'postgres' })))
       if (form === 'prepared') await Promise.all(clients.map((c) => c.prepare('raw_page', `SELECT get_raw_page('${table}', 'main', $1)`)))
-      const bytes = order.map((blk) => (form === 'prepared' ? bindExecuteSync('raw_page', [String(blk)]) : simpleQuery(`SELECT get_raw_page('${table}', 'main', ${blk})`)))
+      const bytes = order.map((blk) => (form === 'prepared' ? bindExecuteSync('raw_page', [String(blk)]) : query(`SELECT get_raw_page('${table}', 'main', ${blk})`)))
       const pids = clients.map((c) => c.backendPid)
       return {
         one: (c, i) => clients[c]!.send(bytes[i % bytes.length]!),
@@ -422,7 +423,7 @@ async function verify(
         if (pageChecksum(ours, blk) !== ours.readUInt16LE(8)) out.badChecksums++
         if (stmt === 'img' && blk % 10 === 0) {
           out.simpleCompared++
-          const text = (await pgc.send(simpleQuery(`SELECT get_raw_page('img_t', 'main', ${blk})`)))!
+          const text = (await pgc.send(query(`SELECT get_raw_page('img_t', 'main', ${blk})`)))!
           if (decodeHexBytea(text).equals(theirs)) out.simpleEqual++
         }
       }

@@ -16,22 +16,10 @@
 import { connect, type Socket } from 'node:net'
 import { FrameReader } from '../../src/core/protocol/pg-frames.js'
 import { BackendType, FrontendType } from '../../src/core/protocol/pg-backend-messages.js'
-import { parseErrorFields, query, startupMessage, syncMessage } from '../../src/core/protocol/pg-frontend-messages.js'
+import { cstr, parseErrorFields, startupMessage, syncMessage, typed } from '../../src/core/protocol/pg-frontend-messages.js'
 
 /** Largest backend message accepted (a DataRow with a hex-encoded page is ~16 KiB). */
 const MESSAGE_BYTES_MAX = 1 << 20
-
-function typed(type: number, body: Buffer): Buffer {
-  const b = Buffer.allocUnsafe(5 + body.length)
-  b[0] = type
-  b.writeUInt32BE(4 + body.length, 1)
-  body.copy(b, 5)
-  return b
-}
-
-function cstr(s: string): Buffer {
-  return Buffer.from(s + '\0', 'utf8')
-}
 
 /** Parse of a named statement, no parameter types given (the server infers them). */
 export function parseMessage(name: string, sql: string): Buffer {
@@ -54,11 +42,6 @@ export function bindExecuteSync(stmt: string, params: string[]): Buffer {
   const bind = typed(FrontendType.Bind, Buffer.concat(parts))
   const execute = typed(FrontendType.Execute, Buffer.concat([cstr(''), Buffer.from([0, 0, 0, 0])]))
   return Buffer.concat([bind, execute, syncMessage()])
-}
-
-/** A simple Query message. */
-export function simpleQuery(sql: string): Buffer {
-  return query(sql)
 }
 
 /** The first column of a DataRow body (a view), or null for SQL NULL. */

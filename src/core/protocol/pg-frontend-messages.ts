@@ -11,7 +11,8 @@ import { BinaryReader } from '../lib/bytes.js'
 import { CorruptionError } from '../lib/errors.js'
 import { CANCEL_REQUEST_CODE, FrontendType, GSSENC_REQUEST_CODE, PROTOCOL_VERSION_3, SSL_REQUEST_CODE } from './pg-backend-messages.js'
 
-function typed(type: number, body: Uint8Array): Buffer {
+/** A typed frontend message: type byte, length, body. */
+export function typed(type: number, body: Uint8Array): Buffer {
   const b = Buffer.allocUnsafe(5 + body.length)
   b[0] = type
   b.writeUInt32BE(4 + body.length, 1)
@@ -19,7 +20,8 @@ function typed(type: number, body: Uint8Array): Buffer {
   return b
 }
 
-function cstr(s: string): Buffer {
+/** A NUL-terminated UTF-8 string. */
+export function cstr(s: string): Buffer {
   return Buffer.concat([Buffer.from(s, 'utf8'), Buffer.alloc(1)])
 }
 
