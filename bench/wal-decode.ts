@@ -7,7 +7,8 @@
  * interleaved: `pg_waldump --stats=record` over the files (the baseline: it reads, CRC-checks and decodes
  * every record), and our WalFileReader decoding every record (page checks, CRC, block references):
  *   - with every CRC checked on the decoding thread (crcWorker: false: one thread, as pg_waldump),
- *   - with CRCs checked on a worker thread (the default for reads of 32 MiB or more),
+ *   - with the files read and the CRCs checked on a worker thread, right after each read, while the
+ *     decoding thread decodes (the default for reads of 32 MiB or more),
  *   - the same with read buffers reused (reuseBuffers: for consumers that do not keep records),
  *   - the default, with every full-page image restored into an 8 KiB page.
  * Prints JSON, then a table with median MB/s, records/s and the ratio to pg_waldump (above 1 = faster), by
@@ -74,7 +75,7 @@ interface Sample {
   cpuMs: number
   /** CPU time of the decoding (main) thread alone (Linux; NaN elsewhere and for pg_waldump) */
   mainCpuMs: number
-  /** the CRC worker's busy time (its event loop's active time) */
+  /** the worker's busy time reading and checking (its event loop's active time) */
   workerMs: number
   records: number
   bytes: number
@@ -154,8 +155,8 @@ const last = join(walDir, segs[segs.length - 1]!)
 
 const cases = [
   { key: 'oneThread', name: 'decode, CRC on the decoding thread', opts: { crcWorker: false } as WalReadOptions, restore: false },
-  { key: 'worker', name: 'decode, CRC on a worker (default)', opts: {} as WalReadOptions, restore: false },
-  { key: 'workerReuse', name: 'decode, CRC worker, reused buffers', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
+  { key: 'worker', name: 'decode, read + CRC on a worker (default)', opts: {} as WalReadOptions, restore: false },
+  { key: 'workerReuse', name: 'decode, read + CRC worker, reused buffers', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
   { key: 'restore', name: 'decode (default) + restore every image', opts: {} as WalReadOptions, restore: true },
 ]
 

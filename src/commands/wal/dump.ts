@@ -73,7 +73,8 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
       const { argv } = await this.parse(WalDump)
       const rmgrFilter = this.rmgrFilter()
       const limit = this.flags.limit ?? Infinity
-      const reader = await WalFileReader.open(argv as string[], { startLsn: this.flags.start ?? null, endLsn: this.flags.end ?? null })
+      // Each batch is formatted into text before the next is asked for, so read buffers can be reused.
+      const reader = await WalFileReader.open(argv as string[], { startLsn: this.flags.start ?? null, endLsn: this.flags.end ?? null, reuseBuffers: true })
       const batches = reader.recordBatches()
       for (;;) {
         const r = await batches.next()

@@ -53,9 +53,7 @@ export class WalChunkSource {
       try {
         this.open = { segno, fh: await open(seg.path, 'r'), path: seg.path }
       } catch (e) {
-        if (isNotFoundFsError(e)) {
-          throw new NotFoundError('WAL_SEGMENT_MISSING', `${seg.path} disappeared while reading`, { hint: 'Do not remove WAL files while they are read.' })
-        }
+        if (isNotFoundFsError(e)) throw segmentDisappeared(seg.path)
         throw e
       }
     }
@@ -65,16 +63,9 @@ export class WalChunkSource {
     try {
       ;({ bytesRead } = await this.open!.fh.read(chunk, 0, len, offset))
     } catch (e) {
-      throw new UnavailableError('WAL_READ_FAILED', `${this.open!.path}: reading ${len} bytes at offset ${offset} failed: ${messageOf(e)}`, {
-        hint: 'Check the file and the disk it is on.',
-        cause: e,
-      })
+      throw walReadFailed(this.open!.path, len, offset, messageOf(e), e)
     }
-    if (bytesRead !== len) {
-      throw new CorruptionError('WAL_SHORT_READ', `${this.open!.path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
-        hint: 'The file was truncated while being read.',
-      })
-    }
+    if (bytesRead !== len) throw walShortRead(this.open!.path, bytesRead, len, offset)
     return { kind: 'chunk', segno, offset, chunk }
   }
 
@@ -100,4 +91,22 @@ export class WalChunkSource {
     const whole = this.opts.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size)
     return len === size ? whole : whole.subarray(0, len)
   }
+}
+
+/** A segment file that was listed when the reader opened is gone. */
+export function segmentDisappeared(path: string): NotFoundError {
+  return new NotFoundError('WAL_SEGMENT_MISSING', `${path} disappeared while reading`, { hint: 'Do not remove WAL files while they are read.' })
+}
+
+export function walReadFailed(path: string, len: number, offset: number, why: string, cause?: unknown): UnavailableError {
+  return new UnavailableError('WAL_READ_FAILED', `${path}: reading ${len} bytes at offset ${offset} failed: ${why}`, {
+    hint: 'Check the file and the disk it is on.',
+    ...(cause === undefined ? {} : { cause }),
+  })
+}
+
+export function walShortRead(path: string, bytesRead: number, len: number, offset: number): CorruptionError {
+  return new CorruptionError('WAL_SHORT_READ', `${path}: read ${bytesRead} of ${len} bytes at offset ${offset}`, {
+    hint: 'The file was truncated while being read.',
+  })
 }

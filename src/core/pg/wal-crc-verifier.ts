@@ -28,7 +28,7 @@
  */
 import type { DecodedRecord } from './wal-record.js'
 import { recordCrcAt, SizeOfXLogRecord } from './wal-record.js'
-import { CrcWorkerHost, type CrcWorkerClient, type CrcWorkerReply } from './wal-crc-worker.js'
+import { CrcWorkerHost, crcWorkerMessageId, type CrcWorkerClient, type CrcWorkerReply } from './wal-crc-worker.js'
 
 export interface CrcMismatch {
   /** Index in the checked batch of the first record whose CRC is wrong. */
@@ -70,9 +70,6 @@ class Pending implements CrcCheck {
 }
 
 const settled = (m: CrcMismatch | null): CrcCheck => ({ result: Promise.resolve(m), done: true })
-
-/** Batch ids, unique in the process (the worker is shared). */
-let nextBatchId = 1
 
 export interface WalCrcVerifierOptions {
   /**
@@ -184,7 +181,7 @@ export class WalCrcVerifier implements CrcWorkerClient {
       ranges = ranges.slice(0, count * 3)
       sent = sent.slice(0, count)
     }
-    const p = new Pending(nextBatchId++, records, sent, local)
+    const p = new Pending(crcWorkerMessageId(), records, sent, local)
     this.pending.set(p.id, p)
     this.stats.workerRecords += count
     host.post(p.id, this, buffers, ranges)

@@ -1,23 +1,31 @@
 /**
- * The CRC worker thread shared by every WalCrcVerifier of the process.
+ * The CRC worker thread shared by every WalCrcVerifier and WalFileReader of the process.
  *
  * One thread checks WAL record CRCs for all readers and receivers: starting a Node worker costs tens of ms
  * of CPU (a new isolate and its bootstrap), more than checking a few hundred MB of WAL saves, so it is
  * started once and kept while anyone uses it, then for `CRC_WORKER_LINGER_MS` more (a reader that follows
- * another reuses it). Idle, it never holds the process open: it is referenced only while checks are
+ * another reuses it). Idle, it never holds the process open: it is referenced only while requests are
  * pending, and its linger timer is unreferenced.
  *
- * Protocol: the host posts {id, buffers: SharedArrayBuffer[], ranges: Int32Array of (buffer index, offset,
- * length) triples}; the worker answers {id, bad, stored, computed} with the index of the first record whose
- * CRC does not match (-1: none), or {id, failed} when it could not check the batch (then nothing it said
- * about that batch is trusted). Answers come in posting order. The worker says {ready} once it has loaded
- * the native CRC module.
+ * Protocol (answers come in posting order; every request carries an id from `crcWorkerMessageId()`):
+ * - check: {id, buffers: SharedArrayBuffer[], ranges: Int32Array of (buffer index, offset, length)
+ *   triples} -> {id, bad, stored, computed} with the index of the first record whose CRC does not match
+ *   (-1: none), or {id, failed} when it could not check the batch (then nothing it said about that batch
+ *   is trusted). Used by WalCrcVerifier for records decoded elsewhere (the WAL receiver).
+ * - read: {id, read: {reader, path, offset, length, lsn, start, buffer?}} -> the worker reads `length`
+ *   bytes of the file at `offset` into `buffer` (or fresh memory), walks them with the reader's
+ *   WalCrcWalker (created from `start` at its first read) while they are in its cache, and transfers the
+ *   buffer back: {id, read: {buffer, bytesRead, ok: Float64Array of checked record LSNs, bad, allocated}},
+ *   or {id, readError: {code, message}}. Used by WalFileReader (wal-worker-source.ts).
+ * - {closeReader}: forget a reader's walker and file (no answer).
+ * The worker says {ready} once it has loaded the native CRC module.
  *
- * Failure: an error or exit of the thread settles every pending check through its `onLost` callback (the
- * verifier then checks those batches on its own thread) and the next `acquire()` starts a fresh thread.
+ * Failure: an error or exit of the thread settles every pending request through its client's `onLost`
+ * (the client then does the work on its own thread) and the next `acquire()` starts a fresh thread.
  */
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+import { WalCrcWalker, type WalkBad } from './wal-crc-walker.js'
 
 /** How long an unused worker stays for the next reader before it is stopped. */
 export const CRC_WORKER_LINGER_MS = 2_000
@@ -32,8 +40,12 @@ const WORKER_JS_MAX_BYTES = 256
  */
 const WORKER_SOURCE = `'use strict'
 const { parentPort, workerData } = require('node:worker_threads')
+const { openSync, readSync, closeSync } = require('node:fs')
 const { crc32c } = require(workerData.crcModulePath)
 const JS_MAX = workerData.jsMaxBytes
+// The walker's source may come from a compiler that names functions through this helper.
+var __name = (f) => f
+const WalCrcWalker = (${WalCrcWalker.toString()})
 const T = new Int32Array(2048)
 for (let i = 0; i < 256; i++) {
   let c = i
@@ -51,8 +63,50 @@ function crcJs(b, i, end, prev) {
   for (; i < end; i++) c = T[(c ^ b[i]) & 0xff] ^ (c >>> 8)
   return ~c >>> 0
 }
+const crcRange = (b, start, end, prev) => (end - start < JS_MAX ? crcJs(b, start, end, prev) : crc32c(b.subarray(start, end), prev) >>> 0)
+const readers = new Map()
+function closeReader(key) {
+  const r = readers.get(key)
+  readers.delete(key)
+  if (r !== undefined && r.fd >= 0) closeSync(r.fd)
+}
+function read(id, q) {
+  let r = readers.get(q.reader)
+  if (r === undefined) {
+    r = { walker: new WalCrcWalker(q.start.lsn, q.start.segSize, q.start.recordMax, crcRange), fd: -1, path: null }
+    readers.set(q.reader, r)
+  }
+  let buffer = q.buffer
+  try {
+    if (r.path !== q.path) {
+      if (r.fd >= 0) closeSync(r.fd)
+      r.fd = -1
+      r.path = null
+      r.fd = openSync(q.path, 'r')
+      r.path = q.path
+    }
+    const allocated = buffer === undefined
+    if (allocated) buffer = Buffer.allocUnsafeSlow(q.length).buffer
+    const b = Buffer.from(buffer, 0, q.length)
+    let got = 0
+    while (got < q.length) {
+      const k = readSync(r.fd, b, got, q.length - got, q.offset + got)
+      if (k === 0) break
+      got += k
+    }
+    const ok = []
+    const bad = got === q.length ? r.walker.walk(b, q.lsn, ok) : null
+    const okLsns = Float64Array.from(ok)
+    parentPort.postMessage({ id, read: { buffer, bytesRead: got, ok: okLsns, bad, allocated } }, [buffer, okLsns.buffer])
+  } catch (e) {
+    r.walker.state = 2
+    parentPort.postMessage({ id, readError: { code: e && e.code, message: String((e && e.message) || e) } })
+  }
+}
 parentPort.on('message', (m) => {
   if (m.crash) throw new Error('crash requested by a test')
+  if (m.read) return read(m.id, m.read)
+  if (m.closeReader !== undefined) return closeReader(m.closeReader)
   try {
     const bufs = m.buffers.map((sab) => Buffer.from(sab))
     const r = m.ranges
@@ -75,14 +129,45 @@ parentPort.postMessage({ ready: true })
 
 export type CrcWorkerReply = { id: number; bad: number; stored: number; computed: number } | { id: number; failed: string }
 
-/** What the host needs from a verifier for each batch it posted. */
-export interface CrcWorkerClient {
-  onReply(reply: CrcWorkerReply): void
-  /** The thread is gone: settle this batch some other way. */
+/** Where a reader's walk starts (sent with every read; used at its first). */
+export interface WalkStart {
+  readonly lsn: number
+  readonly segSize: number
+  readonly recordMax: number
+}
+
+export interface ReadRequest {
+  /** The reader's key, unique in the process (`crcWorkerMessageId()`). */
+  readonly reader: number
+  readonly path: string
+  readonly offset: number
+  readonly length: number
+  /** LSN of the first byte read. */
+  readonly lsn: number
+  readonly start: WalkStart
+  /** A buffer of at least `length` bytes to read into (transferred to the worker), or fresh memory. */
+  readonly buffer?: ArrayBuffer
+}
+
+export type ReadReply =
+  | { id: number; read: { buffer: ArrayBuffer; bytesRead: number; ok: Float64Array; bad: WalkBad | null; allocated: boolean } }
+  | { id: number; readError: { code: string | undefined; message: string } }
+
+/** What the host needs from a client for each request it posted. */
+export interface CrcWorkerClient<R = CrcWorkerReply> {
+  onReply(reply: R): void
+  /** The thread is gone: settle this request some other way. */
   onLost(id: number): void
 }
 
-type Message = { ready: true } | CrcWorkerReply
+type Message = { ready: true } | CrcWorkerReply | ReadReply
+
+let nextMessageId = 1
+
+/** An id for a request (or a reader), unique in the process. */
+export function crcWorkerMessageId(): number {
+  return nextMessageId++
+}
 
 let crcModulePath: string | null = null
 
@@ -96,7 +181,8 @@ export class CrcWorkerHost {
   private lost = false
   private users = 0
   private lingerTimer: NodeJS.Timeout | undefined
-  private readonly pending = new Map<number, CrcWorkerClient>()
+  // Each client is called only with the replies to its own requests.
+  private readonly pending = new Map<number, CrcWorkerClient<never>>()
   private readyWaiters: Array<(ready: boolean) => void> = []
 
   /** Worker threads started and not yet exited, in this process. */
@@ -172,13 +258,27 @@ export class CrcWorkerHost {
   }
 
   post(id: number, client: CrcWorkerClient, buffers: SharedArrayBuffer[], ranges: Int32Array<ArrayBuffer>): void {
+    this.send(id, client, { id, buffers, ranges }, [ranges.buffer])
+  }
+
+  /** Reads and walks a chunk of a WAL file on the worker (see the protocol above). */
+  postRead(id: number, client: CrcWorkerClient<ReadReply>, read: ReadRequest): void {
+    this.send(id, client, { id, read }, read.buffer === undefined ? [] : [read.buffer])
+  }
+
+  /** The reader is done: its walker and open file are dropped. */
+  closeReader(reader: number): void {
+    if (!this.lost) this.worker.postMessage({ closeReader: reader })
+  }
+
+  private send<R>(id: number, client: CrcWorkerClient<R>, message: unknown, transfer: ArrayBuffer[]): void {
     if (this.lost) {
       client.onLost(id)
       return
     }
     if (this.pending.size === 0) this.worker.ref()
-    this.pending.set(id, client)
-    this.worker.postMessage({ id, buffers, ranges }, [ranges.buffer])
+    this.pending.set(id, client as CrcWorkerClient<never>)
+    this.worker.postMessage(message, transfer)
   }
 
   /** The caller settled `id` itself: its answer will be ignored. */
@@ -207,8 +307,8 @@ export class CrcWorkerHost {
       this.wakeReadyWaiters()
       return
     }
-    const client = this.pending.get(m.id)
-    if (client === undefined) return // settled by its verifier meanwhile
+    const client = this.pending.get(m.id) as CrcWorkerClient<typeof m> | undefined
+    if (client === undefined) return // settled by its client meanwhile
     this.forget(m.id)
     client.onReply(m)
   }

@@ -27,10 +27,10 @@
 import { open, readdir, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { CorruptionError, isNotFoundFsError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
-import { WalChunkSource, type WalChunk } from './wal-chunk-source.js'
+import { WalChunkSource } from './wal-chunk-source.js'
 import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
-import { WalCrcVerifier, type CrcCheck, type CrcMismatch } from './wal-crc-verifier.js'
-import { walCrcError, WalStreamDecoder } from './wal-decoder.js'
+import { WalStreamDecoder } from './wal-decoder.js'
+import { CrcVerdicts, WorkerWalSource, type VerdictChunk } from './wal-worker-source.js'
 import {
   parseWalFileName,
   SizeOfXLogLongPHD,
@@ -40,7 +40,7 @@ import {
   XLOG_PAGE_MAGIC,
   XLP_LONG_HEADER,
 } from './wal-page.js'
-import { recordCrc, recordCrcIsValid, type DecodedRecord } from './wal-record.js'
+import { WAL_RECORD_MAX_BYTES, type DecodedRecord } from './wal-record.js'
 
 /** PostgreSQL's IsValidWalSegSize: a power of two from 1 MiB to 1 GiB. */
 export const WAL_SEGMENT_SIZE_MIN_BYTES = 1024 * 1024
@@ -51,11 +51,6 @@ export const WAL_READ_CHUNK_DEFAULT_BYTES = 1024 * 1024
 export const WAL_READ_CHUNK_MAX_BYTES = 64 * 1024 * 1024
 /** Reads shorter than this check CRCs on the decoding thread (a worker costs tens of ms of CPU to start). */
 export const WAL_CRC_WORKER_MIN_BYTES = 32 * 1024 * 1024
-/**
- * Decoded chunks whose CRC check may be under way at once (besides the one being decoded): enough slack that
- * the decoding thread rarely waits for the worker; memory is one read chunk each.
- */
-export const CRC_HELD_BATCHES_MAX = 2
 /** Segment files named on a command line or found in one directory; a pg_wal of 64 TiB at 16 MiB. */
 export const WAL_SEGMENT_FILES_MAX = 4 * 1024 * 1024
 
@@ -81,11 +76,11 @@ export interface WalReadEnd {
 }
 
 export interface WalReadStats {
-  /** Whether CRCs were checked by a worker thread. */
+  /** Whether a worker thread read the files and checked CRCs. */
   readonly crcWorker: boolean
   /** Records the worker checked (the rest were checked on the decoding thread). */
   readonly crcWorkerRecords: number
-  /** Time the worker spent checking (its event loop's active time). */
+  /** Time the worker spent reading and checking (its event loop's active time). */
   readonly crcWorkerBusyMs: number
   /** Read buffers allocated (with reuseBuffers, a handful). */
   readonly chunksAllocated: number
@@ -99,8 +94,9 @@ export interface WalReadOptions {
   /** Bytes per read (default 1 MiB, at most WAL_READ_CHUNK_MAX_BYTES). */
   chunkBytes?: number
   /**
-   * Check record CRCs on a worker thread (WalCrcVerifier) while decoding here. Default 'auto': when at least
-   * WAL_CRC_WORKER_MIN_BYTES are to be read. The records and errors are the same either way.
+   * Read the files and check record CRCs on a worker thread (WorkerWalSource) while decoding here. Default
+   * 'auto': when at least WAL_CRC_WORKER_MIN_BYTES are to be read. The records and errors are the same
+   * either way.
    */
   crcWorker?: boolean | 'auto'
   /**
@@ -302,12 +298,11 @@ export class WalFileReader {
    * Each chunk is fresh memory, so records may be kept as long as wanted, unless the reader was opened with
    * `reuseBuffers`: then a batch's records are valid only until the next batch is asked for.
    *
-   * Pipeline: the next chunk is read while this one is decoded (one read ahead). With the CRC worker, a
-   * chunk's records are decoded here without their CRC and handed to the worker, and a batch is yielded
-   * once the worker has checked it, while later chunks are decoded: batch k is checked on the other core
-   * while chunk k+1 is decoded here (up to CRC_HELD_BATCHES_MAX batches wait for their check). Nothing
-   * unchecked is ever yielded; on a CRC mismatch the records before the bad one are yielded, then the error,
-   * and a fault found later in the WAL waits its turn, so the first fault in WAL order is the one reported.
+   * Pipeline: without the worker, the next chunk is read (on the thread pool) while this one is decoded,
+   * and every CRC is checked here. With the worker, it reads up to WORKER_READ_AHEAD chunks ahead and
+   * checks their records' CRCs as it reads them; a chunk arrives with its verdicts and every record is
+   * matched with its verdict (or checked here) before it is handed out. Nothing unchecked is ever yielded;
+   * faults come in WAL order: on a CRC mismatch the records before the bad one are yielded, then the error.
    */
   async *recordBatches(): AsyncGenerator<DecodedRecord[], WalReadEnd, undefined> {
     const segSize = this.segmentSizeBytes
@@ -315,17 +310,18 @@ export class WalFileReader {
     const end = this.endLsn === null ? Infinity : Number(this.endLsn)
     // Decode from the page holding the start; records before the start are read but not handed out.
     const decodeFrom = start - (start % XLOG_BLCKSZ)
-    const verifier = this.wantsCrcWorker(decodeFrom) ? new WalCrcVerifier() : null
+    const useWorker = this.wantsCrcWorker(decodeFrom)
     const decoder = new WalStreamDecoder({
       startLsn: toLsn(decodeFrom),
       systemId: this.systemId,
       segmentSizeBytes: segSize,
       inPlace: true, // the chunks are ours and read once: join page-spanning records where they lie
-      deferCrc: verifier !== null,
+      deferCrc: useWorker,
     })
     const bySegno = new Map<bigint, WalSegmentFile>()
     for (const s of this.segments) bySegno.set(s.segno, s)
-    const win: DecodeWindow = { start, end, skipping: decodeFrom < start, checkSkipped: verifier !== null, last: null }
+    const verdicts = useWorker ? new CrcVerdicts() : null
+    const win: DecodeWindow = { start, end, skipping: decodeFrom < start, verdicts, last: null }
     const lastEnd = (): number => (win.last === null ? decodeFrom : Number(win.last.endLsn))
     const ended = (reason: WalEndReason, endLsn: number, message: string): WalReadEnd => ({
       lastRecordLsn: win.last === null ? null : win.last.lsn,
@@ -334,33 +330,33 @@ export class WalFileReader {
       message,
     })
     const endLsnReached = (): WalReadEnd => ended('end-lsn', lastEnd(), `reached the end LSN ${formatLsn(BigInt(end))}`)
-    const source = new WalChunkSource(bySegno, {
-      segmentSizeBytes: segSize,
-      chunkBytes: this.chunkBytes,
-      shared: verifier !== null,
-      reuse: this.reuseBuffers,
-    })
-    // Decoded batches waiting for their CRC check, oldest first.
-    const held: CheckedBatch[] = []
+    const firstSegno = BigInt(Math.floor(decodeFrom / segSize))
+    const source = useWorker
+      ? new WorkerWalSource(
+          bySegno,
+          {
+            segmentSizeBytes: segSize,
+            chunkBytes: this.chunkBytes,
+            reuse: this.reuseBuffers,
+            walkStart: { lsn: decodeFrom, segSize, recordMax: WAL_RECORD_MAX_BYTES },
+            endLsn: end,
+          },
+          firstSegno,
+          decodeFrom % segSize,
+        )
+      : new WalChunkSource(bySegno, { segmentSizeBytes: segSize, chunkBytes: this.chunkBytes, shared: false, reuse: this.reuseBuffers })
     // Chunks handed out and done with, still referred to by the decoder (reuseBuffers).
     const parked: Buffer[] = []
     const self = this
-    /** Yields `b` once its CRCs are checked (a mismatch: the good records, then the error); then frees its chunk. */
-    async function* deliver(b: CheckedBatch): AsyncGenerator<DecodedRecord[], void, undefined> {
-      let bad: CrcMismatch | null = null
-      if (b.check !== null) {
-        verifier!.expedite(b.check)
-        bad = await b.check.result
+    /** Yields `records` (if any), then frees `chunk` once the consumer asks for more. */
+    function* deliver(records: DecodedRecord[], chunk: Buffer): Generator<DecodedRecord[], void, undefined> {
+      if (records.length > 0) {
+        self.firstLsn ??= records[0]!.lsn
+        yield records
       }
-      const good = bad === null ? b.records : b.records.slice(0, bad.index)
-      if (good.length > 0) {
-        self.firstLsn ??= good[0]!.lsn
-        yield good
-      }
-      if (bad !== null) throw walCrcError(b.records[bad.index]!.lsn, bad.stored, bad.computed)
       // The consumer asked for more: its view of this batch ends here. A chunk holding the start of a
       // record still being assembled waits until the decoder lets go of it.
-      parked.push(b.chunk)
+      parked.push(chunk)
       let k = 0
       for (const c of parked) {
         if (decoder.holds(c)) parked[k++] = c
@@ -368,23 +364,12 @@ export class WalFileReader {
       }
       parked.length = k
     }
-    /** Delivers the held batches already checked, and the oldest beyond `keep`. */
-    async function* deliverHeld(keep: number): AsyncGenerator<DecodedRecord[], void, undefined> {
-      while (held.length > 0 && (held.length > keep || held[0]!.check!.done)) yield* deliver(held.shift()!)
-    }
 
-    let pending = source.read(BigInt(Math.floor(decodeFrom / segSize)), decodeFrom % segSize)
+    let pending: Promise<VerdictChunk> = source.read(firstSegno, decodeFrom % segSize)
     try {
       for (;;) {
-        let got: WalChunk
-        try {
-          got = await pending
-        } catch (e) {
-          yield* deliverHeld(0) // records before a read failure first (and an earlier CRC fault)
-          throw e
-        }
+        const got = await pending
         if (got.kind === 'missing') {
-          yield* deliverHeld(0)
           const segStart = Number(got.segno) * segSize
           if (segStart >= end) return this.finish(endLsnReached())
           const lastSeg = this.segments[this.segments.length - 1]!
@@ -404,49 +389,28 @@ export class WalFileReader {
         // Start the next read before decoding this chunk.
         const chunkEndLsn = Number(got.segno) * segSize + got.offset + got.chunk.length
         pending = got.offset + got.chunk.length < segSize ? source.read(got.segno, got.offset + got.chunk.length) : source.read(got.segno + 1n, 0)
+        if (got.verdict) verdicts!.add(got.verdict)
         decoder.feed(got.chunk)
         const batch: DecodedRecord[] = []
         const outcome = decodeChunk(decoder, win, batch)
-        const current: CheckedBatch = { records: batch, chunk: got.chunk, check: verifier === null ? null : verifier.check(batch) }
-        let stop: WalReadEnd | null = null
-        let failure: unknown = null
+        // The records before a fault or the end are handed out first.
+        yield* deliver(batch, got.chunk)
         if (outcome.kind === 'fault') {
-          let pageEnd: { reason: WalEndReason; message: string } | null
-          try {
-            pageEnd = await this.classifyPageError(outcome.error, decoder, bySegno)
-          } catch (e) {
-            yield* deliverHeld(0)
-            yield* deliver(current)
-            throw e
-          }
-          if (pageEnd === null) failure = outcome.error // hand out the records before the fault first
-          else stop = ended(pageEnd.reason, lastEnd(), pageEnd.message)
-        } else if (outcome.kind === 'wal-end') {
-          stop = ended('end-of-wal', outcome.lsn, outcome.reason)
-        } else if (outcome.kind === 'end-lsn' || (chunkEndLsn >= end && Number(decoder.position) >= end)) {
-          stop = endLsnReached()
+          const pageEnd = await this.classifyPageError(outcome.error, decoder, bySegno)
+          if (pageEnd === null) throw outcome.error
+          return this.finish(ended(pageEnd.reason, lastEnd(), pageEnd.message))
         }
-        if (failure !== null || stop !== null) {
-          yield* deliverHeld(0)
-          yield* deliver(current)
-          if (failure !== null) throw failure
-          return this.finish(stop!)
-        }
-        if (verifier === null) {
-          yield* deliver(current)
-        } else {
-          held.push(current)
-          yield* deliverHeld(CRC_HELD_BATCHES_MAX)
-        }
+        if (outcome.kind === 'wal-end') return this.finish(ended('end-of-wal', outcome.lsn, outcome.reason))
+        if (outcome.kind === 'end-lsn' || (chunkEndLsn >= end && Number(decoder.position) >= end)) return this.finish(endLsnReached())
       }
     } finally {
       await pending.catch(() => undefined) // never leave a read running on a handle we close
       await source.close()
-      await verifier?.close()
+      const ws = source instanceof WorkerWalSource ? source : null
       this.stats = {
-        crcWorker: verifier !== null,
-        crcWorkerRecords: verifier?.stats.workerRecords ?? 0,
-        crcWorkerBusyMs: verifier?.stats.workerBusyMs ?? 0,
+        crcWorker: useWorker,
+        crcWorkerRecords: ws?.workerRecords ?? 0,
+        crcWorkerBusyMs: ws?.workerBusyMs ?? 0,
         chunksAllocated: source.allocated,
       }
     }
@@ -497,22 +461,14 @@ export class WalFileReader {
   }
 }
 
-interface CheckedBatch {
-  readonly records: DecodedRecord[]
-  /** The chunk the batch was decoded from. */
-  readonly chunk: Buffer
-  /** The CRC check under way (null: the decoder checked every CRC itself). */
-  readonly check: CrcCheck | null
-}
-
 /** Where a read starts and ends, and what it has decoded so far. */
 interface DecodeWindow {
   readonly start: number
   readonly end: number
   /** Records before `start` (on the start's page) are decoded but not handed out. */
   skipping: boolean
-  /** With deferred CRCs, skipped records are CRC-checked here (they never reach the verifier). */
-  readonly checkSkipped: boolean
+  /** With the worker: its verdicts (every record, skipped or not, is checked against them). */
+  readonly verdicts: CrcVerdicts | null
   last: DecodedRecord | null
 }
 
@@ -537,15 +493,12 @@ function decodeChunk(decoder: WalStreamDecoder, win: DecodeWindow, batch: Decode
       return walEnd === null ? { kind: 'more' } : { kind: 'wal-end', lsn: Number(walEnd.lsn), reason: walEnd.reason }
     }
     if (bounded && Number(rec.endLsn) > win.end) return { kind: 'end-lsn' }
+    // Records skipped to reach the start are checked too, as pg_waldump checks them.
+    const bad = win.verdicts === null ? null : win.verdicts.check(rec)
+    if (bad !== null) return { kind: 'fault', error: bad }
     win.last = rec
     if (win.skipping) {
-      if (Number(rec.lsn) < win.start) {
-        // Not handed out, but checked as pg_waldump checks the records it skips to reach its start.
-        if (win.checkSkipped && !recordCrcIsValid(rec.raw)) {
-          return { kind: 'fault', error: walCrcError(rec.lsn, rec.raw.readUInt32LE(20), recordCrc(rec.raw)) }
-        }
-        continue
-      }
+      if (Number(rec.lsn) < win.start) continue
       win.skipping = false
     }
     batch.push(rec)

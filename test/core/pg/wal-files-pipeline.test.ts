@@ -1,8 +1,10 @@
 /**
- * WalFileReader's pipeline on real WAL with full-page images: CRCs checked on the worker thread or on the
- * decoding thread, read buffers fresh or reused, any read size: the same records with the same bytes; a
- * damaged record is WAL_BAD_CRC at its LSN after every record before it, whatever comes after it; and no
- * worker thread outlives a read, whether it ends, fails or is abandoned.
+ * WalFileReader's pipeline on real WAL with full-page images: files read and CRCs checked on the worker
+ * thread or on the decoding thread, read buffers fresh or reused, any read size: the same records with the
+ * same bytes, every one checked by the worker when it is used; a damaged record is WAL_BAD_CRC at its LSN
+ * after every record before it, whatever comes after it; a worker that dies mid-read changes nothing but
+ * where the work is done; and no worker thread outlives a read, whether it ends, fails or is abandoned.
+ * The worker's record walker (WalCrcWalker) is also checked on its own against the decoder.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -12,6 +14,10 @@ import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
 import { crc32c } from '../../../src/core/lib/crc32c.js'
 import { formatLsn, parseLsn } from '../../../src/core/pg/lsn.js'
 import { WalCrcVerifier } from '../../../src/core/pg/wal-crc-verifier.js'
+import { CrcWorkerHost } from '../../../src/core/pg/wal-crc-worker.js'
+import { WalCrcWalker, type WalkBad } from '../../../src/core/pg/wal-crc-walker.js'
+import { crc32cRange } from '../../../src/core/lib/crc32c.js'
+import { WAL_RECORD_MAX_BYTES } from '../../../src/core/pg/wal-record.js'
 import { WAL_CHUNK_POOL_MAX } from '../../../src/core/pg/wal-chunk-source.js'
 import { WalFileReader, type WalReadOptions } from '../../../src/core/pg/wal-files.js'
 import { XLOG_BLCKSZ } from '../../../src/core/pg/wal-page.js'
@@ -119,6 +125,8 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
       expect(keys, v.label).toEqual(reference)
       expect(reader.endReport?.reason, v.label).toBe('end-of-wal')
       expect(reader.stats?.crcWorker, v.label).toBe(v.opts.crcWorker)
+      // With the worker, every record's CRC was checked there (none left to the decoding thread).
+      expect(reader.stats!.crcWorkerRecords, v.label).toBe(v.opts.crcWorker ? reference.length : 0)
       if (v.opts.reuseBuffers) expect(reader.stats!.chunksAllocated, v.label).toBeLessThanOrEqual(WAL_CHUNK_POOL_MAX + 2)
     }
   })
@@ -211,5 +219,73 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
     for (const s of [segs[0]!, ...segs.slice(2)]) copyFileSync(join(walDir, s), join(d, s))
     const gap = await digestAll([d], { crcWorker: true })
     expect(gap.error).toMatchObject({ code: 'WAL_SEGMENT_MISSING' })
+  })
+  it('reads on when the worker dies mid-read: same records, the rest checked on the decoding thread', async () => {
+    const reader = await WalFileReader.open([walDir], { crcWorker: true, chunkBytes: 64 * 1024 })
+    const keys: string[] = []
+    let crashed = false
+    for await (const batch of reader.recordBatches()) {
+      for (const r of batch) keys.push(`${formatLsn(r.lsn)}-${formatLsn(r.endLsn)}-${r.blocks.length}-${crc32c(r.raw)}`)
+      if (!crashed && keys.length > reference.length / 3) {
+        crashed = true
+        const host = CrcWorkerHost.acquire()
+        host.crashForTest()
+        host.release()
+      }
+    }
+    expect(keys).toEqual(reference)
+    expect(reader.stats!.crcWorkerRecords).toBeGreaterThan(0)
+    expect(reader.stats!.crcWorkerRecords).toBeLessThan(reference.length)
+  })
+
+  describe('WalCrcWalker', () => {
+    const crc = (b: Uint8Array, start: number, end: number, prev: number): number => crc32cRange(b as Buffer, start, end, prev)
+
+    /** Walks the segment files from `startLsn` in chunks of `chunkBytes`; the LSNs it checked and its first bad CRC. */
+    function walkFiles(dir: string, startLsn: number, chunkBytes: number): { ok: number[]; bad: WalkBad | null; state: number } {
+      const w = new WalCrcWalker(startLsn, SEG, WAL_RECORD_MAX_BYTES, crc)
+      const ok: number[] = []
+      let bad: WalkBad | null = null
+      for (const name of segs) {
+        const segStart = parseInt(name.slice(16), 16) * SEG
+        if (segStart + SEG <= startLsn) continue
+        const seg = readFileSync(join(dir, name))
+        for (let off = Math.max(0, startLsn - segStart); off < SEG && bad === null && w.state === 0; off += chunkBytes) {
+          bad = w.walk(seg.subarray(off, Math.min(SEG, off + chunkBytes)), segStart + off, ok)
+        }
+      }
+      return { ok, bad, state: w.state }
+    }
+
+    it('checks exactly the records the decoder finds, in any chunking, from a segment start or a page inside a record', async () => {
+      const lsns = reference.map((k) => span(k)[0])
+      const first = parseInt(segs[0]!.slice(16), 16) * SEG
+      for (const chunk of [XLOG_BLCKSZ, 3 * XLOG_BLCKSZ, 1024 * 1024]) {
+        const r = walkFiles(walDir, first, chunk)
+        expect(r.bad, `${chunk}`).toBeNull()
+        expect(r.state, `${chunk}`).toBe(1) // stopped at the end of valid WAL
+        expect(r.ok, `${chunk}`).toEqual(lsns)
+      }
+      // From the page holding a record that spans pages (its tail is skipped there, as by the decoder).
+      const spans = reference.map(span)
+      const k = spans.findIndex(([s, e]) => s > SEG && Math.floor(s / XLOG_BLCKSZ) !== Math.floor((e - 1) / XLOG_BLCKSZ))
+      const page = (Math.floor(spans[k]![0] / XLOG_BLCKSZ) + 1) * XLOG_BLCKSZ
+      const fromPage = await digestAll([walDir], { crcWorker: false, startLsn: page as never })
+      const r = walkFiles(walDir, page, 5 * XLOG_BLCKSZ)
+      expect(r.ok).toEqual(fromPage.keys.map((key) => span(key)[0]))
+    })
+
+    it('names the damaged record with its stored and computed CRC, and stops there', () => {
+      const spans = reference.map(span)
+      // A record that spans pages, damaged on its second page.
+      const k = spans.findIndex(([s, e]) => s > SEG * 1.2 && Math.floor(s / XLOG_BLCKSZ) !== Math.floor((e - 1) / XLOG_BLCKSZ) && e % XLOG_BLCKSZ > 64)
+      const [s, e] = spans[k]!
+      const dir = damagedCopy([{ lsn: e - 16, mutate: (seg, off) => void (seg[off] ^= 0x10) }])
+      const r = walkFiles(dir, parseInt(segs[0]!.slice(16), 16) * SEG, 1024 * 1024)
+      expect(r.bad).toMatchObject({ lsn: s })
+      expect(r.bad!.stored).not.toBe(r.bad!.computed)
+      expect(r.ok).toEqual(spans.slice(0, k).map(([a]) => a))
+      expect(r.state).toBe(2)
+    })
   })
 })

@@ -1,0 +1,270 @@
+/**
+ * WorkerWalSource: WalFileReader's chunk source when CRCs are checked off the decoding thread. The shared
+ * CRC worker thread (wal-crc-worker.ts) reads each chunk of a segment file and, while the bytes are hot in
+ * its core's cache, walks the records in it and checks their CRCs (wal-crc-walker.ts); the chunk comes back
+ * (transferred, not copied) with the start LSNs of the records it checked. The decoding thread decodes the
+ * chunk and takes each record's verdict from that list, checking by itself any record the worker gave no
+ * verdict for (`CrcVerdicts`). So every byte is checksummed once, right after it was read, on the other core
+ * — before, the decoding thread waited for reads from the thread pool, and the CRC worker then read every
+ * byte again from memory.
+ *
+ * Reads run ahead of the decoder by up to `WORKER_READ_AHEAD` chunks (memory: that many chunks), in file
+ * order; `read()` must be called for consecutive positions, as WalFileReader does. A segment that is not in
+ * the list stops the read-ahead and comes out as 'missing' when its turn comes.
+ *
+ * Memory: chunks are fresh, unzeroed memory allocated by the worker, owned by the decoding thread once
+ * transferred; with `reuse`, released chunks are transferred back and read into again (at most
+ * WAL_CHUNK_POOL_MAX kept).
+ *
+ * Failure: errors of the worker's reads come back as the same typed errors as WalChunkSource's. If the
+ * worker thread dies or cannot start, every read not yet answered, and every later one, is done on this
+ * thread by a WalChunkSource, without verdicts (the decoding thread then checks every CRC).
+ */
+import { CrcWorkerHost, crcWorkerMessageId, type CrcWorkerClient, type ReadReply, type WalkStart } from './wal-crc-worker.js'
+import type { WalkBad } from './wal-crc-walker.js'
+import { segmentDisappeared, walReadFailed, walShortRead, WAL_CHUNK_POOL_MAX, WalChunkSource, type WalChunk, type WalChunkFile } from './wal-chunk-source.js'
+import { walCrcError } from './wal-decoder.js'
+import { recordCrc, type DecodedRecord } from './wal-record.js'
+
+/** Chunks read ahead of the one being decoded: enough to keep the worker busy while the decoder works. */
+export const WORKER_READ_AHEAD = 4
+
+/** What the worker found in a chunk. */
+export interface ChunkVerdict {
+  /** Start LSNs of the records completed in the chunk whose CRC matched, in order. */
+  readonly ok: Float64Array
+  readonly bad: WalkBad | null
+}
+
+export type VerdictChunk = WalChunk & { verdict?: ChunkVerdict | null }
+
+export interface WorkerWalSourceOptions {
+  readonly segmentSizeBytes: number
+  readonly chunkBytes: number
+  readonly reuse: boolean
+  /** Where the worker's walk starts (WalFileReader's decode start). */
+  readonly walkStart: WalkStart
+  /** No read-ahead at or past this LSN (reads asked for are still done). */
+  readonly endLsn: number
+}
+
+interface Slot {
+  readonly segno: bigint
+  readonly offset: number
+  readonly chunk: Promise<VerdictChunk>
+}
+
+export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
+  private readonly reader = crcWorkerMessageId()
+  private readonly ahead: Slot[] = []
+  private readonly waiting = new Map<number, { resolve: (c: VerdictChunk) => void; reject: (e: unknown) => void; segno: bigint; offset: number; length: number; path: string }>()
+  private readonly free: ArrayBuffer[] = []
+  /** Position of the next read to post. */
+  private nextSegno: bigint
+  private nextOffset: number
+  private stopped = false
+  private host: CrcWorkerHost | null
+  private local: WalChunkSource | null = null
+  private localChain: Promise<unknown> = Promise.resolve()
+  private readonly busyAtStart: number
+  /** Chunks allocated (by the worker or, after a failure, here). */
+  allocated = 0
+  /** Records the worker checked. */
+  workerRecords = 0
+  workerBusyMs = 0
+
+  constructor(
+    private readonly bySegno: ReadonlyMap<bigint, WalChunkFile>,
+    private readonly opts: WorkerWalSourceOptions,
+    startSegno: bigint,
+    startOffset: number,
+  ) {
+    this.nextSegno = startSegno
+    this.nextOffset = startOffset
+    let host: CrcWorkerHost | null = null
+    try {
+      host = CrcWorkerHost.acquire()
+    } catch {
+      host = null // no thread: everything is read here
+    }
+    this.host = host
+    this.busyAtStart = host?.busyMs() ?? 0
+  }
+
+  /** The chunk at (segno, offset): the next position after the previous call's chunk. */
+  read(segno: bigint, offset: number): Promise<VerdictChunk> {
+    if (this.ahead.length === 0) this.post()
+    const slot = this.ahead.shift()
+    if (slot === undefined || slot.segno !== segno || slot.offset !== offset) {
+      // Not the position the read-ahead followed (never so with WalFileReader): read it here.
+      this.stopped = true
+      return this.readLocally(segno, offset)
+    }
+    this.fill()
+    return slot.chunk
+  }
+
+  /** Gives a chunk back for reuse (only with `reuse`; nothing may refer to its bytes any more). */
+  release(chunk: Buffer): void {
+    if (this.local !== null) return this.local.release(chunk)
+    if (!this.opts.reuse || this.free.length >= WAL_CHUNK_POOL_MAX) return
+    if (chunk.byteOffset !== 0 || chunk.buffer.byteLength !== this.opts.chunkBytes || chunk.buffer instanceof SharedArrayBuffer) return
+    this.free.push(chunk.buffer)
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true
+    const host = this.host
+    this.host = null
+    if (host !== null) {
+      this.workerBusyMs = host.busyMs() - this.busyAtStart
+      for (const id of this.waiting.keys()) host.forget(id)
+      host.closeReader(this.reader)
+      host.release()
+    }
+    for (const w of this.waiting.values()) w.reject(new Error('WAL reader closed'))
+    this.waiting.clear()
+    for (const s of this.ahead) s.chunk.catch(() => undefined)
+    this.ahead.length = 0
+    await this.localChain.catch(() => undefined)
+    await this.local?.close()
+  }
+
+  onReply(reply: ReadReply): void {
+    const w = this.waiting.get(reply.id)
+    if (w === undefined) return
+    this.waiting.delete(reply.id)
+    if ('readError' in reply) {
+      const e = reply.readError
+      w.reject(e.code === 'ENOENT' ? segmentDisappeared(w.path) : walReadFailed(w.path, w.length, w.offset, e.message))
+      return
+    }
+    const r = reply.read
+    if (r.allocated) this.allocated++
+    const chunk = Buffer.from(r.buffer, 0, r.bytesRead)
+    if (r.bytesRead !== w.length) {
+      w.reject(walShortRead(w.path, r.bytesRead, w.length, w.offset))
+      return
+    }
+    this.workerRecords += r.ok.length
+    w.resolve({ kind: 'chunk', segno: w.segno, offset: w.offset, chunk, verdict: { ok: r.ok, bad: r.bad } })
+  }
+
+  onLost(id: number): void {
+    const w = this.waiting.get(id)
+    if (w === undefined) return
+    this.waiting.delete(id)
+    this.host = null
+    this.readLocally(w.segno, w.offset).then(w.resolve, w.reject)
+  }
+
+  /** Posts reads until WORKER_READ_AHEAD are under way. */
+  private fill(): void {
+    while (!this.stopped && this.ahead.length < WORKER_READ_AHEAD) {
+      const lsn = Number(this.nextSegno) * this.opts.segmentSizeBytes + this.nextOffset
+      if (lsn >= this.opts.endLsn) return
+      this.post()
+    }
+  }
+
+  /** Posts the read at the next position (or queues 'missing' and stops there). */
+  private post(): void {
+    const segno = this.nextSegno
+    const offset = this.nextOffset
+    const segSize = this.opts.segmentSizeBytes
+    const seg = this.bySegno.get(segno)
+    if (seg === undefined) {
+      this.stopped = true
+      this.ahead.push({ segno, offset, chunk: Promise.resolve({ kind: 'missing', segno }) })
+      return
+    }
+    const length = Math.min(this.opts.chunkBytes, segSize - offset)
+    if (offset + length < segSize) this.nextOffset = offset + length
+    else {
+      this.nextSegno = segno + 1n
+      this.nextOffset = 0
+    }
+    const host = this.host
+    if (host === null || host.isLost) {
+      this.ahead.push({ segno, offset, chunk: this.readLocally(segno, offset) })
+      return
+    }
+    const id = crcWorkerMessageId()
+    const chunk = new Promise<VerdictChunk>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, segno, offset, length, path: seg.path })
+    })
+    chunk.catch(() => undefined) // a read-ahead nobody asks for must not be an unhandled rejection
+    this.ahead.push({ segno, offset, chunk })
+    const buffer = this.opts.reuse ? (this.free.pop() ?? new ArrayBuffer(this.opts.chunkBytes)) : undefined
+    host.postRead(id, this, {
+      reader: this.reader,
+      path: seg.path,
+      offset,
+      length,
+      lsn: Number(segno) * segSize + offset,
+      start: this.opts.walkStart,
+      ...(buffer === undefined ? {} : { buffer }),
+    })
+  }
+
+  /** Reads on this thread, one read at a time, in the order asked (after the worker is gone). */
+  private readLocally(segno: bigint, offset: number): Promise<VerdictChunk> {
+    this.local ??= new WalChunkSource(this.bySegno, { segmentSizeBytes: this.opts.segmentSizeBytes, chunkBytes: this.opts.chunkBytes, shared: false, reuse: this.opts.reuse })
+    const local = this.local
+    const p = this.localChain.then(() => local.read(segno, offset))
+    this.localChain = p.catch(() => undefined)
+    return p.then((c) => {
+      this.allocated = local.allocated
+      return c
+    })
+  }
+}
+
+/**
+ * The decoding thread's side of the verdicts: records come out of the decoder in LSN order, verdicts in
+ * chunk order, so one pass over both matches them. A record the worker checked passes; the record the worker
+ * found bad is WAL_BAD_CRC; any other record (no verdict: the worker lost its place, or was gone) is
+ * checked here.
+ */
+export class CrcVerdicts {
+  private cur: Float64Array = new Float64Array(0)
+  private at = 0
+  private readonly queue: Float64Array[] = []
+  private bad: WalkBad | null = null
+  /** Records checked here for want of a verdict. */
+  checkedHere = 0
+
+  add(v: ChunkVerdict): void {
+    if (v.ok.length > 0) this.queue.push(v.ok)
+    if (v.bad !== null && this.bad === null) this.bad = v.bad
+  }
+
+  /** Null if `rec`'s CRC is good, else the error to report. */
+  check(rec: DecodedRecord): Error | null {
+    const lsn = Number(rec.lsn)
+    for (;;) {
+      if (this.at < this.cur.length) {
+        const x = this.cur[this.at]!
+        if (x < lsn) {
+          this.at++
+          continue
+        }
+        if (x === lsn) {
+          this.at++
+          return null
+        }
+        break
+      }
+      const next = this.queue.shift()
+      if (next === undefined) break
+      this.cur = next
+      this.at = 0
+    }
+    if (this.bad !== null && this.bad.lsn === lsn) return walCrcError(lsn, this.bad.stored, this.bad.computed)
+    this.checkedHere++
+    const raw = rec.raw
+    const stored = raw.readUInt32LE(20)
+    const computed = recordCrc(raw)
+    return stored === computed ? null : walCrcError(lsn, stored, computed)
+  }
+}
