@@ -6,10 +6,12 @@
  * keyed by a version string and the compression method; later runs reuse it. Then, `runs` times each,
  * interleaved: `pg_waldump --stats=record` over the files (the baseline: it reads, CRC-checks and decodes
  * every record), and our WalFileReader decoding every record (page checks, CRC, block references):
- *   - with every CRC checked on the decoding thread (crcWorker: false: one thread, as pg_waldump),
+ *   - on one thread (file reads on the thread pool, every CRC on the decoding thread, as pg_waldump): the
+ *     default with fresh read buffers,
  *   - with the files read and the CRCs checked on a worker thread, right after each read, while the
- *     decoding thread decodes (the default for reads of 32 MiB or more),
- *   - the same with read buffers reused (reuseBuffers: for consumers that do not keep records),
+ *     decoding thread decodes,
+ *   - both again with read buffers reused (reuseBuffers: for consumers that do not keep records, such as
+ *     ingest and `wal dump`), where the worker is the default for reads of 32 MiB or more,
  *   - the default, with every full-page image restored into an 8 KiB page.
  * Prints JSON, then a table with median MB/s, records/s and the ratio to pg_waldump (above 1 = faster), by
  * wall clock and by CPU time (user + system of every thread; on a shared machine the CPU figures are the
@@ -154,9 +156,10 @@ const first = join(walDir, segs[0]!)
 const last = join(walDir, segs[segs.length - 1]!)
 
 const cases = [
-  { key: 'oneThread', name: 'decode, CRC on the decoding thread', opts: { crcWorker: false } as WalReadOptions, restore: false },
-  { key: 'worker', name: 'decode, read + CRC on a worker (default)', opts: {} as WalReadOptions, restore: false },
-  { key: 'workerReuse', name: 'decode, read + CRC worker, reused buffers', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
+  { key: 'oneThread', name: 'decode, one thread (default)', opts: {} as WalReadOptions, restore: false },
+  { key: 'worker', name: 'decode, read + CRC on a worker', opts: { crcWorker: true } as WalReadOptions, restore: false },
+  { key: 'oneThreadReuse', name: 'decode, one thread, reused buffers', opts: { crcWorker: false, reuseBuffers: true } as WalReadOptions, restore: false },
+  { key: 'workerReuse', name: 'decode, reused buffers (default): read + CRC on a worker', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
   { key: 'restore', name: 'decode (default) + restore every image', opts: {} as WalReadOptions, restore: true },
 ]
 

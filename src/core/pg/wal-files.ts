@@ -95,8 +95,8 @@ export interface WalReadOptions {
   chunkBytes?: number
   /**
    * Read the files and check record CRCs on a worker thread (WorkerWalSource) while decoding here. Default
-   * 'auto': when at least WAL_CRC_WORKER_MIN_BYTES are to be read. The records and errors are the same
-   * either way.
+   * 'auto': with `reuseBuffers`, when at least WAL_CRC_WORKER_MIN_BYTES are to be read. The records and
+   * errors are the same either way.
    */
   crcWorker?: boolean | 'auto'
   /**
@@ -424,6 +424,9 @@ export class WalFileReader {
   /** The CRC worker pays off only for long reads (it takes tens of ms to start; until then, CRCs are here). */
   private wantsCrcWorker(decodeFrom: number): boolean {
     if (this.crcWorker !== 'auto') return this.crcWorker
+    // Into fresh memory the worker pays a page fault per 4 KiB it reads, and ends up no faster than this
+    // thread alone (bench/wal-decode.ts): it pays off with reused buffers.
+    if (!this.reuseBuffers) return false
     const lastSeg = this.segments[this.segments.length - 1]!
     const filesEnd = (Number(lastSeg.segno) + 1) * this.segmentSizeBytes
     const readEnd = this.endLsn === null ? filesEnd : Math.min(filesEnd, Number(this.endLsn))
