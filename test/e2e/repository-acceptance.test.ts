@@ -21,6 +21,7 @@ import { readerFor } from '../../src/core/app/pages.js'
 import { parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
 import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 import { PageserverError } from '../../src/core/lib/errors.js'
+import { decodeHeader, HEADER_BYTES } from '../../src/core/layer/layer-format.js'
 
 interface Quiet {
   lsn: Lsn
@@ -220,14 +221,17 @@ describe('repository acceptance: import, sync under SIGKILL, every page at every
       const n = reader.relSize(relTag, quiet[4]!.lsn)
       for (let b = 0; b < n; b++) expected.set(b, await reader.getRelPage(relTag, b, quiet[4]!.lsn))
     })
-    // Damage every layer file of the timeline (bytes spread over each, past its header block).
+    // Damage every layer file of the timeline: bytes spread over its values and index blocks, past its header
+    // block and before its top-level index (both checked when the file opens, as the header case above shows;
+    // a flipped byte there would stop the timeline from loading, before any page is read).
     const originals = new Map<string, Buffer>()
     for (const f of layers) {
       const p = join(tlDir, f)
       const orig = readFileSync(p)
       originals.set(p, orig)
       const d = Buffer.from(orig)
-      for (let off = 8192; off < d.length; off += Math.max(1, Math.floor(d.length / 64))) d[off]! ^= 0x80
+      const top = decodeHeader(orig.subarray(0, HEADER_BYTES), orig.length, p).topOffset
+      for (let off = 8192; off < top; off += Math.max(1, Math.floor(top / 64))) d[off]! ^= 0x80
       writeFileSync(p, d)
     }
     let errors = 0

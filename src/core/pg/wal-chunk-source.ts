@@ -5,12 +5,10 @@
  * for the next), so opening and closing never race with a read.
  *
  * Memory: each chunk is fresh memory by default, so the records decoded from it (views into it) may be kept
- * as long as anyone likes. Two options change that:
- * - `shared`: chunks are SharedArrayBuffer memory, so the CRC worker can read the records where they lie.
- * - `reuse`: chunks come from a free list and go back to it with `release()` once nothing refers to them
- *   any more (the caller decides: WalFileReader releases a chunk when its consumer has moved past the
- *   batch and the decoder holds no piece of it). Fresh memory costs page faults, zeroing and garbage
- *   collection: about a tenth of the decoding CPU at 1 MiB per chunk.
+ * as long as anyone likes. With `reuse`, chunks come from a free list and go back to it with `release()`
+ * once nothing refers to them any more (the caller decides: WalFileReader releases a chunk when its
+ * consumer has moved past the batch and the decoder holds no piece of it). Fresh memory costs page faults,
+ * zeroing and garbage collection: about a tenth of the decoding CPU at 1 MiB per chunk.
  * The free list holds at most `WAL_CHUNK_POOL_MAX` chunks; a released chunk beyond that is dropped.
  */
 import { open, type FileHandle } from 'node:fs/promises'
@@ -28,8 +26,6 @@ export const WAL_CHUNK_POOL_MAX = 8
 export interface WalChunkSourceOptions {
   readonly segmentSizeBytes: number
   readonly chunkBytes: number
-  /** Allocate chunks as SharedArrayBuffer memory (for the CRC worker). */
-  readonly shared: boolean
   /** Reuse released chunks. */
   readonly reuse: boolean
 }
@@ -88,7 +84,7 @@ export class WalChunkSource {
     if (reused !== undefined) return len === reused.length ? reused : Buffer.from(reused.buffer, 0, len)
     this.allocated++
     const size = this.opts.reuse ? this.opts.chunkBytes : len
-    const whole = this.opts.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafeSlow(size)
+    const whole = Buffer.allocUnsafeSlow(size)
     return len === size ? whole : whole.subarray(0, len)
   }
 }

@@ -344,7 +344,7 @@ export class WalFileReader {
           firstSegno,
           decodeFrom % segSize,
         )
-      : new WalChunkSource(bySegno, { segmentSizeBytes: segSize, chunkBytes: this.chunkBytes, shared: false, reuse: this.reuseBuffers })
+      : new WalChunkSource(bySegno, { segmentSizeBytes: segSize, chunkBytes: this.chunkBytes, reuse: this.reuseBuffers })
     // Chunks handed out and done with, still referred to by the decoder (reuseBuffers).
     const parked: Buffer[] = []
     const self = this

@@ -209,7 +209,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
 
   /** Reads on this thread, one read at a time, in the order asked (after the worker is gone). */
   private readLocally(segno: bigint, offset: number): Promise<VerdictChunk> {
-    this.local ??= new WalChunkSource(this.bySegno, { segmentSizeBytes: this.opts.segmentSizeBytes, chunkBytes: this.opts.chunkBytes, shared: false, reuse: this.opts.reuse })
+    this.local ??= new WalChunkSource(this.bySegno, { segmentSizeBytes: this.opts.segmentSizeBytes, chunkBytes: this.opts.chunkBytes, reuse: this.opts.reuse })
     const local = this.local
     const p = this.localChain.then(() => local.read(segno, offset))
     this.localChain = p.catch(() => undefined)
