@@ -4,22 +4,12 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { inspectConfig, loadConfig, resolveConfig, type LoadedConfig } from '../../../src/core/config/index.js'
 import { PageserverError } from '../../../src/core/lib/errors.js'
+import { errorOf } from '../../support/errors.js'
 
 const WORKDIR = '/srv/ps'
 
 function load(fileText: string | null, overrides: string[] = [], env: Record<string, string> = {}): LoadedConfig {
   return resolveConfig({ workdir: WORKDIR, configPath: `${WORKDIR}/pageserver.toml`, fileText, overrides, env })
-}
-
-/** The PageserverError thrown by fn (fails the test when nothing or something else is thrown). */
-function errorOf(fn: () => unknown): PageserverError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(PageserverError)
-    return err as PageserverError
-  }
-  throw new Error('expected an error')
 }
 
 describe('defaults', () => {

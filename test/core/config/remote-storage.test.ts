@@ -1,22 +1,12 @@
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import { redactedConfigJson, renderEffectiveToml, resolveConfig, Secret, type LoadedConfig } from '../../../src/core/config/index.js'
-import { PageserverError } from '../../../src/core/lib/errors.js'
+import { errorOf } from '../../support/errors.js'
 
 const WORKDIR = '/srv/ps'
 
 function load(overrides: string[], env: Record<string, string> = {}, fileText: string | null = null): LoadedConfig {
   return resolveConfig({ workdir: WORKDIR, configPath: `${WORKDIR}/pageserver.toml`, fileText, overrides, env })
-}
-
-function errorOf(fn: () => unknown): PageserverError {
-  try {
-    fn()
-  } catch (err) {
-    expect(err).toBeInstanceOf(PageserverError)
-    return err as PageserverError
-  }
-  throw new Error('expected an error')
 }
 
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEKEY', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCY' }

@@ -1,23 +1,14 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { chooseSaslMechanism, md5PasswordResponse, saslPrep, ScramSha256Client, scramIterationsMax } from '../../../src/core/protocol/auth.js'
-import { CorruptionError, PageserverError } from '../../../src/core/lib/errors.js'
+import { CorruptionError } from '../../../src/core/lib/errors.js'
+import { errorOf } from '../../support/errors.js'
 
 // RFC 7677 section 3: user "user", password "pencil".
 const RFC_CLIENT_NONCE = 'rOprNGfwEbeRWgbNEkqO'
 const RFC_SERVER_FIRST = 'r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096'
 const RFC_CLIENT_FINAL = 'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ='
 const RFC_SERVER_FINAL = 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4='
-
-function code(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PageserverError)
-    return (e as PageserverError).code
-  }
-  throw new Error('expected an error')
-}
 
 describe('SCRAM-SHA-256', () => {
   it('reproduces the RFC 7677 example when the client-first-bare matches', () => {
@@ -43,14 +34,14 @@ describe('SCRAM-SHA-256', () => {
     const c = new ScramSha256Client('pencil', RFC_CLIENT_NONCE)
     c.clientFirstMessage()
     c.clientFinalMessage(RFC_SERVER_FIRST)
-    expect(code(() => c.verifyServerFinal('v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='))).toBe('PG_SCRAM_SERVER_SIGNATURE')
+    expect(errorOf(() => c.verifyServerFinal('v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=')).code).toBe('PG_SCRAM_SERVER_SIGNATURE')
     const d = new ScramSha256Client('pencil', RFC_CLIENT_NONCE)
     d.clientFirstMessage()
     d.clientFinalMessage(RFC_SERVER_FIRST)
-    expect(code(() => d.verifyServerFinal('e=invalid-proof'))).toBe('PG_AUTH_FAILED')
+    expect(errorOf(() => d.verifyServerFinal('e=invalid-proof')).code).toBe('PG_AUTH_FAILED')
     const e = new ScramSha256Client('pencil', RFC_CLIENT_NONCE)
     e.clientFirstMessage()
-    expect(code(() => e.clientFinalMessage('r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096'))).toBe('PG_SCRAM_PROTOCOL')
+    expect(errorOf(() => e.clientFinalMessage('r=someoneelse,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096')).code).toBe('PG_SCRAM_PROTOCOL')
   })
 
   it('refuses malformed server-first messages before doing any work', () => {
@@ -82,13 +73,13 @@ describe('SCRAM-SHA-256', () => {
 
   it('enforces the order of the exchange', () => {
     const c = new ScramSha256Client('pencil')
-    expect(code(() => c.clientFinalMessage(RFC_SERVER_FIRST))).toBe('PG_SCRAM_PROTOCOL')
-    expect(code(() => c.verifyServerFinal(RFC_SERVER_FINAL))).toBe('PG_SCRAM_PROTOCOL')
+    expect(errorOf(() => c.clientFinalMessage(RFC_SERVER_FIRST)).code).toBe('PG_SCRAM_PROTOCOL')
+    expect(errorOf(() => c.verifyServerFinal(RFC_SERVER_FINAL)).code).toBe('PG_SCRAM_PROTOCOL')
   })
 
   it('prefers SCRAM-SHA-256 and refuses other mechanisms', () => {
     expect(chooseSaslMechanism(['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'])).toBe('SCRAM-SHA-256')
-    expect(code(() => chooseSaslMechanism(['SCRAM-SHA-256-PLUS']))).toBe('PG_SASL_MECHANISM')
+    expect(errorOf(() => chooseSaslMechanism(['SCRAM-SHA-256-PLUS'])).code).toBe('PG_SASL_MECHANISM')
   })
 
   it('leaves ASCII passwords alone and normalises others', () => {
@@ -108,6 +99,6 @@ describe('MD5 password', () => {
     expect(md5PasswordResponse('alice', 'secret', salt)).toBe(expected)
     // Computed independently (Python hashlib) for user postgres, password postgres, salt "abcd".
     expect(md5PasswordResponse('postgres', 'postgres', Buffer.from('abcd'))).toBe('md50800ba833a175e428fc0110c29998942')
-    expect(code(() => md5PasswordResponse('a', 'b', Buffer.alloc(3)))).toBe('PG_AUTH_PROTOCOL')
+    expect(errorOf(() => md5PasswordResponse('a', 'b', Buffer.alloc(3))).code).toBe('PG_AUTH_PROTOCOL')
   })
 })

@@ -4,7 +4,8 @@
  * applied") at the boundary and above 2^53, where the double fast path must hand over to bigints.
  */
 import { describe, expect, it } from 'vitest'
-import { CorruptionError, PageserverError } from '../../../src/core/lib/errors.js'
+import { CorruptionError } from '../../../src/core/lib/errors.js'
+import { errorOf } from '../../support/errors.js'
 import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
 import { ForkNumber, type BufferTag, type RelFileNode } from '../../../src/core/pg/reltag.js'
 import { RM } from '../../../src/core/pg/rmgr.js'
@@ -33,24 +34,14 @@ function insert(offnum: number, body: string, flags = 0): Buffer {
   })
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PageserverError)
-    return (e as PageserverError).code
-  }
-  throw new Error('expected an error')
-}
-
 describe('redoBlock', () => {
   it('checks each record CRC unless checkRecordCrc is false', () => {
     const good = insert(1, 'first')
     const bad = Buffer.from(good)
     bad.writeUInt32LE((bad.readUInt32LE(20) ^ 1) >>> 0, 20)
     const records = (raw: Buffer) => [{ endLsn: lsn(0x2000n), raw }]
-    expect(codeOf(() => redoBlock(HEAP, null, records(bad), OPTS))).toBe('REDO_BAD_RECORD_CRC')
-    expect(codeOf(() => redoBlock(HEAP, null, records(bad), { ...OPTS, checkRecordCrc: true }))).toBe('REDO_BAD_RECORD_CRC')
+    expect(errorOf(() => redoBlock(HEAP, null, records(bad), OPTS)).code).toBe('REDO_BAD_RECORD_CRC')
+    expect(errorOf(() => redoBlock(HEAP, null, records(bad), { ...OPTS, checkRecordCrc: true })).code).toBe('REDO_BAD_RECORD_CRC')
     const page = redoBlock(HEAP, null, records(bad), { ...OPTS, checkRecordCrc: false })
     expect(page.equals(redoBlock(HEAP, null, records(good), OPTS))).toBe(true)
   })
@@ -78,7 +69,7 @@ describe('redoBlock', () => {
 
     expect(() => redoBlock(HEAP, first, chain, OPTS, first)).toThrow(/separate 8192-byte buffer/)
     expect(() => redoBlock(HEAP, first, chain, OPTS, Buffer.alloc(100))).toThrow(/separate 8192-byte buffer/)
-    expect(codeOf(() => redoBlock(HEAP, null, [], OPTS, Buffer.alloc(8192)))).toBe('REDO_NO_PAGE')
+    expect(errorOf(() => redoBlock(HEAP, null, [], OPTS, Buffer.alloc(8192))).code).toBe('REDO_NO_PAGE')
   })
 
   it('skips a record ending at or below pd_lsn, also for LSNs above 2^53', () => {
