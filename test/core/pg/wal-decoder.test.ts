@@ -50,8 +50,8 @@ function decodeAll(bytes: Buffer, startLsn: number, chunk = bytes.length, opts: 
 }
 
 /** Decodes, expecting a failure; returns the records before it and the error. */
-function decodeUntilError(bytes: Buffer, startLsn: number): { records: DecodedRecord[]; error: unknown } {
-  const d = new WalStreamDecoder({ startLsn: lsn(startLsn) })
+function decodeUntilError(bytes: Buffer, startLsn: number, opts: { deferCrc?: boolean } = {}): { records: DecodedRecord[]; error: unknown } {
+  const d = new WalStreamDecoder({ startLsn: lsn(startLsn), ...opts })
   const out: DecodedRecord[] = []
   d.feed(bytes)
   try {
@@ -348,17 +348,7 @@ describe.skipIf(!pgAvailable())('WalStreamDecoder on real WAL', () => {
       const from = Math.floor(Number(wal.records[150]!.lsn) / XLOG_BLCKSZ) * XLOG_BLCKSZ
       const to = Number(wal.records[400]!.endLsn)
       const reference = decodeAll(slice(from, to), from).records
-      const deferred = (bytes: Buffer): { records: DecodedRecord[]; error: unknown } => {
-        const d = new WalStreamDecoder({ startLsn: lsn(from), deferCrc: true })
-        const out: DecodedRecord[] = []
-        d.feed(bytes)
-        try {
-          for (let r = d.next(); r !== null; r = d.next()) out.push(r)
-        } catch (e) {
-          return { records: out, error: e }
-        }
-        return { records: out, error: null }
-      }
+      const deferred = (bytes: Buffer) => decodeUntilError(bytes, from, { deferCrc: true })
       const clean = deferred(slice(from, to))
       expect(clean.error).toBeNull()
       expectSameRecords(clean.records, reference, 'deferCrc')
