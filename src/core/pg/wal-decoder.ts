@@ -498,7 +498,10 @@ export class WalStreamDecoder {
   private finishRecord(bytes: Buffer, at: number): DecodedRecord {
     const start = this.recStart
     const len = this.recTotLen
-    if (!this.deferCrc) this.checkCrc(bytes, at, len, start)
+    if (!this.deferCrc) {
+      const fault = recordCrcFault(bytes, at, len, start)
+      if (fault !== null) throw fault
+    }
     let end = align8(this.pos)
     const isSwitch = bytes[at + 17] === RM.XLOG && (bytes[at + 16]! & XLR_RMGR_INFO_MASK) === XLOG_SWITCH
     if (isSwitch) end = (Math.floor((this.pos - 1) / this.segSize) + 1) * this.segSize
@@ -509,20 +512,21 @@ export class WalStreamDecoder {
     try {
       return decodeRecordAt(bytes, at, len, start, end)
     } catch (e) {
-      this.checkCrc(bytes, at, len, start) // a damaged record is reported as damaged, as without deferral
-      throw e
+      // A damaged record is reported as damaged, as without deferral.
+      throw recordCrcFault(bytes, at, len, start) ?? e
     }
-  }
-
-  private checkCrc(bytes: Buffer, at: number, len: number, start: number): void {
-    const stored = bytes.readUInt32LE(at + 20)
-    const actual = recordCrcAt(bytes, at, len)
-    if (stored !== actual) throw walCrcError(start, stored, actual)
   }
 
   private err(code: string, message: string, at: number): CorruptionError {
     return walError(code, message, at)
   }
+}
+
+/** WAL_BAD_CRC if the CRC of the `len`-byte record at `at` in `bytes` (start LSN `lsn`) does not match, else null. */
+export function recordCrcFault(bytes: Buffer, at: number, len: number, lsn: Lsn | number): CorruptionError | null {
+  const stored = bytes.readUInt32LE(at + 20)
+  const computed = recordCrcAt(bytes, at, len)
+  return stored === computed ? null : walCrcError(lsn, stored, computed)
 }
 
 /** The error for a record whose CRC-32C does not match (`at`: its start LSN). */

@@ -23,8 +23,8 @@
 import { CrcWorkerHost, crcWorkerMessageId, type CrcWorkerClient, type ReadReply, type WalkStart } from './wal-crc-worker.js'
 import type { WalkBad } from './wal-crc-walker.js'
 import { segmentDisappeared, walReadFailed, walShortRead, WAL_CHUNK_POOL_MAX, WalChunkSource, type WalChunk, type WalChunkFile } from './wal-chunk-source.js'
-import { walCrcError } from './wal-decoder.js'
-import { recordCrc, type DecodedRecord } from './wal-record.js'
+import { recordCrcFault, walCrcError } from './wal-decoder.js'
+import type { DecodedRecord } from './wal-record.js'
 
 /** Chunks read ahead of the one being decoded: enough to keep the worker busy while the decoder works. */
 export const WORKER_READ_AHEAD = 4
@@ -262,9 +262,6 @@ export class CrcVerdicts {
     }
     if (this.bad !== null && this.bad.lsn === lsn) return walCrcError(lsn, this.bad.stored, this.bad.computed)
     this.checkedHere++
-    const raw = rec.raw
-    const stored = raw.readUInt32LE(20)
-    const computed = recordCrc(raw)
-    return stored === computed ? null : walCrcError(lsn, stored, computed)
+    return recordCrcFault(rec.rawBytes, rec.rawOffset, rec.xl_tot_len, lsn)
   }
 }
