@@ -5,17 +5,18 @@
  * it needs nothing but the record's bytes. A decoder running with `deferCrc` finds record boundaries,
  * checks page and record headers and decodes block references on its thread, while this worker checksums
  * earlier batches on the other core. Records are handed to consumers only once `check()` has settled for
- * their batch (WalFileReader and WalReceiver do this); a mismatch is reported with the index of the first
- * bad record, so the records before it are still delivered and the error names the bad record's LSN.
+ * their batch (WalReceiver does this; WalFileReader instead has the worker check records as it reads them,
+ * wal-worker-source.ts); a mismatch is reported with the index of the first bad record, so the records
+ * before it are still delivered and the error names the bad record's LSN.
  *
- * How: records whose bytes lie in SharedArrayBuffer memory (read chunks and network chunks allocated as
- * shared memory) are sent as (buffer, offset, length) triples to the worker thread the process shares
- * (wal-crc-worker.ts: started on first use, kept for the next reader), which computes each CRC (body, then
- * the header up to xl_crc, as PostgreSQL does) and answers with the first mismatch. Records in ordinary memory (rare: a record joined across two chunks) are checked on the
- * calling thread at once. Batches are posted even before the worker has started (it takes tens of ms); a
- * caller about to wait for one calls `expedite()`, which checks it on the calling thread if the worker is
- * not up yet. After a worker failure every record is checked on the calling thread: the result never
- * depends on the worker, only the speed does.
+ * How: records whose bytes lie in SharedArrayBuffer memory (network chunks allocated as shared memory) are
+ * sent as (buffer, offset, length) triples to the worker thread the process shares (wal-crc-worker.ts:
+ * started on first use, kept for the next reader), which computes each CRC (body, then the header up to
+ * xl_crc, as PostgreSQL does) and answers with the first mismatch. Records in ordinary memory (rare: a
+ * record joined across two chunks) are checked on the calling thread at once. Batches are posted even
+ * before the worker has started (it takes tens of ms); a caller about to wait for one calls `expedite()`,
+ * which checks it on the calling thread if the worker is not up yet. After a worker failure every record is
+ * checked on the calling thread: the result never depends on the worker, only the speed does.
  *
  * Invariants:
  * - Each check settles exactly once (never rejects) with the first mismatch of its batch, or null; the

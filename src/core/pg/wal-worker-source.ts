@@ -67,8 +67,8 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
   private local: WalChunkSource | null = null
   private localChain: Promise<unknown> = Promise.resolve()
   private readonly busyAtStart: number
-  /** Chunks allocated (by the worker or, after a failure, here). */
-  allocated = 0
+  /** Chunk buffers allocated for the worker's reads (by it, or here for it to read into). */
+  private chunksMade = 0
   /** Records the worker checked. */
   workerRecords = 0
   workerBusyMs = 0
@@ -112,6 +112,11 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     this.free.push(chunk.buffer)
   }
 
+  /** Chunks allocated (for the worker's reads, and by the local reads after a failure). */
+  get allocated(): number {
+    return this.chunksMade + (this.local?.allocated ?? 0)
+  }
+
   async close(): Promise<void> {
     this.stopped = true
     const host = this.host
@@ -140,7 +145,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       return
     }
     const r = reply.read
-    if (r.allocated) this.allocated++
+    if (r.allocated) this.chunksMade++
     const chunk = Buffer.from(r.buffer, 0, r.bytesRead)
     if (r.bytesRead !== w.length) {
       w.reject(walShortRead(w.path, r.bytesRead, w.length, w.offset))
@@ -195,7 +200,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     })
     chunk.catch(() => undefined) // a read-ahead nobody asks for must not be an unhandled rejection
     this.ahead.push({ segno, offset, chunk })
-    const buffer = this.opts.reuse ? (this.free.pop() ?? new ArrayBuffer(this.opts.chunkBytes)) : undefined
+    const buffer = this.opts.reuse ? (this.free.pop() ?? this.newChunkBuffer()) : undefined
     host.postRead(id, this, {
       reader: this.reader,
       path: seg.path,
@@ -207,16 +212,18 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     })
   }
 
+  private newChunkBuffer(): ArrayBuffer {
+    this.chunksMade++
+    return new ArrayBuffer(this.opts.chunkBytes)
+  }
+
   /** Reads on this thread, one read at a time, in the order asked (after the worker is gone). */
   private readLocally(segno: bigint, offset: number): Promise<VerdictChunk> {
     this.local ??= new WalChunkSource(this.bySegno, { segmentSizeBytes: this.opts.segmentSizeBytes, chunkBytes: this.opts.chunkBytes, reuse: this.opts.reuse })
     const local = this.local
     const p = this.localChain.then(() => local.read(segno, offset))
     this.localChain = p.catch(() => undefined)
-    return p.then((c) => {
-      this.allocated = local.allocated
-      return c
-    })
+    return p
   }
 }
 
