@@ -53,9 +53,11 @@ export async function ingestWalFiles(ctx: AppContext, o: IngestFilesOptions): Pr
       const tl = await tenant.timeline(o.timelineId)
       const from = tl.lastRecordLsn
       // Ingest copies every value it keeps out of a batch before asking for the next, so read chunks are
-      // reused: fresh ones cost page faults and, with the CRC worker, stay alive until the worker thread's
-      // next GC (about 115 MiB of RSS over 1.3 GiB of WAL in bench/ingest-rss.ts).
-      const wal = await WalFileReader.open(o.walPaths, { startLsn: from, endLsn: o.endLsn ?? null, reuseBuffers: true })
+      // reused: fresh ones cost page faults (about 115 MiB more RSS over 1.3 GiB of WAL in
+      // bench/ingest-rss.ts). No CRC worker: ingest already keeps both cores busy (this thread, the flush
+      // worker, GC), and a third busy thread made it slower, not faster: 3.5 s against 4.1 s elapsed and
+      // 1.95 against 2.3 CPU-s on this thread (median of 6 alternated runs of bench/support/ingest-once.ts).
+      const wal = await WalFileReader.open(o.walPaths, { startLsn: from, endLsn: o.endLsn ?? null, reuseBuffers: true, crcWorker: false })
       const src = tl.metadata.walSource
       if (src !== null && (BigInt(src.systemId) !== wal.systemId || src.pgTimeline !== wal.timeline)) {
         throw new UsageError(

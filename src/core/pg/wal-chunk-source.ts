@@ -73,6 +73,11 @@ export class WalChunkSource {
     this.free.push(chunk)
   }
 
+  /** Chunks kept for reuse. */
+  get kept(): number {
+    return this.free.length
+  }
+
   async close(): Promise<void> {
     const o = this.open
     this.open = null

@@ -12,12 +12,15 @@
  *   triples} -> {id, bad, stored, computed} with the index of the first record whose CRC does not match
  *   (-1: none), or {id, failed} when it could not check the batch (then nothing it said about that batch
  *   is trusted). Used by WalCrcVerifier for records decoded elsewhere (the WAL receiver).
- * - read: {id, read: {reader, path, offset, length, lsn, start, buffer?}} -> the worker reads `length`
- *   bytes of the file at `offset` into `buffer` (or fresh memory), walks them with the reader's
- *   WalCrcWalker (created from `start` at its first read) while they are in its cache, and transfers the
- *   buffer back: {id, read: {buffer, bytesRead, ok: Float64Array of checked record LSNs, bad, allocated}},
- *   or {id, readError: {code, message}}. Used by WalFileReader (wal-worker-source.ts).
- * - {closeReader}: forget a reader's walker and file (no answer).
+ * - read: {id, read: {reader, path, offset, length, lsn, start, slot?, sab?}} -> the worker reads `length`
+ *   bytes of the file at `offset`, walks them with the reader's WalCrcWalker (created from `start` at its
+ *   first read) while they are in its cache, and answers {id, read: {slot, buffer, bytesRead, ok:
+ *   Float64Array of checked record LSNs, bad}}, or {id, readError: {code, message}}. With `slot` it reads
+ *   into the reader's shared buffer of that number (given once, as `sab`, with the slot's first read) and
+ *   nothing is transferred; without, into fresh memory that it transfers back as `buffer`. Used by
+ *   WalFileReader (wal-worker-source.ts).
+ * - {closeReader}: forget a reader's walker, file and slots (no answer); {dropSlot: {reader, slot}}: forget
+ *   one slot (no answer).
  * The worker says {ready} once it has loaded the native CRC module.
  *
  * Failure: an error or exit of the thread settles every pending request through its client's `onLost`
@@ -73,10 +76,10 @@ function closeReader(key) {
 function read(id, q) {
   let r = readers.get(q.reader)
   if (r === undefined) {
-    r = { walker: new WalCrcWalker(q.start.lsn, q.start.segSize, q.start.recordMax, crcRange), fd: -1, path: null }
+    r = { walker: new WalCrcWalker(q.start.lsn, q.start.segSize, q.start.recordMax, crcRange), fd: -1, path: null, slots: new Map() }
     readers.set(q.reader, r)
   }
-  let buffer = q.buffer
+  if (q.sab !== undefined) r.slots.set(q.slot, Buffer.from(q.sab))
   try {
     if (r.path !== q.path) {
       if (r.fd >= 0) closeSync(r.fd)
@@ -85,9 +88,9 @@ function read(id, q) {
       r.fd = openSync(q.path, 'r')
       r.path = q.path
     }
-    const allocated = buffer === undefined
-    if (allocated) buffer = Buffer.allocUnsafeSlow(q.length).buffer
-    const b = Buffer.from(buffer, 0, q.length)
+    const shared = q.slot === undefined ? undefined : r.slots.get(q.slot)
+    if (q.slot !== undefined && (shared === undefined || shared.length < q.length)) throw new Error('unknown read slot ' + q.slot)
+    const b = shared !== undefined ? shared.subarray(0, q.length) : Buffer.allocUnsafeSlow(q.length)
     let got = 0
     while (got < q.length) {
       const k = readSync(r.fd, b, got, q.length - got, q.offset + got)
@@ -97,7 +100,8 @@ function read(id, q) {
     const ok = []
     const bad = got === q.length ? r.walker.walk(b, q.lsn, ok) : null
     const okLsns = Float64Array.from(ok)
-    parentPort.postMessage({ id, read: { buffer, bytesRead: got, ok: okLsns, bad, allocated } }, [buffer, okLsns.buffer])
+    if (shared !== undefined) parentPort.postMessage({ id, read: { slot: q.slot, buffer: null, bytesRead: got, ok: okLsns, bad } }, [okLsns.buffer])
+    else parentPort.postMessage({ id, read: { slot: -1, buffer: b.buffer, bytesRead: got, ok: okLsns, bad } }, [b.buffer, okLsns.buffer])
   } catch (e) {
     r.walker.state = 2
     parentPort.postMessage({ id, readError: { code: e && e.code, message: String((e && e.message) || e) } })
@@ -107,6 +111,7 @@ parentPort.on('message', (m) => {
   if (m.crash) throw new Error('crash requested by a test')
   if (m.read) return read(m.id, m.read)
   if (m.closeReader !== undefined) return closeReader(m.closeReader)
+  if (m.dropSlot !== undefined) return void readers.get(m.dropSlot.reader)?.slots.delete(m.dropSlot.slot)
   try {
     const bufs = m.buffers.map((sab) => Buffer.from(sab))
     const r = m.ranges
@@ -145,12 +150,14 @@ export interface ReadRequest {
   /** LSN of the first byte read. */
   readonly lsn: number
   readonly start: WalkStart
-  /** A buffer of at least `length` bytes to read into (transferred to the worker), or fresh memory. */
-  readonly buffer?: ArrayBuffer
+  /** The reader's shared buffer to read into (at least `length` bytes), by number; else fresh memory. */
+  readonly slot?: number
+  /** The slot's memory, sent with its first read only (the worker keeps it until closeReader). */
+  readonly sab?: SharedArrayBuffer
 }
 
 export type ReadReply =
-  | { id: number; read: { buffer: ArrayBuffer; bytesRead: number; ok: Float64Array; bad: WalkBad | null; allocated: boolean } }
+  | { id: number; read: { slot: number; buffer: ArrayBuffer | null; bytesRead: number; ok: Float64Array; bad: WalkBad | null } }
   | { id: number; readError: { code: string | undefined; message: string } }
 
 /** What the host needs from a client for each request it posted. */
@@ -263,10 +270,15 @@ export class CrcWorkerHost {
 
   /** Reads and walks a chunk of a WAL file on the worker (see the protocol above). */
   postRead(id: number, client: CrcWorkerClient<ReadReply>, read: ReadRequest): void {
-    this.send(id, client, { id, read }, read.buffer === undefined ? [] : [read.buffer])
+    this.send(id, client, { id, read }, [])
   }
 
-  /** The reader is done: its walker and open file are dropped. */
+  /** The worker forgets one of a reader's slots. */
+  dropSlot(reader: number, slot: number): void {
+    if (!this.lost) this.worker.postMessage({ dropSlot: { reader, slot } })
+  }
+
+  /** The reader is done: its walker, open file and slots are dropped. */
   closeReader(reader: number): void {
     if (!this.lost) this.worker.postMessage({ closeReader: reader })
   }

@@ -82,8 +82,10 @@ export interface WalReadStats {
   readonly crcWorkerRecords: number
   /** Time the worker spent reading and checking (its event loop's active time). */
   readonly crcWorkerBusyMs: number
-  /** Read buffers allocated (with reuseBuffers, a handful). */
+  /** Read buffers allocated (with reuseBuffers, a handful, plus what a record spanning many needs). */
   readonly chunksAllocated: number
+  /** Read buffers still kept at the end (free for reuse or in use): at most WAL_CHUNK_POOL_MAX free ones. */
+  readonly chunksKept: number
 }
 
 export interface WalReadOptions {
@@ -96,7 +98,8 @@ export interface WalReadOptions {
   /**
    * Read the files and check record CRCs on a worker thread (WorkerWalSource) while decoding here. Default
    * 'auto': with `reuseBuffers`, when at least WAL_CRC_WORKER_MIN_BYTES are to be read. The records and
-   * errors are the same either way.
+   * errors are the same either way. The worker pays when the consumer is light (a dump, statistics, redo
+   * of a few pages); a consumer that keeps the other core busy itself (file ingest) is faster without.
    */
   crcWorker?: boolean | 'auto'
   /**
@@ -412,6 +415,7 @@ export class WalFileReader {
         crcWorkerRecords: ws?.workerRecords ?? 0,
         crcWorkerBusyMs: ws?.workerBusyMs ?? 0,
         chunksAllocated: source.allocated,
+        chunksKept: source.kept,
       }
     }
   }

@@ -12,9 +12,12 @@
  * order; `read()` must be called for consecutive positions, as WalFileReader does. A segment that is not in
  * the list stops the read-ahead and comes out as 'missing' when its turn comes.
  *
- * Memory: chunks are fresh, unzeroed memory allocated by the worker, owned by the decoding thread once
- * transferred; with `reuse`, released chunks are transferred back and read into again (at most
- * WAL_CHUNK_POOL_MAX kept).
+ * Memory: with `reuse`, chunks are read into slots: SharedArrayBuffers of `chunkBytes` made here as the
+ * read-ahead needs them, each given to the worker once with its first read and named by number after
+ * that. A released chunk's slot is read into again; nothing is transferred, so no ArrayBuffer is created
+ * per chunk on either thread. Slots are as many as are in use at once (the read-ahead plus what the decoder
+ * and its consumer hold), and at most WAL_CHUNK_POOL_MAX free ones are kept. Without `reuse`, chunks are fresh, unzeroed memory allocated by the worker and
+ * transferred (owned by the decoding thread from then on).
  *
  * Failure: errors of the worker's reads come back as the same typed errors as WalChunkSource's. If the
  * worker thread dies or cannot start, every read not yet answered, and every later one, is done on this
@@ -57,8 +60,12 @@ interface Slot {
 export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
   private readonly reader = crcWorkerMessageId()
   private readonly ahead: Slot[] = []
-  private readonly waiting = new Map<number, { resolve: (c: VerdictChunk) => void; reject: (e: unknown) => void; segno: bigint; offset: number; length: number; path: string }>()
-  private readonly free: ArrayBuffer[] = []
+  private readonly waiting = new Map<number, { resolve: (c: VerdictChunk) => void; reject: (e: unknown) => void; segno: bigint; offset: number; length: number; path: string; slot: number }>()
+  /** With `reuse`: the read slots (shared with the worker) by number, each slot's number by its memory, the free ones. */
+  private readonly slots = new Map<number, SharedArrayBuffer>()
+  private readonly slotOf = new Map<SharedArrayBuffer, number>()
+  private readonly freeSlots: number[] = []
+  private nextSlot = 0
   /** Position of the next read to post. */
   private nextSegno: bigint
   private nextOffset: number
@@ -67,7 +74,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
   private local: WalChunkSource | null = null
   private localChain: Promise<unknown> = Promise.resolve()
   private readonly busyAtStart: number
-  /** Chunk buffers allocated for the worker's reads (by it, or here for it to read into). */
+  /** Chunk buffers allocated for the worker's reads (by it, or slots here for it to read into). */
   private chunksMade = 0
   /** Records the worker checked. */
   workerRecords = 0
@@ -106,10 +113,9 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
 
   /** Gives a chunk back for reuse (only with `reuse`; nothing may refer to its bytes any more). */
   release(chunk: Buffer): void {
-    if (this.local !== null) return this.local.release(chunk)
-    if (!this.opts.reuse || this.free.length >= WAL_CHUNK_POOL_MAX) return
-    if (chunk.byteOffset !== 0 || chunk.buffer.byteLength !== this.opts.chunkBytes || chunk.buffer instanceof SharedArrayBuffer) return
-    this.free.push(chunk.buffer)
+    const slot = chunk.buffer instanceof SharedArrayBuffer ? this.slotOf.get(chunk.buffer) : undefined
+    if (slot !== undefined) this.freeSlot(slot)
+    else this.local?.release(chunk)
   }
 
   /** Chunks allocated (for the worker's reads, and by the local reads after a failure). */
@@ -140,16 +146,23 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     if (w === undefined) return
     this.waiting.delete(reply.id)
     if ('readError' in reply) {
+      this.freeSlot(w.slot)
       const e = reply.readError
       w.reject(e.code === 'ENOENT' ? segmentDisappeared(w.path) : walReadFailed(w.path, w.length, w.offset, e.message))
       return
     }
     const r = reply.read
-    if (r.allocated) this.chunksMade++
-    const chunk = Buffer.from(r.buffer, 0, r.bytesRead)
     if (r.bytesRead !== w.length) {
+      this.freeSlot(w.slot)
       w.reject(walShortRead(w.path, r.bytesRead, w.length, w.offset))
       return
+    }
+    let chunk: Buffer
+    if (w.slot >= 0) {
+      chunk = Buffer.from(this.slots.get(w.slot)!, 0, r.bytesRead)
+    } else {
+      this.chunksMade++
+      chunk = Buffer.from(r.buffer!, 0, r.bytesRead)
     }
     this.workerRecords += r.ok.length
     w.resolve({ kind: 'chunk', segno: w.segno, offset: w.offset, chunk, verdict: { ok: r.ok, bad: r.bad } })
@@ -195,12 +208,23 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       return
     }
     const id = crcWorkerMessageId()
+    let slot = -1
+    let sab: SharedArrayBuffer | undefined
+    if (this.opts.reuse) {
+      slot = this.freeSlots.pop() ?? -1
+      if (slot < 0) {
+        sab = new SharedArrayBuffer(this.opts.chunkBytes)
+        slot = this.nextSlot++
+        this.slots.set(slot, sab)
+        this.slotOf.set(sab, slot)
+        this.chunksMade++
+      }
+    }
     const chunk = new Promise<VerdictChunk>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject, segno, offset, length, path: seg.path })
+      this.waiting.set(id, { resolve, reject, segno, offset, length, path: seg.path, slot })
     })
     chunk.catch(() => undefined) // a read-ahead nobody asks for must not be an unhandled rejection
     this.ahead.push({ segno, offset, chunk })
-    const buffer = this.opts.reuse ? (this.free.pop() ?? this.newChunkBuffer()) : undefined
     host.postRead(id, this, {
       reader: this.reader,
       path: seg.path,
@@ -208,13 +232,29 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       length,
       lsn: Number(segno) * segSize + offset,
       start: this.opts.walkStart,
-      ...(buffer === undefined ? {} : { buffer }),
+      ...(slot < 0 ? {} : { slot }),
+      ...(sab === undefined ? {} : { sab }),
     })
   }
 
-  private newChunkBuffer(): ArrayBuffer {
-    this.chunksMade++
-    return new ArrayBuffer(this.opts.chunkBytes)
+  /**
+   * A slot is free again (-1: no slot). Beyond WAL_CHUNK_POOL_MAX free ones it is dropped, here and in the
+   * worker: a record spanning many chunks needs them all at once, but only once.
+   */
+  private freeSlot(slot: number): void {
+    if (slot < 0) return
+    if (this.freeSlots.length < WAL_CHUNK_POOL_MAX) {
+      this.freeSlots.push(slot)
+      return
+    }
+    this.slotOf.delete(this.slots.get(slot)!)
+    this.slots.delete(slot)
+    this.host?.dropSlot(this.reader, slot)
+  }
+
+  /** Chunk buffers kept: slots in use or free, and the local reads' free chunks. */
+  get kept(): number {
+    return this.slots.size + (this.local?.kept ?? 0)
   }
 
   /** Reads on this thread, one read at a time, in the order asked (after the worker is gone). */
