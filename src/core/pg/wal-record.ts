@@ -158,6 +158,11 @@ export class DecodedRecord {
     return this.rawBytes.subarray(start, start + this.mainDataLength)
   }
 
+  /** Byte `at` of the main data (no view made; the caller checks `at < mainDataLength`). */
+  mainDataByte(at: number): number {
+    return this.rawBytes[this.rawOffset + this.mainDataOffset + at]!
+  }
+
   /** The block reference with this block_id, if present. */
   block(id: number): DecodedBlock | undefined {
     for (const b of this.blocks) if (b.id === id) return b

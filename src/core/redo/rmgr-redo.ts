@@ -60,7 +60,7 @@ export interface RmgrRedo {
    * multixact record sets. Ingest stores the record for each of these pages; verification chains them.
    * Together with the record's block references this answers "which pages does this record change?".
    */
-  implicitTargets?(rec: DecodedRecord): ImplicitTarget[]
+  implicitTargets?(rec: DecodedRecord): readonly ImplicitTarget[]
   redoBlock?(ctx: RedoContext, page: Buffer): void
   /** `pageIsNew`: no base page existed (the page is all zeros), as when PostgreSQL extends a fork in redo. */
   redoImplicit?(ctx: RedoContext, page: Buffer, pageIsNew: boolean): void
@@ -89,10 +89,12 @@ function assertRegistryLoaded(): void {
 }
 
 /** Pages a record changes without naming them in a block reference (see RmgrRedo.implicitTargets). */
-export function implicitTargets(rec: DecodedRecord): ImplicitTarget[] {
+export function implicitTargets(rec: DecodedRecord): readonly ImplicitTarget[] {
   assertRegistryLoaded()
-  return registry.get(rec.xl_rmid)?.implicitTargets?.(rec) ?? []
+  return registry.get(rec.xl_rmid)?.implicitTargets?.(rec) ?? NO_TARGETS
 }
+
+const NO_TARGETS: readonly ImplicitTarget[] = Object.freeze([])
 
 /** "Heap/INSERT+INIT" */
 export function recordLabel(rec: DecodedRecord): string {

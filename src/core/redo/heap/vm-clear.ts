@@ -48,10 +48,14 @@ export interface VmClear {
 
 /** The flags byte of a record's main data at `at`, after checking the struct's size. */
 function flagsAt(rec: DecodedRecord, size: number, at: number, what: string): number {
-  const d = rec.mainData()
-  if (d.length < size) throw new HeapRecordError(`${what} main data has ${d.length} bytes, expected at least ${size}`)
-  return d[at]!
+  const n = rec.mainDataLength
+  if (n < size) throw new HeapRecordError(`${what} main data has ${n} bytes, expected at least ${size}`)
+  return rec.mainDataByte(at)
 }
+
+/** What most records clear (shared, never changed). */
+const NO_CLEARS: readonly VmClear[] = Object.freeze([])
+const NO_TARGETS: readonly ImplicitTarget[] = Object.freeze([])
 
 function heapBlock(rec: DecodedRecord, id: number): DecodedBlock {
   const b = rec.block(id)
@@ -64,18 +68,18 @@ function clearOf(b: DecodedBlock, flags: number): VmClear {
 }
 
 /** Every VM clear the record implies (empty for records that clear none). */
-export function vmClears(rec: DecodedRecord): VmClear[] {
+export function vmClears(rec: DecodedRecord): readonly VmClear[] {
   const op = rec.rmgrInfo & XLOG_HEAP_OPMASK
   if (rec.xl_rmid === RM.HEAP) {
     switch (op) {
       case XLOG_HEAP_INSERT:
         return flagsAt(rec, SizeOfHeapInsert, 2, 'xl_heap_insert') & XLH_INSERT_ALL_VISIBLE_CLEARED
           ? [clearOf(heapBlock(rec, 0), VISIBILITYMAP_VALID_BITS)]
-          : []
+          : NO_CLEARS
       case XLOG_HEAP_DELETE:
         return flagsAt(rec, SizeOfHeapDelete, 7, 'xl_heap_delete') & XLH_DELETE_ALL_VISIBLE_CLEARED
           ? [clearOf(heapBlock(rec, 0), VISIBILITYMAP_VALID_BITS)]
-          : []
+          : NO_CLEARS
       case XLOG_HEAP_UPDATE:
       case XLOG_HEAP_HOT_UPDATE: {
         const flags = flagsAt(rec, SizeOfHeapUpdate, 7, 'xl_heap_update')
@@ -88,9 +92,9 @@ export function vmClears(rec: DecodedRecord): VmClear[] {
       case XLOG_HEAP_LOCK:
         return flagsAt(rec, SizeOfHeapLock, 7, 'xl_heap_lock') & XLH_LOCK_ALL_FROZEN_CLEARED
           ? [clearOf(heapBlock(rec, 0), VISIBILITYMAP_ALL_FROZEN)]
-          : []
+          : NO_CLEARS
       default:
-        return []
+        return NO_CLEARS
     }
   }
   if (rec.xl_rmid === RM.HEAP2) {
@@ -98,16 +102,16 @@ export function vmClears(rec: DecodedRecord): VmClear[] {
       case XLOG_HEAP2_MULTI_INSERT:
         return flagsAt(rec, SizeOfHeapMultiInsert, 0, 'xl_heap_multi_insert') & XLH_INSERT_ALL_VISIBLE_CLEARED
           ? [clearOf(heapBlock(rec, 0), VISIBILITYMAP_VALID_BITS)]
-          : []
+          : NO_CLEARS
       case XLOG_HEAP2_LOCK_UPDATED:
         return flagsAt(rec, SizeOfHeapLockUpdated, 7, 'xl_heap_lock_updated') & XLH_LOCK_ALL_FROZEN_CLEARED
           ? [clearOf(heapBlock(rec, 0), VISIBILITYMAP_ALL_FROZEN)]
-          : []
+          : NO_CLEARS
       default:
-        return []
+        return NO_CLEARS
     }
   }
-  return []
+  return NO_CLEARS
 }
 
 function sameRel(a: RelFileNode, b: RelFileNode): boolean {
@@ -115,12 +119,14 @@ function sameRel(a: RelFileNode, b: RelFileNode): boolean {
 }
 
 /** The VM pages the record changes: one per distinct (relation, VM block), never initialised from zero. */
-export function vmImplicitTargets(rec: DecodedRecord): ImplicitTarget[] {
+export function vmImplicitTargets(rec: DecodedRecord): readonly ImplicitTarget[] {
+  const clears = vmClears(rec)
+  if (clears.length === 0) return NO_TARGETS
   const out: ImplicitTarget[] = []
-  for (const c of vmClears(rec)) {
+  for (const c of clears) {
     const blkno = heapBlkToMapBlock(c.heapBlk)
     if (out.some((t) => t.tag.blkno === blkno && sameRel(t.tag, c.rel))) continue
-    out.push({ tag: { ...c.rel, forkNum: ForkNumber.VisibilityMap, blkno }, willInit: false })
+    out.push({ tag: { spcNode: c.rel.spcNode, dbNode: c.rel.dbNode, relNode: c.rel.relNode, forkNum: ForkNumber.VisibilityMap, blkno }, willInit: false })
   }
   return out
 }
