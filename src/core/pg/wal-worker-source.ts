@@ -16,13 +16,14 @@
  * read-ahead needs them, each given to the worker once with its first read and named by number after
  * that. A released chunk's slot is read into again; nothing is transferred, so no ArrayBuffer is created
  * per chunk on either thread. Slots are as many as are in use at once (the read-ahead plus what the decoder
- * and its consumer hold), and at most WAL_CHUNK_POOL_MAX free ones are kept. Without `reuse`, chunks are fresh, unzeroed memory allocated by the worker and
- * transferred (owned by the decoding thread from then on).
+ * and its consumer hold), and at most WAL_CHUNK_POOL_MAX free ones are kept. Without `reuse`, chunks are
+ * fresh, unzeroed memory allocated by the worker and transferred (owned by the decoding thread from then on).
  *
  * Failure: errors of the worker's reads come back as the same typed errors as WalChunkSource's. If the
  * worker thread dies or cannot start, every read not yet answered, and every later one, is done on this
  * thread by a WalChunkSource, without verdicts (the decoding thread then checks every CRC).
  */
+import { assert } from '../lib/errors.js'
 import { CrcWorkerHost, crcWorkerMessageId, type CrcWorkerClient, type ReadReply, type WalkStart } from './wal-crc-worker.js'
 import type { WalkBad } from './wal-crc-walker.js'
 import { segmentDisappeared, walReadFailed, walShortRead, WAL_CHUNK_POOL_MAX, WalChunkSource, type WalChunk, type WalChunkFile } from './wal-chunk-source.js'
@@ -243,6 +244,8 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
    */
   private freeSlot(slot: number): void {
     if (slot < 0) return
+    // Freed twice, a slot would be read into by two reads at once.
+    assert(!this.freeSlots.includes(slot), () => `WAL read slot ${slot} released twice`)
     if (this.freeSlots.length < WAL_CHUNK_POOL_MAX) {
       this.freeSlots.push(slot)
       return
