@@ -51,6 +51,8 @@ export class WalCrcWalker {
   private totLen = 0
   private got = 0
   private crc = 0
+  /** Every piece of the record under way was in a chunk walked with `check`. */
+  private recChecked = false
   private readonly hdr = new Uint8Array(24)
 
   constructor(
@@ -67,9 +69,11 @@ export class WalCrcWalker {
 
   /**
    * Walks `b`, whose first byte is at LSN `lsn` (contiguous with the previous chunk; chunks hold whole pages
-   * unless they end the input). Appends verdicts to `ok`; returns the first bad CRC, or null.
+   * unless they end the input). Appends verdicts to `ok`; returns the first bad CRC, or null. With `check`
+   * false it only keeps its place: no CRC is computed for the records completed in `b`, nor for a record
+   * with a piece in it, and they get no verdict (the decoding thread checks them).
    */
-  walk(b: Uint8Array, lsn: number, ok: number[]): WalkBad | null {
+  walk(b: Uint8Array, lsn: number, ok: number[], check = true): WalkBad | null {
     if (this.state !== 0) return null
     if (lsn !== this.pos) {
       this.state = 2
@@ -123,6 +127,12 @@ export class WalCrcWalker {
         this.syncing = false
         // Fast path: the whole record is on this page and in this chunk: check it where it lies.
         if (totLen <= 8192 - pageOff && totLen <= n - i) {
+          if (!check) {
+            this.pos += totLen
+            this.skipTo = b[i + 17] === 0 && (b[i + 16]! & 0xf0) === 0x40 ? this.switchEnd() : Math.ceil(this.pos / 8) * 8
+            i += totLen
+            continue
+          }
           const computed = this.crcRange(b, i, i + 20, this.crcRange(b, i + 24, i + totLen, 0))
           const stored = (b[i + 20]! | (b[i + 21]! << 8) | (b[i + 22]! << 16) | (b[i + 23]! << 24)) >>> 0
           if (computed !== stored) {
@@ -140,7 +150,9 @@ export class WalCrcWalker {
         this.totLen = totLen
         this.got = 0
         this.crc = 0
+        this.recChecked = true
       }
+      if (!check) this.recChecked = false
       // Bytes of the current record on this page and in this chunk.
       let k = Math.min(8192 - pageOff, this.totLen - this.got, n - i)
       if (this.got < 24) {
@@ -152,21 +164,23 @@ export class WalCrcWalker {
         k -= h
       }
       if (k > 0) {
-        this.crc = this.crcRange(b, i, i + k, this.crc)
+        if (this.recChecked) this.crc = this.crcRange(b, i, i + k, this.crc)
         this.got += k
         i += k
         this.pos += k
       }
       if (this.got === this.totLen) {
         const h = this.hdr
-        const computed = this.crcRange(h, 0, 20, this.crc)
-        const stored = (h[20]! | (h[21]! << 8) | (h[22]! << 16) | (h[23]! << 24)) >>> 0
         this.inRecord = false
-        if (computed !== stored) {
-          this.state = 2
-          return { lsn: this.recStart, stored, computed }
+        if (this.recChecked) {
+          const computed = this.crcRange(h, 0, 20, this.crc)
+          const stored = (h[20]! | (h[21]! << 8) | (h[22]! << 16) | (h[23]! << 24)) >>> 0
+          if (computed !== stored) {
+            this.state = 2
+            return { lsn: this.recStart, stored, computed }
+          }
+          ok.push(this.recStart)
         }
-        ok.push(this.recStart)
         this.skipTo = h[17] === 0 && (h[16]! & 0xf0) === 0x40 ? this.switchEnd() : Math.ceil(this.pos / 8) * 8
       }
     }

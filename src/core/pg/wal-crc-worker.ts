@@ -12,9 +12,9 @@
  *   triples} -> {id, bad, stored, computed} with the index of the first record whose CRC does not match
  *   (-1: none), or {id, failed} when it could not check the batch (then nothing it said about that batch
  *   is trusted). Used by WalCrcVerifier for records decoded elsewhere (the WAL receiver).
- * - read: {id, read: {reader, path, offset, length, lsn, start, slot?, sab?}} -> the worker reads `length`
- *   bytes of the file at `offset`, walks them with the reader's WalCrcWalker (created from `start` at its
- *   first read) while they are in its cache, and answers {id, read: {slot, buffer, bytesRead, ok:
+ * - read: {id, read: {reader, path, offset, length, lsn, start, check, slot?, sab?}} -> the worker reads
+ *   `length` bytes of the file at `offset`, walks them with the reader's WalCrcWalker (created from `start`
+ *   at its first read) while they are in its cache, checking CRCs unless `check` is false, and answers {id, read: {slot, buffer, bytesRead, ok:
  *   Float64Array of checked record LSNs, bad}}, or {id, readError: {code, message}}. With `slot` it reads
  *   into the reader's shared buffer of that number (given once, as `sab`, with the slot's first read) and
  *   nothing is transferred; without, into fresh memory that it transfers back as `buffer`. Used by
@@ -98,7 +98,7 @@ function read(id, q) {
       got += k
     }
     const ok = []
-    const bad = got === q.length ? r.walker.walk(b, q.lsn, ok) : null
+    const bad = got === q.length ? r.walker.walk(b, q.lsn, ok, q.check !== false) : null
     const okLsns = Float64Array.from(ok)
     if (shared !== undefined) parentPort.postMessage({ id, read: { slot: q.slot, buffer: null, bytesRead: got, ok: okLsns, bad } }, [okLsns.buffer])
     else parentPort.postMessage({ id, read: { slot: -1, buffer: b.buffer, bytesRead: got, ok: okLsns, bad } }, [b.buffer, okLsns.buffer])
@@ -150,6 +150,8 @@ export interface ReadRequest {
   /** LSN of the first byte read. */
   readonly lsn: number
   readonly start: WalkStart
+  /** False: only keep the walker's place; the decoding thread checks this chunk's records. */
+  readonly check: boolean
   /** The reader's shared buffer to read into (at least `length` bytes), by number; else fresh memory. */
   readonly slot?: number
   /** The slot's memory, sent with its first read only (the worker keeps it until closeReader). */

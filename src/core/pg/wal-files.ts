@@ -82,6 +82,8 @@ export interface WalReadStats {
   readonly crcWorkerRecords: number
   /** Time the worker spent reading and checking (its event loop's active time). */
   readonly crcWorkerBusyMs: number
+  /** Chunks the worker read without checking (their CRCs were checked on the decoding thread). */
+  readonly crcLocalChunks: number
   /** Read buffers allocated (with reuseBuffers, a handful, plus what a record spanning many needs). */
   readonly chunksAllocated: number
   /** Read buffers still kept at the end (free for reuse or in use): at most WAL_CHUNK_POOL_MAX free ones. */
@@ -102,6 +104,12 @@ export interface WalReadOptions {
    * of a few pages); a consumer that keeps the other core busy itself (file ingest) is faster without.
    */
   crcWorker?: boolean | 'auto'
+  /**
+   * With the worker: when it is the slower thread, the decoding thread takes over the CRCs of a share of
+   * the chunks (at most half) so that both finish together. Default true; false keeps every check on
+   * the worker.
+   */
+  crcWorkerBalance?: boolean
   /**
    * Read into a few buffers reused from chunk to chunk instead of fresh memory for every chunk: a batch's
    * records (and any view of their bytes) are then valid only until the next batch is asked for (with
@@ -213,6 +221,7 @@ export class WalFileReader {
     private readonly chunkBytes: number,
     private readonly crcWorker: boolean | 'auto',
     private readonly reuseBuffers: boolean,
+    private readonly crcWorkerBalance: boolean,
   ) {}
 
   /** Finds and checks the files; reads nothing but headers and sizes. */
@@ -260,7 +269,7 @@ export class WalFileReader {
         hint: 'Give an --end LSN after --start.',
       })
     }
-    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false)
+    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false, opts.crcWorkerBalance ?? true)
   }
 
   /** How the last `recordBatches()` went, once it has finished (for benchmarks and tests). */
@@ -341,6 +350,7 @@ export class WalFileReader {
             segmentSizeBytes: segSize,
             chunkBytes: this.chunkBytes,
             reuse: this.reuseBuffers,
+            balance: this.crcWorkerBalance,
             walkStart: { lsn: decodeFrom, segSize, recordMax: WAL_RECORD_MAX_BYTES },
             endLsn: end,
           },
@@ -414,6 +424,7 @@ export class WalFileReader {
         crcWorker: useWorker,
         crcWorkerRecords: ws?.workerRecords ?? 0,
         crcWorkerBusyMs: ws?.workerBusyMs ?? 0,
+        crcLocalChunks: ws?.localCheckChunks ?? 0,
         chunksAllocated: source.allocated,
         chunksKept: source.kept,
       }

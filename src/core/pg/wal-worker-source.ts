@@ -8,6 +8,12 @@
  * — before, the decoding thread waited for reads from the thread pool, and the CRC worker then read every
  * byte again from memory.
  *
+ * Balance (`balance`): reading and checksumming can cost the worker more than decoding costs the decoding
+ * thread; then the decoder waits for chunks. While it does, a growing share of the chunks (up to half) is
+ * only read and walked by the worker, and the decoding thread checks their records' CRCs itself (no
+ * verdict: the same path as a walker that lost its place); while chunks are ready when asked for, the
+ * share shrinks back.
+ *
  * Reads run ahead of the decoder by up to `WORKER_READ_AHEAD` chunks (memory: that many chunks), in file
  * order; `read()` must be called for consecutive positions, as WalFileReader does. A segment that is not in
  * the list stops the read-ahead and comes out as 'missing' when its turn comes.
@@ -23,6 +29,7 @@
  * worker thread dies or cannot start, every read not yet answered, and every later one, is done on this
  * thread by a WalChunkSource, without verdicts (the decoding thread then checks every CRC).
  */
+import { performance, type EventLoopUtilization } from 'node:perf_hooks'
 import { assert } from '../lib/errors.js'
 import { CrcWorkerHost, crcWorkerMessageId, type CrcWorkerClient, type ReadReply, type WalkStart } from './wal-crc-worker.js'
 import type { WalkBad } from './wal-crc-walker.js'
@@ -32,6 +39,12 @@ import type { DecodedRecord } from './wal-record.js'
 
 /** Chunks read ahead of the one being decoded: enough to keep the worker busy while the decoder works. */
 export const WORKER_READ_AHEAD = 4
+/** Most of the chunks whose CRCs the decoding thread takes over when the worker is the slower thread. */
+const LOCAL_CHECK_SHARE_MAX = 0.5
+/** How the share moves per chunk: up while this thread idles, down while it is busy throughout. */
+const LOCAL_CHECK_SHARE_STEP = 0.02
+/** This thread's idle fraction between two reads above which the worker counts as the slower thread. */
+const IDLE_FRACTION_SLOW_WORKER = 0.05
 
 /** What the worker found in a chunk. */
 export interface ChunkVerdict {
@@ -46,6 +59,8 @@ export interface WorkerWalSourceOptions {
   readonly segmentSizeBytes: number
   readonly chunkBytes: number
   readonly reuse: boolean
+  /** Let the decoding thread take over the CRCs of some chunks when the worker is the slower thread. */
+  readonly balance: boolean
   /** Where the worker's walk starts (WalFileReader's decode start). */
   readonly walkStart: WalkStart
   /** No read-ahead at or past this LSN (reads asked for are still done). */
@@ -56,6 +71,8 @@ interface Slot {
   readonly segno: bigint
   readonly offset: number
   readonly chunk: Promise<VerdictChunk>
+  /** The worker's request id (-1: not read by the worker). */
+  readonly id: number
 }
 
 export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
@@ -75,6 +92,20 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
   private local: WalChunkSource | null = null
   private localChain: Promise<unknown> = Promise.resolve()
   private readonly busyAtStart: number
+  /**
+   * Balance: the share of chunks the worker only reads (and walks, to keep its place), leaving their CRCs
+   * to the decoding thread. It rises while this thread's event loop idles between two reads (it waited
+   * for the worker: reading and checksumming cost the worker more than decoding and the consumer cost
+   * this thread), and falls while this thread is busy throughout. Whether a chunk has arrived says nothing
+   * here: its message is taken only when this thread yields, so it is never there when asked for.
+   * `localCheckCredit` spreads the chunks left to this thread evenly.
+   */
+  private localCheckShare = 0
+  private localCheckCredit = 0
+  private readsAsked = 0
+  private lastElu: EventLoopUtilization | null = null
+  /** Chunks the worker read without checking. */
+  localCheckChunks = 0
   /** Chunk buffers allocated for the worker's reads (by it, or slots here for it to read into). */
   private chunksMade = 0
   /** Records the worker checked. */
@@ -108,8 +139,25 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       this.stopped = true
       return this.readLocally(segno, offset)
     }
+    if (this.opts.balance) this.rebalance()
     this.fill()
     return slot.chunk
+  }
+
+  /** Moves the share of chunks checked here by how much this thread idled since the previous read. */
+  private rebalance(): void {
+    const now = performance.eventLoopUtilization()
+    const last = this.lastElu
+    this.lastElu = now
+    // The first reads wait for the worker whatever the balance: they say nothing about it.
+    if (last === null || ++this.readsAsked <= WORKER_READ_AHEAD) return
+    const d = performance.eventLoopUtilization(now, last)
+    const total = d.idle + d.active
+    if (total <= 0) return
+    this.localCheckShare =
+      d.idle / total > IDLE_FRACTION_SLOW_WORKER
+        ? Math.min(LOCAL_CHECK_SHARE_MAX, this.localCheckShare + LOCAL_CHECK_SHARE_STEP)
+        : Math.max(0, this.localCheckShare - LOCAL_CHECK_SHARE_STEP)
   }
 
   /** Gives a chunk back for reuse (only with `reuse`; nothing may refer to its bytes any more). */
@@ -194,7 +242,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     const seg = this.bySegno.get(segno)
     if (seg === undefined) {
       this.stopped = true
-      this.ahead.push({ segno, offset, chunk: Promise.resolve({ kind: 'missing', segno }) })
+      this.ahead.push({ segno, offset, chunk: Promise.resolve({ kind: 'missing', segno }), id: -1 })
       return
     }
     const length = Math.min(this.opts.chunkBytes, segSize - offset)
@@ -205,7 +253,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     }
     const host = this.host
     if (host === null || host.isLost) {
-      this.ahead.push({ segno, offset, chunk: this.readLocally(segno, offset) })
+      this.ahead.push({ segno, offset, chunk: this.readLocally(segno, offset), id: -1 })
       return
     }
     const id = crcWorkerMessageId()
@@ -225,7 +273,13 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       this.waiting.set(id, { resolve, reject, segno, offset, length, path: seg.path, slot })
     })
     chunk.catch(() => undefined) // a read-ahead nobody asks for must not be an unhandled rejection
-    this.ahead.push({ segno, offset, chunk })
+    this.ahead.push({ segno, offset, chunk, id })
+    this.localCheckCredit += this.localCheckShare
+    const check = this.localCheckCredit < 1
+    if (!check) {
+      this.localCheckCredit -= 1
+      this.localCheckChunks++
+    }
     host.postRead(id, this, {
       reader: this.reader,
       path: seg.path,
@@ -233,6 +287,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       length,
       lsn: Number(segno) * segSize + offset,
       start: this.opts.walkStart,
+      check,
       ...(slot < 0 ? {} : { slot }),
       ...(sab === undefined ? {} : { sab }),
     })

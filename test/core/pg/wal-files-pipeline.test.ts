@@ -55,6 +55,7 @@ const variants: Array<{ label: string; opts: WalReadOptions }> = [
   { label: 'worker, reused buffers', opts: { crcWorker: true, reuseBuffers: true } },
   { label: 'worker, reused 8 KiB buffers', opts: { crcWorker: true, reuseBuffers: true, chunkBytes: XLOG_BLCKSZ } },
   { label: 'worker, 24 KiB reads', opts: { crcWorker: true, chunkBytes: 3 * XLOG_BLCKSZ } },
+  { label: 'worker, 8 KiB reads, no balance', opts: { crcWorker: true, chunkBytes: XLOG_BLCKSZ, crcWorkerBalance: false } },
   { label: 'no worker, reused 40 KiB buffers', opts: { crcWorker: false, reuseBuffers: true, chunkBytes: 5 * XLOG_BLCKSZ } },
 ]
 
@@ -131,8 +132,12 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
       expect(keys, v.label).toEqual(reference)
       expect(reader.endReport?.reason, v.label).toBe('end-of-wal')
       expect(reader.stats?.crcWorker, v.label).toBe(v.opts.crcWorker)
-      // With the worker, every record's CRC was checked there (none left to the decoding thread).
-      expect(reader.stats!.crcWorkerRecords, v.label).toBe(v.opts.crcWorker ? reference.length : 0)
+      // With the worker, every record's CRC was checked there, unless the balance gave some chunks to the
+      // decoding thread (never without it).
+      const local = reader.stats!.crcLocalChunks
+      if (v.opts.crcWorkerBalance === false) expect(local, v.label).toBe(0)
+      if (local === 0) expect(reader.stats!.crcWorkerRecords, v.label).toBe(v.opts.crcWorker ? reference.length : 0)
+      else expect(reader.stats!.crcWorkerRecords, v.label).toBeLessThan(reference.length)
       if (v.opts.reuseBuffers) {
         // Reused: a handful, plus the chunks the big record spans while it is assembled; afterwards at
         // most WAL_CHUNK_POOL_MAX free ones are kept, beside the read-ahead and the chunk in hand.
@@ -255,7 +260,7 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
     const crc = (b: Uint8Array, start: number, end: number, prev: number): number => crc32cRange(b as Buffer, start, end, prev)
 
     /** Walks the segment files from `startLsn` in chunks of `chunkBytes`; the LSNs it checked and its first bad CRC. */
-    function walkFiles(dir: string, startLsn: number, chunkBytes: number): { ok: number[]; bad: WalkBad | null; state: number } {
+    function walkFiles(dir: string, startLsn: number, chunkBytes: number, checkChunk: (lsn: number) => boolean = () => true): { ok: number[]; bad: WalkBad | null; state: number } {
       const w = new WalCrcWalker(startLsn, SEG, WAL_RECORD_MAX_BYTES, crc)
       const ok: number[] = []
       let bad: WalkBad | null = null
@@ -264,7 +269,7 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
         if (segStart + SEG <= startLsn) continue
         const seg = readFileSync(join(dir, name))
         for (let off = Math.max(0, startLsn - segStart); off < SEG && bad === null && w.state === 0; off += chunkBytes) {
-          bad = w.walk(seg.subarray(off, Math.min(SEG, off + chunkBytes)), segStart + off, ok)
+          bad = w.walk(seg.subarray(off, Math.min(SEG, off + chunkBytes)), segStart + off, ok, checkChunk(segStart + off))
         }
       }
       return { ok, bad, state: w.state }
@@ -286,6 +291,37 @@ describe.skipIf(!pgAvailable())('WalFileReader pipeline', () => {
       const fromPage = await digestAll([walDir], { crcWorker: false, startLsn: page as never })
       const r = walkFiles(walDir, page, 5 * XLOG_BLCKSZ)
       expect(r.ok).toEqual(fromPage.keys.map((key) => span(key)[0]))
+    })
+
+    it('keeps its place through chunks it does not check, and gives verdicts only for records wholly in checked ones', () => {
+      const spans = reference.map(span)
+      const first = parseInt(segs[0]!.slice(16), 16) * SEG
+      for (const chunk of [XLOG_BLCKSZ, 3 * XLOG_BLCKSZ, 64 * 1024]) {
+        // Chunks start at each segment's start (walkFiles); every third one of a segment is unchecked.
+        const chunkStart = (lsn: number): number => lsn - ((lsn % SEG) % chunk)
+        const checked = (start: number): boolean => Math.floor((start % SEG) / chunk) % 3 !== 2
+        const r = walkFiles(walDir, first, chunk, checked)
+        expect(r.bad, `${chunk}`).toBeNull()
+        expect(r.state, `${chunk}`).toBe(1)
+        // A record is checked if every chunk it has bytes in is.
+        const want = spans
+          .filter(([a, e]) => {
+            for (let c = chunkStart(a); c < e; c = Math.min(c + chunk, (Math.floor(c / SEG) + 1) * SEG)) if (!checked(c)) return false
+            return true
+          })
+          .map(([a]) => a)
+        expect(want.length, `${chunk}`).toBeLessThan(spans.length)
+        expect(r.ok, `${chunk}`).toEqual(want)
+      }
+      // A damaged record in an unchecked chunk is not the walker's to report; the walk goes on.
+      const k = spans.findIndex(([a, e]) => a > SEG * 1.2 && e - a > 64 && Math.floor(a / XLOG_BLCKSZ) === Math.floor((e - 1) / XLOG_BLCKSZ))
+      const [a] = spans[k]!
+      const dir = damagedCopy([{ lsn: a + 40, mutate: (seg, off) => void (seg[off] ^= 0x10) }])
+      const page = Math.floor(a / XLOG_BLCKSZ) * XLOG_BLCKSZ
+      const r = walkFiles(dir, first, XLOG_BLCKSZ, (lsn) => lsn !== page)
+      expect(r.bad).toBeNull()
+      expect(r.state).toBe(1)
+      expect(r.ok).not.toContain(a)
     })
 
     it('names the damaged record with its stored and computed CRC, and stops there', () => {
