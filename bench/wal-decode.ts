@@ -11,7 +11,9 @@
  *   - with the files read and the CRCs checked on a worker thread, right after each read, while the
  *     decoding thread decodes,
  *   - both again with read buffers reused (reuseBuffers: for consumers that do not keep records, such as
- *     ingest and `wal dump`), where the worker is the default for reads of 32 MiB or more,
+ *     `wal dump`), where the worker is the default for reads of 32 MiB or more; with the worker, once with
+ *     every CRC on it and once balanced (the default: the decoding thread checks a share of the chunks
+ *     while it would otherwise wait for the worker),
  *   - the default, with every full-page image restored into an 8 KiB page.
  * Prints JSON, then a table with median MB/s, records/s and the ratio to pg_waldump (above 1 = faster), by
  * wall clock and by CPU time (user + system of every thread; on a shared machine the CPU figures are the
@@ -159,7 +161,8 @@ const cases = [
   { key: 'oneThread', name: 'decode, one thread (default)', opts: {} as WalReadOptions, restore: false },
   { key: 'worker', name: 'decode, read + CRC on a worker', opts: { crcWorker: true } as WalReadOptions, restore: false },
   { key: 'oneThreadReuse', name: 'decode, one thread, reused buffers', opts: { crcWorker: false, reuseBuffers: true } as WalReadOptions, restore: false },
-  { key: 'workerReuse', name: 'decode, reused buffers (default): read + CRC on a worker', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
+  { key: 'workerReuseFixed', name: 'decode, reused buffers, worker, every CRC on it (no balance)', opts: { reuseBuffers: true, crcWorkerBalance: false } as WalReadOptions, restore: false },
+  { key: 'workerReuse', name: 'decode, reused buffers (default): read + CRC on a worker, balanced', opts: { reuseBuffers: true } as WalReadOptions, restore: false },
   { key: 'restore', name: 'decode (default) + restore every image', opts: {} as WalReadOptions, restore: true },
 ]
 
