@@ -46,6 +46,8 @@ export class TimelineIngestDriver {
         putRecord: (key, at, raw, willInit) => tl.putRecord(key, at, raw, willInit),
         reserveImage: (at, bytes) => tl.reserveImage(at, bytes),
         commitValue: (key, at) => tl.commitValue(key, at),
+        putRecordAt: (prefix, field6, at, raw, willInit) => tl.putRecordAt(prefix, field6, at, raw, willInit),
+        commitValueAt: (prefix, field6, at) => tl.commitValueAt(prefix, field6, at),
         readLatestImage: (key) => tl.getImage(key, tl.lastRecordLsn),
         readPage: (key, at) => reader.getPage(key, at),
       },

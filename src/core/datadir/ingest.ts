@@ -56,7 +56,7 @@ import {
 } from '../redo/slru/multixact.js'
 import { IngestState, type LatestImageReader } from './ingest-state.js'
 import { RecordWithoutImagesCache } from './record-without-images.js'
-import { bufferTagToKey, relBlockKey, relmapFileKey, twoPhaseFileKey } from './mapping.js'
+import { bufferTagToKey, relBlockKey, relKeyPrefix, relmapFileKey, twoPhaseFileKey } from './mapping.js'
 
 const XLOG_CHECKPOINT_SHUTDOWN = 0x00
 const XLOG_CHECKPOINT_ONLINE = 0x10
@@ -85,6 +85,12 @@ export interface IngestSink {
   reserveImage(lsn: Lsn, dataBytes: number): Buffer
   /** Stores the image filled since the last `reserveImage` at (key, lsn). */
   commitValue(key: Key, lsn: Lsn): void
+  /**
+   * `putRecord` and `commitValue` for a key given as its prefix (keyPrefixFromFields' form) and field6:
+   * what ingest uses for relation blocks, so that no key string is built per value.
+   */
+  putRecordAt(prefix: string, field6: number, lsn: Lsn, raw: Buffer, willInit: boolean): void
+  commitValueAt(prefix: string, field6: number, lsn: Lsn): void
   /** Latest image of a metadata key. */
   readLatestImage: LatestImageReader
   /** The page at `lsn` (reconstructed with redo); for CREATE DATABASE ... STRATEGY FILE_COPY. */
@@ -159,7 +165,7 @@ export class WalIngest {
     const rel: RelTag = { spcNode: b.rel.spcNode, dbNode: b.rel.dbNode, relNode: b.rel.relNode, forkNum: b.forkNum }
     checkTablespace(rel)
     this.extendRel(rel, b.blkno)
-    const key = relBlockKey(rel, b.blkno)
+    const prefix = relKeyPrefix(rel)
     const redo = rmgrRedo(rec.xl_rmid)
     const noRedo = redo?.redoBlock === undefined
     if (b.hasImage && (b.applyImage || noRedo)) {
@@ -167,12 +173,12 @@ export class WalIngest {
       // straight into the in-memory layer (no allocation or copy per image).
       const page = restoreBlockImage(rec, b, this.sink.reserveImage(this.lsn, BLCKSZ))
       if (!pageIsNew(page)) pageSetLsn(page, rec.endLsn)
-      this.sink.commitValue(key, this.lsn)
+      this.sink.commitValueAt(prefix, b.blkno, this.lsn)
       this.stats.values++
       return
     }
     // Anything else: the record itself (a record of an rmgr without redo fails, naming it, when read).
-    this.sink.putRecord(key, this.lsn, rec.raw, b.willInit)
+    this.sink.putRecordAt(prefix, b.blkno, this.lsn, rec.raw, b.willInit)
     this.stats.values++
   }
 
@@ -180,17 +186,19 @@ export class WalIngest {
     if (isSlruFork(tag.forkNum)) {
       const segno = Math.floor(tag.blkno / SLRU_PAGES_PER_SEGMENT)
       this.extendSlru(tag.forkNum, segno, tag.blkno % SLRU_PAGES_PER_SEGMENT)
-    } else {
-      const rel: RelTag = { spcNode: tag.spcNode, dbNode: tag.dbNode, relNode: tag.relNode, forkNum: tag.forkNum }
-      if (rec.xl_rmid === RM.SMGR) {
-        // A truncation edits its last VM/FSM page only if that page exists (PostgreSQL does not extend).
-        if (tag.blkno >= this.state.relSize(rel)) return
-      } else {
-        // Heap records clearing VM bits extend the VM like vm_readbuf(extend = true) in recovery.
-        this.extendRel(rel, tag.blkno)
-      }
+      this.sink.putRecord(bufferTagToKey(tag), this.lsn, this.implicitRecord.of(rec), willInit)
+      this.stats.values++
+      return
     }
-    this.sink.putRecord(bufferTagToKey(tag), this.lsn, this.implicitRecord.of(rec), willInit)
+    const rel: RelTag = { spcNode: tag.spcNode, dbNode: tag.dbNode, relNode: tag.relNode, forkNum: tag.forkNum }
+    if (rec.xl_rmid === RM.SMGR) {
+      // A truncation edits its last VM/FSM page only if that page exists (PostgreSQL does not extend).
+      if (tag.blkno >= this.state.relSize(rel)) return
+    } else {
+      // Heap records clearing VM bits extend the VM like vm_readbuf(extend = true) in recovery.
+      this.extendRel(rel, tag.blkno)
+    }
+    this.sink.putRecordAt(relKeyPrefix(rel), tag.blkno, this.lsn, this.implicitRecord.of(rec), willInit)
     this.stats.values++
   }
 

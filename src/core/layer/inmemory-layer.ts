@@ -12,10 +12,11 @@
  *
  * The JS heap holds only a compact index with no object per entry: a 32-byte record per entry id in one
  * SharedArrayBuffer (lsn, slab, offset, length with the will-init bit, CRC-32C when spilled, previous entry
- * id of the same key, key index), grown by doubling, plus one Map from key to a dense key index whose slots
- * in a Float64Array hold the id and LSN of the key's newest entry. A key's versions form a chain newest -> oldest
- * through `prev`, which is exactly the order a read wants. The Map's insertion order is the key index
- * order, so the frozen layer's keys are `[...keyIndex.keys()]`.
+ * id of the same key, key index), grown by doubling, plus the dense numbering of the keys (KeySlots, found
+ * by key prefix and field6: ingest puts by parts, `putRecordAt` / `commitAt`, without building a key
+ * string) whose slots in a Float64Array hold the id and LSN of the key's newest entry. A key's versions form
+ * a chain newest -> oldest through `prev`, which is exactly the order a read wants. The frozen layer's keys
+ * are built once, in slot order, when it is flushed.
  *
  * LSNs are kept as doubles: exact below 2^53 (8 PiB of WAL; asserted on put). Per key, puts come with
  * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
@@ -29,20 +30,21 @@
 import { join } from 'node:path'
 import { AssertionFailure, assert } from '../lib/errors.js'
 import { crc32c, crc32cRange } from '../lib/crc32c.js'
-import type { Key } from '../model/key.js'
+import { keyField6, keyFromPrefix, keyPrefixOf, type Key } from '../model/key.js'
 import { VALUE_FLAG_WILL_INIT, VALUE_HEADER_BYTES, VALUE_KIND_IMAGE, VALUE_KIND_RECORD } from '../model/value.js'
 import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
 import { DEAD_KEY, ENTRY_BYTES, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_PREV, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
+import { KeySlots } from './key-slots.js'
 import { SpillFile, spilledValueCorrupt } from './spill-file.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
 
 /** Bytes of index per entry (see inmemory-format.ts). */
 export const INMEMORY_INDEX_BYTES_PER_ENTRY = ENTRY_BYTES
-/** Heap cost per distinct key, estimated: Map slot and a 36-character key string (bench/layer.ts measures it). */
-export const INMEMORY_BYTES_PER_KEY_ESTIMATE = 96
+/** Heap cost per distinct key besides KeySlots' own count: its two slots in `heads` are counted at capacity. */
+export const INMEMORY_BYTES_PER_KEY_ESTIMATE = 16
 /** Entry ids are i32 (the prev links). */
 export const INMEMORY_ENTRIES_MAX = 2 ** 31 - 1
 const INITIAL_CAPACITY = 1024
@@ -66,9 +68,9 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   private readonly pool: SlabPool
   /**
    * Key -> dense key index; `heads[2 * index]` is the id of the key's newest entry and `heads[2 * index + 1]`
-   * its LSN (one Map lookup and one cache line per put: the ordering check needs no read of the record).
+   * its LSN (one lookup and one cache line per put: the ordering check needs no read of the record).
    */
-  private readonly keyIndex = new Map<Key, number>()
+  private readonly keySlots = new KeySlots()
   private heads: Float64Array = new Float64Array(INITIAL_CAPACITY * 2)
   /** Entry records; f64, u32 and i32 views of one SharedArrayBuffer (see inmemory-format.ts). */
   private f64 = new Float64Array(new SharedArrayBuffer(INITIAL_CAPACITY * ENTRY_BYTES))
@@ -155,7 +157,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
   get indexBytes(): number {
-    return this.capacity * ENTRY_BYTES + this.heads.length * 8 + this.keyIndex.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
+    return this.capacity * ENTRY_BYTES + this.heads.length * 8 + this.keySlots.bytes + this.keySlots.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
   }
 
   get entryCount(): number {
@@ -163,7 +165,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   }
 
   get keyCount(): number {
-    return this.keyIndex.size
+    return this.keySlots.size
   }
 
   // --- writes ---
@@ -172,11 +174,16 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   put(key: Key, lsn: Lsn, value: Buffer): void {
     this.makeRoom(value.length)
     value.copy(this.cur!, this.curUsed)
-    this.commitAt(key, lsn, value.length, value[0] === VALUE_KIND_IMAGE || (value[1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
+    this.index(keyPrefixOf(key), keyField6(key), lsn, value.length, value[0] === VALUE_KIND_IMAGE || (value[1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
   }
 
   /** Adds a WAL record value (the 2-byte value header, then `raw`), encoded in place. */
   putRecord(key: Key, lsn: Lsn, raw: Buffer, willInit: boolean): void {
+    this.putRecordAt(keyPrefixOf(key), keyField6(key), lsn, raw, willInit)
+  }
+
+  /** `putRecord` for the key given by its prefix (keyPrefixFromFields' form) and field6. */
+  putRecordAt(prefix: string, field6: number, lsn: Lsn, raw: Buffer, willInit: boolean): void {
     const len = VALUE_HEADER_BYTES + raw.length
     this.makeRoom(len)
     const cur = this.cur!
@@ -184,7 +191,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     cur[at] = VALUE_KIND_RECORD
     cur[at + 1] = willInit ? VALUE_FLAG_WILL_INIT : 0
     raw.copy(cur, at + VALUE_HEADER_BYTES)
-    this.commitAt(key, lsn, len, willInit ? WILL_INIT_BIT : 0)
+    this.index(prefix, field6, lsn, len, willInit ? WILL_INIT_BIT : 0)
   }
 
   /**
@@ -210,12 +217,17 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** Adds the value written into the last `reserve` as `key` at `lsn`. */
   commit(key: Key, lsn: Lsn): void {
+    this.commitAt(keyPrefixOf(key), keyField6(key), lsn)
+  }
+
+  /** `commit` for the key given by its prefix and field6. */
+  commitAt(prefix: string, field6: number, lsn: Lsn): void {
     const bytes = this.reserved
     assert(bytes >= 0, 'commit without a reservation')
     this.reserved = -1
     const cur = this.cur!
     const at = this.curUsed
-    this.commitAt(key, lsn, bytes, cur[at] === VALUE_KIND_IMAGE || (cur[at + 1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
+    this.index(prefix, field6, lsn, bytes, cur[at] === VALUE_KIND_IMAGE || (cur[at + 1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
   }
 
   /** Makes the current slab hold `bytes` more (a new slab when it cannot). */
@@ -243,7 +255,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
    * Indexes the `len` bytes at the current slab's fill level as (key, lsn) and advances it. The values of
    * one record share its LSN (the same bigint): it is checked and converted once.
    */
-  private commitAt(key: Key, lsn: Lsn, len: number, willInitBit: number): void {
+  private index(prefix: string, field6: number, lsn: Lsn, len: number, willInitBit: number): void {
     let lsnN = this.lastLsnN
     if (lsn !== this.lastLsn) {
       if (!(lsn >= this.startLsn)) throw new AssertionFailure(`put at ${formatLsn(lsn)} below the layer start ${formatLsn(this.startLsn)}`)
@@ -252,17 +264,16 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       this.lastLsn = lsn
       this.lastLsnN = lsnN
     }
-    let k = this.keyIndex.get(key)
+    let k = this.keySlots.find(prefix, field6)
     let prev = -1
-    if (k === undefined) {
-      k = this.keyIndex.size
+    if (k < 0) {
+      k = this.keySlots.add(prefix, field6)
       if (2 * k === this.heads.length) this.heads = grownFloat64(this.heads)
-      this.keyIndex.set(key, k)
       this.live++
     } else {
       const head = this.heads[2 * k]!
       const headLsn = this.heads[2 * k + 1]!
-      if (!(lsnN >= headLsn)) throw new AssertionFailure(`put of ${key} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
+      if (!(lsnN >= headLsn)) throw new AssertionFailure(`put of ${keyFromPrefix(prefix, field6)} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
       if (lsnN === headLsn) {
         prev = this.i32[head * U32_PER_ENTRY + E_PREV]! // replaces the head
         this.u32[head * U32_PER_ENTRY + E_KEY] = DEAD_KEY
@@ -294,8 +305,8 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   /** See layer-read.ts; never 'missing'. Values are fresh Buffers (slabs are reused after the flush). */
   getValues(key: Key, lsnCeil: Lsn, out: LsnValue[], lsnFloor: Lsn = 0n as Lsn): LookupResult {
     assert(this.state !== 'closed', 'read from a closed in-memory layer')
-    const k = this.keyIndex.get(key)
-    let id = k === undefined ? -1 : this.heads[2 * k]!
+    const k = this.keySlots.findKey(key)
+    let id = k < 0 ? -1 : this.heads[2 * k]!
     const ceil = Number(lsnCeil)
     const floor = Number(lsnFloor)
     while (id >= 0) {
@@ -359,7 +370,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     return {
       path: this.path,
       lsnRange: { start: this.startLsn, end: this.end! },
-      keys: [...this.keyIndex.keys()],
+      keys: this.keySlots.keys(),
       records: this.f64.buffer as SharedArrayBuffer,
       entryCount: this.used,
       slabs: this.slabs.slice(),

@@ -61,9 +61,22 @@ export function keyPrefixFromFields(field1: number, field2: number, field3: numb
   return hex2(field1) + hex8(field2) + hex8(field3) + hex8(field4) + hex2(field5)
 }
 
+/** Characters of a key's prefix (field1..field5); field6 is the last 8. */
+export const KEY_PREFIX_LENGTH = 28
+
 /** The key with a prefix from keyPrefixFromFields and the given field6. */
 export function keyFromPrefix(prefix: string, field6: number): Key {
   return (prefix + hex8(field6)) as Key
+}
+
+/** A key's prefix (keyPrefixFromFields' form). */
+export function keyPrefixOf(k: Key): string {
+  return k.slice(0, KEY_PREFIX_LENGTH)
+}
+
+/** A key's field6. */
+export function keyField6(k: Key): number {
+  return parseInt(k.slice(KEY_PREFIX_LENGTH), 16)
 }
 
 export function keyFields(k: Key): KeyFields {

@@ -280,6 +280,16 @@ export class Timeline {
     this.open!.commit(key, lsn)
   }
 
+  /** `putRecord` for the key given by its prefix (keyPrefixFromFields' form) and field6: no key string built. */
+  putRecordAt(prefix: string, field6: number, lsn: Lsn, raw: Buffer, willInit: boolean): void {
+    this.openLayer(lsn).putRecordAt(prefix, field6, lsn, raw, willInit)
+  }
+
+  /** `commitValue` for the key given by its prefix and field6. */
+  commitValueAt(prefix: string, field6: number, lsn: Lsn): void {
+    this.open!.commitAt(prefix, field6, lsn)
+  }
+
   private openLayer(lsn: Lsn): InMemoryLayer {
     if (this.open !== null && lsn >= this.nextOpenStart) return this.open
     assert(!this.closed, 'put into a closed timeline')

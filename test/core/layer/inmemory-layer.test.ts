@@ -12,7 +12,7 @@ import { writeL0 } from '../../../src/core/layer/l0-flush.js'
 import type { LsnValue } from '../../../src/core/layer/layer-read.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 import { AssertionFailure, CorruptionError } from '../../../src/core/lib/errors.js'
-import type { Key } from '../../../src/core/model/key.js'
+import { keyPrefixOf, type Key } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue, recordValue } from '../../../src/core/model/value.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, compareEntry, makeValue, prng, randInt, refGetValues, withTempDir, type Entry } from './helpers.js'
@@ -131,8 +131,17 @@ describe('in-memory layer', () => {
 
   it('a frozen layer waiting for its flush spills before the open one, and not while it is flushed', async () => {
     await withTempDir('ps-inmem-', async (dir) => {
-      // two empty layers' indexes (records and key heads), their keys, and 8 slabs
-      const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 2 * (1024 * 32 + 1024 * 16) + 20 * 96 + 8 * 1024 })
+      // The two layers' indexes (records and key heads at their first capacity, and their keys), measured
+      // on layers holding the same keys, and 8 slabs.
+      const indexBytes = async (blocks: number[]): Promise<number> => {
+        const probe = InMemoryLayer.create({ dir, fileId: 99, startLsn: L(1), pool: new SlabPool({ slabBytes: 1024 }) })
+        for (const b of blocks) probe.put(blockKey(1, b), L(1), makeValue(prng(1), 10, false))
+        const n = probe.indexBytes
+        probe.delete()
+        return n
+      }
+      const budget = (await indexBytes([0, 1, 2, 3, 4, 5])) + (await indexBytes([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 20])) + 8 * 1024
+      const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: budget })
       const rng = prng(40)
       const a = InMemoryLayer.create({ dir, fileId: 1, startLsn: L(1), pool })
       for (let i = 0; i < 6; i++) a.put(blockKey(1, i), L(1 + i), makeValue(rng, 900, true))
@@ -183,6 +192,33 @@ describe('in-memory layer', () => {
         expect(get(4)).toEqual([encodeValue(recordValue(raw, false))])
         expect(layer.getValues(blockKey(1, 2), L(10), [])).toBe('complete')
         expect(layer.getValues(blockKey(1, 1), L(10), [])).toBe('incomplete')
+      } finally {
+        layer.delete()
+      }
+    })
+  })
+
+  it('addresses a key the same given whole or as prefix and field6, and flushes it under its whole name', async () => {
+    await withTempDir('ps-inmem-', async (dir) => {
+      const layer = InMemoryLayer.create({ dir, fileId: 3, startLsn: L(1), pool: new SlabPool({ slabBytes: 1024 }) })
+      try {
+        const raw = Buffer.from('a WAL record')
+        const prefix = keyPrefixOf(blockKey(1, 0))
+        layer.putRecordAt(prefix, 7, L(2), raw, true)
+        layer.putRecord(blockKey(1, 7), L(3), raw, false) // the same key, whole
+        layer.reserveImage(8).fill(0x11)
+        layer.commitAt(prefix, 7, L(4))
+        layer.putRecordAt(prefix, 0xffff_ffff, L(4), raw, false) // a size-like key, beyond the paged range
+        const out: LsnValue[] = []
+        expect(layer.getValues(blockKey(1, 7), L(10), out)).toBe('complete')
+        expect(out.map((v) => v.lsn)).toEqual([L(4)])
+        const all: LsnValue[] = []
+        layer.getValues(blockKey(1, 7), L(3), all)
+        expect(all.map((v) => v.lsn)).toEqual([L(3), L(2)])
+        expect(layer.keyCount).toBe(2)
+        expect(() => layer.putRecordAt(prefix, 7, L(3), raw, false)).toThrow(/older than its version/)
+        layer.freeze(L(10))
+        expect(layer.beginFlush().keys).toEqual([blockKey(1, 7), blockKey(1, 0xffff_ffff)])
       } finally {
         layer.delete()
       }
