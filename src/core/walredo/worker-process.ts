@@ -91,6 +91,7 @@ export interface WorkerExit {
 
 /** Called back exactly once per request written to a worker: its reply page, or why there is none. */
 export interface RequestHandler {
+  /** The 8 KiB page: the handler's to keep or change (it may be a view of a larger read buffer). */
   onReply(page: Buffer): void
   onFailure(failure: WorkerFailure): void
 }
@@ -325,18 +326,26 @@ export class WorkerProcess {
         })
         return
       }
-      if (this.reply === null) {
-        this.reply = Buffer.allocUnsafe(PAGE_BYTES)
+      let page: Buffer
+      if (this.reply === null && chunk.length - off >= PAGE_BYTES) {
+        // Whole in this read: the page is a view of it (each read is fresh memory, and no other reply
+        // shares these bytes), not a copy.
+        page = chunk.subarray(off, off + PAGE_BYTES)
+        off += PAGE_BYTES
+      } else {
+        if (this.reply === null) {
+          this.reply = Buffer.allocUnsafe(PAGE_BYTES)
+          this.replyFilled = 0
+        }
+        const n = Math.min(PAGE_BYTES - this.replyFilled, chunk.length - off)
+        chunk.copy(this.reply, this.replyFilled, off, off + n)
+        this.replyFilled += n
+        off += n
+        if (this.replyFilled < PAGE_BYTES) return
+        page = this.reply
+        this.reply = null
         this.replyFilled = 0
       }
-      const n = Math.min(PAGE_BYTES - this.replyFilled, chunk.length - off)
-      chunk.copy(this.reply, this.replyFilled, off, off + n)
-      this.replyFilled += n
-      off += n
-      if (this.replyFilled < PAGE_BYTES) return
-      const page = this.reply
-      this.reply = null
-      this.replyFilled = 0
       if (head.opts.kind === 'ping' && !page.equals(ZERO_PAGE)) {
         this.malformed(head, `the redo worker (pid ${this.pid}) answered a ping with a non-zero page`, {})
         return

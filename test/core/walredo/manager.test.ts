@@ -62,6 +62,21 @@ describe('WalRedoManager with real worker processes', () => {
     })
   })
 
+  it('hands each caller its own page, whether its reply came in one read or was split across reads', async () => {
+    for (const args of [[], ['--split']]) {
+      await withManager({ command: fakeWorker('echo-worker.mjs', args), poolSize: 1, maxInFlightPerWorker: 8, maxQueued: 100 }, async (m) => {
+        const reqs = Array.from({ length: 40 }, (_, i) => request(i, 1 + (i % 3)))
+        const pages = await Promise.all(reqs.map((r) => m.redo(r)))
+        pages.forEach((p, i) => expect(p.equals(expectedEcho(reqs[i]!)), `${args} request ${i}`).toBe(true))
+        // Pages answered by one read may be views of it: changing one must change no other.
+        pages.forEach((p, i) => p.fill(i + 1))
+        pages.forEach((p, i) => expect(p.length === 8192 && p.every((b) => b === i + 1), `${args} request ${i}`).toBe(true))
+        const again = await Promise.all(reqs.map((r) => m.redo(r)))
+        again.forEach((p, i) => expect(p.equals(expectedEcho(reqs[i]!)), `${args} request ${i}`).toBe(true))
+      })
+    }
+  })
+
   it('gives the worker a clean environment and logs its stderr lines', async () => {
     const { logger, entries } = memoryLogger()
     await withManager({ command: fakeWorker('echo-worker.mjs', ['--print-env']), env: { EXTRA_SETTING: '1' }, logger }, async (m) => {
