@@ -155,7 +155,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     return this.file.lengthBytes
   }
 
-  /** Estimated JS heap held by the index (typed arrays at capacity plus the per-key Map cost). */
+  /** Estimated JS heap held by the index (typed arrays at capacity, the key numbering and a per-key cost). */
   get indexBytes(): number {
     return this.capacity * ENTRY_BYTES + this.heads.length * 8 + this.keySlots.bytes + this.keySlots.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
   }
