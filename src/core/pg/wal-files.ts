@@ -510,13 +510,13 @@ function decodeChunk(decoder: WalStreamDecoder, win: DecodeWindow, batch: Decode
       const walEnd = decoder.end
       return walEnd === null ? { kind: 'more' } : { kind: 'wal-end', lsn: Number(walEnd.lsn), reason: walEnd.reason }
     }
-    if (bounded && Number(rec.endLsn) > win.end) return { kind: 'end-lsn' }
+    if (bounded && rec.endLsnNumber > win.end) return { kind: 'end-lsn' }
     // Records skipped to reach the start are checked too, as pg_waldump checks them.
     const bad = win.verdicts === null ? null : win.verdicts.check(rec)
     if (bad !== null) return { kind: 'fault', error: bad }
     win.last = rec
     if (win.skipping) {
-      if (Number(rec.lsn) < win.start) continue
+      if (rec.lsnNumber < win.start) continue
       win.skipping = false
     }
     batch.push(rec)

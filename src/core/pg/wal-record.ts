@@ -138,6 +138,18 @@ export class DecodedRecord {
     return typeof v === 'bigint' ? v : (this.endLsnValue = BigInt(v) as Lsn)
   }
 
+  /** `lsn` as a number (exact below 2^53), without making the bigint. */
+  get lsnNumber(): number {
+    const v = this.lsnValue
+    return typeof v === 'number' ? v : Number(v)
+  }
+
+  /** `endLsn` as a number, without making the bigint. */
+  get endLsnNumber(): number {
+    const v = this.endLsnValue
+    return typeof v === 'number' ? v : Number(v)
+  }
+
   /** start LSN of the previous record, as the record says (xl_prev) */
   get xl_prev(): Lsn {
     return (this.prevValue ??= this.rawBytes.readBigUInt64LE(this.rawOffset + 8) as Lsn)

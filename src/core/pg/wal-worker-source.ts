@@ -346,7 +346,7 @@ export class CrcVerdicts {
 
   /** Null if `rec`'s CRC is good, else the error to report. */
   check(rec: DecodedRecord): Error | null {
-    const lsn = Number(rec.lsn)
+    const lsn = rec.lsnNumber
     for (;;) {
       if (this.at < this.cur.length) {
         const x = this.cur[this.at]!
