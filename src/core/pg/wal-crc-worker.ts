@@ -14,8 +14,9 @@
  *   is trusted). Used by WalCrcVerifier for records decoded elsewhere (the WAL receiver).
  * - read: {id, read: {reader, path, offset, length, lsn, start, check, slot?, sab?}} -> the worker reads
  *   `length` bytes of the file at `offset`, walks them with the reader's WalCrcWalker (created from `start`
- *   at its first read) while they are in its cache, checking CRCs unless `check` is false, and answers {id, read: {slot, buffer, bytesRead, ok:
- *   Float64Array of checked record LSNs, bad}}, or {id, readError: {code, message}}. With `slot` it reads
+ *   at its first read) while they are in its cache, checking CRCs unless `check` is false, and answers
+ *   {id, read: {slot, buffer, bytesRead, ok: Float64Array of checked record LSNs, bad}}, or
+ *   {id, readError: {code, message}}. With `slot` it reads
  *   into the reader's shared buffer of that number (given once, as `sab`, with the slot's first read) and
  *   nothing is transferred; without, into fresh memory that it transfers back as `buffer`. Used by
  *   WalFileReader (wal-worker-source.ts).
