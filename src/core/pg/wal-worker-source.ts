@@ -67,17 +67,16 @@ export interface WorkerWalSourceOptions {
   readonly endLsn: number
 }
 
-interface Slot {
+/** A read posted ahead of the decoder. */
+interface AheadRead {
   readonly segno: bigint
   readonly offset: number
   readonly chunk: Promise<VerdictChunk>
-  /** The worker's request id (-1: not read by the worker). */
-  readonly id: number
 }
 
 export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
   private readonly reader = crcWorkerMessageId()
-  private readonly ahead: Slot[] = []
+  private readonly ahead: AheadRead[] = []
   private readonly waiting = new Map<number, { resolve: (c: VerdictChunk) => void; reject: (e: unknown) => void; segno: bigint; offset: number; length: number; path: string; slot: number }>()
   /** With `reuse`: the read slots (shared with the worker) by number, each slot's number by its memory, the free ones. */
   private readonly slots = new Map<number, SharedArrayBuffer>()
@@ -133,15 +132,15 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
   /** The chunk at (segno, offset): the next position after the previous call's chunk. */
   read(segno: bigint, offset: number): Promise<VerdictChunk> {
     if (this.ahead.length === 0) this.post()
-    const slot = this.ahead.shift()
-    if (slot === undefined || slot.segno !== segno || slot.offset !== offset) {
+    const next = this.ahead.shift()
+    if (next === undefined || next.segno !== segno || next.offset !== offset) {
       // Not the position the read-ahead followed (never so with WalFileReader): read it here.
       this.stopped = true
       return this.readLocally(segno, offset)
     }
     if (this.opts.balance) this.rebalance()
     this.fill()
-    return slot.chunk
+    return next.chunk
   }
 
   /** Moves the share of chunks checked here by how much this thread idled since the previous read. */
@@ -242,7 +241,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     const seg = this.bySegno.get(segno)
     if (seg === undefined) {
       this.stopped = true
-      this.ahead.push({ segno, offset, chunk: Promise.resolve({ kind: 'missing', segno }), id: -1 })
+      this.ahead.push({ segno, offset, chunk: Promise.resolve({ kind: 'missing', segno }) })
       return
     }
     const length = Math.min(this.opts.chunkBytes, segSize - offset)
@@ -253,7 +252,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
     }
     const host = this.host
     if (host === null || host.isLost) {
-      this.ahead.push({ segno, offset, chunk: this.readLocally(segno, offset), id: -1 })
+      this.ahead.push({ segno, offset, chunk: this.readLocally(segno, offset) })
       return
     }
     const id = crcWorkerMessageId()
@@ -273,7 +272,7 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
       this.waiting.set(id, { resolve, reject, segno, offset, length, path: seg.path, slot })
     })
     chunk.catch(() => undefined) // a read-ahead nobody asks for must not be an unhandled rejection
-    this.ahead.push({ segno, offset, chunk, id })
+    this.ahead.push({ segno, offset, chunk })
     this.localCheckCredit += this.localCheckShare
     const check = this.localCheckCredit < 1
     if (!check) {
@@ -328,16 +327,14 @@ export class WorkerWalSource implements CrcWorkerClient<ReadReply> {
 /**
  * The decoding thread's side of the verdicts: records come out of the decoder in LSN order, verdicts in
  * chunk order, so one pass over both matches them. A record the worker checked passes; the record the worker
- * found bad is WAL_BAD_CRC; any other record (no verdict: the worker lost its place, or was gone) is
- * checked here.
+ * found bad is WAL_BAD_CRC; any other record (no verdict: its chunk was left to this thread by the balance,
+ * the worker lost its place, or it was gone) is checked here.
  */
 export class CrcVerdicts {
   private cur: Float64Array = new Float64Array(0)
   private at = 0
   private readonly queue: Float64Array[] = []
   private bad: WalkBad | null = null
-  /** Records checked here for want of a verdict. */
-  checkedHere = 0
 
   add(v: ChunkVerdict): void {
     if (v.ok.length > 0) this.queue.push(v.ok)
@@ -366,7 +363,6 @@ export class CrcVerdicts {
       this.at = 0
     }
     if (this.bad !== null && this.bad.lsn === lsn) return walCrcError(lsn, this.bad.stored, this.bad.computed)
-    this.checkedHere++
     return recordCrcFault(rec.rawBytes, rec.rawOffset, rec.xl_tot_len, lsn)
   }
 }
