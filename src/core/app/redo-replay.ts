@@ -125,24 +125,17 @@ export async function runRedoReplay(input: RedoReplayInput): Promise<RedoReplayR
   const reader = await WalFileReader.open(input.walPaths, { endLsn: lsn })
   const collector = new ReplayChainCollector(tag, base === null ? null : pageGetLsn(base))
   let evidence = false
-  const it = reader.recordBatches()
-  let walEnd: WalReadEnd | null = null
-  try {
-    while (!input.signal?.aborted) {
-      const r = await it.next()
-      if (r.done) {
-        walEnd = r.value
-        break
-      }
-      for (const rec of r.value) {
+  // for-await closes the reader (its file, its hold on the CRC thread) when left early: an abort, a failure.
+  if (!input.signal?.aborted) {
+    for await (const batch of reader.recordBatches()) {
+      for (const rec of batch) {
         if (!evidence && hintBitsEvidence(rec) !== null) evidence = true
         collector.add(rec)
       }
+      if (input.signal?.aborted) break
     }
-  } finally {
-    // Left early (an abort, a failure): close the reader, its file and its hold on the CRC thread.
-    await it.return(undefined as never)
   }
+  const walEnd = reader.endReport
   if (walEnd !== null && walEnd.endLsn < lsn && walEnd.reason !== 'end-lsn') {
     throw new NotFoundError('REPLAY_LSN_BEYOND_WAL', `the WAL ends at ${formatLsn(walEnd.endLsn)}, before the requested LSN ${formatLsn(lsn)}`, {
       hint: `Give an LSN at or before ${formatLsn(walEnd.endLsn)}, or pass the later WAL segments too.`,

@@ -20,7 +20,6 @@ import { verifyWalRecords, type HintBitsSetting, type WalVerifyProgress } from '
 import type { VerifyReport } from '../redo/verify.js'
 import { poolCapacity, RedoPools, type RedoPoolSettings } from './redo-pool.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
-import type { DecodedRecord } from '../pg/wal-record.js'
 
 export interface RedoVerifyInput {
   /** A pg_wal directory, or WAL segment files. */
@@ -77,25 +76,10 @@ export async function runRedoVerify(input: RedoVerifyInput): Promise<RedoVerifyR
       ? { value: input.hintBitsLogged, source: '--data-checksums flag', explicit: true }
       : ((await hintBitsFromControlFile(input.paths)) ?? { value: false, source: 'default (no evidence of WAL-logged hint bits)', explicit: false })
   const pools = new RedoPools(input.pool, input.logger)
-  let walEnd: WalReadEnd | null = null
   try {
-    async function* batches(): AsyncGenerator<DecodedRecord[]> {
-      const it = reader.recordBatches()
-      try {
-        for (;;) {
-          const r = await it.next()
-          if (r.done) {
-            walEnd = r.value
-            return
-          }
-          yield r.value
-        }
-      } finally {
-        // Abandoned (an abort, a failure): close the reader, its file and its hold on the CRC thread.
-        await it.return(undefined as never)
-      }
-    }
-    const result = await verifyWalRecords(batches(), {
+    // verifyWalRecords iterates with for-await, which closes the reader (its file, its hold on the CRC
+    // thread) when it stops early: an abort, a failure.
+    const result = await verifyWalRecords(reader.recordBatches(), {
       redoFor: (hint) => pools.redoFn(hint, input.signal),
       hintBits,
       concurrency: input.concurrency ?? poolCapacity(input.pool),
@@ -103,7 +87,7 @@ export async function runRedoVerify(input: RedoVerifyInput): Promise<RedoVerifyR
       ...(input.onProgress === undefined ? {} : { onProgress: input.onProgress }),
       ...(input.signal === undefined ? {} : { signal: input.signal }),
     })
-    return { report: result.report, hintBits: result.hintBits, walEnd, firstRecordLsn: reader.firstRecordLsn }
+    return { report: result.report, hintBits: result.hintBits, walEnd: reader.endReport, firstRecordLsn: reader.firstRecordLsn }
   } finally {
     await pools.close()
   }
