@@ -19,6 +19,7 @@
  * service writes them to the socket as they are).
  */
 import { ClockCache, ClockSpace, type ClockEntry } from '../lib/clock-cache.js'
+import { ownedCopy } from '../lib/bytes.js'
 import type { Key } from '../model/key.js'
 import type { Lsn } from '../pg/lsn.js'
 
@@ -87,9 +88,7 @@ export class PageCache extends ClockCache<Key, Entry> {
     } else if (!this.admit(space, key)) {
       return
     }
-    const copy = Buffer.allocUnsafeSlow(page.length)
-    page.copy(copy)
-    this.insert({ space, key, bytes, page: copy, versionLsn, knownUpToLsn: readLsn, referenced: false })
+    this.insert({ space, key, bytes, page: ownedCopy(page), versionLsn, knownUpToLsn: readLsn, referenced: false })
   }
 }
 

@@ -14,6 +14,7 @@
  * layer-read.ts), and the cached bytes cannot be changed from outside.
  */
 import { ClockCache, ClockSpace, type ClockEntry } from '../lib/clock-cache.js'
+import { ownedCopy } from '../lib/bytes.js'
 
 export const VALUE_CACHE_BYTES_MAX_DEFAULT = 32 * 1024 * 1024
 /** Larger values (big WAL records) are read from the file each time. */
@@ -57,9 +58,7 @@ export class ValueCache extends ClockCache<number, Entry> {
     if (space.closed || value.length > VALUE_CACHE_VALUE_BYTES_MAX) return
     const bytes = value.length + ENTRY_OVERHEAD_BYTES
     if (!this.fits(bytes) || space.map.has(offset) || !this.admit(space, offset)) return
-    const copy = Buffer.allocUnsafeSlow(value.length)
-    value.copy(copy)
-    this.insert({ space, key: offset, bytes, value: copy, referenced: false })
+    this.insert({ space, key: offset, bytes, value: ownedCopy(value), referenced: false })
   }
 }
 

@@ -304,3 +304,14 @@ export class BinaryWriter {
     return this.buf.subarray(0, this.pos)
   }
 }
+
+/**
+ * A copy of `b` in memory of its own, for a cache that keeps it: a view of a larger read buffer would keep
+ * the whole buffer alive, and a slice of Node's shared pool (what Buffer.from gives a small value) 8 KiB of
+ * the pool per entry.
+ */
+export function ownedCopy(b: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(b.length)
+  copy.set(b)
+  return copy
+}

@@ -13,8 +13,10 @@
  *
  * Bounds: at most IMAGE_CACHE_ENTRIES_MAX entries and IMAGE_CACHE_BYTES_MAX bytes (values plus
  * IMAGE_CACHE_ENTRY_OVERHEAD_BYTES each); values above IMAGE_CACHE_VALUE_BYTES_MAX are not cached (a huge
- * relation directory is read each time). Eviction is oldest-inserted first. Cached values are private copies, shared by every caller: read-only.
+ * relation directory is read each time). Eviction is oldest-inserted first. Cached values are private copies
+ * (ownedCopy), shared by every caller: read-only.
  */
+import { ownedCopy } from '../lib/bytes.js'
 import type { Key } from '../model/key.js'
 import type { Lsn } from '../pg/lsn.js'
 
@@ -66,13 +68,7 @@ export class ImageCache {
     while (this.map.size > 0 && (this.map.size >= this.entriesMax || this.bytes + size > this.bytesMax)) {
       this.delete(this.map.keys().next().value as Key)
     }
-    // A copy of its own: a slice of Node's shared pool (Buffer.from of a small value) would keep 8 KiB of
-    // the pool alive per entry, and a view of a read buffer the whole buffer.
-    let copy: Buffer | null = null
-    if (value !== null) {
-      copy = Buffer.allocUnsafeSlow(valueBytes)
-      value.copy(copy)
-    }
+    const copy = value === null ? null : ownedCopy(value)
     this.map.set(key, { value: copy, versionLsn, knownUpToLsn })
     this.bytes += size
     return copy
