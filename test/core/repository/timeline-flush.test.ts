@@ -56,6 +56,16 @@ async function create(dir: string, opts: Partial<TimelineOptions> = {}, ids?: { 
   return Timeline.create(dir, ids?.t ?? generateTenantId(), ids?.tl ?? generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 2000, ...opts })
 }
 
+/** A new timeline with 100 records over 20 keys ingested from 0/100 and frozen, and its keys' history. */
+async function frozenTimeline(): Promise<{ dir: string; tl: Timeline; end: number; before: string[] }> {
+  const dir = newDir()
+  const tl = await create(dir)
+  const end = ingest(tl, 0x100, 100, 2, 20)
+  const before = snapshot(tl, 20, end)
+  tl.freeze()
+  return { dir, tl, end, before }
+}
+
 describe('Timeline flush through the worker thread', () => {
   it('flushes frozen layers in order, each L0 durable before disk_consistent_lsn names it, reads answering meanwhile', async () => {
     const dir = newDir()
@@ -93,11 +103,7 @@ describe('Timeline flush through the worker thread', () => {
   })
 
   it('a failed flush advances nothing and keeps the layer readable; a retry writes it', async () => {
-    const dir = newDir()
-    const tl = await create(dir)
-    const end = ingest(tl, 0x100, 100, 2, 20)
-    const before = snapshot(tl, 20, end)
-    tl.freeze()
+    const { dir, tl, end, before } = await frozenTimeline()
     // The timeline directory disappears under the flush: the worker cannot create the L0.
     const away = `${dir}.away`
     renameSync(dir, away)
@@ -121,11 +127,7 @@ describe('Timeline flush through the worker thread', () => {
   })
 
   it('a metadata write failing after the L0 is durable advances nothing; a retry writes only the metadata', async () => {
-    const dir = newDir()
-    const tl = await create(dir)
-    const end = ingest(tl, 0x100, 100, 2, 20)
-    const before = snapshot(tl, 20, end)
-    tl.freeze()
+    const { dir, tl, end, before } = await frozenTimeline()
     // A directory where the metadata's temporary file goes: the L0 is written, the metadata write fails.
     const blocker = join(dir, `${METADATA_FILE}${TEMP_SUFFIX}`)
     mkdirSync(blocker)
