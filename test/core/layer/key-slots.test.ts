@@ -6,17 +6,15 @@
 import { describe, expect, it } from 'vitest'
 import { FIELD6_PAGED_MAX, KeySlots } from '../../../src/core/layer/key-slots.js'
 import { keyField6, keyFromPrefix, keyPrefixFromFields, keyPrefixOf, type Key } from '../../../src/core/model/key.js'
+import { prng, randInt } from './helpers.js'
 
 describe('KeySlots', () => {
   it('numbers keys in order of first sight and finds each by parts or whole', () => {
     const slots = new KeySlots()
     const ref = new Map<Key, number>()
     const prefixes = [0, 1, 2, 3].map((i) => keyPrefixFromFields(0, 1663, 5, 16384 + i, i % 3))
-    let seed = 7
-    const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648
-      return seed % n
-    }
+    const rng = prng(7)
+    const rnd = (n: number): number => randInt(rng, 0, n - 1)
     const field6s = [0, 1, 1023, 1024, 5000, FIELD6_PAGED_MAX - 1, FIELD6_PAGED_MAX, 0xffff_fffe, 0xffff_ffff]
     for (let i = 0; i < 20_000; i++) {
       // Fresh prefix strings (equal text, other objects) half of the time, as a parsed key gives.
