@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { CorruptionError } from '../../../src/core/lib/errors.js'
 import { SpillFile, removeEphemeralFiles } from '../../../src/core/layer/spill-file.js'
+import { errorOf } from '../../support/errors.js'
 import { prng, randInt, withTempDir } from './helpers.js'
 
 describe('SpillFile', () => {
@@ -38,17 +39,10 @@ describe('SpillFile', () => {
 
       truncateSync(f.path, expected - 10)
       const last = pieces[pieces.length - 1]!
-      const err = (() => {
-        try {
-          f.readInto(Buffer.alloc(last.data.length), last.at)
-        } catch (e) {
-          return e
-        }
-        return null
-      })()
+      const err = errorOf(() => f.readInto(Buffer.alloc(last.data.length), last.at))
       expect(err).toBeInstanceOf(CorruptionError)
-      expect((err as CorruptionError).code).toBe('EPHEMERAL_CORRUPT')
-      expect((err as CorruptionError).message).toContain(f.path)
+      expect(err.code).toBe('EPHEMERAL_CORRUPT')
+      expect(err.message).toContain(f.path)
 
       f.delete()
       f.delete()
