@@ -118,11 +118,15 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
     })()
     await waitFor('some records', () => recs.length > 1000)
     await waitFor('writes before the restart', () => written >= 5)
+    const sessionsBeforeRestart = rx.stats.sessions
     const restartStarted = Date.now()
     await pg.restart('fast')
     const restartMs = Date.now() - restartStarted
     const writtenAtRestart = written
     await waitFor('writes after the restart', () => written >= writtenAtRestart + 5)
+    // The receiver reconnects after its backoff: the crash below must find it streaming again, or its
+    // reconnection would count for both restarts.
+    await waitFor('a new session after the restart', () => rx.stats.sessions > sessionsBeforeRestart)
     // And a crash: the walsender dies without a goodbye; recovery replays and the stream resumes.
     const sessionsBeforeCrash = rx.stats.sessions
     await pg.restart('immediate')
