@@ -14,7 +14,8 @@
  * Ours: the same WAL grouped per page (block references and implicit VM targets; SLRU pages are not
  * relation pages and are left out, as PostgreSQL's CLOG work is in its figure), each page's chain starting
  * at its last full-page image or initialisation, else at the page in the base backup. "Mix": every page of
- * the range rebuilt at the end LSN through the pool (pool capacity in flight), median of 3, for pools of 1
+ * the range rebuilt at the end LSN through the pool (pool capacity in flight: as many requests pipelined per
+ * worker as the page server's pool allows), median of 3, for pools of 1
  * and 2 workers whose workers skip the record CRC as the page server's do (the WAL decoder verified it
  * when the records were read), and for 2 workers that check it as `redo replay` does. Records/s and MB/s
  * use the same numerators as PostgreSQL's (all records and bytes of the range), so their ratio is a ratio
@@ -44,6 +45,7 @@ import { classifyPage } from '../src/core/redo/page-summary.js'
 import { implicitTargets } from '../src/core/redo/rmgr-redo.js'
 import { RM } from '../src/core/pg/rmgr.js'
 import { WalRedoManager } from '../src/core/walredo/manager.js'
+import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../src/core/repository/tenant.js'
 import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
 import { median, percentile, procCpuSeconds, round } from './support/stats.js'
 
@@ -51,7 +53,8 @@ const SCALE = Number(process.env.REDO_BENCH_SCALE ?? 10)
 const TXNS_PER_CLIENT = Number(process.env.REDO_BENCH_TXNS ?? 4000)
 const CLIENTS = 8
 const RUNS = 3
-const IN_FLIGHT_PER_WORKER = 8
+/** Requests pipelined per worker: the page server's depth, unless REDO_BENCH_IN_FLIGHT says otherwise. */
+const IN_FLIGHT_PER_WORKER = Number(process.env.REDO_BENCH_IN_FLIGHT ?? WALREDO_IN_FLIGHT_PER_WORKER_MAX)
 /** Chain segments sent in one request; longer chains are redone in segments, each on the previous result. */
 const SEGMENT_RECORDS_MAX = 10_000
 const CHAIN_LENGTHS = [1, 10, 100]

@@ -28,8 +28,8 @@ export interface TenantOptions extends TimelineOptions {
 
 /** Bound on queued redo requests per tenant before callers are told the server is overloaded. */
 const WALREDO_QUEUED_MAX = 1024
-/** Pipelined requests per worker. */
-const WALREDO_IN_FLIGHT_PER_WORKER_MAX = 16
+/** Pipelined requests per worker (bench/redo.ts measures the pool with this depth). */
+export const WALREDO_IN_FLIGHT_PER_WORKER_MAX = 16
 
 export class Tenant {
   private readonly timelines = new Map<TimelineId, Promise<Timeline>>()
