@@ -1,0 +1,122 @@
+/**
+ * The per-page chains of the cached benchmark WAL (`redo-chains.ts`, the same ones `redo-engine-once.ts`
+ * redoes in-process) through a WalRedoManager of 1 and of 2 worker processes, as the page server runs it
+ * (its pipeline depth, workers that skip the record CRC): what the request path costs beside the engine,
+ * without PostgreSQL. Prints one JSON line for the engine alone in this process (the floor, measured in the
+ * same run because this VM's speed drifts between runs), then one per pool size: the median pass's wall milliseconds, records per
+ * second, and per pass the CPU milliseconds of this (the parent) process and of the workers (from /proc),
+ * and records per CPU-second of both together.
+ *
+ *   node --import tsx bench/support/redo-pool-once.ts [pg_wal dir]
+ * env: REDO_ONCE_WORKERS (pool sizes, default 1,2), REDO_ONCE_PASSES (default 5, after 2 warm-up passes), REDO_ONCE_IN_FLIGHT (default: the page
+ * server's depth), REDO_ONCE_HINT_BITS (0/1, default 1), REDO_ONCE_WORKER_PROF (a directory: a CPU profile
+ * of each worker, written when its pool closes; profile this process with --cpu-prof).
+ */
+import { redoBlock } from '../../src/core/redo/engine.js'
+import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../../src/core/repository/tenant.js'
+import { WalRedoManager } from '../../src/core/walredo/manager.js'
+import { defaultWorkerCommand } from '../../src/core/walredo/worker-command.js'
+import { DEFAULT_WAL_DIR, loadRedoChains, type RedoChain } from './redo-chains.js'
+import { median, procCpuSeconds } from './stats.js'
+
+const PASSES = Number(process.env.REDO_ONCE_PASSES ?? 5)
+const IN_FLIGHT = Number(process.env.REDO_ONCE_IN_FLIGHT ?? WALREDO_IN_FLIGHT_PER_WORKER_MAX)
+const hintBitsLogged = process.env.REDO_ONCE_HINT_BITS !== '0'
+/** A directory for a CPU profile of each worker (written when the pool closes). */
+const WORKER_PROF_DIR = process.env.REDO_ONCE_WORKER_PROF ?? null
+
+const chains = loadRedoChains(process.argv[2] ?? DEFAULT_WAL_DIR)
+const recordCount = chains.reduce((s, c) => s + c.records.length, 0)
+
+// The floor, in this process and this run (the machine's speed drifts between runs): the engine alone over
+// the same chains, each page's records copied into an arena first as a worker reads them.
+{
+  const arenaBytes = chains.reduce((m, c) => Math.max(m, c.all.length), 0)
+  const arena = Buffer.allocUnsafe(arenaBytes)
+  const inArena = chains.map((c) => {
+    let off = 0
+    return {
+      tag: c.tag,
+      all: c.all,
+      records: c.records.map((r) => ({ endLsn: r.endLsn, raw: arena.subarray(off, (off += r.raw.length)) })),
+    }
+  })
+  const out = Buffer.allocUnsafe(8192)
+  const opts = { hintBitsLogged, checkRecordCrc: false }
+  const cpuMs: number[] = []
+  for (let p = 0; p < PASSES + 2; p++) {
+    const c0 = process.cpuUsage()
+    for (const c of inArena) {
+      c.all.copy(arena)
+      redoBlock(c.tag, null, c.records, opts, out)
+    }
+    const c = process.cpuUsage(c0)
+    if (p >= 2) cpuMs.push((c.user + c.system) / 1000)
+  }
+  const cpu = median(cpuMs)
+  console.log(JSON.stringify({ workers: 0, case: 'engine in-process', records: recordCount, cpuMsPerPass: Math.round(cpu), recordsPerCpuS: Math.round(recordCount / (cpu / 1000)) }))
+}
+
+function workerCommand(): string[] {
+  const [node, ...args] = defaultWorkerCommand({ hintBitsLogged, checkRecordCrc: false })
+  return WORKER_PROF_DIR === null ? [node!, ...args] : [node!, '--cpu-prof', `--cpu-prof-dir=${WORKER_PROF_DIR}`, ...args]
+}
+
+/** Every chain redone through `m`, with at most `limit` requests in flight. */
+async function pass(m: WalRedoManager, limit: number): Promise<void> {
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < chains.length) {
+      const c: RedoChain = chains[next++]!
+      await m.redo({ tag: c.tag, base: null, records: c.records })
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, chains.length) }, lane))
+}
+
+for (const workers of (process.env.REDO_ONCE_WORKERS ?? '1,2').split(',').map(Number)) {
+  const m = new WalRedoManager({
+    command: workerCommand(),
+    poolSize: workers,
+    maxInFlightPerWorker: IN_FLIGHT,
+    maxQueued: workers * IN_FLIGHT * 4,
+    requestTimeoutMs: 120_000,
+    idleTimeoutMs: 600_000,
+  })
+  try {
+    await Promise.all(Array.from({ length: workers * IN_FLIGHT }, () => m.ping()))
+    const pids = m.stats().pids
+    const workersCpuS = () => pids.map(procCpuSeconds).reduce((a, c) => a + c, 0)
+    for (let w = 0; w < 2; w++) await pass(m, workers * IN_FLIGHT)
+    const wallMs: number[] = []
+    const parentMs: number[] = []
+    const workerMs: number[] = []
+    for (let p = 0; p < PASSES; p++) {
+      const c0 = process.cpuUsage()
+      const w0 = workersCpuS()
+      const t0 = performance.now()
+      await pass(m, workers * IN_FLIGHT)
+      wallMs.push(performance.now() - t0)
+      const c = process.cpuUsage(c0)
+      parentMs.push((c.user + c.system) / 1000)
+      workerMs.push((workersCpuS() - w0) * 1000)
+    }
+    const wall = median(wallMs)
+    const cpu = median(parentMs) + median(workerMs)
+    console.log(
+      JSON.stringify({
+        workers,
+        inFlightPerWorker: IN_FLIGHT,
+        pages: chains.length,
+        records: recordCount,
+        medianMs: Math.round(wall),
+        recordsPerS: Math.round(recordCount / (wall / 1000)),
+        parentCpuMsPerPass: Math.round(median(parentMs)),
+        workersCpuMsPerPass: Math.round(median(workerMs)),
+        recordsPerCpuS: Math.round(recordCount / (cpu / 1000)),
+      }),
+    )
+  } finally {
+    await m.close()
+  }
+}
