@@ -47,7 +47,8 @@ import { RM } from '../src/core/pg/rmgr.js'
 import { WalRedoManager } from '../src/core/walredo/manager.js'
 import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../src/core/repository/tenant.js'
 import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
-import { median, percentile, procCpuSeconds, round } from './support/stats.js'
+import { median, percentile, round } from './support/stats.js'
+import { withRedoPool } from './support/redo-pool.js'
 
 const SCALE = Number(process.env.REDO_BENCH_SCALE ?? 10)
 const TXNS_PER_CLIENT = Number(process.env.REDO_BENCH_TXNS ?? 4000)
@@ -131,24 +132,9 @@ function contiguous(records: RedoRecord[]): RedoRecord[] {
   })
 }
 
-/** Runs `fn` on a started pool (every worker spawned before `fn` starts), then closes the pool. */
-async function withPool<T>(workers: number, hintBitsLogged: boolean, checkRecordCrc: boolean, fn: (m: WalRedoManager, cpu: () => number) => Promise<T>): Promise<T> {
-  const m = new WalRedoManager({
-    command: defaultWorkerCommand({ hintBitsLogged, checkRecordCrc }),
-    poolSize: workers,
-    maxInFlightPerWorker: IN_FLIGHT_PER_WORKER,
-    maxQueued: workers * IN_FLIGHT_PER_WORKER * 4,
-    requestTimeoutMs: 120_000,
-    idleTimeoutMs: 600_000,
-  })
-  try {
-    await Promise.all(Array.from({ length: workers * IN_FLIGHT_PER_WORKER }, () => m.ping()))
-    const pids = m.stats().pids
-    // CPU seconds the workers have used so far.
-    return await fn(m, () => pids.map(procCpuSeconds).reduce((a, c) => a + c, 0))
-  } finally {
-    await m.close()
-  }
+/** Runs `fn` on a started pool of our workers at the benchmark's depth, then closes the pool. */
+function withPool<T>(workers: number, hintBitsLogged: boolean, checkRecordCrc: boolean, fn: (m: WalRedoManager, cpu: () => number) => Promise<T>): Promise<T> {
+  return withRedoPool({ command: defaultWorkerCommand({ hintBitsLogged, checkRecordCrc }), workers, inFlight: IN_FLIGHT_PER_WORKER }, fn)
 }
 
 /** Runs `jobs` with at most `limit` in flight. */

@@ -17,7 +17,8 @@ import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../../src/core/repository/tena
 import { WalRedoManager } from '../../src/core/walredo/manager.js'
 import { defaultWorkerCommand } from '../../src/core/walredo/worker-command.js'
 import { DEFAULT_WAL_DIR, loadRedoChains, type RedoChain } from './redo-chains.js'
-import { median, procCpuSeconds } from './stats.js'
+import { median } from './stats.js'
+import { withRedoPool } from './redo-pool.js'
 
 const PASSES = Number(process.env.REDO_ONCE_PASSES ?? 5)
 const IN_FLIGHT = Number(process.env.REDO_ONCE_IN_FLIGHT ?? WALREDO_IN_FLIGHT_PER_WORKER_MAX)
@@ -75,18 +76,7 @@ async function pass(m: WalRedoManager, limit: number): Promise<void> {
 }
 
 for (const workers of (process.env.REDO_ONCE_WORKERS ?? '1,2').split(',').map(Number)) {
-  const m = new WalRedoManager({
-    command: workerCommand(),
-    poolSize: workers,
-    maxInFlightPerWorker: IN_FLIGHT,
-    maxQueued: workers * IN_FLIGHT * 4,
-    requestTimeoutMs: 120_000,
-    idleTimeoutMs: 600_000,
-  })
-  try {
-    await Promise.all(Array.from({ length: workers * IN_FLIGHT }, () => m.ping()))
-    const pids = m.stats().pids
-    const workersCpuS = () => pids.map(procCpuSeconds).reduce((a, c) => a + c, 0)
+  await withRedoPool({ command: workerCommand(), workers, inFlight: IN_FLIGHT }, async (m, workersCpuS) => {
     for (let w = 0; w < 2; w++) await pass(m, workers * IN_FLIGHT)
     const wallMs: number[] = []
     const parentMs: number[] = []
@@ -116,7 +106,5 @@ for (const workers of (process.env.REDO_ONCE_WORKERS ?? '1,2').split(',').map(Nu
         recordsPerCpuS: Math.round(recordCount / (cpu / 1000)),
       }),
     )
-  } finally {
-    await m.close()
-  }
+  })
 }
