@@ -127,19 +127,15 @@ export class WalCrcWalker {
         this.syncing = false
         // Fast path: the whole record is on this page and in this chunk: check it where it lies.
         if (totLen <= 8192 - pageOff && totLen <= n - i) {
-          if (!check) {
-            this.pos += totLen
-            this.skipTo = b[i + 17] === 0 && (b[i + 16]! & 0xf0) === 0x40 ? this.switchEnd() : Math.ceil(this.pos / 8) * 8
-            i += totLen
-            continue
+          if (check) {
+            const computed = this.crcRange(b, i, i + 20, this.crcRange(b, i + 24, i + totLen, 0))
+            const stored = (b[i + 20]! | (b[i + 21]! << 8) | (b[i + 22]! << 16) | (b[i + 23]! << 24)) >>> 0
+            if (computed !== stored) {
+              this.state = 2
+              return { lsn: pos, stored, computed }
+            }
+            ok.push(pos)
           }
-          const computed = this.crcRange(b, i, i + 20, this.crcRange(b, i + 24, i + totLen, 0))
-          const stored = (b[i + 20]! | (b[i + 21]! << 8) | (b[i + 22]! << 16) | (b[i + 23]! << 24)) >>> 0
-          if (computed !== stored) {
-            this.state = 2
-            return { lsn: pos, stored, computed }
-          }
-          ok.push(pos)
           this.pos += totLen
           this.skipTo = b[i + 17] === 0 && (b[i + 16]! & 0xf0) === 0x40 ? this.switchEnd() : Math.ceil(this.pos / 8) * 8
           i += totLen
