@@ -48,7 +48,7 @@ import { WalRedoManager } from '../src/core/walredo/manager.js'
 import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../src/core/repository/tenant.js'
 import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
 import { median, percentile, round } from './support/stats.js'
-import { withRedoPool } from './support/redo-pool.js'
+import { bounded, withRedoPool } from './support/redo-pool.js'
 
 const SCALE = Number(process.env.REDO_BENCH_SCALE ?? 10)
 const TXNS_PER_CLIENT = Number(process.env.REDO_BENCH_TXNS ?? 4000)
@@ -135,16 +135,6 @@ function contiguous(records: RedoRecord[]): RedoRecord[] {
 /** Runs `fn` on a started pool of our workers at the benchmark's depth, then closes the pool. */
 function withPool<T>(workers: number, hintBitsLogged: boolean, checkRecordCrc: boolean, fn: (m: WalRedoManager, cpu: () => number) => Promise<T>): Promise<T> {
   return withRedoPool({ command: defaultWorkerCommand({ hintBitsLogged, checkRecordCrc }), workers, inFlight: IN_FLIGHT_PER_WORKER }, fn)
-}
-
-/** Runs `jobs` with at most `limit` in flight. */
-async function bounded<T>(items: T[], limit: number, job: (t: T) => Promise<void>): Promise<void> {
-  let next = 0
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await job(items[next++]!)
-    }),
-  )
 }
 
 /** The same segments as redoChain, redone in this process. */

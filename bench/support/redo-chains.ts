@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Lsn } from '../../src/core/pg/lsn.js'
 import type { BufferTag } from '../../src/core/pg/reltag.js'
-import type { RedoRecord } from '../../src/core/redo/engine.js'
+import { redoBlock, type RedoOptions, type RedoRecord } from '../../src/core/redo/engine.js'
 
 export const DEFAULT_WAL_DIR = join(tmpdir(), 'pageserver-bench-wal-v1-off', 'pg_wal')
 
@@ -35,6 +35,35 @@ export function loadRedoChains(walDir: string): RedoChain[] {
     execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), walDir], { stdio: 'inherit' })
   }
   return parseCache(readFileSync(cacheFile))
+}
+
+/**
+ * The engine over `chains` as a worker process runs it: before each page's redo its records are copied into
+ * one reused arena (the worker reads a request into its arena, so the engine finds them in its cache), and
+ * the page is built in one reused buffer (as the worker builds its reply).
+ */
+export class ArenaRedo {
+  private readonly arena: Buffer
+  private readonly out = Buffer.allocUnsafe(8192)
+  /** The chains with their records as views of the arena. */
+  private readonly inArena: RedoChain[]
+
+  constructor(chains: readonly RedoChain[]) {
+    this.arena = Buffer.allocUnsafe(chains.reduce((m, c) => Math.max(m, c.all.length), 0))
+    this.inArena = chains.map((c) => {
+      let off = 0
+      const records = c.records.map((r) => ({ endLsn: r.endLsn, raw: this.arena.subarray(off, (off += r.raw.length)) }))
+      return { tag: c.tag, all: c.all, records }
+    })
+  }
+
+  /** Redoes every chain once. */
+  pass(opts: RedoOptions): void {
+    for (const c of this.inArena) {
+      c.all.copy(this.arena)
+      redoBlock(c.tag, null, c.records, opts, this.out)
+    }
+  }
 }
 
 function cacheFileOf(walDir: string): string {

@@ -13,38 +13,21 @@
  * Default WAL: $TMPDIR/pageserver-bench-wal-v1-off/pg_wal. env: REDO_ONCE_PASSES, REDO_ONCE_HINT_BITS (0/1,
  * default 1: the cached WAL comes from a cluster with data checksums).
  */
-import { redoBlock, type RedoRecord } from '../../src/core/redo/engine.js'
-import { DEFAULT_WAL_DIR, loadRedoChains } from './redo-chains.js'
+import { ArenaRedo, DEFAULT_WAL_DIR, loadRedoChains } from './redo-chains.js'
 import { median } from './stats.js'
 
 const PASSES = Number(process.env.REDO_ONCE_PASSES ?? 7)
 const opts = { hintBitsLogged: process.env.REDO_ONCE_HINT_BITS !== '0', checkRecordCrc: false }
-/** The largest page's records must fit (a page's chain in one request). */
-const ARENA_BYTES = 8 << 20
 
-const arena = Buffer.allocUnsafe(ARENA_BYTES)
-// Each chain's records as views of the arena, where its bytes are copied before each redo.
-const chains = loadRedoChains(process.argv[2] ?? DEFAULT_WAL_DIR).map((c) => {
-  if (c.all.length > ARENA_BYTES) throw new Error(`a page's records take ${c.all.length} bytes, more than the ${ARENA_BYTES}-byte arena`)
-  let off = 0
-  const records: RedoRecord[] = c.records.map((r) => {
-    const raw = arena.subarray(off, off + r.raw.length)
-    off += r.raw.length
-    return { endLsn: r.endLsn, raw }
-  })
-  return { tag: c.tag, all: c.all, records }
-})
+const chains = loadRedoChains(process.argv[2] ?? DEFAULT_WAL_DIR)
 const recordCount = chains.reduce((s, c) => s + c.records.length, 0)
-const out = Buffer.allocUnsafe(8192)
+const engine = new ArenaRedo(chains)
 const passesMs: number[] = []
 let cpuMs = 0
 for (let p = 0; p < PASSES; p++) {
   const c0 = process.cpuUsage()
   const t0 = performance.now()
-  for (const c of chains) {
-    c.all.copy(arena)
-    redoBlock(c.tag, null, c.records, opts, out)
-  }
+  engine.pass(opts)
   passesMs.push(performance.now() - t0)
   if (p >= 2) {
     const c = process.cpuUsage(c0)

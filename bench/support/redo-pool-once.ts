@@ -3,22 +3,21 @@
  * redoes in-process) through a WalRedoManager of 1 and of 2 worker processes, as the page server runs it
  * (its pipeline depth, workers that skip the record CRC): what the request path costs beside the engine,
  * without PostgreSQL. Prints one JSON line for the engine alone in this process (the floor, measured in the
- * same run because this VM's speed drifts between runs), then one per pool size: the median pass's wall milliseconds, records per
- * second, and per pass the CPU milliseconds of this (the parent) process and of the workers (from /proc),
- * and records per CPU-second of both together.
+ * same run because this VM's speed drifts between runs), then one per pool size: the median pass's wall
+ * milliseconds, records per second, and per pass the CPU milliseconds of this (the parent) process and of
+ * the workers (from /proc), and records per CPU-second of both together.
  *
  *   node --import tsx bench/support/redo-pool-once.ts [pg_wal dir]
- * env: REDO_ONCE_WORKERS (pool sizes, default 1,2), REDO_ONCE_PASSES (default 5, after 2 warm-up passes), REDO_ONCE_IN_FLIGHT (default: the page
- * server's depth), REDO_ONCE_HINT_BITS (0/1, default 1), REDO_ONCE_WORKER_PROF (a directory: a CPU profile
+ * env: REDO_ONCE_WORKERS (pool sizes, default 1,2), REDO_ONCE_PASSES (default 5, after 2 warm-up passes),
+ * REDO_ONCE_IN_FLIGHT (default: the page server's depth), REDO_ONCE_HINT_BITS (0/1, default 1), REDO_ONCE_WORKER_PROF (a directory: a CPU profile
  * of each worker, written when its pool closes; profile this process with --cpu-prof).
  */
-import { redoBlock } from '../../src/core/redo/engine.js'
 import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../../src/core/repository/tenant.js'
 import { WalRedoManager } from '../../src/core/walredo/manager.js'
 import { defaultWorkerCommand } from '../../src/core/walredo/worker-command.js'
-import { DEFAULT_WAL_DIR, loadRedoChains, type RedoChain } from './redo-chains.js'
+import { ArenaRedo, DEFAULT_WAL_DIR, loadRedoChains } from './redo-chains.js'
 import { median } from './stats.js'
-import { withRedoPool } from './redo-pool.js'
+import { bounded, withRedoPool } from './redo-pool.js'
 
 const PASSES = Number(process.env.REDO_ONCE_PASSES ?? 5)
 const IN_FLIGHT = Number(process.env.REDO_ONCE_IN_FLIGHT ?? WALREDO_IN_FLIGHT_PER_WORKER_MAX)
@@ -30,27 +29,14 @@ const chains = loadRedoChains(process.argv[2] ?? DEFAULT_WAL_DIR)
 const recordCount = chains.reduce((s, c) => s + c.records.length, 0)
 
 // The floor, in this process and this run (the machine's speed drifts between runs): the engine alone over
-// the same chains, each page's records copied into an arena first as a worker reads them.
+// the same chains, as a worker runs it.
 {
-  const arenaBytes = chains.reduce((m, c) => Math.max(m, c.all.length), 0)
-  const arena = Buffer.allocUnsafe(arenaBytes)
-  const inArena = chains.map((c) => {
-    let off = 0
-    return {
-      tag: c.tag,
-      all: c.all,
-      records: c.records.map((r) => ({ endLsn: r.endLsn, raw: arena.subarray(off, (off += r.raw.length)) })),
-    }
-  })
-  const out = Buffer.allocUnsafe(8192)
+  const engine = new ArenaRedo(chains)
   const opts = { hintBitsLogged, checkRecordCrc: false }
   const cpuMs: number[] = []
   for (let p = 0; p < PASSES + 2; p++) {
     const c0 = process.cpuUsage()
-    for (const c of inArena) {
-      c.all.copy(arena)
-      redoBlock(c.tag, null, c.records, opts, out)
-    }
+    engine.pass(opts)
     const c = process.cpuUsage(c0)
     if (p >= 2) cpuMs.push((c.user + c.system) / 1000)
   }
@@ -64,15 +50,8 @@ function workerCommand(): string[] {
 }
 
 /** Every chain redone through `m`, with at most `limit` requests in flight. */
-async function pass(m: WalRedoManager, limit: number): Promise<void> {
-  let next = 0
-  const lane = async (): Promise<void> => {
-    while (next < chains.length) {
-      const c: RedoChain = chains[next++]!
-      await m.redo({ tag: c.tag, base: null, records: c.records })
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, chains.length) }, lane))
+function pass(m: WalRedoManager, limit: number): Promise<void> {
+  return bounded(chains, limit, async (c) => void (await m.redo({ tag: c.tag, base: null, records: c.records })))
 }
 
 for (const workers of (process.env.REDO_ONCE_WORKERS ?? '1,2').split(',').map(Number)) {

@@ -1,4 +1,4 @@
-/** A started redo worker pool for the benchmarks (bench/redo.ts, redo-pool-once.ts). */
+/** A started redo worker pool for the benchmarks (bench/redo.ts, redo-pool-once.ts), and a bounded job runner. */
 import { WalRedoManager } from '../../src/core/walredo/manager.js'
 import { procCpuSeconds } from './stats.js'
 
@@ -30,4 +30,14 @@ export async function withRedoPool<T>(o: BenchPoolOptions, fn: (m: WalRedoManage
   } finally {
     await m.close()
   }
+}
+
+/** Runs `job` on every item, with at most `limit` in flight. */
+export async function bounded<T>(items: readonly T[], limit: number, job: (t: T) => Promise<void>): Promise<void> {
+  let next = 0
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await job(items[next++]!)
+    }),
+  )
 }
