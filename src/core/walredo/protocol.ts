@@ -90,21 +90,20 @@ export const INLINE_RECORD_MAX_BYTES = 1024
 
 /** Checks a request against the limits (throws before anything is allocated); its sizes. */
 function requestLayout(req: RedoRequestInput): { totalBytes: number; inlineBytes: number } {
-  const what = (): string => formatRedoTag(req.tag)
   if (req.base !== null && req.base.length !== PAGE_BYTES) {
-    throw new UsageError('WALREDO_BAD_BASE_PAGE', `the base page of ${what()} is ${req.base.length} bytes, not ${PAGE_BYTES}`, {
+    throw new UsageError('WALREDO_BAD_BASE_PAGE', `the base page of ${formatRedoTag(req.tag)} is ${req.base.length} bytes, not ${PAGE_BYTES}`, {
       hint: 'This is a bug in the caller: a stored page image must be exactly one 8 KiB page.',
     })
   }
   const problem = bufferTagProblem(req.tag)
   if (problem !== null) {
-    throw new UsageError('WALREDO_BAD_BUFFER_TAG', `cannot send a redo request for ${what()}: ${problem}`, {
+    throw new UsageError('WALREDO_BAD_BUFFER_TAG', `cannot send a redo request for ${formatRedoTag(req.tag)}: ${problem}`, {
       hint: 'This is a bug in the caller of the WAL redo manager; the page key maps to no redoable page.',
     })
   }
   const records = req.records
   if (records.length > REQUEST_RECORDS_MAX) {
-    throw new UnsupportedError('WALREDO_REQUEST_TOO_LARGE', `redo of ${what()} needs ${records.length} records, more than ${REQUEST_RECORDS_MAX}`, {
+    throw new UnsupportedError('WALREDO_REQUEST_TOO_LARGE', `redo of ${formatRedoTag(req.tag)} needs ${records.length} records, more than ${REQUEST_RECORDS_MAX}`, {
       hint: 'Create image layers more often (compaction) so that page chains stay shorter.',
       details: { records: records.length, recordsMax: REQUEST_RECORDS_MAX },
     })
@@ -115,14 +114,14 @@ function requestLayout(req: RedoRequestInput): { totalBytes: number; inlineBytes
     const rec = records[i]!
     const len = rec.raw.length
     if (len > RECORD_MAX_BYTES) {
-      throw new UnsupportedError('WALREDO_RECORD_TOO_LARGE', `a WAL record for ${what()} at ${formatLsn(rec.endLsn)} is ${len} bytes, more than ${RECORD_MAX_BYTES}`, {
+      throw new UnsupportedError('WALREDO_RECORD_TOO_LARGE', `a WAL record for ${formatRedoTag(req.tag)} at ${formatLsn(rec.endLsn)} is ${len} bytes, more than ${RECORD_MAX_BYTES}`, {
         hint: 'The page cannot be reconstructed by this version; a later full-page image re-bases it.',
         details: { lsn: formatLsn(rec.endLsn), recordBytes: len, recordMaxBytes: RECORD_MAX_BYTES },
       })
     }
     const raw = rec.raw
     if (len < SIZE_OF_XLOG_RECORD || (raw[0]! | (raw[1]! << 8) | (raw[2]! << 16) | (raw[3]! << 24)) >>> 0 !== len) {
-      throw new UsageError('WALREDO_BAD_RECORD', `the WAL record for ${what()} ending at ${formatLsn(rec.endLsn)} is malformed: ${recordProblem(rec.raw)}`, {
+      throw new UsageError('WALREDO_BAD_RECORD', `the WAL record for ${formatRedoTag(req.tag)} ending at ${formatLsn(rec.endLsn)} is malformed: ${recordProblem(rec.raw)}`, {
         hint: 'This is a bug in the caller: a stored WAL record must be the whole XLogRecord, header included.',
         details: { lsn: formatLsn(rec.endLsn) },
       })
@@ -131,7 +130,7 @@ function requestLayout(req: RedoRequestInput): { totalBytes: number; inlineBytes
     if (len <= INLINE_RECORD_MAX_BYTES) inlineRecordBytes += len
   }
   if (recordBytes > REQUEST_RECORD_BYTES_MAX) {
-    throw new UnsupportedError('WALREDO_REQUEST_TOO_LARGE', `redo of ${what()} needs ${recordBytes} bytes of WAL, more than ${REQUEST_RECORD_BYTES_MAX}`, {
+    throw new UnsupportedError('WALREDO_REQUEST_TOO_LARGE', `redo of ${formatRedoTag(req.tag)} needs ${recordBytes} bytes of WAL, more than ${REQUEST_RECORD_BYTES_MAX}`, {
       hint: 'Create image layers more often (compaction) so that page chains stay shorter.',
       details: { recordBytes, recordBytesMax: REQUEST_RECORD_BYTES_MAX },
     })
