@@ -18,8 +18,12 @@
  */
 import type { BufferTag } from './reltag.js'
 import {
+  BKPBLOCK_FORK_MASK,
   BKPBLOCK_HAS_IMAGE,
   BKPBLOCK_SAME_REL,
+  BKPIMAGE_COMPRESS_LZ4,
+  BKPIMAGE_COMPRESS_PGLZ,
+  BKPIMAGE_COMPRESS_ZSTD,
   BKPIMAGE_HAS_HOLE,
   SizeOfXLogRecord,
   XLR_BLOCK_ID_DATA_LONG,
@@ -27,6 +31,7 @@ import {
   XLR_BLOCK_ID_ORIGIN,
   XLR_BLOCK_ID_TOPLEVEL_XID,
   XLR_CHECK_CONSISTENCY,
+  XLR_MAX_BLOCK_ID,
   recordCrc,
   type DecodedBlock,
   type DecodedRecord,
@@ -34,6 +39,70 @@ import {
 
 const XL_INFO_OFFSET = 16
 const XL_CRC_OFFSET = 20
+
+/**
+ * Whether the record `raw` may carry an image of a block other than `keep`'s, read from its block headers
+ * where they lie (no decoding, no allocation): false only when every image it carries is `keep`'s. A
+ * record whose headers cannot be walked gives true, so that the caller decodes it and the decoder names
+ * the fault. The trim of redo requests asks this first: most long records carry only their own page's image.
+ */
+export function mayHaveForeignImage(raw: Uint8Array, keep: BufferTag): boolean {
+  const end = raw.length
+  if (end < SizeOfXLogRecord) return true
+  let p = SizeOfXLogRecord
+  let datatotal = 0
+  let haveRel = false
+  let spc = 0
+  let db = 0
+  let relNode = 0
+  while (end - p > datatotal) {
+    const id = raw[p++]!
+    if (id === XLR_BLOCK_ID_DATA_SHORT || id === XLR_BLOCK_ID_DATA_LONG) return false
+    if (id === XLR_BLOCK_ID_ORIGIN) {
+      p += 2
+      continue
+    }
+    if (id === XLR_BLOCK_ID_TOPLEVEL_XID) {
+      p += 4
+      continue
+    }
+    if (id > XLR_MAX_BLOCK_ID || end - p < 3) return true
+    const flags = raw[p]!
+    const dataLength = raw[p + 1]! | (raw[p + 2]! << 8)
+    p += 3
+    let bimgLen = 0
+    const hasImage = (flags & BKPBLOCK_HAS_IMAGE) !== 0
+    if (hasImage) {
+      if (end - p < 5) return true
+      bimgLen = raw[p]! | (raw[p + 1]! << 8)
+      const info = raw[p + 4]!
+      p += 5
+      if ((info & (BKPIMAGE_COMPRESS_PGLZ | BKPIMAGE_COMPRESS_LZ4 | BKPIMAGE_COMPRESS_ZSTD)) !== 0 && (info & BKPIMAGE_HAS_HOLE) !== 0) p += 2
+    }
+    if ((flags & BKPBLOCK_SAME_REL) === 0) {
+      if (end - p < 12) return true
+      spc = u32le(raw, p)
+      db = u32le(raw, p + 4)
+      relNode = u32le(raw, p + 8)
+      haveRel = true
+      p += 12
+    } else if (!haveRel) {
+      return true
+    }
+    if (end - p < 4) return true
+    const blkno = u32le(raw, p)
+    p += 4
+    datatotal += bimgLen + dataLength
+    if (hasImage && (blkno !== keep.blkno || (flags & BKPBLOCK_FORK_MASK) !== keep.forkNum || relNode !== keep.relNode || db !== keep.dbNode || spc !== keep.spcNode)) {
+      return true
+    }
+  }
+  return false
+}
+
+function u32le(b: Uint8Array, p: number): number {
+  return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0
+}
 
 /** True when `b` is the block of `tag`. */
 export function blockIsPage(b: DecodedBlock, tag: BufferTag): boolean {

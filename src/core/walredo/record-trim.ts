@@ -12,10 +12,12 @@
  * image) is never touched.
  *
  * Only records longer than TRIM_MIN_RECORD_BYTES are looked at (a smaller one cannot hold an image worth
- * the copy), and a record that does not decode is left as it is: the worker reports it.
+ * the copy), and of those only the ones whose block headers show a foreign image are decoded and rewritten
+ * (most carry just their own page's image); a record that does not decode is left as it is: the worker
+ * reports it.
  */
 import type { BufferTag } from '../pg/reltag.js'
-import { foreignImageBytes, lengthKeepingImageOf, writeKeepingImageOf } from '../pg/wal-record-images.js'
+import { foreignImageBytes, lengthKeepingImageOf, mayHaveForeignImage, writeKeepingImageOf } from '../pg/wal-record-images.js'
 import { decodeRecord, recordCrcIsValid, type DecodedRecord } from '../pg/wal-record.js'
 import type { RedoRecordInput } from './protocol.js'
 
@@ -28,7 +30,7 @@ export const TRIM_MIN_RECORD_BYTES = 1024
  * would hide the damage from a worker that checks records.
  */
 export function withoutForeignImages(raw: Buffer, tag: BufferTag, checkCrc = false): Buffer | null {
-  if (raw.length <= TRIM_MIN_RECORD_BYTES) return null
+  if (raw.length <= TRIM_MIN_RECORD_BYTES || !mayHaveForeignImage(raw, tag)) return null
   let rec: DecodedRecord
   try {
     rec = decodeRecord(raw)
