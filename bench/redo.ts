@@ -6,16 +6,18 @@
  * --foreign-keys`, a base backup (pg_basebackup -X none), then `pgbench -c 8 -t TXNS` (TPC-B with foreign
  * keys). The WAL from the backup's redo point to the end is what both sides replay.
  *
- * PostgreSQL: three copies of the base backup, each given the primary's pg_wal, are started (crash recovery
- * from the backup label: the same redo loop a standby runs); the "redo starts at ... / redo done at ...
- * system usage: CPU: user ... system ... elapsed ..." log lines give the replayed range, wall time and CPU
- * time of the startup process. Median of 3.
+ * PostgreSQL: a copy of the base backup, given the primary's pg_wal, is started (crash recovery from the
+ * backup label: the same redo loop a standby runs); the "redo starts at ... / redo done at ... system usage:
+ * CPU: user ... system ... elapsed ..." log lines give the replayed range, wall time and CPU time of the
+ * startup process. Once per round, REDO_BENCH_RUNS rounds (default 5): each round runs PostgreSQL's replay
+ * and then one timed pass of each of ours, and every ratio is taken within its round (this VM's speed drifts
+ * by up to 2x within minutes); the tables give the medians of the rounds' ratios and, per core, their range.
  *
  * Ours: the same WAL grouped per page (block references and implicit VM targets; SLRU pages are not
  * relation pages and are left out, as PostgreSQL's CLOG work is in its figure), each page's chain starting
  * at its last full-page image or initialisation, else at the page in the base backup. "Mix": every page of
  * the range rebuilt at the end LSN through the pool (pool capacity in flight: as many requests pipelined per
- * worker as the page server's pool allows), median of 3, for pools of 1
+ * worker as the page server's pool allows), after two warm-up passes, for pools of 1
  * and 2 workers whose workers skip the record CRC as the page server's do (the WAL decoder verified it
  * when the records were read), and for 2 workers that check it as `redo replay` does. Records/s and MB/s
  * use the same numerators as PostgreSQL's (all records and bytes of the range), so their ratio is a ratio
@@ -48,12 +50,13 @@ import { WalRedoManager } from '../src/core/walredo/manager.js'
 import { WALREDO_IN_FLIGHT_PER_WORKER_MAX } from '../src/core/repository/tenant.js'
 import { defaultWorkerCommand } from '../src/core/walredo/worker-command.js'
 import { median, percentile, round } from './support/stats.js'
-import { bounded, withRedoPool } from './support/redo-pool.js'
+import { bounded, startBenchPool, withRedoPool, type BenchPool } from './support/redo-pool.js'
 
 const SCALE = Number(process.env.REDO_BENCH_SCALE ?? 10)
 const TXNS_PER_CLIENT = Number(process.env.REDO_BENCH_TXNS ?? 4000)
 const CLIENTS = 8
-const RUNS = 3
+/** Rounds: a PostgreSQL replay, then one timed pass of each of ours (REDO_BENCH_RUNS). */
+const RUNS = Number(process.env.REDO_BENCH_RUNS ?? 5)
 /** Requests pipelined per worker: the page server's depth, unless REDO_BENCH_IN_FLIGHT says otherwise. */
 const IN_FLIGHT_PER_WORKER = Number(process.env.REDO_BENCH_IN_FLIGHT ?? WALREDO_IN_FLIGHT_PER_WORKER_MAX)
 /** Chain segments sent in one request; longer chains are redone in segments, each on the previous result. */
@@ -216,6 +219,11 @@ function comparePages(results: Map<string, { tag: BufferTag; page: Buffer }>, da
   return { compared, mismatches }
 }
 
+/** "min-max" of per-round ratios. */
+function rangeOf(xs: number[]): string {
+  return `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'ps-bench-redo-'))
   chmodSync(work, 0o777)
@@ -231,15 +239,12 @@ async function main(): Promise<void> {
     await pg.checkpoint()
     await pg.switchWal()
 
-    // PostgreSQL's replay, three times.
+    // PostgreSQL's first replay gives the range both sides replay, and the recovered copy our pages are
+    // compared with; the later ones run round by round between ours (below).
     const pgRuns: PgReplay[] = []
-    let recoveredDir = ''
-    for (let i = 0; i < RUNS; i++) {
-      const { replay, dataDir } = await pgReplay(pg, backupDir, work, i)
-      pgRuns.push(replay)
-      if (i === 0) recoveredDir = dataDir
-      else rmSync(dataDir, { recursive: true, force: true })
-    }
+    const firstReplay = await pgReplay(pg, backupDir, work, 0)
+    pgRuns.push(firstReplay.replay)
+    const recoveredDir = firstReplay.dataDir
     const first = pgRuns[0]!
     // The same range for us: from the redo start to the last replayed record (inclusive).
     const reader = await WalFileReader.open([pg.walDir], { startLsn: first.startLsn })
@@ -256,71 +261,87 @@ async function main(): Promise<void> {
     // process's heap, which every full garbage collection of the timed runs would mark.
     decoded.length = 0
     const applications = chains.reduce((n, c) => n + c.records.length, 0)
-
-    const pgElapsed = median(pgRuns.map((r) => r.elapsedS))
-    const pgCpu = median(pgRuns.map((r) => r.cpuS))
     const hint = true // data checksums on
 
-    // The pgbench mix through the pool: as the page server runs it (records CRC-checked by the decoder,
-    // not again in the worker), and with the worker checking every record's CRC as `redo replay` does.
-    const mixRows: Array<Record<string, number | string>> = []
+    // Our systems, each timed once per round right after that round's PostgreSQL replay: this VM's speed
+    // drifts by up to 2x within minutes, so each ratio is taken within its round and the rounds' ratios are
+    // reported by their median. The engine alone, in this process (no IPC, no pool): what the workers' share
+    // could shrink to. The pgbench mix through the pool: as the page server runs it (records CRC-checked by
+    // the decoder, not again in the worker), and with the worker checking every record's CRC as `redo
+    // replay` does.
+    const engineOpts = { hintBitsLogged: hint, checkRecordCrc: false }
+    const poolDefs = [
+      { workers: 1, checkRecordCrc: false },
+      { workers: 2, checkRecordCrc: false },
+      { workers: 2, checkRecordCrc: true },
+    ] as const
+    const pools: BenchPool[] = []
     let compare = { compared: 0, mismatches: 0 }
-    const mixRow = (name: string, e: number, c: number, parent: number): Record<string, number | string> => ({
-      case: name,
-      pages: chains.length,
-      elapsedS: round(e),
-      pagesPerS: Math.round(chains.length / e),
-      recordsPerS: Math.round(recordCount / e),
-      mbPerS: round(walBytes / 1e6 / e),
-      recordsPerCpuS: Math.round(recordCount / c),
-      cpuS: round(c),
-      parentCpuS: round(parent),
-      ratioVsPg: round(pgElapsed / e),
-      perCoreRatioVsPg: round(recordCount / c / (recordCount / pgCpu)),
-    })
-    // The engine alone, in this process (no IPC, no pool): what the workers' share could shrink to.
-    {
-      const cpu: number[] = []
-      const elapsed: number[] = []
-      const opts = { hintBitsLogged: hint, checkRecordCrc: false }
-      for (let run = 0; run < RUNS + 2; run++) {
-        const c0 = process.cpuUsage()
-        const t0 = process.hrtime.bigint()
-        for (const c of chains) redoChainInProcess(c, opts)
-        const t = process.cpuUsage(c0)
-        if (run >= 2) {
-          elapsed.push(Number(process.hrtime.bigint() - t0) / 1e9)
-          cpu.push((t.user + t.system) / 1e6)
-        }
+    const samples: Array<Array<{ elapsedS: number; cpuS: number; parentCpuS: number; round: number }>> = [[], ...poolDefs.map(() => [])]
+    try {
+      for (const d of poolDefs) pools.push(await startBenchPool({ command: defaultWorkerCommand({ hintBitsLogged: hint, checkRecordCrc: d.checkRecordCrc }), workers: d.workers, inFlight: IN_FLIGHT_PER_WORKER }))
+      // Two untimed passes warm the engine's and the workers' JIT on this very mix.
+      for (let pass = 0; pass < 2; pass++) {
+        for (const c of chains) redoChainInProcess(c, engineOpts)
+        for (let i = 0; i < pools.length; i++) await bounded(chains, poolDefs[i]!.workers * IN_FLIGHT_PER_WORKER, async (c) => void (await redoChain(pools[i]!.m, c)))
       }
-      mixRows.push(mixRow('engine in-process, no IPC', median(elapsed), median(cpu), median(cpu)))
-    }
-    for (const [workers, checkRecordCrc] of [[1, false], [2, false], [2, true]] as const) {
-      const elapsed: number[] = []
-      const cpu: number[] = []
-      const parentCpu: number[] = []
-      await withPool(workers, hint, checkRecordCrc, async (m, workerCpuS) => {
-        // Two untimed passes warm the workers' JIT on this very mix.
-        for (let pass = 0; pass < 2; pass++) await bounded(chains, workers * IN_FLIGHT_PER_WORKER, async (c) => void (await redoChain(m, c)))
-        for (let run = 0; run < RUNS; run++) {
-          const results = new Map<string, { tag: BufferTag; page: Buffer }>()
-          const keep = run === 0 && workers === 1 && !checkRecordCrc
-          const parent0 = process.cpuUsage()
-          const workers0 = workerCpuS()
+      for (let round = 0; round < RUNS; round++) {
+        if (round > 0) {
+          const { replay, dataDir } = await pgReplay(pg, backupDir, work, round)
+          rmSync(dataDir, { recursive: true, force: true })
+          pgRuns.push(replay)
+        }
+        {
+          const c0 = process.cpuUsage()
           const t0 = process.hrtime.bigint()
-          await bounded(chains, workers * IN_FLIGHT_PER_WORKER, async (c) => {
+          for (const c of chains) redoChainInProcess(c, engineOpts)
+          const t = process.cpuUsage(c0)
+          const cpuS = (t.user + t.system) / 1e6
+          samples[0]!.push({ elapsedS: Number(process.hrtime.bigint() - t0) / 1e9, cpuS, parentCpuS: cpuS, round })
+        }
+        for (let i = 0; i < pools.length; i++) {
+          const { m, workersCpuS } = pools[i]!
+          const results = new Map<string, { tag: BufferTag; page: Buffer }>()
+          const keep = round === 0 && i === 0
+          const parent0 = process.cpuUsage()
+          const workers0 = workersCpuS()
+          const t0 = process.hrtime.bigint()
+          await bounded(chains, poolDefs[i]!.workers * IN_FLIGHT_PER_WORKER, async (c) => {
             const page = await redoChain(m, c)
             if (keep) results.set(keyOf(c.tag), { tag: c.tag, page })
           })
-          elapsed.push(Number(process.hrtime.bigint() - t0) / 1e9)
+          const elapsedS = Number(process.hrtime.bigint() - t0) / 1e9
           const p = process.cpuUsage(parent0)
-          cpu.push((p.user + p.system) / 1e6 + workerCpuS() - workers0)
-          parentCpu.push((p.user + p.system) / 1e6)
+          const parentCpuS = (p.user + p.system) / 1e6
+          samples[i + 1]!.push({ elapsedS, cpuS: parentCpuS + workersCpuS() - workers0, parentCpuS, round })
           if (keep) compare = comparePages(results, recoveredDir)
         }
-      })
-      mixRows.push(mixRow(`pgbench mix, ${workers} worker${workers > 1 ? 's' : ''}${checkRecordCrc ? ', record CRC' : ''}`, median(elapsed), median(cpu), median(parentCpu)))
+      }
+    } finally {
+      for (const pool of pools) await pool.close()
     }
+    const pgElapsed = median(pgRuns.map((r) => r.elapsedS))
+    const pgCpu = median(pgRuns.map((r) => r.cpuS))
+    const names = ['engine in-process, no IPC', ...poolDefs.map((d) => `pgbench mix, ${d.workers} worker${d.workers > 1 ? 's' : ''}${d.checkRecordCrc ? ', record CRC' : ''}`)]
+    const mixRows: Array<Record<string, number | string | number[]>> = samples.map((xs, i) => {
+      const e = median(xs.map((x) => x.elapsedS))
+      const c = median(xs.map((x) => x.cpuS))
+      return {
+        case: names[i]!,
+        pages: chains.length,
+        elapsedS: round(e),
+        pagesPerS: Math.round(chains.length / e),
+        recordsPerS: Math.round(recordCount / e),
+        mbPerS: round(walBytes / 1e6 / e),
+        recordsPerCpuS: Math.round(recordCount / c),
+        cpuS: round(c),
+        parentCpuS: round(median(xs.map((x) => x.parentCpuS))),
+        // Same records on both sides: ratios of times, taken within each round, median over the rounds.
+        ratioVsPg: round(median(xs.map((x) => pgRuns[x.round]!.elapsedS / x.elapsedS))),
+        perCoreRatioVsPg: round(median(xs.map((x) => pgRuns[x.round]!.cpuS / x.cpuS))),
+        perRoundPerCore: xs.map((x) => round(pgRuns[x.round]!.cpuS / x.cpuS)),
+      }
+    })
 
     // Chains of k records: base = the page after the first record, then k records.
     const chainRows: Array<Record<string, number | string>> = []
@@ -385,13 +406,13 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(out, null, 2))
     console.log()
     console.log(`WAL ${out.wal.startLsn}..${out.wal.endLsn}: ${recordCount} records, ${round(walBytes / 1e6)} MB, ${chains.length} pages, ${applications} record applications`)
-    console.log(`${'case'.padEnd(28)} ${'elapsed s'.padStart(9)} ${'records/s'.padStart(10)} ${'MB/s'.padStart(7)} ${'rec/CPU-s'.padStart(10)} ${'vs PG'.padStart(6)} ${'per core'.padStart(8)}`)
+    console.log(`${'case'.padEnd(28)} ${'elapsed s'.padStart(9)} ${'records/s'.padStart(10)} ${'MB/s'.padStart(7)} ${'rec/CPU-s'.padStart(10)} ${'vs PG'.padStart(6)} ${'per core'.padStart(8)} ${'per core, rounds'.padStart(16)}`)
     console.log(
       `${'PostgreSQL replay (baseline)'.padEnd(28)} ${pgElapsed.toFixed(2).padStart(9)} ${String(out.postgres.recordsPerS).padStart(10)} ${out.postgres.mbPerS.toFixed(1).padStart(7)} ${String(out.postgres.recordsPerCpuS).padStart(10)} ${'1.00'.padStart(6)} ${'1.00'.padStart(8)}`,
     )
     for (const r of mixRows) {
       console.log(
-        `${String(r.case).padEnd(28)} ${Number(r.elapsedS).toFixed(2).padStart(9)} ${String(r.recordsPerS).padStart(10)} ${Number(r.mbPerS).toFixed(1).padStart(7)} ${String(r.recordsPerCpuS).padStart(10)} ${Number(r.ratioVsPg).toFixed(2).padStart(6)} ${Number(r.perCoreRatioVsPg).toFixed(2).padStart(8)}`,
+        `${String(r.case).padEnd(28)} ${Number(r.elapsedS).toFixed(2).padStart(9)} ${String(r.recordsPerS).padStart(10)} ${Number(r.mbPerS).toFixed(1).padStart(7)} ${String(r.recordsPerCpuS).padStart(10)} ${Number(r.ratioVsPg).toFixed(2).padStart(6)} ${Number(r.perCoreRatioVsPg).toFixed(2).padStart(8)} ${rangeOf(r.perRoundPerCore as number[]).padStart(16)}`,
       )
     }
     console.log()

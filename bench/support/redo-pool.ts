@@ -10,11 +10,15 @@ export interface BenchPoolOptions {
   readonly inFlight: number
 }
 
-/**
- * Runs `fn` on a WalRedoManager whose workers are all spawned (pinged) before `fn` starts, then closes it.
- * `fn` also gets the CPU seconds the workers have used so far (from /proc).
- */
-export async function withRedoPool<T>(o: BenchPoolOptions, fn: (m: WalRedoManager, workersCpuS: () => number) => Promise<T>): Promise<T> {
+/** A started benchmark pool: the manager, the CPU seconds its workers have used so far (from /proc), close. */
+export interface BenchPool {
+  readonly m: WalRedoManager
+  readonly workersCpuS: () => number
+  close(): Promise<void>
+}
+
+/** A WalRedoManager whose workers are all spawned (pinged) before it is returned. */
+export async function startBenchPool(o: BenchPoolOptions): Promise<BenchPool> {
   const m = new WalRedoManager({
     command: o.command,
     poolSize: o.workers,
@@ -25,10 +29,21 @@ export async function withRedoPool<T>(o: BenchPoolOptions, fn: (m: WalRedoManage
   })
   try {
     await Promise.all(Array.from({ length: o.workers * o.inFlight }, () => m.ping()))
-    const pids = m.stats().pids
-    return await fn(m, () => pids.map(procCpuSeconds).reduce((a, c) => a + c, 0))
-  } finally {
+  } catch (err) {
     await m.close()
+    throw err
+  }
+  const pids = m.stats().pids
+  return { m, workersCpuS: () => pids.map(procCpuSeconds).reduce((a, c) => a + c, 0), close: () => m.close() }
+}
+
+/** Runs `fn` on a started pool (startBenchPool), then closes it. */
+export async function withRedoPool<T>(o: BenchPoolOptions, fn: (m: WalRedoManager, workersCpuS: () => number) => Promise<T>): Promise<T> {
+  const pool = await startBenchPool(o)
+  try {
+    return await fn(pool.m, pool.workersCpuS)
+  } finally {
+    await pool.close()
   }
 }
 
