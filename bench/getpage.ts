@@ -18,7 +18,9 @@
  *   - page server, image page / redo page: `PageServer` — what `pageserver serve` runs: repository, layer
  *     map, reader, the tenant's pool of redo worker processes — on a copy of the cached workdir; the image
  *     page once more with the page cache and the layer value cache bypassed (every page looked up in the
- *     layers, its value read and CRC-checked from the file, its checksum remembered or computed);
+ *     layers, its value read and CRC-checked from the file, its checksum remembered or computed); the redo
+ *     page with the page cache bypassed (every request redone by a worker), and once more with it (the
+ *     page cache keeps pages rebuilt by redo: after the warm-up every request is a hit);
  *   - PostgreSQL get_raw_page: a stock PostgreSQL 15 started on a copy of the primary's data directory
  *     (the same pages, in its shared buffers after the warm-up), `SELECT get_raw_page('<table>', 'main',
  *     <blkno>)` over held-open connections. "prepared": parsed once, then Bind/Execute/Sync with a binary
@@ -160,7 +162,7 @@ interface Connected {
 
 interface SystemDef {
   name: string
-  kind: 'baseline' | 'floor' | 'img' | 'img-uncached' | 'redo' | 'pg-img' | 'pg-redo' | 'pg-simple'
+  kind: 'baseline' | 'floor' | 'img' | 'img-uncached' | 'redo' | 'redo-cached' | 'pg-img' | 'pg-redo' | 'pg-simple'
   requests: number
   connect: (conns: number) => Promise<Connected>
   /** Around each of its runs (server settings for this system only). */
@@ -261,7 +263,16 @@ async function main(): Promise<void> {
         before: () => command('cache off'),
         after: () => command('cache on'),
       },
-      { name: `page server, redo (${info.chainRecords.median} records)`, kind: 'redo', requests: REDO_REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, chain, chainOrder) },
+      {
+        name: `page server, redo (${info.chainRecords.median} records)`,
+        kind: 'redo',
+        requests: REDO_REQUESTS,
+        connect: pageService(info.server, data.tenantId, data.timelineId, chain, chainOrder),
+        // Every request redone: the page cache, which keeps pages rebuilt by redo, is bypassed.
+        before: () => command('pagecache off'),
+        after: () => command('pagecache on'),
+      },
+      { name: 'page server, redo page, page cache hit', kind: 'redo-cached', requests: REQUESTS, connect: pageService(info.server, data.tenantId, data.timelineId, chain, chainOrder) },
       { name: 'PostgreSQL get_raw_page, img_t (prepared)', kind: 'pg-img', requests: REQUESTS, connect: postgres('img_t', imgOrder, 'prepared') },
       { name: 'PostgreSQL get_raw_page, chain_t (prepared)', kind: 'pg-redo', requests: REQUESTS, connect: postgres('chain_t', chainOrder, 'prepared') },
       { name: 'PostgreSQL get_raw_page, img_t (simple)', kind: 'pg-simple', requests: REQUESTS, connect: postgres('img_t', imgOrder, 'simple') },
@@ -330,6 +341,7 @@ async function main(): Promise<void> {
         imageP50XPg: ratio(im, pgi, 'p50Us'),
         imageFasterThanPg: im !== null && pgi !== null && im.reqPerS > pgi.reqPerS,
         redoXPg: ratio(of('redo'), of('pg-redo'), 'reqPerS'),
+        redoCachedXPg: ratio(of('redo-cached'), of('pg-redo'), 'reqPerS'),
       }
     })
 
@@ -365,8 +377,8 @@ async function main(): Promise<void> {
     console.log()
     console.log(
       formatTable(
-        ['case', 'image req/s x echo (target >= 0.5)', 'image p50 x echo p50', 'image req/s x PG', 'image p50 x PG p50', 'redo req/s x PG'],
-        targets.map((t) => [t.case, t.imageXEcho, t.imageP50XEcho, t.imageXPg, t.imageP50XPg, t.redoXPg]),
+        ['case', 'image req/s x echo (target >= 0.5)', 'image p50 x echo p50', 'image req/s x PG', 'image p50 x PG p50', 'redo req/s x PG', 'redo, page cache hit, x PG'],
+        targets.map((t) => [t.case, t.imageXEcho, t.imageP50XEcho, t.imageXPg, t.imageP50XPg, t.redoXPg, t.redoCachedXPg]),
       ),
     )
     console.log(

@@ -9,7 +9,8 @@
  *
  * Started as `node <this file> '<ServeArgs JSON>'`; prints one line of ServerInfo JSON, then answers one
  * line per command read from stdin: `cache off` / `cache on` bypasses the page cache and the layer value
- * cache or uses them again (their contents stay), `stats` returns the counters of those and of the
+ * cache or uses them again (their contents stay), `pagecache off` / `pagecache on` the page cache alone,
+ * `stats` returns the counters of those and of the
  * timeline's image cache. End of stdin stops every server and exits.
  */
 import { createServer } from 'node:net'
@@ -132,6 +133,7 @@ async function serve(args: ServeArgs): Promise<void> {
   lines.on('line', (line) => {
     const [cmd, arg] = line.split(' ')
     if (cmd === 'cache') sharedValueCache.bypass = sharedPageCache.bypass = arg === 'off'
+    if (cmd === 'pagecache') sharedPageCache.bypass = arg === 'off'
     const counters = (c: { hits: number; misses: number; entries: number; sizeBytes: number; capacityBytes: number }) => ({ hits: c.hits, misses: c.misses, entries: c.entries, bytes: c.sizeBytes, capacityBytes: c.capacityBytes })
     const reply = cmd === 'stats' ? { pageCache: counters(sharedPageCache), valueCache: counters(sharedValueCache), imageCache: tl.imageCacheStats } : { ok: true }
     process.stdout.write(JSON.stringify(reply) + '\n')

@@ -1,11 +1,13 @@
 /**
  * PageCache: relation pages as GetPage serves them (checksum set), so that a page asked for again costs a
- * map lookup instead of a history lookup, a value copy and a checksum. Only pages whose newest version is
- * an image are kept (what redo produces is rebuilt each time). Shared by every reader of the process and
- * bounded as a whole; each reader (one per timeline) has its own space of entries, keyed by page key.
+ * map lookup instead of a history lookup, a value copy and a checksum, or, for a page rebuilt by redo, a
+ * round trip to a redo worker (a materialized page: the page as of its newest record, the version named by
+ * that record's LSN). Shared by every reader of the process and bounded as a whole; each reader (one per
+ * timeline) has its own space of entries, keyed by page key.
  *
  * Validity, as the timeline's image cache (repository/image-cache.ts): an entry says "the newest version of
- * the key at or below knownUpToLsn is the image written at versionLsn, and this is it, served". A read at
+ * the key at or below knownUpToLsn was written at versionLsn (an image, or the last record redone), and
+ * this is the page it makes, served". A read at
  * lsn hits when versionLsn <= lsn <= knownUpToLsn; above knownUpToLsn it hits only once the timeline proved
  * that no version arrived in between (`unchangedBetween`), which extends the entry; reads above the
  * timeline's last_record_lsn never use the cache. History at or below last_record_lsn never changes, so
@@ -72,8 +74,8 @@ export class PageCache extends ClockCache<Key, Entry> {
   }
 
   /**
-   * Offers the page served for `key` at `readLsn`, built from the image written at `versionLsn` with
-   * nothing newer up to readLsn. If admitted, a copy is kept: `page` may be a view of a larger read
+   * Offers the page served for `key` at `readLsn`, whose newest version (an image, or the last record
+   * redone) was written at `versionLsn`, with nothing newer up to readLsn. If admitted, a copy is kept: `page` may be a view of a larger read
    * buffer, which a cached view would keep alive whole.
    */
   offer(space: PageCacheSpace, key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer): void {

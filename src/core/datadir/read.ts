@@ -132,6 +132,8 @@ export class DatadirReader {
     }
     const page = await this.redo(key, h)
     if (this.opts.dataChecksums) setPageChecksum(page, blkno)
+    // The page as of its newest record, which is the page at every LSN up to `lsn`.
+    this.pages?.offer(key, h.records[h.records.length - 1]!.lsn, lsn, page)
     return page
   }
 
