@@ -153,6 +153,12 @@ await withRepository(ctx, async (repo) => {
       const inProc: RunStats[] = []
       const bypassed: RunStats[] = []
       const cachedHit: RunStats[] = []
+      // The page cache keeps one version per page, the newest read: the other cases' (a longer chain's,
+      // from the warm-up) would stand in front of this case's. Emptied, then two passes admit this case's.
+      const cacheBytes = sharedPageCache.capacityBytes
+      sharedPageCache.resize(0)
+      sharedPageCache.resize(cacheBytes)
+      for (let i = 0; i < 2; i++) await timed(reqs, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn))
       for (let run = 0; run < RUNS; run++) {
         const order = shuffled(reqs, run + 1)
         base.push(await timed(order, 1, pread))
@@ -165,8 +171,7 @@ await withRepository(ctx, async (repo) => {
           sharedPageCache.bypass = false
         }
         if (k > 0) {
-          // The same requests answered by the page cache (two untimed passes admit them).
-          if (run === 0) for (let i = 0; i < 2; i++) await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn))
+          // The same requests answered by the page cache.
           cachedHit.push(await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn)))
         }
         if (k === 0) {
