@@ -4,8 +4,9 @@
  * version is an image, and for chains of 10 and 100 WAL records above an image. Serial (one request at a
  * time) and with 8 in flight. Image hits come from the page cache once warm (datadir/page-cache.ts), so
  * they are also timed with it and the layer value cache bypassed: the full lookup. The page cache also keeps
- * pages rebuilt by redo, so chains are timed with it bypassed (every request redone), and once more as its
- * hits.
+ * pages rebuilt by redo, so chains are timed with it bypassed (every request redone), once more as its
+ * hits, and, for the chains of 100, with the cache holding each page 10 records earlier: the base redo then
+ * starts from (10 records redone instead of 100).
  *
  * Data (generated once, cached; support/ingest-data.ts): after the import, a table `chain_t` with one
  * 500-byte row per page (fillfactor 10) and a CHECKPOINT, then ROUNDS rounds of `UPDATE chain_t SET n = n +
@@ -70,7 +71,12 @@ const data = await ensureIngestData({
 interface Request {
   blkno: number
   lsn: Lsn
+  /** For chains longer than BASE_BELOW: the LSN BASE_BELOW records earlier (a version the page cache may hold). */
+  earlierLsn: Lsn | null
 }
+
+/** Records between a page the page cache holds and the page asked for, in the "cached base" rows. */
+const BASE_BELOW = 10
 
 interface RunStats {
   p50Us: number
@@ -125,7 +131,7 @@ await withRepository(ctx, async (repo) => {
     withImage++
     for (const k of CHAIN_LENGTHS) {
       if (h.records.length < k) continue
-      requests.get(k)!.push({ blkno: blk, lsn: k === 0 ? h.image.lsn : h.records[k - 1]!.lsn })
+      requests.get(k)!.push({ blkno: blk, lsn: k === 0 ? h.image.lsn : h.records[k - 1]!.lsn, earlierLsn: k > BASE_BELOW ? h.records[k - 1 - BASE_BELOW]!.lsn : null })
     }
   }
   for (const k of CHAIN_LENGTHS) if (requests.get(k)!.length === 0) throw new Error(`no page has an image and ${k} records above it`)
@@ -153,6 +159,7 @@ await withRepository(ctx, async (repo) => {
       const inProc: RunStats[] = []
       const bypassed: RunStats[] = []
       const cachedHit: RunStats[] = []
+      const cachedBase: RunStats[] = []
       // The page cache keeps one version per page, the newest read: the other cases' (a longer chain's,
       // from the warm-up) would stand in front of this case's. Emptied, then two passes admit this case's.
       const cacheBytes = sharedPageCache.capacityBytes
@@ -173,6 +180,15 @@ await withRepository(ctx, async (repo) => {
         if (k > 0) {
           // The same requests answered by the page cache.
           cachedHit.push(await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn)))
+        }
+        if (k > BASE_BELOW) {
+          // The page cache holding each page BASE_BELOW records earlier (read there, twice to be admitted,
+          // after emptying it): redo starts from that page instead of the image.
+          const bytes = sharedPageCache.capacityBytes
+          sharedPageCache.resize(0)
+          sharedPageCache.resize(bytes)
+          for (let i = 0; i < 2; i++) await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.earlierLsn!))
+          cachedBase.push(await timed(order, 1, (r) => reader.getRelPage(rel, r.blkno, r.lsn)))
         }
         if (k === 0) {
           sharedPageCache.bypass = sharedValueCache.bypass = true
@@ -196,6 +212,7 @@ await withRepository(ctx, async (repo) => {
       add(`getRelPage, ${IN_FLIGHT} in flight`, medianStats(parallel))
       if (k === 0) add('getRelPage, serial, caches bypassed', medianStats(bypassed))
       if (k > 0) add('getRelPage, serial, page cache hit', medianStats(cachedHit))
+      if (k > BASE_BELOW) add(`getRelPage, serial, page cached ${BASE_BELOW} records earlier`, medianStats(cachedBase))
       add('  history lookup only', medianStats(lookup))
       if (k > 0) add('  redo in-process only', medianStats(inProc))
     }

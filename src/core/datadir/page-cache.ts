@@ -19,6 +19,9 @@
  *
  * Pages handed out by a hit are the cached buffers themselves: callers must not change them (the page
  * service writes them to the socket as they are).
+ *
+ * An entry also serves as a redo base (`versionAtOrBelow`): when newer records of the page arrived, the
+ * reader redoes only those, on top of the cached page, instead of the whole chain from the last image.
  */
 import { ClockCache, ClockSpace, type ClockEntry } from '../lib/clock-cache.js'
 import { ownedCopy } from '../lib/bytes.js'
@@ -74,6 +77,18 @@ export class PageCache extends ClockCache<Key, Entry> {
   }
 
   /**
+   * The cached page of `key` and the version it is (the page as of versionLsn), when that version is at or
+   * below `lsn`, whether or not anything newer arrived since: a base from which redo of the newer records
+   * rebuilds the page at `lsn` (read-only; no hit is counted).
+   */
+  versionAtOrBelow(space: PageCacheSpace, key: Key, lsn: Lsn): { page: Buffer; versionLsn: Lsn } | null {
+    if (this.bypass) return null
+    const e = space.map.get(key)
+    if (e === undefined || e.versionLsn > lsn) return null
+    return { page: e.page, versionLsn: e.versionLsn }
+  }
+
+  /**
    * Offers the page served for `key` at `readLsn`, whose newest version (an image, or the last record
    * redone) was written at `versionLsn`, with nothing newer up to readLsn. If admitted, a copy is kept: `page` may be a view of a larger read
    * buffer, which a cached view would keep alive whole.
@@ -109,6 +124,10 @@ export class PageCacheSpace extends ClockSpace<Key, Entry> {
 
   offer(key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer): void {
     this.cache.offer(this, key, versionLsn, readLsn, page)
+  }
+
+  versionAtOrBelow(key: Key, lsn: Lsn): { page: Buffer; versionLsn: Lsn } | null {
+    return this.cache.versionAtOrBelow(this, key, lsn)
   }
 }
 

@@ -130,11 +130,29 @@ export class DatadirReader {
       this.pages?.offer(key, h.image!.lsn, lsn, page)
       return page
     }
-    const page = await this.redo(key, h)
+    const newest = h.records[h.records.length - 1]!.lsn
+    const from = this.fromCachedVersion(key, lsn, h)
+    if (from.records.length === 0) return from.image!.data // the cached page is the newest version
+    const page = await this.redo(key, from)
     if (this.opts.dataChecksums) setPageChecksum(page, blkno)
     // The page as of its newest record, which is the page at every LSN up to `lsn`.
-    this.pages?.offer(key, h.records[h.records.length - 1]!.lsn, lsn, page)
+    this.pages?.offer(key, newest, lsn, page)
     return page
+  }
+
+  /**
+   * `h` (an image or initialisation, then records) shortened by a page the page cache holds at a version
+   * inside it: that page as the base, and only the records above it. `h` itself when there is none.
+   */
+  private fromCachedVersion(key: Key, lsn: Lsn, h: KeyHistory): KeyHistory {
+    const c = this.pages?.versionAtOrBelow(key, lsn) ?? null
+    if (c === null) return h
+    const records = h.records
+    let i = 0
+    while (i < records.length && records[i]!.lsn < c.versionLsn) i++
+    // The cached version must be one of this chain's records (an image version is the chain's own start).
+    if (i === records.length || records[i]!.lsn !== c.versionLsn) return h
+    return { image: { lsn: c.versionLsn, data: c.page }, records: records.slice(i + 1), missing: false }
   }
 
   /**

@@ -37,12 +37,23 @@ function page(fill: number): Buffer {
 
 const image = (b: Buffer) => encodeValue(imageValue(b))
 
-async function setup(pageCache: PageCache | null = new PageCache()): Promise<{ tl: Timeline; reader: DatadirReader; redone: RedoService['redo'][] }> {
+type RedoRequest = Parameters<RedoService['redo']>[0]
+
+async function setup(pageCache: PageCache | null = new PageCache()): Promise<{ tl: Timeline; reader: DatadirReader; redone: RedoService['redo'][]; requests: RedoRequest[] }> {
   const dir = newDir()
   const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 1000 })
   const redone: RedoService['redo'][] = []
-  const redo: RedoService = { redo: async (req) => (redone.push(redo.redo), Buffer.from(page(0x77 + req.records.length))) }
-  return { tl, reader: new DatadirReader(tl, redo, { dataChecksums: true, pageCache }), redone }
+  const requests: RedoRequest[] = []
+  // A page filled with 0x77 + the number of records redone (on top of a base page of 0x77 + k: + k more).
+  const redo: RedoService = {
+    redo: async (req) => {
+      redone.push(redo.redo)
+      requests.push(req)
+      const from = req.base !== null && req.base[100]! >= 0x77 ? req.base[100]! : 0x77
+      return Buffer.from(page(from + req.records.length))
+    },
+  }
+  return { tl, reader: new DatadirReader(tl, redo, { dataChecksums: true, pageCache }), redone, requests }
 }
 
 function at(tl: Timeline, l: number, writes: Array<[string, Buffer]>): Lsn {
@@ -100,8 +111,9 @@ describe('DatadirReader', () => {
     }
   })
 
-  it('keeps a page rebuilt by redo in the page cache: served again without redo while no newer version exists', async () => {
-    const { tl, reader, redone } = await setup(new PageCache())
+  it('keeps a page rebuilt by redo in the page cache: served again without redo while no newer version exists, then the base of newer redo', async () => {
+    const cache = new PageCache()
+    const { tl, reader, redone, requests } = await setup(cache)
     try {
       at(tl, 0x110, [
         [relDirKey(REL.spcNode, REL.dbNode), image(encodeRelDir([{ relNode: REL.relNode, forkNum: 0 }]))],
@@ -123,15 +135,26 @@ describe('DatadirReader', () => {
       expect(redone.length).toBe(2)
       // Below the record the page is the image, not the cached redo result.
       expect((await reader.getRelPage(REL, 1, lsn(0x110)))[100]).toBe(2)
-      // A newer record: the cached page does not answer at its LSN; the page rebuilt there replaces it (one
-      // entry per key, the latest), so it answers the next read at l4 and no longer the older LSNs.
-      const l4 = at(tl, 0x140, [[relBlockKey(REL, 1), encodeValue(recordValue(Buffer.from('rec'), false))]])
-      expect((await reader.getRelPage(REL, 1, l4))[100]).toBe(0x79) // two records redone
+      // A newer record: the cached page does not answer at its LSN, but is the base its redo starts from
+      // (one record redone on it, not two on the image); the page rebuilt there replaces it (one entry per key, the latest), so
+      // it answers the next read at l4 and no longer the older LSNs.
+      const l4 = at(tl, 0x140, [[relBlockKey(REL, 1), encodeValue(recordValue(Buffer.from('rec2'), false))]])
+      expect((await reader.getRelPage(REL, 1, l4))[100]).toBe(0x79) // 0x77 + the two records, either way
       expect(redone.length).toBe(3)
+      const last = requests[requests.length - 1]!
+      expect(last.base![100]).toBe(0x78) // the cached page of l2 (checksum and all)
+      expect(last.records.map((r) => [r.endLsn, r.raw.toString()])).toEqual([[l4, 'rec2']])
       expect((await reader.getRelPage(REL, 1, l4))[100]).toBe(0x79)
       expect(redone.length).toBe(3)
       expect((await reader.getRelPage(REL, 1, l3))[100]).toBe(0x78)
       expect(redone.length).toBe(4)
+      expect(requests[requests.length - 1]!.base![100]).toBe(2) // from the image: the cached version is newer
+      expect(requests[requests.length - 1]!.records.length).toBe(1)
+      // With the cache bypassed, the whole chain from the image.
+      cache.bypass = true
+      expect((await reader.getRelPage(REL, 1, l4))[100]).toBe(0x79)
+      expect(requests[requests.length - 1]!.base![100]).toBe(2)
+      cache.bypass = false
     } finally {
       await tl.close()
     }
