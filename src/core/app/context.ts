@@ -10,6 +10,8 @@ import type { TenantOptions } from '../repository/tenant.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
 import { mkdir } from 'node:fs/promises'
 import { WorkdirLock } from '../storage/workdir-lock.js'
+import { sharedPageCache } from '../datadir/page-cache.js'
+import { sharedValueCache } from '../layer/value-cache.js'
 
 export interface AppContext {
   readonly config: PageserverConfig
@@ -29,6 +31,17 @@ function slabPoolOf(ctx: AppContext): SlabPool {
     slabPools.set(ctx, pool)
   }
   return pool
+}
+
+/**
+ * Sizes the process-wide read caches from `page_cache_size` (8 KiB pages): half for served pages (images
+ * and pages rebuilt by redo, datadir/page-cache.ts), half for CRC-checked layer values (layer/value-cache.ts).
+ * The default, 8192 pages, gives each 32 MiB.
+ */
+export function applyCacheSizes(ctx: AppContext): void {
+  const half = Math.floor((ctx.config.pageCacheSizePages * 8192) / 2)
+  sharedPageCache.resize(half)
+  sharedValueCache.resize(half)
 }
 
 export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions {
@@ -73,6 +86,7 @@ export async function withRepository<T>(ctx: AppContext, fn: (repo: Repository) 
     lock = WorkdirLock.acquire(ctx.config.workdir, access.lockFor!)
   }
   try {
+    applyCacheSizes(ctx)
     const repo = await Repository.open(ctx.config.workdir, tenantOptions(ctx, readOnly))
     try {
       return await fn(repo)

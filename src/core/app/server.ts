@@ -22,7 +22,7 @@ import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
 import { mkdir } from 'node:fs/promises'
-import { tenantOptions, type AppContext } from './context.js'
+import { applyCacheSizes, tenantOptions, type AppContext } from './context.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
 import type { JsonHttpServer } from '../http/http-server.js'
@@ -72,6 +72,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     let pageService: PageServiceServer | null = null
     let server: PageServer | null = null
     try {
+      applyCacheSizes(ctx)
       repo = await Repository.open(c.workdir, tenantOptions(ctx))
       const jwt = c.pgAuthType === 'NeonJWT' ? await loadJwtAuth(c.authValidationPublicKeyPath!) : undefined
       pageService = new PageServiceServer(

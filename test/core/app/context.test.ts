@@ -1,11 +1,14 @@
 // tenantOptions: every repository and timeline opened with one context shares one slab pool (one
 // max_in_memory_layers_bytes budget: the served repository's and those of imports and bootstraps it runs);
-// another context has its own.
+// another context has its own. applyCacheSizes: page_cache_size sizes the page cache and the value cache,
+// half each (withRepository applies it).
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { tenantOptions, type AppContext } from '../../../src/core/app/context.js'
+import { applyCacheSizes, tenantOptions, withRepository, type AppContext } from '../../../src/core/app/context.js'
+import { sharedPageCache } from '../../../src/core/datadir/page-cache.js'
+import { sharedValueCache } from '../../../src/core/layer/value-cache.js'
 import { loadConfig } from '../../../src/core/config/index.js'
 
 describe('tenantOptions', () => {
@@ -21,5 +24,25 @@ describe('tenantOptions', () => {
     expect(a!.residentBytesMax).toBe(64 * 1024 * 1024)
     const other: AppContext = { config: ctx.config, env: {} }
     expect(tenantOptions(other).slabPool).not.toBe(a)
+  })
+})
+
+describe('applyCacheSizes', () => {
+  const workdir = mkdtempSync(join(tmpdir(), 'ps-ctx-cache-'))
+  afterAll(() => rmSync(workdir, { recursive: true, force: true }))
+
+  it('splits page_cache_size between the page cache and the value cache, when a repository opens', async () => {
+    const ctxOf = async (o: string[]): Promise<AppContext> => ({ config: await loadConfig({ workdir, overrides: o, env: {} }), env: {} })
+    try {
+      await withRepository(await ctxOf(['page_cache_size=1000']), async () => {
+        expect(sharedPageCache.capacityBytes).toBe(500 * 8192)
+        expect(sharedValueCache.capacityBytes).toBe(500 * 8192)
+      }, { lockFor: 'test' })
+      applyCacheSizes(await ctxOf([]))
+      expect(sharedPageCache.capacityBytes).toBe(32 * 1024 * 1024) // the default, 8192 pages
+      expect(sharedValueCache.capacityBytes).toBe(32 * 1024 * 1024)
+    } finally {
+      applyCacheSizes(await ctxOf([]))
+    }
   })
 })
