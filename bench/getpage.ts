@@ -31,7 +31,8 @@
  *     connections it uses both cores; the page server is one event loop.
  * Cases: 1 connection with 1 request in flight (latency), 8 connections with 1 each, 1 connection
  * pipelined 32 deep, 8 connections pipelined 4 deep. Every system runs the same sequence of blocks (a
- * shuffled cycle over its table). RUNS interleaved runs per case; reported: medians over runs of
+ * shuffled cycle over its table). RUNS interleaved runs per case, each after a full garbage collection of
+ * both Node processes; reported: medians over runs of
  * requests/s and of each run's p50 / p99 latency, server-side CPU per request (the page server's process
  * tree with its redo workers; PostgreSQL's backends of the bench connections) and client CPU per request.
  *
@@ -50,6 +51,7 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { collectGarbage } from './support/gc.js'
 import { PageServiceClient } from '../src/core/page-service/client.js'
 import { query } from '../src/core/protocol/pg-frontend-messages.js'
 import type { PagestreamClient } from '../src/core/page-service/pagestream-client.js'
@@ -297,6 +299,11 @@ async function main(): Promise<void> {
       const run = async (s: number, requests: number): Promise<Sample> => {
         const sys = systems[s]!
         await sys.before?.()
+        // Every run starts with both Node heaps collected: the systems run in a fixed order and allocate
+        // about the same per run, so a major collection would otherwise fall in the same system's runs
+        // round after round (one row measured 40 % more client CPU than another doing the same work).
+        await command('gc')
+        collectGarbage()
         try {
           return await runCase(requests, c.conns, c.depth, connected[s]!.one, connected[s]!.serverCpu)
         } finally {
