@@ -123,6 +123,8 @@ export class DatadirReader {
     const key = relBlockKey(rel, blkno)
     const cached = this.pages?.get(key, lsn) ?? null
     if (cached !== null) return cached
+    const fromCache = this.fromCachedVersion(key, blkno, lsn)
+    if (fromCache !== null) return fromCache
     const h = this.history(key, lsn)
     if (h.records.length === 0) {
       const page = h.image!.data
@@ -130,29 +132,34 @@ export class DatadirReader {
       this.pages?.offer(key, h.image!.lsn, lsn, page)
       return page
     }
-    const newest = h.records[h.records.length - 1]!.lsn
-    const from = this.fromCachedVersion(key, lsn, h)
-    if (from.records.length === 0) return from.image!.data // the cached page is the newest version
-    const page = await this.redo(key, from)
-    if (this.opts.dataChecksums) setPageChecksum(page, blkno)
-    // The page as of its newest record, which is the page at every LSN up to `lsn`.
-    this.pages?.offer(key, newest, lsn, page)
-    return page
+    return this.redoAndOffer(key, blkno, lsn, h)
   }
 
   /**
-   * `h` (an image or initialisation, then records) shortened by a page the page cache holds at a version
-   * inside it: that page as the base, and only the records above it. `h` itself when there is none.
+   * The page at `lsn` from a page the page cache holds at an older version of it (an image, or a page
+   * rebuilt by redo) when only records lie between: those records redone on top of it, the layers read
+   * only down to that version. Null when the cache holds no such version.
    */
-  private fromCachedVersion(key: Key, lsn: Lsn, h: KeyHistory): KeyHistory {
+  private fromCachedVersion(key: Key, blkno: number, lsn: Lsn): Promise<Buffer> | Buffer | null {
     const c = this.pages?.versionAtOrBelow(key, lsn) ?? null
-    if (c === null) return h
-    const records = h.records
-    let i = 0
-    while (i < records.length && records[i]!.lsn < c.versionLsn) i++
-    // The cached version must be one of this chain's records (an image version is the chain's own start).
-    if (i === records.length || records[i]!.lsn !== c.versionLsn) return h
-    return { image: { lsn: c.versionLsn, data: c.page }, records: records.slice(i + 1), missing: false }
+    if (c === null) return null
+    const records = this.timeline.getKeyRecordsAbove(key, lsn, c.versionLsn)
+    if (records === null) return null
+    if (records.length === 0) {
+      // Nothing newer: the cached page is the page at lsn (the cache could not prove it by itself).
+      this.pages!.offer(key, c.versionLsn, lsn, c.page)
+      return c.page
+    }
+    return this.redoAndOffer(key, blkno, lsn, { image: { lsn: c.versionLsn, data: c.page }, records, missing: false })
+  }
+
+  /** Redo of `h`, checksummed, offered to the page cache as the page of its newest record's version. */
+  private async redoAndOffer(key: Key, blkno: number, lsn: Lsn, h: KeyHistory): Promise<Buffer> {
+    const page = await this.redo(key, h)
+    if (this.opts.dataChecksums) setPageChecksum(page, blkno)
+    // The page as of its newest record, which is the page at every LSN up to `lsn`.
+    this.pages?.offer(key, h.records[h.records.length - 1]!.lsn, lsn, page)
+    return page
   }
 
   /**

@@ -50,6 +50,9 @@ export type FileLayer = DeltaLayer | ImageLayer
  * A branch reads its ancestor at `at`, but the ancestor has not ingested that far: after a restart it is
  * still re-streaming its WAL, or (offline) its WAL above its last flush is held only by a running server.
  */
+/** No floor: a history read down to its image or initialisation. */
+const NO_FLOOR = 0n as Lsn
+
 function ancestorBehind(child: Timeline, at: Lsn): UnavailableError {
   const a = child.ancestor!
   return new UnavailableError('ANCESTOR_BEHIND', `timeline ${a.timelineId} (ancestor of ${child.timelineId}) has WAL only up to ${formatLsn(a.lastRecordLsn)}, but the branch reads it at ${formatLsn(at)}`, {
@@ -423,17 +426,7 @@ export class Timeline {
    */
   getKeyHistory(key: Key, lsn: Lsn): KeyHistory {
     const found: LsnValue[] = []
-    let tl: Timeline | null = this
-    let cur = lsn
-    let result: LookupResult = LOOKUP.incomplete
-    while (tl !== null) {
-      result = tl.collectOwn(key, cur, found)
-      if (result !== LOOKUP.incomplete) break
-      if (tl.ancestor === null || tl.meta.ancestorLsn === null) break
-      if (tl.meta.ancestorLsn < cur) cur = tl.meta.ancestorLsn
-      if (cur > tl.ancestor.lastRecordLsn) throw ancestorBehind(tl, cur)
-      tl = tl.ancestor
-    }
+    const result = this.collect(key, lsn, NO_FLOOR, found)
     if (result === LOOKUP.missing || found.length === 0) return { image: null, records: [], missing: true }
     let image: KeyHistory['image'] = null
     const records: Array<{ lsn: Lsn; raw: Buffer; willInit: boolean }> = []
@@ -452,6 +445,47 @@ export class Timeline {
       }
     }
     return { image, records, missing: false }
+  }
+
+  /**
+   * The records of `key` above `base` up to `lsn`, oldest first, when `base` is the LSN of one of its
+   * versions and no image or initialisation lies above it: what a page known as of `base` (a page cache
+   * entry) needs to be brought to `lsn`. Reads no layer below `base`. Null when `base` is not such a version;
+   * the caller then reads the whole history.
+   */
+  getKeyRecordsAbove(key: Key, lsn: Lsn, base: Lsn): KeyHistory['records'] | null {
+    const found: LsnValue[] = []
+    this.collect(key, lsn, base, found)
+    const records: KeyHistory['records'] = []
+    // found is newest first; at base the walk must meet a version, with only records above it.
+    for (const f of found) {
+      if (f.lsn < base) return null
+      if (f.lsn === base) return records.reverse()
+      const v = decodeValue(f.value)
+      if (v.kind === 'image' || v.willInit) return null
+      records.push({ lsn: f.lsn, raw: v.raw, willInit: false })
+    }
+    return null
+  }
+
+  /**
+   * Values of `key` at or below `lsn`, newest first, across this timeline's layers and its ancestors, down
+   * to an image or a will-init record, or down to `floor` (inclusive) when no layer below it is needed.
+   */
+  private collect(key: Key, lsn: Lsn, floor: Lsn, found: LsnValue[]): LookupResult {
+    let tl: Timeline | null = this
+    let cur = lsn
+    let result: LookupResult = LOOKUP.incomplete
+    while (tl !== null) {
+      result = tl.collectOwn(key, cur, found, floor)
+      if (result !== LOOKUP.incomplete) break
+      if (tl.ancestor === null || tl.meta.ancestorLsn === null) break
+      if (tl.meta.ancestorLsn < cur) cur = tl.meta.ancestorLsn
+      if (cur < floor) break
+      if (cur > tl.ancestor.lastRecordLsn) throw ancestorBehind(tl, cur)
+      tl = tl.ancestor
+    }
+    return result
   }
 
   /**
@@ -526,28 +560,36 @@ export class Timeline {
     return none
   }
 
-  private collectOwn(key: Key, lsnIn: Lsn, out: LsnValue[]): LookupResult {
+  /**
+   * This timeline's values of `key` at or below `lsnIn`, newest first, into `out`: complete once an image or
+   * a will-init record is in, or once every layer reaching down to `floor` was read (values below `floor`
+   * found in those layers are included; the caller ignores them).
+   */
+  private collectOwn(key: Key, lsnIn: Lsn, out: LsnValue[], floor: Lsn): LookupResult {
     let cur = lsnIn
     if (this.open !== null && cur >= this.open.startLsn) {
-      const r = this.open.getValues(key, cur, out)
+      const r = this.open.getValues(key, cur, out, floor)
       if (r !== LOOKUP.incomplete) return r
       if (this.open.startLsn === 0n) return LOOKUP.incomplete
+      if (this.open.startLsn <= floor) return LOOKUP.complete
       cur = toLsn(this.open.startLsn - 1n)
     }
     for (let i = this.frozen.length - 1; i >= 0; i--) {
       const layer = this.frozen[i]!.layer
       if (layer === null || cur < layer.startLsn) continue
-      const r = layer.getValues(key, cur, out)
+      const r = layer.getValues(key, cur, out, floor)
       if (r !== LOOKUP.incomplete) return r
       if (layer.startLsn === 0n) return LOOKUP.incomplete
+      if (layer.startLsn <= floor) return LOOKUP.complete
       cur = toLsn(layer.startLsn - 1n)
     }
     for (;;) {
       const s = this.layers.search(key, cur)
       if (s === null) return LOOKUP.incomplete
-      const r = s.handle.getValues(key, cur, out, s.lsnFloor)
+      const r = s.handle.getValues(key, cur, out, s.lsnFloor > floor ? s.lsnFloor : floor)
       if (r !== LOOKUP.incomplete) return r
       if (s.lsnFloor === 0n) return LOOKUP.incomplete
+      if (s.lsnFloor <= floor) return LOOKUP.complete
       cur = toLsn(s.lsnFloor - 1n)
     }
   }

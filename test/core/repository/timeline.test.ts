@@ -111,6 +111,52 @@ describe('Timeline', () => {
     await parent.close()
   })
 
+  it('gives the records above a known version, reading no layer below it, across layers and a branch', async () => {
+    const above = (tl: Timeline, key: Key, at: Lsn, base: Lsn) => tl.getKeyRecordsAbove(key, at, base)?.map((r) => r.raw.toString()) ?? null
+    const root = newDir()
+    const tl = await Timeline.create(root, generateTenantId(), generateTimelineId(), meta(), null, opts)
+    tl.put(k(1), lsn(0x108), img('base'))
+    tl.put(k(1), lsn(0x110), rec('r1'))
+    tl.finishRecords(lsn(0x110), lsn(0x108))
+    await tl.checkpoint() // an L0 file
+    tl.put(k(1), lsn(0x118), rec('r2'))
+    tl.finishRecords(lsn(0x118), lsn(0x110))
+    tl.freeze()
+    tl.put(k(1), lsn(0x120), rec('r3'))
+    tl.put(k(2), lsn(0x120), rec('init', true))
+    tl.finishRecords(lsn(0x120), lsn(0x118))
+    tl.put(k(1), lsn(0x128), img('newer'))
+    tl.put(k(1), lsn(0x130), rec('r4'))
+    tl.finishRecords(lsn(0x130), lsn(0x120))
+    expect(above(tl, k(1), lsn(0x120), lsn(0x108))).toEqual(['r1', 'r2', 'r3']) // from the image version
+    expect(above(tl, k(1), lsn(0x120), lsn(0x110))).toEqual(['r2', 'r3']) // from a record version, in the L0
+    expect(above(tl, k(1), lsn(0x120), lsn(0x118))).toEqual(['r3']) // in the frozen layer
+    expect(above(tl, k(1), lsn(0x120), lsn(0x120))).toEqual([]) // the newest version itself
+    expect(above(tl, k(1), lsn(0x11f), lsn(0x110))).toEqual(['r2'])
+    expect(above(tl, k(1), lsn(0x120), lsn(0x111))).toBeNull() // no version at that LSN
+    expect(above(tl, k(1), lsn(0x130), lsn(0x118))).toBeNull() // an image above it: the whole history is needed
+    expect(above(tl, k(1), lsn(0x130), lsn(0x128))).toEqual(['r4'])
+    expect(above(tl, k(3), lsn(0x130), lsn(0x108))).toBeNull() // a key with no versions
+    // The history itself is unchanged by the floor machinery.
+    expect(history(tl, k(1), lsn(0x120))).toEqual({ image: 'base', records: ['r1', 'r2', 'r3'], missing: false })
+    // A branch at 0x118: its own records above, the ancestor's below.
+    const child = await Timeline.create(
+      newDir(),
+      tl.tenantId,
+      generateTimelineId(),
+      meta({ diskConsistentLsn: lsn(0x118), lastRecordLsn: lsn(0x118), ancestorTimeline: tl.timelineId, ancestorLsn: lsn(0x118) }),
+      tl,
+      opts,
+    )
+    child.put(k(1), lsn(0x140), rec('c1'))
+    child.finishRecords(lsn(0x140), lsn(0x118))
+    expect(above(child, k(1), lsn(0x140), lsn(0x110))).toEqual(['r2', 'c1'])
+    expect(above(child, k(1), lsn(0x140), lsn(0x118))).toEqual(['c1'])
+    expect(above(child, k(1), lsn(0x140), lsn(0x120))).toBeNull() // the parent's 0x120 is not on the branch
+    await child.close()
+    await tl.close()
+  })
+
   it('waits for WAL and times out with the LSNs in the message', async () => {
     const tl = await Timeline.create(newDir(), generateTenantId(), generateTimelineId(), meta(), null, { ...opts, waitLsnTimeoutMs: 200 })
     const waiting = tl.waitForLsn(lsn(0x200), 5000)
