@@ -7,11 +7,10 @@
  *
  * Validity, as the timeline's image cache (repository/image-cache.ts): an entry says "the newest version of
  * the key at or below knownUpToLsn was written at versionLsn (an image, or the last record redone), and
- * this is the page it makes, served". A read at
- * lsn hits when versionLsn <= lsn <= knownUpToLsn; above knownUpToLsn it hits only once the timeline proved
- * that no version arrived in between (`unchangedBetween`), which extends the entry; reads above the
- * timeline's last_record_lsn never use the cache. History at or below last_record_lsn never changes, so
- * nothing is invalidated on writes.
+ * this is the page it makes, served". A read at lsn hits when versionLsn <= lsn <= knownUpToLsn; above
+ * knownUpToLsn it hits only once the timeline proved that no version arrived in between
+ * (`unchangedBetween`), which extends the entry; reads above the timeline's last_record_lsn never use the
+ * cache. History at or below last_record_lsn never changes, so nothing is invalidated on writes.
  *
  * Admission and eviction (lib/clock-cache.ts): a page is kept the second time it is offered while still
  * among the last GHOSTS_MAX pages offered once (a scan that touches every page once passes through);
@@ -90,8 +89,8 @@ export class PageCache extends ClockCache<Key, Entry> {
 
   /**
    * Offers the page served for `key` at `readLsn`, whose newest version (an image, or the last record
-   * redone) was written at `versionLsn`, with nothing newer up to readLsn. If admitted, a copy is kept: `page` may be a view of a larger read
-   * buffer, which a cached view would keep alive whole.
+   * redone) was written at `versionLsn`, with nothing newer up to readLsn. If admitted, a copy is kept:
+   * `page` may be a view of a larger read buffer, which a cached view would keep alive whole.
    */
   offer(space: PageCacheSpace, key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer): void {
     if (readLsn > space.oracle.lastRecordLsn) return

@@ -46,13 +46,13 @@ import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.j
 
 export type FileLayer = DeltaLayer | ImageLayer
 
+/** No floor: a history read down to its image or initialisation. */
+const NO_FLOOR = 0n as Lsn
+
 /**
  * A branch reads its ancestor at `at`, but the ancestor has not ingested that far: after a restart it is
  * still re-streaming its WAL, or (offline) its WAL above its last flush is held only by a running server.
  */
-/** No floor: a history read down to its image or initialisation. */
-const NO_FLOOR = 0n as Lsn
-
 function ancestorBehind(child: Timeline, at: Lsn): UnavailableError {
   const a = child.ancestor!
   return new UnavailableError('ANCESTOR_BEHIND', `timeline ${a.timelineId} (ancestor of ${child.timelineId}) has WAL only up to ${formatLsn(a.lastRecordLsn)}, but the branch reads it at ${formatLsn(at)}`, {
