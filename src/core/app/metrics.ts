@@ -1,8 +1,11 @@
 /**
  * Prometheus text exposition of the running server (GET /metrics): progress LSNs and layer counts per
- * timeline, in-memory bytes, redo worker counters, live page-service connections. Names follow Neon's where
- * one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
+ * timeline, in-memory bytes, records ingested, live page-service connections, and the read caches (the
+ * page cache of served pages, the value cache of layer values: hits, lookups, bytes). Names follow Neon's
+ * where one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
  */
+import { sharedPageCache } from '../datadir/page-cache.js'
+import { sharedValueCache } from '../layer/value-cache.js'
 import type { PageServiceServer } from '../page-service/server.js'
 import type { TimelineService } from './timeline-service.js'
 
@@ -12,8 +15,8 @@ function esc(v: string): string {
 
 export function renderMetrics(services: TimelineService[], pageService: PageServiceServer): string {
   const lines: string[] = []
-  const gauge = (name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`)
+  const metric = (type: 'gauge' | 'counter', name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
     for (const [labels, v] of rows) {
       const l = Object.entries(labels)
         .map(([k, x]) => `${k}="${esc(x)}"`)
@@ -21,6 +24,8 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
       lines.push(`${name}${l ? `{${l}}` : ''} ${v.toString()}`)
     }
   }
+  const gauge = (name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => metric('gauge', name, help, rows)
+  const counter = (name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => metric('counter', name, help, rows)
   const tsl = (s: TimelineService) => ({ tenant_id: s.tenant.id, timeline_id: s.timeline.timelineId })
   gauge('pageserver_last_record_lsn', 'End LSN of the last ingested WAL record.', services.map((s) => [tsl(s), s.timeline.lastRecordLsn]))
   gauge('pageserver_disk_consistent_lsn', 'Everything up to this LSN is in layer files.', services.map((s) => [tsl(s), s.timeline.diskConsistentLsn]))
@@ -28,5 +33,13 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   gauge('pageserver_timeline_ephemeral_bytes', 'Bytes held by in-memory layers.', services.map((s) => [tsl(s), s.timeline.inMemoryBytes]))
   gauge('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
   gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])
+  const caches = [
+    [{ cache: 'page' }, sharedPageCache],
+    [{ cache: 'value' }, sharedValueCache],
+  ] as const
+  counter('pageserver_page_cache_read_hits_total', 'Reads answered by the cache (page: served pages, images and redo results; value: layer values).', caches.map(([l, c]) => [l, c.hits]))
+  counter('pageserver_page_cache_read_accesses_total', 'Reads that asked the cache.', caches.map(([l, c]) => [l, c.hits + c.misses]))
+  gauge('pageserver_page_cache_size_bytes', 'Bytes the cache holds.', caches.map(([l, c]) => [l, c.sizeBytes]))
+  gauge('pageserver_page_cache_capacity_bytes', 'Bytes the cache may hold (page_cache_size, half each).', caches.map(([l, c]) => [l, c.capacityBytes]))
   return lines.join('\n') + '\n'
 }

@@ -1,0 +1,47 @@
+// renderMetrics: Prometheus text exposition; every metric has its HELP and TYPE lines, and the read caches'
+// hits, lookups and bytes are those of the process-wide page and value caches.
+import { describe, expect, it } from 'vitest'
+import { renderMetrics } from '../../../src/core/app/metrics.js'
+import { sharedPageCache } from '../../../src/core/datadir/page-cache.js'
+import { sharedValueCache } from '../../../src/core/layer/value-cache.js'
+import type { PageServiceServer } from '../../../src/core/page-service/server.js'
+import type { Key } from '../../../src/core/model/key.js'
+import { lsn } from '../../../src/core/pg/lsn.js'
+
+const sample = (text: string, name: string, labels: string): number => {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
+  if (line === undefined) throw new Error(`no ${name}{${labels}} in:\n${text}`)
+  return Number(line.split(' ')[1])
+}
+
+describe('renderMetrics', () => {
+  it('exposes the connections and the read caches, each metric with HELP and TYPE', () => {
+    const pageService = { liveConnections: 3 } as unknown as PageServiceServer
+    const before = renderMetrics([], pageService)
+    // A page admitted (offered twice) and read once from the page cache.
+    const space = sharedPageCache.space({ lastRecordLsn: lsn(0x200), unchangedBetween: () => false })
+    const key = '000000067F000000050000400000000000007' as Key
+    for (let i = 0; i < 2; i++) sharedPageCache.offer(space, key, lsn(0x100), lsn(0x180), Buffer.alloc(8192, 7))
+    expect(sharedPageCache.get(space, key, lsn(0x150))![0]).toBe(7)
+    const text = renderMetrics([], pageService)
+    sharedPageCache.drop(space)
+    expect(sample(text, 'pageserver_page_cache_read_hits_total', 'cache="page"')).toBe(sample(before, 'pageserver_page_cache_read_hits_total', 'cache="page"') + 1)
+    expect(sample(text, 'pageserver_page_cache_size_bytes', 'cache="page"')).toBeGreaterThanOrEqual(sample(before, 'pageserver_page_cache_size_bytes', 'cache="page"') + 8192)
+    expect(sample(text, 'pageserver_live_connections', 'pageserver_connection_kind="page_service"')).toBe(3)
+    // The cache's own counters, as they are now (the page above dropped again).
+    const now = renderMetrics([], pageService)
+    for (const cache of ['page', 'value'] as const) {
+      const c = cache === 'page' ? sharedPageCache : sharedValueCache
+      expect(sample(now, 'pageserver_page_cache_read_hits_total', `cache="${cache}"`)).toBe(c.hits)
+      expect(sample(now, 'pageserver_page_cache_read_accesses_total', `cache="${cache}"`)).toBe(c.hits + c.misses)
+      expect(sample(now, 'pageserver_page_cache_size_bytes', `cache="${cache}"`)).toBe(c.sizeBytes)
+      expect(sample(now, 'pageserver_page_cache_capacity_bytes', `cache="${cache}"`)).toBe(c.capacityBytes)
+    }
+    expect(text).toContain('# TYPE pageserver_page_cache_read_hits_total counter')
+    expect(text).toContain('# TYPE pageserver_page_cache_size_bytes gauge')
+    // Every sample belongs to a metric announced by HELP and TYPE lines.
+    const announced = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]))
+    for (const l of text.split('\n').filter((x) => x !== '' && !x.startsWith('#'))) expect(announced.has(l.split(/[{ ]/)[0])).toBe(true)
+    expect(text.endsWith('\n')).toBe(true)
+  })
+})
