@@ -22,21 +22,30 @@ function history(tl: Timeline, key: Key, at: Lsn) {
   return { image: h.image?.data.toString() ?? null, records: h.records.map((r) => r.raw.toString()), missing: h.missing }
 }
 
+/**
+ * A timeline whose key 1 has an image at 0x108 and a record at 0x110 in an L0 file, a record at 0x118 in a
+ * frozen layer and one at 0x120 in the open layer; key 2 a will-init record at 0x120.
+ */
+async function layered(dir: string): Promise<Timeline> {
+  const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, opts)
+  tl.put(k(1), lsn(0x108), img('base'))
+  tl.put(k(1), lsn(0x110), rec('r1'))
+  tl.finishRecords(lsn(0x110), lsn(0x108))
+  await tl.checkpoint()
+  expect(tl.diskConsistentLsn).toBe(lsn(0x110))
+  tl.put(k(1), lsn(0x118), rec('r2'))
+  tl.finishRecords(lsn(0x118), lsn(0x110))
+  tl.freeze()
+  tl.put(k(1), lsn(0x120), rec('r3'))
+  tl.put(k(2), lsn(0x120), rec('init', true))
+  tl.finishRecords(lsn(0x120), lsn(0x118))
+  return tl
+}
+
 describe('Timeline', () => {
   it('reads images and records across open, frozen and flushed layers, at any LSN', async () => {
     const dir = newDir()
-    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, opts)
-    tl.put(k(1), lsn(0x108), img('base'))
-    tl.put(k(1), lsn(0x110), rec('r1'))
-    tl.finishRecords(lsn(0x110), lsn(0x108))
-    await tl.checkpoint()
-    expect(tl.diskConsistentLsn).toBe(lsn(0x110))
-    tl.put(k(1), lsn(0x118), rec('r2'))
-    tl.finishRecords(lsn(0x118), lsn(0x110))
-    tl.freeze()
-    tl.put(k(1), lsn(0x120), rec('r3'))
-    tl.put(k(2), lsn(0x120), rec('init', true))
-    tl.finishRecords(lsn(0x120), lsn(0x118))
+    const tl = await layered(dir)
     expect(history(tl, k(1), lsn(0x120))).toEqual({ image: 'base', records: ['r1', 'r2', 'r3'], missing: false })
     expect(history(tl, k(1), lsn(0x117))).toEqual({ image: 'base', records: ['r1'], missing: false })
     expect(history(tl, k(1), lsn(0x108))).toEqual({ image: 'base', records: [], missing: false })
@@ -113,18 +122,7 @@ describe('Timeline', () => {
 
   it('gives the records above a known version, reading no layer below it, across layers and a branch', async () => {
     const above = (tl: Timeline, key: Key, at: Lsn, base: Lsn) => tl.getKeyRecordsAbove(key, at, base)?.map((r) => r.raw.toString()) ?? null
-    const root = newDir()
-    const tl = await Timeline.create(root, generateTenantId(), generateTimelineId(), meta(), null, opts)
-    tl.put(k(1), lsn(0x108), img('base'))
-    tl.put(k(1), lsn(0x110), rec('r1'))
-    tl.finishRecords(lsn(0x110), lsn(0x108))
-    await tl.checkpoint() // an L0 file
-    tl.put(k(1), lsn(0x118), rec('r2'))
-    tl.finishRecords(lsn(0x118), lsn(0x110))
-    tl.freeze()
-    tl.put(k(1), lsn(0x120), rec('r3'))
-    tl.put(k(2), lsn(0x120), rec('init', true))
-    tl.finishRecords(lsn(0x120), lsn(0x118))
+    const tl = await layered(newDir())
     tl.put(k(1), lsn(0x128), img('newer'))
     tl.put(k(1), lsn(0x130), rec('r4'))
     tl.finishRecords(lsn(0x130), lsn(0x120))
