@@ -2,7 +2,7 @@
  * The L0 flush alone, in-thread: 1,000,000 puts (1/64 8 KiB images, the rest 100-byte records) over 100,000
  * keys in random order into an InMemoryLayer, then `writeL0` of it, three times with one slab pool. Prints
  * the CPU time of the puts and of the flush: a quick check of flush changes without PostgreSQL.
- * Run: node --import tsx bench/support/ingest-flushbench.ts  (or with --cpu-prof to profile).
+ * Run: node --import tsx bench/support/ingest-flushbench.ts  (or with --cpu-prof to profile; FB_SYNC=1 fsyncs).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -27,9 +27,11 @@ for (let r = 0; r < 3; r++) {
   const putMs = (c.user + c.system) / 1000
   layer.freeze(BigInt(16 + PUTS * 8 + 1) as Lsn)
   c0 = process.cpuUsage()
-  const fin = await writeL0({ layer: layer.beginFlush(), dir, tenantId: '0123456789abcdef0123456789abcdef' as never, timelineId: 'fedcba9876543210fedcba9876543210' as never, noSync: true })
+  const w0 = performance.now()
+  const fin = await writeL0({ layer: layer.beginFlush(), dir, tenantId: '0123456789abcdef0123456789abcdef' as never, timelineId: 'fedcba9876543210fedcba9876543210' as never, noSync: process.env.FB_SYNC ? false : true })
+  const wallMs = performance.now() - w0
   c = process.cpuUsage(c0)
-  console.log('put cpu ms', putMs.toFixed(0), 'flush cpu ms', ((c.user + c.system) / 1000).toFixed(0), 'user', (c.user / 1000).toFixed(0), 'MB', (fin.sizeBytes / 1e6).toFixed(0))
+  console.log('put cpu ms', putMs.toFixed(0), 'flush cpu ms', ((c.user + c.system) / 1000).toFixed(0), 'user', (c.user / 1000).toFixed(0), 'MB', (fin.sizeBytes / 1e6).toFixed(0), 'wall ms', wallMs.toFixed(0))
   layer.delete()
   rmSync(fin.path)
 }

@@ -9,6 +9,10 @@
  * in the same order as before, so the crash guarantees are unchanged. Jobs run concurrently in the one
  * worker (each is mostly waiting for disk). Errors come back with their kind, code and hint.
  *
+ * It also runs the L0 streams of open layers (`openStream`, l0-stream.ts): each full slab is written to the
+ * layer's future L0 file as ingest goes on, and the flush job of the layer finishes that file. A stream
+ * whose thread dies is lost: its layer's flush, on the next worker, writes every slab itself.
+ *
  * One worker per process (`sharedFlushWorker()`), started at the first flush; it is unref'd while idle so
  * it never keeps the process alive, and a worker that dies fails its pending jobs and is replaced at the
  * next one. From sources (tests, benchmarks under tsx) the worker loads flush-worker-main.ts through
@@ -25,7 +29,9 @@ import {
   type ErrorKind,
 } from '../lib/errors.js'
 import { FatalIoError } from '../storage/io-errors.js'
+import type { SlabStreamSink } from './inmemory-format.js'
 import type { L0FlushJob } from './l0-flush.js'
+import type { L0StreamTarget } from './l0-stream.js'
 import type { FinishedLayer } from './layer-file-writer.js'
 
 /** An error as it crosses the thread boundary. */
@@ -38,12 +44,33 @@ export interface WireError {
   readonly details?: Record<string, unknown>
 }
 
-/** A flush job, or slabs to allocate with every page touched (SlabPool's prefault source). */
-export type FlushRequest = { readonly id: number; readonly job: L0FlushJob } | { readonly id: number; readonly alloc: { readonly count: number; readonly slabBytes: number } }
+/** A full slab of an in-memory layer for its L0 stream (l0-stream.ts); the first one names the file's target. */
+export interface StreamSlabMessage {
+  readonly streamId: number
+  readonly index: number
+  readonly slab: SharedArrayBuffer
+  readonly used: number
+  readonly firstEntry: number
+  readonly endEntry: number
+  readonly records: SharedArrayBuffer
+  readonly target?: L0StreamTarget
+}
+
+/**
+ * A flush job, or slabs to allocate with every page touched (SlabPool's prefault source), or a step of an
+ * L0 stream (no reply but the stream messages below).
+ */
+export type FlushRequest =
+  | { readonly id: number; readonly job: L0FlushJob }
+  | { readonly id: number; readonly alloc: { readonly count: number; readonly slabBytes: number } }
+  | { readonly id: 0; readonly streamSlab: StreamSlabMessage }
+  | { readonly id: 0; readonly streamAbort: { readonly streamId: number } }
 export type FlushReply =
   | { readonly id: number; readonly layer: FinishedLayer; readonly error?: undefined; readonly slabs?: undefined }
   | { readonly id: number; readonly slabs: SharedArrayBuffer[]; readonly error?: undefined; readonly layer?: undefined }
   | { readonly id: number; readonly error: WireError; readonly layer?: undefined; readonly slabs?: undefined }
+/** A slab of a stream is written (its memory is no longer read), or the stream failed and its file is gone. */
+export type StreamReply = { readonly id: 0; readonly streamWritten: { readonly streamId: number; readonly index: number } } | { readonly id: 0; readonly streamFailed: { readonly streamId: number } }
 
 /** Most slabs one prefault request may ask for. */
 export const PREFAULT_REQUEST_SLABS_MAX = 256
@@ -87,6 +114,8 @@ export class FlushWorker {
   private worker: Worker | null = null
   private readonly pending = new Map<number, Pending>()
   private nextId = 1
+  private readonly streams = new Map<number, WorkerSlabStream>()
+  private nextStreamId = 1
 
   /** Jobs sent and not answered. */
   get pendingJobs(): number {
@@ -105,6 +134,32 @@ export class FlushWorker {
     return r.slabs!
   }
 
+  /**
+   * An L0 stream for an in-memory layer (l0-stream.ts): its full slabs are written on the worker thread as
+   * the layer fills; the flush job of the layer (its FrozenLayerData.streamId) finishes the file.
+   */
+  openStream(target: L0StreamTarget): SlabStreamSink {
+    const s = new WorkerSlabStream(this.nextStreamId++, target, this)
+    this.streams.set(s.id, s)
+    return s
+  }
+
+  /** Posts a stream step (no reply awaited); false when the worker cannot take it. */
+  postStream(m: FlushRequest): boolean {
+    const w = this.worker ?? this.start()
+    try {
+      w.postMessage(m)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Forgets a stream (aborted, or lost with its thread). */
+  dropStream(id: number): void {
+    this.streams.delete(id)
+  }
+
   private request(make: (id: number) => FlushRequest): Promise<FlushReply> {
     const w = this.worker ?? this.start()
     const id = this.nextId++
@@ -115,12 +170,13 @@ export class FlushWorker {
     })
   }
 
-  /** Stops the worker; pending jobs fail once the thread is gone (it no longer reads their slabs). */
+  /** Stops the worker; pending jobs fail and streams are lost once the thread is gone (it no longer reads their slabs). */
   async close(): Promise<void> {
     const w = this.worker
     if (w === null) return
     this.worker = null
     await w.terminate()
+    for (const st of [...this.streams.values()]) st.lose()
     this.failAll(new UnavailableError('FLUSH_WORKER_STOPPED', 'the flush worker was stopped', { hint: 'Retry the flush.' }))
   }
 
@@ -134,7 +190,15 @@ export class FlushWorker {
     return w
   }
 
-  private onReply(m: FlushReply): void {
+  private onReply(m: FlushReply | StreamReply): void {
+    if ('streamWritten' in m) {
+      this.streams.get(m.streamWritten.streamId)?.written(m.streamWritten.index)
+      return
+    }
+    if ('streamFailed' in m) {
+      this.streams.get(m.streamFailed.streamId)?.lose()
+      return
+    }
     const p = this.pending.get(m.id)
     if (p === undefined) return
     this.pending.delete(m.id)
@@ -146,6 +210,8 @@ export class FlushWorker {
   private onDeath(w: Worker, e: unknown): void {
     if (this.worker !== w) return
     this.worker = null
+    // The thread no longer reads any slab; its streams' files stay as temp files until the next startup.
+    for (const st of [...this.streams.values()]) st.lose()
     const err =
       e instanceof PageserverError
         ? e
@@ -160,6 +226,54 @@ export class FlushWorker {
     const all = [...this.pending.values()]
     this.pending.clear()
     for (const p of all) p.reject(e)
+  }
+}
+
+/** The main thread's side of an L0 stream (SlabStreamSink for InMemoryLayer). */
+class WorkerSlabStream implements SlabStreamSink {
+  private live = true
+  /** Slabs sent and not yet written: their `written` callbacks. */
+  private readonly outstanding = new Map<number, () => void>()
+
+  constructor(
+    readonly id: number,
+    private readonly target: L0StreamTarget,
+    private readonly owner: FlushWorker,
+  ) {}
+
+  get alive(): boolean {
+    return this.live
+  }
+
+  slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: () => void): void {
+    if (!this.live) {
+      written()
+      return
+    }
+    this.outstanding.set(index, written)
+    const m: StreamSlabMessage = { streamId: this.id, index, slab, used, firstEntry, endEntry, records, ...(index === 0 ? { target: this.target } : {}) }
+    if (!this.owner.postStream({ id: 0, streamSlab: m })) this.lose()
+  }
+
+  written(index: number): void {
+    const w = this.outstanding.get(index)
+    this.outstanding.delete(index)
+    w?.()
+  }
+
+  /** The stream is gone (failed, or its thread died): no slab is read any more. */
+  lose(): void {
+    this.live = false
+    this.owner.dropStream(this.id)
+    const ws = [...this.outstanding.values()]
+    this.outstanding.clear()
+    for (const w of ws) w()
+  }
+
+  abort(): void {
+    const wasLive = this.live
+    this.lose()
+    if (wasLive) this.owner.postStream({ id: 0, streamAbort: { streamId: this.id } })
   }
 }
 

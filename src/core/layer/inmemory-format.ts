@@ -56,4 +56,22 @@ export interface FrozenLayerData {
   readonly reloadSlabs: ReadonlyArray<SharedArrayBuffer | null>
   /** Bytes in the ephemeral file (0: no file). */
   readonly spilledBytes: number
+  /** Per slab, the id of its first entry (a slab's entries are the ids up to the next slab's first). */
+  readonly slabFirstEntries: readonly number[]
+  /** The layer's L0 stream (the slabs written while it filled, slabFull), or null: none, or abandoned. */
+  readonly streamId: number | null
+}
+
+/**
+ * Where an in-memory layer sends each slab it has filled, to be written to its future L0 file ahead of the
+ * flush (l0-stream.ts, in the flush worker thread). The slab's memory is read until `written` runs.
+ */
+export interface SlabStreamSink {
+  readonly id: number
+  /** False once the stream is gone (its thread died): the flush then writes every slab itself. */
+  readonly alive: boolean
+  /** Slab `index` is full: its used bytes and its entries, ids [firstEntry, endEntry) of `records`. */
+  slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: () => void): void
+  /** The layer is dropped without a flush, or its flush failed: the file is removed. */
+  abort(): void
 }

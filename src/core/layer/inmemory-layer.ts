@@ -22,6 +22,11 @@
  * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
  * delta layer a flush writes takes strictly increasing (key, lsn)).
  *
+ * With a SlabStreamSink (the flush worker's, given by the timeline), every slab is sent, once full, to be
+ * written to the layer's future L0 file while the layer still fills (l0-stream.ts), so the flush at freeze
+ * has only the last slabs to write. A slab is not spilled while that write runs; if only such slabs could
+ * be spilled, the stream is dropped (the flush then writes every slab) rather than the memory bound broken.
+ *
  * Lifecycle: create -> put* -> freeze(endLsn) -> beginFlush() (the data handed to the flush, which reads it
  * from another thread; no spill meanwhile) -> delete() (slabs back to the pool, ephemeral file removed), or
  * endFlush() after a failed flush. Every `ephemeral-*` file found at startup is garbage
@@ -36,7 +41,22 @@ import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
-import { DEAD_KEY, ENTRY_BYTES, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_PREV, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
+import {
+  DEAD_KEY,
+  ENTRY_BYTES,
+  E_CRC,
+  E_KEY,
+  E_LENGTH,
+  E_OFFSET,
+  E_PREV,
+  E_SLAB,
+  F64_PER_ENTRY,
+  LENGTH_MASK,
+  U32_PER_ENTRY,
+  WILL_INIT_BIT,
+  type FrozenLayerData,
+  type SlabStreamSink,
+} from './inmemory-format.js'
 import { KeySlots } from './key-slots.js'
 import { SpillFile, spilledValueCorrupt } from './spill-file.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
@@ -59,6 +79,8 @@ export interface InMemoryLayerOptions {
   readonly startLsn: Lsn
   /** Where values live; default: a pool of this layer's own (RESIDENT_BYTES_MAX_DEFAULT). */
   readonly pool?: SlabPool
+  /** Where full slabs go to be written to the future L0 file ahead of the flush; default: nowhere. */
+  readonly stream?: SlabStreamSink
 }
 
 type LayerState = 'open' | 'frozen' | 'flushing' | 'closed'
@@ -109,21 +131,27 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   private reloadSlabs: Array<SharedArrayBuffer | null> = []
   /** The spill file: descriptor (-1 until the first spill) and its length. */
   private readonly file: SpillFile
+  /** The L0 stream full slabs are sent to (null: none, or dropped), the slabs sent, and those still being written. */
+  private stream: SlabStreamSink | null
+  private streamedSlabs = 0
+  private readonly streamPending: boolean[] = []
 
   private constructor(
     readonly startLsn: Lsn,
     path: string,
     pool: SlabPool,
+    stream: SlabStreamSink | null,
   ) {
     this.path = path
     this.file = new SpillFile(path)
     this.pool = pool
+    this.stream = stream
     pool.register(this)
   }
 
   static create(options: InMemoryLayerOptions): InMemoryLayer {
     assert(Number.isSafeInteger(options.fileId) && options.fileId >= 0, 'ephemeral file id must be a non-negative integer')
-    return new InMemoryLayer(options.startLsn, join(options.dir, `${EPHEMERAL_FILE_PREFIX}${options.fileId}`), options.pool ?? new SlabPool())
+    return new InMemoryLayer(options.startLsn, join(options.dir, `${EPHEMERAL_FILE_PREFIX}${options.fileId}`), options.pool ?? new SlabPool(), options.stream ?? null)
   }
 
   get frozen(): boolean {
@@ -236,7 +264,9 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     if (this.cur !== null && this.curUsed + bytes <= this.cur.length && bytes >= VALUE_HEADER_BYTES) return
     assert(this.state === 'open', () => `put into a ${this.state} in-memory layer`)
     assert(bytes >= VALUE_HEADER_BYTES && bytes <= LAYER_VALUE_MAX_BYTES, () => `value of ${bytes} bytes is out of bounds`)
-    // The full slab is no longer current: the pool may spill it to make room for the next.
+    // The full slab is no longer current: it goes to the L0 stream, and the pool may spill it to make room
+    // for the next (once the stream has written it).
+    if (this.curIdx >= 0) this.streamSlab(this.curIdx)
     this.cur = null
     this.curIdx = -1
     const slab = this.pool.take(bytes, this)
@@ -298,6 +328,29 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.slabUsed[this.curIdx] = this.curUsed
     this.valueBytes += len
     if (lsnN > this.maxLsnPut) this.maxLsnPut = lsnN
+  }
+
+  /** Sends full slab `s` (the entries since its first, all of them) to the L0 stream. */
+  private streamSlab(s: number): void {
+    const sink = this.stream
+    if (sink === null) return
+    if (!sink.alive || s !== this.streamedSlabs || this.slabs[s] === null) {
+      // The stream's thread died, or a slab would be missing from it: the flush writes every slab itself.
+      this.dropStream()
+      return
+    }
+    this.streamPending[s] = true
+    this.streamedSlabs = s + 1
+    sink.slabFull(s, this.slabs[s]!, this.slabUsed[s]!, this.slabFirstEntry[s]!, this.used, this.f64.buffer as SharedArrayBuffer, () => {
+      this.streamPending[s] = false
+    })
+  }
+
+  /** Abandons the L0 stream (its file is removed); its slab writes have ended or no longer matter. */
+  private dropStream(): void {
+    this.stream?.abort()
+    this.stream = null
+    this.streamPending.length = 0
   }
 
   // --- reads ---
@@ -366,7 +419,9 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   beginFlush(): FrozenLayerData {
     assert(this.state === 'frozen', () => `flush of a ${this.state} in-memory layer`)
     this.state = 'flushing'
-    this.reloadSlabs = this.slabs.map((slab, s) => (slab === null ? this.pool.takeIfFree(this.slabUsed[s]!) : null))
+    // (Slabs the L0 stream wrote are not read again.)
+    const streamed = this.stream !== null && this.stream.alive ? this.streamedSlabs : 0
+    this.reloadSlabs = this.slabs.map((slab, s) => (slab === null && s >= streamed ? this.pool.takeIfFree(this.slabUsed[s]!) : null))
     return {
       path: this.path,
       lsnRange: { start: this.startLsn, end: this.end! },
@@ -378,13 +433,19 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       slabUsed: this.slabUsed.slice(),
       reloadSlabs: this.reloadSlabs.slice(),
       spilledBytes: this.file.lengthBytes,
+      slabFirstEntries: this.slabFirstEntry.slice(),
+      streamId: this.stream !== null && this.stream.alive ? this.stream.id : null,
     }
   }
 
-  /** After a failed flush: the layer waits again (and may be spilled). */
+  /**
+   * After a failed flush: the layer waits again (and may be spilled). The failed flush removed the L0
+   * stream's file, so a retry writes every slab.
+   */
   endFlush(): void {
     if (this.state !== 'flushing') return
     this.state = 'frozen'
+    this.dropStream()
     this.returnReloadSlabs()
   }
 
@@ -405,16 +466,31 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     return this.residentBytes
   }
 
-  /** Writes the oldest resident slab (not the one being filled) to the ephemeral file. */
+  /**
+   * Writes the oldest resident slab (not the one being filled) to the ephemeral file. Slabs the L0 stream
+   * is still writing are passed over; when only those are left, the stream is dropped (the flush then
+   * writes every slab, as without one) so that the memory bound holds.
+   */
   spillOne(): boolean {
     if (this.state !== 'open' && this.state !== 'frozen') return false
-    for (; this.spillCursor < this.slabs.length; this.spillCursor++) {
-      const s = this.spillCursor
-      if (this.slabs[s] === null) continue
-      if (s === this.curIdx && this.state === 'open') return false
-      this.spillSlab(s)
-      this.spillCursor++
-      return true
+    for (let pass = 0; pass < 2; pass++) {
+      let passedOver = false
+      for (let s = this.spillCursor; s < this.slabs.length; s++) {
+        if (this.slabs[s] === null) {
+          if (s === this.spillCursor) this.spillCursor++
+          continue
+        }
+        if (s === this.curIdx && this.state === 'open') break
+        if (this.streamPending[s] === true) {
+          passedOver = true
+          continue
+        }
+        this.spillSlab(s)
+        if (s === this.spillCursor) this.spillCursor++
+        return true
+      }
+      if (!passedOver) return false
+      this.dropStream()
     }
     return false
   }
@@ -440,10 +516,15 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   // --- end of life ---
 
-  /** Drops the values (slabs back to the pool) and closes the ephemeral file, which stays on disk. Idempotent. */
+  /**
+   * Drops the values (slabs back to the pool) and closes the ephemeral file, which stays on disk; an L0
+   * stream not finished by a flush is abandoned (a slab write still running then only reads into a file
+   * being removed). Idempotent.
+   */
   close(): void {
     if (this.state === 'closed') return
     this.state = 'closed'
+    this.dropStream()
     this.pool.unregister(this)
     for (let s = 0; s < this.slabs.length; s++) {
       const slab = this.slabs[s]

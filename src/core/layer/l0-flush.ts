@@ -3,27 +3,27 @@
  * whole key space and the layer's LSN range, durable under its layer name when the promise resolves
  * (temp file, fsync, rename, directory fsync: LayerFileWriter.finish).
  *
- * It reads only the frozen layer's shared memory and its ephemeral file, so it runs in the flush worker
- * thread (flush-worker.ts) while ingest continues on the main thread; the same function runs in-thread when
- * no worker is used. Entries are put in (key, lsn) order by a counting sort: keys sorted once, then one
+ * The values are the layer's slabs, stored as they are, in slab order (l0-stream.ts; format version 2):
+ * the slabs written while the layer filled (its L0Stream) are not touched again, the others are written
+ * here. Then the index: entries in (key, lsn) order by a counting sort — keys sorted once, then one
  * sequential pass over the entry records counts entries per key and a second places entry ids, in id
  * order, which per key is LSN order (puts of a key come with non-decreasing LSNs; a version replaced at
- * the same LSN is marked dead). That replaces a walk of each key's `prev` chain, one dependent cache miss
- * per entry. Values still in slabs are written from shared memory (the writer computes their CRC-32C);
- * spilled slabs are read back from the ephemeral file — whole, into memory the layer lent for it
- * (FrozenLayerData.reloadSlabs), else value by value — and each value is checked against the CRC recorded
- * when it was spilled, which the writer then reuses.
+ * the same LSN is marked dead, and its bytes stay in the file unreferenced). That replaces a walk of each
+ * key's `prev` chain, one dependent cache miss per entry.
  *
- * On any failure the temp file is removed and the error is thrown; nothing is renamed into place.
+ * It reads only the frozen layer's shared memory and its ephemeral file, so it runs in the flush worker
+ * thread (flush-worker.ts) while ingest continues on the main thread; the same function runs in-thread when
+ * no worker is used. On any failure the temp file is removed and the error is thrown; nothing is renamed
+ * into place.
  */
 import { closeSync, openSync } from 'node:fs'
-import { crc32cRange } from '../lib/crc32c.js'
-import { MAX_KEY, MIN_KEY } from '../model/key.js'
+import { MAX_KEY } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { ioFailed } from '../storage/io-errors.js'
 import { DEAD_KEY, E_CRC, E_KEY, E_LENGTH, E_OFFSET, E_SLAB, F64_PER_ENTRY, LENGTH_MASK, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData } from './inmemory-format.js'
 import { readFully, spilledValueCorrupt } from './spill-file.js'
-import { LayerFileWriter, type FinishedLayer } from './layer-file-writer.js'
+import type { FinishedLayer } from './layer-file-writer.js'
+import { L0Stream } from './l0-stream.js'
 
 export interface L0FlushJob {
   readonly layer: FrozenLayerData
@@ -68,66 +68,65 @@ export function sortEntries(d: FrozenLayerData): { order: Int32Array; ends: Int3
   return { order, ends, ids }
 }
 
-/** Writes the L0 delta layer of a frozen in-memory layer; resolves once it is durable under its name. */
-export async function writeL0(job: L0FlushJob): Promise<FinishedLayer> {
+/**
+ * Writes the L0 delta layer of a frozen in-memory layer; resolves once it is durable under its name.
+ * `stream`: the layer's L0Stream with the slabs written while it filled (its file is finished here), or
+ * null to write every slab now.
+ */
+export async function writeL0(job: L0FlushJob, stream: L0Stream | null = null): Promise<FinishedLayer> {
   const d = job.layer
   const f64 = new Float64Array(d.records)
   const u32 = new Uint32Array(d.records)
-  const views: Array<Buffer | null> = d.slabs.map((s) => (s === null ? null : Buffer.from(s)))
-  const fromFile = d.slabs.map((s) => s === null)
+  let st: L0Stream | null = stream
   let fd = -1
-  if (d.spilledBytes > 0) {
-    try {
-      fd = openSync(d.path, 'r')
-    } catch (err) {
-      throw ioFailed('opening', d.path, err)
-    }
-  }
   try {
-    // Spilled slabs with memory lent for it are read back whole first (sequential reads).
-    for (let s = 0; s < d.slabs.length; s++) {
-      const r = d.reloadSlabs[s]
-      if (d.slabs[s] !== null || r === null || r === undefined) continue
-      const view = Buffer.from(r, 0, d.slabUsed[s]!)
-      readFully(fd, view, d.slabFileOffsets[s]!, d.path)
-      views[s] = view
-    }
-    const { order, ends, ids } = sortEntries(d)
-    const writer = await LayerFileWriter.create('delta', MIN_KEY, d.lsnRange, { dir: job.dir, tenantId: job.tenantId, timelineId: job.timelineId, noSync: job.noSync })
-    try {
-      let j = 0
-      for (let r = 0; r < order.length; r++) {
-        const key = d.keys[order[r]!]!
-        for (const end = ends[r]!; j < end; j++) {
-          const id = ids[j]!
-          const u = id * U32_PER_ENTRY
-          const s = u32[u + E_SLAB]!
-          const off = u32[u + E_OFFSET]!
-          const lenFlags = u32[u + E_LENGTH]!
-          const len = lenFlags & LENGTH_MASK
-          const willInit = (lenFlags & WILL_INIT_BIT) !== 0
-          const lsn = f64[id * F64_PER_ENTRY]!
-          let view = views[s] ?? null
-          let at = off
-          let crc = -1
-          if (fromFile[s]) {
-            if (view === null) {
-              view = Buffer.allocUnsafe(len)
-              readFully(fd, view, d.slabFileOffsets[s]! + off, d.path)
-              at = 0
-            }
-            crc = u32[u + E_CRC]!
-            if (crc32cRange(view, at, at + len) !== crc) throw spilledValueCorrupt(d.path, key, BigInt(lsn))
-          }
-          if (!writer.putRange(key, lsn, view!, at, at + len, willInit, crc)) await writer.drain()
-        }
+    st ??= await L0Stream.open({ dir: job.dir, tenantId: job.tenantId, timelineId: job.timelineId, lsnStart: d.lsnRange.start, noSync: job.noSync })
+    // The slabs not written yet, in order: from memory, or read back from the spill file (whole, into
+    // memory the layer lent for it, else into a buffer of their own) and every value checked against the
+    // CRC recorded when it was spilled.
+    for (let s = st.slabsWritten; s < d.slabs.length; s++) {
+      const first = d.slabFirstEntries[s]!
+      const end = s + 1 < d.slabs.length ? d.slabFirstEntries[s + 1]! : d.entryCount
+      const slab = d.slabs[s]
+      if (slab !== null && slab !== undefined) {
+        st.addSlab(s, Buffer.from(slab, 0, d.slabUsed[s]!), d.records, first, end, null)
+        continue
       }
-      return await writer.finish(MAX_KEY)
-    } catch (e) {
-      await writer.abort().catch(() => {})
-      throw e
+      if (fd < 0) fd = openSpill(d.path)
+      const r = d.reloadSlabs[s]
+      const view = r !== null && r !== undefined ? Buffer.from(r, 0, d.slabUsed[s]!) : Buffer.allocUnsafe(d.slabUsed[s]!)
+      readFully(fd, view, d.slabFileOffsets[s]!, d.path)
+      st.addSlab(s, view, d.records, first, end, null, {
+        expectCrc: (id) => u32[id * U32_PER_ENTRY + E_CRC]!,
+        onMismatch: (id) => spilledValueCorrupt(d.path, d.keys[u32[id * U32_PER_ENTRY + E_KEY]!] ?? '?', BigInt(f64[id * F64_PER_ENTRY]!)),
+      })
     }
+    const writer = st.writer
+    writer.setLsnEnd(d.lsnRange.end)
+    const { order, ends, ids } = sortEntries(d)
+    let j = 0
+    for (let r = 0; r < order.length; r++) {
+      const key = d.keys[order[r]!]!
+      for (const end = ends[r]!; j < end; j++) {
+        const id = ids[j]!
+        const u = id * U32_PER_ENTRY
+        const lenFlags = u32[u + E_LENGTH]!
+        writer.putPlaced(key, f64[id * F64_PER_ENTRY]!, st.slabOffsets[u32[u + E_SLAB]!]! + u32[u + E_OFFSET]!, lenFlags & LENGTH_MASK, (lenFlags & WILL_INIT_BIT) !== 0, st.crcOf(id))
+      }
+    }
+    return await writer.finish(MAX_KEY)
+  } catch (e) {
+    await st?.abort().catch(() => {})
+    throw e
   } finally {
     if (fd >= 0) closeSync(fd)
+  }
+}
+
+function openSpill(path: string): number {
+  try {
+    return openSync(path, 'r')
+  } catch (err) {
+    throw ioFailed('opening', path, err)
   }
 }

@@ -26,6 +26,7 @@ import {
   HEADER_BYTES,
   INDEX_BLOCK_HEADER_BYTES,
   INDEX_ENTRY_BYTES,
+  LAYER_FORMAT_VERSION_PLACED,
   TOP_ENTRY_BYTES,
   decodeHeader,
   decompressValue,
@@ -377,13 +378,16 @@ export class LayerFileReader {
   }
 
   /**
-   * Every entry in (key, lsn) order with its value, reading the value area sequentially in 1 MiB windows.
-   * Also checks what lookups cannot: entries strictly increasing, values back to back covering the whole
-   * value area, and the header's entry and key counts.
+   * Every entry in (key, lsn) order with its value. Version 1 reads the value area sequentially in 1 MiB
+   * windows; version 2 (values where they were placed) reads each value where it lies, through the last
+   * window when it is inside. Also checks what lookups cannot: entries strictly increasing, the header's
+   * entry and key counts, and in version 1 values back to back covering the whole value area (in version 2,
+   * values adding up to no more than it).
    */
   *entries(): Generator<LayerEntry, void, undefined> {
     const h = this.header
     const valueEnd = h.valueOffset + h.valueBytes
+    const placed = h.formatVersion === LAYER_FORMAT_VERSION_PLACED
     let expectOffset = h.valueOffset
     let window: Buffer = Buffer.alloc(0)
     let windowStart = 0
@@ -411,12 +415,12 @@ export class LayerFileReader {
         const vOff = block.readUIntBE(off + 26, 6)
         const len = block.readUInt32BE(off + 32)
         const flags = block[off + 36]!
-        if (vOff !== expectOffset) throw layerCorrupt(this.path, `value of ${key} at ${formatLsn(lsn)} is not where the previous one ended`)
+        if (!placed && vOff !== expectOffset) throw layerCorrupt(this.path, `value of ${key} at ${formatLsn(lsn)} is not where the previous one ended`)
         expectOffset += len
         let stored: Buffer
         if (vOff >= windowStart && vOff + len <= windowStart + window.length) {
           stored = window.subarray(vOff - windowStart, vOff - windowStart + len)
-        } else if (len > SCAN_WINDOW_BYTES) {
+        } else if (placed || len > SCAN_WINDOW_BYTES) {
           stored = this.file.read(vOff, len)
         } else {
           // A fresh window each time: values already yielded may still be referenced by the caller.
@@ -429,7 +433,7 @@ export class LayerFileReader {
         yield { key, lsn, value, willInit: (flags & ENTRY_FLAG_WILL_INIT) !== 0, storedBytes: len }
       }
     }
-    if (expectOffset !== valueEnd) throw layerCorrupt(this.path, 'values do not fill the value area')
+    if (placed ? expectOffset > valueEnd : expectOffset !== valueEnd) throw layerCorrupt(this.path, placed ? 'values add up to more than the value area' : 'values do not fill the value area')
     if (seen !== h.entryCount) throw layerCorrupt(this.path, `found ${seen} entries, header says ${h.entryCount}`)
     if (keys !== h.keyCount) throw layerCorrupt(this.path, `found ${keys} keys, header says ${h.keyCount}`)
   }

@@ -35,6 +35,7 @@ import {
   INDEX_ENTRY_BYTES,
   LAYER_ENTRIES_MAX,
   LAYER_FORMAT_VERSION,
+  LAYER_FORMAT_VERSION_PLACED,
   LAYER_VALUE_MAX_BYTES,
   TOP_ENTRY_BYTES,
   encodeHeader,
@@ -100,20 +101,22 @@ export class LayerFileWriter {
   /** The LSN range as numbers (end: Infinity beyond 2^53), for putRange. */
   private lastLsnN = 0
   private readonly lsnStartN: number
-  private readonly lsnEndN: number
+  private lsnEndN: number
   private state: 'open' | 'finished' | 'aborted' = 'open'
+  /** Values were appended by appendView and indexed by putPlaced (format version 2). */
+  private placed = false
   private readonly codec: ValueCodec
 
   private constructor(
     readonly kind: LayerKind,
     readonly keyStart: Key,
-    readonly lsnRange: LsnRange,
+    private range: LsnRange,
     private readonly options: LayerWriterOptions,
     private readonly file: StreamingFileWriter,
   ) {
     this.codec = options.compression ?? (kind === 'image' ? 'lz4' : 'none')
-    this.lsnStartN = Number(lsnRange.start)
-    this.lsnEndN = lsnRange.end > LSN_EXACT_MAX ? Infinity : Number(lsnRange.end)
+    this.lsnStartN = Number(range.start)
+    this.lsnEndN = range.end > LSN_EXACT_MAX ? Infinity : Number(range.end)
     this.blockBytes = options.indexBlockBytes ?? INDEX_BLOCK_BYTES_DEFAULT
     this.perBlock = entriesPerBlock(this.blockBytes)
     this.slab = Buffer.alloc(Math.max(INDEX_SLAB_BYTES, this.blockBytes))
@@ -135,6 +138,11 @@ export class LayerFileWriter {
     return new LayerFileWriter(kind, keyStart, lsnRange, options, file)
   }
 
+  /** The layer's LSN range (its end may be set later: setLsnEnd). */
+  get lsnRange(): LsnRange {
+    return this.range
+  }
+
   get entries(): number {
     return this.entryCount
   }
@@ -150,6 +158,7 @@ export class LayerFileWriter {
    */
   put(key: Key, lsn: Lsn, value: Buffer, willInit: boolean, knownCrc?: number): boolean {
     assert(this.state === 'open', () => `put on a ${this.state} layer writer`)
+    assert(!this.placed, 'put on a layer writer whose values were placed with appendView')
     assert(key >= this.keyStart, () => `key ${key} is below the layer's start key ${this.keyStart}`)
     assert(lsn >= this.lsnRange.start && lsn < this.lsnRange.end, () => `LSN ${formatLsnHex16(lsn)} is outside the layer's LSN range`)
     const lastLsn = this.lastLsn ?? (BigInt(this.lastLsnN) as Lsn)
@@ -187,7 +196,50 @@ export class LayerFileWriter {
    */
   putRange(key: Key, lsn: number, src: Buffer, start: number, end: number, willInit: boolean, knownCrc: number): boolean {
     if (this.codec !== 'none') return this.put(key, BigInt(lsn) as Lsn, src.subarray(start, end), willInit, knownCrc < 0 ? undefined : knownCrc)
-    const len = end - start
+    if (this.placed) throw new AssertionFailure('putRange on a layer writer whose values were placed with appendView')
+    const valueOffset = this.file.position
+    this.indexEntry(key, lsn, valueOffset, end - start, willInit, knownCrc >= 0 ? knownCrc : -1, src, start)
+    return this.file.append(src.subarray(start, end))
+  }
+
+  /**
+   * Appends a block of values as they are (no copy: `view` must not change until `onWritten` runs) and
+   * returns the file offset it starts at. The values are indexed afterwards with `putPlaced`, in (key, lsn)
+   * order, wherever they lie: the file's values are then in the order they were appended (format version
+   * 2), not in key order. Not mixed with `put`/`putRange`; uncompressed codec only.
+   */
+  appendView(view: Buffer, onWritten: (() => void) | null = null): number {
+    if (this.state !== 'open') throw new AssertionFailure(`append on a ${this.state} layer writer`)
+    if (this.codec !== 'none') throw new AssertionFailure('values placed with appendView are stored uncompressed')
+    if (!this.placed && this.entryCount > 0) throw new AssertionFailure('appendView after put: values would not be in key order')
+    this.placed = true
+    const at = this.file.position
+    this.file.appendView(view, onWritten)
+    return at
+  }
+
+  /** Indexes a value appended with `appendView` at file offset `valueOffset`; `crc` is its CRC-32C. */
+  putPlaced(key: Key, lsn: number, valueOffset: number, len: number, willInit: boolean, crc: number): void {
+    if (!this.placed) throw new AssertionFailure('putPlaced without values appended by appendView')
+    if (!(valueOffset >= HEADER_BYTES && valueOffset + len <= this.file.position)) {
+      throw new AssertionFailure(`value at ${valueOffset} (${len} bytes) lies outside the values appended`)
+    }
+    this.indexEntry(key, lsn, valueOffset, len, willInit, crc >>> 0, null, 0)
+  }
+
+  /** Sets the end of the LSN range (exclusive) of a writer created before it was known; before any entry. */
+  setLsnEnd(end: Lsn): void {
+    if (this.entryCount > 0) throw new AssertionFailure('the LSN range is fixed once entries were put')
+    if (!(end > this.lsnRange.start)) throw new AssertionFailure('layer writer needs a non-empty LSN range')
+    this.range = { start: this.range.start, end }
+    this.lsnEndN = end > LSN_EXACT_MAX ? Infinity : Number(end)
+  }
+
+  /**
+   * The index entry of a value of `len` bytes at `valueOffset` (layer-format.ts writeIndexEntry, written
+   * with numbers), after the order and bounds checks. `crc` < 0: computed from src[start, start + len).
+   */
+  private indexEntry(key: Key, lsn: number, valueOffset: number, len: number, willInit: boolean, crc: number, src: Buffer | null, start: number): void {
     if (this.state !== 'open') throw new AssertionFailure(`put on a ${this.state} layer writer`)
     if (!(lsn >= this.lsnStartN && lsn < this.lsnEndN && lsn <= Number.MAX_SAFE_INTEGER)) throw new AssertionFailure(`LSN ${lsn} is outside the layer's LSN range`)
     const newKey = key !== this.lastKey
@@ -199,7 +251,6 @@ export class LayerFileWriter {
     }
     if (!(len >= VALUE_HEADER_BYTES && len <= LAYER_VALUE_MAX_BYTES)) throw new AssertionFailure(`value of ${len} bytes is out of bounds`)
     if (this.entryCount >= LAYER_ENTRIES_MAX) throw new AssertionFailure('too many entries for one layer file')
-    const valueOffset = this.file.position
     if (valueOffset > INDEX_OFFSET_MAX) throw new AssertionFailure('value offset beyond u48')
     if (newKey) {
       keyToBytes(key, this.lastKeyBytes)
@@ -207,8 +258,7 @@ export class LayerFileWriter {
       this.lastKey = key
     }
     if (this.blockEntries === 0) this.appendTop(BigInt(lsn) as Lsn)
-    const crc = knownCrc >= 0 ? knownCrc : crc32cRange(src, start, end)
-    // The index entry (layer-format.ts writeIndexEntry), written with numbers.
+    const c = crc >= 0 ? crc : crc32cRange(src!, start, start + len)
     const b = this.block
     const o = INDEX_BLOCK_HEADER_BYTES + this.blockEntries * INDEX_ENTRY_BYTES
     this.lastKeyBytes.copy(b, o)
@@ -220,13 +270,12 @@ export class LayerFileWriter {
     b.writeUInt32BE(valueOffset - offHi * 0x1_0000_0000, o + 28)
     b.writeUInt32BE(len, o + 32)
     b[o + 36] = willInit ? ENTRY_FLAG_WILL_INIT : 0
-    b.writeUInt32BE(crc, o + 37)
+    b.writeUInt32BE(c, o + 37)
     if (++this.blockEntries === this.perBlock) this.sealBlock()
     this.lastLsn = null
     this.lastLsnN = lsn
     this.entryCount++
     this.rawValueBytes += len
-    return this.file.append(src.subarray(start, end))
   }
 
   async drain(): Promise<void> {
@@ -239,6 +288,7 @@ export class LayerFileWriter {
     assert(keyEnd > this.keyStart, 'the end key must be above the start key')
     assert(this.lastKey === null || keyEnd > this.lastKey, () => `end key ${keyEnd} must be above the last key ${this.lastKey}`)
     if (this.blockEntries > 0) this.sealBlock()
+    await this.file.drain()
     const valueBytes = this.file.position - HEADER_BYTES
     const indexOffset = this.file.position
     for (const slab of this.slabs) if (!this.file.append(slab)) await this.file.drain()
@@ -251,7 +301,7 @@ export class LayerFileWriter {
     const desc = this.kind === 'delta' ? deltaLayerDesc({ start: this.keyStart, end: keyEnd }, this.lsnRange) : imageLayerDesc({ start: this.keyStart, end: keyEnd }, this.lsnRange.start)
     const header = encodeHeader({
       kind: this.kind,
-      formatVersion: LAYER_FORMAT_VERSION,
+      formatVersion: this.placed ? LAYER_FORMAT_VERSION_PLACED : LAYER_FORMAT_VERSION,
       tenantId: this.options.tenantId,
       timelineId: this.options.timelineId,
       keyStart: this.keyStart,

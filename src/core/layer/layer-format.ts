@@ -3,7 +3,9 @@
  * Every integer is big-endian.
  *
  *   [0, 512)                      header: identity, ranges, sizes and offsets of every region, CRC-32C
- *   [512, indexOffset)            value area: the stored values back to back, in (key, lsn) order
+ *   [512, indexOffset)            value area: the stored values; in version 1 back to back in (key, lsn)
+ *                                 order, in version 2 (L0 flushes) in the order they were put, where a
+ *                                 version replaced at the same LSN leaves its bytes unreferenced
  *   [indexOffset, topOffset)      index blocks of `indexBlockBytes` each (4 KiB by default)
  *   [topOffset, fileSize)         top-level index: the first (key, lsn) of every index block
  *
@@ -38,7 +40,13 @@ import type { LayerKind } from './layer-name.js'
 
 export const DELTA_MAGIC = 0x5053444c // 'PSDL'
 export const IMAGE_MAGIC = 0x5053494d // 'PSIM'
+/** Values in (key, lsn) order, back to back. */
 export const LAYER_FORMAT_VERSION = 1
+/**
+ * Values where the writer placed them (an L0 written slab by slab as ingest filled them: arrival order);
+ * the index, as in version 1, is in (key, lsn) order and says where each value lies.
+ */
+export const LAYER_FORMAT_VERSION_PLACED = 2
 export const HEADER_BYTES = 512
 const HEADER_CRC_OFFSET = HEADER_BYTES - 4
 
@@ -139,8 +147,8 @@ export function decodeHeader(b: Buffer, fileSizeBytes: number, path: string): La
   if (magic !== DELTA_MAGIC && magic !== IMAGE_MAGIC) throw layerCorrupt(path, `bad magic 0x${magic.toString(16)}: not a layer file`)
   if (crc32c(b.subarray(0, HEADER_CRC_OFFSET)) !== b.readUInt32BE(HEADER_CRC_OFFSET)) throw layerCorrupt(path, 'header checksum mismatch')
   const formatVersion = b.readUInt16BE(4)
-  if (formatVersion !== LAYER_FORMAT_VERSION) {
-    throw layerCorrupt(path, `format version ${formatVersion} is not supported (this build reads version ${LAYER_FORMAT_VERSION})`)
+  if (formatVersion !== LAYER_FORMAT_VERSION && formatVersion !== LAYER_FORMAT_VERSION_PLACED) {
+    throw layerCorrupt(path, `format version ${formatVersion} is not supported (this build reads versions ${LAYER_FORMAT_VERSION} and ${LAYER_FORMAT_VERSION_PLACED})`)
   }
   if (b.readUInt16BE(6) !== HEADER_BYTES) throw layerCorrupt(path, `header size ${b.readUInt16BE(6)} is not ${HEADER_BYTES}`)
   const kind: LayerKind = magic === DELTA_MAGIC ? 'delta' : 'image'
@@ -192,6 +200,7 @@ export function decodeHeader(b: Buffer, fileSizeBytes: number, path: string): La
   if (blocksNeeded !== h.indexBlockCount) throw bad(`${h.entryCount} entries need ${blocksNeeded} index blocks, header says ${h.indexBlockCount}`)
   if (h.keyCount > h.entryCount || (h.entryCount > 0 && h.keyCount === 0)) throw bad(`key count ${h.keyCount} does not fit ${h.entryCount} entries`)
   if (kind === 'image' && h.keyCount !== h.entryCount) throw bad('an image layer holds one entry per key')
+  if (kind === 'image' && formatVersion !== LAYER_FORMAT_VERSION) throw bad(`an image layer has format version ${LAYER_FORMAT_VERSION}`)
   if (h.compressedCount > h.entryCount) throw bad('more compressed values than entries')
   return h
 }

@@ -299,7 +299,12 @@ export class Timeline {
     assert(!this.opts.readOnly, 'put into a timeline opened read-only')
     assert(lsn >= this.nextOpenStart, () => `put at ${formatLsn(lsn)} below the open layer start ${formatLsn(this.nextOpenStart)}`)
     if (this.open === null) {
-      this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart, pool: this.slabPool })
+      // With the flush worker, the layer's full slabs are written to its L0 file as it fills (l0-stream.ts).
+      const stream =
+        this.opts.flushThread !== 'inline'
+          ? sharedFlushWorker().openStream({ dir: this.dir, tenantId: this.tenantId, timelineId: this.timelineId, lsnStart: this.nextOpenStart, noSync: this.opts.noSync })
+          : undefined
+      this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart, pool: this.slabPool, ...(stream ? { stream } : {}) })
       this.openedAtMs = Date.now()
     }
     return this.open

@@ -3,11 +3,16 @@
  * it durable under its final name.
  *
  * Appends are synchronous copies into a chunk buffer (1 MiB by default); full chunks are written in the
- * background with async positional `FileHandle.write`, one at a time, in order. So a caller appending
+ * background with async positional `FileHandle.write`, up to WRITES_IN_FLIGHT_MAX at once (each at its own
+ * offset: a write waiting for the page cache does not hold up the next). So a caller appending
  * millions of small values pays a memcpy per value and no promise per value. Backpressure works like
  * Node's `Writable.write`: `append` returns false once `pendingChunksMax` chunks wait to be written, and
  * the caller must then `await drain()` before appending again (asserted: ignoring it is a bug, and the
  * backlog is what bounds the memory).
+ *
+ * `appendView` queues a caller's buffer as it is, without the copy (a 1 MiB slab of values); the caller keeps
+ * it unchanged until its `onWritten` callback runs. Views do not count against the backlog: the caller
+ * already holds their memory.
  *
  * `finish()` writes the last chunk, fsyncs, renames `<path>___temp` to the final name and fsyncs the
  * directory; `abort()` stops and removes the temp file. A background write error is kept and thrown by
@@ -23,6 +28,8 @@ import { fsyncFailed, ioFailed } from './io-errors.js'
 export const STREAM_CHUNK_BYTES_DEFAULT = 1024 * 1024
 /** Chunks written or waiting before `append` asks the caller to drain: bounds memory to about 4 MiB. */
 export const STREAM_PENDING_CHUNKS_MAX_DEFAULT = 4
+/** Writes running at once (positional, so their order does not matter). */
+const WRITES_IN_FLIGHT_MAX = 4
 /** Free chunk buffers kept for reuse (allocating 1 MiB per MiB written would churn the allocator). */
 const FREE_CHUNKS_MAX = 2
 
@@ -37,6 +44,9 @@ interface PendingChunk {
   readonly buf: Buffer
   readonly len: number
   readonly position: number
+  /** A chunk buffer of ours (recycled after its write), or a caller's view (appendView). */
+  readonly owned: boolean
+  readonly onWritten: (() => void) | null
 }
 
 interface Waiter {
@@ -50,10 +60,15 @@ export class StreamingFileWriter {
   private chunkUsed = 0
   /** File offset of the first byte of `chunk`. */
   private chunkPosition = 0
+  /** Chunks waiting for their write to start. */
   private readonly pending: PendingChunk[] = []
   private readonly free: Buffer[] = []
   private readonly waiters: Waiter[] = []
-  private writing = false
+  /** Chunks of ours waiting or being written (the backlog that backpressure bounds). */
+  private ownedPending = 0
+  private inFlight = 0
+  /** An append returned false and no drain has completed since. */
+  private mustDrain = false
   private error: PageserverError | null = null
   private state: 'open' | 'finished' | 'aborted' = 'open'
   private readonly chunkBytes: number
@@ -95,7 +110,7 @@ export class StreamingFileWriter {
    */
   append(data: Uint8Array): boolean {
     this.checkUsable()
-    assert(this.pending.length <= this.pendingChunksMax, () => `append to ${this.path} ignored backpressure: await drain() when append returns false`)
+    assert(!this.mustDrain, () => `append to ${this.path} ignored backpressure: await drain() when append returns false`)
     let done = 0
     while (done < data.length) {
       const n = Math.min(data.length - done, this.chunkBytes - this.chunkUsed)
@@ -104,12 +119,31 @@ export class StreamingFileWriter {
       done += n
       if (this.chunkUsed === this.chunkBytes) this.sealChunk()
     }
-    return this.pending.length <= this.pendingChunksMax
+    if (this.ownedPending <= this.pendingChunksMax) return true
+    this.mustDrain = true
+    return false
+  }
+
+  /**
+   * Appends `data` without copying it: what was appended before is written first, then `data` itself.
+   * `data` must not change until `onWritten` runs (it is not called when the writer fails or is aborted).
+   */
+  appendView(data: Buffer, onWritten: (() => void) | null = null): void {
+    this.checkUsable()
+    this.sealChunk()
+    if (data.length === 0) {
+      onWritten?.()
+      return
+    }
+    this.pending.push({ buf: data, len: data.length, position: this.chunkPosition, owned: false, onWritten })
+    this.chunkPosition += data.length
+    this.startWriting()
   }
 
   /** Resolves once `append` may be called again (the backlog is within its limit). */
   async drain(): Promise<void> {
-    await this.waitUntil(() => this.pending.length <= this.pendingChunksMax)
+    await this.waitUntil(() => this.ownedPending <= this.pendingChunksMax)
+    this.mustDrain = false
   }
 
   /**
@@ -164,11 +198,16 @@ export class StreamingFileWriter {
   async abort(): Promise<void> {
     if (this.state !== 'open') return
     this.state = 'aborted'
-    this.pending.length = 0 // the write in flight finishes; nothing after it starts
-    await this.waitUntil(() => !this.writing).catch(() => {})
+    // The writes in flight finish; nothing after them starts.
+    for (const c of this.pending.splice(0)) if (c.owned) this.ownedPending--
+    await this.waitUntil(() => this.inFlight === 0).catch(() => {})
     this.rejectWaiters(new PageserverError('internal', 'WRITER_ABORTED', `writing ${this.path} was aborted`))
     await this.fh.close().catch(() => {})
     await rm(this.tempPath, { force: true })
+  }
+
+  private isAborted(): boolean {
+    return this.state === 'aborted'
   }
 
   private checkUsable(): void {
@@ -178,7 +217,8 @@ export class StreamingFileWriter {
 
   private sealChunk(): void {
     if (this.chunkUsed === 0) return
-    this.pending.push({ buf: this.chunk, len: this.chunkUsed, position: this.chunkPosition })
+    this.pending.push({ buf: this.chunk, len: this.chunkUsed, position: this.chunkPosition, owned: true, onWritten: null })
+    this.ownedPending++
     this.chunkPosition += this.chunkUsed
     this.chunkUsed = 0
     this.chunk = this.free.pop() ?? Buffer.allocUnsafe(this.chunkBytes)
@@ -187,36 +227,41 @@ export class StreamingFileWriter {
 
   private async flushAll(): Promise<void> {
     this.sealChunk()
-    await this.waitUntil(() => this.pending.length === 0 && !this.writing)
+    await this.waitUntil(() => this.pending.length === 0 && this.inFlight === 0)
   }
 
   private startWriting(): void {
-    if (this.writing || this.error !== null) return
-    this.writing = true
-    // runWrites never rejects: a failure is stored in `error` and reported to waiters.
-    void this.runWrites()
+    while (this.inFlight < WRITES_IN_FLIGHT_MAX && this.pending.length > 0 && this.error === null && !this.isAborted()) {
+      this.inFlight++
+      // writeChunk never rejects: a failure is stored in `error` and reported to waiters.
+      void this.writeChunk(this.pending.shift()!)
+    }
   }
 
-  private async runWrites(): Promise<void> {
+  private async writeChunk(c: PendingChunk): Promise<void> {
     try {
-      while (this.pending.length > 0 && this.state !== 'aborted') {
-        const c = this.pending[0]!
-        let done = 0
-        while (done < c.len) {
-          const { bytesWritten } = await this.fh.write(c.buf, done, c.len - done, c.position + done)
-          done += bytesWritten
-        }
-        this.pending.shift()
-        if (this.free.length < FREE_CHUNKS_MAX) this.free.push(c.buf)
-        this.notify()
+      let done = 0
+      while (done < c.len) {
+        const { bytesWritten } = await this.fh.write(c.buf, done, c.len - done, c.position + done)
+        done += bytesWritten
       }
+      if (c.owned) {
+        this.ownedPending--
+        if (this.free.length < FREE_CHUNKS_MAX) this.free.push(c.buf)
+      }
+      // Aborted meanwhile: the view's owner no longer waits for it.
+      if (!this.isAborted()) c.onWritten?.()
     } catch (err) {
-      this.error = ioFailed('writing', this.tempPath, err)
+      this.error ??= ioFailed('writing', this.tempPath, err)
     } finally {
-      this.writing = false
+      this.inFlight--
     }
-    if (this.error !== null) this.rejectWaiters(this.error)
-    else this.notify()
+    if (this.error !== null) {
+      this.rejectWaiters(this.error)
+      return
+    }
+    this.startWriting()
+    this.notify()
   }
 
   private waitUntil(ready: () => boolean): Promise<void> {

@@ -7,10 +7,12 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { DeltaLayer, DeltaLayerWriter } from '../../../src/core/layer/delta-layer.js'
 import { ImageLayer, ImageLayerWriter } from '../../../src/core/layer/image-layer.js'
-import { HEADER_BYTES } from '../../../src/core/layer/layer-format.js'
+import { HEADER_BYTES, LAYER_FORMAT_VERSION_PLACED } from '../../../src/core/layer/layer-format.js'
+import { LayerFileWriter } from '../../../src/core/layer/layer-file-writer.js'
+import { crc32c } from '../../../src/core/lib/crc32c.js'
+import { MAX_KEY, MIN_KEY, type Key } from '../../../src/core/model/key.js'
 import type { LsnValue } from '../../../src/core/layer/layer-read.js'
 import { CorruptionError, NotFoundError } from '../../../src/core/lib/errors.js'
-import type { Key } from '../../../src/core/model/key.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, compareEntry, makeValue, prng, randInt, refGetValues, withTempDir, type Entry } from './helpers.js'
 
@@ -113,6 +115,31 @@ describe('layer file corruption', () => {
       for (const e of entries) w.put(e.key, e.lsn, e.value)
       const fin = await w.finish()
       const n = await checkEveryRegion(dir, fin.path, 'delta', entries, 22)
+      expect(n).toBeGreaterThan(300)
+    })
+  })
+
+  it('detects a flipped byte in every region of a delta layer whose values were placed (format version 2)', async () => {
+    await withTempDir('ps-corrupt-', async (dir) => {
+      const rng = prng(26)
+      const entries: Entry[] = []
+      for (let k = 0; k < 40; k++) {
+        let lsn = randInt(rng, 100, 200)
+        for (let v = 0; v < randInt(rng, 1, 6); v++) {
+          entries.push({ key: blockKey(3, k), lsn: L(lsn), value: makeValue(rng, rng() < 0.2 ? 8192 : randInt(rng, 0, 150), v === 0), willInit: v === 0 })
+          lsn += randInt(rng, 1, 50)
+        }
+      }
+      // Values in LSN order, as an L0 holds them; the index in key order says where each lies.
+      const byLsn = [...entries].sort((a, b) => (a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : 0))
+      const w = await LayerFileWriter.create('delta', MIN_KEY, { start: L(100), end: L(1000) }, { dir, tenantId: TENANT, timelineId: TIMELINE, noSync: true, indexBlockBytes: 512, compression: 'none' })
+      const at = new Map<Entry, number>()
+      for (const e of byLsn) at.set(e, w.appendView(e.value))
+      entries.sort(compareEntry)
+      for (const e of entries) w.putPlaced(e.key, Number(e.lsn), at.get(e)!, e.value.length, e.willInit, crc32c(e.value))
+      const fin = await w.finish(MAX_KEY)
+      expect(DeltaLayer.open(fin.path).dumpSummary().formatVersion).toBe(LAYER_FORMAT_VERSION_PLACED)
+      const n = await checkEveryRegion(dir, fin.path, 'delta', entries, 27)
       expect(n).toBeGreaterThan(300)
     })
   })

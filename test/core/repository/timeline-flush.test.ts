@@ -178,12 +178,14 @@ describe('Timeline flush through the worker thread', () => {
     await again.close()
   })
 
-  it('values put in place read back as encodeValue writes them; worker and inline flushes write the same files', async () => {
+  it('values put in place read back as encodeValue writes them; worker (streamed) and inline flushes write the same files', async () => {
     const ids = { t: generateTenantId(), tl: generateTimelineId() }
     const files: Array<Map<string, Buffer>> = []
     for (const flushThread of ['worker', 'inline'] as const) {
       const dir = newDir()
-      const tl = await create(dir, { flushThread }, ids)
+      // Small slabs: the worker's layers are written slab by slab while they fill (L0 streams), the inline
+      // ones at the flush; the files are the same.
+      const tl = await create(dir, { flushThread, slabPool: new SlabPool({ slabBytes: 1024 }) }, ids)
       tl.reserveImage(lsn(0x108), 100).set(page(7, 100))
       tl.commitValue(k(1), lsn(0x108))
       tl.putRecord(k(1), lsn(0x110), Buffer.from('r1'), false)

@@ -1,6 +1,7 @@
 // Local file primitives: the durable whole-file write leaves no temp file and replaces atomically;
 // removeTempFiles cleans up; positional reads are exact or a CorruptionError naming the file; the
-// streaming writer writes large files in order under backpressure, patches, renames and aborts; the
+// streaming writer writes large files in order under backpressure, patches, renames and aborts, and
+// queues callers' buffers without copying them (several writes at once, each reported once); the
 // ephemeral file serves reads from its buffer and its file across the boundary.
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -104,6 +105,36 @@ describe('StreamingFileWriter', () => {
       expect((await readFile(final)).equals(all)).toBe(true)
       expect(await readdir(dir)).toEqual(['big'])
       await expect(w.finish()).rejects.toThrow(AssertionFailure)
+    })
+  })
+
+  it('appends views without copying them, interleaved with copies, and reports each view once written', async () => {
+    await withTempDir('ps-storage-', async (dir) => {
+      const w = await StreamingFileWriter.create(join(dir, 'v'), { chunkBytes: 4096, pendingChunksMax: 1, noSync: true })
+      const expected: Buffer[] = []
+      const written: number[] = []
+      for (let i = 0; i < 300; i++) {
+        const piece = randomBytes(100 + i, 1 + ((i * 7919) % 20000))
+        expected.push(piece)
+        if (i % 3 === 0) {
+          if (!w.append(piece)) await w.drain()
+        } else {
+          w.appendView(piece, () => written.push(i))
+        }
+      }
+      // Views do not count against the backlog of copies: an append is still accepted.
+      expect(() => w.append(Buffer.from('tail'))).not.toThrow()
+      expected.push(Buffer.from('tail'))
+      await w.finish()
+      expect(written.sort((a, b) => a - b)).toEqual([...Array(300).keys()].filter((i) => i % 3 !== 0))
+      expect((await readFile(join(dir, 'v'))).equals(Buffer.concat(expected))).toBe(true)
+
+      const a = await StreamingFileWriter.create(join(dir, 'a'), { noSync: true })
+      let calls = 0
+      for (let i = 0; i < 20; i++) a.appendView(Buffer.alloc(1 << 20, i), () => calls++)
+      await a.abort()
+      expect(calls).toBeLessThan(20)
+      expect(await readdir(dir)).toEqual(['v'])
     })
   })
 
