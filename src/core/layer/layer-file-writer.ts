@@ -15,6 +15,10 @@
  * `putRange` is the same for a value given as a range of a larger buffer with its LSN as a number (the
  * L0 flush: a value in an in-memory layer's slab), without a view, a BigInt or a closure per entry; the
  * L0 flush puts a million entries per 250 MB of WAL, so per-entry allocations show.
+ *
+ * The L0 flush writes its values another way (format version 2): `appendView` appends whole slabs of values
+ * as they are, without a copy and in any key order, and `putPlaced` then indexes each value, in (key, lsn)
+ * order, at the offset where it lies (l0-stream.ts). A writer uses one way or the other.
  */
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
