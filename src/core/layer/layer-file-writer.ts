@@ -12,18 +12,15 @@
  * header) and at most LAYER_VALUE_MAX_BYTES. Backpressure: `put` returns false when the caller must
  * `await drain()` before the next put.
  *
- * `putRange` is the same for a value given as a range of a larger buffer with its LSN as a number (the
- * L0 flush: a value in an in-memory layer's slab), without a view, a BigInt or a closure per entry; the
- * L0 flush puts a million entries per 250 MB of WAL, so per-entry allocations show.
- *
- * The L0 flush writes its values another way (format version 2): `appendView` appends whole slabs of values
- * as they are, without a copy and in any key order, and `putPlaced` then indexes each value, in (key, lsn)
- * order, at the offset where it lies (l0-stream.ts). A writer uses one way or the other.
+ * The L0 flush writes its values another way (format version 2): `appendView` (or `appendCopy`) appends
+ * whole slabs of values as they are, in any key order, and `putPlaced` then indexes each value, in (key,
+ * lsn) order, at the offset where it lies, with its LSN as a number and no allocation per entry (an L0 has
+ * a million entries per 250 MB of WAL; l0-stream.ts). A writer uses one way or the other.
  */
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { AssertionFailure, assert } from '../lib/errors.js'
-import { crc32c, crc32cRange } from '../lib/crc32c.js'
+import { crc32c } from '../lib/crc32c.js'
 import { KEY_BYTES, keyToBytes, type Key } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { VALUE_HEADER_BYTES } from '../model/value.js'
@@ -100,9 +97,9 @@ export class LayerFileWriter {
   private lastKey: Key | null = null
   /** 18-byte form of lastKey. */
   private readonly lastKeyBytes = Buffer.alloc(KEY_BYTES)
-  /** The last entry's LSN; null after a putRange, which keeps it as a number in lastLsnN. */
+  /** The last entry's LSN; null after a putPlaced, which keeps it as a number in lastLsnN. */
   private lastLsn: Lsn | null = 0n as Lsn
-  /** The LSN range as numbers (end: Infinity beyond 2^53), for putRange. */
+  /** The LSN range as numbers (end: Infinity beyond 2^53), for putPlaced. */
   private lastLsnN = 0
   private readonly lsnStartN: number
   private lsnEndN: number
@@ -195,31 +192,34 @@ export class LayerFileWriter {
   }
 
   /**
-   * `put` of the value src[start, end) at `lsn` (a number below 2^53), uncompressed codecs only (else use
-   * `put`). `knownCrc`: the value's CRC-32C when just verified, or -1.
-   */
-  putRange(key: Key, lsn: number, src: Buffer, start: number, end: number, willInit: boolean, knownCrc: number): boolean {
-    if (this.codec !== 'none') return this.put(key, BigInt(lsn) as Lsn, src.subarray(start, end), willInit, knownCrc < 0 ? undefined : knownCrc)
-    if (this.placed) throw new AssertionFailure('putRange on a layer writer whose values were placed with appendView')
-    const valueOffset = this.file.position
-    this.indexEntry(key, lsn, valueOffset, end - start, willInit, knownCrc >= 0 ? knownCrc : -1, src, start)
-    return this.file.append(src.subarray(start, end))
-  }
-
-  /**
    * Appends a block of values as they are (no copy: `view` must not change until `onWritten` runs) and
    * returns the file offset it starts at. The values are indexed afterwards with `putPlaced`, in (key, lsn)
    * order, wherever they lie: the file's values are then in the order they were appended (format version
-   * 2), not in key order. Not mixed with `put`/`putRange`; uncompressed codec only.
+   * 2), not in key order. Not mixed with `put`; uncompressed codec only.
    */
   appendView(view: Buffer, onWritten: (() => void) | null = null): number {
+    const at = this.placeValues()
+    this.file.appendView(view, onWritten)
+    return at
+  }
+
+  /**
+   * `appendView` of a buffer the caller reuses at once: copied, under the writer's backpressure (a slab
+   * read back from a spill file into one reused buffer).
+   */
+  async appendCopy(data: Buffer): Promise<number> {
+    const at = this.placeValues()
+    if (!this.file.append(data)) await this.file.drain()
+    return at
+  }
+
+  /** Checks that values may be placed here, switches to placed values, and returns the next value offset. */
+  private placeValues(): number {
     if (this.state !== 'open') throw new AssertionFailure(`append on a ${this.state} layer writer`)
     if (this.codec !== 'none') throw new AssertionFailure('values placed with appendView are stored uncompressed')
     if (!this.placed && this.entryCount > 0) throw new AssertionFailure('appendView after put: values would not be in key order')
     this.placed = true
-    const at = this.file.position
-    this.file.appendView(view, onWritten)
-    return at
+    return this.file.position
   }
 
   /** Indexes a value appended with `appendView` at file offset `valueOffset`; `crc` is its CRC-32C. */
@@ -228,7 +228,7 @@ export class LayerFileWriter {
     if (!(valueOffset >= HEADER_BYTES && valueOffset + len <= this.file.position)) {
       throw new AssertionFailure(`value at ${valueOffset} (${len} bytes) lies outside the values appended`)
     }
-    this.indexEntry(key, lsn, valueOffset, len, willInit, crc >>> 0, null, 0)
+    this.indexEntry(key, lsn, valueOffset, len, willInit, crc >>> 0)
   }
 
   /** Sets the end of the LSN range (exclusive) of a writer created before it was known; before any entry. */
@@ -240,10 +240,10 @@ export class LayerFileWriter {
   }
 
   /**
-   * The index entry of a value of `len` bytes at `valueOffset` (layer-format.ts writeIndexEntry, written
-   * with numbers), after the order and bounds checks. `crc` < 0: computed from src[start, start + len).
+   * The index entry of a value of `len` bytes at `valueOffset` with CRC-32C `crc` (layer-format.ts
+   * writeIndexEntry, written with numbers), after the order and bounds checks.
    */
-  private indexEntry(key: Key, lsn: number, valueOffset: number, len: number, willInit: boolean, crc: number, src: Buffer | null, start: number): void {
+  private indexEntry(key: Key, lsn: number, valueOffset: number, len: number, willInit: boolean, crc: number): void {
     if (this.state !== 'open') throw new AssertionFailure(`put on a ${this.state} layer writer`)
     if (!(lsn >= this.lsnStartN && lsn < this.lsnEndN && lsn <= Number.MAX_SAFE_INTEGER)) throw new AssertionFailure(`LSN ${lsn} is outside the layer's LSN range`)
     const newKey = key !== this.lastKey
@@ -262,7 +262,6 @@ export class LayerFileWriter {
       this.lastKey = key
     }
     if (this.blockEntries === 0) this.appendTop(BigInt(lsn) as Lsn)
-    const c = crc >= 0 ? crc : crc32cRange(src!, start, start + len)
     const b = this.block
     const o = INDEX_BLOCK_HEADER_BYTES + this.blockEntries * INDEX_ENTRY_BYTES
     this.lastKeyBytes.copy(b, o)
@@ -274,7 +273,7 @@ export class LayerFileWriter {
     b.writeUInt32BE(valueOffset - offHi * 0x1_0000_0000, o + 28)
     b.writeUInt32BE(len, o + 32)
     b[o + 36] = willInit ? ENTRY_FLAG_WILL_INIT : 0
-    b.writeUInt32BE(c, o + 37)
+    b.writeUInt32BE(crc, o + 37)
     if (++this.blockEntries === this.perBlock) this.sealBlock()
     this.lastLsn = null
     this.lastLsnN = lsn
