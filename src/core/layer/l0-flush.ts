@@ -82,24 +82,29 @@ export async function writeL0(job: L0FlushJob, stream: L0Stream | null = null): 
   try {
     st ??= await L0Stream.open({ dir: job.dir, tenantId: job.tenantId, timelineId: job.timelineId, lsnStart: d.lsnRange.start, noSync: job.noSync })
     // The slabs not written yet, in order: from memory, or read back from the spill file (whole, into
-    // memory the layer lent for it, else into a buffer of their own) and every value checked against the
-    // CRC recorded when it was spilled.
+    // memory the layer lent for it, else into one buffer reused slab after slab, whose bytes the writer
+    // copies under its backpressure) and every value checked against the CRC recorded when it was spilled.
+    let readBack: Buffer | null = null
+    const check = {
+      expectCrc: (id: number) => u32[id * U32_PER_ENTRY + E_CRC]!,
+      onMismatch: (id: number) => spilledValueCorrupt(d.path, d.keys[u32[id * U32_PER_ENTRY + E_KEY]!] ?? '?', BigInt(f64[id * F64_PER_ENTRY]!)),
+    }
     for (let s = st.slabsWritten; s < d.slabs.length; s++) {
       const first = d.slabFirstEntries[s]!
       const end = s + 1 < d.slabs.length ? d.slabFirstEntries[s + 1]! : d.entryCount
+      const used = d.slabUsed[s]!
       const slab = d.slabs[s]
       if (slab !== null && slab !== undefined) {
-        st.addSlab(s, Buffer.from(slab, 0, d.slabUsed[s]!), d.records, first, end, null)
+        st.addSlab(s, Buffer.from(slab, 0, used), d.records, first, end, null)
         continue
       }
       if (fd < 0) fd = openSpill(d.path)
-      const r = d.reloadSlabs[s]
-      const view = r !== null && r !== undefined ? Buffer.from(r, 0, d.slabUsed[s]!) : Buffer.allocUnsafe(d.slabUsed[s]!)
+      const lent = d.reloadSlabs[s] ?? null
+      if (lent === null && (readBack === null || readBack.length < used)) readBack = Buffer.allocUnsafe(used)
+      const view = lent !== null ? Buffer.from(lent, 0, used) : readBack!.subarray(0, used)
       readFully(fd, view, d.slabFileOffsets[s]!, d.path)
-      st.addSlab(s, view, d.records, first, end, null, {
-        expectCrc: (id) => u32[id * U32_PER_ENTRY + E_CRC]!,
-        onMismatch: (id) => spilledValueCorrupt(d.path, d.keys[u32[id * U32_PER_ENTRY + E_KEY]!] ?? '?', BigInt(f64[id * F64_PER_ENTRY]!)),
-      })
+      if (lent !== null) st.addSlab(s, view, d.records, first, end, null, check)
+      else await st.addSpilledSlab(s, view, d.records, first, end, check)
     }
     const writer = st.writer
     writer.setLsnEnd(d.lsnRange.end)

@@ -31,6 +31,15 @@ export interface L0StreamTarget {
   readonly noSync: boolean
 }
 
+/**
+ * How a slab read back from the spill file is checked: each value's CRC against the one recorded at the
+ * spill (`expectCrc`); a mismatch throws `onMismatch(id)`.
+ */
+export interface SpillCheck {
+  expectCrc(id: number): number
+  onMismatch(id: number): Error
+}
+
 export class L0Stream {
   /** Slabs written so far (slabs 0 .. slabsWritten - 1, in order). */
   slabsWritten = 0
@@ -59,19 +68,27 @@ export class L0Stream {
 
   /**
    * Writes slab `index` (`view`: its used bytes) after the slabs written before it. Its entries are the
-   * ids [firstEntry, endEntry) of `records` (inmemory-format.ts); their CRCs are computed now, or, for a
-   * slab read back from the spill file, checked against `expectCrc(id)` (a mismatch throws `onMismatch(id)`).
-   * `view` must not change until `onWritten` runs.
+   * ids [firstEntry, endEntry) of `records` (inmemory-format.ts); their CRCs are computed now, and for a
+   * slab read back from the spill file checked (`check`). `view` is queued as it is and must not change
+   * until `onWritten` runs.
    */
-  addSlab(
-    index: number,
-    view: Buffer,
-    records: SharedArrayBuffer,
-    firstEntry: number,
-    endEntry: number,
-    onWritten: (() => void) | null,
-    check: { expectCrc: (id: number) => number; onMismatch: (id: number) => Error } | null = null,
-  ): void {
+  addSlab(index: number, view: Buffer, records: SharedArrayBuffer, firstEntry: number, endEntry: number, onWritten: (() => void) | null, check: SpillCheck | null = null): void {
+    this.recordCrcs(index, view, records, firstEntry, endEntry, check)
+    this.slabOffsets.push(this.writer.appendView(view, onWritten))
+    this.slabsWritten++
+  }
+
+  /**
+   * `addSlab` of a slab read back from the spill file into a buffer the caller reuses: every value is
+   * checked (`check`), and the bytes are copied under the writer's backpressure.
+   */
+  async addSpilledSlab(index: number, view: Buffer, records: SharedArrayBuffer, firstEntry: number, endEntry: number, check: SpillCheck): Promise<void> {
+    this.recordCrcs(index, view, records, firstEntry, endEntry, check)
+    this.slabOffsets.push(await this.writer.appendCopy(view))
+    this.slabsWritten++
+  }
+
+  private recordCrcs(index: number, view: Buffer, records: SharedArrayBuffer, firstEntry: number, endEntry: number, check: SpillCheck | null): void {
     if (index !== this.slabsWritten) throw new AssertionFailure(`L0 stream: slab ${index} arrived, slab ${this.slabsWritten} expected`)
     const u32 = new Uint32Array(records)
     if (endEntry > this.crcs.length) {
@@ -89,8 +106,6 @@ export class L0Stream {
       if (check !== null && crc !== check.expectCrc(id)) throw check.onMismatch(id)
       this.crcs[id] = crc
     }
-    this.slabOffsets.push(this.writer.appendView(view, onWritten))
-    this.slabsWritten++
   }
 
   /** Removes the temp file (the layer was dropped, or its flush failed). */
