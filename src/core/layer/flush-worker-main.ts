@@ -29,17 +29,15 @@ function onStreamSlab(m: StreamSlabMessage): void {
     chain = m.target !== undefined ? L0Stream.open(m.target) : Promise.resolve(null)
   }
   const next = chain.then(
-    (st) => {
+    async (st) => {
       if (st === null) return failed(m.streamId)
       try {
         const written = (): void => port!.postMessage({ id: 0, streamWritten: { streamId: m.streamId, index: m.index } } satisfies StreamReply)
         st.addSlab(m.index, Buffer.from(m.slab, 0, m.used), m.records, m.firstEntry, m.endEntry, written)
         return st
       } catch {
-        return st.abort().then(
-          () => failed(m.streamId),
-          () => failed(m.streamId),
-        )
+        await st.abort().catch(() => {})
+        return failed(m.streamId)
       }
     },
     () => failed(m.streamId),

@@ -420,7 +420,8 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     assert(this.state === 'frozen', () => `flush of a ${this.state} in-memory layer`)
     this.state = 'flushing'
     // (Slabs the L0 stream wrote are not read again.)
-    const streamed = this.stream !== null && this.stream.alive ? this.streamedSlabs : 0
+    const streamId = this.stream !== null && this.stream.alive ? this.stream.id : null
+    const streamed = streamId !== null ? this.streamedSlabs : 0
     this.reloadSlabs = this.slabs.map((slab, s) => (slab === null && s >= streamed ? this.pool.takeIfFree(this.slabUsed[s]!) : null))
     return {
       path: this.path,
@@ -434,7 +435,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       reloadSlabs: this.reloadSlabs.slice(),
       spilledBytes: this.file.lengthBytes,
       slabFirstEntries: this.slabFirstEntry.slice(),
-      streamId: this.stream !== null && this.stream.alive ? this.stream.id : null,
+      streamId,
     }
   }
 

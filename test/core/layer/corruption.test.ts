@@ -97,19 +97,24 @@ async function checkEveryRegion(dir: string, path: string, kind: 'delta' | 'imag
   return offsets.length
 }
 
+/** 40 keys with 1-5 versions each (the first will-init), LSNs in 100..~450, some 8 KiB and compressible. */
+function deltaEntries(rng: () => number): Entry[] {
+  const entries: Entry[] = []
+  for (let k = 0; k < 40; k++) {
+    let lsn = randInt(rng, 100, 200)
+    for (let v = 0; v < randInt(rng, 1, 6); v++) {
+      const willInit = v === 0
+      entries.push({ key: blockKey(3, k), lsn: L(lsn), value: makeValue(rng, rng() < 0.2 ? 8192 : randInt(rng, 0, 150), willInit, rng() < 0.5), willInit })
+      lsn += randInt(rng, 1, 50)
+    }
+  }
+  return entries
+}
+
 describe('layer file corruption', () => {
   it('detects a flipped byte in every region of a delta layer', async () => {
     await withTempDir('ps-corrupt-', async (dir) => {
-      const rng = prng(21)
-      const entries: Entry[] = []
-      for (let k = 0; k < 40; k++) {
-        let lsn = randInt(rng, 100, 200)
-        for (let v = 0; v < randInt(rng, 1, 6); v++) {
-          const willInit = v === 0
-          entries.push({ key: blockKey(3, k), lsn: L(lsn), value: makeValue(rng, rng() < 0.2 ? 8192 : randInt(rng, 0, 150), willInit, rng() < 0.5), willInit })
-          lsn += randInt(rng, 1, 50)
-        }
-      }
+      const entries = deltaEntries(prng(21))
       entries.sort(compareEntry)
       const w = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(100), end: L(1000) }, noSync: true, indexBlockBytes: 512, compression: 'lz4' })
       for (const e of entries) w.put(e.key, e.lsn, e.value)
@@ -121,15 +126,7 @@ describe('layer file corruption', () => {
 
   it('detects a flipped byte in every region of a delta layer whose values were placed (format version 2)', async () => {
     await withTempDir('ps-corrupt-', async (dir) => {
-      const rng = prng(26)
-      const entries: Entry[] = []
-      for (let k = 0; k < 40; k++) {
-        let lsn = randInt(rng, 100, 200)
-        for (let v = 0; v < randInt(rng, 1, 6); v++) {
-          entries.push({ key: blockKey(3, k), lsn: L(lsn), value: makeValue(rng, rng() < 0.2 ? 8192 : randInt(rng, 0, 150), v === 0), willInit: v === 0 })
-          lsn += randInt(rng, 1, 50)
-        }
-      }
+      const entries = deltaEntries(prng(26))
       // Values in LSN order, as an L0 holds them; the index in key order says where each lies.
       const byLsn = [...entries].sort((a, b) => (a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : 0))
       const w = await LayerFileWriter.create('delta', MIN_KEY, { start: L(100), end: L(1000) }, { dir, tenantId: TENANT, timelineId: TIMELINE, noSync: true, indexBlockBytes: 512, compression: 'none' })
