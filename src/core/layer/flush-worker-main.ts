@@ -32,7 +32,10 @@ function onStreamSlab(m: StreamSlabMessage): void {
     async (st) => {
       if (st === null) return failed(m.streamId)
       try {
-        const written = (): void => port!.postMessage({ id: 0, streamWritten: { streamId: m.streamId, index: m.index } } satisfies StreamReply)
+        const written = (): void => {
+          const slab = st.streamed(m.index, m.firstEntry, m.endEntry)
+          port!.postMessage({ id: 0, streamWritten: { streamId: m.streamId, index: m.index, slab } } satisfies StreamReply, [slab.crcs.buffer as ArrayBuffer])
+        }
         st.addSlab(m.index, Buffer.from(m.slab, 0, m.used), m.records, m.firstEntry, m.endEntry, written)
         return st
       } catch {

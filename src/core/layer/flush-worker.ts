@@ -11,13 +11,15 @@
  *
  * It also runs the L0 streams of open layers (`openStream`, l0-stream.ts): each full slab is written to the
  * layer's future L0 file as ingest goes on, and the flush job of the layer finishes that file. A stream
- * whose thread dies is lost: its layer's flush, on the next worker, writes every slab itself.
+ * whose thread dies is lost: its layer's flush, on the next worker, writes every slab itself, and the
+ * layer removes the lost stream's file when it drops it (each stream's temp path is chosen here).
  *
  * One worker per process (`sharedFlushWorker()`), started at the first flush; it is unref'd while idle so
  * it never keeps the process alive, and a worker that dies fails its pending jobs and is replaced at the
  * next one. From sources (tests, benchmarks under tsx) the worker loads flush-worker-main.ts through
  * tsx's API; the installed build starts flush-worker-main.js directly.
  */
+import { rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
@@ -29,9 +31,9 @@ import {
   type ErrorKind,
 } from '../lib/errors.js'
 import { FatalIoError } from '../storage/io-errors.js'
-import type { SlabStreamSink } from './inmemory-format.js'
+import type { SlabStreamSink, StreamedSlab } from './inmemory-format.js'
 import type { L0FlushJob } from './l0-flush.js'
-import type { L0StreamTarget } from './l0-stream.js'
+import { l0StreamTempPath, type L0StreamTarget } from './l0-stream.js'
 import type { FinishedLayer } from './layer-file-writer.js'
 
 /** An error as it crosses the thread boundary. */
@@ -70,7 +72,9 @@ export type FlushReply =
   | { readonly id: number; readonly slabs: SharedArrayBuffer[]; readonly error?: undefined; readonly layer?: undefined }
   | { readonly id: number; readonly error: WireError; readonly layer?: undefined; readonly slabs?: undefined }
 /** A slab of a stream is written (its memory is no longer read), or the stream failed and its file is gone. */
-export type StreamReply = { readonly id: 0; readonly streamWritten: { readonly streamId: number; readonly index: number } } | { readonly id: 0; readonly streamFailed: { readonly streamId: number } }
+export type StreamReply =
+  | { readonly id: 0; readonly streamWritten: { readonly streamId: number; readonly index: number; readonly slab: StreamedSlab } }
+  | { readonly id: 0; readonly streamFailed: { readonly streamId: number } }
 
 /** Most slabs one prefault request may ask for. */
 export const PREFAULT_REQUEST_SLABS_MAX = 256
@@ -192,7 +196,7 @@ export class FlushWorker {
 
   private onReply(m: FlushReply | StreamReply): void {
     if ('streamWritten' in m) {
-      this.streams.get(m.streamWritten.streamId)?.written(m.streamWritten.index)
+      this.streams.get(m.streamWritten.streamId)?.written(m.streamWritten.index, m.streamWritten.slab)
       return
     }
     if ('streamFailed' in m) {
@@ -233,21 +237,29 @@ export class FlushWorker {
 class WorkerSlabStream implements SlabStreamSink {
   private live = true
   /** Slabs sent and not yet written: their `written` callbacks. */
-  private readonly outstanding = new Map<number, () => void>()
+  private readonly outstanding = new Map<number, (w: StreamedSlab | null) => void>()
+
+  private readonly target: L0StreamTarget
 
   constructor(
     readonly id: number,
-    private readonly target: L0StreamTarget,
+    target: L0StreamTarget,
     private readonly owner: FlushWorker,
-  ) {}
+  ) {
+    this.target = { ...target, tempPath: target.tempPath ?? l0StreamTempPath(target.dir, target.lsnStart) }
+  }
 
   get alive(): boolean {
     return this.live
   }
 
-  slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: () => void): void {
+  get path(): string {
+    return this.target.tempPath!
+  }
+
+  slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: (w: StreamedSlab | null) => void): void {
     if (!this.live) {
-      written()
+      written(null)
       return
     }
     this.outstanding.set(index, written)
@@ -255,10 +267,10 @@ class WorkerSlabStream implements SlabStreamSink {
     if (!this.owner.postStream({ id: 0, streamSlab: m })) this.lose()
   }
 
-  written(index: number): void {
+  written(index: number, slab: StreamedSlab): void {
     const w = this.outstanding.get(index)
     this.outstanding.delete(index)
-    w?.()
+    w?.(slab)
   }
 
   /** The stream is gone (failed, or its thread died): no slab is read any more. */
@@ -267,13 +279,21 @@ class WorkerSlabStream implements SlabStreamSink {
     this.owner.dropStream(this.id)
     const ws = [...this.outstanding.values()]
     this.outstanding.clear()
-    for (const w of ws) w()
+    for (const w of ws) w(null)
   }
 
   abort(): void {
     const wasLive = this.live
     this.lose()
     if (wasLive) this.owner.postStream({ id: 0, streamAbort: { streamId: this.id } })
+    else {
+      // Lost: a failed stream's thread removed its file, a dead thread did not.
+      try {
+        rmSync(this.path, { force: true })
+      } catch {
+        // Left as a temp file, removed at the next startup.
+      }
+    }
   }
 }
 

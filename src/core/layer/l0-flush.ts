@@ -11,7 +11,7 @@
  * the same LSN is marked dead, and its bytes stay in the file unreferenced). That replaces a walk of each
  * key's `prev` chain, one dependent cache miss per entry.
  *
- * It reads only the frozen layer's shared memory and its ephemeral file, so it runs in the flush worker
+ * It reads only the frozen layer's shared memory and its ephemeral files, so it runs in the flush worker
  * thread (flush-worker.ts) while ingest continues on the main thread; the same function runs in-thread when
  * no worker is used. On any failure the temp file is removed and the error is thrown; nothing is renamed
  * into place.
@@ -81,13 +81,15 @@ export async function writeL0(job: L0FlushJob, stream: L0Stream | null = null): 
   let fd = -1
   try {
     st ??= await L0Stream.open({ dir: job.dir, tenantId: job.tenantId, timelineId: job.timelineId, lsnStart: d.lsnRange.start, noSync: job.noSync })
-    // The slabs not written yet, in order: from memory, or read back from the spill file (whole, into
-    // memory the layer lent for it, else into one buffer reused slab after slab, whose bytes the writer
-    // copies under its backpressure) and every value checked against the CRC recorded when it was spilled.
+    // The slabs not written yet, in order: from memory, or read back (whole, into memory the layer lent
+    // for it, else into one buffer reused slab after slab, whose bytes the writer copies under its
+    // backpressure) from the spill file, or from a lost stream's file for slabs released after it wrote
+    // them (through the layer's descriptor), every value checked against the CRC recorded then.
     let readBack: Buffer | null = null
+    let from = d.path
     const check = {
       expectCrc: (id: number) => u32[id * U32_PER_ENTRY + E_CRC]!,
-      onMismatch: (id: number) => spilledValueCorrupt(d.path, d.keys[u32[id * U32_PER_ENTRY + E_KEY]!] ?? '?', BigInt(f64[id * F64_PER_ENTRY]!)),
+      onMismatch: (id: number) => spilledValueCorrupt(from, d.keys[u32[id * U32_PER_ENTRY + E_KEY]!] ?? '?', BigInt(f64[id * F64_PER_ENTRY]!)),
     }
     for (let s = st.slabsWritten; s < d.slabs.length; s++) {
       const first = d.slabFirstEntries[s]!
@@ -98,11 +100,17 @@ export async function writeL0(job: L0FlushJob, stream: L0Stream | null = null): 
         st.addSlab(s, Buffer.from(slab, 0, used), d.records, first, end, null)
         continue
       }
-      if (fd < 0) fd = openSpill(d.path)
       const lent = d.reloadSlabs[s] ?? null
       if (lent === null && (readBack === null || readBack.length < used)) readBack = Buffer.allocUnsafe(used)
       const view = lent !== null ? Buffer.from(lent, 0, used) : readBack!.subarray(0, used)
-      readFully(fd, view, d.slabFileOffsets[s]!, d.path)
+      if (d.slabStreamOffsets[s]! >= 0) {
+        from = d.streamPath
+        readFully(d.streamFd, view, d.slabStreamOffsets[s]!, from)
+      } else {
+        if (fd < 0) fd = openSpill(d.path)
+        from = d.path
+        readFully(fd, view, d.slabFileOffsets[s]!, from)
+      }
       if (lent !== null) st.addSlab(s, view, d.records, first, end, null, check)
       else await st.addSpilledSlab(s, view, d.records, first, end, check)
     }

@@ -11,15 +11,17 @@
  *
  * Until the flush finishes it the file is a `___temp` file, removed at startup if a crash leaves it; an
  * abandoned layer aborts its stream (the file is removed). CRCs are kept here per entry id: the flush
- * indexes each value with the CRC computed when its slab was written.
+ * indexes each value with the CRC computed when its slab was written. Each written slab is reported back
+ * with its offset and CRCs (`streamed`), and the in-memory layer then gives the slab's memory back and
+ * reads those values from this file (inmemory-layer.ts).
  */
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { MIN_KEY } from '../model/key.js'
 import { MAX_LSN, type Lsn } from '../pg/lsn.js'
 import { crc32cRange } from '../lib/crc32c.js'
 import { AssertionFailure } from '../lib/errors.js'
-import { E_LENGTH, E_OFFSET, E_SLAB, LENGTH_MASK, U32_PER_ENTRY } from './inmemory-format.js'
-import { LayerFileWriter } from './layer-file-writer.js'
+import { E_LENGTH, E_OFFSET, E_SLAB, LENGTH_MASK, U32_PER_ENTRY, type StreamedSlab } from './inmemory-format.js'
+import { LayerFileWriter, layerTempPath } from './layer-file-writer.js'
 
 export interface L0StreamTarget {
   /** The timeline directory. */
@@ -29,6 +31,13 @@ export interface L0StreamTarget {
   /** The in-memory layer's start LSN (its end is set by the flush). */
   readonly lsnStart: Lsn
   readonly noSync: boolean
+  /** The file's temp path (l0StreamTempPath), known to the layer before the stream writes anything. */
+  readonly tempPath?: string
+}
+
+/** A fresh temp path for the L0 file of an in-memory layer starting at `lsnStart`. */
+export function l0StreamTempPath(dir: string, lsnStart: Lsn): string {
+  return layerTempPath(dir, MIN_KEY, { start: lsnStart, end: MAX_LSN })
 }
 
 /**
@@ -57,6 +66,7 @@ export class L0Stream {
       timelineId: t.timelineId,
       noSync: t.noSync,
       compression: 'none',
+      ...(t.tempPath !== undefined ? { tempPath: t.tempPath } : {}),
     })
     return new L0Stream(writer)
   }
@@ -64,6 +74,14 @@ export class L0Stream {
   /** The CRC-32C of entry `id`'s value (its slab was written). */
   crcOf(id: number): number {
     return this.crcs[id]!
+  }
+
+  /**
+   * What the in-memory layer needs to release written slab `index` (entries [firstEntry, endEntry)) and
+   * read its values from this file instead: the slab's offset, its values' CRCs (a copy).
+   */
+  streamed(index: number, firstEntry: number, endEntry: number): StreamedSlab {
+    return { offset: this.slabOffsets[index]!, crcs: this.crcs.slice(firstEntry, endEntry) }
   }
 
   /**

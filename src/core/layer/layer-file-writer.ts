@@ -71,6 +71,13 @@ export interface LayerWriterOptions extends SyncOptions {
   readonly indexBlockBytes?: number
   /** Write chunk of the underlying StreamingFileWriter; default 1 MiB. */
   readonly chunkBytes?: number
+  /** Where to write until `finish` (a `layerTempPath` chosen by the caller); default: a fresh one. */
+  readonly tempPath?: string
+}
+
+/** A fresh temp path for a layer file starting at `keyStart` over `lsnRange` (random, so never reused). */
+export function layerTempPath(dir: string, keyStart: Key, lsnRange: LsnRange): string {
+  return join(dir, `${keyStart}__${formatLsnHex16(lsnRange.start)}-${formatLsnHex16(lsnRange.end)}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`)
 }
 
 export interface FinishedLayer {
@@ -128,8 +135,7 @@ export class LayerFileWriter {
   static async create(kind: LayerKind, keyStart: Key, lsnRange: LsnRange, options: LayerWriterOptions): Promise<LayerFileWriter> {
     assert(lsnRange.start < lsnRange.end, 'layer writer needs a non-empty LSN range')
     assert(isValidIndexBlockBytes(options.indexBlockBytes ?? INDEX_BLOCK_BYTES_DEFAULT), 'index block size must be a power of two in 128..65536')
-    const tempName = `${keyStart}__${formatLsnHex16(lsnRange.start)}-${formatLsnHex16(lsnRange.end)}.${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`
-    const tempPath = join(options.dir, tempName)
+    const tempPath = options.tempPath ?? layerTempPath(options.dir, keyStart, lsnRange)
     const file = await StreamingFileWriter.create(tempPath, {
       tempPath,
       noSync: options.noSync ?? false,
@@ -137,6 +143,11 @@ export class LayerFileWriter {
     })
     file.append(Buffer.alloc(HEADER_BYTES)) // the header goes here once the sizes are known
     return new LayerFileWriter(kind, keyStart, lsnRange, options, file)
+  }
+
+  /** Where the file is written until `finish` renames it. */
+  get tempPath(): string {
+    return this.file.tempPath
   }
 
   /** The layer's LSN range (its end may be set later: setLsnEnd). */

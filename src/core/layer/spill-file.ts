@@ -93,7 +93,7 @@ export function readFully(fd: number, out: Buffer, position: number, path: strin
 
 export function spilledValueCorrupt(path: string, key: Key, lsn: bigint): CorruptionError {
   return new CorruptionError('EPHEMERAL_CORRUPT', `${path}: value of ${key} at ${formatLsn(lsn)} fails its checksum`, {
-    hint: 'The spill file of the in-memory layer was damaged; restart the page server, which replays WAL from disk_consistent_lsn.',
+    hint: 'A file the in-memory layer keeps values in (its spill file, or its L0 file being written) was damaged; restart the page server, which replays WAL from disk_consistent_lsn.',
     details: { path },
   })
 }

@@ -15,7 +15,9 @@
  * reached, the pool first reuses a free slab, else asks a layer to spill one of its slabs to the layer's
  * ephemeral file (SlabOwner.spillOne), which frees it. Victims, in order: frozen layers waiting for their
  * flush (the newest waits longest), then open layers (their oldest full slab), largest resident first.
- * A layer being flushed is never a victim (the worker reads its slabs). When no slab can be spilled the
+ * A layer being flushed is never a victim (the worker reads its slabs). A layer with an L0 stream gives
+ * each slab back as soon as the stream has written it (inmemory-layer.ts), so during ingest slabs mostly
+ * cycle through the pool without spills and without fresh memory. When no slab can be spilled the
  * pool allocates over budget: that overshoot is bounded by the slabs of layers being flushed, which come
  * back when their flush ends, and ingest waits for flushes above the ceiling (app/ingest-driver.ts).
  *
@@ -76,6 +78,8 @@ export interface SlabPoolStats {
   overBudget: number
   /** Slabs received from the prefault source. */
   prefaulted: number
+  /** Slabs given back once their layer's L0 stream had written them (their values are read from there). */
+  released: number
 }
 
 export class SlabPool {
@@ -84,7 +88,7 @@ export class SlabPool {
   private readonly free: SharedArrayBuffer[] = []
   private resident = 0
   private readonly owners = new Set<SlabOwner>()
-  readonly stats: SlabPoolStats = { allocated: 0, reused: 0, spilled: 0, spilledBytes: 0, overBudget: 0, prefaulted: 0 }
+  readonly stats: SlabPoolStats = { allocated: 0, reused: 0, spilled: 0, spilledBytes: 0, overBudget: 0, prefaulted: 0, released: 0 }
   private prefault: SlabSource | null = null
   private prefaulting = false
 
@@ -176,6 +180,11 @@ export class SlabPool {
     this.resident -= slab.byteLength
     assert(this.resident >= 0, 'slab pool: more bytes returned than taken')
     if (slab.byteLength === this.slabBytes && this.resident + this.pooledBytes + slab.byteLength + this.ownersIndexBytes() <= this.residentBytesMax) this.free.push(slab)
+  }
+
+  /** Notes a release after an L0 stream's write (for stats); the owner then gives the slab back. */
+  noteRelease(): void {
+    this.stats.released++
   }
 
   /** Notes a spill (for stats); the owner then gives the slab back. */

@@ -1,21 +1,24 @@
 // L0 streams: an in-memory layer whose full slabs are written to its L0 file as it fills flushes to the
 // same bytes as a layer written whole at the flush (values in slab order, format version 2, replaced
-// versions left unreferenced), read back by lookups and by the full scan; slabs streamed and then spilled
-// are not written twice; a spill that finds only slabs still being written drops the stream instead of
-// breaking the memory bound; a dropped layer removes its stream's file; through the flush worker the
-// stream gives the same file, and a worker that dies midway leaves a flush that writes every slab itself.
-import { mkdir, readFile, readdir } from 'node:fs/promises'
+// versions left unreferenced), read back by lookups and by the full scan; slabs the stream has written are
+// released (memory back to the pool, values read from the stream's file, a damaged byte there a corruption
+// error) and not written twice; a spill that finds only slabs still being written drops the stream instead
+// of breaking the memory bound; a dropped layer removes its stream's file; through the flush worker the
+// stream gives the same file, and a worker that dies midway, after slabs were released, leaves a flush
+// that writes every slab itself, the released ones read back through the layer's descriptor.
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { DeltaLayer } from '../../../src/core/layer/delta-layer.js'
 import { FlushWorker } from '../../../src/core/layer/flush-worker.js'
-import type { SlabStreamSink } from '../../../src/core/layer/inmemory-format.js'
+import type { SlabStreamSink, StreamedSlab } from '../../../src/core/layer/inmemory-format.js'
 import { InMemoryLayer } from '../../../src/core/layer/inmemory-layer.js'
 import { writeL0 } from '../../../src/core/layer/l0-flush.js'
-import { L0Stream, type L0StreamTarget } from '../../../src/core/layer/l0-stream.js'
+import { L0Stream, l0StreamTempPath, type L0StreamTarget } from '../../../src/core/layer/l0-stream.js'
 import { HEADER_BYTES, LAYER_FORMAT_VERSION_PLACED } from '../../../src/core/layer/layer-format.js'
 import type { LsnValue } from '../../../src/core/layer/layer-read.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
+import { CorruptionError } from '../../../src/core/lib/errors.js'
 import type { Key } from '../../../src/core/model/key.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, makeValue, prng, randInt, withTempDir } from './helpers.js'
@@ -27,6 +30,7 @@ afterAll(() => worker.close())
 /** A sink that runs the stream in this thread; `hold` keeps slabs unwritten (pending) until released. */
 class InThreadSink implements SlabStreamSink {
   readonly id = 1
+  readonly path: string
   alive = true
   aborted = false
   slabsSent = 0
@@ -37,19 +41,20 @@ class InThreadSink implements SlabStreamSink {
     target: L0StreamTarget,
     private readonly hold = false,
   ) {
-    this.chain = L0Stream.open(target)
+    this.path = l0StreamTempPath(target.dir, target.lsnStart)
+    this.chain = L0Stream.open({ ...target, tempPath: this.path })
   }
 
   private outstanding = 0
 
-  slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: () => void): void {
+  slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: (w: StreamedSlab | null) => void): void {
     this.slabsSent++
     this.outstanding++
-    const done = (): void => {
-      this.outstanding--
-      written()
-    }
     this.chain = this.chain.then((st) => {
+      const done = (): void => {
+        this.outstanding--
+        written(st.streamed(index, firstEntry, endEntry))
+      }
       st.addSlab(index, Buffer.from(slab, 0, used), records, firstEntry, endEntry, this.hold ? () => this.held.push(done) : done)
       return st
     })
@@ -170,12 +175,12 @@ describe('L0 stream', () => {
     })
   })
 
-  it('spills slabs once written; with only slabs still being written, drops the stream and keeps the bound', async () => {
+  it('releases slabs once written; with only slabs still being written, drops the stream and keeps the bound', async () => {
     await withTempDir('ps-l0s-', async (dir) => {
       for (const sub of ['whole', 'a', 'b']) await mkdir(join(dir, sub))
       const whole = await fill(dir, new SlabPool({ slabBytes: 4096 }), 62, 2500, 1)
-      // Written while the layer fills (the puts wait for the writes now and then): streamed slabs are then
-      // spilled (a budget far below the data) and not written again.
+      // Written while the layer fills (the puts wait for the writes now and then): written slabs are
+      // released (a budget far below the data) and not written again.
       const sinkA = new InThreadSink(target(join(dir, 'a')))
       const poolA = new SlabPool({ slabBytes: 4096, residentBytesMax: 256 * 1024 })
       const a = await fill(dir, poolA, 62, 2500, 2, sinkA, async (i) => {
@@ -187,9 +192,11 @@ describe('L0 stream', () => {
       const b = await fill(dir, poolB, 62, 2500, 3, sinkB)
       try {
         expect(sinkA.aborted).toBe(false)
-        expect(poolA.stats.spilled).toBeGreaterThan(10)
+        expect(poolA.stats.released).toBeGreaterThan(10)
         expect(poolA.stats.overBudget).toBe(0)
+        expect(poolA.residentBytes + poolA.pooledBytes).toBeLessThanOrEqual(256 * 1024)
         expect(sinkB.aborted).toBe(true)
+        expect(poolB.stats.released).toBe(0)
         expect(poolB.stats.spilled).toBeGreaterThan(10)
         expect(poolB.stats.overBudget).toBe(0)
         expect(poolB.residentBytes + poolB.pooledBytes).toBeLessThanOrEqual(256 * 1024)
@@ -205,6 +212,56 @@ describe('L0 stream', () => {
         expectSameReads(a, fa.path)
       } finally {
         for (const f of [whole, a, b]) f.layer.delete()
+      }
+    })
+  })
+
+  it('reads released slabs from the stream file: the same values, and a damaged byte is a corruption error', async () => {
+    await withTempDir('ps-l0s-', async (dir) => {
+      await mkdir(join(dir, 's'))
+      const ref = await fill(dir, new SlabPool({ slabBytes: 4096 }), 65, 2000, 1)
+      const sink = new InThreadSink(target(join(dir, 's')))
+      const pool = new SlabPool({ slabBytes: 4096 })
+      const f = await fill(dir, pool, 65, 2000, 2, sink, async (i) => {
+        if (i % 200 === 199) await sink.idle()
+      })
+      try {
+        await sink.idle()
+        // Every slab the stream wrote went back to the pool: only the last few stay in memory.
+        expect(pool.stats.released).toBeGreaterThan(sink.slabsSent - 30)
+        expect(f.layer.residentSlabBytesNow).toBeLessThan(30 * 4096)
+        const versions = (l: InMemoryLayer, key: Key): string[] => {
+          const out: LsnValue[] = []
+          l.getValues(key, f.end, out)
+          return out.map((v) => `${v.lsn}:${v.value.toString('hex')}`)
+        }
+        for (const key of ref.keys) expect(versions(f.layer, key)).toEqual(versions(ref.layer, key))
+        // Damage the values of the stream's file here and there: each read either fails naming the file
+        // or returns exactly what it should; never a wrong value.
+        const temp = (await readdir(join(dir, 's'))).find((n) => n.endsWith('___temp'))!
+        const path = join(dir, 's', temp)
+        const bytes = await readFile(path)
+        for (let at = HEADER_BYTES + 100; at < bytes.length; at += 1500) bytes[at] = bytes[at]! ^ 0x20
+        await writeFile(path, bytes)
+        let failed = 0
+        for (const key of ref.keys) {
+          let got: string[]
+          try {
+            got = versions(f.layer, key)
+          } catch (e) {
+            expect(e).toBeInstanceOf(CorruptionError)
+            expect((e as CorruptionError).code).toBe('EPHEMERAL_CORRUPT')
+            expect((e as Error).message).toContain(temp)
+            failed++
+            continue
+          }
+          expect(got).toEqual(versions(ref.layer, key))
+        }
+        expect(failed).toBeGreaterThan(10)
+      } finally {
+        ref.layer.delete()
+        f.layer.delete()
+        await sink.stream()
       }
     })
   })
@@ -228,19 +285,27 @@ describe('L0 stream', () => {
       const whole = await fill(dir, new SlabPool({ slabBytes: 4096 }), 64, 3000, 1)
       const viaWorker = await fill(dir, new SlabPool({ slabBytes: 4096 }), 64, 3000, 2, worker.openStream(target(join(dir, 'worker'))))
       const sink = worker.openStream(target(join(dir, 'died')))
+      const diedPool = new SlabPool({ slabBytes: 4096 })
       try {
         const ref = await writeL0(job(whole, join(dir, 'whole')))
         const w = await worker.run(job(viaWorker, join(dir, 'worker')))
         expect((await readFile(w.path)).equals(await readFile(ref.path))).toBe(true)
         expect(await readdir(join(dir, 'worker'))).toEqual([w.desc.name])
-        // The same puts, the worker stopped halfway: the stream is lost, the flush writes every slab.
-        const died = await fill(dir, new SlabPool({ slabBytes: 4096 }), 64, 3000, 3, sink, async (i) => {
+        // The same puts, the worker stopped halfway once it had written (and the layer released) the first
+        // slabs: the stream is lost, the flush writes every slab, the released ones read back from the
+        // removed file through the layer's descriptor.
+        const died = await fill(dir, diedPool, 64, 3000, 3, sink, async (i) => {
+          if (i === 1000) {
+            for (let t = 0; t < 200 && diedPool.stats.released === 0; t++) await new Promise((r) => setTimeout(r, 5))
+            expect(diedPool.stats.released).toBeGreaterThan(0)
+          }
           if (i !== 1500) return
           expect(sink.alive).toBe(true)
           await worker.close()
         })
         try {
           expect(sink.alive).toBe(false)
+          expect(await readdir(join(dir, 'died'))).toEqual([])
           const data = died.layer.beginFlush()
           expect(data.streamId).toBeNull()
           const d = await worker.run({ layer: data, dir: join(dir, 'died'), tenantId: TENANT, timelineId: TIMELINE, noSync: true })
