@@ -296,7 +296,7 @@ describe('L0 stream', () => {
         // removed file through the layer's descriptor.
         const died = await fill(dir, diedPool, 64, 3000, 3, sink, async (i) => {
           if (i === 1000) {
-            for (let t = 0; t < 200 && diedPool.stats.released === 0; t++) await new Promise((r) => setTimeout(r, 5))
+            for (let t = 0; t < 600 && diedPool.stats.released === 0; t++) await new Promise((r) => setTimeout(r, 5))
             expect(diedPool.stats.released).toBeGreaterThan(0)
           }
           if (i !== 1500) return
