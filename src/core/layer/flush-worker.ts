@@ -214,7 +214,7 @@ export class FlushWorker {
   private onDeath(w: Worker, e: unknown): void {
     if (this.worker !== w) return
     this.worker = null
-    // The thread no longer reads any slab; its streams' files stay as temp files until the next startup.
+    // The thread no longer reads any slab; its streams' layers remove their files when they drop them.
     for (const st of [...this.streams.values()]) st.lose()
     const err =
       e instanceof PageserverError

@@ -28,16 +28,16 @@
  * and its values are read from the stream's file (a descriptor the layer opens on it, with the CRCs the
  * stream computed), as Neon's in-memory layer reads its ephemeral file. So a layer holds in memory only
  * the slab it fills and those being written, and ingest recycles a few dozen slabs instead of faulting in
- * fresh memory for each (peak RSS at the default ceiling 803 -> 450 MiB, bench/ingest-rss.ts). A slab is not spilled while its write runs; if only such
- * slabs could be spilled, the stream is dropped (the flush then writes every slab, reading released ones
- * through the layer's descriptor, which outlives the removed file) rather than the memory bound broken.
+ * fresh memory for each (peak RSS at the default ceiling 803 -> 450 MiB, bench/ingest-rss.ts). A slab is
+ * not spilled while its write runs; if only such slabs could be spilled, the stream is dropped (the flush
+ * then writes every slab, reading released ones through the layer's descriptor, which outlives the removed
+ * file) rather than the memory bound broken.
  *
  * Lifecycle: create -> put* -> freeze(endLsn) -> beginFlush() (the data handed to the flush, which reads it
  * from another thread; no spill meanwhile) -> delete() (slabs back to the pool, ephemeral file removed), or
  * endFlush() after a failed flush. Every `ephemeral-*` file found at startup is garbage
  * (`removeEphemeralFiles`).
  */
-import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { AssertionFailure, assert } from '../lib/errors.js'
 import { crc32c, crc32cRange } from '../lib/crc32c.js'
@@ -65,7 +65,7 @@ import {
   type StreamedSlab,
 } from './inmemory-format.js'
 import { KeySlots } from './key-slots.js'
-import { SpillFile, readFully, spilledValueCorrupt } from './spill-file.js'
+import { SpillFile, spilledValueCorrupt } from './spill-file.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
 
 /** Bytes of index per entry (see inmemory-format.ts). */
@@ -146,8 +146,8 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   private stream: SlabStreamSink | null
   private streamedSlabs = 0
   private readonly streamPending: boolean[] = []
-  /** The stream's file, opened at the first release to read released slabs' values (fd -1: not open). */
-  private streamFile = { path: '', fd: -1 }
+  /** The stream's file, opened at the first release to read released slabs' values. */
+  private streamFile: SpillFile | null = null
 
   private constructor(
     readonly startLsn: Lsn,
@@ -369,15 +369,15 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   private release(s: number, path: string, w: StreamedSlab): void {
     const slab = this.slabs[s]
     if (slab === null || slab === undefined || s === this.curIdx || (this.state !== 'open' && this.state !== 'frozen')) return
-    if (this.streamFile.fd < 0) {
+    if (this.streamFile === null) {
       try {
-        this.streamFile = { path, fd: openSync(path, 'r') }
+        this.streamFile = SpillFile.openForReading(path)
       } catch {
         return
       }
     }
     const first = this.slabFirstEntry[s]!
-    const end = s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.used
+    const end = this.slabEntryEnd(s)
     assert(w.crcs.length === end - first, () => `L0 stream reported ${w.crcs.length} CRCs for the ${end - first} values of slab ${s}`)
     for (let id = first; id < end; id++) this.u32[id * U32_PER_ENTRY + E_CRC] = w.crcs[id - first]!
     this.slabStreamOffset[s] = w.offset
@@ -386,6 +386,11 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.residentBytes -= slab.byteLength
     this.pool.noteRelease()
     this.pool.give(slab)
+  }
+
+  /** The end of slab `s`'s entry ids (its entries are [slabFirstEntry[s], this)). */
+  private slabEntryEnd(s: number): number {
+    return s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.used
   }
 
   /** Abandons the L0 stream (its file is removed); its slab writes have ended or no longer matter. */
@@ -430,10 +435,10 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       view.copy(out, 0, off, off + len)
       return out
     }
-    const inStream = this.slabStreamOffset[s]! >= 0
-    if (inStream) readFully(this.streamFile.fd, out, this.slabStreamOffset[s]! + off, this.streamFile.path)
-    else this.file.readInto(out, this.slabFileOffset[s]! + off)
-    if (crc32c(out) !== this.u32[u + E_CRC]) throw spilledValueCorrupt(inStream ? this.streamFile.path : this.path, key, BigInt(this.f64[id * F64_PER_ENTRY]!))
+    const released = this.slabStreamOffset[s]! >= 0
+    const file = released ? this.streamFile! : this.file
+    file.readInto(out, (released ? this.slabStreamOffset[s]! : this.slabFileOffset[s]!) + off)
+    if (crc32c(out) !== this.u32[u + E_CRC]) throw spilledValueCorrupt(file.path, key, BigInt(this.f64[id * F64_PER_ENTRY]!))
     return out
   }
 
@@ -476,8 +481,8 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
       slabs: this.slabs.slice(),
       slabFileOffsets: this.slabFileOffset.slice(),
       slabStreamOffsets: this.slabStreamOffset.slice(),
-      streamFd: this.streamFile.fd,
-      streamPath: this.streamFile.path,
+      streamFd: this.streamFile?.descriptor ?? -1,
+      streamPath: this.streamFile?.path ?? '',
       slabUsed: this.slabUsed.slice(),
       reloadSlabs: this.reloadSlabs.slice(),
       spilledBytes: this.file.lengthBytes,
@@ -548,7 +553,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     const view = this.views[s]!
     const used = this.slabUsed[s]!
     // The values of slab s are the entries [first, next slab's first): they get their CRC now.
-    const endId = s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.used
+    const endId = this.slabEntryEnd(s)
     for (let id = this.slabFirstEntry[s]!; id < endId; id++) {
       const u = id * U32_PER_ENTRY
       const off = this.u32[u + E_OFFSET]!
@@ -585,8 +590,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.returnReloadSlabs()
     this.cur = null
     this.file.close()
-    if (this.streamFile.fd >= 0) closeSync(this.streamFile.fd)
-    this.streamFile = { path: this.streamFile.path, fd: -1 }
+    this.streamFile?.close()
   }
 
   /** Closes and removes the ephemeral file (after the flush). Idempotent. */

@@ -23,6 +23,25 @@ export class SpillFile {
 
   constructor(readonly path: string) {}
 
+  /**
+   * An existing file opened for reading only (`readInto`, `close`; `delete` leaves it): an L0 stream's file,
+   * which the in-memory layer reads its released slabs from. Throws when it cannot be opened.
+   */
+  static openForReading(path: string): SpillFile {
+    const f = new SpillFile(path)
+    try {
+      f.fd = openSync(path, 'r')
+    } catch (err) {
+      throw ioFailed('opening', path, err)
+    }
+    return f
+  }
+
+  /** The open descriptor (-1: none), for a reader in another thread of this process while this one is open. */
+  get descriptor(): number {
+    return this.fd
+  }
+
   /** Bytes written so far (0: the file was never created). */
   get lengthBytes(): number {
     return this.bytes
