@@ -10,17 +10,11 @@
  * CRC-32C then, and are checked when read back; values still in memory carry no CRC (the layer writer
  * computes the file's). Reads find a value in its slab or in the file.
  *
- * The JS heap holds only a compact index with no object per entry: a 32-byte record per entry id in one
- * SharedArrayBuffer (lsn, slab, offset, length with the will-init bit, CRC-32C when spilled, previous entry
- * id of the same key, key index), grown by doubling, plus the dense numbering of the keys (KeySlots, found
- * by key prefix and field6: ingest puts by parts, `putRecordAt` / `commitAt`, without building a key
- * string) whose slots in a Float64Array hold the id and LSN of the key's newest entry. A key's versions form
- * a chain newest -> oldest through `prev`, which is exactly the order a read wants. The frozen layer's keys
- * are built once, in slot order, when it is flushed.
- *
- * LSNs are kept as doubles: exact below 2^53 (8 PiB of WAL; asserted on put). Per key, puts come with
- * non-decreasing LSNs (asserted); a put at the same LSN as the key's newest version replaces it (the
- * delta layer a flush writes takes strictly increasing (key, lsn)).
+ * The JS heap holds only a compact index with no object per entry (inmemory-index.ts: entry records in
+ * shared memory, keys numbered by prefix and field6, so ingest puts by parts, `putRecordAt` / `commitAt`,
+ * without building a key string). Per key, puts come with non-decreasing LSNs (asserted); a put at the same
+ * LSN as the key's newest version replaces it. The frozen layer's keys are built once, in slot order, when
+ * it is flushed.
  *
  * With a SlabStreamSink (the flush worker's, given by the timeline), every slab is sent, once full, to be
  * written to the layer's future L0 file while the layer still fills (l0-stream.ts), so the flush at freeze
@@ -39,19 +33,16 @@
  * (`removeEphemeralFiles`).
  */
 import { join } from 'node:path'
-import { AssertionFailure, assert } from '../lib/errors.js'
+import { assert } from '../lib/errors.js'
 import { crc32c, crc32cRange } from '../lib/crc32c.js'
-import { keyField6, keyFromPrefix, keyPrefixOf, type Key } from '../model/key.js'
+import { keyField6, keyPrefixOf, type Key } from '../model/key.js'
 import { VALUE_FLAG_WILL_INIT, VALUE_HEADER_BYTES, VALUE_KIND_IMAGE, VALUE_KIND_RECORD } from '../model/value.js'
 import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
 import {
-  DEAD_KEY,
-  ENTRY_BYTES,
   E_CRC,
-  E_KEY,
   E_LENGTH,
   E_OFFSET,
   E_PREV,
@@ -64,18 +55,9 @@ import {
   type SlabStreamSink,
   type StreamedSlab,
 } from './inmemory-format.js'
-import { KeySlots } from './key-slots.js'
+import { InMemoryIndex } from './inmemory-index.js'
 import { SpillFile, spilledValueCorrupt } from './spill-file.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
-
-/** Bytes of index per entry (see inmemory-format.ts). */
-export const INMEMORY_INDEX_BYTES_PER_ENTRY = ENTRY_BYTES
-/** Heap cost per distinct key besides KeySlots' own count: its two slots in `heads` are counted at capacity. */
-export const INMEMORY_BYTES_PER_KEY_ESTIMATE = 16
-/** Entry ids are i32 (the prev links). */
-export const INMEMORY_ENTRIES_MAX = 2 ** 31 - 1
-const INITIAL_CAPACITY = 1024
-const LSN_EXACT_MAX = BigInt(Number.MAX_SAFE_INTEGER)
 
 export interface InMemoryLayerOptions {
   /** The timeline directory; the layer's spill file is `<dir>/ephemeral-<fileId>`. */
@@ -95,25 +77,8 @@ type LayerState = 'open' | 'frozen' | 'flushing' | 'closed'
 export class InMemoryLayer implements ReadableLayer, SlabOwner {
   readonly path: string
   private readonly pool: SlabPool
-  /**
-   * Key -> dense key index; `heads[2 * index]` is the id of the key's newest entry and `heads[2 * index + 1]`
-   * its LSN (one lookup and one cache line per put: the ordering check needs no read of the record).
-   */
-  private readonly keySlots = new KeySlots()
-  private heads: Float64Array = new Float64Array(INITIAL_CAPACITY * 2)
-  /** Entry records; f64, u32 and i32 views of one SharedArrayBuffer (see inmemory-format.ts). */
-  private f64 = new Float64Array(new SharedArrayBuffer(INITIAL_CAPACITY * ENTRY_BYTES))
-  private u32 = new Uint32Array(this.f64.buffer)
-  private i32 = new Int32Array(this.f64.buffer)
-  private capacity = INITIAL_CAPACITY
-  /** Entry ids used (replaced versions included). */
-  private used = 0
-  /** Live entries (replaced versions excluded). */
-  private live = 0
-  private maxLsnPut = -1
-  /** The LSN of the last put and its number (a record's values share one bigint). */
-  private lastLsn: Lsn | null = null
-  private lastLsnN = 0
+  /** Entry records and key numbering (their views are read in place here). */
+  private readonly idx: InMemoryIndex
   private end: Lsn | null = null
   private state: LayerState = 'open'
 
@@ -156,6 +121,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     stream: SlabStreamSink | null,
   ) {
     this.path = path
+    this.idx = new InMemoryIndex(startLsn)
     this.file = new SpillFile(path)
     this.pool = pool
     this.stream = stream
@@ -198,15 +164,15 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** Estimated JS heap held by the index (typed arrays at capacity, the key numbering and a per-key cost). */
   get indexBytes(): number {
-    return this.capacity * ENTRY_BYTES + this.heads.length * 8 + this.keySlots.bytes + this.keySlots.size * INMEMORY_BYTES_PER_KEY_ESTIMATE
+    return this.idx.bytes
   }
 
   get entryCount(): number {
-    return this.live
+    return this.idx.live
   }
 
   get keyCount(): number {
-    return this.keySlots.size
+    return this.idx.keySlots.size
   }
 
   // --- writes ---
@@ -290,58 +256,18 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.slabUsed.push(0)
     this.slabFileOffset.push(-1)
     this.slabStreamOffset.push(-1)
-    this.slabFirstEntry.push(this.used)
+    this.slabFirstEntry.push(this.idx.used)
     this.curUsed = 0
     this.residentBytes += slab.byteLength
   }
 
-  /**
-   * Indexes the `len` bytes at the current slab's fill level as (key, lsn) and advances it. The values of
-   * one record share its LSN (the same bigint): it is checked and converted once.
-   */
+  /** Indexes the `len` bytes at the current slab's fill level as (key, lsn) and advances it. */
   private index(prefix: string, field6: number, lsn: Lsn, len: number, willInitBit: number): void {
-    let lsnN = this.lastLsnN
-    if (lsn !== this.lastLsn) {
-      if (!(lsn >= this.startLsn)) throw new AssertionFailure(`put at ${formatLsn(lsn)} below the layer start ${formatLsn(this.startLsn)}`)
-      if (!(lsn <= LSN_EXACT_MAX)) throw new AssertionFailure('LSN beyond 2^53')
-      lsnN = Number(lsn)
-      this.lastLsn = lsn
-      this.lastLsnN = lsnN
-    }
-    let k = this.keySlots.find(prefix, field6)
-    let prev = -1
-    if (k < 0) {
-      k = this.keySlots.add(prefix, field6)
-      if (2 * k === this.heads.length) this.heads = grownFloat64(this.heads)
-      this.live++
-    } else {
-      const head = this.heads[2 * k]!
-      const headLsn = this.heads[2 * k + 1]!
-      if (!(lsnN >= headLsn)) throw new AssertionFailure(`put of ${keyFromPrefix(prefix, field6)} at ${formatLsn(lsn)} is older than its version at ${formatLsn(BigInt(headLsn))}`)
-      if (lsnN === headLsn) {
-        prev = this.i32[head * U32_PER_ENTRY + E_PREV]! // replaces the head
-        this.u32[head * U32_PER_ENTRY + E_KEY] = DEAD_KEY
-      } else {
-        prev = head
-        this.live++
-      }
-    }
-    if (this.used === this.capacity) this.grow()
-    const id = this.used++
-    const u = id * U32_PER_ENTRY
     const at = this.curUsed
-    this.f64[id * F64_PER_ENTRY] = lsnN
-    this.u32[u + E_SLAB] = this.curIdx
-    this.u32[u + E_OFFSET] = at
-    this.u32[u + E_LENGTH] = (len | willInitBit) >>> 0
-    this.i32[u + E_PREV] = prev
-    this.u32[u + E_KEY] = k
-    this.heads[2 * k] = id
-    this.heads[2 * k + 1] = lsnN
+    this.idx.add(prefix, field6, lsn, this.curIdx, at, len, willInitBit)
     this.curUsed = at + len
     this.slabUsed[this.curIdx] = this.curUsed
     this.valueBytes += len
-    if (lsnN > this.maxLsnPut) this.maxLsnPut = lsnN
   }
 
   /** Sends full slab `s` (the entries since its first, all of them) to the L0 stream. */
@@ -355,7 +281,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     }
     this.streamPending[s] = true
     this.streamedSlabs = s + 1
-    sink.slabFull(s, this.slabs[s]!, this.slabUsed[s]!, this.slabFirstEntry[s]!, this.used, this.f64.buffer as SharedArrayBuffer, (w) => {
+    sink.slabFull(s, this.slabs[s]!, this.slabUsed[s]!, this.slabFirstEntry[s]!, this.idx.used, this.idx.records, (w) => {
       this.streamPending[s] = false
       if (w !== null && this.stream === sink) this.release(s, sink.path, w)
     })
@@ -379,7 +305,8 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     const first = this.slabFirstEntry[s]!
     const end = this.slabEntryEnd(s)
     assert(w.crcs.length === end - first, () => `L0 stream reported ${w.crcs.length} CRCs for the ${end - first} values of slab ${s}`)
-    for (let id = first; id < end; id++) this.u32[id * U32_PER_ENTRY + E_CRC] = w.crcs[id - first]!
+    const u32 = this.idx.u32
+    for (let id = first; id < end; id++) u32[id * U32_PER_ENTRY + E_CRC] = w.crcs[id - first]!
     this.slabStreamOffset[s] = w.offset
     this.slabs[s] = null
     this.views[s] = null
@@ -390,7 +317,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** The end of slab `s`'s entry ids (its entries are [slabFirstEntry[s], this)). */
   private slabEntryEnd(s: number): number {
-    return s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.used
+    return s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.idx.used
   }
 
   /** Abandons the L0 stream (its file is removed); its slab writes have ended or no longer matter. */
@@ -405,30 +332,31 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   /** See layer-read.ts; never 'missing'. Values are fresh Buffers (slabs are reused after the flush). */
   getValues(key: Key, lsnCeil: Lsn, out: LsnValue[], lsnFloor: Lsn = 0n as Lsn): LookupResult {
     assert(this.state !== 'closed', 'read from a closed in-memory layer')
-    const k = this.keySlots.findKey(key)
-    let id = k < 0 ? -1 : this.heads[2 * k]!
+    const { f64, u32, i32 } = this.idx
+    let id = this.idx.newest(key)
     const ceil = Number(lsnCeil)
     const floor = Number(lsnFloor)
     while (id >= 0) {
       const u = id * U32_PER_ENTRY
-      const l = this.f64[id * F64_PER_ENTRY]!
+      const l = f64[id * F64_PER_ENTRY]!
       if (l > ceil) {
-        id = this.i32[u + E_PREV]!
+        id = i32[u + E_PREV]!
         continue
       }
       if (l < floor) break
       out.push({ lsn: BigInt(l) as Lsn, value: this.readValue(id, key) })
-      if ((this.u32[u + E_LENGTH]! & WILL_INIT_BIT) !== 0) return LOOKUP.complete
-      id = this.i32[u + E_PREV]!
+      if ((u32[u + E_LENGTH]! & WILL_INIT_BIT) !== 0) return LOOKUP.complete
+      id = i32[u + E_PREV]!
     }
     return LOOKUP.incomplete
   }
 
   private readValue(id: number, key: Key): Buffer {
+    const u32 = this.idx.u32
     const u = id * U32_PER_ENTRY
-    const s = this.u32[u + E_SLAB]!
-    const off = this.u32[u + E_OFFSET]!
-    const len = this.u32[u + E_LENGTH]! & LENGTH_MASK
+    const s = u32[u + E_SLAB]!
+    const off = u32[u + E_OFFSET]!
+    const len = u32[u + E_LENGTH]! & LENGTH_MASK
     const out = Buffer.allocUnsafe(len)
     const view = this.views[s]
     if (view !== null && view !== undefined) {
@@ -438,7 +366,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     const released = this.slabStreamOffset[s]! >= 0
     const file = released ? this.streamFile! : this.file
     file.readInto(out, (released ? this.slabStreamOffset[s]! : this.slabFileOffset[s]!) + off)
-    if (crc32c(out) !== this.u32[u + E_CRC]) throw spilledValueCorrupt(file.path, key, BigInt(this.f64[id * F64_PER_ENTRY]!))
+    if (crc32c(out) !== u32[u + E_CRC]) throw spilledValueCorrupt(file.path, key, BigInt(this.idx.f64[id * F64_PER_ENTRY]!))
     return out
   }
 
@@ -446,14 +374,14 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** True when a value was put at an LSN at or above `lsn`. */
   hasPutsFrom(lsn: Lsn): boolean {
-    return this.maxLsnPut >= Number(lsn)
+    return this.idx.maxLsn >= Number(lsn)
   }
 
   /** Closes the layer to puts; `endLsn` (exclusive) must be above every LSN put. */
   freeze(endLsn: Lsn): void {
     assert(this.state === 'open', () => `freeze of a ${this.state} in-memory layer`)
     assert(endLsn > this.startLsn, 'frozen layer would be empty')
-    assert(Number(endLsn) > this.maxLsnPut, () => `freeze at ${formatLsn(endLsn)} below a put at ${formatLsn(BigInt(this.maxLsnPut))}`)
+    assert(Number(endLsn) > this.idx.maxLsn, () => `freeze at ${formatLsn(endLsn)} below a put at ${formatLsn(BigInt(this.idx.maxLsn))}`)
     this.end = endLsn
     this.state = 'frozen'
     this.cur = null
@@ -475,9 +403,9 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     return {
       path: this.path,
       lsnRange: { start: this.startLsn, end: this.end! },
-      keys: this.keySlots.keys(),
-      records: this.f64.buffer as SharedArrayBuffer,
-      entryCount: this.used,
+      keys: this.idx.keySlots.keys(),
+      records: this.idx.records,
+      entryCount: this.idx.used,
       slabs: this.slabs.slice(),
       slabFileOffsets: this.slabFileOffset.slice(),
       slabStreamOffsets: this.slabStreamOffset.slice(),
@@ -554,10 +482,11 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     const used = this.slabUsed[s]!
     // The values of slab s are the entries [first, next slab's first): they get their CRC now.
     const endId = this.slabEntryEnd(s)
+    const u32 = this.idx.u32
     for (let id = this.slabFirstEntry[s]!; id < endId; id++) {
       const u = id * U32_PER_ENTRY
-      const off = this.u32[u + E_OFFSET]!
-      this.u32[u + E_CRC] = crc32cRange(view, off, off + (this.u32[u + E_LENGTH]! & LENGTH_MASK))
+      const off = u32[u + E_OFFSET]!
+      u32[u + E_CRC] = crc32cRange(view, off, off + (u32[u + E_LENGTH]! & LENGTH_MASK))
     }
     this.slabFileOffset[s] = this.file.append(view, used)
     this.slabs[s] = null
@@ -598,22 +527,6 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.close()
     this.file.delete()
   }
-
-  private grow(): void {
-    assert(this.capacity * 2 <= INMEMORY_ENTRIES_MAX + 1, 'in-memory layer has too many entries')
-    this.capacity *= 2
-    const f64 = new Float64Array(new SharedArrayBuffer(this.capacity * ENTRY_BYTES))
-    f64.set(this.f64)
-    this.f64 = f64
-    this.u32 = new Uint32Array(f64.buffer)
-    this.i32 = new Int32Array(f64.buffer)
-  }
-}
-
-function grownFloat64(a: Float64Array): Float64Array {
-  const b = new Float64Array(a.length * 2)
-  b.set(a)
-  return b
 }
 
 export { removeEphemeralFiles } from './spill-file.js'
