@@ -23,10 +23,9 @@
  * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
  */
 import { join } from 'node:path'
-import { assert, CorruptionError, PageserverError, UnavailableError } from '../lib/errors.js'
+import { assert, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Key } from '../model/key.js'
-import { decodeValue } from '../model/value.js'
 import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
 import { DeltaLayer } from '../layer/delta-layer.js'
 import { ImageLayer } from '../layer/image-layer.js'
@@ -42,9 +41,11 @@ import { listFiles, removeFilesWhere } from '../storage/directory.js'
 import { removeTempFiles } from '../storage/durable-file.js'
 import { LsnWaiters } from './lsn-waiters.js'
 import { ImageCache } from './image-cache.js'
+import { historyOf, imageOf, recordsAbove, type KeyHistory } from './key-history.js'
 import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.js'
 
 export type FileLayer = DeltaLayer | ImageLayer
+export type { KeyHistory } from './key-history.js'
 
 /** No floor: a history read down to its image or initialisation. */
 const NO_FLOOR = 0n as Lsn
@@ -80,16 +81,6 @@ export interface TimelineOptions {
   readonly slabPool?: SlabPool
   /** Write L0 files on the flush worker thread (default) or on this thread ('inline'). */
   readonly flushThread?: 'worker' | 'inline'
-}
-
-/** The history of one key at an LSN: an optional base image and WAL records above it (ascending). */
-export interface KeyHistory {
-  /** The newest image at or below the LSN (null: none; the first record initialises, or the key is new). */
-  readonly image: { lsn: Lsn; data: Buffer } | null
-  /** WAL records above the image, oldest first, each with its end LSN. */
-  readonly records: Array<{ lsn: Lsn; raw: Buffer; willInit: boolean }>
-  /** True when nothing at all was found for the key (it does not exist at that LSN). */
-  readonly missing: boolean
 }
 
 interface FrozenEntry {
@@ -431,25 +422,8 @@ export class Timeline {
    */
   getKeyHistory(key: Key, lsn: Lsn): KeyHistory {
     const found: LsnValue[] = []
-    const result = this.collect(key, lsn, NO_FLOOR, found)
-    if (result === LOOKUP.missing || found.length === 0) return { image: null, records: [], missing: true }
-    let image: KeyHistory['image'] = null
-    const records: Array<{ lsn: Lsn; raw: Buffer; willInit: boolean }> = []
-    // found is newest first; the last one may be will-init.
-    for (let i = found.length - 1; i >= 0; i--) {
-      const v = decodeValue(found[i]!.value)
-      if (v.kind === 'image') {
-        image = { lsn: found[i]!.lsn, data: v.data }
-        records.length = 0
-      } else {
-        if (v.willInit) {
-          image = null
-          records.length = 0
-        }
-        records.push({ lsn: found[i]!.lsn, raw: v.raw, willInit: v.willInit })
-      }
-    }
-    return { image, records, missing: false }
+    if (this.collect(key, lsn, NO_FLOOR, found) === LOOKUP.missing) return { image: null, records: [], missing: true }
+    return historyOf(found)
   }
 
   /**
@@ -461,16 +435,7 @@ export class Timeline {
   getKeyRecordsAbove(key: Key, lsn: Lsn, base: Lsn): KeyHistory['records'] | null {
     const found: LsnValue[] = []
     this.collect(key, lsn, base, found)
-    const records: KeyHistory['records'] = []
-    // found is newest first; at base the walk must meet a version, with only records above it.
-    for (const f of found) {
-      if (f.lsn < base) return null
-      if (f.lsn === base) return records.reverse()
-      const v = decodeValue(f.value)
-      if (v.kind === 'image' || v.willInit) return null
-      records.push({ lsn: f.lsn, raw: v.raw, willInit: false })
-    }
-    return null
+    return recordsAbove(found, base)
   }
 
   /**
@@ -622,13 +587,4 @@ export class Timeline {
     if (this.closed) hook()
     else this.closeHooks.add(hook)
   }
-}
-
-/** The image of a history whose versions are images: null when missing; a WAL record is corruption. */
-function imageOf(h: KeyHistory, key: Key, lsn: Lsn): Buffer | null {
-  if (h.missing) return null
-  if (h.records.length > 0) {
-    throw new CorruptionError('VALUE_NOT_AN_IMAGE', `the value of key ${key} at ${formatLsn(lsn)} is a WAL record where an image was expected`)
-  }
-  return h.image!.data
 }
