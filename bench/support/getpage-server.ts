@@ -13,7 +13,8 @@
  * `gc` runs a full garbage collection, `stats` returns the counters of those and of the
  * timeline's image cache. End of stdin stops every server and exits.
  */
-import { createServer } from 'node:net'
+import { createServer, type Socket } from 'node:net'
+import { adoptWithReadBuffer, newReadBuffer } from '../../src/core/lib/socket-read-buffer.js'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -58,11 +59,16 @@ function fixedPageBackend(): PageServiceBackend {
   return { timeline: () => timeline }
 }
 
-/** Reads 47-byte requests, answers each with the 8,239-byte response frame. */
+/**
+ * Reads 47-byte requests, answers each with the 8,239-byte response frame. Its sockets read into one kept
+ * buffer, as the page service's do (`adoptWithReadBuffer`), so the floor pays what the page service pays
+ * per read and no more.
+ */
 function echoServer() {
-  return createServer({ noDelay: true }, (socket) => {
+  const readBuffer = newReadBuffer()
+  return createServer({ noDelay: true, pauseOnConnect: true }, (accepted) => {
     let pending = 0
-    socket.on('data', (chunk: Buffer) => {
+    const socket: Socket = adoptWithReadBuffer(accepted, readBuffer, (chunk) => {
       pending += chunk.length
       while (pending >= REQ_FRAME.length) {
         pending -= REQ_FRAME.length
@@ -70,6 +76,7 @@ function echoServer() {
       }
     })
     socket.on('error', () => undefined)
+    socket.resume()
   })
 }
 

@@ -104,11 +104,6 @@ export class PageServiceConnection {
     })
     this.reader.expectStartup = true
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => {
-      if (this.state === 'closed') return // lingering after our last message: discard
-      this.reader.push(chunk)
-      this.pump()
-    })
     socket.on('drain', () => {
       this.wakeDrainWaiters()
       this.pump()
@@ -119,6 +114,14 @@ export class PageServiceConnection {
     socket.setTimeout(ctx.options.idleTimeoutMs, () => this.destroy())
     this.handshakeTimer = setTimeout(() => this.destroy(), ctx.options.handshakeTimeoutMs)
     this.handshakeTimer.unref()
+    socket.resume()
+  }
+
+  /** Bytes read from the socket (the server's read callback; the bytes are ours to keep). */
+  receive(chunk: Buffer): void {
+    if (this.state === 'closed') return // lingering after our last message: discard
+    this.reader.push(chunk)
+    this.pump()
   }
 
   /** Graceful stop: finish in-flight pagestream responses, tell the client (57P01), close. */

@@ -12,6 +12,7 @@
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { UnavailableError, assert } from '../lib/errors.js'
+import { adoptWithReadBuffer, newReadBuffer } from '../lib/socket-read-buffer.js'
 import { ENCRYPTION_REFUSED, errorResponse, parseStartupPacket } from '../protocol/pg-backend-messages.js'
 import { FrameReader } from '../protocol/pg-frames.js'
 import type { PageServiceBackend } from './backend.js'
@@ -41,6 +42,7 @@ function refuseConnection(socket: Socket, error: Buffer): void {
     else socket.end()
   }
   socket.on('error', () => undefined)
+  socket.resume() // accepted paused (pauseOnConnect)
   socket.on('data', (chunk: Buffer) => {
     try {
       reader.push(chunk)
@@ -64,6 +66,8 @@ export class PageServiceServer {
   readonly options: ResolvedPageServiceOptions
   private readonly server: Server
   private readonly connections = new Set<PageServiceConnection>()
+  /** Every connection's reads land here first (each read's bytes are copied out before the next). */
+  private readonly readBuffer = newReadBuffer()
   private closing: Promise<void> | null = null
 
   constructor(
@@ -71,7 +75,8 @@ export class PageServiceServer {
     options: PageServiceOptions = {},
   ) {
     this.options = resolvePageServiceOptions(options)
-    this.server = createServer({ noDelay: true }, (socket) => this.accept(socket))
+    // Paused, so that an accepted socket reads nothing before it is given its read buffer.
+    this.server = createServer({ noDelay: true, pauseOnConnect: true }, (socket) => this.accept(socket))
   }
 
   /** Starts listening; port 0 picks a free port (read it from `address`). */
@@ -116,7 +121,9 @@ export class PageServiceServer {
       return
     }
     this.metrics.connectionsAccepted++
-    const conn = new PageServiceConnection(socket, { backend: this.backend, options: this.options, metrics: this.metrics })
+    let conn: PageServiceConnection | null = null
+    const adopted = adoptWithReadBuffer(socket, this.readBuffer, (bytes) => conn!.receive(bytes))
+    conn = new PageServiceConnection(adopted, { backend: this.backend, options: this.options, metrics: this.metrics })
     this.connections.add(conn)
     this.metrics.connectionsLive = this.connections.size
     void conn.closed.then(() => {
