@@ -43,7 +43,6 @@ export const RESP_FRAME = encodeResponseFrame({ type: 'getpage', req: FIXED_REQ,
 
 function fixedPageBackend(): PageServiceBackend {
   const last = lsn(0x1000_0000)
-  const page = Promise.resolve(FIXED_PAGE)
   const timeline: PageServiceTimeline = {
     lastRecordLsn: () => last,
     gcCutoffLsn: () => lsn(0),
@@ -51,7 +50,7 @@ function fixedPageBackend(): PageServiceBackend {
     waitForLsn: async () => undefined,
     relExists: async () => true,
     relSize: async () => 1000,
-    getPage: () => page,
+    getPage: () => FIXED_PAGE,
     dbSize: async () => 0n,
     slruSegment: async () => Buffer.alloc(0),
     basebackup: async () => ({ lsn: last, tar: (async function* () {})() }),

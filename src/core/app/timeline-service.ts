@@ -136,16 +136,16 @@ export class TimelineService implements PageServiceTimeline {
     return this.timeline.waitForLsn(lsn, timeoutMs, signal)
   }
 
-  async relExists(rel: RelTag, lsn: Lsn): Promise<boolean> {
+  relExists(rel: RelTag, lsn: Lsn): boolean {
     return this.reader.relExists(rel, lsn)
   }
 
-  async relSize(rel: RelTag, lsn: Lsn): Promise<number> {
+  relSize(rel: RelTag, lsn: Lsn): number {
     return this.reader.relSize(rel, lsn)
   }
 
-  getPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Uint8Array> {
-    return this.reader.getRelPage(rel, blkno, lsn)
+  getPage(rel: RelTag, blkno: number, lsn: Lsn): Uint8Array | Promise<Uint8Array> {
+    return this.reader.relPage(rel, blkno, lsn)
   }
 
   async dbSize(dbNode: number, lsn: Lsn): Promise<bigint> {

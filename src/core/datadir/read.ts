@@ -119,6 +119,14 @@ export class DatadirReader {
    * page. Read-only: it may be the page cache's own buffer.
    */
   async getRelPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Buffer> {
+    return this.relPage(rel, blkno, lsn)
+  }
+
+  /**
+   * getRelPage answered at once when no redo is needed (a page from the page cache, an image with nothing
+   * above it, a block past the end), else a promise of the redone page. Throws at once what it cannot read.
+   */
+  relPage(rel: RelTag, blkno: number, lsn: Lsn): Buffer | Promise<Buffer> {
     if (blkno >= this.relSize(rel, lsn)) return Buffer.alloc(BLCKSZ)
     const key = relBlockKey(rel, blkno)
     const cached = this.pages?.get(key, lsn) ?? null

@@ -55,11 +55,16 @@ export interface PageServiceTimeline {
   walReceiverStatus?(): string
   /** Resolves once last_record_lsn >= lsn; TimeoutError after `timeoutMs`; rejects when `signal` aborts. */
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void>
-  relExists(rel: RelTag, lsn: Lsn): Promise<boolean>
+  /**
+   * The reads below may answer at once (a value, or a synchronous throw) when nothing has to be waited for,
+   * such as a page from the page cache or an image layer; the page service then writes the response
+   * without a promise round. A promise is answered when it settles. Either way responses go in order.
+   */
+  relExists(rel: RelTag, lsn: Lsn): boolean | Promise<boolean>
   /** Missing FSM / VM fork -> 0; missing main fork -> NotFoundError. */
-  relSize(rel: RelTag, lsn: Lsn): Promise<number>
+  relSize(rel: RelTag, lsn: Lsn): number | Promise<number>
   /** Exactly 8192 bytes; a block past the end is an all-zero page. Written to the socket as is: not changed after. */
-  getPage(rel: RelTag, blkno: number, lsn: Lsn): Promise<Uint8Array>
+  getPage(rel: RelTag, blkno: number, lsn: Lsn): Uint8Array | Promise<Uint8Array>
   /** Bytes (sum of nblocks * 8192) of the relations of (1663, dbNode). */
   dbSize(dbNode: number, lsn: Lsn): Promise<bigint>
   /** n * 8192 bytes (n <= 32), CLOG timestamp suffixes already stripped. */

@@ -12,8 +12,9 @@
  * Invariants:
  * - Frames are read only while the state can take one (`canRead`): never while a command runs
  *   asynchronously (`busy`), and in pagestream only while the session has room and the socket's write
- *   buffer is below its high-water mark. Otherwise the socket is paused, so buffered input is bounded by
- *   one message plus one chunk and TCP back-pressure reaches the client.
+ *   buffer plus the responses still to come hold less than about inFlightMax pages
+ *   (`pagestreamBufferedMax`). Otherwise the socket is paused, so buffered input is bounded by one message
+ *   plus one chunk and TCP back-pressure reaches the client.
  * - Every error a client can cause ends in an ErrorResponse (then ReadyForQuery if the connection stays
  *   usable, or a close); nothing a client sends throws out of this class.
  * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body).
@@ -54,6 +55,9 @@ import type { ResolvedPageServiceOptions } from './options.js'
 /** After our last message, how long a peer may take to close its side before the socket is destroyed. */
 const LINGER_MS = 5_000
 
+/** Bytes of one GetPage response (the page and its frame head, rounded up). */
+const PAGE_RESPONSE_BYTES = 8192 + 64
+
 /** SSLRequest and GSSENCRequest may each come once before the StartupMessage (libpq tries both at most once). */
 const ENCRYPTION_REQUESTS_MAX = 2
 
@@ -90,6 +94,13 @@ export class PageServiceConnection {
   private handshakeTimer: NodeJS.Timeout | null
   /** Writes of one tick leave in one writev (pipelined messages, a frame head and its page). */
   private readonly out: TickCorkedWriter
+  /**
+   * In pagestream, reading stops while the write buffer and the requests in flight (a page each) reach
+   * this much: about inFlightMax pages, so that pipelined requests answered at once (their responses corked
+   * until the end of the tick) do not stop at the socket's high-water mark after two pages. Never below
+   * that mark: only crossing it brings 'drain'.
+   */
+  private readonly pagestreamBufferedMax: number
 
   constructor(
     private readonly socket: Socket,
@@ -97,6 +108,7 @@ export class PageServiceConnection {
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve))
     this.out = new TickCorkedWriter(socket)
+    this.pagestreamBufferedMax = Math.max(socket.writableHighWaterMark, ctx.options.inFlightMax * PAGE_RESPONSE_BYTES)
     this.reader = new FrameReader({
       messageBytesMax: ctx.options.messageBytesMax,
       startupPacketBytesMax: ctx.options.startupPacketBytesMax,
@@ -166,7 +178,8 @@ export class PageServiceConnection {
       case 'query':
         return true
       case 'pagestream':
-        return this.session!.hasRoom && !this.socket.writableNeedDrain
+        // Responses still to come count as written: buffered + pending stays within about inFlightMax pages.
+        return this.session!.hasRoom && this.socket.writableLength + this.session!.inFlight * PAGE_RESPONSE_BYTES < this.pagestreamBufferedMax
       default:
         return false
     }

@@ -1,13 +1,13 @@
 /**
  * PagestreamSession: one connection's pagestream (after `pagestream_v2|v3 <tenant> <timeline>` and
- * CopyBothResponse). Requests are decoded as they arrive and executed concurrently; responses are
- * written strictly in request order (Neon's rule: the compute matches responses by position).
+ * CopyBothResponse). Requests are decoded as they arrive and executed concurrently (those the backend
+ * answers at once complete as they are decoded); responses are written strictly in request order (Neon's rule: the compute matches responses by position).
  *
  * Invariants:
  * - At most `inFlightMax` requests are between "decoded" and "written"; the connection stops reading
- *   the socket while the bound is reached or while the socket's write buffer is above its high-water
- *   mark (`canAccept`). So a client that sends without reading costs at most inFlightMax responses of
- *   memory, then TCP back-pressure holds it.
+ *   the socket while the bound is reached or while the socket's write buffer and the requests in flight
+ *   come to inFlightMax pages (`hasRoom`, the connection's `canRead`). So a client that sends without
+ *   reading costs at most about inFlightMax responses of memory, then TCP back-pressure holds it.
  * - `queue` holds the in-flight requests in arrival order; a response is written only when every earlier
  *   one has been, so a fast request behind a slow one waits (head-of-line, by design of the protocol).
  * - Per-request failures (bad LSN, GC'd LSN, LSN timeout, read errors) become in-band Error responses
@@ -64,16 +64,6 @@ interface Slot {
   fatal: { sqlstate: string; message: string } | null
 }
 
-/** Thrown inside a request to mark a "server stopping" failure. */
-class FatalRequestError extends Error {
-  constructor(
-    readonly sqlstate: string,
-    message: string,
-  ) {
-    super(message)
-  }
-}
-
 export class PagestreamSession {
   private readonly queue: Slot[] = []
   private readonly abortController = new AbortController()
@@ -97,7 +87,9 @@ export class PagestreamSession {
 
   /**
    * One CopyData payload. Returns an error message if it is not a valid request (the connection then
-   * ends the stream once the earlier responses are out), or null.
+   * ends the stream once the earlier responses are out), or null. A request the backend answers at once
+   * (a page from the page cache or an image layer) completes here, without a promise; one that waits for
+   * WAL or redo completes when that settles. Either way it is written in request order.
    */
   onCopyData(payload: Buffer): string | null {
     let req: PagestreamRequest
@@ -109,15 +101,23 @@ export class PagestreamSession {
     const slot: Slot = { frame: null, page: null, fatal: null }
     this.queue.push(slot)
     this.opts.metrics.requestsStarted++
-    this.execute(req, slot).then(
-      () => this.flush(),
-      (err: unknown) => {
-        // execute() catches everything it can answer in-band; what is left ends the connection.
-        const fatal = err instanceof FatalRequestError ? err : new FatalRequestError('XX000', messageOf(err))
-        slot.fatal = { sqlstate: fatal.sqlstate, message: fatal.message }
-        this.flush()
-      },
-    )
+    let answer: PagestreamResponse | Promise<PagestreamResponse>
+    try {
+      answer = this.run(req)
+    } catch (err) {
+      this.settleFailed(req, slot, err)
+      this.flush()
+      return null
+    }
+    if (answer instanceof Promise) {
+      answer.then(
+        (resp) => this.settle(req, slot, resp),
+        (err: unknown) => this.settleFailed(req, slot, err),
+      ).then(() => this.flush())
+    } else {
+      this.settle(req, slot, answer)
+      this.flush()
+    }
     return null
   }
 
@@ -166,11 +166,10 @@ export class PagestreamSession {
     if (wrote) this.sink.wake()
   }
 
-  /** Runs a request and leaves its encoded response in `slot`; throws only FatalRequestError. */
-  private async execute(req: PagestreamRequest, slot: Slot): Promise<void> {
+  /** Leaves the encoded response in `slot` (a failure to encode it is answered as the request's failure). */
+  private settle(req: PagestreamRequest, slot: Slot, resp: PagestreamResponse): void {
     const v = this.opts.version
     try {
-      const resp = await this.run(req)
       if (resp.type === 'getpage') {
         if (resp.page.length !== BLCKSZ) throw new Error(`the repository returned a page of ${resp.page.length} bytes`)
         slot.frame = encodeGetPageResponseHead(resp.req, v)
@@ -179,46 +178,63 @@ export class PagestreamSession {
         slot.frame = encodeResponseFrame(resp, v)
       }
     } catch (err) {
-      if (err instanceof FatalRequestError) throw err
-      if (this.abortController.signal.aborted || (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE)) {
-        throw new FatalRequestError('57P01', 'shutdown')
-      }
-      this.opts.metrics.requestErrors++
-      const message =
-        err instanceof PagestreamBadRequest || err instanceof UsageError
-          ? `Bad request: ${err.message}`
-          : err instanceof LsnTimeout
-            ? `LSN timeout: ${err.message}`
-            : `Read error: ${messageOf(err)}`
-      slot.frame = encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, v)
+      this.settleFailed(req, slot, err)
     }
   }
 
-  private async run(req: PagestreamRequest): Promise<PagestreamResponse> {
+  /**
+   * A request failed: an in-band Error response in `slot`, or, for "server stopping" failures and what
+   * cannot be answered in-band, `slot.fatal` (the connection ends once the earlier responses are out).
+   */
+  private settleFailed(req: PagestreamRequest, slot: Slot, err: unknown): void {
+    if (this.abortController.signal.aborted || (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE)) {
+      slot.fatal = { sqlstate: '57P01', message: 'shutdown' }
+      return
+    }
+    this.opts.metrics.requestErrors++
+    const message =
+      err instanceof PagestreamBadRequest || err instanceof UsageError
+        ? `Bad request: ${err.message}`
+        : err instanceof LsnTimeout
+          ? `LSN timeout: ${err.message}`
+          : `Read error: ${messageOf(err)}`
+    try {
+      slot.frame = encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, this.opts.version)
+    } catch (encodeErr) {
+      slot.fatal = { sqlstate: 'XX000', message: messageOf(encodeErr) }
+    }
+  }
+
+  /** The request's answer: at once when the backend has it, else a promise (a wait for WAL, redo). */
+  private run(req: PagestreamRequest): PagestreamResponse | Promise<PagestreamResponse> {
     const tl = this.opts.timeline
     const eff = effectiveRequestLsn(tl, req.hdr)
     if ((req.type === 'exists' || req.type === 'nblocks' || req.type === 'getpage') && req.rel.forkNum > MAX_FORK_NUMBER) {
       throw new PagestreamBadRequest(`invalid fork number ${req.rel.forkNum}`)
     }
     if (req.type === 'slru' && req.kind > 2) throw new PagestreamBadRequest('invalid SLRU kind')
-    if (eff.waitFor !== null) await this.waitForLsn(eff.waitFor)
-    const lsn = eff.lsn
+    if (eff.waitFor !== null) return this.waitForLsn(eff.waitFor).then(() => this.read(req, eff.lsn))
+    return this.read(req, eff.lsn)
+  }
+
+  private read(req: PagestreamRequest, lsn: Lsn): PagestreamResponse | Promise<PagestreamResponse> {
+    const tl = this.opts.timeline
     switch (req.type) {
       case 'exists':
-        return { type: 'exists', req, exists: await tl.relExists(req.rel, lsn) }
+        return answered(tl.relExists(req.rel, lsn), (exists) => ({ type: 'exists', req, exists }))
       case 'nblocks':
-        return { type: 'nblocks', req, n_blocks: await tl.relSize(req.rel, lsn) }
+        return answered(tl.relSize(req.rel, lsn), (n_blocks) => ({ type: 'nblocks', req, n_blocks }))
       case 'getpage':
-        return { type: 'getpage', req, page: await tl.getPage(req.rel, req.blkno, lsn) }
+        return answered(tl.getPage(req.rel, req.blkno, lsn), (page) => ({ type: 'getpage', req, page }))
       case 'dbsize':
-        return { type: 'dbsize', req, db_size: await tl.dbSize(req.dbnode, lsn) }
-      case 'slru': {
-        const segment = await tl.slruSegment(req.kind as 0 | 1 | 2, req.segno, lsn)
-        if (segment.length % 8192 !== 0 || segment.length > SLRU_PAGES_PER_SEGMENT * 8192) {
-          throw new Error(`the repository returned an SLRU segment of ${segment.length} bytes, not whole 8 KiB pages`)
-        }
-        return { type: 'slru', req, segment }
-      }
+        return answered(tl.dbSize(req.dbnode, lsn), (db_size) => ({ type: 'dbsize', req, db_size }))
+      case 'slru':
+        return answered(tl.slruSegment(req.kind as 0 | 1 | 2, req.segno, lsn), (segment) => {
+          if (segment.length % 8192 !== 0 || segment.length > SLRU_PAGES_PER_SEGMENT * 8192) {
+            throw new Error(`the repository returned an SLRU segment of ${segment.length} bytes, not whole 8 KiB pages`)
+          }
+          return { type: 'slru', req, segment }
+        })
     }
   }
 
@@ -233,3 +249,8 @@ export class PagestreamSession {
 }
 
 class LsnTimeout extends Error {}
+
+/** `f` of a value the backend gave at once, or of the value its promise resolves with. */
+function answered<T>(v: T | Promise<T>, f: (v: T) => PagestreamResponse): PagestreamResponse | Promise<PagestreamResponse> {
+  return v instanceof Promise ? v.then(f) : f(v)
+}

@@ -180,8 +180,9 @@ describe('after login', () => {
 })
 
 describe('resource bounds', () => {
-  it('a client that never reads: the server stops reading, holds a bounded write buffer, and serves others', async () => {
+  it.each(['never', 'always'] as const)('a client that never reads: the server stops reading, holds a bounded write buffer, and serves others (pages answered at once: %s)', async (answerAtOnce) => {
     const r = await start()
+    r.backend.main.answerAtOnce = answerAtOnce
     const raw = await r.raw()
     await raw.login()
     raw.write(query(`pagestream_v2 ${TENANT} ${TIMELINE}`))

@@ -50,6 +50,11 @@ export class FakeTimeline implements PageServiceTimeline {
   /** The tar the backup produces: chunks of these sizes, each filled with its index. */
   tarChunkSizes: number[] = [512, 10_000, 300_000, 1]
   lastBackupOptions: BasebackupOptions | null = null
+  /**
+   * Which reads answer at once (a value or a synchronous throw, as the repository does for cached and
+   * image pages) instead of a promise: none, all, or GetPage of even blocks only (the rest after the delay).
+   */
+  answerAtOnce: 'never' | 'always' | 'even-blocks' = 'never'
   /** A failure to throw from the next read, once. */
   failNextRead: Error | null = null
   private waiters: Array<{ lsn: Lsn; resolve: () => void }> = []
@@ -133,22 +138,55 @@ export class FakeTimeline implements PageServiceTimeline {
     }
   }
 
-  async relExists(rel: RelTag, at: Lsn): Promise<boolean> {
-    await this.read('exists', at)
+  /** The read's bookkeeping at once (no delay); throws `failNextRead`. */
+  private readNow(what: string, at: Lsn): void {
+    const id = this.reads.length
+    this.reads.push({ what, lsn: at })
+    this.completionOrder.push(id)
+    const fail = this.failNextRead
+    if (fail) {
+      this.failNextRead = null
+      throw fail
+    }
+  }
+
+  relExists(rel: RelTag, at: Lsn): boolean | Promise<boolean> {
+    if (this.answerAtOnce === 'always') {
+      this.readNow('exists', at)
+      return this.existsNow(rel)
+    }
+    return this.read('exists', at).then(() => this.existsNow(rel))
+  }
+
+  private existsNow(rel: RelTag): boolean {
     if (rel.relNode === 0) throw new UsageError('INVALID_RELNODE', 'invalid relnode')
     return this.sizes.has(relKey(rel))
   }
 
-  async relSize(rel: RelTag, at: Lsn): Promise<number> {
-    await this.read('nblocks', at)
+  relSize(rel: RelTag, at: Lsn): number | Promise<number> {
+    if (this.answerAtOnce === 'always') {
+      this.readNow('nblocks', at)
+      return this.sizeNow(rel, at)
+    }
+    return this.read('nblocks', at).then(() => this.sizeNow(rel, at))
+  }
+
+  private sizeNow(rel: RelTag, at: Lsn): number {
     const n = this.sizes.get(relKey(rel))
     if (n !== undefined) return n
     if (rel.forkNum === 1 || rel.forkNum === 2) return 0
     throw new NotFoundError('REL_MISSING', `could not find data for key ${relKey(rel)} at LSN ${at}`)
   }
 
-  async getPage(rel: RelTag, blkno: number, at: Lsn): Promise<Buffer> {
-    await this.read('getpage', at)
+  getPage(rel: RelTag, blkno: number, at: Lsn): Buffer | Promise<Buffer> {
+    if (this.answerAtOnce === 'always' || (this.answerAtOnce === 'even-blocks' && blkno % 2 === 0)) {
+      this.readNow('getpage', at)
+      return this.pageNow(rel, blkno, at)
+    }
+    return this.read('getpage', at).then(() => this.pageNow(rel, blkno, at))
+  }
+
+  private pageNow(rel: RelTag, blkno: number, at: Lsn): Buffer {
     const n = this.sizes.get(relKey(rel)) ?? 0
     if (blkno >= n) return Buffer.alloc(8192)
     return fakePage(rel, blkno, at)

@@ -131,6 +131,58 @@ for (const version of [2, 3] as const) {
       expect(r.server.metrics.requestErrors).toBe(4)
     })
 
+    it('a backend answering at once (no promise) gives the same answers and in-band failures', async () => {
+      const r = await start()
+      const tl = r.backend.main
+      tl.answerAtOnce = 'always'
+      const s = await (await r.client()).pagestream(TENANT, TIMELINE, { version })
+      expect(await s.exists(REL)).toBe(true)
+      expect(await s.nblocks(REL)).toBe(10)
+      expect((await s.getPage(REL, 4)).equals(fakePage(REL, 4, tl.last))).toBe(true)
+      expect((await s.getPage(REL, 10)).equals(Buffer.alloc(8192))).toBe(true)
+      tl.failNextRead = new Error('disk on fire')
+      const results = await Promise.allSettled([s.getPage(REL, 1), s.nblocks(REL_MISSING), s.exists({ ...REL, relNode: 0 }), s.getPage(REL, 2)])
+      expect(results.map((x) => (x.status === 'rejected' ? (x.reason as PagestreamRequestError).message : 'ok'))).toEqual([
+        'Read error: disk on fire',
+        expect.stringMatching(/^Read error: could not find data for key/),
+        'Bad request: invalid relnode',
+        'ok',
+      ])
+      expect(r.server.metrics.requestErrors).toBe(3)
+    })
+
+    it('pages answered at once wait for slower earlier requests: 1,000 pipelined, in order', async () => {
+      const r = await start()
+      const tl = r.backend.main
+      tl.answerAtOnce = 'even-blocks' // even blocks at once, odd ones after a random delay
+      tl.readDelayMaxMs = 3
+      tl.sizes.set(`1663/5/16384/0`, 1000)
+      const s = await (await r.client()).pagestream(TENANT, TIMELINE, { version })
+      const blocks = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 1000)
+      const pages = await Promise.all(blocks.map((b) => s.getPage(REL, b)))
+      for (let i = 0; i < blocks.length; i++) {
+        if (!pages[i]!.equals(fakePage(REL, blocks[i]!, tl.last))) throw new Error(`request ${i} (block ${blocks[i]}) got the wrong page`)
+      }
+      const order = tl.completionOrder
+      expect(order.some((v, i) => i > 0 && v < order[i - 1]!)).toBe(true) // completed out of order
+      expect(r.server.metrics.requestsCompleted).toBe(1000)
+    })
+
+    it('a request that waits for WAL is answered after it arrives even when the backend could answer at once', async () => {
+      const r = await start()
+      const tl = r.backend.main
+      tl.answerAtOnce = 'always'
+      const s = await (await r.client()).pagestream(TENANT, TIMELINE, { version })
+      const target = lsn(tl.last + 0x100n)
+      const late = s.getPage(REL, 3, { requestLsn: target, notModifiedSince: target })
+      const now = s.getPage(REL, 4)
+      await new Promise((res) => setTimeout(res, 50))
+      tl.advanceTo(target)
+      expect((await late).equals(fakePage(REL, 3, target))).toBe(true)
+      expect((await now).equals(fakePage(REL, 4, target))).toBe(false) // read before the wait ended, at the old LSN
+      expect(tl.reads.map((x) => x.lsn)).toEqual([lsn(target - 0x100n), target])
+    })
+
     it('applies the request_lsn / not_modified_since rules exactly as Neon', async () => {
       const r = await start()
       const tl = r.backend.main
