@@ -1,7 +1,8 @@
 /**
  * PagestreamSession: one connection's pagestream (after `pagestream_v2|v3 <tenant> <timeline>` and
  * CopyBothResponse). Requests are decoded as they arrive and executed concurrently (those the backend
- * answers at once complete as they are decoded); responses are written strictly in request order (Neon's rule: the compute matches responses by position).
+ * answers at once complete as they are decoded); responses are written strictly in request order
+ * (Neon's rule: the compute matches responses by position).
  *
  * Invariants:
  * - At most `inFlightMax` requests are between "decoded" and "written"; the connection stops reading
