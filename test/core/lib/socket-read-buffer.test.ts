@@ -35,7 +35,16 @@ async function harness(readBuffer = newReadBuffer()) {
     await once(c, 'connect')
     return c
   }
-  return { accepted, changed, dial, readBuffer }
+  /** A client connected, and its adopted server side (resumed unless asked not to). */
+  const connected = async (resume = true) => {
+    const before = accepted.length
+    const c = await dial()
+    await until(() => accepted.length > before, changed)
+    const s = accepted[before]!
+    if (resume) s.socket.resume()
+    return { c, s }
+  }
+  return { accepted, changed, dial, connected, readBuffer }
 }
 
 async function until(cond: () => boolean, changed: () => Promise<void>): Promise<void> {
@@ -49,10 +58,7 @@ async function until(cond: () => boolean, changed: () => Promise<void>): Promise
 describe('adoptWithReadBuffer', () => {
   it('delivers every byte in order, each read as a copy the shared buffer does not overwrite', async () => {
     const h = await harness()
-    const c = await h.dial()
-    await until(() => h.accepted.length === 1, h.changed)
-    const s = h.accepted[0]!
-    s.socket.resume()
+    const { c, s } = await h.connected()
     c.write(Buffer.from('first'))
     await until(() => s.chunks.length >= 1, h.changed)
     const first = s.chunks[0]!
@@ -66,10 +72,7 @@ describe('adoptWithReadBuffer', () => {
 
   it('writes go out on the adopted socket, and the peer sees its end', async () => {
     const h = await harness()
-    const c = await h.dial()
-    await until(() => h.accepted.length === 1, h.changed)
-    const s = h.accepted[0]!
-    s.socket.resume()
+    const { c, s } = await h.connected()
     const got: Buffer[] = []
     c.on('data', (b: Buffer) => got.push(b))
     s.socket.end(Buffer.from('bye'))
@@ -79,9 +82,7 @@ describe('adoptWithReadBuffer', () => {
 
   it('reads nothing while paused, then everything once resumed', async () => {
     const h = await harness()
-    const c = await h.dial()
-    await until(() => h.accepted.length === 1, h.changed)
-    const s = h.accepted[0]!
+    const { c, s } = await h.connected(false)
     // Adopted sockets start paused: bytes stay in the kernel.
     c.write(Buffer.alloc(1000, 1))
     await new Promise((r) => setTimeout(r, 100))
@@ -99,10 +100,7 @@ describe('adoptWithReadBuffer', () => {
 
   it('emits end and close when the peer closes', async () => {
     const h = await harness()
-    const c = await h.dial()
-    await until(() => h.accepted.length === 1, h.changed)
-    const s = h.accepted[0]!
-    s.socket.resume()
+    const { c, s } = await h.connected()
     const closed = once(s.socket, 'close')
     const ended = once(s.socket, 'end')
     c.end()
