@@ -22,7 +22,10 @@ export interface PageServiceOptions {
   readonly idleTimeoutMs?: number
   /** How long a request waits for WAL it asks for (Neon's wait_lsn_timeout, 300 s). */
   readonly waitLsnTimeoutMs?: number
-  /** Pagestream requests in flight per connection (decoded, not yet written). */
+  /**
+   * Pagestream requests in flight per connection (decoded, not yet written). It also bounds the responses
+   * written but not yet sent: reading stops at about this many pages of both together.
+   */
   readonly inFlightMax?: number
   /** basebackup tar bytes per CopyData message. */
   readonly copyDataBytesMax?: number

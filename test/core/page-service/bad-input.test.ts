@@ -206,7 +206,7 @@ describe('resource bounds', () => {
     // 8 KiB responses, nowhere near the 100,000 requests sent (819 MB of responses).
     expect(started).toBeLessThan(sent / 10)
     expect(r.server.metrics.requestsStarted - r.server.metrics.requestsCompleted).toBeLessThanOrEqual(32)
-    // Node's write buffer for that socket stayed small: the high-water mark plus at most one round of in-flight responses.
+    // Node's write buffer for that socket stayed small: about inFlightMax responses (buffered plus in flight), and one more.
     expect(r.server.metrics.writeBufferedBytesPeak).toBeLessThan(16 * 1024 + 33 * 8200)
     await stillServes(r)
     raw.socket.destroy()
