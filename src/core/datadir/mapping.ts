@@ -55,33 +55,54 @@ export function relmapFileKey(spcNode: number, dbNode: number): Key {
   return keyFromFields({ field1: 0, field2: spcNode, field3: dbNode, field4: 0, field5: 0, field6: 0 })
 }
 
+/**
+ * Relation directory keys of recently used databases, direct-mapped: every GetPage looks one up (does the
+ * relation exist), and the same string each time is a map lookup with its hash already computed.
+ */
+const REL_DIR_SLOTS = 64
+const relDirFields = new Float64Array(REL_DIR_SLOTS * 2).fill(-1)
+const relDirText: string[] = new Array<string>(REL_DIR_SLOTS).fill('')
+
 export function relDirKey(spcNode: number, dbNode: number): Key {
-  return keyFromFields({ field1: 0, field2: spcNode, field3: dbNode, field4: 0, field5: 0, field6: 1 })
+  const slot = (dbNode ^ (spcNode << 2)) & (REL_DIR_SLOTS - 1)
+  if (relDirFields[slot * 2] === spcNode && relDirFields[slot * 2 + 1] === dbNode) return relDirText[slot] as Key
+  const key = keyFromFields({ field1: 0, field2: spcNode, field3: dbNode, field4: 0, field5: 0, field6: 1 })
+  relDirFields[slot * 2] = spcNode
+  relDirFields[slot * 2 + 1] = dbNode
+  relDirText[slot] = key
+  return key
 }
 
 /**
  * Relation key prefixes (field1..field5) of recently used relation forks, direct-mapped. Ingest builds a
  * block key for every page version it stores, nearly always in a handful of hot relations: a hit costs four
- * integer compares instead of 28 hex digits (the whole key then costs ~70 ns instead of ~500 ns). A
- * deterministic cache of a pure function; a collision only evicts.
+ * integer compares instead of 28 hex digits (the whole key then costs ~70 ns instead of ~500 ns). The slot
+ * also keeps the fork's size key, built on first use: every GetPage looks it up. A deterministic cache of a
+ * pure function; a collision only evicts.
  */
 const REL_PREFIX_SLOTS = 256
 const relPrefixFields = new Float64Array(REL_PREFIX_SLOTS * 4).fill(-1)
 const relPrefixText: string[] = new Array<string>(REL_PREFIX_SLOTS).fill('')
+const relSizeText: string[] = new Array<string>(REL_PREFIX_SLOTS).fill('')
 
-/** The 28 hex digits shared by every block key and the size key of a relation fork (a stable string per fork). */
-export function relKeyPrefix(rel: RelTag): string {
+/** The prefix slot of `rel`, filled with its prefix (and no size key yet) if it held another fork. */
+function relPrefixSlot(rel: RelTag): number {
   const slot = ((rel.relNode ^ (rel.dbNode << 3)) + rel.forkNum) & (REL_PREFIX_SLOTS - 1)
   const i = slot * 4
   const f = relPrefixFields
-  if (f[i] === rel.relNode && f[i + 1] === rel.dbNode && f[i + 2] === rel.spcNode && f[i + 3] === rel.forkNum) return relPrefixText[slot]!
-  const text = keyPrefixFromFields(0, rel.spcNode, rel.dbNode, rel.relNode, rel.forkNum)
+  if (f[i] === rel.relNode && f[i + 1] === rel.dbNode && f[i + 2] === rel.spcNode && f[i + 3] === rel.forkNum) return slot
+  relPrefixText[slot] = keyPrefixFromFields(0, rel.spcNode, rel.dbNode, rel.relNode, rel.forkNum)
+  relSizeText[slot] = ''
   f[i] = rel.relNode
   f[i + 1] = rel.dbNode
   f[i + 2] = rel.spcNode
   f[i + 3] = rel.forkNum
-  relPrefixText[slot] = text
-  return text
+  return slot
+}
+
+/** The 28 hex digits shared by every block key and the size key of a relation fork (a stable string per fork). */
+export function relKeyPrefix(rel: RelTag): string {
+  return relPrefixText[relPrefixSlot(rel)]!
 }
 
 export function relBlockKey(rel: RelTag, blkno: number): Key {
@@ -89,7 +110,10 @@ export function relBlockKey(rel: RelTag, blkno: number): Key {
 }
 
 export function relSizeKey(rel: RelTag): Key {
-  return keyFromPrefix(relKeyPrefix(rel), ALL_ONES)
+  const slot = relPrefixSlot(rel)
+  let key = relSizeText[slot]!
+  if (key === '') relSizeText[slot] = key = keyFromPrefix(relPrefixText[slot]!, ALL_ONES)
+  return key as Key
 }
 
 export function slruDirKey(kind: SlruKindFork): Key {

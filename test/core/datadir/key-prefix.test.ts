@@ -3,7 +3,7 @@
 // driven through colliding slots so stale entries would show.
 import { describe, expect, it } from 'vitest'
 import { keyFromFields, keyFromPrefix, keyPrefixFromFields, type KeyFields } from '../../../src/core/model/key.js'
-import { relBlockKey, relKeyPrefix, relSizeKey } from '../../../src/core/datadir/mapping.js'
+import { relBlockKey, relDirKey, relKeyPrefix, relSizeKey } from '../../../src/core/datadir/mapping.js'
 import type { RelTag } from '../../../src/core/pg/reltag.js'
 import { prng } from '../layer/helpers.js'
 
@@ -35,6 +35,16 @@ describe('key text', () => {
     }
   })
 
+  it('relation directory keys stay right through their cache\'s collisions', () => {
+    const rng = prng(13)
+    const dbs = Array.from({ length: 500 }, () => ({ spc: [1663, 1664, u32(rng)][Math.floor(rng() * 3)]!, db: u32(rng) % 5000 }))
+    for (let round = 0; round < 3; round++) {
+      for (const { spc, db } of dbs) {
+        expect(relDirKey(spc, db)).toBe(reference({ field1: 0, field2: spc, field3: db, field4: 0, field5: 0, field6: 1 }))
+      }
+    }
+  })
+
   it('relation block and size keys stay right through prefix-cache collisions', () => {
     const rng = prng(12)
     // Few distinct dbNode/forkNum values and many relNodes: many relations share each of the 256 slots.
@@ -48,6 +58,8 @@ describe('key text', () => {
       for (const rel of rels) {
         const blk = u32(rng) % 0xffff_ffff
         const f = { field1: 0, field2: rel.spcNode, field3: rel.dbNode, field4: rel.relNode, field5: rel.forkNum }
+        // The size key first in some rounds: it must not come from a slot another relation filled.
+        if (round === 1) expect(relSizeKey(rel)).toBe(reference({ ...f, field6: 0xffff_ffff }))
         expect(relBlockKey(rel, blk)).toBe(reference({ ...f, field6: blk }))
         expect(relSizeKey(rel)).toBe(reference({ ...f, field6: 0xffff_ffff }))
         expect(relKeyPrefix(rel)).toBe(reference({ ...f, field6: 0 }).slice(0, 28))
