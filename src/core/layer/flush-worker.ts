@@ -239,6 +239,8 @@ class WorkerSlabStream implements SlabStreamSink {
   /** Slabs sent and not yet written: their `written` callbacks. */
   private readonly outstanding = new Map<number, (w: StreamedSlab | null) => void>()
 
+  /** The stream's file until its flush renames it (chosen here, so the layer knows it if the thread dies). */
+  readonly path: string
   private readonly target: L0StreamTarget
 
   constructor(
@@ -246,15 +248,12 @@ class WorkerSlabStream implements SlabStreamSink {
     target: L0StreamTarget,
     private readonly owner: FlushWorker,
   ) {
-    this.target = { ...target, tempPath: target.tempPath ?? l0StreamTempPath(target.dir, target.lsnStart) }
+    this.path = target.tempPath ?? l0StreamTempPath(target.dir, target.lsnStart)
+    this.target = { ...target, tempPath: this.path }
   }
 
   get alive(): boolean {
     return this.live
-  }
-
-  get path(): string {
-    return this.target.tempPath!
   }
 
   slabFull(index: number, slab: SharedArrayBuffer, used: number, firstEntry: number, endEntry: number, records: SharedArrayBuffer, written: (w: StreamedSlab | null) => void): void {

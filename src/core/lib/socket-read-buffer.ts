@@ -17,7 +17,7 @@
 import { Socket, type NetConnectOpts } from 'node:net'
 
 /** Size of a shared read buffer: what one read takes at most (Node's default read size). */
-export const READ_BUFFER_BYTES = 64 * 1024
+const READ_BUFFER_BYTES = 64 * 1024
 
 /** A shared read buffer (one per process is enough; see the invariant above). */
 export function newReadBuffer(): Buffer {

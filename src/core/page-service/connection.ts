@@ -23,6 +23,7 @@ import type { Socket } from 'node:net'
 import { TickCorkedWriter } from '../lib/tick-cork.js'
 import { PageserverError, messageOf } from '../lib/errors.js'
 import { FrameReader, describeType, type Frame } from '../protocol/pg-frames.js'
+import { BLCKSZ } from '../protocol/pagestream.js'
 import {
   ENCRYPTION_REFUSED,
   FrontendType,
@@ -56,7 +57,7 @@ import type { ResolvedPageServiceOptions } from './options.js'
 const LINGER_MS = 5_000
 
 /** Bytes of one GetPage response (the page and its frame head, rounded up). */
-const PAGE_RESPONSE_BYTES = 8192 + 64
+const PAGE_RESPONSE_BYTES = BLCKSZ + 64
 
 /** SSLRequest and GSSENCRequest may each come once before the StartupMessage (libpq tries both at most once). */
 const ENCRYPTION_REQUESTS_MAX = 2

@@ -126,22 +126,24 @@ export class FakeTimeline implements PageServiceTimeline {
     })
   }
 
+  /** A read after the random delay (if any); throws `failNextRead`. */
   private async read(what: string, at: Lsn): Promise<void> {
-    const id = this.reads.length
-    this.reads.push({ what, lsn: at })
+    const id = this.started(what, at)
     if (this.readDelayMaxMs > 0) await new Promise((r) => setTimeout(r, randomInt(this.readDelayMaxMs + 1)))
-    this.completionOrder.push(id)
-    const fail = this.failNextRead
-    if (fail) {
-      this.failNextRead = null
-      throw fail
-    }
+    this.completed(id)
   }
 
-  /** The read's bookkeeping at once (no delay); throws `failNextRead`. */
+  /** A read at once (no delay); throws `failNextRead`. */
   private readNow(what: string, at: Lsn): void {
-    const id = this.reads.length
+    this.completed(this.started(what, at))
+  }
+
+  private started(what: string, at: Lsn): number {
     this.reads.push({ what, lsn: at })
+    return this.reads.length - 1
+  }
+
+  private completed(id: number): void {
     this.completionOrder.push(id)
     const fail = this.failNextRead
     if (fail) {
