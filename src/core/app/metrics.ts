@@ -37,7 +37,7 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
     [{ cache: 'page' }, sharedPageCache],
     [{ cache: 'value' }, sharedValueCache],
   ] as const
-  counter('pageserver_page_cache_read_hits_total', 'Reads answered by the cache (page: served pages, images and redo results; value: layer values).', caches.map(([l, c]) => [l, c.hits]))
+  counter('pageserver_page_cache_read_hits_total', 'Reads answered by the cache (page: served pages, images and redo results; value: layer values and index blocks).', caches.map(([l, c]) => [l, c.hits]))
   counter('pageserver_page_cache_read_accesses_total', 'Reads that asked the cache.', caches.map(([l, c]) => [l, c.hits + c.misses]))
   gauge('pageserver_page_cache_size_bytes', 'Bytes the cache holds.', caches.map(([l, c]) => [l, c.sizeBytes]))
   gauge('pageserver_page_cache_capacity_bytes', 'Bytes the cache may hold (page_cache_size, half each).', caches.map(([l, c]) => [l, c.capacityBytes]))

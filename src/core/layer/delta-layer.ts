@@ -88,7 +88,7 @@ export class DeltaLayer implements ReadableLayer {
     return this.r.fileSizeBytes
   }
 
-  get cacheStats(): { hits: number; misses: number; blocks: number } {
+  get cacheStats(): { hits: number; misses: number; blocks: number; reads: number } {
     return this.r.cacheStats
   }
 

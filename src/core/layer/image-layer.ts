@@ -91,7 +91,7 @@ export class ImageLayer implements ReadableLayer {
     return this.r.fileSizeBytes
   }
 
-  get cacheStats(): { hits: number; misses: number; blocks: number } {
+  get cacheStats(): { hits: number; misses: number; blocks: number; reads: number } {
     return this.r.cacheStats
   }
 

@@ -3,8 +3,8 @@
  *
  * Open reads and checks the header (CRC, magic, version, sizes against the real file size) and loads the
  * top-level index (CRC-checked). A lookup then costs: a binary search in the top-level index, at most one
- * 4 KiB index block read (CRC-checked on load, then kept in a per-file LRU of `indexBlockCacheMax` blocks),
- * a binary search in the block, and one pread for the values of the key, each value CRC-checked — or, when
+ * 4 KiB index block read (CRC-checked on load, then kept in a per-file LRU of `indexBlockCacheMax` blocks
+ * and, from its second use, in the process-wide value cache), a binary search in the block, and one pread for the values of the key, each value CRC-checked — or, when
  * the process-wide value cache (value-cache.ts) holds them, copies from memory. Reads are synchronous on
  * purpose (see storage/positional-file.ts).
  *
@@ -148,6 +148,8 @@ export class LayerFileReader {
   /** This file's part of the value cache, or null. */
   private readonly cached: ValueCacheSpace | null
   private hitScratch: Buffer[] = []
+  /** Index blocks read from the file by lookups. */
+  private blockReads = 0
 
   private constructor(
     readonly path: string,
@@ -186,8 +188,9 @@ export class LayerFileReader {
     return this.header.fileSize
   }
 
-  get cacheStats(): { hits: number; misses: number; blocks: number } {
-    return { hits: this.cache.hits, misses: this.cache.misses, blocks: this.cache.size }
+  /** This file's index block LRU (hits, misses, blocks held) and the index blocks lookups read from the file. */
+  get cacheStats(): { hits: number; misses: number; blocks: number; reads: number } {
+    return { hits: this.cache.hits, misses: this.cache.misses, blocks: this.cache.size, reads: this.blockReads }
   }
 
   dumpSummary(): LayerSummary {
@@ -356,10 +359,22 @@ export class LayerFileReader {
     return (flags & ENTRY_FLAG_LZ4) !== 0 ? decompressValue(stored, this.path) : stored
   }
 
+  /**
+   * An index block: from this file's LRU, else from the process-wide cache (second level: an LRU smaller
+   * than the index thrashes on lookups that cycle over more blocks than it holds, and every miss is a pread
+   * and a CRC of 4 KiB), else read, checked and offered to both. In the shared cache, block n of the file is
+   * key -(n + 1): values are keyed by their offset (>= 0), so neither can ever be taken for the other.
+   */
   private loadBlock(blockNo: number): Buffer {
     const cached = this.cache.get(blockNo)
     if (cached !== undefined) return cached
-    const block = this.readBlock(blockNo)
+    const space = this.cached
+    let block = space !== null ? space.cache.get(space, -(blockNo + 1)) : undefined
+    if (block === undefined) {
+      block = this.readBlock(blockNo)
+      this.blockReads++
+      if (space !== null) space.cache.offer(space, -(blockNo + 1), block)
+    }
     this.cache.set(blockNo, block)
     return block
   }

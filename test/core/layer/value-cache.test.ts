@@ -154,6 +154,46 @@ describe('layer files with the value cache', () => {
     })
   })
 
+  it('keeps index blocks behind the per-file LRU: lookups cycling over more blocks than it holds stop reading the file', async () => {
+    await withTempDir('ps-vcache-blocks-', async (dir) => {
+      const rng = prng(11)
+      const entries: Entry[] = []
+      const w = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(0x100), end: L(0x10000) }, noSync: true, indexBlockBytes: 256 })
+      for (let blk = 0; blk < 120; blk++) {
+        for (let i = 0; i < 2; i++) entries.push({ key: blockKey(1, blk), lsn: L(0x100 + i), value: makeValue(rng, randInt(rng, 10, 200), i === 0), willInit: i === 0 })
+      }
+      for (const e of entries) if (!w.put(e.key, e.lsn, e.value)) await w.drain()
+      const delta = await w.finish()
+      const keys = [...new Set(entries.map((e) => e.key))]
+
+      const cache = new ValueCache(1 << 24)
+      const cached = DeltaLayer.open(delta.path, { valueCache: cache, indexBlockCacheMax: 2 })
+      const plain = DeltaLayer.open(delta.path, { valueCache: null, indexBlockCacheMax: 2 })
+      try {
+        const reads = (layer: DeltaLayer) => layer.cacheStats.reads
+        const perPass: number[][] = [[], []]
+        for (let pass = 0; pass < 4; pass++) {
+          for (const [i, layer] of [plain, cached].entries()) {
+            const before = reads(layer)
+            readThrice(layer, entries, keys, L(0xffff))
+            perPass[i]!.push(reads(layer) - before)
+          }
+        }
+        const blocks = cached.dumpSummary().indexBlockCount
+        expect(blocks).toBeGreaterThan(20)
+        // Two blocks of LRU against a cycle over every block: each traversal (three per readThrice) reads them all.
+        expect(perPass[0]).toEqual([3 * blocks, 3 * blocks, 3 * blocks, 3 * blocks])
+        // Shared: each block read twice (the second read admits it), then never again.
+        expect(perPass[1]).toEqual([2 * blocks, 0, 0, 0])
+        expect(cache.hits).toBeGreaterThan(0)
+      } finally {
+        plain.close()
+        cached.close()
+      }
+      expect(cache.entries).toBe(0) // closing the file drops its blocks with its values
+    })
+  })
+
   it('the in-memory layer hands out values the caller owns too', async () => {
     await withTempDir('ps-vcache-mem-', async (dir) => {
       const rng = prng(9)
