@@ -51,7 +51,7 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { collectGarbage } from './support/gc.js'
+import { collectGarbageAndSettle } from './support/gc.js'
 import { PageServiceClient } from '../src/core/page-service/client.js'
 import { query } from '../src/core/protocol/pg-frontend-messages.js'
 import type { PagestreamClient } from '../src/core/page-service/pagestream-client.js'
@@ -299,11 +299,14 @@ async function main(): Promise<void> {
       const run = async (s: number, requests: number): Promise<Sample> => {
         const sys = systems[s]!
         await sys.before?.()
-        // Every run starts with both Node heaps collected: the systems run in a fixed order and allocate
+        // Every run starts with the client's heap collected: the systems run in a fixed order and allocate
         // about the same per run, so a major collection would otherwise fall in the same system's runs
-        // round after round (one row measured 40 % more client CPU than another doing the same work).
-        await command('gc')
-        collectGarbage()
+        // round after round (one row measured 40 % more client CPU than another doing the same work); the
+        // collection's background work is let finish before timing. The servers are left alone: a forced
+        // collection of the page server's heap made the next run of 2,500 redo requests spend ~50 % more
+        // CPU per request (GC helper threads busy throughout, the main thread ~45 % slower), a state a
+        // server that is not forced never reaches.
+        await collectGarbageAndSettle()
         try {
           return await runCase(requests, c.conns, c.depth, connected[s]!.one, connected[s]!.serverCpu)
         } finally {

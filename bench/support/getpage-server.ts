@@ -10,7 +10,7 @@
  * Started as `node <this file> '<ServeArgs JSON>'`; prints one line of ServerInfo JSON, then answers one
  * line per command read from stdin: `cache off` / `cache on` bypasses the page cache and the layer value
  * cache or uses them again (their contents stay), `pagecache off` / `pagecache on` the page cache alone,
- * `gc` runs a full garbage collection, `stats` returns the counters of those and of the
+ * `gc` runs a full garbage collection and answers once the process is quiet again, `stats` returns the counters of those and of the
  * timeline's image cache. End of stdin stops every server and exits.
  */
 import { createServer, type Socket } from 'node:net'
@@ -18,7 +18,7 @@ import { adoptWithReadBuffer, newReadBuffer } from '../../src/core/lib/socket-re
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import { collectGarbage } from './gc.js'
+import { collectGarbageAndSettle } from './gc.js'
 import { PageServiceServer } from '../../src/core/page-service/server.js'
 import type { PageServiceBackend, PageServiceTimeline } from '../../src/core/page-service/backend.js'
 import { PageServer } from '../../src/core/app/server.js'
@@ -137,14 +137,19 @@ async function serve(args: ServeArgs): Promise<void> {
   process.stdout.write(JSON.stringify(info) + '\n')
   // Commands from the bench, one per line, each answered with one line (see the module header).
   const lines = createInterface({ input: process.stdin })
-  lines.on('line', (line) => {
+  const command = async (line: string): Promise<void> => {
     const [cmd, arg] = line.split(' ')
     if (cmd === 'cache') sharedValueCache.bypass = sharedPageCache.bypass = arg === 'off'
     if (cmd === 'pagecache') sharedPageCache.bypass = arg === 'off'
-    if (cmd === 'gc') collectGarbage()
+    if (cmd === 'gc') await collectGarbageAndSettle()
     const counters = (c: { hits: number; misses: number; entries: number; sizeBytes: number; capacityBytes: number }) => ({ hits: c.hits, misses: c.misses, entries: c.entries, bytes: c.sizeBytes, capacityBytes: c.capacityBytes })
     const reply = cmd === 'stats' ? { pageCache: counters(sharedPageCache), valueCache: counters(sharedValueCache), imageCache: tl.imageCacheStats } : { ok: true }
     process.stdout.write(JSON.stringify(reply) + '\n')
+  }
+  // One command at a time, answered in order (gc waits for the process to settle).
+  let queue = Promise.resolve()
+  lines.on('line', (line) => {
+    queue = queue.then(() => command(line))
   })
   lines.on('close', () => {
     echo.close()
