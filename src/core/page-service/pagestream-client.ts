@@ -15,8 +15,11 @@ import { CorruptionError } from '../lib/errors.js'
 import { MAX_LSN, type Lsn } from '../pg/lsn.js'
 import type { RelTag } from '../pg/reltag.js'
 import {
+  BLCKSZ,
   decodeResponse,
   encodeRequestFrame,
+  PagestreamResponseTag,
+  requestBytes,
   type DecodedPagestreamResponse,
   type PagestreamRequest,
   type PagestreamRequestHeader,
@@ -26,6 +29,9 @@ import { BackendType } from '../protocol/pg-backend-messages.js'
 import { parseErrorFields } from '../protocol/pg-frontend-messages.js'
 import type { Frame } from '../protocol/pg-frames.js'
 import { PagestreamRequestError, PageServiceServerError } from './client-errors.js'
+
+/** v3 GetPage echo: the request payload after its tag (reqid, both LSNs, relation, block: 41 bytes). */
+const GETPAGE_ECHO_BYTES = requestBytes('getpage', 3) - 1
 
 /** Default bound on pipelined requests per connection (the server executes 32 at a time). */
 export const PAGESTREAM_OUTSTANDING_MAX = 4096
@@ -39,7 +45,11 @@ export interface RequestLsns {
 
 interface Pending {
   readonly req: PagestreamRequest
-  readonly resolve: (r: DecodedPagestreamResponse) => void
+  /** The request as sent (CopyData frame): a v3 response echoes its bytes after the tag. */
+  readonly frame: Buffer
+  /** getPage's calls: resolved with the page alone. */
+  readonly pageOnly: boolean
+  readonly resolve: (r: DecodedPagestreamResponse | Buffer) => void
   readonly reject: (e: Error) => void
 }
 
@@ -70,9 +80,8 @@ export class PagestreamClient {
     return this.endedWith === null
   }
 
-  async getPage(rel: RelTag, blkno: number, lsns: RequestLsns = {}): Promise<Buffer> {
-    const r = await this.request({ type: 'getpage', hdr: this.header(lsns), rel, blkno })
-    return (r as Extract<DecodedPagestreamResponse, { type: 'getpage' }>).page
+  getPage(rel: RelTag, blkno: number, lsns: RequestLsns = {}): Promise<Buffer> {
+    return this.send({ type: 'getpage', hdr: this.header(lsns), rel, blkno }, true) as Promise<Buffer>
   }
 
   async nblocks(rel: RelTag, lsns: RequestLsns = {}): Promise<number> {
@@ -96,14 +105,29 @@ export class PagestreamClient {
   }
 
   /** Sends any request (tests use it for hand-made headers) and resolves with the matching response. */
-  async request(req: PagestreamRequest): Promise<DecodedPagestreamResponse> {
+  request(req: PagestreamRequest): Promise<DecodedPagestreamResponse> {
+    return this.send(req, false) as Promise<DecodedPagestreamResponse>
+  }
+
+  /** Writes `req` now when a slot is free (no extra promise hop), else once one is. */
+  private send(req: PagestreamRequest, pageOnly: boolean): Promise<DecodedPagestreamResponse | Buffer> {
+    if (this.pending.length < this.outstandingMax && this.endedWith === null) return this.enqueue(req, pageOnly)
+    return this.sendWhenSlotFree(req, pageOnly)
+  }
+
+  private async sendWhenSlotFree(req: PagestreamRequest, pageOnly: boolean): Promise<DecodedPagestreamResponse | Buffer> {
     while (this.pending.length >= this.outstandingMax && this.endedWith === null) {
       await new Promise<void>((resolve) => this.slotWaiters.push(resolve))
     }
     if (this.endedWith !== null) throw this.endedWith
+    return this.enqueue(req, pageOnly)
+  }
+
+  private enqueue(req: PagestreamRequest, pageOnly: boolean): Promise<DecodedPagestreamResponse | Buffer> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ req, resolve, reject })
-      this.transport.write(encodeRequestFrame(req, this.version))
+      const frame = encodeRequestFrame(req, this.version)
+      this.pending.push({ req, frame, pageOnly, resolve, reject })
+      this.transport.write(frame)
     })
   }
 
@@ -120,6 +144,14 @@ export class PagestreamClient {
     if (frame.type === BackendType.CopyData) {
       const head = this.pending.shift()
       if (head === undefined) return this.outOfStep('a pagestream response arrived with no request pending')
+      if (head.pageOnly) {
+        const page = matchingPage(frame.body, head.frame, this.version)
+        if (page !== null) {
+          head.resolve(page)
+          this.wakeSlot()
+          return true
+        }
+      }
       let resp: DecodedPagestreamResponse
       try {
         resp = decodeResponse(frame.body, this.version)
@@ -134,7 +166,7 @@ export class PagestreamClient {
         return this.outOfStep(mismatch)
       }
       if (resp.type === 'error') head.reject(new PagestreamRequestError(resp.message))
-      else head.resolve(resp)
+      else head.resolve(head.pageOnly ? (resp as Extract<DecodedPagestreamResponse, { type: 'getpage' }>).page : resp)
       this.wakeSlot()
       return true
     }
@@ -173,6 +205,19 @@ function outOfStepError(message: string): CorruptionError {
   return new CorruptionError('PAGESTREAM_OUT_OF_STEP', `pagestream out of step: ${message}`, {
     hint: 'The server answered something other than the oldest pending request; the connection was closed.',
   })
+}
+
+/**
+ * The page of a GetPage response whose every byte before the page is what `reqFrame` asked for: the tag,
+ * and in v3 the echoed header and request fields, compared as bytes with the request as sent (bytes 6..47
+ * of its CopyData frame: reqid, both LSNs, relation, block). Null for anything else (an error, another type, a
+ * mismatch, a wrong length), which the full decode then explains.
+ */
+function matchingPage(body: Buffer, reqFrame: Buffer, version: PagestreamVersion): Buffer | null {
+  const pageAt = version === 3 ? 1 + GETPAGE_ECHO_BYTES : 1
+  if (body.length !== pageAt + BLCKSZ || body[0] !== PagestreamResponseTag.GetPage) return null
+  for (let i = 1; i < pageAt; i++) if (body[i] !== reqFrame[5 + i]) return null
+  return body.subarray(pageAt)
 }
 
 /** Null if `resp` may answer `req`, else what differs. */

@@ -26,7 +26,7 @@ import { MAX_FORK_NUMBER } from '../pg/reltag.js'
 import type { Lsn } from '../pg/lsn.js'
 import {
   decodeRequest,
-  encodeGetPageResponseHead,
+  encodeGetPageResponseHeadFrom,
   encodeResponseFrame,
   BLCKSZ,
   SLRU_PAGES_PER_SEGMENT,
@@ -112,11 +112,11 @@ export class PagestreamSession {
     }
     if (answer instanceof Promise) {
       answer.then(
-        (resp) => this.settle(req, slot, resp),
+        (resp) => this.settle(req, payload, slot, resp),
         (err: unknown) => this.settleFailed(req, slot, err),
       ).then(() => this.flush())
     } else {
-      this.settle(req, slot, answer)
+      this.settle(req, payload, slot, answer)
       this.flush()
     }
     return null
@@ -167,13 +167,17 @@ export class PagestreamSession {
     if (wrote) this.sink.wake()
   }
 
-  /** Leaves the encoded response in `slot` (a failure to encode it is answered as the request's failure). */
-  private settle(req: PagestreamRequest, slot: Slot, resp: PagestreamResponse): void {
+  /**
+   * Leaves the encoded response in `slot` (a failure to encode it is answered as the request's failure). A
+   * GetPage response's head echoes `payload`, the request as received (it stays valid: each read of the
+   * socket is a copy).
+   */
+  private settle(req: PagestreamRequest, payload: Buffer, slot: Slot, resp: PagestreamResponse): void {
     const v = this.opts.version
     try {
       if (resp.type === 'getpage') {
         if (resp.page.length !== BLCKSZ) throw new Error(`the repository returned a page of ${resp.page.length} bytes`)
-        slot.frame = encodeGetPageResponseHead(resp.req, v)
+        slot.frame = encodeGetPageResponseHeadFrom(payload, v)
         slot.page = resp.page
       } else {
         slot.frame = encodeResponseFrame(resp, v)

@@ -350,18 +350,21 @@ export function encodeResponseFrame(resp: PagestreamResponse, version: Pagestrea
   return b
 }
 
+
 /**
- * The CopyData frame of a GetPage response up to its page: the frame is this head followed by the 8,192
- * page bytes, so a server can write the page from where it already is instead of copying it into one
- * buffer. The head is `encodeResponseFrame(...)` without its last BLCKSZ bytes.
+ * The head of a GetPage response, up to the page (the server writes the page after it without copying it
+ * in), built from the request's own payload as decodeRequest accepted it: in v3 the echo is that payload
+ * after its tag byte (reqid, both LSNs, relation, block), copied as bytes rather than encoded again from the
+ * decoded fields (no BigInt writes on the page service's hot path). Head + page = encodeResponseFrame's bytes.
  */
-export function encodeGetPageResponseHead(req: GetPageRequest, version: PagestreamVersion): Buffer {
-  const prefix = version === 3 ? 24 + echoBytes(req) : 0
-  const b = Buffer.allocUnsafe(6 + prefix)
+export function encodeGetPageResponseHeadFrom(payload: Buffer, version: PagestreamVersion): Buffer {
+  const echo = version === 3 ? requestBytes('getpage', 3) - 1 : 0
+  assert(payload.length === requestBytes('getpage', version) && payload[0] === PagestreamRequestTag.GetPage, 'not a GetPage request payload')
+  const b = Buffer.allocUnsafe(6 + echo)
   b[0] = 0x64
-  b.writeUInt32BE(4 + 1 + prefix + BLCKSZ, 1)
+  b.writeUInt32BE(4 + 1 + echo + BLCKSZ, 1)
   b[5] = PagestreamResponseTag.GetPage
-  if (version === 3) writeRequestBody(b, writeHeader(b, 6, req.hdr, 3), req)
+  for (let i = 0; i < echo; i++) b[6 + i] = payload[1 + i]!
   return b
 }
 

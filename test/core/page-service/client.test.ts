@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { PageServiceClient } from '../../../src/core/page-service/client.js'
 import { FrameReader } from '../../../src/core/protocol/pg-frames.js'
 import { authenticationOk, copyBothResponse, errorResponse, readyForQuery } from '../../../src/core/protocol/pg-backend-messages.js'
-import { decodeRequest, encodeResponseFrame, type PagestreamRequest } from '../../../src/core/protocol/pagestream.js'
+import { decodeRequest, encodeResponseFrame, type GetPageRequest, type PagestreamRequest } from '../../../src/core/protocol/pagestream.js'
+import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { REL, TENANT, TIMELINE } from './fake-backend.js'
 
 type Answer = (req: PagestreamRequest, socket: Socket) => void
@@ -83,6 +84,39 @@ describe('PageServiceClient against a misbehaving server', () => {
     await expect((await c1.pagestream(TENANT, TIMELINE)).getPage(REL, 1)).rejects.toThrow(/a nblocks response to a getpage request/)
     const c2 = await PageServiceClient.connect({ host: '127.0.0.1', port })
     await expect((await c2.pagestream(TENANT, TIMELINE)).nblocks(REL)).rejects.toThrow(/invalid tag 238/)
+  })
+
+  it.each([
+    ['another block', (r: GetPageRequest): GetPageRequest => ({ ...r, blkno: r.blkno + 1 }), /echoed blkno 2 differs from 1/],
+    ['another relation', (r: GetPageRequest): GetPageRequest => ({ ...r, rel: { ...r.rel, relNode: r.rel.relNode + 1 } }), /echoed relation differs/],
+    ['another request LSN', (r: GetPageRequest): GetPageRequest => ({ ...r, hdr: { ...r.hdr, request_lsn: (r.hdr.request_lsn - 1n) as Lsn } }), /its LSNs differ/],
+    ['another not_modified_since', (r: GetPageRequest): GetPageRequest => ({ ...r, hdr: { ...r.hdr, not_modified_since: (r.hdr.not_modified_since + 1n) as Lsn } }), /its LSNs differ/],
+  ])('a GetPage answer echoing %s is out of step, and the later requests fail too', async (_what, change, message) => {
+    let n = 0
+    const port = await scripted((req, s) => {
+      if (req.type === 'getpage') s.write(encodeResponseFrame({ type: 'getpage', req: ++n === 2 ? change(req) : req, page }, 3))
+    })
+    const c = await PageServiceClient.connect({ host: '127.0.0.1', port })
+    const s = await c.pagestream(TENANT, TIMELINE)
+    const results = await Promise.allSettled([s.getPage(REL, 0, { requestLsn: 0x5000n as Lsn }), s.getPage(REL, 1, { requestLsn: 0x5000n as Lsn }), s.getPage(REL, 2)])
+    expect(results[0]).toEqual({ status: 'fulfilled', value: page })
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'PAGESTREAM_OUT_OF_STEP' })
+    expect((results[1] as PromiseRejectedResult).reason.message).toMatch(message)
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'PAGESTREAM_OUT_OF_STEP' })
+    expect(s.active).toBe(false)
+  })
+
+  it('a GetPage answer one byte short is refused as malformed', async () => {
+    const port = await scripted((req, s) => {
+      const whole = encodeResponseFrame({ type: 'getpage', req: req as GetPageRequest, page }, 3)
+      const short = whole.subarray(0, whole.length - 1)
+      short.writeUInt32BE(short.length - 1, 1)
+      s.write(short)
+    })
+    const c = await PageServiceClient.connect({ host: '127.0.0.1', port })
+    const s = await c.pagestream(TENANT, TIMELINE)
+    await expect(s.getPage(REL, 1)).rejects.toMatchObject({ code: 'PAGESTREAM_MALFORMED' })
+    expect(s.active).toBe(false)
   })
 
   it('an ErrorResponse during the stream fails all pending requests with the server\'s message', async () => {
