@@ -25,6 +25,7 @@
  * a client that speaks v3 on a v2 stream (its requests are 8 bytes longer). Every length read from the
  * wire (an SLRU segment's n_blocks) is checked against its maximum before anything is allocated.
  */
+import { readU64BE, writeU64BE } from '../lib/bytes.js'
 import { CorruptionError, assert } from '../lib/errors.js'
 import type { Lsn } from '../pg/lsn.js'
 import type { RelTag } from '../pg/reltag.js'
@@ -137,7 +138,7 @@ class Cursor {
   }
   u64(): bigint {
     this.need(8)
-    const v = this.b.readBigUInt64BE(this.pos)
+    const v = readU64BE(this.b, this.pos)
     this.pos += 8
     return v
   }
@@ -213,11 +214,11 @@ const REQUEST_TAGS: Readonly<Record<PagestreamRequest['type'], number>> = {
 
 function writeHeader(b: Buffer, off: number, hdr: PagestreamRequestHeader, version: PagestreamVersion): number {
   if (version === 3) {
-    b.writeBigUInt64BE(hdr.reqid, off)
+    writeU64BE(b, hdr.reqid, off)
     off += 8
   }
-  b.writeBigUInt64BE(hdr.request_lsn, off)
-  b.writeBigUInt64BE(hdr.not_modified_since, off + 8)
+  writeU64BE(b, hdr.request_lsn, off)
+  writeU64BE(b, hdr.not_modified_since, off + 8)
   return off + 16
 }
 
