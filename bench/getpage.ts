@@ -32,7 +32,7 @@
  * Cases: 1 connection with 1 request in flight (latency), 8 connections with 1 each, 1 connection
  * pipelined 32 deep, 8 connections pipelined 4 deep. Every system runs the same sequence of blocks (a
  * shuffled cycle over its table). RUNS interleaved runs per case, each after a full garbage collection of
- * both Node processes; reported: medians over runs of
+ * the client's heap (the servers are not forced: see run()); reported: medians over runs of
  * requests/s and of each run's p50 / p99 latency, server-side CPU per request (the page server's process
  * tree with its redo workers; PostgreSQL's backends of the bench connections) and client CPU per request.
  *
