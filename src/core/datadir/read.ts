@@ -32,7 +32,7 @@ import {
   decodeRelDir,
   decodeU32Set,
   keyToBufferTag,
-  relBlockKey,
+  relBlockKeyCached,
   relDirKey,
   relSizeKey,
   slruBlockKey,
@@ -128,7 +128,7 @@ export class DatadirReader {
    */
   relPage(rel: RelTag, blkno: number, lsn: Lsn): Buffer | Promise<Buffer> {
     if (blkno >= this.relSize(rel, lsn)) return Buffer.alloc(BLCKSZ)
-    const key = relBlockKey(rel, blkno)
+    const key = relBlockKeyCached(rel, blkno)
     const cached = this.pages?.get(key, lsn) ?? null
     if (cached !== null) return cached
     const fromCache = this.fromCachedVersion(key, blkno, lsn)

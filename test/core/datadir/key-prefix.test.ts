@@ -3,7 +3,7 @@
 // driven through colliding slots so stale entries would show.
 import { describe, expect, it } from 'vitest'
 import { keyFromFields, keyFromPrefix, keyPrefixFromFields, type KeyFields } from '../../../src/core/model/key.js'
-import { relBlockKey, relDirKey, relKeyPrefix, relSizeKey } from '../../../src/core/datadir/mapping.js'
+import { relBlockKey, relBlockKeyCached, relDirKey, relKeyPrefix, relSizeKey } from '../../../src/core/datadir/mapping.js'
 import type { RelTag } from '../../../src/core/pg/reltag.js'
 import { prng } from '../layer/helpers.js'
 
@@ -70,6 +70,25 @@ describe('key text', () => {
     for (const b of [{ ...a, spcNode: 1664 }, { ...a, dbNode: 6 }, { ...a, relNode: 16385 }, { ...a, forkNum: 1 }]) {
       expect(relKeyPrefix(b)).not.toBe(relKeyPrefix(a))
       expect(relKeyPrefix(a)).toBe(reference({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: 0 }).slice(0, 28))
+    }
+  })
+
+  it('served block keys stay right through both caches\' collisions, and repeat as the same string', () => {
+    const rng = prng(14)
+    // Relations crowding the prefix slots and blocks crowding the block-key slots, in rounds that revisit them.
+    const rels: RelTag[] = Array.from({ length: 600 }, () => ({ spcNode: 1663, dbNode: [0, 5][Math.floor(rng() * 2)]!, relNode: u32(rng), forkNum: Math.floor(rng() * 3) }))
+    const asks = Array.from({ length: 40_000 }, () => ({ rel: rels[Math.floor(rng() * rels.length)]!, blk: rng() < 0.5 ? Math.floor(rng() * 64) : u32(rng) }))
+    for (let round = 0; round < 2; round++) {
+      for (const { rel, blk } of asks) {
+        expect(relBlockKeyCached(rel, blk)).toBe(reference({ field1: 0, field2: rel.spcNode, field3: rel.dbNode, field4: rel.relNode, field5: rel.forkNum, field6: blk }))
+      }
+    }
+    // Asked twice in a row, a block gets its key back from the cache: equal, and the same text relBlockKey builds.
+    const rel: RelTag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
+    for (const blk of [0, 1, 7, 0xffff_fffe, 0xffff_ffff]) {
+      const first = relBlockKeyCached(rel, blk)
+      expect(relBlockKeyCached(rel, blk)).toBe(first)
+      expect(first).toBe(relBlockKey(rel, blk))
     }
   })
 })
