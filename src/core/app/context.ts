@@ -35,8 +35,8 @@ function slabPoolOf(ctx: AppContext): SlabPool {
 
 /**
  * Sizes the process-wide read caches from `page_cache_size` (8 KiB pages): half for served pages (images
- * and pages rebuilt by redo, datadir/page-cache.ts), half for CRC-checked layer values and index blocks (layer/value-cache.ts).
- * The default, 8192 pages, gives each 32 MiB.
+ * and pages rebuilt by redo, datadir/page-cache.ts), half for CRC-checked layer values and index blocks
+ * (layer/value-cache.ts). The default, 8192 pages, gives each 32 MiB.
  */
 export function applyCacheSizes(ctx: AppContext): void {
   const half = Math.floor((ctx.config.pageCacheSizePages * 8192) / 2)

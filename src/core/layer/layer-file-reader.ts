@@ -4,9 +4,9 @@
  * Open reads and checks the header (CRC, magic, version, sizes against the real file size) and loads the
  * top-level index (CRC-checked). A lookup then costs: a binary search in the top-level index, at most one
  * 4 KiB index block read (CRC-checked on load, then kept in a per-file LRU of `indexBlockCacheMax` blocks
- * and, from its second use, in the process-wide value cache), a binary search in the block, and one pread for the values of the key, each value CRC-checked — or, when
- * the process-wide value cache (value-cache.ts) holds them, copies from memory. Reads are synchronous on
- * purpose (see storage/positional-file.ts).
+ * and, from its second use, in the process-wide value cache), a binary search in the block, and one pread
+ * for the values of the key, each value CRC-checked — or, when the process-wide value cache (value-cache.ts)
+ * holds them, copies from memory. Reads are synchronous on purpose (see storage/positional-file.ts).
  *
  * Nothing read from the file is trusted before its CRC matched; a mismatch is a CorruptionError naming the
  * file, never a wrong value. Entries are compared as raw bytes (key ‖ lsn, 26 bytes, big-endian), so a

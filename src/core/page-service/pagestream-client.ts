@@ -210,8 +210,8 @@ function outOfStepError(message: string): CorruptionError {
 /**
  * The page of a GetPage response whose every byte before the page is what `reqFrame` asked for: the tag,
  * and in v3 the echoed header and request fields, compared as bytes with the request as sent (bytes 6..47
- * of its CopyData frame: reqid, both LSNs, relation, block). Null for anything else (an error, another type, a
- * mismatch, a wrong length), which the full decode then explains.
+ * of its CopyData frame: reqid, both LSNs, relation, block). Null for anything else (an error, another
+ * type, a mismatch, a wrong length), which the full decode then explains.
  */
 function matchingPage(body: Buffer, reqFrame: Buffer, version: PagestreamVersion): Buffer | null {
   const pageAt = version === 3 ? 1 + GETPAGE_ECHO_BYTES : 1

@@ -351,7 +351,6 @@ export function encodeResponseFrame(resp: PagestreamResponse, version: Pagestrea
   return b
 }
 
-
 /**
  * The head of a GetPage response, up to the page (the server writes the page after it without copying it
  * in), built from the request's own payload as decodeRequest accepted it: in v3 the echo is that payload
