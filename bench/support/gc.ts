@@ -14,9 +14,10 @@ const SETTLE_MAX_MS = 2_000
 
 /**
  * collectGarbage(), then waits until this process is quiet: a full collection leaves work to V8's helper
- * threads (sweeping, freeing backing stores) that would otherwise run during, and be counted in, the next
- * timed run (measured: a page server's redo run of 2,500 requests took ~180 ms of helper-thread CPU after a
- * forced collection, against ~20 without). At most SETTLE_MAX_MS.
+ * threads (sweeping, freeing backing stores) after gc() returns, which would otherwise run during, and be
+ * counted in, the next timed run. At most SETTLE_MAX_MS. It does not undo the collection's other effect, a
+ * young generation shrunk back (more scavenges until it grows again): bench/getpage.ts therefore forces
+ * collections only in its own client.
  */
 export async function collectGarbageAndSettle(): Promise<void> {
   collectGarbage()

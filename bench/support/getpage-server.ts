@@ -10,8 +10,8 @@
  * Started as `node <this file> '<ServeArgs JSON>'`; prints one line of ServerInfo JSON, then answers one
  * line per command read from stdin: `cache off` / `cache on` bypasses the page cache and the layer value
  * cache or uses them again (their contents stay), `pagecache off` / `pagecache on` the page cache alone,
- * `gc` runs a full garbage collection and answers once the process is quiet again, `stats` returns the counters of those and of the
- * timeline's image cache. End of stdin stops every server and exits.
+ * `gc` runs a full garbage collection and answers once the process is quiet again, `stats` returns the
+ * counters of those and of the timeline's image cache. End of stdin stops every server and exits.
  */
 import { createServer, type Socket } from 'node:net'
 import { adoptWithReadBuffer, newReadBuffer } from '../../src/core/lib/socket-read-buffer.js'
