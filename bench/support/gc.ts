@@ -15,9 +15,9 @@ const SETTLE_MAX_MS = 2_000
 /**
  * collectGarbage(), then waits until this process is quiet: a full collection leaves work to V8's helper
  * threads (sweeping, freeing backing stores) after gc() returns, which would otherwise run during, and be
- * counted in, the next timed run. At most SETTLE_MAX_MS. It does not undo the collection's other effect, a
- * young generation shrunk back (more scavenges until it grows again): bench/getpage.ts therefore forces
- * collections only in its own client.
+ * counted in, the next timed run. At most SETTLE_MAX_MS. It does not undo what was seen to follow a forced
+ * collection in a busy page server (GC helper threads busy throughout the next run, the main thread
+ * slower; the cause was not pinned down): bench/getpage.ts therefore forces collections only in its client.
  */
 export async function collectGarbageAndSettle(): Promise<void> {
   collectGarbage()
