@@ -7,7 +7,7 @@
  *   startup --(StartupMessage, jwt)--> password --(valid token)--> query
  *   query --(pagestream_v2|v3)--> pagestream --(bad request / unexpected message)--> query
  *   query --(basebackup/fullbackup)--> busy (CopyOut) --> query
- *   any --(Terminate, EOF, protocol violation, timeout)--> closed
+ *   any --(Terminate, EOF, protocol violation, handshake or idle timeout)--> closed
  *
  * Invariants:
  * - Frames are read only while the state can take one (`canRead`): never while a command runs
@@ -102,6 +102,14 @@ export class PageServiceConnection {
    * that mark: only crossing it brings 'drain'.
    */
   private readonly pagestreamBufferedMax: number
+  /**
+   * Reads and writes so far, and what the server's idle sweep last saw of them (`sweepIdle`): a connection
+   * whose count stays the same for idleTimeoutMs is dropped. Counting here replaces the socket's own
+   * timeout, which Node re-arms (a timer-list insert) on every read and write.
+   */
+  private activity = 0
+  private activitySeen = -1
+  private quietSinceMs = 0
 
   constructor(
     private readonly socket: Socket,
@@ -124,7 +132,6 @@ export class PageServiceConnection {
     socket.on('end', () => this.destroy())
     socket.on('error', () => this.destroy())
     socket.on('close', () => this.onClosed())
-    socket.setTimeout(ctx.options.idleTimeoutMs, () => this.destroy())
     this.handshakeTimer = setTimeout(() => this.destroy(), ctx.options.handshakeTimeoutMs)
     this.handshakeTimer.unref()
     socket.resume()
@@ -133,6 +140,7 @@ export class PageServiceConnection {
   /** Bytes read from the socket (the server's read callback; the bytes are ours to keep). */
   receive(chunk: Buffer): void {
     if (this.state === 'closed') return // lingering after our last message: discard
+    this.activity++
     this.reader.push(chunk)
     this.pump()
   }
@@ -422,8 +430,22 @@ export class PageServiceConnection {
 
   // ---- Writing and closing ------------------------------------------------------------------------------
 
+  /**
+   * Called by the server every so often (at most a quarter of idleTimeoutMs apart): drops the connection
+   * once no byte was read or written for idleTimeoutMs (to within one sweep period).
+   */
+  sweepIdle(nowMs: number): void {
+    if (this.activity !== this.activitySeen) {
+      this.activitySeen = this.activity
+      this.quietSinceMs = nowMs
+    } else if (nowMs - this.quietSinceMs >= this.ctx.options.idleTimeoutMs) {
+      this.destroy()
+    }
+  }
+
   private write(bytes: Uint8Array): void {
     if (this.state === 'closed' || this.socket.destroyed) return
+    this.activity++
     this.out.write(bytes)
     const pending = this.socket.writableLength
     if (pending > this.ctx.metrics.writeBufferedBytesPeak) this.ctx.metrics.writeBufferedBytesPeak = pending

@@ -24,6 +24,9 @@ import { resolvePageServiceOptions, type PageServiceOptions, type ResolvedPageSe
 const REFUSED_LINGER_MS = 2_000
 /** SSLRequest / GSSENCRequest answered on a refused connection before its StartupMessage. */
 const REFUSED_ENCRYPTION_REQUESTS_MAX = 2
+/** The idle sweep runs every quarter of idleTimeoutMs, within these bounds. */
+const IDLE_SWEEP_MIN_MS = 10
+const IDLE_SWEEP_MAX_MS = 5_000
 
 /**
  * Refuses a connection the way PostgreSQL does for "too many clients": decline SSL/GSS encryption,
@@ -69,6 +72,8 @@ export class PageServiceServer {
   /** Every connection's reads land here first (each read's bytes are copied out before the next). */
   private readonly readBuffer = newReadBuffer()
   private closing: Promise<void> | null = null
+  /** One timer for every connection's idle timeout (PageServiceConnection.sweepIdle), while any is live. */
+  private idleSweep: NodeJS.Timeout | null = null
 
   constructor(
     private readonly backend: PageServiceBackend,
@@ -126,10 +131,25 @@ export class PageServiceServer {
     conn = new PageServiceConnection(adopted, { backend: this.backend, options: this.options, metrics: this.metrics })
     this.connections.add(conn)
     this.metrics.connectionsLive = this.connections.size
+    this.idleSweep ??= this.startIdleSweep()
     void conn.closed.then(() => {
       this.connections.delete(conn)
       this.metrics.connectionsLive = this.connections.size
     })
+  }
+
+  private startIdleSweep(): NodeJS.Timeout {
+    const periodMs = Math.min(IDLE_SWEEP_MAX_MS, Math.max(IDLE_SWEEP_MIN_MS, Math.floor(this.options.idleTimeoutMs / 4)))
+    const timer = setInterval(() => {
+      const now = Date.now()
+      for (const c of this.connections) c.sweepIdle(now)
+      if (this.connections.size === 0) {
+        clearInterval(timer)
+        this.idleSweep = null
+      }
+    }, periodMs)
+    timer.unref()
+    return timer
   }
 
   /** Stops accepting, ends connections gracefully within `closeDeadlineMs`, then destroys the rest. */
@@ -148,6 +168,8 @@ export class PageServiceServer {
         await all
       }
       clearTimeout(timer)
+      if (this.idleSweep !== null) clearInterval(this.idleSweep)
+      this.idleSweep = null
       await stopped
     })()
     return this.closing

@@ -109,6 +109,26 @@ describe('before login', () => {
     await raw.closedFrames(10_000)
     expect(raw.isClosed).toBe(true)
   })
+
+  it('the idle timeout spares a client that keeps asking, and drops a silent one no sooner than the timeout', async () => {
+    const r = await start({ idleTimeoutMs: 300 })
+    const silent = await r.raw()
+    await silent.login()
+    const loggedInAt = Date.now()
+    let closedAt = 0
+    const silentClosed = silent.closedFrames(10_000).then(() => (closedAt = Date.now()))
+    const talker = await r.client()
+    const s = await talker.pagestream(TENANT, TIMELINE)
+    // 1.2 s of requests 100 ms apart: four idle timeouts' worth, never 300 ms quiet.
+    for (let i = 0; i < 12; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(await s.nblocks(REL)).toBe(10)
+    }
+    await silentClosed
+    expect(closedAt - loggedInAt).toBeGreaterThanOrEqual(300)
+    expect(s.active).toBe(true)
+    await talker.close()
+  })
 })
 
 describe('after login', () => {
