@@ -17,7 +17,8 @@
  *   plus one chunk and TCP back-pressure reaches the client.
  * - Every error a client can cause ends in an ErrorResponse (then ReadyForQuery if the connection stays
  *   usable, or a close); nothing a client sends throws out of this class.
- * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body).
+ * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body); those
+ *   answering one read of the socket leave as soon as that read is handled.
  */
 import type { Socket } from 'node:net'
 import { TickCorkedWriter } from '../lib/tick-cork.js'
@@ -142,7 +143,13 @@ export class PageServiceConnection {
     if (this.state === 'closed') return // lingering after our last message: discard
     this.activity++
     this.reader.push(chunk)
-    this.pump()
+    // The answers given at once to what this read brought leave in one write when the pump returns.
+    this.out.hold()
+    try {
+      this.pump()
+    } finally {
+      this.out.release()
+    }
   }
 
   /** Graceful stop: finish in-flight pagestream responses, tell the client (57P01), close. */
