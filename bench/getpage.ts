@@ -292,6 +292,8 @@ async function main(): Promise<void> {
       { name: '8 conns, pipelined 4 each', conns: 8, depth: 4 },
     ].filter((_, i) => ONLY_CASES === null || ONLY_CASES.includes(i))
     const rows: Row[] = []
+    /** Each run's requests/s of every system, by case and kind: ratios taken within a run (same machine phase). */
+    const runRates = new Map<string, number[]>()
     for (const c of cases) {
       process.stderr.write(`[getpage] ${c.name} ...\n`)
       const connected = await Promise.all(systems.map((s) => s.connect(c.conns)))
@@ -318,6 +320,7 @@ async function main(): Promise<void> {
         for (let s = 0; s < systems.length; s++) samples[s]!.push(await run(s, systems[s]!.requests))
       }
       for (const x of connected) await x.close()
+      systems.forEach((sys, s) => runRates.set(`${c.name}|${sys.kind}`, samples[s]!.map((x) => x.reqPerS)))
       const med = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]))
       const echoReqPerS = med(samples[0]!, 'reqPerS')
       systems.forEach((sys, s) => {
@@ -342,6 +345,11 @@ async function main(): Promise<void> {
       const ratio = (a: Row | null, b: Row | null, k: 'reqPerS' | 'p50Us') => (a !== null && b !== null ? round(a[k] / b[k], 2) : NaN)
       const im = of('img')
       const pgi = of('pg-img')
+      // Image over PostgreSQL within each run, then the median and range of those ratios: a phase change of
+      // this VM between two runs moves both systems of a run alike.
+      const imgRates = runRates.get(`${c.name}|img`)
+      const pgRates = runRates.get(`${c.name}|pg-img`)
+      const perRun = imgRates !== undefined && pgRates !== undefined ? imgRates.map((x, i) => x / pgRates[i]!) : []
       return {
         case: c.name,
         imageXEcho: im !== null ? round(im.xEcho, 2) : NaN,
@@ -350,6 +358,7 @@ async function main(): Promise<void> {
         imageXPg: ratio(im, pgi, 'reqPerS'),
         imageP50XPg: ratio(im, pgi, 'p50Us'),
         imageFasterThanPg: im !== null && pgi !== null && im.reqPerS > pgi.reqPerS,
+        imageXPgPerRun: perRun.length > 0 ? { median: round(median(perRun), 2), min: round(Math.min(...perRun), 2), max: round(Math.max(...perRun), 2) } : null,
         redoXPg: ratio(of('redo'), of('pg-redo'), 'reqPerS'),
         redoCachedXPg: ratio(of('redo-cached'), of('pg-redo'), 'reqPerS'),
       }
@@ -387,8 +396,17 @@ async function main(): Promise<void> {
     console.log()
     console.log(
       formatTable(
-        ['case', 'image req/s x echo (target >= 0.5)', 'image p50 x echo p50', 'image req/s x PG', 'image p50 x PG p50', 'redo req/s x PG', 'redo, page cache hit, x PG'],
-        targets.map((t) => [t.case, t.imageXEcho, t.imageP50XEcho, t.imageXPg, t.imageP50XPg, t.redoXPg, t.redoCachedXPg]),
+        ['case', 'image req/s x echo (target >= 0.5)', 'image p50 x echo p50', 'image req/s x PG', 'image x PG within runs: median (range)', 'image p50 x PG p50', 'redo req/s x PG', 'redo, page cache hit, x PG'],
+        targets.map((t) => [
+          t.case,
+          t.imageXEcho,
+          t.imageP50XEcho,
+          t.imageXPg,
+          t.imageXPgPerRun === null ? '-' : `${t.imageXPgPerRun.median} (${t.imageXPgPerRun.min}-${t.imageXPgPerRun.max})`,
+          t.imageP50XPg,
+          t.redoXPg,
+          t.redoCachedXPg,
+        ]),
       ),
     )
     console.log(
