@@ -18,8 +18,8 @@ import {
   BLCKSZ,
   decodeResponse,
   encodeRequestFrame,
+  GETPAGE_ECHO_BYTES,
   PagestreamResponseTag,
-  requestBytes,
   type DecodedPagestreamResponse,
   type PagestreamRequest,
   type PagestreamRequestHeader,
@@ -29,9 +29,6 @@ import { BackendType } from '../protocol/pg-backend-messages.js'
 import { parseErrorFields } from '../protocol/pg-frontend-messages.js'
 import type { Frame } from '../protocol/pg-frames.js'
 import { PagestreamRequestError, PageServiceServerError } from './client-errors.js'
-
-/** v3 GetPage echo: the request payload after its tag (reqid, both LSNs, relation, block: 41 bytes). */
-const GETPAGE_ECHO_BYTES = requestBytes('getpage', 3) - 1
 
 /** Default bound on pipelined requests per connection (the server executes 32 at a time). */
 export const PAGESTREAM_OUTSTANDING_MAX = 4096

@@ -235,7 +235,7 @@ export class PagestreamSession {
         return answered(tl.dbSize(req.dbnode, lsn), (db_size) => ({ type: 'dbsize', req, db_size }))
       case 'slru':
         return answered(tl.slruSegment(req.kind as 0 | 1 | 2, req.segno, lsn), (segment) => {
-          if (segment.length % 8192 !== 0 || segment.length > SLRU_PAGES_PER_SEGMENT * 8192) {
+          if (segment.length % BLCKSZ !== 0 || segment.length > SLRU_PAGES_PER_SEGMENT * BLCKSZ) {
             throw new Error(`the repository returned an SLRU segment of ${segment.length} bytes, not whole 8 KiB pages`)
           }
           return { type: 'slru', req, segment }

@@ -110,6 +110,12 @@ export function requestBytes(type: PagestreamRequest['type'], version: Pagestrea
   return 1 + headerBytes(version) + body
 }
 
+/**
+ * Bytes a v3 GetPage response echoes after its tag: the request's payload after its own tag (reqid, both
+ * LSNs, relation, block), byte for byte.
+ */
+export const GETPAGE_ECHO_BYTES = requestBytes('getpage', 3) - 1
+
 function malformed(what: string, message: string): CorruptionError {
   return new CorruptionError('PAGESTREAM_MALFORMED', `malformed pagestream ${what}: ${message}`, {
     hint: 'The peer does not speak this pagestream version; check that both sides use the same pagestream_v2 / pagestream_v3.',
@@ -358,7 +364,7 @@ export function encodeResponseFrame(resp: PagestreamResponse, version: Pagestrea
  * decoded fields (no BigInt writes on the page service's hot path). Head + page = encodeResponseFrame's bytes.
  */
 export function encodeGetPageResponseHeadFrom(payload: Buffer, version: PagestreamVersion): Buffer {
-  const echo = version === 3 ? requestBytes('getpage', 3) - 1 : 0
+  const echo = version === 3 ? GETPAGE_ECHO_BYTES : 0
   assert(payload.length === requestBytes('getpage', version) && payload[0] === PagestreamRequestTag.GetPage, 'not a GetPage request payload')
   const b = Buffer.allocUnsafe(6 + echo)
   b[0] = 0x64

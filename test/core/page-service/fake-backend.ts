@@ -133,9 +133,11 @@ export class FakeTimeline implements PageServiceTimeline {
     this.completed(id)
   }
 
-  /** A read at once (no delay); throws `failNextRead`. */
-  private readNow(what: string, at: Lsn): void {
+  /** `value()` at once (a read without delay) or after `read` (the promise); either throws `failNextRead` first. */
+  private answer<T>(what: string, at: Lsn, atOnce: boolean, value: () => T): T | Promise<T> {
+    if (!atOnce) return this.read(what, at).then(value)
     this.completed(this.started(what, at))
+    return value()
   }
 
   private started(what: string, at: Lsn): number {
@@ -153,11 +155,7 @@ export class FakeTimeline implements PageServiceTimeline {
   }
 
   relExists(rel: RelTag, at: Lsn): boolean | Promise<boolean> {
-    if (this.answerAtOnce === 'always') {
-      this.readNow('exists', at)
-      return this.existsNow(rel)
-    }
-    return this.read('exists', at).then(() => this.existsNow(rel))
+    return this.answer('exists', at, this.answerAtOnce === 'always', () => this.existsNow(rel))
   }
 
   private existsNow(rel: RelTag): boolean {
@@ -166,11 +164,7 @@ export class FakeTimeline implements PageServiceTimeline {
   }
 
   relSize(rel: RelTag, at: Lsn): number | Promise<number> {
-    if (this.answerAtOnce === 'always') {
-      this.readNow('nblocks', at)
-      return this.sizeNow(rel, at)
-    }
-    return this.read('nblocks', at).then(() => this.sizeNow(rel, at))
+    return this.answer('nblocks', at, this.answerAtOnce === 'always', () => this.sizeNow(rel, at))
   }
 
   private sizeNow(rel: RelTag, at: Lsn): number {
@@ -181,11 +175,8 @@ export class FakeTimeline implements PageServiceTimeline {
   }
 
   getPage(rel: RelTag, blkno: number, at: Lsn): Buffer | Promise<Buffer> {
-    if (this.answerAtOnce === 'always' || (this.answerAtOnce === 'even-blocks' && blkno % 2 === 0)) {
-      this.readNow('getpage', at)
-      return this.pageNow(rel, blkno, at)
-    }
-    return this.read('getpage', at).then(() => this.pageNow(rel, blkno, at))
+    const atOnce = this.answerAtOnce === 'always' || (this.answerAtOnce === 'even-blocks' && blkno % 2 === 0)
+    return this.answer('getpage', at, atOnce, () => this.pageNow(rel, blkno, at))
   }
 
   private pageNow(rel: RelTag, blkno: number, at: Lsn): Buffer {
