@@ -18,17 +18,22 @@ import type { PageserverConfig } from '../core/config/index.js'
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
 
+/** `--workdir`, with `-D` unless the command gives -D another meaning (`timeline export`: the data directory). */
+export function workdirFlag(withShortD: boolean) {
+  return Flags.string({
+    ...(withShortD ? { char: 'D' as const } : {}),
+    summary: 'Working directory of the page server (holds pageserver.toml and tenants/).',
+    env: 'PAGESERVER_WORKDIR',
+    default: '.neon',
+    helpGroup: 'GLOBAL',
+  })
+}
+
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override enableJsonFlag = true
 
   static override baseFlags = {
-    workdir: Flags.string({
-      char: 'D',
-      summary: 'Working directory of the page server (holds pageserver.toml and tenants/).',
-      env: 'PAGESERVER_WORKDIR',
-      default: '.neon',
-      helpGroup: 'GLOBAL',
-    }),
+    workdir: workdirFlag(true),
     config: Flags.string({
       char: 'c',
       summary: 'Override a config key for this run, as a TOML fragment: -c checkpoint_distance=268435456.',

@@ -122,7 +122,7 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
       expect(br.code, br.stderr).toBe(0)
       const branch = br.json<{ timelineId: string }>().timelineId
       const dir = join(root, `export-${i}`)
-      const ex = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', branch, '--pgdata', dir, '--json'], { env: env(), timeoutMs: 180_000 })
+      const ex = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', branch, '-D', dir, '--json'], { env: env(), timeoutMs: 180_000 })
       expect(ex.code, ex.stderr).toBe(0)
       const res = ex.json<{ tenantId: string; timelineId: string; lsn: string; checkpointLsn: string; dir: string; files: number; bytes: number }>()
       expect(res.lsn).toBe(formatLsn(q.lsn))

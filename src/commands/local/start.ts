@@ -6,6 +6,7 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { startProgress } from '../../cli/render.js'
 import { localPrepare, writeLocalState, type LocalState } from '../../core/app/local.js'
+import { postgresInstallation } from '../../core/app/context.js'
 import { TimeoutError } from '../../core/lib/errors.js'
 
 /** How long to wait for the background server to listen. */
@@ -60,6 +61,9 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     }
     const psql = `psql -h 127.0.0.1 -p ${state.pgPort} -U postgres postgres`
     const w = ctx.config.workdir
+    // Debian keeps postgres off PATH; root must run it as the postgres user (the export belongs to it).
+    const postgresBin = join(postgresInstallation(ctx).binDir, 'postgres')
+    const postgresCmd = process.getuid?.() === 0 ? `runuser -u postgres -- ${postgresBin}` : postgresBin
     this.log(
       [
         `PostgreSQL 15 runs on port ${state.pgPort}; the page server stores its WAL (page service ${state.pgAddr}, API ${state.httpAddr}).`,
@@ -67,10 +71,10 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
         `  timeline ${state.timelineId}`,
         '',
         `Connect:            ${psql}`,
-        `Branch (now):       pageserver -D ${w} timeline branch --tenant ${state.tenantId} --ancestor ${state.timelineId}`,
-        `Start on a branch:  pageserver -D ${w} timeline export --tenant ${state.tenantId} --timeline <branch id> --pgdata /tmp/branch && postgres -D /tmp/branch -p 55440`,
-        `Read a page:        pageserver -D ${w} getpage --tenant ${state.tenantId} --timeline ${state.timelineId} --rel 1663/5/1259 --blk 0`,
-        `Stop:               pageserver -D ${w} local stop`,
+        `Branch (now):       pageserver timeline branch --workdir ${w} --tenant ${state.tenantId} --ancestor ${state.timelineId}`,
+        `Start on a branch:  pageserver timeline export --workdir ${w} --tenant ${state.tenantId} --timeline <branch id> -D /tmp/branch && ${postgresCmd} -D /tmp/branch -p 55440`,
+        `Read a page:        pageserver getpage --workdir ${w} --tenant ${state.tenantId} --timeline ${state.timelineId} --rel 1663/5/1259 --blk 0`,
+        `Stop:               pageserver local stop --workdir ${w}`,
         `Logs:               ${state.serveLogFile}, ${state.pgLogFile}`,
       ].join('\n'),
     )

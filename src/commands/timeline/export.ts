@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { Flags } from '@oclif/core'
-import { BaseCommand } from '../../cli/base-command.js'
+import { BaseCommand, workdirFlag } from '../../cli/base-command.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { startProgress } from '../../cli/render.js'
@@ -16,18 +16,25 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     'or empty; it gets mode 0700 and, when run as root, belongs to the postgres user. Offline the workdir is read; ' +
     'with --server (or by default when `pageserver serve` runs on this workdir, since it holds WAL not yet flushed) ' +
     'the backup comes from the page server (its fullbackup command). ' +
-    'Note: -D is the workdir of every command; the target directory is --pgdata (-o). Unlogged relations come ' +
+    'As for `postgres -D DIR`, -D names the data directory to write here (also --pgdata or -o); this command ' +
+    'takes the workdir as --workdir or PAGESERVER_WORKDIR only. Unlogged relations come ' +
     'back empty, as after a crash; sequences show the value last written to WAL (up to 32 ahead).'
   static override examples = [
-    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --pgdata /tmp/pg-at-head',
-    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --lsn 0/16B3748 -o /tmp/pg-then',
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 -D /tmp/pg-at-head',
+    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --lsn 0/16B3748 -D /tmp/pg-then',
     '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant ... --timeline ... -o /tmp/pg-from-server',
   ]
+  // -D is the data directory here, as the issue's contract and `postgres -D` have it: the workdir keeps its
+  // long form and environment variable only.
+  static override baseFlags = {
+    ...BaseCommand.baseFlags,
+    workdir: workdirFlag(false),
+  }
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
     timeline: timelineIdFlag({ summary: 'The timeline.', required: true }),
     lsn: lsnFlag({ summary: "The backup LSN (default: the timeline's last record LSN); aligned up to 8." }),
-    pgdata: Flags.string({ char: 'o', summary: 'The data directory to write (new or empty).', required: true, helpValue: 'DIR' }),
+    pgdata: Flags.string({ char: 'D', charAliases: ['o'], summary: 'The data directory to write (new or empty).', required: true, helpValue: 'DIR' }),
     server: Flags.string({ summary: 'Fetch the backup from a running page server at HOST:PORT (its listen_pg_addr) instead of reading the workdir.', helpValue: 'HOST:PORT' }),
     token: Flags.string({ summary: 'JWT for a page server with NeonJWT auth.', env: 'NEON_AUTH_TOKEN', helpValue: 'JWT' }),
     offline: Flags.boolean({ summary: 'Read the layer files even when a server runs on this workdir (its unflushed WAL is not seen).', default: false }),
