@@ -27,7 +27,7 @@ import { CorruptionError, PageserverError, UnsupportedError, assert } from '../l
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { BufferTag } from '../pg/reltag.js'
 import type { RedoOptions, RedoRecord } from '../redo/engine.js'
-import { BinaryReader } from '../lib/bytes.js'
+import { BinaryReader, readU64BE } from '../lib/bytes.js'
 import { BUFFER_TAG_BYTES, formatRedoTag, readBufferTag } from './buffer-tag-codec.js'
 import {
   MESSAGE_HEADER_BYTES,
@@ -335,7 +335,7 @@ export class WorkerSession {
       }
       case MessageTag.ApplyRecord: {
         if (this.reqTag === null) throw outOfOrder('ApplyRecord outside a request')
-        const endLsn = buf.readBigUInt64BE(body) as Lsn
+        const endLsn = readU64BE(buf, body) as Lsn
         const raw = buf.subarray(body + LSN_BYTES, end)
         const problem = recordProblem(raw)
         if (problem !== null) {
