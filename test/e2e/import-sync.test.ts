@@ -35,6 +35,17 @@ describe('import a live primary, sync, and read every page at every recorded LSN
     const info = await importTimeline(ctx, { tenantId: tid, connString: pg.connString() })
     const tlid = parseTimelineId(info.timelineId)
     const db = Number(await pg.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
+    // Readable as soon as the import returns: it streamed the WAL up to the end of the backup.
+    const importedAt = parseLsn(info.lastRecordLsn)
+    expect(importedAt >= parseLsn(info.minReadableLsn)).toBe(true)
+    const relNode = Number(await pg.sql("SELECT pg_relation_filenode('before_import')"))
+    const first = await withRepository(ctx, async (repo) => {
+      const tenant = await repo.tenant(tid)
+      const tl = await tenant.timeline(tlid)
+      const reader = new DatadirReader(tl, tenant.redoManager(tl.metadata.hintBitsLogged), { dataChecksums: tl.metadata.dataChecksums })
+      return reader.getRelPage({ spcNode: 1663, dbNode: db, relNode, forkNum: 0 }, 0, importedAt)
+    })
+    expect(first.readUInt16LE(12)).toBeGreaterThan(24) // pd_lower: a heap page holding tuples
     const checkpoints: Lsn[] = []
     const quiet = async () => {
       await pg.sql('CHECKPOINT')
@@ -55,6 +66,5 @@ describe('import a live primary, sync, and read every page at every recorded LSN
     expect(cmp1.blocks).toBeGreaterThan(200)
     expect(cmp1.sizeMismatches).toEqual([])
     expect(cmp1.mismatches.slice(0, 10)).toEqual([])
-    void parseLsn
   })
 })

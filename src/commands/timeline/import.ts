@@ -11,7 +11,8 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
   static override description =
     'Creates (or reuses) a physical replication slot with RESERVE_WAL, takes a base backup over the replication ' +
     'protocol and imports it; the primary becomes the WAL source of the timeline, streamed by `timeline sync` or ' +
-    '`serve`. Pages are served from the end LSN of the backup on. The primary needs wal_level=replica, a role with ' +
+    '`serve`. Pages are served from the end LSN of the backup on: offline, the import streams the WAL up to there ' +
+    'before it returns (a running server streams it with its receiver). The primary needs wal_level=replica, a role with ' +
     'REPLICATION and a pg_hba.conf replication entry.'
   static override examples = [
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from "host=127.0.0.1 port=5432 user=postgres"',

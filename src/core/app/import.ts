@@ -4,12 +4,13 @@
  * Order (so no WAL is lost): create (or reuse) a physical replication slot with RESERVE_WAL, then take a
  * BASE_BACKUP and import its tar as images at the backup's start (redo) LSN, then record the primary as the
  * timeline's WAL source. `timeline sync` (or `serve`) streams WAL from that LSN through the slot; pages are
- * served only from the backup's end LSN on (the copied files are fuzzy until then).
+ * served only from the backup's end LSN on (the copied files are fuzzy until then); the offline import streams
+ * the WAL up to there before it returns.
  */
 import { ConflictError, CorruptionError, UnsupportedError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { encodeValue } from '../model/value.js'
-import type { Lsn } from '../pg/lsn.js'
+import { parseLsn, type Lsn } from '../pg/lsn.js'
 import { TarReader } from '../pg/tar.js'
 import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
@@ -18,6 +19,7 @@ import { Timeline } from '../repository/timeline.js'
 import { rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import type { Repository } from '../repository/repository.js'
 import { tenantOptions, withRepository, type AppContext } from './context.js'
+import { syncTimelineIn } from './sync.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
 
 export interface ImportOptions {
@@ -33,8 +35,26 @@ export function defaultSlotName(timelineId: TimelineId): string {
   return `pageserver_${timelineId.slice(0, 24)}`
 }
 
+/**
+ * The offline import: the base backup, then the WAL up to the backup's end LSN (streamed through the slot
+ * as `timeline sync` does), so that pages, exports and branches are readable as soon as it returns. A page
+ * server importing the timeline streams that WAL with its own receiver instead.
+ */
 export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {
-  return withRepository(ctx, (repo) => importTimelineIn(repo, ctx, o), { lockFor: 'timeline import' })
+  return withRepository(
+    ctx,
+    async (repo) => {
+      const info = await importTimelineIn(repo, ctx, o)
+      const timelineId = info.timelineId as TimelineId
+      const readableFrom = parseLsn(info.minReadableLsn)
+      if (parseLsn(info.lastRecordLsn) >= readableFrom) return info
+      o.onProgress?.(`streaming WAL to the end of the backup, ${info.minReadableLsn}`)
+      await syncTimelineIn(repo, ctx, { tenantId: o.tenantId, timelineId, until: readableFrom })
+      const tl = await (await repo.tenant(o.tenantId)).timeline(timelineId)
+      return timelineInfo(o.tenantId, timelineId, tl.metadata, tl.lastRecordLsn)
+    },
+    { lockFor: 'timeline import' },
+  )
 }
 
 export async function importTimelineIn(repo: Repository, ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {

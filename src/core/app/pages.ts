@@ -44,7 +44,10 @@ export function checkReadableLsn(tl: Timeline, lsn: Lsn): void {
   }
   if (lsn < m.minReadableLsn) {
     throw new UsageError('LSN_BEFORE_START', `LSN ${formatLsn(lsn)} is before the first readable LSN ${formatLsn(m.minReadableLsn)} of this timeline`, {
-      hint: 'An imported timeline serves pages from the end of its base backup on; a branch from its branch point on.',
+      hint:
+        lsn >= tl.lastRecordLsn
+          ? `The timeline's WAL has not reached ${formatLsn(m.minReadableLsn)} yet: stream it (\`pageserver timeline sync\`, or \`serve\`).`
+          : 'An imported timeline serves pages from the end of its base backup on; a branch from its branch point on.',
     })
   }
 }

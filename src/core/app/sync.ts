@@ -13,6 +13,7 @@ import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { WalReceiver } from '../walreceiver/wal-receiver.js'
 import { DatadirReader } from '../datadir/read.js'
+import type { Repository } from '../repository/repository.js'
 import { withRepository, type AppContext } from './context.js'
 import { TimelineIngestDriver } from './ingest-driver.js'
 
@@ -31,7 +32,12 @@ export interface SyncResult {
 }
 
 export async function syncTimeline(ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
-  return withRepository(ctx, async (repo) => {
+  return withRepository(ctx, (repo) => syncTimelineIn(repo, ctx, o), { lockFor: 'timeline sync' })
+}
+
+/** `syncTimeline` in a repository the caller holds (and has locked for mutation). */
+export async function syncTimelineIn(repo: Repository, ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
+  {
     const tenant = await repo.tenant(o.tenantId)
     const tl = await tenant.timeline(parseTimelineId(o.timelineId))
     const src = tl.metadata.walSource
@@ -85,5 +91,5 @@ export async function syncTimeline(ctx: AppContext, o: SyncOptions): Promise<Syn
       await driver.checkpoint()
     }
     return { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
-  }, { lockFor: 'timeline sync' })
+  }
 }
