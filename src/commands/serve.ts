@@ -1,7 +1,15 @@
+import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { createLogger } from '../cli/logger.js'
 import { PageServer } from '../core/app/server.js'
 import { backupTar } from '../core/app/export.js'
+import { parseDuration } from '../core/lib/units.js'
+
+/** What `serve --json` prints when it has stopped (its first line, at startup, gives the addresses). */
+export interface ServeResult {
+  stopped: true
+  signal: string
+}
 
 export default class Serve extends BaseCommand<typeof Serve> {
   static override summary = 'Run the page server: serve every tenant over libpq and stream WAL into its timelines.'
@@ -12,30 +20,52 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'flushed. In-memory layers are flushed on checkpoint_distance, checkpoint_timeout and the memory ceiling. ' +
     'Holds the workdir lock: offline commands that change the workdir fail while it runs, naming it. ' +
     'SIGINT or SIGTERM shut down gracefully (stop accepting, stop WAL, flush, stop redo workers) within ' +
-    '--shutdown-timeout; a second signal exits at once. Logs are JSON lines on stderr unless it is a terminal.'
-  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> -c listen_pg_addr=127.0.0.1:6400']
-  static override flags = {}
-  static override enableJsonFlag = false
+    '--shutdown-timeout; a second signal exits at once. Logs are JSON lines on stderr unless it is a terminal. ' +
+    'With --json, stdout gets one JSON line when it listens ({"listening": {pgAddr, httpAddr, workdir, pid}}), ' +
+    'logs are JSON lines whatever stderr is, and the result ({stopped, signal}) follows at shutdown.'
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> -c listen_pg_addr=127.0.0.1:6400',
+    '<%= config.bin %> <%= command.id %> --json --shutdown-timeout 10s',
+  ]
+  static override flags = {
+    'shutdown-timeout': Flags.string({
+      summary: 'How long the graceful shutdown may take before the server exits anyway ("30s", "2m").',
+      description: 'WAL not yet flushed when it expires is streamed again from the replication slot at the next start.',
+      default: '30s',
+      helpValue: 'DURATION',
+    }),
+  }
 
-  async run(): Promise<void> {
-    const log = createLogger({ minLevel: process.env.PAGESERVER_LOG })
+  async run(): Promise<ServeResult> {
+    const deadlineMs = parseDuration(this.flags['shutdown-timeout'], '--shutdown-timeout')
+    const json = this.jsonEnabled()
+    const log = createLogger({ minLevel: process.env.PAGESERVER_LOG, ...(json ? { json: true } : {}) })
     const ctx = { ...(await this.appContext()), log }
     const server = await PageServer.start(ctx, { backups: backupTar })
     const a = server.addresses
-    process.stdout.write(`pageserver listening: page service ${a.pg.host}:${a.pg.port}, workdir ${ctx.config.workdir}\n`)
+    if (json) {
+      const listening = { pgAddr: `${a.pg.host}:${a.pg.port}`, httpAddr: `${a.http.host}:${a.http.port}`, workdir: ctx.config.workdir, pid: process.pid }
+      process.stdout.write(JSON.stringify({ listening }) + '\n')
+    } else {
+      process.stdout.write(`pageserver listening: page service ${a.pg.host}:${a.pg.port}, API ${a.http.host}:${a.http.port}, workdir ${ctx.config.workdir}\n`)
+    }
     let signals = 0
-    await new Promise<void>((resolve) => {
+    return new Promise<ServeResult>((resolve) => {
       const onSignal = (sig: string) => {
         signals++
         if (signals > 1) {
           log('warn', 'second signal: exiting at once', { signal: sig })
           process.exit(130)
         }
-        log('info', 'shutting down', { signal: sig })
-        server.stop().then(resolve, (e) => {
-          log('error', 'shutdown failed', { message: e instanceof Error ? e.message : String(e) })
-          resolve()
-        })
+        log('info', 'shutting down', { signal: sig, deadlineMs })
+        server.stop(deadlineMs).then(
+          () => resolve({ stopped: true, signal: sig }),
+          (e) => {
+            log('error', 'shutdown failed', { message: e instanceof Error ? e.message : String(e) })
+            resolve({ stopped: true, signal: sig })
+          },
+        )
       }
       process.on('SIGINT', () => onSignal('SIGINT'))
       process.on('SIGTERM', () => onSignal('SIGTERM'))

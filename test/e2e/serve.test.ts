@@ -138,11 +138,22 @@ describe('pageserver serve', () => {
     const list = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
     const info = list.json<Array<{ timelineId: string; diskConsistentLsn: string }>>().find((t) => t.timelineId === timeline)!
     expect(parseLsn(info.diskConsistentLsn) >= at).toBe(true)
-    serve = await startServe(workdir)
+    // Restarted for scripts: --json gives the addresses as the first stdout line, and JSON logs.
+    serve = await startServe(workdir, ['--json', '--shutdown-timeout', '20s'])
+    const started = JSON.parse(serve.stdout().split('\n')[0]!) as { listening: { pgAddr: string; httpAddr: string; workdir: string; pid: number } }
+    expect(started.listening).toEqual({ pgAddr: serve.pgAddr, httpAddr: serve.httpAddr, workdir, pid: serve.child.pid })
     await pg.sql("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 500")
     const at2 = await pg.insertLsn()
     const s2 = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at2)], { env: env() })
     expect(s2.code, s2.stderr).toBe(0)
+    const restarted = serve
+    expect(await restarted.stop()).toBe(0)
+    expect(JSON.parse(restarted.stdout().slice(restarted.stdout().indexOf('\n') + 1))).toEqual({ stopped: true, signal: 'SIGTERM' })
+    const logLines = restarted.stderr().trim().split('\n')
+    expect(logLines.length).toBeGreaterThan(0)
+    for (const l of logLines) expect(JSON.parse(l)).toHaveProperty('level')
+    expect(logLines.some((l) => (JSON.parse(l) as { deadlineMs?: number }).deadlineMs === 20_000)).toBe(true)
+    serve = await startServe(workdir)
   })
 
   it('with NeonJWT auth: refuses missing, foreign-tenant and wrong-scope tokens; accepts tenant and pageserverapi tokens', async () => {

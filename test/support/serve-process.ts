@@ -42,7 +42,8 @@ export async function startServe(workdir: string, extraArgs: string[] = [], env:
     resolve(code)
   }))
   const deadline = Date.now() + 30_000
-  while (!out.includes('pageserver listening')) {
+  // The startup line: text, or with --json a JSON line {"listening": {...}}.
+  while (!out.includes('pageserver listening') && !out.includes('{"listening"')) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL')
       throw new Error(`serve did not start (exit ${child.exitCode}): ${err}`)
