@@ -10,7 +10,7 @@
  * State lives in `<workdir>/local/state.json`: ids, the data directory, ports, pids. A second start while
  * everything runs reports it and changes nothing.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync, chmodSync, chownSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
@@ -18,6 +18,7 @@ import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '
 import { initWorkdir } from '../config/index.js'
 import { isRoot, runPgTool } from '../postgres/install.js'
 import { postgresCanAccess } from '../postgres/access.js'
+import { lookupOsUser } from '../storage/os-user.js'
 import { exportTimeline } from './export.js'
 import { bootstrapTimeline, createTenant, listTenants, listTimelines } from './timelines.js'
 import { setTimelineWalSource } from './timelines-source.js'
@@ -132,7 +133,13 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions = {})
   if (!existsSync(join(pgDataDir, 'PG_VERSION'))) {
     say('exporting the timeline into a data directory')
     mkdirSync(pgSocketDir, { recursive: true })
-    if (isRoot()) chmodSync(pgSocketDir, 0o777)
+    if (isRoot()) {
+      // PostgreSQL runs as the postgres user: its socket, lock and log file go here. Owned by it, not opened
+      // to everyone.
+      const pgUser = lookupOsUser('postgres')
+      if (pgUser !== null) chownSync(pgSocketDir, pgUser.uid, pgUser.gid)
+      else chmodSync(pgSocketDir, 0o777)
+    }
     await exportTimeline(ctx, { tenantId, timelineId, dir: pgDataDir })
     appendFileSync(
       join(pgDataDir, 'postgresql.conf'),
