@@ -7,7 +7,8 @@
  *     only durable LSNs to the replication slot;
  *   - runs the flush policy on a 1-second clock (checkpoint_timeout, and the memory ceiling across all
  *     timelines: the one holding the oldest unflushed WAL is frozen first);
- *   - adds tenants and timelines created through its management API without a restart.
+ *   - adds tenants and timelines created through its management API without a restart, and drops deleted
+ *     ones (their WAL receivers stopped, in-flight flushes finished) before their files go.
  * `stop()` shuts down gracefully: stop accepting, stop WAL receivers, flush every timeline, stop the redo
  * workers, release the lock.
  */
@@ -26,9 +27,10 @@ import { applyCacheSizes, tenantOptions, type AppContext } from './context.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
 import type { JsonHttpServer } from '../http/http-server.js'
-import { bootstrapTimelineIn, branchTimelineIn, createTenantIn, deleteTimelineIn, listTenantsIn, listTimelinesIn, timelineInfo } from './timelines.js'
+import { bootstrapTimelineIn, branchTimelineIn, createTenantIn, deleteTenantIn, deleteTimelineIn, listTenantsIn, listTimelinesIn, timelineInfo } from './timelines.js'
 import { importTimelineIn } from './import.js'
 import { attachWalSource } from './wal-source.js'
+import { noWalSource } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
@@ -117,6 +119,13 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     return createTenantIn(this.repo, id)
   }
 
+  async deleteTenant(t: TenantId): Promise<{ tenantId: string; deleted: true }> {
+    await this.repo.tenant(t) // NotFoundError before anything is stopped
+    await this.dropTenant(t)
+    // Closes the tenant's timelines (waiting for their in-flight flushes) and redo workers, then deletes.
+    return deleteTenantIn(this.repo, t)
+  }
+
   async listTimelines(t: TenantId): Promise<unknown[]> {
     return listTimelinesIn(this.repo, t, (id) => this.services.get(this.key(t, id))?.timeline ?? null)
   }
@@ -164,7 +173,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     const s = this.service(t, tl)
     const src = s.timeline.metadata.walSource
     if (src === null) {
-      throw new UsageError('NO_WAL_SOURCE', `timeline ${tl} has no WAL source`, { hint: 'Attach one with `pageserver timeline source`.' })
+      throw noWalSource(t, tl)
     }
     let target = until
     if (target === undefined) {
@@ -242,6 +251,21 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
     await s.stopWal()
     this.services.delete(this.key(t, tl))
+  }
+
+  /**
+   * Removes every timeline of a tenant from service (before deleting the tenant): out of the served set
+   * first, so the flush clock and new page service sessions no longer find them, then their WAL receivers
+   * are stopped. No final flush: the data is about to be deleted.
+   */
+  private async dropTenant(t: TenantId): Promise<void> {
+    const dropped: TimelineService[] = []
+    for (const [k, s] of this.services) {
+      if (s.tenant.id !== t) continue
+      this.services.delete(k)
+      dropped.push(s)
+    }
+    await Promise.all(dropped.map((s) => s.stopWal()))
   }
 
   /** The flush clock: timeouts per timeline, then the global memory ceiling. */

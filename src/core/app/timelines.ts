@@ -1,6 +1,6 @@
 /**
- * Use cases for tenants and timelines: create, list, branch, delete, and the bootstrap of a timeline from
- * a fresh `initdb`.
+ * Use cases for tenants (create, list, delete) and timelines (create, list, branch, delete), and the
+ * bootstrap of a timeline from a fresh `initdb`.
  *
  * Results are plain objects with LSNs as "X/X" strings: exactly what `--json` prints (the contract scripts
  * rely on).
@@ -70,6 +70,21 @@ export async function createTenantIn(repo: Repository, tenantId?: TenantId): Pro
 
 export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promise<{ tenantId: string }> {
   return withRepository(ctx, (repo) => createTenantIn(repo, tenantId), { lockFor: 'tenant create' })
+}
+
+/**
+ * Deletes a tenant with every timeline it has (branches included, no child check: they all go). Crash-safe:
+ * the tenant directory becomes a tombstone in one rename before anything inside is removed
+ * (Repository.deleteTenant). Local files only: nothing is uploaded to remote storage yet, so there is no
+ * remote copy to delete (timeline delete does the same).
+ */
+export async function deleteTenantIn(repo: Repository, tenantId: TenantId): Promise<{ tenantId: string; deleted: true }> {
+  await repo.deleteTenant(tenantId)
+  return { tenantId, deleted: true as const }
+}
+
+export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise<{ tenantId: string; deleted: true }> {
+  return withRepository(ctx, (repo) => deleteTenantIn(repo, tenantId), { lockFor: 'tenant delete' })
 }
 
 export async function listTenantsIn(repo: Repository): Promise<Array<{ tenantId: string; timelines: number }>> {

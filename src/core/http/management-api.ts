@@ -4,13 +4,14 @@
  *   GET    /v1/status                                          {"id": 1}
  *   GET    /v1/tenant                                          [{"id", "state": {"slug": "Active"}, "timelines"}]
  *   POST   /v1/tenant                 {"new_tenant_id"?}       201 {"tenant_id"}
+ *   DELETE /v1/tenant/:t                                       200 {"tenantId", "deleted": true} (every timeline)
  *   GET    /v1/tenant/:t/timeline                              [timeline info]
  *   POST   /v1/tenant/:t/timeline     bootstrap {new_timeline_id?, pg_version?, data_checksums?} |
  *                                     branch {new_timeline_id?, ancestor_timeline_id, ancestor_start_lsn?} |
  *                                     import {new_timeline_id?, import_from: {conn_string, slot_name?}}
  *                                                                  201 timeline info
  *   GET    /v1/tenant/:t/timeline/:tl                          timeline info
- *   DELETE /v1/tenant/:t/timeline/:tl                          200
+ *   DELETE /v1/tenant/:t/timeline/:tl                          200 {"tenantId", "timelineId", "deleted": true}
  *   PUT    /v1/tenant/:t/timeline/:tl/checkpoint               freeze + flush; {"disk_consistent_lsn"}
  *   POST   /v1/tenant/:t/timeline/:tl/sync {until?}            wait for WAL up to `until` (default: the source's
  *                                                                  flush LSN now), flush; {lastRecordLsn, ...}
@@ -41,6 +42,8 @@ export interface CreateTimelineRequest {
 export interface ManagementOps {
   listTenants(): Promise<Array<{ tenantId: string; timelines: number }>>
   createTenant(id?: TenantId): Promise<{ tenantId: string }>
+  /** Stops serving the tenant's timelines, then deletes the tenant with all of them. */
+  deleteTenant(t: TenantId): Promise<{ tenantId: string; deleted: true }>
   listTimelines(t: TenantId): Promise<unknown[]>
   getTimeline(t: TenantId, tl: TimelineId): Promise<unknown>
   createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown>
@@ -100,6 +103,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       },
       guard(false),
     )
+    .route('DELETE', '/v1/tenant/:tenant_id', async (c) => ({ json: await ops.deleteTenant(t(c)) }), guard(true))
     .route('GET', '/v1/tenant/:tenant_id/timeline', async (c) => ({ json: await ops.listTimelines(t(c)) }), guard(true))
     .route(
       'POST',

@@ -3,13 +3,15 @@
  *
  * Tenants load lazily on first use. Creating a tenant is atomic (a temporary directory renamed into place),
  * so two creates of one id give one success and one ConflictError, and a crash leaves no half-made tenant.
- * `close()` closes every loaded tenant (timelines, redo workers).
+ * Deleting is atomic the same way (the directory becomes a `.tmp-*` tombstone, then is removed): a crash
+ * leaves the tenant whole or a tombstone that `open` removes and listings skip, never a half-deleted
+ * tenant. `close()` closes every loaded tenant (timelines, redo workers).
  */
 import { join } from 'node:path'
 import { mkdir } from 'node:fs/promises'
 import { NotFoundError } from '../lib/errors.js'
 import { generateTenantId, parseTenantId, type TenantId } from '../model/ids.js'
-import { createDirAtomically, listSubdirs, pathExists, removeAbandonedTempDirs, removeDir } from '../storage/atomic-dir.js'
+import { createDirAtomically, deleteDirAtomically, listSubdirs, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { writeFileDurably } from '../storage/durable-file.js'
 import { Tenant, type TenantOptions } from './tenant.js'
 
@@ -28,7 +30,10 @@ export class Repository {
     return join(this.workdir, TENANTS_DIR)
   }
 
-  /** Opens the repository of a workdir (creating `tenants/` if needed) and removes abandoned creations. */
+  /**
+   * Opens the repository of a workdir (creating `tenants/` if needed) and removes abandoned creations and
+   * the tombstones of deletions a crash interrupted.
+   */
   static async open(workdir: string, opts: TenantOptions): Promise<Repository> {
     const repo = new Repository(workdir, opts)
     if (!opts.readOnly) {
@@ -79,11 +84,16 @@ export class Repository {
     return t
   }
 
+  /**
+   * Deletes a tenant and all its timelines (branches included): NotFoundError if it does not exist. Its
+   * loaded timelines are closed first (an in-flight flush finishes, so nothing writes into the directory
+   * once it is renamed), then the directory is deleted atomically.
+   */
   async deleteTenant(id: TenantId): Promise<void> {
     const t = await this.tenant(id)
     await t.close()
     this.tenants.delete(id)
-    await removeDir(t.dir)
+    await deleteDirAtomically(this.tenantsDir, id, `tenant ${id}`, { noSync: this.opts.noSync })
   }
 
   loadedTenants(): Tenant[] {

@@ -5,12 +5,14 @@
  * Layout: `<workdir>/tenants/<tenant_id>/config.toml` and `.../timelines/<timeline_id>/` (metadata and layer
  * files). Timelines load lazily, ancestors first; a timeline object is shared by all its children. Creating
  * a timeline builds it under a temporary name and renames it into place (storage/atomic-dir.ts), so a crash
- * leaves nothing half-made and two creations of one id give one success and one conflict.
+ * leaves nothing half-made and two creations of one id give one success and one conflict. Deleting renames
+ * it to a `.tmp-*` tombstone first (storage/atomic-dir.ts), so a crash never leaves a timeline directory
+ * with its metadata but only some of its layers; `timelineIds()` removes such tombstones.
  */
 import { join } from 'node:path'
 import { ConflictError, NotFoundError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
-import { createDirAtomically, listSubdirs, removeAbandonedTempDirs, removeDir } from '../storage/atomic-dir.js'
+import { createDirAtomically, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
 import { defaultWorkerCommand } from '../walredo/worker-command.js'
 import { readMetadata } from './metadata.js'
@@ -50,7 +52,7 @@ export class Tenant {
     return join(this.timelinesDir, id)
   }
 
-  /** Timeline ids on disk (sorted). Removes leftovers of creations that never finished. */
+  /** Timeline ids on disk (sorted). Removes leftovers of creations and deletions that never finished. */
   async timelineIds(): Promise<TimelineId[]> {
     if (!this.opts.readOnly) await removeAbandonedTempDirs(this.timelinesDir)
     const out: TimelineId[] = []
@@ -105,7 +107,11 @@ export class Tenant {
   /** Deletes a timeline that no other timeline branches from. */
   async deleteTimeline(id: TimelineId): Promise<void> {
     const ids = await this.timelineIds()
-    if (!ids.includes(id)) throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`)
+    if (!ids.includes(id)) {
+      throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`, {
+        hint: `List the timelines of this tenant with \`pageserver timeline list --tenant ${this.id}\`.`,
+      })
+    }
     for (const other of ids) {
       if (other === id) continue
       const m = readMetadata(join(this.timelineDir(other), METADATA_FILE))
@@ -120,7 +126,7 @@ export class Tenant {
       this.timelines.delete(id)
       await (await loaded).close()
     }
-    await removeDir(this.timelineDir(id))
+    await deleteDirAtomically(this.timelinesDir, id, `timeline ${id} of tenant ${this.id}`, { noSync: this.opts.noSync })
   }
 
   /** The redo workers of this tenant (one pool per hint-bit mode, spawned lazily). */

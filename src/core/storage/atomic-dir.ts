@@ -3,13 +3,24 @@
  * durable, then rename it into place. Two concurrent creators of the same name get one success and one
  * ConflictError (rename onto an existing non-empty directory fails); a crash midway leaves only a
  * `.tmp-*` directory, which `removeAbandonedTempDirs` deletes at the next start.
+ *
+ * Deleting is the mirror image: rename the directory to a `.tmp-<name>-deleted-*` tombstone in the same
+ * parent (one atomic step, made durable), then remove the tombstone recursively. A crash before the rename
+ * leaves the object whole; a crash after it leaves only a tombstone, which readers skip (`listSubdirs`) and
+ * the next writer's `removeAbandonedTempDirs` finishes off. A plain `rm -r` of the live directory instead
+ * could stop halfway and leave, e.g., a tenant directory whose config.toml is gone but whose timelines are
+ * not: still listed, no longer loadable.
  */
+import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ConflictError, isNotFoundFsError } from '../lib/errors.js'
+import { ConflictError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
 import { fsyncDir, type SyncOptions } from './durable-file.js'
 
 export const TEMP_DIR_PREFIX = '.tmp-'
+/** Middle of a tombstone's name: `.tmp-<name>-deleted-<8 hex>` (the random tail lets a re-created and
+ * re-deleted object get a fresh tombstone while an older one still waits for removal). */
+export const TOMBSTONE_INFIX = '-deleted-'
 
 export async function pathExists(path: string): Promise<boolean> {
   try {
@@ -89,7 +100,30 @@ export async function listSubdirs(dir: string): Promise<string[]> {
   }
 }
 
-/** Removes a directory tree (a deleted tenant or timeline). */
+/** Removes a directory tree (a tombstone, or a temporary directory). */
 export async function removeDir(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true })
+}
+
+/**
+ * The first, atomic half of `deleteDirAtomically`: renames `<parent>/<name>` to a tombstone and makes the
+ * rename durable. Returns the tombstone's path. `what` names the object in the not-found error. Exported so
+ * tests can stop here, as a crash would.
+ */
+export async function tombstoneDir(parent: string, name: string, what: string, options: SyncOptions = {}): Promise<string> {
+  const tombstone = join(parent, `${TEMP_DIR_PREFIX}${name}${TOMBSTONE_INFIX}${randomBytes(4).toString('hex')}`)
+  try {
+    await rename(join(parent, name), tombstone)
+  } catch (e) {
+    if (isNotFoundFsError(e)) throw new NotFoundError('NOT_FOUND', `${what} does not exist`, { details: { path: join(parent, name) } })
+    throw e
+  }
+  // Durable before any file inside goes: after a power loss the object is either whole or a tombstone.
+  await fsyncDir(parent, options)
+  return tombstone
+}
+
+/** Deletes `<parent>/<name>` crash-safely: tombstone (atomic), then recursive removal of the tombstone. */
+export async function deleteDirAtomically(parent: string, name: string, what: string, options: SyncOptions = {}): Promise<void> {
+  await removeDir(await tombstoneDir(parent, name, what, options))
 }
