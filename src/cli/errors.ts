@@ -14,18 +14,25 @@ export interface UserFacingError {
   stack: string | undefined
 }
 
+/** What oclif's parser errors carry: the flag definitions (for their short forms) and the missing arguments. */
+interface ParseContext {
+  input?: { flags?: Record<string, { char?: string } | undefined> }
+}
+
 interface OclifErrorShape {
   oclif?: { exit?: number }
   code?: string
   message?: string
-  parse?: unknown
+  parse?: ParseContext
+  args?: unknown[]
 }
 
 export function toUserFacing(err: unknown): UserFacingError {
   if (err instanceof PageserverError) {
     return {
       code: err.code,
-      message: oneLine(err.message),
+      // A flag's parse function threw it, and oclif wrapped its message: "Parsing --tenant \n\t...".
+      message: oneLine(parserMessage(err.message, {})),
       hint: err.hint,
       exitCode: err.exitCode,
       stack: err.kind === 'internal' ? err.stack : undefined,
@@ -36,7 +43,7 @@ export function toUserFacing(err: unknown): UserFacingError {
   if (e.parse !== undefined || e.oclif?.exit === 2) {
     return {
       code: 'USAGE',
-      message: oneLine(stripHelpSuffix(e.message ?? 'invalid arguments')),
+      message: oneLine(parserMessage(e.message ?? 'invalid arguments', e)),
       hint: 'Run the command with --help to see its flags and arguments.',
       exitCode: EXIT_CODES.usage,
       stack: undefined,
@@ -55,8 +62,41 @@ export function toUserFacing(err: unknown): UserFacingError {
   }
 }
 
-function stripHelpSuffix(message: string): string {
-  return message.replace(/\s*See more help with --help\s*$/i, '')
+/** One reason of oclif's flag validation error (src: @oclif/core parser/validate.js). */
+const MISSING_FLAG_RE = /^Missing required flag (\S+)$/
+
+/**
+ * oclif's parser messages in our one-line form, e.g.
+ *   "The following error occurred:\n  Missing required flag pgdata\nSee more help with --help"
+ *     -> "missing required flag -D/--pgdata"
+ *   "Parsing --tenant \n\tTenant id: \"xyz\" is not ...\nSee more help with --help" -> "--tenant: Tenant id: \"xyz\" is not ..."
+ *   "Missing 1 required arg:\nfile  Path of ...\n\nNote: --config allows multiple values..." -> "missing required argument FILE"
+ * Other messages lose only the help suffix (the hint says --help) and colour codes.
+ */
+function parserMessage(raw: string, e: OclifErrorShape): string {
+  const message = raw.replace(/\u001b\[[0-9;]*m/g, '').replace(/\s*See more help with --help\s*$/i, '')
+  const parsing = /^Parsing (--\S+)\s*\n\s*([\s\S]*)$/.exec(message)
+  if (parsing) return `${parsing[1]}: ${parsing[2]!.trim()}`
+  const validation = /^The following errors? occurred:\s*\n([\s\S]*)$/.exec(message)
+  if (validation) {
+    const reasons = validation[1]!.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+    const missing = reasons.map((r) => MISSING_FLAG_RE.exec(r)?.[1]).filter((n) => n !== undefined)
+    if (missing.length === reasons.length) {
+      return `missing required flag${missing.length === 1 ? '' : 's'} ${missing.map((n) => flagForms(n, e.parse)).join(', ')}`
+    }
+    return reasons.map((r) => r.replace(MISSING_FLAG_RE, (_, n: string) => `missing required flag ${flagForms(n, e.parse)}`)).join('; ')
+  }
+  if (/^Missing \d+ required args?\b/.test(message) && Array.isArray(e.args)) {
+    const names = e.args.map((a) => String((a as { name?: unknown }).name ?? '').toUpperCase()).filter((n) => n !== '')
+    if (names.length > 0) return `missing required argument${names.length === 1 ? '' : 's'} ${names.join(', ')}`
+  }
+  return message
+}
+
+/** "--tenant", or "-D/--pgdata" for a flag with a short form. */
+function flagForms(name: string, parse: ParseContext | undefined): string {
+  const char = parse?.input?.flags?.[name]?.char
+  return char ? `-${char}/--${name}` : `--${name}`
 }
 
 function oneLine(message: string): string {

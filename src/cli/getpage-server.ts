@@ -10,7 +10,7 @@
  */
 import { UsageError } from '../core/lib/errors.js'
 import { formatLsn, INVALID_LSN, MAX_LSN, type Lsn } from '../core/pg/lsn.js'
-import { forkName, formatRelTag, type RelFileNode, type RelTag } from '../core/pg/reltag.js'
+import { forkName, formatRelFileNode, type RelFileNode, type RelTag } from '../core/pg/reltag.js'
 import type { TenantId, TimelineId } from '../core/model/ids.js'
 import { PageServiceClient } from '../core/page-service/client.js'
 
@@ -37,7 +37,7 @@ export interface GetPageServerResult {
   readonly server: string
   readonly tenantId: TenantId
   readonly timelineId: TimelineId
-  /** "1663/5/16384" or "1663/5/16384_vm" */
+  /** "1663/5/16384", whatever the fork; the fork is `fork`. */
   readonly rel: string
   readonly fork: string
   readonly block: number
@@ -88,7 +88,7 @@ export async function getPageFromServer(flags: GetPageServerFlags): Promise<GetP
       server: `${host}:${port}`,
       tenantId: flags.tenant,
       timelineId: flags.timeline,
-      rel: formatRelTag(rel),
+      rel: formatRelFileNode(rel),
       fork: forkName(rel.forkNum),
       block: flags.block,
       requestLsn: flags.lsn === undefined ? 'latest' : formatLsn(requestLsn),

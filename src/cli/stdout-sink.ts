@@ -1,5 +1,6 @@
 /**
- * Standard output for commands that stream many lines (`wal dump`, `wal receive`, `layer dump`).
+ * Standard output for commands that stream many lines (`wal dump`, `wal receive`, `layer dump`), or bytes
+ * (`getpage`'s raw page when stdout is not a terminal).
  *
  * A reader that goes away early (`| head`) must end the output quietly, not crash with EPIPE: the sink
  * remembers that stdout closed and drops later writes, and the command checks `closed` to stop its work.
@@ -25,11 +26,14 @@ export class StdoutSink {
     return this.closedByReader
   }
 
-  /** Writes text unless the reader went away; an EPIPE ends the output, other errors propagate. */
-  write(text: string): void {
-    if (this.closedByReader || text === '') return
+  /**
+   * Writes text, or bytes as they are (no encoding: `getpage` writes a raw page), unless the reader went away;
+   * an EPIPE ends the output, other errors propagate.
+   */
+  write(data: string | Uint8Array): void {
+    if (this.closedByReader || data.length === 0) return
     try {
-      this.stream.write(text)
+      this.stream.write(data)
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EPIPE') this.closedByReader = true
       else throw e
@@ -44,6 +48,11 @@ export class StdoutSink {
   /** Resolves once the stream wants more (or is gone). */
   async drained(): Promise<void> {
     await drained(this.stream)
+  }
+
+  /** Resolves once everything written so far has been handed to the OS (or the stream failed or closed). */
+  async flush(): Promise<void> {
+    await flushed(this.stream)
   }
 
   /** Reports the error that ended the stream and returns the exit code to use; see the module comment. */

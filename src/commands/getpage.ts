@@ -1,11 +1,12 @@
-import { writeFileSync } from 'node:fs'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { blockFlag, forkFlag, lsnFlag, relFlag, tenantIdFlag, timelineIdFlag } from '../cli/flags.js'
 import { getPageFromServer } from '../cli/getpage-server.js'
 import { renderPageSummary } from '../cli/page-render.js'
+import { StdoutSink } from '../cli/stdout-sink.js'
 import { getPage, type GetPageResult } from '../core/app/pages.js'
 import { summarizePage, type PageSummary } from '../core/redo/page-summary.js'
+import { writeOutputFile } from '../core/storage/output-file.js'
 
 /** The result of getPage with a summary in place of the page bytes, and where it came from. */
 interface GetPageJson extends Omit<GetPageResult, 'page'> {
@@ -20,8 +21,10 @@ export default class GetPage extends BaseCommand<typeof GetPage> {
     'Offline it reads the layer files of the workdir and rebuilds the page with the redo workers. With --server ' +
     '(or by default when `pageserver serve` runs on this workdir) it asks the page server over the pagestream ' +
     'protocol, as a compute would, and sees WAL the server has not flushed yet. With --out the ' +
-    'page is written as exactly 8192 bytes; otherwise a summary (header, line pointers) is printed. A block past ' +
-    'the end of the relation reads as zeros.'
+    'page is written to that file as exactly 8192 bytes. Otherwise, when stdout is not a terminal ' +
+    '(`getpage ... > page.bin`, a pipe), the raw 8192 bytes of the page go to stdout; on a terminal a summary ' +
+    '(header, line pointers) is printed; --json prints the result (rel as "spc/db/rel", the fork apart) with a ' +
+    'summary of the page. A block past the end of the relation reads as zeros.'
   static override examples = [
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --rel 1663/5/16384 --blk 0',
     '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --rel 1663/5/16384 --fork vm --blk 0 --lsn 0/16B3748 --out page.bin',
@@ -55,13 +58,31 @@ export default class GetPage extends BaseCommand<typeof GetPage> {
       r = await getPage(await this.appContext(), { tenantId: f.tenant, timelineId: f.timeline, rel: { ...f.rel, forkNum: f.fork }, blkno: f.blk, lsn: f.lsn })
     }
     const summary = summarizePage(r.page, r.blk, f.fork)
+    const where = `${r.rel}${r.fork === 'main' ? '' : ` ${r.fork}`} blk ${r.blk} at ${r.lsn}`
     if (f.out !== undefined) {
-      writeFileSync(f.out, r.page)
-      this.log(`wrote ${r.rel} blk ${r.blk} at ${r.lsn} (8192 bytes) to ${f.out}`)
+      await writeOutputFile(f.out, r.page)
+      this.log(`wrote ${where} (8192 bytes) to ${f.out}`)
+    } else if (!this.jsonEnabled() && !process.stdout.isTTY) {
+      // Redirected or piped (`getpage ... > page.bin`): the page itself, as bytes.
+      await writeRawPage(r.page)
     } else if (!this.jsonEnabled()) {
-      this.log(`page ${r.rel} blk ${r.blk} at ${r.lsn} (relation has ${r.nblocks} blocks${r.pastEnd ? '; past the end: zeros' : ''})`)
+      this.log(`page ${where} (relation has ${r.nblocks} blocks${r.pastEnd ? '; past the end: zeros' : ''})`)
       process.stdout.write(renderPageSummary(summary))
     }
     return { ...r, source, out: f.out ?? null, page: summary }
+  }
+}
+
+/**
+ * Writes the page to stdout and waits until the OS has taken it: a process that exits right after a write to
+ * a pipe can lose what the pipe had not taken yet. A reader that went away (`| head -c 100`) ends it quietly.
+ */
+async function writeRawPage(page: Buffer): Promise<void> {
+  const out = new StdoutSink()
+  try {
+    out.write(page)
+    await out.flush()
+  } finally {
+    out.dispose()
   }
 }

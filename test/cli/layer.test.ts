@@ -132,7 +132,8 @@ describe('pageserver layer list / dump', () => {
       const r = await runCli(['layer', 'dump', bad])
       expect(r.code).toBe(5)
       expect(r.stderr).toContain(bad)
-      expect(r.stderr).toContain('Hint: ')
+      expect(r.stderr).toContain('Hint: Restore the file from a backup')
+      expect(r.stderr).not.toContain('delete it so') // no remote storage copy exists to download again
       expect(r.stdout).toContain('0/1696080 record 30') // entries before the fault were printed
       const j = await runCli(['layer', 'dump', bad, '--json'])
       expect(j.code).toBe(5)
@@ -144,6 +145,12 @@ describe('pageserver layer list / dump', () => {
       const t = await runCli(['layer', 'dump', bad, '--json'])
       expect(t.code).toBe(5)
       expect(t.json()).toMatchObject({ error: { code: 'LAYER_CORRUPT' } })
+
+      await writeFile(bad, 'not a layer, just some text\n')
+      const n = await runCli(['layer', 'dump', bad, '--json'])
+      expect(n.code).toBe(5)
+      expect(n.json()).toMatchObject({ error: { code: 'LAYER_CORRUPT', message: `${bad} is not a layer file (it starts with 0x6e6f7420, not PSDL or PSIM)` } })
+      expect(n.json().error.hint).toContain('Give the path of a delta or image layer file')
 
       const m = await runCli(['layer', 'dump', join(dir, 'missing')])
       expect(m.code).toBe(3)

@@ -189,4 +189,23 @@ describe('pageserver redo replay', () => {
     expect(beyond.code).toBe(3)
     expect(beyond.json().error.code).toBe('REPLAY_LSN_BEYOND_WAL')
   })
+
+  it('an --lsn before the first segment: the hint names no flag the command lacks', async () => {
+    const r = await runCli(['redo', 'replay', '--wal', wal, '--rel', heapRel, '--blk', '0', '--lsn', '0/1', '-D', join(dir, 'wd'), '--json'])
+    expect(r.code).toBe(2)
+    const e = r.json().error
+    expect(e.code).toBe('WAL_BAD_RANGE')
+    expect(e.message).toMatch(/^LSN 0\/1 is before the first WAL segment given, which starts at \d+\/[0-9A-F]+$/)
+    expect(e.hint).not.toMatch(/--end|--start/)
+  })
+
+  it('an --out that cannot be written is OUTPUT_NOT_WRITABLE (exit 2), not a bug', async () => {
+    const missing = join(dir, 'no-such-dir', 'out.bin')
+    const r = await replay(['--rel', heapRel, '--blk', '0', '--out', missing, '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json().error).toMatchObject({ code: 'OUTPUT_NOT_WRITABLE', message: `cannot write ${missing}: no such file or directory (ENOENT)` })
+    const isDir = await replay(['--rel', heapRel, '--blk', '0', '--out', dir])
+    expect(isDir.code).toBe(2)
+    expect(isDir.stderr).toContain(`Error: cannot write ${dir}: illegal operation on a directory (EISDIR)\nHint: `)
+  })
 })

@@ -33,6 +33,8 @@ export interface CliResult {
   code: number | null
   signal: NodeJS.Signals | null
   stdout: string
+  /** stdout as the bytes written (for binary output such as `getpage`'s raw page). */
+  stdoutBytes: Buffer
   stderr: string
   timedOut: boolean
   truncated: boolean
@@ -82,12 +84,14 @@ export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<
     child.on('close', (c, s) => resolve([c, s]))
   }).finally(() => clearTimeout(timer))
 
-  const stdout = Buffer.concat(out).toString('utf8')
+  const stdoutBytes = Buffer.concat(out)
+  const stdout = stdoutBytes.toString('utf8')
   const stderr = Buffer.concat(err).toString('utf8')
   return {
     code,
     signal,
     stdout,
+    stdoutBytes,
     stderr,
     timedOut,
     truncated,

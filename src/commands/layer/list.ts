@@ -6,7 +6,7 @@
 import { BaseCommand } from '../../cli/base-command.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { renderTable } from '../../cli/render.js'
-import { listLayerFiles, timelineDirPath } from '../../core/layer/layer-files.js'
+import { listLayerFiles } from '../../core/layer/layer-files.js'
 import { formatBytes } from '../../core/lib/units.js'
 import { MAX_KEY, MIN_KEY } from '../../core/model/key.js'
 import { formatLsn } from '../../core/pg/lsn.js'
@@ -30,7 +30,8 @@ export default class LayerList extends BaseCommand<typeof LayerList> {
     '<key start>-<key end>__<lsn> for image layers), ordered by LSN, then key: kind, key range, LSN range ' +
     '(end exclusive) and size. Files are not opened; `pageserver layer dump FILE` checks and shows one. ' +
     'Temp (*___temp) and ephemeral-* files are not layers and are not listed. With --json prints an array of ' +
-    '{name, kind, keyStart, keyEnd, lsnStart, lsnEnd, sizeBytes}. A missing timeline directory exits 3.'
+    '{name, kind, keyStart, keyEnd, lsnStart, lsnEnd, sizeBytes}. A missing tenant or timeline directory exits 3 ' +
+    '(TENANT_NOT_FOUND, TIMELINE_NOT_FOUND).'
 
   static override examples = [
     {
@@ -45,8 +46,7 @@ export default class LayerList extends BaseCommand<typeof LayerList> {
   }
 
   public async run(): Promise<LayerListItem[]> {
-    const dir = timelineDirPath(this.flags.workdir, this.flags.tenant, this.flags.timeline)
-    const { layers } = await listLayerFiles(dir)
+    const { dir, layers } = await listLayerFiles(this.flags.workdir, this.flags.tenant, this.flags.timeline)
     const items: LayerListItem[] = layers.map((l) => ({
       name: l.name,
       kind: l.kind,

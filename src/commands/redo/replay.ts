@@ -9,7 +9,7 @@
  *   {rel, fork, blk, lsn, start: {kind, lsn} , recordsBeforeStart, chain: [{lsn, endLsn, type, action, implicit}],
  *    hintBitsLogged, out, page: <summary>, verify: {file, mask, equal, offset} | null}
  * Exit codes: 0 ok; 5 when --verify finds a difference (after printing); 3 WAL, file, records or base not
- * found; 2 bad flags or a page file that is not 8192 bytes.
+ * found; 2 bad flags, a page file that is not 8192 bytes, or an --out path that cannot be written.
  */
 import { setMaxListeners } from 'node:events'
 import { Flags } from '@oclif/core'
@@ -69,7 +69,8 @@ export default class RedoReplay extends BaseCommand<typeof RedoReplay> {
     'xmin, xmax, infomask and ctid, and on btree pages the opaque data. --verify compares the page with one ' +
     'taken from PostgreSQL (e.g. dd of the relation file after a CHECKPOINT) after masking as PostgreSQL\'s ' +
     'consistency check does, and reports the first differing byte. Exit codes: 0 ok, 5 --verify found a ' +
-    'difference, 3 WAL/file/records not found, 2 bad flags.'
+    'difference, 3 WAL/file/records not found, 2 bad flags or an --out path that cannot be written ' +
+    '(OUTPUT_NOT_WRITABLE).'
 
   static override examples = [
     {

@@ -4,7 +4,7 @@
 import { UsageError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { formatRelTag, forkName, type RelTag } from '../pg/reltag.js'
+import { formatRelFileNode, forkName, type RelTag } from '../pg/reltag.js'
 import { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
@@ -22,7 +22,9 @@ export interface GetPageOptions {
 export interface GetPageResult {
   tenantId: string
   timelineId: string
+  /** "spc/db/rel", whatever the fork (as `wal dump` and `redo replay` print it); the fork is `fork`. */
   rel: string
+  /** "main", "fsm", "vm" or "init" */
   fork: string
   blk: number
   lsn: string
@@ -68,7 +70,7 @@ export async function getPage(ctx: AppContext, o: GetPageOptions): Promise<GetPa
     return {
       tenantId: o.tenantId,
       timelineId: o.timelineId,
-      rel: formatRelTag(o.rel),
+      rel: formatRelFileNode(o.rel),
       fork: forkName(o.rel.forkNum),
       blk: o.blkno,
       lsn: formatLsn(at),

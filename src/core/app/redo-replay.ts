@@ -13,7 +13,7 @@
  * checksum only (as the verifier does). Files: base and verify pages must be exactly 8192 bytes; `outFile`
  * receives exactly the 8192 bytes of the page.
  */
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isNotFoundFsError, NotFoundError, UnsupportedError, UsageError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
@@ -28,6 +28,7 @@ import { classifyPage, summarizePage, type PageKind, type PageSummary } from '..
 import { describeStart, REPLAY_CHAIN_BYTES_MAX, REPLAY_CHAIN_RECORDS_MAX, ReplayChainCollector, type ReplayChain } from '../redo/replay-chain.js'
 import { hintBitsEvidence } from '../redo/verify-wal.js'
 import { firstDifference } from '../redo/verify.js'
+import { writeOutputFile } from '../storage/output-file.js'
 import { RedoPools, type RedoPoolSettings } from './redo-pool.js'
 
 export interface RedoReplayInput {
@@ -172,7 +173,7 @@ export async function runRedoReplay(input: RedoReplayInput): Promise<RedoReplayR
       await pools.close()
     }
   }
-  if (input.outFile) await writeFile(input.outFile, page)
+  if (input.outFile) await writeOutputFile(input.outFile, page)
   let verify: ReplayVerify | null = null
   if (theirs !== null) {
     const { mask, offset } = compareMasked(page, theirs, tag, chain)

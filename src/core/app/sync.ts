@@ -31,6 +31,13 @@ export interface SyncResult {
   records: number
 }
 
+/** The error for streaming WAL on a timeline that has no WAL source (offline or in `serve`): says how to attach one. */
+export function noWalSource(tenantId: TenantId, timelineId: TimelineId): UsageError {
+  return new UsageError('NO_WAL_SOURCE', `timeline ${timelineId} has no WAL source`, {
+    hint: `Attach the PostgreSQL whose WAL continues it: \`pageserver timeline source --tenant ${tenantId} --timeline ${timelineId} --from CONNSTR\`.`,
+  })
+}
+
 export async function syncTimeline(ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
   return withRepository(ctx, (repo) => syncTimelineIn(repo, ctx, o), { lockFor: 'timeline sync' })
 }
@@ -42,9 +49,7 @@ export async function syncTimelineIn(repo: Repository, ctx: AppContext, o: SyncO
     const tl = await tenant.timeline(parseTimelineId(o.timelineId))
     const src = tl.metadata.walSource
     if (src === null) {
-      throw new UsageError('NO_WAL_SOURCE', `timeline ${tl.timelineId} has no WAL source`, {
-        hint: 'Only timelines imported from a primary (`timeline import`) stream WAL; branches get WAL from a PostgreSQL started on them (`serve`).',
-      })
+      throw noWalSource(tenant.id, tl.timelineId)
     }
     const params = parseConnString(src.connString)
     let target = o.until

@@ -7,6 +7,7 @@ import { NotFoundError, isNotFoundFsError, PageserverError } from '../lib/errors
 import type { Key } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Lsn } from '../pg/lsn.js'
+import { pathExists } from '../storage/atomic-dir.js'
 import { listFiles } from '../storage/directory.js'
 import { parseLayerFileName, type LayerKind } from './layer-name.js'
 
@@ -34,13 +35,16 @@ export function timelineDirPath(workdir: string, tenantId: TenantId, timelineId:
   return join(workdir, 'tenants', tenantId, 'timelines', timelineId)
 }
 
-export async function listLayerFiles(dir: string): Promise<TimelineLayerFiles> {
+/** The layer files of `<workdir>/tenants/<tenant>/timelines/<timeline>`; names the tenant when it is the one missing. */
+export async function listLayerFiles(workdir: string, tenantId: TenantId, timelineId: TimelineId): Promise<TimelineLayerFiles> {
+  const dir = timelineDirPath(workdir, tenantId, timelineId)
   let files
   try {
     files = await listFiles(dir)
   } catch (err) {
-    if (err instanceof PageserverError && err.kind === 'not_found') throw timelineNotFound(dir, err)
-    if (isNotFoundFsError(err)) throw timelineNotFound(dir, err)
+    if ((err instanceof PageserverError && err.kind === 'not_found') || isNotFoundFsError(err)) {
+      throw (await pathExists(join(workdir, 'tenants', tenantId))) ? timelineNotFound(dir, err) : tenantNotFound(workdir, tenantId, err)
+    }
     throw err
   }
   const layers: LayerFileInfo[] = []
@@ -65,6 +69,14 @@ export async function listLayerFiles(dir: string): Promise<TimelineLayerFiles> {
   }
   layers.sort((a, b) => (a.lsnStart !== b.lsnStart ? (a.lsnStart < b.lsnStart ? -1 : 1) : a.keyStart < b.keyStart ? -1 : a.keyStart > b.keyStart ? 1 : 0))
   return { dir, layers, otherFiles }
+}
+
+function tenantNotFound(workdir: string, tenantId: TenantId, cause: unknown): NotFoundError {
+  return new NotFoundError('TENANT_NOT_FOUND', `tenant ${tenantId} does not exist in ${workdir}`, {
+    hint: 'Check --tenant and -D/--workdir; `pageserver tenant list` shows the tenants.',
+    cause,
+    details: { workdir },
+  })
 }
 
 function timelineNotFound(dir: string, cause: unknown): NotFoundError {

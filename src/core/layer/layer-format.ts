@@ -142,9 +142,10 @@ export function encodeHeader(h: LayerHeader): Buffer {
  * lies where the others end. `path` names the file in errors.
  */
 export function decodeHeader(b: Buffer, fileSizeBytes: number, path: string): LayerHeader {
+  // The magic first: a file that is not a layer at all (`layer dump` of the wrong path) is told so, whatever its size.
+  const magic = b.length >= 4 ? b.readUInt32BE(0) : null
+  if (magic !== null && magic !== DELTA_MAGIC && magic !== IMAGE_MAGIC) throw notALayerFile(path, magic)
   if (b.length < HEADER_BYTES) throw layerCorrupt(path, `it is ${b.length} bytes, shorter than a layer header`)
-  const magic = b.readUInt32BE(0)
-  if (magic !== DELTA_MAGIC && magic !== IMAGE_MAGIC) throw layerCorrupt(path, `bad magic 0x${magic.toString(16)}: not a layer file`)
   if (crc32c(b.subarray(0, HEADER_CRC_OFFSET)) !== b.readUInt32BE(HEADER_CRC_OFFSET)) throw layerCorrupt(path, 'header checksum mismatch')
   const formatVersion = b.readUInt16BE(4)
   if (formatVersion !== LAYER_FORMAT_VERSION && formatVersion !== LAYER_FORMAT_VERSION_PLACED) {
@@ -264,10 +265,22 @@ export function decompressValue(stored: Buffer, path: string): Buffer {
   return out
 }
 
-/** The one corruption error of layer files: names the file, says what to do. */
+/**
+ * The one corruption error of layer files: names the file, says what to do. Not "delete it": this build
+ * uploads nothing to remote storage (README: remote_storage), so no other copy exists to download again, and
+ * a timeline missing a layer would read older versions of its pages.
+ */
 export function layerCorrupt(path: string, why: string): CorruptionError {
   return new CorruptionError('LAYER_CORRUPT', `layer file ${path} is corrupt: ${why}`, {
-    hint: 'Do not use this file: delete it so it is downloaded again from remote storage, or restore it from a backup.',
+    hint: 'Restore the file from a backup of the workdir; do not delete it (the page server keeps no other copy, and its pages would be lost).',
+    details: { path },
+  })
+}
+
+/** LAYER_CORRUPT for a file that does not start with a layer magic: most often the wrong path given to `layer dump`. */
+function notALayerFile(path: string, magic: number): CorruptionError {
+  return new CorruptionError('LAYER_CORRUPT', `${path} is not a layer file (it starts with 0x${magic.toString(16).padStart(8, '0')}, not PSDL or PSIM)`, {
+    hint: 'Give the path of a delta or image layer file (`pageserver layer list` shows those of a timeline); if the page server found this file in a timeline directory, restore it from a backup of the workdir.',
     details: { path },
   })
 }

@@ -265,9 +265,15 @@ export class WalFileReader {
     }
     const endLsn = opts.endLsn ?? null
     if (endLsn !== null && endLsn < startLsn) {
-      throw new UsageError('WAL_BAD_RANGE', `end ${formatLsn(endLsn)} is before start ${formatLsn(startLsn)}`, {
-        hint: 'Give an --end LSN after --start.',
-      })
+      // Callers name these LSNs differently (`wal dump --start/--end`, `redo replay --lsn`): the hint names
+      // the inputs, not flags.
+      throw (opts.startLsn ?? null) === null
+        ? new UsageError('WAL_BAD_RANGE', `LSN ${formatLsn(endLsn)} is before the first WAL segment given, which starts at ${formatLsn(startLsn)}`, {
+            hint: `Ask for an LSN at or after ${formatLsn(startLsn)}, or pass the earlier WAL segments too.`,
+          })
+        : new UsageError('WAL_BAD_RANGE', `end LSN ${formatLsn(endLsn)} is before start LSN ${formatLsn(startLsn)}`, {
+            hint: 'Give an end LSN at or after the start LSN.',
+          })
     }
     return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false, opts.crcWorkerBalance ?? true)
   }

@@ -60,7 +60,7 @@ export class PositionalFile {
       }
       if (n === 0) {
         throw new CorruptionError('SHORT_FILE', `${this.path} is truncated: wanted ${length} bytes at offset ${position}, the file has ${this.sizeBytes}`, {
-          hint: 'The file is damaged; delete it so it is downloaded again from remote storage, or restore it from a backup.',
+          hint: 'The file is damaged; restore it from a backup of the workdir (the page server keeps no other copy).',
           details: { path: this.path, position, length },
         })
       }

@@ -18,6 +18,7 @@ import { join } from 'node:path'
 import { ConflictError, CorruptionError, assert, isNotFoundFsError } from '../lib/errors.js'
 import type { TarEntryHeader, TarSink } from '../pg/tar.js'
 import { fsyncFailed, ioFailed } from './io-errors.js'
+import { outputFailed } from './output-file.js'
 
 /** PostgreSQL's largest files are 1 GiB relation segments and WAL segments of at most 1 GiB. */
 export const FILE_BYTES_MAX = 1024 * 1024 * 1024
@@ -88,14 +89,14 @@ export class TarDirectoryWriter implements TarSink {
         throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} is not empty`, { hint: 'Export into a new or empty directory; an export never mixes with old files.' })
       }
     } catch (e) {
-      if (!isNotFoundFsError(e)) throw e instanceof ConflictError ? e : ioFailed('inspecting', dir, e)
+      if (!isNotFoundFsError(e)) throw e instanceof ConflictError ? e : outputFailed(dir, e)
     }
     try {
       if (!existed) mkdirSync(dir, { recursive: true, mode: 0o700 })
       chmodSync(dir, 0o700)
       if (opts.owner) chownSync(dir, opts.owner.uid, opts.owner.gid)
     } catch (e) {
-      throw ioFailed('preparing', dir, e)
+      throw outputFailed(dir, e)
     }
     return new TarDirectoryWriter(dir, !existed, opts)
   }

@@ -1,0 +1,96 @@
+// `pageserver getpage` through the built CLI on a timeline bootstrapped with initdb: without --out, stdout
+// that is not a terminal gets the raw page (exactly the bytes --out writes), a terminal gets the summary
+// (stdout made to look like one by a preloaded module), --json the result with rel as "spc/db/rel" and the
+// fork apart. Output paths that cannot be written are a usage error naming the path (OUTPUT_NOT_WRITABLE,
+// exit 2), for `getpage --out` and for `timeline export -D`.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from '../support/cli.js'
+import { pgAvailable } from '../support/pg-cluster.js'
+
+/** pg_class of the `postgres` database (oid 5) as initdb leaves it: 14 blocks or so, fsm and vm forks. */
+const REL = '1663/5/1259'
+
+describe.skipIf(!pgAvailable())('pageserver getpage output', () => {
+  let root: string
+  let wd: string
+  let tenant: string
+  let timeline: string
+  const getpage = (args: string[], env: Record<string, string> = {}) =>
+    runCli(['getpage', '-D', wd, '--tenant', tenant, '--timeline', timeline, '--rel', REL, '--blk', '0', ...args], { env })
+
+  beforeAll(async () => {
+    root = mkdtempSync(join(tmpdir(), 'ps-cli-getpage-'))
+    wd = join(root, 'wd')
+    expect((await runCli(['init', '-D', wd, '-c', 'no_sync=true', '--json'])).code).toBe(0)
+    const t = await runCli(['tenant', 'create', '-D', wd, '--json'])
+    expect(t.code, t.stderr).toBe(0)
+    tenant = t.json<{ tenantId: string }>().tenantId
+    const tl = await runCli(['timeline', 'create', '-D', wd, '--tenant', tenant, '--json'], { timeoutMs: 120_000 })
+    expect(tl.code, tl.stderr).toBe(0)
+    timeline = tl.json<{ timelineId: string }>().timelineId
+  })
+  afterAll(() => {
+    if (root) rmSync(root, { recursive: true, force: true })
+  })
+
+  it('writes the raw 8192-byte page to a stdout that is not a terminal, the same bytes as --out', async () => {
+    const out = join(root, 'page.bin')
+    const file = await getpage(['--out', out])
+    expect(file.code, file.stderr).toBe(0)
+    const page = readFileSync(out)
+    expect(page.length).toBe(8192)
+    expect(page.equals(Buffer.alloc(8192))).toBe(false)
+
+    const raw = await getpage([])
+    expect(raw.code, raw.stderr).toBe(0)
+    expect(raw.stderr).toBe('')
+    expect(raw.stdoutBytes.length).toBe(8192)
+    expect(raw.stdoutBytes.equals(page)).toBe(true)
+  })
+
+  it('prints the summary on a terminal', async () => {
+    const preload = join(root, 'tty.mjs')
+    writeFileSync(preload, 'process.stdout.isTTY = true\nprocess.stdout.columns = 100\nprocess.stdout.getWindowSize = () => [100, 40]\n')
+    const r = await getpage([], { NODE_OPTIONS: `--import=${pathToFileURL(preload).href}` })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(new RegExp(`^page ${REL} blk 0 at \\d+/[0-9A-F]+ \\(relation has \\d+ blocks\\)\\n`))
+    expect(r.stdout).toMatch(/kind heap {2}pd_lsn/)
+    expect(r.stdout).toContain('line pointers: ')
+  })
+
+  it('--json names the relation as spc/db/rel and the fork apart, for every fork', async () => {
+    const main = await getpage(['--json'])
+    expect(main.code, main.stderr).toBe(0)
+    expect(main.json()).toMatchObject({ rel: REL, fork: 'main', blk: 0, source: 'offline', out: null, page: { kind: 'heap' } })
+    const fsm = await getpage(['--fork', 'fsm', '--json'])
+    expect(fsm.code, fsm.stderr).toBe(0)
+    expect(fsm.json()).toMatchObject({ rel: REL, fork: 'fsm', blk: 0 })
+  })
+
+  it('--out to a path that cannot be written is OUTPUT_NOT_WRITABLE, exit 2, naming the path and the reason', async () => {
+    const missingDir = join(root, 'no', 'such', 'dir', 'x.bin')
+    const enoent = await getpage(['--out', missingDir, '--json'])
+    expect(enoent.code).toBe(2)
+    const e = enoent.json<{ error: { code: string; message: string; hint: string } }>().error
+    expect(e.code).toBe('OUTPUT_NOT_WRITABLE')
+    expect(e.message).toBe(`cannot write ${missingDir}: no such file or directory (ENOENT)`)
+    expect(e.hint).toMatch(/directory/)
+
+    const isDir = await getpage(['--out', root])
+    expect(isDir.code).toBe(2)
+    expect(isDir.stderr).toBe(`Error: cannot write ${root}: illegal operation on a directory (EISDIR)\nHint: The path is a directory; give a file name in it (e.g. DIR/page.bin).\n`)
+    expect(isDir.stdout).toBe('')
+  })
+
+  it('timeline export -D under a file is OUTPUT_NOT_WRITABLE', async () => {
+    const file = join(root, 'a-file')
+    writeFileSync(file, 'x')
+    const r = await runCli(['timeline', 'export', '--workdir', wd, '--tenant', tenant, '--timeline', timeline, '-D', join(file, 'pgdata'), '--offline', '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json()).toMatchObject({ error: { code: 'OUTPUT_NOT_WRITABLE', message: expect.stringContaining(join(file, 'pgdata')) } })
+  })
+})
