@@ -252,6 +252,27 @@ describe('redo verify: workload suite', () => {
     }, 300_000)
   }
 
+  it('does not pass WAL it could not verify: no consistency-check images, exit 2 saying so', async () => {
+    const pg = await PgCluster.start({ name: 'no-wcc' })
+    let wal: string
+    try {
+      await pg.sql('CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 1000);')
+      await pg.switchWal()
+      wal = join(dir, 'wal-no-wcc')
+      cpSync(pg.walDir, wal, { recursive: true })
+    } finally {
+      await pg.destroy()
+    }
+    const r = await runCli(['redo', 'verify', wal, '--json', '-D', join(dir, 'wd')], { timeoutMs: VERIFY_TIMEOUT_MS })
+    const j = r.json<VerifyJson>()
+    expect(j.blocksChecked).toBe(0)
+    expect(j.mismatches).toBe(0)
+    expect(r.code).toBe(2)
+    const text = await runCli(['redo', 'verify', wal, '-D', join(dir, 'wd')], { timeoutMs: VERIFY_TIMEOUT_MS })
+    expect(text.code).toBe(2)
+    expect(text.stderr).toContain('wal_consistency_checking')
+  }, 120_000)
+
   it('reports a corrupted image: exit 5, naming its record and block', async () => {
     const clean = walCopies.get(VARIANTS[0]!.name)
     expect(clean, 'the checksums-off variant must run first').toBeDefined()

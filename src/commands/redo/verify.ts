@@ -81,7 +81,8 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     '--data-checksums, else from pg_control when the directory is a data directory\'s pg_wal, else from the WAL ' +
     '(XLOG/FPI_FOR_HINT, PARAMETER_CHANGE); it only changes masked bytes. Pool size and timeouts come from the ' +
     'config (wal_redo_workers, wal_redo_timeout, wal_redo_command). Exit codes: 0 no mismatch, 5 any mismatch ' +
-    'or redo error, 3 WAL path not found, 2 bad flags.'
+    'or redo error, 3 WAL path not found, 2 bad flags or nothing verified (records read, but no block image to ' +
+    'compare with: WAL written without wal_consistency_checking).'
 
   static override examples = [
     { description: 'Verify the WAL of a test cluster.', command: '<%= config.bin %> <%= command.id %> $PGDATA/pg_wal' },
@@ -146,6 +147,16 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     if (out.mismatches > 0) {
       if (!json) process.stderr.write(`pageserver: ${out.mismatches} of ${out.blocksChecked} checked blocks do not match PostgreSQL's images\n`)
       this.exit(EXIT_CODES.corruption)
+    }
+    if (out.blocksChecked === 0 && out.recordsRead > 0) {
+      // A verification that compared nothing must not read as a pass to a script.
+      if (!json) {
+        process.stderr.write(
+          'pageserver: nothing was verified: no record carries a consistency-check image of a block we redo. ' +
+            'Write the WAL with wal_consistency_checking = all (or the resource managers to check) on the primary.\n',
+        )
+      }
+      this.exit(EXIT_CODES.usage)
     }
   }
 }
