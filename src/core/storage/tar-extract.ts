@@ -14,7 +14,7 @@
  * `noSync`. `abort` removes what this writer created, so a failed export leaves no half directory.
  */
 import { chownSync, closeSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ConflictError, CorruptionError, assert, isNotFoundFsError } from '../lib/errors.js'
 import type { TarEntryHeader, TarSink } from '../pg/tar.js'
 import { fsyncFailed, ioFailed } from './io-errors.js'
@@ -60,6 +60,23 @@ function safeComponents(path: string): string[] {
   return parts
 }
 
+/**
+ * `dir` and its missing parents, each with mode 0700. Not `mkdirSync(..., { recursive: true })`: on a parent
+ * that refuses new entries without saying it exists (`/proc`), Node 20's recursive mkdir retries forever.
+ */
+function makeDirs(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+    return
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST' && statSync(dir).isDirectory()) return
+    const parent = dirname(dir)
+    if (!isNotFoundFsError(e) || parent === dir) throw e
+  }
+  makeDirs(dirname(dir))
+  mkdirSync(dir, { mode: 0o700 }) // a parent that exists and still refuses (/proc) fails here, once
+}
+
 export class TarDirectoryWriter implements TarSink {
   private readonly createdDirs: string[] = []
   private readonly knownDirs = new Set<string>()
@@ -92,7 +109,7 @@ export class TarDirectoryWriter implements TarSink {
       if (!isNotFoundFsError(e)) throw e instanceof ConflictError ? e : outputFailed(dir, e)
     }
     try {
-      if (!existed) mkdirSync(dir, { recursive: true, mode: 0o700 })
+      if (!existed) makeDirs(dir)
       chmodSync(dir, 0o700)
       if (opts.owner) chownSync(dir, opts.owner.uid, opts.owner.gid)
     } catch (e) {

@@ -322,6 +322,15 @@ describe('TarDirectoryWriter refuses what is not a data directory backup', () =>
     expect(existsSync(join(root, 'escape'))).toBe(false)
   })
 
+  it('creates missing parents with mode 0700, and fails at once where a parent refuses new entries (/proc)', () => {
+    const dir = join(root, 'new-a', 'new-b', 'target')
+    const w = TarDirectoryWriter.create(dir, { noSync: true })
+    w.finish()
+    for (const d of [join(root, 'new-a'), join(root, 'new-a', 'new-b'), dir]) expect(statSync(d).mode & 0o777).toBe(0o700)
+    // Node's own recursive mkdir loops forever here.
+    expect(() => TarDirectoryWriter.create('/proc/pageserver-no-such-dir/x')).toThrow(expect.objectContaining({ code: 'OUTPUT_NOT_WRITABLE' }))
+  })
+
   it('refuses a duplicate file and a target that is not empty; keeps an empty target it did not create', () => {
     const dir = join(root, 'dup')
     mkdirSync(dir)
