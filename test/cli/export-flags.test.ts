@@ -34,7 +34,8 @@ describe('timeline export flags', () => {
     const w = wdArgs(wd)
     const r = await runCli(['timeline', 'export', '--tenant', TENANT, '--timeline', TIMELINE, ...dirArgs(dir), ...w.args, '--offline', '--json'], { env: w.env })
     expect(r.code, r.stderr).toBe(3)
-    expect(r.json<{ error: { code: string; message: string } }>().error.message).toContain(TENANT)
+    // The message names the workdir it looked in (a forgotten --workdir is the usual cause).
+    expect(r.json<{ error: { code: string; message: string } }>().error.message).toBe(`tenant ${TENANT} does not exist in ${wd}`)
     expect(existsSync(dir)).toBe(false)
   })
 

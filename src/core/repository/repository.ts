@@ -75,8 +75,8 @@ export class Repository {
     if (t) return t
     const dir = join(this.tenantsDir, id)
     if (!(await pathExists(join(dir, TENANT_CONFIG_FILE)))) {
-      throw new NotFoundError('TENANT_NOT_FOUND', `tenant ${id} does not exist`, {
-        hint: 'List tenants with `pageserver tenant list`, or create one with `pageserver tenant create`.',
+      throw new NotFoundError('TENANT_NOT_FOUND', `tenant ${id} does not exist in ${this.workdir}`, {
+        hint: 'List tenants with `pageserver tenant list`, or create one with `pageserver tenant create`; the workdir is --workdir or PAGESERVER_WORKDIR (default ./.neon).',
       })
     }
     t = new Tenant(id, dir, this.opts)
