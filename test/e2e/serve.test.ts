@@ -124,7 +124,28 @@ describe('pageserver serve', () => {
     // A branch made through the server at its in-memory last record.
     const br = await runCli(['timeline', 'branch', '--tenant', tenant, '--ancestor', timeline, '--json'], { env: env() })
     expect(br.code, br.stderr).toBe(0)
+    // A new source that cannot be reached is refused, and the timeline goes on streaming from its own.
+    const bad = await runCli(['timeline', 'source', '--tenant', tenant, '--timeline', timeline, '--from', 'host=127.0.0.1 port=1 user=postgres', '--json'], { env: env() })
+    expect(bad.code).not.toBe(0)
+    await pg.sql('CREATE TABLE after_refused_source (a int)')
+    const at = await pg.insertLsn()
+    const synced = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at), '--json'], { env: env(), timeoutMs: 30_000 })
+    expect(synced.code, synced.stderr).toBe(0)
   })
+
+  it('lets its primary shut down at once: the primary waits for the WAL it sent to be flushed, which it asks for', async () => {
+    await pg.sql('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100')
+    const at = await pg.insertLsn()
+    const s = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at)], { env: env() })
+    expect(s.code, s.stderr).toBe(0)
+    await pg.sql('UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100') // in memory only
+    // A stock walsender at shutdown waits until the standby reports everything it sent as flushed; before,
+    // that waited for checkpoint_timeout (10 min) and pg_ctl gave up after 60 s.
+    const t0 = Date.now()
+    await pg.restart('fast')
+    expect(Date.now() - t0).toBeLessThan(20_000)
+    expect(await pg.sql('SELECT 1')).toBe('1')
+  }, 120_000)
 
   it('shuts down gracefully on SIGTERM and resumes after a restart', async () => {
     await pg.sql("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 500")

@@ -164,8 +164,13 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   async setWalSource(t: TenantId, tl: TimelineId, src: { connString: string; slotName?: string }): Promise<unknown> {
     const s = this.service(t, tl)
     await s.stopWal()
-    const attached = await attachWalSource(s.timeline, src)
-    s.startWal()
+    let attached: Awaited<ReturnType<typeof attachWalSource>>
+    try {
+      attached = await attachWalSource(s.timeline, src)
+    } finally {
+      // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it).
+      s.startWal()
+    }
     return { tenantId: t, timelineId: tl, walSource: { slotName: attached.slotName, systemId: attached.systemId } }
   }
 

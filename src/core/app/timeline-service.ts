@@ -32,6 +32,8 @@ export class TimelineService implements PageServiceTimeline {
   readonly reader: DatadirReader
   readonly driver: TimelineIngestDriver
   private walLoop: Promise<void> | null = null
+  /** A flush asked for by a primary waiting for our flush position (see flushForPrimary). */
+  private primaryFlush: Promise<void> | null = null
   private walAbort: AbortController | null = null
   private status = 'no WAL source'
 
@@ -66,6 +68,21 @@ export class TimelineService implements PageServiceTimeline {
     this.ctx.log?.(level, message, { tenant: this.tenant.id, timeline: this.timeline.timelineId, ...fields })
   }
 
+  /**
+   * The primary waits for everything it sent to be reported flushed (it does so when it shuts down): flush
+   * the in-memory layer now rather than at checkpoint_timeout. One flush at a time.
+   */
+  private flushForPrimary(): void {
+    if (this.primaryFlush !== null) return
+    this.primaryFlush = this.driver
+      .checkpoint()
+      .then(() => undefined)
+      .catch((e: unknown) => this.log('warn', 'flush for a waiting primary failed', { message: e instanceof Error ? e.message : String(e) }))
+      .finally(() => {
+        this.primaryFlush = null
+      })
+  }
+
   private async runWal(signal: AbortSignal): Promise<void> {
     const tl = this.timeline
     while (!signal.aborted) {
@@ -80,6 +97,7 @@ export class TimelineService implements PageServiceTimeline {
         durableLsn: tl.diskConsistentLsn,
         signal,
         logger: (e) => this.log('info', 'wal receiver', e as unknown as Record<string, unknown>),
+        onPrimaryWaiting: () => this.flushForPrimary(),
       })
       tl.onDurable = (l) => receiver.markDurable(l)
       this.status = `streaming from ${formatLsn(tl.lastRecordLsn)}`

@@ -77,6 +77,13 @@ export interface WalReceiverOptions {
    * The records and errors are the same either way.
    */
   crcWorker?: 'auto' | 'always' | 'never' | undefined
+  /**
+   * The primary asked for a reply while every record it sent has been delivered but not all of them were
+   * declared durable: it is waiting for us. A stock walsender that shuts down waits until the standby reports
+   * as flushed all it sent, so an owner that flushes only by size or time would hold the primary's shutdown
+   * (`pg_ctl stop`) until its next timed flush: the owner should flush now and `markDurable()`.
+   */
+  onPrimaryWaiting?: (() => void) | undefined
 }
 
 export const walReceiverDefaults = Object.freeze({
@@ -267,6 +274,12 @@ export class WalReceiver {
     if (this.durableLsn > 0n) conn.setDurable(this.durableLsn)
     const startLsn = this.stats.lastRecordEnd
     const stream = await conn.startReplication({ slot: o.slotName, startLsn, timeline: sys.timeline })
+    if (o.onPrimaryWaiting !== undefined) {
+      const waiting = o.onPrimaryWaiting
+      stream.onReplyRequested = (walEnd) => {
+        if (walEnd > 0n && this.stats.lastRecordEnd >= walEnd && this.durableLsn < this.stats.lastRecordEnd) waiting()
+      }
+    }
     this.stats.sessions++
     onStreaming()
     this.log({ level: 'info', event: 'streaming', message: `streaming from ${formatLsn(startLsn)} on timeline ${sys.timeline}`, lsn: formatLsn(startLsn) })

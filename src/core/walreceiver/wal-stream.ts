@@ -83,6 +83,8 @@ export class WalStream implements AsyncIterable<WalChunk> {
   private receivedEnd: Lsn
   private durableLsn: Lsn
   private serverWalEndLsn: Lsn = 0n as Lsn
+  /** Called after answering a keepalive that asked for a reply, with the server's end of WAL it carried. */
+  onReplyRequested: ((walEnd: Lsn) => void) | null = null
   private copyDoneSent = false
   private paused = false
   private lastReceivedAtMs = Date.now()
@@ -157,6 +159,7 @@ export class WalStream implements AsyncIterable<WalChunk> {
       if (m.replyRequested) {
         this.stats.repliesRequested++
         this.sendStatus(false)
+        this.onReplyRequested?.(m.walEnd)
       }
       return
     }
