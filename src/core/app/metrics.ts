@@ -1,6 +1,7 @@
 /**
  * Prometheus text exposition of the running server (GET /metrics): progress LSNs and layer counts per
- * timeline, in-memory bytes, records ingested, live page-service connections, and the read caches (the
+ * timeline, in-memory bytes, records ingested, the page service (live connections; connections, requests,
+ * in-band errors, refused logins, protocol errors and backups since start), and the read caches (the
  * page cache of served pages, the value cache of layer values: hits, lookups, bytes). Names follow Neon's
  * where one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
  */
@@ -31,8 +32,18 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   gauge('pageserver_disk_consistent_lsn', 'Everything up to this LSN is in layer files.', services.map((s) => [tsl(s), s.timeline.diskConsistentLsn]))
   gauge('pageserver_layer_count', 'Layer files of the timeline.', services.map((s) => [tsl(s), s.timeline.layerFiles().length]))
   gauge('pageserver_timeline_ephemeral_bytes', 'Bytes held by in-memory layers.', services.map((s) => [tsl(s), s.timeline.inMemoryBytes]))
-  gauge('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
+  counter('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
   gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])
+  const m = pageService.metrics
+  counter('pageserver_page_service_connections_total', 'Page service connections accepted, and refused at the connection limit.', [
+    [{ result: 'accepted' }, m.connectionsAccepted],
+    [{ result: 'refused' }, m.connectionsRefused],
+  ])
+  counter('pageserver_page_service_requests_total', 'Pagestream requests answered (in-band errors included).', [[{}, m.requestsCompleted]])
+  counter('pageserver_page_service_request_errors_total', 'Pagestream requests answered with an in-band error.', [[{}, m.requestErrors]])
+  counter('pageserver_page_service_auth_failures_total', 'Logins refused (bad or foreign token, wrong method).', [[{}, m.authFailures]])
+  counter('pageserver_page_service_protocol_errors_total', 'Connections ended for a protocol violation.', [[{}, m.protocolErrors]])
+  counter('pageserver_page_service_backups_total', 'basebackup and fullbackup commands that started streaming.', [[{}, m.backupsStarted]])
   const caches = [
     [{ cache: 'page' }, sharedPageCache],
     [{ cache: 'value' }, sharedValueCache],

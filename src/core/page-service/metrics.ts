@@ -1,5 +1,5 @@
 /**
- * Counters of the page service, as plain numbers for now (the HTTP metrics endpoint will export them).
+ * Counters of the page service, exported by GET /metrics (app/metrics.ts).
  * One object per server, mutated by its connections; readers take a snapshot with `{...metrics}`.
  */
 export interface PageServiceMetrics {

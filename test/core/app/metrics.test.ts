@@ -5,6 +5,7 @@ import { renderMetrics } from '../../../src/core/app/metrics.js'
 import { sharedPageCache } from '../../../src/core/datadir/page-cache.js'
 import { sharedValueCache } from '../../../src/core/layer/value-cache.js'
 import type { PageServiceServer } from '../../../src/core/page-service/server.js'
+import { newPageServiceMetrics } from '../../../src/core/page-service/metrics.js'
 import type { Key } from '../../../src/core/model/key.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
 
@@ -16,7 +17,8 @@ const sample = (text: string, name: string, labels: string): number => {
 
 describe('renderMetrics', () => {
   it('exposes the connections and the read caches, each metric with HELP and TYPE', () => {
-    const pageService = { liveConnections: 3 } as unknown as PageServiceServer
+    const counters = { ...newPageServiceMetrics(), connectionsAccepted: 11, connectionsRefused: 2, requestsCompleted: 500, requestErrors: 4, authFailures: 3, protocolErrors: 1, backupsStarted: 6 }
+    const pageService = { liveConnections: 3, metrics: counters } as unknown as PageServiceServer
     const before = renderMetrics([], pageService)
     // A page admitted (offered twice) and read once from the page cache.
     const space = sharedPageCache.space({ lastRecordLsn: lsn(0x200), unchangedBetween: () => false })
@@ -28,6 +30,15 @@ describe('renderMetrics', () => {
     expect(sample(text, 'pageserver_page_cache_read_hits_total', 'cache="page"')).toBe(sample(before, 'pageserver_page_cache_read_hits_total', 'cache="page"') + 1)
     expect(sample(text, 'pageserver_page_cache_size_bytes', 'cache="page"')).toBeGreaterThanOrEqual(sample(before, 'pageserver_page_cache_size_bytes', 'cache="page"') + 8192)
     expect(sample(text, 'pageserver_live_connections', 'pageserver_connection_kind="page_service"')).toBe(3)
+    // The page service's own counters.
+    expect(sample(text, 'pageserver_page_service_connections_total', 'result="accepted"')).toBe(11)
+    expect(sample(text, 'pageserver_page_service_connections_total', 'result="refused"')).toBe(2)
+    for (const [name, v] of [['requests', 500], ['request_errors', 4], ['auth_failures', 3], ['protocol_errors', 1], ['backups', 6]] as const) {
+      const line = text.split('\n').find((l) => l.startsWith(`pageserver_page_service_${name}_total `))
+      expect(line, name).toBe(`pageserver_page_service_${name}_total ${v}`)
+      expect(text).toContain(`# TYPE pageserver_page_service_${name}_total counter`)
+    }
+    expect(text).toContain('# TYPE pageserver_wal_ingest_records_received counter')
     // The cache's own counters, as they are now (the page above dropped again).
     const now = renderMetrics([], pageService)
     for (const cache of ['page', 'value'] as const) {
