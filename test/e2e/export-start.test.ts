@@ -234,6 +234,14 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
         // A clean restart reads the WAL written after our record (its first record's xl_prev points to ours).
         await started.restart()
         expect(await started.sql(`SELECT count(*) FROM written_${i}`)).toBe('500')
+        if (i === 0) {
+          // `wal receive` starts at the segment of the current position, which in an exported cluster holds
+          // zeros before the synthetic checkpoint: a clear error saying where to start instead.
+          const until = await started.sql('SELECT pg_current_wal_lsn()')
+          const rcv = await runCli(['wal', 'receive', '--from', started.connString(), '--until', until, '--summary', '--json'], { env: env(), timeoutMs: 60_000 })
+          expect(rcv.code, rcv.stdout + rcv.stderr).toBe(5)
+          expect(rcv.json<{ error: { code: string; hint: string } }>().error).toMatchObject({ code: 'WAL_STREAM_INVALID_RECORD', hint: expect.stringContaining('no WAL record where streaming began') })
+        }
       } catch (e) {
         throw new Error(`${c.name}: ${e instanceof Error ? e.message : String(e)}\n${started.logTail(30)}`)
       } finally {

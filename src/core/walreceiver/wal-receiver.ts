@@ -302,6 +302,7 @@ export class WalReceiver {
     // With the worker, records of several network chunks go to it together (fewer messages and wake-ups).
     let gathered: DecodedRecord[] = []
     let gatheredBytes = 0
+    let decodedInSession = 0
     try {
       for await (const chunk of stream) {
         this.stats.walBytes += chunk.data.length
@@ -309,14 +310,22 @@ export class WalReceiver {
         decoder.feed(chunk.data)
         let failure: unknown = null
         try {
-          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) gathered.push(rec)
+          for (let rec = decoder.next(); rec !== null; rec = decoder.next()) {
+            gathered.push(rec)
+            decodedInSession++
+          }
         } catch (e) {
           failure = e // the records before it are handed out first, once checked
         }
         gatheredBytes += chunk.data.length
         if (failure === null && decoder.end) {
-          failure = new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record: ${decoder.end.reason}`, {
-            hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
+          // At the very position streaming began, the segment may simply not hold WAL there: a cluster started
+          // from a backup or an export begins its first segment at its checkpoint, zeros before it.
+          const atStart = decodedInSession === 0
+          failure = new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record at ${formatLsn(decoder.end.lsn)}: ${decoder.end.reason}`, {
+            hint: atStart
+              ? 'There is no WAL record where streaming began (a primary started from a backup or an export has none before its first checkpoint): start at a later LSN, e.g. its pg_current_wal_lsn(), or from a replication slot.'
+              : 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
             details: { lsn: formatLsn(decoder.end.lsn) },
           })
         }
