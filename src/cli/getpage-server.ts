@@ -9,6 +9,7 @@
  * if it has not arrived, up to its wait_lsn_timeout). `notModifiedSince` may lower the second.
  */
 import { UsageError } from '../core/lib/errors.js'
+import { formatHostPort } from '../core/lib/host-port.js'
 import { formatLsn, INVALID_LSN, MAX_LSN, type Lsn } from '../core/pg/lsn.js'
 import { forkName, formatRelFileNode, type RelFileNode, type RelTag } from '../core/pg/reltag.js'
 import type { TenantId, TimelineId } from '../core/model/ids.js'
@@ -52,7 +53,7 @@ export interface GetPageServerResult {
 }
 
 export function parseServerAddress(text: string): { host: string; port: number } {
-  const m = /^\s*(?:\[([0-9A-Fa-f:.]+)\]|([^:\s]+)):(\d{1,5})\s*$/.exec(text)
+  const m = /^\s*(?:\[([0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]|([^:\s]+)):(\d{1,5})\s*$/.exec(text)
   const port = m ? Number(m[3]) : NaN
   if (!m || port < 1 || port > 65535) {
     throw new UsageError('BAD_SERVER_ADDRESS', `--server: "${text}" is not HOST:PORT`, {
@@ -85,7 +86,7 @@ export async function getPageFromServer(flags: GetPageServerFlags): Promise<GetP
     // Both requests go out together; responses come back in order.
     const [nblocks, page] = await Promise.all([stream.nblocks(rel, lsns), stream.getPage(rel, flags.block, lsns)])
     return {
-      server: `${host}:${port}`,
+      server: formatHostPort(host, port),
       tenantId: flags.tenant,
       timelineId: flags.timeline,
       rel: formatRelFileNode(rel),

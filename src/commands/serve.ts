@@ -4,6 +4,7 @@ import { createLogger } from '../cli/logger.js'
 import { PageServer } from '../core/app/server.js'
 import { backupTar } from '../core/app/export.js'
 import { parseDuration } from '../core/lib/units.js'
+import { formatHostPort } from '../core/lib/host-port.js'
 
 /** What `serve --json` prints when it has stopped (its first line, at startup, gives the addresses). */
 export interface ServeResult {
@@ -45,10 +46,10 @@ export default class Serve extends BaseCommand<typeof Serve> {
     const server = await PageServer.start(ctx, { backups: backupTar })
     const a = server.addresses
     if (json) {
-      const listening = { pgAddr: `${a.pg.host}:${a.pg.port}`, httpAddr: `${a.http.host}:${a.http.port}`, workdir: ctx.config.workdir, pid: process.pid }
+      const listening = { pgAddr: formatHostPort(a.pg.host, a.pg.port), httpAddr: formatHostPort(a.http.host, a.http.port), workdir: ctx.config.workdir, pid: process.pid }
       process.stdout.write(JSON.stringify({ listening }) + '\n')
     } else {
-      process.stdout.write(`pageserver listening: page service ${a.pg.host}:${a.pg.port}, API ${a.http.host}:${a.http.port}, workdir ${ctx.config.workdir}\n`)
+      process.stdout.write(`pageserver listening: page service ${formatHostPort(a.pg.host, a.pg.port)}, API ${formatHostPort(a.http.host, a.http.port)}, workdir ${ctx.config.workdir}\n`)
     }
     let signals = 0
     return new Promise<ServeResult>((resolve) => {

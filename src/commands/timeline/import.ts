@@ -28,11 +28,14 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
   async run(): Promise<TimelineInfo> {
     const info = await withProgress('importing', this.jsonEnabled(), async (progress) => {
       const server = await this.serverClient()
+      // Through a running server with no deadline: the base backup of a large database takes hours.
       return server
-        ? await server.request<TimelineInfo>('POST', `/v1/tenant/${this.flags.tenant}/timeline`, {
-            new_timeline_id: this.flags['timeline-id'],
-            import_from: { conn_string: this.flags.from, slot_name: this.flags.slot },
-          })
+        ? await server.request<TimelineInfo>(
+            'POST',
+            `/v1/tenant/${this.flags.tenant}/timeline`,
+            { new_timeline_id: this.flags['timeline-id'], import_from: { conn_string: this.flags.from, slot_name: this.flags.slot } },
+            { timeoutMs: null },
+          )
         : await importTimeline(await this.appContext(), {
             tenantId: this.flags.tenant,
             timelineId: this.flags['timeline-id'],

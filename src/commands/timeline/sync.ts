@@ -29,9 +29,13 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
       if (server) {
         // A running server streams this timeline already: wait for it to get there, and flush.
         progress.update('waiting for the running page server')
-        const r = await server.request<SyncResult>('POST', `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}/sync`, {
-          until: this.flags.until === undefined ? undefined : formatLsn(this.flags.until),
-        })
+        // No deadline: the server bounds the wait by its wait_lsn_timeout; a signal interrupts it.
+        const r = await server.request<SyncResult>(
+          'POST',
+          `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}/sync`,
+          { until: this.flags.until === undefined ? undefined : formatLsn(this.flags.until) },
+          { timeoutMs: null, signal: abort.signal },
+        )
         progress.stop()
         this.log(`last record ${r.lastRecordLsn}, disk consistent ${r.diskConsistentLsn} (streamed by the running server)`)
         return r

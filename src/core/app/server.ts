@@ -14,7 +14,7 @@
  */
 import { ConflictError, NotFoundError, UsageError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
-import { splitHostPort } from '../config/index.js'
+import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
 import { loadJwtAuth } from '../page-service/auth-keys.js'
 import type { PageServiceBackend } from '../page-service/backend.js'
@@ -27,7 +27,7 @@ import { applyCacheSizes, tenantOptions, type AppContext } from './context.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
 import type { JsonHttpServer } from '../http/http-server.js'
-import { bootstrapTimelineIn, branchTimelineIn, createTenantIn, deleteTenantIn, deleteTimelineIn, listTenantsIn, listTimelinesIn, timelineInfo } from './timelines.js'
+import { bootstrapTimelineIn, branchTimelineIn, createTenantIn, deleteTenantIn, deleteTimelineIn, listTenantsIn, listTimelinesIn, tenantInfoIn, timelineInfo } from './timelines.js'
 import { importTimelineIn } from './import.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource } from './sync.js'
@@ -88,8 +88,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       server.http = createManagementServer(server, httpJwt, (e) => ctx.log?.('error', 'management API handler failed', { message: e instanceof Error ? e.stack : String(e) }))
       await server.http.listen(httpAddr.host, httpAddr.port)
       lock.updateInfo({
-        pgAddr: `${pageService.address.host}:${pageService.address.port}`,
-        httpAddr: `${server.http.address.host}:${server.http.address.port}`,
+        pgAddr: formatHostPort(pageService.address.host, pageService.address.port),
+        httpAddr: formatHostPort(server.http.address.host, server.http.address.port),
       })
       for (const s of server.services.values()) s.startWal()
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
@@ -113,6 +113,10 @@ export class PageServer implements PageServiceBackend, ManagementOps {
 
   async listTenants(): Promise<Array<{ tenantId: string; timelines: number }>> {
     return listTenantsIn(this.repo)
+  }
+
+  async getTenant(t: TenantId): Promise<{ tenantId: string; timelines: number }> {
+    return tenantInfoIn(this.repo, t)
   }
 
   async createTenant(id?: TenantId): Promise<{ tenantId: string }> {

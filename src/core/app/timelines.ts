@@ -89,11 +89,14 @@ export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise
 
 export async function listTenantsIn(repo: Repository): Promise<Array<{ tenantId: string; timelines: number }>> {
   const out: Array<{ tenantId: string; timelines: number }> = []
-  for (const id of await repo.tenantIds()) {
-    const t = await repo.tenant(id)
-    out.push({ tenantId: id, timelines: (await t.timelineIds()).length })
-  }
+  for (const id of await repo.tenantIds()) out.push(await tenantInfoIn(repo, id))
   return out
+}
+
+/** One tenant as `listTenantsIn` lists it; NotFoundError (TENANT_NOT_FOUND) when it does not exist. */
+export async function tenantInfoIn(repo: Repository, tenantId: TenantId): Promise<{ tenantId: string; timelines: number }> {
+  const t = await repo.tenant(tenantId)
+  return { tenantId, timelines: (await t.timelineIds()).length }
 }
 
 export async function listTenants(ctx: AppContext): Promise<Array<{ tenantId: string; timelines: number }>> {

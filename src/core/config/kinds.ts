@@ -10,6 +10,7 @@
 import { isAbsolute, resolve } from 'node:path'
 import { UsageError } from '../lib/errors.js'
 import { formatDuration, parseDuration, parseSize } from '../lib/units.js'
+import { splitHostPort } from '../lib/host-port.js'
 import { badValue, wrongType, type ValueContext } from './errors.js'
 
 /** A TOML value as `config show` prints it (no dates, no bigints: every shown value fits these). */
@@ -140,23 +141,6 @@ export function enumKind<const V extends string>(values: readonly V[]): Kind<V> 
     },
     display: (v) => v,
   }
-}
-
-/** A listen address split into its parts; `host` has no brackets (`::1`, not `[::1]`). */
-export interface HostPort {
-  readonly host: string
-  readonly port: number
-}
-
-const HOST_PORT_RE = /^(?:\[([0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/
-
-/** Splits "127.0.0.1:64000", "localhost:9898" or "[::1]:6400"; null when the text is not host:port. */
-export function splitHostPort(text: string): HostPort | null {
-  const m = HOST_PORT_RE.exec(text.trim())
-  if (!m) return null
-  const port = Number(m[3])
-  if (port > 65535) return null
-  return { host: m[1] ?? m[2]!, port }
 }
 
 /** host:port; port 0 asks the OS for a free port (tests use it). */

@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { PageserverError } from '../lib/errors.js'
+import { listenOn } from '../lib/host-port.js'
 
 /** Largest request body accepted (management requests are small JSON documents). */
 export const HTTP_BODY_BYTES_MAX = 1024 * 1024
@@ -19,6 +20,7 @@ export class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly code = 'HTTP_ERROR',
+    readonly hint?: string,
   ) {
     super(message)
   }
@@ -27,6 +29,7 @@ export class HttpError extends Error {
 export interface RouteContext {
   params: Record<string, string>
   query: URLSearchParams
+  /** The parsed JSON body; read after the guard has passed, so a refused request's body is never parsed. */
   body: unknown
   headers: IncomingMessage['headers']
 }
@@ -45,7 +48,7 @@ interface Route {
   pattern: RegExp
   names: string[]
   handler: Handler
-  /** Runs before the handler (authentication); throws HttpError to refuse. */
+  /** Runs before the body is read and the handler runs (authentication); throws HttpError to refuse. */
   guard: ((ctx: RouteContext) => Promise<void> | void) | null
 }
 
@@ -83,14 +86,11 @@ export class JsonHttpServer {
     return this
   }
 
+  /** Port 0 picks a free port (read it from `address`). A taken port is UnavailableError naming listen_http_addr. */
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(port, host, () => {
-        this.server.removeListener('error', reject)
-        resolve()
-      })
-    })
+    await listenOn(this.server, host, port, { setting: 'listen_http_addr', code: 'HTTP_LISTEN_FAILED' })
+    // From now on a listener error (EMFILE on accept) must not crash the process: report it.
+    this.server.on('error', (e) => this.onError?.(e))
   }
 
   get address(): { host: string; port: number } {
@@ -107,7 +107,7 @@ export class JsonHttpServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      const url = new URL(req.url ?? '/', 'http://localhost')
+      const url = parseRequestUrl(req.url ?? '/')
       let matched = false
       for (const r of this.routes) {
         const m = r.pattern.exec(url.pathname)
@@ -115,10 +115,11 @@ export class JsonHttpServer {
         matched = true
         if (r.method !== req.method) continue
         const params: Record<string, string> = {}
-        r.names.forEach((n, i) => (params[n] = decodeURIComponent(m[i + 1]!)))
-        const body = await readBody(req)
-        const ctx: RouteContext = { params, query: url.searchParams, body, headers: req.headers }
+        r.names.forEach((n, i) => (params[n] = decodePathSegment(m[i + 1]!)))
+        const ctx: RouteContext = { params, query: url.searchParams, body: undefined, headers: req.headers }
+        // Authenticate first: an unauthenticated request gets 401 whatever its body, and costs no parsing.
         if (r.guard) await r.guard(ctx)
+        ctx.body = await readBody(req)
         const result = await r.handler(ctx)
         return send(res, result.status ?? 200, result)
       }
@@ -127,9 +128,28 @@ export class JsonHttpServer {
       if (!(e instanceof HttpError) && !(e instanceof PageserverError)) this.onError?.(e)
       const status = e instanceof HttpError ? e.status : e instanceof PageserverError ? (STATUS_BY_KIND[e.kind] ?? 500) : 500
       const code = e instanceof HttpError || e instanceof PageserverError ? e.code : 'INTERNAL'
-      const hint = e instanceof PageserverError ? e.hint : undefined
+      const hint = e instanceof PageserverError || e instanceof HttpError ? e.hint : undefined
+      // RFC 9110: a 401 names the scheme the client should authenticate with.
+      if (status === 401) res.setHeader('www-authenticate', 'Bearer')
       send(res, status, { json: { msg: e instanceof Error ? e.message : String(e), code, hint: hint ?? null } })
     }
+  }
+}
+
+function parseRequestUrl(target: string): URL {
+  try {
+    return new URL(target, 'http://localhost')
+  } catch {
+    throw new HttpError(400, `the request target ${JSON.stringify(target.slice(0, 200))} is not a URL path`, 'BAD_PATH')
+  }
+}
+
+/** A path segment without its percent-encoding; "%zz" or a broken UTF-8 sequence is the client's error. */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    throw new HttpError(400, `the path segment ${JSON.stringify(segment.slice(0, 200))} is not valid percent-encoding`, 'BAD_PATH', 'Encode the path with encodeURIComponent (a "%" must be followed by two hex digits).')
   }
 }
 

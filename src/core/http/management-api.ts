@@ -4,6 +4,8 @@
  *   GET    /v1/status                                          {"id": 1}
  *   GET    /v1/tenant                                          [{"id", "state": {"slug": "Active"}, "timelines"}]
  *   POST   /v1/tenant                 {"new_tenant_id"?}       201 {"tenant_id"}
+ *   GET    /v1/tenant/:t                                       {"id", "state": {"slug": "Active"}, "timelines"} (as in
+ *                                                                  the list; 404 TENANT_NOT_FOUND)
  *   DELETE /v1/tenant/:t                                       200 {"tenantId", "deleted": true} (every timeline)
  *   GET    /v1/tenant/:t/timeline                              [timeline info]
  *   POST   /v1/tenant/:t/timeline     bootstrap {new_timeline_id?, pg_version?, data_checksums?} |
@@ -20,14 +22,18 @@
  *   GET    /metrics                                            Prometheus text
  *
  * Timeline info uses our camelCase fields (the CLI's --json contract). Authentication (http_auth_type
- * NeonJWT): `Authorization: Bearer <jwt>`; 401 without or with a malformed token, 403 out of scope; tenant
- * routes accept a `tenant` token for that tenant or `pageserverapi`; server-wide routes need
- * `pageserverapi`. /v1/status and /metrics are open.
+ * NeonJWT): `Authorization: Bearer <jwt>`, checked before the body is read. 401 (UNAUTHORIZED) when the
+ * header is missing or malformed or the token fails verification (bad signature or key, expired, `alg:
+ * none`, malformed claims: RFC 6750's invalid_token); 403 (FORBIDDEN) for a valid token out of scope.
+ * Neon answers 401 for a missing or malformed header as we do, but 403 "JWT authentication error" for a
+ * token that fails verification; we follow RFC 6750 there, so a client can tell "send a (different)
+ * token" from "this token may not do that". Tenant routes accept a `tenant` token for that tenant or
+ * `pageserverapi`; server-wide routes need `pageserverapi`. /v1/status and /metrics are open.
  */
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { parseLsn, type Lsn } from '../pg/lsn.js'
 import { UsageError } from '../lib/errors.js'
-import { checkPermission, type JwtAuth } from '../page-service/auth.js'
+import { AUTH_TOKEN_HINT, AuthError, checkPermission, type JwtAuth } from '../page-service/auth.js'
 import { HttpError, JsonHttpServer, type RouteContext } from './http-server.js'
 
 export interface CreateTimelineRequest {
@@ -39,8 +45,16 @@ export interface CreateTimelineRequest {
 }
 
 /** What the running server does for each route (implemented in core/app). */
+/** One tenant as the API sees it: its id and how many timelines it has. */
+export interface TenantSummary {
+  tenantId: string
+  timelines: number
+}
+
 export interface ManagementOps {
-  listTenants(): Promise<Array<{ tenantId: string; timelines: number }>>
+  listTenants(): Promise<TenantSummary[]>
+  /** NotFoundError (TENANT_NOT_FOUND) for an unknown tenant. */
+  getTenant(t: TenantId): Promise<TenantSummary>
   createTenant(id?: TenantId): Promise<{ tenantId: string }>
   /** Stops serving the tenant's timelines, then deletes the tenant with all of them. */
   deleteTenant(t: TenantId): Promise<{ tenantId: string; deleted: true }>
@@ -67,20 +81,34 @@ function obj(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>
 }
 
+/** Neon's TenantInfo subset: every tenant we serve is Active (there is no attach/detach here). */
+function tenantJson(x: TenantSummary): { id: string; state: { slug: 'Active' }; timelines: number } {
+  return { id: x.tenantId, state: { slug: 'Active' }, timelines: x.timelines }
+}
+
+/** A refused token as HTTP: 401 when it does not authenticate the caller, 403 when it may not do this. */
+function refusedToken(e: AuthError): HttpError {
+  return e.refusal === 'insufficient_scope'
+    ? new HttpError(403, `Forbidden: JWT authentication error: ${e.message}`, 'FORBIDDEN', e.hint)
+    : new HttpError(401, `Unauthorized: JWT authentication error: ${e.message}`, 'UNAUTHORIZED', e.hint)
+}
+
 export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null, onError?: (e: unknown) => void): JsonHttpServer {
   const guard = (tenant: boolean) => async (ctx: RouteContext) => {
     if (!auth) return
     const h = ctx.headers.authorization
     const m = typeof h === 'string' ? /^Bearer\s+(\S+)$/i.exec(h) : null
-    if (!m) throw new HttpError(401, 'missing or malformed Authorization header (expected "Bearer <jwt>")', 'UNAUTHORIZED')
+    if (!m) throw new HttpError(401, 'missing or malformed Authorization header (expected "Bearer <jwt>")', 'UNAUTHORIZED', AUTH_TOKEN_HINT)
     let claims
     try {
       claims = await auth.verify(m[1]!)
     } catch (e) {
-      throw new HttpError(403, `Forbidden: JWT authentication error: ${e instanceof Error ? e.message : String(e)}`, 'FORBIDDEN')
+      // Anything but an AuthError is a bug in verification: let it be a 500, not a refusal.
+      if (e instanceof AuthError) throw refusedToken(e)
+      throw e
     }
     const refusal = checkPermission(claims, tenant ? parseTenantId(ctx.params.tenant_id!) : null)
-    if (refusal) throw new HttpError(403, `Forbidden: JWT authentication error: ${refusal.message}`, 'FORBIDDEN')
+    if (refusal) throw refusedToken(refusal)
   }
   const t = (c: RouteContext) => parseTenantId(c.params.tenant_id!)
   const tl = (c: RouteContext) => parseTimelineId(c.params.timeline_id!)
@@ -90,7 +118,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
     .route(
       'GET',
       '/v1/tenant',
-      async () => ({ json: (await ops.listTenants()).map((x) => ({ id: x.tenantId, state: { slug: 'Active' }, timelines: x.timelines })) }),
+      async () => ({ json: (await ops.listTenants()).map(tenantJson) }),
       guard(false),
     )
     .route(
@@ -103,6 +131,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       },
       guard(false),
     )
+    .route('GET', '/v1/tenant/:tenant_id', async (c) => ({ json: tenantJson(await ops.getTenant(t(c))) }), guard(true))
     .route('DELETE', '/v1/tenant/:tenant_id', async (c) => ({ json: await ops.deleteTenant(t(c)) }), guard(true))
     .route('GET', '/v1/tenant/:tenant_id/timeline', async (c) => ({ json: await ops.listTimelines(t(c)) }), guard(true))
     .route(

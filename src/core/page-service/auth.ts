@@ -44,11 +44,22 @@ export interface JwtClaims {
   readonly tenantId: TenantId | null
 }
 
+/**
+ * Why a token is refused, in RFC 6750's words: `invalid_token` (not signed by a trusted key, expired,
+ * malformed claims: the caller is not authenticated, HTTP 401) or `insufficient_scope` (a good token that
+ * may not do this: HTTP 403). The page service reports both the same way (XX000).
+ */
+export type AuthRefusal = 'invalid_token' | 'insufficient_scope'
+
+/** What to do about any refused token (the page service's and the HTTP API's hint). */
+export const AUTH_TOKEN_HINT = 'Pass a token signed by a key the page server trusts, with scope "tenant" for this tenant or "pageserverapi".'
+
 export class AuthError extends UsageError {
-  constructor(message: string) {
-    super('PAGE_SERVICE_UNAUTHORIZED', message, {
-      hint: 'Pass a token signed by a key the page server trusts, with scope "tenant" for this tenant or "pageserverapi".',
-    })
+  constructor(
+    message: string,
+    readonly refusal: AuthRefusal = 'invalid_token',
+  ) {
+    super('PAGE_SERVICE_UNAUTHORIZED', message, { hint: AUTH_TOKEN_HINT })
     this.name = 'AuthError'
   }
 }
@@ -100,14 +111,14 @@ export class JwtAuth {
     }
     if (payload === undefined) throw new AuthError(`invalid JWT token: ${lastError instanceof Error ? lastError.message : String(lastError)}`)
     const claims = parseClaims(payload)
-    if (claims.scope === 'tenant' && claims.tenantId === null) throw new AuthError('jwt token scope is Tenant, but tenant id is missing')
+    if (claims.scope === 'tenant' && claims.tenantId === null) throw new AuthError('jwt token scope is Tenant, but tenant id is missing', 'insufficient_scope')
     if (claims.scope !== 'tenant' && claims.scope !== 'pageserverapi') throw ineligible(claims.scope)
     return claims
   }
 }
 
 function ineligible(scope: string): AuthError {
-  return new AuthError(`JWT scope '${scope}' is ineligible for Pageserver auth`)
+  return new AuthError(`JWT scope '${scope}' is ineligible for Pageserver auth`, 'insufficient_scope')
 }
 
 function parseClaims(payload: Record<string, unknown>): JwtClaims {
@@ -133,8 +144,8 @@ export function checkPermission(claims: JwtClaims, tenantId: TenantId | null): A
     case 'pageserverapi':
       return null
     case 'tenant':
-      if (tenantId === null) return new AuthError('Attempt to access management api with tenant scope. Permission denied')
-      if (claims.tenantId !== tenantId) return new AuthError('Tenant id mismatch. Permission denied')
+      if (tenantId === null) return new AuthError('Attempt to access management api with tenant scope. Permission denied', 'insufficient_scope')
+      if (claims.tenantId !== tenantId) return new AuthError('Tenant id mismatch. Permission denied', 'insufficient_scope')
       return null
     default:
       return ineligible(claims.scope)

@@ -11,7 +11,8 @@
  * holds a slot.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { UnavailableError, assert } from '../lib/errors.js'
+import { assert } from '../lib/errors.js'
+import { listenOn } from '../lib/host-port.js'
 import { adoptWithReadBuffer, newReadBuffer } from '../lib/socket-read-buffer.js'
 import { ENCRYPTION_REFUSED, errorResponse, parseStartupPacket } from '../protocol/pg-backend-messages.js'
 import { FrameReader } from '../protocol/pg-frames.js'
@@ -86,23 +87,9 @@ export class PageServiceServer {
 
   /** Starts listening; port 0 picks a free port (read it from `address`). */
   async listen(host: string, port: number): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => {
-        reject(
-          new UnavailableError('PAGE_SERVICE_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.message}`, {
-            hint: 'Choose another listen_pg_addr, or stop the process that holds the port.',
-            cause: err,
-          }),
-        )
-      }
-      this.server.once('error', onError)
-      this.server.listen(port, host, () => {
-        this.server.off('error', onError)
-        // From now on a listener error (EMFILE on accept) must not crash the process: count it.
-        this.server.on('error', () => this.metrics.acceptErrors++)
-        resolve()
-      })
-    })
+    await listenOn(this.server, host, port, { setting: 'listen_pg_addr', code: 'PAGE_SERVICE_LISTEN_FAILED' })
+    // From now on a listener error (EMFILE on accept) must not crash the process: count it.
+    this.server.on('error', () => this.metrics.acceptErrors++)
   }
 
   get address(): { host: string; port: number } {
