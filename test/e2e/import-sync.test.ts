@@ -7,8 +7,8 @@ import { comparePages } from '../support/page-compare.js'
 import { loadConfig } from '../../src/core/config/index.js'
 import type { AppContext } from '../../src/core/app/context.js'
 import { withRepository } from '../../src/core/app/context.js'
-import { createTenant } from '../../src/core/app/timelines.js'
-import { importTimeline } from '../../src/core/app/import.js'
+import { createTenant, deleteTimeline } from '../../src/core/app/timelines.js'
+import { defaultSlotName, importTimeline } from '../../src/core/app/import.js'
 import { syncTimeline } from '../../src/core/app/sync.js'
 import { DatadirReader } from '../../src/core/datadir/read.js'
 import { parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
@@ -66,5 +66,22 @@ describe('import a live primary, sync, and read every page at every recorded LSN
     expect(cmp1.blocks).toBeGreaterThan(200)
     expect(cmp1.sizeMismatches).toEqual([])
     expect(cmp1.mismatches.slice(0, 10)).toEqual([])
+
+    // Deleting an imported timeline drops its replication slot on the primary (it would keep WAL there for
+    // ever); with the primary down, the delete still succeeds and names the slot left, with the SQL to drop it.
+    const slotOf = async (tl: string) => (await pg.sql(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${defaultSlotName(parseTimelineId(tl))}'`)) === '1'
+    expect(await slotOf(info.timelineId)).toBe(true)
+    const second = await importTimeline(ctx, { tenantId: tid, connString: pg.connString() })
+    expect(await slotOf(second.timelineId)).toBe(true)
+    const deleted = await deleteTimeline(ctx, tid, tlid)
+    expect(deleted.slotsDropped).toEqual([defaultSlotName(tlid)])
+    expect(deleted.slotsLeft).toEqual([])
+    expect(await slotOf(info.timelineId)).toBe(false)
+    await pg.stop('fast')
+    const t0 = Date.now()
+    const left = await deleteTimeline(ctx, tid, parseTimelineId(second.timelineId))
+    expect(Date.now() - t0).toBeLessThan(30_000)
+    expect(left.slotsDropped).toEqual([])
+    expect(left.slotsLeft).toEqual([expect.objectContaining({ slotName: defaultSlotName(parseTimelineId(second.timelineId)), dropWith: `SELECT pg_drop_replication_slot('${defaultSlotName(parseTimelineId(second.timelineId))}');` })])
   })
 })

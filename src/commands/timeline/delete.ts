@@ -1,22 +1,30 @@
 import { BaseCommand } from '../../cli/base-command.js'
+import { slotWarnings } from '../../cli/slots-render.js'
+import type { SlotsDropped } from '../../core/app/slots.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { deleteTimeline } from '../../core/app/timelines.js'
 
 export default class TimelineDelete extends BaseCommand<typeof TimelineDelete> {
   static override summary = 'Delete a timeline and its layer files.'
-  static override description = 'Refused (exit 4) while other timelines branch from it. A missing timeline exits 3.'
+  static override description =
+    'Refused (exit 4) while other timelines branch from it. A missing timeline exits 3. The replication slot it ' +
+    'streams through (import, timeline source) is dropped on its primary; when that cannot be done (primary down, ' +
+    'slot in use) a warning names the slot and the SQL to drop it by hand (slotsLeft in JSON): it keeps WAL there ' +
+    'until dropped.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
     timeline: timelineIdFlag({ summary: 'The timeline to delete.', required: true }),
   }
 
-  async run(): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
+  async run(): Promise<{ tenantId: string; timelineId: string; deleted: true } & Partial<SlotsDropped>> {
     const server = await this.serverClient()
     const r = server
-      ? await server.request<{ tenantId: string; timelineId: string; deleted: true }>('DELETE', `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}`)
+      ? await server.request<{ tenantId: string; timelineId: string; deleted: true } & Partial<SlotsDropped>>('DELETE', `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}`)
       : await deleteTimeline(await this.appContext(), this.flags.tenant, this.flags.timeline)
     this.log(`deleted timeline ${r.timelineId}`)
+    const warnings = slotWarnings(r)
+    if (warnings !== '' && !this.jsonEnabled()) process.stderr.write(warnings)
     return r
   }
 }

@@ -5,6 +5,7 @@
  * Results are plain objects with LSNs as "X/X" strings: exactly what `--json` prints (the contract scripts
  * rely on).
  */
+import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
 import { join } from 'node:path'
 import { ConflictError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
@@ -78,12 +79,14 @@ export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promis
  * (Repository.deleteTenant). Local files only: nothing is uploaded to remote storage yet, so there is no
  * remote copy to delete (timeline delete does the same).
  */
-export async function deleteTenantIn(repo: Repository, tenantId: TenantId): Promise<{ tenantId: string; deleted: true }> {
+export async function deleteTenantIn(repo: Repository, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
+  const tenant = await repo.tenant(tenantId)
+  const slots = slotsOfTimelines(tenant, await tenant.timelineIds())
   await repo.deleteTenant(tenantId)
-  return { tenantId, deleted: true as const }
+  return { tenantId, deleted: true as const, ...(await dropSlots(slots)) }
 }
 
-export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise<{ tenantId: string; deleted: true }> {
+export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
   return withRepository(ctx, (repo) => deleteTenantIn(repo, tenantId), { lockFor: 'tenant delete' })
 }
 
@@ -121,12 +124,23 @@ export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promis
   return withRepository(ctx, (repo) => listTimelinesIn(repo, tenantId))
 }
 
-export async function deleteTimelineIn(repo: Repository, tenantId: TenantId, timelineId: TimelineId): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
-  await (await repo.tenant(tenantId)).deleteTimeline(timelineId)
-  return { tenantId, timelineId, deleted: true as const }
+/** Deletes a timeline no other branches from, then drops its replication slot on its primary (app/slots.ts). */
+export async function deleteTimelineIn(
+  repo: Repository,
+  tenantId: TenantId,
+  timelineId: TimelineId,
+): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
+  const tenant = await repo.tenant(tenantId)
+  const slots = (await tenant.timelineIds()).includes(timelineId) ? slotsOfTimelines(tenant, [timelineId]) : []
+  await tenant.deleteTimeline(timelineId)
+  return { tenantId, timelineId, deleted: true as const, ...(await dropSlots(slots)) }
 }
 
-export async function deleteTimeline(ctx: AppContext, tenantId: TenantId, timelineId: TimelineId): Promise<{ tenantId: string; timelineId: string; deleted: true }> {
+export async function deleteTimeline(
+  ctx: AppContext,
+  tenantId: TenantId,
+  timelineId: TimelineId,
+): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
   return withRepository(ctx, (repo) => deleteTimelineIn(repo, tenantId, timelineId), { lockFor: 'timeline delete' })
 }
 

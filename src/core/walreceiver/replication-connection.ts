@@ -350,6 +350,21 @@ export class ReplicationConnection {
     }
   }
 
+  /**
+   * DROP_REPLICATION_SLOT name (without WAIT: a slot a walsender is using is refused, PG_SLOT_ACTIVE).
+   * `dropped` is false when there was no such slot.
+   */
+  async dropSlot(name: string): Promise<{ dropped: boolean }> {
+    validateSlotName(name)
+    try {
+      await this.query(`DROP_REPLICATION_SLOT ${name}`, 'DROP_REPLICATION_SLOT')
+      return { dropped: true }
+    } catch (e) {
+      if (e instanceof PageserverError && e.code === 'PG_SLOT_NOT_FOUND') return { dropped: false }
+      throw e
+    }
+  }
+
   /** READ_REPLICATION_SLOT name; null when there is no such slot. */
   async readReplicationSlot(name: string): Promise<SlotInfo | null> {
     validateSlotName(name)

@@ -1,0 +1,90 @@
+/**
+ * The replication slots of deleted timelines.
+ *
+ * A timeline that streams from a primary (`timeline import`, `timeline source`) holds a physical slot
+ * there, and a slot keeps the primary's WAL until it is dropped: a deleted timeline's slot would fill the
+ * primary's disk. So deleting a timeline (or a tenant) drops the slots of what it deleted, after the
+ * deletion itself (which does not depend on the primary). A primary that cannot be reached in time, or a
+ * slot still in use, leaves the slot: the result names it, with the reason and the SQL that drops it by hand.
+ */
+import { join } from 'node:path'
+import { messageOf, PageserverError } from '../lib/errors.js'
+import { describeConnParams, parseConnString } from '../protocol/conn-string.js'
+import { readMetadata } from '../repository/metadata.js'
+import type { Tenant } from '../repository/tenant.js'
+import { METADATA_FILE } from '../repository/timeline.js'
+import type { TimelineId } from '../model/ids.js'
+import { ReplicationConnection } from '../walreceiver/replication-connection.js'
+
+/** How long a delete waits for each primary before leaving its slot. */
+const SLOT_DROP_CONNECT_TIMEOUT_MS = 5_000
+/** A slot still in use is asked again this many times, this far apart (2 s in all). */
+const SLOT_ACTIVE_RETRIES = 10
+const SLOT_ACTIVE_RETRY_DELAY_MS = 200
+
+export interface SlotRef {
+  readonly connString: string
+  readonly slotName: string
+}
+
+export interface SlotLeft {
+  readonly slotName: string
+  /** user@host:port of the primary (no password). */
+  readonly server: string
+  readonly reason: string
+  /** Run on the primary to drop it. */
+  readonly dropWith: string
+}
+
+export interface SlotsDropped {
+  /** Slots dropped (or already gone), by name. */
+  readonly slotsDropped: string[]
+  readonly slotsLeft: SlotLeft[]
+}
+
+/** The slots the timelines `ids` of `tenant` stream through (read from their metadata, before deleting). */
+export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): SlotRef[] {
+  const out: SlotRef[] = []
+  for (const id of ids) {
+    let src
+    try {
+      src = readMetadata(join(tenant.timelineDir(id), METADATA_FILE)).walSource
+    } catch {
+      continue // unreadable metadata: nothing to go on (the delete reports its own errors)
+    }
+    if (src?.slotName) out.push({ connString: src.connString, slotName: src.slotName })
+  }
+  return out
+}
+
+export async function dropSlots(refs: readonly SlotRef[]): Promise<SlotsDropped> {
+  const slotsDropped: string[] = []
+  const slotsLeft: SlotLeft[] = []
+  for (const ref of refs) {
+    let server = '(unparsable connection string)'
+    try {
+      const params = parseConnString(ref.connString)
+      server = describeConnParams(params)
+      const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver delete', connectTimeoutMs: SLOT_DROP_CONNECT_TIMEOUT_MS })
+      try {
+        // The deleted timeline's walsender may still be on its way out (the server stopped its receiver just
+        // before): a slot in use is retried for a moment.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await conn.dropSlot(ref.slotName)
+            break
+          } catch (e) {
+            if (!(e instanceof PageserverError && e.code === 'PG_SLOT_ACTIVE') || attempt >= SLOT_ACTIVE_RETRIES) throw e
+            await new Promise((r) => setTimeout(r, SLOT_ACTIVE_RETRY_DELAY_MS))
+          }
+        }
+        slotsDropped.push(ref.slotName)
+      } finally {
+        await conn.close()
+      }
+    } catch (e) {
+      slotsLeft.push({ slotName: ref.slotName, server, reason: messageOf(e), dropWith: `SELECT pg_drop_replication_slot('${ref.slotName}');` })
+    }
+  }
+  return { slotsDropped, slotsLeft }
+}
