@@ -68,6 +68,8 @@ interface Slot {
 export class PagestreamSession {
   private readonly queue: Slot[] = []
   private readonly abortController = new AbortController()
+  /** Aborted by a graceful finish: only the waits for WAL end (requests being read are answered). */
+  private readonly waitsAbort = new AbortController()
   private drainWaiters: Array<() => void> = []
   private stopped = false
 
@@ -125,6 +127,9 @@ export class PagestreamSession {
   /** Takes no more requests; resolves once every in-flight response is written (or the session aborted). */
   finish(): Promise<void> {
     this.stopped = true
+    // Requests still waiting for WAL cannot be answered once the server stops streaming it: they end the
+    // connection as "shutdown" now, instead of holding the shutdown up to wait_lsn_timeout or its deadline.
+    this.waitsAbort.abort()
     if (this.queue.length === 0) return Promise.resolve()
     return new Promise((resolve) => this.drainWaiters.push(resolve))
   }
@@ -192,7 +197,7 @@ export class PagestreamSession {
    * cannot be answered in-band, `slot.fatal` (the connection ends once the earlier responses are out).
    */
   private settleFailed(req: PagestreamRequest, slot: Slot, err: unknown): void {
-    if (this.abortController.signal.aborted || (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE)) {
+    if (this.abortController.signal.aborted || err instanceof WaitEndedByShutdown || (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE)) {
       slot.fatal = { sqlstate: '57P01', message: 'shutdown' }
       return
     }
@@ -244,16 +249,19 @@ export class PagestreamSession {
   }
 
   private async waitForLsn(lsn: Lsn): Promise<void> {
+    if (this.waitsAbort.signal.aborted) throw new WaitEndedByShutdown()
     try {
-      await this.opts.timeline.waitForLsn(lsn, this.opts.waitLsnTimeoutMs, this.abortController.signal)
+      await this.opts.timeline.waitForLsn(lsn, this.opts.waitLsnTimeoutMs, AbortSignal.any([this.abortController.signal, this.waitsAbort.signal]))
     } catch (err) {
       if (err instanceof TimeoutError) throw new LsnTimeout(lsnTimeoutMessage(this.opts.timeline, lsn))
+      if (this.waitsAbort.signal.aborted) throw new WaitEndedByShutdown()
       throw err
     }
   }
 }
 
 class LsnTimeout extends Error {}
+class WaitEndedByShutdown extends Error {}
 
 /** `f` of a value the backend gave at once, or of the value its promise resolves with. */
 function answered<T>(v: T | Promise<T>, f: (v: T) => PagestreamResponse): PagestreamResponse | Promise<PagestreamResponse> {

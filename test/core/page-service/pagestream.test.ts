@@ -324,6 +324,22 @@ describe('ending a pagestream', () => {
     expect(r.server.metrics.connectionsLive).toBe(0)
   })
 
+  it('server close(): a request waiting for WAL ends as 57P01 shutdown at once, after the answers before it', async () => {
+    const r = await start({ waitLsnTimeoutMs: 60_000 })
+    r.backend.main.last = lsn(0x20000)
+    const s = await rawStream(r)
+    const waiting = encodeRequestFrame({ type: 'getpage', hdr: { reqid: 2n, request_lsn: lsn(0x30000), not_modified_since: lsn(0x30000) }, rel: REL, blkno: 1 }, 2)
+    s.write(Buffer.concat([getpage(7), waiting]))
+    await new Promise((res) => setTimeout(res, 20))
+    const t0 = Date.now()
+    await r.server.close()
+    // Before, the wait held the close until the server's own deadline (5 s) destroyed the connection.
+    expect(Date.now() - t0).toBeLessThan(2_000)
+    const frames = await s.closedFrames()
+    expect(frames.map((f) => f.type).join('')).toBe('dE')
+    expect(errorCode(frames[1]!)).toBe('57P01')
+  })
+
   it('another tenant on the same server is served independently', async () => {
     const r = await start()
     const a = await (await r.client()).pagestream(TENANT, TIMELINE)
