@@ -15,11 +15,14 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
     const ctx = await this.appContext()
     const state = requireLocalState(ctx)
     let serverStopped = false
-    if (pidAlive(state.servePid)) {
-      process.kill(state.servePid!, 'SIGTERM')
+    // The server is whichever `serve` holds the workdir lock (start may have adopted one it did not spawn);
+    // state.servePid alone could name a crashed server's pid, since reused by an unrelated process.
+    const servePid = (await this.serverClient())?.server.pid ?? null
+    if (servePid !== null) {
+      process.kill(servePid, 'SIGTERM')
       const deadline = Date.now() + SERVE_STOP_TIMEOUT_MS
-      while (pidAlive(state.servePid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
-      if (pidAlive(state.servePid)) process.kill(state.servePid!, 'SIGKILL')
+      while (pidAlive(servePid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+      if (pidAlive(servePid)) process.kill(servePid, 'SIGKILL')
       serverStopped = true
     }
     const postgresStopped = await localStopPostgres(ctx, state)

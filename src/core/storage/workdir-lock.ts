@@ -24,19 +24,36 @@ export interface LockHolder {
   httpAddr?: string
 }
 
-function alive(pid: number): boolean {
+/** Whether `pid` is a running process (one that exited but is not yet reaped counts as gone). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (e) {
     return (e as { code?: string }).code === 'EPERM'
+  }
+  return !isZombie(pid)
+}
+
+/**
+ * A process that exited but was not yet reaped by its parent (state Z in /proc/<pid>/stat) still answers
+ * signal 0: a killed server whose parent has not waited for it holds no lock. Where /proc is missing, a
+ * process that answers is taken as alive.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
+    const state = stat.charAt(stat.lastIndexOf(')') + 2)
+    return state === 'Z' || state === 'X'
+  } catch {
+    return false
   }
 }
 
 /** The current holder of a workdir's lock, if a live process holds it (for commands that talk to `serve`). */
 export function liveLockHolder(workdir: string): LockHolder | null {
   const h = readHolder(join(workdir, LOCK_FILE))
-  return h !== null && h.pid > 0 && alive(h.pid) ? h : null
+  return h !== null && h.pid > 0 && processAlive(h.pid) ? h : null
 }
 
 function readHolder(path: string): LockHolder | null {
@@ -78,7 +95,7 @@ export class WorkdirLock {
             hint: 'This is a bug: one lock per process.',
           })
         }
-        if (holder.pid > 0 && alive(holder.pid)) {
+        if (holder.pid > 0 && processAlive(holder.pid)) {
           throw new ConflictError('WORKDIR_LOCKED', `the workdir ${workdir} is in use by pid ${holder.pid} (${holder.command}, since ${holder.startedAt})`, {
             hint: 'Wait for it to finish, or stop it (a running `pageserver serve` serves the same tenants over its APIs).',
             details: { holder },

@@ -1,0 +1,40 @@
+// The workdir lock's view of its holder: a live process holds it; a dead one, or one that exited and was not
+// yet reaped by its parent (a zombie still answers signal 0), leaves a stale lock that the next taker removes.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LOCK_FILE, WorkdirLock, liveLockHolder } from '../../../src/core/storage/workdir-lock.js'
+
+describe('WorkdirLock holders', () => {
+  let dir: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ps-lock-'))
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  const holdAs = (pid: number) => writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid, command: 'serve', startedAt: new Date().toISOString() }) + '\n')
+
+  it('a live holder keeps it; a zombie holder does not, and the lock is taken over', async () => {
+    // `sh` starts a short child and execs into `sleep`, which never reaps it: a zombie once it exits.
+    const parent = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] })
+    try {
+      const zombie = Number(await new Promise<string>((resolve) => createInterface({ input: parent.stdout! }).once('line', resolve)))
+      holdAs(parent.pid!)
+      expect(liveLockHolder(dir)?.pid).toBe(parent.pid)
+      expect(() => WorkdirLock.acquire(dir, 'test')).toThrow(expect.objectContaining({ code: 'WORKDIR_LOCKED' }))
+      const deadline = Date.now() + 5_000
+      while (!readFileSync(`/proc/${zombie}/stat`, 'latin1').includes(') Z ') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      expect(() => process.kill(zombie, 0)).not.toThrow() // still answers signal 0
+      holdAs(zombie)
+      expect(liveLockHolder(dir)).toBeNull()
+      const lock = WorkdirLock.acquire(dir, 'test')
+      expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid)
+      lock.release()
+    } finally {
+      parent.kill('SIGKILL')
+    }
+  })
+})
