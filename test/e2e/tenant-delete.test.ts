@@ -50,12 +50,12 @@ describe('pageserver tenant delete', () => {
     if (root) rmSync(root, { recursive: true, force: true })
   })
 
-  it('offline: deletes the tenant with its timelines; --json prints {tenantId, deleted: true}', async () => {
+  it('offline: deletes the tenant with its timelines; --json prints {tenantId, deleted: true, slotsDropped, slotsLeft}', async () => {
     const keep = await tenantWithBranch()
     const gone = await tenantWithBranch()
     const r = await cli(['tenant', 'delete', '--tenant', gone.tenantId, '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true })
+    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
     expect(existsSync(join(workdir, 'tenants', gone.tenantId))).toBe(false)
     expect(readdirSync(join(workdir, 'tenants'))).toEqual([keep.tenantId])
     expect(await tenantIds()).toEqual([keep.tenantId])
@@ -95,7 +95,7 @@ describe('pageserver tenant delete', () => {
 
     const r = await cli(['tenant', 'delete', '--tenant', gone.tenantId, '--json'])
     expect(r.code, r.stderr).toBe(0) // offline it would have failed on the server's lock (exit 4)
-    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true })
+    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
     expect(existsSync(join(workdir, 'tenants', gone.tenantId))).toBe(false)
     expect(await tenantIds()).toEqual([keep])
     const again = await cli(['tenant', 'delete', '--tenant', gone.tenantId, '--json'])

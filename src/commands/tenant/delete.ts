@@ -13,7 +13,7 @@ export default class TenantDelete extends BaseCommand<typeof TenantDelete> {
     'yet, so there is no remote copy (as for timeline delete). The replication slots its timelines stream through ' +
     'are dropped on their primaries; a slot that cannot be (primary down, slot in use) is named in a warning with ' +
     'the SQL to drop it by hand (slotsLeft in JSON): it keeps WAL there until dropped. A missing tenant exits 3. With --json, ' +
-    '{"tenantId": "...", "deleted": true}. While `pageserver serve` runs on the workdir, the request goes ' +
+    '{"tenantId": "...", "deleted": true, "slotsDropped": [...], "slotsLeft": [...]}. While `pageserver serve` runs on the workdir, the request goes ' +
     'through its management API: the server stops the tenant\'s WAL receivers and stops serving it first.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef']
   static override flags = {

@@ -68,7 +68,7 @@ describe('tenant delete (offline)', () => {
     const ctx = await contextFor(newDir())
     const keep = await tenantWithTimelines(ctx)
     const gone = await tenantWithTimelines(ctx)
-    expect(await deleteTenant(ctx, gone.tenantId)).toEqual({ tenantId: gone.tenantId, deleted: true })
+    expect(await deleteTenant(ctx, gone.tenantId)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
     expect(readdirSync(tenantsDirOf(ctx))).toEqual([keep.tenantId])
     expect(await listTenants(ctx)).toEqual([{ tenantId: keep.tenantId, timelines: 2 }])
     // The other tenant is untouched and still loads.
@@ -207,7 +207,7 @@ describe('DELETE /v1/tenant/:tenant_id', () => {
       expect(goneService.walReceiverStatus()).toMatch(/streaming|stopped/)
       const client = new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, undefined)
 
-      expect(await client.request('DELETE', `/v1/tenant/${gone.tenantId}`)).toEqual({ tenantId: gone.tenantId, deleted: true })
+      expect(await client.request('DELETE', `/v1/tenant/${gone.tenantId}`)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
       expect(goneService.walReceiverStatus()).toBe('stopped')
       expect(() => server.service(gone.tenantId, gone.root)).toThrow(NotFoundError)
       expect(server.servedTimelines().every((s) => s.tenant.id === keep.tenantId)).toBe(true)
@@ -244,8 +244,8 @@ describe('DELETE /v1/tenant/:tenant_id', () => {
         new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, token)
       await expect(as(undefined).request('DELETE', `/v1/tenant/${a}`)).rejects.toThrow(/Authorization/)
       await expect(as(await sign({ scope: 'tenant', tenant_id: b })).request('DELETE', `/v1/tenant/${a}`)).rejects.toThrow(/Forbidden/)
-      expect(await as(await sign({ scope: 'tenant', tenant_id: a })).request('DELETE', `/v1/tenant/${a}`)).toEqual({ tenantId: a, deleted: true })
-      expect(await as(await sign({ scope: 'pageserverapi' })).request('DELETE', `/v1/tenant/${b}`)).toEqual({ tenantId: b, deleted: true })
+      expect(await as(await sign({ scope: 'tenant', tenant_id: a })).request('DELETE', `/v1/tenant/${a}`)).toEqual({ tenantId: a, deleted: true, slotsDropped: [], slotsLeft: [] })
+      expect(await as(await sign({ scope: 'pageserverapi' })).request('DELETE', `/v1/tenant/${b}`)).toEqual({ tenantId: b, deleted: true, slotsDropped: [], slotsLeft: [] })
       expect(readdirSync(tenantsDirOf(ctx))).toEqual([])
     } finally {
       await server.stop()
