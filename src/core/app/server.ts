@@ -260,6 +260,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
     await s.stopWal()
     this.services.delete(this.key(t, tl))
+    s.retire()
   }
 
   /**
@@ -275,6 +276,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       dropped.push(s)
     }
     await Promise.all(dropped.map((s) => s.stopWal()))
+    for (const s of dropped) s.retire()
   }
 
   /** The flush clock: timeouts per timeline, then the global memory ceiling. */

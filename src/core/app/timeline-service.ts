@@ -150,6 +150,17 @@ export class TimelineService implements PageServiceTimeline {
     return this.status
   }
 
+  /** Set when the timeline (or its tenant) is deleted: open page-service sessions on it end. */
+  private retired = false
+
+  retire(): void {
+    this.retired = true
+  }
+
+  deleted(): boolean {
+    return this.retired
+  }
+
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void> {
     return this.timeline.waitForLsn(lsn, timeoutMs, signal)
   }

@@ -53,6 +53,11 @@ export interface PageServiceTimeline {
   diskConsistentLsn?(): Lsn
   /** For the LSN-timeout message ("WalReceiver status: ..."); optional. */
   walReceiverStatus?(): string
+  /**
+   * Whether the timeline was deleted (or its tenant) since the session began: its requests are then refused
+   * and the connection ends, rather than reading files that are gone. Optional (never, when absent).
+   */
+  deleted?(): boolean
   /** Resolves once last_record_lsn >= lsn; TimeoutError after `timeoutMs`; rejects when `signal` aborts. */
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void>
   /**

@@ -201,6 +201,11 @@ export class PagestreamSession {
       slot.fatal = { sqlstate: '57P01', message: 'shutdown' }
       return
     }
+    if (err instanceof TimelineDeleted || this.opts.timeline.deleted?.() === true) {
+      // Its files are gone: nothing more can be read on this stream (the earlier answers go out first).
+      slot.fatal = { sqlstate: '3D000', message: 'Tenant or timeline not found: the timeline was deleted' }
+      return
+    }
     this.opts.metrics.requestErrors++
     const message =
       err instanceof PagestreamBadRequest || err instanceof UsageError
@@ -218,6 +223,7 @@ export class PagestreamSession {
   /** The request's answer: at once when the backend has it, else a promise (a wait for WAL, redo). */
   private run(req: PagestreamRequest): PagestreamResponse | Promise<PagestreamResponse> {
     const tl = this.opts.timeline
+    if (tl.deleted?.() === true) throw new TimelineDeleted()
     const eff = effectiveRequestLsn(tl, req.hdr)
     if ((req.type === 'exists' || req.type === 'nblocks' || req.type === 'getpage') && req.rel.forkNum > MAX_FORK_NUMBER) {
       throw new PagestreamBadRequest(`invalid fork number ${req.rel.forkNum}`)
@@ -262,6 +268,7 @@ export class PagestreamSession {
 
 class LsnTimeout extends Error {}
 class WaitEndedByShutdown extends Error {}
+class TimelineDeleted extends Error {}
 
 /** `f` of a value the backend gave at once, or of the value its promise resolves with. */
 function answered<T>(v: T | Promise<T>, f: (v: T) => PagestreamResponse): PagestreamResponse | Promise<PagestreamResponse> {

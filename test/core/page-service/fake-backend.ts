@@ -55,6 +55,8 @@ export class FakeTimeline implements PageServiceTimeline {
    * image pages) instead of a promise: none, all, or GetPage of even blocks only (the rest after the delay).
    */
   answerAtOnce: 'never' | 'always' | 'even-blocks' = 'never'
+  /** Set by a test: the timeline was deleted (PageServiceTimeline.deleted). */
+  isDeleted = false
   /** A failure to throw from the next read, once. */
   failNextRead: Error | null = null
   private waiters: Array<{ lsn: Lsn; resolve: () => void }> = []
@@ -80,6 +82,9 @@ export class FakeTimeline implements PageServiceTimeline {
   }
   walReceiverStatus(): string {
     return 'fake'
+  }
+  deleted(): boolean {
+    return this.isDeleted
   }
 
   advanceTo(to: Lsn): void {

@@ -340,6 +340,20 @@ describe('ending a pagestream', () => {
     expect(errorCode(frames[1]!)).toBe('57P01')
   })
 
+  it('a deleted timeline: the answers before are sent, then its stream ends with 3D000, and nothing is read', async () => {
+    const r = await start()
+    const s = await rawStream(r)
+    s.write(getpage(3))
+    await new Promise((res) => setTimeout(res, 20))
+    r.backend.main.isDeleted = true
+    s.write(getpage(4))
+    const frames = await s.closedFrames()
+    expect(frames.map((f) => f.type).join('')).toBe('dE')
+    expect(errorCode(frames[1]!)).toBe('3D000')
+    for (let i = 0; i < 100 && r.server.liveConnections > 0; i++) await new Promise((res) => setTimeout(res, 10))
+    expect(r.server.liveConnections).toBe(0)
+  })
+
   it('another tenant on the same server is served independently', async () => {
     const r = await start()
     const a = await (await r.client()).pagestream(TENANT, TIMELINE)
