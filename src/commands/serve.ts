@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { createLogger } from '../cli/logger.js'
+import { jsonReplacer } from '../cli/stdout-sink.js'
 import { PageServer } from '../core/app/server.js'
 import { backupTar } from '../core/app/export.js'
 import { parseDuration } from '../core/lib/units.js'
@@ -23,7 +24,7 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'SIGINT or SIGTERM shut down gracefully (stop accepting, stop WAL, flush, stop redo workers) within ' +
     '--shutdown-timeout; a second signal exits at once. Logs are JSON lines on stderr unless it is a terminal. ' +
     'With --json, stdout gets one JSON line when it listens ({"listening": {pgAddr, httpAddr, workdir, pid}}), ' +
-    'logs are JSON lines whatever stderr is, and the result ({stopped, signal}) follows at shutdown.'
+    'logs are JSON lines whatever stderr is, and a second line, the result ({stopped, signal}), at shutdown.'
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> -c listen_pg_addr=127.0.0.1:6400',
@@ -36,6 +37,11 @@ export default class Serve extends BaseCommand<typeof Serve> {
       default: '30s',
       helpValue: 'DURATION',
     }),
+  }
+
+  /** JSON lines: the result at shutdown is one line, like the startup line (errors included). */
+  public override logJson(json: unknown): void {
+    process.stdout.write(JSON.stringify(json, jsonReplacer) + '\n')
   }
 
   async run(): Promise<ServeResult> {

@@ -169,7 +169,10 @@ describe('pageserver serve', () => {
     expect(s2.code, s2.stderr).toBe(0)
     const restarted = serve
     expect(await restarted.stop()).toBe(0)
-    expect(JSON.parse(restarted.stdout().slice(restarted.stdout().indexOf('\n') + 1))).toEqual({ stopped: true, signal: 'SIGTERM' })
+    // JSON lines: the startup line, then the result as one line.
+    const outLines = restarted.stdout().trim().split('\n')
+    expect(outLines).toHaveLength(2)
+    expect(JSON.parse(outLines[1]!)).toEqual({ stopped: true, signal: 'SIGTERM' })
     const logLines = restarted.stderr().trim().split('\n')
     expect(logLines.length).toBeGreaterThan(0)
     for (const l of logLines) expect(JSON.parse(l)).toHaveProperty('level')
