@@ -17,11 +17,7 @@ import { withRepository, type AppContext } from '../../src/core/app/context.js'
 import { readerFor } from '../../src/core/app/pages.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../src/core/model/ids.js'
 import { formatLsn, parseLsn } from '../../src/core/pg/lsn.js'
-
-function hostPort(a: string): { host: string; port: number } {
-  const i = a.lastIndexOf(':')
-  return { host: a.slice(0, i), port: Number(a.slice(i + 1)) }
-}
+import { parseServerAddress } from '../../src/cli/getpage-server.js'
 
 describe('pageserver serve', () => {
   let pg: PgCluster
@@ -70,7 +66,7 @@ describe('pageserver serve', () => {
     const relNode = Number(await pg.sql("SELECT pg_relation_filenode('pgbench_accounts')"))
     const rel = { spcNode: 1663, dbNode: db, relNode, forkNum: 0 }
     const primaryBlocks = Number(await pg.sql("SELECT pg_relation_size('pgbench_accounts') / 8192"))
-    const client = await PageServiceClient.connect(hostPort(serve!.pgAddr))
+    const client = await PageServiceClient.connect(parseServerAddress(serve!.pgAddr))
     try {
       const ps = await client.pagestream(parseTenantId(tenant), parseTimelineId(timeline), { version: 3 })
       const lsns = { requestLsn: at, notModifiedSince: at }
@@ -111,7 +107,7 @@ describe('pageserver serve', () => {
     const created = await runCli(['timeline', 'create', '--tenant', t2, '--json'], { env: env(), timeoutMs: 120_000 })
     expect(created.code, created.stderr).toBe(0)
     const tl2 = created.json<{ timelineId: string; lastRecordLsn: string }>()
-    const client = await PageServiceClient.connect(hostPort(serve!.pgAddr))
+    const client = await PageServiceClient.connect(parseServerAddress(serve!.pgAddr))
     try {
       const ps = await client.pagestream(parseTenantId(t2), parseTimelineId(tl2.timelineId), { version: 2 })
       // pg_class of the bootstrap cluster: relfilenode 1259 in the template database 1.
@@ -191,7 +187,7 @@ describe('pageserver serve', () => {
     const tlid = parseTimelineId(timeline) as TimelineId
     const rel = { spcNode: 1663, dbNode: 1, relNode: 1259, forkNum: 0 }
     const tryPagestream = async (token: string | undefined) => {
-      const c = await PageServiceClient.connect({ ...hostPort(serve!.pgAddr), ...(token ? { token } : {}) })
+      const c = await PageServiceClient.connect({ ...parseServerAddress(serve!.pgAddr), ...(token ? { token } : {}) })
       try {
         const ps = await c.pagestream(tid, tlid, { version: 2 })
         return await ps.nblocks(rel, {})

@@ -12,11 +12,7 @@ import { runCli } from '../support/cli.js'
 import { startServe, type ServeHandle } from '../support/serve-process.js'
 import { PageServiceClient } from '../../src/core/page-service/client.js'
 import { parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
-
-function hostPort(a: string): { host: string; port: number } {
-  const i = a.lastIndexOf(':')
-  return { host: a.slice(0, i), port: Number(a.slice(i + 1)) }
-}
+import { parseServerAddress } from '../../src/cli/getpage-server.js'
 
 describe('pageserver tenant delete', () => {
   let root: string
@@ -85,7 +81,7 @@ describe('pageserver tenant delete', () => {
     serve = await startServe(workdir)
     // Created through the server, so it is being served.
     const gone = await tenantWithBranch()
-    const client = await PageServiceClient.connect(hostPort(serve.pgAddr))
+    const client = await PageServiceClient.connect(parseServerAddress(serve.pgAddr))
     try {
       const ps = await client.pagestream(parseTenantId(gone.tenantId), parseTimelineId(gone.timelineId), { version: 2 })
       expect(await ps.nblocks({ spcNode: 1663, dbNode: 1, relNode: 1259, forkNum: 0 }, {})).toBeGreaterThan(0)
@@ -103,7 +99,7 @@ describe('pageserver tenant delete', () => {
     expect(again.json<{ error: { code: string } }>().error.code).toBe('TENANT_NOT_FOUND')
 
     // The page service no longer knows it; the other tenant is still served.
-    const after = await PageServiceClient.connect(hostPort(serve.pgAddr))
+    const after = await PageServiceClient.connect(parseServerAddress(serve.pgAddr))
     try {
       await expect(after.pagestream(parseTenantId(gone.tenantId), parseTimelineId(gone.timelineId), { version: 2 })).rejects.toThrow(/not served|not found|does not exist/i)
     } finally {
