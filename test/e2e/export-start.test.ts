@@ -20,7 +20,7 @@ import { PgCluster, pgAvailable } from '../support/pg-cluster.js'
 import { runCli } from '../support/cli.js'
 import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 import { compareSequences, dump, dumpGlobals, firstDifference, SETVAL_RE } from '../support/pg-dump.js'
-import { runPgTool } from '../../src/core/postgres/install.js'
+import { findPostgres, runPgTool } from '../../src/core/postgres/install.js'
 
 interface Quiet {
   name: string
@@ -235,6 +235,13 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
         await started.restart()
         expect(await started.sql(`SELECT count(*) FROM written_${i}`)).toBe('500')
         if (i === 0) {
+          // In text form the export says how to start it, with a pg_ctl that runs as printed (off PATH on Debian).
+          const textDir = join(root, 'text-export')
+          const text = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-D', textDir], { env: env(), timeoutMs: 180_000 })
+          expect(text.code, text.stderr).toBe(0)
+          const pgCtl = join(findPostgres(undefined, process.env).binDir, 'pg_ctl')
+          expect(text.stdout).toContain(`${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgCtl} -D ${textDir} -l ${join(textDir, 'postgresql.log')} -o '-p 5432' start`)
+          rmSync(textDir, { recursive: true, force: true })
           // `wal receive` starts at the segment of the current position, which in an exported cluster holds
           // zeros before the synthetic checkpoint: a clear error saying where to start instead.
           const until = await started.sql('SELECT pg_current_wal_lsn()')

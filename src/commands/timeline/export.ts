@@ -1,10 +1,11 @@
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { Flags } from '@oclif/core'
 import { BaseCommand, workdirFlag } from '../../cli/base-command.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { startProgress } from '../../cli/render.js'
 import { exportTimeline, exportTimelineFromServer, type ExportResult } from '../../core/app/export.js'
+import { postgresInstallation } from '../../core/app/context.js'
 import { formatBytes } from '../../core/lib/units.js'
 
 export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
@@ -68,7 +69,15 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     }
     progress.succeed(`exported timeline ${r.timelineId} at ${r.lsn}: ${r.files} files, ${formatBytes(r.bytes)}`)
     this.log(`wrote ${r.dir}: timeline ${r.timelineId} at ${r.lsn} (checkpoint at ${r.checkpointLsn}), ${r.files} files, ${formatBytes(r.bytes)}`)
-    this.log(`start it with: postgres -D ${r.dir} -c port=5432   (as the owner of the directory)`)
+    // Debian keeps the server binaries off PATH; root must run them as the directory's owner (postgres).
+    let pgCtl = 'pg_ctl'
+    try {
+      pgCtl = join(postgresInstallation(await this.appContext()).binDir, 'pg_ctl')
+    } catch {
+      // no local PostgreSQL 15 found: name the tool only
+    }
+    const asOwner = process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''
+    this.log(`start it with: ${asOwner}${pgCtl} -D ${r.dir} -l ${join(r.dir, 'postgresql.log')} -o '-p 5432' start`)
     return r
   }
 }
