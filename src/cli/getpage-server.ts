@@ -14,6 +14,7 @@ import { formatLsn, INVALID_LSN, MAX_LSN, type Lsn } from '../core/pg/lsn.js'
 import { forkName, formatRelFileNode, type RelFileNode, type RelTag } from '../core/pg/reltag.js'
 import type { TenantId, TimelineId } from '../core/model/ids.js'
 import { PageServiceClient } from '../core/page-service/client.js'
+import { splitHostPort, type HostPort } from '../core/lib/host-port.js'
 
 export interface GetPageServerFlags {
   /** "HOST:PORT", "[v6addr]:PORT" */
@@ -52,15 +53,15 @@ export interface GetPageServerResult {
   readonly page: Buffer
 }
 
-export function parseServerAddress(text: string): { host: string; port: number } {
-  const m = /^\s*(?:\[([0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]|([^:\s]+)):(\d{1,5})\s*$/.exec(text)
-  const port = m ? Number(m[3]) : NaN
-  if (!m || port < 1 || port > 65535) {
+/** A page service address, host:port or [v6]:port (lib/host-port.ts, as the lock file records it); port 0 refused. */
+export function parseServerAddress(text: string): HostPort {
+  const hp = splitHostPort(text)
+  if (hp === null || hp.port < 1) {
     throw new UsageError('BAD_SERVER_ADDRESS', `--server: "${text}" is not HOST:PORT`, {
       hint: 'Give the page service address as host:port, e.g. 127.0.0.1:64000 (listen_pg_addr), or [::1]:64000.',
     })
   }
-  return { host: m[1] ?? m[2]!, port }
+  return hp
 }
 
 export async function getPageFromServer(flags: GetPageServerFlags): Promise<GetPageServerResult> {
