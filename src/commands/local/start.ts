@@ -5,11 +5,12 @@ import { fileURLToPath } from 'node:url'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
+import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
 import { startProgress } from '../../cli/render.js'
 import type { ManagementClient } from '../../cli/server-client.js'
 import { DEFAULT_PG_PORT, localPrepare, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
 import { exportTimelineFromServer } from '../../core/app/export.js'
-import { postgresInstallation, type AppContext } from '../../core/app/context.js'
+import type { AppContext } from '../../core/app/context.js'
 import { TimeoutError } from '../../core/lib/errors.js'
 import { parseTenantId, parseTimelineId } from '../../core/model/ids.js'
 
@@ -30,10 +31,6 @@ export interface LocalStartResult extends LocalState {
   cli: string
 }
 
-/** Quotes a word for a POSIX shell unless it needs none. */
-function shellWord(s: string): string {
-  return /^[A-Za-z0-9_/.:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`
-}
 
 /**
  * `pageserver` if the shell would run this installation under that name (the first executable `pageserver` on
@@ -160,9 +157,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     const cli = cliInvocation()
     const w = shellWord(ctx.config.workdir)
     const ids = `--workdir ${w} --tenant ${state.tenantId}`
-    // Debian keeps the PostgreSQL tools off PATH; root must run them as the postgres user (the export belongs to it).
-    const pgCtl = shellWord(join(postgresInstallation(ctx).binDir, 'pg_ctl'))
-    const asPg = process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''
+    const pgCtl = pgCtlCommand(ctx)
     const branchPort = state.pgPort === BRANCH_PG_PORT ? BRANCH_PG_PORT + 1 : BRANCH_PG_PORT
     // Next to the local data directory: the postgres user can reach it, and it goes away with the workdir.
     const branchDir = shellWord(join(state.pgSocketDir, 'branch'))
@@ -182,10 +177,10 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
         // Export the branch, start a PostgreSQL on it, and make it the branch's WAL source: its writes then
         // stream into the branch through the running server.
         `Start on a branch:  ${cli} timeline export ${ids} --timeline <branch id> -D ${branchDir} && \\`,
-        `${pad}${asPg}${pgCtl} -D ${branchDir} -l ${branchDir}/postgresql.log -o '-p ${branchPort}' start && \\`,
+        `${pad}${pgCtl} -D ${branchDir} -l ${branchDir}/postgresql.log -o '-p ${branchPort}' start && \\`,
         `${pad}${cli} timeline source ${ids} --timeline <branch id> --from 'host=127.0.0.1 port=${branchPort} user=postgres'`,
         `Read a page:        ${cli} getpage ${ids} --timeline ${state.timelineId} --rel 1663/5/1259 --blk 0`,
-        `Stop a branch:      ${asPg}${pgCtl} -D ${branchDir} stop`,
+        `Stop a branch:      ${pgCtl} -D ${branchDir} stop`,
         `Stop:               ${cli} local stop --workdir ${w}`,
         `Logs:               ${state.serveLogFile}, ${state.pgLogFile}`,
       ].join('\n'),

@@ -1,11 +1,11 @@
-import { join, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { Flags } from '@oclif/core'
 import { BaseCommand, workdirFlag } from '../../cli/base-command.js'
+import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { startProgress } from '../../cli/render.js'
 import { exportTimeline, exportTimelineFromServer, type ExportResult } from '../../core/app/export.js'
-import { postgresInstallation } from '../../core/app/context.js'
 import { formatBytes } from '../../core/lib/units.js'
 
 export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
@@ -51,6 +51,7 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
       lastDrawMs = now
       progress.update(`exporting timeline ${f.timeline}: ${files} files, ${formatBytes(bytes)}`)
     }
+    const ctx = await this.appContext()
     const common = { tenantId: f.tenant, timelineId: f.timeline, dir: resolve(f.pgdata), onProgress, ...(f.lsn === undefined ? {} : { lsn: f.lsn }) }
     // A server running on this workdir holds WAL not yet flushed: ask it rather than the files.
     const running = f.server === undefined && !f.offline ? (await this.serverClient())?.server.pgAddr : undefined
@@ -59,9 +60,9 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     try {
       if (serverAddr !== undefined) {
         const { host, port } = parseServerAddress(serverAddr)
-        r = await exportTimelineFromServer(await this.appContext(), { ...common, host, port, ...(f.token === undefined ? {} : { token: f.token }) })
+        r = await exportTimelineFromServer(ctx, { ...common, host, port, ...(f.token === undefined ? {} : { token: f.token }) })
       } else {
-        r = await exportTimeline(await this.appContext(), common)
+        r = await exportTimeline(ctx, common)
       }
     } catch (e) {
       progress.fail()
@@ -69,15 +70,8 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     }
     progress.succeed(`exported timeline ${r.timelineId} at ${r.lsn}: ${r.files} files, ${formatBytes(r.bytes)}`)
     this.log(`wrote ${r.dir}: timeline ${r.timelineId} at ${r.lsn} (checkpoint at ${r.checkpointLsn}), ${r.files} files, ${formatBytes(r.bytes)}`)
-    // Debian keeps the server binaries off PATH; root must run them as the directory's owner (postgres).
-    let pgCtl = 'pg_ctl'
-    try {
-      pgCtl = join(postgresInstallation(await this.appContext()).binDir, 'pg_ctl')
-    } catch {
-      // no local PostgreSQL 15 found: name the tool only
-    }
-    const asOwner = process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''
-    this.log(`start it with: ${asOwner}${pgCtl} -D ${r.dir} -l ${join(r.dir, 'postgresql.log')} -o '-p 5432' start`)
+    const dir = shellWord(r.dir)
+    this.log(`start it with: ${pgCtlCommand(ctx)} -D ${dir} -l ${dir}/postgresql.log -o '-p 5432' start`)
     return r
   }
 }
