@@ -21,6 +21,7 @@ import type { Repository } from '../repository/repository.js'
 import { tenantOptions, withRepository, type AppContext } from './context.js'
 import { syncTimelineIn } from './sync.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
+import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 
 export interface ImportOptions {
   tenantId: TenantId
@@ -74,7 +75,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
       }
       const sys = await conn.identifySystem()
       o.onProgress?.(`creating replication slot ${slot}`)
-      await conn.createPhysicalSlot(slot)
+      await createPhysicalSlot(conn, slot)
       const tl = await tenant.createTimeline(id, async (tmp) => {
         o.onProgress?.('taking a base backup')
         let timeline: Timeline | null = null

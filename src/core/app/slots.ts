@@ -15,6 +15,7 @@ import type { Tenant } from '../repository/tenant.js'
 import { METADATA_FILE } from '../repository/timeline.js'
 import type { TimelineId } from '../model/ids.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
+import { dropSlot } from '../walreceiver/replication-slots.js'
 
 /** How long a delete waits for each primary before leaving its slot. */
 const SLOT_DROP_CONNECT_TIMEOUT_MS = 5_000
@@ -71,7 +72,7 @@ export async function dropSlots(refs: readonly SlotRef[]): Promise<SlotsDropped>
         // before): a slot in use is retried for a moment.
         for (let attempt = 1; ; attempt++) {
           try {
-            await conn.dropSlot(ref.slotName)
+            await dropSlot(conn, ref.slotName)
             break
           } catch (e) {
             if (!(e instanceof PageserverError && e.code === 'PG_SLOT_ACTIVE') || attempt >= SLOT_ACTIVE_RETRIES) throw e

@@ -13,6 +13,7 @@ import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import type { Timeline } from '../repository/timeline.js'
 import type { WalSource } from '../repository/metadata.js'
 import { defaultSlotName } from './import.js'
+import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 
 export async function attachWalSource(tl: Timeline, o: { connString: string; slotName?: string }): Promise<WalSource> {
   const params = parseConnString(o.connString)
@@ -32,7 +33,7 @@ export async function attachWalSource(tl: Timeline, o: { connString: string; slo
         hint: 'This PostgreSQL did not continue this timeline; export the timeline and start PostgreSQL on the export.',
       })
     }
-    await conn.createPhysicalSlot(slot)
+    await createPhysicalSlot(conn, slot)
     const src: WalSource = { connString: o.connString, slotName: slot, systemId: String(sys.systemId), pgTimeline: sys.timeline }
     await tl.updateMetadata({ walSource: src })
     return src

@@ -21,6 +21,7 @@ import { isRetryable } from './pg-errors.js'
 import { ReplicationConnection, type SlotInfo, type SystemIdentity } from './replication-connection.js'
 import { parseSegmentSizeSetting } from './segment-size.js'
 import type { ReceiverLogEvent } from './wal-receiver.js'
+import { readReplicationSlot } from './replication-slots.js'
 
 export interface PrimaryInfo {
   readonly system: SystemIdentity
@@ -57,7 +58,7 @@ export async function probePrimary(
       c = await ReplicationConnection.connect(conn, { ...options.connection, signal: options.signal })
       const system = await c.identifySystem()
       const segmentSizeBytes = parseSegmentSizeSetting(await c.show('wal_segment_size'))
-      const slot = options.slotName !== undefined ? await c.readReplicationSlot(options.slotName) : null
+      const slot = options.slotName !== undefined ? await readReplicationSlot(c, options.slotName) : null
       return { system, segmentSizeBytes, slot, serverVersion: c.parameter('server_version') }
     } catch (e) {
       if (!isRetryable(e) || options.signal?.aborted) throw e

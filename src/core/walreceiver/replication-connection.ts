@@ -3,7 +3,7 @@
  * replication mode.
  *
  * Lifecycle: `connect()` (startup + authentication, until ReadyForQuery) -> commands (`identifySystem`,
- * `createPhysicalSlot`, `readReplicationSlot`, `show`) -> `startReplication()` -> iterate WAL chunks ->
+ * `show`, `query`; slots through replication-slots.ts) -> `startReplication()` -> iterate WAL chunks ->
  * `stopStreaming()` or `close()`. One owner; every path ends in `close()` (CopyDone, Terminate, destroy).
  *
  * Shape: pg-protocol serialises frontend messages and parses backend ones; all handling happens
@@ -33,7 +33,7 @@ import { StartupAuth, type AuthMethod } from './startup-auth.js'
 import { resolveConnectionOptions, type ReplicationConnectionOptions, type ResolvedConnectionOptions } from './connection-options.js'
 import { WalStream, type StreamEnd } from './wal-stream.js'
 import { errorFromServer } from './pg-errors.js'
-import { parseSlotRow, parseSystemRow, validateSlotName, type SlotInfo, type SystemIdentity, type QueryResult } from './replication-commands.js'
+import { parseSystemRow, validateSlotName, type SystemIdentity, type QueryResult } from './replication-commands.js'
 
 export type { SlotInfo, SystemIdentity, QueryResult } from './replication-commands.js'
 export type { StreamEnd, WalChunk } from './wal-stream.js'
@@ -336,39 +336,6 @@ export class ReplicationConnection {
     const v = r.rows[0]?.[0]
     if (v === undefined || v === null) throw new CorruptionError('PG_BAD_REPLY', `SHOW ${name} returned no value`, { hint: 'The server replied oddly.' })
     return v
-  }
-
-  /** CREATE_REPLICATION_SLOT name PHYSICAL RESERVE_WAL; an existing slot is reused (created = false). */
-  async createPhysicalSlot(name: string, options: { temporary?: boolean } = {}): Promise<{ created: boolean }> {
-    validateSlotName(name)
-    try {
-      await this.query(`CREATE_REPLICATION_SLOT ${name}${options.temporary ? ' TEMPORARY' : ''} PHYSICAL RESERVE_WAL`, 'CREATE_REPLICATION_SLOT')
-      return { created: true }
-    } catch (e) {
-      if (e instanceof PageserverError && e.code === 'PG_DUPLICATE_OBJECT') return { created: false }
-      throw e
-    }
-  }
-
-  /**
-   * DROP_REPLICATION_SLOT name (without WAIT: a slot a walsender is using is refused, PG_SLOT_ACTIVE).
-   * `dropped` is false when there was no such slot.
-   */
-  async dropSlot(name: string): Promise<{ dropped: boolean }> {
-    validateSlotName(name)
-    try {
-      await this.query(`DROP_REPLICATION_SLOT ${name}`, 'DROP_REPLICATION_SLOT')
-      return { dropped: true }
-    } catch (e) {
-      if (e instanceof PageserverError && e.code === 'PG_SLOT_NOT_FOUND') return { dropped: false }
-      throw e
-    }
-  }
-
-  /** READ_REPLICATION_SLOT name; null when there is no such slot. */
-  async readReplicationSlot(name: string): Promise<SlotInfo | null> {
-    validateSlotName(name)
-    return parseSlotRow(await this.query(`READ_REPLICATION_SLOT ${name}`, 'READ_REPLICATION_SLOT'))
   }
 
   /**

@@ -40,6 +40,7 @@ import type { ReplicationConnectionOptions } from './connection-options.js'
 import { isRetryable } from './pg-errors.js'
 import { ReplicationConnection } from './replication-connection.js'
 import { parseSegmentSizeSetting } from './segment-size.js'
+import { createPhysicalSlot, readReplicationSlot } from './replication-slots.js'
 
 export interface ReceiverLogEvent {
   readonly level: 'info' | 'warn' | 'error'
@@ -265,9 +266,9 @@ export class WalReceiver {
     this.stats.timeline = sys.timeline
     this.stats.segmentSizeBytes = parseSegmentSizeSetting(await conn.show('wal_segment_size'))
     if (o.slotName !== undefined) {
-      const slot = await conn.readReplicationSlot(o.slotName)
+      const slot = await readReplicationSlot(conn, o.slotName)
       if (slot === null) {
-        const { created } = await conn.createPhysicalSlot(o.slotName)
+        const { created } = await createPhysicalSlot(conn, o.slotName)
         if (created) this.log({ level: 'info', event: 'slot-created', message: `created physical replication slot ${o.slotName}` })
       }
     }

@@ -12,6 +12,7 @@ import { ReplicationConnection, type WalChunk } from '../../../src/core/walrecei
 import { CorruptionError, PageserverError, UnavailableError } from '../../../src/core/lib/errors.js'
 import { formatLsn, parseLsn, type Lsn } from '../../../src/core/pg/lsn.js'
 import { segmentNumber, walFileName } from '../../../src/core/pg/wal-page.js'
+import { createPhysicalSlot, readReplicationSlot } from '../../../src/core/walreceiver/replication-slots.js'
 
 const SEG = 16 * 1024 * 1024
 
@@ -58,13 +59,13 @@ describe('ReplicationConnection against PostgreSQL 15', () => {
       expect(sys.dbname).toBeNull()
       expect(conn.parameter('server_version')).toMatch(/^15\./)
       expect(await conn.show('wal_segment_size')).toBe('16MB')
-      expect(await conn.readReplicationSlot('rc_slot')).toBeNull()
-      expect(await conn.createPhysicalSlot('rc_slot')).toEqual({ created: true })
-      expect(await conn.createPhysicalSlot('rc_slot')).toEqual({ created: false })
-      const slot = await conn.readReplicationSlot('rc_slot')
+      expect(await readReplicationSlot(conn, 'rc_slot')).toBeNull()
+      expect(await createPhysicalSlot(conn, 'rc_slot')).toEqual({ created: true })
+      expect(await createPhysicalSlot(conn, 'rc_slot')).toEqual({ created: false })
+      const slot = await readReplicationSlot(conn, 'rc_slot')
       expect(slot?.slotType).toBe('physical')
       expect(formatLsn(slot!.restartLsn!)).toBe(await pg.sql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'rc_slot'"))
-      await expect(conn.createPhysicalSlot('Bad-Name')).rejects.toMatchObject({ code: 'BAD_SLOT_NAME' })
+      await expect(createPhysicalSlot(conn, 'Bad-Name')).rejects.toMatchObject({ code: 'BAD_SLOT_NAME' })
     } finally {
       await conn.close()
       await pg.sql("SELECT pg_drop_replication_slot('rc_slot')")
@@ -99,8 +100,8 @@ describe('ReplicationConnection against PostgreSQL 15', () => {
   it("moves the slot's restart_lsn only to what was declared durable", async () => {
     const conn = await connect()
     try {
-      await conn.createPhysicalSlot('rc_durable')
-      const r0 = (await conn.readReplicationSlot('rc_durable'))!.restartLsn!
+      await createPhysicalSlot(conn, 'rc_durable')
+      const r0 = (await readReplicationSlot(conn, 'rc_durable'))!.restartLsn!
       const before = await pg.insertLsn()
       await pg.sql("INSERT INTO t SELECT g, repeat('y', 100) FROM generate_series(1, 5000) g")
       const after = await pg.flushLsn()
