@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../support/cli.js'
+import { cliWorkdirWithTimeline, runCli } from '../support/cli.js'
 import { pgAvailable } from '../support/pg-cluster.js'
 
 /** pg_class of the `postgres` database (oid 5) as initdb leaves it: 14 blocks or so, fsm and vm forks. */
@@ -25,13 +25,7 @@ describe.skipIf(!pgAvailable())('pageserver getpage output', () => {
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'ps-cli-getpage-'))
     wd = join(root, 'wd')
-    expect((await runCli(['init', '-D', wd, '-c', 'no_sync=true', '--json'])).code).toBe(0)
-    const t = await runCli(['tenant', 'create', '-D', wd, '--json'])
-    expect(t.code, t.stderr).toBe(0)
-    tenant = t.json<{ tenantId: string }>().tenantId
-    const tl = await runCli(['timeline', 'create', '-D', wd, '--tenant', tenant, '--json'], { timeoutMs: 120_000 })
-    expect(tl.code, tl.stderr).toBe(0)
-    timeline = tl.json<{ timelineId: string }>().timelineId
+    ;({ tenant, timeline } = await cliWorkdirWithTimeline(wd))
   })
   afterAll(() => {
     if (root) rmSync(root, { recursive: true, force: true })

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli } from '../support/cli.js'
+import { cliWorkdirWithTimeline, runCli } from '../support/cli.js'
 import { pgAvailable } from '../support/pg-cluster.js'
 
 const ID = '0123456789abcdef0123456789abcdef'
@@ -71,11 +71,7 @@ describe.skipIf(!pgAvailable())('hints of errors on a workdir', () => {
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'ps-cli-errors-'))
     wd = join(root, 'wd')
-    expect((await runCli(['init', '-D', wd, '-c', 'no_sync=true', '--json'])).code).toBe(0)
-    tenant = (await runCli(['tenant', 'create', '-D', wd, '--json'])).json<{ tenantId: string }>().tenantId
-    const tl = await runCli(['timeline', 'create', '-D', wd, '--tenant', tenant, '--json'], { timeoutMs: 120_000 })
-    expect(tl.code, tl.stderr).toBe(0)
-    timeline = tl.json<{ timelineId: string }>().timelineId
+    ;({ tenant, timeline } = await cliWorkdirWithTimeline(wd))
   })
   afterAll(() => {
     if (root) rmSync(root, { recursive: true, force: true })

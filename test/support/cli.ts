@@ -104,3 +104,19 @@ export async function runCli(args: string[], opts: RunCliOptions = {}): Promise<
     },
   }
 }
+
+/**
+ * A workdir made through the CLI, as a user would: `init` (no_sync), `tenant create`, `timeline create`
+ * (stock initdb, imported). Throws with the failing command's stderr.
+ */
+export async function cliWorkdirWithTimeline(wd: string): Promise<{ tenant: string; timeline: string }> {
+  const step = async (args: string[], timeoutMs?: number): Promise<CliResult> => {
+    const r = await runCli([...args, '-D', wd, '--json'], timeoutMs === undefined ? {} : { timeoutMs })
+    if (r.code !== 0) throw new Error(`pageserver ${args.join(' ')} failed (exit ${r.code}): ${r.stderr}`)
+    return r
+  }
+  await step(['init', '-c', 'no_sync=true'])
+  const tenant = (await step(['tenant', 'create'])).json<{ tenantId: string }>().tenantId
+  const timeline = (await step(['timeline', 'create', '--tenant', tenant], 120_000)).json<{ timelineId: string }>().timelineId
+  return { tenant, timeline }
+}
