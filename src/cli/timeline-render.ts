@@ -1,5 +1,5 @@
 /** Rendering of timeline results for terminals. */
-import type { TimelineInfo } from '../core/app/timelines.js'
+import type { ListedTimeline, TimelineInfo } from '../core/app/timelines.js'
 import { renderTable } from './render.js'
 
 export function timelineLine(t: TimelineInfo): string {
@@ -9,9 +9,27 @@ export function timelineLine(t: TimelineInfo): string {
   return parts.join(', ')
 }
 
-export async function timelineTable(list: TimelineInfo[]): Promise<string> {
+/** A row per timeline; a broken one shows its error code in place of its LSNs (`brokenWarnings` says why). */
+export async function timelineTable(list: ListedTimeline[]): Promise<string> {
   return renderTable(
-    ['TIMELINE', 'ANCESTOR', 'ANCESTOR LSN', 'LAST RECORD', 'DISK CONSISTENT', 'WAL SOURCE'],
-    list.map((t) => [t.timelineId, t.ancestorTimelineId ?? '', t.ancestorLsn ?? '', t.lastRecordLsn, t.diskConsistentLsn, t.walSource ? t.walSource.connString : '']),
+    ['TIMELINE', 'STATE', 'ANCESTOR', 'ANCESTOR LSN', 'LAST RECORD', 'DISK CONSISTENT', 'WAL SOURCE'],
+    list.map((t) =>
+      t.state === 'Broken'
+        ? [t.timelineId, `Broken (${t.error.code})`, '', '', '', '', '']
+        : [t.timelineId, t.state, t.ancestorTimelineId ?? '', t.ancestorLsn ?? '', t.lastRecordLsn, t.diskConsistentLsn, t.walSource ? t.walSource.connString : ''],
+    ),
   )
+}
+
+/** For stderr: why each broken timeline of a listing cannot load, and what to do (empty when none is). */
+export function brokenWarnings(list: ListedTimeline[]): string {
+  let s = ''
+  for (const t of list) {
+    if (t.state !== 'Broken') continue
+    s += `pageserver: warning: timeline ${t.timelineId} is broken: ${t.error.message}
+`
+    if (t.error.hint) s += `Hint: ${t.error.hint}
+`
+  }
+  return s
 }

@@ -240,7 +240,8 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions): Pro
     if (tenants.length > 0) tenantId = parseTenantId(tenants[0]!.tenantId)
     else tenantId = server ? await server.createTenant() : parseTenantId((await createTenant(ctx)).tenantId)
     const tls = await listTimelines(ctx, tenantId)
-    const root = tls.find((t) => t.ancestorTimelineId === null && t.walSource === null) ?? tls[0]
+    const active = tls.flatMap((t) => (t.state === 'Active' ? [t] : []))
+    const root = active.find((t) => t.ancestorTimelineId === null && t.walSource === null) ?? active[0]
     if (root) {
       timelineId = parseTimelineId(root.timelineId)
     } else {

@@ -14,7 +14,7 @@ function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')
 }
 
-export function renderMetrics(services: TimelineService[], pageService: PageServiceServer): string {
+export function renderMetrics(services: TimelineService[], pageService: PageServiceServer, brokenTimelines = 0): string {
   const lines: string[] = []
   const metric = (type: 'gauge' | 'counter', name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
@@ -32,6 +32,7 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   gauge('pageserver_disk_consistent_lsn', 'Everything up to this LSN is in layer files.', services.map((s) => [tsl(s), s.timeline.diskConsistentLsn]))
   gauge('pageserver_layer_count', 'Layer files of the timeline.', services.map((s) => [tsl(s), s.timeline.layerFiles().length]))
   gauge('pageserver_timeline_ephemeral_bytes', 'Bytes held by in-memory layers.', services.map((s) => [tsl(s), s.timeline.inMemoryBytes]))
+  gauge('pageserver_broken_timelines', 'Timelines that failed to load at start and are not served (see the log, or timeline list).', [[{}, brokenTimelines]])
   counter('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
   gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])
   const m = pageService.metrics

@@ -1,7 +1,8 @@
 /**
  * PageServer: what `pageserver serve` runs. The composition root of the daemon:
  *   - holds the workdir lock for its whole life (offline mutations then fail, naming this server);
- *   - loads every tenant and timeline of the workdir;
+ *   - loads every tenant and timeline of the workdir; a timeline that fails to load (damaged metadata or
+ *     layer file, a broken ancestor) is left out and reported as Broken, and the others are served;
  *   - serves them over the libpq page service (pagestream, basebackup, fullbackup);
  *   - streams WAL into every timeline that has a WAL source, resuming from disk_consistent_lsn and reporting
  *     only durable LSNs to the replication slot;
@@ -12,7 +13,7 @@
  * `stop()` shuts down gracefully: stop accepting, stop WAL receivers, flush every timeline, stop the redo
  * workers, release the lock.
  */
-import { ConflictError, NotFoundError, UsageError } from '../lib/errors.js'
+import { ConflictError, errorOfKind, messageOf, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
@@ -27,7 +28,19 @@ import { applyCacheSizes, tenantOptions, type AppContext } from './context.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
 import type { JsonHttpServer } from '../http/http-server.js'
-import { bootstrapTimelineIn, branchTimelineIn, createTenantIn, deleteTenantIn, deleteTimelineIn, listTenantsIn, listTimelinesIn, tenantInfoIn, timelineInfo } from './timelines.js'
+import {
+  activeTimeline,
+  bootstrapTimelineIn,
+  branchTimelineIn,
+  brokenTimeline,
+  createTenantIn,
+  deleteTenantIn,
+  deleteTimelineIn,
+  listTenantsIn,
+  listTimelinesIn,
+  tenantInfoIn,
+  timelineInfo,
+} from './timelines.js'
 import { importTimelineIn } from './import.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource } from './sync.js'
@@ -50,6 +63,8 @@ export interface PageServerOptions {
 
 export class PageServer implements PageServiceBackend, ManagementOps {
   private readonly services = new Map<string, TimelineService>()
+  /** Timelines that failed to load at start, by key: not served; requests for them get TIMELINE_BROKEN. */
+  private readonly broken = new Map<string, PageserverError>()
   private ticker: NodeJS.Timeout | null = null
   private stopping: Promise<void> | null = null
   private http: JsonHttpServer | null = null
@@ -94,7 +109,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       for (const s of server.services.values()) s.startWal()
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
-      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size })
+      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size, brokenTimelines: server.broken.size })
       return server
     } catch (e) {
       await pageService?.close().catch(() => {})
@@ -131,12 +146,14 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   async listTimelines(t: TenantId): Promise<unknown[]> {
-    return listTimelinesIn(this.repo, t, (id) => this.services.get(this.key(t, id))?.timeline ?? null)
+    return listTimelinesIn(this.repo, t, (id) => this.services.get(this.key(t, id))?.timeline ?? this.broken.get(this.key(t, id)) ?? null)
   }
 
   async getTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
+    const broken = this.broken.get(this.key(t, tl))
+    if (broken) return brokenTimeline(t, tl, broken)
     const s = this.service(t, tl)
-    return { ...timelineInfo(t, tl, s.timeline.metadata, s.timeline.lastRecordLsn), walReceiverStatus: s.walReceiverStatus() }
+    return { ...activeTimeline(timelineInfo(t, tl, s.timeline.metadata, s.timeline.lastRecordLsn)), walReceiverStatus: s.walReceiverStatus() }
   }
 
   async createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown> {
@@ -145,6 +162,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     if (req.importFrom) {
       info = await importTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, connString: req.importFrom.connString, slotName: req.importFrom.slotName })
     } else if (req.ancestorTimelineId) {
+      const broken = this.broken.get(this.key(t, req.ancestorTimelineId))
+      if (broken) throw timelineBroken(t, req.ancestorTimelineId, broken)
       info = await branchTimelineIn(this.repo, this.ctx, { tenantId: t, ancestorTimelineId: req.ancestorTimelineId, lsn: req.ancestorStartLsn, timelineId: req.newTimelineId })
     } else {
       info = await bootstrapTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, dataChecksums: req.dataChecksums })
@@ -155,6 +174,14 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   async deleteTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
+    const k = this.key(t, tl)
+    // Refusals that depend on the files (a branch of it on disk) come before the timeline leaves service.
+    await (await this.repo.tenant(t)).checkDeletable(tl)
+    if (this.broken.has(k)) {
+      const r = await deleteTimelineIn(this.repo, t, tl)
+      this.broken.delete(k)
+      return r
+    }
     await this.dropTimeline(t, tl)
     return deleteTimelineIn(this.repo, t, tl)
   }
@@ -199,17 +226,33 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   metrics(): string {
-    return renderMetrics(this.servedTimelines(), this.pageService)
+    return renderMetrics(this.servedTimelines(), this.pageService, this.broken.size)
   }
 
   private key(t: TenantId, tl: TimelineId): string {
     return `${t}/${tl}`
   }
 
+  /**
+   * Loads and serves every timeline. One that fails to load is logged and kept as Broken (listed with its
+   * error, requests for it refused with TIMELINE_BROKEN) so that one damaged file does not keep every other
+   * tenant from being served.
+   */
   private async loadAll(): Promise<void> {
     for (const tid of await this.repo.tenantIds()) {
       const tenant = await this.repo.tenant(tid)
-      for (const tlid of await tenant.timelineIds()) await this.addTimeline(tenant, await tenant.timeline(tlid))
+      for (const tlid of await tenant.timelineIds()) {
+        let tl: Timeline
+        try {
+          tl = await tenant.timeline(tlid)
+        } catch (e) {
+          const err = e instanceof PageserverError ? e : new PageserverError('internal', 'TIMELINE_LOAD_FAILED', `loading failed: ${messageOf(e)}`, { cause: e })
+          this.broken.set(this.key(tid, tlid), err)
+          this.ctx.log?.('error', 'timeline failed to load; it is not served', { tenant: tid, timeline: tlid, code: err.code, message: err.message, hint: err.hint })
+          continue
+        }
+        await this.addTimeline(tenant, tl)
+      }
     }
   }
 
@@ -231,10 +274,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     return s
   }
 
-  /** The service of a served timeline; NotFoundError otherwise. */
+  /** The service of a served timeline; TIMELINE_BROKEN for one that failed to load, NotFoundError otherwise. */
   service(t: TenantId, tl: TimelineId): TimelineService {
     const s = this.services.get(this.key(t, tl))
     if (!s) {
+      const broken = this.broken.get(this.key(t, tl))
+      if (broken) throw timelineBroken(t, tl, broken)
       throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${tl} of tenant ${t} is not served here`, {
         hint: 'Check the ids with `pageserver timeline list --tenant <id>`.',
       })
@@ -269,6 +314,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
    * are stopped. No final flush: the data is about to be deleted.
    */
   private async dropTenant(t: TenantId): Promise<void> {
+    for (const k of this.broken.keys()) if (k.startsWith(`${t}/`)) this.broken.delete(k)
     const dropped: TimelineService[] = []
     for (const [k, s] of this.services) {
       if (s.tenant.id !== t) continue
@@ -325,4 +371,13 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     })()
     return this.stopping
   }
+}
+
+/** What a request for a timeline that failed to load gets: the load's error, and how to get out of it. */
+function timelineBroken(t: TenantId, tl: TimelineId, cause: PageserverError): PageserverError {
+  return errorOfKind(cause.kind === 'not_found' ? 'corruption' : cause.kind, 'TIMELINE_BROKEN', `timeline ${tl} of tenant ${t} failed to load when the server started, so it is not served: ${cause.message}`, {
+    hint: `${cause.hint ? `${cause.hint} ` : ''}Once that is repaired, restarting the server loads the timeline; \`pageserver timeline delete\` removes the timeline instead.`,
+    cause,
+    details: { loadError: cause.code },
+  })
 }

@@ -7,7 +7,7 @@
  */
 import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
 import { join } from 'node:path'
-import { ConflictError, UsageError } from '../lib/errors.js'
+import { ConflictError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
 import { DBState, decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
@@ -18,7 +18,7 @@ import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
 import { Timeline } from '../repository/timeline.js'
 import { readMetadata, rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import { METADATA_FILE } from '../repository/timeline.js'
-import type { Tenant } from '../repository/tenant.js'
+import { ancestorNotLoaded, type Tenant } from '../repository/tenant.js'
 import type { Repository } from '../repository/repository.js'
 import { encodeValue } from '../model/value.js'
 import { redactConnString } from '../protocol/conn-string-redact.js'
@@ -108,19 +108,67 @@ export async function listTenants(ctx: AppContext): Promise<Array<{ tenantId: st
 
 // --- timelines ---
 
+/** Why a timeline cannot be loaded (or served), as the error JSON of the CLI shows errors. */
+export interface TimelineLoadError {
+  code: string
+  message: string
+  hint: string | null
+}
+
 /**
- * The timelines of a tenant. `live` gives the loaded timeline when the caller serves it (its last record LSN
- * is in memory, ahead of the metadata on disk).
+ * One entry of a timeline listing: the timeline's info with `state: "Active"`, or `state: "Broken"` with the
+ * error that keeps it from loading (its metadata is unreadable, or its ancestor's is). One broken timeline
+ * does not hide the others (Neon's timeline states, by name).
  */
-export async function listTimelinesIn(repo: Repository, tenantId: TenantId, live?: (id: TimelineId) => Timeline | null): Promise<TimelineInfo[]> {
+export type ListedTimeline = ({ state: 'Active' } & TimelineInfo) | { tenantId: string; timelineId: string; state: 'Broken'; error: TimelineLoadError }
+
+export function brokenTimeline(tenantId: TenantId, timelineId: TimelineId, e: PageserverError): ListedTimeline {
+  return { tenantId, timelineId, state: 'Broken', error: { code: e.code, message: e.message, hint: e.hint ?? null } }
+}
+
+export function activeTimeline(info: TimelineInfo): ListedTimeline {
+  const { tenantId, timelineId, ...rest } = info
+  return { tenantId, timelineId, state: 'Active', ...rest }
+}
+
+/**
+ * The timelines of a tenant. `live` answers for the timelines the caller serves: the loaded timeline (its last
+ * record LSN is in memory, ahead of the metadata on disk), or the error it failed to load with. The others
+ * are read from their metadata; a branch of a broken timeline is broken too (it cannot load without it).
+ */
+export async function listTimelinesIn(
+  repo: Repository,
+  tenantId: TenantId,
+  live?: (id: TimelineId) => Timeline | PageserverError | null,
+): Promise<ListedTimeline[]> {
   const t = await repo.tenant(tenantId)
-  return (await t.timelineIds()).map((id) => {
-    const tl = live?.(id) ?? null
-    return tl ? timelineInfo(tenantId, id, tl.metadata, tl.lastRecordLsn) : timelineInfo(tenantId, id, readMetadata(join(t.timelineDir(id), METADATA_FILE)))
+  const ids = await t.timelineIds()
+  const found = new Map<TimelineId, Timeline | TimelineMetadata | PageserverError>()
+  for (const id of ids) found.set(id, live?.(id) ?? readMetadataOrError(join(t.timelineDir(id), METADATA_FILE)))
+  // A branch loads after its ancestors, so it is broken when one of them is (`hops` bounds a cycle).
+  const resolve = (id: TimelineId, hops: number): Timeline | TimelineMetadata | PageserverError => {
+    const f = found.get(id) ?? new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${tenantId} does not exist`)
+    if (f instanceof PageserverError || f instanceof Timeline || f.ancestorTimeline === null || hops > ids.length) return f
+    const a = resolve(f.ancestorTimeline, hops + 1)
+    return a instanceof PageserverError ? ancestorNotLoaded(tenantId, id, f.ancestorTimeline, a) : f
+  }
+  return ids.map((id) => {
+    const f = resolve(id, 0)
+    if (f instanceof PageserverError) return brokenTimeline(tenantId, id, f)
+    return activeTimeline(f instanceof Timeline ? timelineInfo(tenantId, id, f.metadata, f.lastRecordLsn) : timelineInfo(tenantId, id, f))
   })
 }
 
-export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promise<TimelineInfo[]> {
+function readMetadataOrError(path: string): TimelineMetadata | PageserverError {
+  try {
+    return readMetadata(path)
+  } catch (e) {
+    if (e instanceof PageserverError) return e
+    throw e
+  }
+}
+
+export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promise<ListedTimeline[]> {
   return withRepository(ctx, (repo) => listTimelinesIn(repo, tenantId))
 }
 

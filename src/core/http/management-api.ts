@@ -7,12 +7,15 @@
  *   GET    /v1/tenant/:t                                       {"id", "state": {"slug": "Active"}, "timelines"} (as in
  *                                                                  the list; 404 TENANT_NOT_FOUND)
  *   DELETE /v1/tenant/:t                                       200 {"tenantId", "deleted": true} (every timeline)
- *   GET    /v1/tenant/:t/timeline                              [timeline info]
+ *   GET    /v1/tenant/:t/timeline                              [timeline info with "state": "Active"; or {tenantId,
+ *                                                                  timelineId, "state": "Broken", error} for one that
+ *                                                                  failed to load]
  *   POST   /v1/tenant/:t/timeline     bootstrap {new_timeline_id?, pg_version?, data_checksums?} |
  *                                     branch {new_timeline_id?, ancestor_timeline_id, ancestor_start_lsn?} |
  *                                     import {new_timeline_id?, import_from: {conn_string, slot_name?}}
  *                                                                  201 timeline info
- *   GET    /v1/tenant/:t/timeline/:tl                          timeline info
+ *   GET    /v1/tenant/:t/timeline/:tl                          timeline info (as in the list); other routes on a
+ *                                                                  broken timeline answer TIMELINE_BROKEN
  *   DELETE /v1/tenant/:t/timeline/:tl                          200 {"tenantId", "timelineId", "deleted": true}
  *   PUT    /v1/tenant/:t/timeline/:tl/checkpoint               freeze + flush; {"disk_consistent_lsn"}
  *   POST   /v1/tenant/:t/timeline/:tl/sync {until?}            wait for WAL up to `until` (default: the source's

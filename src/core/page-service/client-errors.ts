@@ -2,7 +2,8 @@
  * Errors the page service client raises, typed by what the user should do about them:
  * - an ErrorResponse from the server becomes PageServiceServerError (kind from its text and SQLSTATE:
  *   "Not found: ..." -> not_found, JWT / command / LSN refusals -> usage, "Timed out while waiting for
- *   WAL" -> timeout, shutdown / too many connections / connection failure -> unavailable);
+ *   WAL" -> timeout, shutdown / too many connections / connection failure -> unavailable, XX001 (data
+ *   corrupted: a timeline that failed to load) -> corruption; the server's hint when it sent one);
  * - an in-band pagestream Error (tag 103) becomes PagestreamRequestError with Neon's class from its
  *   prefix ("Bad request:", "Not found:", "LSN timeout:", "Read error");
  * - a lost connection is UnavailableError PAGE_SERVICE_CONNECTION_CLOSED.
@@ -17,7 +18,7 @@ export class PageServiceServerError extends PageserverError {
   constructor(fields: PgErrorFields, context: string) {
     const kind = serverErrorKind(fields)
     super(kind, serverErrorCode(kind, fields), `${context}: ${fields.message}${fields.detail ? ` (${fields.detail})` : ''}`, {
-      hint: serverErrorHint(kind, fields),
+      hint: fields.hint ?? serverErrorHint(kind, fields),
       details: { sqlstate: fields.code, severity: fields.severity },
     })
     this.name = 'PageServiceServerError'
@@ -28,6 +29,7 @@ export class PageServiceServerError extends PageserverError {
 
 function serverErrorKind(f: PgErrorFields): ErrorKind {
   if (f.code === '57P01' || f.code === '08006' || f.code === '53300' || f.code === '08P01') return 'unavailable'
+  if (f.code === 'XX001') return 'corruption'
   if (f.message.startsWith('Not found')) return 'not_found'
   if (f.message.startsWith('Timed out while waiting for WAL') || f.message.startsWith('LSN timeout')) return 'timeout'
   return 'usage'
@@ -42,6 +44,8 @@ function serverErrorCode(kind: ErrorKind, f: PgErrorFields): string {
       return 'PAGE_SERVICE_LSN_TIMEOUT'
     case 'unavailable':
       return 'PAGE_SERVICE_UNAVAILABLE'
+    case 'corruption':
+      return 'PAGE_SERVICE_DATA_CORRUPTED'
     default:
       return 'PAGE_SERVICE_REFUSED'
   }

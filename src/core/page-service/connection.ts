@@ -69,6 +69,7 @@ export const SqlState = {
   AdminShutdown: '57P01',
   TooManyConnections: '53300',
   ProtocolViolation: '08P01',
+  DataCorrupted: 'XX001',
 } as const
 
 type State = 'startup' | 'password' | 'query' | 'pagestream' | 'busy' | 'closed'
@@ -330,8 +331,8 @@ export class PageServiceConnection {
     const done = (): void => {
       if (sendReady) this.write(readyForQuery())
     }
-    const fail = (message: string, detail?: string): void => {
-      this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }) }))
+    const fail = (message: string, detail?: string, o: { code?: string; hint?: string } = {}): void => {
+      this.write(errorResponse({ severity: 'ERROR', code: o.code ?? SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }), ...(o.hint === undefined ? {} : { hint: o.hint }) }))
       done()
     }
     let cmd: PageServiceCommand
@@ -351,6 +352,11 @@ export class PageServiceConnection {
       timeline = this.ctx.backend.timeline(cmd.tenantId, cmd.timelineId)
     } catch (err) {
       if (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) return this.fatal(SqlState.AdminShutdown, 'shutdown')
+      // Neon's text for an unknown tenant or timeline. Any other refusal (a timeline that failed to load) as it
+      // is, with its hint, and SQLSTATE data_corrupted when the cause is damaged files.
+      if (err instanceof PageserverError && err.kind !== 'not_found') {
+        return fail(err.message, undefined, { code: err.kind === 'corruption' ? SqlState.DataCorrupted : SqlState.InternalError, hint: err.hint })
+      }
       return fail(`Not found: ${messageOf(err)}`)
     }
     if (cmd.kind === 'pagestream') {

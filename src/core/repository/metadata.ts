@@ -141,7 +141,7 @@ export function encodeMetadata(m: TimelineMetadata): Buffer {
 export function decodeMetadata(buf: Buffer, path: string): TimelineMetadata {
   const corrupt = (why: string) =>
     new CorruptionError('METADATA_CORRUPT', `timeline metadata ${path} is corrupt: ${why}`, {
-      hint: 'The file was damaged; restore the timeline from remote storage or re-import it.',
+      hint: 'The file was damaged: restore it from a backup of the workdir, or delete the timeline (`pageserver timeline delete`) and create or import it again.',
       details: { path },
     })
   if (buf.length < HEADER_BYTES) throw corrupt('file is too short')

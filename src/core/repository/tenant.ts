@@ -10,7 +10,7 @@
  * with its metadata but only some of its layers; `timelineIds()` removes such tombstones.
  */
 import { join } from 'node:path'
-import { ConflictError, NotFoundError } from '../lib/errors.js'
+import { ConflictError, errorOfKind, NotFoundError, PageserverError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { createDirAtomically, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
@@ -90,8 +90,18 @@ export class Tenant {
       }
       throw e
     }
-    const ancestor = meta.ancestorTimeline === null ? null : await this.timeline(meta.ancestorTimeline)
+    const ancestor = meta.ancestorTimeline === null ? null : await this.ancestorOf(id, meta.ancestorTimeline)
     return Timeline.load(dir, this.id, id, ancestor, this.opts)
+  }
+
+  /** Loads the ancestor of `id`; a branch whose ancestor cannot load cannot either. */
+  private async ancestorOf(id: TimelineId, ancestorId: TimelineId): Promise<Timeline> {
+    try {
+      return await this.timeline(ancestorId)
+    } catch (e) {
+      if (e instanceof PageserverError) throw ancestorNotLoaded(this.id, id, ancestorId, e)
+      throw e
+    }
   }
 
   /**
@@ -106,27 +116,65 @@ export class Tenant {
 
   /** Deletes a timeline that no other timeline branches from. */
   async deleteTimeline(id: TimelineId): Promise<void> {
-    const ids = await this.timelineIds()
-    if (!ids.includes(id)) {
-      throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`, {
-        hint: `List the timelines of this tenant with \`pageserver timeline list --tenant ${this.id}\`.`,
-      })
-    }
-    for (const other of ids) {
-      if (other === id) continue
-      const m = readMetadata(join(this.timelineDir(other), METADATA_FILE))
-      if (m.ancestorTimeline === id) {
-        throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${id} has child timelines (e.g. ${other})`, {
-          hint: 'Delete the branches of this timeline first.',
-        })
-      }
-    }
+    await this.checkDeletable(id)
     const loaded = this.timelines.get(id)
     if (loaded) {
       this.timelines.delete(id)
       await (await loaded).close()
     }
     await deleteDirAtomically(this.timelinesDir, id, `timeline ${id} of tenant ${this.id}`, { noSync: this.opts.noSync })
+  }
+
+  /**
+   * Throws what `deleteTimeline(id)` would refuse with: TIMELINE_NOT_FOUND, or TIMELINE_HAS_CHILDREN when
+   * another timeline's metadata names it as its ancestor. Another timeline whose metadata cannot be read
+   * fails the check too (TIMELINE_CHILDREN_UNKNOWN: it may branch from `id`), unless it is an ancestor of
+   * `id`, which cannot also be its child.
+   */
+  async checkDeletable(id: TimelineId): Promise<void> {
+    const ids = await this.timelineIds()
+    if (!ids.includes(id)) {
+      throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`, {
+        hint: `List the timelines of this tenant with \`pageserver timeline list --tenant ${this.id}\`.`,
+      })
+    }
+    const ancestors = this.ancestorIdsOf(id, ids.length)
+    for (const other of ids) {
+      if (other === id || ancestors.has(other)) continue
+      let m
+      try {
+        m = readMetadata(join(this.timelineDir(other), METADATA_FILE))
+      } catch (e) {
+        if (!(e instanceof PageserverError)) throw e
+        throw new ConflictError('TIMELINE_CHILDREN_UNKNOWN', `cannot tell whether timeline ${other} branches from timeline ${id}: ${e.message}`, {
+          hint: `Delete timeline ${other} first (it cannot be loaded either), or restore its metadata.`,
+          cause: e,
+        })
+      }
+      if (m.ancestorTimeline === id) {
+        throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${id} has child timelines (e.g. ${other})`, {
+          hint: 'Delete the branches of this timeline first.',
+        })
+      }
+    }
+  }
+
+  /** The ancestors of `id` as far as their metadata can be read (at most `max` hops). */
+  private ancestorIdsOf(id: TimelineId, max: number): Set<TimelineId> {
+    const out = new Set<TimelineId>()
+    let cur: TimelineId | null = id
+    while (cur !== null && out.size < max) {
+      let next: TimelineId | null
+      try {
+        next = readMetadata(join(this.timelineDir(cur), METADATA_FILE)).ancestorTimeline
+      } catch {
+        break
+      }
+      if (next === null || out.has(next)) break
+      out.add(next)
+      cur = next
+    }
+    return out
   }
 
   /** The redo workers of this tenant (one pool per hint-bit mode, spawned lazily). */
@@ -179,4 +227,15 @@ function depth(tl: Timeline): number {
   let d = 0
   for (let t = tl.ancestor; t !== null; t = t.ancestor) d++
   return d
+}
+
+/** Why branch `id` cannot load: its ancestor failed with `e` (named in the message; its hint applies). */
+export function ancestorNotLoaded(tenantId: TenantId, id: TimelineId, ancestorId: TimelineId, e: PageserverError): PageserverError {
+  // A missing ancestor is not a lookup of the caller's failing: the branch's own metadata names it.
+  const kind = e.kind === 'not_found' ? 'corruption' : e.kind
+  return errorOfKind(kind, 'ANCESTOR_NOT_LOADED', `timeline ${id} of tenant ${tenantId} cannot load because its ancestor ${ancestorId} cannot: ${e.message}`, {
+    hint: e.hint ?? 'Repair or restore the ancestor timeline first.',
+    cause: e,
+    details: { ancestorTimelineId: ancestorId, ancestorError: e.code },
+  })
 }

@@ -6,60 +6,19 @@ import { describe, expect, it } from 'vitest'
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
-import { loadConfig } from '../../../src/core/config/index.js'
 import { tenantOptions, withRepository, type AppContext } from '../../../src/core/app/context.js'
-import { branchTimelineIn, createTenant, deleteTenant, deleteTenantIn, listTenants } from '../../../src/core/app/timelines.js'
+import { createTenant, deleteTenant, deleteTenantIn, listTenants } from '../../../src/core/app/timelines.js'
 import { PageServer } from '../../../src/core/app/server.js'
 import { Repository, TENANTS_DIR } from '../../../src/core/repository/repository.js'
-import { Timeline } from '../../../src/core/repository/timeline.js'
 import { TEMP_DIR_PREFIX, tombstoneDir } from '../../../src/core/storage/atomic-dir.js'
 import { ManagementClient } from '../../../src/cli/server-client.js'
 import { ConflictError, NotFoundError, UsageError } from '../../../src/core/lib/errors.js'
-import { generateTenantId, generateTimelineId, parseTenantId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
-import { keyFromFields } from '../../../src/core/model/key.js'
-import { encodeValue, imageValue } from '../../../src/core/model/value.js'
+import { generateTenantId, parseTenantId } from '../../../src/core/model/ids.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
-import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
+import { tempDirs } from '../../support/timeline-fixture.js'
+import { contextFor, tenantWithTimelines } from '../../support/tenant-fixture.js'
 
 const newDir = tempDirs('ps-tenant-delete-')
-
-async function contextFor(workdir: string, overrides: string[] = []): Promise<AppContext> {
-  return { config: await loadConfig({ workdir, overrides: ['no_sync=true', ...overrides], env: {} }), env: {} }
-}
-
-interface Fixture {
-  tenantId: TenantId
-  root: TimelineId
-  branch: TimelineId
-}
-
-/**
- * A tenant with a root timeline holding one flushed layer file and a branch of it; `walSource` on the root
- * makes a running server start a WAL receiver for it.
- */
-async function tenantWithTimelines(ctx: AppContext, walSource: string | null = null): Promise<Fixture> {
-  const tenantId = parseTenantId((await createTenant(ctx)).tenantId)
-  const root = generateTimelineId()
-  const branch = generateTimelineId()
-  await withRepository(
-    ctx,
-    async (repo) => {
-      const tenant = await repo.tenant(tenantId)
-      const meta = testTimelineMetadata(walSource === null ? {} : { walSource: { connString: walSource, slotName: null, systemId: '7000000000000000001', pgTimeline: 1 } })
-      const tl = await tenant.createTimeline(root, async (tmp) => {
-        const created = await Timeline.create(tmp, tenantId, root, meta, null, tenantOptions(ctx))
-        created.put(keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: 0 }), lsn(0x108), encodeValue(imageValue(Buffer.alloc(8192, 7))))
-        created.finishRecords(lsn(0x108), lsn(0x100))
-        await created.checkpoint()
-        await created.close()
-      })
-      expect(tl.layerFiles().length).toBe(1)
-      await branchTimelineIn(repo, ctx, { tenantId, ancestorTimelineId: root, timelineId: branch })
-    },
-    { lockFor: 'test' },
-  )
-  return { tenantId, root, branch }
-}
 
 const tenantsDirOf = (ctx: AppContext) => join(ctx.config.workdir, TENANTS_DIR)
 

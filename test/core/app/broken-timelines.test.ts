@@ -1,0 +1,186 @@
+// A timeline that cannot be loaded (its metadata damaged, or its ancestor's) is isolated: listings show it
+// as Broken with its error and go on with the others, `serve` starts and serves every other timeline, and
+// requests for it are refused with why (management API, page service, metrics). It can still be deleted.
+// No PostgreSQL needed: timelines are built by hand (test/support/tenant-fixture.ts).
+import { describe, expect, it } from 'vitest'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { withRepository } from '../../../src/core/app/context.js'
+import { deleteTimeline, listTimelines, type ListedTimeline } from '../../../src/core/app/timelines.js'
+import { PageServer } from '../../../src/core/app/server.js'
+import { ManagementClient } from '../../../src/cli/server-client.js'
+import { PageServiceClient } from '../../../src/core/page-service/client.js'
+import { PageServiceServerError } from '../../../src/core/page-service/client-errors.js'
+import { ConflictError, CorruptionError } from '../../../src/core/lib/errors.js'
+import type { TenantId, TimelineId } from '../../../src/core/model/ids.js'
+import { formatLsn } from '../../../src/core/pg/lsn.js'
+import { TENANTS_DIR } from '../../../src/core/repository/repository.js'
+import { METADATA_FILE } from '../../../src/core/repository/timeline.js'
+import { tempDirs } from '../../support/timeline-fixture.js'
+import { contextFor, FIXTURE_LSN, FIXTURE_REL, tenantWithTimelines } from '../../support/tenant-fixture.js'
+import { runCli } from '../../support/cli.js'
+
+const newDir = tempDirs('ps-broken-')
+const listen = ['listen_pg_addr="127.0.0.1:0"', 'listen_http_addr="127.0.0.1:0"']
+
+/** Overwrites bytes in the middle of a timeline's metadata file, as a bad disk or a stray write would. */
+function damageMetadata(workdir: string, t: TenantId, tl: TimelineId): string {
+  const path = join(workdir, TENANTS_DIR, t, 'timelines', tl, METADATA_FILE)
+  const bytes = readFileSync(path)
+  bytes.write('garbage', 10)
+  writeFileSync(path, bytes)
+  return path
+}
+
+const byId = (list: ListedTimeline[], id: string) => list.find((t) => t.timelineId === id)!
+
+describe('broken timelines offline', () => {
+  it('timeline list shows a damaged branch as Broken with its error and its ancestor as Active', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    const path = damageMetadata(ctx.config.workdir, f.tenantId, f.branch)
+    const list = await listTimelines(ctx, f.tenantId)
+    expect(list).toHaveLength(2)
+    expect(byId(list, f.root)).toMatchObject({ tenantId: f.tenantId, timelineId: f.root, state: 'Active', lastRecordLsn: formatLsn(FIXTURE_LSN) })
+    expect(byId(list, f.branch)).toEqual({
+      tenantId: f.tenantId,
+      timelineId: f.branch,
+      state: 'Broken',
+      error: { code: 'METADATA_CORRUPT', message: expect.stringContaining(path), hint: expect.stringContaining('restore') },
+    })
+  })
+
+  it('a branch of a damaged timeline is Broken too, naming its ancestor', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.root)
+    const list = await listTimelines(ctx, f.tenantId)
+    expect(byId(list, f.root)).toMatchObject({ state: 'Broken', error: { code: 'METADATA_CORRUPT' } })
+    const branch = byId(list, f.branch)
+    expect(branch).toMatchObject({ state: 'Broken', error: { code: 'ANCESTOR_NOT_LOADED' } })
+    expect(branch.state === 'Broken' && branch.error.message).toContain(`its ancestor ${f.root} cannot: timeline metadata`)
+    // Loading it says the same, as a corruption (exit 5).
+    await withRepository(ctx, async (repo) => {
+      const err = await (await repo.tenant(f.tenantId)).timeline(f.branch).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(CorruptionError)
+      expect((err as CorruptionError).code).toBe('ANCESTOR_NOT_LOADED')
+    })
+  })
+
+  it('deletes a broken timeline; refuses to delete a timeline a broken one may branch from', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.branch)
+    const refused = await deleteTimeline(ctx, f.tenantId, f.root).catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(ConflictError)
+    expect((refused as ConflictError).code).toBe('TIMELINE_CHILDREN_UNKNOWN')
+    expect((refused as ConflictError).hint).toContain(`Delete timeline ${f.branch} first`)
+    expect(await deleteTimeline(ctx, f.tenantId, f.branch)).toMatchObject({ timelineId: f.branch, deleted: true })
+    expect((await listTimelines(ctx, f.tenantId)).map((t) => [t.timelineId, t.state])).toEqual([[f.root, 'Active']])
+  })
+
+  it('the CLI lists the others, flags the broken one on stderr and exits 0', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.branch)
+    const args = ['timeline', 'list', '--tenant', f.tenantId, '--workdir', ctx.config.workdir]
+    const human = await runCli(args)
+    expect(human.code, human.stderr).toBe(0)
+    expect(human.stdout).toMatch(new RegExp(`${f.root}\\s*│\\s*Active`))
+    expect(human.stdout).toMatch(new RegExp(`${f.branch}\\s*│\\s*Broken \\(METADATA_CORRUPT\\)`))
+    expect(human.stderr).toContain(`pageserver: warning: timeline ${f.branch} is broken: timeline metadata`)
+    expect(human.stderr).toMatch(/^Hint: /m)
+    const json = await runCli([...args, '--json'])
+    expect(json.code).toBe(0)
+    expect(json.stderr).toBe('')
+    expect(json.json<ListedTimeline[]>().map((t) => [t.timelineId, t.state]).sort()).toEqual([[f.root, 'Active'], [f.branch, 'Broken']].sort())
+  })
+})
+
+describe('broken timelines in a running server', () => {
+  it('serves every other timeline, refuses the broken ones with why, and deletes them', async () => {
+    const ctx = await contextFor(newDir(), listen)
+    const bad = await tenantWithTimelines(ctx)
+    const good = await tenantWithTimelines(ctx)
+    const badLayer = await tenantWithTimelines(ctx)
+    damageMetadata(ctx.config.workdir, bad.tenantId, bad.root)
+    // A layer file whose header (magic) is damaged: its timeline fails to load, and its branch with it.
+    const rootDir = join(ctx.config.workdir, TENANTS_DIR, badLayer.tenantId, 'timelines', badLayer.root)
+    const layer = join(rootDir, readdirSync(rootDir).find((n) => n.includes('__'))!)
+    const layerBytes = readFileSync(layer)
+    layerBytes.writeUInt32BE(0xdeadbeef, 0)
+    writeFileSync(layer, layerBytes)
+    const logged: Array<[string, string, Record<string, unknown>]> = []
+    const server = await PageServer.start({ ...ctx, log: (level, msg, fields) => void logged.push([level, msg, fields ?? {}]) })
+    try {
+      expect(server.servedTimelines().map((s) => s.timeline.timelineId).sort()).toEqual([good.root, good.branch].sort())
+      const failures = logged.filter(([level, msg]) => level === 'error' && msg.startsWith('timeline failed to load'))
+      expect(failures.map(([, , f]) => [f.timeline, f.code]).sort()).toEqual(
+        [
+          [bad.root, 'METADATA_CORRUPT'],
+          [bad.branch, 'ANCESTOR_NOT_LOADED'],
+          [badLayer.root, 'LAYER_CORRUPT'],
+          [badLayer.branch, 'ANCESTOR_NOT_LOADED'],
+        ].sort(),
+      )
+      expect(logged.find(([, msg]) => msg === 'page server started')?.[2]).toMatchObject({ timelines: 2, brokenTimelines: 4 })
+
+      // Requests for them: TIMELINE_BROKEN, a corruption (exit 5), saying what failed and what to do.
+      const err = (() => {
+        try {
+          server.service(bad.tenantId, bad.root)
+        } catch (e) {
+          return e
+        }
+      })()
+      expect(err).toBeInstanceOf(CorruptionError)
+      expect((err as CorruptionError).code).toBe('TIMELINE_BROKEN')
+      expect((err as CorruptionError).message).toContain('failed to load when the server started')
+      expect((err as CorruptionError).hint).toMatch(/restore.*restarting the server loads the timeline.*timeline delete/s)
+
+      // The management API lists them as Broken and refuses work on them.
+      const http = new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, undefined)
+      const listed = await http.request<ListedTimeline[]>('GET', `/v1/tenant/${bad.tenantId}/timeline`)
+      expect(listed.map((t) => [t.timelineId, t.state, t.state === 'Broken' ? t.error.code : null]).sort()).toEqual(
+        [[bad.root, 'Broken', 'METADATA_CORRUPT'], [bad.branch, 'Broken', 'ANCESTOR_NOT_LOADED']].sort(),
+      )
+      expect(await http.request('GET', `/v1/tenant/${bad.tenantId}/timeline/${bad.root}`)).toMatchObject({ state: 'Broken', error: { code: 'METADATA_CORRUPT' } })
+      expect(await http.request('GET', `/v1/tenant/${good.tenantId}/timeline/${good.root}`)).toMatchObject({ state: 'Active', lastRecordLsn: formatLsn(FIXTURE_LSN) })
+      await expect(http.request('PUT', `/v1/tenant/${bad.tenantId}/timeline/${bad.root}/checkpoint`)).rejects.toMatchObject({ code: 'TIMELINE_BROKEN' })
+      await expect(http.request('POST', `/v1/tenant/${bad.tenantId}/timeline`, { ancestor_timeline_id: bad.root })).rejects.toMatchObject({ code: 'TIMELINE_BROKEN' })
+      const metrics = await fetch(`http://127.0.0.1:${server.addresses.http.port}/metrics`).then((r) => r.text())
+      expect(metrics).toMatch(/^pageserver_broken_timelines 4$/m)
+
+      // The page service: the good tenant's timelines answer (the fixture's key is no relation of a datadir, so
+      // it does not exist); the broken timeline is refused as data corrupted, with the hint.
+      const client = await PageServiceClient.connect({ host: '127.0.0.1', port: server.addresses.pg.port })
+      try {
+        const ps = await client.pagestream(good.tenantId, good.branch, { version: 2 })
+        expect(await ps.exists(FIXTURE_REL, { requestLsn: FIXTURE_LSN })).toBe(false)
+      } finally {
+        await client.close()
+      }
+      const refused = await PageServiceClient.connect({ host: '127.0.0.1', port: server.addresses.pg.port })
+      try {
+        const e = await refused.pagestream(bad.tenantId, bad.root, { version: 2 }).catch((x: unknown) => x)
+        expect(e).toBeInstanceOf(PageServiceServerError)
+        expect(e).toMatchObject({ kind: 'corruption', code: 'PAGE_SERVICE_DATA_CORRUPTED', sqlstate: 'XX001' })
+        expect((e as PageServiceServerError).message).toContain('failed to load when the server started')
+        expect((e as PageServiceServerError).hint).toContain('timeline delete')
+      } finally {
+        await refused.close()
+      }
+
+      // A served timeline with a branch is refused before it leaves service.
+      await expect(http.request('DELETE', `/v1/tenant/${good.tenantId}/timeline/${good.root}`)).rejects.toBeInstanceOf(ConflictError)
+      expect(server.service(good.tenantId, good.root).lastRecordLsn()).toBe(FIXTURE_LSN)
+      // Broken ones are deleted: the branch, then its ancestor.
+      expect(await http.request('DELETE', `/v1/tenant/${bad.tenantId}/timeline/${bad.branch}`)).toMatchObject({ deleted: true })
+      expect(await http.request('DELETE', `/v1/tenant/${bad.tenantId}/timeline/${bad.root}`)).toMatchObject({ deleted: true })
+      expect(await http.request('GET', `/v1/tenant/${bad.tenantId}/timeline`)).toEqual([])
+      expect(await fetch(`http://127.0.0.1:${server.addresses.http.port}/metrics`).then((r) => r.text())).toMatch(/^pageserver_broken_timelines 2$/m)
+    } finally {
+      await server.stop()
+    }
+  })
+})
