@@ -16,7 +16,7 @@ import { loadConfig } from '../../src/core/config/index.js'
 import { withRepository, type AppContext } from '../../src/core/app/context.js'
 import { readerFor } from '../../src/core/app/pages.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../src/core/model/ids.js'
-import { formatLsn, parseLsn } from '../../src/core/pg/lsn.js'
+import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 import { parseServerAddress } from '../../src/cli/getpage-server.js'
 
 describe('pageserver serve', () => {
@@ -127,6 +127,22 @@ describe('pageserver serve', () => {
     const at = await pg.insertLsn()
     const synced = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(at), '--json'], { env: env(), timeoutMs: 30_000 })
     expect(synced.code, synced.stderr).toBe(0)
+
+    // Through the server, `records` counts what its receiver ingested while the request waited: here for
+    // 8 MiB of WAL written after the request went out (at a pace that leaves the CLI seconds to send it).
+    await pg.sql('CREATE TABLE during_sync (a int, pad text)')
+    const ahead = (await pg.insertLsn()) + 8n * 1024n * 1024n
+    const waiting = runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', timeline, '--until', formatLsn(ahead as Lsn), '--json'], { env: env(), timeoutMs: 60_000 })
+    let done = false
+    void waiting.then(() => (done = true))
+    while (!done) {
+      await pg.sql("INSERT INTO during_sync SELECT g, repeat('x', 200) FROM generate_series(1, 1000) g")
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const w = await waiting
+    expect(w.code, w.stderr).toBe(0)
+    expect(parseLsn(w.json<{ lastRecordLsn: string }>().lastRecordLsn) >= ahead).toBe(true)
+    expect(w.json<{ records: number }>().records).toBeGreaterThan(1000)
   })
 
   it('lets its primary shut down at once: the primary waits for the WAL it sent to be flushed, which it asks for', async () => {

@@ -10,7 +10,10 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
   static override description =
     "Connects to the timeline's WAL source through its replication slot, ingests WAL from the last record LSN " +
     "until the primary's flush position at the start (or --until), flushes to layer files, reports the durable " +
-    'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk.'
+    'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk. ' +
+    'While `pageserver serve` runs, the server streams the timeline already: the command waits (up to its wait_lsn_timeout) ' +
+    'until the server has ingested WAL that far, and has it flush. With --json, {lastRecordLsn, diskConsistentLsn, records}: ' +
+    'the records ingested by this run (through a server: by its receiver while the command waited).'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),

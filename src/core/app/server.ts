@@ -220,9 +220,15 @@ export class PageServer implements PageServiceBackend, ManagementOps {
         await conn.close()
       }
     }
+    // The server's receiver does the streaming; `records` counts what it ingested while this request waited.
+    const before = s.driver.ingest.stats.records
     await s.timeline.waitForLsn(target, this.ctx.config.waitLsnTimeoutMs)
     await s.driver.checkpoint()
-    return { lastRecordLsn: formatLsn(s.timeline.lastRecordLsn), diskConsistentLsn: formatLsn(s.timeline.diskConsistentLsn), records: 0 }
+    return {
+      lastRecordLsn: formatLsn(s.timeline.lastRecordLsn),
+      diskConsistentLsn: formatLsn(s.timeline.diskConsistentLsn),
+      records: s.driver.ingest.stats.records - before,
+    }
   }
 
   metrics(): string {
