@@ -19,7 +19,7 @@ import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
 import { loadJwtAuth } from '../page-service/auth-keys.js'
 import type { PageServiceBackend } from '../page-service/backend.js'
-import { Repository } from '../repository/repository.js'
+import { Repository, TENANT_CONFIG_FILE } from '../repository/repository.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
@@ -245,7 +245,10 @@ export class PageServer implements PageServiceBackend, ManagementOps {
    * tenant from being served.
    */
   private async loadAll(): Promise<void> {
-    for (const tid of await this.repo.tenantIds()) {
+    const ignored: string[] = []
+    const tenantIds = await this.repo.tenantIds(ignored)
+    for (const dir of ignored) this.ctx.log?.('warn', `${dir} is named like a tenant but has no ${TENANT_CONFIG_FILE}; ignored`, { path: dir })
+    for (const tid of tenantIds) {
       const tenant = await this.repo.tenant(tid)
       for (const tlid of await tenant.timelineIds()) {
         let tl: Timeline

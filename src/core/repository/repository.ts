@@ -43,14 +43,22 @@ export class Repository {
     return repo
   }
 
-  async tenantIds(): Promise<TenantId[]> {
+  /**
+   * Tenant ids on disk. A directory is a tenant once it holds config.toml (creation writes it before the
+   * directory gets its name); one named like a tenant without it was not made by us and is left out, its
+   * path added to `ignored` when given (so that one stray directory does not make every listing fail).
+   */
+  async tenantIds(ignored?: string[]): Promise<TenantId[]> {
     const out: TenantId[] = []
     for (const name of await listSubdirs(this.tenantsDir)) {
+      let id: TenantId
       try {
-        out.push(parseTenantId(name))
+        id = parseTenantId(name)
       } catch {
-        // not a tenant directory
+        continue // not a tenant directory
       }
+      if (await pathExists(join(this.tenantsDir, name, TENANT_CONFIG_FILE))) out.push(id)
+      else ignored?.push(join(this.tenantsDir, name))
     }
     return out
   }

@@ -1,12 +1,13 @@
 // A timeline that cannot be loaded (its metadata damaged, or its ancestor's) is isolated: listings show it
 // as Broken with its error and go on with the others, `serve` starts and serves every other timeline, and
 // requests for it are refused with why (management API, page service, metrics). It can still be deleted.
+// A stray directory named like a tenant is left out the same way.
 // No PostgreSQL needed: timelines are built by hand (test/support/tenant-fixture.ts).
 import { describe, expect, it } from 'vitest'
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { withRepository } from '../../../src/core/app/context.js'
-import { deleteTimeline, listTimelines, type ListedTimeline } from '../../../src/core/app/timelines.js'
+import { deleteTimeline, listTenants, listTimelines, type ListedTimeline } from '../../../src/core/app/timelines.js'
 import { PageServer } from '../../../src/core/app/server.js'
 import { ManagementClient } from '../../../src/cli/server-client.js'
 import { PageServiceClient } from '../../../src/core/page-service/client.js'
@@ -94,6 +95,24 @@ describe('broken timelines offline', () => {
     expect(json.code).toBe(0)
     expect(json.stderr).toBe('')
     expect(json.json<ListedTimeline[]>().map((t) => [t.timelineId, t.state]).sort()).toEqual([[f.root, 'Active'], [f.branch, 'Broken']].sort())
+  })
+})
+
+describe('a directory named like a tenant without its config.toml', () => {
+  it('is left out of listings and by serve (with a warning), instead of failing them', async () => {
+    const ctx = await contextFor(newDir(), listen)
+    const f = await tenantWithTimelines(ctx)
+    const stray = join(ctx.config.workdir, TENANTS_DIR, '0123456789abcdef0123456789abcdef')
+    mkdirSync(join(stray, 'timelines'), { recursive: true })
+    expect(await listTenants(ctx)).toEqual([{ tenantId: f.tenantId, timelines: 2 }])
+    const logged: Array<[string, string]> = []
+    const server = await PageServer.start({ ...ctx, log: (level, msg) => void logged.push([level, msg]) })
+    try {
+      expect(server.servedTimelines()).toHaveLength(2)
+      expect(logged).toContainEqual(['warn', `${stray} is named like a tenant but has no config.toml; ignored`])
+    } finally {
+      await server.stop()
+    }
   })
 })
 
