@@ -120,10 +120,31 @@ export interface TimelineLoadError {
  * error that keeps it from loading (its metadata is unreadable, or its ancestor's is). One broken timeline
  * does not hide the others (Neon's timeline states, by name).
  */
-export type ListedTimeline = ({ state: 'Active' } & TimelineInfo) | { tenantId: string; timelineId: string; state: 'Broken'; error: TimelineLoadError }
+export type ListedTimeline = ({ state: 'Active' } & TimelineInfo) | BrokenTimeline
 
-export function brokenTimeline(tenantId: TenantId, timelineId: TimelineId, e: PageserverError): ListedTimeline {
-  return { tenantId, timelineId, state: 'Broken', error: { code: e.code, message: e.message, hint: e.hint ?? null } }
+/** A broken entry keeps the listing's contract fields, null (unknown), beside its error. */
+export interface BrokenTimeline {
+  tenantId: string
+  timelineId: string
+  state: 'Broken'
+  error: TimelineLoadError
+  ancestorTimelineId: null
+  ancestorLsn: null
+  lastRecordLsn: null
+  diskConsistentLsn: null
+}
+
+export function brokenTimeline(tenantId: TenantId, timelineId: TimelineId, e: PageserverError): BrokenTimeline {
+  return {
+    tenantId,
+    timelineId,
+    state: 'Broken',
+    error: { code: e.code, message: e.message, hint: e.hint ?? null },
+    ancestorTimelineId: null,
+    ancestorLsn: null,
+    lastRecordLsn: null,
+    diskConsistentLsn: null,
+  }
 }
 
 export function activeTimeline(info: TimelineInfo): ListedTimeline {

@@ -48,6 +48,10 @@ describe('broken timelines offline', () => {
       timelineId: f.branch,
       state: 'Broken',
       error: { code: 'METADATA_CORRUPT', message: expect.stringContaining(path), hint: expect.stringContaining('restore') },
+      ancestorTimelineId: null,
+      ancestorLsn: null,
+      lastRecordLsn: null,
+      diskConsistentLsn: null,
     })
   })
 
