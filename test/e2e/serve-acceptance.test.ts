@@ -109,6 +109,17 @@ describe('serve acceptance: branches at quiet LSNs start as stock PostgreSQL wit
     const branchLsn = await onBranch.insertLsn()
     const synced = await cli(['timeline', 'sync', '--tenant', tenant, '--timeline', branch, '--until', formatLsn(branchLsn)])
     expect(parseLsn(synced.json<{ lastRecordLsn: string }>().lastRecordLsn) >= branchLsn).toBe(true)
+
+    // The same cluster, another history: the branch's PostgreSQL cannot continue the parent, whose WAL went on
+    // past the branch point. With WAL of its own beyond the parent's last record, it is refused at once.
+    const parentInfo = async () =>
+      (await cli(['timeline', 'list', '--tenant', tenant])).json<Array<{ timelineId: string; lastRecordLsn: string; walSource: { connString: string } | null }>>().find((t) => t.timelineId === timeline)!
+    const parentLast = parseLsn((await parentInfo()).lastRecordLsn)
+    while ((await onBranch.insertLsn()) <= parentLast) await onBranch.sql("INSERT INTO branch_only SELECT generate_series(1, 20000)")
+    const wrong = await runCli(['timeline', 'source', '--tenant', tenant, '--timeline', timeline, '--from', onBranch.connString(), '--json'], { env: env(), timeoutMs: 60_000 })
+    expect(wrong.code, wrong.stderr).toBe(4)
+    expect(wrong.json<{ error: { code: string; message: string } }>().error).toMatchObject({ code: 'WAL_SOURCE_DIVERGED', message: expect.stringContaining(formatLsn(parentLast)) })
+    expect((await parentInfo()).walSource?.connString).toBe(pg.connString())
     await onBranch.destroy()
     started.splice(started.indexOf(onBranch), 1)
 

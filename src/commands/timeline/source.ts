@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { setTimelineWalSource } from '../../core/app/timelines-source.js'
+import { redactConnString } from '../../core/protocol/conn-string-redact.js'
 
 interface SourceResult {
   tenantId: string
@@ -12,9 +13,12 @@ interface SourceResult {
 export default class TimelineSource extends BaseCommand<typeof TimelineSource> {
   static override summary = 'Set the PostgreSQL whose WAL continues a timeline (e.g. one started on an export of a branch).'
   static override description =
-    'Checks that the server belongs to the same cluster (system identifier) and has WAL at least up to the ' +
-    "timeline's last record, creates (or reuses) a physical replication slot, and records it as the timeline's " +
-    'WAL source. A running `serve` starts streaming at once; offline, `timeline sync` streams it.'
+    'Checks that the server belongs to the same cluster (system identifier, else WAL_SYSTEM_ID_MISMATCH) and has WAL ' +
+    "at least up to the timeline's last record (else WAL_SOURCE_BEHIND); when it has WAL beyond it, that its next " +
+    "record continues the timeline's history (else WAL_SOURCE_DIVERGED: a server of the same cluster whose history " +
+    'went another way, such as one started on an export of a sibling branch). Then it creates (or reuses) a physical ' +
+    "replication slot and records the server as the timeline's WAL source (exit 4 for each refusal, which changes " +
+    'nothing). A running `serve` starts streaming at once; offline, `timeline sync` streams it.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --from "host=127.0.0.1 port=5433 user=postgres"']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
@@ -29,7 +33,7 @@ export default class TimelineSource extends BaseCommand<typeof TimelineSource> {
     const r = server
       ? await server.request<SourceResult>('PUT', `/v1/tenant/${f.tenant}/timeline/${f.timeline}/wal_source`, { conn_string: f.from, slot_name: f.slot })
       : await setTimelineWalSource(await this.appContext(), { tenantId: f.tenant, timelineId: f.timeline, connString: f.from, slotName: f.slot })
-    this.log(`timeline ${r.timelineId} now streams WAL from ${f.from} (slot ${r.walSource.slotName})`)
+    this.log(`timeline ${r.timelineId} now streams WAL from ${redactConnString(f.from)} (slot ${r.walSource.slotName})`)
     return r
   }
 }

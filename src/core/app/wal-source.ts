@@ -1,14 +1,20 @@
 /**
  * Attaching a WAL source to a timeline: the PostgreSQL whose WAL continues this timeline (a primary started
  * on an export of the timeline, typically). The source must belong to the same cluster (its system
- * identifier equals the one in the timeline's pg_control) and a physical replication slot is created (or
- * reused) so the source keeps every WAL byte the page server has not yet made durable.
+ * identifier equals the one in the timeline's pg_control), have WAL up to the timeline's last record, and,
+ * when it has WAL beyond it, continue this timeline's history there: its first record after the timeline's
+ * last one must link back to it (xl_prev). A PostgreSQL of the same cluster whose history went another way
+ * (started on an export of a sibling branch, say) is refused at once, instead of failing later in the
+ * streaming. A physical replication slot is created (or reused) so the source keeps every WAL byte the
+ * page server has not yet made durable.
  */
-import { ConflictError } from '../lib/errors.js'
+import { ConflictError, PageserverError } from '../lib/errors.js'
 import { formatLsn } from '../pg/lsn.js'
 import { decodeControlFile } from '../pg/controlfile.js'
 import { controlFileKey } from '../datadir/mapping.js'
-import { parseConnString } from '../protocol/conn-string.js'
+import { parseConnString, type ConnParams } from '../protocol/conn-string.js'
+import { redactConnString } from '../protocol/conn-string-redact.js'
+import { WalReceiver } from '../walreceiver/wal-receiver.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import type { Timeline } from '../repository/timeline.js'
 import type { WalSource } from '../repository/metadata.js'
@@ -24,7 +30,7 @@ export async function attachWalSource(tl: Timeline, o: { connString: string; slo
   try {
     const sys = await conn.identifySystem()
     if (expected !== null && sys.systemId !== expected) {
-      throw new ConflictError('WAL_SYSTEM_ID_MISMATCH', `the server at ${o.connString} belongs to cluster ${sys.systemId}, the timeline to ${expected}`, {
+      throw new ConflictError('WAL_SYSTEM_ID_MISMATCH', `the server at ${redactConnString(o.connString)} belongs to cluster ${sys.systemId}, the timeline to ${expected}`, {
         hint: 'Attach a PostgreSQL started from an export of this timeline (or of its ancestors).',
       })
     }
@@ -33,11 +39,50 @@ export async function attachWalSource(tl: Timeline, o: { connString: string; slo
         hint: 'This PostgreSQL did not continue this timeline; export the timeline and start PostgreSQL on the export.',
       })
     }
+    if (sys.xlogPos > tl.lastRecordLsn) await checkContinues(tl, params, o.connString, sys.systemId)
     await createPhysicalSlot(conn, slot)
     const src: WalSource = { connString: o.connString, slotName: slot, systemId: String(sys.systemId), pgTimeline: sys.timeline }
     await tl.updateMetadata({ walSource: src })
     return src
   } finally {
     await conn.close()
+  }
+}
+
+/** How long the history check waits for the source's next record before leaving the check to streaming. */
+const CONTINUATION_CHECK_MS = 5_000
+
+/**
+ * Streams (without a slot) the source's WAL from the timeline's last record and decodes the first record:
+ * its prev-link must be the timeline's last record, and it must decode at all (in another history, the
+ * bytes at that LSN are the middle of some other record). A source that sends nothing in time is let
+ * through: the WAL receiver makes the same check when it streams.
+ */
+async function checkContinues(tl: Timeline, params: ConnParams, connString: string, systemId: bigint): Promise<void> {
+  const deadline = AbortSignal.timeout(CONTINUATION_CHECK_MS)
+  const receiver = new WalReceiver({
+    conn: params,
+    startLsn: tl.lastRecordLsn,
+    prevRecordLsn: tl.prevRecordLsn ?? undefined,
+    expectedSystemId: systemId,
+    reconnectAttemptsMax: 0,
+    crcWorker: 'never',
+    signal: deadline,
+  })
+  try {
+    for await (const batch of receiver.batches()) if (batch.length > 0) return
+  } catch (e) {
+    if (deadline.aborted || !(e instanceof PageserverError) || e.kind !== 'corruption') throw e
+    throw new ConflictError(
+      'WAL_SOURCE_DIVERGED',
+      `the WAL of the server at ${redactConnString(connString)} does not continue timeline ${tl.timelineId}: after its last record (${formatLsn(tl.lastRecordLsn)}) the server has other WAL (${e.message})`,
+      {
+        hint: 'That PostgreSQL belongs to the same cluster but another history (a sibling branch, say). Attach the PostgreSQL started on an export of this timeline, or branch it where the histories part and attach the server to the branch.',
+        cause: e,
+        details: { lastRecordLsn: formatLsn(tl.lastRecordLsn), decodeError: e.code },
+      },
+    )
+  } finally {
+    await receiver.close()
   }
 }
