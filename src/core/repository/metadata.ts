@@ -13,6 +13,12 @@
  *   (diskConsistentLsn >= ancestorLsn);
  * - initdbLsn <= diskConsistentLsn + 1 (an import writes at initdb_lsn into a timeline that starts just below).
  * The file is replaced atomically (temp file, fsync, rename, fsync dir) after every flush.
+ *
+ * `layers` names every layer file of the timeline up to disk_consistent_lsn (Neon's index_part keeps the
+ * same list for remote storage): a flush makes its file durable first, then writes the metadata that lists
+ * it, so a file missing from the directory is detected at load (its pages would otherwise be read from
+ * older layers: a wrong page, silently). Metadata written before the list existed has none (no check until
+ * the next flush writes it).
  */
 import { CorruptionError } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
@@ -24,8 +30,8 @@ import { readSmallFile } from '../storage/small-file.js'
 const MAGIC = 0x5053544d // 'PSTM'
 export const METADATA_FORMAT_VERSION = 1
 const HEADER_BYTES = 16
-/** Metadata is small; a larger file is garbage and is not parsed. */
-const METADATA_MAX_BYTES = 64 * 1024
+/** Metadata is small (the layer list: ~110 bytes per layer file); a larger file is garbage and is not parsed. */
+const METADATA_MAX_BYTES = 16 * 1024 * 1024
 
 /** Where the timeline's WAL comes from (a PostgreSQL 15 primary over physical replication). */
 export interface WalSource {
@@ -55,6 +61,8 @@ export interface TimelineMetadata {
   minReadableLsn: Lsn
   /** Seconds since the epoch when the timeline was created. */
   createdAt: number
+  /** File names of the timeline's layer files up to disk_consistent_lsn, sorted; absent when not recorded. */
+  layers?: readonly string[] | undefined
 }
 
 /**
@@ -97,6 +105,7 @@ interface MetadataJson {
   hint_bits_logged: boolean
   min_readable_lsn: string
   created_at: number
+  layers?: string[]
 }
 
 function checkInvariants(m: TimelineMetadata, where: string): void {
@@ -127,6 +136,7 @@ export function encodeMetadata(m: TimelineMetadata): Buffer {
     hint_bits_logged: m.hintBitsLogged,
     min_readable_lsn: formatLsn(m.minReadableLsn),
     created_at: m.createdAt,
+    ...(m.layers === undefined ? {} : { layers: [...m.layers] }),
   }
   const body = Buffer.from(JSON.stringify(json, null, 1) + '\n', 'utf8')
   const out = Buffer.alloc(HEADER_BYTES + body.length)
@@ -172,6 +182,7 @@ export function decodeMetadata(buf: Buffer, path: string): TimelineMetadata {
       hintBitsLogged: j.hint_bits_logged,
       minReadableLsn: parseLsn(j.min_readable_lsn),
       createdAt: j.created_at,
+      ...(j.layers === undefined ? {} : { layers: parseLayerList(j.layers) }),
     }
     checkInvariants(m, path)
     return m
@@ -179,6 +190,11 @@ export function decodeMetadata(buf: Buffer, path: string): TimelineMetadata {
     if (e instanceof CorruptionError) throw e
     throw corrupt(e instanceof Error ? e.message : String(e))
   }
+}
+
+function parseLayerList(v: unknown): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Error('layers is not a list of file names')
+  return v as string[]
 }
 
 export function readMetadata(path: string): TimelineMetadata {

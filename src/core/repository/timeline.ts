@@ -23,7 +23,7 @@
  * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
  */
 import { join } from 'node:path'
-import { assert, PageserverError, UnavailableError } from '../lib/errors.js'
+import { assert, CorruptionError, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Key } from '../model/key.js'
 import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
@@ -169,6 +169,8 @@ export class Timeline {
     }
     const limit = meta.diskConsistentLsn + 1n
     const future: string[] = []
+    // The files the metadata lists must all be here, and no other up to disk_consistent_lsn (metadata.ts).
+    const listed = meta.layers === undefined ? null : new Set(meta.layers)
     for (const f of await listFiles(dir)) {
       const parsed = parseLayerFileName(f.name)
       if (parsed === null) continue
@@ -176,7 +178,31 @@ export class Timeline {
         future.push(f.name)
         continue
       }
-      tl.layers.add(parsed.desc, tl.openLayerFile(join(dir, f.name), parsed.desc))
+      if (listed !== null && !listed.delete(parsed.desc.name)) {
+        tl.closeLayerFiles()
+        throw new CorruptionError('LAYER_NOT_LISTED', `layer file ${join(dir, f.name)} is not one of the timeline's layers (its metadata does not list it)`, {
+          hint: 'A file from elsewhere (another timeline, an older copy of this one?): move it out of the timeline directory.',
+          details: { path: join(dir, f.name) },
+        })
+      }
+      try {
+        tl.layers.add(parsed.desc, tl.openLayerFile(join(dir, f.name), parsed.desc))
+      } catch (e) {
+        tl.closeLayerFiles()
+        throw e
+      }
+    }
+    if (listed !== null && listed.size > 0) {
+      tl.closeLayerFiles()
+      const missing = [...listed].sort()
+      throw new CorruptionError(
+        'LAYER_MISSING',
+        `layer file ${join(dir, missing[0]!)} of timeline ${timelineId} is missing${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}: without it, pages would be rebuilt from older versions`,
+        {
+          hint: 'Restore the missing layer files from a backup of the workdir; the timeline is not served until they are back.',
+          details: { missing },
+        },
+      )
     }
     if (future.length > 0 && !opts.readOnly) {
       const set = new Set(future)
@@ -375,6 +401,7 @@ export class Timeline {
       }
       const meta: TimelineMetadata = {
         ...this.meta,
+        layers: this.layers.layers().map((e) => e.desc.name).sort(),
         diskConsistentLsn: f.lastRecordLsn,
         lastRecordLsn: f.lastRecordLsn,
         prevRecordLsn: f.prevRecordLsn !== null && f.prevRecordLsn < f.lastRecordLsn ? f.prevRecordLsn : null,
@@ -579,6 +606,11 @@ export class Timeline {
     this.imageCache.clear()
     for (const hook of this.closeHooks) hook()
     this.closeHooks.clear()
+    this.closeLayerFiles()
+  }
+
+  /** Closes the descriptors of the layer files (at close, or when a load fails part way). */
+  private closeLayerFiles(): void {
     for (const e of this.layers.layers()) e.handle.close()
   }
 

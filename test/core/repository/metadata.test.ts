@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodeMetadata, encodeMetadata, readMetadata, rootTimelineMetadata, writeMetadata, type TimelineMetadata } from '../../../src/core/repository/metadata.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
+import { crc32c } from '../../../src/core/lib/crc32c.js'
 import { generateTimelineId } from '../../../src/core/model/ids.js'
 
 const base: TimelineMetadata = {
@@ -67,11 +68,21 @@ describe('timeline metadata', () => {
     expect(decodeMetadata(encodeMetadata(m), 'test')).toEqual(m)
   })
 
+  it('keeps the list of layer files when there is one; a list that is not one is corruption', () => {
+    const m = { ...rootTimelineMetadata(lsn(0x200), { pgVersion: 15, walSource: null, dataChecksums: false, hintBitsLogged: false }), layers: ['a', 'b'] }
+    expect(decodeMetadata(encodeMetadata(m), 'test').layers).toEqual(['a', 'b'])
+    const bad = encodeMetadata({ ...m, layers: [] })
+    const body = bad.subarray(16).toString('utf8').replace('"layers": []', '"layers": 7 ')
+    const forged = Buffer.concat([bad.subarray(0, 16), Buffer.from(body)])
+    forged.writeUInt32BE(crc32c(forged.subarray(16), crc32c(forged.subarray(0, 12))), 12)
+    expect(() => decodeMetadata(forged, 'test')).toThrow(/layers is not a list of file names/)
+  })
+
   it('reports a missing file as not found', () => {
     expect(() => readMetadata('/nonexistent/metadata')).toThrow(/does not exist/)
     const dir = mkdtempSync(join(tmpdir(), 'ps-meta-'))
     try {
-      writeFileSync(join(dir, 'metadata'), Buffer.alloc(100 * 1024))
+      writeFileSync(join(dir, 'metadata'), Buffer.alloc(16 * 1024 * 1024 + 1))
       expect(() => readMetadata(join(dir, 'metadata'))).toThrow(/more than/)
       void readFileSync
     } finally {

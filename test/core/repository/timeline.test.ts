@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { readdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import { readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Timeline } from '../../../src/core/repository/timeline.js'
+import { readMetadata, writeMetadata } from '../../../src/core/repository/metadata.js'
+import { CorruptionError } from '../../../src/core/lib/errors.js'
 import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
 import { keyFromFields, type Key } from '../../../src/core/model/key.js'
@@ -93,6 +95,44 @@ describe('Timeline', () => {
     again.finishRecords(lsn(0x110), lsn(0x108))
     expect(history(again, k(1), lsn(0x110)).image).toBe('v2')
     await again.close()
+  })
+
+  it('refuses to load without a layer file its metadata lists, or with one it does not (never older pages instead)', async () => {
+    const dir = newDir()
+    const tl = await layered(dir)
+    await tl.checkpoint()
+    const names = tl.layerFiles().map((l) => l.desc.name)
+    expect(names).toHaveLength(3)
+    await tl.close()
+    expect(readMetadata(join(dir, 'metadata')).layers).toEqual([...names].sort())
+    const load = () => Timeline.load(dir, tl.tenantId, tl.timelineId, null, opts)
+
+    // The middle one gone: reads at 0x118 would otherwise find r1 and miss r2.
+    const middle = names.find((n) => n.includes('0000000000000111-0000000000000119'))!
+    const kept = join(dir, 'kept')
+    renameSync(join(dir, middle), kept)
+    const missing = await load().catch((e: unknown) => e)
+    expect(missing).toBeInstanceOf(CorruptionError)
+    expect(missing).toMatchObject({ code: 'LAYER_MISSING', exitCode: 5 })
+    expect((missing as CorruptionError).message).toContain(join(dir, middle))
+
+    // Back, plus a file the metadata does not list (a copy of another layer under another valid name).
+    renameSync(kept, join(dir, middle))
+    const stray = middle.replace('0000000000000111-0000000000000119', '0000000000000111-0000000000000112')
+    copyFileSync(join(dir, middle), join(dir, stray))
+    await expect(load()).rejects.toMatchObject({ code: 'LAYER_NOT_LISTED' })
+    rmSync(join(dir, stray))
+
+    // Metadata written before the list existed: loaded without the check; the next flush records the list.
+    const m = readMetadata(join(dir, 'metadata'))
+    await writeMetadata(join(dir, 'metadata'), { ...m, layers: undefined }, { noSync: true })
+    const old = await load()
+    expect(old.layerFiles()).toHaveLength(3)
+    old.put(k(1), lsn(0x128), rec('r4'))
+    old.finishRecords(lsn(0x128), lsn(0x120))
+    await old.checkpoint()
+    await old.close()
+    expect(readMetadata(join(dir, 'metadata')).layers).toHaveLength(4)
   })
 
   it('a branch reads its ancestor below the branch point and its own writes above', async () => {
