@@ -66,7 +66,7 @@ export class TimelineIngestDriver {
    * through IngestState, which caches whatever it writes. Readers wait for whole batches.
    */
   async ingestRecords(records: readonly DecodedRecord[]): Promise<void> {
-    if (this.flushError) throw this.flushError
+    await this.retryFailedFlush()
     const tl = this.timeline
     const from = tl.lastRecordLsn
     let last: DecodedRecord | null = null
@@ -116,6 +116,24 @@ export class TimelineIngestDriver {
     else if (tl.lastRecordLsn > tl.diskConsistentLsn && tl.openLayerWalBytes === 0n && tl.frozenLayerCount === 0) this.freezeNow()
   }
 
+  /**
+   * After a flush failed (a full disk, an I/O error), the frozen layers are still in memory and readable, and
+   * the timeline's flush writes them again from there, into new files. So before more WAL is taken, or a
+   * checkpoint is made, the flush is retried: once it succeeds the error is gone and ingest goes on where it
+   * stopped (nothing was lost, disk_consistent_lsn never passed what is durable); while it fails, the caller
+   * gets the new error (the WAL loop then retries after its pause).
+   */
+  private async retryFailedFlush(): Promise<void> {
+    if (this.flushError === null) return
+    try {
+      await this.timeline.flush()
+      this.flushError = null
+    } catch (e) {
+      this.flushError = e
+      throw e
+    }
+  }
+
   private startFlush(): void {
     // Timeline.flush serializes flushes itself; this promise resolves when everything frozen so far is durable.
     const mine = this.timeline.flush()
@@ -134,7 +152,7 @@ export class TimelineIngestDriver {
   /** Freezes and flushes everything ingested; resolves with the new disk_consistent_lsn. */
   async checkpoint(): Promise<Lsn> {
     if (this.flushing) await this.flushing.catch(() => {})
-    if (this.flushError) throw this.flushError
+    await this.retryFailedFlush()
     await this.pendingMeta
     await this.timeline.checkpoint()
     return this.timeline.diskConsistentLsn

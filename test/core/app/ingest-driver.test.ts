@@ -1,0 +1,50 @@
+// TimelineIngestDriver after a failed flush (a full disk, say): the error stops ingest, and once the cause is
+// gone the next ingest or checkpoint retries the flush and goes on, instead of failing with the old error
+// until a restart. The failure is injected as the flush tests do: a directory where the metadata's
+// temporary file goes.
+import { describe, expect, it } from 'vitest'
+import { mkdirSync, rmdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { TimelineIngestDriver } from '../../../src/core/app/ingest-driver.js'
+import type { DatadirReader } from '../../../src/core/datadir/read.js'
+import { METADATA_FILE, Timeline } from '../../../src/core/repository/timeline.js'
+import { TEMP_SUFFIX } from '../../../src/core/storage/durable-file.js'
+import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
+import { keyFromFields } from '../../../src/core/model/key.js'
+import { encodeValue, imageValue } from '../../../src/core/model/value.js'
+import { lsn } from '../../../src/core/pg/lsn.js'
+import { tempDirs, testTimelineMetadata, TEST_TIMELINE_OPTS } from '../../support/timeline-fixture.js'
+
+const newDir = tempDirs('ps-driver-')
+const key = keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: 0 })
+const policy = { checkpointDistanceBytes: 1 << 30, checkpointTimeoutMs: 3_600_000, maxInMemoryLayersBytes: 1 << 30 }
+
+describe('TimelineIngestDriver after a failed flush', () => {
+  it('retries the flush before taking more WAL or checkpointing, and goes on once it succeeds', async () => {
+    const dir = newDir()
+    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
+    // The reader serves records that read pages back (none here).
+    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    tl.put(key, lsn(0x108), encodeValue(imageValue(Buffer.alloc(8192, 1))))
+    tl.finishRecords(lsn(0x108), lsn(0x100))
+
+    const blocker = join(dir, `${METADATA_FILE}${TEMP_SUFFIX}`)
+    mkdirSync(blocker)
+    // The background flush of a frozen layer fails (as the size and time policies start it).
+    driver.freezeNow()
+    await expect(driver.checkpoint()).rejects.toMatchObject({ kind: 'unavailable' })
+    // Still failing: each attempt reports the failure, and nothing advanced.
+    await expect(driver.ingestRecords([])).rejects.toMatchObject({ kind: 'unavailable' })
+    await expect(driver.checkpoint()).rejects.toMatchObject({ kind: 'unavailable' })
+    expect(tl.diskConsistentLsn).toBe(lsn(0x100))
+
+    // The cause is gone: the next ingest retries the flush, and everything frozen becomes durable.
+    rmdirSync(blocker)
+    await driver.ingestRecords([])
+    expect(tl.diskConsistentLsn).toBe(lsn(0x108))
+    tl.put(key, lsn(0x110), encodeValue(imageValue(Buffer.alloc(8192, 2))))
+    tl.finishRecords(lsn(0x110), lsn(0x108))
+    expect(await driver.checkpoint()).toBe(lsn(0x110))
+    await tl.close()
+  })
+})
