@@ -12,7 +12,7 @@ import type { RelTag } from '../pg/reltag.js'
 import { SlruKind } from '../pg/slru.js'
 import { NotFoundError, PageserverError } from '../lib/errors.js'
 import { parseConnString } from '../protocol/conn-string.js'
-import { WalReceiver } from '../walreceiver/wal-receiver.js'
+import { WalReceiver, type ReceiverLogEvent } from '../walreceiver/wal-receiver.js'
 import type { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
@@ -69,6 +69,25 @@ export class TimelineService implements PageServiceTimeline {
   }
 
   /**
+   * Logs a receiver event at its own level, and keeps `walReceiverStatus` true while the receiver retries
+   * within a session (the primary down, say): it otherwise changes only when records arrive.
+   */
+  private onReceiverEvent(e: ReceiverLogEvent): void {
+    this.log(e.level, 'wal receiver', e as unknown as Record<string, unknown>)
+    switch (e.event) {
+      case 'connecting':
+        if (e.attempt === 1) this.status = `connecting to the WAL source, from ${formatLsn(this.timeline.lastRecordLsn)}`
+        break
+      case 'retry':
+        this.status = `reconnecting (attempt ${(e.attempt ?? 0) + 1}, last record ${formatLsn(this.timeline.lastRecordLsn)})${e.error ? `: ${e.error.message}` : ''}`
+        break
+      case 'streaming':
+        this.status = `streaming from ${formatLsn(this.timeline.lastRecordLsn)}`
+        break
+    }
+  }
+
+  /**
    * The primary waits for everything it sent to be reported flushed (it does so when it shuts down): flush
    * the in-memory layer now rather than at checkpoint_timeout. One flush at a time.
    */
@@ -96,7 +115,7 @@ export class TimelineService implements PageServiceTimeline {
         expectedSystemId: BigInt(src.systemId),
         durableLsn: tl.diskConsistentLsn,
         signal,
-        logger: (e) => this.log('info', 'wal receiver', e as unknown as Record<string, unknown>),
+        logger: (e) => this.onReceiverEvent(e),
         onPrimaryWaiting: () => this.flushForPrimary(),
       })
       tl.onDurable = (l) => receiver.markDurable(l)
@@ -129,6 +148,14 @@ export class TimelineService implements PageServiceTimeline {
   }
 
   // --- PageServiceTimeline ---
+
+  readFailed(err: unknown): void {
+    const pe = err instanceof PageserverError ? err : null
+    this.log(pe?.kind === 'corruption' || pe === null || pe.kind === 'internal' ? 'error' : 'warn', 'page read failed', {
+      code: pe?.code,
+      message: err instanceof Error ? err.message : String(err),
+    })
+  }
 
   lastRecordLsn(): Lsn {
     return this.timeline.lastRecordLsn

@@ -58,6 +58,11 @@ export interface PageServiceTimeline {
    * and the connection ends, rather than reading files that are gone. Optional (never, when absent).
    */
   deleted?(): boolean
+  /**
+   * A read failed with `err` (answered in-band as "Read error: ..."): for the server's log, where an
+   * operator looks for damaged files and failing redo. Optional.
+   */
+  readFailed?(err: unknown): void
   /** Resolves once last_record_lsn >= lsn; TimeoutError after `timeoutMs`; rejects when `signal` aborts. */
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void>
   /**

@@ -5,11 +5,13 @@
  *   WAL" -> timeout, shutdown / too many connections / connection failure -> unavailable, XX001 (data
  *   corrupted: a timeline that failed to load) -> corruption; the server's hint when it sent one);
  * - an in-band pagestream Error (tag 103) becomes PagestreamRequestError with Neon's class from its
- *   prefix ("Bad request:", "Not found:", "LSN timeout:", "Read error");
+ *   prefix ("Bad request:", "Not found:", "LSN timeout:", "Read error", and ours "Read error: data
+ *   corrupted:", a corruption);
  * - a lost connection is UnavailableError PAGE_SERVICE_CONNECTION_CLOSED.
  */
 import { PageserverError, UnavailableError, type ErrorKind } from '../lib/errors.js'
 import type { PgErrorFields } from '../protocol/pg-frontend-messages.js'
+import { READ_ERROR_CORRUPTED_PREFIX } from '../protocol/pagestream.js'
 
 export class PageServiceServerError extends PageserverError {
   readonly sqlstate: string
@@ -66,7 +68,7 @@ function serverErrorHint(kind: ErrorKind, f: PgErrorFields): string {
 }
 
 /** The Neon class of an in-band pagestream error, from its message prefix. */
-export type PagestreamErrorClass = 'bad_request' | 'not_found' | 'lsn_timeout' | 'read' | 'other'
+export type PagestreamErrorClass = 'bad_request' | 'not_found' | 'lsn_timeout' | 'read' | 'data_corrupted' | 'other'
 
 export class PagestreamRequestError extends PageserverError {
   readonly errorClass: PagestreamErrorClass
@@ -78,18 +80,30 @@ export class PagestreamRequestError extends PageserverError {
         ? 'not_found'
         : message.startsWith('LSN timeout')
           ? 'lsn_timeout'
-          : message.startsWith('Read error')
-            ? 'read'
-            : 'other'
+          : message.startsWith(READ_ERROR_CORRUPTED_PREFIX)
+            ? 'data_corrupted'
+            : message.startsWith('Read error')
+              ? 'read'
+              : 'other'
     const kind: ErrorKind =
-      errorClass === 'bad_request' ? 'usage' : errorClass === 'not_found' ? 'not_found' : errorClass === 'lsn_timeout' ? 'timeout' : 'unavailable'
+      errorClass === 'bad_request'
+        ? 'usage'
+        : errorClass === 'not_found'
+          ? 'not_found'
+          : errorClass === 'lsn_timeout'
+            ? 'timeout'
+            : errorClass === 'data_corrupted'
+              ? 'corruption'
+              : 'unavailable'
     super(kind, `PAGESTREAM_${errorClass.toUpperCase()}`, message, {
       hint:
         errorClass === 'bad_request'
           ? 'Check the request LSN: not 0, not below the GC cutoff, and not below not_modified_since.'
           : errorClass === 'lsn_timeout'
             ? 'The page server has not received WAL up to that LSN yet; ask for an earlier LSN.'
-            : 'See the page server log for the cause.',
+            : errorClass === 'data_corrupted'
+              ? "The page server's files are damaged (the message names the file): restore it from a backup of its workdir; see the server log."
+              : 'See the page server log for the cause.',
     })
     this.name = 'PagestreamRequestError'
     this.errorClass = errorClass

@@ -29,6 +29,7 @@ import {
   encodeGetPageResponseHeadFrom,
   encodeResponseFrame,
   BLCKSZ,
+  READ_ERROR_CORRUPTED_PREFIX,
   SLRU_PAGES_PER_SEGMENT,
   type PagestreamRequest,
   type PagestreamResponse,
@@ -207,12 +208,15 @@ export class PagestreamSession {
       return
     }
     this.opts.metrics.requestErrors++
-    const message =
-      err instanceof PagestreamBadRequest || err instanceof UsageError
-        ? `Bad request: ${err.message}`
-        : err instanceof LsnTimeout
-          ? `LSN timeout: ${err.message}`
-          : `Read error: ${messageOf(err)}`
+    let message: string
+    if (err instanceof PagestreamBadRequest || err instanceof UsageError) message = `Bad request: ${err.message}`
+    else if (err instanceof LsnTimeout) message = `LSN timeout: ${err.message}`
+    else {
+      this.opts.timeline.readFailed?.(err)
+      // Neon's class ("Read error"), and for damaged files a marker clients can tell apart (a corruption,
+      // not an outage: retrying will not help).
+      message = err instanceof PageserverError && err.kind === 'corruption' ? `${READ_ERROR_CORRUPTED_PREFIX}${err.message}` : `Read error: ${messageOf(err)}`
+    }
     try {
       slot.frame = encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, this.opts.version)
     } catch (encodeErr) {

@@ -41,6 +41,13 @@ export const PagestreamResponseTag = { Exists: 100, Nblocks: 101, GetPage: 102, 
 
 /** SLRU kinds of GetSlruSegment: 0 pg_xact (CLOG), 1 pg_multixact/members, 2 pg_multixact/offsets. */
 export const SlruKind = { Clog: 0, MultiXactMembers: 1, MultiXactOffsets: 2 } as const
+
+/**
+ * The start of an Error response's message for a read that found damaged files. Neon's classes go by the
+ * message's prefix ("Read error" here, as Neon's computes expect); ours adds "data corrupted" so that
+ * clients can tell a corruption (retrying will not help) from a failure that may pass.
+ */
+export const READ_ERROR_CORRUPTED_PREFIX = 'Read error: data corrupted: '
 export type SlruKindNumber = 0 | 1 | 2
 
 export interface PagestreamRequestHeader {

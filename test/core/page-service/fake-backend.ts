@@ -59,6 +59,8 @@ export class FakeTimeline implements PageServiceTimeline {
   isDeleted = false
   /** A failure to throw from the next read, once. */
   failNextRead: Error | null = null
+  /** What `readFailed` was told, in order. */
+  readonly readFailures: unknown[] = []
   private waiters: Array<{ lsn: Lsn; resolve: () => void }> = []
   private timer: NodeJS.Timeout | null = null
 
@@ -82,6 +84,9 @@ export class FakeTimeline implements PageServiceTimeline {
   }
   walReceiverStatus(): string {
     return 'fake'
+  }
+  readFailed(err: unknown): void {
+    this.readFailures.push(err)
   }
   deleted(): boolean {
     return this.isDeleted

@@ -10,6 +10,7 @@ import { encodeRequestFrame } from '../../../src/core/protocol/pagestream.js'
 import { copyDoneMessage, copyDataMessage, query } from '../../../src/core/protocol/pg-frontend-messages.js'
 import type { TenantId, TimelineId } from '../../../src/core/model/ids.js'
 import { PagestreamRequestError } from '../../../src/core/page-service/client-errors.js'
+import { CorruptionError } from '../../../src/core/lib/errors.js'
 import { PageServiceServer } from '../../../src/core/page-service/server.js'
 import { fakePage, REL, TENANT, TIMELINE, OTHER_TENANT } from './fake-backend.js'
 import { errorCode, errorMessage, startServer, type RawSocket, type Running } from './support.js'
@@ -149,6 +150,27 @@ for (const version of [2, 3] as const) {
         'ok',
       ])
       expect(r.server.metrics.requestErrors).toBe(3)
+      // The backend is told of the read failures (for the server's log), not of refused requests.
+      expect(tl.readFailures.map((e) => (e as Error).message)).toEqual(['disk on fire', expect.stringMatching(/^could not find data for key/)])
+    })
+
+    it('a read that finds damaged files is a corruption for the client, not an outage', async () => {
+      const r = await start()
+      const tl = r.backend.main
+      const s = await (await r.client()).pagestream(TENANT, TIMELINE, { version })
+      tl.failNextRead = new CorruptionError('LAYER_CORRUPT', 'layer file /x/y is corrupt: value fails its checksum')
+      const err = await s.getPage(REL, 1).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(PagestreamRequestError)
+      expect(err).toMatchObject({
+        kind: 'corruption',
+        exitCode: 5,
+        code: 'PAGESTREAM_DATA_CORRUPTED',
+        errorClass: 'data_corrupted',
+        message: 'Read error: data corrupted: layer file /x/y is corrupt: value fails its checksum',
+      })
+      expect((err as PagestreamRequestError).hint).toContain('restore it from a backup')
+      expect(tl.readFailures).toHaveLength(1)
+      expect((await s.getPage(REL, 4)).equals(fakePage(REL, 4, tl.last))).toBe(true)
     })
 
     it('a request that waits for WAL is answered after it arrives even when the backend could answer at once', async () => {
