@@ -6,6 +6,7 @@ import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { startProgress } from '../../cli/render.js'
 import { exportTimeline, exportTimelineFromServer, type ExportResult } from '../../core/app/export.js'
+import { abortOnSignals } from '../../cli/interrupt.js'
 import { formatBytes } from '../../core/lib/units.js'
 
 export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
@@ -52,7 +53,10 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
       progress.update(`exporting timeline ${f.timeline}: ${files} files, ${formatBytes(bytes)}`)
     }
     const ctx = await this.appContext()
-    const common = { tenantId: f.tenant, timelineId: f.timeline, dir: resolve(f.pgdata), onProgress, ...(f.lsn === undefined ? {} : { lsn: f.lsn }) }
+    // Interrupted, the export removes what it wrote (a data directory without pg_control, or without some
+    // relations, must not be left looking like one).
+    const interrupt = abortOnSignals()
+    const common = { tenantId: f.tenant, timelineId: f.timeline, dir: resolve(f.pgdata), onProgress, signal: interrupt.signal, ...(f.lsn === undefined ? {} : { lsn: f.lsn }) }
     // A server running on this workdir holds WAL not yet flushed: ask it rather than the files.
     const running = f.server === undefined && !f.offline ? (await this.serverClient())?.server.pgAddr : undefined
     const serverAddr = f.server ?? running
@@ -67,6 +71,8 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     } catch (e) {
       progress.fail()
       throw e
+    } finally {
+      interrupt.dispose()
     }
     progress.succeed(`exported timeline ${r.timelineId} at ${r.lsn}: ${r.files} files, ${formatBytes(r.bytes)}`)
     this.log(`wrote ${r.dir}: timeline ${r.timelineId} at ${r.lsn} (checkpoint at ${r.checkpointLsn}), ${r.files} files, ${formatBytes(r.bytes)}`)

@@ -1,6 +1,7 @@
 import { BaseCommand } from '../../cli/base-command.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { startProgress } from '../../cli/render.js'
+import { abortOnSignals } from '../../cli/interrupt.js'
 import { syncTimeline, type SyncResult } from '../../core/app/sync.js'
 import { formatLsn } from '../../core/pg/lsn.js'
 import { formatBytes } from '../../core/lib/units.js'
@@ -23,10 +24,7 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
 
   async run(): Promise<SyncResult> {
     const progress = await startProgress('syncing', this.jsonEnabled())
-    const abort = new AbortController()
-    const onSignal = () => abort.abort()
-    process.once('SIGINT', onSignal)
-    process.once('SIGTERM', onSignal)
+    const interrupt = abortOnSignals()
     try {
       const server = await this.serverClient()
       if (server) {
@@ -37,7 +35,7 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
           'POST',
           `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}/sync`,
           { until: this.flags.until === undefined ? undefined : formatLsn(this.flags.until) },
-          { timeoutMs: null, signal: abort.signal },
+          { timeoutMs: null, signal: interrupt.signal },
         )
         progress.stop()
         this.log(`last record ${r.lastRecordLsn}, disk consistent ${r.diskConsistentLsn} (streamed by the running server)`)
@@ -47,7 +45,7 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
         tenantId: this.flags.tenant,
         timelineId: this.flags.timeline,
         until: this.flags.until,
-        signal: abort.signal,
+        signal: interrupt.signal,
         onProgress: (p) => progress.update(`at ${formatLsn(p.lastRecordLsn)}, ${formatBytes(p.targetLsn > p.lastRecordLsn ? Number(p.targetLsn - p.lastRecordLsn) : 0)} behind ${formatLsn(p.targetLsn)} (${p.records} records)`),
       })
       progress.stop()
@@ -55,8 +53,7 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
       return r
     } finally {
       progress.stop()
-      process.removeListener('SIGINT', onSignal)
-      process.removeListener('SIGTERM', onSignal)
+      interrupt.dispose()
     }
   }
 }

@@ -13,7 +13,7 @@
  * what a client of `fullbackup` gets.
  */
 import { join } from 'node:path'
-import { UsageError } from '../lib/errors.js'
+import { InterruptedError, UsageError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
 import { decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
@@ -80,6 +80,8 @@ export interface ExportOptions {
   dir: string
   /** Called as data is written (bytes of file data, files). */
   onProgress?: (bytes: number, files: number) => void
+  /** Stops the export (InterruptedError); what was written is removed. */
+  signal?: AbortSignal
 }
 
 export interface ExportServerOptions extends ExportOptions {
@@ -103,13 +105,31 @@ export interface ExportResult {
   source: 'offline' | 'server'
 }
 
-/** Unpacks a tar stream into `dir` (mode 0700, owned by postgres when we are root); removes it on failure. */
+/** How long an export may run without letting the event loop turn (signals are handled in a turn). */
+const EVENT_LOOP_TURN_MS = 50
+
+/**
+ * Unpacks a tar stream into `dir` (mode 0700, owned by postgres when we are root); removes it on failure
+ * and when `o.signal` aborts (checked between chunks).
+ */
 async function unpack(chunks: AsyncIterable<Uint8Array>, o: ExportOptions, noSync: boolean): Promise<{ files: number; bytes: number }> {
   const owner = isRoot() ? lookupOsUser('postgres') : null
   const writer = TarDirectoryWriter.create(o.dir, { owner, noSync })
   try {
     const reader = new TarReader(writer)
+    let yieldedAt = performance.now()
     for await (const c of chunks) {
+      // An offline export can run without ever waiting for I/O (pages from image layers, read synchronously):
+      // give the event loop a turn now and then, so that a signal's handler runs and can stop it.
+      if (o.signal !== undefined && performance.now() - yieldedAt > EVENT_LOOP_TURN_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        yieldedAt = performance.now()
+      }
+      if (o.signal?.aborted) {
+        throw new InterruptedError('EXPORT_INTERRUPTED', `the export into ${o.dir} was interrupted; what it had written was removed`, {
+          hint: 'Run the export again.',
+        })
+      }
       reader.feed(Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length))
       o.onProgress?.(writer.stats.bytes, writer.stats.files)
     }

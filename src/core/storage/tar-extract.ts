@@ -91,6 +91,8 @@ export class TarDirectoryWriter implements TarSink {
     readonly dir: string,
     private readonly createdRoot: boolean,
     private readonly opts: ExtractOptions,
+    /** Mode and owner of the (empty) directory it was given, restored by abort(); null when it made it. */
+    private readonly existedAs: { mode: number; uid: number; gid: number } | null = null,
   ) {
     this.entriesMax = opts.entriesMax ?? EXTRACT_ENTRIES_MAX_DEFAULT
     this.knownDirs.add('')
@@ -99,8 +101,11 @@ export class TarDirectoryWriter implements TarSink {
   /** Prepares `dir` (created, or existing and empty) with mode 0700 and the owner. */
   static create(dir: string, opts: ExtractOptions = {}): TarDirectoryWriter {
     let existed = false
+    let existedAs: { mode: number; uid: number; gid: number } | null = null
     try {
-      existed = statSync(dir).isDirectory()
+      const st = statSync(dir)
+      existed = st.isDirectory()
+      existedAs = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid }
       if (!existed) throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} exists and is not a directory`, { hint: 'Choose a new directory for the export.' })
       if (readdirSync(dir).length > 0) {
         throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} is not empty`, { hint: 'Export into a new or empty directory; an export never mixes with old files.' })
@@ -115,7 +120,7 @@ export class TarDirectoryWriter implements TarSink {
     } catch (e) {
       throw outputFailed(dir, e)
     }
-    return new TarDirectoryWriter(dir, !existed, opts)
+    return new TarDirectoryWriter(dir, !existed, opts, existedAs)
   }
 
   entry(h: TarEntryHeader): void {
@@ -199,6 +204,15 @@ export class TarDirectoryWriter implements TarSink {
     }
     for (const f of this.createdFiles) rmSync(f, { force: true })
     for (const d of [...this.createdDirs].reverse()) rmSync(d, { recursive: true, force: true })
+    // The empty directory it was given goes back to how it was (create() made it 0700, maybe postgres's).
+    if (this.existedAs !== null) {
+      try {
+        chmodSync(this.dir, this.existedAs.mode)
+        chownSync(this.dir, this.existedAs.uid, this.existedAs.gid)
+      } catch {
+        // best effort: the export's own error is the one to report
+      }
+    }
   }
 
   private ensureDir(parts: string[]): void {

@@ -186,6 +186,13 @@ describe.skipIf(!pgAvailable())('basebackup and fullbackup of a bootstrapped tim
 
     await expect(exportTimeline(ctx, { tenantId, timelineId, dir })).rejects.toThrow(expect.objectContaining({ code: 'EXPORT_DIR_NOT_EMPTY' }))
 
+    // Interrupted once files are being written (as `timeline export` on SIGINT/SIGTERM): nothing is left.
+    const cut = join(root, 'export-interrupted')
+    const ac = new AbortController()
+    const interrupted = await exportTimeline(ctx, { tenantId, timelineId, dir: cut, signal: ac.signal, onProgress: (_bytes, files) => files > 0 && ac.abort() }).catch((e: unknown) => e)
+    expect(interrupted).toMatchObject({ code: 'EXPORT_INTERRUPTED', exitCode: 130 })
+    expect(existsSync(cut)).toBe(false)
+
     const pg = await PgCluster.startOnDataDir(dir, { name: 'export-initdb' })
     try {
       expect(pg.logTail()).not.toMatch(/automatic recovery|redo starts/)
@@ -339,5 +346,11 @@ describe('TarDirectoryWriter refuses what is not a data directory backup', () =>
     expect(readdirSync(dir)).toEqual([])
     writeFileSync(join(dir, 'old'), 'x')
     expect(() => TarDirectoryWriter.create(dir)).toThrow(expect.objectContaining({ code: 'EXPORT_DIR_NOT_EMPTY' }))
+    // An empty target it was given gets its mode back when the export fails (create() made it 0700).
+    const given = join(root, 'given')
+    mkdirSync(given, { mode: 0o755 })
+    chmodSync(given, 0o755)
+    expect(() => extract(given, archive([{ path: 'a', data: '1' }, { path: 'a', data: '2' }]))).toThrow(expect.objectContaining({ code: 'BACKUP_BAD_ENTRY' }))
+    expect(statSync(given).mode & 0o777).toBe(0o755)
   })
 })
