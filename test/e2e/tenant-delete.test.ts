@@ -51,7 +51,7 @@ describe('pageserver tenant delete', () => {
     const gone = await tenantWithBranch()
     const r = await cli(['tenant', 'delete', '--tenant', gone.tenantId, '--json'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
+    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
     expect(existsSync(join(workdir, 'tenants', gone.tenantId))).toBe(false)
     expect(readdirSync(join(workdir, 'tenants'))).toEqual([keep.tenantId])
     expect(await tenantIds()).toEqual([keep.tenantId])
@@ -91,7 +91,7 @@ describe('pageserver tenant delete', () => {
 
     const r = await cli(['tenant', 'delete', '--tenant', gone.tenantId, '--json'])
     expect(r.code, r.stderr).toBe(0) // offline it would have failed on the server's lock (exit 4)
-    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
+    expect(r.json()).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
     expect(existsSync(join(workdir, 'tenants', gone.tenantId))).toBe(false)
     expect(await tenantIds()).toEqual([keep])
     const again = await cli(['tenant', 'delete', '--tenant', gone.tenantId, '--json'])

@@ -6,6 +6,8 @@
  * primary's disk. So deleting a timeline (or a tenant) drops the slots of what it deleted, after the
  * deletion itself (which does not depend on the primary). A primary that cannot be reached in time, or a
  * slot still in use, leaves the slot: the result names it, with the reason and the SQL that drops it by hand.
+ * A timeline whose metadata cannot be read may hold a slot nobody can name: the result says so
+ * (`slotsUnknown`, with the default slot name to look for).
  */
 import { join } from 'node:path'
 import { messageOf, PageserverError } from '../lib/errors.js'
@@ -16,6 +18,7 @@ import { METADATA_FILE } from '../repository/timeline.js'
 import type { TimelineId } from '../model/ids.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { dropSlot } from '../walreceiver/replication-slots.js'
+import { defaultSlotName } from './import.js'
 
 /** How long a delete waits for each primary before leaving its slot. */
 const SLOT_DROP_CONNECT_TIMEOUT_MS = 5_000
@@ -37,28 +40,47 @@ export interface SlotLeft {
   readonly dropWith: string
 }
 
+/** A deleted timeline whose metadata could not be read: whether it held a slot, and where, is unknown. */
+export interface SlotUnknown {
+  readonly timelineId: string
+  readonly reason: string
+  /** The name its slot has unless another was chosen (`--slot`): look for it on the primaries. */
+  readonly defaultSlotName: string
+}
+
 export interface SlotsDropped {
   /** Slots dropped (or already gone), by name. */
   readonly slotsDropped: string[]
   readonly slotsLeft: SlotLeft[]
+  readonly slotsUnknown: SlotUnknown[]
+}
+
+export interface SlotsFound {
+  readonly refs: SlotRef[]
+  readonly unknown: SlotUnknown[]
 }
 
 /** The slots the timelines `ids` of `tenant` stream through (read from their metadata, before deleting). */
-export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): SlotRef[] {
-  const out: SlotRef[] = []
+export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): SlotsFound {
+  const refs: SlotRef[] = []
+  const unknown: SlotUnknown[] = []
   for (const id of ids) {
     let src
     try {
       src = readMetadata(join(tenant.timelineDir(id), METADATA_FILE)).walSource
-    } catch {
-      continue // unreadable metadata: nothing to go on (the delete reports its own errors)
+    } catch (e) {
+      unknown.push({ timelineId: id, reason: messageOf(e), defaultSlotName: defaultSlotName(id) })
+      continue
     }
-    if (src?.slotName) out.push({ connString: src.connString, slotName: src.slotName })
+    if (src?.slotName) refs.push({ connString: src.connString, slotName: src.slotName })
   }
-  return out
+  return { refs, unknown }
 }
 
-export async function dropSlots(refs: readonly SlotRef[]): Promise<SlotsDropped> {
+export const NO_SLOTS: SlotsFound = Object.freeze({ refs: [], unknown: [] })
+
+export async function dropSlots(found: SlotsFound): Promise<SlotsDropped> {
+  const refs = found.refs
   const slotsDropped: string[] = []
   const slotsLeft: SlotLeft[] = []
   for (const ref of refs) {
@@ -87,5 +109,5 @@ export async function dropSlots(refs: readonly SlotRef[]): Promise<SlotsDropped>
       slotsLeft.push({ slotName: ref.slotName, server, reason: messageOf(e), dropWith: `SELECT pg_drop_replication_slot('${ref.slotName}');` })
     }
   }
-  return { slotsDropped, slotsLeft }
+  return { slotsDropped, slotsLeft, slotsUnknown: [...found.unknown] }
 }

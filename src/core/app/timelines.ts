@@ -5,7 +5,7 @@
  * Results are plain objects with LSNs as "X/X" strings: exactly what `--json` prints (the contract scripts
  * rely on).
  */
-import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
+import { dropSlots, NO_SLOTS, slotsOfTimelines, type SlotsDropped } from './slots.js'
 import { join } from 'node:path'
 import { ConflictError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
@@ -200,7 +200,7 @@ export async function deleteTimelineIn(
   timelineId: TimelineId,
 ): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
   const tenant = await repo.tenant(tenantId)
-  const slots = (await tenant.timelineIds()).includes(timelineId) ? slotsOfTimelines(tenant, [timelineId]) : []
+  const slots = (await tenant.timelineIds()).includes(timelineId) ? slotsOfTimelines(tenant, [timelineId]) : NO_SLOTS
   await tenant.deleteTimeline(timelineId)
   return { tenantId, timelineId, deleted: true as const, ...(await dropSlots(slots)) }
 }

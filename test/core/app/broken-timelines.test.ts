@@ -20,6 +20,7 @@ import { METADATA_FILE } from '../../../src/core/repository/timeline.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 import { contextFor, FIXTURE_LSN, FIXTURE_REL, tenantWithTimelines } from '../../support/tenant-fixture.js'
 import { runCli } from '../../support/cli.js'
+import { defaultSlotName } from '../../../src/core/app/import.js'
 
 const newDir = tempDirs('ps-broken-')
 const listen = ['listen_pg_addr="127.0.0.1:0"', 'listen_http_addr="127.0.0.1:0"']
@@ -80,7 +81,15 @@ describe('broken timelines offline', () => {
     expect(refused).toBeInstanceOf(ConflictError)
     expect((refused as ConflictError).code).toBe('TIMELINE_CHILDREN_UNKNOWN')
     expect((refused as ConflictError).hint).toContain(`Delete timeline ${f.branch} first`)
-    expect(await deleteTimeline(ctx, f.tenantId, f.branch)).toMatchObject({ timelineId: f.branch, deleted: true })
+    // Its metadata cannot say whether it held a replication slot: the result says so, with the name to look for.
+    expect(await deleteTimeline(ctx, f.tenantId, f.branch)).toEqual({
+      tenantId: f.tenantId,
+      timelineId: f.branch,
+      deleted: true,
+      slotsDropped: [],
+      slotsLeft: [],
+      slotsUnknown: [{ timelineId: f.branch, reason: expect.stringContaining('is corrupt'), defaultSlotName: defaultSlotName(f.branch) }],
+    })
     expect((await listTimelines(ctx, f.tenantId)).map((t) => [t.timelineId, t.state])).toEqual([[f.root, 'Active']])
   })
 
@@ -99,6 +108,9 @@ describe('broken timelines offline', () => {
     expect(json.code).toBe(0)
     expect(json.stderr).toBe('')
     expect(json.json<ListedTimeline[]>().map((t) => [t.timelineId, t.state]).sort()).toEqual([[f.root, 'Active'], [f.branch, 'Broken']].sort())
+    const del = await runCli(['timeline', 'delete', '--tenant', f.tenantId, '--timeline', f.branch, '--workdir', ctx.config.workdir])
+    expect(del.code, del.stderr).toBe(0)
+    expect(del.stderr).toContain(`so a replication slot it may hold on its primary was not dropped; look for ${defaultSlotName(f.branch)}`)
   })
 })
 

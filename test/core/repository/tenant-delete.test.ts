@@ -3,7 +3,7 @@
 // tenant, and DELETE /v1/tenant/:tenant_id on an in-process PageServer (timelines dropped from service
 // with their WAL receivers stopped, Neon's JWT scopes). No PostgreSQL needed: timelines are built by hand.
 import { describe, expect, it } from 'vitest'
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { exportSPKI, generateKeyPair, SignJWT } from 'jose'
 import { tenantOptions, withRepository, type AppContext } from '../../../src/core/app/context.js'
@@ -27,7 +27,7 @@ describe('tenant delete (offline)', () => {
     const ctx = await contextFor(newDir())
     const keep = await tenantWithTimelines(ctx)
     const gone = await tenantWithTimelines(ctx)
-    expect(await deleteTenant(ctx, gone.tenantId)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
+    expect(await deleteTenant(ctx, gone.tenantId)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
     expect(readdirSync(tenantsDirOf(ctx))).toEqual([keep.tenantId])
     expect(await listTenants(ctx)).toEqual([{ tenantId: keep.tenantId, timelines: 2 }])
     // The other tenant is untouched and still loads.
@@ -171,7 +171,7 @@ describe('DELETE /v1/tenant/:tenant_id', () => {
       expect(goneService.walReceiverStatus()).toMatch(/^reconnecting \(attempt \d+, last record 0\/108\): .*ECONNREFUSED/)
       const client = new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, undefined)
 
-      expect(await client.request('DELETE', `/v1/tenant/${gone.tenantId}`)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [] })
+      expect(await client.request('DELETE', `/v1/tenant/${gone.tenantId}`)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
       expect(goneService.walReceiverStatus()).toBe('stopped')
       expect(() => server.service(gone.tenantId, gone.root)).toThrow(NotFoundError)
       expect(server.servedTimelines().every((s) => s.tenant.id === keep.tenantId)).toBe(true)
@@ -199,6 +199,7 @@ describe('DELETE /v1/tenant/:tenant_id', () => {
     const keyPath = join(dir, 'auth_public_key.pem')
     writeFileSync(keyPath, await exportSPKI(publicKey))
     const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA' }).sign(privateKey)
+    mkdirSync(join(dir, 'w')) // as `pageserver init` would: commands refuse a missing workdir
     const ctx = await contextFor(join(dir, 'w'), [...listenOverrides, 'http_auth_type="NeonJWT"', `auth_validation_public_key_path='${keyPath}'`])
     const a = parseTenantId((await createTenant(ctx)).tenantId)
     const b = parseTenantId((await createTenant(ctx)).tenantId)
@@ -208,8 +209,8 @@ describe('DELETE /v1/tenant/:tenant_id', () => {
         new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, token)
       await expect(as(undefined).request('DELETE', `/v1/tenant/${a}`)).rejects.toThrow(/Authorization/)
       await expect(as(await sign({ scope: 'tenant', tenant_id: b })).request('DELETE', `/v1/tenant/${a}`)).rejects.toThrow(/Forbidden/)
-      expect(await as(await sign({ scope: 'tenant', tenant_id: a })).request('DELETE', `/v1/tenant/${a}`)).toEqual({ tenantId: a, deleted: true, slotsDropped: [], slotsLeft: [] })
-      expect(await as(await sign({ scope: 'pageserverapi' })).request('DELETE', `/v1/tenant/${b}`)).toEqual({ tenantId: b, deleted: true, slotsDropped: [], slotsLeft: [] })
+      expect(await as(await sign({ scope: 'tenant', tenant_id: a })).request('DELETE', `/v1/tenant/${a}`)).toEqual({ tenantId: a, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
+      expect(await as(await sign({ scope: 'pageserverapi' })).request('DELETE', `/v1/tenant/${b}`)).toEqual({ tenantId: b, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
       expect(readdirSync(tenantsDirOf(ctx))).toEqual([])
     } finally {
       await server.stop()
