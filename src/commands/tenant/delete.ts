@@ -12,8 +12,9 @@ export default class TenantDelete extends BaseCommand<typeof TenantDelete> {
     'tombstone the next start removes. Only local files are deleted: nothing is uploaded to remote storage ' +
     'yet, so there is no remote copy (as for timeline delete). The replication slots its timelines stream through ' +
     'are dropped on their primaries; a slot that cannot be (primary down, slot in use) is named in a warning with ' +
-    'the SQL to drop it by hand (slotsLeft in JSON): it keeps WAL there until dropped. A missing tenant exits 3. With --json, ' +
-    '{"tenantId": "...", "deleted": true, "slotsDropped": [...], "slotsLeft": [...]}. While `pageserver serve` runs on the workdir, the request goes ' +
+    'the SQL to drop it by hand (slotsLeft in JSON): it keeps WAL there until dropped. A timeline whose metadata cannot ' +
+    'be read may hold a slot nobody can name: a warning gives the default slot name to look for (slotsUnknown). A missing tenant exits 3. With --json, ' +
+    '{"tenantId": "...", "deleted": true, "slotsDropped": [...], "slotsLeft": [...], "slotsUnknown": [...]}. While `pageserver serve` runs on the workdir, the request goes ' +
     'through its management API: the server stops the tenant\'s WAL receivers and stops serving it first.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef']
   static override flags = {

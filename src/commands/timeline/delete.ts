@@ -10,7 +10,9 @@ export default class TimelineDelete extends BaseCommand<typeof TimelineDelete> {
     'Refused (exit 4) while other timelines branch from it. A missing timeline exits 3. The replication slot it ' +
     'streams through (import, timeline source) is dropped on its primary; when that cannot be done (primary down, ' +
     'slot in use) a warning names the slot and the SQL to drop it by hand (slotsLeft in JSON): it keeps WAL there ' +
-    'until dropped.'
+    'until dropped. A broken timeline (its metadata cannot be read) can be deleted; whether it held a slot is then ' +
+    'unknown, and a warning gives the default slot name to look for (slotsUnknown). With --json, {"tenantId", ' +
+    '"timelineId", "deleted": true, "slotsDropped": [...], "slotsLeft": [...], "slotsUnknown": [...]}.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
