@@ -1,5 +1,6 @@
 // End to end: `pageserver init` and `pageserver config show` through the built CLI (npm run build first).
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -51,6 +52,16 @@ describe('pageserver init / config show', () => {
     expect(j.config.checkpointDistanceBytes).toBe(64 * 1024 * 1024)
     expect(j.config.remoteStorage).toEqual({ kind: 'local', localPath: join(wd, 'remote'), concurrencyLimit: 100, timeoutMs: 120000 })
     expect(j.origins).toMatchObject({ checkpoint_distance: 'file', remote_storage: 'file', gc_horizon: 'default' })
+  })
+
+  it('config show refuses a pageserver.toml that is a FIFO (exit 2) instead of waiting for a writer', async () => {
+    const wd = join(dir, 'fifo')
+    await mkdir(wd)
+    execFileSync('mkfifo', [join(wd, 'pageserver.toml')])
+    const r = await runCli(['config', 'show', '-D', wd, '--json'], { timeoutMs: 20_000 })
+    expect(r.timedOut).toBe(false)
+    expect(r.code).toBe(2)
+    expect(r.json().error).toMatchObject({ code: 'CONFIG_UNREADABLE', message: `config file ${join(wd, 'pageserver.toml')} is not a regular file: it is a FIFO (named pipe)` })
   })
 
   it('config show --json prints the defaults when there is no file', async () => {

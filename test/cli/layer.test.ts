@@ -1,6 +1,7 @@
 // End to end: `pageserver layer list` and `layer dump` through the built CLI (npm run build first), on
 // files written by the layer writers: JSON contracts, text output, exit 3 for a missing timeline or file,
 // exit 5 naming the file for a corrupt one (after printing what was read before the fault).
+import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -155,6 +156,25 @@ describe('pageserver layer list / dump', () => {
       const m = await runCli(['layer', 'dump', join(dir, 'missing')])
       expect(m.code).toBe(3)
       expect(m.stderr).toContain('missing')
+    })
+  })
+
+  it('layer dump: a directory, a path through a file, or a FIFO exits 2 naming the path (never hangs)', async () => {
+    await withTempDir('ps-cli-layer-path-', async (dir) => {
+      const d = await runCli(['layer', 'dump', dir, '--json'])
+      expect(d.code).toBe(2)
+      expect(d.json().error).toMatchObject({ code: 'NOT_A_REGULAR_FILE', message: expect.stringContaining(dir) })
+      expect(d.json().error.hint).not.toMatch(/disk|permission/)
+      const through = join(deltaPath, 'x')
+      const n = await runCli(['layer', 'dump', through, '--json'])
+      expect(n.code).toBe(2)
+      expect(n.json().error).toMatchObject({ code: 'PATH_NOT_A_DIRECTORY', message: expect.stringContaining(through) })
+      const fifo = join(dir, 'fifo')
+      execFileSync('mkfifo', [fifo])
+      const f = await runCli(['layer', 'dump', fifo], { timeoutMs: 20_000 })
+      expect(f.timedOut).toBe(false)
+      expect(f.code).toBe(2)
+      expect(f.stderr).toContain(`${fifo} is not a regular file: it is a FIFO`)
     })
   })
 })

@@ -190,6 +190,31 @@ describe('pageserver redo replay', () => {
     expect(beyond.json().error.code).toBe('REPLAY_LSN_BEYOND_WAL')
   })
 
+  it('refuses a --base from after --lsn, or one that is not a page (exit 2)', async () => {
+    const later = Buffer.from(earlyPage)
+    const laterLsn = lsn + 0x100n
+    later.writeUInt32LE(Number(laterLsn >> 32n), 0) // pd_lsn: xlogid, then xrecoff
+    later.writeUInt32LE(Number(laterLsn & 0xffffffffn), 4)
+    const base = join(dir, 'later.bin')
+    writeFileSync(base, later)
+    const r = await replay(['--rel', heapRel, '--blk', '0', '--base', base, '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json().error).toMatchObject({ code: 'REPLAY_BASE_AFTER_LSN', message: `base file ${base} has pd_lsn ${formatLsn(laterLsn as Lsn)}, after the requested LSN ${formatLsn(lsn)}` })
+    const junk = join(dir, 'junk.bin')
+    writeFileSync(junk, Buffer.alloc(8192, 0xa5))
+    const j = await replay(['--rel', heapRel, '--blk', '0', '--base', junk, '--json'])
+    expect(j.code).toBe(2)
+    expect(j.json().error).toMatchObject({ code: 'REPLAY_BAD_BASE_PAGE', message: expect.stringContaining(junk) })
+  })
+
+  it('refuses a directory as --base or --verify (exit 2) naming the flag and the path', async () => {
+    for (const flag of ['--base', '--verify']) {
+      const r = await replay(['--rel', heapRel, '--blk', '0', flag, dir, '--json'])
+      expect(r.code, flag).toBe(2)
+      expect(r.json().error).toMatchObject({ code: 'NOT_A_REGULAR_FILE', message: `${flag} page file ${dir} is not a regular file: it is a directory` })
+    }
+  })
+
   it('an --lsn before the first segment: the hint names no flag the command lacks', async () => {
     const r = await runCli(['redo', 'replay', '--wal', wal, '--rel', heapRel, '--blk', '0', '--lsn', '0/1', '-D', join(dir, 'wd'), '--json'])
     expect(r.code).toBe(2)

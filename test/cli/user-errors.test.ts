@@ -2,7 +2,7 @@
 // flags by their names, both forms for a flag with a short one; "--flag: <why>" for a value that does not
 // parse), unknown commands as UNKNOWN_COMMAND (JSON with --json, named with spaces, exit 2), and the hints of
 // errors raised on a real workdir: a missing timeline, a timeline with no WAL source, an unknown tenant.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -60,6 +60,33 @@ describe('unknown commands', () => {
     const typo = await runCli(['timline', 'list', '--json'])
     expect(typo.code).toBe(2)
     expect(typo.json<ErrorJson>().error).toMatchObject({ code: 'UNKNOWN_COMMAND', message: 'unknown command "timline list"', hint: expect.stringContaining('`pageserver timeline list`') })
+  })
+})
+
+describe('a workdir that does not exist', () => {
+  let root: string
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ps-cli-no-workdir-'))
+  })
+  afterAll(() => {
+    if (root) rmSync(root, { recursive: true, force: true })
+  })
+
+  it('is WORKDIR_NOT_FOUND (exit 3) for checkpoint and timeline delete, and nothing is created', async () => {
+    const missing = join(root, 'typo', 'wd')
+    for (const args of [
+      ['checkpoint', '--tenant', ID, '--timeline', ID],
+      ['timeline', 'delete', '--tenant', ID, '--timeline', ID],
+      ['tenant', 'create'],
+    ]) {
+      const r = await runCli([...args, '-D', missing, '--json'])
+      expect(r.code, args.join(' ')).toBe(3)
+      const e = r.json<ErrorJson>().error
+      expect(e).toMatchObject({ code: 'WORKDIR_NOT_FOUND', message: `the workdir ${missing} does not exist` })
+      expect(e.hint).toContain('pageserver init')
+      expect(e.hint).toContain('PAGESERVER_WORKDIR')
+      expect(existsSync(join(root, 'typo'))).toBe(false)
+    }
   })
 })
 

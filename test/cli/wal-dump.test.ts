@@ -105,6 +105,43 @@ describe.skipIf(!pgAvailable())('pageserver wal dump', () => {
     expect(j.json().error).toMatchObject({ code: 'WAL_PATH_NOT_FOUND' })
   })
 
+  it('refuses a first page of another position (a segment under the wrong name) naming the file and both addresses', async () => {
+    const segs = pg.walSegments()
+    const next = segs[0]!.slice(0, 16) + (parseInt(segs[0]!.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')
+    const dir = join(scratch, 'misnamed')
+    mkdirSync(dir)
+    copyFileSync(join(walDir, segs[0]!), join(dir, next))
+    const own = formatLsn(BigInt(parseInt(segs[0]!.slice(16), 16)) * 16n * 1024n * 1024n)
+    const expected = formatLsn(BigInt(parseInt(next.slice(16), 16)) * 16n * 1024n * 1024n)
+    const r = await runCli(['wal', 'dump', dir, '--json'])
+    expect(r.code).toBe(2)
+    const err = r.json().error
+    expect(err.code).toBe('WAL_UNEXPECTED_FIRST_PAGE')
+    expect(err.message).toContain(join(dir, next))
+    expect(err.message).toContain(`expected at ${expected}`)
+    expect(err.message).toContain(`page address ${own}`)
+  })
+
+  it('refuses a FIFO named like a segment (exit 2) instead of blocking on it', async () => {
+    const dir = join(scratch, 'fifo')
+    mkdirSync(dir)
+    const fifo = join(dir, pg.walSegments()[0]!)
+    spawnSync('mkfifo', [fifo])
+    const r = await runCli(['wal', 'dump', fifo], { timeoutMs: 20_000 })
+    expect(r.timedOut).toBe(false)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain(`WAL segment ${fifo} is not a regular file: it is a FIFO`)
+  })
+
+  it('exits 3 for a --start past the end of the files', async () => {
+    const segs = pg.walSegments()
+    const filesEnd = BigInt(parseInt(segs[segs.length - 1]!.slice(16), 16) + 1) * 16n * 1024n * 1024n
+    const r = await runCli(['wal', 'dump', walDir, '--start', formatLsn(filesEnd + 0x28n)])
+    expect(r.code).toBe(3)
+    expect(r.stderr).toContain('which was not given')
+    expect(r.stderr).toContain(`ends at ${formatLsn(filesEnd)}`)
+  })
+
   it('prints what it decoded before corrupt WAL, then the error with the LSN, and exits 5', async () => {
     const target = oracle[Math.floor(oracle.length / 2)]!
     const segs = pg.walSegments()

@@ -10,7 +10,8 @@
  *    errors: [{lsn, type, rel, fork, blk, code, message}], hintBitsLogged, hintBitsSource,
  *    wal: {firstRecordLsn, endLsn, reason, message}}
  * Exit codes: 0 no mismatch (records without redo are skipped and counted, not failures); 5 (corruption
- * class) on any mismatch or redo error, after printing the report; 3 missing WAL path; 2 bad flags.
+ * class) on any mismatch or redo error, after printing the report; 3 missing WAL path; 2 bad flags or
+ * nothing verified (no record read, or no block image among the records).
  */
 import { setMaxListeners } from 'node:events'
 import { Args, Flags } from '@oclif/core'
@@ -81,8 +82,8 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     '--data-checksums, else from pg_control when the directory is a data directory\'s pg_wal, else from the WAL ' +
     '(XLOG/FPI_FOR_HINT, PARAMETER_CHANGE); it only changes masked bytes. Pool size and timeouts come from the ' +
     'config (wal_redo_workers, wal_redo_timeout, wal_redo_command). Exit codes: 0 no mismatch, 5 any mismatch ' +
-    'or redo error, 3 WAL path not found, 2 bad flags or nothing verified (records read, but no block image to ' +
-    'compare with: WAL written without wal_consistency_checking).'
+    'or redo error, 3 WAL path not found, 2 bad flags or nothing verified (no WAL record read, or records read but ' +
+    'no block image to compare with: WAL written without wal_consistency_checking).'
 
   static override examples = [
     { description: 'Verify the WAL of a test cluster.', command: '<%= config.bin %> <%= command.id %> $PGDATA/pg_wal' },
@@ -148,12 +149,16 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
       if (!json) process.stderr.write(`pageserver: ${out.mismatches} of ${out.blocksChecked} checked blocks do not match PostgreSQL's images\n`)
       this.exit(EXIT_CODES.corruption)
     }
-    if (out.blocksChecked === 0 && out.recordsRead > 0) {
-      // A verification that compared nothing must not read as a pass to a script.
+    if (out.blocksChecked === 0) {
+      // A verification that compared nothing must not read as a pass to a script, whether it read records
+      // without images or no record at all (a start past the valid WAL, an end before the first record).
       if (!json) {
         process.stderr.write(
-          'pageserver: nothing was verified: no record carries a consistency-check image of a block we redo. ' +
-            'Write the WAL with wal_consistency_checking = all (or the resource managers to check) on the primary.\n',
+          out.recordsRead === 0
+            ? `pageserver: nothing was verified: no WAL record was read${out.wal.reason === null ? '' : ` (${out.wal.reason} at ${out.wal.endLsn}: ${out.wal.message})`}. ` +
+                'Check --start and --end against the WAL the files hold (pageserver wal dump shows it).\n'
+            : 'pageserver: nothing was verified: no record carries a consistency-check image of a block we redo. ' +
+                'Write the WAL with wal_consistency_checking = all (or the resource managers to check) on the primary.\n',
         )
       }
       this.exit(EXIT_CODES.usage)

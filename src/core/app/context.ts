@@ -8,7 +8,9 @@ import { SlabPool } from '../layer/value-slabs.js'
 import { Repository } from '../repository/repository.js'
 import type { TenantOptions } from '../repository/tenant.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
-import { mkdir } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
+import { isNotFoundFsError, NotFoundError, UsageError } from '../lib/errors.js'
+import { ioFailed } from '../storage/io-errors.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
 import { sharedPageCache } from '../datadir/page-cache.js'
 import { sharedValueCache } from '../layer/value-cache.js'
@@ -74,17 +76,40 @@ export interface RepositoryAccess {
 }
 
 /**
+ * Refuses a workdir that does not exist, before anything is created in it. Only `init`, `local start` and
+ * `serve` make a workdir; for every other command a missing one is a typo in -D or PAGESERVER_WORKDIR, and
+ * creating `<workdir>/tenants` on the way to "tenant not found" would hide that and leave litter behind.
+ */
+export async function requireWorkdir(workdir: string): Promise<void> {
+  let st
+  try {
+    st = await stat(workdir)
+  } catch (err) {
+    if (!isNotFoundFsError(err)) throw ioFailed('inspecting', workdir, err)
+    throw new NotFoundError('WORKDIR_NOT_FOUND', `the workdir ${workdir} does not exist`, {
+      hint: 'Create it with `pageserver init`, or point --workdir (-D) or PAGESERVER_WORKDIR at an existing workdir.',
+      details: { workdir },
+    })
+  }
+  if (!st.isDirectory()) {
+    throw new UsageError('WORKDIR_NOT_A_DIRECTORY', `the workdir ${workdir} is not a directory`, {
+      hint: 'Point --workdir (-D) or PAGESERVER_WORKDIR at a workdir made by `pageserver init`.',
+      details: { workdir },
+    })
+  }
+}
+
+/**
  * Opens the workdir's repository for the duration of `fn`, and always closes it. Mutating use cases pass
  * `lockFor` and hold the workdir lock (a running `serve` or another mutation makes them fail, naming the
- * holder); readers open read-only and never touch files another process may own.
+ * holder); readers open read-only and never touch files another process may own. The workdir must exist
+ * (requireWorkdir).
  */
 export async function withRepository<T>(ctx: AppContext, fn: (repo: Repository) => Promise<T>, access: RepositoryAccess = {}): Promise<T> {
   const readOnly = access.lockFor === undefined
+  await requireWorkdir(ctx.config.workdir)
   let lock: WorkdirLock | null = null
-  if (!readOnly) {
-    await mkdir(ctx.config.workdir, { recursive: true })
-    lock = WorkdirLock.acquire(ctx.config.workdir, access.lockFor!)
-  }
+  if (!readOnly) lock = WorkdirLock.acquire(ctx.config.workdir, access.lockFor!)
   try {
     applyCacheSizes(ctx)
     const repo = await Repository.open(ctx.config.workdir, tenantOptions(ctx, readOnly))

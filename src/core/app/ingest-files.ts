@@ -57,7 +57,9 @@ export async function ingestWalFiles(ctx: AppContext, o: IngestFilesOptions): Pr
       // bench/ingest-rss.ts). No CRC worker: ingest already keeps both cores busy (this thread, the flush
       // worker, GC), and a third busy thread made it slower, not faster: 3.5 s against 4.1 s elapsed and
       // 1.95 against 2.3 CPU-s on this thread (median of 6 alternated runs of bench/support/ingest-once.ts).
-      const wal = await WalFileReader.open(o.walPaths, { startLsn: from, endLsn: o.endLsn ?? null, reuseBuffers: true, crcWorker: false })
+      // `resume`: the timeline's last record may end where the files (or their valid WAL) end; a second run
+      // over the same files then reads nothing, which is no mistake.
+      const wal = await WalFileReader.open(o.walPaths, { startLsn: from, endLsn: o.endLsn ?? null, reuseBuffers: true, crcWorker: false, resume: true })
       const src = tl.metadata.walSource
       if (src !== null && (BigInt(src.systemId) !== wal.systemId || src.pgTimeline !== wal.timeline)) {
         throw new UsageError(

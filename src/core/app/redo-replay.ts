@@ -10,8 +10,9 @@
  *
  * Masked comparison: with the mask of the last resource manager in the chain that has one (heap_mask for
  * heap pages, btree_mask ...), else by page kind; visibility-map pages and pages of no known kind by LSN and
- * checksum only (as the verifier does). Files: base and verify pages must be exactly 8192 bytes; `outFile`
- * receives exactly the 8192 bytes of the page.
+ * checksum only (as the verifier does). Files: base and verify pages must be regular files of exactly 8192
+ * bytes, and a base must look like a page from at or before the LSN (checkBasePage); `outFile` receives
+ * exactly the 8192 bytes of the page.
  */
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -23,11 +24,12 @@ import { decodeControlFile } from '../pg/controlfile.js'
 import { WalFileReader, type WalReadEnd } from '../pg/wal-files.js'
 import { BLCKSZ } from '../pg/wal-record.js'
 import { hasMask, maskPage, maskPageLsnAndChecksum, maskVmPage } from '../redo/mask/index.js'
-import { pageGetLsn } from '../redo/page/page.js'
+import { getPdFlags, getPdLower, getPdSpecial, getPdUpper, maxalign, PD_VALID_FLAG_BITS, pageGetLsn } from '../redo/page/page.js'
 import { classifyPage, summarizePage, type PageKind, type PageSummary } from '../redo/page-summary.js'
 import { describeStart, REPLAY_CHAIN_BYTES_MAX, REPLAY_CHAIN_RECORDS_MAX, ReplayChainCollector, type ReplayChain } from '../redo/replay-chain.js'
 import { hintBitsEvidence } from '../redo/verify-wal.js'
 import { firstDifference } from '../redo/verify.js'
+import { inputPathFailed, statRegularFile } from '../storage/input-file.js'
 import { writeOutputFile } from '../storage/output-file.js'
 import { RedoPools, type RedoPoolSettings } from './redo-pool.js'
 
@@ -66,20 +68,52 @@ export interface RedoReplayResult {
   walEnd: WalReadEnd | null
 }
 
-async function readPageFile(path: string, what: string): Promise<Buffer> {
-  let b: Buffer
+/** Reads the page file given as --base or --verify (`what`): a regular file of exactly one page. */
+async function readPageFile(path: string, what: 'base' | 'verify'): Promise<Buffer> {
+  const extractHint = 'Extract one page, e.g. dd if=<relation file> bs=8192 skip=<blk> count=1 of=page.bin.'
   try {
-    b = await readFile(path)
+    // Checked first: a directory would fail the read with EISDIR, a FIFO would block it forever.
+    const st = await statRegularFile(path, `--${what} page file`)
+    if (st.size !== BLCKSZ) {
+      throw new UsageError('REPLAY_BAD_PAGE_FILE', `${what} file ${path} has ${st.size} bytes, a page has ${BLCKSZ}`, { hint: extractHint })
+    }
+    const b = await readFile(path)
+    if (b.length !== BLCKSZ) throw new UsageError('REPLAY_BAD_PAGE_FILE', `${what} file ${path} changed while it was read`, { hint: extractHint })
+    return b
   } catch (e) {
     if (isNotFoundFsError(e)) throw new NotFoundError('REPLAY_FILE_NOT_FOUND', `${what} file ${path} does not exist`, { hint: `Give an existing ${what} page file.` })
-    throw e
+    throw inputPathFailed('reading', path, e)
   }
-  if (b.length !== BLCKSZ) {
-    throw new UsageError('REPLAY_BAD_PAGE_FILE', `${what} file ${path} has ${b.length} bytes, a page has ${BLCKSZ}`, {
-      hint: 'Extract one page, e.g. dd if=<relation file> bs=8192 skip=<blk> count=1 of=page.bin.',
+}
+
+/**
+ * Refuses a --base page that redo cannot start from: one that is not a page at all (PostgreSQL's
+ * PageIsVerifiedExtended header checks: only known pd_flags bits, pd_lower <= pd_upper <= pd_special <=
+ * BLCKSZ, pd_special MAXALIGNed; an all-zero page passes as a new page), or one from after `lsn` (its
+ * pd_lsn is later: the records up to `lsn` cannot take it back, and printing it as the page at `lsn` would
+ * be wrong).
+ */
+function checkBasePage(page: Buffer, path: string, lsn: Lsn): void {
+  const special = getPdSpecial(page)
+  const sane =
+    (getPdFlags(page) & ~PD_VALID_FLAG_BITS) === 0 &&
+    getPdLower(page) <= getPdUpper(page) &&
+    getPdUpper(page) <= special &&
+    special <= BLCKSZ &&
+    special === maxalign(special)
+  if (!sane && !page.every((b) => b === 0)) {
+    throw new UsageError(
+      'REPLAY_BAD_BASE_PAGE',
+      `base file ${path} is not a PostgreSQL page: its header fails the checks (pd_lower ${getPdLower(page)}, pd_upper ${getPdUpper(page)}, pd_special ${special}, pd_flags 0x${getPdFlags(page).toString(16)})`,
+      { hint: 'Give one 8192-byte page of a relation file, e.g. dd if=<relation file> bs=8192 skip=<blk> count=1 of=page.bin.' },
+    )
+  }
+  const baseLsn = pageGetLsn(page)
+  if (baseLsn > lsn) {
+    throw new UsageError('REPLAY_BASE_AFTER_LSN', `base file ${path} has pd_lsn ${formatLsn(baseLsn)}, after the requested LSN ${formatLsn(lsn)}`, {
+      hint: `Give a base page from at or before ${formatLsn(lsn)}, or an --lsn at or after ${formatLsn(baseLsn)}.`,
     })
   }
-  return b
 }
 
 async function hintBitsFromControlFile(paths: readonly string[]): Promise<boolean | null> {
@@ -122,6 +156,7 @@ export async function runRedoReplay(input: RedoReplayInput): Promise<RedoReplayR
   const { tag, lsn } = input
   const where = `${formatRelFileNode(tag)} ${forkName(tag.forkNum)} blk ${tag.blkno}`
   const base = input.baseFile ? await readPageFile(input.baseFile, 'base') : null
+  if (base !== null) checkBasePage(base, input.baseFile!, lsn)
   const theirs = input.verifyFile ? await readPageFile(input.verifyFile, 'verify') : null
   const reader = await WalFileReader.open(input.walPaths, { endLsn: lsn })
   const collector = new ReplayChainCollector(tag, base === null ? null : pageGetLsn(base))

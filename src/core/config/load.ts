@@ -18,6 +18,7 @@ import { UsageError, isNotFoundFsError, messageOf } from '../lib/errors.js'
 import { missingKey, type ValueContext } from './errors.js'
 import { ALIAS_ENTRIES, KEY_ENTRIES, KNOWN_KEYS, type PageserverConfig } from './schema.js'
 import { closestKey } from './suggest.js'
+import { statRegularFile } from '../storage/input-file.js'
 import { CONFIG_FILE_SIZE_MAX_BYTES, CONFIG_OVERRIDES_MAX, overrideLabel, parseOverride, parseTomlDocument, type RawTable } from './toml-text.js'
 
 export const CONFIG_FILE_NAME = 'pageserver.toml'
@@ -177,8 +178,18 @@ function checkCrossKey(config: PageserverConfig, settings: ReadonlyMap<string, S
   }
 }
 
-/** Reads pageserver.toml; null when it does not exist. Checks the size before reading. */
+/**
+ * Reads pageserver.toml; null when it does not exist. Checks that it is a regular file before opening it
+ * (opening a FIFO would block forever) and its size before reading.
+ */
 export async function readConfigFile(path: string): Promise<string | null> {
+  try {
+    await statRegularFile(path, 'config file')
+  } catch (err) {
+    if (isNotFoundFsError(err)) return null
+    if (err instanceof UsageError) throw new UsageError('CONFIG_UNREADABLE', err.message, { hint: unreadableHint, cause: err })
+    throw unreadable(path, err)
+  }
   let handle
   try {
     handle = await open(path, 'r')
@@ -211,11 +222,10 @@ export async function readConfigFile(path: string): Promise<string | null> {
   }
 }
 
+const unreadableHint = 'Check that the workdir (-D/--workdir) is a directory and pageserver.toml is a readable file.'
+
 function unreadable(path: string, err: unknown): UsageError {
-  return new UsageError('CONFIG_UNREADABLE', `cannot read ${path}: ${messageOf(err)}`, {
-    hint: 'Check that the workdir (-D/--workdir) is a directory and pageserver.toml is a readable file.',
-    cause: err,
-  })
+  return new UsageError('CONFIG_UNREADABLE', `cannot read ${path}: ${messageOf(err)}`, { hint: unreadableHint, cause: err })
 }
 
 function deepFreeze<T>(value: T): T {

@@ -13,6 +13,7 @@ import { recordTypeName } from '../pg/rmgr-identify.js'
 import { rmgrName } from '../pg/rmgr.js'
 import { decodeRecord } from '../pg/wal-record.js'
 import { LayerFileReader, type LayerEntry } from './layer-file-reader.js'
+import { inputPathFailed, statRegularFileSync } from '../storage/input-file.js'
 
 export interface DumpedEntry {
   readonly key: Key
@@ -32,8 +33,16 @@ export interface DumpedEntry {
   readonly storedBytes: number
 }
 
-/** Opens a delta or image layer file for dumping (header and top-level index are validated). */
+/**
+ * Opens a delta or image layer file for dumping (header and top-level index are validated). The path is
+ * the user's: it is checked to be a regular file first, since opening a FIFO would block forever.
+ */
 export function openLayerFile(path: string): LayerFileReader {
+  try {
+    statRegularFileSync(path, 'layer file')
+  } catch (err) {
+    throw inputPathFailed('opening', path, err)
+  }
   return LayerFileReader.open(path, { indexBlockCacheMax: 4 })
 }
 

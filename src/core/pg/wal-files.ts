@@ -19,22 +19,25 @@
  * end inside the segment being written), a zeroed page or a recycled page (an old segment renamed for
  * reuse: magic right, page address older than expected) where the next page was due, or the end of the
  * files. Anything else that fails a check (CRC, a bad header, a page address from the future) is a
- * CorruptionError with the LSN.
+ * CorruptionError with the LSN. Nothing to read is an error, not an empty end: a start at or past the end of
+ * the files, or a first page that belongs to another position (wal-page-fault.ts), unless the caller is
+ * resuming where an earlier read ended (`resume`: ingest).
  *
  * This module reads files itself (node:fs) though it lives in pg/: it is the file edge of the WAL decoder,
  * used by `wal dump`, tests and benchmarks; the decoder it drives stays pure.
  */
 import { open, readdir, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { CorruptionError, isNotFoundFsError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
+import { CorruptionError, isNotFoundFsError, NotFoundError, UsageError } from '../lib/errors.js'
+import { inputPathFailed, requireRegularFile } from '../storage/input-file.js'
 import { WalChunkSource } from './wal-chunk-source.js'
 import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { WalStreamDecoder } from './wal-decoder.js'
+import { classifyPageFault } from './wal-page-fault.js'
 import { CrcVerdicts, WorkerWalSource, type VerdictChunk } from './wal-worker-source.js'
 import {
   parseWalFileName,
   SizeOfXLogLongPHD,
-  SizeOfXLogShortPHD,
   walFileName,
   XLOG_BLCKSZ,
   XLOG_PAGE_MAGIC,
@@ -117,6 +120,12 @@ export interface WalReadOptions {
    * (dump, statistics, ingest that copies what it stores). Default false.
    */
   reuseBuffers?: boolean
+  /**
+   * The start is where an earlier read of this WAL ended (ingest continuing a timeline): a start at the end
+   * of the files, or a recycled page right at the start, is then "nothing new", not a mistake. Default
+   * false: both are errors, since a read that finds nothing at all is a wrong file or a wrong start.
+   */
+  resume?: boolean
 }
 
 /** Lists the segment files named by `paths` (directories or files), sorted, one per segment. */
@@ -142,18 +151,18 @@ export async function listWalSegmentFiles(paths: readonly string[]): Promise<Arr
     }
   }
   for (const p of paths) {
-    let isDir: boolean
+    let st
     try {
-      isDir = (await stat(p)).isDirectory()
+      st = await stat(p)
     } catch (e) {
       if (isNotFoundFsError(e)) {
         throw new NotFoundError('WAL_PATH_NOT_FOUND', `${p} does not exist`, {
           hint: 'Pass a pg_wal directory or WAL segment files that exist.',
         })
       }
-      throw e
+      throw inputPathFailed('inspecting', p, e)
     }
-    if (isDir) {
+    if (st.isDirectory()) {
       for (const ent of await readdir(p, { withFileTypes: true })) {
         if (ent.isFile() && SEGMENT_NAME_RE.test(ent.name)) add(ent.name, join(p, ent.name))
       }
@@ -164,6 +173,8 @@ export async function listWalSegmentFiles(paths: readonly string[]): Promise<Arr
           hint: 'WAL segment names give their timeline and position; rename copied segments back to their original names.',
         })
       }
+      // Opening a FIFO for reading would block forever (storage/input-file.ts).
+      requireRegularFile(p, st, 'WAL segment')
       add(name, p)
     }
   }
@@ -222,6 +233,7 @@ export class WalFileReader {
     private readonly crcWorker: boolean | 'auto',
     private readonly reuseBuffers: boolean,
     private readonly crcWorkerBalance: boolean,
+    private readonly resume: boolean,
   ) {}
 
   /** Finds and checks the files; reads nothing but headers and sizes. */
@@ -263,6 +275,13 @@ export class WalFileReader {
         hint: `The first segment given starts at ${formatLsn(firstStart)}; pass the earlier segments or a later --start.`,
       })
     }
+    const lastSeg = segments[segments.length - 1]!
+    const filesEnd = toLsn((lastSeg.segno + 1n) * BigInt(segSize))
+    if (startLsn >= filesEnd && !(opts.resume ?? false)) {
+      throw new NotFoundError('WAL_SEGMENT_MISSING', `start ${formatLsn(startLsn)} is in segment ${walFileName(tlis[0]!, BigInt(startLsn) / BigInt(segSize), segSize)}, which was not given`, {
+        hint: `The last segment given, ${lastSeg.name}, ends at ${formatLsn(filesEnd)}; pass the later segments or an earlier start.`,
+      })
+    }
     const endLsn = opts.endLsn ?? null
     if (endLsn !== null && endLsn < startLsn) {
       // Callers name these LSNs differently (`wal dump --start/--end`, `redo replay --lsn`): the hint names
@@ -275,7 +294,7 @@ export class WalFileReader {
             hint: 'Give an end LSN at or after the start LSN.',
           })
     }
-    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false, opts.crcWorkerBalance ?? true)
+    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false, opts.crcWorkerBalance ?? true, opts.resume ?? false)
   }
 
   /** How the last `recordBatches()` went, once it has finished (for benchmarks and tests). */
@@ -415,7 +434,14 @@ export class WalFileReader {
         // The records before a fault or the end are handed out first.
         yield* deliver(batch, got.chunk)
         if (outcome.kind === 'fault') {
-          const pageEnd = await this.classifyPageError(outcome.error, decoder, bySegno)
+          const pageLsn = Number(decoder.position)
+          const pageEnd = await classifyPageFault(outcome.error, {
+            path: bySegno.get(BigInt(Math.floor(pageLsn / segSize)))?.path,
+            pageLsn,
+            segmentSizeBytes: segSize,
+            pgTimeLineId: this.timeline,
+            firstPage: !this.resume && win.last === null && pageLsn === decodeFrom,
+          })
           if (pageEnd === null) throw outcome.error
           return this.finish(ended(pageEnd.reason, lastEnd(), pageEnd.message))
         }
@@ -452,36 +478,6 @@ export class WalFileReader {
     const filesEnd = (Number(lastSeg.segno) + 1) * this.segmentSizeBytes
     const readEnd = this.endLsn === null ? filesEnd : Math.min(filesEnd, Number(this.endLsn))
     return readEnd - decodeFrom >= WAL_CRC_WORKER_MIN_BYTES
-  }
-
-  /**
-   * A page-header failure where a page was due after valid data is the end of WAL when the page is zeroed
-   * or recycled (an older segment renamed for reuse); anything else stays an error.
-   */
-  private async classifyPageError(
-    e: unknown,
-    decoder: WalStreamDecoder,
-    bySegno: Map<bigint, WalSegmentFile>,
-  ): Promise<{ reason: WalEndReason; message: string } | null> {
-    if (!(e instanceof PageserverError) || (e.code !== 'WAL_BAD_MAGIC' && e.code !== 'WAL_BAD_PAGE_ADDRESS')) return null
-    const pageLsn = Number(decoder.position)
-    if (pageLsn % XLOG_BLCKSZ !== 0) return null
-    const seg = bySegno.get(BigInt(Math.floor(pageLsn / this.segmentSizeBytes)))
-    if (seg === undefined) return null
-    const hdr = Buffer.alloc(SizeOfXLogShortPHD)
-    const fh = await open(seg.path, 'r')
-    try {
-      await fh.read(hdr, 0, SizeOfXLogShortPHD, pageLsn % this.segmentSizeBytes)
-    } finally {
-      await fh.close()
-    }
-    const at = formatLsn(BigInt(pageLsn))
-    if (hdr.every((b) => b === 0)) return { reason: 'zeroed-page', message: `zeroed WAL page at ${at}` }
-    const pageaddr = Number(hdr.readBigUInt64LE(8))
-    if (hdr.readUInt16LE(0) === XLOG_PAGE_MAGIC && pageaddr < pageLsn) {
-      return { reason: 'recycled-page', message: `recycled WAL page at ${at} (page address ${formatLsn(BigInt(pageaddr))})` }
-    }
-    return null
   }
 }
 

@@ -65,6 +65,7 @@ describe.skipIf(!pgAvailable())('basebackup and fullbackup of a bootstrapped tim
     root = mkdtempSync(join(tmpdir(), 'ps-backup-'))
     // The postgres user must reach the exported directories below.
     chmodSync(root, 0o755)
+    mkdirSync(join(root, '.neon')) // as `pageserver init` would: commands refuse a missing workdir
     ctx = { config: await loadConfig({ workdir: join(root, '.neon'), overrides: ['no_sync=true'], env: {} }), env: process.env }
     tenantId = parseTenantId((await createTenant(ctx)).tenantId)
     const info = await bootstrapTimeline(ctx, { tenantId, dataChecksums: true })
@@ -215,6 +216,7 @@ describe.skipIf(!pgAvailable())('timeline export from a page server', () => {
 
   beforeAll(async () => {
     root = mkdtempSync(join(tmpdir(), 'ps-backup-server-'))
+    mkdirSync(join(root, '.neon')) // as `pageserver init` would: commands refuse a missing workdir
     ctx = { config: await loadConfig({ workdir: join(root, '.neon'), overrides: ['no_sync=true'], env: {} }), env: process.env }
     tenantId = parseTenantId((await createTenant(ctx)).tenantId)
     timelineId = parseTimelineId((await bootstrapTimeline(ctx, { tenantId })).timelineId)

@@ -204,6 +204,21 @@ describe.skipIf(!pgAvailable())('WalFileReader', () => {
       expect(end.message).toContain(formatLsn(lsn(Number(rec.lsn) - (Number(rec.lsn) % XLOG_BLCKSZ) + XLOG_BLCKSZ)))
     })
 
+    it('refuses a recycled first page (nothing decoded before it), unless resuming', async () => {
+      const { page, name } = lastCrossing()
+      const d = dirWith(segs.slice(0, segs.indexOf(name) + 1))
+      const seg = readFileSync(join(d, name))
+      seg.writeBigUInt64LE(BigInt(page - 3 * SEG), (page % SEG) + 8)
+      writeFileSync(join(d, name), seg)
+      const err = await failure(readAll([d], { startLsn: lsn(page) }))
+      expect(err).toMatchObject({ code: 'WAL_UNEXPECTED_FIRST_PAGE', kind: 'usage' })
+      expect((err as Error).message).toContain(join(d, name))
+      expect((err as Error).message).toContain(`expected at ${formatLsn(lsn(page))}, has page address ${formatLsn(lsn(page - 3 * SEG))}`)
+      const resumed = await readAll([d], { startLsn: lsn(page), resume: true })
+      expect(resumed.records).toEqual([])
+      expect(resumed.end.reason).toBe('recycled-page')
+    })
+
     it('reports a page address from the future as corruption', async () => {
       const { dir } = damaged((seg, off, page) => seg.writeBigUInt64LE(BigInt(page + SEG), off + 8))
       const err = await failure(readAll([dir]))
@@ -242,6 +257,26 @@ describe.skipIf(!pgAvailable())('WalFileReader', () => {
       const d = dirWith([segs[1]!, segs[2]!])
       expect(await failure(readAll([d], { startLsn: lsn(SEG) }))).toMatchObject({ code: 'WAL_SEGMENT_MISSING' })
       expect(await failure(readAll([walDir], { startLsn: all[100]!.lsn, endLsn: all[50]!.lsn }))).toMatchObject({ code: 'WAL_BAD_RANGE' })
+    })
+
+    it('rejects a start at or past the end of the files, unless resuming', async () => {
+      const d = dirWith([segs[0]!])
+      const filesEnd = (parseInt(segs[0]!.slice(16), 16) + 1) * SEG
+      for (const start of [filesEnd, filesEnd + 0x28]) {
+        const err = await failure(readAll([d], { startLsn: lsn(start) }))
+        expect(err).toMatchObject({ code: 'WAL_SEGMENT_MISSING', kind: 'not_found' })
+        expect((err as { hint: string }).hint).toContain(`ends at ${formatLsn(lsn(filesEnd))}`)
+      }
+      const resumed = await readAll([d], { startLsn: lsn(filesEnd), resume: true })
+      expect(resumed.records).toEqual([])
+      expect(resumed.end.reason).toBe('end-of-files')
+    })
+
+    it('refuses a segment under the name of the next one: its first page has the wrong address', async () => {
+      const d = dirWith([])
+      const next = segs[0]!.slice(0, 16) + (parseInt(segs[0]!.slice(16), 16) + 1).toString(16).toUpperCase().padStart(8, '0')
+      copyFileSync(join(walDir, segs[0]!), join(d, next))
+      expect(await failure(readAll([d]))).toMatchObject({ code: 'WAL_UNEXPECTED_FIRST_PAGE', kind: 'usage' })
     })
   })
 })
