@@ -11,26 +11,10 @@ import { runCli } from '../support/cli.js'
 import type { CheckPoint } from '../../src/core/pg/controlfile.js'
 import { formatLsn, lsn } from '../../src/core/pg/lsn.js'
 import { segmentBytes, shutdownCheckpointWal } from '../../src/core/pg/synthetic-wal.js'
+import { testCheckPoint } from '../support/checkpoint-fixture.js'
 
 const SEG = 16 * 1024 * 1024
-const CHECKPOINT: CheckPoint = {
-  redo: lsn(0x3000028),
-  ThisTimeLineID: 1,
-  PrevTimeLineID: 1,
-  fullPageWrites: true,
-  nextXid: (1n << 32n) | 1234n,
-  nextOid: 24576,
-  nextMulti: 7,
-  nextMultiOffset: 13,
-  oldestXid: 716,
-  oldestXidDB: 1,
-  oldestMulti: 1,
-  oldestMultiDB: 5,
-  time: 1700000000n,
-  oldestCommitTsXid: 0,
-  newestCommitTsXid: 0,
-  oldestActiveXid: 999,
-}
+const CHECKPOINT: CheckPoint = testCheckPoint(lsn(0x3000028))
 
 describe('pageserver redo verify: nothing read is not a pass', () => {
   let dir: string

@@ -27,29 +27,13 @@ import {
   type SyntheticWal,
 } from '../../../src/core/pg/synthetic-wal.js'
 import { pgAvailable } from '../../support/pg-cluster.js'
+import { testCheckPoint } from '../../support/checkpoint-fixture.js'
 
 const SEG = 16 * 1024 * 1024
 const PAGE = 8192
 const SYSID = 7400000000000000123n
 
-const storedCheckpoint: CheckPoint = {
-  redo: parseLsn('0/1000028'),
-  ThisTimeLineID: 1,
-  PrevTimeLineID: 1,
-  fullPageWrites: true,
-  nextXid: (1n << 32n) | 1234n,
-  nextOid: 24576,
-  nextMulti: 7,
-  nextMultiOffset: 13,
-  oldestXid: 716,
-  oldestXidDB: 1,
-  oldestMulti: 1,
-  oldestMultiDB: 5,
-  time: 1700000000n,
-  oldestCommitTsXid: 0,
-  newestCommitTsXid: 0,
-  oldestActiveXid: 999,
-}
+const storedCheckpoint: CheckPoint = testCheckPoint(parseLsn('0/1000028'))
 
 const segStart = 3n * BigInt(SEG)
 /** name, backup LSN, expected record start */
