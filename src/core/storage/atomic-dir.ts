@@ -10,9 +10,13 @@
  * the next writer's `removeAbandonedTempDirs` finishes off. A plain `rm -r` of the live directory instead
  * could stop halfway and leave, e.g., a tenant directory whose config.toml is gone but whose timelines are
  * not: still listed, no longer loadable.
+ *
+ * Within one process, `removeAbandonedTempDirs` never touches a temporary directory or tombstone of a
+ * creation or deletion still in progress here (`liveTempDirs`): a running server lists timelines (which
+ * cleans up) while it imports or branches others, and removing their directories midway would destroy them.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
 import { fsyncDir, type SyncOptions } from './durable-file.js'
@@ -21,6 +25,9 @@ export const TEMP_DIR_PREFIX = '.tmp-'
 /** Middle of a tombstone's name: `.tmp-<name>-deleted-<8 hex>` (the random tail lets a re-created and
  * re-deleted object get a fresh tombstone while an older one still waits for removal). */
 export const TOMBSTONE_INFIX = '-deleted-'
+
+/** Temporary directories and tombstones of this process's creations and deletions in progress. */
+const liveTempDirs = new Set<string>()
 
 export async function pathExists(path: string): Promise<boolean> {
   try {
@@ -51,7 +58,15 @@ export async function createDirAtomically(
     })
   await mkdir(parent, { recursive: true })
   if (await pathExists(target)) throw conflict()
-  const tmp = await mkdtemp(join(parent, `${TEMP_DIR_PREFIX}${name}-`))
+  // Named and registered before it exists, so that a cleanup running meanwhile never sees it unregistered.
+  const tmp = join(parent, `${TEMP_DIR_PREFIX}${name}-${randomBytes(6).toString('hex')}`)
+  liveTempDirs.add(tmp)
+  try {
+    await mkdir(tmp, { mode: 0o700 })
+  } catch (e) {
+    liveTempDirs.delete(tmp)
+    throw e
+  }
   try {
     await populate(tmp)
     await fsyncDir(tmp, options)
@@ -67,10 +82,12 @@ export async function createDirAtomically(
   } catch (e) {
     await rm(tmp, { recursive: true, force: true })
     throw e
+  } finally {
+    liveTempDirs.delete(tmp)
   }
 }
 
-/** Removes `.tmp-*` directories left by creations that never finished. */
+/** Removes `.tmp-*` directories left by creations and deletions that never finished (not this process's live ones). */
 export async function removeAbandonedTempDirs(parent: string): Promise<string[]> {
   let names: string[]
   try {
@@ -81,7 +98,7 @@ export async function removeAbandonedTempDirs(parent: string): Promise<string[]>
   }
   const removed: string[] = []
   for (const n of names) {
-    if (n.startsWith(TEMP_DIR_PREFIX)) {
+    if (n.startsWith(TEMP_DIR_PREFIX) && !liveTempDirs.has(join(parent, n))) {
       await rm(join(parent, n), { recursive: true, force: true })
       removed.push(n)
     }

@@ -32,7 +32,7 @@ export function ioFailed(what: string, path: string, err: unknown): PageserverEr
   if (err instanceof PageserverError) return err
   if (isNotFoundFsError(err)) {
     return new NotFoundError('FILE_NOT_FOUND', `${path} does not exist`, {
-      hint: 'Check the path; the file may have been removed by compaction or garbage collection.',
+      hint: 'Check the path; the file may have been removed or renamed by another process.',
       cause: err,
       details: { path },
     })
