@@ -48,6 +48,7 @@ import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { renderMetrics } from './metrics.js'
+import { MutationGuard } from './mutation-guard.js'
 
 /** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
 export const FLUSH_TICK_MS = 1000
@@ -65,6 +66,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private readonly services = new Map<string, TimelineService>()
   /** Timelines that failed to load at start, by key: not served; requests for them get TIMELINE_BROKEN. */
   private readonly broken = new Map<string, PageserverError>()
+  /** Management operations that must not overlap (a branch and its ancestor's delete, say). */
+  private readonly guard = new MutationGuard()
   private ticker: NodeJS.Timeout | null = null
   private stopping: Promise<void> | null = null
   private http: JsonHttpServer | null = null
@@ -139,10 +142,15 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   async deleteTenant(t: TenantId): Promise<{ tenantId: string; deleted: true }> {
-    await this.repo.tenant(t) // NotFoundError before anything is stopped
-    await this.dropTenant(t)
-    // Closes the tenant's timelines (waiting for their in-flight flushes) and redo workers, then deletes.
-    return deleteTenantIn(this.repo, t)
+    const done = this.guard.beginDeleteTenant(t)
+    try {
+      await this.repo.tenant(t) // NotFoundError before anything is stopped
+      await this.dropTenant(t)
+      // Closes the tenant's timelines (waiting for their in-flight flushes) and redo workers, then deletes.
+      return await deleteTenantIn(this.repo, t)
+    } finally {
+      done()
+    }
   }
 
   async listTimelines(t: TenantId): Promise<unknown[]> {
@@ -157,6 +165,16 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   async createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown> {
+    // Until the new timeline is served, its tenant (and a branch's ancestor) must not be deleted under it.
+    const done = this.guard.beginCreate(t, req.ancestorTimelineId)
+    try {
+      return await this.createTimelineGuarded(t, req)
+    } finally {
+      done()
+    }
+  }
+
+  private async createTimelineGuarded(t: TenantId, req: CreateTimelineRequest): Promise<unknown> {
     const tenant = await this.repo.tenant(t)
     let info
     if (req.importFrom) {
@@ -174,16 +192,21 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   async deleteTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
-    const k = this.key(t, tl)
-    // Refusals that depend on the files (a branch of it on disk) come before the timeline leaves service.
-    await (await this.repo.tenant(t)).checkDeletable(tl)
-    if (this.broken.has(k)) {
-      const r = await deleteTimelineIn(this.repo, t, tl)
-      this.broken.delete(k)
-      return r
+    const done = this.guard.beginDeleteTimeline(t, tl)
+    try {
+      const k = this.key(t, tl)
+      // Refusals that depend on the files (a branch of it on disk) come before the timeline leaves service.
+      await (await this.repo.tenant(t)).checkDeletable(tl)
+      if (this.broken.has(k)) {
+        const r = await deleteTimelineIn(this.repo, t, tl)
+        this.broken.delete(k)
+        return r
+      }
+      await this.dropTimeline(t, tl)
+      return await deleteTimelineIn(this.repo, t, tl)
+    } finally {
+      done()
     }
-    await this.dropTimeline(t, tl)
-    return deleteTimelineIn(this.repo, t, tl)
   }
 
   async checkpoint(t: TenantId, tl: TimelineId): Promise<unknown> {
