@@ -1,17 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chownSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PgCluster } from '../support/pg-cluster.js'
+import { isRoot, PgCluster } from '../support/pg-cluster.js'
 import { comparePages } from '../support/page-compare.js'
 import { loadConfig } from '../../src/core/config/index.js'
 import type { AppContext } from '../../src/core/app/context.js'
 import { withRepository } from '../../src/core/app/context.js'
 import { createTenant, deleteTimeline } from '../../src/core/app/timelines.js'
-import { defaultSlotName, importTimeline } from '../../src/core/app/import.js'
+import { importTimeline } from '../../src/core/app/import.js'
+import { defaultSlotName } from '../../src/core/app/slots.js'
 import { syncTimeline } from '../../src/core/app/sync.js'
+import { lookupOsUser } from '../../src/core/storage/os-user.js'
 import { DatadirReader } from '../../src/core/datadir/read.js'
-import { parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
+import { generateTimelineId, parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
 import { parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 
 describe('import a live primary, sync, and read every page at every recorded LSN', () => {
@@ -77,6 +79,21 @@ describe('import a live primary, sync, and read every page at every recorded LSN
     expect(deleted.slotsDropped).toEqual([defaultSlotName(tlid)])
     expect(deleted.slotsLeft).toEqual([])
     expect(await slotOf(info.timelineId)).toBe(false)
+
+    // An import that fails after creating its slot drops it again (here: a user tablespace, unsupported).
+    const tsDir = mkdtempSync(join(tmpdir(), 'ps-ts-'))
+    const owner = isRoot() ? lookupOsUser('postgres') : null
+    if (owner) chownSync(tsDir, owner.uid, owner.gid)
+    await pg.sql(`CREATE TABLESPACE import_ts LOCATION '${tsDir}'`)
+    try {
+      const failedId = generateTimelineId()
+      const failed = await importTimeline(ctx, { tenantId: tid, timelineId: failedId, connString: pg.connString() }).catch((e: unknown) => e)
+      expect(failed).toMatchObject({ code: 'USER_TABLESPACE', exitCode: 8, hint: expect.stringContaining(`The replication slot ${defaultSlotName(failedId)} it created was dropped.`) })
+      expect(await slotOf(failedId)).toBe(false)
+    } finally {
+      await pg.sql('DROP TABLESPACE import_ts')
+      rmSync(tsDir, { recursive: true, force: true })
+    }
     await pg.stop('fast')
     const t0 = Date.now()
     const left = await deleteTimeline(ctx, tid, parseTimelineId(second.timelineId))

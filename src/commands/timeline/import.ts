@@ -13,7 +13,10 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
     'protocol and imports it; the primary becomes the WAL source of the timeline, streamed by `timeline sync` or ' +
     '`serve`. Pages are served from the end LSN of the backup on: offline, the import streams the WAL up to there ' +
     'before it returns (a running server streams it with its receiver). The primary needs wal_level=replica, a role with ' +
-    'REPLICATION and a pg_hba.conf replication entry.'
+    'REPLICATION and a pg_hba.conf replication entry. An import that fails drops the slot it created (its error says ' +
+    'so, or gives the SQL to drop it); one that is killed cannot, and leaves the slot (pageserver_<first 24 hex digits ' +
+    'of the timeline id> unless --slot): run the import again with the same --timeline-id to reuse it, or drop it on ' +
+    'the primary with SELECT pg_drop_replication_slot(...), since a slot keeps WAL there until dropped.'
   static override examples = [
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from "host=127.0.0.1 port=5432 user=postgres"',
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from postgresql://replicator:secret@db:5432/postgres --slot ps_main',

@@ -7,7 +7,7 @@
  * served only from the backup's end LSN on (the copied files are fuzzy until then); the offline import streams
  * the WAL up to there before it returns.
  */
-import { ConflictError, CorruptionError, UnsupportedError } from '../lib/errors.js'
+import { ConflictError, CorruptionError, errorOfKind, PageserverError, UnsupportedError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { encodeValue } from '../model/value.js'
 import { parseLsn, type Lsn } from '../pg/lsn.js'
@@ -22,6 +22,7 @@ import { tenantOptions, withRepository, type AppContext } from './context.js'
 import { syncTimelineIn } from './sync.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
+import { defaultSlotName, dropSlots, type SlotRef } from './slots.js'
 
 export interface ImportOptions {
   tenantId: TenantId
@@ -31,10 +32,6 @@ export interface ImportOptions {
   onProgress?: (message: string) => void
 }
 
-/** A slot name from a timeline id: lower-case letters, digits and underscores, at most 63 characters. */
-export function defaultSlotName(timelineId: TimelineId): string {
-  return `pageserver_${timelineId.slice(0, 24)}`
-}
 
 /**
  * The offline import: the base backup, then the WAL up to the backup's end LSN (streamed through the slot
@@ -75,8 +72,8 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
       }
       const sys = await conn.identifySystem()
       o.onProgress?.(`creating replication slot ${slot}`)
-      await createPhysicalSlot(conn, slot)
-      const tl = await tenant.createTimeline(id, async (tmp) => {
+      const { created } = await createPhysicalSlot(conn, slot)
+      const tl = await withSlotDroppedOnFailure(created ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {
         o.onProgress?.('taking a base backup')
         let timeline: Timeline | null = null
         let importer: DatadirImporter | null = null
@@ -129,11 +126,31 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         const dataChecksums = control.data_checksum_version !== 0
         await t.updateMetadata({ minReadableLsn: result.endLsn, dataChecksums, hintBitsLogged: dataChecksums || control.wal_log_hints })
         await t.close()
-      })
+      }))
       return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
     } finally {
       await conn.close()
     }
+  }
+}
+
+/**
+ * Runs `fn` (the timeline's creation); when it fails, drops `slot` (the one this import created: a slot
+ * that existed before, reused by a retry, stays) so that a failed import does not leave the primary keeping
+ * WAL for a timeline that does not exist. When the slot cannot be dropped either, the error's hint says
+ * how to drop it by hand. A killed import cannot do this: its help says what it leaves.
+ */
+async function withSlotDroppedOnFailure<T>(slot: SlotRef | null, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (e) {
+    if (slot === null || !(e instanceof PageserverError)) throw e
+    const { slotsLeft } = await dropSlots({ refs: [slot], unknown: [] })
+    const left = slotsLeft[0]
+    const what = left
+      ? `The replication slot ${slot.slotName} it created on ${left.server} could not be dropped (${left.reason}): run ${left.dropWith} there.`
+      : `The replication slot ${slot.slotName} it created was dropped.`
+    throw errorOfKind(e.kind, e.code, e.message, { hint: `${e.hint ? `${e.hint} ` : ''}${what}`, cause: e, details: { ...e.details, slotName: slot.slotName, slotDropped: !left } })
   }
 }
 

@@ -18,7 +18,11 @@ import { METADATA_FILE } from '../repository/timeline.js'
 import type { TimelineId } from '../model/ids.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { dropSlot } from '../walreceiver/replication-slots.js'
-import { defaultSlotName } from './import.js'
+
+/** A slot name from a timeline id: lower-case letters, digits and underscores, at most 63 characters. */
+export function defaultSlotName(timelineId: TimelineId): string {
+  return `pageserver_${timelineId.slice(0, 24)}`
+}
 
 /** How long a delete waits for each primary before leaving its slot. */
 const SLOT_DROP_CONNECT_TIMEOUT_MS = 5_000

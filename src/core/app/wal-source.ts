@@ -18,7 +18,7 @@ import { WalReceiver } from '../walreceiver/wal-receiver.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import type { Timeline } from '../repository/timeline.js'
 import type { WalSource } from '../repository/metadata.js'
-import { defaultSlotName } from './import.js'
+import { defaultSlotName } from './slots.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 
 export async function attachWalSource(tl: Timeline, o: { connString: string; slotName?: string }): Promise<WalSource> {

@@ -20,7 +20,7 @@ import { METADATA_FILE } from '../../../src/core/repository/timeline.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 import { contextFor, FIXTURE_LSN, FIXTURE_REL, tenantWithTimelines } from '../../support/tenant-fixture.js'
 import { runCli } from '../../support/cli.js'
-import { defaultSlotName } from '../../../src/core/app/import.js'
+import { defaultSlotName } from '../../../src/core/app/slots.js'
 
 const newDir = tempDirs('ps-broken-')
 const listen = ['listen_pg_addr="127.0.0.1:0"', 'listen_http_addr="127.0.0.1:0"']
