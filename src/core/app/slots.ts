@@ -3,8 +3,9 @@
  *
  * A timeline that streams from a primary (`timeline import`, `timeline source`) holds a physical slot
  * there, and a slot keeps the primary's WAL until it is dropped: a deleted timeline's slot would fill the
- * primary's disk. So deleting a timeline (or a tenant) drops the slots of what it deleted, after the
- * deletion itself (which does not depend on the primary). A primary that cannot be reached in time, or a
+ * primary's disk. So deleting a timeline (or a tenant) drops the slots of what it deletes, just before its
+ * files go (so that a killed delete never leaves a slot no metadata names; the delete itself does not depend
+ * on the primary). A primary that cannot be reached in time, or a
  * slot still in use, leaves the slot: the result names it, with the reason and the SQL that drops it by hand.
  * A timeline whose metadata cannot be read may hold a slot nobody can name: the result says so
  * (`slotsUnknown`, with the default slot name to look for).
@@ -80,8 +81,6 @@ export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): Sl
   }
   return { refs, unknown }
 }
-
-export const NO_SLOTS: SlotsFound = Object.freeze({ refs: [], unknown: [] })
 
 export async function dropSlots(found: SlotsFound): Promise<SlotsDropped> {
   const refs = found.refs

@@ -5,7 +5,7 @@
  * Results are plain objects with LSNs as "X/X" strings: exactly what `--json` prints (the contract scripts
  * rely on).
  */
-import { dropSlots, NO_SLOTS, slotsOfTimelines, type SlotsDropped } from './slots.js'
+import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
 import { join } from 'node:path'
 import { ConflictError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
@@ -81,9 +81,10 @@ export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promis
  */
 export async function deleteTenantIn(repo: Repository, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
   const tenant = await repo.tenant(tenantId)
-  const slots = slotsOfTimelines(tenant, await tenant.timelineIds())
+  // Slots before files (see deleteTimelineIn).
+  const slots = await dropSlots(slotsOfTimelines(tenant, await tenant.timelineIds()))
   await repo.deleteTenant(tenantId)
-  return { tenantId, deleted: true as const, ...(await dropSlots(slots)) }
+  return { tenantId, deleted: true as const, ...slots }
 }
 
 export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
@@ -193,16 +194,22 @@ export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promis
   return withRepository(ctx, (repo) => listTimelinesIn(repo, tenantId))
 }
 
-/** Deletes a timeline no other branches from, then drops its replication slot on its primary (app/slots.ts). */
+/**
+ * Deletes a timeline no other branches from, and drops its replication slot on its primary (app/slots.ts).
+ * The refusals come first (nothing is dropped for a delete that will not happen), then the slot, then the
+ * files: a delete killed in between leaves a timeline without its slot, which a retry deletes, never a slot
+ * that no metadata names any more (it would keep the primary's WAL for ever, and nothing would find it).
+ */
 export async function deleteTimelineIn(
   repo: Repository,
   tenantId: TenantId,
   timelineId: TimelineId,
 ): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
   const tenant = await repo.tenant(tenantId)
-  const slots = (await tenant.timelineIds()).includes(timelineId) ? slotsOfTimelines(tenant, [timelineId]) : NO_SLOTS
+  await tenant.checkDeletable(timelineId)
+  const slots = await dropSlots(slotsOfTimelines(tenant, [timelineId]))
   await tenant.deleteTimeline(timelineId)
-  return { tenantId, timelineId, deleted: true as const, ...(await dropSlots(slots)) }
+  return { tenantId, timelineId, deleted: true as const, ...slots }
 }
 
 export async function deleteTimeline(
