@@ -2,11 +2,17 @@
  * Running stock `initdb` for a bootstrap: a fresh PostgreSQL 15 data directory in a temporary place that the
  * `postgres` OS user can write to when we are root (the page server's workdir may not be reachable by it).
  * The caller imports the directory and then calls `cleanup()`.
+ *
+ * The scratch directory is named with our pid (`pageserver-initdb-<pid>-*`): a process killed midway cannot
+ * clean up (a data directory is ~40 MB), so each run first removes the ones whose process is gone.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runPgTool, type PgInstallation } from './install.js'
+import { processAlive } from '../storage/workdir-lock.js'
+
+const SCRATCH_PREFIX = 'pageserver-initdb-'
 
 export interface InitdbOptions {
   dataChecksums: boolean
@@ -22,7 +28,9 @@ export interface InitdbResult {
 }
 
 export async function runInitdb(inst: PgInstallation, opts: InitdbOptions): Promise<InitdbResult> {
-  const parent = mkdtempSync(join(opts.scratchDir ?? tmpdir(), 'pageserver-initdb-'))
+  const scratch = opts.scratchDir ?? tmpdir()
+  removeAbandonedScratch(scratch)
+  const parent = mkdtempSync(join(scratch, `${SCRATCH_PREFIX}${process.pid}-`))
   // initdb runs as `postgres` when we are root: it must be able to create the data directory here.
   chmodSync(parent, 0o777)
   const dataDir = join(parent, 'pgdata')
@@ -36,4 +44,22 @@ export async function runInitdb(inst: PgInstallation, opts: InitdbOptions): Prom
     throw e
   }
   return { dataDir, cleanup }
+}
+
+/** Removes the scratch directories of runs whose process no longer exists (killed during initdb). */
+export function removeAbandonedScratch(scratch: string): string[] {
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(scratch)
+  } catch {
+    return removed
+  }
+  for (const n of names) {
+    const m = /^pageserver-initdb-(\d+)-/.exec(n)
+    if (m === null || processAlive(Number(m[1]))) continue
+    rmSync(join(scratch, n), { recursive: true, force: true })
+    removed.push(n)
+  }
+  return removed
 }
