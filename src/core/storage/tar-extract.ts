@@ -108,7 +108,9 @@ export class TarDirectoryWriter implements TarSink {
       existedAs = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid }
       if (!existed) throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} exists and is not a directory`, { hint: 'Choose a new directory for the export.' })
       if (readdirSync(dir).length > 0) {
-        throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} is not empty`, { hint: 'Export into a new or empty directory; an export never mixes with old files.' })
+        throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} is not empty`, {
+          hint: 'Export into a new or empty directory; an export never mixes with old files. A directory without global/pg_control is what a killed export left: remove it and export again.',
+        })
       }
     } catch (e) {
       if (!isNotFoundFsError(e)) throw e instanceof ConflictError ? e : outputFailed(dir, e)

@@ -101,13 +101,7 @@ export class WorkdirLock {
             details: { holder },
           })
         }
-        // Stale: move it aside atomically (only one taker wins the rename), then retry.
-        try {
-          renameSync(path, `${path}.stale-${holder.pid}-${process.pid}`)
-          unlinkSync(`${path}.stale-${holder.pid}-${process.pid}`)
-        } catch (e) {
-          if (!isNotFoundFsError(e)) throw e
-        }
+        removeStaleLock(path, holder)
       }
       throw new ConflictError('WORKDIR_LOCKED', `could not take the lock of ${workdir}`, { hint: 'Another process keeps taking it; try again.' })
     } finally {
@@ -142,4 +136,30 @@ export class WorkdirLock {
       }
     }
   }
+}
+
+/**
+ * Moves the lock file at `path`, read as held by the dead `stale`, out of the way so that the caller can
+ * retry taking it. Two takers may both have read the same stale holder: the first moves it aside and links
+ * its own lock; the second's rename would then move that live lock aside. So what was moved is read back,
+ * and a lock that is not the stale one is linked back in place (a link, which fails rather than overwrite a
+ * lock a third taker made meanwhile).
+ */
+export function removeStaleLock(path: string, stale: LockHolder): void {
+  const aside = `${path}.stale-${stale.pid}-${process.pid}`
+  try {
+    renameSync(path, aside)
+  } catch (e) {
+    if (isNotFoundFsError(e)) return
+    throw e
+  }
+  const moved = readHolder(aside)
+  if (moved !== null && (moved.pid !== stale.pid || moved.startedAt !== stale.startedAt)) {
+    try {
+      linkSync(aside, path)
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'EEXIST') throw e
+    }
+  }
+  unlinkSync(aside)
 }

@@ -1,12 +1,12 @@
 // The workdir lock's view of its holder: a live process holds it; a dead one, or one that exited and was not
 // yet reaped by its parent (a zombie still answers signal 0), leaves a stale lock that the next taker removes.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { LOCK_FILE, WorkdirLock, liveLockHolder } from '../../../src/core/storage/workdir-lock.js'
+import { LOCK_FILE, WorkdirLock, liveLockHolder, removeStaleLock } from '../../../src/core/storage/workdir-lock.js'
 
 describe('WorkdirLock holders', () => {
   let dir: string
@@ -36,5 +36,19 @@ describe('WorkdirLock holders', () => {
     } finally {
       parent.kill('SIGKILL')
     }
+  })
+
+  it('two takers of one stale lock: the slower one does not remove the lock the faster one just took', () => {
+    const stale = { pid: 999_999_999, command: 'serve', startedAt: '2026-01-01T00:00:00.000Z' }
+    // What the slower taker read: the stale holder. What is there now: the faster taker's live lock.
+    const live = { pid: process.ppid, command: 'timeline create', startedAt: new Date().toISOString() }
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify(live) + '\n')
+    removeStaleLock(join(dir, LOCK_FILE), stale)
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))).toEqual(live)
+    expect(readdirSync(dir)).toEqual([LOCK_FILE])
+    // The stale lock itself is moved out of the way.
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify(stale) + '\n')
+    removeStaleLock(join(dir, LOCK_FILE), stale)
+    expect(readdirSync(dir)).toEqual([])
   })
 })
