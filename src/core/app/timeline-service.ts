@@ -23,6 +23,9 @@ import type { AppContext } from './context.js'
 
 const SLRU_KIND_BY_WIRE = [SlruKind.Clog, SlruKind.MultixactMembers, SlruKind.MultixactOffsets] as const
 
+/** At most one log line per timeline this often for failed page reads (readFailed). */
+export const READ_FAILURE_LOG_INTERVAL_MS = 10_000
+
 /** Pause before restarting a WAL receiver that gave up (the receiver itself backs off within a session). */
 const WAL_LOOP_RESTART_DELAY_MS = 5_000
 
@@ -36,6 +39,9 @@ export class TimelineService implements PageServiceTimeline {
   private primaryFlush: Promise<void> | null = null
   private walAbort: AbortController | null = null
   private status = 'no WAL source'
+  /** Read failures since the last one logged, and when that was (readFailed). */
+  private readFailures = 0
+  private readFailureLoggedAt = -Infinity
 
   constructor(
     private readonly ctx: AppContext,
@@ -149,12 +155,23 @@ export class TimelineService implements PageServiceTimeline {
 
   // --- PageServiceTimeline ---
 
+  /**
+   * Logs a failed page read. A compute retries a page it cannot get, so one damaged file can fail thousands of
+   * reads a second: at most one line per READ_FAILURE_LOG_INTERVAL_MS per timeline, saying how many failures
+   * it stands for (the metric pageserver_page_service_request_errors_total counts them all).
+   */
   readFailed(err: unknown): void {
+    const now = Date.now()
+    this.readFailures++
+    if (now - this.readFailureLoggedAt < READ_FAILURE_LOG_INTERVAL_MS) return
     const pe = err instanceof PageserverError ? err : null
     this.log(pe?.kind === 'corruption' || pe === null || pe.kind === 'internal' ? 'error' : 'warn', 'page read failed', {
       code: pe?.code,
       message: err instanceof Error ? err.message : String(err),
+      failuresSinceLastLine: this.readFailures,
     })
+    this.readFailureLoggedAt = now
+    this.readFailures = 0
   }
 
   lastRecordLsn(): Lsn {
