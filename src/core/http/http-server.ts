@@ -64,15 +64,28 @@ const STATUS_BY_KIND: Record<string, number> = {
   interrupted: 503,
 }
 
+/** Default for receiving a whole request (see the constructor). */
+export const REQUEST_RECEIVE_TIMEOUT_MS = 30_000
+
 export class JsonHttpServer {
   private readonly routes: Route[] = []
   private readonly server: Server
 
-  constructor(private readonly onError?: (e: unknown) => void) {
-    this.server = createServer((req, res) => void this.handle(req, res))
+  /**
+   * `requestTimeoutMs`: how long a client may take to send a whole request (headers and body, a small JSON
+   * document): a slow or stalled sender is answered 408 and its connection freed, instead of being held for
+   * minutes. It bounds receiving only; a handler may run longer (an import takes minutes).
+   */
+  constructor(
+    private readonly onError?: (e: unknown) => void,
+    o: { requestTimeoutMs?: number } = {},
+  ) {
+    const requestTimeout = o.requestTimeoutMs ?? REQUEST_RECEIVE_TIMEOUT_MS
+    // Node checks the deadline every connectionsCheckingInterval (30 s by default): check as often as it.
+    this.server = createServer({ connectionsCheckingInterval: Math.min(requestTimeout, 5_000) }, (req, res) => void this.handle(req, res))
     this.server.keepAliveTimeout = 5_000
-    this.server.headersTimeout = 10_000
-    this.server.requestTimeout = 600_000
+    this.server.headersTimeout = Math.min(10_000, requestTimeout)
+    this.server.requestTimeout = requestTimeout
   }
 
   /** `path` like "/v1/tenant/:tenant_id/timeline"; ":name" matches one segment. */
