@@ -23,7 +23,7 @@
  * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
  */
 import { join } from 'node:path'
-import { assert, CorruptionError, PageserverError, UnavailableError } from '../lib/errors.js'
+import { assert, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Key } from '../model/key.js'
 import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
@@ -35,7 +35,7 @@ import { writeL0, type L0FlushJob } from '../layer/l0-flush.js'
 import type { FinishedLayer } from '../layer/layer-file-writer.js'
 import { SlabPool } from '../layer/value-slabs.js'
 import { LayerMap } from '../layer/layer-map.js'
-import { parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
+import type { LayerDesc } from '../layer/layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js'
 import { listFiles, removeFilesWhere } from '../storage/directory.js'
 import { removeTempFiles } from '../storage/durable-file.js'
@@ -43,6 +43,7 @@ import { LsnWaiters } from './lsn-waiters.js'
 import { ImageCache } from './image-cache.js'
 import { historyOf, imageOf, recordsAbove, type KeyHistory } from './key-history.js'
 import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.js'
+import { selectLayerFiles } from './layer-selection.js'
 
 export type FileLayer = DeltaLayer | ImageLayer
 export type { KeyHistory } from './key-history.js'
@@ -159,7 +160,7 @@ export class Timeline {
     return new Timeline(tenantId, timelineId, dir, meta, null, opts)
   }
 
-  /** Loads a timeline from its directory: metadata, then every layer file up to disk_consistent_lsn. */
+  /** Loads a timeline from its directory: metadata, then its layer files (layer-selection.ts says which). */
   static async load(dir: string, tenantId: TenantId, timelineId: TimelineId, ancestor: Timeline | null, opts: TimelineOptions): Promise<Timeline> {
     const meta = readMetadata(join(dir, METADATA_FILE))
     const tl = new Timeline(tenantId, timelineId, dir, meta, ancestor, opts)
@@ -167,42 +168,14 @@ export class Timeline {
       await removeTempFiles(dir)
       await removeEphemeralFiles(dir)
     }
-    const limit = meta.diskConsistentLsn + 1n
-    const future: string[] = []
-    // The files the metadata lists must all be here, and no other up to disk_consistent_lsn (metadata.ts).
-    const listed = meta.layers === undefined ? null : new Set(meta.layers)
-    for (const f of await listFiles(dir)) {
-      const parsed = parseLayerFileName(f.name)
-      if (parsed === null) continue
-      if (parsed.desc.lsnRange.end > limit) {
-        future.push(f.name)
-        continue
-      }
-      if (listed !== null && !listed.delete(parsed.desc.name)) {
-        tl.closeLayerFiles()
-        throw new CorruptionError('LAYER_NOT_LISTED', `layer file ${join(dir, f.name)} is not one of the timeline's layers (its metadata does not list it)`, {
-          hint: 'A file from elsewhere (another timeline, an older copy of this one?): move it out of the timeline directory.',
-          details: { path: join(dir, f.name) },
-        })
-      }
+    const { load, future } = selectLayerFiles(dir, timelineId, (await listFiles(dir)).map((f) => f.name), meta)
+    for (const l of load) {
       try {
-        tl.layers.add(parsed.desc, tl.openLayerFile(join(dir, f.name), parsed.desc))
+        tl.layers.add(l.desc, tl.openLayerFile(join(dir, l.fileName), l.desc))
       } catch (e) {
         tl.closeLayerFiles()
         throw e
       }
-    }
-    if (listed !== null && listed.size > 0) {
-      tl.closeLayerFiles()
-      const missing = [...listed].sort()
-      throw new CorruptionError(
-        'LAYER_MISSING',
-        `layer file ${join(dir, missing[0]!)} of timeline ${timelineId} is missing${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}: without it, pages would be rebuilt from older versions`,
-        {
-          hint: 'Restore the missing layer files from a backup of the workdir; the timeline is not served until they are back.',
-          details: { missing },
-        },
-      )
     }
     if (future.length > 0 && !opts.readOnly) {
       const set = new Set(future)

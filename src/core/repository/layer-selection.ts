@@ -1,0 +1,54 @@
+/**
+ * Which files of a timeline directory a load opens as its layers, from their names and the metadata, before
+ * any is opened:
+ *   - a layer file reaching past disk_consistent_lsn is from a flush whose metadata never got written (a
+ *     crash): it is `future`, and a writer removes it;
+ *   - the others are the timeline's layers, and must be exactly those its metadata lists (metadata.ts): a
+ *     listed one that is missing is LAYER_MISSING, since reading without it would rebuild its pages from
+ *     older versions; an unlisted one is LAYER_NOT_LISTED, a file from elsewhere. Metadata written before the
+ *     list existed has none, and then every file up to disk_consistent_lsn is taken.
+ */
+import { join } from 'node:path'
+import { CorruptionError } from '../lib/errors.js'
+import type { TimelineId } from '../model/ids.js'
+import { parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
+import type { TimelineMetadata } from './metadata.js'
+
+export interface LayerSelection {
+  readonly load: ReadonlyArray<{ readonly fileName: string; readonly desc: LayerDesc }>
+  readonly future: readonly string[]
+}
+
+export function selectLayerFiles(dir: string, timelineId: TimelineId, fileNames: readonly string[], meta: TimelineMetadata): LayerSelection {
+  const limit = meta.diskConsistentLsn + 1n
+  const listed = meta.layers === undefined ? null : new Set(meta.layers)
+  const load: Array<{ fileName: string; desc: LayerDesc }> = []
+  const future: string[] = []
+  for (const fileName of fileNames) {
+    const parsed = parseLayerFileName(fileName)
+    if (parsed === null) continue
+    if (parsed.desc.lsnRange.end > limit) {
+      future.push(fileName)
+      continue
+    }
+    if (listed !== null && !listed.delete(parsed.desc.name)) {
+      throw new CorruptionError('LAYER_NOT_LISTED', `layer file ${join(dir, fileName)} is not one of the timeline's layers (its metadata does not list it)`, {
+        hint: 'A file from elsewhere (another timeline, an older copy of this one?): move it out of the timeline directory.',
+        details: { path: join(dir, fileName) },
+      })
+    }
+    load.push({ fileName, desc: parsed.desc })
+  }
+  if (listed !== null && listed.size > 0) {
+    const missing = [...listed].sort()
+    throw new CorruptionError(
+      'LAYER_MISSING',
+      `layer file ${join(dir, missing[0]!)} of timeline ${timelineId} is missing${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}: without it, pages would be rebuilt from older versions`,
+      {
+        hint: 'Restore the missing layer files from a backup of the workdir; the timeline is not served until they are back.',
+        details: { missing },
+      },
+    )
+  }
+  return { load, future }
+}
