@@ -13,7 +13,7 @@
  * `stop()` shuts down gracefully: stop accepting, stop WAL receivers, flush every timeline, stop the redo
  * workers, release the lock.
  */
-import { ConflictError, errorOfKind, messageOf, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
+import { errorOfKind, messageOf, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
@@ -195,15 +195,13 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     const done = this.guard.beginDeleteTimeline(t, tl)
     try {
       const k = this.key(t, tl)
-      // Refusals that depend on the files (a branch of it on disk) come before the timeline leaves service.
-      await (await this.repo.tenant(t)).checkDeletable(tl)
       if (this.broken.has(k)) {
         const r = await deleteTimelineIn(this.repo, t, tl)
         this.broken.delete(k)
         return r
       }
-      await this.dropTimeline(t, tl)
-      return await deleteTimelineIn(this.repo, t, tl)
+      // The refusals (a branch of it on disk, served or not) come before the timeline leaves service.
+      return await deleteTimelineIn(this.repo, t, tl, () => this.dropTimeline(t, tl))
     } finally {
       done()
     }
@@ -327,14 +325,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     return [...this.services.values()]
   }
 
-  /** Removes a timeline from service (before deleting it). */
-  async dropTimeline(t: TenantId, tl: TimelineId): Promise<void> {
+  /**
+   * Removes a timeline from service, once its delete is past the refusals (Tenant.deleteTimeline checks every
+   * timeline's metadata on disk for branches of it, which include the served ones).
+   */
+  private async dropTimeline(t: TenantId, tl: TimelineId): Promise<void> {
     const s = this.service(t, tl)
-    for (const other of this.services.values()) {
-      if (other.timeline.ancestor === s.timeline) {
-        throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${tl} has child timelines`, { hint: 'Delete its branches first.' })
-      }
-    }
     await s.stopWal()
     this.services.delete(this.key(t, tl))
     s.retire()

@@ -5,8 +5,8 @@
  * there, and a slot keeps the primary's WAL until it is dropped: a deleted timeline's slot would fill the
  * primary's disk. So deleting a timeline (or a tenant) drops the slots of what it deletes, just before its
  * files go (so that a killed delete never leaves a slot no metadata names; the delete itself does not depend
- * on the primary). A primary that cannot be reached in time, or a
- * slot still in use, leaves the slot: the result names it, with the reason and the SQL that drops it by hand.
+ * on the primary). A primary that cannot be reached in time, or a slot still in use, leaves the slot: the
+ * result names it, with the reason and the SQL that drops it by hand.
  * A timeline whose metadata cannot be read may hold a slot nobody can name: the result says so
  * (`slotsUnknown`, with the default slot name to look for).
  */
@@ -83,10 +83,9 @@ export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): Sl
 }
 
 export async function dropSlots(found: SlotsFound): Promise<SlotsDropped> {
-  const refs = found.refs
   const slotsDropped: string[] = []
   const slotsLeft: SlotLeft[] = []
-  for (const ref of refs) {
+  for (const ref of found.refs) {
     let server = '(unparsable connection string)'
     try {
       const params = parseConnString(ref.connString)

@@ -196,20 +196,24 @@ export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promis
 
 /**
  * Deletes a timeline no other branches from, and drops its replication slot on its primary (app/slots.ts).
- * The refusals come first (nothing is dropped for a delete that will not happen), then the slot, then the
- * files: a delete killed in between leaves a timeline without its slot, which a retry deletes, never a slot
- * that no metadata names any more (it would keep the primary's WAL for ever, and nothing would find it).
+ * The refusals come first (nothing is dropped for a delete that will not happen), then `beforeRemove` (a
+ * server takes the timeline out of service), then the slot, then the files: a delete killed in between
+ * leaves a timeline without its slot, which a retry deletes, never a slot that no metadata names any more (it
+ * would keep the primary's WAL for ever, and nothing would find it).
  */
 export async function deleteTimelineIn(
   repo: Repository,
   tenantId: TenantId,
   timelineId: TimelineId,
+  beforeRemove?: () => Promise<void>,
 ): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
   const tenant = await repo.tenant(tenantId)
-  await tenant.checkDeletable(timelineId)
-  const slots = await dropSlots(slotsOfTimelines(tenant, [timelineId]))
-  await tenant.deleteTimeline(timelineId)
-  return { tenantId, timelineId, deleted: true as const, ...slots }
+  let slots: SlotsDropped | null = null
+  await tenant.deleteTimeline(timelineId, async () => {
+    await beforeRemove?.()
+    slots = await dropSlots(slotsOfTimelines(tenant, [timelineId]))
+  })
+  return { tenantId, timelineId, deleted: true as const, ...slots! }
 }
 
 export async function deleteTimeline(

@@ -114,9 +114,14 @@ export class Tenant {
     return this.timeline(id)
   }
 
-  /** Deletes a timeline that no other timeline branches from. */
-  async deleteTimeline(id: TimelineId): Promise<void> {
+  /**
+   * Deletes a timeline that no other timeline branches from. `beforeRemove` runs once the refusals are past
+   * and before anything is closed or removed (a server takes the timeline out of service there, the caller
+   * drops its replication slot), so that the check is made once and nothing is undone for a refused delete.
+   */
+  async deleteTimeline(id: TimelineId, beforeRemove?: () => Promise<void>): Promise<void> {
     await this.checkDeletable(id)
+    await beforeRemove?.()
     const loaded = this.timelines.get(id)
     if (loaded) {
       this.timelines.delete(id)
