@@ -81,9 +81,6 @@ export class TimelineService implements PageServiceTimeline {
   private onReceiverEvent(e: ReceiverLogEvent): void {
     this.log(e.level, 'wal receiver', e as unknown as Record<string, unknown>)
     switch (e.event) {
-      case 'connecting':
-        if (e.attempt === 1) this.status = `connecting to the WAL source, from ${formatLsn(this.timeline.lastRecordLsn)}`
-        break
       case 'retry':
         this.status = `reconnecting (attempt ${(e.attempt ?? 0) + 1}, last record ${formatLsn(this.timeline.lastRecordLsn)})${e.error ? `: ${e.error.message}` : ''}`
         break
@@ -125,7 +122,7 @@ export class TimelineService implements PageServiceTimeline {
         onPrimaryWaiting: () => this.flushForPrimary(),
       })
       tl.onDurable = (l) => receiver.markDurable(l)
-      this.status = `streaming from ${formatLsn(tl.lastRecordLsn)}`
+      this.status = `connecting to the WAL source, from ${formatLsn(tl.lastRecordLsn)}`
       try {
         for await (const batch of receiver.batches()) {
           await this.driver.ingestRecords(batch)
