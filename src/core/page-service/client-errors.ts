@@ -70,43 +70,33 @@ function serverErrorHint(kind: ErrorKind, f: PgErrorFields): string {
 /** The Neon class of an in-band pagestream error, from its message prefix. */
 export type PagestreamErrorClass = 'bad_request' | 'not_found' | 'lsn_timeout' | 'read' | 'data_corrupted' | 'other'
 
+const SERVER_LOG_HINT = 'See the page server log for the cause.'
+
+/**
+ * The classes by message prefix, most specific first (ours, "Read error: data corrupted:", before Neon's
+ * "Read error"), with the kind (exit code) and hint each gets; anything else is 'other'.
+ */
+const PAGESTREAM_ERROR_CLASSES: ReadonlyArray<{ prefix: string; errorClass: PagestreamErrorClass; kind: ErrorKind; hint: string }> = [
+  { prefix: 'Bad request', errorClass: 'bad_request', kind: 'usage', hint: 'Check the request LSN: not 0, not below the GC cutoff, and not below not_modified_since.' },
+  { prefix: 'Not found', errorClass: 'not_found', kind: 'not_found', hint: SERVER_LOG_HINT },
+  { prefix: 'LSN timeout', errorClass: 'lsn_timeout', kind: 'timeout', hint: 'The page server has not received WAL up to that LSN yet; ask for an earlier LSN.' },
+  {
+    prefix: READ_ERROR_CORRUPTED_PREFIX,
+    errorClass: 'data_corrupted',
+    kind: 'corruption',
+    hint: "The page server's files are damaged (the message names the file): restore it from a backup of its workdir; see the server log.",
+  },
+  { prefix: 'Read error', errorClass: 'read', kind: 'unavailable', hint: SERVER_LOG_HINT },
+]
+
 export class PagestreamRequestError extends PageserverError {
   readonly errorClass: PagestreamErrorClass
 
   constructor(message: string) {
-    const errorClass: PagestreamErrorClass = message.startsWith('Bad request')
-      ? 'bad_request'
-      : message.startsWith('Not found')
-        ? 'not_found'
-        : message.startsWith('LSN timeout')
-          ? 'lsn_timeout'
-          : message.startsWith(READ_ERROR_CORRUPTED_PREFIX)
-            ? 'data_corrupted'
-            : message.startsWith('Read error')
-              ? 'read'
-              : 'other'
-    const kind: ErrorKind =
-      errorClass === 'bad_request'
-        ? 'usage'
-        : errorClass === 'not_found'
-          ? 'not_found'
-          : errorClass === 'lsn_timeout'
-            ? 'timeout'
-            : errorClass === 'data_corrupted'
-              ? 'corruption'
-              : 'unavailable'
-    super(kind, `PAGESTREAM_${errorClass.toUpperCase()}`, message, {
-      hint:
-        errorClass === 'bad_request'
-          ? 'Check the request LSN: not 0, not below the GC cutoff, and not below not_modified_since.'
-          : errorClass === 'lsn_timeout'
-            ? 'The page server has not received WAL up to that LSN yet; ask for an earlier LSN.'
-            : errorClass === 'data_corrupted'
-              ? "The page server's files are damaged (the message names the file): restore it from a backup of its workdir; see the server log."
-              : 'See the page server log for the cause.',
-    })
+    const c = PAGESTREAM_ERROR_CLASSES.find((x) => message.startsWith(x.prefix)) ?? { errorClass: 'other' as const, kind: 'unavailable' as const, hint: SERVER_LOG_HINT }
+    super(c.kind, `PAGESTREAM_${c.errorClass.toUpperCase()}`, message, { hint: c.hint })
     this.name = 'PagestreamRequestError'
-    this.errorClass = errorClass
+    this.errorClass = c.errorClass
   }
 }
 
