@@ -56,8 +56,9 @@ export function removeAbandonedScratch(scratch: string): string[] {
     return removed
   }
   for (const n of names) {
-    const m = /^pageserver-initdb-(\d+)-/.exec(n)
-    if (m === null || processAlive(Number(m[1]))) continue
+    if (!n.startsWith(SCRATCH_PREFIX)) continue
+    const pid = /^(\d+)-/.exec(n.slice(SCRATCH_PREFIX.length))?.[1]
+    if (pid === undefined || processAlive(Number(pid))) continue
     rmSync(join(scratch, n), { recursive: true, force: true })
     removed.push(n)
   }
