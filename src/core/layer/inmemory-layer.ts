@@ -35,6 +35,7 @@
 import { join } from 'node:path'
 import { assert } from '../lib/errors.js'
 import { crc32c, crc32cRange } from '../lib/crc32c.js'
+import { copyBytes } from '../lib/shared-copy.js'
 import { keyField6, keyPrefixOf, type Key } from '../model/key.js'
 import { VALUE_FLAG_WILL_INIT, VALUE_HEADER_BYTES, VALUE_KIND_IMAGE, VALUE_KIND_RECORD } from '../model/value.js'
 import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
@@ -180,7 +181,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   /** Adds the encoded `value` of `key` at `lsn` (copied; LSNs non-decreasing per key). */
   put(key: Key, lsn: Lsn, value: Buffer): void {
     this.makeRoom(value.length)
-    value.copy(this.cur!, this.curUsed)
+    copyBytes(value, this.cur!, this.curUsed, 0, value.length)
     this.index(keyPrefixOf(key), keyField6(key), lsn, value.length, value[0] === VALUE_KIND_IMAGE || (value[1]! & VALUE_FLAG_WILL_INIT) !== 0 ? WILL_INIT_BIT : 0)
   }
 
@@ -197,7 +198,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     const at = this.curUsed
     cur[at] = VALUE_KIND_RECORD
     cur[at + 1] = willInit ? VALUE_FLAG_WILL_INIT : 0
-    raw.copy(cur, at + VALUE_HEADER_BYTES)
+    copyBytes(raw, cur, at + VALUE_HEADER_BYTES, 0, raw.length)
     this.index(prefix, field6, lsn, len, willInit ? WILL_INIT_BIT : 0)
   }
 
@@ -360,7 +361,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     const out = Buffer.allocUnsafe(len)
     const view = this.views[s]
     if (view !== null && view !== undefined) {
-      view.copy(out, 0, off, off + len)
+      copyBytes(view, out, 0, off, off + len)
       return out
     }
     const released = this.slabStreamOffset[s]! >= 0

@@ -12,6 +12,7 @@
  *   byte 0: kind (0 image, 1 WAL record) | byte 1: flags (bit 0 will-init) | bytes 2..: payload
  */
 import { CorruptionError } from '../lib/errors.js'
+import { copyBytes } from '../lib/shared-copy.js'
 
 export type Value = { readonly kind: 'image'; readonly data: Buffer } | { readonly kind: 'record'; readonly willInit: boolean; readonly raw: Buffer }
 
@@ -41,12 +42,12 @@ export function encodeValueInto(v: Value, out: Buffer, offset: number): number {
   if (v.kind === 'image') {
     out[offset] = KIND_IMAGE
     out[offset + 1] = 0
-    v.data.copy(out, offset + VALUE_HEADER_BYTES)
+    copyBytes(v.data, out, offset + VALUE_HEADER_BYTES, 0, v.data.length)
     return VALUE_HEADER_BYTES + v.data.length
   }
   out[offset] = KIND_RECORD
   out[offset + 1] = v.willInit ? FLAG_WILL_INIT : 0
-  v.raw.copy(out, offset + VALUE_HEADER_BYTES)
+  copyBytes(v.raw, out, offset + VALUE_HEADER_BYTES, 0, v.raw.length)
   return VALUE_HEADER_BYTES + v.raw.length
 }
 

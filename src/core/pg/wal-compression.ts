@@ -11,6 +11,7 @@
  * the caller's page avoids the copy a library's API would need. zstd frames are decoded by `fzstd` (pure JS,
  * decompression only), since Node 20's zlib has no zstd.
  */
+import { copyBytes } from '../lib/shared-copy.js'
 import { decompress as zstdDecompress } from 'fzstd'
 import { CorruptionError } from '../lib/errors.js'
 
@@ -114,7 +115,7 @@ export function lz4BlockDecompress(src: Uint8Array, out: Uint8Array, outOffset: 
     if (litLen < SHORT_COPY_MAX_BYTES) {
       for (let k = 0; k < litLen; k++) out[dp + k] = src[sp + k]!
     } else {
-      out.set(src.subarray(sp, sp + litLen), dp)
+      copyBytes(src, out, dp, sp, sp + litLen)
     }
     sp += litLen
     dp += litLen
@@ -169,7 +170,7 @@ export function decompressImage(
       return zstdFrameDecompress(src, out, outOffset, expectedLength)
     case 'none':
       if (src.length !== expectedLength) throw corrupt('uncompressed', `length ${src.length}, expected ${expectedLength}`)
-      out.set(src, outOffset)
+      copyBytes(src, out, outOffset, 0, src.length)
       return
   }
 }

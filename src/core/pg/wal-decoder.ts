@@ -29,6 +29,7 @@
  * next record starts at 0/2000068.
  */
 import { CorruptionError } from '../lib/errors.js'
+import { copyBytes } from '../lib/shared-copy.js'
 import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { RM } from './rmgr.js'
 import {
@@ -402,7 +403,7 @@ export class WalStreamDecoder {
       const b = this.pieceBuf[i]!
       const start = this.pieceStart[i]!
       const len = this.pieceLen[i]!
-      b.copy(raw, o, start, start + len)
+      copyBytes(b, raw, o, start, start + len)
       o += len
     }
     this.clearPieces()

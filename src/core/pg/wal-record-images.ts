@@ -16,6 +16,7 @@
  * When an image is dropped, XLR_CHECK_CONSISTENCY is cleared: the record no longer carries the image of
  * every block that consistency checking compares.
  */
+import { copyBytes } from '../lib/shared-copy.js'
 import type { BufferTag } from './reltag.js'
 import {
   BKPBLOCK_FORK_MASK,
@@ -151,7 +152,7 @@ export function lengthKeepingImageOf(rec: DecodedRecord, keep: BufferTag | null)
 export function writeKeepingImageOf(rec: DecodedRecord, keep: BufferTag | null, out: Buffer): void {
   const raw = rec.raw
   const len = lengthKeepingImageOf(rec, keep)
-  raw.copy(out, 0, 0, SizeOfXLogRecord)
+  copyBytes(raw, out, 0, 0, SizeOfXLogRecord)
   out.writeUInt32LE(len, 0)
   if (foreignImageBytes(rec, keep) > 0) out[XL_INFO_OFFSET] = raw[XL_INFO_OFFSET]! & ~XLR_CHECK_CONSISTENCY
   let p = SizeOfXLogRecord
@@ -200,9 +201,10 @@ export function writeKeepingImageOf(rec: DecodedRecord, keep: BufferTag | null, 
     p += 2
   }
   for (const b of rec.blocks) {
-    if (keepsImage(b, keep)) p += raw.copy(out, p, b.imageOffset, b.imageOffset + b.bimgLen)
-    p += raw.copy(out, p, b.dataOffset, b.dataOffset + b.dataLength)
+    // (copyBytes: `out` may be an in-memory layer's shared slab; see lib/shared-copy.ts.)
+    if (keepsImage(b, keep)) p += copyBytes(raw, out, p, b.imageOffset, b.imageOffset + b.bimgLen)
+    p += copyBytes(raw, out, p, b.dataOffset, b.dataOffset + b.dataLength)
   }
-  raw.copy(out, p, rec.mainDataOffset, rec.mainDataOffset + rec.mainDataLength)
+  copyBytes(raw, out, p, rec.mainDataOffset, rec.mainDataOffset + rec.mainDataLength)
   out.writeUInt32LE(recordCrc(out.subarray(0, len)), XL_CRC_OFFSET)
 }

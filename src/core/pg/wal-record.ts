@@ -16,6 +16,7 @@
  */
 import { CorruptionError } from '../lib/errors.js'
 import { crc32cJs, crc32cRange } from '../lib/crc32c.js'
+import { copyBytes } from '../lib/shared-copy.js'
 import { formatLsn, INVALID_LSN, type Lsn } from './lsn.js'
 import type { RelFileNode } from './reltag.js'
 import { decompressImage, type ImageCompression } from './wal-compression.js'
@@ -429,6 +430,9 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
   )
 }
 
+/** Plain memory where restoreBlockImage builds a page bound for shared memory (8 spare bytes to match its alignment). */
+const stagingPage = Buffer.alloc(BLCKSZ + 8)
+
 /**
  * The full 8 KiB page of a block image: decompressed, with its hole re-inserted as zeros. Writes into `out`
  * (reused by hot paths) or a new buffer.
@@ -436,6 +440,15 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
 export function restoreBlockImage(rec: DecodedRecord, b: DecodedBlock, out: Buffer = Buffer.allocUnsafe(BLCKSZ)): Buffer {
   if (!b.hasImage) {
     throw new CorruptionError('WAL_NO_IMAGE', `block ${b.id} of the record ${rec.describePosition()} has no image`)
+  }
+  if (out.buffer instanceof SharedArrayBuffer && out.length >= BLCKSZ) {
+    // Into shared memory (an in-memory layer's slab), pieces, zero fill and decompression would each run
+    // byte by byte or be staged (lib/shared-copy.ts): the page is built in plain memory placed at `out`'s
+    // alignment, then moved with one word-wise copy.
+    const a = out.byteOffset & 7
+    restoreBlockImage(rec, b, stagingPage.subarray(a, a + BLCKSZ))
+    out.set(stagingPage.subarray(a, a + BLCKSZ))
+    return out
   }
   const stored = rec.blockImageBytes(b)
   const bodyLength = BLCKSZ - b.holeLength
@@ -445,9 +458,10 @@ export function restoreBlockImage(rec: DecodedRecord, b: DecodedBlock, out: Buff
   }
   if (b.compression === 'none') {
     // Uncompressed with a hole: [0, holeOffset) then zeros then the rest.
-    stored.copy(out, 0, 0, b.holeOffset)
+    // (copyBytes: `stored` may lie in a shared WAL chunk, see lib/shared-copy.ts; `out` is plain here.)
+    copyBytes(stored, out, 0, 0, b.holeOffset)
     out.fill(0, b.holeOffset, b.holeOffset + b.holeLength)
-    stored.copy(out, b.holeOffset + b.holeLength, b.holeOffset, bodyLength)
+    copyBytes(stored, out, b.holeOffset + b.holeLength, b.holeOffset, bodyLength)
     return out
   }
   // Compressed with a hole: decompress to the end of the page, then move the tail up past the hole.

@@ -23,6 +23,7 @@
  */
 import { serialize } from 'pg-protocol'
 import { CorruptionError, UnavailableError, type PageserverError } from '../lib/errors.js'
+import { copyBytes } from '../lib/shared-copy.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { decodeServerMessage, encodeStatusUpdate, unixMsToPgMicros } from '../protocol/replication-messages.js'
 import { ChunkQueue } from './chunk-queue.js'
@@ -184,12 +185,15 @@ export class WalStream implements AsyncIterable<WalChunk> {
     }
   }
 
-  /** Copies `src` into the current shared slab (a new one when it is full). Chunks never share bytes. */
+  /**
+   * Copies `src` into the current shared slab (a new one when it is full). Chunks never share bytes. (copyBytes:
+   * a plain `set` into shared memory runs byte by byte unless both sides have the same alignment; lib/shared-copy.ts.)
+   */
   private copyShared(src: Buffer): Buffer {
     const n = src.length
     if (n > WAL_STREAM_SLAB_BYTES / 4) {
       const own = Buffer.from(new SharedArrayBuffer(n))
-      own.set(src)
+      copyBytes(src, own, 0, 0, n)
       return own
     }
     if (this.slab === null || this.slabUsed + n > this.slab.length) {
@@ -197,7 +201,7 @@ export class WalStream implements AsyncIterable<WalChunk> {
       this.slabUsed = 0
     }
     const out = this.slab.subarray(this.slabUsed, this.slabUsed + n)
-    out.set(src)
+    copyBytes(src, out, 0, 0, n)
     this.slabUsed += n
     return out
   }

@@ -28,6 +28,35 @@ function expectBad(raw: Buffer, code = 'WAL_BAD_RECORD'): void {
   expect(() => decodeRecord(raw, lsn(0x1000028))).toThrow(expect.objectContaining({ code, kind: 'corruption' }))
 }
 
+/** A record with five images of one page (and a VM page): uncompressed with and without hole, pglz, lz4, zstd. */
+function imageRecord(): { raw: Buffer; page: Buffer; vm: Buffer } {
+  const page = standardPage()
+  const body = Buffer.concat([page.subarray(0, 200), page.subarray(6000)])
+  const lz4 = lz4CompressSync(body).subarray(4)
+  // A pglz stream of only literals is valid: control byte 0 before every 8 bytes.
+  const pglz: number[] = []
+  for (let i = 0; i < body.length; i += 8) pglz.push(0, ...body.subarray(i, i + 8))
+  // zstd: one raw block.
+  const zstd = Buffer.concat([
+    Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x60, (body.length - 256) & 0xff, (body.length - 256) >> 8]),
+    Buffer.from([((body.length << 3) | 1) & 0xff, ((body.length << 3) >> 8) & 0xff, (body.length << 3) >> 16]),
+    body,
+  ])
+  const vm = Buffer.alloc(8192, 0x5a)
+  const raw = buildRecord({
+    rmid: 0,
+    info: 0xb0,
+    blocks: [
+      { id: 0, rel: REL, blkno: 0, image: { stored: body, holeOffset: 200, bimgInfo: 0x01 | 0x02 } },
+      { id: 1, sameRel: true, fork: 2, blkno: 0, image: { stored: vm, holeOffset: 0, bimgInfo: 0x02 } },
+      { id: 2, sameRel: true, blkno: 2, image: { stored: Buffer.from(pglz), holeOffset: 200, holeLength: 5800, bimgInfo: 0x01 | 0x04 } },
+      { id: 3, sameRel: true, blkno: 3, image: { stored: lz4, holeOffset: 200, holeLength: 5800, bimgInfo: 0x01 | 0x08 } },
+      { id: 4, sameRel: true, blkno: 4, image: { stored: zstd, holeOffset: 200, holeLength: 5800, bimgInfo: 0x01 | 0x10 | 0x02 } },
+    ],
+  })
+  return { raw, page, vm }
+}
+
 describe('decodeRecord', () => {
   it('decodes blocks, SAME_REL, data, origin, top-level xid and main data, with payload offsets', () => {
     const raw = buildRecord({
@@ -80,30 +109,7 @@ describe('decodeRecord', () => {
   })
 
   it('restores images: uncompressed with and without hole, pglz, lz4 and zstd with hole', () => {
-    const page = standardPage()
-    const body = Buffer.concat([page.subarray(0, 200), page.subarray(6000)])
-    const lz4 = lz4CompressSync(body).subarray(4)
-    // A pglz stream of only literals is valid: control byte 0 before every 8 bytes.
-    const pglz: number[] = []
-    for (let i = 0; i < body.length; i += 8) pglz.push(0, ...body.subarray(i, i + 8))
-    // zstd: one raw block.
-    const zstd = Buffer.concat([
-      Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x60, (body.length - 256) & 0xff, (body.length - 256) >> 8]),
-      Buffer.from([((body.length << 3) | 1) & 0xff, ((body.length << 3) >> 8) & 0xff, (body.length << 3) >> 16]),
-      body,
-    ])
-    const vm = Buffer.alloc(8192, 0x5a)
-    const raw = buildRecord({
-      rmid: 0,
-      info: 0xb0,
-      blocks: [
-        { id: 0, rel: REL, blkno: 0, image: { stored: body, holeOffset: 200, bimgInfo: 0x01 | 0x02 } },
-        { id: 1, sameRel: true, fork: 2, blkno: 0, image: { stored: vm, holeOffset: 0, bimgInfo: 0x02 } },
-        { id: 2, sameRel: true, blkno: 2, image: { stored: Buffer.from(pglz), holeOffset: 200, holeLength: 5800, bimgInfo: 0x01 | 0x04 } },
-        { id: 3, sameRel: true, blkno: 3, image: { stored: lz4, holeOffset: 200, holeLength: 5800, bimgInfo: 0x01 | 0x08 } },
-        { id: 4, sameRel: true, blkno: 4, image: { stored: zstd, holeOffset: 200, holeLength: 5800, bimgInfo: 0x01 | 0x10 | 0x02 } },
-      ],
-    })
+    const { raw, page, vm } = imageRecord()
     const rec = decodeRecord(raw)
     expect(rec.blocks.map((b) => [b.compression, b.applyImage, b.holeOffset, b.holeLength])).toEqual([
       ['none', true, 200, 5800],
@@ -121,6 +127,26 @@ describe('decodeRecord', () => {
     expect(restoreBlockImage(rec, rec.blocks[0]!).equals(page)).toBe(true) // fresh buffer
     const noImage = decodeRecord(buildRecord({ blocks: [{ id: 0, blkno: 1, data: Buffer.from('x') }] }))
     expect(() => restoreBlockImage(noImage, noImage.blocks[0]!)).toThrow(expect.objectContaining({ code: 'WAL_NO_IMAGE' }))
+  })
+
+  it('restores images from and into shared memory at any alignment, touching only the page', () => {
+    // WAL chunks and in-memory layer slabs are SharedArrayBuffers, where misaligned copies take another path
+    // (lib/shared-copy.ts).
+    const { raw, page, vm } = imageRecord()
+    for (const recOff of [0, 1, 3, 4]) {
+      const chunk = Buffer.from(new SharedArrayBuffer(raw.length + 8))
+      raw.copy(chunk, recOff)
+      const rec = decodeRecord(chunk.subarray(recOff, recOff + raw.length))
+      for (const outOff of [0, 2, 5, 8]) {
+        const slab = Buffer.from(new SharedArrayBuffer(8192 + 16)).fill(0xee)
+        for (const b of rec.blocks) {
+          const out = slab.subarray(outOff, outOff + 8192)
+          expect(restoreBlockImage(rec, b, out)).toBe(out)
+          expect(out.equals(b.id === 1 ? vm : page), `block ${b.id}, record at +${recOff}, page at +${outOff}`).toBe(true)
+          expect(slab.subarray(0, outOff).every((x) => x === 0xee) && slab.subarray(outOff + 8192).every((x) => x === 0xee)).toBe(true)
+        }
+      }
+    }
   })
 
   it('rejects what DecodeXLogRecord rejects', () => {
