@@ -22,6 +22,9 @@
 /** Below this many bytes a misaligned shared copy is done directly (≈ 80 ns as a byte loop). */
 export const SHARED_COPY_DIRECT_BYTES = 256
 
+/** Up to this many bytes a copy is a JS loop (no view, no native call). */
+const SHARED_COPY_LOOP_BYTES = 32
+
 /** Largest piece staged at once (a multiple of 8, so every piece keeps the first one's alignment). */
 const STAGE_BYTES = 64 * 1024
 
@@ -41,14 +44,19 @@ function isShared(b: Uint8Array): boolean {
 export function copyBytes(src: Uint8Array, dst: Uint8Array, dstStart: number, srcStart: number, srcEnd: number): number {
   const n = srcEnd - srcStart
   if (n <= 0) return 0
+  if (n <= SHARED_COPY_LOOP_BYTES) {
+    // A short copy costs less as a loop than as a view plus a native call.
+    for (let i = 0; i < n; i++) dst[dstStart + i] = src[srcStart + i]!
+    return n
+  }
   if (n < SHARED_COPY_DIRECT_BYTES || ((src.byteOffset + srcStart - dst.byteOffset - dstStart) & 7) === 0) {
-    dst.set(src.subarray(srcStart, srcEnd), dstStart)
+    dst.set(srcStart === 0 && srcEnd === src.length ? src : src.subarray(srcStart, srcEnd), dstStart)
     return n
   }
   const srcShared = isShared(src)
   const dstShared = isShared(dst)
   if (!srcShared && !dstShared) {
-    dst.set(src.subarray(srcStart, srcEnd), dstStart)
+    dst.set(srcStart === 0 && srcEnd === src.length ? src : src.subarray(srcStart, srcEnd), dstStart)
     return n
   }
   stageA ??= new Uint8Array(STAGE_BYTES + 8)

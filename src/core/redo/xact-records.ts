@@ -222,6 +222,9 @@ function maxalign(n: number): number {
 
 // --- commit / abort --------------------------------------------------------------------------------
 
+/** The invalidation messages of a record without any (shared: one commit record in three has none, and a fresh empty Buffer per record showed in ingest's profile). */
+const NO_MESSAGES = Buffer.alloc(0)
+
 function parseFinish(info: number, data: Buffer, isCommit: boolean): ParsedXactCommit {
   const c = new Cursor(data)
   const xact_time = c.i64('xact_time')
@@ -240,7 +243,7 @@ function parseFinish(info: number, data: Buffer, isCommit: boolean): ParsedXactC
   let stats: XactStatsItem[] = []
   if (xinfo & XACT_XINFO_HAS_DROPPED_STATS) stats = c.statsItems(c.count(SizeOfXactStatsItem, 'dropped stats'))
   let nmsgs = 0
-  let msgs: Buffer = Buffer.alloc(0)
+  let msgs: Buffer = NO_MESSAGES
   // Abort records never carry invalidations: PostgreSQL's abort parser does not look at the bit.
   if (isCommit && xinfo & XACT_XINFO_HAS_INVALS) {
     nmsgs = c.count(SizeOfSharedInvalidationMessage, 'invalidation messages')

@@ -19,7 +19,7 @@ function patterned(n: number, shared: boolean, seed: number): Buffer {
   return b
 }
 
-const LENGTHS = [0, 1, 7, SHARED_COPY_DIRECT_BYTES - 1, SHARED_COPY_DIRECT_BYTES, 8192, 8192 + 5, 64 * 1024 + 13, 200_003]
+const LENGTHS = [0, 1, 7, 32, 33, SHARED_COPY_DIRECT_BYTES - 1, SHARED_COPY_DIRECT_BYTES, 8192, 8192 + 5, 64 * 1024 + 13, 200_003]
 
 describe('copyBytes', () => {
   for (const srcShared of [false, true]) {
