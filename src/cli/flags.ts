@@ -5,6 +5,7 @@ import { Flags } from '@oclif/core'
 import { parseLsn, type Lsn } from '../core/pg/lsn.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../core/model/ids.js'
 import { parseBlockNumber, parseForkName, parseRelFileNode, type RelFileNode } from '../core/pg/reltag.js'
+import { validateSlotName } from '../core/walreceiver/replication-commands.js'
 
 export const lsnFlag = Flags.custom<Lsn>({
   parse: async (input) => parseLsn(input),
@@ -35,4 +36,13 @@ export const forkFlag = Flags.custom<number>({
 export const blockFlag = Flags.custom<number>({
   parse: async (input) => parseBlockNumber(input),
   helpValue: 'N',
+})
+
+/** A replication slot name as PostgreSQL allows it (lower-case letters, digits, underscores; at most 63). */
+export const slotNameFlag = Flags.custom<string>({
+  parse: async (input) => {
+    validateSlotName(input)
+    return input
+  },
+  helpValue: 'NAME',
 })

@@ -12,7 +12,7 @@
 import { join } from 'node:path'
 import { ConflictError, errorOfKind, NotFoundError, PageserverError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
-import { createDirAtomically, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
+import { createDirAtomically, creationsUnderway, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
 import { defaultWorkerCommand } from '../walredo/worker-command.js'
 import { readMetadata } from './metadata.js'
@@ -61,6 +61,23 @@ export class Tenant {
         out.push(parseTimelineId(name))
       } catch {
         // not a timeline directory
+      }
+    }
+    return out
+  }
+
+  /**
+   * Timelines whose creation (import, bootstrap, branch) has a temporary directory here: in progress in the
+   * process holding the workdir lock, or abandoned by one that died. Read-only; for `slot list`, which must
+   * not take a slot being imported for an orphan.
+   */
+  async timelinesBeingCreated(): Promise<Array<{ timelineId: TimelineId; tmpDir: string }>> {
+    const out: Array<{ timelineId: TimelineId; tmpDir: string }> = []
+    for (const c of await creationsUnderway(this.timelinesDir)) {
+      try {
+        out.push({ timelineId: parseTimelineId(c.name), tmpDir: c.tmpDir })
+      } catch {
+        // not a timeline's
       }
     }
     return out

@@ -25,6 +25,8 @@ export const TEMP_DIR_PREFIX = '.tmp-'
 /** Middle of a tombstone's name: `.tmp-<name>-deleted-<8 hex>` (the random tail lets a re-created and
  * re-deleted object get a fresh tombstone while an older one still waits for removal). */
 export const TOMBSTONE_INFIX = '-deleted-'
+/** Random hex characters that end a creation's temporary name: `.tmp-<name>-<12 hex>`. */
+const CREATION_TAIL_HEX = 12
 
 /** Temporary directories and tombstones of this process's creations and deletions in progress. */
 const liveTempDirs = new Set<string>()
@@ -59,7 +61,7 @@ export async function createDirAtomically(
   await mkdir(parent, { recursive: true })
   if (await pathExists(target)) throw conflict()
   // Named and registered before it exists, so that a cleanup running meanwhile never sees it unregistered.
-  const tmp = join(parent, `${TEMP_DIR_PREFIX}${name}-${randomBytes(6).toString('hex')}`)
+  const tmp = join(parent, `${TEMP_DIR_PREFIX}${name}-${randomBytes(CREATION_TAIL_HEX / 2).toString('hex')}`)
   liveTempDirs.add(tmp)
   try {
     await mkdir(tmp, { mode: 0o700 })
@@ -115,6 +117,34 @@ export async function listSubdirs(dir: string): Promise<string[]> {
     if (isNotFoundFsError(e)) return []
     throw e
   }
+}
+
+/** A creation's temporary directory under some parent: what it will be named, and where it is now. */
+export interface CreationUnderway {
+  readonly name: string
+  readonly tmpDir: string
+}
+
+/**
+ * The creations under `parent` that have a temporary directory (`.tmp-<name>-<12 hex>`, not a tombstone):
+ * each is in progress in some process, or was abandoned by one that died (the next writer removes it).
+ * Telling the two apart is the caller's business (the workdir lock says whether anyone can be creating).
+ */
+export async function creationsUnderway(parent: string): Promise<CreationUnderway[]> {
+  const re = new RegExp(`^${TEMP_DIR_PREFIX.replace('.', '\\.')}(.+)-[0-9a-f]{${CREATION_TAIL_HEX}}$`)
+  let entries
+  try {
+    entries = await readdir(parent, { withFileTypes: true })
+  } catch (e) {
+    if (isNotFoundFsError(e)) return []
+    throw e
+  }
+  const out: CreationUnderway[] = []
+  for (const e of entries) {
+    const m = e.isDirectory() ? re.exec(e.name) : null
+    if (m && !e.name.includes(TOMBSTONE_INFIX)) out.push({ name: m[1]!, tmpDir: join(parent, e.name) })
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
 /** Removes a directory tree (a tombstone, or a temporary directory). */

@@ -1,6 +1,20 @@
 /**
- * Timeouts and limits of a replication connection, with the reason for each default.
+ * Timeouts and limits of a replication connection, with the reason for each default, and the kind of
+ * walsender it asks for.
  */
+
+/**
+ * What the connection asks the server for at startup:
+ *   'physical' (replication=true): a physical walsender. Replication commands only (IDENTIFY_SYSTEM,
+ *              CREATE/DROP_REPLICATION_SLOT, START_REPLICATION, BASE_BACKUP); pg_hba.conf matches it by its
+ *              `replication` lines.
+ *   'database' (replication=database): a logical walsender connected to the connection string's dbname. It
+ *              runs the same replication commands (a physical slot can be dropped with it) and plain SQL as
+ *              well (PostgreSQL 10+), which listing slots needs (pg_replication_slots, pg_current_wal_*).
+ *              pg_hba.conf matches it as a normal connection to that database, and the role still needs the
+ *              REPLICATION attribute (or superuser), as for any walsender.
+ */
+export type ReplicationMode = 'physical' | 'database'
 
 export interface ReplicationConnectionOptions {
   /** Whole startup (TCP connect, authentication, ReadyForQuery). */
@@ -20,6 +34,8 @@ export interface ReplicationConnectionOptions {
   /** setDurable() reports within this delay (coalescing calls made per record into one message). */
   durableReportDelayMs?: number
   applicationName?: string
+  /** The walsender asked for; 'physical' unless SQL is needed (see ReplicationMode). */
+  replicationMode?: ReplicationMode
   /** Aborts connecting. */
   signal?: AbortSignal
 }
@@ -41,6 +57,7 @@ export const replicationConnectionDefaults: Readonly<ResolvedConnectionOptions> 
   closeTimeoutMs: 2_000,
   durableReportDelayMs: 100,
   applicationName: 'pageserver',
+  replicationMode: 'physical',
 })
 
 /** Defaults overlaid with the options that are set; `connect_timeout` from the connection string counts. */

@@ -1,6 +1,6 @@
 /**
  * ReplicationConnection: one TCP (or Unix socket) connection to a PostgreSQL 15 primary in physical
- * replication mode.
+ * replication mode (or, with `replicationMode: 'database'`, a logical walsender that also runs SQL).
  *
  * Lifecycle: `connect()` (startup + authentication, until ReadyForQuery) -> commands (`identifySystem`,
  * `show`, `query`; slots through replication-slots.ts) -> `startReplication()` -> iterate WAL chunks ->
@@ -30,14 +30,14 @@ import { CorruptionError, InterruptedError, PageserverError, TimeoutError, Unava
 import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
 import { FrameGuard } from './frame-guard.js'
 import { StartupAuth, type AuthMethod } from './startup-auth.js'
-import { resolveConnectionOptions, type ReplicationConnectionOptions, type ResolvedConnectionOptions } from './connection-options.js'
+import { resolveConnectionOptions, type ReplicationConnectionOptions, type ReplicationMode, type ResolvedConnectionOptions } from './connection-options.js'
 import { WalStream, type StreamEnd } from './wal-stream.js'
 import { errorFromServer } from './pg-errors.js'
 import { parseSystemRow, validateSlotName, type SystemIdentity, type QueryResult } from './replication-commands.js'
 
 export type { SlotInfo, SystemIdentity, QueryResult } from './replication-commands.js'
 export type { StreamEnd, WalChunk } from './wal-stream.js'
-export { replicationConnectionDefaults, type ReplicationConnectionOptions } from './connection-options.js'
+export { replicationConnectionDefaults, type ReplicationConnectionOptions, type ReplicationMode } from './connection-options.js'
 
 type Phase = 'connecting' | 'ready' | 'query' | 'streaming' | 'stream-ending' | 'closed'
 
@@ -97,6 +97,11 @@ export class ReplicationConnection {
     return this.auth.method
   }
 
+  /** The walsender this connection asked for: 'database' runs SQL too (connection-options.ts). */
+  get replicationMode(): ReplicationMode {
+    return this.opts.replicationMode
+  }
+
   /** ParameterStatus values sent by the server (server_version, ...). */
   parameter(name: string): string | undefined {
     return this.parameters.get(name)
@@ -150,7 +155,8 @@ export class ReplicationConnection {
           serialize.startup({
             user: this.params.user,
             database: this.params.dbname,
-            replication: 'true',
+            // 'database' asks for a logical walsender, which also runs SQL (connection-options.ts).
+            replication: this.opts.replicationMode === 'database' ? 'database' : 'true',
             application_name: this.params.applicationName ?? this.opts.applicationName,
           }),
         )

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createDirAtomically, removeAbandonedTempDirs, TEMP_DIR_PREFIX } from '../../../src/core/storage/atomic-dir.js'
+import { createDirAtomically, creationsUnderway, removeAbandonedTempDirs, TEMP_DIR_PREFIX, tombstoneDir } from '../../../src/core/storage/atomic-dir.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 
 const newDir = tempDirs('ps-atomic-')
@@ -37,5 +37,23 @@ describe('createDirAtomically and removeAbandonedTempDirs in one process', () =>
       }),
     ).rejects.toThrow('populate failed')
     expect(readdirSync(parent)).toEqual([])
+  })
+})
+
+describe('creationsUnderway', () => {
+  it("names the objects whose creation has a temporary directory (this process's or a dead one's), never a deletion's tombstone", async () => {
+    const parent = newDir()
+    mkdirSync(join(parent, 'old'))
+    await tombstoneDir(parent, 'old', 'object old')
+    mkdirSync(join(parent, `${TEMP_DIR_PREFIX}crashed-0123456789ab`))
+    mkdirSync(join(parent, `${TEMP_DIR_PREFIX}not-a-creation`))
+    let seen: Array<{ name: string }> = []
+    await createDirAtomically(parent, 'obj', 'object obj', async (tmp) => {
+      seen = await creationsUnderway(parent)
+      expect(seen.find((c) => c.name === 'obj')).toEqual({ name: 'obj', tmpDir: tmp })
+    })
+    expect(seen.map((c) => c.name)).toEqual(['crashed', 'obj'])
+    expect((await creationsUnderway(parent)).map((c) => c.name)).toEqual(['crashed'])
+    expect(await creationsUnderway(join(parent, 'missing'))).toEqual([])
   })
 })

@@ -1,0 +1,122 @@
+/**
+ * Which timeline of this workdir a physical replication slot on a primary belongs to.
+ *
+ * A timeline that streams from a primary names its slot in its metadata (`walSource.slotName`, with the
+ * primary's `systemId`). A slot is:
+ *   owned    when a readable timeline's metadata names it on the same cluster (system identifier): the same
+ *            name on another cluster is another slot;
+ *   unknown  when no timeline owns it but one may: a timeline whose metadata cannot be read, or one being
+ *            created while the workdir is locked (an import creates its slot before the timeline's metadata
+ *            exists, and streams through it only after the base backup), and the slot has the name that
+ *            timeline would use: its default name (app/slots.ts `defaultSlotName`), or the one its
+ *            half-written metadata names;
+ *   orphan   otherwise: nothing here streams through it, and it keeps the primary's WAL for nobody.
+ * Owned beats unknown: a readable timeline naming the slot settles it.
+ *
+ * Limits of what this can know: only this workdir is read, so a slot that another page server (another
+ * workdir) streams through from the same primary is an orphan here; a timeline that a broken one's custom
+ * --slot named cannot be matched (its name is in the unreadable metadata). Callers that drop slots refuse
+ * unknown ones unless forced, and drop only inactive ones.
+ *
+ * Reading is read-only and lock-free: metadata files are replaced atomically, so a running `serve` can keep
+ * the workdir meanwhile.
+ */
+import { join } from 'node:path'
+import { messageOf, PageserverError } from '../lib/errors.js'
+import type { TenantId, TimelineId } from '../model/ids.js'
+import { readMetadata } from '../repository/metadata.js'
+import type { Repository } from '../repository/repository.js'
+import { METADATA_FILE } from '../repository/timeline.js'
+import { liveLockHolder, type LockHolder } from '../storage/workdir-lock.js'
+import { withRepository, type AppContext } from './context.js'
+import { defaultSlotName } from './slots.js'
+
+export type SlotState = 'owned' | 'orphan' | 'unknown'
+
+export interface TimelineRef {
+  readonly tenantId: TenantId
+  readonly timelineId: TimelineId
+}
+
+/** What the timelines of a workdir say about replication slots. */
+export interface SlotClaims {
+  /** Readable timelines that stream through a slot: its name and the primary's system id (decimal). */
+  readonly sources: ReadonlyArray<TimelineRef & { readonly slotName: string; readonly systemId: string }>
+  /** Timelines that may hold a slot of this name on any cluster, and why that cannot be told. */
+  readonly uncertain: ReadonlyArray<TimelineRef & { readonly slotName: string; readonly reason: string }>
+}
+
+export interface SlotOwnership {
+  readonly state: SlotState
+  /** The timeline that owns the slot (owned) or may own it (unknown); null for an orphan. */
+  readonly owner: TimelineRef | null
+  /** Why, as a sentence without its full stop. */
+  readonly reason: string
+}
+
+/** The owner of slot `slotName` on the cluster whose system identifier is `systemId`. */
+export function slotOwnership(slotName: string, systemId: bigint, claims: SlotClaims): SlotOwnership {
+  const system = String(systemId)
+  const source = claims.sources.find((s) => s.slotName === slotName && s.systemId === system)
+  if (source !== undefined) {
+    return { state: 'owned', owner: ref(source), reason: `timeline ${source.timelineId} of tenant ${source.tenantId} streams through it` }
+  }
+  const maybe = claims.uncertain.find((u) => u.slotName === slotName)
+  if (maybe !== undefined) return { state: 'unknown', owner: ref(maybe), reason: maybe.reason }
+  const elsewhere = claims.sources.find((s) => s.slotName === slotName)
+  return {
+    state: 'orphan',
+    owner: null,
+    reason:
+      elsewhere === undefined
+        ? 'no timeline of this workdir streams through it'
+        : `no timeline of this workdir streams through it from this cluster (timeline ${elsewhere.timelineId} uses a slot of that name on cluster ${elsewhere.systemId})`,
+  }
+}
+
+function ref(t: TimelineRef): TimelineRef {
+  return { tenantId: t.tenantId, timelineId: t.timelineId }
+}
+
+/** Reads the slot claims of every timeline of the workdir (read-only, without the workdir lock). */
+export async function readSlotClaims(ctx: AppContext): Promise<SlotClaims> {
+  return withRepository(ctx, (repo) => readSlotClaimsIn(repo, liveLockHolder(ctx.config.workdir)))
+}
+
+/**
+ * The claims of every timeline of `repo`. `lockHolder` is the live process holding the workdir lock, if any:
+ * only then can a timeline's temporary directory be a creation in progress (else it was abandoned, and its
+ * slot, if any, is an orphan).
+ */
+export async function readSlotClaimsIn(repo: Repository, lockHolder: LockHolder | null): Promise<SlotClaims> {
+  const sources: Array<TimelineRef & { slotName: string; systemId: string }> = []
+  const uncertain: Array<TimelineRef & { slotName: string; reason: string }> = []
+  for (const tenantId of await repo.tenantIds()) {
+    const tenant = await repo.tenant(tenantId)
+    for (const timelineId of await tenant.timelineIds()) {
+      let src
+      try {
+        src = readMetadata(join(tenant.timelineDir(timelineId), METADATA_FILE)).walSource
+      } catch (e) {
+        // Whatever keeps the metadata from being read (damage, permissions) keeps its slot from being known.
+        const why = e instanceof PageserverError ? `${e.code}: ${e.message}` : messageOf(e)
+        uncertain.push({ tenantId, timelineId, slotName: defaultSlotName(timelineId), reason: `timeline ${timelineId} of tenant ${tenantId} cannot be read (${why}) and this is its default slot name` })
+        continue
+      }
+      if (src?.slotName) sources.push({ tenantId, timelineId, slotName: src.slotName, systemId: src.systemId })
+    }
+    if (lockHolder === null) continue
+    for (const c of await tenant.timelinesBeingCreated()) {
+      const reason = `timeline ${c.timelineId} of tenant ${tenantId} is being created (by pid ${lockHolder.pid}, ${lockHolder.command})`
+      const names = new Set([defaultSlotName(c.timelineId)])
+      try {
+        const slotName = readMetadata(join(c.tmpDir, METADATA_FILE)).walSource?.slotName
+        if (slotName) names.add(slotName)
+      } catch {
+        // no metadata written yet (an import writes it after the base backup): the default name is all we know
+      }
+      for (const slotName of names) uncertain.push({ tenantId, timelineId: c.timelineId, slotName, reason: `${reason} and would stream through a slot of this name` })
+    }
+  }
+  return { sources, uncertain }
+}
