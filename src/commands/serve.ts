@@ -19,7 +19,10 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'Loads every tenant and timeline of the workdir and serves them over the libpq page service on listen_pg_addr ' +
     '(pagestream_v2/v3, basebackup, fullbackup; trust or NeonJWT auth). Every timeline with a WAL source streams WAL ' +
     'from its PostgreSQL primary, resuming from disk_consistent_lsn; the replication slot only advances to what is ' +
-    'flushed. In-memory layers are flushed on checkpoint_distance, checkpoint_timeout and the memory ceiling. ' +
+    'flushed. WAL sources are stored without passwords: the server finds one in PGPASSWORD, else the password file ' +
+    "(the source's passfile, else PGPASSFILE, else ~/.pgpass, mode 0600; a line host:port:replication:user:password), " +
+    'read again at every reconnection; a password given through `timeline import` or `timeline source` while it runs ' +
+    'is kept in memory until it stops. In-memory layers are flushed on checkpoint_distance, checkpoint_timeout and the memory ceiling. ' +
     'Holds the workdir lock: offline commands that change the workdir fail while it runs, naming it. ' +
     'SIGINT or SIGTERM shut down gracefully (stop accepting, stop WAL, flush, stop redo workers) within ' +
     '--shutdown-timeout; a second signal exits at once. Logs are JSON lines on stderr unless it is a terminal. ' +

@@ -3,8 +3,7 @@ import { BaseCommand } from '../../cli/base-command.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { withProgress } from '../../cli/render.js'
 import { timelineLine } from '../../cli/timeline-render.js'
-import { importTimeline } from '../../core/app/import.js'
-import type { TimelineInfo } from '../../core/app/timelines.js'
+import { importTimeline, type ImportResult } from '../../core/app/import.js'
 
 export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
   static override summary = 'Create a root timeline from a running PostgreSQL 15 primary (replication slot + BASE_BACKUP).'
@@ -16,24 +15,32 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
     'REPLICATION and a pg_hba.conf replication entry. An import that fails drops the slot it created (its error says ' +
     'so, or gives the SQL to drop it); one that is killed cannot, and leaves the slot (pageserver_<first 24 hex digits ' +
     'of the timeline id> unless --slot): run the import again with the same --timeline-id to reuse it, or drop it on ' +
-    'the primary with SELECT pg_drop_replication_slot(...), since a slot keeps WAL there until dropped.'
+    'the primary with SELECT pg_drop_replication_slot(...), since a slot keeps WAL there until dropped. ' +
+    'The password is never stored: the timeline records the connection string without it. The import connects with ' +
+    'the password in --from, else PGPASSWORD, else the password file (PGPASSFILE, else ~/.pgpass, mode 0600; a line ' +
+    'host:port:replication:user:password). `serve` and `timeline sync` never see --from: they take the password from ' +
+    'PGPASSWORD or the password file (a running server that does the import keeps using the one given until it ' +
+    'stops). When --from has a password, the output says so (with --json: passwordOmitted and notes).'
   static override examples = [
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from "host=127.0.0.1 port=5432 user=postgres"',
-    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from postgresql://replicator:secret@db:5432/postgres --slot ps_main',
+    'PGPASSWORD=secret <%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --from postgresql://replicator@db:5432/postgres --slot ps_main',
   ]
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
-    from: Flags.string({ summary: 'Connection string of the primary (key=value or postgresql:// URL).', required: true }),
+    from: Flags.string({
+      summary: 'Connection string of the primary (key=value or postgresql:// URL); recorded without its password.',
+      required: true,
+    }),
     slot: Flags.string({ summary: 'Physical replication slot to create or reuse (default: pageserver_<timeline id prefix>).' }),
     'timeline-id': timelineIdFlag({ summary: 'The id of the new timeline; random by default.' }),
   }
 
-  async run(): Promise<TimelineInfo> {
+  async run(): Promise<ImportResult> {
     const info = await withProgress('importing', this.jsonEnabled(), async (progress) => {
       const server = await this.serverClient()
       // Through a running server with no deadline: the base backup of a large database takes hours.
       return server
-        ? await server.request<TimelineInfo>(
+        ? await server.request<ImportResult>(
             'POST',
             `/v1/tenant/${this.flags.tenant}/timeline`,
             { new_timeline_id: this.flags['timeline-id'], import_from: { conn_string: this.flags.from, slot_name: this.flags.slot } },
@@ -48,6 +55,7 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
           })
     })
     this.log(timelineLine(info))
+    for (const note of info.notes ?? []) this.log(`Note: ${note}`)
     return info
   }
 }

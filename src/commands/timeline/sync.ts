@@ -14,7 +14,11 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
     'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk. ' +
     'While `pageserver serve` runs, the server streams the timeline already: the command waits (up to its wait_lsn_timeout) ' +
     'until the server has ingested WAL that far, and has it flush. With --json, {lastRecordLsn, diskConsistentLsn, records}: ' +
-    'the records ingested by this run (through a server: by its receiver while the command waited).'
+    'the records ingested by this run (through a server: by its receiver while the command waited). ' +
+    'The timeline stores its source without a password: offline, this command connects with PGPASSWORD, else the ' +
+    "password file (the source's passfile, else PGPASSFILE, else ~/.pgpass, mode 0600; a line " +
+    'host:port:replication:user:password); a running server uses its own environment. Metadata written before ' +
+    'passwords were left out may still hold one, which is used first.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),

@@ -5,14 +5,15 @@
  * BASE_BACKUP and import its tar as images at the backup's start (redo) LSN, then record the primary as the
  * timeline's WAL source. `timeline sync` (or `serve`) streams WAL from that LSN through the slot; pages are
  * served only from the backup's end LSN on (the copied files are fuzzy until then); the offline import streams
- * the WAL up to there before it returns.
+ * the WAL up to there before it returns. The primary is recorded without the password of its connection string
+ * (app/source-password.ts): the rest of this command (and a server that imports) uses the one given, later
+ * runs find it in PGPASSWORD or a password file, and the result's `notes` say so.
  */
 import { ConflictError, CorruptionError, errorOfKind, PageserverError, UnsupportedError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { encodeValue } from '../model/value.js'
 import { parseLsn, type Lsn } from '../pg/lsn.js'
 import { TarReader } from '../pg/tar.js'
-import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { DatadirImporter, type ImportFileSink } from '../datadir/import.js'
 import { Timeline } from '../repository/timeline.js'
@@ -23,6 +24,7 @@ import { syncTimelineIn } from './sync.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 import { defaultSlotName, dropSlots, type SlotRef } from './slots.js'
+import { explainPasswordError, recordSourceConnString, sourceConnection } from './source-password.js'
 
 export interface ImportOptions {
   tenantId: TenantId
@@ -32,13 +34,19 @@ export interface ImportOptions {
   onProgress?: (message: string) => void
 }
 
+/** The new timeline, and what the user must know about the password of `connString` (it is not stored). */
+export type ImportResult = TimelineInfo & {
+  /** The connection string had a password, and it was left out of the timeline's metadata. */
+  passwordOmitted: boolean
+  notes: string[]
+}
 
 /**
  * The offline import: the base backup, then the WAL up to the backup's end LSN (streamed through the slot
  * as `timeline sync` does), so that pages, exports and branches are readable as soon as it returns. A page
  * server importing the timeline streams that WAL with its own receiver instead.
  */
-export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {
+export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise<ImportResult> {
   return withRepository(
     ctx,
     async (repo) => {
@@ -49,20 +57,26 @@ export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise
       o.onProgress?.(`streaming WAL to the end of the backup, ${info.minReadableLsn}`)
       await syncTimelineIn(repo, ctx, { tenantId: o.tenantId, timelineId, until: readableFrom })
       const tl = await (await repo.tenant(o.tenantId)).timeline(timelineId)
-      return timelineInfo(o.tenantId, timelineId, tl.metadata, tl.lastRecordLsn)
+      return { ...timelineInfo(o.tenantId, timelineId, tl.metadata, tl.lastRecordLsn), passwordOmitted: info.passwordOmitted, notes: info.notes }
     },
     { lockFor: 'timeline import' },
   )
 }
 
-export async function importTimelineIn(repo: Repository, ctx: AppContext, o: ImportOptions): Promise<TimelineInfo> {
-  const params = parseConnString(o.connString)
+export async function importTimelineIn(repo: Repository, ctx: AppContext, o: ImportOptions): Promise<ImportResult> {
+  const source = sourceConnection(ctx, o.connString)
+  const recorded = recordSourceConnString(ctx, o.connString)
   const id = o.timelineId ?? generateTimelineId()
   const slot = o.slotName ?? defaultSlotName(id)
   {
     const tenant = await repo.tenant(o.tenantId)
     if ((await tenant.timelineIds()).includes(id)) throw new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
-    const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver import' })
+    let conn: ReplicationConnection
+    try {
+      conn = await ReplicationConnection.connect(source.params, { applicationName: 'pageserver import' })
+    } catch (e) {
+      throw explainPasswordError(e, source)
+    }
     try {
       const version = conn.parameter('server_version') ?? ''
       if (!version.startsWith(`${PG_VERSION}.`) && version !== String(PG_VERSION)) {
@@ -73,7 +87,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
       const sys = await conn.identifySystem()
       o.onProgress?.(`creating replication slot ${slot}`)
       const { created } = await createPhysicalSlot(conn, slot)
-      const tl = await withSlotDroppedOnFailure(created ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {
+      const tl = await withSlotDroppedOnFailure(ctx, created ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {
         o.onProgress?.('taking a base backup')
         let timeline: Timeline | null = null
         let importer: DatadirImporter | null = null
@@ -97,7 +111,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         }, (start) => {
           // The start position arrives before any data: set up the timeline at that LSN.
           startLsn = start.lsn
-          timeline = Timeline.createUnflushed(tmp, tenant.id, id, importMetadata(start.lsn, sys.systemId, o.connString, slot, start.timeline), tenantOptions(ctx))
+          timeline = Timeline.createUnflushed(tmp, tenant.id, id, importMetadata(start.lsn, sys.systemId, recorded.connString, slot, start.timeline), tenantOptions(ctx))
           const tl = timeline
           const at = start.lsn
           importer = new DatadirImporter({ put: (key, value) => tl.put(key, at, encodeValue(value)) })
@@ -127,7 +141,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         await t.updateMetadata({ minReadableLsn: result.endLsn, dataChecksums, hintBitsLogged: dataChecksums || control.wal_log_hints })
         await t.close()
       }))
-      return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+      return { ...timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn), passwordOmitted: recorded.passwordOmitted, notes: recorded.notes }
     } finally {
       await conn.close()
     }
@@ -140,12 +154,12 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
  * WAL for a timeline that does not exist. When the slot cannot be dropped either, the error's hint says
  * how to drop it by hand. A killed import cannot do this: its help says what it leaves.
  */
-async function withSlotDroppedOnFailure<T>(slot: SlotRef | null, fn: () => Promise<T>): Promise<T> {
+async function withSlotDroppedOnFailure<T>(ctx: AppContext, slot: SlotRef | null, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (e) {
     if (slot === null || !(e instanceof PageserverError)) throw e
-    const { slotsLeft } = await dropSlots({ refs: [slot], unknown: [] })
+    const { slotsLeft } = await dropSlots(ctx, { refs: [slot], unknown: [] })
     const left = slotsLeft[0]
     const what = left
       ? `The replication slot ${slot.slotName} it created on ${left.server} could not be dropped (${left.reason}): run ${left.dropWith} there.`
@@ -154,6 +168,7 @@ async function withSlotDroppedOnFailure<T>(slot: SlotRef | null, fn: () => Promi
   }
 }
 
+/** `connString` is the one to record: without a password (recordSourceConnString). */
 function importMetadata(at: Lsn, systemId: bigint, connString: string, slot: string, pgTimeline: number): TimelineMetadata {
   return rootTimelineMetadata(at, {
     pgVersion: PG_VERSION,

@@ -45,7 +45,8 @@ import { importTimelineIn } from './import.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { parseConnString } from '../protocol/conn-string.js'
+import { explainPasswordError, sourceConnection } from './source-password.js'
+import { walSourceSet } from './timelines-source.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { renderMetrics } from './metrics.js'
 import { MutationGuard } from './mutation-guard.js'
@@ -147,7 +148,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       await this.repo.tenant(t) // NotFoundError before anything is stopped
       await this.dropTenant(t)
       // Closes the tenant's timelines (waiting for their in-flight flushes) and redo workers, then deletes.
-      return await deleteTenantIn(this.repo, t)
+      return await deleteTenantIn(this.repo, this.ctx, t)
     } finally {
       done()
     }
@@ -196,12 +197,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     try {
       const k = this.key(t, tl)
       if (this.broken.has(k)) {
-        const r = await deleteTimelineIn(this.repo, t, tl)
+        const r = await deleteTimelineIn(this.repo, this.ctx, t, tl)
         this.broken.delete(k)
         return r
       }
       // The refusals (a branch of it on disk, served or not) come before the timeline leaves service.
-      return await deleteTimelineIn(this.repo, t, tl, () => this.dropTimeline(t, tl))
+      return await deleteTimelineIn(this.repo, this.ctx, t, tl, () => this.dropTimeline(t, tl))
     } finally {
       done()
     }
@@ -218,12 +219,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     await s.stopWal()
     let attached: Awaited<ReturnType<typeof attachWalSource>>
     try {
-      attached = await attachWalSource(s.timeline, src)
+      attached = await attachWalSource(this.ctx, s.timeline, src)
     } finally {
       // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it).
       s.startWal()
     }
-    return { tenantId: t, timelineId: tl, walSource: { slotName: attached.slotName, systemId: attached.systemId } }
+    return walSourceSet(t, tl, attached)
   }
 
   async syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown> {
@@ -234,11 +235,16 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
     let target = until
     if (target === undefined) {
-      const conn = await ReplicationConnection.connect(parseConnString(src.connString), { applicationName: 'pageserver sync' })
+      const source = sourceConnection(this.ctx, src.connString)
       try {
-        target = (await conn.identifySystem()).xlogPos
-      } finally {
-        await conn.close()
+        const conn = await ReplicationConnection.connect(source.params, { applicationName: 'pageserver sync' })
+        try {
+          target = (await conn.identifySystem()).xlogPos
+        } finally {
+          await conn.close()
+        }
+      } catch (e) {
+        throw explainPasswordError(e, source)
       }
     }
     // The server's receiver does the streaming; `records` counts what it ingested while this request waited.

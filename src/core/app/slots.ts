@@ -9,16 +9,19 @@
  * result names it, with the reason and the SQL that drops it by hand.
  * A timeline whose metadata cannot be read may hold a slot nobody can name: the result says so
  * (`slotsUnknown`, with the default slot name to look for).
+ * The primary's password is found as for streaming (app/source-password.ts): recorded sources have none.
  */
 import { join } from 'node:path'
 import { messageOf, PageserverError } from '../lib/errors.js'
-import { describeConnParams, parseConnString } from '../protocol/conn-string.js'
+import { describeConnParams } from '../protocol/conn-string.js'
 import { readMetadata } from '../repository/metadata.js'
 import type { Tenant } from '../repository/tenant.js'
 import { METADATA_FILE } from '../repository/timeline.js'
 import type { TimelineId } from '../model/ids.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { dropSlot } from '../walreceiver/replication-slots.js'
+import type { AppContext } from './context.js'
+import { explainPasswordError, sourceConnection } from './source-password.js'
 
 /** A slot name from a timeline id: lower-case letters, digits and underscores, at most 63 characters. */
 export function defaultSlotName(timelineId: TimelineId): string {
@@ -82,15 +85,20 @@ export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): Sl
   return { refs, unknown }
 }
 
-export async function dropSlots(found: SlotsFound): Promise<SlotsDropped> {
+export async function dropSlots(ctx: AppContext, found: SlotsFound): Promise<SlotsDropped> {
   const slotsDropped: string[] = []
   const slotsLeft: SlotLeft[] = []
   for (const ref of found.refs) {
     let server = '(unparsable connection string)'
     try {
-      const params = parseConnString(ref.connString)
-      server = describeConnParams(params)
-      const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver delete', connectTimeoutMs: SLOT_DROP_CONNECT_TIMEOUT_MS })
+      const source = sourceConnection(ctx, ref.connString)
+      server = describeConnParams(source.params)
+      let conn: ReplicationConnection
+      try {
+        conn = await ReplicationConnection.connect(source.params, { applicationName: 'pageserver delete', connectTimeoutMs: SLOT_DROP_CONNECT_TIMEOUT_MS })
+      } catch (e) {
+        throw explainPasswordError(e, source)
+      }
       try {
         // The deleted timeline's walsender may still be on its way out (the server stopped its receiver just
         // before): a slot in use is retried for a moment.
@@ -108,7 +116,9 @@ export async function dropSlots(found: SlotsFound): Promise<SlotsDropped> {
         await conn.close()
       }
     } catch (e) {
-      slotsLeft.push({ slotName: ref.slotName, server, reason: messageOf(e), dropWith: `SELECT pg_drop_replication_slot('${ref.slotName}');` })
+      // A missing password is a reason worth its hint (how to give one); other failures speak for themselves.
+      const reason = e instanceof PageserverError && e.code === 'PG_PASSWORD_REQUIRED' && e.hint ? `${e.message}. ${e.hint}` : messageOf(e)
+      slotsLeft.push({ slotName: ref.slotName, server, reason, dropWith: `SELECT pg_drop_replication_slot('${ref.slotName}');` })
     }
   }
   return { slotsDropped, slotsLeft, slotsUnknown: [...found.unknown] }

@@ -5,17 +5,22 @@
  *
  * Resumes at last_record_lsn (= disk_consistent_lsn after a restart: what was in memory when a previous run
  * died is simply streamed again; the slot kept it because only durable LSNs are ever reported).
+ * The source's password comes from the context (app/source-password.ts): it is not in the metadata.
  */
 import { UsageError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { parseConnString } from '../protocol/conn-string.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { WalReceiver } from '../walreceiver/wal-receiver.js'
 import { DatadirReader } from '../datadir/read.js'
 import type { Repository } from '../repository/repository.js'
+import type { Tenant } from '../repository/tenant.js'
+import type { Timeline } from '../repository/timeline.js'
+import type { ConnParams } from '../protocol/conn-string.js'
+import type { WalSource } from '../repository/metadata.js'
 import { withRepository, type AppContext } from './context.js'
 import { TimelineIngestDriver } from './ingest-driver.js'
+import { explainPasswordError, sourceConnection } from './source-password.js'
 
 export interface SyncOptions {
   tenantId: TenantId
@@ -44,57 +49,64 @@ export async function syncTimeline(ctx: AppContext, o: SyncOptions): Promise<Syn
 
 /** `syncTimeline` in a repository the caller holds (and has locked for mutation). */
 export async function syncTimelineIn(repo: Repository, ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
-  {
-    const tenant = await repo.tenant(o.tenantId)
-    const tl = await tenant.timeline(parseTimelineId(o.timelineId))
-    const src = tl.metadata.walSource
-    if (src === null) {
-      throw noWalSource(tenant.id, tl.timelineId)
-    }
-    const params = parseConnString(src.connString)
-    let target = o.until
-    if (target === undefined) {
-      const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver sync' })
-      try {
-        target = (await conn.identifySystem()).xlogPos
-      } finally {
-        await conn.close()
-      }
-    }
-    const reader = new DatadirReader(tl, tenant.redoManager(tl.metadata.hintBitsLogged), { dataChecksums: tl.metadata.dataChecksums })
-    const driver = new TimelineIngestDriver(tl, reader, {
-      checkpointDistanceBytes: ctx.config.checkpointDistanceBytes,
-      checkpointTimeoutMs: ctx.config.checkpointTimeoutMs,
-      maxInMemoryLayersBytes: ctx.config.maxInMemoryLayersBytes,
-    })
-    let records = 0
-    if (tl.lastRecordLsn < target) {
-      const receiver = new WalReceiver({
-        conn: params,
-        slotName: src.slotName ?? undefined,
-        startLsn: tl.lastRecordLsn,
-        prevRecordLsn: tl.prevRecordLsn ?? undefined,
-        expectedSystemId: BigInt(src.systemId),
-        durableLsn: tl.diskConsistentLsn,
-        signal: o.signal,
-      })
-      tl.onDurable = (l) => receiver.markDurable(l)
-      try {
-        for await (const batch of receiver.batches()) {
-          await driver.ingestRecords(batch)
-          records += batch.length
-          o.onProgress?.({ lastRecordLsn: tl.lastRecordLsn, targetLsn: target, records })
-          if (tl.lastRecordLsn >= target) break
-        }
-        await driver.checkpoint()
-        receiver.markDurable(tl.diskConsistentLsn)
-      } finally {
-        await receiver.close()
-        tl.onDurable = null
-      }
-    } else {
-      await driver.checkpoint()
-    }
-    return { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
+  const tenant = await repo.tenant(o.tenantId)
+  const tl = await tenant.timeline(parseTimelineId(o.timelineId))
+  const src = tl.metadata.walSource
+  if (src === null) {
+    throw noWalSource(tenant.id, tl.timelineId)
   }
+  const source = sourceConnection(ctx, src.connString)
+  try {
+    return await stream(tenant, tl, src, source.params, ctx, o)
+  } catch (e) {
+    throw explainPasswordError(e, source)
+  }
+}
+
+/** Streams from the source with `params` (its password found) until the target; the caller explains auth failures. */
+async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: ConnParams, ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
+  let target = o.until
+  if (target === undefined) {
+    const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver sync' })
+    try {
+      target = (await conn.identifySystem()).xlogPos
+    } finally {
+      await conn.close()
+    }
+  }
+  const reader = new DatadirReader(tl, tenant.redoManager(tl.metadata.hintBitsLogged), { dataChecksums: tl.metadata.dataChecksums })
+  const driver = new TimelineIngestDriver(tl, reader, {
+    checkpointDistanceBytes: ctx.config.checkpointDistanceBytes,
+    checkpointTimeoutMs: ctx.config.checkpointTimeoutMs,
+    maxInMemoryLayersBytes: ctx.config.maxInMemoryLayersBytes,
+  })
+  let records = 0
+  if (tl.lastRecordLsn < target) {
+    const receiver = new WalReceiver({
+      conn: params,
+      slotName: src.slotName ?? undefined,
+      startLsn: tl.lastRecordLsn,
+      prevRecordLsn: tl.prevRecordLsn ?? undefined,
+      expectedSystemId: BigInt(src.systemId),
+      durableLsn: tl.diskConsistentLsn,
+      signal: o.signal,
+    })
+    tl.onDurable = (l) => receiver.markDurable(l)
+    try {
+      for await (const batch of receiver.batches()) {
+        await driver.ingestRecords(batch)
+        records += batch.length
+        o.onProgress?.({ lastRecordLsn: tl.lastRecordLsn, targetLsn: target, records })
+        if (tl.lastRecordLsn >= target) break
+      }
+      await driver.checkpoint()
+      receiver.markDurable(tl.diskConsistentLsn)
+    } finally {
+      await receiver.close()
+      tl.onDurable = null
+    }
+  } else {
+    await driver.checkpoint()
+  }
+  return { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
 }

@@ -11,7 +11,6 @@ import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { RelTag } from '../pg/reltag.js'
 import { SlruKind } from '../pg/slru.js'
 import { NotFoundError, PageserverError } from '../lib/errors.js'
-import { parseConnString } from '../protocol/conn-string.js'
 import { WalReceiver, type ReceiverLogEvent } from '../walreceiver/wal-receiver.js'
 import type { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
@@ -20,6 +19,7 @@ import type { BasebackupOptions, BasebackupStream, PageServiceTimeline } from '.
 import { TimelineIngestDriver, type IngestPolicy } from './ingest-driver.js'
 import { readerFor } from './pages.js'
 import type { AppContext } from './context.js'
+import { explainPasswordError, sourceConnection } from './source-password.js'
 
 const SLRU_KIND_BY_WIRE = [SlruKind.Clog, SlruKind.MultixactMembers, SlruKind.MultixactOffsets] as const
 
@@ -110,8 +110,10 @@ export class TimelineService implements PageServiceTimeline {
     while (!signal.aborted) {
       const src = tl.metadata.walSource
       if (src === null) return
+      // Found again for every session: a password file fixed while the loop waits is used at the next attempt.
+      const source = sourceConnection(this.ctx, src.connString)
       const receiver = new WalReceiver({
-        conn: parseConnString(src.connString),
+        conn: source.params,
         slotName: src.slotName ?? undefined,
         startLsn: tl.lastRecordLsn,
         prevRecordLsn: tl.prevRecordLsn ?? undefined,
@@ -128,11 +130,12 @@ export class TimelineService implements PageServiceTimeline {
           await this.driver.ingestRecords(batch)
           this.status = `streaming, last record ${formatLsn(tl.lastRecordLsn)}`
         }
-      } catch (e) {
+      } catch (err) {
         if (signal.aborted) break
+        const e = explainPasswordError(err, source)
         const pe = e instanceof PageserverError ? e : null
         this.status = `stopped: ${e instanceof Error ? e.message : String(e)}`
-        this.log('error', 'WAL streaming failed', { code: pe?.code, message: e instanceof Error ? e.message : String(e) })
+        this.log('error', 'WAL streaming failed', { code: pe?.code, message: e instanceof Error ? e.message : String(e), hint: pe?.hint })
         if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported')) return
       } finally {
         tl.onDurable = null

@@ -79,16 +79,16 @@ export async function createTenant(ctx: AppContext, tenantId?: TenantId): Promis
  * (Repository.deleteTenant). Local files only: nothing is uploaded to remote storage yet, so there is no
  * remote copy to delete (timeline delete does the same).
  */
-export async function deleteTenantIn(repo: Repository, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
+export async function deleteTenantIn(repo: Repository, ctx: AppContext, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
   const tenant = await repo.tenant(tenantId)
   // Slots before files (see deleteTimelineIn).
-  const slots = await dropSlots(slotsOfTimelines(tenant, await tenant.timelineIds()))
+  const slots = await dropSlots(ctx, slotsOfTimelines(tenant, await tenant.timelineIds()))
   await repo.deleteTenant(tenantId)
   return { tenantId, deleted: true as const, ...slots }
 }
 
 export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise<{ tenantId: string; deleted: true } & SlotsDropped> {
-  return withRepository(ctx, (repo) => deleteTenantIn(repo, tenantId), { lockFor: 'tenant delete' })
+  return withRepository(ctx, (repo) => deleteTenantIn(repo, ctx, tenantId), { lockFor: 'tenant delete' })
 }
 
 export async function listTenantsIn(repo: Repository): Promise<Array<{ tenantId: string; timelines: number }>> {
@@ -203,6 +203,7 @@ export async function listTimelines(ctx: AppContext, tenantId: TenantId): Promis
  */
 export async function deleteTimelineIn(
   repo: Repository,
+  ctx: AppContext,
   tenantId: TenantId,
   timelineId: TimelineId,
   beforeRemove?: () => Promise<void>,
@@ -211,7 +212,7 @@ export async function deleteTimelineIn(
   let slots: SlotsDropped | null = null
   await tenant.deleteTimeline(timelineId, async () => {
     await beforeRemove?.()
-    slots = await dropSlots(slotsOfTimelines(tenant, [timelineId]))
+    slots = await dropSlots(ctx, slotsOfTimelines(tenant, [timelineId]))
   })
   return { tenantId, timelineId, deleted: true as const, ...slots! }
 }
@@ -221,7 +222,7 @@ export async function deleteTimeline(
   tenantId: TenantId,
   timelineId: TimelineId,
 ): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
-  return withRepository(ctx, (repo) => deleteTimelineIn(repo, tenantId, timelineId), { lockFor: 'timeline delete' })
+  return withRepository(ctx, (repo) => deleteTimelineIn(repo, ctx, tenantId, timelineId), { lockFor: 'timeline delete' })
 }
 
 export interface BootstrapOptions {

@@ -6,13 +6,13 @@
  * last one must link back to it (xl_prev). A PostgreSQL of the same cluster whose history went another way
  * (started on an export of a sibling branch, say) is refused at once, instead of failing later in the
  * streaming. A physical replication slot is created (or reused) so the source keeps every WAL byte the
- * page server has not yet made durable.
+ * page server has not yet made durable. The source is recorded without its password (app/source-password.ts).
  */
 import { ConflictError, PageserverError } from '../lib/errors.js'
 import { formatLsn } from '../pg/lsn.js'
 import { decodeControlFile } from '../pg/controlfile.js'
 import { controlFileKey } from '../datadir/mapping.js'
-import { parseConnString, type ConnParams } from '../protocol/conn-string.js'
+import type { ConnParams } from '../protocol/conn-string.js'
 import { redactConnString } from '../protocol/conn-string-redact.js'
 import { WalReceiver } from '../walreceiver/wal-receiver.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
@@ -20,9 +20,26 @@ import type { Timeline } from '../repository/timeline.js'
 import type { WalSource } from '../repository/metadata.js'
 import { defaultSlotName } from './slots.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
+import type { AppContext } from './context.js'
+import { explainPasswordError, recordSourceConnString, sourceConnection } from './source-password.js'
 
-export async function attachWalSource(tl: Timeline, o: { connString: string; slotName?: string }): Promise<WalSource> {
-  const params = parseConnString(o.connString)
+/** The source as recorded, and the notes for the user (a password that was not stored). */
+export interface AttachedWalSource {
+  readonly walSource: WalSource
+  readonly passwordOmitted: boolean
+  readonly notes: string[]
+}
+
+export async function attachWalSource(ctx: AppContext, tl: Timeline, o: { connString: string; slotName?: string }): Promise<AttachedWalSource> {
+  const source = sourceConnection(ctx, o.connString)
+  try {
+    return await attach(ctx, tl, source.params, o)
+  } catch (e) {
+    throw explainPasswordError(e, source)
+  }
+}
+
+async function attach(ctx: AppContext, tl: Timeline, params: ConnParams, o: { connString: string; slotName?: string }): Promise<AttachedWalSource> {
   const slot = o.slotName ?? defaultSlotName(tl.timelineId)
   const control = tl.getImage(controlFileKey(), tl.lastRecordLsn)
   const expected = control ? decodeControlFile(control).system_identifier : null
@@ -41,9 +58,10 @@ export async function attachWalSource(tl: Timeline, o: { connString: string; slo
     }
     if (sys.xlogPos > tl.lastRecordLsn) await checkContinues(tl, params, o.connString, sys.systemId)
     await createPhysicalSlot(conn, slot)
-    const src: WalSource = { connString: o.connString, slotName: slot, systemId: String(sys.systemId), pgTimeline: sys.timeline }
+    const recorded = recordSourceConnString(ctx, o.connString)
+    const src: WalSource = { connString: recorded.connString, slotName: slot, systemId: String(sys.systemId), pgTimeline: sys.timeline }
     await tl.updateMetadata({ walSource: src })
-    return src
+    return { walSource: src, passwordOmitted: recorded.passwordOmitted, notes: recorded.notes }
   } finally {
     await conn.close()
   }

@@ -35,7 +35,10 @@ export const scramNonceBytes = 18
 
 export const SCRAM_SHA_256 = 'SCRAM-SHA-256'
 
-const PASSWORD_HINT = 'Give the password in the connection string (password=... or postgresql://user:password@host/).'
+const PASSWORD_HINT =
+  'Give the password in the connection string (password=... or postgresql://user:password@host/) or in PGPASSWORD. ' +
+  "A timeline's WAL source is stored without its password: `pageserver serve` and `pageserver timeline sync` take it " +
+  'from PGPASSWORD or a password file (PGPASSFILE, else ~/.pgpass, mode 0600; a line host:port:replication:user:password).'
 
 export function passwordRequired(method: string): UsageError {
   return new UsageError('PG_PASSWORD_REQUIRED', `the server asks for ${method} password authentication but no password was given`, {

@@ -12,7 +12,10 @@
  * such as `pasword=` is caught instead of ignored. Only one host is supported (libpq allows lists).
  *
  * Invariants: the result is frozen; `port` is 1..65535; `password` is never echoed in error messages.
- * Pure: no environment lookups here. Callers (the CLI) pass PGHOST/PGUSER-style defaults explicitly.
+ * Pure: no environment lookups here. Callers (the CLI) pass PGHOST/PGUSER-style defaults explicitly; a
+ * missing password is looked up by app/source-password.ts (PGPASSWORD, then the password file, as libpq).
+ * The tokenizer (`keywordTokens`) and the URL splitter (`splitConnUrl`) keep where each part sits in the text,
+ * so conn-string-strip.ts removes a password with exactly the rules used here to read it.
  */
 import { UsageError } from '../lib/errors.js'
 
@@ -29,6 +32,13 @@ export interface ConnParams {
   /** Seconds, as libpq's `connect_timeout`; undefined = the caller's default. */
   readonly connectTimeoutSeconds: number | undefined
   readonly sslMode: SslMode
+  /** libpq's `passfile`: the password file to read when no password is given (else PGPASSFILE, else ~/.pgpass). */
+  readonly passFile?: string | undefined
+  /**
+   * The host a password file line must name: `host` as written, else `hostaddr` (libpq's rule), while `host`
+   * above is where we connect (hostaddr first). Absent: `host`.
+   */
+  readonly passFileHost?: string | undefined
 }
 
 /** Defaults a caller may supply (e.g. the CLI from PGHOST, PGPORT, PGUSER, PGPASSWORD). */
@@ -61,6 +71,7 @@ const USED_KEYS = new Set([
   'connect_timeout',
   'sslmode',
   'replication',
+  'passfile',
 ])
 
 /**
@@ -80,7 +91,6 @@ const IGNORED_KEYS = new Set([
   'gssencmode',
   'krbsrvname',
   'gsslib',
-  'passfile',
   'channel_binding',
   'sslcompression',
   'sslcert',
@@ -114,9 +124,23 @@ export function parseConnString(text: string, defaults: ConnDefaults = {}): Conn
   return buildParams(pairs, defaults)
 }
 
+/** One `key=value` of a keyword connection string, and where it sits: `text.slice(start, end)` is `key=value` as written. */
+export interface KeywordToken {
+  readonly name: string
+  /** The value with quotes and escapes removed. */
+  readonly value: string
+  readonly start: number
+  readonly end: number
+}
+
 /** `key=value` pairs, in order (a later duplicate wins, as in libpq). */
 export function parseKeywordPairs(text: string): Array<[string, string]> {
-  const out: Array<[string, string]> = []
+  return keywordTokens(text).map((t) => [t.name, t.value])
+}
+
+/** The tokens of a keyword connection string, in order, with their spans. */
+export function keywordTokens(text: string): KeywordToken[] {
+  const out: KeywordToken[] = []
   let i = 0
   const n = text.length
   const isBlank = (c: string | undefined): boolean => c !== undefined && /\s/.test(c)
@@ -161,7 +185,7 @@ export function parseKeywordPairs(text: string): Array<[string, string]> {
       }
     }
     if (name === '') throw bad('a connection string parameter has an empty name')
-    out.push([name, value])
+    out.push({ name, value, start: nameStart, end: i })
   }
   return out
 }
@@ -174,26 +198,62 @@ function percentDecode(s: string, what: string): string {
   }
 }
 
-/** `postgresql://[user[:password]@][host][:port][/dbname][?k=v&...]` -> pairs. */
-export function parseUrlPairs(url: string): Array<[string, string]> {
-  const out: Array<[string, string]> = []
-  let rest = url.replace(/^postgres(ql)?:\/\//i, '')
-  let query = ''
+/**
+ * The raw parts of a connection URL, not yet percent-decoded:
+ *   postgresql://user:pw@host:5432/db?k=v  ->  scheme "postgresql://", userInfo "user:pw", hostPort "host:5432",
+ *                                              path "db", query "k=v"
+ * The query starts at the first `?`, the path at the first `/` before it, and the user info ends at the last
+ * `@` before the path (so an unencoded `@` in a password still parses, as in libpq).
+ */
+export interface ConnUrlParts {
+  readonly scheme: string
+  /** `user`, `user:password` or `:password`; null when the URL has no `@`. */
+  readonly userInfo: string | null
+  readonly hostPort: string
+  readonly path: string | null
+  readonly query: string | null
+}
+
+export function splitConnUrl(url: string): ConnUrlParts {
+  const scheme = /^postgres(ql)?:\/\//i.exec(url)?.[0] ?? ''
+  let rest = url.slice(scheme.length)
+  let query: string | null = null
   const q = rest.indexOf('?')
   if (q >= 0) {
     query = rest.slice(q + 1)
     rest = rest.slice(0, q)
   }
-  let path: string | undefined
+  let path: string | null = null
   const slash = rest.indexOf('/')
   if (slash >= 0) {
     path = rest.slice(slash + 1)
     rest = rest.slice(0, slash)
   }
+  let userInfo: string | null = null
   const at = rest.lastIndexOf('@')
   if (at >= 0) {
-    const cred = rest.slice(0, at)
+    userInfo = rest.slice(0, at)
     rest = rest.slice(at + 1)
+  }
+  return { scheme, userInfo, hostPort: rest, path, query }
+}
+
+/** The decoded key of one `k=v` part of a URL query (throws on bad percent-encoding or a missing `=`). */
+export function urlQueryKey(part: string): string {
+  const eq = part.indexOf('=')
+  if (eq < 0) throw bad(`missing "=" in the URL query parameter "${part}"`)
+  return percentDecode(part.slice(0, eq), 'query')
+}
+
+/** `postgresql://[user[:password]@][host][:port][/dbname][?k=v&...]` -> pairs. */
+export function parseUrlPairs(url: string): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  const parts = splitConnUrl(url)
+  const rest = parts.hostPort
+  const path = parts.path ?? undefined
+  const query = parts.query ?? ''
+  if (parts.userInfo !== null) {
+    const cred = parts.userInfo
     const colon = cred.indexOf(':')
     const user = colon >= 0 ? cred.slice(0, colon) : cred
     if (user !== '') out.push(['user', percentDecode(user, 'user name')])
@@ -222,10 +282,8 @@ export function parseUrlPairs(url: string): Array<[string, string]> {
   if (query !== '') {
     for (const part of query.split('&')) {
       if (part === '') continue
-      const eq = part.indexOf('=')
-      if (eq < 0) throw bad(`missing "=" in the URL query parameter "${part}"`)
-      const key = percentDecode(part.slice(0, eq), 'query')
-      const value = percentDecode(part.slice(eq + 1), 'query')
+      const key = urlQueryKey(part)
+      const value = percentDecode(part.slice(part.indexOf('=') + 1), 'query')
       // libpq's URL compatibility: ssl=true means sslmode=require.
       if (key === 'ssl') {
         if (value !== 'true') throw bad(`URL parameter ssl="${value}" is not valid; only ssl=true is accepted`)
@@ -285,6 +343,8 @@ function buildParams(pairs: Array<[string, string]>, defaults: ConnDefaults): Co
     applicationName: nonEmpty('application_name') ?? nonEmpty('fallback_application_name') ?? defaults.applicationName,
     connectTimeoutSeconds,
     sslMode: sslText as SslMode,
+    passFile: nonEmpty('passfile'),
+    passFileHost: nonEmpty('host') ?? nonEmpty('hostaddr') ?? defaults.host ?? DEFAULT_HOST,
   })
 }
 

@@ -19,6 +19,13 @@
  * it, so a file missing from the directory is detected at load (its pages would otherwise be read from
  * older layers: a wrong page, silently). Metadata written before the list existed has none (no check until
  * the next flush writes it).
+ *
+ * `wal_source.conn_string` holds no password: a source is recorded without it (app/source-password.ts strips
+ * it; the password comes from the environment of the process that connects, like every credential here).
+ * Metadata written before that rule may still hold one. It is read and used as before, and every later write
+ * of this file (a flush, a GC cutoff) carries the string over unchanged: this module never edits a source,
+ * so a setup that streams today keeps streaming after a restart without PGPASSWORD or a password file. The
+ * password goes when the source is attached again (`timeline source --from`), which records a stripped string.
  */
 import { CorruptionError } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
@@ -35,6 +42,7 @@ const METADATA_MAX_BYTES = 16 * 1024 * 1024
 
 /** Where the timeline's WAL comes from (a PostgreSQL 15 primary over physical replication). */
 export interface WalSource {
+  /** libpq connection string, recorded without a password (older metadata may still have one: see the header). */
   connString: string
   slotName: string | null
   /** pg_control's system identifier of the primary, as a decimal string. */

@@ -31,7 +31,9 @@ export function errorFromServer(e: ServerErrorFields, context: string): Pageserv
   if (sqlstate.startsWith('28')) {
     return new UsageError('PG_AUTH_FAILED', message, {
       details,
-      hint: 'Check the user and password in the connection string, and that pg_hba.conf has a "replication" line for this client.',
+      hint:
+        'Check the user and the password (in the connection string or PGPASSWORD; for a stored WAL source, also the password file), ' +
+        'and that pg_hba.conf has a "replication" line for this client.',
     })
   }
   if (sqlstate === '55006') {

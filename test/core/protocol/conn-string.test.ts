@@ -26,6 +26,8 @@ describe('libpq key=value connection strings', () => {
       applicationName: 'ps',
       connectTimeoutSeconds: undefined,
       sslMode: 'prefer',
+      passFile: undefined,
+      passFileHost: '127.0.0.1',
     })
     expect(Object.isFrozen(p)).toBe(true)
   })
@@ -50,6 +52,15 @@ describe('libpq key=value connection strings', () => {
     expect(parseConnString('').host).toBe('localhost')
     expect(parseConnString('').user).toBe('postgres')
     expect(parseConnString('hostaddr=10.0.0.1 host=db.example').host).toBe('10.0.0.1')
+  })
+
+  it('keeps passfile, and the host a password file line names (host as written, else hostaddr)', () => {
+    const p = parseConnString("hostaddr=10.0.0.1 host=db.example passfile='/etc/ps pass'")
+    expect(p.host).toBe('10.0.0.1')
+    expect(p.passFileHost).toBe('db.example')
+    expect(p.passFile).toBe('/etc/ps pass')
+    expect(parseConnString('hostaddr=10.0.0.1').passFileHost).toBe('10.0.0.1')
+    expect(parseConnString('').passFileHost).toBe('localhost')
   })
 
   it('accepts libpq keys that do not apply here, and replication=true', () => {

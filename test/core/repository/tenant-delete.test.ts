@@ -73,7 +73,7 @@ describe('tenant delete (offline)', () => {
         // A reader waiting on the timeline is failed by its close, not left to read deleted files.
         const waiting = branch.waitForLsn(lsn(0x200), 10_000)
         waiting.catch(() => {})
-        await deleteTenantIn(repo, f.tenantId)
+        await deleteTenantIn(repo, ctx, f.tenantId)
         expect(repo.loadedTenants()).toEqual([])
         await expect(waiting).rejects.toThrow(/shutting down/)
         await expect(repo.tenant(f.tenantId)).rejects.toBeInstanceOf(NotFoundError)
