@@ -4,7 +4,7 @@
  * every error takes under --json).
  */
 import type { SlotDropOutcome, SlotEntry, SlotInventory } from '../core/app/slot-inventory.js'
-import { PAGESERVER_SLOT_PREFIX } from '../core/app/slot-inventory.js'
+import { PAGESERVER_SLOT_PREFIX } from '../core/app/slots.js'
 import { formatBytes } from '../core/lib/units.js'
 import { redactConnString } from '../core/protocol/conn-string-redact.js'
 import { shellWord } from './pg-commands.js'

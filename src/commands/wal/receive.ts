@@ -16,7 +16,7 @@ import { lsnFlag } from '../../cli/flags.js'
 import { isInteractive, startProgress, type Progress } from '../../cli/render.js'
 import { formatLsn, type Lsn } from '../../core/pg/lsn.js'
 import { formatRecordLine, recordToJson } from '../../core/pg/wal-format.js'
-import { parseConnString } from '../../core/protocol/conn-string.js'
+import { parseFromFlag } from '../../cli/conn-env.js'
 import { chooseStart, probePrimary } from '../../core/walreceiver/receive-start.js'
 import { WalReceiver, type ReceiverLogEvent } from '../../core/walreceiver/wal-receiver.js'
 
@@ -90,13 +90,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
     let timer: NodeJS.Timeout | undefined
     const startedAt = Date.now()
     try {
-      const conn = parseConnString(f.from, {
-        host: process.env.PGHOST,
-        port: process.env.PGPORT && /^\d+$/.test(process.env.PGPORT) ? Number(process.env.PGPORT) : undefined,
-        user: process.env.PGUSER,
-        password: process.env.PGPASSWORD,
-        applicationName: 'pageserver wal receive',
-      })
+      const conn = parseFromFlag(f.from, process.env, 'pageserver wal receive')
       const backoff = { initialDelayMs: 200, maxDelayMs: 5_000 }
       const logger = (e: ReceiverLogEvent): void => {
         // Retries and failures go to stderr in every mode (stdout stays records only, JSON or not).

@@ -20,7 +20,7 @@ import { PageServiceServer } from '../page-service/server.js'
 import { loadJwtAuth } from '../page-service/auth-keys.js'
 import type { PageServiceBackend } from '../page-service/backend.js'
 import { Repository, TENANT_CONFIG_FILE } from '../repository/repository.js'
-import type { Tenant } from '../repository/tenant.js'
+import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
 import { mkdir } from 'node:fs/promises'
@@ -192,17 +192,17 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     return info
   }
 
-  async deleteTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
+  async deleteTimeline(t: TenantId, tl: TimelineId, opts: DeleteTimelineOptions = {}): Promise<unknown> {
     const done = this.guard.beginDeleteTimeline(t, tl)
     try {
       const k = this.key(t, tl)
       if (this.broken.has(k)) {
-        const r = await deleteTimelineIn(this.repo, this.ctx, t, tl)
+        const r = await deleteTimelineIn(this.repo, this.ctx, t, tl, undefined, opts)
         this.broken.delete(k)
         return r
       }
       // The refusals (a branch of it on disk, served or not) come before the timeline leaves service.
-      return await deleteTimelineIn(this.repo, this.ctx, t, tl, () => this.dropTimeline(t, tl))
+      return await deleteTimelineIn(this.repo, this.ctx, t, tl, () => this.dropTimeline(t, tl), opts)
     } finally {
       done()
     }

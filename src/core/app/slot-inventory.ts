@@ -29,9 +29,8 @@ import { dropSlot } from '../walreceiver/replication-slots.js'
 import { listPhysicalSlots, type PhysicalSlot } from '../walreceiver/slot-listing.js'
 import { requireWorkdir, type AppContext } from './context.js'
 import { readSlotClaims, slotOwnership, type SlotState } from './slot-owners.js'
+import { PAGESERVER_SLOT_PREFIX } from './slots.js'
 
-/** The prefix of the slots page servers name (app/slots.ts `defaultSlotName`); `slot list` shows only these unless asked for all. */
-export const PAGESERVER_SLOT_PREFIX = 'pageserver_'
 
 /** One slot as the results (and `--json`) show it: LSNs as "X/X", the WAL it keeps in bytes. */
 export interface SlotEntry {

@@ -23,9 +23,12 @@ import { dropSlot } from '../walreceiver/replication-slots.js'
 import type { AppContext } from './context.js'
 import { explainPasswordError, sourceConnection } from './source-password.js'
 
+/** The prefix of the slots page servers name (`slot list` shows only these unless asked for all). */
+export const PAGESERVER_SLOT_PREFIX = 'pageserver_'
+
 /** A slot name from a timeline id: lower-case letters, digits and underscores, at most 63 characters. */
 export function defaultSlotName(timelineId: TimelineId): string {
-  return `pageserver_${timelineId.slice(0, 24)}`
+  return `${PAGESERVER_SLOT_PREFIX}${timelineId.slice(0, 24)}`
 }
 
 /** How long a delete waits for each primary before leaving its slot. */

@@ -18,7 +18,7 @@ import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
 import { Timeline } from '../repository/timeline.js'
 import { readMetadata, rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import { METADATA_FILE } from '../repository/timeline.js'
-import { ancestorNotLoaded, type Tenant } from '../repository/tenant.js'
+import { ancestorNotLoaded, type DeleteTimelineOptions, type Tenant } from '../repository/tenant.js'
 import type { Repository } from '../repository/repository.js'
 import { encodeValue } from '../model/value.js'
 import { redactConnString } from '../protocol/conn-string-redact.js'
@@ -207,13 +207,18 @@ export async function deleteTimelineIn(
   tenantId: TenantId,
   timelineId: TimelineId,
   beforeRemove?: () => Promise<void>,
+  opts: DeleteTimelineOptions = {},
 ): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
   const tenant = await repo.tenant(tenantId)
   let slots: SlotsDropped | null = null
-  await tenant.deleteTimeline(timelineId, async () => {
-    await beforeRemove?.()
-    slots = await dropSlots(ctx, slotsOfTimelines(tenant, [timelineId]))
-  })
+  await tenant.deleteTimeline(
+    timelineId,
+    async () => {
+      await beforeRemove?.()
+      slots = await dropSlots(ctx, slotsOfTimelines(tenant, [timelineId]))
+    },
+    opts,
+  )
   return { tenantId, timelineId, deleted: true as const, ...slots! }
 }
 
@@ -221,8 +226,9 @@ export async function deleteTimeline(
   ctx: AppContext,
   tenantId: TenantId,
   timelineId: TimelineId,
+  opts: DeleteTimelineOptions = {},
 ): Promise<{ tenantId: string; timelineId: string; deleted: true } & SlotsDropped> {
-  return withRepository(ctx, (repo) => deleteTimelineIn(repo, ctx, tenantId, timelineId), { lockFor: 'timeline delete' })
+  return withRepository(ctx, (repo) => deleteTimelineIn(repo, ctx, tenantId, timelineId, undefined, opts), { lockFor: 'timeline delete' })
 }
 
 export interface BootstrapOptions {

@@ -33,6 +33,14 @@ const WALREDO_QUEUED_MAX = 1024
 /** Pipelined requests per worker (bench/redo.ts measures the pool with this depth). */
 export const WALREDO_IN_FLIGHT_PER_WORKER_MAX = 16
 
+export interface DeleteTimelineOptions {
+  /**
+   * Delete even when another timeline's metadata cannot be read (it might branch from this one: that branch
+   * would then lose its ancestor for good). A readable branch still refuses the delete.
+   */
+  ignoreUnreadable?: boolean
+}
+
 export class Tenant {
   private readonly timelines = new Map<TimelineId, Promise<Timeline>>()
   private readonly redoManagers = new Map<boolean, WalRedoManager>()
@@ -136,8 +144,8 @@ export class Tenant {
    * and before anything is closed or removed (a server takes the timeline out of service there, the caller
    * drops its replication slot), so that the check is made once and nothing is undone for a refused delete.
    */
-  async deleteTimeline(id: TimelineId, beforeRemove?: () => Promise<void>): Promise<void> {
-    await this.checkDeletable(id)
+  async deleteTimeline(id: TimelineId, beforeRemove?: () => Promise<void>, opts: DeleteTimelineOptions = {}): Promise<void> {
+    await this.checkDeletable(id, opts)
     await beforeRemove?.()
     const loaded = this.timelines.get(id)
     if (loaded) {
@@ -151,9 +159,10 @@ export class Tenant {
    * Throws what `deleteTimeline(id)` would refuse with: TIMELINE_NOT_FOUND, or TIMELINE_HAS_CHILDREN when
    * another timeline's metadata names it as its ancestor. Another timeline whose metadata cannot be read
    * fails the check too (TIMELINE_CHILDREN_UNKNOWN: it may branch from `id`), unless it is an ancestor of
-   * `id`, which cannot also be its child.
+   * `id`, which cannot also be its child, or `ignoreUnreadable` is set. Without that escape two broken
+   * timelines would each refuse the other's delete for good (each may be the other's branch).
    */
-  async checkDeletable(id: TimelineId): Promise<void> {
+  async checkDeletable(id: TimelineId, opts: DeleteTimelineOptions = {}): Promise<void> {
     const ids = await this.timelineIds()
     if (!ids.includes(id)) {
       throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`, {
@@ -168,8 +177,11 @@ export class Tenant {
         m = readMetadata(join(this.timelineDir(other), METADATA_FILE))
       } catch (e) {
         if (!(e instanceof PageserverError)) throw e
+        if (opts.ignoreUnreadable) continue
         throw new ConflictError('TIMELINE_CHILDREN_UNKNOWN', `cannot tell whether timeline ${other} branches from timeline ${id}: ${e.message}`, {
-          hint: `Delete timeline ${other} first (it cannot be loaded either), or restore its metadata.`,
+          hint:
+            `Delete timeline ${other} first (it cannot be loaded either), or restore its metadata; or delete this one with --force ` +
+            `(if ${other} does branch from it, that branch can then never be restored).`,
           cause: e,
         })
       }

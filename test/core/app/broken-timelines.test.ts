@@ -93,6 +93,50 @@ describe('broken timelines offline', () => {
     expect((await listTimelines(ctx, f.tenantId)).map((t) => [t.timelineId, t.state])).toEqual([[f.root, 'Active']])
   })
 
+  it('two broken timelines, each of which may branch from the other, are deleted with --force', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.root)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.branch)
+    // Without force each refuses the other's delete: neither can say it is not the other's branch.
+    for (const [tl, other] of [[f.root, f.branch], [f.branch, f.root]] as const) {
+      const refused = await deleteTimeline(ctx, f.tenantId, tl).catch((e: unknown) => e)
+      expect(refused).toMatchObject({ code: 'TIMELINE_CHILDREN_UNKNOWN', hint: expect.stringContaining('--force') })
+      expect((refused as ConflictError).message).toContain(other)
+    }
+    // The CLI's --force (offline), then the other without anything left to refuse it.
+    const forced = await runCli(['timeline', 'delete', '--tenant', f.tenantId, '--timeline', f.root, '--force', '--json', '--workdir', ctx.config.workdir])
+    expect(forced.code, forced.stderr).toBe(0)
+    expect(forced.json()).toMatchObject({ timelineId: f.root, deleted: true })
+    expect(await deleteTimeline(ctx, f.tenantId, f.branch)).toMatchObject({ deleted: true })
+    expect(await listTimelines(ctx, f.tenantId)).toEqual([])
+  })
+
+  it('the server deletes one of two broken timelines with ?force=true, and refuses without it', async () => {
+    const ctx = await contextFor(newDir(), listen)
+    const f = await tenantWithTimelines(ctx)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.root)
+    damageMetadata(ctx.config.workdir, f.tenantId, f.branch)
+    const server = await PageServer.start({ ...ctx, log: () => undefined })
+    try {
+      const http = new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, undefined)
+      await expect(http.request('DELETE', `/v1/tenant/${f.tenantId}/timeline/${f.branch}`)).rejects.toMatchObject({ code: 'TIMELINE_CHILDREN_UNKNOWN' })
+      expect(await http.request('DELETE', `/v1/tenant/${f.tenantId}/timeline/${f.branch}?force=true`)).toMatchObject({ deleted: true })
+      expect(await http.request('DELETE', `/v1/tenant/${f.tenantId}/timeline/${f.root}`)).toMatchObject({ deleted: true })
+      expect(await http.request('GET', `/v1/tenant/${f.tenantId}/timeline`)).toEqual([])
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('--force still refuses a timeline that a readable branch names as its ancestor', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    const refused = await deleteTimeline(ctx, f.tenantId, f.root, { ignoreUnreadable: true }).catch((e: unknown) => e)
+    expect(refused).toMatchObject({ code: 'TIMELINE_HAS_CHILDREN' })
+    expect((await listTimelines(ctx, f.tenantId)).map((t) => t.timelineId).sort()).toEqual([f.root, f.branch].sort())
+  })
+
   it('the CLI lists the others, flags the broken one on stderr and exits 0', async () => {
     const ctx = await contextFor(newDir())
     const f = await tenantWithTimelines(ctx)
