@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
-import { parseFromFlag } from '../../cli/conn-env.js'
+import { parseFromFlag, primaryWithDbFlag } from '../../cli/conn-env.js'
 import { slotNameFlag } from '../../cli/flags.js'
 import { slotDropJson, slotDropText, type SlotDropJson } from '../../cli/slot-inventory-render.js'
 import { dropSlotsFrom } from '../../core/app/slot-inventory.js'
@@ -39,11 +39,7 @@ export default class SlotDrop extends BaseCommand<typeof SlotDrop> {
   ]
 
   static override flags = {
-    from: Flags.string({
-      summary: 'Connection string of the primary: "host=... port=... user=... password=... dbname=..." or postgresql://user:password@host:port/dbname.',
-      description: 'Unset parts come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, then libpq defaults (localhost, 5432, postgres, dbname = user).',
-      required: true,
-    }),
+    from: primaryWithDbFlag,
     slot: slotNameFlag({ summary: 'A slot to drop (repeatable).', multiple: true, exactlyOne: ['slot', 'orphans'] }),
     orphans: Flags.boolean({ summary: 'Drop every inactive pageserver_* slot that no timeline of this workdir owns.', exactlyOne: ['slot', 'orphans'] }),
     force: Flags.boolean({ summary: 'Also drop named slots whose owner is unknown (never an owned or active one).', default: false }),

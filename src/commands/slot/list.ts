@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
-import { parseFromFlag } from '../../cli/conn-env.js'
+import { parseFromFlag, primaryWithDbFlag } from '../../cli/conn-env.js'
 import { slotListText } from '../../cli/slot-inventory-render.js'
 import { listSlots, type SlotInventory } from '../../core/app/slot-inventory.js'
 
@@ -36,11 +36,7 @@ export default class SlotList extends BaseCommand<typeof SlotList> {
   ]
 
   static override flags = {
-    from: Flags.string({
-      summary: 'Connection string of the primary: "host=... port=... user=... password=... dbname=..." or postgresql://user:password@host:port/dbname.',
-      description: 'Unset parts come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, then libpq defaults (localhost, 5432, postgres, dbname = user).',
-      required: true,
-    }),
+    from: primaryWithDbFlag,
     all: Flags.boolean({ summary: 'List every physical slot, not only those named pageserver_*.', default: false }),
   }
 
