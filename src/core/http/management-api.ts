@@ -17,7 +17,7 @@
  *   GET    /v1/tenant/:t/timeline/:tl                          timeline info (as in the list); other routes on a
  *                                                                  broken timeline answer TIMELINE_BROKEN
  *   DELETE /v1/tenant/:t/timeline/:tl                          200 {"tenantId", "timelineId", "deleted": true}
- *   PUT    /v1/tenant/:t/timeline/:tl/checkpoint               freeze + flush; {"disk_consistent_lsn"}
+ *   PUT    /v1/tenant/:t/timeline/:tl/checkpoint               freeze + flush; {tenantId, timelineId, diskConsistentLsn, layers}
  *   POST   /v1/tenant/:t/timeline/:tl/sync {until?}            wait for WAL up to `until` (default: the source's
  *                                                                  flush LSN now), flush; {lastRecordLsn, ...}
  *   PUT    /v1/tenant/:t/timeline/:tl/wal_source {conn_string, slot_name?}   stream this timeline's WAL from a
@@ -31,7 +31,11 @@
  * Neon answers 401 for a missing or malformed header as we do, but 403 "JWT authentication error" for a
  * token that fails verification; we follow RFC 6750 there, so a client can tell "send a (different)
  * token" from "this token may not do that". Tenant routes accept a `tenant` token for that tenant or
- * `pageserverapi`; server-wide routes need `pageserverapi`. /v1/status and /metrics are open.
+ * `pageserverapi`; server-wide routes need `pageserverapi`, and so does anything that gives the server a
+ * connection string (PUT wal_source, POST timeline with import_from): the server would connect there with
+ * the credentials it can find (PGPASSWORD, its password file), so a tenant's token could otherwise send them
+ * to a host of its choosing. Neon takes no connection string from a tenant either (its WAL sources come from
+ * the storage broker). /v1/status and /metrics are open (as Neon's allowlist).
  */
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { parseLsn, type Lsn } from '../pg/lsn.js'
@@ -114,6 +118,8 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
     const refusal = checkPermission(claims, tenant ? parseTenantId(ctx.params.tenant_id!) : null)
     if (refusal) throw refusedToken(refusal)
   }
+  /** Checks again, for a request that turns out to need a server-wide token (import_from in a timeline create). */
+  const serverWide = guard(false)
   const t = (c: RouteContext) => parseTenantId(c.params.tenant_id!)
   const tl = (c: RouteContext) => parseTimelineId(c.params.timeline_id!)
   return new JsonHttpServer(onError)
@@ -153,6 +159,9 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
         if (b.pg_version !== undefined && b.pg_version !== 15) throw new UsageError('BAD_REQUEST', `pg_version ${String(b.pg_version)} is not supported (15 only)`)
         if (b.data_checksums !== undefined) req.dataChecksums = b.data_checksums === true
         if (b.import_from !== undefined) {
+          // A connection string makes this server connect where the caller says, with the credentials it can find
+          // (PGPASSWORD, its password file): only a server-wide token may give one (CONNECTING_ROUTES_SCOPE).
+          await serverWide(c)
           const f = obj(b.import_from)
           const cs = str(f.conn_string, 'import_from.conn_string')
           if (cs === undefined) throw new UsageError('BAD_REQUEST', 'import_from.conn_string is required')
@@ -185,6 +194,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
         const slot = str(b.slot_name, 'slot_name')
         return { json: await ops.setWalSource(t(c), tl(c), slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }) }
       },
-      guard(true),
+      // Server-wide only: see import_from above.
+      guard(false),
     )
 }

@@ -204,6 +204,36 @@ describe('NeonJWT on the management API', () => {
     expect((await call(base, '/v1/tenant', await sign({ scope: 'pageserverapi' }))).status).toBe(200)
   })
 
+  it('a connection string needs a server-wide token: a tenant token cannot make the server connect where it says', async () => {
+    const ran: string[] = []
+    const ops: ManagementOps = {
+      ...fakeOps(ran),
+      createTimeline: async (_t, req) => (ran.push(req.importFrom ? 'import' : 'bootstrap'), {}),
+      setWalSource: async () => (ran.push('setWalSource'), {}),
+    }
+    const good = await generateKeyPair('EdDSA', { crv: 'Ed25519' })
+    const auth = await JwtAuth.fromPublicKeyPems([{ name: 'test.pem', pem: await exportSPKI(good.publicKey) }])
+    const base = await listenHttp(createManagementServer(ops, auth))
+    const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'EdDSA' }).sign(good.privateKey)
+    const tenantToken = await sign({ scope: 'tenant', tenant_id: tenant })
+    const adminToken = await sign({ scope: 'pageserverapi' })
+    const tl = '0'.repeat(31) + '1'
+    const json = (method: string, body: unknown): RequestInit => ({ method, body: JSON.stringify(body), headers: { 'content-type': 'application/json' } })
+    const importBody = json('POST', { import_from: { conn_string: 'host=127.0.0.1 port=1 user=replicator' } })
+    const sourceBody = json('PUT', { conn_string: 'host=127.0.0.1 port=1 user=replicator' })
+    const forbidden = [
+      await call(base, `/v1/tenant/${tenant}/timeline`, tenantToken, importBody),
+      await call(base, `/v1/tenant/${tenant}/timeline/${tl}/wal_source`, tenantToken, sourceBody),
+    ]
+    for (const r of forbidden) expect([r.status, r.body.code]).toEqual([403, 'FORBIDDEN'])
+    expect(ran).toEqual([])
+    // The same token still bootstraps a timeline of its tenant; a server-wide token may give connection strings.
+    expect((await call(base, `/v1/tenant/${tenant}/timeline`, tenantToken, json('POST', {}))).status).toBe(201)
+    expect((await call(base, `/v1/tenant/${tenant}/timeline`, adminToken, importBody)).status).toBe(201)
+    expect((await call(base, `/v1/tenant/${tenant}/timeline/${tl}/wal_source`, adminToken, sourceBody)).status).toBe(200)
+    expect(ran).toEqual(['bootstrap', 'import', 'setWalSource'])
+  })
+
   it('authenticates before reading the body: an unauthenticated POST with bad JSON is 401, an authenticated one 400', async () => {
     const ran: string[] = []
     const { base, sign } = await authServer(ran)
