@@ -25,7 +25,9 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'is kept in memory until it stops. In-memory layers are flushed on checkpoint_distance, checkpoint_timeout and the memory ceiling. ' +
     'Holds the workdir lock: offline commands that change the workdir fail while it runs, naming it. ' +
     'SIGINT or SIGTERM shut down gracefully (stop accepting, stop WAL, flush, stop redo workers) within ' +
-    '--shutdown-timeout; a second signal exits at once. Logs are JSON lines on stderr unless it is a terminal. ' +
+    '--shutdown-timeout; a second signal exits at once. SIGHUP reloads the JWT validation keys ' +
+    '(auth_validation_public_key_path) without a restart, as POST /v1/reload_auth_validation_keys does; if they cannot ' +
+    'be loaded, the old keys stay in use and the error is logged. Logs are JSON lines on stderr unless it is a terminal. ' +
     'With --json, stdout gets one JSON line when it listens ({"listening": {pgAddr, httpAddr, workdir, pid}}), ' +
     'logs are JSON lines whatever stderr is, and a second line, the result ({stopped, signal}), at shutdown.'
   static override examples = [
@@ -52,7 +54,18 @@ export default class Serve extends BaseCommand<typeof Serve> {
     const json = this.jsonEnabled()
     const log = createLogger({ minLevel: process.env.PAGESERVER_LOG, ...(json ? { json: true } : {}) })
     const ctx = { ...(await this.appContext()), log }
+    // A daemon does not die on SIGHUP (its default action): it reloads the keys, once there is a server.
+    let started: PageServer | null = null
+    process.on('SIGHUP', () => {
+      if (started === null) return log('info', 'SIGHUP while starting: ignored (the keys are read as the server starts)')
+      // reloadAuthKeys logs the outcome; a failed reload keeps the old keys and the server running.
+      started.reloadAuthKeys('SIGHUP').then(
+        () => {},
+        () => {},
+      )
+    })
     const server = await PageServer.start(ctx, { backups: backupTar })
+    started = server
     const a = server.addresses
     if (json) {
       const listening = { pgAddr: formatHostPort(a.pg.host, a.pg.port), httpAddr: formatHostPort(a.http.host, a.http.port), workdir: ctx.config.workdir, pid: process.pid }

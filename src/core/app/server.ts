@@ -9,11 +9,14 @@
  *   - runs the flush policy on a 1-second clock (checkpoint_timeout, and the memory ceiling across all
  *     timelines: the one holding the oldest unflushed WAL is frozen first);
  *   - adds tenants and timelines created through its management API without a restart, and drops deleted
- *     ones (their WAL receivers stopped, in-flight flushes finished) before their files go.
+ *     ones (their WAL receivers stopped, in-flight flushes finished) before their files go;
+ *   - with NeonJWT auth, holds one set of validation keys for the page service and the HTTP API, read at
+ *     start and again by `reloadAuthKeys` (SIGHUP, POST /v1/reload_auth_validation_keys).
  * `stop()` shuts down gracefully: stop accepting, stop WAL receivers, flush every timeline, stop the redo
  * workers, release the lock.
  */
 import { errorOfKind, messageOf, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
+import type { JwtAuth } from '../page-service/auth.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
@@ -24,6 +27,7 @@ import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
 import { mkdir } from 'node:fs/promises'
+import { basename } from 'node:path'
 import { applyCacheSizes, tenantOptions, type AppContext } from './context.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
@@ -72,6 +76,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private ticker: NodeJS.Timeout | null = null
   private stopping: Promise<void> | null = null
   private http: JsonHttpServer | null = null
+  /** Reloads run one after another, so the last one asked for reads the files last. */
+  private reloading: Promise<unknown> = Promise.resolve()
 
   private constructor(
     private readonly ctx: AppContext,
@@ -79,6 +85,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     readonly repo: Repository,
     private readonly pageService: PageServiceServer,
     private readonly opts: PageServerOptions,
+    /** The validation keys of the page service and the HTTP API (whichever use NeonJWT); null if neither. */
+    private readonly jwt: JwtAuth | null,
   ) {}
 
   static async start(ctx: AppContext, opts: PageServerOptions = {}): Promise<PageServer> {
@@ -95,16 +103,17 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     try {
       applyCacheSizes(ctx)
       repo = await Repository.open(c.workdir, tenantOptions(ctx))
-      const jwt = c.pgAuthType === 'NeonJWT' ? await loadJwtAuth(c.authValidationPublicKeyPath!) : undefined
+      // One JwtAuth for both, so that a reload reaches both.
+      const jwt = c.pgAuthType === 'NeonJWT' || c.httpAuthType === 'NeonJWT' ? await loadJwtAuth(c.authValidationPublicKeyPath!) : null
+      if (jwt) ctx.log?.('info', 'JWT validation keys loaded', keysLogFields(c.authValidationPublicKeyPath!, jwt))
       pageService = new PageServiceServer(
         { timeline: (t, tl) => server!.timeline(t, tl) },
-        { authType: jwt ? 'jwt' : 'trust', jwtAuth: jwt, waitLsnTimeoutMs: c.waitLsnTimeoutMs },
+        c.pgAuthType === 'NeonJWT' ? { authType: 'jwt', jwtAuth: jwt!, waitLsnTimeoutMs: c.waitLsnTimeoutMs } : { authType: 'trust', waitLsnTimeoutMs: c.waitLsnTimeoutMs },
       )
-      server = new PageServer(ctx, lock, repo, pageService, opts)
+      server = new PageServer(ctx, lock, repo, pageService, opts, jwt)
       await server.loadAll()
       await pageService.listen(pgAddr.host, pgAddr.port)
-      const httpJwt = c.httpAuthType === 'NeonJWT' ? (jwt ?? (await loadJwtAuth(c.authValidationPublicKeyPath!))) : null
-      server.http = createManagementServer(server, httpJwt, (e) => ctx.log?.('error', 'management API handler failed', { message: e instanceof Error ? e.stack : String(e) }))
+      server.http = createManagementServer(server, c.httpAuthType === 'NeonJWT' ? jwt : null, { ...(ctx.log ? { log: ctx.log } : {}) })
       await server.http.listen(httpAddr.host, httpAddr.port)
       lock.updateInfo({
         pgAddr: formatHostPort(pageService.address.host, pageService.address.port),
@@ -258,6 +267,41 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
   }
 
+  /**
+   * Reads auth_validation_public_key_path again and verifies with those keys from now on. If they cannot be
+   * loaded, the keys in use stay and JWT_KEYS_RELOAD_FAILED is thrown (500 on the HTTP API, as Neon's).
+   * Logs the outcome either way (`reason`: what asked for it).
+   */
+  reloadAuthKeys(reason = 'POST /v1/reload_auth_validation_keys'): Promise<{ keys: number }> {
+    const run = async (): Promise<{ keys: number }> => {
+      const path = this.ctx.config.authValidationPublicKeyPath
+      if (this.jwt === null || path === null) {
+        this.ctx.log?.('info', 'JWT auth is not configured: no keys to reload', { reason })
+        throw new UsageError('JWT_AUTH_NOT_CONFIGURED', 'there are no JWT validation keys to reload: pg_auth_type and http_auth_type are Trust', {
+          hint: 'Set auth_type = "NeonJWT" and auth_validation_public_key_path in pageserver.toml, then restart.',
+        })
+      }
+      let next: JwtAuth
+      try {
+        next = await loadJwtAuth(path)
+      } catch (e) {
+        const cause = e instanceof PageserverError ? e : null
+        this.ctx.log?.('warn', 'reloading the JWT validation keys failed; the old keys stay in use', { reason, path, keys: this.jwt.keyCount, code: cause?.code, message: messageOf(e) })
+        throw new PageserverError('internal', 'JWT_KEYS_RELOAD_FAILED', `reloading the JWT validation keys from ${path} failed, so the ${this.jwt.keyCount} loaded before stay in use: ${messageOf(e)}`, {
+          hint: cause?.hint ?? 'Fix the key files, then reload again.',
+          cause: e,
+          details: { loadError: cause?.code ?? null },
+        })
+      }
+      this.jwt.replaceKeys(next)
+      this.ctx.log?.('info', 'JWT validation keys reloaded', { reason, ...keysLogFields(path, next) })
+      return { keys: next.keyCount }
+    }
+    const done = this.reloading.then(run, run)
+    this.reloading = done.catch(() => {})
+    return done
+  }
+
   metrics(): string {
     return renderMetrics(this.servedTimelines(), this.pageService, this.broken.size)
   }
@@ -405,6 +449,11 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     })()
     return this.stopping
   }
+}
+
+/** Where the keys came from, for the log: the path and its key files' names, never key material. */
+function keysLogFields(path: string, jwt: JwtAuth): Record<string, unknown> {
+  return { path, keys: jwt.keyCount, files: jwt.keyNames.map((n) => basename(n)) }
 }
 
 /** What a request for a timeline that failed to load gets: the load's error, and how to get out of it. */

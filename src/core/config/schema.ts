@@ -94,7 +94,7 @@ export const CONFIG_ENTRIES = [
   optionalKey({
     toml: 'auth_validation_public_key_path', field: 'authValidationPublicKeyPath', group: G_LISTEN, kind: pathKind,
     examples: ['auth_public_key.pem'],
-    doc: 'PEM file, or directory of PEM files, with the Ed25519 public keys that verify JWTs. Required when either auth type is NeonJWT. Relative to the workdir.',
+    doc: 'PEM file, or directory of PEM files (symbolic links followed), with the Ed25519 public keys that verify JWTs. Required when either auth type is NeonJWT. Relative to the workdir. Read at start, and again on SIGHUP to serve or POST /v1/reload_auth_validation_keys (a failed reload keeps the old keys).',
   }),
 
   key({

@@ -5,11 +5,17 @@
  *
  * Errors are `{"msg": "..."}` as Neon's API returns them, with our stable `code` and `hint` beside:
  * usage 400, unauthorized 401, forbidden 403, not found 404, conflict 409, timeout 408, unavailable 503,
- * anything else 500.
+ * anything else 500. A 405 names the allowed methods (`Allow`); HEAD is answered as GET without the body.
+ *
+ * Bounds: at most `connectionsMax` connections are open at once; one more is closed as soon as it is accepted
+ * (Node's `server.maxConnections`), so a flood of idle connections costs at most that many file descriptors
+ * and cannot starve the rest of the process (the page service) of them. Headers must arrive within
+ * `headersTimeoutMs`, the whole request within `requestTimeoutMs`. A client that hangs up before its request
+ * is in is not a server failure: it is reported through `onClientGone`, never `onError`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { PageserverError } from '../lib/errors.js'
+import { assert, PageserverError } from '../lib/errors.js'
 import { listenOn } from '../lib/host-port.js'
 
 /** Largest request body accepted (management requests are small JSON documents). */
@@ -66,25 +72,44 @@ const STATUS_BY_KIND: Record<string, number> = {
 
 /** Default for receiving a whole request (see the constructor). */
 export const REQUEST_RECEIVE_TIMEOUT_MS = 30_000
+/** Default for receiving the request line and headers (see the constructor). */
+export const REQUEST_HEADERS_TIMEOUT_MS = 10_000
+
+export interface JsonHttpServerOptions {
+  /** Open connections at most; one more is closed at once (no response: the client sees a reset or EOF). */
+  connectionsMax: number
+  /**
+   * How long a client may take to send a whole request (headers and body, a small JSON document): a slow or
+   * stalled sender is answered 408 and its connection freed, instead of being held for minutes. It bounds
+   * receiving only; a handler may run longer (an import takes minutes).
+   */
+  requestTimeoutMs?: number
+  /** How long a client may take to send the request line and headers (at most `requestTimeoutMs`). */
+  headersTimeoutMs?: number
+  /** A failure that is not the client's: a handler's unexpected exception, a listener error (EMFILE). */
+  onError?: (e: unknown) => void
+  /** A client hung up before its request was in (e.g. mid-body): nothing to answer, nothing failed. */
+  onClientGone?: (method: string, path: string) => void
+}
 
 export class JsonHttpServer {
   private readonly routes: Route[] = []
   private readonly server: Server
+  private readonly onError: ((e: unknown) => void) | undefined
+  private readonly onClientGone: ((method: string, path: string) => void) | undefined
 
-  /**
-   * `requestTimeoutMs`: how long a client may take to send a whole request (headers and body, a small JSON
-   * document): a slow or stalled sender is answered 408 and its connection freed, instead of being held for
-   * minutes. It bounds receiving only; a handler may run longer (an import takes minutes).
-   */
-  constructor(
-    private readonly onError?: (e: unknown) => void,
-    o: { requestTimeoutMs?: number } = {},
-  ) {
+  constructor(o: JsonHttpServerOptions) {
+    assert(Number.isSafeInteger(o.connectionsMax) && o.connectionsMax > 0, () => `connectionsMax must be a positive integer, got ${o.connectionsMax}`)
+    this.onError = o.onError
+    this.onClientGone = o.onClientGone
     const requestTimeout = o.requestTimeoutMs ?? REQUEST_RECEIVE_TIMEOUT_MS
-    // Node checks the deadline every connectionsCheckingInterval (30 s by default): check as often as it.
-    this.server = createServer({ connectionsCheckingInterval: Math.min(requestTimeout, 5_000) }, (req, res) => void this.handle(req, res))
+    const headersTimeout = Math.min(o.headersTimeoutMs ?? REQUEST_HEADERS_TIMEOUT_MS, requestTimeout)
+    // Node checks both deadlines every connectionsCheckingInterval (30 s by default), so a deadline can be
+    // overrun by up to that much: check every second (a walk over at most connectionsMax connections).
+    this.server = createServer({ connectionsCheckingInterval: Math.min(headersTimeout, 1_000) }, (req, res) => void this.handle(req, res))
+    this.server.maxConnections = o.connectionsMax
     this.server.keepAliveTimeout = 5_000
-    this.server.headersTimeout = Math.min(10_000, requestTimeout)
+    this.server.headersTimeout = headersTimeout
     this.server.requestTimeout = requestTimeout
   }
 
@@ -119,14 +144,17 @@ export class JsonHttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let path = '?'
     try {
       const url = parseRequestUrl(req.url ?? '/')
-      let matched = false
+      path = url.pathname
+      const allowed: string[] = []
       for (const r of this.routes) {
         const m = r.pattern.exec(url.pathname)
         if (!m) continue
-        matched = true
-        if (r.method !== req.method) continue
+        allowed.push(r.method)
+        // HEAD is GET without the body (node:http drops the body of a response to HEAD).
+        if (r.method !== req.method && !(r.method === 'GET' && req.method === 'HEAD')) continue
         const params: Record<string, string> = {}
         r.names.forEach((n, i) => (params[n] = decodePathSegment(m[i + 1]!)))
         const ctx: RouteContext = { params, query: url.searchParams, body: undefined, headers: req.headers }
@@ -136,8 +164,17 @@ export class JsonHttpServer {
         const result = await r.handler(ctx)
         return send(res, result.status ?? 200, result)
       }
-      throw matched ? new HttpError(405, `method ${req.method} is not allowed on ${url.pathname}`, 'METHOD_NOT_ALLOWED') : new HttpError(404, `no route ${url.pathname}`, 'NO_ROUTE')
+      if (allowed.length === 0) throw new HttpError(404, `no route ${url.pathname}`, 'NO_ROUTE')
+      if (allowed.includes('GET')) allowed.push('HEAD')
+      // RFC 9110: a 405 lists the methods the resource supports.
+      res.setHeader('allow', allowed.join(', '))
+      throw new HttpError(405, `method ${req.method} is not allowed on ${url.pathname} (allowed: ${allowed.join(', ')})`, 'METHOD_NOT_ALLOWED')
     } catch (e) {
+      if (e instanceof ClientGone) {
+        this.onClientGone?.(req.method ?? '?', path)
+        res.destroy()
+        return
+      }
       if (!(e instanceof HttpError) && !(e instanceof PageserverError)) this.onError?.(e)
       const status = e instanceof HttpError ? e.status : e instanceof PageserverError ? (STATUS_BY_KIND[e.kind] ?? 500) : 500
       const code = e instanceof HttpError || e instanceof PageserverError ? e.code : 'INTERNAL'
@@ -166,14 +203,23 @@ function decodePathSegment(segment: string): string {
   }
 }
 
+/** The client closed the connection before its request was in: there is no one to answer. */
+class ClientGone extends Error {}
+
 async function readBody(req: IncomingMessage): Promise<unknown> {
   if (req.method === 'GET' || req.method === 'HEAD') return undefined
   const chunks: Buffer[] = []
   let n = 0
-  for await (const c of req) {
-    n += (c as Buffer).length
-    if (n > HTTP_BODY_BYTES_MAX) throw new HttpError(413, `request body larger than ${HTTP_BODY_BYTES_MAX} bytes`, 'BODY_TOO_LARGE')
-    chunks.push(c as Buffer)
+  try {
+    for await (const c of req) {
+      n += (c as Buffer).length
+      if (n > HTTP_BODY_BYTES_MAX) throw new HttpError(413, `request body larger than ${HTTP_BODY_BYTES_MAX} bytes`, 'BODY_TOO_LARGE')
+      chunks.push(c as Buffer)
+    }
+  } catch (e) {
+    // node:http ends the body stream with Error("aborted") (ECONNRESET) when the peer hangs up mid-body.
+    if (!(e instanceof HttpError) && (req.socket.destroyed || (e as { code?: unknown }).code === 'ECONNRESET')) throw new ClientGone()
+    throw e
   }
   if (n === 0) return undefined
   try {

@@ -22,8 +22,15 @@
  *                                                                  flush LSN now), flush; {lastRecordLsn, ...}
  *   PUT    /v1/tenant/:t/timeline/:tl/wal_source {conn_string, slot_name?}   stream this timeline's WAL from a
  *                                                                  PostgreSQL (e.g. one started on an export)
+ *   POST   /v1/reload_auth_validation_keys                     read auth_validation_public_key_path again;
+ *                                                                  200 {"keys": n}; if they cannot be loaded, the
+ *                                                                  error (500 JWT_KEYS_RELOAD_FAILED) and the old
+ *                                                                  keys stay in use (Neon's route; SIGHUP does the same)
  *   GET    /metrics                                            Prometheus text
  *
+ * Bodies are read strictly (request-body.ts): an unknown field is 400 naming it, a field of the wrong JSON
+ * type is 400, and so are combinations that would silently drop a field (ancestor_start_lsn without
+ * ancestor_timeline_id; import_from with ancestor_timeline_id; data_checksums outside a bootstrap).
  * Timeline info uses our camelCase fields (the CLI's --json contract). Authentication (http_auth_type
  * NeonJWT): `Authorization: Bearer <jwt>`, checked before the body is read. 401 (UNAUTHORIZED) when the
  * header is missing or malformed or the token fails verification (bad signature or key, expired, `alg:
@@ -35,13 +42,41 @@
  * connection string (PUT wal_source, POST timeline with import_from): the server would connect there with
  * the credentials it can find (PGPASSWORD, its password file), so a tenant's token could otherwise send them
  * to a host of its choosing. Neon takes no connection string from a tenant either (its WAL sources come from
- * the storage broker). /v1/status and /metrics are open (as Neon's allowlist).
+ * the storage broker). /v1/status and /metrics are open (as Neon's allowlist; /metrics names every tenant and
+ * timeline id, as Neon's does).
+ *
+ * Bounds: MANAGEMENT_CONNECTIONS_MAX open connections (more are closed as they are accepted) and
+ * MANAGEMENT_HEADERS_TIMEOUT_MS to receive a request's headers; see http-server.ts.
  */
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { parseLsn, type Lsn } from '../pg/lsn.js'
 import { UsageError } from '../lib/errors.js'
 import { AUTH_TOKEN_HINT, AuthError, checkPermission, type JwtAuth } from '../page-service/auth.js'
 import { HttpError, JsonHttpServer, type RouteContext } from './http-server.js'
+import { booleanField, bodyFields, describeJson, stringField } from './request-body.js'
+
+/**
+ * Open connections to the management API at most. It is a control plane: the CLI makes one request at a time
+ * (two with its status probe), an orchestrator a few dozen. 128 leaves room for those and keeps a flood of
+ * idle connections (22,000 of them exhausted a 20,000 file-descriptor limit, and with it the page service's
+ * accepts) to 128 descriptors; the page service has its own cap (connectionsMax, 1000).
+ */
+export const MANAGEMENT_CONNECTIONS_MAX = 128
+/**
+ * Headers must arrive within 5 s (Node's default is 60 s). A management client sends its request line and
+ * headers in one write right after connecting, so 5 s is generous even over a slow link; it is what bounds
+ * how long a connection that never sends a request (slowloris) holds one of the MANAGEMENT_CONNECTIONS_MAX
+ * slots, so after a flood stops the API answers again within about 5 s.
+ */
+export const MANAGEMENT_HEADERS_TIMEOUT_MS = 5_000
+
+export interface ManagementServerOptions {
+  /** The process log: handler failures at `error`, clients that hung up mid-request at `debug`. */
+  log?: (level: 'debug' | 'error', message: string, fields?: Record<string, unknown>) => void
+  /** Tests make these small. */
+  connectionsMax?: number
+  headersTimeoutMs?: number
+}
 
 export interface CreateTimelineRequest {
   newTimelineId?: TimelineId
@@ -74,19 +109,49 @@ export interface ManagementOps {
   setWalSource(t: TenantId, tl: TimelineId, src: { connString: string; slotName?: string }): Promise<unknown>
   /** Waits until WAL up to `until` (default: the source's flush LSN now) is ingested, then flushes. */
   syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown>
+  /**
+   * Reads the JWT validation keys again and uses them from now on (new connections, new requests). If they
+   * cannot be loaded the old keys stay in use and this throws; UsageError when no JWT auth is configured.
+   */
+  reloadAuthKeys(): Promise<{ keys: number }>
   metrics(): string
 }
 
-function str(v: unknown, what: string): string | undefined {
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'string') throw new UsageError('BAD_REQUEST', `${what} must be a string`)
-  return v
-}
+const TIMELINE_CREATE_FIELDS = ['new_timeline_id', 'ancestor_timeline_id', 'ancestor_start_lsn', 'pg_version', 'data_checksums', 'import_from'] as const
+const WAL_SOURCE_FIELDS = ['conn_string', 'slot_name'] as const
 
-function obj(body: unknown): Record<string, unknown> {
-  if (body === undefined) return {}
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('BAD_REQUEST', 'the request body must be a JSON object')
-  return body as Record<string, unknown>
+/** POST /v1/tenant/:t/timeline's body: a bootstrap, a branch (ancestor_timeline_id) or an import (import_from). */
+export function parseCreateTimeline(body: unknown): CreateTimelineRequest {
+  const b = bodyFields(body, TIMELINE_CREATE_FIELDS)
+  const req: CreateTimelineRequest = {}
+  const nt = stringField(b.new_timeline_id, 'new_timeline_id')
+  if (nt !== undefined) req.newTimelineId = parseTimelineId(nt)
+  const anc = stringField(b.ancestor_timeline_id, 'ancestor_timeline_id')
+  if (anc !== undefined) req.ancestorTimelineId = parseTimelineId(anc)
+  const lsn = stringField(b.ancestor_start_lsn, 'ancestor_start_lsn')
+  if (lsn !== undefined) req.ancestorStartLsn = parseLsn(lsn, 'ancestor_start_lsn')
+  if (b.pg_version !== undefined && b.pg_version !== null && b.pg_version !== 15) {
+    throw new UsageError('BAD_REQUEST', `pg_version must be the number 15 (the only PostgreSQL version served), got ${describeJson(b.pg_version)}`)
+  }
+  const checksums = booleanField(b.data_checksums, 'data_checksums')
+  if (b.import_from !== undefined && b.import_from !== null) {
+    const f = bodyFields(b.import_from, WAL_SOURCE_FIELDS, 'import_from')
+    const cs = stringField(f.conn_string, 'import_from.conn_string')
+    if (cs === undefined) throw new UsageError('BAD_REQUEST', 'import_from.conn_string is required')
+    const slot = stringField(f.slot_name, 'import_from.slot_name')
+    req.importFrom = slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }
+  }
+  if (req.ancestorStartLsn !== undefined && req.ancestorTimelineId === undefined) {
+    throw new UsageError('BAD_REQUEST', 'ancestor_start_lsn needs ancestor_timeline_id (the timeline to branch from)')
+  }
+  if (req.importFrom && req.ancestorTimelineId !== undefined) {
+    throw new UsageError('BAD_REQUEST', 'import_from and ancestor_timeline_id exclude each other: a timeline is imported from a primary or branched from an ancestor')
+  }
+  if (checksums !== undefined && (req.importFrom || req.ancestorTimelineId !== undefined)) {
+    throw new UsageError('BAD_REQUEST', "data_checksums applies to a bootstrapped timeline only: a branch keeps its ancestor's setting, an import its primary's")
+  }
+  if (checksums !== undefined) req.dataChecksums = checksums
+  return req
 }
 
 /** Neon's TenantInfo subset: every tenant we serve is Active (there is no attach/detach here). */
@@ -101,7 +166,7 @@ function refusedToken(e: AuthError): HttpError {
     : new HttpError(401, `Unauthorized: JWT authentication error: ${e.message}`, 'UNAUTHORIZED', e.hint)
 }
 
-export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null, onError?: (e: unknown) => void): JsonHttpServer {
+export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null, o: ManagementServerOptions = {}): JsonHttpServer {
   const guard = (tenant: boolean) => async (ctx: RouteContext) => {
     if (!auth) return
     const h = ctx.headers.authorization
@@ -122,7 +187,12 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
   const serverWide = guard(false)
   const t = (c: RouteContext) => parseTenantId(c.params.tenant_id!)
   const tl = (c: RouteContext) => parseTimelineId(c.params.timeline_id!)
-  return new JsonHttpServer(onError)
+  return new JsonHttpServer({
+    connectionsMax: o.connectionsMax ?? MANAGEMENT_CONNECTIONS_MAX,
+    headersTimeoutMs: o.headersTimeoutMs ?? MANAGEMENT_HEADERS_TIMEOUT_MS,
+    onError: (e) => o.log?.('error', 'management API handler failed', { message: e instanceof Error ? e.stack : String(e) }),
+    onClientGone: (method, path) => o.log?.('debug', 'management API client hung up before its request was in', { method, path }),
+  })
     .route('GET', '/v1/status', () => ({ json: { id: 1 } }))
     .route('GET', '/metrics', () => ({ text: ops.metrics(), contentType: 'text/plain; version=0.0.4' }))
     .route(
@@ -135,7 +205,8 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       'POST',
       '/v1/tenant',
       async (c) => {
-        const id = str(obj(c.body).new_tenant_id, 'new_tenant_id')
+        // Neon's request also takes `generation` and tenant config fields; we have neither, so they are refused.
+        const id = stringField(bodyFields(c.body, ['new_tenant_id']).new_tenant_id, 'new_tenant_id')
         const r = await ops.createTenant(id === undefined ? undefined : parseTenantId(id))
         return { status: 201, json: { tenant_id: r.tenantId } }
       },
@@ -148,26 +219,10 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       'POST',
       '/v1/tenant/:tenant_id/timeline',
       async (c) => {
-        const b = obj(c.body)
-        const req: CreateTimelineRequest = {}
-        const nt = str(b.new_timeline_id, 'new_timeline_id')
-        if (nt !== undefined) req.newTimelineId = parseTimelineId(nt)
-        const anc = str(b.ancestor_timeline_id, 'ancestor_timeline_id')
-        if (anc !== undefined) req.ancestorTimelineId = parseTimelineId(anc)
-        const lsn = str(b.ancestor_start_lsn, 'ancestor_start_lsn')
-        if (lsn !== undefined) req.ancestorStartLsn = parseLsn(lsn, 'ancestor_start_lsn')
-        if (b.pg_version !== undefined && b.pg_version !== 15) throw new UsageError('BAD_REQUEST', `pg_version ${String(b.pg_version)} is not supported (15 only)`)
-        if (b.data_checksums !== undefined) req.dataChecksums = b.data_checksums === true
-        if (b.import_from !== undefined) {
-          // A connection string makes this server connect where the caller says, with the credentials it can find
-          // (PGPASSWORD, its password file): only a server-wide token may give one (CONNECTING_ROUTES_SCOPE).
-          await serverWide(c)
-          const f = obj(b.import_from)
-          const cs = str(f.conn_string, 'import_from.conn_string')
-          if (cs === undefined) throw new UsageError('BAD_REQUEST', 'import_from.conn_string is required')
-          const slot = str(f.slot_name, 'import_from.slot_name')
-          req.importFrom = slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }
-        }
+        const req = parseCreateTimeline(c.body)
+        // A connection string makes this server connect where the caller says, with the credentials it can find
+        // (PGPASSWORD, its password file): only a server-wide token may give one.
+        if (req.importFrom) await serverWide(c)
         return { status: 201, json: await ops.createTimeline(t(c), req) }
       },
       guard(true),
@@ -179,7 +234,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       'POST',
       '/v1/tenant/:tenant_id/timeline/:timeline_id/sync',
       async (c) => {
-        const until = str(obj(c.body).until, 'until')
+        const until = stringField(bodyFields(c.body, ['until']).until, 'until')
         return { json: await ops.syncTimeline(t(c), tl(c), until === undefined ? undefined : parseLsn(until, 'until')) }
       },
       guard(true),
@@ -188,13 +243,14 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       'PUT',
       '/v1/tenant/:tenant_id/timeline/:timeline_id/wal_source',
       async (c) => {
-        const b = obj(c.body)
-        const cs = str(b.conn_string, 'conn_string')
+        const b = bodyFields(c.body, WAL_SOURCE_FIELDS)
+        const cs = stringField(b.conn_string, 'conn_string')
         if (cs === undefined) throw new UsageError('BAD_REQUEST', 'conn_string is required')
-        const slot = str(b.slot_name, 'slot_name')
+        const slot = stringField(b.slot_name, 'slot_name')
         return { json: await ops.setWalSource(t(c), tl(c), slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }) }
       },
       // Server-wide only: see import_from above.
       guard(false),
     )
+    .route('POST', '/v1/reload_auth_validation_keys', async () => ({ json: await ops.reloadAuthKeys() }), guard(false))
 }

@@ -7,7 +7,13 @@
  * - The algorithm is pinned to EdDSA and never taken from the token header, so `alg: none`, HS256
  *   "signed" with the public key bytes, and RS256 tokens all fail verification.
  * - `exp` is not required; when present it is checked (60 s leeway, as Neon's jsonwebtoken default).
- * - Any configured key may verify a token (rotation = add a key file to the directory).
+ * - Any configured key may verify a token. Keys are read at start and on a reload (SIGHUP to `serve`, or
+ *   POST /v1/reload_auth_validation_keys), which swaps the whole set at once; a reload that fails keeps
+ *   the old set. Rotation: add the new public key's file to the directory and reload; issue tokens signed
+ *   with the new key; once the old tokens have expired, remove the old file and reload again.
+ * - A page service connection is authenticated once, at login: its claims hold until it closes (as in
+ *   Neon), and reloaded keys apply to connections opened after the reload. Every HTTP request is verified
+ *   with the keys of the moment.
  * - Login: a `tenant` token without `tenant_id` is refused (Neon would panic later; we refuse up front),
  *   and so is a scope the page server never accepts (`safekeeperdata`, `admin`, ...): such a token can
  *   do nothing here, so refusing it at login gives the clearer error. Unknown scopes are refused too.
@@ -66,9 +72,15 @@ export class AuthError extends UsageError {
 
 type VerifyKey = Awaited<ReturnType<typeof importSPKI>>
 
-/** The configured public keys; `verify` checks a token against each in turn. */
+/**
+ * The configured public keys; `verify` checks a token against each in turn. One instance is shared by the page
+ * service and the HTTP API for the server's life; a reload replaces its keys (`replaceKeys`).
+ */
 export class JwtAuth {
-  private constructor(private readonly keys: readonly VerifyKey[]) {}
+  private constructor(
+    private keys: readonly VerifyKey[],
+    private names: readonly string[],
+  ) {}
 
   /** From PEM texts (SPKI "BEGIN PUBLIC KEY" of Ed25519 keys); at least one. */
   static async fromPublicKeyPems(pems: ReadonlyArray<{ readonly name: string; readonly pem: string }>): Promise<JwtAuth> {
@@ -78,7 +90,9 @@ export class JwtAuth {
       })
     }
     const keys: VerifyKey[] = []
+    const names: string[] = []
     for (const { name, pem } of pems) {
+      names.push(name)
       try {
         keys.push(await importSPKI(pem, 'EdDSA'))
       } catch (err) {
@@ -88,11 +102,22 @@ export class JwtAuth {
         })
       }
     }
-    return new JwtAuth(keys)
+    return new JwtAuth(keys, names)
   }
 
   get keyCount(): number {
     return this.keys.length
+  }
+
+  /** Where the keys came from (file paths; never key material), for the log. */
+  get keyNames(): readonly string[] {
+    return this.names
+  }
+
+  /** Verifies with `next`'s keys from now on; a `verify` already running finishes with the keys it started with. */
+  replaceKeys(next: JwtAuth): void {
+    this.keys = next.keys
+    this.names = next.names
   }
 
   /** Verifies a token and its claims as at login. Throws AuthError. */
@@ -101,7 +126,8 @@ export class JwtAuth {
     if (token.length > JWT_TOKEN_BYTES_MAX) throw new AuthError(`JWT token longer than ${JWT_TOKEN_BYTES_MAX} bytes`)
     let payload: Record<string, unknown> | undefined
     let lastError: unknown
-    for (const key of this.keys) {
+    const keys = this.keys
+    for (const key of keys) {
       try {
         payload = (await jwtVerify(token, key, { algorithms: ['EdDSA'], clockTolerance: JWT_CLOCK_TOLERANCE_S })).payload
         break

@@ -1,35 +1,131 @@
-// The management API's HTTP server frees a connection whose request is not received in time (a stalled or
-// slow sender: 408), while a handler may take longer than that once the request is in.
-import { describe, expect, it } from 'vitest'
-import { connect } from 'node:net'
+// The management API's HTTP server under hostile or careless clients: a stalled sender is answered 408 while
+// a slow handler may finish; connections beyond the cap are closed at once (a flood of idle ones once took
+// every file descriptor of the process) and headers that never finish free their slot; a client hanging up
+// mid-body is logged at debug, not as a handler failure; 405 carries Allow; HEAD answers like GET.
+import { afterEach, describe, expect, it } from 'vitest'
+import { connect, type Socket } from 'node:net'
 import { JsonHttpServer } from '../../../src/core/http/http-server.js'
+import { createManagementServer, MANAGEMENT_CONNECTIONS_MAX, MANAGEMENT_HEADERS_TIMEOUT_MS } from '../../../src/core/http/management-api.js'
+import { fakeOps } from './fake-ops.js'
+
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function listen(server: JsonHttpServer): Promise<number> {
+  await server.listen('127.0.0.1', 0)
+  cleanups.push(() => server.close())
+  return server.address.port
+}
+
+/** A raw connection that records what it receives and when it is closed. */
+interface Raw {
+  socket: Socket
+  received(): string
+  closed: Promise<void>
+  isClosed(): boolean
+}
+
+function rawConnection(port: number, send: string): Promise<Raw> {
+  return new Promise((resolve, reject) => {
+    let got = ''
+    let closed = false
+    const socket = connect(port, '127.0.0.1')
+    cleanups.push(() => void socket.destroy())
+    const closedP = new Promise<void>((r) => socket.on('close', () => ((closed = true), r())))
+    socket.on('data', (d) => (got += d.toString('latin1')))
+    socket.on('error', () => {}) // a reset is one way of being refused
+    socket.once('connect', () => {
+      socket.write(send)
+      resolve({ socket, received: () => got, closed: closedP, isClosed: () => closed })
+    })
+    socket.once('error', reject)
+  })
+}
+
+const within = <T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> => Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms))])
 
 describe('JsonHttpServer receive deadline', () => {
   it('answers 408 to a body that stops coming, and lets a slow handler finish', async () => {
-    const server = new JsonHttpServer(undefined, { requestTimeoutMs: 400 })
+    const server = new JsonHttpServer({ connectionsMax: 8, requestTimeoutMs: 400 })
     server.route('POST', '/slow', async () => {
       await new Promise((r) => setTimeout(r, 900))
       return { json: { ok: true } }
     })
-    await server.listen('127.0.0.1', 0)
-    const port = server.address.port
-    try {
-      const slow = await fetch(`http://127.0.0.1:${port}/slow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
-      expect(slow.status).toBe(200)
-      expect(await slow.json()).toEqual({ ok: true })
+    const port = await listen(server)
+    const slow = await fetch(`http://127.0.0.1:${port}/slow`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    expect(slow.status).toBe(200)
+    expect(await slow.json()).toEqual({ ok: true })
 
-      const t0 = Date.now()
-      const answer = await new Promise<string>((resolve, reject) => {
-        const s = connect(port, '127.0.0.1', () => s.write('POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"'))
-        let got = ''
-        s.on('data', (d) => (got += d.toString('latin1')))
-        s.on('close', () => resolve(got))
-        s.on('error', reject)
-      })
-      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
-      expect(Date.now() - t0).toBeLessThan(5_000)
-    } finally {
-      await server.close()
+    const t0 = Date.now()
+    const c = await rawConnection(port, 'POST /slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a"')
+    await c.closed
+    expect(c.received().split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+    expect(Date.now() - t0).toBeLessThan(5_000)
+  })
+})
+
+describe('connection cap', () => {
+  it('the management API has named limits: 128 connections, 5 s for headers', () => {
+    expect(MANAGEMENT_CONNECTIONS_MAX).toBe(128)
+    expect(MANAGEMENT_HEADERS_TIMEOUT_MS).toBe(5_000)
+  })
+
+  it('closes connections beyond the cap at once; idle ones that never finish their headers free their slots', async () => {
+    const capMax = 3
+    const port = await listen(createManagementServer(fakeOps(), null, { connectionsMax: capMax, headersTimeoutMs: 1_500 }))
+    // One under the cap: /v1/status still answers beside idle connections.
+    const idle: Raw[] = []
+    for (let i = 0; i < capMax - 1; i++) idle.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n'))
+    const status = await fetch(`http://127.0.0.1:${port}/v1/status`, { headers: { connection: 'close' } })
+    expect([status.status, await status.json()]).toEqual([200, { id: 1 }])
+    await new Promise((r) => setTimeout(r, 200)) // the server's side of that connection closes too
+    idle.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n'))
+
+    // The cap is reached: more connections are closed without an answer, long before any deadline.
+    const excess: Raw[] = []
+    for (let i = 0; i < 5; i++) excess.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n'))
+    for (const c of excess) {
+      expect(await within(c.closed, 1_000)).not.toBe('timeout')
+      expect(c.received()).toBe('')
     }
+    expect(idle.map((c) => c.isClosed())).toEqual([false, false, false])
+
+    // The idle ones are answered 408 and closed once their headers are late, and the API answers again.
+    for (const c of idle) expect(await within(c.closed, 5_000)).not.toBe('timeout')
+    expect(idle[0]!.received().split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+    const again = await fetch(`http://127.0.0.1:${port}/v1/status`, { headers: { connection: 'close' } })
+    expect(again.status).toBe(200)
+  })
+})
+
+describe('a client that hangs up mid-body', () => {
+  it('is logged at debug, not as a failed handler', async () => {
+    const logged: Array<[string, string]> = []
+    const port = await listen(createManagementServer(fakeOps(), null, { log: (level, message) => logged.push([level, message]) }))
+    const c = await rawConnection(port, 'POST /v1/tenant HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"new_')
+    await new Promise((r) => setTimeout(r, 100))
+    c.socket.destroy()
+    const deadline = Date.now() + 5_000
+    while (logged.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(logged).toEqual([['debug', 'management API client hung up before its request was in']])
+  })
+})
+
+describe('methods', () => {
+  it('405 names the allowed methods in Allow; HEAD /v1/status answers like GET without a body', async () => {
+    const port = await listen(createManagementServer(fakeOps(), null))
+    const put = await fetch(`http://127.0.0.1:${port}/v1/status`, { method: 'PUT' })
+    expect(put.status).toBe(405)
+    expect(put.headers.get('allow')).toBe('GET, HEAD')
+    expect(((await put.json()) as { code: string }).code).toBe('METHOD_NOT_ALLOWED')
+    const del = await fetch(`http://127.0.0.1:${port}/v1/tenant`, { method: 'DELETE' })
+    expect(del.headers.get('allow')).toBe('GET, POST, HEAD')
+
+    const head = await fetch(`http://127.0.0.1:${port}/v1/status`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.headers.get('content-type')).toBe('application/json')
+    expect(await head.text()).toBe('')
   })
 })

@@ -20,6 +20,7 @@ import { formatHostPort, splitHostPort } from '../../../src/core/lib/host-port.j
 import { InterruptedError, NotFoundError, TimeoutError, UnavailableError, UsageError } from '../../../src/core/lib/errors.js'
 import { toUserFacing } from '../../../src/cli/errors.js'
 import { generateTenantId, type TenantId } from '../../../src/core/model/ids.js'
+import { fakeOps } from './fake-ops.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 
 const newDir = tempDirs('ps-mgmt-api-')
@@ -37,25 +38,6 @@ async function startServer(overrides: string[] = ['listen_pg_addr="127.0.0.1:0"'
   const server = await PageServer.start(ctx)
   cleanups.push(() => server.stop())
   return { server, ctx }
-}
-
-/** Ops that answer the listing routes and record what ran; the auth tests need no repository. */
-function fakeOps(ran: string[] = []): ManagementOps {
-  const no = (what: string) => () => Promise.reject(new Error(`${what} is not expected here`))
-  return {
-    listTenants: async () => (ran.push('listTenants'), []),
-    getTenant: no('getTenant'),
-    createTenant: async (id) => (ran.push('createTenant'), { tenantId: id ?? generateTenantId() }),
-    deleteTenant: no('deleteTenant'),
-    listTimelines: async () => (ran.push('listTimelines'), []),
-    getTimeline: no('getTimeline'),
-    createTimeline: no('createTimeline'),
-    deleteTimeline: no('deleteTimeline'),
-    checkpoint: no('checkpoint'),
-    setWalSource: no('setWalSource'),
-    syncTimeline: no('syncTimeline'),
-    metrics: () => '',
-  }
 }
 
 async function listenHttp(http: JsonHttpServer): Promise<string> {
@@ -95,7 +77,7 @@ describe('listen_http_addr taken', () => {
 describe('malformed percent-encoding in a path', () => {
   it('is 400 BAD_PATH with the usual error body, not a 500 with a logged stack', async () => {
     const errors: unknown[] = []
-    const base = await listenHttp(createManagementServer(fakeOps(), null, (e) => errors.push(e)))
+    const base = await listenHttp(createManagementServer(fakeOps(), null, { log: (level, _m, fields) => level === 'error' && errors.push(fields) }))
     for (const path of ['/v1/tenant/%zz/timeline', '/v1/tenant/%E0%A4%A/timeline', '/v1/tenant/%/timeline/%ff']) {
       const res = await fetch(base + path)
       expect(res.status, path).toBe(400)

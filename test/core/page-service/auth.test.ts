@@ -1,16 +1,18 @@
 /**
  * JWT authentication (Neon's NeonJWT): keys generated in the test, tokens of every bad kind (alg none,
  * HS256 keyed with the public key, RS256, expired, wrong key, wrong scope, missing tenant_id, another
- * tenant) refused; `pageserverapi` and a matching `tenant` token accepted; key rotation by directory.
- * Checked both on JwtAuth directly and over the wire with the client.
+ * tenant) refused; `pageserverapi` and a matching `tenant` token accepted; key rotation by directory,
+ * symbolic links followed (a Kubernetes secret mount), unreadable paths as config errors, and a JwtAuth
+ * whose keys are replaced (a reload). Checked both on JwtAuth directly and over the wire with the client.
  */
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { SignJWT, exportSPKI, generateKeyPair, type GenerateKeyPairResult } from 'jose'
 import { JwtAuth, checkPermission } from '../../../src/core/page-service/auth.js'
-import { loadJwtAuth } from '../../../src/core/page-service/auth-keys.js'
+import { keyReadError, loadJwtAuth } from '../../../src/core/page-service/auth-keys.js'
+import { toUserFacing } from '../../../src/cli/errors.js'
 import { OTHER_TENANT, REL, TENANT, TIMELINE } from './fake-backend.js'
 import { startServer, type Running } from './support.js'
 
@@ -96,6 +98,69 @@ describe('JwtAuth', () => {
     expect((await auth.verify(await sign({ scope: 'pageserverapi' }, keyA.privateKey))).scope).toBe('pageserverapi')
     expect((await auth.verify(await sign({ scope: 'pageserverapi' }, keyB.privateKey))).scope).toBe('pageserverapi')
     await expect(auth.verify(await sign({ scope: 'pageserverapi' }, keyC.privateKey))).rejects.toThrow(/signature verification failed/)
+  })
+
+  it('follows symbolic links as Neon does: a Kubernetes secret mount, and a directory mixing a file and a link', async () => {
+    // kubectl's layout: key files link into ..data, a link to the current timestamped directory.
+    const mount = join(dir, 'k8s')
+    mkdirSync(join(mount, '..2024_01_01_00_00_00.1'), { recursive: true })
+    writeFileSync(join(mount, '..2024_01_01_00_00_00.1', 'a.pem'), keyA.pem)
+    writeFileSync(join(mount, '..2024_01_01_00_00_00.1', 'b.pem'), keyB.pem)
+    symlinkSync('..2024_01_01_00_00_00.1', join(mount, '..data'))
+    symlinkSync('..data/a.pem', join(mount, 'a.pem'))
+    symlinkSync('..data/b.pem', join(mount, 'b.pem'))
+    const k8s = await loadJwtAuth(mount)
+    expect(k8s.keyNames).toEqual([join(mount, 'a.pem'), join(mount, 'b.pem')])
+    expect((await k8s.verify(await sign({ scope: 'pageserverapi' }, keyB.privateKey))).scope).toBe('pageserverapi')
+
+    const mixed = join(dir, 'mixed')
+    mkdirSync(mixed)
+    writeFileSync(join(mixed, 'a.pem'), keyA.pem)
+    symlinkSync(join(dir, 'rotation', 'b.pem'), join(mixed, 'b.pem'))
+    symlinkSync(join(dir, 'rotation'), join(mixed, 'linked-dir-ignored'))
+    const both = await loadJwtAuth(mixed)
+    expect(both.keyCount).toBe(2)
+    expect((await both.verify(await sign({ scope: 'pageserverapi' }, keyB.privateKey))).scope).toBe('pageserverapi')
+    // The configured path itself may be a link too.
+    symlinkSync(join(dir, 'a.pem'), join(dir, 'a-link.pem'))
+    expect((await loadJwtAuth(join(dir, 'a-link.pem'))).keyCount).toBe(1)
+  })
+
+  it('an unreadable path or key file is a config error naming the setting and the path (exit 2), not a bug', async () => {
+    // As root nothing is unreadable by mode; a symlink loop (ELOOP) fails the same way EACCES does.
+    const loop = join(dir, 'loop.pem')
+    symlinkSync(loop, loop)
+    const err = await loadJwtAuth(loop).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'JWT_KEY_UNREADABLE', exitCode: 2 })
+    expect((err as Error).message).toBe(`auth_validation_public_key_path: cannot read ${loop}: ELOOP`)
+    expect(toUserFacing(err).exitCode).toBe(2)
+    // In a directory: a dangling link is refused rather than its key silently left out.
+    const dangling = join(dir, 'dangling')
+    mkdirSync(dangling)
+    writeFileSync(join(dangling, 'a.pem'), keyA.pem)
+    symlinkSync(join(dir, 'gone.pem'), join(dangling, 'b.pem'))
+    const d = await loadJwtAuth(dangling).catch((e: unknown) => e)
+    expect(d).toMatchObject({ code: 'JWT_KEY_UNREADABLE', exitCode: 2 })
+    expect((d as Error).message).toContain(join(dangling, 'b.pem'))
+    // EACCES and EISDIR as node:fs raises them.
+    for (const code of ['EACCES', 'EISDIR', 'EIO']) {
+      const fsErr = Object.assign(new Error(`${code}: permission denied, open '/keys/a.pem'`), { code, errno: -13, syscall: 'open', path: '/keys/a.pem' })
+      const mapped = keyReadError(fsErr, '/keys/a.pem')
+      expect(mapped).toMatchObject({ code: 'JWT_KEY_UNREADABLE', exitCode: 2, message: `auth_validation_public_key_path: cannot read /keys/a.pem: ${code}` })
+      expect(toUserFacing(mapped).hint).toMatch(/readable/)
+    }
+    const bug = new TypeError('x is undefined')
+    expect(keyReadError(bug, '/keys')).toBe(bug)
+  })
+
+  it('replaceKeys: tokens verified after it see only the new keys', async () => {
+    const auth = await loadJwtAuth(join(dir, 'a.pem'))
+    const tokenB = await sign({ scope: 'pageserverapi' }, keyB.privateKey)
+    await expect(auth.verify(tokenB)).rejects.toThrow(/signature verification failed/)
+    auth.replaceKeys(await JwtAuth.fromPublicKeyPems([{ name: 'b.pem', pem: keyB.pem }]))
+    expect((await auth.verify(tokenB)).scope).toBe('pageserverapi')
+    await expect(auth.verify(await sign({ scope: 'pageserverapi' }))).rejects.toThrow(/signature verification failed/)
+    expect([auth.keyCount, auth.keyNames]).toEqual([1, ['b.pem']])
   })
 
   it('key loading fails clearly: missing path, a file that is not a key, zero keys', async () => {
