@@ -5,11 +5,9 @@
  */
 import { join } from 'node:path'
 import { postgresInstallation, type AppContext } from '../core/app/context.js'
+import { shellWord } from '../core/lib/shell-word.js'
 
-/** Quotes a word for a POSIX shell unless it needs none. */
-export function shellWord(s: string): string {
-  return /^[A-Za-z0-9_/.:=@%+,-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`
-}
+export { shellWord }
 
 /** pg_ctl as pasted into a shell: full path, behind `runuser -u postgres --` when we are root. */
 export function pgCtlCommand(ctx: AppContext): string {

@@ -30,6 +30,8 @@ const BAD_TOKEN_HINT = 'Set NEON_AUTH_TOKEN to a token signed by a key the page 
 
 export interface RunningServer {
   pid: number
+  /** The server's process start identity from the lock (storage/process-identity.ts); absent from older locks. */
+  processStart?: string
   /** "host:port", "[v6addr]:port" */
   httpAddr: string
   pgAddr: string | undefined
@@ -38,7 +40,7 @@ export interface RunningServer {
 export function runningServer(workdir: string): RunningServer | null {
   const h = liveLockHolder(workdir)
   if (!h || h.command !== 'serve' || !h.httpAddr) return null
-  return { pid: h.pid, httpAddr: recordedAddress(h.httpAddr), pgAddr: h.pgAddr === undefined ? undefined : recordedAddress(h.pgAddr) }
+  return { pid: h.pid, ...(h.processStart === undefined ? {} : { processStart: h.processStart }), httpAddr: recordedAddress(h.httpAddr), pgAddr: h.pgAddr === undefined ? undefined : recordedAddress(h.pgAddr) }
 }
 
 /**

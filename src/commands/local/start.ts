@@ -1,22 +1,21 @@
-import { accessSync, constants, openSync, closeSync, readFileSync, existsSync, realpathSync } from 'node:fs'
-import { spawn } from 'node:child_process'
+import { accessSync, constants, realpathSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
+import { startBackgroundServe } from '../../cli/background-serve.js'
+import { abortOnSignals } from '../../cli/interrupt.js'
 import { startProgress } from '../../cli/render.js'
 import type { ManagementClient } from '../../cli/server-client.js'
-import { DEFAULT_PG_PORT, localPrepare, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
+import { DEFAULT_PG_PORT, localCommand, localPrepare, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
+import { firstFreePort } from '../../core/app/local-postgres.js'
 import { exportTimelineFromServer } from '../../core/app/export.js'
 import type { AppContext } from '../../core/app/context.js'
-import { TimeoutError } from '../../core/lib/errors.js'
 import { parseTenantId, parseTimelineId } from '../../core/model/ids.js'
 
-/** How long to wait for the background server to listen. */
-const SERVE_START_TIMEOUT_MS = 60_000
-/** Port suggested for a PostgreSQL started on a branch export (any free port does). */
+/** First port suggested for a PostgreSQL started on a branch export (any free port does; the first free from here). */
 const BRANCH_PG_PORT = 55440
 
 /** This checkout's entry point, absolute (dist/commands/local/start.js is three levels below the root). */
@@ -27,6 +26,8 @@ export interface LocalStartResult extends LocalState {
   /** What this start started; both false when everything already ran (then nothing changed). */
   startedPostgres: boolean
   startedServer: boolean
+  /** Timelines of the workdir that stream from another PostgreSQL: left alone (the page server streams them too). */
+  otherSourceTimelines: number
   /** How to invoke this CLI in a shell: `pageserver` when that resolves on PATH to this installation, else RUN_JS. */
   cli: string
 }
@@ -60,6 +61,7 @@ function cliInvocation(): string {
 function serverOps(ctx: AppContext, client: ManagementClient): LocalServerOps {
   return {
     pid: client.server.pid,
+    processStart: client.server.processStart ?? null,
     pgAddr: client.server.pgAddr ?? null,
     httpAddr: client.server.httpAddr,
     createTenant: async () => parseTenantId((await client.request<{ tenant_id: string }>('POST', '/v1/tenant', {})).tenant_id),
@@ -75,41 +77,6 @@ function serverOps(ctx: AppContext, client: ManagementClient): LocalServerOps {
   }
 }
 
-/** Starts `serve` in the background and waits until it has taken the workdir lock and listens; its pid and addresses. */
-async function startServe(ctx: AppContext, logFile: string, configOverrides: string[]): Promise<{ pid: number; pgAddr: string | null; httpAddr: string }> {
-  const log = openSync(logFile, 'a')
-  const args = [RUN_JS, 'serve', '--workdir', ctx.config.workdir, ...configOverrides.flatMap((c) => ['-c', c])]
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, PAGESERVER_WORKDIR: ctx.config.workdir } })
-  let spawnFailed = false
-  child.once('error', () => (spawnFailed = true)) // e.g. node not executable: reported below as not started
-  child.unref()
-  closeSync(log)
-  const lockPath = join(ctx.config.workdir, 'pageserver.lock')
-  const deadline = Date.now() + SERVE_START_TIMEOUT_MS
-  let addrs: { pgAddr?: string; httpAddr?: string; pid?: number } = {}
-  while (Date.now() < deadline) {
-    if (existsSync(lockPath)) {
-      try {
-        addrs = JSON.parse(readFileSync(lockPath, 'utf8')) as typeof addrs
-      } catch {
-        addrs = {} // being replaced (a stale lock taken over, or addresses added): read it again
-      }
-      if (child.pid !== undefined && addrs.pid === child.pid && addrs.httpAddr) return { pid: child.pid, pgAddr: addrs.pgAddr ?? null, httpAddr: addrs.httpAddr }
-    }
-    if (spawnFailed || child.exitCode !== null || child.signalCode !== null) break
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  // Not listening in time: do not leave a half-started server behind.
-  if (!spawnFailed && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r))
-    child.kill('SIGKILL')
-    await exited
-  }
-  throw new TimeoutError('SERVE_DID_NOT_START', `the page server did not start; see ${logFile}`, {
-    hint: 'Another process may hold the workdir, or listen_pg_addr / listen_http_addr is taken (-c listen_pg_addr=127.0.0.1:<port>).',
-  })
-}
-
 export default class LocalStart extends BaseCommand<typeof LocalStart> {
   static override summary = 'Start everything locally: a PostgreSQL 15 primary whose WAL a page server stores.'
   static override description =
@@ -118,7 +85,18 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     '(replication slot and settings prepared), and runs `pageserver serve` in the background streaming its WAL. ' +
     'Prints how to connect with psql and how to branch. `pageserver local stop` stops what it started; a later ' +
     'start resumes the same cluster. Starts only what is not running (PostgreSQL, the page server, or both; a ' +
-    'server that crashed leaves a stale lock, which is taken over); when both run, it reports them and changes nothing.'
+    'server that crashed leaves a stale lock, which is taken over); when both run, it reports them and changes nothing. ' +
+    'A `serve` already running on the workdir is used as it is, and `local stop` leaves it running. ' +
+    'It only uses a timeline of its own: the one it recorded, or on a first start a root timeline without a WAL source, ' +
+    'else one it bootstraps (in a new tenant when every tenant has timelines). Timelines that stream from other primaries ' +
+    '(`timeline import`, `timeline source`) are left alone (the page server streams them too); a recorded timeline that ' +
+    'now follows another primary is refused (LOCAL_TIMELINE_HAS_OTHER_SOURCE, exit 4). ' +
+    'The data directory is exported under a temporary name and renamed into place when complete: after an interrupted ' +
+    'first start (Ctrl-C stops the export at once; a kill leaves the temporary directory) run it again. ' +
+    'If the page server cannot start, the PostgreSQL this start started is stopped again; an address already in use ' +
+    'is SERVE_PORT_IN_USE (exit 4): set listen_pg_addr / listen_http_addr in <workdir>/pageserver.toml, which every ' +
+    'later start reads (a -c override applies to one run only). A pid in a lock or postmaster.pid that now belongs to ' +
+    'another process (after a reboot) is taken as stale.'
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --pg-port 55433']
   static override flags = {
     'pg-port': Flags.integer({
@@ -131,26 +109,46 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
   async run(): Promise<LocalStartResult> {
     const ctx = await this.appContext()
     const progress = await startProgress('starting', this.jsonEnabled())
+    // Ctrl-C or SIGTERM stop the start between steps, and the export midway (it removes what it wrote).
+    const interrupt = abortOnSignals()
     let state: LocalState
-    let startedPostgres: boolean
+    let startedPostgres = false
     let startedServer = false
+    let otherSourceTimelines: number
     try {
       const client = await this.serverClient()
       const prepared = await localPrepare(ctx, {
         pgPort: this.flags['pg-port'],
         server: client ? serverOps(ctx, client) : null,
         onProgress: (m) => progress.update(m),
+        signal: interrupt.signal,
       })
       state = prepared.state
       startedPostgres = prepared.startedPostgres
+      otherSourceTimelines = prepared.otherSourceTimelines
       if (client === null) {
         progress.update('starting the page server')
-        const serve = await startServe(ctx, state.serveLogFile, this.flags.config ?? [])
-        state = { ...state, servePid: serve.pid, pgAddr: serve.pgAddr, httpAddr: serve.httpAddr }
+        try {
+          const serve = await startBackgroundServe({
+            workdir: ctx.config.workdir,
+            runJs: RUN_JS,
+            logFile: state.serveLogFile,
+            configOverrides: this.flags.config ?? [],
+            signal: interrupt.signal,
+            startCommand: localCommand(ctx, 'start'),
+          })
+          state = { ...state, servePid: serve.pid, serveProcessStart: serve.processStart, serveStartedByLocal: true, pgAddr: serve.pgAddr, httpAddr: serve.httpAddr }
+        } catch (e) {
+          // A start that fails leaves nothing of its own running: PostgreSQL without a page server would fill
+          // its disk with WAL kept for the slot. One that ran before this start keeps running.
+          if (startedPostgres) throw await stopPostgresAfterFailedStart(ctx, state, e)
+          throw e
+        }
         startedServer = true
       }
       writeLocalState(ctx, state)
     } finally {
+      interrupt.dispose()
       progress.stop()
     }
     const psql = `psql -h 127.0.0.1 -p ${state.pgPort} -U postgres postgres`
@@ -158,7 +156,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     const w = shellWord(ctx.config.workdir)
     const ids = `--workdir ${w} --tenant ${state.tenantId}`
     const pgCtl = pgCtlCommand(ctx)
-    const branchPort = state.pgPort === BRANCH_PG_PORT ? BRANCH_PG_PORT + 1 : BRANCH_PG_PORT
+    const branchPort = await firstFreePort(BRANCH_PG_PORT, [state.pgPort])
     // Next to the local data directory: the postgres user can reach it, and it goes away with the workdir.
     const branchDir = shellWord(join(state.pgSocketDir, 'branch'))
     const pad = ' '.repeat(20)
@@ -166,9 +164,14 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
       startedPostgres || startedServer
         ? `PostgreSQL 15 runs on port ${state.pgPort}; the page server stores its WAL`
         : `Already running, nothing changed: PostgreSQL 15 on port ${state.pgPort}, the page server (pid ${state.servePid}) storing its WAL`
+    const adopted = state.serveStartedByLocal === false ? ` The page server (pid ${state.servePid}) was started separately: \`local stop\` leaves it running.` : ''
+    const others =
+      otherSourceTimelines > 0
+        ? [`Left alone:         ${otherSourceTimelines} other timeline(s) of this workdir stream WAL from their own primaries (the page server streams them too).`]
+        : []
     this.log(
       [
-        `${what} (page service ${state.pgAddr}, API ${state.httpAddr}).`,
+        `${what} (page service ${state.pgAddr}, API ${state.httpAddr}).${adopted}`,
         `  tenant   ${state.tenantId}`,
         `  timeline ${state.timelineId}`,
         '',
@@ -182,9 +185,11 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
         `Read a page:        ${cli} getpage ${ids} --timeline ${state.timelineId} --rel 1663/5/1259 --blk 0`,
         `Stop a branch:      ${pgCtl} -D ${branchDir} stop`,
         `Stop:               ${cli} local stop --workdir ${w}`,
-        `Logs:               ${state.serveLogFile}, ${state.pgLogFile}`,
+        // The page server's log only when this setup started it: a server started separately logs where its user chose.
+        `Logs:               ${state.serveStartedByLocal === false ? '' : `${state.serveLogFile}, `}${state.pgLogFile}`,
+        ...others,
       ].join('\n'),
     )
-    return { ...state, psql, startedPostgres, startedServer, cli }
+    return { ...state, psql, startedPostgres, startedServer, otherSourceTimelines, cli }
   }
 }

@@ -11,6 +11,18 @@
  * - start is a repair: from any mix of running and stopped parts (nothing, only the server, only PostgreSQL,
  *   both, or a server killed with SIGKILL leaving a stale workdir lock) it starts what is missing and leaves
  *   what runs alone. When both already run it changes nothing and reports them.
+ * - start only ever uses its own timeline: the one named in state.json, or, the first time, a root timeline
+ *   without a WAL source (e.g. made by `timeline create`), else one it bootstraps (in a tenant without
+ *   timelines, else in a tenant it creates). A timeline that streams from another primary (`timeline import`,
+ *   `timeline source`) is never taken over: exporting it and re-pointing its WAL source at a local copy would
+ *   silently cut it off from its primary and leave the primary's slot keeping WAL for ever. Such timelines are
+ *   left alone (the page server streams them as it would anyway); if state.json names one, start refuses.
+ *   "Its own source" is the shape start records: slot LOCAL_SLOT_NAME, `host=127.0.0.1 port=<n> user=postgres
+ *   dbname=postgres`.
+ * - The data directory appears whole or not at all: the export writes `<dir>.partial` and renames it into
+ *   place once complete, so an interrupted first start (Ctrl-C, SIGTERM, kill -9) leaves only a `.partial`
+ *   directory that the next start removes and writes again. A data directory without global/pg_control
+ *   (left by versions that exported in place) cannot start, and is exported again too.
  * - While a `serve` holds the workdir, every change goes through it (`LocalServerOps`, the management API the
  *   command layer provides): the workdir lock forbids offline writers then, and the server must learn of a new
  *   WAL source at once. Core does not talk HTTP itself (the CLI owns the client), hence the interface.
@@ -18,40 +30,44 @@
  *   directory's postgresql.conf. While PostgreSQL is stopped, each start rewrites the section, so a later
  *   `--pg-port` takes effect; while it runs, its postmaster.pid says the port, and a different `--pg-port` is a
  *   conflict rather than being ignored.
+ * - stop stops only what start started: a `serve` start adopted (the user started it) is left running. State
+ *   says which (`serveStartedByLocal`, with the server's pid and process start identity).
  *
  * State lives in `<workdir>/local/state.json`: ids, the data directory, ports, pids. It is written before
  * PostgreSQL starts, so a failed first start (port taken) is retried on the same data directory.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, chownSync, renameSync, statSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, chownSync, renameSync, rmSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { join, resolve } from 'node:path'
-import { ConflictError, PageserverError, UnavailableError, UsageError } from '../lib/errors.js'
+import { basename, join, resolve } from 'node:path'
+import { ConflictError, errorOfKind, InterruptedError, messageOf, PageserverError, UsageError } from '../lib/errors.js'
+import { shellWord } from '../lib/shell-word.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { initWorkdir } from '../config/index.js'
-import { isRoot, runPgTool } from '../postgres/install.js'
+import { isRoot } from '../postgres/install.js'
 import { postgresCanAccess } from '../postgres/access.js'
+import { fsyncDir } from '../storage/durable-file.js'
 import { lookupOsUser } from '../storage/os-user.js'
-import { processAlive } from '../storage/workdir-lock.js'
 import { exportTimeline } from './export.js'
-import { bootstrapTimeline, createTenant, listTenants, listTimelines } from './timelines.js'
+import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
+import { bootstrapTimeline, createTenant, listTenants, listTimelines, type ListedTimeline, type TimelineInfo } from './timelines.js'
 import { setTimelineWalSource } from './timelines-source.js'
-import { postgresInstallation, type AppContext } from './context.js'
+import type { AppContext } from './context.js'
+
+export { postmasterPid, runningPostmaster, stopLocalPostgres } from './local-postgres.js'
 
 export const LOCAL_DIR = 'local'
 const STATE_FILE = 'state.json'
 export const DEFAULT_PG_PORT = 55432
+/** The workdir when neither -D nor PAGESERVER_WORKDIR says otherwise (BaseCommand's default). */
+const DEFAULT_WORKDIR = '.neon'
 /** The replication slot the local PostgreSQL keeps for the page server. */
 const LOCAL_SLOT_NAME = 'pageserver_local'
-/** pg_ctl's own wait (-t) for PostgreSQL to start or stop, and our deadline for pg_ctl itself (a bit longer). */
-const PG_CTL_WAIT_S = 60
-const PG_CTL_TIMEOUT_MS = 90_000
-/** How long a crashed server's zombie may take to be reaped (init reaps orphans late on some systems), and the poll. */
-/** Log lines quoted in the error when PostgreSQL fails to start (the rest is in the log file). */
-const PG_LOG_TAIL_LINES_MAX = 3
-/** The managed section of postgresql.conf: from BEGIN to END (or to the end of the file, as first releases wrote it). */
-const CONF_SECTION_BEGIN = '# pageserver local start: a primary whose WAL the page server streams'
-const CONF_SECTION_END = '# end of the pageserver local start section (rewritten by each start; pass --pg-port to change the port)'
+/** The connection string start records as the WAL source: the local PostgreSQL on some port. */
+const LOCAL_CONN_STRING_RE = /^host=127\.0\.0\.1 port=\d{1,5} user=postgres dbname=postgres$/
+/** The name chooseDataDir gives a data directory: `pgdata-` and the first 12 hex digits of the timeline id. */
+const DATA_DIR_NAME_RE = /^pgdata-[0-9a-f]{12}$/
+/** Suffix of the directory an export writes before it is renamed into place. */
+const PARTIAL_SUFFIX = '.partial'
 
 export interface LocalState {
   tenantId: string
@@ -60,7 +76,12 @@ export interface LocalState {
   pgPort: number
   pgLogFile: string
   pgSocketDir: string
+  /** The page server last seen serving the workdir (started by local start or adopted), or null. */
   servePid: number | null
+  /** Its process start identity (storage/process-identity.ts); absent in older state files. */
+  serveProcessStart?: string | null
+  /** Whether local start started that server (local stop stops only then); absent in older files, read as true. */
+  serveStartedByLocal?: boolean
   serveLogFile: string
   pgAddr: string | null
   httpAddr: string | null
@@ -72,17 +93,25 @@ export interface LocalState {
  */
 export interface LocalServerOps {
   pid: number
+  /** The server's process start identity, from the workdir lock; null if the lock has none. */
+  processStart: string | null
   pgAddr: string | null
   httpAddr: string
   createTenant(): Promise<TenantId>
   bootstrapTimeline(tenantId: TenantId): Promise<TimelineId>
   /** Writes a full backup of the timeline at its last LSN from the server (it holds WAL not yet flushed). */
-  exportTimeline(o: { tenantId: TenantId; timelineId: TimelineId; dir: string }): Promise<void>
+  exportTimeline(o: { tenantId: TenantId; timelineId: TimelineId; dir: string; signal?: AbortSignal }): Promise<void>
   setWalSource(tenantId: TenantId, timelineId: TimelineId, src: { connString: string; slotName: string }): Promise<void>
 }
 
 export function localDir(ctx: AppContext): string {
   return join(ctx.config.workdir, LOCAL_DIR)
+}
+
+/** `pageserver local <sub>` as a user runs it on this workdir: with `-D <workdir>` unless it is the default. */
+export function localCommand(ctx: AppContext, sub: 'start' | 'stop'): string {
+  const w = ctx.config.workdir
+  return `pageserver local ${sub}${resolve(w) === resolve(DEFAULT_WORKDIR) ? '' : ` -D ${shellWord(w)}`}`
 }
 
 export function readLocalState(ctx: AppContext): LocalState | null {
@@ -96,27 +125,18 @@ export function writeLocalState(ctx: AppContext, s: LocalState): void {
   writeFileSync(join(localDir(ctx), STATE_FILE), JSON.stringify(s, null, 2) + '\n')
 }
 
-export function pidAlive(pid: number | null): boolean {
-  return pid !== null && pid > 0 && processAlive(pid)
+/** Whether `server` (from the workdir lock) is the one local start started, as state.json records it. */
+export function serverStartedByLocal(state: LocalState, server: { pid: number; processStart?: string | null | undefined }): boolean {
+  if (state.serveStartedByLocal === false || state.servePid !== server.pid) return false
+  // A state file from before identities were recorded, or a lock without one: the pid is all there is.
+  const recorded = state.serveProcessStart ?? null
+  const now = server.processStart ?? null
+  return recorded === null || now === null || recorded === now
 }
 
-/**
- * The postmaster of a data directory, if it runs: its pid and the port it listens on (postmaster.pid
- * lines 1 and 4, as PostgreSQL 15 writes them).
- */
-export function runningPostmaster(dataDir: string): { pid: number; port: number } | null {
-  try {
-    const lines = readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')
-    const pid = Number(lines[0])
-    return pidAlive(pid) ? { pid, port: Number(lines[3]) } : null
-  } catch {
-    return null
-  }
-}
-
-/** The postmaster pid of a data directory, if it runs. */
-export function postmasterPid(dataDir: string): number | null {
-  return runningPostmaster(dataDir)?.pid ?? null
+/** Whether a timeline's WAL source is the local PostgreSQL as start records it (see the header). */
+function isLocalWalSource(src: TimelineInfo['walSource']): boolean {
+  return src === null || (src.slotName === LOCAL_SLOT_NAME && LOCAL_CONN_STRING_RE.test(src.connString))
 }
 
 /**
@@ -130,72 +150,22 @@ function chooseDataDir(ctx: AppContext, timelineId: string): string {
   return join('/var/lib/postgresql/pageserver-local', key, `pgdata-${timelineId.slice(0, 12)}`)
 }
 
-/**
- * Fails with PG_PORT_IN_USE unless 127.0.0.1:port can be bound (where the local PostgreSQL listens):
- * pg_ctl would only say "could not start server; examine the log output".
- */
-export async function assertPortFree(port: number): Promise<void> {
-  const error = await new Promise<NodeJS.ErrnoException | null>((done) => {
-    const probe = createServer()
-    probe.once('error', (e) => done(e))
-    probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => probe.close(() => done(null)))
-  })
-  if (error === null) return
-  if (error.code === 'EADDRINUSE') {
-    throw new ConflictError('PG_PORT_IN_USE', `port ${port} on 127.0.0.1 is already in use, so the local PostgreSQL cannot listen on it`, {
-      hint: 'Pass a free port: `local start --pg-port <port>` (it is remembered for later starts).',
-    })
-  }
-  throw new UsageError('PG_PORT_UNUSABLE', `cannot listen on 127.0.0.1:${port}: ${error.message}`, { hint: 'Pass another port with --pg-port.' })
-}
-
-/**
- * Replaces the managed section at the end of postgresql.conf (appending it the first time). Written under a
- * temporary name and renamed, with the owner and mode of the original (root writes a file of the postgres user).
- */
-function writeConfSection(pgDataDir: string, o: { pgPort: number; pgSocketDir: string }): void {
-  const path = join(pgDataDir, 'postgresql.conf')
-  const text = readFileSync(path, 'utf8')
-  const begin = text.indexOf(`\n${CONF_SECTION_BEGIN}\n`)
-  let kept = text
-  if (begin >= 0) {
-    const endMarker = text.indexOf(`${CONF_SECTION_END}\n`, begin)
-    kept = text.slice(0, begin + 1) + (endMarker >= 0 ? text.slice(endMarker + CONF_SECTION_END.length + 1) : '')
-  }
-  const section = [
-    CONF_SECTION_BEGIN,
-    `port = ${o.pgPort}`,
-    "listen_addresses = '127.0.0.1'",
-    `unix_socket_directories = '${o.pgSocketDir}'`,
-    'wal_level = replica',
-    'max_wal_senders = 10',
-    'max_replication_slots = 10',
-    CONF_SECTION_END,
-    '',
-  ].join('\n')
-  const next = (kept.endsWith('\n') ? kept : kept + '\n') + section
-  if (next === text) return
-  const st = statSync(path)
-  const tmp = `${path}.pageserver-tmp`
-  writeFileSync(tmp, next, { mode: st.mode & 0o777 })
-  if (isRoot()) chownSync(tmp, st.uid, st.gid)
-  renameSync(tmp, path)
-}
-
 /** A --pg-port different from the one PostgreSQL runs on is refused, not ignored: it cannot take effect now. */
-function assertPortUnchanged(runningPort: number, askedPort: number | undefined): void {
+function assertPortUnchanged(ctx: AppContext, runningPort: number, askedPort: number | undefined): void {
   if (askedPort === undefined || askedPort === runningPort) return
   throw new ConflictError('LOCAL_PG_RUNNING_ON_OTHER_PORT', `the local PostgreSQL already runs on port ${runningPort}, not ${askedPort}`, {
-    hint: `To move it, stop it first: \`local stop\`, then \`local start --pg-port ${askedPort}\`.`,
+    hint: `To move it, stop it first: \`${localCommand(ctx, 'stop')}\`, then \`${localCommand(ctx, 'start')} --pg-port ${askedPort}\`.`,
   })
 }
 
-function logTail(path: string): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-PG_LOG_TAIL_LINES_MAX).join(' | ')
-  } catch {
-    return ''
-  }
+function interrupted(ctx: AppContext): InterruptedError {
+  return new InterruptedError('LOCAL_START_INTERRUPTED', 'local start was interrupted', {
+    hint: `Run \`${localCommand(ctx, 'start')}\` again: it finishes what is missing (an interrupted export is written again).`,
+  })
+}
+
+function throwIfInterrupted(ctx: AppContext, signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw interrupted(ctx)
 }
 
 export interface LocalPrepareOptions {
@@ -204,12 +174,108 @@ export interface LocalPrepareOptions {
   /** The running `serve` of the workdir, or null (then changes are made offline under the workdir lock). */
   server: LocalServerOps | null
   onProgress?: (message: string) => void
+  /** Stops the start between steps and the export midway (Ctrl-C): InterruptedError. */
+  signal?: AbortSignal
 }
 
 export interface LocalPrepared {
   state: LocalState
   /** Whether this start started PostgreSQL (false: it already ran). */
   startedPostgres: boolean
+  /** Timelines of the workdir that stream from a PostgreSQL other than the local one: left alone. */
+  otherSourceTimelines: number
+}
+
+type ActiveTimeline = Extract<ListedTimeline, { state: 'Active' }>
+
+/** Every timeline of the workdir with its WAL source (read from the files, like `timeline list` offline). */
+async function allTimelines(ctx: AppContext): Promise<{ tenants: Array<{ tenantId: string; timelines: number }>; timelines: ActiveTimeline[] }> {
+  const tenants = await listTenants(ctx)
+  const timelines: ActiveTimeline[] = []
+  for (const t of tenants) {
+    for (const tl of await listTimelines(ctx, parseTenantId(t.tenantId))) if (tl.state === 'Active') timelines.push(tl)
+  }
+  return { tenants, timelines }
+}
+
+/**
+ * The timeline of a first start (no state.json): a root timeline without a WAL source, else one bootstrapped
+ * in a tenant without timelines, else in a new tenant. Never one that streams from another primary.
+ */
+async function chooseFirstTimeline(ctx: AppContext, server: LocalServerOps | null, say: (m: string) => void): Promise<{ tenantId: TenantId; timelineId: TimelineId }> {
+  const { tenants, timelines } = await allTimelines(ctx)
+  const root = timelines.find((t) => t.ancestorTimelineId === null && t.walSource === null)
+  if (root) return { tenantId: parseTenantId(root.tenantId), timelineId: parseTimelineId(root.timelineId) }
+  const empty = tenants.find((t) => t.timelines === 0)
+  let tenantId: TenantId
+  if (empty) tenantId = parseTenantId(empty.tenantId)
+  else tenantId = server ? await server.createTenant() : parseTenantId((await createTenant(ctx)).tenantId)
+  say('bootstrapping a PostgreSQL 15 cluster (initdb)')
+  const timelineId = server ? await server.bootstrapTimeline(tenantId) : parseTimelineId((await bootstrapTimeline(ctx, { tenantId, onProgress: say })).timelineId)
+  return { tenantId, timelineId }
+}
+
+/** Refuses the timeline named in state.json if its WAL source is another primary (see the header). */
+async function assertOwnTimeline(ctx: AppContext, tenantId: TenantId, timelineId: TimelineId): Promise<void> {
+  const tl = (await listTimelines(ctx, tenantId)).find((t) => t.timelineId === timelineId)
+  if (tl === undefined || tl.state !== 'Active' || isLocalWalSource(tl.walSource)) return
+  throw new ConflictError(
+    'LOCAL_TIMELINE_HAS_OTHER_SOURCE',
+    `timeline ${timelineId}, which ${join(localDir(ctx), STATE_FILE)} names, streams WAL from another PostgreSQL (${tl.walSource!.connString}); local start does not take it over`,
+    {
+      hint:
+        'A timeline follows one primary. To run the local setup anyway, use another workdir (-D), or move local/ aside in this one ' +
+        'so that local start bootstraps a timeline of its own; `timeline source` points a timeline at the PostgreSQL you choose.',
+    },
+  )
+}
+
+/**
+ * Makes sure `pgDataDir` holds a complete export of the timeline (see the header): exports into
+ * `<dir>.partial`, then renames it into place.
+ */
+async function ensureDataDir(
+  ctx: AppContext,
+  server: LocalServerOps | null,
+  ids: { tenantId: TenantId; timelineId: TimelineId },
+  pgDataDir: string,
+  say: (m: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  if (existsSync(join(pgDataDir, 'global', 'pg_control'))) return
+  const pgSocketDir = join(pgDataDir, '..')
+  if (existsSync(pgDataDir)) {
+    // Removed only when it is one of ours by name (state.json could name any directory).
+    if (!DATA_DIR_NAME_RE.test(basename(pgDataDir))) {
+      throw new UsageError('LOCAL_DATA_DIR_INCOMPLETE', `${pgDataDir} has no global/pg_control: PostgreSQL cannot start from it`, {
+        hint: `Move it aside; \`${localCommand(ctx, 'start')}\` then exports the timeline into it again.`,
+      })
+    }
+    say('removing a data directory an interrupted export left incomplete')
+    rmSync(pgDataDir, { recursive: true, force: true })
+  }
+  mkdirSync(pgSocketDir, { recursive: true })
+  if (isRoot()) {
+    // PostgreSQL runs as the postgres user: its socket, lock and log file go here. Owned by it, not opened
+    // to everyone.
+    const pgUser = lookupOsUser('postgres')
+    if (pgUser !== null) chownSync(pgSocketDir, pgUser.uid, pgUser.gid)
+    else chmodSync(pgSocketDir, 0o777)
+  }
+  const partial = pgDataDir + PARTIAL_SUFFIX
+  rmSync(partial, { recursive: true, force: true }) // a start killed during its export (kill -9) left it
+  say('exporting the timeline into a data directory')
+  const o = { ...ids, dir: partial, ...(signal === undefined ? {} : { signal }) }
+  try {
+    if (server) await server.exportTimeline(o)
+    else await exportTimeline(ctx, o)
+  } catch (e) {
+    // The export removed what it wrote; its own hint ("run the export again") is not what to do here.
+    if (signal?.aborted) throw interrupted(ctx)
+    throw e
+  }
+  renameSync(partial, pgDataDir)
+  await fsyncDir(pgSocketDir, { noSync: ctx.config.noSync })
 }
 
 /**
@@ -221,102 +287,101 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions): Pro
   const server = o.server
   const existing = readLocalState(ctx)
   const running = existing ? runningPostmaster(existing.pgDataDir) : null
+  const serverFields = (): Pick<LocalState, 'servePid' | 'serveProcessStart' | 'serveStartedByLocal' | 'pgAddr' | 'httpAddr'> =>
+    server === null
+      ? { servePid: null, serveProcessStart: null, serveStartedByLocal: false, pgAddr: null, httpAddr: null }
+      : {
+          servePid: server.pid,
+          serveProcessStart: server.processStart,
+          serveStartedByLocal: existing !== null && serverStartedByLocal(existing, server),
+          pgAddr: server.pgAddr,
+          httpAddr: server.httpAddr,
+        }
   if (existing && running && server) {
-    assertPortUnchanged(running.port, o.pgPort)
-    const state = { ...existing, pgPort: running.port, servePid: server.pid, pgAddr: server.pgAddr, httpAddr: server.httpAddr }
-    return { state, startedPostgres: false }
+    assertPortUnchanged(ctx, running.port, o.pgPort)
+    const state = { ...existing, pgPort: running.port, ...serverFields() }
+    return { state, startedPostgres: false, otherSourceTimelines: await countOtherSources(ctx) }
   }
   if (!existsSync(join(ctx.config.workdir, 'pageserver.toml'))) {
     say('creating the workdir')
     await initWorkdir({ workdir: ctx.config.workdir, env: {} })
   }
-  let tenantId: TenantId
-  let timelineId: TimelineId
+  throwIfInterrupted(ctx, o.signal)
+  let ids: { tenantId: TenantId; timelineId: TimelineId }
   if (existing) {
-    tenantId = parseTenantId(existing.tenantId)
-    timelineId = parseTimelineId(existing.timelineId)
+    ids = { tenantId: parseTenantId(existing.tenantId), timelineId: parseTimelineId(existing.timelineId) }
+    await assertOwnTimeline(ctx, ids.tenantId, ids.timelineId)
   } else {
-    const tenants = await listTenants(ctx)
-    if (tenants.length > 0) tenantId = parseTenantId(tenants[0]!.tenantId)
-    else tenantId = server ? await server.createTenant() : parseTenantId((await createTenant(ctx)).tenantId)
-    const tls = await listTimelines(ctx, tenantId)
-    const active = tls.flatMap((t) => (t.state === 'Active' ? [t] : []))
-    const root = active.find((t) => t.ancestorTimelineId === null && t.walSource === null) ?? active[0]
-    if (root) {
-      timelineId = parseTimelineId(root.timelineId)
-    } else {
-      say('bootstrapping a PostgreSQL 15 cluster (initdb)')
-      timelineId = server ? await server.bootstrapTimeline(tenantId) : parseTimelineId((await bootstrapTimeline(ctx, { tenantId, onProgress: say })).timelineId)
-    }
+    ids = await chooseFirstTimeline(ctx, server, say)
   }
-  const pgDataDir = existing?.pgDataDir ?? chooseDataDir(ctx, timelineId)
+  throwIfInterrupted(ctx, o.signal)
+  const pgDataDir = existing?.pgDataDir ?? chooseDataDir(ctx, ids.timelineId)
   const pgSocketDir = join(pgDataDir, '..')
   const pgLogFile = join(pgSocketDir, 'postgresql.log')
-  const inst = postgresInstallation(ctx)
-  if (!existsSync(join(pgDataDir, 'PG_VERSION'))) {
-    say('exporting the timeline into a data directory')
-    mkdirSync(pgSocketDir, { recursive: true })
-    if (isRoot()) {
-      // PostgreSQL runs as the postgres user: its socket, lock and log file go here. Owned by it, not opened
-      // to everyone.
-      const pgUser = lookupOsUser('postgres')
-      if (pgUser !== null) chownSync(pgSocketDir, pgUser.uid, pgUser.gid)
-      else chmodSync(pgSocketDir, 0o777)
-    }
-    if (server) await server.exportTimeline({ tenantId, timelineId, dir: pgDataDir })
-    else await exportTimeline(ctx, { tenantId, timelineId, dir: pgDataDir })
-  }
+  await ensureDataDir(ctx, server, ids, pgDataDir, say, o.signal)
+  throwIfInterrupted(ctx, o.signal)
   const postmaster = runningPostmaster(pgDataDir)
-  if (postmaster) assertPortUnchanged(postmaster.port, o.pgPort)
+  if (postmaster) assertPortUnchanged(ctx, postmaster.port, o.pgPort)
   const pgPort = postmaster?.port ?? o.pgPort ?? existing?.pgPort ?? DEFAULT_PG_PORT
   const state: LocalState = {
-    tenantId,
-    timelineId,
+    tenantId: ids.tenantId,
+    timelineId: ids.timelineId,
     pgDataDir,
     pgPort,
     pgLogFile,
     pgSocketDir,
-    servePid: server?.pid ?? null,
+    ...serverFields(),
     serveLogFile: join(localDir(ctx), 'pageserver.log'),
-    pgAddr: server?.pgAddr ?? null,
-    httpAddr: server?.httpAddr ?? null,
   }
   // Before PostgreSQL starts: a start that fails from here on is retried on the same data directory and port.
   writeLocalState(ctx, state)
   if (postmaster === null) {
-    await assertPortFree(pgPort)
-    writeConfSection(pgDataDir, { pgPort, pgSocketDir })
     say(`starting PostgreSQL on port ${pgPort}`)
     try {
-      await runPgTool(inst, 'pg_ctl', ['-D', pgDataDir, '-l', pgLogFile, '-w', '-t', String(PG_CTL_WAIT_S), 'start'], { asPostgresUser: true, timeoutMs: PG_CTL_TIMEOUT_MS })
+      await startLocalPostgres(ctx, { pgDataDir, pgPort, pgLogFile, pgSocketDir }, localCommand(ctx, 'start'))
     } catch (e) {
-      if (!(e instanceof PageserverError) || e.code !== 'PG_TOOL_FAILED') throw e
-      throw new UnavailableError('PG_START_FAILED', `PostgreSQL did not start on port ${pgPort}: ${logTail(pgLogFile) || e.message}`, {
-        hint: `See ${pgLogFile}.`,
-        cause: e,
-      })
+      // Ctrl-C reaches pg_ctl too (same process group), which then fails; PostgreSQL may be up all the same.
+      if (o.signal?.aborted) throw await stopPostgresAfterFailedStart(ctx, state, interrupted(ctx))
+      throw e
     }
   }
   // Every start records it (the port may have changed); through the running server, which starts streaming at once.
   const connString = `host=127.0.0.1 port=${pgPort} user=postgres dbname=postgres`
   say('recording PostgreSQL as the WAL source of the timeline')
-  if (server) await server.setWalSource(tenantId, timelineId, { connString, slotName: LOCAL_SLOT_NAME })
-  else await setTimelineWalSource(ctx, { tenantId, timelineId, connString, slotName: LOCAL_SLOT_NAME })
-  return { state, startedPostgres: postmaster === null }
+  try {
+    if (server) await server.setWalSource(ids.tenantId, ids.timelineId, { connString, slotName: LOCAL_SLOT_NAME })
+    else await setTimelineWalSource(ctx, { ...ids, connString, slotName: LOCAL_SLOT_NAME })
+  } catch (e) {
+    if (postmaster === null) throw await stopPostgresAfterFailedStart(ctx, state, e)
+    throw e
+  }
+  return { state, startedPostgres: postmaster === null, otherSourceTimelines: await countOtherSources(ctx) }
 }
 
-/** Stops PostgreSQL of the local setup (the caller stops the server first). */
-export async function localStopPostgres(ctx: AppContext, state: LocalState): Promise<boolean> {
-  if (postmasterPid(state.pgDataDir) === null) return false
-  await runPgTool(postgresInstallation(ctx), 'pg_ctl', ['-D', state.pgDataDir, '-m', 'fast', '-w', '-t', String(PG_CTL_WAIT_S), 'stop'], {
-    asPostgresUser: true,
-    timeoutMs: PG_CTL_TIMEOUT_MS,
-  })
-  return true
+/** How many timelines of the workdir stream from a PostgreSQL other than the local one. */
+async function countOtherSources(ctx: AppContext): Promise<number> {
+  return (await allTimelines(ctx)).timelines.filter((t) => !isLocalWalSource(t.walSource)).length
+}
+
+/**
+ * A start failed (`e`) after it had started PostgreSQL: stops it again, so that a failed start leaves nothing of
+ * its own running (a PostgreSQL without its page server keeps WAL for the slot until its disk fills). Returns
+ * the error to report, saying what became of PostgreSQL.
+ */
+export async function stopPostgresAfterFailedStart(ctx: AppContext, state: LocalState, e: unknown): Promise<unknown> {
+  let note: string
+  try {
+    if (!(await stopLocalPostgres(ctx, state.pgDataDir))) return e
+    note = 'the PostgreSQL this start had started was stopped again'
+  } catch (stopError) {
+    note = `the PostgreSQL this start had started is left running on port ${state.pgPort} (stopping it failed: ${messageOf(stopError)})`
+  }
+  if (!(e instanceof PageserverError)) return e
+  return errorOfKind(e.kind, e.code, `${e.message}; ${note}`, { ...(e.hint === undefined ? {} : { hint: e.hint }), cause: e })
 }
 
 export function requireLocalState(ctx: AppContext): LocalState {
   const s = readLocalState(ctx)
-  if (!s) throw new UsageError('LOCAL_NOT_STARTED', `nothing was started in ${ctx.config.workdir}`, { hint: 'Start it with `pageserver local start`.' })
+  if (!s) throw new UsageError('LOCAL_NOT_STARTED', `nothing was started in ${ctx.config.workdir}`, { hint: `Start it with \`${localCommand(ctx, 'start')}\`.` })
   return s
 }

@@ -13,6 +13,7 @@ import { ConflictError, PageserverError, UsageError, assert, messageOf } from '.
 import { CONFIG_FILE_NAME, resolveConfig, type LoadConfigOptions } from './load.js'
 import { redactedConfigJson } from './show.js'
 import { renderConfigTemplate } from './template.js'
+import { readOnlyFileSystemError } from '../storage/io-errors.js'
 
 export const TENANTS_DIR_NAME = 'tenants'
 const TEMP_SUFFIX = '.___temp'
@@ -79,6 +80,8 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
 }
 
 function unusable(path: string, err: unknown): UsageError {
+  const readOnly = readOnlyFileSystemError(path, err, 'WORKDIR_UNUSABLE')
+  if (readOnly !== null) return readOnly
   return new UsageError('WORKDIR_UNUSABLE', `cannot create ${path}: ${messageOf(err)}`, {
     hint: 'Choose a workdir (-D/--workdir) in a writable location that is not a file.',
     cause: err,

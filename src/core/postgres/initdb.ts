@@ -10,7 +10,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runPgTool, type PgInstallation } from './install.js'
-import { processAlive } from '../storage/workdir-lock.js'
+import { processAlive } from '../storage/process-identity.js'
 
 const SCRATCH_PREFIX = 'pageserver-initdb-'
 

@@ -17,6 +17,8 @@ export const PG_MAJOR_VERSION = 15
 
 /** Upper bound on captured output of one tool run, so a runaway tool cannot exhaust memory. */
 const TOOL_OUTPUT_MAX_BYTES = 256 * 1024 * 1024
+/** How much of a failed tool's stderr its error keeps in `details.stderr` (the end of it, where the cause is). */
+const TOOL_STDERR_DETAIL_MAX_CHARS = 4096
 
 export interface PgInstallation {
   readonly binDir: string
@@ -125,7 +127,8 @@ export function runPgTool(inst: PgInstallation, tool: string, args: string[], op
         const detail = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | ')
         reject(
           new UnavailableError('PG_TOOL_FAILED', `${tool} ${args.join(' ')} failed with exit code ${result.code}: ${detail}`, {
-            details: { tool, code: result.code },
+            // The whole of stderr's end, for callers that explain the failure (pg_ctl's own complaint).
+            details: { tool, code: result.code, stderr: result.stderr.slice(-TOOL_STDERR_DETAIL_MAX_CHARS) },
           }),
         )
       }

@@ -6,7 +6,9 @@
  * PostgreSQL fsyncgate lesson). Callers must not retry; the owner of the process decides to stop.
  * Other I/O failures are wrapped with the path so the user learns which file is at fault.
  */
-import { NotFoundError, PageserverError, UnavailableError, isNotFoundFsError, messageOf } from '../lib/errors.js'
+import { accessSync, constants } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { NotFoundError, PageserverError, UnavailableError, UsageError, isNotFoundFsError, messageOf } from '../lib/errors.js'
 
 export class FatalIoError extends PageserverError {
   /** Marks errors after which the process must not continue writing (never retry an fsync). */
@@ -42,4 +44,32 @@ export function ioFailed(what: string, path: string, err: unknown): PageserverEr
     cause: err,
     details: { path },
   })
+}
+
+/**
+ * A write under `path` failed: if the file system there is read-only, a UsageError saying so; else null (the
+ * caller reports `err` as it would). Worth the check because what the write reports can hide the cause: Node's
+ * recursive mkdir answers ENOENT for a directory it cannot create on a read-only mount. access(2) with W_OK
+ * answers EROFS on the nearest existing ancestor of `path`, whoever asks (root included). `code`: the caller's
+ * stable code for an unusable place, if it has one (`init`: WORKDIR_UNUSABLE).
+ */
+export function readOnlyFileSystemError(path: string, err: unknown, code = 'READ_ONLY_FILE_SYSTEM'): UsageError | null {
+  const errno = (err as { code?: unknown } | null)?.code
+  if (errno !== 'EROFS' && errno !== 'ENOENT' && errno !== 'EACCES' && errno !== 'EPERM') return null
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    try {
+      accessSync(dir, constants.W_OK)
+      return null
+    } catch (e) {
+      const c = (e as { code?: unknown }).code
+      if (c === 'EROFS') {
+        return new UsageError(code, `cannot write ${path}: the file system of ${dir} is read-only (EROFS)`, {
+          hint: 'Choose a workdir (-D/--workdir) on a writable file system, or remount it read-write.',
+          cause: err,
+          details: { path },
+        })
+      }
+      if (c !== 'ENOENT' || dirname(dir) === dir) return null
+    }
+  }
 }

@@ -2,14 +2,19 @@
  * The workdir lock: one process at a time may change a workdir (`serve`, and the offline commands that
  * write: create, import, branch, delete, sync, checkpoint). Readers (list, getpage, dump) do not lock.
  *
- * The lock is the file `<workdir>/pageserver.lock` holding the holder's pid, command and start time. It is
- * created atomically (written under a temporary name, then hard-linked into place, which fails if the lock
- * exists). A lock whose pid is no longer alive is stale (the holder crashed) and is taken over. Release
- * removes the file; an exit hook releases it if the owner forgets.
+ * The lock is the file `<workdir>/pageserver.lock` holding the holder's pid, its process start identity
+ * (storage/process-identity.ts), command and start time. It is created atomically (written under a temporary
+ * name, then hard-linked into place, which fails if the lock exists). A lock whose holder is gone is stale
+ * (the holder crashed) and is taken over: its pid is no longer alive, or it is alive but is another process
+ * (the pid was reused, typically after a reboot: its start identity differs). A lock without the identity
+ * (written by an older version) is judged by liveness alone. Release removes the file; an exit hook releases
+ * it if the owner forgets.
  */
 import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError } from '../lib/errors.js'
+import { readOnlyFileSystemError } from './io-errors.js'
+import { isSameProcess, processStartId } from './process-identity.js'
 
 export const LOCK_FILE = 'pageserver.lock'
 /** Attempts at taking over a stale lock before giving up (another process may race us). */
@@ -17,6 +22,8 @@ const LOCK_ATTEMPTS_MAX = 5
 
 export interface LockHolder {
   pid: number
+  /** `<boot id>/<start ticks>` of the holder (process-identity.ts); absent in locks of older versions and without /proc. */
+  processStart?: string
   command: string
   startedAt: string
   /** A running `serve` adds where it listens, so other commands can talk to it. */
@@ -24,36 +31,15 @@ export interface LockHolder {
   httpAddr?: string
 }
 
-/** Whether `pid` is a running process (one that exited but is not yet reaped counts as gone). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (e) {
-    return (e as { code?: string }).code === 'EPERM'
-  }
-  return !isZombie(pid)
-}
-
-/**
- * A process that exited but was not yet reaped by its parent (state Z in /proc/<pid>/stat) still answers
- * signal 0: a killed server whose parent has not waited for it holds no lock. Where /proc is missing, a
- * process that answers is taken as alive.
- */
-function isZombie(pid: number): boolean {
-  try {
-    // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
-    const state = stat.charAt(stat.lastIndexOf(')') + 2)
-    return state === 'Z' || state === 'X'
-  } catch {
-    return false
-  }
+/** Whether the process that wrote `h` still runs (not merely some process with its pid). */
+export function holderAlive(h: LockHolder): boolean {
+  return isSameProcess(h.pid, h.processStart)
 }
 
 /** The current holder of a workdir's lock, if a live process holds it (for commands that talk to `serve`). */
 export function liveLockHolder(workdir: string): LockHolder | null {
   const h = readHolder(join(workdir, LOCK_FILE))
-  return h !== null && h.pid > 0 && processAlive(h.pid) ? h : null
+  return h !== null && holderAlive(h) ? h : null
 }
 
 function readHolder(path: string): LockHolder | null {
@@ -77,9 +63,14 @@ export class WorkdirLock {
   /** Takes the lock of `workdir` for `command`; ConflictError naming the holder if another process has it. */
   static acquire(workdir: string, command: string): WorkdirLock {
     const path = join(workdir, LOCK_FILE)
-    const me: LockHolder = { pid: process.pid, command, startedAt: new Date().toISOString() }
+    const start = processStartId(process.pid)
+    const me: LockHolder = { pid: process.pid, ...(start === null ? {} : { processStart: start }), command, startedAt: new Date().toISOString() }
     const tmp = `${path}.${process.pid}.tmp`
-    writeFileSync(tmp, JSON.stringify(me) + '\n')
+    try {
+      writeFileSync(tmp, JSON.stringify(me) + '\n')
+    } catch (e) {
+      throw readOnlyFileSystemError(workdir, e) ?? e
+    }
     try {
       for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
         try {
@@ -95,7 +86,7 @@ export class WorkdirLock {
             hint: 'This is a bug: one lock per process.',
           })
         }
-        if (holder.pid > 0 && processAlive(holder.pid)) {
+        if (holderAlive(holder)) {
           throw new ConflictError('WORKDIR_LOCKED', `the workdir ${workdir} is in use by pid ${holder.pid} (${holder.command}, since ${holder.startedAt})`, {
             hint: 'Wait for it to finish, or stop it (a running `pageserver serve` serves the same tenants over its APIs).',
             details: { holder },

@@ -1,5 +1,7 @@
-// The workdir lock's view of its holder: a live process holds it; a dead one, or one that exited and was not
-// yet reaped by its parent (a zombie still answers signal 0), leaves a stale lock that the next taker removes.
+// The workdir lock's view of its holder: a live process holds it; a dead one, one that exited and was not
+// yet reaped by its parent (a zombie still answers signal 0), or a live process that is not the one that wrote
+// the lock (its pid reused, e.g. after a reboot: another start identity) leaves a stale lock that the next taker
+// removes. A lock of an older version, without the identity, is judged by liveness alone.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -7,6 +9,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LOCK_FILE, WorkdirLock, liveLockHolder, removeStaleLock } from '../../../src/core/storage/workdir-lock.js'
+import { isSameProcess, processStartId } from '../../../src/core/storage/process-identity.js'
 
 describe('WorkdirLock holders', () => {
   let dir: string
@@ -35,6 +38,34 @@ describe('WorkdirLock holders', () => {
       lock.release()
     } finally {
       parent.kill('SIGKILL')
+    }
+  })
+
+  it('a live pid that is not the process that wrote the lock is stale; a lock without the identity is judged by liveness', () => {
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' })
+    try {
+      const pid = other.pid!
+      const own = processStartId(pid)
+      expect(own).toMatch(/^.+\/\d+$/)
+      // What a `serve` that ran before a reboot recorded: the same pid, another boot (and start tick).
+      const before = { pid, processStart: 'a-boot-before-the-reboot/4242', command: 'serve', startedAt: '2026-01-01T00:00:00.000Z', httpAddr: '127.0.0.1:1' }
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify(before) + '\n')
+      expect(isSameProcess(pid, before.processStart)).toBe(false)
+      expect(liveLockHolder(dir)).toBeNull()
+      const lock = WorkdirLock.acquire(dir, 'test')
+      const mine = JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'))
+      expect(mine).toMatchObject({ pid: process.pid, processStart: processStartId(process.pid) })
+      lock.release()
+      // The identity it really has: held.
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ ...before, processStart: own }) + '\n')
+      expect(liveLockHolder(dir)?.pid).toBe(pid)
+      expect(() => WorkdirLock.acquire(dir, 'test')).toThrow(expect.objectContaining({ code: 'WORKDIR_LOCKED' }))
+      // A lock from before identities were recorded: a live pid holds it, as it always did.
+      const { processStart: _, ...old } = before
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify(old) + '\n')
+      expect(liveLockHolder(dir)?.pid).toBe(pid)
+    } finally {
+      other.kill('SIGKILL')
     }
   })
 

@@ -1,0 +1,43 @@
+// Whether the local PostgreSQL runs is read from its postmaster.pid, and only a pid that is this data
+// directory's postmaster counts: after a reboot the recorded pid often belongs to another process, which must
+// be neither taken for PostgreSQL (start would skip starting it) nor signalled (stop would try to stop it).
+// A real postmaster is checked by test/e2e/local.test.ts.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { runningPostmaster } from '../../../src/core/app/local-postgres.js'
+
+/** postmaster.pid as PostgreSQL 15 writes it: pid, data directory, start time, port, socket dir, listen address, shmem key, status. */
+function writePostmasterPid(dataDir: string, pid: number, port: number): void {
+  writeFileSync(join(dataDir, 'postmaster.pid'), [pid, dataDir, '1767225600', port, dataDir, '127.0.0.1', '  5432001    196608', 'ready   ', ''].join('\n'))
+}
+
+describe('runningPostmaster', () => {
+  let dir: string
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ps-postmaster-'))
+  })
+  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+  it('a postmaster.pid naming a live process that is not postgres is stale', () => {
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' })
+    try {
+      writePostmasterPid(dir, other.pid!, 55432)
+      expect(runningPostmaster(dir)).toBeNull()
+      writePostmasterPid(dir, process.pid, 55432) // node
+      expect(runningPostmaster(dir)).toBeNull()
+    } finally {
+      other.kill('SIGKILL')
+    }
+  })
+
+  it('no file, a dead pid or a torn file: not running', () => {
+    expect(runningPostmaster(dir)).toBeNull()
+    writePostmasterPid(dir, 999_999_999, 55432)
+    expect(runningPostmaster(dir)).toBeNull()
+    writeFileSync(join(dir, 'postmaster.pid'), '')
+    expect(runningPostmaster(dir)).toBeNull()
+  })
+})
