@@ -1,9 +1,14 @@
 /**
  * libpq's environment defaults for a connection string given on the command line (`--from`): unset parts
- * come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, as psql would take them. The CLI reads the
+ * come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, as psql would take them, and a missing
+ * password from the password file. The CLI reads the
  * environment; core gets the result (conn-string.ts is pure).
  */
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { Flags } from '@oclif/core'
+import { passwordFromPassFile, replicationDbName } from '../core/protocol/pgpass.js'
+import { readPassFile } from '../core/storage/pgpass-file.js'
 import { parseConnString, type ConnDefaults, type ConnParams } from '../core/protocol/conn-string.js'
 
 export function connDefaultsFromEnv(env: NodeJS.ProcessEnv, applicationName: string): ConnDefaults {
@@ -17,14 +22,29 @@ export function connDefaultsFromEnv(env: NodeJS.ProcessEnv, applicationName: str
   }
 }
 
-/** `--from` parsed with the environment's defaults (UsageError BAD_CONNECTION_STRING when malformed). */
-export function parseFromFlag(text: string, env: NodeJS.ProcessEnv, applicationName: string): ConnParams {
-  return parseConnString(text, connDefaultsFromEnv(env, applicationName))
+/**
+ * `--from` parsed with the environment's defaults (UsageError BAD_CONNECTION_STRING when malformed). Without a
+ * password in the string or PGPASSWORD, the password file is read as libpq does (the string's passfile, else
+ * PGPASSFILE, else ~/.pgpass; a file open to group or others is ignored, with a warning on stderr), matched
+ * with the database name the connection presents: `replication` for a physical walsender (`wal receive`),
+ * the real dbname for one that runs SQL (`slot list`, `slot drop`).
+ */
+export function parseFromFlag(text: string, env: NodeJS.ProcessEnv, applicationName: string, passFileDb: 'replication' | 'dbname' = 'replication'): ConnParams {
+  const p = parseConnString(text, connDefaultsFromEnv(env, applicationName))
+  if (p.password !== undefined && p.password !== '') return p
+  const path = p.passFile ?? (env.PGPASSFILE || undefined) ?? join(env.HOME || homedir(), '.pgpass')
+  const read = readPassFile(path)
+  if (read.kind === 'ignored') process.stderr.write(`pageserver: password file ${path} ${read.reason}; ignored\n`)
+  if (read.kind !== 'read') return p
+  const password = passwordFromPassFile(read.text, { host: p.passFileHost ?? p.host, port: p.port, dbname: passFileDb === 'replication' ? replicationDbName : p.dbname, user: p.user })
+  return password === undefined || password === '' ? p : Object.freeze({ ...p, password })
 }
 
 /** `--from` of the commands that run SQL on the primary (`slot list`, `slot drop`): the dbname matters there. */
 export const primaryWithDbFlag = Flags.string({
   summary: 'Connection string of the primary: "host=... port=... user=... password=... dbname=..." or postgresql://user:password@host:port/dbname.',
-  description: 'Unset parts come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, then libpq defaults (localhost, 5432, postgres, dbname = user).',
+  description:
+    'Unset parts come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, then libpq defaults (localhost, 5432, postgres, dbname = user); ' +
+    'a missing password from the password file (passfile, PGPASSFILE, ~/.pgpass; its database field is the dbname).',
   required: true,
 })

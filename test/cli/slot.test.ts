@@ -1,7 +1,7 @@
 // End to end: `pageserver slot list` and `slot drop` through the built CLI (npm run build first) against
 // PostgreSQL 15 with password authentication; the workdir is made with the CLI, its timelines by hand.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runCli } from '../support/cli.js'
@@ -62,6 +62,24 @@ describe('pageserver slot', () => {
     const url = await runCli(['slot', 'list', '--from', pg.connUrl(), '-D', wd])
     expect(url.stdout).not.toContain(PASSWORD)
     expect(url.stdout).toContain("--from 'postgresql://postgres:<redacted>@127.0.0.1")
+  })
+
+  it('slot list takes a missing password from the password file (the dbname field, as a connection that runs SQL)', async () => {
+    const from = `host=127.0.0.1 port=${pg.port} user=postgres dbname=postgres`
+    const passFile = join(dir, 'pgpass')
+    // Matched with the real database name: a `replication` line is for physical walsenders and does not match.
+    writeFileSync(passFile, `127.0.0.1:${pg.port}:replication:postgres:wrong\n`, { mode: 0o600 })
+    const noMatch = await runCli(['slot', 'list', '--from', from, '-D', wd, '--json'], { env: { PGPASSFILE: passFile, PGPASSWORD: undefined } })
+    expect(noMatch.code).not.toBe(0)
+    writeFileSync(passFile, `127.0.0.1:${pg.port}:postgres:postgres:${PASSWORD}\n`, { mode: 0o600 })
+    const ok = await runCli(['slot', 'list', '--from', from, '-D', wd, '--json'], { env: { PGPASSFILE: passFile, PGPASSWORD: undefined } })
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.json().slots).toHaveLength(3)
+    // A file others may read is ignored, with libpq's warning.
+    chmodSync(passFile, 0o644)
+    const open = await runCli(['slot', 'list', '--from', from, '-D', wd, '--json'], { env: { PGPASSFILE: passFile, PGPASSWORD: undefined } })
+    expect(open.code).not.toBe(0)
+    expect(open.stderr).toContain(`password file ${passFile} has group or world access`)
   })
 
   it('slot drop --orphans --dry-run lists the orphans and drops nothing; dropping an owned slot is refused with exit 4', async () => {

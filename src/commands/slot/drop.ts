@@ -48,7 +48,7 @@ export default class SlotDrop extends BaseCommand<typeof SlotDrop> {
 
   async run(): Promise<SlotDropJson> {
     const f = this.flags
-    const conn = parseFromFlag(f.from, process.env, 'pageserver slot drop')
+    const conn = parseFromFlag(f.from, process.env, 'pageserver slot drop', 'dbname')
     const outcome = await dropSlotsFrom(await this.appContext(), {
       conn,
       ...(f.orphans ? { orphans: true } : { slotNames: f.slot ?? [] }),

@@ -41,7 +41,7 @@ export default class SlotList extends BaseCommand<typeof SlotList> {
   }
 
   async run(): Promise<SlotInventory> {
-    const conn = parseFromFlag(this.flags.from, process.env, 'pageserver slot list')
+    const conn = parseFromFlag(this.flags.from, process.env, 'pageserver slot list', 'dbname')
     const inv = await listSlots(await this.appContext(), { conn, all: this.flags.all })
     if (!this.jsonEnabled()) process.stdout.write(await slotListText(inv, this.flags.from))
     return inv

@@ -46,7 +46,9 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
   static override flags = {
     from: Flags.string({
       summary: 'Connection string of the primary: "host=... port=... user=... password=..." or postgresql://user:password@host:port.',
-      description: 'Unset parts come from PGHOST, PGPORT, PGUSER and PGPASSWORD, then libpq defaults (localhost, 5432, postgres).',
+      description:
+        'Unset parts come from PGHOST, PGPORT, PGUSER and PGPASSWORD, then libpq defaults (localhost, 5432, postgres); a missing password ' +
+        'from the password file (passfile, PGPASSFILE, ~/.pgpass; its database field is `replication`).',
       required: true,
     }),
     slot: Flags.string({
