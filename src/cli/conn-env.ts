@@ -1,14 +1,12 @@
 /**
  * libpq's environment defaults for a connection string given on the command line (`--from`): unset parts
  * come from PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE, as psql would take them, and a missing
- * password from the password file. The CLI reads the
- * environment; core gets the result (conn-string.ts is pure).
+ * password from the password file (app/source-password.ts `lookupPassFile`). The CLI reads the environment;
+ * core gets the result (conn-string.ts is pure).
  */
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import { Flags } from '@oclif/core'
-import { passwordFromPassFile, replicationDbName } from '../core/protocol/pgpass.js'
-import { readPassFile } from '../core/storage/pgpass-file.js'
+import { lookupPassFile } from '../core/app/source-password.js'
+import { replicationDbName } from '../core/protocol/pgpass.js'
 import { parseConnString, type ConnDefaults, type ConnParams } from '../core/protocol/conn-string.js'
 
 export function connDefaultsFromEnv(env: NodeJS.ProcessEnv, applicationName: string): ConnDefaults {
@@ -32,12 +30,9 @@ export function connDefaultsFromEnv(env: NodeJS.ProcessEnv, applicationName: str
 export function parseFromFlag(text: string, env: NodeJS.ProcessEnv, applicationName: string, passFileDb: 'replication' | 'dbname' = 'replication'): ConnParams {
   const p = parseConnString(text, connDefaultsFromEnv(env, applicationName))
   if (p.password !== undefined && p.password !== '') return p
-  const path = p.passFile ?? (env.PGPASSFILE || undefined) ?? join(env.HOME || homedir(), '.pgpass')
-  const read = readPassFile(path)
-  if (read.kind === 'ignored') process.stderr.write(`pageserver: password file ${path} ${read.reason}; ignored\n`)
-  if (read.kind !== 'read') return p
-  const password = passwordFromPassFile(read.text, { host: p.passFileHost ?? p.host, port: p.port, dbname: passFileDb === 'replication' ? replicationDbName : p.dbname, user: p.user })
-  return password === undefined || password === '' ? p : Object.freeze({ ...p, password })
+  const file = lookupPassFile(p, env, passFileDb === 'replication' ? replicationDbName : p.dbname)
+  if (file.read.kind === 'ignored') process.stderr.write(`pageserver: password file ${file.path} ${file.read.reason}; ignored\n`)
+  return file.password === undefined ? p : Object.freeze({ ...p, password: file.password })
 }
 
 /** `--from` of the commands that run SQL on the primary (`slot list`, `slot drop`): the dbname matters there. */

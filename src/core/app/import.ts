@@ -14,7 +14,6 @@ import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids
 import { encodeValue } from '../model/value.js'
 import { parseLsn, type Lsn } from '../pg/lsn.js'
 import { TarReader } from '../pg/tar.js'
-import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { DatadirImporter, type ImportFileSink } from '../datadir/import.js'
 import { Timeline } from '../repository/timeline.js'
 import { rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
@@ -24,7 +23,7 @@ import { syncTimelineIn } from './sync.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 import { defaultSlotName, dropSlots, type SlotRef } from './slots.js'
-import { explainPasswordError, recordSourceConnString, sourceConnection } from './source-password.js'
+import { connectToSource, recordSourceConnString } from './source-password.js'
 
 export interface ImportOptions {
   tenantId: TenantId
@@ -64,19 +63,13 @@ export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise
 }
 
 export async function importTimelineIn(repo: Repository, ctx: AppContext, o: ImportOptions): Promise<ImportResult> {
-  const source = sourceConnection(ctx, o.connString)
   const recorded = recordSourceConnString(ctx, o.connString)
   const id = o.timelineId ?? generateTimelineId()
   const slot = o.slotName ?? defaultSlotName(id)
   {
     const tenant = await repo.tenant(o.tenantId)
     if ((await tenant.timelineIds()).includes(id)) throw new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
-    let conn: ReplicationConnection
-    try {
-      conn = await ReplicationConnection.connect(source.params, { applicationName: 'pageserver import' })
-    } catch (e) {
-      throw explainPasswordError(e, source)
-    }
+    const { conn } = await connectToSource(ctx, o.connString, { applicationName: 'pageserver import' })
     try {
       const version = conn.parameter('server_version') ?? ''
       if (!version.startsWith(`${PG_VERSION}.`) && version !== String(PG_VERSION)) {

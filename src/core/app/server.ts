@@ -49,9 +49,8 @@ import { importTimelineIn } from './import.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { explainPasswordError, sourceConnection } from './source-password.js'
+import { connectToSource } from './source-password.js'
 import { walSourceSet } from './timelines-source.js'
-import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { renderMetrics } from './metrics.js'
 import { MutationGuard } from './mutation-guard.js'
 
@@ -244,16 +243,11 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
     let target = until
     if (target === undefined) {
-      const source = sourceConnection(this.ctx, src.connString)
+      const { conn } = await connectToSource(this.ctx, src.connString, { applicationName: 'pageserver sync' })
       try {
-        const conn = await ReplicationConnection.connect(source.params, { applicationName: 'pageserver sync' })
-        try {
-          target = (await conn.identifySystem()).xlogPos
-        } finally {
-          await conn.close()
-        }
-      } catch (e) {
-        throw explainPasswordError(e, source)
+        target = (await conn.identifySystem()).xlogPos
+      } finally {
+        await conn.close()
       }
     }
     // The server's receiver does the streaming; `records` counts what it ingested while this request waited.

@@ -13,15 +13,14 @@
  */
 import { join } from 'node:path'
 import { messageOf, PageserverError } from '../lib/errors.js'
-import { describeConnParams } from '../protocol/conn-string.js'
+import { describeConnParams, parseConnString } from '../protocol/conn-string.js'
 import { readMetadata } from '../repository/metadata.js'
 import type { Tenant } from '../repository/tenant.js'
 import { METADATA_FILE } from '../repository/timeline.js'
 import type { TimelineId } from '../model/ids.js'
-import { ReplicationConnection } from '../walreceiver/replication-connection.js'
 import { dropSlot } from '../walreceiver/replication-slots.js'
 import type { AppContext } from './context.js'
-import { explainPasswordError, sourceConnection } from './source-password.js'
+import { connectToSource } from './source-password.js'
 
 /** The prefix of the slots page servers name (`slot list` shows only these unless asked for all). */
 export const PAGESERVER_SLOT_PREFIX = 'pageserver_'
@@ -94,14 +93,8 @@ export async function dropSlots(ctx: AppContext, found: SlotsFound): Promise<Slo
   for (const ref of found.refs) {
     let server = '(unparsable connection string)'
     try {
-      const source = sourceConnection(ctx, ref.connString)
-      server = describeConnParams(source.params)
-      let conn: ReplicationConnection
-      try {
-        conn = await ReplicationConnection.connect(source.params, { applicationName: 'pageserver delete', connectTimeoutMs: SLOT_DROP_CONNECT_TIMEOUT_MS })
-      } catch (e) {
-        throw explainPasswordError(e, source)
-      }
+      server = describeConnParams(parseConnString(ref.connString))
+      const { conn } = await connectToSource(ctx, ref.connString, { applicationName: 'pageserver delete', connectTimeoutMs: SLOT_DROP_CONNECT_TIMEOUT_MS })
       try {
         // The deleted timeline's walsender may still be on its way out (the server stopped its receiver just
         // before): a slot in use is retried for a moment.

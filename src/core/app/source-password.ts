@@ -27,7 +27,8 @@ import { errorOfKind, PageserverError } from '../lib/errors.js'
 import { describeConnParams, parseConnString, type ConnParams } from '../protocol/conn-string.js'
 import { stripPassword } from '../protocol/conn-string-strip.js'
 import { passFileField, passwordFromPassFile, replicationDbName } from '../protocol/pgpass.js'
-import { readPassFile } from '../storage/pgpass-file.js'
+import { readPassFile, type PassFileRead } from '../storage/pgpass-file.js'
+import { ReplicationConnection, type ReplicationConnectionOptions } from '../walreceiver/replication-connection.js'
 import type { AppContext } from './context.js'
 
 export type PasswordOrigin = 'connection string' | 'given to this process' | 'PGPASSWORD' | 'password file' | 'none'
@@ -100,16 +101,48 @@ export function sourceConnection(ctx: AppContext, connString: string): SourceCon
   if (given !== undefined) return found(given, 'given to this process')
   const env = nonEmpty(ctx.env.PGPASSWORD)
   if (env !== undefined) return found(env, 'PGPASSWORD')
-  const passFile = parsed.passFile ?? nonEmpty(ctx.env.PGPASSFILE) ?? join(nonEmpty(ctx.env.HOME) ?? homedir(), '.pgpass')
-  const read = readPassFile(passFile)
-  if (read.kind === 'read') {
-    const key = { host: parsed.passFileHost ?? parsed.host, port: parsed.port, dbname: replicationDbName, user: parsed.user }
-    const fromFile = nonEmpty(passwordFromPassFile(read.text, key))
-    if (fromFile !== undefined) return found(fromFile, 'password file', passFile)
+  const file = lookupPassFile(parsed, ctx.env, replicationDbName)
+  if (file.password !== undefined) return found(file.password, 'password file', file.path)
+  const passFileIgnored = file.read.kind === 'ignored' ? file.read.reason : null
+  if (passFileIgnored !== null) ctx.log?.('warn', `password file ${file.path} ${passFileIgnored}; ignored`, { path: file.path })
+  return { params: Object.freeze({ ...parsed, password: undefined }), passwordFrom: 'none', passFile: file.path, passFileIgnored, passFileExists: file.read.kind !== 'absent' }
+}
+
+/** What the password file says for a connection: which file, what reading it gave, the password (if a line matches). */
+export interface PassFileLookup {
+  readonly path: string
+  readonly read: PassFileRead
+  /** The password of the first matching line; undefined when none matches, it is empty, or the file was not read. */
+  readonly password: string | undefined
+}
+
+/**
+ * The password file's answer for `p` (libpq's rules): the string's passfile, else PGPASSFILE, else ~/.pgpass,
+ * its first line matching host, port, `dbname` (the database field the connection presents: `replication`
+ * for a physical walsender, the real database name for one that runs SQL) and user.
+ */
+export function lookupPassFile(p: ConnParams, env: NodeJS.ProcessEnv, dbname: string): PassFileLookup {
+  const path = p.passFile ?? nonEmpty(env.PGPASSFILE) ?? join(nonEmpty(env.HOME) ?? homedir(), '.pgpass')
+  const read = readPassFile(path)
+  const password = read.kind === 'read' ? nonEmpty(passwordFromPassFile(read.text, { host: p.passFileHost ?? p.host, port: p.port, dbname, user: p.user })) : undefined
+  return { path, read, password }
+}
+
+/**
+ * A replication connection to a recorded (or given) source, its password found as above; a failed
+ * authentication comes out explained (`explainPasswordError`). `source` says where the password came from.
+ */
+export async function connectToSource(
+  ctx: AppContext,
+  connString: string,
+  options: ReplicationConnectionOptions,
+): Promise<{ conn: ReplicationConnection; source: SourceConnection }> {
+  const source = sourceConnection(ctx, connString)
+  try {
+    return { conn: await ReplicationConnection.connect(source.params, options), source }
+  } catch (e) {
+    throw explainPasswordError(e, source)
   }
-  const passFileIgnored = read.kind === 'ignored' ? read.reason : null
-  if (passFileIgnored !== null) ctx.log?.('warn', `password file ${passFile} ${passFileIgnored}; ignored`, { path: passFile })
-  return { params: Object.freeze({ ...parsed, password: undefined }), passwordFrom: 'none', passFile, passFileIgnored, passFileExists: read.kind !== 'absent' }
 }
 
 /**
