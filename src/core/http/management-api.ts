@@ -83,7 +83,13 @@ export interface CreateTimelineRequest {
   ancestorTimelineId?: TimelineId
   ancestorStartLsn?: Lsn
   dataChecksums?: boolean
-  importFrom?: { connString: string; slotName?: string }
+  importFrom?: WalSourceRequest
+}
+
+/** A WAL source as a request gives it (the slot defaults to one named after the timeline). */
+export interface WalSourceRequest {
+  connString: string
+  slotName?: string
 }
 
 /** What the running server does for each route (implemented in core/app). */
@@ -106,7 +112,7 @@ export interface ManagementOps {
   /** `ignoreUnreadable`: `?force=true` (see Tenant.checkDeletable). */
   deleteTimeline(t: TenantId, tl: TimelineId, opts?: { ignoreUnreadable?: boolean }): Promise<unknown>
   checkpoint(t: TenantId, tl: TimelineId): Promise<unknown>
-  setWalSource(t: TenantId, tl: TimelineId, src: { connString: string; slotName?: string }): Promise<unknown>
+  setWalSource(t: TenantId, tl: TimelineId, src: WalSourceRequest): Promise<unknown>
   /** Waits until WAL up to `until` (default: the source's flush LSN now) is ingested, then flushes. */
   syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown>
   /**
@@ -119,6 +125,19 @@ export interface ManagementOps {
 
 const TIMELINE_CREATE_FIELDS = ['new_timeline_id', 'ancestor_timeline_id', 'ancestor_start_lsn', 'pg_version', 'data_checksums', 'import_from'] as const
 const WAL_SOURCE_FIELDS = ['conn_string', 'slot_name'] as const
+
+/**
+ * A WAL source, `{conn_string, slot_name?}`: PUT wal_source's body (`within` null), or a timeline create's
+ * `import_from` (`within` names it in errors).
+ */
+function parseWalSource(body: unknown, within: string | null): WalSourceRequest {
+  const f = bodyFields(body, WAL_SOURCE_FIELDS, within ?? undefined)
+  const name = (field: string) => (within === null ? field : `${within}.${field}`)
+  const cs = stringField(f.conn_string, name('conn_string'))
+  if (cs === undefined) throw new UsageError('BAD_REQUEST', `${name('conn_string')} is required`)
+  const slot = stringField(f.slot_name, name('slot_name'))
+  return slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }
+}
 
 /** POST /v1/tenant/:t/timeline's body: a bootstrap, a branch (ancestor_timeline_id) or an import (import_from). */
 export function parseCreateTimeline(body: unknown): CreateTimelineRequest {
@@ -134,13 +153,7 @@ export function parseCreateTimeline(body: unknown): CreateTimelineRequest {
     throw new UsageError('BAD_REQUEST', `pg_version must be the number 15 (the only PostgreSQL version served), got ${describeJson(b.pg_version)}`)
   }
   const checksums = booleanField(b.data_checksums, 'data_checksums')
-  if (b.import_from !== undefined && b.import_from !== null) {
-    const f = bodyFields(b.import_from, WAL_SOURCE_FIELDS, 'import_from')
-    const cs = stringField(f.conn_string, 'import_from.conn_string')
-    if (cs === undefined) throw new UsageError('BAD_REQUEST', 'import_from.conn_string is required')
-    const slot = stringField(f.slot_name, 'import_from.slot_name')
-    req.importFrom = slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }
-  }
+  if (b.import_from !== undefined && b.import_from !== null) req.importFrom = parseWalSource(b.import_from, 'import_from')
   if (req.ancestorStartLsn !== undefined && req.ancestorTimelineId === undefined) {
     throw new UsageError('BAD_REQUEST', 'ancestor_start_lsn needs ancestor_timeline_id (the timeline to branch from)')
   }
@@ -243,11 +256,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       'PUT',
       '/v1/tenant/:tenant_id/timeline/:timeline_id/wal_source',
       async (c) => {
-        const b = bodyFields(c.body, WAL_SOURCE_FIELDS)
-        const cs = stringField(b.conn_string, 'conn_string')
-        if (cs === undefined) throw new UsageError('BAD_REQUEST', 'conn_string is required')
-        const slot = stringField(b.slot_name, 'slot_name')
-        return { json: await ops.setWalSource(t(c), tl(c), slot === undefined ? { connString: cs } : { connString: cs, slotName: slot }) }
+        return { json: await ops.setWalSource(t(c), tl(c), parseWalSource(c.body, null)) }
       },
       // Server-wide only: see import_from above.
       guard(false),
