@@ -11,10 +11,11 @@
  * Stop: SIGTERM (the server flushes and exits), then SIGKILL after the deadline. Every signal goes to a pid
  * checked to still be the process the lock named (its start identity), never to a pid reused since.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { ConflictError, EXIT_CODES, errorOfKind, InterruptedError, TimeoutError, UnavailableError, type ErrorKind, type PageserverError } from '../core/lib/errors.js'
+import { fileSizeOrZero, textAppendedSince } from '../core/storage/appended-text.js'
 import { isSameProcess } from '../core/storage/process-identity.js'
 import { LOCK_FILE, type LockHolder } from '../core/storage/workdir-lock.js'
 
@@ -45,31 +46,9 @@ export interface StartServeOptions {
   startCommand: string
 }
 
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size
-  } catch {
-    return 0
-  }
-}
-
 /** The `{"error": ...}` line a failed `serve --json` wrote to the log after `offset`, if any. */
 function errorLoggedSince(path: string, offset: number): { code: string; message: string; hint: string | null } | null {
-  let text: string
-  try {
-    const fd = openSync(path, 'r')
-    try {
-      const size = statSync(path).size
-      const from = Math.max(size < offset ? 0 : offset, size - SERVE_LOG_READ_MAX_BYTES)
-      const buf = Buffer.alloc(size - from)
-      text = buf.subarray(0, readSync(fd, buf, 0, buf.length, from)).toString('utf8')
-    } finally {
-      closeSync(fd)
-    }
-  } catch {
-    return null
-  }
-  for (const line of text.split('\n').reverse()) {
+  for (const line of textAppendedSince(path, offset, SERVE_LOG_READ_MAX_BYTES).split('\n').reverse()) {
     if (!line.startsWith('{"error"')) continue
     try {
       const e = (JSON.parse(line) as { error?: { code?: unknown; message?: unknown; hint?: unknown } }).error
@@ -108,7 +87,7 @@ function serveFailed(o: StartServeOptions, logged: { code: string; message: stri
 
 /** Starts `serve` in the background and waits until it has taken the workdir lock and listens (see the header). */
 export async function startBackgroundServe(o: StartServeOptions): Promise<BackgroundServe> {
-  const logOffset = fileSize(o.logFile)
+  const logOffset = fileSizeOrZero(o.logFile)
   const log = openSync(o.logFile, 'a')
   const args = [o.runJs, 'serve', '--json', '--workdir', o.workdir, ...o.configOverrides.flatMap((c) => ['-c', c])]
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, PAGESERVER_WORKDIR: o.workdir } })

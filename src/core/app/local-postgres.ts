@@ -12,11 +12,12 @@
  *   before pg_ctl runs) and pg_ctl's own stderr: older lines of the log are from other runs and mislead.
  * - The port lives in the managed section at the end of postgresql.conf, rewritten at every start (local.ts).
  */
-import { existsSync, openSync, readFileSync, readSync, closeSync, realpathSync, statSync, writeFileSync, chownSync, renameSync } from 'node:fs'
+import { existsSync, readFileSync, realpathSync, statSync, writeFileSync, chownSync, renameSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { ConflictError, PageserverError, UnavailableError, UsageError } from '../lib/errors.js'
 import { isRoot, runPgTool } from '../postgres/install.js'
+import { fileSizeOrZero, textAppendedSince } from '../storage/appended-text.js'
 import { processAlive, processName } from '../storage/process-identity.js'
 import { postgresInstallation, type AppContext } from './context.js'
 
@@ -166,31 +167,9 @@ function writeConfSection(pgDataDir: string, o: { pgPort: number; pgSocketDir: s
   renameSync(tmp, path)
 }
 
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size
-  } catch {
-    return 0
-  }
-}
-
-/** The last lines `path` got after it was `offset` bytes long (all of it if it shrank: rotated or replaced). */
+/** The lines `path` got after it was `offset` bytes long (storage/appended-text.ts), blank ones left out. */
 function linesWrittenSince(path: string, offset: number): string[] {
-  let fd: number
-  try {
-    fd = openSync(path, 'r')
-  } catch {
-    return []
-  }
-  try {
-    const size = statSync(path).size
-    const from = Math.max(size < offset ? 0 : offset, size - PG_LOG_READ_MAX_BYTES)
-    const buf = Buffer.alloc(size - from)
-    const n = readSync(fd, buf, 0, buf.length, from)
-    return buf.subarray(0, n).toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '')
-  } finally {
-    closeSync(fd)
-  }
+  return textAppendedSince(path, offset, PG_LOG_READ_MAX_BYTES).split('\n').map((l) => l.trim()).filter((l) => l !== '')
 }
 
 export interface LocalPostgresPlace {
@@ -207,7 +186,7 @@ export interface LocalPostgresPlace {
 export async function startLocalPostgres(ctx: AppContext, o: LocalPostgresPlace, startCommand: string): Promise<void> {
   await assertPortFree(o.pgPort, startCommand)
   writeConfSection(o.pgDataDir, o)
-  const logOffset = fileSize(o.pgLogFile)
+  const logOffset = fileSizeOrZero(o.pgLogFile)
   try {
     await runPgTool(postgresInstallation(ctx), 'pg_ctl', ['-D', o.pgDataDir, '-l', o.pgLogFile, '-w', '-t', String(PG_CTL_WAIT_S), 'start'], {
       asPostgresUser: true,
