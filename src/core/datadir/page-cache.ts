@@ -104,7 +104,7 @@ export class PageCache extends ClockCache<Key, Entry> {
     } else if (!this.admit(space, key)) {
       return
     }
-    this.insert({ space, key, bytes, page: ownedCopy(page), versionLsn, knownUpToLsn: readLsn, referenced: false })
+    this.insert({ space, key, bytes, page: ownedCopy(page), versionLsn, knownUpToLsn: readLsn, referenced: false, prev: null, next: null })
   }
 }
 

@@ -60,7 +60,7 @@ export class ValueCache extends ClockCache<number, Entry> {
     if (space.closed || value.length > VALUE_CACHE_VALUE_BYTES_MAX) return
     const bytes = value.length + ENTRY_OVERHEAD_BYTES
     if (!this.fits(bytes) || space.map.has(offset) || !this.admit(space, offset)) return
-    this.insert({ space, key: offset, bytes, value: ownedCopy(value), referenced: false })
+    this.insert({ space, key: offset, bytes, value: ownedCopy(value), referenced: false, prev: null, next: null })
   }
 }
 

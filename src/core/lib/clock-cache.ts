@@ -9,7 +9,11 @@
  * set lookup per key and does not flush what GetPage reuses.
  *
  * Eviction is CLOCK (second chance): a hit only sets the entry's bit; the oldest entry is dropped unless
- * its bit is set, in which case it is cleared and the entry moves to the back. `bytes` of each entry counts
+ * its bit is set, in which case it is cleared and the entry moves to the back. The order is a doubly linked
+ * list through the entries themselves (`prev`/`next`), so every step is O(1). (It was a `Set` used as a
+ * queue: V8 leaves a deleted entry's slot in place until the table is rebuilt, so finding the first entry
+ * walked over every entry evicted since: ≈ 1.4 µs per insert with 4,000 entries, growing with the cache,
+ * and a scan that inserts on every read — a repeated backup — held the event loop for 100 ms at a time.) `bytes` of each entry counts
  * what it holds plus the caller's per-entry overhead, so many tiny entries cannot exceed the bound through
  * bookkeeping.
  */
@@ -21,6 +25,9 @@ export interface ClockEntry<K> {
   /** Bytes counted against the bound. */
   readonly bytes: number
   referenced: boolean
+  /** The cache's links in its eviction order (null while not cached): set by the cache only. */
+  prev: ClockEntry<K> | null
+  next: ClockEntry<K> | null
 }
 
 /** The entries of one group, by key. */
@@ -31,7 +38,10 @@ export class ClockSpace<K, E extends ClockEntry<K>> {
 }
 
 export class ClockCache<K, E extends ClockEntry<K>> {
-  private readonly clock = new Set<E>()
+  /** Oldest and newest entry of the eviction order. */
+  private head: E | null = null
+  private tail: E | null = null
+  private count = 0
   private bytes = 0
   /** Ring of the keys offered once: slot i is (ghostSpaces[i], ghostKeys[i]). */
   private readonly ghostSpaces: Array<ClockSpace<K, E> | null>
@@ -58,7 +68,7 @@ export class ClockCache<K, E extends ClockEntry<K>> {
   }
 
   get entries(): number {
-    return this.clock.size
+    return this.count
   }
 
   get capacityBytes(): number {
@@ -104,17 +114,23 @@ export class ClockCache<K, E extends ClockEntry<K>> {
     return false
   }
 
-  /** Adds `e` to its space, evicting first until it fits. */
+  /** Adds `e` (not cached before) to its space, evicting first until it fits. */
   insert(e: E): void {
+    assert(e.prev === null && e.next === null && this.head !== e, `${this.what}: an entry is inserted twice`)
     this.evictUntil(e.bytes)
     ;(e.space as ClockSpace<K, E>).map.set(e.key, e)
-    this.clock.add(e)
+    this.append(e)
+    this.count++
     this.bytes += e.bytes
   }
 
   /** Removes `e` from the cache and from its space. */
   remove(e: E): void {
-    if (this.clock.delete(e)) this.bytes -= e.bytes
+    if (e.prev !== null || this.head === e) {
+      this.unlink(e)
+      this.count--
+      this.bytes -= e.bytes
+    }
     const map = (e.space as ClockSpace<K, E>).map
     if (map.get(e.key) === e) map.delete(e.key)
   }
@@ -126,15 +142,34 @@ export class ClockCache<K, E extends ClockEntry<K>> {
   }
 
   private evictUntil(incoming: number): void {
-    while (this.clock.size > 0 && this.bytes + incoming > this.bytesMax) {
-      const e = this.clock.values().next().value as E
+    while (this.head !== null && this.bytes + incoming > this.bytesMax) {
+      const e = this.head
       if (e.referenced) {
         e.referenced = false
-        this.clock.delete(e)
-        this.clock.add(e)
+        if (e !== this.tail) {
+          this.unlink(e)
+          this.append(e)
+        }
         continue
       }
       this.remove(e)
     }
+  }
+
+  private append(e: E): void {
+    e.prev = this.tail
+    e.next = null
+    if (this.tail === null) this.head = e
+    else this.tail.next = e
+    this.tail = e
+  }
+
+  private unlink(e: E): void {
+    if (e.prev === null) this.head = e.next as E | null
+    else e.prev.next = e.next
+    if (e.next === null) this.tail = e.prev as E | null
+    else e.next.prev = e.prev
+    e.prev = null
+    e.next = null
   }
 }
