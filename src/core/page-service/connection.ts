@@ -10,11 +10,18 @@
  *   any --(Terminate, EOF, protocol violation, handshake or idle timeout)--> closed
  *
  * Invariants:
- * - Frames are read only while the state can take one (`canRead`): never while a command runs
- *   asynchronously (`busy`), and in pagestream only while the session has room and the socket's write
+ * - Frames are taken only while the state can take one (`canRead`): never while a command runs
+ *   asynchronously (`busy`); in pagestream only while the session has room and the socket's write
  *   buffer plus the responses still to come hold less than about inFlightMax pages
- *   (`pagestreamBufferedMax`). Otherwise the socket is paused, so buffered input is bounded by one message
- *   plus one chunk and TCP back-pressure reaches the client.
+ *   (`pagestreamBufferedMax`); in the other states only while the write buffer is below its high-water
+ *   mark (a client that sends queries without reading the answers is held by TCP, not by our memory).
+ * - While no frame can be taken the socket is still read, up to READ_AHEAD_BYTES, then paused: buffered
+ *   input stays bounded, TCP back-pressure reaches the client, and a client that closes its connection
+ *   while its requests wait (for WAL, for a backup's LSN) is seen going at once: EOF or a reset ends the
+ *   connection and cancels what it waits for, instead of holding its slot until the wait times out. A
+ *   client that half-closes must therefore have read its answers first (as PostgreSQL with
+ *   client_connection_check_interval).
+ * - Before authentication a message is at most a JWT long (a password message), not messageBytesMax.
  * - Every error a client can cause ends in an ErrorResponse (then ReadyForQuery if the connection stays
  *   usable, or a close); nothing a client sends throws out of this class.
  * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body); those
@@ -41,13 +48,15 @@ import {
   parseCString,
   parseComplete,
   parseParseMessage,
+  negotiateProtocolVersion,
   parseStartupPacket,
+  protocolNegotiationNeeded,
   readyForQuery,
   type StartupPacket,
 } from '../protocol/pg-backend-messages.js'
 import type { TenantId } from '../model/ids.js'
 import { SHUTTING_DOWN_CODE, type PageServiceBackend, type PageServiceTimeline } from './backend.js'
-import { checkPermission, type JwtClaims } from './auth.js'
+import { checkPermission, JWT_TOKEN_BYTES_MAX, type JwtClaims } from './auth.js'
 import { parseCommand, type PageServiceCommand } from './commands.js'
 import { PagestreamSession } from './pagestream-handler.js'
 import { BackupError, streamBackup } from './backup-stream.js'
@@ -62,6 +71,12 @@ const PAGE_RESPONSE_BYTES = BLCKSZ + 64
 
 /** SSLRequest and GSSENCRequest may each come once before the StartupMessage (libpq tries both at most once). */
 const ENCRYPTION_REQUESTS_MAX = 2
+
+/** Input read ahead while no frame can be taken (see the invariants): EOF behind it is still seen. */
+export const READ_AHEAD_BYTES = 64 * 1024
+
+/** The largest password message: a JWT and its NUL. */
+const PASSWORD_MESSAGE_BYTES_MAX = JWT_TOKEN_BYTES_MAX + 1
 
 export const SqlState = {
   InternalError: 'XX000',
@@ -93,6 +108,8 @@ export class PageServiceConnection {
   private pumping = false
   private shuttingDown = false
   private readonly abortController = new AbortController()
+  /** While a backup waits for its LSN: ends that wait (graceful shutdown). */
+  private backupWaitAbort: AbortController | null = null
   private drainWaiters: Array<() => void> = []
   private handshakeTimer: NodeJS.Timeout | null
   /** Writes of one tick leave in one writev (pipelined messages, a frame head and its page). */
@@ -144,6 +161,7 @@ export class PageServiceConnection {
     if (this.state === 'closed') return // lingering after our last message: discard
     this.activity++
     this.reader.push(chunk)
+    if (this.reader.bufferedBytes > this.ctx.metrics.readBufferedBytesPeak) this.ctx.metrics.readBufferedBytesPeak = this.reader.bufferedBytes
     // The answers given at once to what this read brought leave in one write when the pump returns.
     this.out.hold()
     try {
@@ -168,12 +186,15 @@ export class PageServiceConnection {
       case 'pagestream': {
         const session = this.session!
         this.state = 'busy'
-        this.socket.pause()
-        void session.finish().then(() => this.fatal(SqlState.AdminShutdown, 'shutdown'))
+        void session.finish({ shutdown: true }).then(() => this.fatal(SqlState.AdminShutdown, 'shutdown'))
         return
       }
       case 'busy':
-        return // the running command checks `shuttingDown` when it ends
+        // The running command checks `shuttingDown` when it ends; a backup still waiting for its LSN, or a
+        // pagestream ending with requests that wait for WAL, stops waiting now.
+        this.backupWaitAbort?.abort()
+        if (this.session !== null) void this.session.finish({ shutdown: true })
+        return
     }
   }
 
@@ -193,7 +214,8 @@ export class PageServiceConnection {
       case 'startup':
       case 'password':
       case 'query':
-        return true
+        // Each message may bring an answer: none is taken while the client leaves the answers unread.
+        return this.socket.writableLength < this.socket.writableHighWaterMark
       case 'pagestream':
         // Responses still to come count as written: buffered + pending stays within about inFlightMax pages.
         return this.session!.hasRoom && this.socket.writableLength + this.session!.inFlight * PAGE_RESPONSE_BYTES < this.pagestreamBufferedMax
@@ -217,7 +239,7 @@ export class PageServiceConnection {
       this.pumping = false
     }
     if ((this.state as State) === 'closed') return
-    if (this.canRead()) this.socket.resume()
+    if (this.canRead() || this.reader.bufferedBytes < READ_AHEAD_BYTES) this.socket.resume()
     else this.socket.pause()
   }
 
@@ -248,14 +270,18 @@ export class PageServiceConnection {
         this.ctx.metrics.cancelRequests++
         this.destroyAfterFlush()
         return
-      case 'startup':
+      case 'startup': {
         this.reader.expectStartup = false
+        const negotiation = protocolNegotiationNeeded(pkt)
+        if (negotiation !== null) this.write(negotiateProtocolVersion(0, negotiation.unrecognizedOptions))
         if (this.ctx.options.authType === 'trust') {
           this.loginComplete()
         } else {
           this.state = 'password'
+          this.reader.messageBytesMax = Math.min(PASSWORD_MESSAGE_BYTES_MAX, this.ctx.options.messageBytesMax)
           this.write(authenticationCleartextPassword())
         }
+      }
     }
   }
 
@@ -289,6 +315,7 @@ export class PageServiceConnection {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
     this.handshakeTimer = null
     this.state = 'query'
+    this.reader.messageBytesMax = this.ctx.options.messageBytesMax
     this.write(authenticationOk())
     this.write(parameterStatus('client_encoding', 'UTF8'))
     this.write(parameterStatus('integer_datetimes', 'on'))
@@ -376,7 +403,8 @@ export class PageServiceConnection {
     }
     this.state = 'busy'
     this.ctx.metrics.backupsStarted++
-    const sink = { write: (b: Buffer) => this.write(b), drained: () => this.writeDrained(), signal: this.abortController.signal }
+    const waitAbort = (this.backupWaitAbort = new AbortController())
+    const sink = { write: (b: Buffer) => this.write(b), drained: () => this.writeDrained(), signal: this.abortController.signal, waitSignal: waitAbort.signal }
     const req =
       cmd.kind === 'basebackup'
         ? { lsn: cmd.lsn, prevLsn: null, full: false, gzip: cmd.gzip, replica: cmd.replica }
@@ -389,7 +417,7 @@ export class PageServiceConnection {
       },
       (err: unknown) => {
         if (this.state === 'closed') return
-        if (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) return this.fatal(SqlState.AdminShutdown, 'shutdown')
+        if ((err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) || waitAbort.signal.aborted) return this.fatal(SqlState.AdminShutdown, 'shutdown')
         const message = err instanceof BackupError ? err.message : messageOf(err)
         this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message }))
         this.commandEnded(done)
@@ -399,6 +427,7 @@ export class PageServiceConnection {
 
   /** Back to query mode after an asynchronous command (or close, if shutdown was asked meanwhile). */
   private commandEnded(done: () => void): void {
+    this.backupWaitAbort = null
     if (this.shuttingDown) return this.fatal(SqlState.AdminShutdown, 'shutdown')
     done()
     this.state = 'query'
@@ -422,7 +451,7 @@ export class PageServiceConnection {
     }
     if (frame.type === FrontendType.Terminate) {
       this.state = 'busy'
-      void session.finish().then(() => this.destroyAfterFlush())
+      void session.finish({ shutdown: false }).then(() => this.destroyAfterFlush())
       return
     }
     this.endPagestream(`unexpected message: ${describeType(frame.type)} during COPY`)
@@ -433,7 +462,7 @@ export class PageServiceConnection {
     const session = this.session!
     this.state = 'busy'
     this.ctx.metrics.protocolErrors++
-    void session.finish().then(() => {
+    void session.finish({ shutdown: false }).then(() => {
       if (this.state === 'closed') return
       this.session = null
       this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message }))

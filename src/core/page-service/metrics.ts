@@ -24,6 +24,8 @@ export interface PageServiceMetrics {
   backupsStarted: number
   /** Most bytes ever waiting in one connection's socket write buffer (back-pressure check). */
   writeBufferedBytesPeak: number
+  /** Most bytes ever read from one connection and not yet taken as messages (read-ahead bound check). */
+  readBufferedBytesPeak: number
 }
 
 export function newPageServiceMetrics(): PageServiceMetrics {
@@ -40,5 +42,6 @@ export function newPageServiceMetrics(): PageServiceMetrics {
     requestErrors: 0,
     backupsStarted: 0,
     writeBufferedBytesPeak: 0,
+    readBufferedBytesPeak: 0,
   }
 }

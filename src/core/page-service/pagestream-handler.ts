@@ -69,7 +69,7 @@ interface Slot {
 export class PagestreamSession {
   private readonly queue: Slot[] = []
   private readonly abortController = new AbortController()
-  /** Aborted by a graceful finish: only the waits for WAL end (requests being read are answered). */
+  /** Aborted by a finish for shutdown: only the waits for WAL end (requests being read are answered). */
   private readonly waitsAbort = new AbortController()
   private drainWaiters: Array<() => void> = []
   private stopped = false
@@ -125,12 +125,16 @@ export class PagestreamSession {
     return null
   }
 
-  /** Takes no more requests; resolves once every in-flight response is written (or the session aborted). */
-  finish(): Promise<void> {
+  /**
+   * Takes no more requests; resolves once every in-flight response is written (or the session aborted).
+   * `shutdown`: the server is stopping, and requests still waiting for WAL cannot be answered once it stops
+   * streaming it: they end the connection as "shutdown" now, instead of holding the shutdown up to
+   * wait_lsn_timeout or its deadline. Otherwise (the client ended the stream) they are answered as usual,
+   * like those before them; a client that goes away meanwhile aborts them (`abort`).
+   */
+  finish(o: { shutdown: boolean }): Promise<void> {
     this.stopped = true
-    // Requests still waiting for WAL cannot be answered once the server stops streaming it: they end the
-    // connection as "shutdown" now, instead of holding the shutdown up to wait_lsn_timeout or its deadline.
-    this.waitsAbort.abort()
+    if (o.shutdown) this.waitsAbort.abort()
     if (this.queue.length === 0) return Promise.resolve()
     return new Promise((resolve) => this.drainWaiters.push(resolve))
   }

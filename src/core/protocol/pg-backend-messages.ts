@@ -65,6 +65,7 @@ export const BackendType = {
   CloseComplete: 0x33, // '3'
   NoData: 0x6e, // 'n'
   ParameterDescription: 0x74, // 't'
+  NegotiateProtocolVersion: 0x76, // 'v'
 } as const
 
 /** AuthenticationRequest codes (body of 'R'). */
@@ -151,6 +152,26 @@ export function authenticationOk(): Buffer {
 
 export function authenticationCleartextPassword(): Buffer {
   return message(BackendType.Authentication, 4, (b) => b.writeUInt32BE(AuthCode.CleartextPassword, 5))
+}
+
+/**
+ * NegotiateProtocolVersion, as PostgreSQL sends it before authentication when a client asks for a newer
+ * minor version of protocol 3 than the server speaks, or for `_pq_.` protocol options it does not know:
+ * the newest minor version the server supports, and the options it ignores.
+ */
+export function negotiateProtocolVersion(newestMinor: number, unrecognizedOptions: readonly string[]): Buffer {
+  const w = new BinaryWriter(64)
+  w.u8(BackendType.NegotiateProtocolVersion).u32be(0).u32be(newestMinor).u32be(unrecognizedOptions.length)
+  for (const o of unrecognizedOptions) w.cstring(o)
+  const b = w.finish()
+  b.writeUInt32BE(b.length - 1, 1)
+  return b
+}
+
+/** What a StartupMessage asks for that protocol 3.0 lacks (see negotiateProtocolVersion), or null. */
+export function protocolNegotiationNeeded(pkt: { readonly version: number; readonly params: ReadonlyMap<string, string> }): { readonly unrecognizedOptions: string[] } | null {
+  const unrecognizedOptions = [...pkt.params.keys()].filter((k) => k.startsWith('_pq_.'))
+  return (pkt.version & 0xffff) > 0 || unrecognizedOptions.length > 0 ? { unrecognizedOptions } : null
 }
 
 export function parameterStatus(name: string, value: string): Buffer {

@@ -15,11 +15,16 @@
  * - A length above the named maximum is refused before anything is allocated for the body, so a peer
  *   that announces 2^31 bytes costs nothing (PostgreSQL's own server refuses startup packets over 10,000
  *   bytes, MAX_STARTUP_PACKET_LENGTH, and messages over PQ_LARGE_MESSAGE_LIMIT).
- * - Bodies are views into the received chunks when a message lies inside one chunk (no copy); a message
- *   split across chunks is assembled once. Consumers that keep a body beyond the next `push` must not
- *   assume it is private: chunks are never written to, so views stay valid.
- * - Bytes buffered here never exceed one message plus one chunk: the owner stops reading the socket
- *   while it does not consume messages.
+ * - Bodies are views into the received chunks when a message lies inside one chunk (no copy). A message
+ *   that does not is assembled as its bytes arrive, in one buffer grown by doubling up to the announced
+ *   length: every read of a socket is a Buffer object of its own (≈ 100 bytes of heap besides its bytes),
+ *   so a peer dripping a large message a byte per segment would otherwise cost ≈ 100 times the bytes it
+ *   sent; this way memory stays within twice the bytes received (or 64 KiB), and nothing is allocated for
+ *   bytes only announced. Consumers that keep a body beyond the next `push` must not assume it is private:
+ *   chunks and finished assemblies are never written to again, so views stay valid.
+ * - Bytes buffered here are bounded by the owner, which stops reading the socket beyond a limit while it
+ *   does not consume messages (`bufferedBytes`).
+ * - `messageBytesMax` may be changed between messages (a server accepts less before authentication).
  */
 import { CorruptionError } from '../lib/errors.js'
 
@@ -42,30 +47,69 @@ export interface FrameReaderOptions {
   readonly peer: string
 }
 
+/**
+ * First size of an assembly buffer, or the frame's length if smaller (a GetPage response, a startup packet
+ * or a password is assembled in one allocation); it doubles from there.
+ */
+const ASSEMBLY_INITIAL_BYTES = 64 * 1024
+
 export class FrameReader {
   /** Received chunks not yet fully consumed; `head` bytes of chunks[0] are consumed already. */
   private chunks: Buffer[] = []
   private head = 0
+  /** Bytes received and not yet returned: those in `chunks` past `head`, plus `assembled`. */
   private total = 0
   private readonly peek = Buffer.alloc(5)
+  /**
+   * The frame being assembled (see the header): its first `assembled` bytes of `assemblyLength` (header
+   * included, `assemblyHeader` bytes of it), in a buffer that grows as they come. It precedes `chunks`.
+   */
+  private assembly: Buffer | null = null
+  private assembled = 0
+  private assemblyLength = 0
+  private assemblyHeader = 0
+  private assemblyType = 0
   /** The next frame is an untyped startup packet. */
   expectStartup = false
+  /** Largest typed message body accepted from now on. */
+  messageBytesMax: number
 
-  constructor(private readonly opts: FrameReaderOptions) {}
+  constructor(private readonly opts: FrameReaderOptions) {
+    this.messageBytesMax = opts.messageBytesMax
+  }
 
   /** Bytes received but not yet returned as frames. */
   get bufferedBytes(): number {
     return this.total
   }
 
+  /** Buffers holding those bytes (received chunks, and the assembly if any). */
+  get piecesHeld(): number {
+    return this.chunks.length + (this.assembly === null ? 0 : 1)
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return
-    this.chunks.push(chunk)
     this.total += chunk.length
+    if (this.assembly !== null && this.chunks.length === 0) {
+      const k = Math.min(chunk.length, this.assemblyLength - this.assembled)
+      this.assembleFrom(chunk, 0, k)
+      if (k === chunk.length) return
+      chunk = chunk.subarray(k)
+    }
+    this.chunks.push(chunk)
   }
 
   /** The next complete frame, or null if more bytes are needed. Throws CorruptionError on a bad length. */
   next(): Frame | null {
+    if (this.assembly !== null) {
+      if (this.assembled < this.assemblyLength) return null
+      const frame = { type: this.assemblyType, body: this.assembly.subarray(this.assemblyHeader, this.assemblyLength) }
+      this.total -= this.assemblyLength
+      this.assembly = null
+      this.assembled = 0
+      return frame
+    }
     if (this.expectStartup) {
       if (this.total < 4) return null
       const length = this.peekHeader(4).readUInt32BE(0)
@@ -76,7 +120,7 @@ export class FrameReader {
           details: { length },
         })
       }
-      if (this.total < length) return null
+      if (this.total < length) return this.startAssembly(0, 4, length)
       return { type: 0, body: this.take(length).subarray(4) }
     }
     if (this.total < 5) return null
@@ -89,15 +133,52 @@ export class FrameReader {
         details: { type, length },
       })
     }
-    if (length - 4 > this.opts.messageBytesMax) {
+    if (length - 4 > this.messageBytesMax) {
       throw new CorruptionError(
         'PG_MESSAGE_TOO_LARGE',
-        `the ${this.opts.peer} sent a ${length - 4}-byte message of type ${describeType(type)}; at most ${this.opts.messageBytesMax} bytes are accepted`,
+        `the ${this.opts.peer} sent a ${length - 4}-byte message of type ${describeType(type)}; at most ${this.messageBytesMax} bytes are accepted`,
         { hint: 'The peer does not speak the PostgreSQL protocol correctly, or sends messages larger than this server accepts.', details: { type, length } },
       )
     }
-    if (this.total < length + 1) return null
+    if (this.total < length + 1) return this.startAssembly(type, 5, length + 1)
     return { type, body: this.take(length + 1).subarray(5) }
+  }
+
+  /**
+   * A frame of `length` bytes (header included) is not all here: unless the one chunk buffered holds what
+   * came of it (the rest may come in one read), its bytes move into an assembly buffer, and later reads go
+   * there (see the header). Returns null: more bytes are needed.
+   */
+  private startAssembly(type: number, header: number, length: number): null {
+    if (this.chunks.length < 2) return null
+    const have = this.total
+    this.assembly = Buffer.allocUnsafe(Math.min(length, Math.max(ASSEMBLY_INITIAL_BYTES, 2 * have)))
+    this.assembled = 0
+    this.assemblyLength = length
+    this.assemblyHeader = header
+    this.assemblyType = type
+    let off = this.head
+    for (const c of this.chunks) {
+      this.assembleFrom(c, off, c.length)
+      off = 0
+    }
+    this.chunks = []
+    this.head = 0
+    this.total = have
+    return null
+  }
+
+  /** Appends chunk[from, to) to the assembly, growing it by doubling (at most to the frame's length). */
+  private assembleFrom(chunk: Buffer, from: number, to: number): void {
+    const need = this.assembled + (to - from)
+    let buf = this.assembly!
+    if (need > buf.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.assemblyLength, Math.max(need, 2 * buf.length)))
+      buf.copy(grown, 0, 0, this.assembled)
+      buf = this.assembly = grown
+    }
+    chunk.copy(buf, this.assembled, from, to)
+    this.assembled = need
   }
 
   /** The first `n` (<= 5) buffered bytes, as a view or copied into the scratch header. */
