@@ -29,6 +29,10 @@
  *   what they hold), SIGKILLs survivors after `stopGraceMs`, and resolves once every child has exited.
  * - Aborting `{signal}` rejects the caller at once (InterruptedError WALREDO_ABORTED); a request already
  *   written stays in its worker's FIFO (replies are matched by position) and its reply is dropped.
+ * - Long chains: a page's records beyond `chainStepRecords` (or CHAIN_STEP_BYTES of WAL) are redone in
+ *   steps, each a request of its own whose page is the next one's base, so no chain is too long to serve
+ *   (without compaction a page's chain grows with its history: an audit met a visibility-map page with
+ *   158,882 records). Redo depends only on the page and each record in turn, so the result is the same.
  *
  * Per-request cost, kept small because a page's chain is often one record (GetPage, the pgbench mix): the
  * request is encoded once for all attempts (headers, small records; large records and the base page by
@@ -53,6 +57,10 @@ export const REDO_ATTEMPTS_MAX = 4
 export const POOL_SIZE_MAX = 64
 export const IN_FLIGHT_PER_WORKER_MAX = 64
 export const QUEUED_MAX = 100_000
+/** Records per redo request; a longer chain is redone in steps (see the header). Below the engine's limit. */
+export const CHAIN_STEP_RECORDS = 50_000
+/** WAL bytes per redo request, likewise (half of what one request may carry). */
+export const CHAIN_STEP_BYTES = 64 * 1024 * 1024
 /** Default grace between EOF and SIGKILL when stopping a worker. */
 export const STOP_GRACE_MS_DEFAULT = 1000
 /** The whole environment of a worker unless the config adds to it: a fixed PATH (core never reads ours). */
@@ -74,6 +82,8 @@ export interface WalRedoManagerOptions {
   stopGraceMs?: number
   /** Cut the images of other pages out of records before sending them (record-trim.ts); default true. */
   trimImages?: boolean
+  /** Records per request before a chain is redone in steps; default CHAIN_STEP_RECORDS (tests lower it). */
+  chainStepRecords?: number
 }
 
 export interface RedoCallOptions {
@@ -212,6 +222,7 @@ export class WalRedoManager {
     checkInt('wal_redo_timeout (ms)', options.requestTimeoutMs, 1, 2 ** 31 - 1)
     checkInt('wal_redo_idle_timeout (ms)', options.idleTimeoutMs, 1, 2 ** 31 - 1)
     checkInt('wal redo stop grace (ms)', options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT, 0, 2 ** 31 - 1)
+    checkInt('wal redo chain step (records)', options.chainStepRecords ?? CHAIN_STEP_RECORDS, 1, CHAIN_STEP_RECORDS)
     this.opts = {
       command: [...options.command],
       env: options.env ?? {},
@@ -224,6 +235,7 @@ export class WalRedoManager {
       logger: options.logger ?? noopLogger,
       stopGraceMs: options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
       trimImages: options.trimImages ?? true,
+      chainStepRecords: options.chainStepRecords ?? CHAIN_STEP_RECORDS,
     }
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
     this.workersCheckCrc = !this.opts.command.includes(SKIP_RECORD_CRC_FLAG)
@@ -236,12 +248,30 @@ export class WalRedoManager {
       this.throwIfClosed()
       throwIfAborted(callOptions.signal)
       const records = this.opts.trimImages ? trimRecords(req.records, req.tag, this.workersCheckCrc) : req.records
-      chunks = encodeRedoRequestChunks(records === req.records ? req : { tag: req.tag, base: req.base, records })
+      const trimmed = records === req.records ? req : { tag: req.tag, base: req.base, records }
+      const steps = chainSteps(records, this.opts.chainStepRecords)
+      if (steps.length > 1) return this.redoInSteps(trimmed, steps, callOptions)
+      chunks = encodeRedoRequestChunks(trimmed)
     } catch (err) {
       return Promise.reject(err)
     }
+    return this.redoOne(req.tag, chunks, callOptions)
+  }
+
+  /** A chain too long for one request, redone one step after another (see the header). */
+  private async redoInSteps(req: RedoRequestInput, steps: ReadonlyArray<RedoRequestInput['records']>, callOptions: RedoCallOptions): Promise<Buffer> {
+    let page = req.base
+    for (const records of steps) {
+      this.throwIfClosed()
+      throwIfAborted(callOptions.signal)
+      page = await this.redoOne(req.tag, encodeRedoRequestChunks({ tag: req.tag, base: page, records }), callOptions)
+    }
+    return page!
+  }
+
+  private redoOne(tag: RedoRequestInput['tag'], chunks: Buffer[], callOptions: RedoCallOptions): Promise<Buffer> {
     this.counters.requests++
-    const job = new Job(this.hooks, chunks, new RedoSendOptions(req.tag, this.opts.requestTimeoutMs), true, callOptions.signal)
+    const job = new Job(this.hooks, chunks, new RedoSendOptions(tag, this.opts.requestTimeoutMs), true, callOptions.signal)
     this.submit(job)
     return job.promise
   }
@@ -490,4 +520,27 @@ function finalError(last: PageserverError, what: string, attempts: number, reaso
     details: { ...last.details, attempts, reasons },
     cause: last,
   })
+}
+
+/** `records` cut into steps of at most `maxRecords` records and CHAIN_STEP_BYTES of WAL (one step if it fits). */
+function chainSteps(records: RedoRequestInput['records'], maxRecords: number): Array<RedoRequestInput['records']> {
+  if (records.length <= maxRecords) {
+    let bytes = 0
+    for (const r of records) bytes += r.raw.length
+    if (bytes <= CHAIN_STEP_BYTES) return [records]
+  }
+  const steps: Array<RedoRequestInput['records']> = []
+  let start = 0
+  let bytes = 0
+  for (let i = 0; i < records.length; i++) {
+    const len = records[i]!.raw.length
+    if (i > start && (i - start === maxRecords || bytes + len > CHAIN_STEP_BYTES)) {
+      steps.push(records.slice(start, i))
+      start = i
+      bytes = 0
+    }
+    bytes += len
+  }
+  steps.push(records.slice(start))
+  return steps
 }

@@ -72,6 +72,20 @@ describe('redoBlock', () => {
     expect(errorOf(() => redoBlock(HEAP, null, [], OPTS, Buffer.alloc(8192))).code).toBe('REDO_NO_PAGE')
   })
 
+  it('a chain redone in steps, each result the next base, gives the page redone at once (the manager splits long chains)', () => {
+    const recs = [{ endLsn: lsn(0x2000n), raw: insert(1, 'first') }]
+    for (let i = 2; i <= 40; i++) recs.push({ endLsn: lsn(BigInt(0x2000 + i * 0x100)), raw: insert(i, `tuple ${i}`, i % 3 === 0 ? XLH_INSERT_ALL_VISIBLE_CLEARED : 0) })
+    for (const tag of [HEAP, VM]) {
+      const mine = tag === HEAP ? recs : recs.filter((_, i) => (i + 1) % 3 === 0)
+      const whole = redoBlock(tag, null, mine, OPTS)
+      for (const step of [1, 2, 7]) {
+        let page: Buffer | null = null
+        for (let i = 0; i < mine.length; i += step) page = redoBlock(tag, page, mine.slice(i, i + step), OPTS)
+        expect(page!.equals(whole), `${tag.forkNum} in steps of ${step}`).toBe(true)
+      }
+    }
+  })
+
   it('skips a record ending at or below pd_lsn, also for LSNs above 2^53', () => {
     const base = redoBlock(HEAP, null, [{ endLsn: lsn(0x2000n), raw: insert(1, 'first') }], OPTS)
     for (const pd of [0x5000n, 2n ** 53n + 0x5000n, 0xffff_ffff_0000_5000n]) {

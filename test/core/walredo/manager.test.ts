@@ -77,6 +77,23 @@ describe('WalRedoManager with real worker processes', () => {
     }
   })
 
+  it('redoes a chain longer than a request may carry in steps, each result the next base', async () => {
+    await withManager({ command: fakeWorker('echo-worker.mjs'), chainStepRecords: 3 }, async (m) => {
+      for (const blkno of [4, 5]) {
+        // Block 4 starts without a base page, block 5 with one.
+        const whole = request(blkno, 10)
+        let expected = whole.base
+        for (let i = 0; i < 10; i += 3) expected = expectedEcho({ tag: whole.tag, base: expected, records: whole.records.slice(i, i + 3) })
+        const before = m.stats().requests
+        expect((await m.redo(whole)).equals(expected!)).toBe(true)
+        expect(m.stats().requests - before).toBe(4) // 3 + 3 + 3 + 1 records
+      }
+      const short = request(6, 3)
+      expect((await m.redo(short)).equals(expectedEcho(short))).toBe(true) // one request, as before
+    })
+    expect(() => new WalRedoManager({ ...DEFAULTS, command: fakeWorker('echo-worker.mjs'), chainStepRecords: 0 })).toThrow(/chain step/)
+  })
+
   it('gives the worker a clean environment and logs its stderr lines', async () => {
     const { logger, entries } = memoryLogger()
     await withManager({ command: fakeWorker('echo-worker.mjs', ['--print-env']), env: { EXTRA_SETTING: '1' }, logger }, async (m) => {
