@@ -49,10 +49,13 @@ describe('import a live primary, sync, and read every page at every recorded LSN
     })
     expect(first.readUInt16LE(12)).toBeGreaterThan(24) // pd_lower: a heap page holding tuples
     const checkpoints: Lsn[] = []
+    const slotRestartLsn = async (tl: string) => parseLsn(await pg.sql(`SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = '${defaultSlotName(parseTimelineId(tl))}'`))
     const quiet = async () => {
       await pg.sql('CHECKPOINT')
       const at = await pg.insertLsn()
-      await syncTimeline(ctx, { tenantId: tid, timelineId: tlid, until: at })
+      const synced = await syncTimeline(ctx, { tenantId: tid, timelineId: tlid, until: at })
+      // The slot was told what the sync made durable before the stream ended (an audit found it left behind).
+      expect(await slotRestartLsn(info.timelineId)).toBe(parseLsn(synced.diskConsistentLsn))
       return at
     }
     await pg.pgbench(['-i', '-s', '1', '-q'])

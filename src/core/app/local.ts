@@ -36,16 +36,16 @@
  * State lives in `<workdir>/local/state.json`: ids, the data directory, ports, pids. It is written before
  * PostgreSQL starts, so a failed first start (port taken) is retried on the same data directory.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync, chownSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, chmodSync, chownSync, renameSync, rmSync } from 'node:fs'
 import { createHash } from 'node:crypto'
-import { basename, join, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { ConflictError, errorOfKind, InterruptedError, messageOf, PageserverError, UsageError } from '../lib/errors.js'
 import { shellWord } from '../lib/shell-word.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { initWorkdir } from '../config/index.js'
 import { isRoot } from '../postgres/install.js'
 import { postgresCanAccess } from '../postgres/access.js'
-import { fsyncDir } from '../storage/durable-file.js'
+import { fsyncDir, writeFileDurablySync } from '../storage/durable-file.js'
 import { lookupOsUser } from '../storage/os-user.js'
 import { exportTimeline } from './export.js'
 import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
@@ -117,12 +117,29 @@ export function localCommand(ctx: AppContext, sub: 'start' | 'stop'): string {
 export function readLocalState(ctx: AppContext): LocalState | null {
   const p = join(localDir(ctx), STATE_FILE)
   if (!existsSync(p)) return null
-  return JSON.parse(readFileSync(p, 'utf8')) as LocalState
+  let s: unknown
+  try {
+    s = JSON.parse(readFileSync(p, 'utf8'))
+  } catch (err) {
+    throw localStateDamaged(p, messageOf(err))
+  }
+  const o = s as Partial<LocalState> | null
+  if (o === null || typeof o !== 'object' || typeof o.tenantId !== 'string' || typeof o.timelineId !== 'string' || typeof o.pgDataDir !== 'string' || typeof o.pgPort !== 'number') {
+    throw localStateDamaged(p, 'it lacks the tenant, timeline, data directory or port')
+  }
+  return o as LocalState
 }
 
+function localStateDamaged(path: string, why: string): PageserverError {
+  return errorOfKind('corruption', 'LOCAL_STATE_DAMAGED', `${path} cannot be read: ${why}`, {
+    hint: `It records what local start set up. Move it aside and run local start again, which sets up a new tenant and timeline; first stop by hand any PostgreSQL the old setup still runs (its data directory is named in the file, usually under ${dirname(path)}).`,
+  })
+}
+
+/** Atomically and durably: a crash leaves the previous state or this one, never a torn file. */
 export function writeLocalState(ctx: AppContext, s: LocalState): void {
   mkdirSync(localDir(ctx), { recursive: true })
-  writeFileSync(join(localDir(ctx), STATE_FILE), JSON.stringify(s, null, 2) + '\n')
+  writeFileDurablySync(join(localDir(ctx), STATE_FILE), Buffer.from(JSON.stringify(s, null, 2) + '\n'), { noSync: ctx.config.noSync })
 }
 
 /** Whether `server` (from the workdir lock) is the one local start started, as state.json records it. */

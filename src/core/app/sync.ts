@@ -93,14 +93,24 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
     })
     tl.onDurable = (l) => receiver.markDurable(l)
     try {
+      let reported = false
       for await (const batch of receiver.batches()) {
         await driver.ingestRecords(batch)
         records += batch.length
         o.onProgress?.({ lastRecordLsn: tl.lastRecordLsn, targetLsn: target, records })
-        if (tl.lastRecordLsn >= target) break
+        if (tl.lastRecordLsn >= target) {
+          // Flushed and declared while the stream is open: leaving the loop ends the stream, whose last
+          // status update then carries it to the slot (declared after, it would reach no connection).
+          await driver.checkpoint()
+          receiver.markDurable(tl.diskConsistentLsn)
+          reported = true
+          break
+        }
       }
-      await driver.checkpoint()
-      receiver.markDurable(tl.diskConsistentLsn)
+      if (!reported) {
+        await driver.checkpoint()
+        receiver.markDurable(tl.diskConsistentLsn)
+      }
     } finally {
       await receiver.close()
       tl.onDurable = null

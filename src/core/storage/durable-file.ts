@@ -8,6 +8,7 @@
  * makes the rename itself durable. `noSync` (config `no_sync`) skips both fsyncs for tests only.
  * A failed fsync throws a FatalIoError and is never retried.
  */
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { removeFilesWhere } from './directory.js'
@@ -60,6 +61,54 @@ export async function writeFileDurably(path: string, data: Uint8Array, options: 
     throw ioFailed('renaming', temp, err)
   }
   if (!options.noSync) await fsyncDir(dirname(path))
+}
+
+/** writeFileDurably for small files written by synchronous code (state files): the same steps, blocking. */
+export function writeFileDurablySync(path: string, data: Uint8Array, options: SyncOptions = {}): void {
+  const temp = tempPathFor(path)
+  let fd: number
+  try {
+    fd = openSync(temp, 'w')
+  } catch (err) {
+    throw ioFailed('creating', temp, err)
+  }
+  try {
+    for (let written = 0; written < data.length; ) written += writeSync(fd, data, written, data.length - written, written)
+    if (!options.noSync) {
+      try {
+        fsyncSync(fd)
+      } catch (err) {
+        throw fsyncFailed(temp, err)
+      }
+    }
+  } catch (err) {
+    closeSync(fd)
+    rmSync(temp, { force: true })
+    throw ioFailed('writing', temp, err)
+  }
+  closeSync(fd)
+  try {
+    renameSync(temp, path)
+  } catch (err) {
+    rmSync(temp, { force: true })
+    throw ioFailed('renaming', temp, err)
+  }
+  if (!options.noSync) {
+    const dir = dirname(path)
+    let dfd: number
+    try {
+      dfd = openSync(dir, 'r')
+    } catch (err) {
+      throw ioFailed('opening directory', dir, err)
+    }
+    try {
+      fsyncSync(dfd)
+    } catch (err) {
+      throw fsyncFailed(dir, err)
+    } finally {
+      closeSync(dfd)
+    }
+  }
 }
 
 /** fsyncs a directory so that creations, renames and deletions of its entries are durable. */

@@ -8,13 +8,14 @@
  * (the holder crashed) and is taken over: its pid is no longer alive, or it is alive but is another process
  * (the pid was reused, typically after a reboot: its start identity differs). A lock without the identity
  * (written by an older version) is judged by liveness alone. Release removes the file; an exit hook releases
- * it if the owner forgets.
+ * it if the owner forgets. Temporary files `pageserver.lock.<pid>.tmp` of processes killed between writing
+ * one and removing it are deleted by the next process that takes the lock.
  */
-import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError } from '../lib/errors.js'
 import { readOnlyFileSystemError } from './io-errors.js'
-import { isSameProcess, processStartId } from './process-identity.js'
+import { isSameProcess, processAlive, processStartId } from './process-identity.js'
 
 export const LOCK_FILE = 'pageserver.lock'
 /** Attempts at taking over a stale lock before giving up (another process may race us). */
@@ -75,6 +76,7 @@ export class WorkdirLock {
       for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
         try {
           linkSync(tmp, path)
+          removeDeadTempFiles(workdir)
           return new WorkdirLock(path)
         } catch (e) {
           if ((e as { code?: string }).code !== 'EEXIST') throw e
@@ -153,4 +155,27 @@ export function removeStaleLock(path: string, stale: LockHolder): void {
     }
   }
   unlinkSync(aside)
+}
+
+const LOCK_TEMP_RE = new RegExp(`^${LOCK_FILE.replace('.', '\\.')}\\.(\\d+)\\.tmp$`)
+
+/** Deletes lock temporaries left by processes that died before removing them (we hold the lock now). */
+function removeDeadTempFiles(workdir: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(workdir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = LOCK_TEMP_RE.exec(name)
+    if (m === null) continue
+    const pid = Number(m[1])
+    if (pid === process.pid || processAlive(pid)) continue
+    try {
+      unlinkSync(join(workdir, name))
+    } catch {
+      // gone already, or not ours to remove: harmless either way
+    }
+  }
 }

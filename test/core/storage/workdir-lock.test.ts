@@ -82,4 +82,18 @@ describe('WorkdirLock holders', () => {
     removeStaleLock(join(dir, LOCK_FILE), stale)
     expect(readdirSync(dir)).toEqual([])
   })
+
+  it("taking the lock deletes temporaries of dead processes (killed between writing one and removing it), not a live one's", () => {
+    const other = spawn('sleep', ['5'], { stdio: 'ignore' })
+    try {
+      writeFileSync(join(dir, `${LOCK_FILE}.999999999.tmp`), '{}')
+      writeFileSync(join(dir, `${LOCK_FILE}.${other.pid}.tmp`), '{}')
+      writeFileSync(join(dir, `${LOCK_FILE}.notapid.tmp`), '{}')
+      const lock = WorkdirLock.acquire(dir, 'test')
+      expect(readdirSync(dir).sort()).toEqual([LOCK_FILE, `${LOCK_FILE}.${other.pid}.tmp`, `${LOCK_FILE}.notapid.tmp`].sort())
+      lock.release()
+    } finally {
+      other.kill('SIGKILL')
+    }
+  })
 })
