@@ -418,7 +418,8 @@ export class PageServiceConnection {
       (err: unknown) => {
         if (this.state === 'closed') return
         if ((err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) || waitAbort.signal.aborted) return this.fatal(SqlState.AdminShutdown, 'shutdown')
-        const message = err instanceof BackupError ? err.message : messageOf(err)
+        // A timeline deleted under the backup fails it on a closed file: say why, not which file.
+        const message = timeline.deleted?.() === true ? 'Tenant or timeline not found: the timeline was deleted during the backup' : err instanceof BackupError ? err.message : messageOf(err)
         this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message }))
         this.commandEnded(done)
       },

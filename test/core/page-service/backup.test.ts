@@ -107,6 +107,23 @@ describe('basebackup', () => {
     expect((await c.simpleQuery('set x')).commandTag).toBe('SELECT 1')
   })
 
+  it('a timeline deleted during the backup: the error says so, not which file failed to read', async () => {
+    r = await startServer()
+    const tl = r.backend.main
+    tl.basebackup = async () => ({
+      lsn: tl.last,
+      tar: (async function* () {
+        yield Buffer.alloc(1000, 7)
+        tl.isDeleted = true
+        throw new Error('read from closed file /srv/workdir/tenants/x/timelines/y/000000-FFFFFF__0000-0001')
+      })(),
+    })
+    const c = await r.client()
+    const err = await collect(c.basebackup(TENANT, TIMELINE)).catch((e: unknown) => e)
+    expect((err as Error).message).toBe('basebackup failed: Tenant or timeline not found: the timeline was deleted during the backup')
+    expect((err as Error).message).not.toContain('/srv/workdir')
+  })
+
   it('an unknown timeline is Not found', async () => {
     r = await startServer()
     const c = await r.client()
