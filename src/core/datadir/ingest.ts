@@ -296,14 +296,24 @@ export class WalIngest {
       case XLOG_CHECKPOINT_ONLINE: {
         const cp = decodeCheckPoint(rec.mainData())
         const cur = this.state.checkpoint
+        // As PostgreSQL's xlog_redo: a shutdown checkpoint's counters are exact. An online one's were read at
+        // the checkpoint's start and may be stale by the time its record is written (multixacts and OIDs
+        // handed out meanwhile): its multixact counters, oldestXid and oldestMulti only ever move forward,
+        // and its nextOid is ignored (XLOG_NEXTOID records track OIDs). Taken as they are, an export in that
+        // window started with NextMultiXactId below multixacts already on its pages ("MultiXactId 12 has not
+        // been created yet").
+        const online = info === XLOG_CHECKPOINT_ONLINE
+        const advance = (now: number, to: number): number => (online && ((to - now) | 0) <= 0 ? now : to)
+        const xidAdvances = !online || transactionIdPrecedes(cur.oldestXid, cp.oldestXid)
+        const multiAdvances = !online || ((cp.oldestMulti - cur.oldestMulti) | 0) > 0
         this.state.updateCheckpoint({
-          nextOid: cp.nextOid,
-          nextMulti: cp.nextMulti,
-          nextMultiOffset: cp.nextMultiOffset,
-          oldestXid: cp.oldestXid,
-          oldestXidDB: cp.oldestXidDB,
-          oldestMulti: cp.oldestMulti,
-          oldestMultiDB: cp.oldestMultiDB,
+          nextOid: online ? cur.nextOid : cp.nextOid,
+          nextMulti: advance(cur.nextMulti, cp.nextMulti),
+          nextMultiOffset: advance(cur.nextMultiOffset, cp.nextMultiOffset),
+          oldestXid: xidAdvances ? cp.oldestXid : cur.oldestXid,
+          oldestXidDB: xidAdvances ? cp.oldestXidDB : cur.oldestXidDB,
+          oldestMulti: multiAdvances ? cp.oldestMulti : cur.oldestMulti,
+          oldestMultiDB: multiAdvances ? cp.oldestMultiDB : cur.oldestMultiDB,
           oldestCommitTsXid: cp.oldestCommitTsXid,
           newestCommitTsXid: cp.newestCommitTsXid,
           oldestActiveXid: cp.oldestActiveXid,
@@ -503,4 +513,10 @@ function checkTablespace(rel: RelTag): void {
       hint: 'Only pg_default and pg_global are supported; move objects out of user tablespaces on the primary.',
     })
   }
+}
+
+/** PostgreSQL's TransactionIdPrecedes: modulo-2^32 order for normal xids (>= 3), plain order otherwise. */
+function transactionIdPrecedes(a: number, b: number): boolean {
+  if (a < 3 || b < 3) return a < b
+  return ((a - b) | 0) < 0
 }
