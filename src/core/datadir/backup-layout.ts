@@ -6,7 +6,10 @@
  * fails later, without pg_wal, pg_xact, pg_multixact/*, pg_subtrans, pg_twophase, pg_notify, pg_serial,
  * pg_snapshots, pg_stat, pg_logical/*, pg_replslot, pg_tblspc, pg_dynshmem or pg_commit_ts, even when
  * they are empty. Configuration is minimal on purpose: PostgreSQL's defaults, plus what this data
- * directory needs to start (prepared transactions need max_prepared_transactions slots).
+ * directory needs to start: prepared transactions need max_prepared_transactions slots, and re-take their
+ * locks in a lock table sized by max_locks_per_transaction × (backends + prepared transactions), so the
+ * primary's settings that size it (as pg_control records them) are kept where they exceed the defaults, as a
+ * standby of that primary must.
  *
  * Relation files: `base/<db>/<relfilenode>[_fsm|_vm|_init][.<segment>]` for the default tablespace,
  * `global/...` for shared catalogs; segments of RELSEG_SIZE blocks (1 GiB). Worked example: block 131073
@@ -69,7 +72,15 @@ export interface ConfigFacts {
   label: string
   /** pg_control's max_prepared_xacts: the primary's max_prepared_transactions. */
   maxPreparedXacts: number
+  /** The rest of pg_control's record of the primary's settings that size shared memory (0: unknown). */
+  maxConnections?: number
+  maxWorkerProcesses?: number
+  maxWalSenders?: number
+  maxLocksPerXact?: number
 }
+
+/** PostgreSQL 15's defaults of the settings above (postgresql.conf.sample). */
+const SIZING_DEFAULTS = { max_connections: 100, max_worker_processes: 8, max_wal_senders: 10, max_locks_per_transaction: 64 } as const
 
 /** A minimal postgresql.conf: PostgreSQL's defaults except what starting this directory needs. */
 export function postgresqlConfText(f: ConfigFacts): string {
@@ -79,7 +90,16 @@ export function postgresqlConfText(f: ConfigFacts): string {
     '# unix_socket_directories as your setup needs.',
   ]
   // Prepared transactions in pg_twophase are restored at start; each needs a slot, or the start fails.
-  if (f.maxPreparedXacts > 0) lines.push(`max_prepared_transactions = ${f.maxPreparedXacts}`)
+  if (f.maxPreparedXacts > 0) {
+    lines.push(`max_prepared_transactions = ${f.maxPreparedXacts}`)
+    // They also re-take their locks: the lock table must be as large as the primary's was ("out of shared
+    // memory" otherwise), so its sizing settings are kept where they exceed PostgreSQL's defaults.
+    const primary = { max_connections: f.maxConnections, max_worker_processes: f.maxWorkerProcesses, max_wal_senders: f.maxWalSenders, max_locks_per_transaction: f.maxLocksPerXact }
+    for (const [name, dflt] of Object.entries(SIZING_DEFAULTS)) {
+      const v = primary[name as keyof typeof primary]
+      if (v !== undefined && v > dflt) lines.push(`${name} = ${v}`)
+    }
+  }
   return lines.join('\n') + '\n'
 }
 

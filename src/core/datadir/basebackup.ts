@@ -141,7 +141,17 @@ async function* produce(
   out.file('pg_hba.conf', PG_HBA_TEXT)
   out.file('pg_ident.conf', full ? PG_IDENT_TEXT : '')
   out.file('postgresql.auto.conf', full ? POSTGRESQL_AUTO_CONF_TEXT : '')
-  if (full) out.file('postgresql.conf', postgresqlConfText({ label: req.label ?? `a timeline at ${formatLsn(lsn)}`, maxPreparedXacts: control.max_prepared_xacts }))
+  if (full) {
+    const conf = postgresqlConfText({
+      label: req.label ?? `a timeline at ${formatLsn(lsn)}`,
+      maxPreparedXacts: control.max_prepared_xacts,
+      maxConnections: control.MaxConnections,
+      maxWorkerProcesses: control.max_worker_processes,
+      maxWalSenders: control.max_wal_senders,
+      maxLocksPerXact: control.max_locks_per_xact,
+    })
+    out.file('postgresql.conf', conf)
+  }
   yield* out.take()
 
   for (const kind of ALL_SLRUS) {

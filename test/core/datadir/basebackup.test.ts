@@ -14,7 +14,7 @@ import { bootstrapTimeline, createTenant } from '../../../src/core/app/timelines
 import { backupTar, exportTimeline, exportTimelineFromServer, resolveBackupLsn } from '../../../src/core/app/export.js'
 import { readerFor } from '../../../src/core/app/pages.js'
 import { prepareBasebackup, type BackupFlavour } from '../../../src/core/datadir/basebackup.js'
-import { DATADIR_SUBDIRS } from '../../../src/core/datadir/backup-layout.js'
+import { DATADIR_SUBDIRS, postgresqlConfText } from '../../../src/core/datadir/backup-layout.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
 import { DBState, decodeControlFile } from '../../../src/core/pg/controlfile.js'
 import { formatLsn, lsn as toLsn, parseLsn, type Lsn } from '../../../src/core/pg/lsn.js'
@@ -354,5 +354,23 @@ describe('TarDirectoryWriter refuses what is not a data directory backup', () =>
     chmodSync(given, 0o755)
     expect(() => extract(given, archive([{ path: 'a', data: '1' }, { path: 'a', data: '2' }]))).toThrow(expect.objectContaining({ code: 'BACKUP_BAD_ENTRY' }))
     expect(statSync(given).mode & 0o777).toBe(0o755)
+  })
+})
+
+describe('postgresql.conf of a full backup', () => {
+  const facts = { label: 'a test', maxConnections: 100, maxWorkerProcesses: 8, maxWalSenders: 10, maxLocksPerXact: 64 }
+  const settings = (text: string): string[] => text.split('\n').filter((l) => l !== '' && !l.startsWith('#'))
+
+  it("no prepared transactions: PostgreSQL's defaults, nothing set", () => {
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 0, maxLocksPerXact: 512, maxConnections: 500 }))).toEqual([])
+  })
+
+  it("prepared transactions: their slots, and the primary's lock table sizing where it exceeds the defaults (an audit's export failed to start with 'out of shared memory' re-taking a prepared transaction's 20,000 locks)", () => {
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 5 }))).toEqual(['max_prepared_transactions = 5'])
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 5, maxLocksPerXact: 512, maxConnections: 20, maxWorkerProcesses: 16 }))).toEqual([
+      'max_prepared_transactions = 5',
+      'max_worker_processes = 16',
+      'max_locks_per_transaction = 512',
+    ])
   })
 })
