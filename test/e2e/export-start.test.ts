@@ -190,11 +190,18 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
     // next segment file; 32 bytes before a page end it crosses a page.
     const segEnd = (min / SEG + 1n) * SEG
     expect(segEnd < last, 'the workload spans a segment boundary').toBe(true)
-    const cases: Array<{ name: string; lsn: Lsn | null; walFiles: number }> = [
+    // An LSN inside a page header stands for the page boundary (no record ends there): exported as that.
+    const cases: Array<{ name: string; lsn: Lsn | null; walFiles: number; exportedAt?: Lsn }> = [
       { name: 'last record', lsn: null, walFiles: 1 },
       { name: 'split across segments', lsn: (segEnd - 8n) as Lsn, walFiles: 2 },
       { name: 'split across pages', lsn: (segEnd + 5n * PAGE - 32n) as Lsn, walFiles: 1 },
+      { name: "inside a segment's long page header", lsn: (segEnd + 32n) as Lsn, walFiles: 1, exportedAt: segEnd as Lsn },
+      { name: 'inside a page header', lsn: (segEnd + 3n * PAGE + 8n) as Lsn, walFiles: 1, exportedAt: (segEnd + 3n * PAGE) as Lsn },
     ]
+    // A branch there is taken at the page boundary too (before, it was accepted and could never be exported).
+    const br = await runCli(['timeline', 'branch', '--tenant', tenant, '--ancestor', timeline, '--lsn', formatLsn(segEnd + 3n * PAGE + 16n), '--json'], { env: env() })
+    expect(br.code, br.stderr).toBe(0)
+    expect(br.json<{ ancestorLsn: string }>().ancestorLsn).toBe(formatLsn(segEnd + 3n * PAGE))
     // Refusals: exit codes and stable error codes under --json, nothing written.
     const notEmpty = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-o', workdir, '--json'], { env: env() })
     expect(notEmpty.code).toBe(4)
@@ -210,7 +217,7 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
       const ex = await runCli(args, { env: env(), timeoutMs: 180_000 })
       expect(ex.code, ex.stderr).toBe(0)
       const res = ex.json<{ lsn: string; checkpointLsn: string }>()
-      expect(res.lsn).toBe(formatLsn(c.lsn ?? last))
+      expect(res.lsn).toBe(formatLsn(c.exportedAt ?? c.lsn ?? last))
       const walFiles = readdirSync(join(dir, 'pg_wal')).filter((f) => /^[0-9A-F]{24}$/.test(f))
       expect(walFiles, c.name).toHaveLength(c.walFiles)
       // pg_waldump from the record's page: one shutdown checkpoint, its prev link the timeline's last record start.

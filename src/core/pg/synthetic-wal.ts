@@ -126,6 +126,18 @@ export function backupLsnOfCheckpoint(checkpointLsn: Lsn, segSizeBytes = DEFAULT
   return pageOff === BigInt(pageHeaderBytesAt(pageLsn, segSizeBytes)) ? toLsn(pageLsn) : checkpointLsn
 }
 
+/**
+ * `lsn` as a position between records: an LSN inside a page header (past the page boundary, before the
+ * header's end: no record can end there) stands for the same WAL as the page boundary, and becomes it;
+ * any other LSN is returned as it is. Backups and branch points are taken at such positions (a synthetic
+ * WAL segment cannot start a record inside a header).
+ */
+export function lsnOutsidePageHeader(lsn: Lsn, segSizeBytes = DEFAULT_WAL_SEGMENT_SIZE): Lsn {
+  const pageOff = lsn % BigInt(XLOG_BLCKSZ)
+  const pageLsn = lsn - pageOff
+  return pageOff > 0n && pageOff < BigInt(pageHeaderBytesAt(pageLsn, segSizeBytes)) ? toLsn(pageLsn) : lsn
+}
+
 /** The 114-byte XLOG_CHECKPOINT_SHUTDOWN record (rmgr XLOG, no xid, short main-data header) with its CRC. */
 export function encodeCheckpointRecord(cp: CheckPoint, xl_prev: Lsn): Buffer {
   const raw = Buffer.alloc(CHECKPOINT_RECORD_BYTES)

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { findPostgres, runPgTool } from '../../../src/core/postgres/install.js'
-import { formatLsn, parseLsn, type Lsn } from '../../../src/core/pg/lsn.js'
+import { formatLsn, lsn, parseLsn, type Lsn } from '../../../src/core/pg/lsn.js'
 import { decodeCheckPoint, type CheckPoint } from '../../../src/core/pg/controlfile.js'
 import { recordCrcIsValid } from '../../../src/core/pg/wal-record.js'
 import { WalStreamDecoder } from '../../../src/core/pg/wal-decoder.js'
@@ -20,6 +20,7 @@ import {
   backupLsnOfCheckpoint,
   CHECKPOINT_RECORD_BYTES,
   checkpointRecordLsn,
+  lsnOutsidePageHeader,
   neonBootstrapWalSegment,
   segmentBytes,
   segmentChunks,
@@ -247,5 +248,18 @@ describe.skipIf(!pgAvailable())('synthetic WAL: pg_waldump reads it', () => {
         expect(parseLsn(endMatch![1]!), r.stderr).toBe(wal.endLsn)
       }
     }
+  })
+})
+
+describe('lsnOutsidePageHeader', () => {
+  it('moves an LSN inside a page header to the page boundary and leaves every other LSN', () => {
+    const seg = 16 * 1024 * 1024
+    const at = (n: bigint) => lsnOutsidePageHeader(lsn(n), seg)
+    const page = 0x3000000n + 5n * 8192n // a short (24-byte) header
+    expect([at(page), at(page + 8n), at(page + 16n), at(page + 24n), at(page + 32n)]).toEqual([page, page, page, page + 24n, page + 32n].map((n) => lsn(n)))
+    const segStart = 0x3000000n // a long (40-byte) header
+    expect([at(segStart + 8n), at(segStart + 32n), at(segStart + 40n), at(segStart - 8n)]).toEqual([segStart, segStart, segStart + 40n, segStart - 8n].map((n) => lsn(n)))
+    // With 1 MiB segments, the page at 1 MiB starts a segment: a long header there.
+    expect(lsnOutsidePageHeader(lsn(0x100000n + 32n), 1024 * 1024)).toBe(lsn(0x100000n))
   })
 })

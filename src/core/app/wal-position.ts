@@ -1,0 +1,23 @@
+/**
+ * Where backups and branch points are taken: between two records. A requested LSN is aligned up to 8 bytes
+ * (records start MAXALIGNed), and one inside a WAL page header becomes that page's boundary: no record ends
+ * in the header, so both stand for the same WAL, but only the boundary can begin the synthetic WAL a backup
+ * starts from (an audit's export at 0/1BBE4008 failed with "inside a page header", and a branch created
+ * there could never be exported or started from).
+ */
+import { controlFileKey } from '../datadir/mapping.js'
+import { decodeControlFile } from '../pg/controlfile.js'
+import { alignLsn8, type Lsn } from '../pg/lsn.js'
+import { lsnOutsidePageHeader } from '../pg/synthetic-wal.js'
+import { DEFAULT_WAL_SEGMENT_SIZE } from '../pg/wal-page.js'
+import type { Timeline } from '../repository/timeline.js'
+
+export function positionBetweenRecords(tl: Timeline, requested: Lsn): Lsn {
+  return lsnOutsidePageHeader(alignLsn8(requested), storedWalSegmentSize(tl))
+}
+
+/** The WAL segment size in the timeline's stored pg_control (long page headers start each segment). */
+function storedWalSegmentSize(tl: Timeline): number {
+  const control = tl.getImage(controlFileKey(), tl.lastRecordLsn)
+  return control === null ? DEFAULT_WAL_SEGMENT_SIZE : decodeControlFile(control, 'stored pg_control').xlog_seg_size
+}
