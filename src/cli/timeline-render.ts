@@ -21,10 +21,18 @@ export async function timelineTable(list: ListedTimeline[]): Promise<string> {
   )
 }
 
-/** For stderr: why each broken timeline of a listing cannot load, and what to do (empty when none is). */
+/**
+ * For stderr: why each broken timeline of a listing cannot load, and what to do, and which served timelines
+ * no longer receive WAL (their receiver stopped for good: reads past their last record will fail); empty
+ * when there is nothing to say.
+ */
 export function brokenWarnings(list: ListedTimeline[]): string {
   let s = ''
   for (const t of list) {
+    if (t.state === 'Active' && t.walReceiverStatus?.startsWith('stopped:') === true) {
+      s += `pageserver: warning: timeline ${t.timelineId} no longer receives WAL (last record ${t.lastRecordLsn}): ${t.walReceiverStatus.slice('stopped: '.length)}\n`
+      continue
+    }
     if (t.state !== 'Broken') continue
     s += `pageserver: warning: timeline ${t.timelineId} is broken: ${t.error.message}
 `

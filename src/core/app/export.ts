@@ -15,7 +15,7 @@
 import { join } from 'node:path'
 import { InterruptedError, UsageError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
-import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
 import { backupLsnOfCheckpoint } from '../pg/synthetic-wal.js'
 import { TarReader } from '../pg/tar.js'
@@ -113,6 +113,12 @@ const EVENT_LOOP_TURN_MS = 50
  * Unpacks a tar stream into `dir` (mode 0700, owned by postgres when we are root); removes it on failure
  * and when `o.signal` aborts (checked between chunks).
  */
+function exportInterrupted(o: ExportOptions): InterruptedError {
+  return new InterruptedError('EXPORT_INTERRUPTED', `the export into ${o.dir} was interrupted; what it had written was removed`, {
+    hint: 'Run the export again.',
+  })
+}
+
 async function unpack(chunks: AsyncIterable<Uint8Array>, o: ExportOptions, noSync: boolean): Promise<{ files: number; bytes: number }> {
   const owner = isRoot() ? lookupOsUser('postgres') : null
   const writer = TarDirectoryWriter.create(o.dir, { owner, noSync })
@@ -126,11 +132,7 @@ async function unpack(chunks: AsyncIterable<Uint8Array>, o: ExportOptions, noSyn
         await new Promise<void>((resolve) => setImmediate(resolve))
         yieldedAt = performance.now()
       }
-      if (o.signal?.aborted) {
-        throw new InterruptedError('EXPORT_INTERRUPTED', `the export into ${o.dir} was interrupted; what it had written was removed`, {
-          hint: 'Run the export again.',
-        })
-      }
+      if (o.signal?.aborted) throw exportInterrupted(o)
       reader.feed(Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length))
       o.onProgress?.(writer.stats.bytes, writer.stats.files)
     }
@@ -173,17 +175,26 @@ export async function exportTimelineFromServer(ctx: AppContext, o: ExportServerO
     ...(o.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: o.connectTimeoutMs }),
   })
   let unpacked: { files: number; bytes: number }
+  // The server may wait for the LSN (up to its wait_lsn_timeout) before the first byte: a signal then
+  // closes the connection, which ends that wait on the server too.
+  const onAbort = (): void => client.destroy()
+  o.signal?.addEventListener('abort', onAbort, { once: true })
   try {
     unpacked = await unpack(client.basebackup(o.tenantId, o.timelineId, { full: true, ...(o.lsn === undefined ? {} : { lsn: o.lsn }) }), o, ctx.config.noSync)
+  } catch (e) {
+    if (o.signal?.aborted) throw exportInterrupted(o)
+    throw e
   } finally {
+    o.signal?.removeEventListener('abort', onAbort)
     await client.close()
   }
-  // The archive does not say its LSN; pg_control points at the checkpoint written for it.
+  // The archive does not say its LSN; pg_control points at the checkpoint written for it (the server may
+  // have moved an LSN inside a page header to the page boundary).
   const control = decodeControlFile(readSmallFile(join(o.dir, 'global', 'pg_control'), PG_CONTROL_FILE_SIZE, 'pg_control'))
   return {
     tenantId: o.tenantId,
     timelineId: o.timelineId,
-    lsn: formatLsn(o.lsn === undefined ? backupLsnOfCheckpoint(control.checkPoint, control.xlog_seg_size) : alignLsn8(o.lsn)),
+    lsn: formatLsn(backupLsnOfCheckpoint(control.checkPoint, control.xlog_seg_size)),
     checkpointLsn: formatLsn(control.checkPoint),
     dir: o.dir,
     ...unpacked,

@@ -163,7 +163,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   async listTimelines(t: TenantId): Promise<unknown[]> {
-    return listTimelinesIn(this.repo, t, (id) => this.services.get(this.key(t, id))?.timeline ?? this.broken.get(this.key(t, id)) ?? null)
+    const list = await listTimelinesIn(this.repo, t, (id) => this.services.get(this.key(t, id))?.timeline ?? this.broken.get(this.key(t, id)) ?? null)
+    // The served ones say how their WAL arrives (a receiver stopped for good shows there, not as Broken).
+    return list.map((e) => {
+      const s = e.state === 'Active' ? this.services.get(this.key(t, e.timelineId as TimelineId)) : undefined
+      return s === undefined ? e : { ...e, walReceiverStatus: s.walReceiverStatus() }
+    })
   }
 
   async getTimeline(t: TenantId, tl: TimelineId): Promise<unknown> {
@@ -252,7 +257,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
     // The server's receiver does the streaming; `records` counts what it ingested while this request waited.
     const before = s.driver.ingest.stats.records
-    await s.timeline.waitForLsn(target, this.ctx.config.waitLsnTimeoutMs)
+    // Through the service: a receiver stopped for good fails this at once instead of at the timeout.
+    await s.waitForLsn(target, this.ctx.config.waitLsnTimeoutMs, new AbortController().signal)
     await s.driver.checkpoint()
     return {
       lastRecordLsn: formatLsn(s.timeline.lastRecordLsn),

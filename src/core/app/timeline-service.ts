@@ -10,7 +10,7 @@
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { RelTag } from '../pg/reltag.js'
 import { SlruKind } from '../pg/slru.js'
-import { NotFoundError, PageserverError } from '../lib/errors.js'
+import { NotFoundError, PageserverError, UnavailableError } from '../lib/errors.js'
 import { WalReceiver, type ReceiverLogEvent } from '../walreceiver/wal-receiver.js'
 import type { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
@@ -39,6 +39,12 @@ export class TimelineService implements PageServiceTimeline {
   private primaryFlush: Promise<void> | null = null
   private walAbort: AbortController | null = null
   private status = 'no WAL source'
+  /**
+   * Why WAL ingest stopped for good (a conflict, corruption or unsupported record: the loop does not retry),
+   * or null. Waits for WAL beyond what arrived then fail at once, naming it, instead of timing out.
+   */
+  private ingestStopped: PageserverError | null = null
+  private readonly ingestStoppedAbort = new AbortController()
   /** Read failures since the last one logged, and when that was (readFailed). */
   private readFailures = 0
   private readFailureLoggedAt = -Infinity
@@ -136,7 +142,11 @@ export class TimelineService implements PageServiceTimeline {
         const pe = e instanceof PageserverError ? e : null
         this.status = `stopped: ${e instanceof Error ? e.message : String(e)}`
         this.log('error', 'WAL streaming failed', { code: pe?.code, message: e instanceof Error ? e.message : String(e), hint: pe?.hint })
-        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported')) return
+        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported')) {
+          this.ingestStopped = pe
+          this.ingestStoppedAbort.abort()
+          return
+        }
       } finally {
         tl.onDurable = null
         await receiver.close()
@@ -206,7 +216,20 @@ export class TimelineService implements PageServiceTimeline {
   }
 
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void> {
-    return this.timeline.waitForLsn(lsn, timeoutMs, signal)
+    if (lsn <= this.timeline.lastRecordLsn || this.timeline.metadata.walSource === null) return this.timeline.waitForLsn(lsn, timeoutMs, signal)
+    if (this.ingestStopped !== null) return Promise.reject(this.walWillNotArrive(lsn, this.ingestStopped))
+    return this.timeline.waitForLsn(lsn, timeoutMs, AbortSignal.any([signal, this.ingestStoppedAbort.signal])).catch((e: unknown) => {
+      if (this.ingestStopped !== null && !signal.aborted) throw this.walWillNotArrive(lsn, this.ingestStopped)
+      throw e
+    })
+  }
+
+  private walWillNotArrive(lsn: Lsn, cause: PageserverError): PageserverError {
+    return new UnavailableError(
+      'WAL_INGEST_STOPPED',
+      `WAL up to ${formatLsn(lsn)} will not arrive: ingest of this timeline stopped at ${formatLsn(this.timeline.lastRecordLsn)}: ${cause.message}`,
+      { hint: cause.hint ?? 'See the server log; a restart of the server retries.', cause },
+    )
   }
 
   relExists(rel: RelTag, lsn: Lsn): boolean {

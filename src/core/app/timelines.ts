@@ -122,7 +122,7 @@ export interface TimelineLoadError {
  * error that keeps it from loading (its metadata is unreadable, or its ancestor's is). One broken timeline
  * does not hide the others (Neon's timeline states, by name).
  */
-export type ListedTimeline = ({ state: 'Active' } & TimelineInfo) | BrokenTimeline
+export type ListedTimeline = ({ state: 'Active'; walReceiverStatus?: string } & TimelineInfo) | BrokenTimeline
 
 /** A broken entry keeps the listing's contract fields, null (unknown), beside its error. */
 export interface BrokenTimeline {

@@ -510,7 +510,7 @@ export class WalIngest {
 function checkTablespace(rel: RelTag): void {
   if (rel.spcNode !== DEFAULTTABLESPACE_OID && rel.spcNode !== GLOBALTABLESPACE_OID) {
     throw new UnsupportedError('USER_TABLESPACE', `relation ${rel.spcNode}/${rel.dbNode}/${rel.relNode} is in a user tablespace`, {
-      hint: 'Only pg_default and pg_global are supported; move objects out of user tablespaces on the primary.',
+      hint: "Only pg_default and pg_global are supported. This WAL cannot be ingested: the timeline stays readable up to the record before it and cannot move past it. Import the primary again as a new timeline once it has no objects in user tablespaces, and delete this one (which drops its replication slot, so the primary stops keeping WAL for it).",
     })
   }
 }

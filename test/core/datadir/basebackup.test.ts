@@ -269,6 +269,17 @@ describe.skipIf(!pgAvailable())('timeline export from a page server', () => {
           exportTimelineFromServer(ctx, { tenantId, timelineId, dir: refused, host: '127.0.0.1', port: server.address.port, lsn: toLsn(tl.lastRecordLsn - 8n) }),
         ).rejects.toThrow(/before the first readable LSN/)
         expect(existsSync(refused)).toBe(false)
+        // An LSN not yet received: the server waits for it; interrupting the export ends the wait at once
+        // (an audit's export ignored SIGINT and SIGTERM for the server's whole wait_lsn_timeout).
+        const waiting = join(root, 'waiting')
+        const ac = new AbortController()
+        setTimeout(() => ac.abort(), 300)
+        const t0 = Date.now()
+        await expect(
+          exportTimelineFromServer(ctx, { tenantId, timelineId, dir: waiting, host: '127.0.0.1', port: server.address.port, lsn: toLsn(tl.lastRecordLsn + 0x10000n), signal: ac.signal }),
+        ).rejects.toMatchObject({ code: 'EXPORT_INTERRUPTED' })
+        expect(Date.now() - t0).toBeLessThan(10_000)
+        expect(existsSync(waiting)).toBe(false)
       } finally {
         await server.close()
       }

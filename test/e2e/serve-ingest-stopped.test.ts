@@ -1,0 +1,83 @@
+/**
+ * A served timeline whose WAL cannot be ingested (a relation in a user tablespace): its receiver stops for
+ * good. Reads past its last record then fail at once, naming why, instead of waiting wait_lsn_timeout for
+ * WAL that will never come (an audit's export waited 300 s); reads below it are served; `timeline list`
+ * through the server shows the receiver's state and warns.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { isRoot, PgCluster, pgAvailable } from '../support/pg-cluster.js'
+import { runCli } from '../support/cli.js'
+import { startServe, type ServeHandle } from '../support/serve-process.js'
+import { PageServiceClient } from '../../src/core/page-service/client.js'
+import { lookupOsUser } from '../../src/core/storage/os-user.js'
+import { parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
+import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
+import { parseServerAddress } from '../../src/cli/getpage-server.js'
+
+describe.skipIf(!pgAvailable())('a served timeline whose WAL ingest stopped for good', () => {
+  let pg: PgCluster
+  let root: string
+  let workdir: string
+  let tsDir: string
+  let serve: ServeHandle | null = null
+  const env = () => ({ PAGESERVER_WORKDIR: workdir })
+
+  beforeAll(async () => {
+    pg = await PgCluster.start({ name: 'ingest-stopped' })
+    root = mkdtempSync(join(tmpdir(), 'ps-stopped-'))
+    workdir = join(root, '.neon')
+    tsDir = mkdtempSync(join(tmpdir(), 'ps-stopped-ts-'))
+    const owner = isRoot() ? lookupOsUser('postgres') : null
+    if (owner) chownSync(tsDir, owner.uid, owner.gid)
+  })
+  afterAll(async () => {
+    await serve?.stop()
+    await pg?.destroy()
+    if (root) rmSync(root, { recursive: true, force: true })
+    if (tsDir) rmSync(tsDir, { recursive: true, force: true })
+  })
+
+  it('fails reads past its last record at once, serves those below, and says so in timeline list', async () => {
+    expect((await runCli(['init'], { env: env() })).code).toBe(0)
+    const tenant = (await runCli(['tenant', 'create', '--json'], { env: env() })).json<{ tenantId: string }>().tenantId
+    const imp = await runCli(['timeline', 'import', '--tenant', tenant, '--from', pg.connString(), '--json'], { env: env() })
+    expect(imp.code, imp.stderr).toBe(0)
+    const timeline = imp.json<{ timelineId: string }>().timelineId
+    serve = await startServe(workdir, ['-c', 'wait_lsn_timeout=120s'])
+
+    await pg.sql(`CREATE TABLESPACE stopped_ts LOCATION '${tsDir}'; CREATE TABLE in_ts (id int) TABLESPACE stopped_ts; INSERT INTO in_ts VALUES (1);`)
+    const ahead = parseLsn(await pg.sql('SELECT pg_current_wal_insert_lsn()'))
+    let listed: Array<{ timelineId: string; lastRecordLsn: string; walReceiverStatus?: string }> = []
+    const deadline = Date.now() + 30_000
+    for (;;) {
+      const l = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
+      listed = l.json<typeof listed>()
+      if (listed[0]?.walReceiverStatus?.startsWith('stopped:') === true || Date.now() > deadline) break
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    expect(listed[0]!.walReceiverStatus).toMatch(/^stopped: .*user tablespace/)
+    const text = await runCli(['timeline', 'list', '--tenant', tenant], { env: env() })
+    expect(text.stderr).toContain(`timeline ${timeline} no longer receives WAL`)
+    const last = parseLsn(listed[0]!.lastRecordLsn)
+    expect(last < ahead).toBe(true)
+
+    const client = await PageServiceClient.connect(parseServerAddress(serve.pgAddr))
+    try {
+      const ps = await client.pagestream(parseTenantId(tenant), parseTimelineId(timeline), { version: 3 })
+      const rel = { spcNode: 1664, dbNode: 0, relNode: 1262, forkNum: 0 } // pg_database
+      expect(await ps.nblocks(rel, { requestLsn: last as Lsn, notModifiedSince: last as Lsn })).toBeGreaterThan(0)
+      const t0 = Date.now()
+      const err = await ps.nblocks(rel, { requestLsn: ahead as Lsn, notModifiedSince: ahead as Lsn }).catch((e: unknown) => e)
+      expect(Date.now() - t0).toBeLessThan(5_000)
+      expect((err as Error).message).toMatch(new RegExp(`WAL up to ${formatLsn(ahead)} will not arrive: .*user tablespace`))
+    } finally {
+      await client.close()
+    }
+    const ex = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '--lsn', formatLsn(ahead), '-D', join(root, 'never'), '--json'], { env: env(), timeoutMs: 30_000 })
+    expect(ex.code).not.toBe(0)
+    expect(ex.stdout + ex.stderr).toMatch(/will not arrive/)
+  })
+})
