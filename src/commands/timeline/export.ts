@@ -5,7 +5,7 @@ import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
 import { lsnFlag, tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { startProgress } from '../../cli/render.js'
-import { exportTimeline, exportTimelineFromServer, type ExportResult } from '../../core/app/export.js'
+import { exportTimeline, exportTimelineFromServer, postgresCannotReach, type ExportResult } from '../../core/app/export.js'
 import { abortOnSignals } from '../../cli/interrupt.js'
 import { formatBytes } from '../../core/lib/units.js'
 
@@ -78,6 +78,13 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     this.log(`wrote ${r.dir}: timeline ${r.timelineId} at ${r.lsn} (checkpoint at ${r.checkpointLsn}), ${r.files} files, ${formatBytes(r.bytes)}`)
     const dir = shellWord(r.dir)
     this.log(`start it with: ${pgCtlCommand(ctx)} -D ${dir} -l ${dir}/postgresql.log -o '-p 5432' start`)
+    // As root the directory is given to the postgres user, but a parent it cannot enter (under /root, a
+    // 0700 directory) still keeps PostgreSQL out: say so now rather than let pg_ctl fail.
+    if (postgresCannotReach(r.dir)) {
+      process.stderr.write(
+        `pageserver: warning: the postgres user cannot reach ${r.dir} (a parent directory does not let it in): PostgreSQL cannot start there until it can (chmod o+x on the parents), or export under a directory it can reach\n`,
+      )
+    }
     return r
   }
 }

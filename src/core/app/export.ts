@@ -25,6 +25,7 @@ import type { Timeline } from '../repository/timeline.js'
 import type { BasebackupOptions, BasebackupStream } from '../page-service/backend.js'
 import { PageServiceClient } from '../page-service/client.js'
 import { isRoot } from '../postgres/install.js'
+import { postgresCanAccess } from '../postgres/access.js'
 import { lookupOsUser } from '../storage/os-user.js'
 import { readSmallFile } from '../storage/small-file.js'
 import { TarDirectoryWriter } from '../storage/tar-extract.js'
@@ -113,6 +114,11 @@ const EVENT_LOOP_TURN_MS = 50
  * Unpacks a tar stream into `dir` (mode 0700, owned by postgres when we are root); removes it on failure
  * and when `o.signal` aborts (checked between chunks).
  */
+/** Running as root, whether the postgres user (who will run PostgreSQL on `dir`) is kept out of it by a parent. */
+export function postgresCannotReach(dir: string): boolean {
+  return isRoot() && !postgresCanAccess(dir)
+}
+
 function exportInterrupted(o: ExportOptions): InterruptedError {
   return new InterruptedError('EXPORT_INTERRUPTED', `the export into ${o.dir} was interrupted; what it had written was removed`, {
     hint: 'Run the export again.',

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { loadConfig } from '../../../src/core/config/index.js'
 import { withRepository, type AppContext } from '../../../src/core/app/context.js'
 import { bootstrapTimeline, createTenant } from '../../../src/core/app/timelines.js'
-import { backupTar, exportTimeline, exportTimelineFromServer, resolveBackupLsn } from '../../../src/core/app/export.js'
+import { backupTar, exportTimeline, exportTimelineFromServer, postgresCannotReach, resolveBackupLsn } from '../../../src/core/app/export.js'
 import { readerFor } from '../../../src/core/app/pages.js'
 import { prepareBasebackup, type BackupFlavour } from '../../../src/core/datadir/basebackup.js'
 import { DATADIR_SUBDIRS, postgresqlConfText } from '../../../src/core/datadir/backup-layout.js'
@@ -383,5 +383,21 @@ describe('postgresql.conf of a full backup', () => {
       'max_worker_processes = 16',
       'max_locks_per_transaction = 512',
     ])
+  })
+})
+
+describe.skipIf(process.getuid?.() !== 0)('an export as root where the postgres user cannot reach it', () => {
+  it('is told apart from one it can reach (the command then warns instead of printing a pg_ctl line that fails)', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'ps-reach-'))
+    try {
+      const dir = join(parent, 'db')
+      mkdirSync(dir, { mode: 0o755 })
+      chmodSync(parent, 0o700)
+      expect(postgresCannotReach(dir)).toBe(true)
+      chmodSync(parent, 0o755)
+      expect(postgresCannotReach(dir)).toBe(false)
+    } finally {
+      rmSync(parent, { recursive: true, force: true })
+    }
   })
 })
