@@ -30,7 +30,9 @@
  *     depth as for the page service. PostgreSQL runs a backend process per connection, so at 8
  *     connections it uses both cores; the page server is one event loop.
  * Cases: 1 connection with 1 request in flight (latency), 8 connections with 1 each, 1 connection
- * pipelined 32 deep, 8 connections pipelined 4 deep. Every system runs the same sequence of blocks (a
+ * pipelined 32 deep, 8 connections pipelined 4 deep; then 1 request in flight once more with the echo, image
+ * pages and PostgreSQL (prepared) taking turns in blocks of GETPAGE_BENCH_BLOCK requests within each run
+ * (support/alternated-runs.ts: this VM's phases of seconds then fall on all three alike). Every system runs the same sequence of blocks (a
  * shuffled cycle over its table). RUNS interleaved runs per case, each after a full garbage collection of
  * the client's heap (the servers are not forced: see run()); reported: medians over runs of
  * requests/s and of each run's p50 / p99 latency, server-side CPU per request (the page server's process
@@ -43,7 +45,8 @@
  *
  * Run: npm run bench -- bench/getpage.ts      (env GETPAGE_BENCH_RUNS=5, GETPAGE_BENCH_REQUESTS=10000;
  * for profiling: GETPAGE_BENCH_ONLY=img,redo,... (system kinds), GETPAGE_BENCH_CASES=0,2 (case numbers),
- * GETPAGE_BENCH_SERVER_PROF=<dir> (a CPU profile of the server process))
+ * GETPAGE_BENCH_SERVER_PROF=<dir> (a CPU profile of the server process), GETPAGE_BENCH_BLOCK=100 (0: no
+ * alternated case))
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { chmodSync, cpSync, mkdtempSync, rmSync } from 'node:fs'
@@ -51,6 +54,7 @@ import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { runAlternated } from './support/alternated-runs.js'
 import { collectGarbageAndSettle } from './support/gc.js'
 import { PageServiceClient } from '../src/core/page-service/client.js'
 import { query } from '../src/core/protocol/pg-frontend-messages.js'
@@ -65,7 +69,7 @@ import { ensureGetpageData, CHAIN_ROUNDS } from './support/getpage-data.js'
 import { FIXED_REL, FIXED_TENANT, FIXED_TIMELINE, REQ_FRAME, RESP_FRAME, SERVER_SCRIPT, type ServeArgs, type ServerInfo } from './support/getpage-server.js'
 import { bindExecuteSync, decodeHexBytea, PgRawPageClient } from './support/pg-raw-page-client.js'
 import { pidsCpuSeconds, treeCpuSeconds } from './support/proc-tree.js'
-import { formatTable, median, round, shuffled } from './support/stats.js'
+import { formatTable, median, percentileOfSorted, round, shuffled } from './support/stats.js'
 
 const RUNS = Number(process.env.GETPAGE_BENCH_RUNS ?? 5)
 const REQUESTS = Number(process.env.GETPAGE_BENCH_REQUESTS ?? 10_000)
@@ -77,6 +81,8 @@ const WARMUP_REQUESTS = 5000
 const ONLY_KINDS = process.env.GETPAGE_BENCH_ONLY?.split(',') ?? null
 const ONLY_CASES = process.env.GETPAGE_BENCH_CASES?.split(',').map(Number) ?? null
 const SERVER_PROF_DIR = process.env.GETPAGE_BENCH_SERVER_PROF ?? null
+/** Requests per turn in the alternated case (0: skip it). */
+const ALTERNATE_BLOCK = Number(process.env.GETPAGE_BENCH_BLOCK ?? 100)
 
 /** One echo connection: FIFO of waiting requests, answered per 8,239 bytes received. */
 class EchoClient {
@@ -118,10 +124,6 @@ interface Sample {
   clientCpuUsPerReq: number
 }
 
-function percentileSorted(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
-}
-
 /** `requests` requests over `conns` connections with `depth` in flight each; `one(conn, i)` sends request i. */
 async function runCase(requests: number, conns: number, depth: number, one: (conn: number, i: number) => Promise<unknown>, serverCpu: () => number): Promise<Sample> {
   const lat = new Float64Array(requests)
@@ -147,8 +149,8 @@ async function runCase(requests: number, conns: number, depth: number, one: (con
   const sorted = lat.subarray(0, done).sort()
   return {
     reqPerS: done / seconds,
-    p50Us: percentileSorted(sorted, 0.5),
-    p99Us: percentileSorted(sorted, 0.99),
+    p50Us: percentileOfSorted(sorted, 0.5),
+    p99Us: percentileOfSorted(sorted, 0.99),
     serverCpuUsPerReq: (cpu * 1e6) / done,
     clientCpuUsPerReq: (c.user + c.system) / done,
   }
@@ -294,6 +296,25 @@ async function main(): Promise<void> {
     const rows: Row[] = []
     /** Each run's requests/s of every system, by case and kind: ratios taken within a run (same machine phase). */
     const runRates = new Map<string, number[]>()
+    const record = (caseName: string, systemsRun: readonly SystemDef[], samples: Sample[][]): void => {
+      systemsRun.forEach((sys, s) => runRates.set(`${caseName}|${sys.kind}`, samples[s]!.map((x) => x.reqPerS)))
+      const med = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]))
+      const echoReqPerS = med(samples[0]!, 'reqPerS')
+      systemsRun.forEach((sys, s) => {
+        const xs = samples[s]!
+        rows.push({
+          case: caseName,
+          system: sys.name,
+          kind: sys.kind,
+          reqPerS: med(xs, 'reqPerS'),
+          p50Us: med(xs, 'p50Us'),
+          p99Us: med(xs, 'p99Us'),
+          xEcho: med(xs, 'reqPerS') / echoReqPerS,
+          serverCpuUsPerReq: med(xs, 'serverCpuUsPerReq'),
+          clientCpuUsPerReq: med(xs, 'clientCpuUsPerReq'),
+        })
+      })
+    }
     for (const c of cases) {
       process.stderr.write(`[getpage] ${c.name} ...\n`)
       const connected = await Promise.all(systems.map((s) => s.connect(c.conns)))
@@ -320,23 +341,25 @@ async function main(): Promise<void> {
         for (let s = 0; s < systems.length; s++) samples[s]!.push(await run(s, systems[s]!.requests))
       }
       for (const x of connected) await x.close()
-      systems.forEach((sys, s) => runRates.set(`${c.name}|${sys.kind}`, samples[s]!.map((x) => x.reqPerS)))
-      const med = (xs: Sample[], k: keyof Sample) => median(xs.map((x) => x[k]))
-      const echoReqPerS = med(samples[0]!, 'reqPerS')
-      systems.forEach((sys, s) => {
-        const xs = samples[s]!
-        rows.push({
-          case: c.name,
-          system: sys.name,
-          kind: sys.kind,
-          reqPerS: med(xs, 'reqPerS'),
-          p50Us: med(xs, 'p50Us'),
-          p99Us: med(xs, 'p99Us'),
-          xEcho: med(xs, 'reqPerS') / echoReqPerS,
-          serverCpuUsPerReq: med(xs, 'serverCpuUsPerReq'),
-          clientCpuUsPerReq: med(xs, 'clientCpuUsPerReq'),
-        })
-      })
+      record(c.name, systems, samples)
+    }
+
+    // ---- one request in flight, the echo, image pages and PostgreSQL taking turns in short blocks ----
+    const alternated = systems.filter((s) => s.kind === 'baseline' || s.kind === 'img' || s.kind === 'pg-img')
+    const alternatedName = `1 conn, 1 in flight, turns of ${ALTERNATE_BLOCK}`
+    if (ALTERNATE_BLOCK > 0 && (ONLY_CASES === null || ONLY_CASES.includes(0)) && alternated.length > 1) {
+      process.stderr.write(`[getpage] ${alternatedName} ...\n`)
+      const connected = await Promise.all(alternated.map((s) => s.connect(1)))
+      const samples: Sample[][] = alternated.map(() => [])
+      await runAlternated(connected, WARMUP_REQUESTS, ALTERNATE_BLOCK)
+      for (let r = 0; r < RUNS; r++) {
+        await collectGarbageAndSettle()
+        const run = await runAlternated(connected, REQUESTS, ALTERNATE_BLOCK)
+        run.forEach((x, s) => samples[s]!.push(x))
+      }
+      for (const x of connected) await x.close()
+      record(alternatedName, alternated, samples)
+      cases.push({ name: alternatedName, conns: 1, depth: 1 })
     }
 
     // ---- targets ----

@@ -16,8 +16,13 @@ export function median(xs: readonly number[]): number {
 
 export function percentile(xs: readonly number[], p: number): number {
   if (xs.length === 0) return NaN
-  const s = [...xs].sort((a, b) => a - b)
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))]!
+  return percentileOfSorted([...xs].sort((a, b) => a - b), p)
+}
+
+/** Nearest-rank percentile of values already sorted ascending. */
+export function percentileOfSorted(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 }
 
 /** A copy of `xs` in a seeded pseudo-random order (the same order for the same seed). */
