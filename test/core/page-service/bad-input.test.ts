@@ -4,23 +4,14 @@
  * connections, silent clients. After each, the server must still serve a fresh client, and nothing
  * may crash it or grow without bound.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { lsn, MAX_LSN } from '../../../src/core/pg/lsn.js'
 import { encodeRequestFrame } from '../../../src/core/protocol/pagestream.js'
 import { cancelRequest, gssEncRequest, query, sslRequest, startupMessage } from '../../../src/core/protocol/pg-frontend-messages.js'
 import { REL, TENANT, TIMELINE } from './fake-backend.js'
-import { errorCode, errorMessage, startServer, type Running } from './support.js'
+import { errorCode, errorMessage, serverPerTest, type Running } from './support.js'
 
-let running: Running | null = null
-afterEach(async () => {
-  await running?.stop()
-  running = null
-})
-
-async function start(opts: Parameters<typeof startServer>[0] = {}): Promise<Running> {
-  running = await startServer(opts)
-  return running
-}
+const start = serverPerTest()
 
 /** A fresh client can still log in and run a pagestream request. */
 async function stillServes(r: Running): Promise<void> {

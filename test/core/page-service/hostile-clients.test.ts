@@ -5,7 +5,7 @@
  * waits for its LSN, a stream ended while a request waits, and a graceful shutdown during a backup's wait.
  */
 import { generateKeyPair, exportSPKI } from 'jose'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { lsn, MAX_LSN } from '../../../src/core/pg/lsn.js'
 import { encodeRequestFrame } from '../../../src/core/protocol/pagestream.js'
 import { copyDoneMessage, query, startupMessage } from '../../../src/core/protocol/pg-frontend-messages.js'
@@ -13,18 +13,9 @@ import { FrameReader } from '../../../src/core/protocol/pg-frames.js'
 import { JwtAuth } from '../../../src/core/page-service/auth.js'
 import { READ_AHEAD_BYTES } from '../../../src/core/page-service/connection.js'
 import { REL, TENANT, TIMELINE } from './fake-backend.js'
-import { errorCode, errorMessage, startServer, type RawSocket, type Running } from './support.js'
+import { errorCode, errorMessage, serverPerTest, type RawSocket, type Running } from './support.js'
 
-let running: Running | null = null
-afterEach(async () => {
-  await running?.stop()
-  running = null
-})
-
-async function start(opts: Parameters<typeof startServer>[0] = {}): Promise<Running> {
-  running = await startServer(opts)
-  return running
-}
+const start = serverPerTest()
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms))
 

@@ -3,7 +3,7 @@
  * request in v2 and v3, the request_lsn / not_modified_since rules, waiting for WAL, pipelining with
  * out-of-order completion, in-band errors, and how a pagestream ends.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { lsn, MAX_LSN, type Lsn } from '../../../src/core/pg/lsn.js'
 import type { PagestreamVersion } from '../../../src/core/protocol/pagestream.js'
 import { encodeRequestFrame } from '../../../src/core/protocol/pagestream.js'
@@ -13,18 +13,9 @@ import { PagestreamRequestError } from '../../../src/core/page-service/client-er
 import { CorruptionError } from '../../../src/core/lib/errors.js'
 import { PageServiceServer } from '../../../src/core/page-service/server.js'
 import { fakePage, REL, TENANT, TIMELINE, OTHER_TENANT } from './fake-backend.js'
-import { errorCode, errorMessage, startServer, type RawSocket, type Running } from './support.js'
+import { errorCode, errorMessage, serverPerTest, type RawSocket, type Running } from './support.js'
 
-let running: Running | null = null
-afterEach(async () => {
-  await running?.stop()
-  running = null
-})
-
-async function start(opts: Parameters<typeof startServer>[0] = {}): Promise<Running> {
-  running = await startServer(opts)
-  return running
-}
+const start = serverPerTest()
 
 const REL_FSM = { ...REL, forkNum: 1 }
 const REL_MISSING = { ...REL, relNode: 99999 }

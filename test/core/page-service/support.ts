@@ -3,6 +3,7 @@
  * socket that speaks bytes (for malformed input) and reads backend frames.
  */
 import { connect, type Socket } from 'node:net'
+import { afterEach } from 'vitest'
 import { PageServiceServer } from '../../../src/core/page-service/server.js'
 import type { PageServiceOptions } from '../../../src/core/page-service/options.js'
 import { PageServiceClient, type PageServiceClientOptions } from '../../../src/core/page-service/client.js'
@@ -16,6 +17,22 @@ export interface Running {
   client(opts?: Partial<PageServiceClientOptions>): Promise<PageServiceClient>
   raw(): Promise<RawSocket>
   stop(): Promise<void>
+}
+
+/**
+ * For a test file whose tests each start one server: the `start` to call, and an afterEach (registered
+ * here) that stops whatever the test started.
+ */
+export function serverPerTest(): (opts?: PageServiceOptions) => Promise<Running> {
+  let running: Running | null = null
+  afterEach(async () => {
+    await running?.stop()
+    running = null
+  })
+  return async (opts = {}) => {
+    running = await startServer(opts)
+    return running
+  }
 }
 
 export async function startServer(options: PageServiceOptions = {}, backend = new FakeBackend()): Promise<Running> {
