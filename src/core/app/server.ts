@@ -49,13 +49,17 @@ import { importTimelineIn } from './import.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { connectToSource } from './source-password.js'
+import { connectToSource, sourceConnection } from './source-password.js'
+import { listSlots } from './slot-inventory.js'
 import { walSourceSet } from './timelines-source.js'
 import { renderMetrics } from './metrics.js'
 import { MutationGuard } from './mutation-guard.js'
 
 /** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
 export const FLUSH_TICK_MS = 1000
+
+/** How long a stop waits for the start's orphan slot check to notice it (its connection is aborted). */
+const ORPHAN_CHECK_STOP_WAIT_MS = 2_000
 
 export interface ServerAddresses {
   pg: { host: string; port: number }
@@ -77,6 +81,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private http: JsonHttpServer | null = null
   /** Reloads run one after another, so the last one asked for reads the files last. */
   private reloading: Promise<unknown> = Promise.resolve()
+  /** Ends background work of the start (the orphan slot check) when the server stops. */
+  private readonly stopAbort = new AbortController()
+  private orphanCheck: Promise<void> = Promise.resolve()
 
   private constructor(
     private readonly ctx: AppContext,
@@ -122,6 +129,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
       ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size, brokenTimelines: server.broken.size })
+      server.orphanCheck = server.warnOrphanSlots()
       return server
     } catch (e) {
       await pageService?.close().catch(() => {})
@@ -425,9 +433,41 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     oldest?.driver.freezeNow()
   }
 
+  /**
+   * Once, in the background after the start: on each primary a served timeline streams from, the pageserver_*
+   * slots that no timeline of this workdir owns (an import killed midway leaves one) are logged as warnings:
+   * each keeps WAL on that primary until someone drops it. Failures to look are logged at debug level.
+   */
+  private async warnOrphanSlots(): Promise<void> {
+    const sources = new Set<string>()
+    for (const s of this.services.values()) {
+      const src = s.timeline.metadata.walSource
+      if (src !== null) sources.add(src.connString)
+    }
+    for (const connString of sources) {
+      if (this.stopAbort.signal.aborted) return
+      try {
+        const inv = await listSlots(this.ctx, { conn: sourceConnection(this.ctx, connString).params, signal: this.stopAbort.signal })
+        for (const e of inv.slots) {
+          if (e.state !== 'orphan' || e.active) continue
+          this.ctx.log?.('warn', 'orphan replication slot', {
+            server: inv.server,
+            slot: e.slotName,
+            retainedBytes: e.retainedBytes,
+            hint: `No timeline here uses it, and it keeps WAL on that primary: \`pageserver slot drop --from <connection string> ${e.slotName}\` (or \`slot list\` to see them all).`,
+          })
+        }
+      } catch (e) {
+        this.ctx.log?.('debug', 'could not list the replication slots of a WAL source', { message: e instanceof Error ? e.message : String(e) })
+      }
+    }
+  }
+
   /** Graceful shutdown within `deadlineMs` (whatever is not flushed by then is re-streamed at the next start). */
   stop(deadlineMs = 30_000): Promise<void> {
     this.stopping ??= (async () => {
+      this.stopAbort.abort() // the orphan check's connection closes; waited for briefly, never blocking the stop
+      await Promise.race([this.orphanCheck, new Promise<void>((resolve) => setTimeout(resolve, ORPHAN_CHECK_STOP_WAIT_MS).unref())])
       if (this.ticker) clearInterval(this.ticker)
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref())
       const work = (async () => {

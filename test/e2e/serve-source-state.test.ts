@@ -1,8 +1,11 @@
 /**
- * A served timeline whose WAL cannot be ingested (a relation in a user tablespace): its receiver stops for
- * good. Reads past its last record then fail at once, naming why, instead of waiting wait_lsn_timeout for
- * WAL that will never come (an audit's export waited 300 s); reads below it are served; `timeline list`
- * through the server shows the receiver's state and warns.
+ * What `serve` tells about the primaries it streams from:
+ * - a served timeline whose WAL cannot be ingested (a relation in a user tablespace): its receiver stops for
+ *   good. Reads past its last record then fail at once, naming why, instead of waiting wait_lsn_timeout for
+ *   WAL that will never come (an audit's export waited 300 s); reads below it are served; `timeline list`
+ *   through the server shows the receiver's state and warns;
+ * - a pageserver_* slot on that primary that no timeline owns (an import killed midway leaves one) is logged
+ *   as a warning after the start: it keeps WAL there until dropped.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chownSync, mkdtempSync, rmSync } from 'node:fs'
@@ -17,7 +20,7 @@ import { parseTenantId, parseTimelineId } from '../../src/core/model/ids.js'
 import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 import { parseServerAddress } from '../../src/cli/getpage-server.js'
 
-describe.skipIf(!pgAvailable())('a served timeline whose WAL ingest stopped for good', () => {
+describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => {
   let pg: PgCluster
   let root: string
   let workdir: string
@@ -40,13 +43,20 @@ describe.skipIf(!pgAvailable())('a served timeline whose WAL ingest stopped for 
     if (tsDir) rmSync(tsDir, { recursive: true, force: true })
   })
 
-  it('fails reads past its last record at once, serves those below, and says so in timeline list', async () => {
+  it('warns of orphan slots; a timeline whose ingest stopped fails reads past its last record at once, serves those below, and says so in timeline list', async () => {
     expect((await runCli(['init'], { env: env() })).code).toBe(0)
     const tenant = (await runCli(['tenant', 'create', '--json'], { env: env() })).json<{ tenantId: string }>().tenantId
     const imp = await runCli(['timeline', 'import', '--tenant', tenant, '--from', pg.connString(), '--json'], { env: env() })
     expect(imp.code, imp.stderr).toBe(0)
     const timeline = imp.json<{ timelineId: string }>().timelineId
+    await pg.sql("SELECT pg_create_physical_replication_slot('pageserver_left_by_a_killed_import', true)")
     serve = await startServe(workdir, ['-c', 'wait_lsn_timeout=120s'])
+    const warnedBy = Date.now() + 20_000
+    while (!serve.stderr().includes('orphan replication slot') && Date.now() < warnedBy) await new Promise((r) => setTimeout(r, 100))
+    const warning = serve.stderr().split('\n').find((l) => l.includes('orphan replication slot'))
+    expect(warning, serve.stderr()).toBeDefined()
+    expect(JSON.parse(warning!)).toMatchObject({ level: 'warn', slot: 'pageserver_left_by_a_killed_import', hint: expect.stringContaining('pageserver slot drop') })
+    expect(serve.stderr()).not.toMatch(/orphan replication slot.*pageserver_[0-9a-f]{32}/) // the timeline's own slot is not one
 
     await pg.sql(`CREATE TABLESPACE stopped_ts LOCATION '${tsDir}'; CREATE TABLE in_ts (id int) TABLESPACE stopped_ts; INSERT INTO in_ts VALUES (1);`)
     const ahead = parseLsn(await pg.sql('SELECT pg_current_wal_insert_lsn()'))
