@@ -56,7 +56,7 @@ export async function importTimeline(ctx: AppContext, o: ImportOptions): Promise
       o.onProgress?.(`streaming WAL to the end of the backup, ${info.minReadableLsn}`)
       await syncTimelineIn(repo, ctx, { tenantId: o.tenantId, timelineId, until: readableFrom })
       const tl = await (await repo.tenant(o.tenantId)).timeline(timelineId)
-      return { ...timelineInfo(o.tenantId, timelineId, tl.metadata, tl.lastRecordLsn), passwordOmitted: info.passwordOmitted, notes: info.notes }
+      return { ...timelineInfo(o.tenantId, timelineId, tl.metadata, tl), passwordOmitted: info.passwordOmitted, notes: info.notes }
     },
     { lockFor: 'timeline import' },
   )
@@ -134,7 +134,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         await t.updateMetadata({ minReadableLsn: result.endLsn, dataChecksums, hintBitsLogged: dataChecksums || control.wal_log_hints })
         await t.close()
       }))
-      return { ...timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn), passwordOmitted: recorded.passwordOmitted, notes: recorded.notes }
+      return { ...timelineInfo(o.tenantId, id, tl.metadata, tl), passwordOmitted: recorded.passwordOmitted, notes: recorded.notes }
     } finally {
       await conn.close()
     }

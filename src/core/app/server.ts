@@ -183,7 +183,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     const broken = this.broken.get(this.key(t, tl))
     if (broken) return brokenTimeline(t, tl, broken)
     const s = this.service(t, tl)
-    return { ...activeTimeline(timelineInfo(t, tl, s.timeline.metadata, s.timeline.lastRecordLsn)), walReceiverStatus: s.walReceiverStatus() }
+    return { ...activeTimeline(timelineInfo(t, tl, s.timeline.metadata, s.timeline)), walReceiverStatus: s.walReceiverStatus() }
   }
 
   async createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown> {

@@ -43,15 +43,24 @@ export interface TimelineInfo {
   walSource: { connString: string; slotName: string | null; systemId: string } | null
 }
 
-export function timelineInfo(tenantId: TenantId, timelineId: TimelineId, m: TimelineMetadata, lastRecordLsn: Lsn = m.lastRecordLsn): TimelineInfo {
+/**
+ * What listings and creates report of a timeline: its metadata, with the last and previous record LSNs of
+ * `live` (a loaded timeline: in memory, ahead of the metadata on disk; the two always from the same place).
+ */
+export function timelineInfo(
+  tenantId: TenantId,
+  timelineId: TimelineId,
+  m: TimelineMetadata,
+  live: { readonly lastRecordLsn: Lsn; readonly prevRecordLsn: Lsn | null } = m,
+): TimelineInfo {
   return {
     tenantId,
     timelineId,
     ancestorTimelineId: m.ancestorTimeline,
     ancestorLsn: m.ancestorLsn === null ? null : formatLsn(m.ancestorLsn),
-    lastRecordLsn: formatLsn(lastRecordLsn),
+    lastRecordLsn: formatLsn(live.lastRecordLsn),
     diskConsistentLsn: formatLsn(m.diskConsistentLsn),
-    prevRecordLsn: m.prevRecordLsn === null ? null : formatLsn(m.prevRecordLsn),
+    prevRecordLsn: live.prevRecordLsn === null ? null : formatLsn(live.prevRecordLsn),
     initdbLsn: formatLsn(m.initdbLsn),
     minReadableLsn: formatLsn(m.minReadableLsn),
     latestGcCutoffLsn: formatLsn(m.latestGcCutoffLsn),
@@ -178,7 +187,7 @@ export async function listTimelinesIn(
   return ids.map((id) => {
     const f = resolve(id, 0)
     if (f instanceof PageserverError) return brokenTimeline(tenantId, id, f)
-    return activeTimeline(f instanceof Timeline ? timelineInfo(tenantId, id, f.metadata, f.lastRecordLsn) : timelineInfo(tenantId, id, f))
+    return activeTimeline(f instanceof Timeline ? timelineInfo(tenantId, id, f.metadata, f) : timelineInfo(tenantId, id, f))
   })
 }
 
@@ -260,7 +269,7 @@ export async function bootstrapTimelineIn(repo: Repository, ctx: AppContext, o: 
       o.onProgress?.('importing the data directory')
       await importDataDirectory(ctx, tenant, id, tmp, initdb.dataDir)
     })
-    return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+    return timelineInfo(o.tenantId, id, tl.metadata, tl)
   } finally {
     initdb.cleanup()
   }
@@ -325,7 +334,7 @@ export async function branchTimelineIn(repo: Repository, ctx: AppContext, o: Bra
     const created = await Timeline.create(tmp, tenant.id, id, meta, ancestor, tenantOptions(ctx))
     await created.close()
   })
-  return timelineInfo(o.tenantId, id, tl.metadata, tl.lastRecordLsn)
+  return timelineInfo(o.tenantId, id, tl.metadata, tl)
 }
 
 export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {
