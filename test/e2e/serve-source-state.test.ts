@@ -90,4 +90,43 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     expect(ex.code).not.toBe(0)
     expect(ex.stdout + ex.stderr).toMatch(/will not arrive/)
   })
+  it('a timeline whose slot was dropped and whose WAL the primary removed: the slot is re-created with a warning, ingest stops for good, reads past it fail at once', async () => {
+    await serve!.stop()
+    await pg.sql('DROP TABLE in_ts; DROP TABLESPACE stopped_ts') // the first test's: an import refuses user tablespaces
+    const tenant = (await runCli(['tenant', 'create', '--json'], { env: env() })).json<{ tenantId: string }>().tenantId
+    const imp = await runCli(['timeline', 'import', '--tenant', tenant, '--from', pg.connString(), '--json'], { env: env() })
+    expect(imp.code, imp.stderr).toBe(0)
+    const timeline = imp.json<{ timelineId: string; walSource: { slotName: string } }>().timelineId
+    const slot = imp.json<{ walSource: { slotName: string } }>().walSource.slotName
+    // Every slot goes (the first test's timeline's and orphan too: they would keep the WAL).
+    await pg.sql('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots')
+    expect(slot).toMatch(/^pageserver_/)
+    // Without the slot (and the harness's wal_keep_size), checkpoints recycle the segments the timeline would resume from.
+    await pg.sql("ALTER SYSTEM SET wal_keep_size = 0; SELECT pg_reload_conf()")
+    for (let i = 0; i < 6; i++) await pg.sql(`CREATE TABLE IF NOT EXISTS churn (v text); INSERT INTO churn SELECT repeat('x', 1000) FROM generate_series(1, 2000); SELECT pg_switch_wal();`)
+    await pg.sql('CHECKPOINT')
+    await pg.sql('SELECT pg_switch_wal(); CHECKPOINT')
+    const ahead = parseLsn(await pg.sql('SELECT pg_current_wal_insert_lsn()'))
+    serve = await startServe(workdir, ['-c', 'wait_lsn_timeout=120s'])
+    let status = ''
+    const deadline = Date.now() + 30_000
+    while (!status.startsWith('stopped:') && Date.now() < deadline) {
+      const l = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
+      status = l.json<Array<{ walReceiverStatus?: string }>>()[0]?.walReceiverStatus ?? ''
+      if (!status.startsWith('stopped:')) await new Promise((r) => setTimeout(r, 200))
+    }
+    expect(status).toMatch(/^stopped: .*has already been removed/)
+    expect(serve.stderr()).toMatch(/"event":"slot-created".*"hint":"The replication slot was missing on the primary/)
+    const client = await PageServiceClient.connect(parseServerAddress(serve.pgAddr))
+    try {
+      const ps = await client.pagestream(parseTenantId(tenant), parseTimelineId(timeline), { version: 3 })
+      const rel = { spcNode: 1664, dbNode: 0, relNode: 1262, forkNum: 0 }
+      const t0 = Date.now()
+      const err = await ps.nblocks(rel, { requestLsn: ahead as Lsn, notModifiedSince: ahead as Lsn }).catch((e: unknown) => e)
+      expect(Date.now() - t0).toBeLessThan(5_000)
+      expect((err as Error).message).toMatch(/will not arrive: .*has already been removed/)
+    } finally {
+      await client.close()
+    }
+  })
 })

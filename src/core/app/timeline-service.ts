@@ -10,7 +10,7 @@
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { RelTag } from '../pg/reltag.js'
 import { SlruKind } from '../pg/slru.js'
-import { NotFoundError, PageserverError, UnavailableError } from '../lib/errors.js'
+import { errorOfKind, NotFoundError, PageserverError, UnavailableError } from '../lib/errors.js'
 import { WalReceiver, type ReceiverLogEvent } from '../walreceiver/wal-receiver.js'
 import type { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
@@ -28,6 +28,21 @@ export const READ_FAILURE_LOG_INTERVAL_MS = 10_000
 
 /** Pause before restarting a WAL receiver that gave up (the receiver itself backs off within a session). */
 const WAL_LOOP_RESTART_DELAY_MS = 5_000
+/** The code of a source's "requested WAL segment has already been removed" (walreceiver/pg-errors.ts). */
+const WAL_GONE_CODE = 'PG_WAL_REMOVED'
+
+/**
+ * The primary no longer has WAL this timeline needs: its slot was dropped or invalidated (max_slot_wal_keep_size)
+ * while the WAL was not yet durable here. The receiver's hint is for `wal receive`; say what it means here.
+ */
+function walRemovedForGood(e: unknown): unknown {
+  if (!(e instanceof PageserverError) || e.code !== WAL_GONE_CODE) return e
+  return errorOfKind(e.kind, e.code, e.message, {
+    hint: 'The primary removed WAL this timeline still needs (its replication slot was dropped or invalidated, e.g. by max_slot_wal_keep_size): it cannot continue from this primary. It stays readable up to its last record; import the primary again as a new timeline, and delete this one.',
+    cause: e,
+    ...(e.details === undefined ? {} : { details: e.details }),
+  })
+}
 
 export type BackupProducer = (tl: Timeline, reader: DatadirReader, opts: BasebackupOptions) => Promise<BasebackupStream>
 
@@ -45,6 +60,12 @@ export class TimelineService implements PageServiceTimeline {
    */
   private ingestStopped: PageserverError | null = null
   private readonly ingestStoppedAbort = new AbortController()
+  /**
+   * While the source refuses us for a reason that waiting will not fix by itself (a login refused after a
+   * password change, say: retried, as a fix on the primary's side is picked up), the refusal; null once
+   * streaming resumes. Waits that start meanwhile fail at once naming it, rather than at wait_lsn_timeout.
+   */
+  private sourceRefusing: PageserverError | null = null
   /** Read failures since the last one logged, and when that was (readFailed). */
   private readFailures = 0
   private readFailureLoggedAt = -Infinity
@@ -85,6 +106,15 @@ export class TimelineService implements PageServiceTimeline {
    * within a session (the primary down, say): it otherwise changes only when records arrive.
    */
   private onReceiverEvent(e: ReceiverLogEvent): void {
+    if (e.event === 'slot-created') {
+      // A served timeline's slot exists from its import on: missing, it was dropped on the primary, which
+      // kept no WAL for us meanwhile (if what we still need is gone, streaming fails with PG_WAL_REMOVED).
+      this.log('warn', 'wal receiver', {
+        ...(e as unknown as Record<string, unknown>),
+        hint: 'The replication slot was missing on the primary (dropped there?) and was created again; the primary kept no WAL for this timeline while it was gone.',
+      })
+      return
+    }
     this.log(e.level, 'wal receiver', e as unknown as Record<string, unknown>)
     switch (e.event) {
       case 'retry':
@@ -92,6 +122,7 @@ export class TimelineService implements PageServiceTimeline {
         break
       case 'streaming':
         this.status = `streaming from ${formatLsn(this.timeline.lastRecordLsn)}`
+        this.sourceRefusing = null
         break
     }
   }
@@ -138,15 +169,20 @@ export class TimelineService implements PageServiceTimeline {
         }
       } catch (err) {
         if (signal.aborted) break
-        const e = explainPasswordError(err, source)
+        const e = walRemovedForGood(explainPasswordError(err, source))
         const pe = e instanceof PageserverError ? e : null
-        this.status = `stopped: ${e instanceof Error ? e.message : String(e)}`
-        this.log('error', 'WAL streaming failed', { code: pe?.code, message: e instanceof Error ? e.message : String(e), hint: pe?.hint })
-        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported')) {
+        const message = e instanceof Error ? e.message : String(e)
+        this.log('error', 'WAL streaming failed', { code: pe?.code, message, hint: pe?.hint })
+        // Conflicts (another cluster's WAL), corruption, unsupported records and WAL the primary no longer has
+        // will not go away by retrying: ingest stops here, and says so.
+        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported' || pe.code === WAL_GONE_CODE)) {
+          this.status = `stopped: ${message}`
           this.ingestStopped = pe
           this.ingestStoppedAbort.abort()
           return
         }
+        this.status = `retrying every ${WAL_LOOP_RESTART_DELAY_MS / 1000} s after: ${message}`
+        if (pe && pe.kind !== 'unavailable' && pe.kind !== 'internal') this.sourceRefusing = pe
       } finally {
         tl.onDurable = null
         await receiver.close()
@@ -218,6 +254,15 @@ export class TimelineService implements PageServiceTimeline {
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (lsn <= this.timeline.lastRecordLsn || this.timeline.metadata.walSource === null) return this.timeline.waitForLsn(lsn, timeoutMs, signal)
     if (this.ingestStopped !== null) return Promise.reject(this.walWillNotArrive(lsn, this.ingestStopped))
+    if (this.sourceRefusing !== null) {
+      const cause = this.sourceRefusing
+      return Promise.reject(
+        new UnavailableError('WAL_SOURCE_REFUSING', `WAL up to ${formatLsn(lsn)} is not arriving: the WAL source refuses this timeline (retried every ${WAL_LOOP_RESTART_DELAY_MS / 1000} s): ${cause.message}`, {
+          hint: cause.hint ?? 'See the server log.',
+          cause,
+        }),
+      )
+    }
     return this.timeline.waitForLsn(lsn, timeoutMs, AbortSignal.any([signal, this.ingestStoppedAbort.signal])).catch((e: unknown) => {
       if (this.ingestStopped !== null && !signal.aborted) throw this.walWillNotArrive(lsn, this.ingestStopped)
       throw e
