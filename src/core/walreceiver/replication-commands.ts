@@ -58,6 +58,41 @@ export function parseSystemRow(r: QueryResult): SystemIdentity {
   return { systemId, timeline: Number(tli), xlogPos: parseLsn(xlogpos, 'IDENTIFY_SYSTEM xlogpos'), dbname: row[3] ?? null }
 }
 
+/** One line of a timeline history file: timeline `tli` ended (was switched away from) at `end`. */
+export interface TimelineHistoryEntry {
+  readonly tli: number
+  readonly end: Lsn
+}
+
+/**
+ * TIMELINE_HISTORY's reply: one row (file name, file content). The content is the history file PostgreSQL
+ * writes at a promotion: `<parent tli>\t<switch point>\t<reason>` per line, oldest first, `#` comments.
+ */
+export function parseTimelineHistory(r: QueryResult): TimelineHistoryEntry[] {
+  const row = r.rows[0]
+  if (r.rows.length !== 1 || row === undefined || row.length < 2 || row[1] == null) throw badReply('TIMELINE_HISTORY', `${r.rows.length} rows`)
+  const out: TimelineHistoryEntry[] = []
+  for (const line of row[1].split('\n')) {
+    const t = line.trim()
+    if (t === '' || t.startsWith('#')) continue
+    const [tli, end] = t.split(/\s+/)
+    if (tli === undefined || !/^\d{1,10}$/.test(tli) || end === undefined) throw badReply('TIMELINE_HISTORY', `line "${t}"`)
+    out.push({ tli: Number(tli), end: parseLsn(end, 'TIMELINE_HISTORY switch point') })
+  }
+  return out
+}
+
+/**
+ * The timeline holding `lsn` on a server now on `current`, given `current`'s history: the first earlier
+ * timeline that ended after `lsn` (a timeline's WAL runs up to, not including, its switch point), else
+ * `current`. What PostgreSQL's walreceiver asks to stream from, so that a resume point before a promotion is
+ * read from the old timeline's files (asked on the new one, the server has no such segment).
+ */
+export function timelineOfLsn(history: readonly TimelineHistoryEntry[], current: number, lsn: Lsn): number {
+  for (const e of history) if (lsn < e.end) return e.tli
+  return current
+}
+
 export function parseSlotRow(r: QueryResult): SlotInfo | null {
   const row = r.rows[0]
   if (r.rows.length !== 1 || row === undefined || row.length < 3) throw badReply('READ_REPLICATION_SLOT', `${r.rows.length} rows`)

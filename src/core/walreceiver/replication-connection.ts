@@ -33,7 +33,7 @@ import { StartupAuth, type AuthMethod } from './startup-auth.js'
 import { resolveConnectionOptions, type ReplicationConnectionOptions, type ReplicationMode, type ResolvedConnectionOptions } from './connection-options.js'
 import { WalStream, type StreamEnd } from './wal-stream.js'
 import { errorFromServer } from './pg-errors.js'
-import { parseSystemRow, validateSlotName, type SystemIdentity, type QueryResult } from './replication-commands.js'
+import { parseSystemRow, parseTimelineHistory, validateSlotName, type SystemIdentity, type QueryResult, type TimelineHistoryEntry } from './replication-commands.js'
 
 export type { SlotInfo, SystemIdentity, QueryResult } from './replication-commands.js'
 export type { StreamEnd, WalChunk } from './wal-stream.js'
@@ -333,6 +333,11 @@ export class ReplicationConnection {
   /** IDENTIFY_SYSTEM: the primary's system id, timeline and current flush LSN. */
   async identifySystem(): Promise<SystemIdentity> {
     return parseSystemRow(await this.query('IDENTIFY_SYSTEM'))
+  }
+
+  /** TIMELINE_HISTORY n: the timelines before `tli` with the LSN each ended at, oldest first. */
+  async timelineHistory(tli: number): Promise<TimelineHistoryEntry[]> {
+    return parseTimelineHistory(await this.query(`TIMELINE_HISTORY ${tli}`, 'TIMELINE_HISTORY'))
   }
 
   /** SHOW a server setting (walsenders accept SHOW), e.g. wal_segment_size -> "16MB". */

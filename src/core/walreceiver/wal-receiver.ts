@@ -41,6 +41,7 @@ import { isRetryable } from './pg-errors.js'
 import { ReplicationConnection } from './replication-connection.js'
 import { parseSegmentSizeSetting } from './segment-size.js'
 import { createPhysicalSlot, readReplicationSlot } from './replication-slots.js'
+import { timelineOfLsn } from './replication-commands.js'
 
 export interface ReceiverLogEvent {
   readonly level: 'info' | 'warn' | 'error'
@@ -263,7 +264,6 @@ export class WalReceiver {
     }
     this.expectedSystemId = sys.systemId
     this.stats.systemId = sys.systemId
-    this.stats.timeline = sys.timeline
     this.stats.segmentSizeBytes = parseSegmentSizeSetting(await conn.show('wal_segment_size'))
     if (o.slotName !== undefined) {
       const slot = await readReplicationSlot(conn, o.slotName)
@@ -274,7 +274,11 @@ export class WalReceiver {
     }
     if (this.durableLsn > 0n) conn.setDurable(this.durableLsn)
     const startLsn = this.stats.lastRecordEnd
-    const stream = await conn.startReplication({ slot: o.slotName, startLsn, timeline: sys.timeline })
+    // After a promotion the resume point may lie on an earlier timeline: stream that one (the server ends it
+    // at its switch point, and the next session goes on with the next timeline), as PostgreSQL's walreceiver.
+    const timeline = sys.timeline > 1 ? timelineOfLsn(await conn.timelineHistory(sys.timeline), sys.timeline, startLsn) : sys.timeline
+    this.stats.timeline = timeline
+    const stream = await conn.startReplication({ slot: o.slotName, startLsn, timeline })
     if (o.onPrimaryWaiting !== undefined) {
       const waiting = o.onPrimaryWaiting
       stream.onReplyRequested = (walEnd) => {
@@ -283,7 +287,7 @@ export class WalReceiver {
     }
     this.stats.sessions++
     onStreaming()
-    this.log({ level: 'info', event: 'streaming', message: `streaming from ${formatLsn(startLsn)} on timeline ${sys.timeline}`, lsn: formatLsn(startLsn) })
+    this.log({ level: 'info', event: 'streaming', message: `streaming from ${formatLsn(startLsn)} on timeline ${timeline}${timeline !== sys.timeline ? ` (the server is on ${sys.timeline})` : ''}`, lsn: formatLsn(startLsn) })
     const decoder = new WalStreamDecoder({
       startLsn,
       systemId: sys.systemId,
