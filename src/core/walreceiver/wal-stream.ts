@@ -114,9 +114,14 @@ export class WalStream implements AsyncIterable<WalChunk> {
     this.queue = new ChunkQueue<WalChunk>(timing.queuedBytesMax, () => this.resume())
   }
 
-  /** Starts the status clock (after the server entered COPY mode). */
+  /**
+   * Starts the status clock (after the server entered COPY mode), and reports a durable position at once: a
+   * slot just created (RESERVE_WAL) has its restart_lsn at the primary's insert position, ahead of what we
+   * still need, until our first status update moves it back; it should not wait for the status clock.
+   */
   begin(): void {
     this.lastReceivedAtMs = Date.now()
+    if (this.durableLsn > 0n) this.sendStatus(false)
     const tickMs = Math.max(10, Math.min(1000, this.timing.statusIntervalMs))
     this.tickTimer = setInterval(() => this.tick(), tickMs)
     this.tickTimer.unref()

@@ -5,7 +5,7 @@ import { FrameGuard } from '../../../src/core/walreceiver/frame-guard.js'
 import { ChunkQueue } from '../../../src/core/walreceiver/chunk-queue.js'
 import { backoffDelayMs, sleep } from '../../../src/core/walreceiver/backoff.js'
 import { parseSegmentSizeSetting } from '../../../src/core/walreceiver/segment-size.js'
-import { decodeServerMessage, encodeKeepalive, encodeXLogData } from '../../../src/core/protocol/replication-messages.js'
+import { decodeServerMessage, decodeStatusUpdate, encodeKeepalive, encodeXLogData } from '../../../src/core/protocol/replication-messages.js'
 import { CorruptionError } from '../../../src/core/lib/errors.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 
@@ -169,5 +169,30 @@ describe('WalStream chunk copies', () => {
     got[4]!.fill(0)
     for (const i of [2, 3, 5]) expect(got[i]!.equals(sent[i]!), `chunk ${i}`).toBe(true)
     stream.finish()
+  })
+})
+
+describe('WalStream status at the start', () => {
+  it('reports a known durable position as soon as streaming begins (a freshly created slot holds too little until then), nothing when none is known', async () => {
+    const { WalStream } = await import('../../../src/core/walreceiver/wal-stream.js')
+    const timing = { statusIntervalMs: 10_000, silenceTimeoutMs: 60_000, durableReportDelayMs: 1_000, queuedBytesMax: 64 << 20 }
+    for (const durable of [0x2000000n, 0n]) {
+      const sent: Buffer[] = []
+      const io = { send: (b: Buffer) => void sent.push(b), pause: () => {}, resume: () => {}, fail: () => {}, where: 'test' }
+      const stream = new WalStream(io, timing, 0x3000000n as Lsn, durable as Lsn)
+      stream.begin()
+      try {
+        if (durable === 0n) {
+          expect(sent).toEqual([])
+          continue
+        }
+        expect(sent).toHaveLength(1)
+        // CopyData ('d', length) around the status update ('r', written, flushed, applied, clock, reply)
+        const update = decodeStatusUpdate(sent[0]!.subarray(5))
+        expect(update).toMatchObject({ written: 0x3000000n, flushed: durable, applied: durable, replyRequested: false })
+      } finally {
+        stream.finish()
+      }
+    }
   })
 })
