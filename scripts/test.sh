@@ -13,13 +13,15 @@ if ! npm run --silent build; then
 fi
 npx vitest run --reporter=default --reporter=json --outputFile.json=.vitest.json "$@"
 rc=$?
-node -e '
+VITEST_RC=$rc node -e '
 const fs = require("fs")
 let r = null
 try { r = JSON.parse(fs.readFileSync(".vitest.json", "utf8")) } catch {}
 if (!r) { console.log("0 passed, 1 failed"); process.exit(0) }
 const skipped = r.numPendingTests + r.numTodoTests
 const failedSuites = (r.testResults || []).filter((t) => t.status === "failed" && (!t.assertionResults || t.assertionResults.length === 0)).length
-console.log(`${r.numPassedTests} passed, ${r.numFailedTests + failedSuites} failed` + (skipped ? ` (${skipped} skipped)` : ""))
+// Vitest also fails a run for errors outside any test (an unhandled rejection or EPIPE): count that as one.
+const outside = process.env.VITEST_RC !== "0" && r.numFailedTests + failedSuites === 0 ? 1 : 0
+console.log(`${r.numPassedTests} passed, ${r.numFailedTests + failedSuites + outside} failed` + (skipped ? ` (${skipped} skipped)` : "") + (outside ? " (errors outside tests: see above)" : ""))
 '
 exit $rc

@@ -133,6 +133,9 @@ export function runPgTool(inst: PgInstallation, tool: string, args: string[], op
         )
       }
     })
+    // A tool that exits without reading its input (it failed early) closes the pipe: EPIPE on our side is
+    // not the failure to report (its exit code and stderr are), and unhandled it would crash the process.
+    child.stdin.on('error', () => undefined)
     if (opts.input !== undefined) child.stdin.end(opts.input)
     else child.stdin.end()
   })
