@@ -44,8 +44,9 @@ import {
   XLOG_XACT_COMMIT_PREPARED,
   XLOG_XACT_PREPARE,
 } from '../redo/xact-records.js'
-import { CLOG_TRUNCATE, clogSegmentMayBeDeleted, parseClogTruncate } from '../redo/slru/clog.js'
+import { CLOG_TRUNCATE, clogSegmentMayBeDeleted, parseClogTruncate, transactionIdPrecedes } from '../redo/slru/clog.js'
 import {
+  multiXactIdPrecedes,
   multiXactMembersSegmentsToDelete,
   multiXactOffsetsCutoffPage,
   multiXactOffsetsSegmentMayBeDeleted,
@@ -303,9 +304,9 @@ export class WalIngest {
         // window started with NextMultiXactId below multixacts already on its pages ("MultiXactId 12 has not
         // been created yet").
         const online = info === XLOG_CHECKPOINT_ONLINE
-        const advance = (now: number, to: number): number => (online && ((to - now) | 0) <= 0 ? now : to)
+        const advance = (now: number, to: number): number => (online && !multiXactIdPrecedes(now, to) ? now : to)
         const xidAdvances = !online || transactionIdPrecedes(cur.oldestXid, cp.oldestXid)
-        const multiAdvances = !online || ((cp.oldestMulti - cur.oldestMulti) | 0) > 0
+        const multiAdvances = !online || multiXactIdPrecedes(cur.oldestMulti, cp.oldestMulti)
         this.state.updateCheckpoint({
           nextOid: online ? cur.nextOid : cp.nextOid,
           nextMulti: advance(cur.nextMulti, cp.nextMulti),
@@ -428,8 +429,8 @@ export class WalIngest {
       const nextOffset = (c.moff + c.members.length) >>> 0
       const cp = this.state.checkpoint
       // Advance (never move back, modulo wraparound) the counters a new primary starts from.
-      if (((nextMulti - cp.nextMulti) | 0) > 0) this.state.updateCheckpoint({ nextMulti })
-      if (((nextOffset - cp.nextMultiOffset) | 0) > 0) this.state.updateCheckpoint({ nextMultiOffset: nextOffset })
+      if (multiXactIdPrecedes(cp.nextMulti, nextMulti)) this.state.updateCheckpoint({ nextMulti })
+      if (multiXactIdPrecedes(cp.nextMultiOffset, nextOffset)) this.state.updateCheckpoint({ nextMultiOffset: nextOffset })
       for (const m of c.members) this.noteXid(m.xid)
       return
     }
@@ -513,10 +514,4 @@ function checkTablespace(rel: RelTag): void {
       hint: "Only pg_default and pg_global are supported. This WAL cannot be ingested: the timeline stays readable up to the record before it and cannot move past it. Import the primary again as a new timeline once it has no objects in user tablespaces, and delete this one (which drops its replication slot, so the primary stops keeping WAL for it).",
     })
   }
-}
-
-/** PostgreSQL's TransactionIdPrecedes: modulo-2^32 order for normal xids (>= 3), plain order otherwise. */
-function transactionIdPrecedes(a: number, b: number): boolean {
-  if (a < 3 || b < 3) return a < b
-  return ((a - b) | 0) < 0
 }
