@@ -93,21 +93,24 @@ export function writeFileDurablySync(path: string, data: Uint8Array, options: Sy
     rmSync(temp, { force: true })
     throw ioFailed('renaming', temp, err)
   }
-  if (!options.noSync) {
-    const dir = dirname(path)
-    let dfd: number
-    try {
-      dfd = openSync(dir, 'r')
-    } catch (err) {
-      throw ioFailed('opening directory', dir, err)
-    }
-    try {
-      fsyncSync(dfd)
-    } catch (err) {
-      throw fsyncFailed(dir, err)
-    } finally {
-      closeSync(dfd)
-    }
+  fsyncDirSync(dirname(path), options)
+}
+
+/** fsyncDir for synchronous code. */
+export function fsyncDirSync(dir: string, options: SyncOptions = {}): void {
+  if (options.noSync) return
+  let fd: number
+  try {
+    fd = openSync(dir, 'r')
+  } catch (err) {
+    throw ioFailed('opening directory', dir, err)
+  }
+  try {
+    fsyncSync(fd)
+  } catch (err) {
+    throw fsyncFailed(dir, err)
+  } finally {
+    closeSync(fd)
   }
 }
 

@@ -19,6 +19,7 @@ import { ConflictError, CorruptionError, assert, isNotFoundFsError } from '../li
 import type { TarEntryHeader, TarSink } from '../pg/tar.js'
 import { fsyncFailed, ioFailed } from './io-errors.js'
 import { outputFailed } from './output-file.js'
+import { fsyncDirSync } from './durable-file.js'
 
 /** PostgreSQL's largest files are 1 GiB relation segments and WAL segments of at most 1 GiB. */
 export const FILE_BYTES_MAX = 1024 * 1024 * 1024
@@ -179,18 +180,7 @@ export class TarDirectoryWriter implements TarSink {
   /** Makes the directories durable; returns what was written. */
   finish(): ExtractStats {
     assert(this.fd === null, 'tar extraction finished inside a file')
-    if (!this.opts.noSync) {
-      for (const d of [...this.createdDirs, this.dir]) {
-        const fd = openSync(d, 'r')
-        try {
-          fsyncSync(fd)
-        } catch (e) {
-          throw fsyncFailed(d, e)
-        } finally {
-          closeSync(fd)
-        }
-      }
-    }
+    for (const d of [...this.createdDirs, this.dir]) fsyncDirSync(d, { noSync: this.opts.noSync })
     return { ...this.stats }
   }
 
