@@ -12,6 +12,7 @@ import type { RelTag } from '../pg/reltag.js'
 import { SlruKind } from '../pg/slru.js'
 import { errorOfKind, NotFoundError, PageserverError, UnavailableError } from '../lib/errors.js'
 import { WalReceiver, type ReceiverLogEvent } from '../walreceiver/wal-receiver.js'
+import { PG_WAL_REMOVED } from '../walreceiver/pg-errors.js'
 import type { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
@@ -28,15 +29,13 @@ export const READ_FAILURE_LOG_INTERVAL_MS = 10_000
 
 /** Pause before restarting a WAL receiver that gave up (the receiver itself backs off within a session). */
 const WAL_LOOP_RESTART_DELAY_MS = 5_000
-/** The code of a source's "requested WAL segment has already been removed" (walreceiver/pg-errors.ts). */
-const WAL_GONE_CODE = 'PG_WAL_REMOVED'
 
 /**
  * The primary no longer has WAL this timeline needs: its slot was dropped or invalidated (max_slot_wal_keep_size)
  * while the WAL was not yet durable here. The receiver's hint is for `wal receive`; say what it means here.
  */
 function walRemovedForGood(e: unknown): unknown {
-  if (!(e instanceof PageserverError) || e.code !== WAL_GONE_CODE) return e
+  if (!(e instanceof PageserverError) || e.code !== PG_WAL_REMOVED) return e
   return errorOfKind(e.kind, e.code, e.message, {
     hint: 'The primary removed WAL this timeline still needs (its replication slot was dropped or invalidated, e.g. by max_slot_wal_keep_size): it cannot continue from this primary. It stays readable up to its last record; import the primary again as a new timeline, and delete this one.',
     cause: e,
@@ -55,11 +54,11 @@ export class TimelineService implements PageServiceTimeline {
   private walAbort: AbortController | null = null
   private status = 'no WAL source'
   /**
-   * Why WAL ingest stopped for good (a conflict, corruption or unsupported record: the loop does not retry),
-   * or null. Waits for WAL beyond what arrived then fail at once, naming it, instead of timing out.
+   * Aborted, with the error as its reason, when WAL ingest stops for good (a conflict, corruption, an
+   * unsupported record, WAL the primary removed: the loop does not retry). Waits for WAL beyond what arrived
+   * then fail at once, naming it, instead of timing out.
    */
-  private ingestStopped: PageserverError | null = null
-  private readonly ingestStoppedAbort = new AbortController()
+  private readonly ingestStopped = new AbortController()
   /**
    * While the source refuses us for a reason that waiting will not fix by itself (a login refused after a
    * password change, say: retried, as a fix on the primary's side is picked up), the refusal; null once
@@ -175,10 +174,9 @@ export class TimelineService implements PageServiceTimeline {
         this.log('error', 'WAL streaming failed', { code: pe?.code, message, hint: pe?.hint })
         // Conflicts (another cluster's WAL), corruption, unsupported records and WAL the primary no longer has
         // will not go away by retrying: ingest stops here, and says so.
-        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported' || pe.code === WAL_GONE_CODE)) {
+        if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported' || pe.code === PG_WAL_REMOVED)) {
           this.status = `stopped: ${message}`
-          this.ingestStopped = pe
-          this.ingestStoppedAbort.abort()
+          this.ingestStopped.abort(pe)
           return
         }
         this.status = `retrying every ${WAL_LOOP_RESTART_DELAY_MS / 1000} s after: ${message}`
@@ -253,7 +251,7 @@ export class TimelineService implements PageServiceTimeline {
 
   waitForLsn(lsn: Lsn, timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (lsn <= this.timeline.lastRecordLsn || this.timeline.metadata.walSource === null) return this.timeline.waitForLsn(lsn, timeoutMs, signal)
-    if (this.ingestStopped !== null) return Promise.reject(this.walWillNotArrive(lsn, this.ingestStopped))
+    if (this.ingestStopped.signal.aborted) return Promise.reject(this.walWillNotArrive(lsn))
     if (this.sourceRefusing !== null) {
       const cause = this.sourceRefusing
       return Promise.reject(
@@ -263,13 +261,14 @@ export class TimelineService implements PageServiceTimeline {
         }),
       )
     }
-    return this.timeline.waitForLsn(lsn, timeoutMs, AbortSignal.any([signal, this.ingestStoppedAbort.signal])).catch((e: unknown) => {
-      if (this.ingestStopped !== null && !signal.aborted) throw this.walWillNotArrive(lsn, this.ingestStopped)
+    return this.timeline.waitForLsn(lsn, timeoutMs, AbortSignal.any([signal, this.ingestStopped.signal])).catch((e: unknown) => {
+      if (this.ingestStopped.signal.aborted && !signal.aborted) throw this.walWillNotArrive(lsn)
       throw e
     })
   }
 
-  private walWillNotArrive(lsn: Lsn, cause: PageserverError): PageserverError {
+  private walWillNotArrive(lsn: Lsn): PageserverError {
+    const cause = this.ingestStopped.signal.reason as PageserverError
     return new UnavailableError(
       'WAL_INGEST_STOPPED',
       `WAL up to ${formatLsn(lsn)} will not arrive: ingest of this timeline stopped at ${formatLsn(this.timeline.lastRecordLsn)}: ${cause.message}`,

@@ -16,6 +16,9 @@
  */
 import { ConflictError, NotFoundError, PageserverError, UnavailableError, UsageError } from '../lib/errors.js'
 
+/** The code of the server's "requested WAL segment has already been removed" (SQLSTATE 58P01). */
+export const PG_WAL_REMOVED = 'PG_WAL_REMOVED'
+
 export interface ServerErrorFields {
   message?: string | undefined
   code?: string | undefined
@@ -40,7 +43,7 @@ export function errorFromServer(e: ServerErrorFields, context: string): Pageserv
     return new ConflictError('PG_SLOT_ACTIVE', message, { details, hint: 'Another client is streaming from this slot; stop it or use another slot.' })
   }
   if (sqlstate === '58P01') {
-    return new NotFoundError('PG_WAL_REMOVED', message, {
+    return new NotFoundError(PG_WAL_REMOVED, message, {
       details,
       hint: 'The primary no longer has the WAL to start from; use a replication slot (--slot) so it keeps WAL, or start at a recent LSN.',
     })
