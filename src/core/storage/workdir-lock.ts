@@ -66,7 +66,7 @@ export class WorkdirLock {
     const path = join(workdir, LOCK_FILE)
     const start = processStartId(process.pid)
     const me: LockHolder = { pid: process.pid, ...(start === null ? {} : { processStart: start }), command, startedAt: new Date().toISOString() }
-    const tmp = `${path}.${process.pid}.tmp`
+    const tmp = lockTempPath(path, process.pid)
     try {
       writeFileSync(tmp, JSON.stringify(me) + '\n')
     } catch (e) {
@@ -110,7 +110,7 @@ export class WorkdirLock {
   updateInfo(extra: Partial<Pick<LockHolder, 'pgAddr' | 'httpAddr'>>): void {
     const cur = readHolder(this.path)
     if (!cur || cur.pid !== process.pid) return
-    const tmp = `${this.path}.${process.pid}.tmp`
+    const tmp = lockTempPath(this.path, process.pid)
     writeFileSync(tmp, JSON.stringify({ ...cur, ...extra }) + '\n')
     renameSync(tmp, this.path)
   }
@@ -157,6 +157,12 @@ export function removeStaleLock(path: string, stale: LockHolder): void {
   unlinkSync(aside)
 }
 
+/** Where process `pid` writes a new lock (or an update of its own) before moving it into place. */
+function lockTempPath(lockPath: string, pid: number): string {
+  return `${lockPath}.${pid}.tmp`
+}
+
+/** lockTempPath's names in the workdir, with the pid as group 1. */
 const LOCK_TEMP_RE = new RegExp(`^${LOCK_FILE.replace('.', '\\.')}\\.(\\d+)\\.tmp$`)
 
 /** Deletes lock temporaries left by processes that died before removing them (we hold the lock now). */
