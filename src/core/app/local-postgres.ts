@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { ConflictError, PageserverError, UnavailableError, UsageError } from '../lib/errors.js'
 import { isRoot, runPgTool } from '../postgres/install.js'
 import { fileSizeOrZero, textAppendedSince } from '../storage/appended-text.js'
-import { processAlive, processName } from '../storage/process-identity.js'
+import { isZombie, processAlive, processName } from '../storage/process-identity.js'
 import { postgresInstallation, type AppContext } from './context.js'
 
 /** pg_ctl's own wait (-t) for PostgreSQL to start or stop, and our deadline for pg_ctl itself (a bit longer). */
@@ -52,7 +52,7 @@ function isPostmasterOf(pid: number, dataDir: string): boolean {
   } catch {
     return false // ESRCH: gone; EPERM: another user's process, so not our postgres (as PostgreSQL judges it)
   }
-  if (!processAlive(pid)) return false // exited, not yet reaped
+  if (isZombie(pid)) return false // exited, not yet reaped
   const name = processName(pid)
   if (name === null) return true // no /proc: liveness is all we can know
   if (name !== 'postgres' && name !== 'postmaster') return false

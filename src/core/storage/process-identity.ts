@@ -38,10 +38,10 @@ function statFields(pid: number): string[] | null {
 }
 
 /**
- * A process that exited but was not yet reaped by its parent (state Z in /proc/<pid>/stat) still answers
- * signal 0. Where /proc is missing, a process that answers is taken as alive.
+ * Whether `pid` exited and waits to be reaped (state Z or X in /proc/<pid>/stat): such a process still
+ * answers signal 0. Where /proc is missing, false (a process that answers is taken as alive).
  */
-function isZombie(pid: number): boolean {
+export function isZombie(pid: number): boolean {
   const state = statFields(pid)?.[0]
   return state === 'Z' || state === 'X'
 }
