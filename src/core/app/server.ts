@@ -114,7 +114,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       if (jwt) ctx.log?.('info', 'JWT validation keys loaded', keysLogFields(c.authValidationPublicKeyPath!, jwt))
       pageService = new PageServiceServer(
         { timeline: (t, tl) => server!.timeline(t, tl) },
-        c.pgAuthType === 'NeonJWT' ? { authType: 'jwt', jwtAuth: jwt!, waitLsnTimeoutMs: c.waitLsnTimeoutMs } : { authType: 'trust', waitLsnTimeoutMs: c.waitLsnTimeoutMs },
+        {
+          ...(c.pgAuthType === 'NeonJWT' ? { authType: 'jwt', jwtAuth: jwt! } : { authType: 'trust' }),
+          waitLsnTimeoutMs: c.waitLsnTimeoutMs,
+          connectionsMax: c.pageServiceMaxConnections,
+          idleTimeoutMs: c.pageServiceIdleTimeoutMs,
+        },
       )
       server = new PageServer(ctx, lock, repo, pageService, opts, jwt)
       await server.loadAll()

@@ -84,6 +84,14 @@ export const CONFIG_ENTRIES = [
     doc: 'Shorthand that sets both pg_auth_type and http_auth_type; a pg_auth_type or http_auth_type in the same file or -c fragment wins over it.',
   } satisfies AliasDef,
   key({
+    toml: 'page_service_max_connections', field: 'pageServiceMaxConnections', group: G_LISTEN, kind: intKind({ min: 1, max: 100_000 }), default: 1000,
+    doc: 'Most page service connections open at once; one more is refused with SQLSTATE 53300 (too_many_connections), as PostgreSQL refuses past max_connections. Not a Neon key.',
+  }),
+  key({
+    toml: 'page_service_idle_timeout', field: 'pageServiceIdleTimeoutMs', group: G_LISTEN, kind: durationKind({ minMs: 1000 }), default: '10m',
+    doc: 'A page service connection on which nothing is read or written for this long is closed (Neon\'s fixed read timeout is 10 minutes; computes reconnect). Keep it above wait_lsn_timeout, or a client whose only request waits for WAL is cut off first.',
+  }),
+  key({
     toml: 'pg_auth_type', field: 'pgAuthType', group: G_LISTEN, kind: authKind, default: 'Trust',
     doc: 'Authentication of page service connections: "Trust" accepts everyone, "NeonJWT" requires an EdDSA-signed JWT as the password, checked against auth_validation_public_key_path.',
   }),

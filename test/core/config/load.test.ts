@@ -23,6 +23,8 @@ describe('defaults', () => {
       pgAuthType: 'Trust',
       httpAuthType: 'Trust',
       authValidationPublicKeyPath: null,
+      pageServiceMaxConnections: 1000,
+      pageServiceIdleTimeoutMs: 600_000,
       checkpointDistanceBytes: 256 * 1024 * 1024,
       checkpointTimeoutMs: 10 * 60_000,
       compactionPeriodMs: 20_000,
