@@ -11,6 +11,7 @@ export function renderPageSummary(p: PageSummary): string {
     s += `btree opaque: prev ${b.btpo_prev}  next ${b.btpo_next}  level ${b.btpo_level}  flags 0x${b.btpo_flags.toString(16).padStart(4, '0')} ${b.flags.join('|')}  cycleid ${b.btpo_cycleid}\n`
   }
   if (p.vm) s += `visibility map: ${p.vm.allVisible} heap blocks all-visible, ${p.vm.allFrozen} all-frozen\n`
+  if (p.fsm) s += `free space map: most free space category ${p.fsm.maxCategory} of 255, ${p.fsm.leavesWithSpace} of ${p.fsm.leaves} slots with space, next slot ${p.fsm.nextSlot}\n`
   for (const problem of p.problems) s += `problem: ${problem}\n`
   s += `line pointers: ${p.linePointers.length}\n`
   if (p.linePointers.length > 0) s += renderLinePointers(p)

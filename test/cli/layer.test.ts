@@ -85,6 +85,9 @@ describe('pageserver layer list / dump', () => {
     const missing = await runCli(['layer', 'list', '-D', wd, '--tenant', TENANT, '--timeline', TENANT, '--json'])
     expect(missing.code).toBe(3)
     expect(missing.json()).toMatchObject({ error: { code: 'TIMELINE_NOT_FOUND' } })
+    const noWorkdir = await runCli(['layer', 'list', '-D', join(wd, 'no-such-workdir'), '--tenant', TENANT, '--timeline', TIMELINE, '--json'])
+    expect(noWorkdir.code).toBe(3)
+    expect(noWorkdir.json()).toMatchObject({ error: { code: 'WORKDIR_NOT_FOUND' } })
     const bad = await runCli(['layer', 'list', '-D', wd, '--tenant', 'xyz', '--timeline', TIMELINE])
     expect(bad.code).toBe(2)
   })
@@ -156,6 +159,39 @@ describe('pageserver layer list / dump', () => {
       const m = await runCli(['layer', 'dump', join(dir, 'missing')])
       expect(m.code).toBe(3)
       expect(m.stderr).toContain('missing')
+    })
+  })
+
+  it('layer dump: an intact file under another layer\'s name, or in another tenant\'s timeline, is dumped, then LAYER_MISPLACED (exit 5)', async () => {
+    await withTempDir('ps-cli-layer-misplaced-', async (dir) => {
+      const bytes = await readFile(deltaPath)
+      // A copy under a name that is no layer's: nothing is expected of it, so it is simply dumped.
+      const copy = join(dir, 'copy-of-layer')
+      await writeFile(copy, bytes)
+      const ok = await runCli(['layer', 'dump', copy])
+      expect(ok.code).toBe(0)
+      expect(ok.stdout).toContain('3 entries, all checksums valid')
+
+      // Under the image layer's name: the page server would refuse it there.
+      const renamed = join(dir, imageName)
+      await writeFile(renamed, bytes)
+      const r = await runCli(['layer', 'dump', renamed])
+      expect(r.code).toBe(5)
+      expect(r.stdout).toContain('0/1696080 record 30') // the entries were dumped first
+      expect(r.stdout).not.toContain('all checksums valid')
+      expect(r.stderr).toContain(`its header describes layer ${deltaName}, not ${imageName}`)
+      expect(r.stderr).toContain('Hint: Its contents are intact')
+
+      // Under its own name, in another tenant's timeline directory.
+      const other = join(dir, 'tenants', 'ab'.repeat(16), 'timelines', TIMELINE)
+      await mkdir(other, { recursive: true })
+      await writeFile(join(other, deltaName), bytes)
+      const j = await runCli(['layer', 'dump', join(other, deltaName), '--json'])
+      expect(j.code).toBe(5)
+      const lines = j.stdout.trim().split('\n').map((l) => JSON.parse(l))
+      expect(lines[0].summary.tenantId).toBe(TENANT)
+      expect(lines.at(-1).error).toMatchObject({ code: 'LAYER_MISPLACED' })
+      expect(lines.at(-1).error.message).toContain(`it belongs to tenant ${TENANT}`)
     })
   })
 

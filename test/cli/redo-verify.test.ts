@@ -36,12 +36,17 @@ describe('pageserver redo verify: nothing read is not a pass', () => {
     expect(r.stderr).toContain('nothing was verified: no WAL record was read (zeroed-page at ')
     const j = await runCli(['redo', 'verify', wal, '--start', start, '--json', '-D', join(dir, 'wd')])
     expect(j.code).toBe(2)
-    expect(j.json()).toMatchObject({ recordsRead: 0, blocksChecked: 0, wal: { reason: 'zeroed-page' } })
+    expect(j.json()).toMatchObject({ recordsRead: 0, blocksChecked: 0, wal: { reason: 'zeroed-page' }, problem: { code: 'NOTHING_VERIFIED' } })
+    expect(j.json().problem.message).toContain('no WAL record was read (zeroed-page at ')
+    expect(j.json().problem.hint).toContain('--start and --end')
   })
 
   it('still exits 2 for records without consistency-check images', async () => {
     const r = await runCli(['redo', 'verify', wal, '-D', join(dir, 'wd')])
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('no record carries a consistency-check image')
+    const j = await runCli(['redo', 'verify', wal, '--json', '-D', join(dir, 'wd')])
+    expect(j.code).toBe(2)
+    expect(j.json().problem).toMatchObject({ code: 'NOTHING_VERIFIED', hint: expect.stringContaining('wal_consistency_checking') })
   })
 })

@@ -181,6 +181,7 @@ interface VerifyJson {
   firstMismatches: Array<{ lsn: string; type: string; rel: string; fork: string; blk: number; offset: number }>
   unsupportedByType: Record<string, number>
   errors: unknown[]
+  problem: { code: string; message: string; hint: string } | null
   hintBitsLogged: boolean
 }
 
@@ -283,6 +284,7 @@ describe('redo verify: workload suite', () => {
     expect(r.code).toBe(5)
     const j = r.json<VerifyJson>()
     expect(j.mismatches).toBeGreaterThanOrEqual(1)
+    expect(j.problem).toMatchObject({ code: 'REDO_MISMATCH', message: `${j.mismatches} of ${j.blocksChecked} checked blocks do not match PostgreSQL's images` })
     expect(j.firstMismatches[0]).toEqual({ lsn: target.lsn, type: 'Heap/INSERT', rel: target.rel, fork: 'main', blk: target.blk, offset: target.offset })
 
     const text = await runCli(['redo', 'verify', bad, '-D', join(dir, 'wd')], { timeoutMs: VERIFY_TIMEOUT_MS })

@@ -5,13 +5,14 @@
  * Output streams (a 256 MiB layer holds millions of entries): text is one line per entry; --json is JSON
  * lines: {"summary": {...}}, then one object per entry, then {"end": {"entries": N}}. On corruption the
  * entries read before the fault are printed, then the error naming the file ({"error": {...}} as the last
- * line under --json), exit 5. A missing file exits 3. A closed stdout (`| head`) ends quietly.
+ * line under --json), exit 5; so is an intact file the page server would refuse at its path
+ * (LAYER_MISPLACED). A missing file exits 3. A closed stdout (`| head`) ends quietly.
  */
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { toUserFacing } from '../../cli/errors.js'
 import { StdoutSink } from '../../cli/stdout-sink.js'
-import { describeEntry, openLayerFile, type DumpedEntry } from '../../core/layer/layer-dump.js'
+import { describeEntry, expectedPlacementOf, misplacedLayer, openLayerFile, type DumpedEntry } from '../../core/layer/layer-dump.js'
 import type { LayerSummary } from '../../core/layer/layer-file-reader.js'
 import { formatBytes } from '../../core/lib/units.js'
 import { formatLsn } from '../../core/pg/lsn.js'
@@ -29,7 +30,9 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
     'its resource manager and record type as pg_waldump names them. --values adds each value\'s bytes in hex. ' +
     'With --json, prints JSON lines: {"summary": {...}}, then one {key, lsn, kind, lengthBytes, willInit, rmgr, ' +
     'type, storedBytes[, data]} per entry, then {"end": {"entries": N}}. A corrupt file prints what was read ' +
-    'before the fault, then an error naming the file, and exits 5; a missing file exits 3.'
+    'before the fault, then an error naming the file, and exits 5; a missing file exits 3. A file intact but ' +
+    'not where the page server would accept it (its header names another layer than its file name, or another ' +
+    'tenant or timeline than the directory it is in) is dumped, then reported as LAYER_MISPLACED, exit 5.'
 
   static override examples = [
     {
@@ -66,6 +69,8 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
             if (out.closed) return
           }
         }
+        const misplaced = reader.placementProblem(expectedPlacementOf(reader.path))
+        if (misplaced !== null) throw misplacedLayer(reader.path, misplaced)
       } finally {
         reader.close()
       }

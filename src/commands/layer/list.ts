@@ -6,6 +6,7 @@
 import { BaseCommand } from '../../cli/base-command.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { renderTable } from '../../cli/render.js'
+import { requireWorkdir } from '../../core/app/context.js'
 import { listLayerFiles } from '../../core/layer/layer-files.js'
 import { formatBytes } from '../../core/lib/units.js'
 import { MAX_KEY, MIN_KEY } from '../../core/model/key.js'
@@ -46,6 +47,7 @@ export default class LayerList extends BaseCommand<typeof LayerList> {
   }
 
   public async run(): Promise<LayerListItem[]> {
+    await requireWorkdir(this.flags.workdir)
     const { dir, layers } = await listLayerFiles(this.flags.workdir, this.flags.tenant, this.flags.timeline)
     const items: LayerListItem[] = layers.map((l) => ({
       name: l.name,

@@ -40,6 +40,11 @@ export interface RedoVerifyJson {
   hintBitsLogged: boolean
   hintBitsSource: string
   wal: { firstRecordLsn: string | null; endLsn: string | null; reason: string | null; message: string | null }
+  /**
+   * Why the command exits non-zero, null when it exits 0: REDO_MISMATCH (exit 5) or NOTHING_VERIFIED (exit 2),
+   * so that a script reading the JSON sees the verdict, not only the exit code.
+   */
+  problem: { code: 'REDO_MISMATCH' | 'NOTHING_VERIFIED'; message: string; hint: string } | null
 }
 
 export function redoVerifyJson(r: RedoVerifyResult): RedoVerifyJson {
@@ -64,6 +69,34 @@ export function redoVerifyJson(r: RedoVerifyResult): RedoVerifyJson {
       reason: r.walEnd?.reason ?? null,
       message: r.walEnd?.message ?? null,
     },
+    problem: verdictProblem(r),
+  }
+}
+
+function verdictProblem(r: RedoVerifyResult): RedoVerifyJson['problem'] {
+  const rep = r.report
+  if (rep.mismatches > 0) {
+    return {
+      code: 'REDO_MISMATCH',
+      message: `${rep.mismatches} of ${rep.blocksChecked} checked blocks do not match PostgreSQL's images`,
+      hint: 'The first mismatches are listed with their LSN and block; `pageserver redo replay` shows the chain of one of them.',
+    }
+  }
+  if (rep.blocksChecked > 0) return null
+  // A verification that compared nothing must not read as a pass to a script, whether it read records
+  // without images or no record at all (a start past the valid WAL, an end before the first record).
+  if (rep.recordsRead === 0) {
+    const end = r.walEnd === null ? '' : ` (${r.walEnd.reason} at ${formatLsn(r.walEnd.endLsn)}: ${r.walEnd.message})`
+    return {
+      code: 'NOTHING_VERIFIED',
+      message: `nothing was verified: no WAL record was read${end}`,
+      hint: 'Check --start and --end against the WAL the files hold (pageserver wal dump shows it).',
+    }
+  }
+  return {
+    code: 'NOTHING_VERIFIED',
+    message: 'nothing was verified: no record carries a consistency-check image of a block we redo',
+    hint: 'Write the WAL with wal_consistency_checking = all (or the resource managers to check) on the primary.',
   }
 }
 
@@ -83,7 +116,8 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     '(XLOG/FPI_FOR_HINT, PARAMETER_CHANGE); it only changes masked bytes. Pool size and timeouts come from the ' +
     'config (wal_redo_workers, wal_redo_timeout, wal_redo_command). Exit codes: 0 no mismatch, 5 any mismatch ' +
     'or redo error, 3 WAL path not found, 2 bad flags or nothing verified (no WAL record read, or records read but ' +
-    'no block image to compare with: WAL written without wal_consistency_checking).'
+    'no block image to compare with: WAL written without wal_consistency_checking). With --json, `problem` ' +
+    '({code, message, hint}: REDO_MISMATCH or NOTHING_VERIFIED; null on success) says why it exits non-zero.'
 
   static override examples = [
     { description: 'Verify the WAL of a test cluster.', command: '<%= config.bin %> <%= command.id %> $PGDATA/pg_wal' },
@@ -145,23 +179,9 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     const out = redoVerifyJson(result)
     if (json) this.logJson(out)
     else process.stdout.write(await renderText(out))
-    if (out.mismatches > 0) {
-      if (!json) process.stderr.write(`pageserver: ${out.mismatches} of ${out.blocksChecked} checked blocks do not match PostgreSQL's images\n`)
-      this.exit(EXIT_CODES.corruption)
-    }
-    if (out.blocksChecked === 0) {
-      // A verification that compared nothing must not read as a pass to a script, whether it read records
-      // without images or no record at all (a start past the valid WAL, an end before the first record).
-      if (!json) {
-        process.stderr.write(
-          out.recordsRead === 0
-            ? `pageserver: nothing was verified: no WAL record was read${out.wal.reason === null ? '' : ` (${out.wal.reason} at ${out.wal.endLsn}: ${out.wal.message})`}. ` +
-                'Check --start and --end against the WAL the files hold (pageserver wal dump shows it).\n'
-            : 'pageserver: nothing was verified: no record carries a consistency-check image of a block we redo. ' +
-                'Write the WAL with wal_consistency_checking = all (or the resource managers to check) on the primary.\n',
-        )
-      }
-      this.exit(EXIT_CODES.usage)
+    if (out.problem !== null) {
+      if (!json) process.stderr.write(`pageserver: ${out.problem.message}. ${out.problem.hint}\n`)
+      this.exit(out.problem.code === 'REDO_MISMATCH' ? EXIT_CODES.corruption : EXIT_CODES.usage)
     }
   }
 }

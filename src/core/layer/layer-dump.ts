@@ -7,13 +7,16 @@
 import { decodeValue } from '../model/value.js'
 import type { Key } from '../model/key.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { messageOf } from '../lib/errors.js'
+import { CorruptionError, messageOf } from '../lib/errors.js'
 import { layerCorrupt } from './layer-format.js'
 import { recordTypeName } from '../pg/rmgr-identify.js'
 import { rmgrName } from '../pg/rmgr.js'
 import { decodeRecord } from '../pg/wal-record.js'
 import { LayerFileReader, type LayerEntry } from './layer-file-reader.js'
 import { inputPathFailed, statRegularFileSync } from '../storage/input-file.js'
+import { basename, resolve, sep } from 'node:path'
+import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
+import { parseLayerName } from './layer-name.js'
 
 export interface DumpedEntry {
   readonly key: Key
@@ -67,4 +70,36 @@ export function describeEntry(e: LayerEntry, path: string): DumpedEntry {
     // not a decodable PostgreSQL record (e.g. a test value): show kind and length only
   }
   return { key: e.key, lsn: e.lsn, kind: 'record', lengthBytes: v.raw.length, willInit: v.willInit, rmgr, type, payload: v.raw, storedBytes: e.storedBytes }
+}
+
+/**
+ * What the page server would expect of a file at `path`: the layer its name describes (when it is a layer
+ * file name) and, under `.../tenants/<tenant>/timelines/<timeline>/`, that tenant and timeline. A file
+ * dumped from elsewhere (a copy under another name) is expected to be nothing in particular.
+ */
+export function expectedPlacementOf(path: string): { expectedName?: string; expectedTenantId?: TenantId; expectedTimelineId?: TimelineId } {
+  const out: { expectedName?: string; expectedTenantId?: TenantId; expectedTimelineId?: TimelineId } = {}
+  const desc = parseLayerName(basename(path))
+  if (desc !== null) out.expectedName = desc.name
+  const parts = resolve(path).split(sep)
+  const n = parts.length
+  if (n >= 5 && parts[n - 5] === 'tenants' && parts[n - 3] === 'timelines') {
+    try {
+      const tenantId = parseTenantId(parts[n - 4]!)
+      const timelineId = parseTimelineId(parts[n - 2]!)
+      out.expectedTenantId = tenantId
+      out.expectedTimelineId = timelineId
+    } catch {
+      // not a tenant's timeline directory
+    }
+  }
+  return out
+}
+
+/** An intact layer file at a path the page server would refuse it at (`reader.placementProblem`). */
+export function misplacedLayer(path: string, why: string): CorruptionError {
+  return new CorruptionError('LAYER_MISPLACED', `layer file ${path} does not belong at this path: ${why}; the page server refuses it here`, {
+    hint: 'Its contents are intact. Put back the file that belongs here (from a backup of the workdir), and move this one to the timeline and name its header gives.',
+    details: { path },
+  })
 }

@@ -160,11 +160,8 @@ export class LayerFileReader {
     this.header = decodeHeader(hdr, file.sizeBytes, path)
     const h = this.header
     this.desc = h.kind === 'delta' ? deltaLayerDesc({ start: h.keyStart, end: h.keyEnd }, { start: h.lsnStart, end: h.lsnEnd }) : imageLayerDesc({ start: h.keyStart, end: h.keyEnd }, h.lsnStart)
-    if (options.expectedName !== undefined && options.expectedName !== this.desc.name) {
-      throw layerCorrupt(path, `its header describes layer ${this.desc.name}, not ${options.expectedName}`)
-    }
-    if (options.expectedTenantId !== undefined && options.expectedTenantId !== h.tenantId) throw layerCorrupt(path, `it belongs to tenant ${h.tenantId}`)
-    if (options.expectedTimelineId !== undefined && options.expectedTimelineId !== h.timelineId) throw layerCorrupt(path, `it belongs to timeline ${h.timelineId}`)
+    const misplaced = this.placementProblem(options)
+    if (misplaced !== null) throw layerCorrupt(path, misplaced)
     this.top = file.read(h.topOffset, h.topBytes)
     if (crc32c(this.top) !== h.topCrc) throw layerCorrupt(path, 'top-level index checksum mismatch')
     this.perBlock = entriesPerBlock(h.indexBlockBytes)
@@ -174,6 +171,18 @@ export class LayerFileReader {
   }
 
   /** Opens and validates a layer file (synchronous; see the module header). */
+  /**
+   * Why the file does not belong where `expected` says it is (its header names another layer, tenant or
+   * timeline), or null. Opening a timeline's layer checks this; `layer dump` reports it after the entries.
+   */
+  placementProblem(expected: Pick<OpenLayerOptions, 'expectedName' | 'expectedTenantId' | 'expectedTimelineId'>): string | null {
+    const h = this.header
+    if (expected.expectedName !== undefined && expected.expectedName !== this.desc.name) return `its header describes layer ${this.desc.name}, not ${expected.expectedName}`
+    if (expected.expectedTenantId !== undefined && expected.expectedTenantId !== h.tenantId) return `it belongs to tenant ${h.tenantId}`
+    if (expected.expectedTimelineId !== undefined && expected.expectedTimelineId !== h.timelineId) return `it belongs to timeline ${h.timelineId}`
+    return null
+  }
+
   static open(path: string, options: OpenLayerOptions = {}): LayerFileReader {
     const file = PositionalFile.open(path)
     try {

@@ -31,7 +31,7 @@
  * ingest path, fine for image layers written by background compaction.
  */
 import { compressSync, uncompressSync } from 'lz4-napi'
-import { CorruptionError, assert } from '../lib/errors.js'
+import { CorruptionError, UnsupportedError, assert } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
 import { KEY_BYTES, keyFromBytes, keyToBytes, type Key } from '../model/key.js'
 import { idToBytes, type TenantId, type TimelineId } from '../model/ids.js'
@@ -148,8 +148,15 @@ export function decodeHeader(b: Buffer, fileSizeBytes: number, path: string): La
   if (b.length < HEADER_BYTES) throw layerCorrupt(path, `it is ${b.length} bytes, shorter than a layer header`)
   if (crc32c(b.subarray(0, HEADER_CRC_OFFSET)) !== b.readUInt32BE(HEADER_CRC_OFFSET)) throw layerCorrupt(path, 'header checksum mismatch')
   const formatVersion = b.readUInt16BE(4)
+  if (formatVersion > LAYER_FORMAT_VERSION_PLACED) {
+    // The header's CRC held: a healthy file from a newer build, not damage to restore from a backup.
+    throw new UnsupportedError('LAYER_FORMAT_UNSUPPORTED', `layer file ${path} has format version ${formatVersion}, newer than this build reads (${LAYER_FORMAT_VERSION} and ${LAYER_FORMAT_VERSION_PLACED})`, {
+      hint: 'It was written by a newer pageserver: run that version (or a newer one) on this workdir; the file is not damaged.',
+      details: { path },
+    })
+  }
   if (formatVersion !== LAYER_FORMAT_VERSION && formatVersion !== LAYER_FORMAT_VERSION_PLACED) {
-    throw layerCorrupt(path, `format version ${formatVersion} is not supported (this build reads versions ${LAYER_FORMAT_VERSION} and ${LAYER_FORMAT_VERSION_PLACED})`)
+    throw layerCorrupt(path, `format version ${formatVersion} is not one this build knows (${LAYER_FORMAT_VERSION} and ${LAYER_FORMAT_VERSION_PLACED})`)
   }
   if (b.readUInt16BE(6) !== HEADER_BYTES) throw layerCorrupt(path, `header size ${b.readUInt16BE(6)} is not ${HEADER_BYTES}`)
   const kind: LayerKind = magic === DELTA_MAGIC ? 'delta' : 'image'

@@ -7,7 +7,7 @@
  * `problems`. Pure; no I/O.
  *
  * Page kind, from the page alone (the caller may pass a hint from the records that built it):
- * visibility-map fork -> 'vm'; pd_upper 0 -> 'new'; no special space -> 'heap'; an 8-byte special space
+ * visibility-map fork -> 'vm'; pd_upper 0 -> 'new'; free-space-map fork -> 'fsm'; no special space -> 'heap'; an 8-byte special space
  * holding the sequence magic 0x1717 -> 'sequence'; a 16-byte special space whose last u16 is a btree cycle
  * id (at most MAX_BT_CYCLE_ID 0xFF7F; hash and GiST put their page ids 0xFF80/0xFF81 there) -> 'btree'.
  */
@@ -44,11 +44,15 @@ import {
   SizeOfBTPageOpaqueData,
 } from './page/nbtree-page.js'
 
-export type PageKind = 'heap' | 'btree' | 'vm' | 'sequence' | 'new' | 'other'
+export type PageKind = 'heap' | 'btree' | 'vm' | 'fsm' | 'sequence' | 'new' | 'other'
 
 /** Line pointers shown at most: MaxOffsetNumber for 8 KiB pages (a sane page has far fewer). */
 export const SUMMARY_LINE_POINTERS_MAX = BLCKSZ / 4
 const SEQ_MAGIC = 0x1717
+/** FSM pages (freespace/fsmpage.c): fp_next_slot (int32), then a binary tree of uint8 free-space categories. */
+const FSM_NODES_OFFSET = 24 + 4
+const FSM_NON_LEAF_NODES = BLCKSZ / 2 - 1
+const FSM_LEAF_NODES = BLCKSZ - FSM_NODES_OFFSET - FSM_NON_LEAF_NODES
 const SizeofHeapTupleHeader = 23
 
 export interface HeapTupleSummary {
@@ -96,6 +100,11 @@ export interface PageSummary {
   btree?: BtreeOpaqueSummary
   /** Visibility-map pages: heap blocks whose bits are set. */
   vm?: { allVisible: number; allFrozen: number }
+  /**
+   * Free-space-map pages: the root's category (the most free space recorded below it, in BLCKSZ/256-byte
+   * steps), how many of the leaf slots record any, and fp_next_slot.
+   */
+  fsm?: { maxCategory: number; leavesWithSpace: number; leaves: number; nextSlot: number }
   /** What could not be read (pointers out of range, ...). */
   problems: string[]
 }
@@ -130,6 +139,7 @@ const BTP_FLAG_TABLE = [
 export function classifyPage(page: Buffer, forkNum: number): PageKind {
   if (forkNum === ForkNumber.VisibilityMap) return 'vm'
   if (getPdUpper(page) === 0) return 'new'
+  if (forkNum === ForkNumber.Fsm) return 'fsm'
   const special = getPdSpecial(page)
   if (special === BLCKSZ) return 'heap'
   if (special > BLCKSZ || special < SizeOfPageHeaderData) return 'other'
@@ -173,6 +183,12 @@ export function summarizePage(page: Buffer, blkno: number, forkNum: number, kind
       }
     }
     s.vm = { allVisible, allFrozen }
+    return s
+  }
+  if (kind === 'fsm') {
+    let leavesWithSpace = 0
+    for (let i = FSM_NODES_OFFSET + FSM_NON_LEAF_NODES; i < BLCKSZ; i++) if (page[i] !== 0) leavesWithSpace++
+    s.fsm = { maxCategory: page[FSM_NODES_OFFSET]!, leavesWithSpace, leaves: FSM_LEAF_NODES, nextSlot: page.readInt32LE(24) }
     return s
   }
   if (lower < SizeOfPageHeaderData || lower > upper || upper > special || special > BLCKSZ) {

@@ -12,7 +12,10 @@ export interface FileEntry {
   readonly sizeBytes: number
 }
 
-/** Regular files of `dir` (sorted by name) with their sizes; a missing directory is a NotFoundError. */
+/**
+ * Regular files of `dir`, and symbolic links to regular files, sorted by name, with their sizes (a dangling
+ * link is left out, as a file removed while listing); a missing directory is a NotFoundError.
+ */
 export async function listFiles(dir: string): Promise<FileEntry[]> {
   let entries
   try {
@@ -22,9 +25,11 @@ export async function listFiles(dir: string): Promise<FileEntry[]> {
   }
   const out: FileEntry[] = []
   for (const e of entries) {
-    if (!e.isFile()) continue
+    // A symbolic link counts when it leads to a regular file (an operator may move layers to another disk).
+    if (!e.isFile() && !e.isSymbolicLink()) continue
     try {
       const st = await stat(join(dir, e.name))
+      if (!st.isFile()) continue
       out.push({ name: e.name, sizeBytes: st.size })
     } catch (err) {
       if (isNotFoundFsError(err)) continue // removed while listing (compaction, gc)

@@ -12,7 +12,7 @@ import { LayerFileWriter } from '../../../src/core/layer/layer-file-writer.js'
 import { crc32c } from '../../../src/core/lib/crc32c.js'
 import { MAX_KEY, MIN_KEY, type Key } from '../../../src/core/model/key.js'
 import type { LsnValue } from '../../../src/core/layer/layer-read.js'
-import { CorruptionError, NotFoundError } from '../../../src/core/lib/errors.js'
+import { CorruptionError, NotFoundError, UnsupportedError } from '../../../src/core/lib/errors.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, compareEntry, makeValue, prng, randInt, refGetValues, withTempDir, type Entry } from './helpers.js'
 
@@ -180,6 +180,34 @@ describe('layer file corruption', () => {
       await writeFile(p, original)
       expect(() => DeltaLayer.open(p, { expectedName: fin.desc.name.replace('__0000000000000001', '__0000000000000002') })).toThrow(/header describes layer/)
       expect(() => DeltaLayer.open(p, { expectedTimelineId: TENANT as never })).toThrow(/belongs to timeline/)
+    })
+  })
+
+  it('a header with a valid CRC and a newer format version is unsupported (exit 8), not corrupt; version 0 is corrupt', async () => {
+    await withTempDir('ps-corrupt-version-', async (dir) => {
+      const w = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(1), end: L(100) }, noSync: true })
+      w.put(blockKey(1, 0), L(10), makeValue(prng(3), 300, true))
+      const original = await readFile((await w.finish()).path)
+      const p = join(dir, 'versioned')
+      const withVersion = (v: number): Buffer => {
+        const b = Buffer.from(original)
+        b.writeUInt16BE(v, 4)
+        b.writeUInt32BE(crc32c(b.subarray(0, HEADER_BYTES - 4)), HEADER_BYTES - 4)
+        return b
+      }
+      await writeFile(p, withVersion(LAYER_FORMAT_VERSION_PLACED + 1))
+      let err: unknown = null
+      try {
+        DeltaLayer.open(p)
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(UnsupportedError)
+      expect(err).toMatchObject({ code: 'LAYER_FORMAT_UNSUPPORTED', exitCode: 8 })
+      expect((err as Error).message).toContain(p)
+      expect((err as UnsupportedError).hint).toMatch(/newer pageserver/)
+      await writeFile(p, withVersion(0))
+      expect(() => DeltaLayer.open(p)).toThrow(CorruptionError)
     })
   })
 })

@@ -3,7 +3,7 @@
 // streaming writer writes large files in order under backpressure, patches, renames and aborts, and
 // queues callers' buffers without copying them (several writes at once, each reported once); the
 // ephemeral file serves reads from its buffer and its file across the boundary.
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AssertionFailure, CorruptionError, NotFoundError } from '../../../src/core/lib/errors.js'
@@ -49,6 +49,17 @@ describe('writeFileDurably / removeTempFiles / fsyncDir', () => {
       ])
       expect(await removeFilesWhere(dir, (n) => n === 'keep')).toEqual(['keep'])
       await expect(listFiles(join(dir, 'missing'))).rejects.toBeInstanceOf(NotFoundError)
+    })
+  })
+
+  it('listFiles counts a symbolic link to a regular file, not one to a directory or nowhere', async () => {
+    await withTempDir('ps-storage-links-', async (dir) => {
+      await mkdir(join(dir, 'elsewhere'))
+      await writeFile(join(dir, 'elsewhere', 'moved-layer'), 'abcd')
+      await symlink(join(dir, 'elsewhere', 'moved-layer'), join(dir, 'linked'))
+      await symlink(join(dir, 'elsewhere'), join(dir, 'link-to-dir'))
+      await symlink(join(dir, 'nowhere'), join(dir, 'dangling'))
+      expect(await listFiles(dir)).toEqual([{ name: 'linked', sizeBytes: 4 }])
     })
   })
 })
