@@ -158,13 +158,54 @@ describe.skipIf(!pgAvailable())('pageserver wal dump', () => {
     expect(r.code).toBe(5)
     expect(r.stdout.trimEnd().split('\n')).toHaveLength(oracle.indexOf(target))
     expect(r.stderr).toContain(`Error: incorrect resource manager data checksum`)
-    expect(r.stderr).toContain(`at ${target.lsn}`)
+    expect(r.stderr).toContain(`at ${target.lsn} in ${join(dir, segName)}`) // the error names the segment file
 
     const j = await runCli(['wal', 'dump', dir, '--json'])
     expect(j.code).toBe(5)
     const objs = j.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
     expect(objs).toHaveLength(oracle.indexOf(target) + 1)
     expect(objs[objs.length - 1].error).toMatchObject({ code: 'WAL_BAD_CRC', message: expect.stringContaining(target.lsn) })
+  })
+
+  it('notes a --start inside a record as pg_waldump does: on stderr, or as firstRecordLsn in the JSON end', async () => {
+    const a = oracle[Math.floor(oracle.length / 3)]!
+    const next = oracle[oracle.indexOf(a) + 1]!
+    const start = formatLsn(parseLsn(a.lsn) + 3n)
+    const skipped = parseLsn(next.lsn) - parseLsn(start)
+    const r = await runCli(['wal', 'dump', walDir, '--start', start, '--limit', '2'])
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain(`pageserver: first record is after ${start}, at ${next.lsn}, skipping over ${skipped} bytes\n`)
+    const atRecord = await runCli(['wal', 'dump', walDir, '--start', next.lsn, '--limit', '2'])
+    expect(atRecord.stderr).not.toContain('first record is after')
+    // At a segment's first byte pg_waldump says nothing of the page header stepped over, nor do we.
+    const segStart = formatLsn((parseLsn(a.lsn) / 0x1000000n) * 0x1000000n)
+    const atSegment = await runCli(['wal', 'dump', walDir, '--start', segStart, '--limit', '1'])
+    expect(atSegment.code).toBe(0)
+    expect(atSegment.stderr).not.toContain('first record is after')
+    const j = await runCli(['wal', 'dump', walDir, '--start', start, '--limit', '2', '--json'])
+    expect(j.code).toBe(0)
+    expect(j.stderr).toBe('')
+    const objs = j.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
+    expect(objs[0].lsn).toBe(next.lsn)
+    expect(objs[objs.length - 1].end).toMatchObject({ records: 2, firstRecordLsn: next.lsn })
+  })
+
+  it('refuses a pg_wal of two timelines with a hint naming --timeline, and reads the one --timeline picks', async () => {
+    const segs = pg.walSegments()
+    const dir = join(scratch, 'promoted')
+    mkdirSync(dir)
+    copyFileSync(join(walDir, segs[0]!), join(dir, segs[0]!))
+    writeFileSync(join(dir, '00000002.history'), '1\t0/3000000\tno recovery target specified\n')
+    for (const s of segs.slice(1)) copyFileSync(join(walDir, s), join(dir, '00000002' + s.slice(8)))
+    const r = await runCli(['wal', 'dump', dir, '--json'])
+    expect(r.code).toBe(2)
+    expect(r.json().error).toMatchObject({ code: 'WAL_MULTIPLE_TIMELINES', hint: expect.stringContaining('--timeline 2') })
+    expect(r.json().error.hint).toContain('found: 1, 2')
+    const two = await runCli(['wal', 'dump', dir, '--timeline', '2', '--json'])
+    expect(two.code).toBe(0)
+    const objs = two.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
+    const segTwoStart = BigInt(parseInt(segs[1]!.slice(16), 16)) * 16n * 1024n * 1024n
+    expect(objs.slice(0, -1).map((o: { lsn: string }) => o.lsn)).toEqual(oracle.filter((o) => parseLsn(o.lsn) >= segTwoStart).map((o) => o.lsn))
   })
 
   it('ends quietly with exit 0 when the reader goes away (| head)', () => {

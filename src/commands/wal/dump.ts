@@ -4,17 +4,18 @@
  *
  * Output streams: records are printed as they are decoded, a chunk of the files at a time, never collected.
  * The end of valid WAL is not an error: where and why reading stopped goes to stderr (text) or a final
- * `{"end": {...}}` line (--json). Corrupt WAL prints everything decoded before the fault, then the error with
- * its LSN (`{"error": {...}}` as the last line under --json) and exits 5. A closed stdout (`| head`) ends the
- * command quietly with exit 0.
+ * `{"end": {...}}` line (--json). A --start inside a record is noted as pg_waldump notes it ("first record is
+ * after X, at Y, skipping over N bytes"): on stderr, or as `firstRecordLsn` in the end line. Corrupt WAL
+ * prints everything decoded before the fault, then the error with its LSN and segment file (`{"error": {...}}`
+ * as the last line under --json) and exits 5. A closed stdout (`| head`) ends the command quietly with exit 0.
  */
 import { Args, Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { toUserFacing } from '../../cli/errors.js'
 import { StdoutSink } from '../../cli/stdout-sink.js'
 import { lsnFlag } from '../../cli/flags.js'
-import { UsageError } from '../../core/lib/errors.js'
-import { formatLsn } from '../../core/pg/lsn.js'
+import { PageserverError, UsageError } from '../../core/lib/errors.js'
+import { formatLsn, type Lsn } from '../../core/pg/lsn.js'
 import { RM_MAX_BUILTIN_ID, rmgrName } from '../../core/pg/rmgr.js'
 import { WalFileReader, type WalReadEnd } from '../../core/pg/wal-files.js'
 import { formatRecordLine, recordToJson } from '../../core/pg/wal-format.js'
@@ -25,14 +26,16 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
   static override summary = 'Decode PostgreSQL 15 WAL segment files, one line per record (like pg_waldump).'
 
   static override description =
-    'Reads a pg_wal directory or a list of WAL segment files (they must be contiguous, on one timeline) and ' +
+    'Reads a pg_wal directory or a list of WAL segment files (they must be contiguous, on one timeline: --timeline ' +
+    'picks one from a directory that holds two, as after a promotion) and ' +
     'prints each record: rmgr, lengths (rec/tot, rec excluding full-page images), xid, start LSN, previous LSN, ' +
     'end LSN, record type as pg_waldump names it, main-data length and every block reference (relation, fork, ' +
     'block, will-init, full-page image with its hole and compression). Every page header and record CRC is ' +
     'checked. Reading stops at the end of valid WAL (zero record length, or a zeroed or recycled page), which ' +
     'is reported on stderr. With --json, each record is one JSON object per line with the fields lsn, endLsn, ' +
     'prevLsn, rmgr, type, xid, totalLength, mainDataLength and blocks [{id, rel, fork, blk, image, apply, ' +
-    'willInit, holeOffset, holeLength, compression}], followed by {"end": {...}} or, on corrupt WAL, ' +
+    'willInit, holeOffset, holeLength, compression}], followed by {"end": {...}} (with firstRecordLsn, the first ' +
+    'record at or after --start) or, on corrupt WAL, ' +
     '{"error": {...}} as the last line.'
 
   static override examples = [
@@ -62,6 +65,11 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
       multipleNonGreedy: true,
     }),
     limit: Flags.integer({ summary: 'Stop after printing this many records.', min: 1 }),
+    timeline: Flags.integer({
+      summary: 'Read only the segments of this PostgreSQL timeline (like pg_waldump -t), e.g. 2 for 00000002...; needed when a pg_wal holds several.',
+      min: 1,
+      max: 0xffff_ffff,
+    }),
   }
 
   public async run(): Promise<void> {
@@ -69,18 +77,26 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
     const out = new StdoutSink()
     let printed = 0
     let endReport: WalReadEnd | null = null
+    let reader: WalFileReader | null = null
     try {
       const { argv } = await this.parse(WalDump)
       const rmgrFilter = this.rmgrFilter()
       const limit = this.flags.limit ?? Infinity
       // Each batch is formatted into text before the next is asked for, so read buffers can be reused.
-      const reader = await WalFileReader.open(argv as string[], { startLsn: this.flags.start ?? null, endLsn: this.flags.end ?? null, reuseBuffers: true })
+      const start = this.flags.start ?? null
+      reader = await openReader(argv as string[], { startLsn: start, endLsn: this.flags.end ?? null, reuseBuffers: true, timeline: this.flags.timeline ?? null })
       const batches = reader.recordBatches()
+      let noticed = json // under --json the first record is reported in the end line
       for (;;) {
         const r = await batches.next()
         if (r.done) {
           endReport = r.value
           break
+        }
+        if (!noticed && start !== null && reader.firstRecordLsn !== null) {
+          noticed = true
+          const skipped = skippedNotice(start, reader.firstRecordLsn, reader.segmentSizeBytes)
+          if (skipped !== null) process.stderr.write(`pageserver: ${skipped}\n`)
         }
         let text = ''
         for (const rec of r.value) {
@@ -108,6 +124,7 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
       out.writeJsonLine({
         end: {
           records: printed,
+          firstRecordLsn: reader?.firstRecordLsn != null ? formatLsn(reader.firstRecordLsn) : null,
           lastRecordLsn: end?.lastRecordLsn != null ? formatLsn(end.lastRecordLsn) : null,
           endLsn: end ? formatLsn(end.endLsn) : null,
           reason: end ? end.reason : 'limit',
@@ -133,5 +150,30 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
       ids.add(id)
     }
     return ids
+  }
+}
+
+/**
+ * pg_waldump's note for a start inside a record, or null when the first record is at the start or the start
+ * is a segment's first byte (as pg_waldump, which says nothing of the long page header it steps over there).
+ */
+function skippedNotice(start: Lsn, first: Lsn, segmentSizeBytes: number): string | null {
+  if (first === start || start % BigInt(segmentSizeBytes) === 0n) return null
+  return `first record is after ${formatLsn(start)}, at ${formatLsn(first)}, skipping over ${first - start} bytes`
+}
+
+/** WalFileReader.open, with the flag that resolves several timelines named in the hint (core names no flags). */
+async function openReader(paths: string[], opts: Parameters<typeof WalFileReader.open>[1]): Promise<WalFileReader> {
+  try {
+    return await WalFileReader.open(paths, opts)
+  } catch (e) {
+    const timelines = e instanceof PageserverError && e.code === 'WAL_MULTIPLE_TIMELINES' ? e.details?.['timelines'] : undefined
+    if (!(e instanceof UsageError) || !Array.isArray(timelines) || timelines.length === 0) throw e
+    const newest = timelines[timelines.length - 1] as number
+    throw new UsageError(e.code, e.message, {
+      hint: `Choose one with --timeline: --timeline ${newest} for the newest (after a promotion, pg_wal holds both the old timeline and the new one); found: ${timelines.join(', ')}.`,
+      cause: e.cause,
+      details: e.details,
+    })
   }
 }

@@ -2,10 +2,13 @@
  * Reading WAL from segment files: a pg_wal directory, or a list of segment files.
  *
  * `WalFileReader.open(paths, {startLsn, endLsn})` finds the segment files (24 upper-case hex digits; other
- * names in a directory are ignored: archive_status/, *.history, *.partial), sorts them, learns the segment
- * size and system identifier from the long header of the first page, and checks that every file has that
- * size and that all are on one timeline. `records()` then streams the records through a WalStreamDecoder,
- * reading one chunk at a time (memory: one chunk plus the record being reassembled, never a whole file).
+ * names in a directory are ignored: archive_status/, *.history, *.partial; a symbolic link named like a
+ * segment is followed, as pg_waldump follows it, and must lead to a regular file), sorts them, learns the
+ * segment size and system identifier from the long header of the first page, and checks that every file has
+ * that size and that all are on one timeline. A promoted standby's pg_wal holds two timelines: `timeline`
+ * picks one (pg_waldump's -t); without it the reader refuses to guess. `records()` then streams the records
+ * through a WalStreamDecoder, reading one chunk at a time (memory: one chunk plus the record being
+ * reassembled, never a whole file). A decoding error names the segment file it was found in.
  *
  * Semantics, as pg_waldump's:
  * - start: default is the start of the first segment (the tail of a record continued from an earlier
@@ -28,10 +31,10 @@
  */
 import { open, readdir, stat } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { CorruptionError, isNotFoundFsError, NotFoundError, UsageError } from '../lib/errors.js'
+import { CorruptionError, errorOfKind, isNotFoundFsError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { inputPathFailed, requireRegularFile } from '../storage/input-file.js'
 import { WalChunkSource } from './wal-chunk-source.js'
-import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
+import { formatLsn, parseLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { WalStreamDecoder } from './wal-decoder.js'
 import { classifyPageFault } from './wal-page-fault.js'
 import { CrcVerdicts, WorkerWalSource, type VerdictChunk } from './wal-worker-source.js'
@@ -58,6 +61,10 @@ export const WAL_CRC_WORKER_MIN_BYTES = 32 * 1024 * 1024
 export const WAL_SEGMENT_FILES_MAX = 4 * 1024 * 1024
 
 const SEGMENT_NAME_RE = /^[0-9A-F]{24}$/
+/** The unfinished last segment of a timeline that a promotion left behind (never read, but mentioned). */
+const PARTIAL_SEGMENT_NAME_RE = /^[0-9A-F]{24}\.partial$/
+/** PostgreSQL's TimeLineID is a uint32; timeline 0 does not exist. */
+const PG_TIMELINE_ID_MAX = 0xffff_ffff
 
 export interface WalSegmentFile {
   readonly path: string
@@ -126,15 +133,40 @@ export interface WalReadOptions {
    * false: both are errors, since a read that finds nothing at all is a wrong file or a wrong start.
    */
   resume?: boolean
+  /**
+   * Read only the segments of this PostgreSQL timeline (pg_waldump's -t): the others in a directory are
+   * skipped, a file named explicitly on another timeline is an error. Default: all the segments given,
+   * which must then be of one timeline.
+   */
+  timeline?: number | null
+}
+
+export interface WalListOptions {
+  /** Keep only this timeline's segments (see WalReadOptions.timeline). */
+  timeline?: number | null
+}
+
+/** The PostgreSQL timeline in a segment file name (its first 8 hex digits). */
+function timelineOfName(name: string): number {
+  return parseInt(name.slice(0, 8), 16)
 }
 
 /** Lists the segment files named by `paths` (directories or files), sorted, one per segment. */
-export async function listWalSegmentFiles(paths: readonly string[]): Promise<Array<{ path: string; name: string }>> {
+export async function listWalSegmentFiles(paths: readonly string[], opts: WalListOptions = {}): Promise<Array<{ path: string; name: string }>> {
   if (paths.length === 0) {
     throw new UsageError('WAL_NO_PATHS', 'no WAL files or directory given', {
       hint: 'Pass a pg_wal directory or one or more WAL segment files.',
     })
   }
+  const timeline = opts.timeline ?? null
+  if (timeline !== null && (!Number.isSafeInteger(timeline) || timeline < 1 || timeline > PG_TIMELINE_ID_MAX)) {
+    throw new UsageError('WAL_BAD_TIMELINE', `timeline ${timeline} is not a PostgreSQL timeline (1 to ${PG_TIMELINE_ID_MAX})`, {
+      hint: 'Give the timeline as the first 8 hex digits of the segment names show it, in decimal (00000002... is 2).',
+    })
+  }
+  /** `*.partial` files seen in directories, and the timelines of segments skipped for `timeline`. */
+  const partials: string[] = []
+  const otherTimelines = new Set<number>()
   const byName = new Map<string, string>()
   const add = (name: string, path: string): void => {
     const seen = byName.get(name)
@@ -164,7 +196,21 @@ export async function listWalSegmentFiles(paths: readonly string[]): Promise<Arr
     }
     if (st.isDirectory()) {
       for (const ent of await readdir(p, { withFileTypes: true })) {
-        if (ent.isFile() && SEGMENT_NAME_RE.test(ent.name)) add(ent.name, join(p, ent.name))
+        if (PARTIAL_SEGMENT_NAME_RE.test(ent.name)) partials.push(ent.name)
+        if (!SEGMENT_NAME_RE.test(ent.name)) continue
+        if (timeline !== null && timelineOfName(ent.name) !== timeline) {
+          otherTimelines.add(timelineOfName(ent.name))
+          continue
+        }
+        const path = join(p, ent.name)
+        if (ent.isFile()) add(ent.name, path)
+        // A pg_wal whose segments link to another disk: follow the link, as pg_waldump does, to a regular
+        // file; a link to nothing or to something else is named rather than skipped (skipping it would end
+        // the output early at a "missing" segment, or find no segments at all).
+        else if (ent.isSymbolicLink()) {
+          await requireLinkToFile(path)
+          add(ent.name, path)
+        }
       }
     } else {
       const name = basename(p)
@@ -173,17 +219,56 @@ export async function listWalSegmentFiles(paths: readonly string[]): Promise<Arr
           hint: 'WAL segment names give their timeline and position; rename copied segments back to their original names.',
         })
       }
+      if (timeline !== null && timelineOfName(name) !== timeline) {
+        throw new UsageError('WAL_WRONG_TIMELINE', `${p} is a segment of timeline ${timelineOfName(name)}, not of timeline ${timeline} as asked`, {
+          hint: `Pass the segments of timeline ${timeline}, or ask for timeline ${timelineOfName(name)}.`,
+        })
+      }
       // Opening a FIFO for reading would block forever (storage/input-file.ts).
       requireRegularFile(p, st, 'WAL segment')
       add(name, p)
     }
   }
   if (byName.size === 0) {
-    throw new NotFoundError('WAL_NO_SEGMENTS', `no WAL segment files in ${paths.join(', ')}`, {
+    const where = paths.join(', ')
+    if (otherTimelines.size > 0) {
+      const found = [...otherTimelines].sort((a, b) => a - b)
+      throw new NotFoundError('WAL_NO_SEGMENTS', `no WAL segment files of timeline ${timeline} in ${where} (timelines found: ${found.join(', ')})`, {
+        hint: `Ask for one of the timelines found, e.g. the newest, ${found[found.length - 1]}.`,
+        details: { timeline, timelines: found },
+      })
+    }
+    if (partials.length > 0) {
+      partials.sort()
+      throw new NotFoundError('WAL_NO_SEGMENTS', `no WAL segment files in ${where}, only ${partials.length} skipped *.partial file(s): ${partials.join(', ')}`, {
+        hint:
+          'A .partial file is the unfinished last segment of a timeline, left by a promotion or by pg_receivewal; to read it, ' +
+          `copy it under its name without ".partial" (e.g. ${partials[0]!.slice(0, 24)}) and pass the copy.`,
+        details: { partial: partials },
+      })
+    }
+    throw new NotFoundError('WAL_NO_SEGMENTS', `no WAL segment files in ${where}`, {
       hint: 'Pass a pg_wal directory (it holds files such as 000000010000000000000001).',
     })
   }
   return [...byName.keys()].sort().map((name) => ({ name, path: byName.get(name)! }))
+}
+
+/** Checks that the symbolic link `path`, named like a segment, leads to a regular file. */
+async function requireLinkToFile(path: string): Promise<void> {
+  let st
+  try {
+    st = await stat(path)
+  } catch (e) {
+    if (isNotFoundFsError(e)) {
+      throw new NotFoundError('WAL_SEGMENT_LINK_BROKEN', `WAL segment ${path} is a symbolic link to nothing (its target does not exist)`, {
+        hint: 'Restore the file the link points to, or remove the link and copy the segment in its place.',
+        details: { path },
+      })
+    }
+    throw inputPathFailed('following the link', path, e)
+  }
+  requireRegularFile(path, st, 'the target of WAL segment link')
 }
 
 interface LongHeaderFacts {
@@ -244,7 +329,7 @@ export class WalFileReader {
         hint: 'Use a read size of a few MiB.',
       })
     }
-    const files = await listWalSegmentFiles(paths)
+    const files = await listWalSegmentFiles(paths, { timeline: opts.timeline ?? null })
     const { segSize, sysid } = await readLongHeader(files[0]!.path)
     const segments: WalSegmentFile[] = []
     for (const f of files) {
@@ -262,10 +347,14 @@ export class WalFileReader {
       }
       segments.push({ path: f.path, name: f.name, ...parsed })
     }
-    const tlis = [...new Set(segments.map((s) => s.tli))]
+    const tlis = [...new Set(segments.map((s) => s.tli))].sort((a, b) => a - b)
     if (tlis.length > 1) {
+      // Which one is wanted is the caller's choice (the old timeline up to the promotion, or the new one):
+      // never guess. Callers that offer a way to choose (`wal dump --timeline`) say so in their own hint.
+      const newest = tlis[tlis.length - 1]!
       throw new UsageError('WAL_MULTIPLE_TIMELINES', `WAL segments of several timelines (${tlis.join(', ')}) were given`, {
-        hint: 'Pass the segment files of one timeline (after a promotion, pg_wal holds both the old and the new one).',
+        hint: `Pass the segment files of one timeline, e.g. the newest, ${newest} (after a promotion, pg_wal holds both the old and the new one).`,
+        details: { timelines: tlis },
       })
     }
     const firstStart = toLsn(segments[0]!.segno * BigInt(segSize))
@@ -359,9 +448,13 @@ export class WalFileReader {
     for (const s of this.segments) bySegno.set(s.segno, s)
     const verdicts = useWorker ? new CrcVerdicts() : null
     const win: DecodeWindow = { start, end, skipping: decodeFrom < start, verdicts, last: null }
-    const lastEnd = (): number => (win.last === null ? decodeFrom : Number(win.last.endLsn))
+    // Where the records read so far end, never before the start asked for: the records decoded to reach it
+    // (from its page's start, `decodeFrom`) are not handed out, so neither is their end. E.g. a start at
+    // 0/4010DF1 with an end at 0/4010E00 and no record between: the end is 0/4010DF1, not 0/4010000.
+    const lastEnd = (): number => Math.max(start, win.last === null ? decodeFrom : Number(win.last.endLsn))
     const ended = (reason: WalEndReason, endLsn: number, message: string): WalReadEnd => ({
-      lastRecordLsn: win.last === null ? null : win.last.lsn,
+      // While still skipping, the last record decoded was not handed out.
+      lastRecordLsn: win.last === null || win.skipping ? null : win.last.lsn,
       endLsn: toLsn(endLsn),
       reason,
       message,
@@ -442,7 +535,7 @@ export class WalFileReader {
             pgTimeLineId: this.timeline,
             firstPage: !this.resume && win.last === null && pageLsn === decodeFrom,
           })
-          if (pageEnd === null) throw outcome.error
+          if (pageEnd === null) throw withSegmentPath(outcome.error, pageLsn, segSize, bySegno)
           return this.finish(ended(pageEnd.reason, lastEnd(), pageEnd.message))
         }
         if (outcome.kind === 'wal-end') return this.finish(ended('end-of-wal', outcome.lsn, outcome.reason))
@@ -479,6 +572,32 @@ export class WalFileReader {
     const readEnd = this.endLsn === null ? filesEnd : Math.min(filesEnd, Number(this.endLsn))
     return readEnd - decodeFrom >= WAL_CRC_WORKER_MIN_BYTES
   }
+}
+
+/**
+ * `e` (a decoding error) with the path of the segment file it was found in: " in <path>" after the message
+ * and `details.path`, the class, code, hint and so the exit code unchanged. The segment is the one holding
+ * the LSN the error names (a record's start, a page), else the one holding `positionLsn`, where the
+ * decoder stopped. Anything but a PageserverError, or a bug (kind internal), is left as it is.
+ */
+function withSegmentPath(e: unknown, positionLsn: number, segSize: number, bySegno: ReadonlyMap<bigint, WalSegmentFile>): unknown {
+  if (!(e instanceof PageserverError) || e.kind === 'internal' || e.details?.['path'] !== undefined) return e
+  const named = e.details?.['lsn'] ?? e.details?.['pageLsn']
+  let at = positionLsn
+  if (typeof named === 'string') {
+    try {
+      at = Number(parseLsn(named))
+    } catch {
+      // Not an LSN after all: fall back to the decoder's position.
+    }
+  }
+  const path = bySegno.get(BigInt(Math.floor(at / segSize)))?.path
+  if (path === undefined) return e
+  return errorOfKind(e.kind, e.code, `${e.message} in ${path}`, {
+    hint: e.hint,
+    cause: e.cause,
+    details: { ...e.details, path },
+  })
 }
 
 /** Where a read starts and ends, and what it has decoded so far. */
