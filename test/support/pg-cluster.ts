@@ -25,6 +25,8 @@ export type AuthMethod = 'trust' | 'password' | 'md5' | 'scram-sha-256'
 export interface ClusterOptions {
   /** initdb --data-checksums */
   checksums?: boolean
+  /** initdb --wal-segsize (MiB, a power of two from 1 to 1024); default 16. */
+  walSegmentSizeMb?: number
   /** postgresql.conf wal_compression */
   walCompression?: 'off' | 'pglz' | 'lz4' | 'zstd'
   /** postgresql.conf wal_consistency_checking, e.g. 'all' */
@@ -178,6 +180,7 @@ export class PgCluster {
     const auth = this.options.auth ?? 'trust'
     const args = ['-D', this.dataDir, '-U', 'postgres', '-E', 'UTF8', '--no-locale', '--no-sync', '--auth-local=trust', `--auth-host=${auth}`]
     if (this.options.checksums) args.push('--data-checksums')
+    if (this.options.walSegmentSizeMb !== undefined) args.push(`--wal-segsize=${this.options.walSegmentSizeMb}`)
     if (auth !== 'trust') {
       if (!this.options.password) throw new Error(`auth ${auth} needs a password`)
       const pwfile = join(this.dir, 'pwfile')

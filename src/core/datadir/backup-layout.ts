@@ -77,6 +77,20 @@ export interface ConfigFacts {
   maxWorkerProcesses?: number
   maxWalSenders?: number
   maxLocksPerXact?: number
+  /** pg_control's xlog_seg_size: the cluster's WAL segment size in bytes (initdb --wal-segsize). */
+  walSegmentSizeBytes?: number
+}
+
+/** PostgreSQL's default WAL segment size, for which its defaults of min_wal_size and max_wal_size hold. */
+const DEFAULT_WAL_SEGMENT_BYTES = 16 * 1024 * 1024
+/** initdb's DEFAULT_MIN_WAL_SEGS and DEFAULT_MAX_WAL_SEGS: the WAL sizes it writes, in segments. */
+const INITDB_MIN_WAL_SEGS = 5
+const INITDB_MAX_WAL_SEGS = 64
+
+/** initdb's pretty_wal_size: a size in segments as "80MB", or "1GB" when a whole number of gigabytes. */
+function walSizeSetting(segments: number, segmentBytes: number): string {
+  const mb = (segments * segmentBytes) / (1024 * 1024)
+  return mb % 1024 === 0 ? `${mb / 1024}GB` : `${mb}MB`
 }
 
 /** PostgreSQL 15's defaults of the settings above (postgresql.conf.sample). */
@@ -89,6 +103,12 @@ export function postgresqlConfText(f: ConfigFacts): string {
     "# PostgreSQL's defaults apply to everything not set here; set port, listen_addresses and",
     '# unix_socket_directories as your setup needs.',
   ]
+  // PostgreSQL refuses to start unless min_wal_size and max_wal_size are at least two segments: their
+  // defaults (80MB, 1GB) are too small from 64 MiB segments on. initdb writes them in segments; so do we.
+  const seg = f.walSegmentSizeBytes
+  if (seg !== undefined && seg !== DEFAULT_WAL_SEGMENT_BYTES) {
+    lines.push(`min_wal_size = ${walSizeSetting(INITDB_MIN_WAL_SEGS, seg)}`, `max_wal_size = ${walSizeSetting(INITDB_MAX_WAL_SEGS, seg)}`)
+  }
   // Prepared transactions in pg_twophase are restored at start; each needs a slot, or the start fails.
   if (f.maxPreparedXacts > 0) {
     lines.push(`max_prepared_transactions = ${f.maxPreparedXacts}`)

@@ -95,7 +95,10 @@ export function prepareBasebackup(reader: DatadirReader, req: BasebackupRequest)
   }
   const control = decodeControlFile(controlBytes, 'stored pg_control')
   checkControlGeometry(control)
-  const checkpoint = decodeCheckPoint(cpBytes)
+  // pg_commit_ts is not kept (datadir/ingest.ts), so the backup claims no commit timestamps: with the
+  // stored range, a server started with track_commit_timestamp = on looks for segments that are not there
+  // ("could not access status of transaction") instead of answering NULL for older transactions.
+  const checkpoint = { ...decodeCheckPoint(cpBytes), oldestCommitTsXid: 0, newestCommitTsXid: 0 }
   if (req.flavour === 'full') {
     const wal = shutdownCheckpointWal({
       lsn: req.lsn,
@@ -149,6 +152,7 @@ async function* produce(
       maxWorkerProcesses: control.max_worker_processes,
       maxWalSenders: control.max_wal_senders,
       maxLocksPerXact: control.max_locks_per_xact,
+      walSegmentSizeBytes: control.xlog_seg_size,
     })
     out.file('postgresql.conf', conf)
   }

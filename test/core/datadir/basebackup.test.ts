@@ -376,6 +376,14 @@ describe('postgresql.conf of a full backup', () => {
     expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 0, maxLocksPerXact: 512, maxConnections: 500 }))).toEqual([])
   })
 
+  it('WAL sizes in segments, as initdb writes them, when the segment size is not 16 MiB (PostgreSQL refuses min_wal_size below two segments)', () => {
+    const MiB = 1024 * 1024
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 0, walSegmentSizeBytes: 16 * MiB }))).toEqual([])
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 0, walSegmentSizeBytes: 64 * MiB }))).toEqual(['min_wal_size = 320MB', 'max_wal_size = 4GB'])
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 0, walSegmentSizeBytes: 1 * MiB }))).toEqual(['min_wal_size = 5MB', 'max_wal_size = 64MB'])
+    expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 0, walSegmentSizeBytes: 1024 * MiB }))).toEqual(['min_wal_size = 5GB', 'max_wal_size = 64GB'])
+  })
+
   it("prepared transactions: their slots, and the primary's lock table sizing where it exceeds the defaults (an audit's export failed to start with 'out of shared memory' re-taking a prepared transaction's 20,000 locks)", () => {
     expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 5 }))).toEqual(['max_prepared_transactions = 5'])
     expect(settings(postgresqlConfText({ ...facts, maxPreparedXacts: 5, maxLocksPerXact: 512, maxConnections: 20, maxWorkerProcesses: 16 }))).toEqual([
