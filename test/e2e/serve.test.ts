@@ -120,6 +120,15 @@ describe('pageserver serve', () => {
     // A branch made through the server at its in-memory last record.
     const br = await runCli(['timeline', 'branch', '--tenant', tenant, '--ancestor', timeline, '--json'], { env: env() })
     expect(br.code, br.stderr).toBe(0)
+    // An import through the server answers once its pages are readable, as the offline import does: its
+    // lastRecordLsn is a place to branch at (it was the backup's start, below minReadableLsn: refused).
+    const imp = await runCli(['timeline', 'import', '--tenant', t2, '--from', pg.connString(), '--json'], { env: env(), timeoutMs: 120_000 })
+    expect(imp.code, imp.stderr).toBe(0)
+    const imported = imp.json<{ timelineId: string; lastRecordLsn: string; minReadableLsn: string; prevRecordLsn: string | null }>()
+    expect(parseLsn(imported.lastRecordLsn) >= parseLsn(imported.minReadableLsn), JSON.stringify(imported)).toBe(true)
+    expect(imported.prevRecordLsn).not.toBeNull()
+    const atImport = await runCli(['timeline', 'branch', '--tenant', t2, '--ancestor', imported.timelineId, '--lsn', imported.lastRecordLsn, '--json'], { env: env() })
+    expect(atImport.code, atImport.stderr).toBe(0)
     // A new source that cannot be reached is refused, and the timeline goes on streaming from its own.
     const bad = await runCli(['timeline', 'source', '--tenant', tenant, '--timeline', timeline, '--from', 'host=127.0.0.1 port=1 user=postgres', '--json'], { env: env() })
     expect(bad.code).not.toBe(0)

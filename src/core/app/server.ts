@@ -45,7 +45,7 @@ import {
   tenantInfoIn,
   timelineInfo,
 } from './timelines.js'
-import { importTimelineIn } from './import.js'
+import { importTimelineIn, type ImportResult } from './import.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
@@ -205,7 +205,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     const tenant = await this.repo.tenant(t)
     let info
     if (req.importFrom) {
-      info = await importTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, connString: req.importFrom.connString, slotName: req.importFrom.slotName })
+      const imported = await importTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, connString: req.importFrom.connString, slotName: req.importFrom.slotName })
+      const s = await this.addTimeline(tenant, await tenant.timeline(imported.timelineId as TimelineId))
+      return this.importedAndReadable(t, s, imported)
     } else if (req.ancestorTimelineId) {
       const broken = this.broken.get(this.key(t, req.ancestorTimelineId))
       if (broken) throw timelineBroken(t, req.ancestorTimelineId, broken)
@@ -216,6 +218,30 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     const tl = await tenant.timeline(info.timelineId as TimelineId)
     await this.addTimeline(tenant, tl)
     return info
+  }
+
+  /**
+   * An import's answer once its pages are readable: the base backup ends past its start (minReadableLsn), and
+   * the offline import streams the WAL up to there before it answers; so does the receiver here, and the
+   * answer gives the position reached. Otherwise a script would branch at the returned lastRecordLsn, below
+   * the readable start, and be refused.
+   */
+  private async importedAndReadable(t: TenantId, s: TimelineService, info: ImportResult): Promise<ImportResult> {
+    const tl = s.timeline
+    const readableFrom = tl.metadata.minReadableLsn
+    if (tl.lastRecordLsn < readableFrom) {
+      try {
+        await s.waitForLsn(readableFrom, this.ctx.config.waitLsnTimeoutMs, new AbortController().signal)
+      } catch (e) {
+        if (!(e instanceof PageserverError)) throw e
+        throw errorOfKind(e.kind, e.code, `timeline ${tl.timelineId} was imported, but its WAL up to the end of the base backup (${formatLsn(readableFrom)}) did not arrive: ${e.message}`, {
+          hint: `${e.hint ? `${e.hint} ` : ''}The timeline exists and is served; \`timeline list\` shows its WAL receiver.`,
+          cause: e,
+          details: { ...e.details, tenantId: t, timelineId: tl.timelineId },
+        })
+      }
+    }
+    return { ...info, ...timelineInfo(t, tl.timelineId, tl.metadata, tl) }
   }
 
   async deleteTimeline(t: TenantId, tl: TimelineId, opts: DeleteTimelineOptions = {}): Promise<unknown> {
