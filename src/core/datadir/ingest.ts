@@ -471,7 +471,7 @@ export class WalIngest {
 
   /** CREATE DATABASE ... STRATEGY FILE_COPY: an image of every page of the template, as of this record. */
   private async copyDatabase(rec: DecodedRecord, srcSpc: number, srcDb: number, spc: number, db: number): Promise<void> {
-    checkTablespace({ spcNode: spc, dbNode: db, relNode: 0, forkNum: 0 })
+    checkTablespace({ spcNode: spc, dbNode: db, relNode: 0, forkNum: 0 }, `database ${db}`)
     const readAt = rec.lsn
     const srcHasRelmap = this.state.databases().some((e) => e.spcNode === srcSpc && e.dbNode === srcDb && e.hasRelmap)
     this.state.ensureDatabase(spc, db, srcHasRelmap)
@@ -508,9 +508,10 @@ export class WalIngest {
   }
 }
 
-function checkTablespace(rel: RelTag): void {
+/** `what` names the object for the message: a relation by default, `database <oid>` for a database copied or moved. */
+function checkTablespace(rel: RelTag, what = `relation ${rel.spcNode}/${rel.dbNode}/${rel.relNode}`): void {
   if (rel.spcNode !== DEFAULTTABLESPACE_OID && rel.spcNode !== GLOBALTABLESPACE_OID) {
-    throw new UnsupportedError('USER_TABLESPACE', `relation ${rel.spcNode}/${rel.dbNode}/${rel.relNode} is in a user tablespace`, {
+    throw new UnsupportedError('USER_TABLESPACE', `${what} is in user tablespace ${rel.spcNode}`, {
       hint: "Only pg_default and pg_global are supported. This WAL cannot be ingested: the timeline stays readable up to the record before it and cannot move past it. Import the primary again as a new timeline once it has no objects in user tablespaces, and delete this one (which drops its replication slot, so the primary stops keeping WAL for it).",
     })
   }
