@@ -11,8 +11,12 @@
  * - `timeline()`: NotFoundError for an unknown tenant or timeline -> ErrorResponse at command start.
  * - `waitForLsn`: TimeoutError when `timeoutMs` passes -> in-band "LSN timeout: Timed out while waiting
  *   for WAL record at LSN ..." (the page service writes the text); an aborted `signal` ends it early.
- * - reads: UsageError -> in-band "Bad request: ..."; any other error -> in-band "Read error: ...";
- *   an error with code SHUTTING_DOWN -> ErrorResponse 57P01 and the connection closes.
+ * - reads: UsageError -> in-band "Bad request: ..."; any other error -> in-band "Read error: ..." (refined
+ *   by kind: "Read error: not found: ...", "Read error: unsupported: ..."); an error with code SHUTTING_DOWN
+ *   -> ErrorResponse 57P01 and the connection closes.
+ * - basebackup: a typed error -> ErrorResponse with its kind as SQLSTATE, its code and hint.
+ * Typed errors keep their code and hint on the way to the client (error-wire.ts): throw what the offline
+ * path throws, and the client sees the same kind, code, exit code and hint.
  * The lead's repository implements this; tests use a fake (test/core/page-service/fake-backend.ts).
  */
 import type { Lsn } from '../pg/lsn.js'

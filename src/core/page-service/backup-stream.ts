@@ -2,7 +2,8 @@
  * basebackup / fullbackup over CopyOut: wait for the LSN (if one was asked for), check it against the GC
  * cutoff, then CopyOutResponse, the tar as CopyData messages (gzip at level 1, "fastest", with --gzip),
  * and CopyDone. The caller writes CommandComplete "SELECT 1" + ReadyForQuery on success, or an
- * ErrorResponse (which also ends a COPY in progress) + ReadyForQuery on failure.
+ * ErrorResponse (which also ends a COPY in progress) + ReadyForQuery on failure. Failures are typed
+ * (PageserverError) so that the ErrorResponse carries their kind, code and hint (error-wire.ts).
  *
  * Back-pressure: after each CopyData the writer waits for the socket to drain when its buffer is above
  * the high-water mark, so a slow client slows the tar producer instead of filling memory. Each CopyData
@@ -18,7 +19,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { createGzip, constants as zlibConstants } from 'node:zlib'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { TimeoutError } from '../lib/errors.js'
+import { TimeoutError, UnavailableError, UsageError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { copyDataHeader, copyDone, copyOutResponse } from '../protocol/pg-backend-messages.js'
 import type { PageServiceTimeline } from './backend.js'
@@ -42,8 +43,8 @@ export interface BackupRequest {
   readonly replica: boolean
 }
 
-/** A failure before or during the stream, reported as ErrorResponse XX000 with this text. */
-export class BackupError extends Error {}
+/** Code of a backup whose LSN did not arrive within wait_lsn_timeout (the client's code before codes were sent). */
+const BACKUP_LSN_TIMEOUT_CODE = 'PAGE_SERVICE_LSN_TIMEOUT'
 
 export async function streamBackup(
   sink: CopyOutSink,
@@ -55,13 +56,19 @@ export async function streamBackup(
     try {
       await timeline.waitForLsn(req.lsn, limits.waitLsnTimeoutMs, sink.waitSignal === undefined ? sink.signal : AbortSignal.any([sink.signal, sink.waitSignal]))
     } catch (err) {
-      if (err instanceof TimeoutError) throw new BackupError(lsnTimeoutMessage(timeline, req.lsn))
+      if (err instanceof TimeoutError) {
+        throw new TimeoutError(BACKUP_LSN_TIMEOUT_CODE, lsnTimeoutMessage(timeline, req.lsn), {
+          hint: 'The page server has not received WAL up to that LSN yet; ask for an earlier LSN or check the WAL receiver.',
+        })
+      }
       throw err
     }
     const cutoff = timeline.gcCutoffLsn()
     if (req.lsn < cutoff) {
-      throw new BackupError(
+      throw new UsageError(
+        'BACKUP_LSN_BEFORE_GC_CUTOFF',
         `invalid basebackup lsn: LSN ${formatLsn(req.lsn)} is earlier than latest GC cutoff ${formatLsn(cutoff)} (we might've already garbage collected needed data)`,
+        { hint: `Ask for an LSN at or after the GC cutoff ${formatLsn(cutoff)}, or leave the LSN out for the latest.` },
       )
     }
   }
@@ -75,7 +82,9 @@ export async function streamBackup(
       sink.write(Buffer.from(piece.buffer, piece.byteOffset, piece.length))
       await sink.drained()
       await yieldToEventLoop()
-      if (sink.signal.aborted) throw new BackupError('the connection closed during the backup')
+      if (sink.signal.aborted) {
+        throw new UnavailableError('PAGE_SERVICE_CONNECTION_CLOSED', 'the connection closed during the backup', { hint: 'The client closed its connection before the backup ended; run the backup again.' })
+      }
     }
   }
 

@@ -24,12 +24,14 @@
  * - Before authentication a message is at most a JWT long (a password message), not messageBytesMax.
  * - Every error a client can cause ends in an ErrorResponse (then ReadyForQuery if the connection stays
  *   usable, or a close); nothing a client sends throws out of this class.
+ * - A command that fails with a typed error (PageserverError) answers with its kind as SQLSTATE, its code in
+ *   the detail and its hint (error-wire.ts), so a client gets what the same command raises offline.
  * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body); those
  *   answering one read of the socket leave as soon as that read is handled.
  */
 import type { Socket } from 'node:net'
 import { TickCorkedWriter } from '../lib/tick-cork.js'
-import { PageserverError, messageOf } from '../lib/errors.js'
+import { NotFoundError, PageserverError, messageOf } from '../lib/errors.js'
 import { FrameReader, describeType, type Frame } from '../protocol/pg-frames.js'
 import { BLCKSZ } from '../protocol/pagestream.js'
 import {
@@ -59,7 +61,8 @@ import { SHUTTING_DOWN_CODE, type PageServiceBackend, type PageServiceTimeline }
 import { checkPermission, JWT_TOKEN_BYTES_MAX, type JwtClaims } from './auth.js'
 import { parseCommand, type PageServiceCommand } from './commands.js'
 import { PagestreamSession } from './pagestream-handler.js'
-import { BackupError, streamBackup } from './backup-stream.js'
+import { streamBackup } from './backup-stream.js'
+import { detailWithCode, sqlstateOf, typedForWire } from './error-wire.js'
 import type { PageServiceMetrics } from './metrics.js'
 import type { ResolvedPageServiceOptions } from './options.js'
 
@@ -358,15 +361,17 @@ export class PageServiceConnection {
     const done = (): void => {
       if (sendReady) this.write(readyForQuery())
     }
-    const fail = (message: string, detail?: string, o: { code?: string; hint?: string } = {}): void => {
+    const fail = (message: string, detail?: string, o: { code?: string; hint?: string | undefined } = {}): void => {
       this.write(errorResponse({ severity: 'ERROR', code: o.code ?? SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }), ...(o.hint === undefined ? {} : { hint: o.hint }) }))
       done()
     }
+    /** A typed error: SQLSTATE from its kind, its code in D, its hint in H; `message` as the client reads it. */
+    const failTyped = (err: PageserverError, message = err.message): void => fail(message, detailWithCode(err.code), { code: sqlstateOf(err), hint: err.hint })
     let cmd: PageServiceCommand
     try {
       cmd = parseCommand(text)
     } catch (err) {
-      return fail(messageOf(err))
+      return failTyped(typedForWire(err))
     }
     if (cmd.kind === 'set') {
       this.write(commandComplete('SELECT 1'))
@@ -379,11 +384,9 @@ export class PageServiceConnection {
       timeline = this.ctx.backend.timeline(cmd.tenantId, cmd.timelineId)
     } catch (err) {
       if (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) return this.fatal(SqlState.AdminShutdown, 'shutdown')
-      // Neon's text for an unknown tenant or timeline. Any other refusal (a timeline that failed to load) as it
-      // is, with its hint, and SQLSTATE data_corrupted when the cause is damaged files.
-      if (err instanceof PageserverError && err.kind !== 'not_found') {
-        return fail(err.message, undefined, { code: err.kind === 'corruption' ? SqlState.DataCorrupted : SqlState.InternalError, hint: err.hint })
-      }
+      // Neon's text for an unknown tenant or timeline ("Not found: ..."). Any other refusal (a timeline that
+      // failed to load: data_corrupted when the cause is damaged files) as it is. Both typed.
+      if (err instanceof PageserverError) return failTyped(err, err.kind === 'not_found' ? `Not found: ${err.message}` : err.message)
       return fail(`Not found: ${messageOf(err)}`)
     }
     if (cmd.kind === 'pagestream') {
@@ -419,8 +422,8 @@ export class PageServiceConnection {
         if (this.state === 'closed') return
         if ((err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) || waitAbort.signal.aborted) return this.fatal(SqlState.AdminShutdown, 'shutdown')
         // A timeline deleted under the backup fails it on a closed file: say why, not which file.
-        const message = timeline.deleted?.() === true ? 'Tenant or timeline not found: the timeline was deleted during the backup' : err instanceof BackupError ? err.message : messageOf(err)
-        this.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message }))
+        const failure = timeline.deleted?.() === true ? timelineDeletedDuringBackup() : typedForWire(err)
+        this.write(errorResponse({ severity: 'ERROR', code: sqlstateOf(failure), message: failure.message, detail: detailWithCode(failure.code), ...(failure.hint === undefined ? {} : { hint: failure.hint }) }))
         this.commandEnded(done)
       },
     )
@@ -539,4 +542,11 @@ export class PageServiceConnection {
     this.wakeDrainWaiters()
     this.resolveClosed()
   }
+}
+
+/** What a backup whose timeline was deleted under it fails with (not the closed file it failed to read). */
+function timelineDeletedDuringBackup(): NotFoundError {
+  return new NotFoundError('TIMELINE_NOT_FOUND', 'Tenant or timeline not found: the timeline was deleted during the backup', {
+    hint: 'The timeline was deleted while the backup ran; list the timelines (pageserver timeline list) and back up one that exists.',
+  })
 }

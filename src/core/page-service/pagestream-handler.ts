@@ -12,8 +12,10 @@
  * - `queue` holds the in-flight requests in arrival order; a response is written only when every earlier
  *   one has been, so a fast request behind a slow one waits (head-of-line, by design of the protocol).
  * - Per-request failures (bad LSN, GC'd LSN, LSN timeout, read errors) become in-band Error responses
- *   (tag 103) and the stream continues. "Server stopping" failures end the connection with
- *   ErrorResponse 57P01 once every earlier response is written.
+ *   (tag 103) and the stream continues; a typed error from the backend keeps its kind (Neon's class
+ *   prefix, refined: "Read error: not found: ..."), code and hint (a trailer) in the message
+ *   (error-wire.ts). "Server stopping" failures end the connection with ErrorResponse 57P01 once every
+ *   earlier response is written.
  *
  * Shape: the session owns the ordering queue and the request semantics; the connection owns the socket,
  * framing and the state machine, and calls `onCopyData` / `finish` / `abort`; it asks `hasRoom` before
@@ -21,7 +23,7 @@
  * the backend returned (written as is, not copied into one frame; the connection corks both into one
  * writev), so the backend must not change a page after returning it.
  */
-import { messageOf, PageserverError, TimeoutError, UsageError } from '../lib/errors.js'
+import { messageOf, PageserverError, TimeoutError } from '../lib/errors.js'
 import { MAX_FORK_NUMBER } from '../pg/reltag.js'
 import type { Lsn } from '../pg/lsn.js'
 import {
@@ -29,7 +31,6 @@ import {
   encodeGetPageResponseHeadFrom,
   encodeResponseFrame,
   BLCKSZ,
-  READ_ERROR_CORRUPTED_PREFIX,
   SLRU_PAGES_PER_SEGMENT,
   type PagestreamRequest,
   type PagestreamResponse,
@@ -37,6 +38,7 @@ import {
 } from '../protocol/pagestream.js'
 import { SHUTTING_DOWN_CODE, type PageServiceTimeline } from './backend.js'
 import { effectiveRequestLsn, lsnTimeoutMessage, PagestreamBadRequest } from './lsn-rules.js'
+import { BAD_REQUEST_PREFIX, LSN_TIMEOUT_PREFIX, pagestreamErrorMessage, typedForWire } from './error-wire.js'
 import type { PageServiceMetrics } from './metrics.js'
 
 /** What the session needs from its connection. */
@@ -213,13 +215,15 @@ export class PagestreamSession {
     }
     this.opts.metrics.requestErrors++
     let message: string
-    if (err instanceof PagestreamBadRequest || err instanceof UsageError) message = `Bad request: ${err.message}`
-    else if (err instanceof LsnTimeout) message = `LSN timeout: ${err.message}`
+    if (err instanceof PagestreamBadRequest) message = `${BAD_REQUEST_PREFIX}${err.message}`
+    else if (err instanceof LsnTimeout) message = `${LSN_TIMEOUT_PREFIX}${err.message}`
     else {
-      this.opts.timeline.readFailed?.(err)
-      // Neon's class ("Read error"), and for damaged files a marker clients can tell apart (a corruption,
-      // not an outage: retrying will not help).
-      message = err instanceof PageserverError && err.kind === 'corruption' ? `${READ_ERROR_CORRUPTED_PREFIX}${err.message}` : `Read error: ${messageOf(err)}`
+      const typed = typedForWire(err)
+      // A refused request (UsageError: "Bad request") is not a failed read: the log is not told of it.
+      if (typed.kind !== 'usage') this.opts.timeline.readFailed?.(err)
+      // Neon's class ("Bad request", "Read error"), refined by kind so that clients tell a missing relation,
+      // an unsupported record or damaged files (retrying will not help) from an outage; then code and hint.
+      message = pagestreamErrorMessage(typed)
     }
     try {
       slot.frame = encodeResponseFrame({ type: 'error', hdr: req.hdr, message }, this.opts.version)

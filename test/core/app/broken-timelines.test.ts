@@ -243,7 +243,7 @@ describe('broken timelines in a running server', () => {
       try {
         const e = await refused.pagestream(bad.tenantId, bad.root, { version: 2 }).catch((x: unknown) => x)
         expect(e).toBeInstanceOf(PageServiceServerError)
-        expect(e).toMatchObject({ kind: 'corruption', code: 'PAGE_SERVICE_DATA_CORRUPTED', sqlstate: 'XX001' })
+        expect(e).toMatchObject({ kind: 'corruption', code: 'TIMELINE_BROKEN', sqlstate: 'XX001' })
         expect((e as PageServiceServerError).message).toContain('failed to load when the server started')
         expect((e as PageServiceServerError).hint).toContain('timeline delete')
       } finally {

@@ -50,7 +50,7 @@ describe('getPageFromServer', () => {
     r = await startServer()
     const server = `127.0.0.1:${r.port}`
     await expect(getPageFromServer({ ...base, server, block: 0, timeline: '55555555555555555555555555555555' as TimelineId })).rejects.toMatchObject({ kind: 'not_found' })
-    await expect(getPageFromServer({ ...base, server, block: 0, rel: { ...base.rel, relNode: 4242 } })).rejects.toMatchObject({ code: 'PAGESTREAM_READ' })
+    await expect(getPageFromServer({ ...base, server, block: 0, rel: { ...base.rel, relNode: 4242 } })).rejects.toMatchObject({ code: 'REL_MISSING', kind: 'not_found' })
     await expect(getPageFromServer({ ...base, server, block: 0, lsn: lsn(0x10), notModifiedSince: lsn(0x20) })).rejects.toMatchObject({ code: 'BAD_LSN_RANGE', kind: 'usage' })
     await r.stop()
     r = null

@@ -55,7 +55,8 @@ describe('commands', () => {
     const r = await start()
     const c = await r.client()
     const err = await c.pagestream('22222222222222222222222222222222' as TenantId, TIMELINE).catch((e: unknown) => e)
-    expect(err).toMatchObject({ code: 'PAGE_SERVICE_NOT_FOUND', kind: 'not_found' })
+    // The backend's code, as offline; the message keeps Neon's "Not found:" text.
+    expect(err).toMatchObject({ code: 'TIMELINE_NOT_FOUND', kind: 'not_found', sqlstate: '42704' })
     expect((err as Error).message).toMatch(/Not found: timeline 2{32}\/f/)
     await expect(c.pagestream(TENANT, '33333333333333333333333333333333' as TimelineId)).rejects.toThrow(/Not found/)
     expect((await c.simpleQuery('set x')).commandTag).toBe('SELECT 1')
@@ -113,13 +114,15 @@ for (const version of [2, 3] as const) {
       ])
       const reasons = results.map((x) => (x.status === 'rejected' ? (x.reason as PagestreamRequestError).message : 'ok'))
       expect(reasons).toEqual([
-        expect.stringMatching(/^Read error: could not find data for key/),
+        expect.stringMatching(/^Read error: not found: could not find data for key [^(]*$/),
         'Bad request: invalid SLRU kind',
         'Bad request: invalid fork number 4',
         'Bad request: invalid relnode',
         'ok',
       ])
-      expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'PAGESTREAM_READ', errorClass: 'read' })
+      // A NotFoundError from the backend: its kind and code, as offline (the FakeTimeline's REL_MISSING).
+      expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'REL_MISSING', kind: 'not_found', errorClass: 'not_found' })
+      expect((results[3] as PromiseRejectedResult).reason).toMatchObject({ code: 'INVALID_RELNODE', kind: 'usage', errorClass: 'bad_request' })
       expect(r.server.metrics.requestErrors).toBe(4)
     })
 
@@ -135,8 +138,8 @@ for (const version of [2, 3] as const) {
       tl.failNextRead = new Error('disk on fire')
       const results = await Promise.allSettled([s.getPage(REL, 1), s.nblocks(REL_MISSING), s.exists({ ...REL, relNode: 0 }), s.getPage(REL, 2)])
       expect(results.map((x) => (x.status === 'rejected' ? (x.reason as PagestreamRequestError).message : 'ok'))).toEqual([
-        'Read error: disk on fire',
-        expect.stringMatching(/^Read error: could not find data for key/),
+        'Read error: internal error: disk on fire',
+        expect.stringMatching(/^Read error: not found: could not find data for key/),
         'Bad request: invalid relnode',
         'ok',
       ])
@@ -155,7 +158,7 @@ for (const version of [2, 3] as const) {
       expect(err).toMatchObject({
         kind: 'corruption',
         exitCode: 5,
-        code: 'PAGESTREAM_DATA_CORRUPTED',
+        code: 'LAYER_CORRUPT',
         errorClass: 'data_corrupted',
         message: 'Read error: data corrupted: layer file /x/y is corrupt: value fails its checksum',
       })
