@@ -128,32 +128,32 @@ export const CONFIG_ENTRIES = [
 
   key({
     toml: 'compaction_period', field: 'compactionPeriodMs', group: G_COMPACT, kind: durationKind(), default: '20s',
-    doc: 'Interval of the background compaction loop of each tenant. 0 disables automatic compaction.',
+    doc: 'Interval of the background compaction loop of each tenant. 0 disables automatic compaction. Not used yet: this version has no compaction (layers accumulate as L0 deltas); the key is accepted so that Neon configs load.',
   }),
   key({
     toml: 'compaction_threshold', field: 'compactionThreshold', group: G_COMPACT, kind: intKind({ min: 1, max: 10_000 }), default: 10,
-    doc: 'Number of L0 delta layers that triggers compacting them into L1 delta layers.',
+    doc: 'Number of L0 delta layers that triggers compacting them into L1 delta layers. Not used yet (no compaction in this version).',
   }),
   key({
     toml: 'compaction_target_size', field: 'compactionTargetSizeBytes', group: G_COMPACT, kind: sizeKind({ minBytes: 1 }), default: '128MiB',
-    doc: 'Size of a key-space partition when creating image layers; roughly the size of one image layer file.',
+    doc: 'Size of a key-space partition when creating image layers; roughly the size of one image layer file. Not used yet (no compaction in this version).',
   }),
   key({
     toml: 'image_creation_threshold', field: 'imageCreationThreshold', group: G_COMPACT, kind: intKind({ min: 1, max: 10_000 }), default: 3,
-    doc: 'Number of delta layers stacked above the newest image of a key range that makes compaction write a new image layer for it.',
+    doc: 'Number of delta layers stacked above the newest image of a key range that makes compaction write a new image layer for it. Not used yet (no compaction in this version).',
   }),
 
   key({
     toml: 'gc_period', field: 'gcPeriodMs', group: G_GC, kind: durationKind(), default: '1h',
-    doc: 'Interval of the garbage collection loop of each tenant. 0 disables automatic GC.',
+    doc: 'Interval of the garbage collection loop of each tenant. 0 disables automatic GC. Not used yet: this version removes no layer files (every page version is kept); the key is accepted so that Neon configs load.',
   }),
   key({
     toml: 'gc_horizon', field: 'gcHorizonBytes', group: G_GC, kind: sizeKind(), default: '64MiB',
-    doc: 'Keep every page version within this much WAL of the end of each timeline. 0 disables automatic GC.',
+    doc: 'Keep every page version within this much WAL of the end of each timeline. 0 disables automatic GC. Not used yet (no GC in this version).',
   }),
   key({
     toml: 'pitr_interval', field: 'pitrIntervalMs', group: G_GC, kind: durationKind(), default: '7d',
-    doc: 'Keep every page version for this long (point-in-time recovery window). When set above 0 it decides the GC cutoff, and gc_horizon only applies when the time cannot be mapped to an LSN.',
+    doc: 'Keep every page version for this long (point-in-time recovery window). When set above 0 it decides the GC cutoff, and gc_horizon only applies when the time cannot be mapped to an LSN. Not used yet (no GC in this version).',
   }),
 
   key({

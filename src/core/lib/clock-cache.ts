@@ -135,9 +135,19 @@ export class ClockCache<K, E extends ClockEntry<K>> {
     if (map.get(e.key) === e) map.delete(e.key)
   }
 
-  /** Drops every entry and ghost of a space. */
+  /**
+   * Drops every entry and ghost of a space. Its slots in the ghost ring are cleared too, those of keys since
+   * admitted included: they would keep the space (and what it reads from: a deleted timeline) reachable until
+   * the ring came round to them. One pass over the ring; spaces are dropped when a timeline closes.
+   */
   drop(space: ClockSpace<K, E>): void {
     for (const e of [...space.map.values()]) this.remove(e)
+    for (let i = 0; i < this.ghostSpaces.length; i++) {
+      if (this.ghostSpaces[i] === space) {
+        this.ghostSpaces[i] = null
+        this.ghostKeys[i] = null
+      }
+    }
     space.ghosts.clear()
   }
 

@@ -15,6 +15,7 @@
  * fullbackup streamed to a fast reader). After each CopyData the stream yields to the event loop
  * (`setImmediate`: I/O of other connections runs first), so no one waits longer than one CopyData's work.
  */
+import { withEitherSignal } from '../lib/abort.js'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises'
 import { createGzip, constants as zlibConstants } from 'node:zlib'
 import { Readable } from 'node:stream'
@@ -54,7 +55,10 @@ export async function streamBackup(
 ): Promise<void> {
   if (req.lsn !== null) {
     try {
-      await timeline.waitForLsn(req.lsn, limits.waitLsnTimeoutMs, sink.waitSignal === undefined ? sink.signal : AbortSignal.any([sink.signal, sink.waitSignal]))
+      const waitSignal = sink.waitSignal
+      await (waitSignal === undefined
+        ? timeline.waitForLsn(req.lsn, limits.waitLsnTimeoutMs, sink.signal)
+        : withEitherSignal(sink.signal, waitSignal, (either) => timeline.waitForLsn(req.lsn!, limits.waitLsnTimeoutMs, either)))
     } catch (err) {
       if (err instanceof TimeoutError) {
         throw new TimeoutError(BACKUP_LSN_TIMEOUT_CODE, lsnTimeoutMessage(timeline, req.lsn), {

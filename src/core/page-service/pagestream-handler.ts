@@ -23,6 +23,7 @@
  * the backend returned (written as is, not copied into one frame; the connection corks both into one
  * writev), so the backend must not change a page after returning it.
  */
+import { withEitherSignal } from '../lib/abort.js'
 import { messageOf, PageserverError, TimeoutError } from '../lib/errors.js'
 import { MAX_FORK_NUMBER } from '../pg/reltag.js'
 import type { Lsn } from '../pg/lsn.js'
@@ -269,7 +270,7 @@ export class PagestreamSession {
   private async waitForLsn(lsn: Lsn): Promise<void> {
     if (this.waitsAbort.signal.aborted) throw new WaitEndedByShutdown()
     try {
-      await this.opts.timeline.waitForLsn(lsn, this.opts.waitLsnTimeoutMs, AbortSignal.any([this.abortController.signal, this.waitsAbort.signal]))
+      await withEitherSignal(this.abortController.signal, this.waitsAbort.signal, (either) => this.opts.timeline.waitForLsn(lsn, this.opts.waitLsnTimeoutMs, either))
     } catch (err) {
       if (err instanceof TimeoutError) throw new LsnTimeout(lsnTimeoutMessage(this.opts.timeline, lsn))
       if (this.waitsAbort.signal.aborted) throw new WaitEndedByShutdown()

@@ -133,6 +133,8 @@ export class WalReceiver {
   private conn: ReplicationConnection | undefined
   private started = false
   private stopped = false
+  /** Listens on the caller's signal until close(): removed there, so a long-lived signal keeps no receiver alive. */
+  private readonly onCallerAbort = (): void => void this.close()
   private expectedSystemId: bigint | undefined
   private lastRecordLsn: Lsn | undefined
   private durableLsn: Lsn
@@ -163,7 +165,7 @@ export class WalReceiver {
     }
     if (opts.signal) {
       if (opts.signal.aborted) this.stopped = true
-      else opts.signal.addEventListener('abort', () => void this.close(), { once: true })
+      else opts.signal.addEventListener('abort', this.onCallerAbort, { once: true })
     }
   }
 
@@ -182,6 +184,7 @@ export class WalReceiver {
   /** Stops streaming (CopyDone, Terminate); `records()` then ends normally. */
   async close(): Promise<void> {
     this.stopped = true
+    this.opts.signal?.removeEventListener('abort', this.onCallerAbort)
     this.controller.abort()
     await this.conn?.close()
   }

@@ -46,6 +46,21 @@ describe('ClockCache', () => {
     expect(cache.entries + cache.sizeBytes + s.map.size + s.ghosts.size).toBe(0)
   })
 
+  it('drop clears the space from the ghost ring, keys since admitted included (a dropped timeline stays unreachable)', () => {
+    const cache = new ClockCache<string, E>('test cache', 1000, 8)
+    const gone = new ClockSpace<string, E>()
+    const kept = new ClockSpace<string, E>()
+    put(cache, gone, 'a')
+    put(cache, gone, 'a') // admitted: no longer among its space's ghosts, still in its ring slot
+    put(cache, gone, 'b') // a ghost
+    put(cache, kept, 'c')
+    cache.drop(gone)
+    const ring = cache as unknown as { ghostSpaces: Array<ClockSpace<string, E> | null>; ghostKeys: Array<string | null> }
+    expect(ring.ghostSpaces.filter((x) => x === gone)).toHaveLength(0)
+    expect(ring.ghostSpaces.filter((x) => x === kept)).toHaveLength(1)
+    expect(put(cache, kept, 'c')).toBe(true) // the other space's ghost survives
+  })
+
   it('evicts in CLOCK order: random inserts, hits, removals and resizes agree with a model (an array queue)', () => {
     let seed = 7
     const rand = (n: number): number => {

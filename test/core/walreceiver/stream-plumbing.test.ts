@@ -1,7 +1,9 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { getEventListeners } from 'node:events'
 import { Parser } from 'pg-protocol/dist/parser.js'
 import type { BackendMessage } from 'pg-protocol/dist/messages.js'
 import { FrameGuard } from '../../../src/core/walreceiver/frame-guard.js'
+import { WalReceiver } from '../../../src/core/walreceiver/wal-receiver.js'
 import { ChunkQueue } from '../../../src/core/walreceiver/chunk-queue.js'
 import { backoffDelayMs, sleep } from '../../../src/core/walreceiver/backoff.js'
 import { parseSegmentSizeSetting } from '../../../src/core/walreceiver/segment-size.js'
@@ -194,5 +196,23 @@ describe('WalStream status at the start', () => {
         stream.finish()
       }
     }
+  })
+})
+
+describe('WalReceiver and its caller\'s signal', () => {
+  it('stops listening on the signal when closed: a long-lived signal keeps no closed receiver alive', async () => {
+    const service = new AbortController()
+    for (let i = 0; i < 20; i++) {
+      // Never started: a receiver the service made and closed after its source refused it.
+      const r = new WalReceiver({ conn: { host: '127.0.0.1', port: 1, user: 'postgres' } as never, startLsn: 0x1000000n as Lsn, signal: service.signal })
+      await r.close()
+    }
+    expect(getEventListeners(service.signal, 'abort')).toHaveLength(0)
+    // A receiver still open is closed by the signal.
+    const open = new WalReceiver({ conn: { host: '127.0.0.1', port: 1, user: 'postgres' } as never, startLsn: 0x1000000n as Lsn, signal: service.signal })
+    expect(getEventListeners(service.signal, 'abort')).toHaveLength(1)
+    const closing = vi.spyOn(open, 'close')
+    service.abort()
+    expect(closing).toHaveBeenCalledTimes(1)
   })
 })
