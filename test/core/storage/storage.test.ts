@@ -3,13 +3,14 @@
 // streaming writer writes large files in order under backpressure, patches, renames and aborts, and
 // queues callers' buffers without copying them (several writes at once, each reported once); the
 // ephemeral file serves reads from its buffer and its file across the boundary.
-import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises'
+import { readdirSync } from 'node:fs'
+import { mkdir, readFile, readdir, rename, stat, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { AssertionFailure, CorruptionError, NotFoundError } from '../../../src/core/lib/errors.js'
 import { listFiles, removeFilesWhere } from '../../../src/core/storage/directory.js'
 import { fsyncDir, removeTempFiles, writeFileDurably } from '../../../src/core/storage/durable-file.js'
-import { PositionalFile } from '../../../src/core/storage/positional-file.js'
+import { OPEN_FILES_MAX_DEFAULT, PositionalFile, openFileDescriptors, setOpenFilesMax } from '../../../src/core/storage/positional-file.js'
 import { StreamingFileWriter } from '../../../src/core/storage/streaming-file-writer.js'
 import { prng, randInt, withTempDir } from '../layer/helpers.js'
 
@@ -83,6 +84,43 @@ describe('PositionalFile', () => {
       f.close()
       expect(() => f.read(0, 1)).toThrow(/closed/)
       expect(() => PositionalFile.open(join(dir, 'missing'))).toThrow(NotFoundError)
+    })
+  })
+
+  it('holds at most openFilesMax descriptors: a file whose descriptor was taken back reopens on its next read, and must be the same file', async () => {
+    await withTempDir('ps-storage-fds-', async (dir) => {
+      const before = openFileDescriptors()
+      const fdsOfProcess = (): number => readdirSync('/proc/self/fd').length
+      const procBefore = fdsOfProcess()
+      setOpenFilesMax(before + 3)
+      try {
+        const files: PositionalFile[] = []
+        const contents: Buffer[] = []
+        for (let i = 0; i < 10; i++) {
+          const data = randomBytes(i + 100, 5000)
+          await writeFile(join(dir, `f${i}`), data)
+          contents.push(data)
+          files.push(PositionalFile.open(join(dir, `f${i}`)))
+        }
+        expect(openFileDescriptors()).toBe(before + 3)
+        expect(fdsOfProcess() - procBefore).toBeLessThanOrEqual(3)
+        // Every file still reads right, in any order, within the bound.
+        for (const i of [0, 9, 3, 3, 7, 1, 0, 5]) {
+          expect(files[i]!.read(100, 200).equals(contents[i]!.subarray(100, 300)), `file ${i}`).toBe(true)
+          expect(openFileDescriptors()).toBeLessThanOrEqual(before + 3)
+        }
+        // Replaced at its path while its descriptor was given back: refused, naming it.
+        const victim = files.findIndex((f) => openFileDescriptors() > 0 && (f as unknown as { fd: number }).fd < 0)
+        expect(victim).toBeGreaterThanOrEqual(0)
+        // (written beside it first, then renamed over it: a new inode, as a restore from a copy would give)
+        await writeFile(join(dir, 'replacement'), contents[victim]!)
+        await rename(join(dir, 'replacement'), join(dir, `f${victim}`))
+        expect(() => files[victim]!.read(0, 10)).toThrow(expect.objectContaining({ code: 'FILE_REPLACED' }))
+        for (const f of files) f.close()
+        expect(openFileDescriptors()).toBe(before)
+      } finally {
+        setOpenFilesMax(OPEN_FILES_MAX_DEFAULT)
+      }
     })
   })
 })
