@@ -78,6 +78,11 @@ describe('import a live primary, sync, and read every page at every recorded LSN
     expect(await slotOf(info.timelineId)).toBe(true)
     const second = await importTimeline(ctx, { tenantId: tid, connString: pg.connString() })
     expect(await slotOf(second.timelineId)).toBe(true)
+    // A slot another timeline streams through is not shared (deleting either would drop it under the other).
+    const taken = await importTimeline(ctx, { tenantId: tid, connString: pg.connString(), slotName: defaultSlotName(tlid) }).catch((e: unknown) => e)
+    expect(taken).toMatchObject({ code: 'SLOT_IN_USE', exitCode: 4 })
+    expect((taken as Error).message).toContain(`timeline ${tlid} of tenant ${tid} streams through it`)
+    expect(await slotOf(info.timelineId)).toBe(true)
     const deleted = await deleteTimeline(ctx, tid, tlid)
     expect(deleted.slotsDropped).toEqual([defaultSlotName(tlid)])
     expect(deleted.slotsLeft).toEqual([])

@@ -9,6 +9,7 @@
  * (app/source-password.ts): the rest of this command (and a server that imports) uses the one given, later
  * runs find it in PGPASSWORD or a password file, and the result's `notes` say so.
  */
+import { readSlotClaimsIn, slotOwnership } from './slot-owners.js'
 import { ConflictError, CorruptionError, errorOfKind, PageserverError, UnsupportedError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { encodeValue } from '../model/value.js'
@@ -78,6 +79,15 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         })
       }
       const sys = await conn.identifySystem()
+      // A slot another timeline of this workdir streams through on this primary is not to be shared: two
+      // receivers cannot stream through one slot, and deleting either timeline would drop it under the other.
+      const owner = slotOwnership(slot, sys.systemId, await readSlotClaimsIn(repo, null))
+      if (owner.state === 'owned') {
+        throw new ConflictError('SLOT_IN_USE', `replication slot ${slot} on the primary belongs to another timeline: ${owner.reason}`, {
+          hint: 'Import with another --slot name, or without --slot (the new timeline gets a slot of its own).',
+          details: { slotName: slot, owner: owner.owner },
+        })
+      }
       o.onProgress?.(`creating replication slot ${slot}`)
       const { created } = await createPhysicalSlot(conn, slot)
       const tl = await withSlotDroppedOnFailure(ctx, created ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {

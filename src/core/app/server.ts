@@ -193,7 +193,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
 
   async createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown> {
     // Until the new timeline is served, its tenant (and a branch's ancestor) must not be deleted under it.
-    const done = this.guard.beginCreate(t, req.ancestorTimelineId)
+    const done = this.guard.beginCreate(t, req.ancestorTimelineId, req.newTimelineId)
     try {
       return await this.createTimelineGuarded(t, req)
     } finally {
@@ -268,15 +268,22 @@ export class PageServer implements PageServiceBackend, ManagementOps {
 
   async setWalSource(t: TenantId, tl: TimelineId, src: { connString: string; slotName?: string }): Promise<unknown> {
     const s = this.service(t, tl)
-    await s.stopWal()
-    let attached: Awaited<ReturnType<typeof attachWalSource>>
+    // While it runs, the timeline and its tenant cannot be deleted (which would leave streaming restarted
+    // into a timeline that is gone, re-creating its slot on the primary).
+    const done = this.guard.beginChange(t, tl)
     try {
-      attached = await attachWalSource(this.ctx, s.timeline, src)
+      await s.stopWal()
+      let attached: Awaited<ReturnType<typeof attachWalSource>>
+      try {
+        attached = await attachWalSource(this.ctx, s.timeline, src)
+      } finally {
+        // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it).
+        s.startWal()
+      }
+      return walSourceSet(t, tl, attached)
     } finally {
-      // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it).
-      s.startWal()
+      done()
     }
-    return walSourceSet(t, tl, attached)
   }
 
   async syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown> {

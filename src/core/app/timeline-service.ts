@@ -85,7 +85,8 @@ export class TimelineService implements PageServiceTimeline {
 
   /** Starts streaming from the timeline's WAL source, if it has one (idempotent). */
   startWal(): void {
-    if (this.walLoop || this.timeline.metadata.walSource === null) return
+    // A retired service (its timeline deleted or closed) never streams again.
+    if (this.walLoop || this.retired || this.timeline.metadata.walSource === null) return
     this.walAbort = new AbortController()
     this.walLoop = this.runWal(this.walAbort.signal)
   }

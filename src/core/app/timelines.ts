@@ -7,6 +7,7 @@
  */
 import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
 import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import { ConflictError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
@@ -103,7 +104,15 @@ export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise
 
 export async function listTenantsIn(repo: Repository): Promise<Array<{ tenantId: string; timelines: number }>> {
   const out: Array<{ tenantId: string; timelines: number }> = []
-  for (const id of await repo.tenantIds()) out.push(await tenantInfoIn(repo, id))
+  for (const id of await repo.tenantIds()) {
+    try {
+      out.push(await tenantInfoIn(repo, id))
+    } catch (e) {
+      // Deleted since the directory was listed (a running server deletes while it lists): not listed.
+      if (e instanceof NotFoundError) continue
+      throw e
+    }
+  }
   return out
 }
 
@@ -176,7 +185,14 @@ export async function listTimelinesIn(
   const t = await repo.tenant(tenantId)
   const ids = await t.timelineIds()
   const found = new Map<TimelineId, Timeline | TimelineMetadata | PageserverError>()
-  for (const id of ids) found.set(id, live?.(id) ?? readMetadataOrError(join(t.timelineDir(id), METADATA_FILE)))
+  const listed: TimelineId[] = []
+  for (const id of ids) {
+    const f = live?.(id) ?? readMetadataOrError(join(t.timelineDir(id), METADATA_FILE))
+    // Deleted since the directory was listed (renamed to its tombstone): gone, not broken.
+    if (f instanceof NotFoundError && !existsSync(t.timelineDir(id))) continue
+    found.set(id, f)
+    listed.push(id)
+  }
   // A branch loads after its ancestors, so it is broken when one of them is (`hops` bounds a cycle).
   const resolve = (id: TimelineId, hops: number): Timeline | TimelineMetadata | PageserverError => {
     const f = found.get(id) ?? new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${tenantId} does not exist`)
@@ -184,7 +200,7 @@ export async function listTimelinesIn(
     const a = resolve(f.ancestorTimeline, hops + 1)
     return a instanceof PageserverError ? ancestorNotLoaded(tenantId, id, f.ancestorTimeline, a) : f
   }
-  return ids.map((id) => {
+  return listed.map((id) => {
     const f = resolve(id, 0)
     if (f instanceof PageserverError) return brokenTimeline(tenantId, id, f)
     return activeTimeline(f instanceof Timeline ? timelineInfo(tenantId, id, f.metadata, f) : timelineInfo(tenantId, id, f))

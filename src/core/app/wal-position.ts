@@ -12,7 +12,13 @@ import { lsnOutsidePageHeader } from '../pg/synthetic-wal.js'
 import { DEFAULT_WAL_SEGMENT_SIZE } from '../pg/wal-page.js'
 import type { Timeline } from '../repository/timeline.js'
 
+/** The highest LSN that rounds up to a multiple of 8 without leaving the 64-bit range. */
+const ALIGNABLE_LSN_MAX = 0xffff_ffff_ffff_fff8n
+
 export function positionBetweenRecords(tl: Timeline, requested: Lsn): Lsn {
+  // Above it no WAL can be (and rounding up would overflow, naming an LSN past FFFFFFFF/FFFFFFFF in the
+  // refusal): left as asked, for the caller to refuse.
+  if (requested > ALIGNABLE_LSN_MAX) return requested
   return lsnOutsidePageHeader(alignLsn8(requested), storedWalSegmentSize(tl))
 }
 

@@ -13,7 +13,8 @@
  * `headersTimeoutMs`, the whole request within `requestTimeoutMs`. A client that hangs up before its request
  * is in is not a server failure: it is reported through `onClientGone`, never `onError`.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { assert, PageserverError } from '../lib/errors.js'
 import { listenOn } from '../lib/host-port.js'
@@ -111,6 +112,9 @@ export class JsonHttpServer {
     this.server.keepAliveTimeout = 5_000
     this.server.headersTimeout = headersTimeout
     this.server.requestTimeout = requestTimeout
+    // What Node refuses before a request reaches us (a malformed request line or header, headers over 16 KiB,
+    // headers or body too slow) is answered in our JSON error form too, not with an empty body.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket))
   }
 
   /** `path` like "/v1/tenant/:tenant_id/timeline"; ":name" matches one segment. */
@@ -186,9 +190,33 @@ export class JsonHttpServer {
   }
 }
 
+/** Node's HTTP parser refusals, by its error code: status, our code, and what to say. */
+const CLIENT_ERRORS: Readonly<Record<string, { status: number; code: string; msg: string }>> = {
+  HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', msg: 'request headers larger than 16 KiB' },
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, code: 'REQUEST_TIMEOUT', msg: 'the request was not received in time' },
+}
+
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const known = CLIENT_ERRORS[err.code ?? '']
+  const e = known ?? { status: 400, code: 'BAD_HTTP_REQUEST', msg: `malformed HTTP request (${err.code ?? 'parse error'})` }
+  const body = JSON.stringify({ msg: e.msg, code: e.code, hint: null })
+  socket.end(
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  )
+}
+
 function parseRequestUrl(target: string): URL {
+  // Origin-form only: a path starting with exactly one "/". `//host/...` would be read as an authority by
+  // the URL parser (GET //evil.com/v1/tenant routed as /v1/tenant: a path filter in front could be passed).
+  if (!target.startsWith('/') || target.startsWith('//')) {
+    throw new HttpError(400, `the request target ${JSON.stringify(target.slice(0, 200))} is not a path starting with one "/"`, 'BAD_PATH')
+  }
   try {
-    return new URL(target, 'http://localhost')
+    return new URL(`http://localhost${target}`)
   } catch {
     throw new HttpError(400, `the request target ${JSON.stringify(target.slice(0, 200))} is not a URL path`, 'BAD_PATH')
   }

@@ -35,6 +35,31 @@ describe('MutationGuard', () => {
     endTenant()
     g.beginCreate(t, a)()
   })
+
+  it('refuses a second creation of one timeline id, and deletes during a change of a served timeline (and the reverse)', () => {
+    const g = new MutationGuard()
+    const t = generateTenantId()
+    const id = generateTimelineId()
+    const first = g.beginCreate(t, undefined, id)
+    expect(() => g.beginCreate(t, undefined, id)).toThrow(expect.objectContaining({ code: 'TIMELINE_BEING_CREATED', exitCode: 4 }))
+    g.beginCreate(t, undefined, generateTimelineId())() // another id is fine
+    first()
+    g.beginCreate(t, undefined, id)() // free again
+
+    const tl = generateTimelineId()
+    const change = g.beginChange(t, tl)
+    expect(() => g.beginDeleteTimeline(t, tl)).toThrow(expect.objectContaining({ code: 'TIMELINE_BUSY' }))
+    expect(() => g.beginDeleteTenant(t)).toThrow(expect.objectContaining({ code: 'TENANT_BUSY' }))
+    g.beginDeleteTimeline(t, generateTimelineId())() // other timelines of the tenant are not held up
+    change()
+    const del = g.beginDeleteTimeline(t, tl)
+    expect(() => g.beginChange(t, tl)).toThrow(expect.objectContaining({ code: 'TIMELINE_BEING_DELETED' }))
+    del()
+    const delTenant = g.beginDeleteTenant(t)
+    expect(() => g.beginChange(t, tl)).toThrow(expect.objectContaining({ code: 'TENANT_BEING_DELETED' }))
+    delTenant()
+    g.beginChange(t, tl)()
+  })
 })
 
 describe('a running server', () => {
@@ -59,6 +84,13 @@ describe('a running server', () => {
       })
       await deleting
       expect(server.servedTimelines().map((s) => s.timeline.timelineId).sort()).toEqual([f.root, f.branch].sort())
+
+      // Two creations of one id: the second is refused before it does anything (an import's cleanup
+      // dropped the slot the first was streaming through).
+      const id = generateTimelineId()
+      const one = server.createTimeline(f.tenantId, { ancestorTimelineId: f.root, newTimelineId: id })
+      await expect(server.createTimeline(f.tenantId, { ancestorTimelineId: f.root, newTimelineId: id })).rejects.toMatchObject({ code: 'TIMELINE_BEING_CREATED', exitCode: 4 })
+      expect(((await one) as { timelineId: string }).timelineId).toBe(id)
     } finally {
       await server.stop()
     }

@@ -128,4 +128,25 @@ describe('methods', () => {
     expect(head.headers.get('content-type')).toBe('application/json')
     expect(await head.text()).toBe('')
   })
+
+  it('refuses a target that is not one path (//host/... was routed as /...), and answers what Node refuses in JSON', async () => {
+    const port = await listen(createManagementServer(fakeOps(), null))
+    const body = (raw: string): { status: string; json: { code: string; msg: string } } => {
+      // (the body may come chunked: the JSON object is between its first and last brace)
+      return { status: raw.split('\r\n')[0]!, json: JSON.parse(raw.slice(raw.indexOf('{'), raw.lastIndexOf('}') + 1)) }
+    }
+    const slashes = await rawConnection(port, 'GET //evil.example/v1/tenant HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    await within(slashes.closed, 5_000)
+    expect(body(slashes.received())).toMatchObject({ status: 'HTTP/1.1 400 Bad Request', json: { code: 'BAD_PATH' } })
+
+    const garbage = await rawConnection(port, 'GARBAGE\r\n\r\n')
+    await within(garbage.closed, 5_000)
+    expect(body(garbage.received())).toMatchObject({ status: 'HTTP/1.1 400 Bad Request', json: { code: 'BAD_HTTP_REQUEST' } })
+
+    const huge = await rawConnection(port, `GET /v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'a'.repeat(20_000)}\r\n\r\n`)
+    await within(huge.closed, 5_000)
+    expect(body(huge.received())).toMatchObject({ status: 'HTTP/1.1 431 Request Header Fields Too Large', json: { code: 'HEADERS_TOO_LARGE' } })
+    // And the server still answers.
+    expect((await fetch(`http://127.0.0.1:${port}/v1/status`)).status).toBe(200)
+  })
 })
