@@ -6,6 +6,7 @@ import { PageServer } from '../../../src/core/app/server.js'
 import { MutationGuard } from '../../../src/core/app/mutation-guard.js'
 import { ConflictError } from '../../../src/core/lib/errors.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
+import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 import { contextFor, tenantWithTimelines } from '../../support/tenant-fixture.js'
 
@@ -91,6 +92,11 @@ describe('a running server', () => {
       const one = server.createTimeline(f.tenantId, { ancestorTimelineId: f.root, newTimelineId: id })
       await expect(server.createTimeline(f.tenantId, { ancestorTimelineId: f.root, newTimelineId: id })).rejects.toMatchObject({ code: 'TIMELINE_BEING_CREATED', exitCode: 4 })
       expect(((await one) as { timelineId: string }).timelineId).toBe(id)
+
+      // A branch LSN past all WAL near 2^64 is refused naming it (rounding it up to 8 overflowed the message).
+      const far = server.createTimeline(f.tenantId, { ancestorTimelineId: f.root, ancestorStartLsn: 0xffff_ffff_ffff_ffffn as Lsn })
+      await expect(far).rejects.toMatchObject({ kind: 'usage' })
+      await expect(far).rejects.toThrow('FFFFFFFF/FFFFFFFF')
     } finally {
       await server.stop()
     }
