@@ -117,5 +117,10 @@ export function parseWalFileName(name: string, segSize = DEFAULT_WAL_SEGMENT_SIZ
   const perId = 0x1_0000_0000n / BigInt(segSize)
   const lo = BigInt('0x' + m[3])
   if (lo >= perId) return null
-  return { tli: parseInt(m[1]!, 16), segno: BigInt('0x' + m[2]) * perId + lo }
+  return { tli: walFileTimeline(name), segno: BigInt('0x' + m[2]) * perId + lo }
+}
+
+/** The timeline of a segment file name (its first 8 hex digits), known before the segment size is. */
+export function walFileTimeline(name: string): number {
+  return parseInt(name.slice(0, 8), 16)
 }
