@@ -5,30 +5,19 @@
  * and what is reported around the start: the end never before the start asked for, the first record after
  * a start inside a record, and decoding errors that name the segment file they were found in.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
 import { CorruptionError, PageserverError } from '../../../src/core/lib/errors.js'
 import { formatLsn, lsn } from '../../../src/core/pg/lsn.js'
-import { WalFileReader, type WalReadEnd, type WalReadOptions } from '../../../src/core/pg/wal-files.js'
 import { listWalSegmentFiles } from '../../../src/core/pg/wal-segment-listing.js'
 import { XLOG_BLCKSZ } from '../../../src/core/pg/wal-page.js'
 import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
+import { readAll, workloadWal } from './wal-files-fixture.js'
 
 const SEG = 16 * 1024 * 1024
 
-async function readAll(paths: string[], opts: WalReadOptions = {}): Promise<{ records: DecodedRecord[]; end: WalReadEnd; reader: WalFileReader }> {
-  const reader = await WalFileReader.open(paths, opts)
-  const records: DecodedRecord[] = []
-  const gen = reader.records()
-  for (;;) {
-    const r = await gen.next()
-    if (r.done) return { records, end: r.value, reader }
-    records.push(r.value)
-  }
-}
 
 async function failure(p: Promise<unknown>): Promise<PageserverError> {
   try {
@@ -66,18 +55,7 @@ describe.skipIf(!pgAvailable())('WalFileReader: listing and reporting', () => {
   }
 
   beforeAll(async () => {
-    pg = await PgCluster.start({ name: 'walfiles-listing' })
-    await pg.runWorkload([
-      { name: 'fill', sql: `CREATE TABLE t (id int, v text); INSERT INTO t SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 100000) g;` },
-      { name: 'switch', sql: 'SELECT pg_switch_wal();' },
-      { name: 'after', sql: "INSERT INTO t VALUES (0, 'after the switch'); CHECKPOINT;" },
-    ])
-    await pg.stop()
-    scratch = mkdtempSync(join(tmpdir(), 'ps-wal-listing-'))
-    walDir = join(scratch, 'pg_wal')
-    mkdirSync(walDir)
-    segs = pg.walSegments()
-    for (const s of segs) copyFileSync(join(pg.walDir, s), join(walDir, s))
+    ;({ pg, scratch, walDir, segs } = await workloadWal('walfiles-listing', 100000))
     all = (await readAll([walDir])).records
     expect(segs.length).toBeGreaterThanOrEqual(3)
   })

@@ -3,30 +3,20 @@
  * same files, gaps, timelines, sizes, and the three ways valid WAL ends (zero length, zeroed page,
  * recycled page) against real corruption (a page from the future).
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
 import { asOracle, parseWaldump } from './waldump-oracle.js'
 import { formatLsn, lsn } from '../../../src/core/pg/lsn.js'
-import { WalFileReader, type WalReadEnd, type WalReadOptions } from '../../../src/core/pg/wal-files.js'
+import { WalFileReader } from '../../../src/core/pg/wal-files.js'
 import { listWalSegmentFiles } from '../../../src/core/pg/wal-segment-listing.js'
 import { XLOG_BLCKSZ } from '../../../src/core/pg/wal-page.js'
 import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
+import { readAll, workloadWal } from './wal-files-fixture.js'
 
 const SEG = 16 * 1024 * 1024
 
-async function readAll(paths: string[], opts: WalReadOptions = {}): Promise<{ records: DecodedRecord[]; end: WalReadEnd }> {
-  const reader = await WalFileReader.open(paths, opts)
-  const records: DecodedRecord[] = []
-  const gen = reader.records()
-  for (;;) {
-    const r = await gen.next()
-    if (r.done) return { records, end: r.value }
-    records.push(r.value)
-  }
-}
 
 async function failure(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -54,21 +44,7 @@ describe.skipIf(!pgAvailable())('WalFileReader', () => {
   }
 
   beforeAll(async () => {
-    pg = await PgCluster.start()
-    await pg.runWorkload([
-      {
-        name: 'fill',
-        sql: `CREATE TABLE t (id int, v text); INSERT INTO t SELECT g, repeat(md5(g::text), 6) FROM generate_series(1, 140000) g;`,
-      },
-      { name: 'switch', sql: 'SELECT pg_switch_wal();' },
-      { name: 'after', sql: "INSERT INTO t VALUES (0, 'after the switch'); CHECKPOINT;" },
-    ])
-    await pg.stop()
-    scratch = mkdtempSync(join(tmpdir(), 'ps-wal-files-'))
-    walDir = join(scratch, 'pg_wal')
-    mkdirSync(walDir)
-    segs = pg.walSegments()
-    for (const s of segs) copyFileSync(join(pg.walDir, s), join(walDir, s))
+    ;({ pg, scratch, walDir, segs } = await workloadWal('walfiles', 140000))
     mkdirSync(join(walDir, 'archive_status'))
     writeFileSync(join(walDir, '00000002.history'), '1\t0/3000000\tno recovery target specified\n')
     writeFileSync(join(walDir, `${segs[0]}.partial`), 'x')
