@@ -105,8 +105,9 @@ const SERVER_LOG_HINT = 'See the page server log for the cause.'
 
 /**
  * The classes by message prefix, most specific first (ours, "Read error: data corrupted: " and the others
- * of READ_ERROR_PREFIX_OF_KIND, before Neon's "Read error"; Neon's written out, as its servers send them), with the kind (exit code) and the hint each gets when the message has no hint of its own;
- * anything else is 'other'. Neon's "Not found" (tenant or timeline) and ours "Read error: not found" (a
+ * of READ_ERROR_PREFIX_OF_KIND, before Neon's "Read error"; Neon's written out, as its servers send them),
+ * with the kind (exit code) and the hint each gets when the message has no hint of its own; anything else
+ * is 'other'. Neon's "Not found" (tenant or timeline) and ours "Read error: not found" (a
  * relation, an SLRU segment) are one class.
  */
 const PAGESTREAM_ERROR_CLASSES: ReadonlyArray<{ prefix: string; errorClass: PagestreamErrorClass; kind: ErrorKind; hint: string }> = [

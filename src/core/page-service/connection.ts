@@ -365,8 +365,10 @@ export class PageServiceConnection {
       this.write(errorResponse({ severity: 'ERROR', code: o.code ?? SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }), ...(o.hint === undefined ? {} : { hint: o.hint }) }))
       done()
     }
-    /** A typed error: SQLSTATE from its kind, its code in D, its hint in H; `message` as the client reads it. */
-    const failTyped = (err: PageserverError, message = err.message): void => fail(message, detailWithCode(err.code), { code: sqlstateOf(err), hint: err.hint })
+    const failTyped = (err: PageserverError, message = err.message): void => {
+      this.write(typedErrorResponse(err, message))
+      done()
+    }
     let cmd: PageServiceCommand
     try {
       cmd = parseCommand(text)
@@ -423,7 +425,7 @@ export class PageServiceConnection {
         if ((err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) || waitAbort.signal.aborted) return this.fatal(SqlState.AdminShutdown, 'shutdown')
         // A timeline deleted under the backup fails it on a closed file: say why, not which file.
         const failure = timeline.deleted?.() === true ? timelineDeletedDuringBackup() : typedForWire(err)
-        this.write(errorResponse({ severity: 'ERROR', code: sqlstateOf(failure), message: failure.message, detail: detailWithCode(failure.code), ...(failure.hint === undefined ? {} : { hint: failure.hint }) }))
+        this.write(typedErrorResponse(failure))
         this.commandEnded(done)
       },
     )
@@ -542,6 +544,11 @@ export class PageServiceConnection {
     this.wakeDrainWaiters()
     this.resolveClosed()
   }
+}
+
+/** A typed error's ErrorResponse: SQLSTATE from its kind, its code in D, its hint in H; `message` as the client reads it. */
+function typedErrorResponse(err: PageserverError, message = err.message): Buffer {
+  return errorResponse({ severity: 'ERROR', code: sqlstateOf(err), message, detail: detailWithCode(err.code), ...(err.hint === undefined ? {} : { hint: err.hint }) })
 }
 
 /** What a backup whose timeline was deleted under it fails with (not the closed file it failed to read). */
