@@ -90,13 +90,7 @@ describe('basebackup', () => {
   it('an error in the middle of the tar ends the COPY with an ErrorResponse; the connection stays usable', async () => {
     r = await startServer()
     const tl = r.backend.main
-    tl.basebackup = async () => ({
-      lsn: tl.last,
-      tar: (async function* () {
-        yield Buffer.alloc(1000, 7)
-        throw new Error('could not read layer file: simulated')
-      })(),
-    })
+    tl.failBackupsMidway(() => new Error('could not read layer file: simulated'))
     const c = await r.client()
     const got: Buffer[] = []
     const err = await (async () => {
@@ -110,13 +104,9 @@ describe('basebackup', () => {
   it('a timeline deleted during the backup: the error says so, not which file failed to read', async () => {
     r = await startServer()
     const tl = r.backend.main
-    tl.basebackup = async () => ({
-      lsn: tl.last,
-      tar: (async function* () {
-        yield Buffer.alloc(1000, 7)
-        tl.isDeleted = true
-        throw new Error('read from closed file /srv/workdir/tenants/x/timelines/y/000000-FFFFFF__0000-0001')
-      })(),
+    tl.failBackupsMidway(() => {
+      tl.isDeleted = true
+      return new Error('read from closed file /srv/workdir/tenants/x/timelines/y/000000-FFFFFF__0000-0001')
     })
     const c = await r.client()
     const err = await collect(c.basebackup(TENANT, TIMELINE)).catch((e: unknown) => e)

@@ -124,13 +124,7 @@ describe('typed errors through the page service', () => {
     const tl = r.backend.main
     const c = await r.client()
     for (const e of typedErrors()) {
-      tl.basebackup = async () => ({
-        lsn: tl.last,
-        tar: (async function* () {
-          yield Buffer.alloc(1000, 7)
-          throw e
-        })(),
-      })
+      tl.failBackupsMidway(() => e)
       const err = await collect(c.basebackup(TENANT, TIMELINE, { full: true })).catch((x: unknown) => x)
       expect(err, e.kind).toBeInstanceOf(PageServiceServerError)
       expect(offline(err as PageserverError), e.kind).toEqual(offline(e))

@@ -218,6 +218,17 @@ export class FakeTimeline implements PageServiceTimeline {
     }
     return { lsn: opts.lsn ?? this.last, tar: tar() }
   }
+
+  /** From now on a backup sends 1,000 bytes of 7s, then fails with what `failure()` throws (or returns). */
+  failBackupsMidway(failure: () => unknown): void {
+    this.basebackup = async () => ({
+      lsn: this.last,
+      tar: (async function* () {
+        yield Buffer.alloc(1000, 7)
+        throw failure()
+      })(),
+    })
+  }
 }
 
 /** The tar bytes FakeTimeline.basebackup produces for `sizes`. */
