@@ -26,7 +26,7 @@ export interface AppContext {
 /** The slab pool of a context: every repository and timeline the process opens with it shares one budget. */
 const slabPools = new WeakMap<AppContext, SlabPool>()
 
-function slabPoolOf(ctx: AppContext): SlabPool {
+export function slabPoolOf(ctx: AppContext): SlabPool {
   let pool = slabPools.get(ctx)
   if (pool === undefined) {
     pool = new SlabPool({ residentBytesMax: ctx.config.maxInMemoryLayersBytes })

@@ -2,19 +2,21 @@
  * Prometheus text exposition of the running server (GET /metrics): progress LSNs and layer counts per
  * timeline, in-memory bytes, records ingested, the page service (live connections; connections, requests,
  * in-band errors, refused logins, protocol errors and backups since start), and the read caches (the
- * page cache of served pages, the value cache of layer values: hits, lookups, bytes). Names follow Neon's
+ * page cache of served pages, the value cache of layer values: hits, lookups, bytes), and the slab memory of
+ * the in-memory layers (held by layers, and free in the pool). Names follow Neon's
  * where one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
  */
 import { sharedPageCache } from '../datadir/page-cache.js'
 import { sharedValueCache } from '../layer/value-cache.js'
 import type { PageServiceServer } from '../page-service/server.js'
 import type { TimelineService } from './timeline-service.js'
+import type { SlabPool } from '../layer/value-slabs.js'
 
 function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')
 }
 
-export function renderMetrics(services: TimelineService[], pageService: PageServiceServer, brokenTimelines = 0): string {
+export function renderMetrics(services: TimelineService[], pageService: PageServiceServer, brokenTimelines = 0, slabs: SlabPool | null = null): string {
   const lines: string[] = []
   const metric = (type: 'gauge' | 'counter', name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
@@ -53,5 +55,11 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   counter('pageserver_page_cache_read_accesses_total', 'Reads that asked the cache.', caches.map(([l, c]) => [l, c.hits + c.misses]))
   gauge('pageserver_page_cache_size_bytes', 'Bytes the cache holds.', caches.map(([l, c]) => [l, c.sizeBytes]))
   gauge('pageserver_page_cache_capacity_bytes', 'Bytes the cache may hold (page_cache_size, half each).', caches.map(([l, c]) => [l, c.capacityBytes]))
+  if (slabs !== null) {
+    gauge('pageserver_in_memory_slab_bytes', 'Slab memory of the in-memory layers: held by layers (resident), free in the pool for reuse (pooled; given back after a minute unused).', [
+      [{ state: 'resident' }, slabs.residentBytes],
+      [{ state: 'pooled' }, slabs.pooledBytes],
+    ])
+  }
   return lines.join('\n') + '\n'
 }

@@ -28,7 +28,8 @@ import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
 import { mkdir } from 'node:fs/promises'
 import { basename } from 'node:path'
-import { applyCacheSizes, tenantOptions, type AppContext } from './context.js'
+import { applyCacheSizes, slabPoolOf, tenantOptions, type AppContext } from './context.js'
+import { SLAB_TRIM_PERIOD_MS } from '../layer/value-slabs.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
 import type { JsonHttpServer } from '../http/http-server.js'
@@ -77,6 +78,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** Management operations that must not overlap (a branch and its ancestor's delete, say). */
   private readonly guard = new MutationGuard()
   private ticker: NodeJS.Timeout | null = null
+  /** When the slab pool last gave back the free slabs it had not needed (tick). */
+  private lastSlabTrimMs = Date.now()
   private stopping: Promise<void> | null = null
   private http: JsonHttpServer | null = null
   /** Reloads run one after another, so the last one asked for reads the files last. */
@@ -349,7 +352,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   metrics(): string {
-    return renderMetrics(this.servedTimelines(), this.pageService, this.broken.size)
+    return renderMetrics(this.servedTimelines(), this.pageService, this.broken.size, slabPoolOf(this.ctx))
   }
 
   private key(t: TenantId, tl: TimelineId): string {
@@ -451,6 +454,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
 
   /** The flush clock: timeouts per timeline, then the global memory ceiling. */
   private tick(): void {
+    this.trimSlabs()
     for (const s of this.services.values()) {
       try {
         s.driver.tick()
@@ -469,6 +473,16 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       if (oldest === null || l < oldest.timeline.oldestUnflushedLsn!) oldest = s
     }
     oldest?.driver.freezeNow()
+  }
+
+  /** Every SLAB_TRIM_PERIOD_MS, the free slabs that sat unused since the previous time go back to the system. */
+  private trimSlabs(): void {
+    const now = Date.now()
+    if (now - this.lastSlabTrimMs < SLAB_TRIM_PERIOD_MS) return
+    this.lastSlabTrimMs = now
+    const pool = slabPoolOf(this.ctx)
+    const n = pool.trimUnused()
+    if (n > 0) this.ctx.log?.('debug', 'gave back unused in-memory layer slabs', { slabs: n, bytes: n * pool.slabBytes, pooledBytes: pool.pooledBytes })
   }
 
   /**

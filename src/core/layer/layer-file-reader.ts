@@ -74,8 +74,12 @@ function compareBytes(a: Buffer, aOff: number, b: Buffer, bOff: number, len: num
   return 0
 }
 
-/** Index blocks kept per open file by default (4 KiB each: 512 KiB per file). */
-export const INDEX_BLOCK_CACHE_MAX_DEFAULT = 128
+/**
+ * Index blocks kept per open file by default (4 KiB each: 64 KiB per file). Small on purpose: layers only
+ * accumulate, and memory per file adds up outside any budget; a block used again after it left this LRU
+ * comes from the process-wide value cache, which page_cache_size bounds for every file together.
+ */
+export const INDEX_BLOCK_CACHE_MAX_DEFAULT = 16
 /** `entries()` reads the value area in windows of this size. */
 const SCAN_WINDOW_BYTES = 1024 * 1024
 

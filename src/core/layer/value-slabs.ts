@@ -26,6 +26,12 @@
  * allocated and touched page by page over there, within the budget. The page faults — most of the cost
  * of a first fill — then run on the other core while ingest copies values.
  *
+ * Pooled slabs that go unused are given back: `trimUnused`, called periodically by the server, drops as
+ * many free slabs as were never taken since its previous call (the low-water mark of the free list), so
+ * after a burst of ingest the pool shrinks to what the steady state cycles through, within two periods.
+ * The memory then returns to the system once the slabs are collected (most of it: slabs carved from the
+ * C heap's middle stay mapped until the allocator trims).
+ *
  * Invariant: residentBytes = bytes of slabs handed out and not yet returned; pooled slabs are all of
  * slabBytes; residentBytes + pooledBytes + the owners' indexBytes <= residentBytesMax unless nothing could
  * be spilled.
@@ -43,6 +49,8 @@ export const RESIDENT_BYTES_MAX_DEFAULT = 512 * 1024 * 1024
 /** Free slabs the pool tries to keep ready when it has a prefault source, and how many it asks for at once. */
 export const PREFAULT_AHEAD_SLABS = 64
 export const PREFAULT_BATCH_SLABS = 32
+/** How often the server gives back free slabs unused since the last time (SlabPool.trimUnused). */
+export const SLAB_TRIM_PERIOD_MS = 60_000
 
 /** Allocates `count` slabs of `slabBytes` with every page touched (somewhere else than the ingest thread). */
 export type SlabSource = (count: number, slabBytes: number) => Promise<SharedArrayBuffer[]>
@@ -80,6 +88,8 @@ export interface SlabPoolStats {
   prefaulted: number
   /** Slabs given back once their layer's L0 stream had written them (their values are read from there). */
   released: number
+  /** Free slabs dropped by trimUnused (unused for a whole period). */
+  trimmed: number
 }
 
 export class SlabPool {
@@ -88,9 +98,11 @@ export class SlabPool {
   private readonly free: SharedArrayBuffer[] = []
   private resident = 0
   private readonly owners = new Set<SlabOwner>()
-  readonly stats: SlabPoolStats = { allocated: 0, reused: 0, spilled: 0, spilledBytes: 0, overBudget: 0, prefaulted: 0, released: 0 }
+  readonly stats: SlabPoolStats = { allocated: 0, reused: 0, spilled: 0, spilledBytes: 0, overBudget: 0, prefaulted: 0, released: 0, trimmed: 0 }
   private prefault: SlabSource | null = null
   private prefaulting = false
+  /** The fewest free slabs seen since the last trimUnused: that many sat unused the whole period. */
+  private freeLow = 0
 
   constructor(options: SlabPoolOptions = {}) {
     this.slabBytes = options.slabBytes ?? SLAB_BYTES_DEFAULT
@@ -135,15 +147,12 @@ export class SlabPool {
     // Owners that had nothing to spill this time (an open layer whose only resident slab is the one it fills).
     let tried: Set<SlabOwner> | null = null
     for (;;) {
-      if (size === this.slabBytes && this.free.length > 0) {
-        this.stats.reused++
-        this.resident += size
-        return this.free.pop()!
-      }
+      if (size === this.slabBytes && this.free.length > 0) return this.reuse()
       if (this.resident + this.pooledBytes + size + this.ownersIndexBytes() <= this.residentBytesMax) break
       // A large slab: free pooled slabs make room first.
       if (this.free.length > 0) {
         this.free.pop()
+        this.freeLow = Math.min(this.freeLow, this.free.length)
         continue
       }
       const victim = this.pickVictim(requester, tried)
@@ -164,11 +173,7 @@ export class SlabPool {
    */
   takeIfFree(minBytes: number): SharedArrayBuffer | null {
     const size = Math.max(minBytes, this.slabBytes)
-    if (size === this.slabBytes && this.free.length > 0) {
-      this.stats.reused++
-      this.resident += size
-      return this.free.pop()!
-    }
+    if (size === this.slabBytes && this.free.length > 0) return this.reuse()
     if (this.resident + this.pooledBytes + size + this.ownersIndexBytes() > this.residentBytesMax) return null
     this.stats.allocated++
     this.resident += size
@@ -196,6 +201,29 @@ export class SlabPool {
   /** Drops the free slabs (their memory goes back to the system once collected). */
   trim(): void {
     this.free.length = 0
+    this.freeLow = 0
+  }
+
+  /**
+   * Drops the free slabs that were not needed since the previous call (the least recently returned ones);
+   * returns how many. Meant to be called at a fixed period (SLAB_TRIM_PERIOD_MS).
+   */
+  trimUnused(): number {
+    const n = Math.min(this.freeLow, this.free.length)
+    if (n > 0) {
+      this.free.splice(0, n)
+      this.stats.trimmed += n
+    }
+    this.freeLow = this.free.length
+    return n
+  }
+
+  private reuse(): SharedArrayBuffer {
+    this.stats.reused++
+    this.resident += this.slabBytes
+    const slab = this.free.pop()!
+    if (this.free.length < this.freeLow) this.freeLow = this.free.length
+    return slab
   }
 
   /** Starts preparing free slabs now (before a burst of puts), if there is a prefault source. */

@@ -1,5 +1,6 @@
 // renderMetrics: Prometheus text exposition; every metric has its HELP and TYPE lines, and the read caches'
-// hits, lookups and bytes are those of the process-wide page and value caches.
+// hits, lookups and bytes are those of the process-wide page and value caches; the slab pool's resident and
+// pooled bytes are its own.
 import { describe, expect, it } from 'vitest'
 import { renderMetrics } from '../../../src/core/app/metrics.js'
 import { sharedPageCache } from '../../../src/core/datadir/page-cache.js'
@@ -8,6 +9,7 @@ import type { PageServiceServer } from '../../../src/core/page-service/server.js
 import { newPageServiceMetrics } from '../../../src/core/page-service/metrics.js'
 import type { Key } from '../../../src/core/model/key.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
+import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 
 const sample = (text: string, name: string, labels: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
@@ -54,5 +56,16 @@ describe('renderMetrics', () => {
     const announced = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]))
     for (const l of text.split('\n').filter((x) => x !== '' && !x.startsWith('#'))) expect(announced.has(l.split(/[{ ]/)[0])).toBe(true)
     expect(text.endsWith('\n')).toBe(true)
+  })
+
+  it('exposes the slab memory of the in-memory layers, held and pooled', () => {
+    const pageService = { liveConnections: 0, metrics: newPageServiceMetrics() } as unknown as PageServiceServer
+    const pool = new SlabPool({ slabBytes: 4096, residentBytesMax: 1 << 20 })
+    const slabs = [pool.take(1, null), pool.take(1, null), pool.take(1, null)]
+    pool.give(slabs.pop()!)
+    const text = renderMetrics([], pageService, 0, pool)
+    expect(sample(text, 'pageserver_in_memory_slab_bytes', 'state="resident"')).toBe(2 * 4096)
+    expect(sample(text, 'pageserver_in_memory_slab_bytes', 'state="pooled"')).toBe(4096)
+    expect(renderMetrics([], pageService)).not.toContain('pageserver_in_memory_slab_bytes')
   })
 })

@@ -9,6 +9,7 @@ import { DeltaLayer, DeltaLayerWriter } from '../../../src/core/layer/delta-laye
 import { ImageLayer, ImageLayerWriter } from '../../../src/core/layer/image-layer.js'
 import { InMemoryLayer } from '../../../src/core/layer/inmemory-layer.js'
 import type { LsnValue, ReadableLayer } from '../../../src/core/layer/layer-read.js'
+import { INDEX_BLOCK_CACHE_MAX_DEFAULT } from '../../../src/core/layer/layer-file-reader.js'
 import { ENTRY_OVERHEAD_BYTES, ValueCache, VALUE_CACHE_VALUE_BYTES_MAX, type ValueCacheSpace } from '../../../src/core/layer/value-cache.js'
 import type { Lsn } from '../../../src/core/pg/lsn.js'
 import { TENANT, TIMELINE, blockKey, compareEntry, makeValue, prng, randInt, refGetValues, withTempDir, type Entry } from './helpers.js'
@@ -186,6 +187,22 @@ describe('layer files with the value cache', () => {
         // Shared: each block read twice (the second read admits it), then never again.
         expect(perPass[1]).toEqual([2 * blocks, 0, 0, 0])
         expect(cache.hits).toBeGreaterThan(0)
+        // Opened with the defaults: the per-file LRU stays at its bound, the shared cache holds the rest.
+        const shared = new ValueCache(1 << 24)
+        const byDefault = DeltaLayer.open(delta.path, { valueCache: shared })
+        try {
+          expect(blocks).toBeGreaterThan(INDEX_BLOCK_CACHE_MAX_DEFAULT)
+          const perPassDefault: number[] = []
+          for (let pass = 0; pass < 3; pass++) {
+            const before = reads(byDefault)
+            readThrice(byDefault, entries, keys, L(0xffff))
+            perPassDefault.push(reads(byDefault) - before)
+          }
+          expect(perPassDefault).toEqual([2 * blocks, 0, 0])
+          expect(byDefault.cacheStats.blocks).toBe(INDEX_BLOCK_CACHE_MAX_DEFAULT)
+        } finally {
+          byDefault.close()
+        }
       } finally {
         plain.close()
         cached.close()

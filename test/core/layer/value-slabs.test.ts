@@ -3,7 +3,8 @@
 // when the chosen owner has nothing it can spill), skips owners that must not spill, and allocates over
 // budget (counted) only when nothing can be spilled; slabs larger
 // than the slab size are never pooled; a prefault source keeps free slabs ahead of need within the budget
-// and is dropped when it fails; bad options are refused.
+// and is dropped when it fails; free slabs unused for a whole trim period are dropped, the least recently
+// returned first; bad options are refused.
 import { describe, expect, it } from 'vitest'
 import { PREFAULT_AHEAD_SLABS, SPILL_RANK, SlabPool, type SlabOwner } from '../../../src/core/layer/value-slabs.js'
 import { AssertionFailure } from '../../../src/core/lib/errors.js'
@@ -127,6 +128,35 @@ describe('slab pool', () => {
     open.drop()
     expect(pool.pooledBytes).toBe(0)
     expect(pool.residentBytes).toBe(0)
+  })
+
+  it('gives back the free slabs that sat unused for a whole trim period, coldest first', () => {
+    const pool = new SlabPool({ slabBytes: 1024, residentBytesMax: 64 * 1024 })
+    const held = Array.from({ length: 10 }, () => pool.take(1, null))
+    const returned = [...held]
+    for (const s of held.splice(0)) pool.give(s)
+    expect(pool.pooledBytes).toBe(10 * 1024)
+    // The first period starts now: nothing has been seen unused for a whole period yet.
+    expect(pool.trimUnused()).toBe(0)
+    // A period in which at most 4 slabs were out at once: 6 were never needed and go, the coldest first.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 4; i++) held.push(pool.take(1, null))
+      for (const s of held.splice(0)) pool.give(s)
+    }
+    const kept = new Set<SharedArrayBuffer>()
+    expect(pool.trimUnused()).toBe(6)
+    expect(pool.stats.trimmed).toBe(6)
+    expect(pool.pooledBytes).toBe(4 * 1024)
+    for (let i = 0; i < 4; i++) kept.add(pool.take(1, null))
+    // The 4 kept are the ones the period cycled through; the 6 returned first and never taken again went.
+    expect([...kept].sort((a, b) => returned.indexOf(a) - returned.indexOf(b))).toEqual(returned.slice(6))
+    // Within the period that just began 4 were taken and none are free: the next trim has nothing to drop.
+    for (const s of kept) pool.give(s)
+    expect(pool.trimUnused()).toBe(0)
+    // A quiet period: everything free goes.
+    expect(pool.trimUnused()).toBe(4)
+    expect(pool.pooledBytes).toBe(0)
+    expect(pool.stats.allocated).toBe(10)
   })
 
   it('refuses bad sizes and unbalanced returns', () => {
