@@ -18,6 +18,8 @@ import { ConflictError, EXIT_CODES, errorOfKind, InterruptedError, TimeoutError,
 import { fileSizeOrZero, textAppendedSince } from '../core/storage/appended-text.js'
 import { isSameProcess } from '../core/storage/process-identity.js'
 import { LOCK_FILE, type LockHolder } from '../core/storage/workdir-lock.js'
+import { splitHostPort } from '../core/lib/host-port.js'
+import { portBindError } from '../core/app/local-postgres.js'
 
 /** How long to wait for the background server to listen. */
 const SERVE_START_TIMEOUT_MS = 60_000
@@ -83,6 +85,27 @@ function serveFailed(o: StartServeOptions, logged: { code: string; message: stri
     })
   }
   return errorOfKind(kindOfExitCode(exitCode), logged.code, `the page server did not start: ${logged.message}`, { hint: logged.hint ?? `See ${o.logFile}.` })
+}
+
+/**
+ * Fails with SERVE_PORT_IN_USE, naming every one of listen_pg_addr and listen_http_addr that cannot be bound
+ * now, before local start starts anything (the server would report only the first, after PostgreSQL started).
+ * Port 0 (any free port) is not probed. Free now is all a probe can say; the server's own bind stays the check.
+ */
+export async function assertServeAddressesFree(o: { workdir: string; listenPgAddr: string; listenHttpAddr: string }): Promise<void> {
+  const busy: string[] = []
+  for (const [setting, addr] of [['listen_pg_addr', o.listenPgAddr], ['listen_http_addr', o.listenHttpAddr]] as const) {
+    const hp = splitHostPort(addr)
+    if (hp === null || hp.port === 0) continue
+    const e = await portBindError(hp.port, hp.host)
+    if (e?.code === 'EADDRINUSE') busy.push(`${setting} ${addr}`)
+  }
+  if (busy.length === 0) return
+  throw new ConflictError('SERVE_PORT_IN_USE', `the page server cannot listen: ${busy.join(' and ')} ${busy.length > 1 ? 'are' : 'is'} already in use`, {
+    hint:
+      `Another process listens there (another workdir's page server?): stop it, or set free addresses in ${join(o.workdir, 'pageserver.toml')} ` +
+      `(${busy.map((b) => `${b.split(' ')[0]} = "127.0.0.1:<port>"`).join(', ')}), which later \`local start\`s read; a -c override applies to one run only.`,
+  })
 }
 
 /** Starts `serve` in the background and waits until it has taken the workdir lock and listens (see the header). */

@@ -2,7 +2,8 @@
 // that is not a terminal gets the raw page (exactly the bytes --out writes), a terminal gets the summary
 // (stdout made to look like one by a preloaded module), --json the result with rel as "spc/db/rel" and the
 // fork apart. Output paths that cannot be written are a usage error naming the path (OUTPUT_NOT_WRITABLE,
-// exit 2), for `getpage --out` and for `timeline export -D`.
+// exit 2), for `getpage --out` and for `timeline export -D`. Through a server, a page at an LSN not received yet
+// says on stderr what it waits for, then fails with the server's LSN timeout.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +11,8 @@ import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { cliWorkdirWithTimeline, runCli } from '../support/cli.js'
 import { pgAvailable } from '../support/pg-cluster.js'
+import { startServe } from '../support/serve-process.js'
+import { formatLsn, parseLsn } from '../../src/core/pg/lsn.js'
 
 /** pg_class of the `postgres` database (oid 5) as initdb leaves it: 14 blocks or so, fsm and vm forks. */
 const REL = '1663/5/1259'
@@ -86,5 +89,24 @@ describe.skipIf(!pgAvailable())('pageserver getpage output', () => {
     const r = await runCli(['timeline', 'export', '--workdir', wd, '--tenant', tenant, '--timeline', timeline, '-D', join(file, 'pgdata'), '--offline', '--json'])
     expect(r.code).toBe(2)
     expect(r.json()).toMatchObject({ error: { code: 'OUTPUT_NOT_WRITABLE', message: expect.stringContaining(join(file, 'pgdata')) } })
+  })
+
+  it('through a server, a page at an LSN not received yet says what it waits for, then times out', async () => {
+    const last = parseLsn((await getpage(['--json'])).json<{ lsn: string }>().lsn)
+    const serve = await startServe(wd, ['-c', 'wait_lsn_timeout=4s'])
+    try {
+      const future = formatLsn(last + 0x10000n)
+      const t0 = Date.now()
+      const r = await getpage(['--server', serve.pgAddr, '--lsn', future, '--json'])
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(3500)
+      expect(r.code).toBe(7)
+      expect(r.stderr).toContain(`still waiting for ${serve.pgAddr}: a page at ${future} whose WAL the server has not received yet`)
+      // A page the server has answers at once, without the notice.
+      const now = await getpage(['--server', serve.pgAddr, '--json'])
+      expect(now.code, now.stderr).toBe(0)
+      expect(now.stderr).not.toContain('still waiting')
+    } finally {
+      await serve.stop()
+    }
   })
 })

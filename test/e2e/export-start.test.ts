@@ -20,6 +20,7 @@ import { PgCluster, pgAvailable } from '../support/pg-cluster.js'
 import { runCli } from '../support/cli.js'
 import { formatLsn, parseLsn, type Lsn } from '../../src/core/pg/lsn.js'
 import { compareSequences, dump, dumpGlobals, firstDifference, SETVAL_RE } from '../support/pg-dump.js'
+import { portBindError } from '../../src/core/app/local-postgres.js'
 import { findPostgres, runPgTool } from '../../src/core/postgres/install.js'
 
 interface Quiet {
@@ -247,7 +248,11 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
           const text = await runCli(['timeline', 'export', '--tenant', tenant, '--timeline', timeline, '-D', textDir], { env: env(), timeoutMs: 180_000 })
           expect(text.code, text.stderr).toBe(0)
           const pgCtl = join(findPostgres(undefined, process.env).binDir, 'pg_ctl')
-          expect(text.stdout).toContain(`${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgCtl} -D ${textDir} -l ${join(textDir, 'postgresql.log')} -o '-p 5432' start`)
+          expect(text.stdout).toContain(`${process.getuid?.() === 0 ? 'runuser -u postgres -- ' : ''}${pgCtl} -D ${textDir} -l ${join(textDir, 'postgresql.log')} -o '-p `)
+          // A port that was free (5432 and up: not a system PostgreSQL's).
+          const port = Number(/-o '-p (\d+)' start/.exec(text.stdout)?.[1])
+          expect(port).toBeGreaterThanOrEqual(5432)
+          expect(await portBindError(port)).toBeNull()
           rmSync(textDir, { recursive: true, force: true })
           // `wal receive` starts at the segment of the current position, which in an exported cluster holds
           // zeros before the synthetic checkpoint: a clear error saying where to start instead.

@@ -87,7 +87,7 @@ describe('pageserver local start / stop', () => {
 
     const stop = await runCli(['local', 'stop', '--json'], { env, timeoutMs: 120_000 })
     expect(stop.code, stop.stderr).toBe(0)
-    expect(stop.json<{ serverStopped: boolean; postgresStopped: boolean }>()).toEqual({ serverStopped: true, serverKilled: false, serverLeftRunning: null, postgresStopped: true })
+    expect(stop.json<{ serverStopped: boolean; postgresStopped: boolean }>()).toEqual({ serverStopped: true, serverKilled: false, serverLeftRunning: null, postgresStopped: true, branchesRunning: [] })
     // Not silent while it waits: what it stops is said on stderr (not a terminal here), the JSON alone on stdout.
     expect(stop.stderr).toContain('stopping the page server')
     expect(existsSync(join(workdir, 'pageserver.lock'))).toBe(false)
@@ -126,14 +126,15 @@ describe('pageserver local start / stop', () => {
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
     const busyPort = (busy.address() as { port: number }).port
     try {
-      const r = await start(['--pg-port', String(busyPort), '--json'])
+      // No `pageserver` on PATH: the hint names the command as this checkout runs it.
+      const r = await start(['--pg-port', String(busyPort), '--json'], { env: { PATH: '/usr/bin:/bin' } })
       expect(r.code, r.stdout).toBe(4)
       const e = r.json<{ error: { code: string; message: string; hint: string } }>().error
       expect(e.code).toBe('PG_PORT_IN_USE')
       expect(e.message).toContain(String(busyPort))
       expect(e.hint).toContain('--pg-port')
       // Run on this workdir, not the default one: the hint says where.
-      expect(e.hint).toContain(`local start -D ${workdir} --pg-port`)
+      expect(e.hint).toContain(`\`${CLI_BIN} local start -D ${workdir} --pg-port`)
       // The refused port is remembered, so a retry without --pg-port names it again rather than another one.
       const retry = await start(['--json'])
       expect(retry.json<{ error: { message: string } }>().error.message).toContain(String(busyPort))
@@ -178,6 +179,8 @@ describe('pageserver local start / stop', () => {
       const r = await start([], { env: { PATH: '/usr/bin:/bin' } })
       expect(r.code, r.stderr).toBe(0)
       const port = /-o '-p (\d+)' start/.exec(r.stdout)?.[1]
+      // One directory per branch, beside the local data directory.
+      expect(r.stdout).toContain(`-D ${join(state().pgSocketDir, 'branch-')}<branch id>`)
       expect(port).toBeDefined()
       if (holding) expect(port).not.toBe('55440')
       expect(port).not.toBe(String(pgPort))
@@ -211,7 +214,7 @@ describe('pageserver local start / stop', () => {
       await expectStreaming('adopted_server')
       const stop = await runCli(['local', 'stop', '--json'], { env, timeoutMs: 120_000 })
       expect(stop.code, stop.stderr).toBe(0)
-      expect(stop.json()).toEqual({ serverStopped: false, serverKilled: false, serverLeftRunning: serve.child.pid, postgresStopped: true })
+      expect(stop.json()).toEqual({ serverStopped: false, serverKilled: false, serverLeftRunning: serve.child.pid, postgresStopped: true, branchesRunning: [] })
       expect(serve.child.exitCode).toBeNull()
       expect(() => process.kill(serve.child.pid!, 0)).not.toThrow()
       const human = await runCli(['local', 'stop'], { env, timeoutMs: 120_000 })
@@ -243,24 +246,45 @@ describe('pageserver local start / stop', () => {
     }
   })
 
-  it('a page server port in use: a conflict naming the setting, and the PostgreSQL this start started is stopped again', async () => {
+  it('page server ports in use: one conflict naming both settings, before PostgreSQL is started', async () => {
     expect((await runCli(['local', 'stop'], { env, timeoutMs: 120_000 })).code).toBe(0)
-    const busy = createServer()
-    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
-    const busyPort = (busy.address() as { port: number }).port
+    const busy = [createServer(), createServer()]
+    for (const b of busy) await new Promise<void>((resolve) => b.listen(0, '127.0.0.1', resolve))
+    const [pgBusy, httpBusy] = busy.map((b) => (b.address() as { port: number }).port)
     try {
-      const r = await start(['-c', `listen_pg_addr=127.0.0.1:${busyPort}`, '--json'])
+      const r = await start(['-c', `listen_pg_addr=127.0.0.1:${pgBusy}`, '-c', `listen_http_addr=127.0.0.1:${httpBusy}`, '--json'])
       expect(r.code, r.stdout + r.stderr).toBe(4)
       const e = r.json<{ error: { code: string; message: string; hint: string } }>().error
       expect(e.code).toBe('SERVE_PORT_IN_USE')
-      expect(e.message).toContain('EADDRINUSE')
-      expect(e.message).toContain('stopped again')
-      expect(e.hint).toContain('listen_pg_addr')
+      expect(e.message).toContain(`listen_pg_addr 127.0.0.1:${pgBusy}`)
+      expect(e.message).toContain(`listen_http_addr 127.0.0.1:${httpBusy}`)
+      expect(e.hint).toContain('listen_pg_addr = "127.0.0.1:<port>", listen_http_addr = "127.0.0.1:<port>"')
       expect(e.hint).toContain(join(workdir, 'pageserver.toml'))
       expect(runningPostmaster(state().pgDataDir)).toBeNull()
+      expect(r.stderr).not.toContain('starting PostgreSQL')
     } finally {
-      await new Promise((resolve) => busy.close(resolve))
+      for (const b of busy) await new Promise((resolve) => b.close(resolve))
     }
+  })
+
+  it('`local stop` names a PostgreSQL still running on a branch export beside the local data directory', async () => {
+    expect((await start(['--json'])).code).toBe(0)
+    const branchDir = join(state().pgSocketDir, 'branch-0123456789ab')
+    const port = await freePort()
+    await runPgTool(inst, 'initdb', ['-D', branchDir, '-U', 'postgres', '--no-sync'], { asPostgresUser: true, timeoutMs: 120_000 })
+    await runPgTool(inst, 'pg_ctl', ['-D', branchDir, '-l', join(branchDir, 'postgresql.log'), '-o', `-p ${port} -c listen_addresses=127.0.0.1 -k ${branchDir}`, '-w', '-t', '60', 'start'], { asPostgresUser: true, timeoutMs: 90_000 })
+    try {
+      const stop = await runCli(['local', 'stop'], { env, timeoutMs: 120_000 })
+      expect(stop.code, stop.stderr).toBe(0)
+      expect(stop.stdout).toContain(`still running: a PostgreSQL on a branch export, port ${port} (${branchDir})`)
+      expect(stop.stdout).toContain(`-D ${branchDir} stop`)
+      expect(runningPostmaster(branchDir)?.port).toBe(port)
+    } finally {
+      await runPgTool(inst, 'pg_ctl', ['-D', branchDir, '-m', 'immediate', '-w', '-t', '60', 'stop'], { asPostgresUser: true, timeoutMs: 90_000 })
+      rmSync(branchDir, { recursive: true, force: true })
+    }
+    const again = await runCli(['local', 'stop', '--json'], { env, timeoutMs: 120_000 })
+    expect(again.json<{ branchesRunning: unknown[] }>().branchesRunning).toEqual([])
   })
 
   it.skipIf(!isRoot())('PostgreSQL failing to start: the error quotes what this attempt said, not older log lines', async () => {
@@ -291,7 +315,7 @@ describe('pageserver local start / stop', () => {
     process.kill(pid, 'SIGSTOP') // it cannot act on SIGTERM now
     const stop = await runCli(['local', 'stop', '--timeout', '1s', '--json'], { env, timeoutMs: 120_000 })
     expect(stop.code, stop.stderr).toBe(0)
-    expect(stop.json()).toEqual({ serverStopped: true, serverKilled: true, serverLeftRunning: null, postgresStopped: true })
+    expect(stop.json()).toEqual({ serverStopped: true, serverKilled: true, serverLeftRunning: null, postgresStopped: true, branchesRunning: [] })
     expect(processAlive(pid)).toBe(false) // gone, or a zombie until init reaps it
     const human = await start([])
     expect(human.code, human.stderr).toBe(0)
@@ -400,7 +424,7 @@ describe('pids recorded before a reboot', () => {
       writeFileSync(join(workdir, 'pageserver.lock'), JSON.stringify({ pid, processStart, command: 'serve', startedAt: '2026-01-01T00:00:00.000Z', pgAddr: '127.0.0.1:64000', httpAddr: '127.0.0.1:9898' }))
       const stop = await runCli(['local', 'stop', '--json'], { env, timeoutMs: 60_000 })
       expect(stop.code, stop.stdout + stop.stderr).toBe(0)
-      expect(stop.json()).toEqual({ serverStopped: false, serverKilled: false, serverLeftRunning: null, postgresStopped: false })
+      expect(stop.json()).toEqual({ serverStopped: false, serverKilled: false, serverLeftRunning: null, postgresStopped: false, branchesRunning: [] })
       expect(other.exitCode).toBeNull()
       expect(other.signalCode).toBeNull()
       // An offline writer takes the stale lock over instead of "in use by pid ...".

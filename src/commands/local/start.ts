@@ -1,15 +1,14 @@
-import { accessSync, constants, realpathSync } from 'node:fs'
-import { delimiter, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
 import { parseServerAddress } from '../../cli/getpage-server.js'
 import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
-import { startBackgroundServe } from '../../cli/background-serve.js'
+import { assertServeAddressesFree, startBackgroundServe } from '../../cli/background-serve.js'
+import { cliInvocation, RUN_JS } from '../../cli/cli-invocation.js'
 import { abortOnSignals } from '../../cli/interrupt.js'
 import { startProgress } from '../../cli/render.js'
 import type { ManagementClient } from '../../cli/server-client.js'
-import { DEFAULT_PG_PORT, localCommand, localPrepare, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
+import { DEFAULT_PG_PORT, dataDirOutsideWorkdir, localCommand, localPrepare, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
 import { firstFreePort } from '../../core/app/local-postgres.js'
 import { exportTimelineFromServer } from '../../core/app/export.js'
 import type { AppContext } from '../../core/app/context.js'
@@ -17,9 +16,6 @@ import { parseTenantId, parseTimelineId } from '../../core/model/ids.js'
 
 /** First port suggested for a PostgreSQL started on a branch export (any free port does; the first free from here). */
 const BRANCH_PG_PORT = 55440
-
-/** This checkout's entry point, absolute (dist/commands/local/start.js is three levels below the root). */
-const RUN_JS = join(fileURLToPath(new URL('../../..', import.meta.url)), 'bin', 'run.js')
 
 export interface LocalStartResult extends LocalState {
   psql: string
@@ -32,30 +28,6 @@ export interface LocalStartResult extends LocalState {
   cli: string
 }
 
-
-/**
- * `pageserver` if the shell would run this installation under that name (the first executable `pageserver` on
- * PATH, e.g. an `npm link`/`npm install -g` symlink, resolves to this bin/run.js), else the absolute path of
- * bin/run.js: a newcomer who ran `./bin/run.js local start` has no `pageserver` on PATH.
- */
-function cliInvocation(): string {
-  const self = realpathSync(RUN_JS)
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue
-    const candidate = join(dir, 'pageserver')
-    try {
-      accessSync(candidate, constants.X_OK)
-    } catch {
-      continue
-    }
-    try {
-      return realpathSync(candidate) === self ? 'pageserver' : shellWord(RUN_JS)
-    } catch {
-      return shellWord(RUN_JS)
-    }
-  }
-  return shellWord(RUN_JS)
-}
 
 /** What local start does through the running `serve` (it holds the workdir lock): its management API. */
 function serverOps(ctx: AppContext, client: ManagementClient): LocalServerOps {
@@ -107,7 +79,8 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
   }
 
   async run(): Promise<LocalStartResult> {
-    const ctx = await this.appContext()
+    const cli = cliInvocation()
+    const ctx = { ...(await this.appContext()), cliName: cli }
     const progress = await startProgress('starting', this.jsonEnabled())
     // Ctrl-C or SIGTERM stop the start between steps, and the export midway (it removes what it wrote).
     const interrupt = abortOnSignals()
@@ -117,6 +90,8 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     let otherSourceTimelines: number
     try {
       const client = await this.serverClient()
+      // Both addresses of the server to start, before PostgreSQL is started for it.
+      if (client === null) await assertServeAddressesFree({ workdir: ctx.config.workdir, listenPgAddr: ctx.config.listenPgAddr, listenHttpAddr: ctx.config.listenHttpAddr })
       const prepared = await localPrepare(ctx, {
         pgPort: this.flags['pg-port'],
         server: client ? serverOps(ctx, client) : null,
@@ -152,13 +127,13 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
       progress.stop()
     }
     const psql = `psql -h 127.0.0.1 -p ${state.pgPort} -U postgres postgres`
-    const cli = cliInvocation()
     const w = shellWord(ctx.config.workdir)
     const ids = `--workdir ${w} --tenant ${state.tenantId}`
     const pgCtl = pgCtlCommand(ctx)
     const branchPort = await firstFreePort(BRANCH_PG_PORT, [state.pgPort])
-    // Next to the local data directory: the postgres user can reach it, and it goes away with the workdir.
-    const branchDir = shellWord(join(state.pgSocketDir, 'branch'))
+    // Next to the local data directory: the postgres user can reach it, and it goes away with the workdir (or
+    // with the data directory, when that is outside it). One per branch: `branch-<branch id>`.
+    const branchDir = `${shellWord(join(state.pgSocketDir, 'branch-'))}<branch id>`
     const pad = ' '.repeat(20)
     const what =
       startedPostgres || startedServer
@@ -187,6 +162,9 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
         `Stop:               ${cli} local stop --workdir ${w}`,
         // The page server's log only when this setup started it: a server started separately logs where its user chose.
         `Logs:               ${state.serveStartedByLocal === false ? '' : `${state.serveLogFile}, `}${state.pgLogFile}`,
+        ...(dataDirOutsideWorkdir(ctx, state.pgDataDir)
+          ? [`Data directory:     ${state.pgDataDir} (outside the workdir: the postgres user cannot reach ${ctx.config.workdir}; remove its parent too when you remove the workdir)`]
+          : []),
         ...others,
       ].join('\n'),
     )

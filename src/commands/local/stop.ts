@@ -1,10 +1,12 @@
 import { Flags } from '@oclif/core'
 import { stopBackgroundServe } from '../../cli/background-serve.js'
 import { BaseCommand } from '../../cli/base-command.js'
+import { cliInvocation } from '../../cli/cli-invocation.js'
 import { isInteractive, startProgress } from '../../cli/render.js'
 import { runningServer } from '../../cli/server-client.js'
-import { postmasterPid, requireLocalState, serverStartedByLocal, stopLocalPostgres, writeLocalState } from '../../core/app/local.js'
+import { branchDataDirs, postmasterPid, requireLocalState, runningPostmaster, serverStartedByLocal, stopLocalPostgres, writeLocalState } from '../../core/app/local.js'
 import { formatDuration, parseDuration } from '../../core/lib/units.js'
+import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
 
 export interface LocalStopResult {
   /** The page server that `local start` started was stopped. */
@@ -14,6 +16,8 @@ export interface LocalStopResult {
   /** The pid of a page server that `local start` did not start (it adopted one the user ran): left running. */
   serverLeftRunning: number | null
   postgresStopped: boolean
+  /** PostgreSQLs still running on branch exports beside the local data directory (started by hand, left alone). */
+  branchesRunning: Array<{ dataDir: string; port: number }>
 }
 
 export default class LocalStop extends BaseCommand<typeof LocalStop> {
@@ -37,7 +41,7 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
 
   async run(): Promise<LocalStopResult> {
     const timeoutMs = parseDuration(this.flags.timeout, '--timeout')
-    const ctx = await this.appContext()
+    const ctx = { ...(await this.appContext()), cliName: cliInvocation() }
     const state = requireLocalState(ctx)
     // A spinner on a terminal; otherwise one line per step on stderr (stdout keeps the result, or the JSON).
     const spinner = !this.jsonEnabled() && isInteractive() ? await startProgress('stopping', false) : null
@@ -74,7 +78,14 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
     ].filter((s) => s !== null)
     const lines = [stopped.length > 0 ? `stopped ${stopped.join(' and ')}` : 'stopped nothing: nothing of local start was running']
     if (serverLeftRunning !== null) lines.push(`left the page server (pid ${serverLeftRunning}) running: it was started separately, not by \`local start\``)
+    // Branch PostgreSQLs were started by hand (local start's hints): not stopped, but named, as their WAL no
+    // longer reaches a page server once it stops.
+    const branchesRunning = branchDataDirs(state).flatMap((dataDir) => {
+      const pm = runningPostmaster(dataDir)
+      return pm === null ? [] : [{ dataDir, port: pm.port }]
+    })
+    for (const b of branchesRunning) lines.push(`still running: a PostgreSQL on a branch export, port ${b.port} (${b.dataDir}); stop it with: ${pgCtlCommand(ctx)} -D ${shellWord(b.dataDir)} stop`)
     this.log(lines.join('\n'))
-    return { serverStopped, serverKilled, serverLeftRunning, postgresStopped }
+    return { serverStopped, serverKilled, serverLeftRunning, postgresStopped, branchesRunning }
   }
 }

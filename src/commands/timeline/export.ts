@@ -8,6 +8,7 @@ import { startProgress } from '../../cli/render.js'
 import { exportTimeline, exportTimelineFromServer, postgresCannotReach, type ExportResult } from '../../core/app/export.js'
 import { abortOnSignals } from '../../cli/interrupt.js'
 import { formatBytes } from '../../core/lib/units.js'
+import { firstFreePort } from '../../core/app/local-postgres.js'
 
 export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
   static override summary = 'Write the full backup of a timeline at an LSN into a directory stock PostgreSQL 15 starts from.'
@@ -77,7 +78,8 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     progress.succeed(`exported timeline ${r.timelineId} at ${r.lsn}: ${r.files} files, ${formatBytes(r.bytes)}`)
     this.log(`wrote ${r.dir}: timeline ${r.timelineId} at ${r.lsn} (checkpoint at ${r.checkpointLsn}), ${r.files} files, ${formatBytes(r.bytes)}`)
     const dir = shellWord(r.dir)
-    this.log(`start it with: ${pgCtlCommand(ctx)} -D ${dir} -l ${dir}/postgresql.log -o '-p 5432' start`)
+    // A port free now (from 5432 up): the default one is often a system PostgreSQL's.
+    this.log(`start it with: ${pgCtlCommand(ctx)} -D ${dir} -l ${dir}/postgresql.log -o '-p ${await firstFreePort(5432)}' start`)
     // As root the directory is given to the postgres user, but a parent it cannot enter (under /root, a
     // 0700 directory) still keeps PostgreSQL out: say so now rather than let pg_ctl fail.
     if (postgresCannotReach(r.dir)) {

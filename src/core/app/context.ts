@@ -19,6 +19,8 @@ export interface AppContext {
   readonly config: PageserverConfig
   /** The process environment (PGBIN and friends); core never reads process.env itself. */
   readonly env: NodeJS.ProcessEnv
+  /** How a user runs this CLI in a shell (`pageserver`, or the path of bin/run.js), for commands named in hints; default `pageserver`. */
+  readonly cliName?: string
   /** Optional log sink (structured). */
   readonly log?: (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void
 }

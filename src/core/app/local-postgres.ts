@@ -31,6 +31,12 @@ const PG_LOG_READ_MAX_BYTES = 64 * 1024
 /** The managed section of postgresql.conf: from BEGIN to END (or to the end of the file, as first releases wrote it). */
 const CONF_SECTION_BEGIN = '# pageserver local start: a primary whose WAL the page server streams'
 const CONF_SECTION_END = '# end of the pageserver local start section (rewritten by each start; pass --pg-port to change the port)'
+/**
+ * How long a start waits for a postmaster that exited (kill -9) to be reaped: until its parent (init, after
+ * pg_ctl daemonized it) reaps it, PostgreSQL's kill(pid, 0) still finds the pid and refuses to start over its
+ * postmaster.pid. Some init processes reap slowly (over a second seen).
+ */
+const POSTMASTER_REAP_WAIT_MS = 10_000
 /** How many ports from the first suggestion a free-port search tries before naming the first one anyway. */
 const PORT_SEARCH_MAX = 50
 
@@ -96,12 +102,26 @@ function stalePostmasterPid(dataDir: string): { pid: number; name: string | null
   return { pid: p.pid, name: processName(p.pid) }
 }
 
-/** Why 127.0.0.1:port cannot be bound now (EADDRINUSE...), or null if it can. */
-export async function portBindError(port: number): Promise<NodeJS.ErrnoException | null> {
+/**
+ * Waits up to `timeoutMs` while the postmaster.pid of `dataDir` names a zombie (a postmaster that exited and is
+ * not reaped yet); whether none is left. True at once when there is no postmaster.pid or its pid is not a zombie.
+ */
+export async function waitUntilPostmasterReaped(dataDir: string, timeoutMs: number = POSTMASTER_REAP_WAIT_MS): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const p = readPostmasterPid(dataDir)
+    if (p === null || !isZombie(p.pid)) return true
+    if (Date.now() >= deadline) return false
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** Why host:port (default 127.0.0.1) cannot be bound now (EADDRINUSE...), or null if it can. */
+export async function portBindError(port: number, host = '127.0.0.1'): Promise<NodeJS.ErrnoException | null> {
   return new Promise<NodeJS.ErrnoException | null>((done) => {
     const probe = createServer()
     probe.once('error', (e) => done(e))
-    probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => probe.close(() => done(null)))
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => done(null)))
   })
 }
 
@@ -184,6 +204,12 @@ export interface LocalPostgresPlace {
  * this attempt logged and what pg_ctl said. `startCommand`: how to run `local start` here, for hints.
  */
 export async function startLocalPostgres(ctx: AppContext, o: LocalPostgresPlace, startCommand: string): Promise<void> {
+  if (!(await waitUntilPostmasterReaped(o.pgDataDir))) {
+    const pid = readPostmasterPid(o.pgDataDir)?.pid
+    throw new UnavailableError('PG_PREVIOUS_NOT_REAPED', `the previous PostgreSQL of ${o.pgDataDir} (pid ${pid}) has exited but was not reaped by its parent within ${POSTMASTER_REAP_WAIT_MS / 1000} s; PostgreSQL refuses to start while that pid exists`, {
+      hint: `Run \`${startCommand}\` again once pid ${pid} is gone (\`ps -p ${pid}\` shows it as <defunct> until then).`,
+    })
+  }
   await assertPortFree(o.pgPort, startCommand)
   writeConfSection(o.pgDataDir, o)
   const logOffset = fileSizeOrZero(o.pgLogFile)

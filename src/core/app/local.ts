@@ -36,7 +36,7 @@
  * State lives in `<workdir>/local/state.json`: ids, the data directory, ports, pids. It is written before
  * PostgreSQL starts, so a failed first start (port taken) is retried on the same data directory.
  */
-import { existsSync, mkdirSync, readFileSync, chmodSync, chownSync, renameSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, chmodSync, chownSync, renameSync, rmSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { basename, dirname, join, resolve } from 'node:path'
 import { ConflictError, errorOfKind, InterruptedError, messageOf, PageserverError, UsageError } from '../lib/errors.js'
@@ -51,7 +51,7 @@ import { exportTimeline } from './export.js'
 import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
 import { bootstrapTimeline, createTenant, listTenants, listTimelines, type ListedTimeline, type TimelineInfo } from './timelines.js'
 import { setTimelineWalSource } from './timelines-source.js'
-import type { AppContext } from './context.js'
+import { postgresInstallation, type AppContext } from './context.js'
 
 export { postmasterPid, runningPostmaster, stopLocalPostgres } from './local-postgres.js'
 
@@ -104,6 +104,26 @@ export interface LocalServerOps {
   setWalSource(tenantId: TenantId, timelineId: TimelineId, src: { connString: string; slotName: string }): Promise<void>
 }
 
+/** Whether the data directory of the local PostgreSQL lies outside the workdir (see chooseDataDir). */
+export function dataDirOutsideWorkdir(ctx: AppContext, pgDataDir: string): boolean {
+  const w = resolve(ctx.config.workdir)
+  return !resolve(pgDataDir).startsWith(w + '/')
+}
+
+/**
+ * The directories a branch PostgreSQL started by following local start's hints lives in: `branch-<id>` (and
+ * `branch`, as earlier releases named it) beside the local data directory.
+ */
+export function branchDataDirs(state: Pick<LocalState, 'pgSocketDir'>): string[] {
+  try {
+    return readdirSync(state.pgSocketDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && (d.name === 'branch' || d.name.startsWith('branch-')))
+      .map((d) => join(state.pgSocketDir, d.name))
+  } catch {
+    return []
+  }
+}
+
 export function localDir(ctx: AppContext): string {
   return join(ctx.config.workdir, LOCAL_DIR)
 }
@@ -111,7 +131,7 @@ export function localDir(ctx: AppContext): string {
 /** `pageserver local <sub>` as a user runs it on this workdir: with `-D <workdir>` unless it is the default. */
 export function localCommand(ctx: AppContext, sub: 'start' | 'stop'): string {
   const w = ctx.config.workdir
-  return `pageserver local ${sub}${resolve(w) === resolve(DEFAULT_WORKDIR) ? '' : ` -D ${shellWord(w)}`}`
+  return `${ctx.cliName ?? 'pageserver'} local ${sub}${resolve(w) === resolve(DEFAULT_WORKDIR) ? '' : ` -D ${shellWord(w)}`}`
 }
 
 export function readLocalState(ctx: AppContext): LocalState | null {
@@ -319,6 +339,8 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions): Pro
     const state = { ...existing, pgPort: running.port, ...serverFields() }
     return { state, startedPostgres: false, otherSourceTimelines: await countOtherSources(ctx) }
   }
+  // Before anything is created: without PostgreSQL 15 nothing below can work (POSTGRES_NOT_FOUND says why).
+  postgresInstallation(ctx)
   if (!existsSync(join(ctx.config.workdir, 'pageserver.toml'))) {
     say('creating the workdir')
     await initWorkdir({ workdir: ctx.config.workdir, env: {} })

@@ -176,7 +176,7 @@ export const CONFIG_ENTRIES = [
   optionalKey({
     toml: 'pg_distrib_dir', field: 'pgDistribDir', group: G_REDO, kind: pathKind,
     examples: ['/usr/lib/postgresql'],
-    doc: 'Directory of the PostgreSQL 15 installation (a bin directory, or Neon\'s layout with v15/bin). Unset: PGBIN, then /usr/lib/postgresql/15/bin, then pg_config --bindir.',
+    doc: 'Directory of the PostgreSQL 15 installation (a bin directory, or Neon\'s layout with v15/bin); when set, the only place looked at. Unset: PGBIN, then /usr/lib/postgresql/15/bin, then pg_config --bindir.',
   }),
   key({
     toml: 'page_cache_size', field: 'pageCacheSizePages', group: G_REDO, kind: intKind({ min: 1, max: PAGE_CACHE_PAGES_MAX }), default: 8192,

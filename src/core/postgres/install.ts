@@ -5,8 +5,10 @@
  * run as the `postgres` user through `runuser`; clients (psql, pgbench, pg_waldump) run as we are.
  * This module and walredo/ are the only places in core that start processes.
  *
- * Binary lookup order: an explicit directory (config `pg_distrib_dir`, Neon layout `<dir>/v15/bin` or a
- * plain bin directory), `PGBIN`, then Debian's `/usr/lib/postgresql/15/bin`, then `pg_config --bindir`.
+ * Binary lookup: an explicit directory (config `pg_distrib_dir`, Neon layout `<dir>/v15/bin` or a plain
+ * bin directory) is the only place looked at when set, and so is `PGBIN` when set (a setting that names the
+ * wrong place is an error, never a silent fall-back to another installation); with neither, Debian's
+ * `/usr/lib/postgresql/15/bin`, then `pg_config --bindir`.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -32,14 +34,15 @@ export function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0
 }
 
-function candidates(explicitDir: string | undefined, env: NodeJS.ProcessEnv): string[] {
-  const out: string[] = []
-  if (explicitDir) out.push(join(explicitDir, `v${PG_MAJOR_VERSION}`, 'bin'), join(explicitDir, 'bin'), explicitDir)
-  if (env.PGBIN) out.push(env.PGBIN)
-  out.push(`/usr/lib/postgresql/${PG_MAJOR_VERSION}/bin`)
+/** Where to look, and what told us to (for the error when nothing there is PostgreSQL 15). */
+function candidates(explicitDir: string | undefined, env: NodeJS.ProcessEnv): { dirs: string[]; setBy: 'pg_distrib_dir' | 'PGBIN' | null } {
+  if (explicitDir) return { dirs: [join(explicitDir, `v${PG_MAJOR_VERSION}`, 'bin'), join(explicitDir, 'bin'), explicitDir], setBy: 'pg_distrib_dir' }
+  if (env.PGBIN) return { dirs: [env.PGBIN], setBy: 'PGBIN' }
+  const dirs = [`/usr/lib/postgresql/${PG_MAJOR_VERSION}/bin`]
   const r = spawnSync('pg_config', ['--bindir'], { encoding: 'utf8' })
-  if (r.status === 0 && r.stdout.trim()) out.push(r.stdout.trim())
-  return out
+  const configured = r.status === 0 ? r.stdout.trim() : ''
+  if (configured !== '' && !dirs.includes(configured)) dirs.push(configured)
+  return { dirs, setBy: null }
 }
 
 /**
@@ -50,19 +53,35 @@ export function findPostgres(explicitDir?: string, env: NodeJS.ProcessEnv = {}):
   const key = `${explicitDir ?? ''}|${env.PGBIN ?? ''}`
   const hit = cache.get(key)
   if (hit) return hit
-  const tried: string[] = []
-  for (const dir of candidates(explicitDir, env)) {
+  const { dirs, setBy } = candidates(explicitDir, env)
+  /** Installations of another major version found on the way ("16.4 in /x/bin"). */
+  const otherVersions: string[] = []
+  for (const dir of dirs) {
     const postgres = join(dir, 'postgres')
-    tried.push(dir)
     if (!existsSync(postgres)) continue
     const r = spawnSync(postgres, ['--version'], { encoding: 'utf8' })
     const m = /\(PostgreSQL\) (\d+)(?:\.(\d+))?/.exec(r.stdout ?? '')
-    if (!m || Number(m[1]) !== PG_MAJOR_VERSION) continue
+    if (m === null) continue
+    if (Number(m[1]) !== PG_MAJOR_VERSION) {
+      otherVersions.push(`${m[1]}${m[2] ? `.${m[2]}` : ''} in ${dir}`)
+      continue
+    }
     const inst = { binDir: dir, version: m[2] ? `${m[1]}.${m[2]}` : m[1]! }
     cache.set(key, inst)
     return inst
   }
-  throw new NotFoundError('POSTGRES_NOT_FOUND', `PostgreSQL ${PG_MAJOR_VERSION} was not found (looked in ${tried.join(', ')})`, {
+  const found = otherVersions.length > 0 ? `; found PostgreSQL ${otherVersions.join(', ')}` : ''
+  if (setBy === 'pg_distrib_dir') {
+    throw new NotFoundError('POSTGRES_NOT_FOUND', `PostgreSQL ${PG_MAJOR_VERSION} was not found where pg_distrib_dir points (looked in ${dirs.join(', ')}${found})`, {
+      hint: `Set pg_distrib_dir to a PostgreSQL ${PG_MAJOR_VERSION} installation (its bin directory, or Neon's layout with v${PG_MAJOR_VERSION}/bin), or remove it to use the installed PostgreSQL ${PG_MAJOR_VERSION}.`,
+    })
+  }
+  if (setBy === 'PGBIN') {
+    throw new NotFoundError('POSTGRES_NOT_FOUND', `PostgreSQL ${PG_MAJOR_VERSION} was not found in PGBIN (${dirs[0]}${found})`, {
+      hint: `Set PGBIN to the bin directory of a PostgreSQL ${PG_MAJOR_VERSION} installation, or unset it to use the installed one.`,
+    })
+  }
+  throw new NotFoundError('POSTGRES_NOT_FOUND', `PostgreSQL ${PG_MAJOR_VERSION} was not found (looked in ${dirs.join(', ')}${found})`, {
     hint: `Install it (apt-get install -y postgresql-${PG_MAJOR_VERSION}), or set pg_distrib_dir in pageserver.toml, or PGBIN.`,
   })
 }

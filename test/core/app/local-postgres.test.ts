@@ -1,13 +1,14 @@
 // Whether the local PostgreSQL runs is read from its postmaster.pid, and only a pid that is this data
 // directory's postmaster counts: after a reboot the recorded pid often belongs to another process, which must
 // be neither taken for PostgreSQL (start would skip starting it) nor signalled (stop would try to stop it).
-// A real postmaster is checked by test/e2e/local.test.ts.
+// A postmaster killed and not yet reaped (a zombie) is waited for before a start, which PostgreSQL would refuse
+// while its pid exists. A real postmaster is checked by test/e2e/local.test.ts.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { runningPostmaster } from '../../../src/core/app/local-postgres.js'
+import { runningPostmaster, waitUntilPostmasterReaped } from '../../../src/core/app/local-postgres.js'
 
 /** postmaster.pid as PostgreSQL 15 writes it: pid, data directory, start time, port, socket dir, listen address, shmem key, status. */
 function writePostmasterPid(dataDir: string, pid: number, port: number): void {
@@ -39,5 +40,33 @@ describe('runningPostmaster', () => {
     expect(runningPostmaster(dir)).toBeNull()
     writeFileSync(join(dir, 'postmaster.pid'), '')
     expect(runningPostmaster(dir)).toBeNull()
+  })
+
+  it('waits for a zombie named by postmaster.pid to be reaped, up to the deadline', async () => {
+    expect(await waitUntilPostmasterReaped(dir, 0)).toBe(true) // no file
+    // `sleep 0 &` exits at once; its parent then execs a sleep that never waits for it: a zombie until the
+    // parent exits and init reaps it.
+    const zombieOf = (parentSeconds: number) =>
+      new Promise<{ pid: number; parent: ReturnType<typeof spawn> }>((done) => {
+        const parent = spawn('sh', ['-c', `sleep 0 & echo $!; exec sleep ${parentSeconds}`], { stdio: ['ignore', 'pipe', 'ignore'] })
+        parent.stdout!.once('data', (b: Buffer) => done({ pid: Number(b.toString().trim()), parent }))
+      })
+    const isZombieNow = (pid: number) => /\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))
+    const short = await zombieOf(1)
+    const long = await zombieOf(30)
+    try {
+      await new Promise((r) => setTimeout(r, 200))
+      expect(isZombieNow(short.pid)).toBe(true)
+      writePostmasterPid(dir, short.pid, 55432)
+      const t0 = Date.now()
+      expect(await waitUntilPostmasterReaped(dir, 10_000)).toBe(true)
+      expect(Date.now() - t0).toBeGreaterThan(300) // it did wait for the reaping
+      writePostmasterPid(dir, long.pid, 55432)
+      expect(isZombieNow(long.pid)).toBe(true)
+      expect(await waitUntilPostmasterReaped(dir, 300)).toBe(false)
+    } finally {
+      short.parent.kill('SIGKILL')
+      long.parent.kill('SIGKILL')
+    }
   })
 })
