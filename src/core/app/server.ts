@@ -78,6 +78,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** Management operations that must not overlap (a branch and its ancestor's delete, say). */
   private readonly guard = new MutationGuard()
   private ticker: NodeJS.Timeout | null = null
+  /** Addresses not yet written into the workdir lock (a full disk refused the write; retried each tick). */
+  private pendingLockInfo: { pgAddr: string; httpAddr: string } | null = null
+  private lockInfoFailed = false
   /** When the slab pool last gave back the free slabs it had not needed (tick). */
   private lastSlabTrimMs = Date.now()
   private stopping: Promise<void> | null = null
@@ -129,10 +132,11 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       await pageService.listen(pgAddr.host, pgAddr.port)
       server.http = createManagementServer(server, c.httpAuthType === 'NeonJWT' ? jwt : null, { ...(ctx.log ? { log: ctx.log } : {}) })
       await server.http.listen(httpAddr.host, httpAddr.port)
-      lock.updateInfo({
+      server.pendingLockInfo = {
         pgAddr: formatHostPort(pageService.address.host, pageService.address.port),
         httpAddr: formatHostPort(server.http.address.host, server.http.address.port),
-      })
+      }
+      server.publishAddresses()
       for (const s of server.services.values()) s.startWal()
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
@@ -454,6 +458,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
 
   /** The flush clock: timeouts per timeline, then the global memory ceiling. */
   private tick(): void {
+    if (this.pendingLockInfo !== null) this.publishAddresses()
     this.trimSlabs()
     for (const s of this.services.values()) {
       try {
@@ -473,6 +478,26 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       if (oldest === null || l < oldest.timeline.oldestUnflushedLsn!) oldest = s
     }
     oldest?.driver.freezeNow()
+  }
+
+  /**
+   * Writes the listen addresses into the workdir lock, where the CLI finds the running server. A server that
+   * cannot (the disk is full) still serves: it says so once and tries again every tick; until then CLI commands
+   * on this workdir do not know the server's addresses (mutating ones are refused by the lock as ever).
+   */
+  private publishAddresses(): void {
+    const info = this.pendingLockInfo
+    if (info === null) return
+    try {
+      this.lock.updateInfo(info)
+      if (this.lockInfoFailed) this.ctx.log?.('info', 'listen addresses written into the workdir lock', { ...info })
+      this.pendingLockInfo = null
+    } catch (e) {
+      if (!this.lockInfoFailed) {
+        this.ctx.log?.('warn', 'cannot write the listen addresses into the workdir lock; serving anyway, retrying every second', { code: e instanceof PageserverError ? e.code : 'IO_ERROR', message: messageOf(e) })
+      }
+      this.lockInfoFailed = true
+    }
   }
 
   /** Every SLAB_TRIM_PERIOD_MS, the free slabs that sat unused since the previous time go back to the system. */
@@ -530,7 +555,15 @@ export class PageServer implements PageServiceBackend, ManagementOps {
           try {
             await s.driver.checkpoint()
           } catch (e) {
-            this.ctx.log?.('error', 'flush at shutdown failed', { timeline: s.timeline.timelineId, message: e instanceof Error ? e.message : String(e) })
+            // Nothing is lost: the slot keeps the WAL above disk_consistent_lsn, streamed again at the next start.
+            this.ctx.log?.('error', 'flush at shutdown failed; the WAL not flushed streams again from the replication slot at the next start', {
+              tenant: s.tenant.id,
+              timeline: s.timeline.timelineId,
+              code: e instanceof PageserverError ? e.code : 'INTERNAL',
+              message: messageOf(e),
+              notFlushedFrom: formatLsn(s.timeline.diskConsistentLsn),
+              notFlushedTo: formatLsn(s.timeline.lastRecordLsn),
+            })
           }
         }
       })()

@@ -13,7 +13,7 @@ import { ConflictError, PageserverError, UsageError, assert, messageOf } from '.
 import { CONFIG_FILE_NAME, resolveConfig, type LoadConfigOptions } from './load.js'
 import { redactedConfigJson } from './show.js'
 import { renderConfigTemplate } from './template.js'
-import { readOnlyFileSystemError } from '../storage/io-errors.js'
+import { diskFull, isDiskFullError, readOnlyFileSystemError } from '../storage/io-errors.js'
 
 export const TENANTS_DIR_NAME = 'tenants'
 const TEMP_SUFFIX = '.___temp'
@@ -79,9 +79,11 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
   return { workdir, configPath, tenantsDir, overwritten, chosenKeys: Object.keys(wanted.overrideTable) }
 }
 
-function unusable(path: string, err: unknown): UsageError {
+function unusable(path: string, err: unknown): PageserverError {
   const readOnly = readOnlyFileSystemError(path, err, 'WORKDIR_UNUSABLE')
   if (readOnly !== null) return readOnly
+  // Not the place's fault: the file system has no room (free some, and run init again).
+  if (isDiskFullError(err)) return diskFull('creating', path, err)
   return new UsageError('WORKDIR_UNUSABLE', `cannot create ${path}: ${messageOf(err)}`, {
     hint: 'Choose a workdir (-D/--workdir) in a writable location that is not a file.',
     cause: err,

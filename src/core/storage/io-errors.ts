@@ -4,7 +4,9 @@
  * A failed fsync is fatal (`FatalIoError`, `fatal: true`): after a failed fsync the kernel may already
  * have dropped the dirty pages and cleared the error, so a retry can "succeed" with the data lost (the
  * PostgreSQL fsyncgate lesson). Callers must not retry; the owner of the process decides to stop.
- * Other I/O failures are wrapped with the path so the user learns which file is at fault.
+ * Other I/O failures are wrapped with the path so the user learns which file is at fault; a full file system
+ * (ENOSPC, EDQUOT) is DISK_FULL, whose remedy differs from a broken disk's. Everything the repository writes
+ * goes to a temporary name first, so a write that failed for space left the previous state in place.
  */
 import { accessSync, constants } from 'node:fs'
 import { dirname, resolve } from 'node:path'
@@ -29,9 +31,26 @@ export function fsyncFailed(path: string, err: unknown): FatalIoError {
   return new FatalIoError('FSYNC_FAILED', `fsync of ${path} failed: ${messageOf(err)}`, err, path)
 }
 
-/** Wraps a failed open/read/write/rename with the path; ENOENT becomes a NotFoundError. */
+/** Whether `err` says the file system is full (no space, or the user's quota reached). */
+export function isDiskFullError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'ENOSPC' || code === 'EDQUOT'
+}
+
+/** DISK_FULL for a write under `path` that failed for space (see the header). */
+export function diskFull(what: string, path: string, err: unknown): UnavailableError {
+  const dir = dirname(resolve(path))
+  return new UnavailableError('DISK_FULL', `${what} ${path} failed: the file system is full (${messageOf(err)})`, {
+    hint: `Free space on the file system of ${dir} (\`df ${dir}\` shows it), or grow it, then retry.`,
+    cause: err,
+    details: { path },
+  })
+}
+
+/** Wraps a failed open/read/write/rename with the path; ENOENT becomes a NotFoundError, ENOSPC DISK_FULL. */
 export function ioFailed(what: string, path: string, err: unknown): PageserverError {
   if (err instanceof PageserverError) return err
+  if (isDiskFullError(err)) return diskFull(what, path, err)
   if (isNotFoundFsError(err)) {
     return new NotFoundError('FILE_NOT_FOUND', `${path} does not exist`, {
       hint: 'Check the path; the file may have been removed or renamed by another process.',

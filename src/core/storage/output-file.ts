@@ -4,7 +4,8 @@
  * A path the user chose that cannot be written (its directory is missing, it is a directory, permission is
  * denied, the file system is read-only) is a usage error with a stable code, OUTPUT_NOT_WRITABLE (exit 2),
  * naming the path and the OS reason: the fix is a different path, not a bug report. Other failures while
- * writing (a full disk, an I/O error) stay IO_ERROR (exit 6), as for every other file we write.
+ * writing stay what they are for every other file we write (io-errors.ts, exit 6): DISK_FULL for a full
+ * file system, IO_ERROR otherwise.
  *
  * Output files are plain writes, not crash-safe renames (durable-file.ts): they are the user's copies, and a
  * half-written one after a crash is found by the same command run again.
@@ -36,7 +37,7 @@ export async function writeOutputFile(path: string, data: Uint8Array): Promise<v
 
 /**
  * The error for a failure to create or write the output `path`: OUTPUT_NOT_WRITABLE for an unusable path
- * (see OUTPUT_PATH_HINTS), else the IO_ERROR of io-errors.ts.
+ * (see OUTPUT_PATH_HINTS), else the error of io-errors.ts (DISK_FULL, IO_ERROR).
  */
 export function outputFailed(path: string, err: unknown): PageserverError {
   const code = (err as { code?: unknown } | null)?.code

@@ -14,7 +14,7 @@
 import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError } from '../lib/errors.js'
-import { readOnlyFileSystemError } from './io-errors.js'
+import { ioFailed, readOnlyFileSystemError } from './io-errors.js'
 import { isSameProcess, processAlive, processStartId } from './process-identity.js'
 
 export const LOCK_FILE = 'pageserver.lock'
@@ -70,7 +70,8 @@ export class WorkdirLock {
     try {
       writeFileSync(tmp, JSON.stringify(me) + '\n')
     } catch (e) {
-      throw readOnlyFileSystemError(workdir, e) ?? e
+      removeQuietly(tmp) // a write that failed for space leaves the file created, empty or torn
+      throw readOnlyFileSystemError(workdir, e) ?? ioFailed('writing the workdir lock', tmp, e)
     }
     try {
       for (let attempt = 0; attempt < LOCK_ATTEMPTS_MAX; attempt++) {
@@ -106,13 +107,21 @@ export class WorkdirLock {
     }
   }
 
-  /** Adds facts about the holder (e.g. its listen addresses); the file is replaced atomically. */
+  /**
+   * Adds facts about the holder (e.g. its listen addresses); the file is replaced atomically. A failure (a full
+   * disk) leaves the lock as it was and is thrown typed (the caller decides whether it can do without).
+   */
   updateInfo(extra: Partial<Pick<LockHolder, 'pgAddr' | 'httpAddr'>>): void {
     const cur = readHolder(this.path)
     if (!cur || cur.pid !== process.pid) return
     const tmp = lockTempPath(this.path, process.pid)
-    writeFileSync(tmp, JSON.stringify({ ...cur, ...extra }) + '\n')
-    renameSync(tmp, this.path)
+    try {
+      writeFileSync(tmp, JSON.stringify({ ...cur, ...extra }) + '\n')
+      renameSync(tmp, this.path)
+    } catch (e) {
+      removeQuietly(tmp)
+      throw ioFailed('writing the workdir lock', tmp, e)
+    }
   }
 
   /** Removes the lock file if it is still ours. Idempotent. */
@@ -166,6 +175,14 @@ function lockTempPath(lockPath: string, pid: number): string {
 const LOCK_TEMP_RE = new RegExp(`^${LOCK_FILE.replace('.', '\\.')}\\.(\\d+)\\.tmp$`)
 
 /** Deletes lock temporaries left by processes that died before removing them (we hold the lock now). */
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // never written, or already gone
+  }
+}
+
 function removeDeadTempFiles(workdir: string): void {
   let names: string[]
   try {

@@ -50,12 +50,13 @@ describe('writeOutputFile / outputFailed', () => {
     })
   })
 
-  it('permission denied is OUTPUT_NOT_WRITABLE; a full disk stays IO_ERROR', () => {
+  it('permission denied is OUTPUT_NOT_WRITABLE; a full disk is DISK_FULL, as for any other write', () => {
     const denied = outputFailed('/root/page.bin', fsError('EACCES', "EACCES: permission denied, open '/root/page.bin'"))
     expect([denied.code, denied.exitCode, denied.message]).toEqual(['OUTPUT_NOT_WRITABLE', 2, 'cannot write /root/page.bin: permission denied (EACCES)'])
     expect(denied.hint).toMatch(/permissions/)
     const full = outputFailed('/x/page.bin', fsError('ENOSPC', 'ENOSPC: no space left on device, write'))
-    expect([full.code, full.kind]).toEqual(['IO_ERROR', 'unavailable'])
+    expect([full.code, full.kind, full.exitCode]).toEqual(['DISK_FULL', 'unavailable', 6])
     expect(full.message).toContain('/x/page.bin')
+    expect(full.hint).toContain('df /x')
   })
 })
