@@ -1,6 +1,6 @@
 /**
  * Prometheus text exposition of the running server (GET /metrics): progress LSNs and layer counts per
- * timeline, in-memory bytes, records ingested, the page service (live connections; connections, requests,
+ * timeline, in-memory bytes, records ingested, whether the WAL receiver is retrying, the page service (live connections; connections, requests,
  * in-band errors, refused logins, protocol errors and backups since start), and the read caches (the
  * page cache of served pages, the value cache of layer values: hits, lookups, bytes), and the slab memory of
  * the in-memory layers (held by layers, and free in the pool). Names follow Neon's
@@ -35,6 +35,7 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   gauge('pageserver_layer_count', 'Layer files of the timeline.', services.map((s) => [tsl(s), s.timeline.layerFiles().length]))
   gauge('pageserver_timeline_ephemeral_bytes', 'Bytes held by in-memory layers.', services.map((s) => [tsl(s), s.timeline.inMemoryBytes]))
   gauge('pageserver_broken_timelines', 'Timelines that failed to load at start and are not served (see the log, or timeline list).', [[{}, brokenTimelines]])
+  gauge('pageserver_wal_receiver_retrying', 'Whether the WAL receiver is retrying after a failure (1): the source unreachable or refusing, the disk full, ... (timeline status says why).', services.map((s) => [tsl(s), s.walReceiverRetrying ? 1 : 0]))
   counter('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
   gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])
   const m = pageService.metrics

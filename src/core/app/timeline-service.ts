@@ -96,6 +96,7 @@ export class TimelineService implements PageServiceTimeline {
     await this.walLoop?.catch(() => {})
     this.walLoop = null
     this.walAbort = null
+    this.retrying = false
   }
 
   private log(level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown> = {}): void {
@@ -119,9 +120,11 @@ export class TimelineService implements PageServiceTimeline {
     this.log(e.level, 'wal receiver', e as unknown as Record<string, unknown>)
     switch (e.event) {
       case 'retry':
+        this.retrying = true
         this.status = `reconnecting (attempt ${(e.attempt ?? 0) + 1}, last record ${formatLsn(this.timeline.lastRecordLsn)})${e.error ? `: ${e.error.message}` : ''}`
         break
       case 'streaming':
+        this.retrying = false
         this.status = `streaming from ${formatLsn(this.timeline.lastRecordLsn)}`
         this.sourceRefusing = null
         break
@@ -243,6 +246,13 @@ export class TimelineService implements PageServiceTimeline {
   walReceiverStatus(): string {
     return this.status
   }
+
+  /** Whether the WAL receiver is between attempts after a failure (the source down, the disk full...). */
+  get walReceiverRetrying(): boolean {
+    return this.retrying
+  }
+
+  private retrying = false
 
   /** Set when the timeline (or its tenant) is deleted: open page-service sessions on it end. */
   private retired = false

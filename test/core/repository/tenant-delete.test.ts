@@ -169,6 +169,10 @@ describe('DELETE /v1/tenant/:tenant_id', () => {
         await new Promise((r) => setTimeout(r, 50))
       }
       expect(goneService.walReceiverStatus()).toMatch(/^reconnecting \(attempt \d+, last record 0\/108\): .*ECONNREFUSED/)
+      expect(goneService.walReceiverRetrying).toBe(true)
+      const metrics = await (await fetch(`http://127.0.0.1:${server.addresses.http.port}/metrics`)).text()
+      expect(metrics).toContain(`pageserver_wal_receiver_retrying{tenant_id="${gone.tenantId}",timeline_id="${gone.root}"} 1`)
+      expect(metrics).toContain(`pageserver_wal_receiver_retrying{tenant_id="${keep.tenantId}",timeline_id="${keep.root}"} 0`)
       const client = new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, undefined)
 
       expect(await client.request('DELETE', `/v1/tenant/${gone.tenantId}`)).toEqual({ tenantId: gone.tenantId, deleted: true, slotsDropped: [], slotsLeft: [], slotsUnknown: [] })
