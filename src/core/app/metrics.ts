@@ -1,10 +1,10 @@
 /**
  * Prometheus text exposition of the running server (GET /metrics): progress LSNs and layer counts per
- * timeline, in-memory bytes, records ingested, whether the WAL receiver is retrying, the page service (live connections; connections, requests,
- * in-band errors, refused logins, protocol errors and backups since start), and the read caches (the
- * page cache of served pages, the value cache of layer values: hits, lookups, bytes), and the slab memory of
- * the in-memory layers (held by layers, and free in the pool). Names follow Neon's
- * where one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
+ * timeline, in-memory bytes, records ingested, whether the WAL receiver is retrying; the page service (live
+ * connections; connections, requests, in-band errors, refused logins, protocol errors and backups since
+ * start); the read caches (the page cache of served pages, the value cache of layer values: hits, lookups,
+ * bytes); the slab memory of the in-memory layers (held by layers, and free in the pool). Names follow
+ * Neon's where one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
  */
 import { sharedPageCache } from '../datadir/page-cache.js'
 import { sharedValueCache } from '../layer/value-cache.js'
