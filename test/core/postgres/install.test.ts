@@ -8,19 +8,17 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { findPostgres } from '../../../src/core/postgres/install.js'
 import { NotFoundError } from '../../../src/core/lib/errors.js'
 import { pgAvailable } from '../../support/pg-cluster.js'
+import { errorOf } from '../../support/errors.js'
 
 const scratch = mkdtempSync(join(tmpdir(), 'ps-install-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
+/** The POSTGRES_NOT_FOUND that `f` throws. */
 function refusal(f: () => unknown): NotFoundError {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(NotFoundError)
-    expect((e as NotFoundError).code).toBe('POSTGRES_NOT_FOUND')
-    return e as NotFoundError
-  }
-  throw new Error('expected POSTGRES_NOT_FOUND')
+  const e = errorOf(f)
+  expect(e).toBeInstanceOf(NotFoundError)
+  expect(e.code).toBe('POSTGRES_NOT_FOUND')
+  return e as NotFoundError
 }
 
 describe.skipIf(!pgAvailable())('findPostgres', () => {

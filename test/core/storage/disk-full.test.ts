@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { WorkdirLock, LOCK_FILE } from '../../../src/core/storage/workdir-lock.js'
 import { writeFileDurablySync } from '../../../src/core/storage/durable-file.js'
 import { initWorkdir } from '../../../src/core/config/index.js'
-import { PageserverError } from '../../../src/core/lib/errors.js'
+import { errorOf } from '../../support/errors.js'
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'ps-diskfull-'))
 function tryMount(): boolean {
@@ -50,23 +50,13 @@ function fill(name: string): () => void {
   }
 }
 
-function caught(f: () => unknown): PageserverError {
-  try {
-    f()
-  } catch (e) {
-    expect(e).toBeInstanceOf(PageserverError)
-    return e as PageserverError
-  }
-  throw new Error('expected a failure')
-}
-
 describe.skipIf(!mounted)('a full file system', () => {
   it('taking the workdir lock, or adding its addresses: DISK_FULL naming the file, nothing left behind', () => {
     const wd = join(mountPoint, 'wd-lock')
     mkdirSync(wd)
     const freeAll = fill('filler-lock')
     try {
-      const e = caught(() => WorkdirLock.acquire(wd, 'test'))
+      const e = errorOf(() => WorkdirLock.acquire(wd, 'test'))
       expect([e.code, e.kind, e.exitCode]).toEqual(['DISK_FULL', 'unavailable', 6])
       expect(e.message).toContain(join(wd, LOCK_FILE))
       expect(e.hint).toContain(`df ${wd}`)
@@ -79,7 +69,7 @@ describe.skipIf(!mounted)('a full file system', () => {
       const before = readFileSync(join(wd, LOCK_FILE), 'utf8')
       const freeAgain = fill('filler-lock2')
       try {
-        const e = caught(() => lock.updateInfo({ pgAddr: '127.0.0.1:1', httpAddr: '127.0.0.1:2' }))
+        const e = errorOf(() => lock.updateInfo({ pgAddr: '127.0.0.1:1', httpAddr: '127.0.0.1:2' }))
         expect(e.code).toBe('DISK_FULL')
         expect(readFileSync(join(wd, LOCK_FILE), 'utf8')).toBe(before)
         expect(readdirSync(wd)).toEqual([LOCK_FILE])
@@ -98,7 +88,7 @@ describe.skipIf(!mounted)('a full file system', () => {
     writeFileDurablySync(path, Buffer.from('previous'))
     const freeAll = fill('filler-durable')
     try {
-      const e = caught(() => writeFileDurablySync(path, Buffer.alloc(64 * 1024, 1)))
+      const e = errorOf(() => writeFileDurablySync(path, Buffer.alloc(64 * 1024, 1)))
       expect(e.code).toBe('DISK_FULL')
       expect(readFileSync(path, 'utf8')).toBe('previous')
       expect(readdirSync(mountPoint).filter((f) => f.startsWith('metadata'))).toEqual(['metadata'])
