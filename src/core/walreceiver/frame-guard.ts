@@ -16,6 +16,8 @@ export class FrameGuard {
   private readonly header = Buffer.alloc(5)
   private headerFill = 0
   private bodyRemaining = 0
+  /** The length field of the frame being received (its body is length - 4 bytes). */
+  private length = 0
   /** Frames whose header has been seen completely. */
   frames = 0
 
@@ -50,8 +52,20 @@ export class FrameGuard {
           { hint: 'Check that host and port point to a PostgreSQL server.' },
         )
       }
+      this.length = length
       this.bodyRemaining = length - 4
     }
+  }
+
+  /**
+   * How much of a message has arrived when the stream stops between two (the silence of a slow link is
+   * told apart from a dead one by it): bytes received of it and its whole size (type byte included; 0 while
+   * its header is incomplete). Null at a boundary.
+   */
+  get partialFrame(): { received: number; total: number } | null {
+    if (this.headerFill > 0) return { received: this.headerFill, total: 0 }
+    if (this.bodyRemaining === 0) return null
+    return { received: 1 + this.length - this.bodyRemaining, total: 1 + this.length }
   }
 
   /** True between messages (no partial header or body pending). */

@@ -171,8 +171,10 @@ export class ReplicationConnection {
 
   private setPending(what: string, timeoutMs: number, resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
     const timer = setTimeout(() => {
+      const where = describeConnParams(this.params)
+      const after = timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`
       this.fail(
-        new TimeoutError('PG_TIMEOUT', `${what} on ${describeConnParams(this.params)} took longer than ${timeoutMs} ms`, {
+        new TimeoutError('PG_TIMEOUT', `${what === 'connecting' ? `connecting to ${where}` : `${what} on ${where}`} timed out after ${after}`, {
           hint: 'Check that the server is reachable and not overloaded; raise the timeout if the link is slow.',
         }),
       )
@@ -370,6 +372,7 @@ export class ReplicationConnection {
         resume: () => this.socket?.resume(),
         fail: (err) => this.fail(err),
         where: describeConnParams(this.params),
+        partialFrame: () => this.guard.partialFrame,
       },
       this.opts,
       args.startLsn,
@@ -447,6 +450,9 @@ export class ReplicationConnection {
         // The server left COPY mode (end of a timeline): answer with our CopyDone; a result row follows.
         stream.sendCopyDone('server-ended')
         this.phase = 'stream-ending'
+        // The stream no longer watches for silence (it is no longer active): a link that dies before the
+        // result arrives must still end it, or the receiver would wait for ever.
+        if (this.pending === undefined) this.setPending('waiting for the end of the timeline', this.opts.silenceTimeoutMs, () => {}, () => {})
         return
       case 'rowDescription':
         return
@@ -548,6 +554,14 @@ export class ReplicationConnection {
         hint: 'Check that PostgreSQL is running and listens on that host and port (listen_addresses, port).',
         details: { errno: code },
         cause: this.socketError,
+      })
+    } else if (this.phase === 'connecting' && this.pending?.what === 'connecting') {
+      // Accepted, then closed before the startup finished: not a primary that went away mid-session, but
+      // something at that port that is not (or not yet) taking connections.
+      const when = this.parameters.size === 0 ? 'during startup, before authentication' : 'during startup'
+      err = new UnavailableError('PG_CLOSED_AT_STARTUP', `${where} closed the connection ${when}${this.socketError ? ` (${this.socketError.message})` : ''}`, {
+        hint: 'Check that the port is PostgreSQL\'s (not a proxy or another service) and that it accepts connections (max_connections, max_wal_senders); the receiver retries.',
+        ...(this.socketError ? { cause: this.socketError } : {}),
       })
     } else if ((this.phase === 'streaming' || this.phase === 'stream-ending') && this.shutdownSeen) {
       // The walsender said "COPY 0" and exited: the primary is shutting down; a clean end of stream.

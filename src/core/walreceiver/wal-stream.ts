@@ -75,6 +75,8 @@ export interface WalStreamIo {
   fail(err: PageserverError): void
   /** "user@host:port", for messages. */
   readonly where: string
+  /** The part of a message received so far when the stream is between reads mid-message (FrameGuard.partialFrame). */
+  partialFrame?(): { received: number; total: number } | null
 }
 
 export class WalStream implements AsyncIterable<WalChunk> {
@@ -232,10 +234,18 @@ export class WalStream implements AsyncIterable<WalChunk> {
     if (!this.active) return
     const now = Date.now()
     if (!this.paused && now - this.lastReceivedAtMs > this.timing.silenceTimeoutMs) {
+      // Counted in whole messages, as PostgreSQL's walreceiver counts: a link so slow that one message (up
+      // to 128 KiB of WAL) takes longer than the timeout never makes progress. Say so when that is the case.
+      const partial = this.io.partialFrame?.() ?? null
+      const silent = `${this.timing.silenceTimeoutMs / 1000} s`
       this.io.fail(
-        new UnavailableError('WAL_STREAM_SILENT', `nothing received from ${this.io.where} for ${this.timing.silenceTimeoutMs} ms`, {
-          hint: 'The primary or the network stopped responding; the receiver reconnects.',
-        }),
+        partial === null
+          ? new UnavailableError('WAL_STREAM_SILENT', `nothing received from ${this.io.where} for ${silent}`, {
+              hint: 'The primary or the network stopped responding; the receiver reconnects.',
+            })
+          : new UnavailableError('WAL_STREAM_TOO_SLOW', `no complete message from ${this.io.where} for ${silent}: ${partial.received}${partial.total > 0 ? ` of ${partial.total}` : ''} bytes of one arrived meanwhile`, {
+              hint: 'The link is too slow to carry one WAL message (up to 128 KiB) within the silence timeout; the receiver reconnects and resumes at the last complete record, but cannot progress until the link is faster.',
+            }),
       )
       return
     }

@@ -240,5 +240,79 @@ describe('ReplicationConnection against peers that are not PostgreSQL', () => {
     const e = await failure(typeof addr === 'object' && addr ? addr.port : 0, { connectTimeoutMs: 300 })
     expect(e.code).toBe('PG_TIMEOUT')
     expect(e.exitCode).toBe(7)
+    expect(e.message).toMatch(/^connecting to \S+ timed out after 300 ms$/)
+  })
+
+  it('a port that accepts and closes at once: closed during startup, retryable, not "the connection was lost"', async () => {
+    server?.close()
+    server = createServer((sock) => sock.end())
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r))
+    const addr = server.address()
+    const e = await failure(typeof addr === 'object' && addr ? addr.port : 0)
+    expect(e.code).toBe('PG_CLOSED_AT_STARTUP')
+    expect(e.kind).toBe('unavailable')
+    expect(e.message).toMatch(/closed the connection during startup, before authentication/)
+  })
+
+  /** A backend message: type, length, body. */
+  const msg = (type: string, body: Buffer = Buffer.alloc(0)) => {
+    const b = Buffer.alloc(5 + body.length)
+    b.write(type, 0, 'latin1')
+    b.writeUInt32BE(4 + body.length, 1)
+    body.copy(b, 5)
+    return b
+  }
+
+  /**
+   * A walsender that authenticates anyone, answers START_REPLICATION with CopyBoth and then sends `then`
+   * (and nothing more): the stream that follows, and the error it ends with.
+   */
+  async function streamFromFake(then: Buffer, opts: { silenceTimeoutMs: number }): Promise<{ error: PageserverError | null; ms: number }> {
+    server?.close()
+    server = createServer((sock) => {
+      sock.on('error', () => {})
+      let startup = true
+      sock.on('data', (d: Buffer) => {
+        if (startup) {
+          startup = false
+          sock.write(Buffer.concat([msg('R', Buffer.alloc(4)), msg('Z', Buffer.from('I'))]))
+        } else if (d[0] === 0x51 && d.includes('START_REPLICATION')) {
+          sock.write(Buffer.concat([msg('W', Buffer.from([0, 0, 0])), then]))
+        }
+      })
+    })
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r))
+    const addr = server.address()
+    const port = typeof addr === 'object' && addr ? addr.port : 0
+    const conn = await ReplicationConnection.connect(parseConnString(`host=127.0.0.1 port=${port} user=postgres`), { ...opts, statusIntervalMs: 100 })
+    const t0 = Date.now()
+    try {
+      const stream = await conn.startReplication({ startLsn: 0x1000000n as Lsn, timeline: 1 })
+      for await (const _ of stream) {
+        // nothing is sent
+      }
+      return { error: null, ms: Date.now() - t0 }
+    } catch (e) {
+      expect(e).toBeInstanceOf(PageserverError)
+      return { error: e as PageserverError, ms: Date.now() - t0 }
+    } finally {
+      await conn.close()
+    }
+  }
+
+  it('CopyDone (end of a timeline) and then nothing: the stream still ends, within the silence timeout', async () => {
+    const r = await streamFromFake(msg('c'), { silenceTimeoutMs: 500 })
+    expect(r.error?.code).toBe('PG_TIMEOUT')
+    expect(r.error?.message).toMatch(/waiting for the end of the timeline on \S+ timed out after 500 ms/)
+    expect(r.ms).toBeLessThan(5_000)
+  })
+
+  it('a message that never completes: too slow, naming how much of it arrived', async () => {
+    // The header of a 128 KiB XLogData CopyData and its first 100 bytes.
+    const partial = Buffer.concat([Buffer.from([0x64]), Buffer.from([0, 2, 0, 29]), Buffer.alloc(100, 0x77)])
+    const r = await streamFromFake(partial, { silenceTimeoutMs: 500 })
+    expect(r.error?.code).toBe('WAL_STREAM_TOO_SLOW')
+    expect(r.error?.message).toMatch(/no complete message from \S+ for 0\.5 s: 105 of 131102 bytes of one arrived meanwhile/)
+    expect(r.error?.kind).toBe('unavailable')
   })
 })
