@@ -3,7 +3,8 @@
 // (stdout made to look like one by a preloaded module), --json the result with rel as "spc/db/rel" and the
 // fork apart. Output paths that cannot be written are a usage error naming the path (OUTPUT_NOT_WRITABLE,
 // exit 2), for `getpage --out` and for `timeline export -D`. Through a server, a page at an LSN not received yet
-// says on stderr what it waits for, then fails with the server's LSN timeout.
+// says on stderr what it waits for, then fails with the server's LSN timeout; one below the timeline's first
+// readable LSN is LSN_BEFORE_START (exit 2) offline and through the server alike.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -93,8 +94,18 @@ describe.skipIf(!pgAvailable())('pageserver getpage output', () => {
 
   it('through a server, a page at an LSN not received yet says what it waits for, then times out', async () => {
     const last = parseLsn((await getpage(['--json'])).json<{ lsn: string }>().lsn)
+    const early = await getpage(['--lsn', '0/100', '--json'])
+    expect(early.code).toBe(2)
+    const offline = early.json<{ error: { code: string; message: string; hint: string } }>().error
+    expect(offline.code).toBe('LSN_BEFORE_START')
     const serve = await startServe(wd, ['-c', 'wait_lsn_timeout=4s'])
     try {
+      const viaServer = await getpage(['--server', serve.pgAddr, '--lsn', '0/100', '--json'])
+      expect(viaServer.code).toBe(2)
+      const e = viaServer.json<{ error: { code: string; message: string; hint: string } }>().error
+      expect(e.code).toBe('LSN_BEFORE_START')
+      expect(e.message).toContain(offline.message)
+      expect(e.hint).toBe(offline.hint)
       const future = formatLsn(last + 0x10000n)
       const t0 = Date.now()
       const r = await getpage(['--server', serve.pgAddr, '--lsn', future, '--json'])

@@ -8,6 +8,7 @@ import { formatRelFileNode, forkName, type RelTag } from '../pg/reltag.js'
 import { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
+import { lsnBeforeStart } from '../page-service/lsn-rules.js'
 import { withRepository, type AppContext } from './context.js'
 
 export interface GetPageOptions {
@@ -44,14 +45,7 @@ export function checkReadableLsn(tl: Timeline, lsn: Lsn): void {
   if (lsn < m.latestGcCutoffLsn) {
     throw new UsageError('LSN_GARBAGE_COLLECTED', `LSN ${formatLsn(lsn)} is below the GC cutoff ${formatLsn(m.latestGcCutoffLsn)}`, { hint: 'Ask for a later LSN.' })
   }
-  if (lsn < m.minReadableLsn) {
-    throw new UsageError('LSN_BEFORE_START', `LSN ${formatLsn(lsn)} is before the first readable LSN ${formatLsn(m.minReadableLsn)} of this timeline`, {
-      hint:
-        lsn >= tl.lastRecordLsn
-          ? `The timeline's WAL has not reached ${formatLsn(m.minReadableLsn)} yet: stream it (\`pageserver timeline sync\`, or \`serve\`).`
-          : 'An imported timeline serves pages from the end of its base backup on; a branch from its branch point on.',
-    })
-  }
+  if (lsn < m.minReadableLsn) throw lsnBeforeStart(lsn, m.minReadableLsn, tl.lastRecordLsn)
 }
 
 export function readerFor(tenant: Tenant, tl: Timeline): DatadirReader {

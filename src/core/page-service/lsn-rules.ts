@@ -18,6 +18,7 @@
  *
  * LSN leases (which exempt a request below the cutoff) are not implemented yet.
  */
+import { UsageError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import type { PagestreamRequestHeader } from '../protocol/pagestream.js'
 import type { PageServiceTimeline } from './backend.js'
@@ -50,6 +51,20 @@ export function effectiveRequestLsn(timeline: PageServiceTimeline, hdr: Pagestre
   const last = timeline.lastRecordLsn()
   if (not_modified_since > last) return { lsn: not_modified_since, waitFor: not_modified_since }
   return { lsn: request_lsn < last ? request_lsn : last, waitFor: null }
+}
+
+/**
+ * LSN_BEFORE_START: `lsn` is below the first LSN the timeline can serve (an imported timeline's pages start at
+ * the end of its base backup). The same refusal offline (app/pages.ts) and through the page service, so a
+ * script sees one code and exit code either way.
+ */
+export function lsnBeforeStart(lsn: Lsn, minReadableLsn: Lsn, lastRecordLsn: Lsn): UsageError {
+  return new UsageError('LSN_BEFORE_START', `LSN ${formatLsn(lsn)} is before the first readable LSN ${formatLsn(minReadableLsn)} of this timeline`, {
+    hint:
+      lsn >= lastRecordLsn
+        ? `The timeline's WAL has not reached ${formatLsn(minReadableLsn)} yet: stream it (\`pageserver timeline sync\`, or \`serve\`).`
+        : 'An imported timeline serves pages from the end of its base backup on; a branch from its branch point on.',
+  })
 }
 
 /** Neon's text for a wait that ran out of time (timeline.rs wait_lsn), prefixed by the caller. */

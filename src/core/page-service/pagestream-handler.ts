@@ -38,7 +38,7 @@ import {
   type PagestreamVersion,
 } from '../protocol/pagestream.js'
 import { SHUTTING_DOWN_CODE, type PageServiceTimeline } from './backend.js'
-import { effectiveRequestLsn, lsnTimeoutMessage, PagestreamBadRequest } from './lsn-rules.js'
+import { effectiveRequestLsn, lsnBeforeStart, lsnTimeoutMessage, PagestreamBadRequest } from './lsn-rules.js'
 import { BAD_REQUEST_PREFIX, LSN_TIMEOUT_PREFIX, pagestreamErrorMessage, typedForWire } from './error-wire.js'
 import type { PageServiceMetrics } from './metrics.js'
 
@@ -242,6 +242,9 @@ export class PagestreamSession {
       throw new PagestreamBadRequest(`invalid fork number ${req.rel.forkNum}`)
     }
     if (req.type === 'slru' && req.kind > 2) throw new PagestreamBadRequest('invalid SLRU kind')
+    // Below the first readable LSN (an imported timeline's start) nothing is known: refused as offline.
+    const minReadable = tl.minReadableLsn()
+    if (eff.lsn < minReadable) throw lsnBeforeStart(eff.lsn, minReadable, tl.lastRecordLsn())
     if (eff.waitFor !== null) return this.waitForLsn(eff.waitFor).then(() => this.read(req, eff.lsn))
     return this.read(req, eff.lsn)
   }
