@@ -86,9 +86,16 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return { config: await this.loadConfig(), env: process.env }
   }
 
-  /** Plain JSON (no colour codes): scripts read it. */
+  /**
+   * Commands whose --json output is JSON Lines (one object per line: records, then an end line) set this, so
+   * that an error caught here (a bad flag value, say) is one line too: a `while read` consumer reads it whole.
+   */
+  static jsonLines = false
+
+  /** Plain JSON (no colour codes): scripts read it. Indented, or one line for JSON Lines commands. */
   public override logJson(json: unknown): void {
-    process.stdout.write(JSON.stringify(json, jsonReplacer, 2) + '\n')
+    const oneLine = (this.constructor as typeof BaseCommand).jsonLines
+    process.stdout.write(JSON.stringify(json, jsonReplacer, oneLine ? undefined : 2) + '\n')
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {

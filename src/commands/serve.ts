@@ -14,6 +14,7 @@ export interface ServeResult {
 }
 
 export default class Serve extends BaseCommand<typeof Serve> {
+  static override jsonLines = true
   static override summary = 'Run the page server: serve every tenant over libpq and stream WAL into its timelines.'
   static override description =
     'Loads every tenant and timeline of the workdir and serves them over the libpq page service on listen_pg_addr ' +

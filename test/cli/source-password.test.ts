@@ -58,6 +58,13 @@ describe('timeline import and sync with a password (CLI)', () => {
     const synced = await runCli(['timeline', 'sync', '--tenant', tenant, '--timeline', r.timelineId, '--json'], { env: env({ PGPASSWORD: PASSWORD }) })
     expect(synced.code, synced.stderr).toBe(0)
     expect(synced.json<{ records: number }>().records).toBeGreaterThan(0)
+    // The same entity, the same fields: sync names the timeline, and `timeline source` prints the WAL source
+    // as import and list do (connection string without the password).
+    expect(synced.json()).toMatchObject({ tenantId: tenant, timelineId: r.timelineId })
+    const src = await runCli(['timeline', 'source', '--tenant', tenant, '--timeline', r.timelineId, '--from', from(), '--json'], { env: env({ PGPASSWORD: PASSWORD }) })
+    expect(src.code, src.stderr).toBe(0)
+    expect(src.json<{ walSource: { connString: string } }>().walSource.connString).toBe(r.walSource.connString)
+    expect(src.stdout).not.toContain('s3cret')
   })
 
   it('serve: streams with the password given through it, then after a restart only with PGPASSWORD', async () => {
@@ -71,6 +78,7 @@ describe('timeline import and sync with a password (CLI)', () => {
     await pg.sql('CREATE TABLE s1 AS SELECT g FROM generate_series(1, 100) g')
     const streamed = await sync()
     expect(streamed.code, streamed.stderr).toBe(0)
+    expect(streamed.json()).toMatchObject({ tenantId: tenant, timelineId: r.timelineId }) // through the server too
 
     await serve.stop()
     serve = await startServe(workdir, [], { HOME: home })

@@ -103,6 +103,13 @@ describe.skipIf(!pgAvailable())('pageserver wal dump', () => {
     expect(j.code).toBe(3)
     expect(j.stdout.trimEnd().split('\n')).toHaveLength(1)
     expect(j.json().error).toMatchObject({ code: 'WAL_PATH_NOT_FOUND' })
+    // A bad flag value, refused before the command runs, is one line as well (the output is JSON Lines).
+    for (const args of [['wal', 'dump', scratch, '--limit', '0', '--json'], ['layer', 'dump', join(scratch, 'x'), '--json'], ['wal', 'receive', '--from', 'host=127.0.0.1', '--start', 'zz', '--json']]) {
+      const bad = await runCli(args)
+      expect(bad.code, args.join(' ')).not.toBe(0)
+      expect(bad.stdout.trimEnd().split('\n'), args.join(' ')).toHaveLength(1)
+      expect(bad.json<{ error: { code: string } }>().error.code, args.join(' ')).toMatch(/^[A-Z_]+$/)
+    }
   })
 
   it('refuses a first page of another position (a segment under the wrong name) naming the file and both addresses', async () => {
@@ -188,6 +195,8 @@ describe.skipIf(!pgAvailable())('pageserver wal dump', () => {
     const objs = j.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
     expect(objs[0].lsn).toBe(next.lsn)
     expect(objs[objs.length - 1].end).toMatchObject({ records: 2, firstRecordLsn: next.lsn })
+    // Stopped by --limit: the end line names the last printed record, not nulls.
+    expect(objs[objs.length - 1].end).toMatchObject({ reason: 'limit', lastRecordLsn: objs[1].lsn, endLsn: objs[1].endLsn })
   })
 
   it('refuses a pg_wal of two timelines with a hint naming --timeline, and reads the one --timeline picks', async () => {

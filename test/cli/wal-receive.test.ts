@@ -49,6 +49,9 @@ describe('pageserver wal receive', () => {
     const objs = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
     const end = objs[objs.length - 1].end
     expect(Number(BigInt(parseLsn(end.startLsn)) % (16n * 1024n * 1024n))).toBe(0)
+    // The slot it made is said on stderr (stdout: records only) and in the end line, --json or not.
+    expect(end).toMatchObject({ slot: 'cli_slot', slotCreated: true })
+    expect(r.stderr).toContain("creating physical replication slot cli_slot; drop it with SELECT pg_drop_replication_slot('cli_slot')")
     const slotLsn = async () => parseLsn(await pg.sql("SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'cli_slot'"))
     const created = await slotLsn()
     expect(created > 0n).toBe(true)
@@ -59,6 +62,8 @@ describe('pageserver wal receive', () => {
     expect(again.code).toBe(0)
     const first = JSON.parse(again.stdout.split('\n')[0]!)
     expect(parseLsn(first.lsn) >= created).toBe(true)
+    expect(JSON.parse(again.stdout.trimEnd().split('\n').at(-1)!).end).toMatchObject({ slot: 'cli_slot', slotCreated: false })
+    expect(again.stderr).not.toContain('creating physical replication slot')
     expect(await slotLsn()).toBe(created)
     // With --advance-slot: the slot follows the last printed record.
     const adv = await runCli(['wal', 'receive', '--from', from(), '--slot', 'cli_slot', '--until', formatLsn(until2), '--advance-slot', '--json'])

@@ -21,6 +21,7 @@ import { formatLsn } from '../../core/pg/lsn.js'
 const PRINT_BATCH_ENTRIES = 1000
 
 export default class LayerDump extends BaseCommand<typeof LayerDump> {
+  static override jsonLines = true
   static override summary = 'Check a layer file and print its summary and entries.'
 
   static override description =

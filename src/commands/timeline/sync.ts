@@ -13,7 +13,7 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
     "until the primary's flush position at the start (or --until), flushes to layer files, reports the durable " +
     'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk. ' +
     'While `pageserver serve` runs, the server streams the timeline already: the command waits (up to its wait_lsn_timeout) ' +
-    'until the server has ingested WAL that far, and has it flush. With --json, {lastRecordLsn, diskConsistentLsn, records}: ' +
+    'until the server has ingested WAL that far, and has it flush. With --json, {tenantId, timelineId, lastRecordLsn, diskConsistentLsn, records}: ' +
     'the records ingested by this run (through a server: by its receiver while the command waited). ' +
     'The timeline stores its source without a password: offline, this command connects with PGPASSWORD, else the ' +
     "password file (the source's passfile, else PGPASSFILE, else ~/.pgpass, mode 0600; a line " +

@@ -23,6 +23,7 @@ import { formatRecordLine, recordToJson } from '../../core/pg/wal-format.js'
 const RMGR_NAMES = Array.from({ length: RM_MAX_BUILTIN_ID + 1 }, (_, i) => rmgrName(i))
 
 export default class WalDump extends BaseCommand<typeof WalDump> {
+  static override jsonLines = true
   static override summary = 'Decode PostgreSQL 15 WAL segment files, one line per record (like pg_waldump).'
 
   static override description =
@@ -77,6 +78,8 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
     const out = new StdoutSink()
     let printed = 0
     let endReport: WalReadEnd | null = null
+    /** Start and end of the last record printed (the end line's LSNs when --limit stops the dump). */
+    let lastPrinted: { lsn: Lsn; endLsn: Lsn } | null = null
     let reader: WalFileReader | null = null
     try {
       const { argv } = await this.parse(WalDump)
@@ -103,6 +106,7 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
           if (rmgrFilter !== null && !rmgrFilter.has(rec.xl_rmid)) continue
           if (json) out.writeJsonLine(recordToJson(rec))
           else text += formatRecordLine(rec) + '\n'
+          lastPrinted = { lsn: rec.lsn, endLsn: rec.endLsn }
           if (++printed >= limit) break
         }
         out.write(text)
@@ -125,8 +129,9 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
         end: {
           records: printed,
           firstRecordLsn: reader?.firstRecordLsn != null ? formatLsn(reader.firstRecordLsn) : null,
-          lastRecordLsn: end?.lastRecordLsn != null ? formatLsn(end.lastRecordLsn) : null,
-          endLsn: end ? formatLsn(end.endLsn) : null,
+          // Stopped by --limit: where the last printed record starts and ends.
+          lastRecordLsn: end?.lastRecordLsn != null ? formatLsn(end.lastRecordLsn) : lastPrinted !== null && end === null ? formatLsn(lastPrinted.lsn) : null,
+          endLsn: end ? formatLsn(end.endLsn) : lastPrinted !== null ? formatLsn(lastPrinted.endLsn) : null,
           reason: end ? end.reason : 'limit',
           message: end ? end.message : `stopped after ${printed} records (--limit)`,
         },

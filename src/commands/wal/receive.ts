@@ -23,6 +23,7 @@ import { WalReceiver, type ReceiverLogEvent } from '../../core/walreceiver/wal-r
 type EndReason = 'until' | 'interrupted' | 'output-closed'
 
 export default class WalReceive extends BaseCommand<typeof WalReceive> {
+  static override jsonLines = true
   static override summary = 'Stream WAL from a PostgreSQL 15 primary and print its records, or a summary per second.'
 
   static override description =
@@ -55,7 +56,8 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       summary: 'Stream from this physical replication slot; it is created (RESERVE_WAL) if missing.',
       description:
         'A created slot makes the primary keep WAL from its restart_lsn until it is dropped: drop it with ' +
-        "SELECT pg_drop_replication_slot('NAME') when done. Without --advance-slot the slot is never moved.",
+        "SELECT pg_drop_replication_slot('NAME') when done. Its creation is said on stderr (with --json too) and in the end " +
+        'line (`slot`, `slotCreated`). Without --advance-slot the slot is never moved.',
     }),
     start: lsnFlag({
       summary: "First LSN (a page boundary or a record start). Default: the slot's restart_lsn, else the start of the current WAL segment.",
@@ -91,6 +93,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
     let rx: WalReceiver | undefined
     let timer: NodeJS.Timeout | undefined
     const startedAt = Date.now()
+    let slotCreated = false
     try {
       const conn = parseFromFlag(f.from, process.env, 'pageserver wal receive')
       const backoff = { initialDelayMs: 200, maxDelayMs: 5_000 }
@@ -103,7 +106,10 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       }
       const info = await probePrimary(conn, { slotName: f.slot, attemptsMax: f['connect-retries'], backoff, signal: stop.signal, logger })
       const start = chooseStart(info, f.start)
-      if (f.slot !== undefined && info.slot === null && !json) {
+      // Said on stderr with --json too (stdout carries only records), and in the end line: a slot left behind
+      // keeps WAL on the primary until someone drops it.
+      slotCreated = f.slot !== undefined && info.slot === null
+      if (slotCreated) {
         process.stderr.write(`pageserver: creating physical replication slot ${f.slot}; drop it with SELECT pg_drop_replication_slot('${f.slot}') when done\n`)
       }
       rx = new WalReceiver({
@@ -170,7 +176,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       timer = undefined
       await receiver.close()
       progress?.stop()
-      this.printEnd(json, out, receiver, shown, reason ?? 'interrupted', start.startLsn, Date.now() - startedAt, lagBytes())
+      this.printEnd(json, out, receiver, shown, reason ?? 'interrupted', start.startLsn, Date.now() - startedAt, lagBytes(), f.slot ?? null, slotCreated)
     } catch (err) {
       if (timer) clearInterval(timer)
       progress?.stop()
@@ -199,6 +205,8 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
     startLsn: Lsn,
     elapsedMs: number,
     lag: bigint,
+    slot: string | null,
+    slotCreated: boolean,
   ): void {
     const s = rx.stats
     const end = {
@@ -213,6 +221,8 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       systemId: s.systemId !== undefined ? String(s.systemId) : null,
       timeline: s.timeline ?? null,
       elapsedMs,
+      slot,
+      slotCreated,
     }
     if (json) out.write(JSON.stringify({ end }) + '\n')
     else {

@@ -48,7 +48,7 @@ import {
 } from './timelines.js'
 import { importTimelineIn, type ImportResult } from './import.js'
 import { attachWalSource } from './wal-source.js'
-import { noWalSource } from './sync.js'
+import { noWalSource, type SyncResult } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { connectToSource, sourceConnection } from './source-password.js'
 import { listSlots } from './slot-inventory.js'
@@ -293,7 +293,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     }
   }
 
-  async syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<unknown> {
+  async syncTimeline(t: TenantId, tl: TimelineId, until: Lsn | undefined): Promise<SyncResult> {
     const s = this.service(t, tl)
     const src = s.timeline.metadata.walSource
     if (src === null) {
@@ -314,6 +314,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     await s.waitForLsn(target, this.ctx.config.waitLsnTimeoutMs, new AbortController().signal)
     await s.driver.checkpoint()
     return {
+      tenantId: t,
+      timelineId: tl,
       lastRecordLsn: formatLsn(s.timeline.lastRecordLsn),
       diskConsistentLsn: formatLsn(s.timeline.diskConsistentLsn),
       records: s.driver.ingest.stats.records - before,

@@ -31,6 +31,8 @@ export interface SyncOptions {
 }
 
 export interface SyncResult {
+  tenantId: string
+  timelineId: string
   lastRecordLsn: string
   diskConsistentLsn: string
   records: number
@@ -118,5 +120,5 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
   } else {
     await driver.checkpoint()
   }
-  return { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
+  return { tenantId: o.tenantId, timelineId: o.timelineId, lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
 }

@@ -2,12 +2,14 @@
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { withRepository, type AppContext } from './context.js'
 import { attachWalSource, type AttachedWalSource } from './wal-source.js'
+import { redactConnString } from '../protocol/conn-string-redact.js'
 
 /** The result of `timeline source` (offline and through the server): `notes` say how a password left out is found again. */
 export interface WalSourceSet {
   tenantId: string
   timelineId: string
-  walSource: { slotName: string | null; systemId: string }
+  /** As `timeline list` prints it: the connection string without a password. */
+  walSource: { connString: string; slotName: string | null; systemId: string }
   /** The given connection string had a password, and it was not stored (see notes). */
   passwordOmitted: boolean
   notes: string[]
@@ -17,7 +19,7 @@ export function walSourceSet(tenantId: TenantId, timelineId: TimelineId, attache
   return {
     tenantId,
     timelineId,
-    walSource: { slotName: attached.walSource.slotName, systemId: attached.walSource.systemId },
+    walSource: { connString: redactConnString(attached.walSource.connString), slotName: attached.walSource.slotName, systemId: attached.walSource.systemId },
     passwordOmitted: attached.passwordOmitted,
     notes: attached.notes,
   }
