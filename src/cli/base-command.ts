@@ -10,6 +10,7 @@
  */
 import { Command, Flags, type Interfaces } from '@oclif/core'
 import { toUserFacing } from './errors.js'
+import { PageserverError } from '../core/lib/errors.js'
 import { jsonReplacer } from './stdout-sink.js'
 import type { AppContext } from '../core/app/context.js'
 import type { ManagementClient } from './server-client.js'
@@ -61,6 +62,18 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     })
     this.flags = flags as CommandFlags<T>
     this.args = args as CommandArgs<T>
+    // Every command refuses a bad -c (an unknown key, a wrong type), also those that read no config (wal dump,
+    // layer dump): a typo must not pass silently. Each key alone here; what depends on other keys, which
+    // pageserver.toml may set (CONFIG_MISSING_KEY), is checked where the config is loaded.
+    const overrides = (this.flags as { config?: string[] }).config ?? []
+    if (overrides.length > 0) {
+      const { resolveConfig } = await import('../core/config/load.js')
+      try {
+        resolveConfig({ workdir: '/', configPath: 'pageserver.toml', fileText: null, overrides, env: process.env })
+      } catch (e) {
+        if (!(e instanceof PageserverError) || e.code !== 'CONFIG_MISSING_KEY') throw e
+      }
+    }
   }
 
   /** The effective config: `<workdir>/pageserver.toml`, then each `-c` in order; credentials from the environment. */

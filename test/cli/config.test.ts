@@ -119,6 +119,14 @@ describe('pageserver init / config show', () => {
     expect(text.code).toBe(2)
     expect(text.stdout).toBe('')
     expect(text.stderr).toMatch(/^Error: checkpoint_distance must be a size/)
+    // Commands that read no config refuse a bad -c too; one that needs a key pageserver.toml may set is let through.
+    for (const args of [['wal', 'dump', join(dir, 'no-wal')], ['layer', 'dump', join(dir, 'no-layer')]]) {
+      const typo = await runCli([...args, '-c', 'chekpoint_distance=1', '--json'])
+      expect(typo.code, args[0]).toBe(2)
+      expect(typo.json<{ error: { code: string } }>().error.code).toBe('CONFIG_UNKNOWN_KEY')
+      const partial = await runCli([...args, '-c', 'pg_auth_type="NeonJWT"', '--json'])
+      expect(partial.json<{ error: { code: string } }>().error.code, args[0]).not.toMatch(/^CONFIG_/)
+    }
   })
 
   it('an unknown flag exits 2', async () => {
