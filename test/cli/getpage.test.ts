@@ -5,7 +5,7 @@
 // exit 2), for `getpage --out` and for `timeline export -D`. Through a server, a page at an LSN not received yet
 // says on stderr what it waits for, then fails with the server's LSN timeout; one below the timeline's first
 // readable LSN is LSN_BEFORE_START (exit 2) offline and through the server alike.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -90,6 +90,20 @@ describe.skipIf(!pgAvailable())('pageserver getpage output', () => {
     const r = await runCli(['timeline', 'export', '--workdir', wd, '--tenant', tenant, '--timeline', timeline, '-D', join(file, 'pgdata'), '--offline', '--json'])
     expect(r.code).toBe(2)
     expect(r.json()).toMatchObject({ error: { code: 'OUTPUT_NOT_WRITABLE', message: expect.stringContaining(join(file, 'pgdata')) } })
+  })
+
+  it('timeline export -D naming a symbolic link is refused; the directory it points to is left as it was', async () => {
+    const target = join(root, 'link-target')
+    mkdirSync(target, { mode: 0o755 })
+    const link = join(root, 'export-link')
+    symlinkSync(target, link)
+    const before = statSync(target)
+    const r = await runCli(['timeline', 'export', '--workdir', wd, '--tenant', tenant, '--timeline', timeline, '-D', link, '--offline', '--json'])
+    expect(r.code).toBe(4)
+    expect(r.json()).toMatchObject({ error: { code: 'EXPORT_DIR_IS_SYMLINK', message: expect.stringContaining(link) } })
+    const after = statSync(target)
+    expect([after.mode, after.uid, after.gid]).toEqual([before.mode, before.uid, before.gid])
+    expect(readdirSync(target)).toEqual([])
   })
 
   it('through a server, a page at an LSN not received yet says what it waits for, then times out', async () => {

@@ -39,9 +39,10 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   counter('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
   gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])
   const m = pageService.metrics
-  counter('pageserver_page_service_connections_total', 'Page service connections accepted, and refused at the connection limit.', [
+  counter('pageserver_page_service_connections_total', 'Page service connections accepted, refused at the connection limit, and closed while still logging in to make room at it.', [
     [{ result: 'accepted' }, m.connectionsAccepted],
     [{ result: 'refused' }, m.connectionsRefused],
+    [{ result: 'evicted_while_logging_in' }, m.handshakesEvicted],
   ])
   counter('pageserver_page_service_requests_total', 'Pagestream requests answered (in-band errors included).', [[{}, m.requestsCompleted]])
   counter('pageserver_page_service_request_errors_total', 'Pagestream requests answered with an in-band error.', [[{}, m.requestErrors]])

@@ -24,6 +24,7 @@
  */
 import { importSPKI, jwtVerify } from 'jose'
 import { UsageError } from '../lib/errors.js'
+import { duplicateTopLevelKey } from '../lib/json-duplicate-keys.js'
 import type { TenantId } from '../model/ids.js'
 
 /** Scopes Neon defines (lower-case on the wire). Only `tenant` and `pageserverapi` are eligible here. */
@@ -136,6 +137,9 @@ export class JwtAuth {
       }
     }
     if (payload === undefined) throw new AuthError(`invalid JWT token: ${lastError instanceof Error ? lastError.message : String(lastError)}`)
+    // A claim given twice (JSON.parse keeps the last) could read differently elsewhere: refused.
+    const duplicate = duplicateTopLevelKey(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'))
+    if (duplicate !== null) throw new AuthError(`invalid JWT token: claim "${duplicate}" appears twice`)
     const claims = parseClaims(payload)
     if (claims.scope === 'tenant' && claims.tenantId === null) throw new AuthError('jwt token scope is Tenant, but tenant id is missing', 'insufficient_scope')
     if (claims.scope !== 'tenant' && claims.scope !== 'pageserverapi') throw ineligible(claims.scope)

@@ -115,6 +115,8 @@ export class PageServiceConnection {
   private backupWaitAbort: AbortController | null = null
   private drainWaiters: Array<() => void> = []
   private handshakeTimer: NodeJS.Timeout | null
+  /** When the connection was accepted (the server evicts the oldest one still logging in when it is full). */
+  readonly acceptedAtMs = Date.now()
   /** Writes of one tick leave in one writev (pipelined messages, a frame head and its page). */
   private readonly out: TickCorkedWriter
   /**
@@ -312,6 +314,11 @@ export class PageServiceConnection {
         this.destroyAfterFlush()
       },
     )
+  }
+
+  /** Whether the client has not completed its login yet (startup or password message pending). */
+  get loggingIn(): boolean {
+    return this.state === 'startup' || this.state === 'password'
   }
 
   private loginComplete(): void {

@@ -6,6 +6,8 @@ export interface PageServiceMetrics {
   connectionsAccepted: number
   /** Refused because `connectionsMax` connections were live. */
   connectionsRefused: number
+  /** Connections still logging in that were closed to make room for a new one at `connectionsMax`. */
+  handshakesEvicted: number
   connectionsLive: number
   /** Errors of the listening socket after listen (e.g. EMFILE on accept); the listener keeps running. */
   acceptErrors: number
@@ -32,6 +34,7 @@ export function newPageServiceMetrics(): PageServiceMetrics {
   return {
     connectionsAccepted: 0,
     connectionsRefused: 0,
+    handshakesEvicted: 0,
     connectionsLive: 0,
     acceptErrors: 0,
     cancelRequests: 0,

@@ -103,6 +103,10 @@ export class PageServiceServer {
   }
 
   private accept(socket: Socket): void {
+    // Full: a connection still logging in makes room (the oldest one), so that connections that never send a
+    // valid login (no token needed to open a socket) cannot keep clients that can from logging in. A client
+    // that logs in takes milliseconds; only a connection that idles in the handshake is ever the oldest one.
+    if (this.closing === null && this.connections.size >= this.options.connectionsMax) this.evictOldestLoggingIn()
     if (this.closing !== null || this.connections.size >= this.options.connectionsMax) {
       this.metrics.connectionsRefused++
       const refusal =
@@ -123,6 +127,16 @@ export class PageServiceServer {
       this.connections.delete(conn)
       this.metrics.connectionsLive = this.connections.size
     })
+  }
+
+  private evictOldestLoggingIn(): void {
+    let oldest: PageServiceConnection | null = null
+    for (const c of this.connections) if (c.loggingIn && (oldest === null || c.acceptedAtMs < oldest.acceptedAtMs)) oldest = c
+    if (oldest === null) return
+    this.metrics.handshakesEvicted++
+    // Removed from the count now: its socket closes asynchronously.
+    this.connections.delete(oldest)
+    oldest.destroy()
   }
 
   private startIdleSweep(): NodeJS.Timeout {

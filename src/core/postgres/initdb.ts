@@ -5,12 +5,20 @@
  *
  * The scratch directory is named with our pid (`pageserver-initdb-<pid>-*`): a process killed midway cannot
  * clean up (a data directory is ~40 MB), so each run first removes the ones whose process is gone.
+ *
+ * Security: the scratch directory is private (0700; as root, owned by `postgres`, which initdb runs as), so no
+ * other local user can swap the data directory between initdb and its import, which runs as us and would read
+ * whatever a planted symlink names (root-only files, into a backup a tenant token can fetch). Before the
+ * import the data directory is checked to be a real directory owned by the user initdb ran as.
  */
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chownSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runPgTool, type PgInstallation } from './install.js'
 import { processAlive } from '../storage/process-identity.js'
+import { lookupOsUser } from '../storage/os-user.js'
+import { UnavailableError } from '../lib/errors.js'
+import { isRoot } from './install.js'
 
 const SCRATCH_PREFIX = 'pageserver-initdb-'
 
@@ -30,15 +38,29 @@ export interface InitdbResult {
 export async function runInitdb(inst: PgInstallation, opts: InitdbOptions): Promise<InitdbResult> {
   const scratch = opts.scratchDir ?? tmpdir()
   removeAbandonedScratch(scratch)
+  // mkdtemp: a fresh name, mode 0700. initdb runs as `postgres` when we are root: the directory is given to
+  // that user alone (see the header), never opened to everyone.
   const parent = mkdtempSync(join(scratch, `${SCRATCH_PREFIX}${process.pid}-`))
-  // initdb runs as `postgres` when we are root: it must be able to create the data directory here.
-  chmodSync(parent, 0o777)
-  const dataDir = join(parent, 'pgdata')
   const cleanup = () => rmSync(parent, { recursive: true, force: true })
+  const owner = isRoot() ? lookupOsUser('postgres') : { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 }
+  if (owner === null) {
+    cleanup()
+    throw new UnavailableError('POSTGRES_USER_MISSING', 'there is no `postgres` OS user to run initdb as (PostgreSQL refuses to run as root)', {
+      hint: 'Install PostgreSQL 15 from the distribution packages (they create the user), or run pageserver as an ordinary user.',
+    })
+  }
+  if (isRoot()) chownSync(parent, owner.uid, owner.gid)
+  const dataDir = join(parent, 'pgdata')
   const args = ['-D', dataDir, '-U', opts.superuser ?? 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions', '--auth=trust']
   if (opts.dataChecksums) args.push('--data-checksums')
   try {
     await runPgTool(inst, 'initdb', args, { asPostgresUser: true, timeoutMs: 180_000 })
+    const st = lstatSync(dataDir)
+    if (!st.isDirectory() || (owner.uid >= 0 && st.uid !== owner.uid)) {
+      throw new UnavailableError('INITDB_OUTPUT_REPLACED', `the data directory initdb wrote (${dataDir}) was replaced before its import`, {
+        hint: 'Something else wrote to the scratch directory while initdb ran; check who can write to the temporary directory, and run the command again.',
+      })
+    }
   } catch (e) {
     cleanup()
     throw e

@@ -13,7 +13,7 @@
  * is the back-pressure we want. Files are fsynced before close and directories at `finish` unless
  * `noSync`. `abort` removes what this writer created, so a failed export leaves no half directory.
  */
-import { chownSync, closeSync, fchownSync, fsyncSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs'
+import { chownSync, closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync, statSync, writeSync, chmodSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { ConflictError, CorruptionError, assert, isNotFoundFsError } from '../lib/errors.js'
 import type { TarEntryHeader, TarSink } from '../pg/tar.js'
@@ -104,7 +104,14 @@ export class TarDirectoryWriter implements TarSink {
     let existed = false
     let existedAs: { mode: number; uid: number; gid: number } | null = null
     try {
-      const st = statSync(dir)
+      // lstat: a symbolic link at `dir` is refused, not followed (as root, the chmod and chown below would
+      // hand the link's target to the postgres user: any empty directory someone could point a link at).
+      const st = lstatSync(dir)
+      if (st.isSymbolicLink()) {
+        throw new ConflictError('EXPORT_DIR_IS_SYMLINK', `${dir} is a symbolic link; an export is written only into a real directory`, {
+          hint: `Pass the directory it points to (\`realpath ${dir}\`), if that is where the export belongs.`,
+        })
+      }
       existed = st.isDirectory()
       existedAs = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid }
       if (!existed) throw new ConflictError('EXPORT_DIR_NOT_EMPTY', `${dir} exists and is not a directory`, { hint: 'Choose a new directory for the export.' })
@@ -118,8 +125,15 @@ export class TarDirectoryWriter implements TarSink {
     }
     try {
       if (!existed) makeDirs(dir)
-      chmodSync(dir, 0o700)
-      if (opts.owner) chownSync(dir, opts.owner.uid, opts.owner.gid)
+      // Through a descriptor opened without following a link: what is checked is what is changed, even if
+      // `dir` was swapped for a link since the check above.
+      const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW)
+      try {
+        fchmodSync(fd, 0o700)
+        if (opts.owner) fchownSync(fd, opts.owner.uid, opts.owner.gid)
+      } finally {
+        closeSync(fd)
+      }
     } catch (e) {
       throw outputFailed(dir, e)
     }

@@ -1,9 +1,12 @@
 /**
  * Walking a directory tree and reading files in chunks: how a data directory on disk is fed to the
- * importer. Files are visited in sorted order (deterministic imports); symlinks are not followed (a
- * PostgreSQL data directory only links user tablespaces, which the importer refuses by path).
+ * importer. Files are visited in sorted order (deterministic imports). Symlinks are never followed: the
+ * walk refuses one (the data directories walked come from initdb, which makes none), and a file is opened
+ * with O_NOFOLLOW, so a link planted in the tree cannot make us read another file.
  */
+import { constants } from 'node:fs'
 import { open, readdir } from 'node:fs/promises'
+import { UsageError } from '../lib/errors.js'
 import { join } from 'node:path'
 
 /** Chunk size for reading files: large enough for throughput, small enough to bound memory. */
@@ -21,13 +24,18 @@ export async function* walkFiles(root: string, rel = ''): AsyncGenerator<WalkedF
   for (const e of entries) {
     const relPath = rel === '' ? e.name : `${rel}/${e.name}`
     if (e.isDirectory()) yield* walkFiles(root, relPath)
-    else if (e.isFile() || e.isSymbolicLink()) yield { relPath, absPath: join(root, relPath) }
+    else if (e.isFile()) yield { relPath, absPath: join(root, relPath) }
+    else if (e.isSymbolicLink()) {
+      throw new UsageError('DATA_DIR_SYMLINK', `${join(root, relPath)} is a symbolic link; the data directory to import must hold none`, {
+        hint: 'Import a data directory made by initdb, without tablespaces or links.',
+      })
+    }
   }
 }
 
 /** The content of a file in chunks of at most `chunkBytes` (a fresh buffer per chunk). */
 export async function* readFileChunks(path: string, chunkBytes = READ_CHUNK_BYTES): AsyncGenerator<Buffer> {
-  const fh = await open(path, 'r')
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
   try {
     for (;;) {
       const buf = Buffer.allocUnsafe(chunkBytes)

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { SignJWT, exportSPKI, generateKeyPair, type GenerateKeyPairResult } from 'jose'
+import { KeyObject, sign as cryptoSign } from 'node:crypto'
 import { JwtAuth, checkPermission } from '../../../src/core/page-service/auth.js'
 import { keyReadError, loadJwtAuth } from '../../../src/core/page-service/auth-keys.js'
 import { toUserFacing } from '../../../src/cli/errors.js'
@@ -33,6 +34,13 @@ function sign(claims: Record<string, unknown>, key: Key = keyA.privateKey, alg =
 }
 
 const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('base64url')
+
+/** A token over a payload given as text (jose signs objects, which cannot hold a key twice), signed with key A. */
+function signRaw(payload: string): string {
+  const input = `${b64({ alg: 'EdDSA' })}.${Buffer.from(payload).toString('base64url')}`
+  const key = keyA.privateKey instanceof KeyObject ? keyA.privateKey : KeyObject.from(keyA.privateKey as Parameters<typeof KeyObject.from>[0])
+  return `${input}.${cryptoSign(null, Buffer.from(input), key).toString('base64url')}`
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ps-auth-'))
@@ -75,6 +83,7 @@ describe('JwtAuth', () => {
       ['an unknown scope', await sign({ scope: 'superuser' }), /unknown scope "superuser"/],
       ['no scope', await sign({ tenant_id: TENANT }), /no scope/],
       ['a tenant_id that is not an id', await sign({ scope: 'tenant', tenant_id: 'abc' }), /tenant_id is not a tenant id/],
+      ['a claim given twice', signRaw('{"scope":"tenant","tenant_id":"' + TENANT + '","scope":"pageserverapi"}'), /claim "scope" appears twice/],
       ['garbage', 'abc', /invalid JWT token/],
       ['empty', '', /no JWT token/],
     ]

@@ -236,4 +236,21 @@ describe('resource bounds', () => {
     for (let i = 0; i < 100 && r.server.liveConnections >= 3; i++) await new Promise((res) => setTimeout(res, 10))
     await stillServes(r)
   })
+
+  it('at connectionsMax, a connection still logging in makes room for a new one: silent sockets cannot lock clients out', async () => {
+    const r = await start({ connectionsMax: 3 })
+    const silent = [await r.raw(), await r.raw(), await r.raw()] // accepted, never send a startup packet
+    for (let i = 0; i < 100 && r.server.liveConnections < 3; i++) await new Promise((res) => setTimeout(res, 10))
+    expect(r.server.liveConnections).toBe(3)
+    const c = await r.client()
+    await stillServes(r)
+    expect(r.server.metrics.handshakesEvicted).toBeGreaterThanOrEqual(1)
+    expect(r.server.metrics.connectionsRefused).toBe(0)
+    // Logged-in connections are never evicted: with the slots held by them, a newcomer is refused.
+    const held = [c, await r.client(), await r.client()]
+    const err = await r.client().catch((e: unknown) => e)
+    expect(err).toMatchObject({ sqlstate: '53300' })
+    for (const h of held) await h.close()
+    for (const s of silent) s.socket.destroy()
+  })
 })

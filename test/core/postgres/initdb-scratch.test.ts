@@ -1,11 +1,15 @@
 // initdb's scratch directories (`pageserver-initdb-<pid>-*`): a run killed during initdb cannot remove its
-// own (~40 MB each), so the next run removes those whose process is gone, and only those.
+// own (~40 MB each), so the next run removes those whose process is gone, and only those. A scratch directory
+// is private (0700, owned by the user initdb runs as), so no other local user can swap what initdb wrote.
 import { describe, expect, it } from 'vitest'
-import { mkdirSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { removeAbandonedScratch } from '../../../src/core/postgres/initdb.js'
+import { removeAbandonedScratch, runInitdb } from '../../../src/core/postgres/initdb.js'
+import { findPostgres, isRoot } from '../../../src/core/postgres/install.js'
+import { lookupOsUser } from '../../../src/core/storage/os-user.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
+import { pgAvailable } from '../../support/pg-cluster.js'
 
 const newDir = tempDirs('ps-initdb-scratch-')
 
@@ -21,5 +25,23 @@ describe('removeAbandonedScratch', () => {
     expect(removeAbandonedScratch(scratch)).toEqual([`pageserver-initdb-${dead}-abc123`])
     expect(readdirSync(scratch).sort()).toEqual([`pageserver-initdb-${process.pid}-def456`, 'pageserver-initdb-notapid', 'unrelated'].sort())
     expect(removeAbandonedScratch(join(scratch, 'missing'))).toEqual([])
+  })
+})
+
+describe.skipIf(!pgAvailable())('runInitdb', () => {
+  it('writes into a private scratch directory, owned by the user initdb runs as', async () => {
+    const scratch = newDir()
+    chmodSync(scratch, 0o755) // as the OS temp directory lets everyone in (only the scratch directory itself is private)
+    const r = await runInitdb(findPostgres(undefined, process.env), { dataChecksums: false, scratchDir: scratch })
+    try {
+      const parent = statSync(dirname(r.dataDir))
+      expect(parent.mode & 0o777).toBe(0o700)
+      const owner = isRoot() ? lookupOsUser('postgres')!.uid : process.getuid!()
+      expect(parent.uid).toBe(owner)
+      expect(statSync(join(r.dataDir, 'global', 'pg_control')).uid).toBe(owner)
+    } finally {
+      r.cleanup()
+    }
+    expect(readdirSync(scratch)).toEqual([])
   })
 })
