@@ -4,6 +4,8 @@
  * The server's own message is kept (prefixed "PostgreSQL: "), with the SQLSTATE, severity and detail in
  * `details`, so logs show what the primary said. The class of the SQLSTATE decides the kind:
  *   28xxx  bad credentials / pg_hba.conf          -> UsageError PG_AUTH_FAILED (retrying cannot help)
+ *   53400  a configuration limit reached ("all replication slots are in use") -> UnavailableError
+ *          PG_LIMIT_REACHED (retryable: a slot may be dropped meanwhile), with what to do about it
  *   57P01..57P03, 53xxx, 08xxx  shutting down, starting up, too many connections, connection trouble
  *                                                 -> UnavailableError (retryable)
  *   55006  slot active for another process         -> ConflictError PG_SLOT_ACTIVE (retryable: the old
@@ -53,6 +55,15 @@ export function errorFromServer(e: ServerErrorFields, context: string): Pageserv
   }
   if (sqlstate === '42710') {
     return new ConflictError('PG_DUPLICATE_OBJECT', message, { details, hint: 'The object exists already.' })
+  }
+  if (sqlstate === '53400') {
+    return new UnavailableError('PG_LIMIT_REACHED', message, {
+      details,
+      hint:
+        'A limit of the primary is reached (max_replication_slots, when all slots are in use): `pageserver slot list --from ...` ' +
+        'shows its slots and the WAL each keeps; drop those no timeline owns (`pageserver slot drop --orphans`, e.g. left by an ' +
+        'interrupted import) or raise the limit. Retrying alone does not help.',
+    })
   }
   if (sqlstate.startsWith('57') || sqlstate.startsWith('53') || sqlstate.startsWith('08')) {
     return new UnavailableError('PG_UNAVAILABLE', message, { details, hint: 'The server is starting, stopping or overloaded; retry in a moment.' })
