@@ -6,6 +6,11 @@
  * The WAL loop reconnects forever with backoff (the WalReceiver retries within a session; when it gives
  * up, this loop waits and starts a new receiver from last_record_lsn). A system-id mismatch or a
  * corruption stops the loop and is reported in `walReceiverStatus`: never silently accepted.
+ *
+ * A source that keeps failing the same way (down, refusing) is logged once, then at most once per
+ * RECEIVER_REPEAT_LOG_INTERVAL_MS with how many failures the line stands for (a scale audit: 500 timelines
+ * pointing at a dead primary wrote 8,000 lines a minute); reconnect attempts after the first failure are
+ * debug lines; the first success after failures says how many there were.
  */
 import { withEitherSignal } from '../lib/abort.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
@@ -30,6 +35,8 @@ export const READ_FAILURE_LOG_INTERVAL_MS = 10_000
 
 /** Pause before restarting a WAL receiver that gave up (the receiver itself backs off within a session). */
 const WAL_LOOP_RESTART_DELAY_MS = 5_000
+/** The same receiver failure is logged again at most this often (with the count of those not logged). */
+export const RECEIVER_REPEAT_LOG_INTERVAL_MS = 5 * 60_000
 
 /**
  * The primary no longer has WAL this timeline needs: its slot was dropped or invalidated (max_slot_wal_keep_size)
@@ -108,16 +115,7 @@ export class TimelineService implements PageServiceTimeline {
    * within a session (the primary down, say): it otherwise changes only when records arrive.
    */
   private onReceiverEvent(e: ReceiverLogEvent): void {
-    if (e.event === 'slot-created') {
-      // A served timeline's slot exists from its import on: missing, it was dropped on the primary, which
-      // kept no WAL for us meanwhile (if what we still need is gone, streaming fails with PG_WAL_REMOVED).
-      this.log('warn', 'wal receiver', {
-        ...(e as unknown as Record<string, unknown>),
-        hint: 'The replication slot was missing on the primary (dropped there?) and was created again; the primary kept no WAL for this timeline while it was gone.',
-      })
-      return
-    }
-    this.log(e.level, 'wal receiver', e as unknown as Record<string, unknown>)
+    this.logReceiverEvent(e)
     switch (e.event) {
       case 'retry':
         this.retrying = true
@@ -129,6 +127,54 @@ export class TimelineService implements PageServiceTimeline {
         this.sourceRefusing = null
         break
     }
+  }
+
+  /** The failure streak being logged (see the header), or null while the source works. */
+  private failureLog: { key: string; lastLoggedMs: number; notLogged: number; total: number } | null = null
+
+  /**
+   * Whether to log failure `key` now, and how many identical ones since the last line it stands for; counts
+   * it either way.
+   */
+  private failureWorthLogging(key: string): { log: boolean; notLogged: number } {
+    const now = Date.now()
+    const f = this.failureLog
+    if (f !== null && f.key === key && now - f.lastLoggedMs < RECEIVER_REPEAT_LOG_INTERVAL_MS) {
+      f.notLogged++
+      f.total++
+      return { log: false, notLogged: f.notLogged }
+    }
+    const notLogged = f !== null && f.key === key ? f.notLogged : 0
+    this.failureLog = { key, lastLoggedMs: now, notLogged: 0, total: (f?.total ?? 0) + 1 }
+    return { log: true, notLogged }
+  }
+
+  private logReceiverEvent(e: ReceiverLogEvent): void {
+    const fields = e as unknown as Record<string, unknown>
+    if (e.event === 'retry' || e.event === 'gave-up') {
+      const { log, notLogged } = this.failureWorthLogging(`${e.event}:${e.error?.code ?? ''}:${e.error?.message ?? e.message}`)
+      if (log) this.log(e.level, 'wal receiver', notLogged > 0 ? { ...fields, sameFailuresNotLogged: notLogged } : fields)
+      return
+    }
+    if (e.event === 'connecting' && this.failureLog !== null) {
+      this.ctx.log?.('debug', 'wal receiver', { tenant: this.tenant.id, timeline: this.timeline.timelineId, ...fields })
+      return
+    }
+    if (e.event === 'streaming' && this.failureLog !== null) {
+      this.log(e.level, 'wal receiver', { ...fields, afterFailures: this.failureLog.total })
+      this.failureLog = null
+      return
+    }
+    if (e.event === 'slot-created') {
+      // A served timeline's slot exists from its import on: missing, it was dropped on the primary, which
+      // kept no WAL for us meanwhile (if what we still need is gone, streaming fails with PG_WAL_REMOVED).
+      this.log('warn', 'wal receiver', {
+        ...(e as unknown as Record<string, unknown>),
+        hint: 'The replication slot was missing on the primary (dropped there?) and was created again; the primary kept no WAL for this timeline while it was gone.',
+      })
+      return
+    }
+    this.log(e.level, 'wal receiver', fields)
   }
 
   /**
@@ -176,7 +222,8 @@ export class TimelineService implements PageServiceTimeline {
         const e = walRemovedForGood(explainPasswordError(err, source))
         const pe = e instanceof PageserverError ? e : null
         const message = e instanceof Error ? e.message : String(e)
-        this.log('error', 'WAL streaming failed', { code: pe?.code, message, hint: pe?.hint })
+        const failed = this.failureWorthLogging(`failed:${pe?.code ?? ''}:${message}`)
+        if (failed.log) this.log('error', 'WAL streaming failed', { code: pe?.code, message, hint: pe?.hint, ...(failed.notLogged > 0 ? { sameFailuresNotLogged: failed.notLogged } : {}) })
         // Conflicts (another cluster's WAL), corruption, unsupported records and WAL the primary no longer has
         // will not go away by retrying: ingest stops here, and says so.
         if (pe && (pe.kind === 'conflict' || pe.kind === 'corruption' || pe.kind === 'unsupported' || pe.code === PG_WAL_REMOVED)) {
@@ -184,7 +231,7 @@ export class TimelineService implements PageServiceTimeline {
           this.ingestStopped.abort(pe)
           return
         }
-        this.status = `retrying every ${WAL_LOOP_RESTART_DELAY_MS / 1000} s after: ${message}`
+        this.status = `restarting the receiver in ${WAL_LOOP_RESTART_DELAY_MS / 1000} s after: ${message}`
         if (pe && pe.kind !== 'unavailable' && pe.kind !== 'internal') this.sourceRefusing = pe
       } finally {
         tl.onDurable = null
