@@ -3,8 +3,8 @@
  * timeline, in-memory bytes, records ingested, whether the WAL receiver is retrying; the page service (live
  * connections; connections, requests, in-band errors, refused logins, protocol errors and backups since
  * start); the read caches (the page cache of served pages, the value cache of layer values: hits, lookups,
- * bytes); the slab memory of the in-memory layers (held by layers, and free in the pool). Names follow
- * Neon's where one exists (pageserver_last_record_lsn, pageserver_disk_consistent_lsn, ...).
+ * bytes); the WAL redo worker processes; the slab memory of the in-memory layers (held by layers, and free
+ * in the pool). Names follow Neon's where one exists (pageserver_last_record_lsn, ...).
  */
 import { sharedPageCache } from '../datadir/page-cache.js'
 import { sharedValueCache } from '../layer/value-cache.js'
@@ -57,6 +57,20 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   counter('pageserver_page_cache_read_accesses_total', 'Reads that asked the cache.', caches.map(([l, c]) => [l, c.hits + c.misses]))
   gauge('pageserver_page_cache_size_bytes', 'Bytes the cache holds.', caches.map(([l, c]) => [l, c.sizeBytes]))
   gauge('pageserver_page_cache_capacity_bytes', 'Bytes the cache may hold (page_cache_size, half each).', caches.map(([l, c]) => [l, c.capacityBytes]))
+  // Redo worker processes of every tenant served (each tenant has its own pools): a count an operator sizes
+  // memory by (a worker is a Node process).
+  const tenants = new Map(services.map((s) => [s.tenant.id, s.tenant]))
+  const redo = [...tenants.values()].flatMap((t) => t.redoStats())
+  const sum = (f: (x: (typeof redo)[number]) => number): number => redo.reduce((n, x) => n + f(x), 0)
+  gauge('pageserver_wal_redo_processes', 'Live WAL redo worker processes, all tenants together.', [[{}, sum((x) => x.workers)]])
+  counter('pageserver_wal_redo_processes_total', 'WAL redo worker processes started, and reaped after wal_redo_idle_timeout, since their tenant was loaded.', [
+    [{ event: 'spawned' }, sum((x) => x.spawned)],
+    [{ event: 'reaped' }, sum((x) => x.reaped)],
+  ])
+  counter('pageserver_wal_redo_requests_total', 'WAL redo requests, and those that failed.', [
+    [{ result: 'all' }, sum((x) => x.requests)],
+    [{ result: 'failed' }, sum((x) => x.failed)],
+  ])
   if (slabs !== null) {
     gauge('pageserver_in_memory_slab_bytes', 'Slab memory of the in-memory layers: held by layers (resident), free in the pool for reuse (pooled; given back after a minute unused).', [
       [{ state: 'resident' }, slabs.residentBytes],

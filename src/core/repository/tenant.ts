@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { ConflictError, errorOfKind, NotFoundError, PageserverError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { createDirAtomically, creationsUnderway, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
-import { WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
+import { type WalRedoStats, WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
 import { defaultWorkerCommand } from '../walredo/worker-command.js'
 import { readMetadata } from './metadata.js'
 import { METADATA_FILE, Timeline, type TimelineOptions } from './timeline.js'
@@ -209,6 +209,11 @@ export class Tenant {
       cur = next
     }
     return out
+  }
+
+  /** The statistics of this tenant's redo worker pools (those started so far). */
+  redoStats(): WalRedoStats[] {
+    return [...this.redoManagers.values()].map((m) => m.stats())
   }
 
   /** The redo workers of this tenant (one pool per hint-bit mode, spawned lazily). */

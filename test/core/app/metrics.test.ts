@@ -10,6 +10,7 @@ import { newPageServiceMetrics } from '../../../src/core/page-service/metrics.js
 import type { Key } from '../../../src/core/model/key.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
+import type { TimelineService } from '../../../src/core/app/timeline-service.js'
 
 const sample = (text: string, name: string, labels: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
@@ -56,6 +57,29 @@ describe('renderMetrics', () => {
     const announced = new Set(text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]))
     for (const l of text.split('\n').filter((x) => x !== '' && !x.startsWith('#'))) expect(announced.has(l.split(/[{ ]/)[0])).toBe(true)
     expect(text.endsWith('\n')).toBe(true)
+  })
+
+  it('sums the redo worker processes of the tenants served, each tenant once', () => {
+    const pageService = { liveConnections: 0, metrics: newPageServiceMetrics() } as unknown as PageServiceServer
+    const stats = (workers: number, spawned: number, reaped: number, requests: number, failed: number) => ({ workers, spawned, reaped, requests, failed })
+    const tenant = (id: string, pools: ReturnType<typeof stats>[]) => ({ id, redoStats: () => pools })
+    const service = (t: ReturnType<typeof tenant>, timelineId: string) =>
+      ({
+        tenant: t,
+        timeline: { timelineId, lastRecordLsn: lsn(0x100), diskConsistentLsn: lsn(0x100), layerFiles: () => [], inMemoryBytes: 0 },
+        driver: { ingest: { stats: { records: 0 } } },
+        walReceiverRetrying: false,
+      }) as unknown as TimelineService
+    const a = tenant('a'.repeat(32), [stats(2, 5, 3, 100, 1), stats(1, 1, 0, 10, 0)])
+    const b = tenant('b'.repeat(32), [stats(1, 2, 1, 7, 2)])
+    // Two timelines of tenant a: its pools are counted once.
+    const text = renderMetrics([service(a, '1'.repeat(32)), service(a, '2'.repeat(32)), service(b, '3'.repeat(32))], pageService)
+    const plain = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
+    expect(plain('pageserver_wal_redo_processes')).toBe(4)
+    expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(8)
+    expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reaped"')).toBe(4)
+    expect(sample(text, 'pageserver_wal_redo_requests_total', 'result="all"')).toBe(117)
+    expect(sample(text, 'pageserver_wal_redo_requests_total', 'result="failed"')).toBe(3)
   })
 
   it('exposes the slab memory of the in-memory layers, held and pooled', () => {
