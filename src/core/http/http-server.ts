@@ -7,15 +7,18 @@
  * usage 400, unauthorized 401, forbidden 403, not found 404, conflict 409, timeout 408, unavailable 503,
  * anything else 500. A 405 names the allowed methods (`Allow`); HEAD is answered as GET without the body.
  *
- * Bounds: at most `connectionsMax` connections are open at once; one more is closed as soon as it is accepted
- * (Node's `server.maxConnections`), so a flood of idle connections costs at most that many file descriptors
- * and cannot starve the rest of the process (the page service) of them. Headers must arrive within
+ * Bounds: at most `connectionsMax` connections are open at once, so a flood of connections costs at most that
+ * many file descriptors and cannot starve the rest of the process (the page service) of them. When a new one
+ * comes at the cap, the oldest connection without a request in progress (one that never finished its headers,
+ * or an idle keep-alive) is closed to make room; only when every one has a request in progress is the new one
+ * closed at once. So idle sockets, which anyone who can reach the port can open without a token, cannot lock
+ * out clients that send requests. Headers must arrive within
  * `headersTimeoutMs`, the whole request within `requestTimeoutMs`. A client that hangs up before its request
  * is in is not a server failure: it is reported through `onClientGone`, never `onError`.
  */
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { assert, PageserverError } from '../lib/errors.js'
 import { listenOn } from '../lib/host-port.js'
 
@@ -98,6 +101,11 @@ export class JsonHttpServer {
   private readonly server: Server
   private readonly onError: ((e: unknown) => void) | undefined
   private readonly onClientGone: ((method: string, path: string) => void) | undefined
+  private readonly connectionsMax: number
+  /** Open connections, oldest first (a Map keeps insertion order), with their requests in progress. */
+  private readonly open = new Map<Socket, { active: number }>()
+  /** Connections closed to make room for a new one at the cap, and new ones refused there. */
+  readonly capStats = { evicted: 0, refused: 0 }
 
   constructor(o: JsonHttpServerOptions) {
     assert(Number.isSafeInteger(o.connectionsMax) && o.connectionsMax > 0, () => `connectionsMax must be a positive integer, got ${o.connectionsMax}`)
@@ -107,14 +115,48 @@ export class JsonHttpServer {
     const headersTimeout = Math.min(o.headersTimeoutMs ?? REQUEST_HEADERS_TIMEOUT_MS, requestTimeout)
     // Node checks both deadlines every connectionsCheckingInterval (30 s by default), so a deadline can be
     // overrun by up to that much: check every second (a walk over at most connectionsMax connections).
-    this.server = createServer({ connectionsCheckingInterval: Math.min(headersTimeout, 1_000) }, (req, res) => void this.handle(req, res))
-    this.server.maxConnections = o.connectionsMax
+    this.server = createServer({ connectionsCheckingInterval: Math.min(headersTimeout, 1_000) }, (req, res) => {
+      this.requestStarted(req, res)
+      void this.handle(req, res)
+    })
+    this.connectionsMax = o.connectionsMax
+    this.server.on('connection', (socket: Socket) => this.admit(socket))
     this.server.keepAliveTimeout = 5_000
     this.server.headersTimeout = headersTimeout
     this.server.requestTimeout = requestTimeout
     // What Node refuses before a request reaches us (a malformed request line or header, headers over 16 KiB,
     // headers or body too slow) is answered in our JSON error form too, not with an empty body.
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket))
+  }
+
+  /** A new connection: admitted, making room at the cap if one is idle (see the header), or closed. */
+  private admit(socket: Socket): void {
+    if (this.open.size >= this.connectionsMax) {
+      let idle: Socket | null = null
+      for (const [s, st] of this.open) {
+        if (st.active === 0) {
+          idle = s
+          break
+        }
+      }
+      if (idle === null) {
+        this.capStats.refused++
+        socket.destroy()
+        return
+      }
+      this.capStats.evicted++
+      this.open.delete(idle)
+      idle.destroy()
+    }
+    this.open.set(socket, { active: 0 })
+    socket.once('close', () => this.open.delete(socket))
+  }
+
+  private requestStarted(req: IncomingMessage, res: ServerResponse): void {
+    const st = this.open.get(req.socket as Socket)
+    if (st === undefined) return
+    st.active++
+    res.once('close', () => st.active--)
   }
 
   /** `path` like "/v1/tenant/:tenant_id/timeline"; ":name" matches one segment. */

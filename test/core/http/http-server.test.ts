@@ -72,31 +72,42 @@ describe('connection cap', () => {
     expect(MANAGEMENT_HEADERS_TIMEOUT_MS).toBe(5_000)
   })
 
-  it('closes connections beyond the cap at once; idle ones that never finish their headers free their slots', async () => {
+  it('at the cap, the oldest connection without a request in progress makes room; with every one busy, a new one is closed at once', async () => {
     const capMax = 3
     const port = await listen(createManagementServer(fakeOps(), null, { connectionsMax: capMax, headersTimeoutMs: 1_500 }))
-    // One under the cap: /v1/status still answers beside idle connections.
+    // Idle sockets fill the cap (anyone can open them, no token needed)...
     const idle: Raw[] = []
-    for (let i = 0; i < capMax - 1; i++) idle.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n'))
+    for (let i = 0; i < capMax; i++) idle.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n'))
+    await new Promise((r) => setTimeout(r, 100))
+    // ...and still a request gets in: the oldest idle one is closed for it, unanswered.
     const status = await fetch(`http://127.0.0.1:${port}/v1/status`, { headers: { connection: 'close' } })
     expect([status.status, await status.json()]).toEqual([200, { id: 1 }])
-    await new Promise((r) => setTimeout(r, 200)) // the server's side of that connection closes too
-    idle.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n'))
+    expect(await within(idle[0]!.closed, 1_000)).not.toBe('timeout')
+    expect(idle[0]!.received()).toBe('')
+    expect(idle.slice(1).map((c) => c.isClosed())).toEqual([false, false])
+    // The others are answered 408 and closed once their headers are late.
+    for (const c of idle.slice(1)) expect(await within(c.closed, 5_000)).not.toBe('timeout')
+    expect(idle[1]!.received().split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+  })
 
-    // The cap is reached: more connections are closed without an answer, long before any deadline.
-    const excess: Raw[] = []
-    for (let i = 0; i < 5; i++) excess.push(await rawConnection(port, 'GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n'))
-    for (const c of excess) {
-      expect(await within(c.closed, 1_000)).not.toBe('timeout')
-      expect(c.received()).toBe('')
-    }
-    expect(idle.map((c) => c.isClosed())).toEqual([false, false, false])
-
-    // The idle ones are answered 408 and closed once their headers are late, and the API answers again.
-    for (const c of idle) expect(await within(c.closed, 5_000)).not.toBe('timeout')
-    expect(idle[0]!.received().split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
-    const again = await fetch(`http://127.0.0.1:${port}/v1/status`, { headers: { connection: 'close' } })
-    expect(again.status).toBe(200)
+  it('with every connection in the middle of a request, a new one is closed at once without an answer', async () => {
+    const server = new JsonHttpServer({ connectionsMax: 2 })
+    let release: () => void = () => {}
+    const held = new Promise<void>((r) => (release = r))
+    server.route('GET', '/hold', async () => {
+      await held
+      return { json: { ok: true } }
+    })
+    const port = await listen(server)
+    const busy = [fetch(`http://127.0.0.1:${port}/hold`), fetch(`http://127.0.0.1:${port}/hold`)]
+    await new Promise((r) => setTimeout(r, 200))
+    const excess = await rawConnection(port, 'GET /hold HTTP/1.1\r\nHost: x\r\n\r\n')
+    expect(await within(excess.closed, 1_000)).not.toBe('timeout')
+    expect(excess.received()).toBe('')
+    expect(server.capStats.refused).toBe(1)
+    release()
+    for (const r of await Promise.all(busy)) expect(r.status).toBe(200)
+    await server.close()
   })
 })
 
