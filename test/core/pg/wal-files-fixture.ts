@@ -27,6 +27,10 @@ export interface WorkloadWal {
   /** `<scratch>/pg_wal`: copies of the cluster's segments. */
   readonly walDir: string
   readonly segs: string[]
+  /** A new empty directory under `scratch`. */
+  freshDir(): string
+  /** A new directory under `scratch` with copies of the named segments of `walDir`. */
+  dirWith(names: string[]): string
 }
 
 /** A table of `rows` rows of ~200 bytes, a WAL switch, one more insert and a checkpoint; then the copy. */
@@ -43,5 +47,16 @@ export async function workloadWal(name: string, rows: number): Promise<WorkloadW
   mkdirSync(walDir)
   const segs = pg.walSegments()
   for (const s of segs) copyFileSync(join(pg.walDir, s), join(walDir, s))
-  return { pg, scratch, walDir, segs }
+  let n = 0
+  const freshDir = (): string => {
+    const d = join(scratch, `d${++n}`)
+    mkdirSync(d)
+    return d
+  }
+  const dirWith = (names: string[]): string => {
+    const d = freshDir()
+    for (const s of names) copyFileSync(join(walDir, s), join(d, s))
+    return d
+  }
+  return { pg, scratch, walDir, segs, freshDir, dirWith }
 }

@@ -5,7 +5,7 @@
  * and what is reported around the start: the end never before the start asked for, the first record after
  * a start inside a record, and decoding errors that name the segment file they were found in.
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PgCluster, pgAvailable } from '../../support/pg-cluster.js'
@@ -39,23 +39,11 @@ describe.skipIf(!pgAvailable())('WalFileReader: listing and reporting', () => {
   let walDir: string
   let segs: string[]
   let all: DecodedRecord[]
-  let n = 0
-
-  function freshDir(): string {
-    const d = join(scratch, `d${++n}`)
-    mkdirSync(d)
-    return d
-  }
-
-  /** A fresh directory with copies of the named segments. */
-  function dirWith(names: string[]): string {
-    const d = freshDir()
-    for (const s of names) copyFileSync(join(walDir, s), join(d, s))
-    return d
-  }
+  let freshDir: () => string
+  let dirWith: (names: string[]) => string
 
   beforeAll(async () => {
-    ;({ pg, scratch, walDir, segs } = await workloadWal('walfiles-listing', 100000))
+    ;({ pg, scratch, walDir, segs, freshDir, dirWith } = await workloadWal('walfiles-listing', 100000))
     all = (await readAll([walDir])).records
     expect(segs.length).toBeGreaterThanOrEqual(3)
   })

@@ -33,18 +33,10 @@ describe.skipIf(!pgAvailable())('WalFileReader', () => {
   let walDir: string
   let segs: string[]
   let all: DecodedRecord[]
-  let n = 0
-
-  /** A fresh directory with copies of the named segments. */
-  function dirWith(names: string[]): string {
-    const d = join(scratch, `d${++n}`)
-    mkdirSync(d)
-    for (const s of names) copyFileSync(join(walDir, s), join(d, s))
-    return d
-  }
+  let dirWith: (names: string[]) => string
 
   beforeAll(async () => {
-    ;({ pg, scratch, walDir, segs } = await workloadWal('walfiles', 140000))
+    ;({ pg, scratch, walDir, segs, dirWith } = await workloadWal('walfiles', 140000))
     mkdirSync(join(walDir, 'archive_status'))
     writeFileSync(join(walDir, '00000002.history'), '1\t0/3000000\tno recovery target specified\n')
     writeFileSync(join(walDir, `${segs[0]}.partial`), 'x')
