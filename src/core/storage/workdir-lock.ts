@@ -99,11 +99,7 @@ export class WorkdirLock {
       }
       throw new ConflictError('WORKDIR_LOCKED', `could not take the lock of ${workdir}`, { hint: 'Another process keeps taking it; try again.' })
     } finally {
-      try {
-        unlinkSync(tmp)
-      } catch {
-        // already gone
-      }
+      removeQuietly(tmp)
     }
   }
 
@@ -174,7 +170,7 @@ function lockTempPath(lockPath: string, pid: number): string {
 /** lockTempPath's names in the workdir, with the pid as group 1. */
 const LOCK_TEMP_RE = new RegExp(`^${LOCK_FILE.replace('.', '\\.')}\\.(\\d+)\\.tmp$`)
 
-/** Deletes lock temporaries left by processes that died before removing them (we hold the lock now). */
+/** Removes a file if it is there; any failure is ignored (never written, already gone). */
 function removeQuietly(path: string): void {
   try {
     unlinkSync(path)
@@ -183,6 +179,7 @@ function removeQuietly(path: string): void {
   }
 }
 
+/** Deletes lock temporaries left by processes that died before removing them (we hold the lock now). */
 function removeDeadTempFiles(workdir: string): void {
   let names: string[]
   try {
@@ -195,10 +192,6 @@ function removeDeadTempFiles(workdir: string): void {
     if (m === null) continue
     const pid = Number(m[1])
     if (pid === process.pid || processAlive(pid)) continue
-    try {
-      unlinkSync(join(workdir, name))
-    } catch {
-      // gone already, or not ours to remove: harmless either way
-    }
+    removeQuietly(join(workdir, name)) // gone already, or not ours to remove: harmless either way
   }
 }
