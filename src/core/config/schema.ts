@@ -85,7 +85,7 @@ export const CONFIG_ENTRIES = [
   } satisfies AliasDef,
   key({
     toml: 'page_service_max_connections', field: 'pageServiceMaxConnections', group: G_LISTEN, kind: intKind({ min: 1, max: 100_000 }), default: 1000,
-    doc: 'Most page service connections open at once; one more is refused with SQLSTATE 53300 (too_many_connections), as PostgreSQL refuses past max_connections. Not a Neon key.',
+    doc: 'Most page service connections open at once. At the limit, the oldest connection still logging in is closed to make room for a new one; when none is, the new one is refused with SQLSTATE 53300 (too_many_connections), as PostgreSQL refuses past max_connections. Not a Neon key.',
   }),
   key({
     toml: 'page_service_idle_timeout', field: 'pageServiceIdleTimeoutMs', group: G_LISTEN, kind: durationKind({ minMs: 1000 }), default: '10m',
