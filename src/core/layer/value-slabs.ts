@@ -151,8 +151,7 @@ export class SlabPool {
       if (this.resident + this.pooledBytes + size + this.ownersIndexBytes() <= this.residentBytesMax) break
       // A large slab: free pooled slabs make room first.
       if (this.free.length > 0) {
-        this.free.pop()
-        this.freeLow = Math.min(this.freeLow, this.free.length)
+        this.popFree()
         continue
       }
       const victim = this.pickVictim(requester, tried)
@@ -221,6 +220,11 @@ export class SlabPool {
   private reuse(): SharedArrayBuffer {
     this.stats.reused++
     this.resident += this.slabBytes
+    return this.popFree()
+  }
+
+  /** Takes the most recently returned free slab, keeping the period's low-water mark (trimUnused). */
+  private popFree(): SharedArrayBuffer {
     const slab = this.free.pop()!
     if (this.free.length < this.freeLow) this.freeLow = this.free.length
     return slab
