@@ -93,18 +93,18 @@ function serveFailed(o: StartServeOptions, logged: { code: string; message: stri
  * Port 0 (any free port) is not probed. Free now is all a probe can say; the server's own bind stays the check.
  */
 export async function assertServeAddressesFree(o: { workdir: string; listenPgAddr: string; listenHttpAddr: string }): Promise<void> {
-  const busy: string[] = []
+  const busy: Array<{ setting: string; addr: string }> = []
   for (const [setting, addr] of [['listen_pg_addr', o.listenPgAddr], ['listen_http_addr', o.listenHttpAddr]] as const) {
     const hp = splitHostPort(addr)
     if (hp === null || hp.port === 0) continue
     const e = await portBindError(hp.port, hp.host)
-    if (e?.code === 'EADDRINUSE') busy.push(`${setting} ${addr}`)
+    if (e?.code === 'EADDRINUSE') busy.push({ setting, addr })
   }
   if (busy.length === 0) return
-  throw new ConflictError('SERVE_PORT_IN_USE', `the page server cannot listen: ${busy.join(' and ')} ${busy.length > 1 ? 'are' : 'is'} already in use`, {
+  throw new ConflictError('SERVE_PORT_IN_USE', `the page server cannot listen: ${busy.map((b) => `${b.setting} ${b.addr}`).join(' and ')} ${busy.length > 1 ? 'are' : 'is'} already in use`, {
     hint:
       `Another process listens there (another workdir's page server?): stop it, or set free addresses in ${join(o.workdir, 'pageserver.toml')} ` +
-      `(${busy.map((b) => `${b.split(' ')[0]} = "127.0.0.1:<port>"`).join(', ')}), which later \`local start\`s read; a -c override applies to one run only.`,
+      `(${busy.map((b) => `${b.setting} = "127.0.0.1:<port>"`).join(', ')}), which later \`local start\`s read; a -c override applies to one run only.`,
   })
 }
 

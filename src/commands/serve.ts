@@ -1,7 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../cli/base-command.js'
 import { createLogger } from '../cli/logger.js'
-import { jsonReplacer } from '../cli/stdout-sink.js'
 import { PageServer } from '../core/app/server.js'
 import { backupTar } from '../core/app/export.js'
 import { parseDuration } from '../core/lib/units.js'
@@ -14,6 +13,7 @@ export interface ServeResult {
 }
 
 export default class Serve extends BaseCommand<typeof Serve> {
+  // JSON lines: the result at shutdown is one line, like the startup line (errors included).
   static override jsonLines = true
   static override summary = 'Run the page server: serve every tenant over libpq and stream WAL into its timelines.'
   static override description =
@@ -43,11 +43,6 @@ export default class Serve extends BaseCommand<typeof Serve> {
       default: '30s',
       helpValue: 'DURATION',
     }),
-  }
-
-  /** JSON lines: the result at shutdown is one line, like the startup line (errors included). */
-  public override logJson(json: unknown): void {
-    process.stdout.write(JSON.stringify(json, jsonReplacer) + '\n')
   }
 
   async run(): Promise<ServeResult> {

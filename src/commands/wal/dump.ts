@@ -124,14 +124,16 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
     }
     if (out.closed) return
     const end = endReport
+    // Where the WAL ended; stopped by --limit, where the last printed record starts and ends.
+    const lastLsn = end !== null ? end.lastRecordLsn : (lastPrinted?.lsn ?? null)
+    const endLsn = end !== null ? end.endLsn : (lastPrinted?.endLsn ?? null)
     if (json) {
       out.writeJsonLine({
         end: {
           records: printed,
           firstRecordLsn: reader?.firstRecordLsn != null ? formatLsn(reader.firstRecordLsn) : null,
-          // Stopped by --limit: where the last printed record starts and ends.
-          lastRecordLsn: end?.lastRecordLsn != null ? formatLsn(end.lastRecordLsn) : lastPrinted !== null && end === null ? formatLsn(lastPrinted.lsn) : null,
-          endLsn: end ? formatLsn(end.endLsn) : lastPrinted !== null ? formatLsn(lastPrinted.endLsn) : null,
+          lastRecordLsn: lastLsn != null ? formatLsn(lastLsn) : null,
+          endLsn: endLsn !== null ? formatLsn(endLsn) : null,
           reason: end ? end.reason : 'limit',
           message: end ? end.message : `stopped after ${printed} records (--limit)`,
         },
