@@ -8,6 +8,7 @@ import { SlabPool } from '../layer/value-slabs.js'
 import { Repository } from '../repository/repository.js'
 import type { TenantOptions } from '../repository/tenant.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
+import { RedoProcessBudget } from '../walredo/process-budget.js'
 import { stat } from 'node:fs/promises'
 import { isNotFoundFsError, NotFoundError, UsageError } from '../lib/errors.js'
 import { ioFailed } from '../storage/io-errors.js'
@@ -27,6 +28,8 @@ export interface AppContext {
 
 /** The slab pool of a context: every repository and timeline the process opens with it shares one budget. */
 const slabPools = new WeakMap<AppContext, SlabPool>()
+/** Likewise the cap on redo worker processes. */
+const redoBudgets = new WeakMap<AppContext, RedoProcessBudget>()
 
 export function slabPoolOf(ctx: AppContext): SlabPool {
   let pool = slabPools.get(ctx)
@@ -48,6 +51,19 @@ export function applyCacheSizes(ctx: AppContext): void {
   sharedValueCache.resize(half)
 }
 
+/**
+ * The cap on WAL redo worker processes (wal_redo_max_processes) shared by every tenant's pools in this
+ * context: the served repository's, and the imports and bootstraps it runs.
+ */
+export function redoBudgetOf(ctx: AppContext): RedoProcessBudget {
+  let budget = redoBudgets.get(ctx)
+  if (budget === undefined) {
+    budget = new RedoProcessBudget(ctx.config.walRedoMaxProcesses)
+    redoBudgets.set(ctx, budget)
+  }
+  return budget
+}
+
 export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions {
   const c = ctx.config
   const logger: WalRedoLogger | undefined = ctx.log ? (level, message, fields) => ctx.log!(level, message, fields) : undefined
@@ -63,6 +79,7 @@ export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions 
       poolSize: c.walRedoWorkers,
       requestTimeoutMs: c.walRedoTimeoutMs,
       idleTimeoutMs: c.walRedoIdleTimeoutMs,
+      budget: redoBudgetOf(ctx),
       logger,
     },
   }

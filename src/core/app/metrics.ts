@@ -11,12 +11,22 @@ import { sharedValueCache } from '../layer/value-cache.js'
 import type { PageServiceServer } from '../page-service/server.js'
 import type { TimelineService } from './timeline-service.js'
 import type { SlabPool } from '../layer/value-slabs.js'
+import type { RedoProcessBudget } from '../walredo/process-budget.js'
+
+/** What the server adds beyond its timelines and page service. */
+export interface MetricsExtras {
+  /** Timelines that failed to load at start. */
+  brokenTimelines?: number
+  slabs?: SlabPool
+  redoBudget?: RedoProcessBudget
+}
 
 function esc(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')
 }
 
-export function renderMetrics(services: TimelineService[], pageService: PageServiceServer, brokenTimelines = 0, slabs: SlabPool | null = null): string {
+export function renderMetrics(services: TimelineService[], pageService: PageServiceServer, extras: MetricsExtras = {}): string {
+  const { brokenTimelines = 0, slabs, redoBudget } = extras
   const lines: string[] = []
   const metric = (type: 'gauge' | 'counter', name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
@@ -63,15 +73,21 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   const redo = [...tenants.values()].flatMap((t) => t.redoStats())
   const sum = (f: (x: (typeof redo)[number]) => number): number => redo.reduce((n, x) => n + f(x), 0)
   gauge('pageserver_wal_redo_processes', 'Live WAL redo worker processes, all tenants together.', [[{}, sum((x) => x.workers)]])
-  counter('pageserver_wal_redo_processes_total', 'WAL redo worker processes started, and reaped after wal_redo_idle_timeout, since their tenant was loaded.', [
+  counter('pageserver_wal_redo_processes_total', 'WAL redo worker processes started, reaped after wal_redo_idle_timeout, and stopped to make room for another tenant at wal_redo_max_processes, since their tenant was loaded.', [
     [{ event: 'spawned' }, sum((x) => x.spawned)],
     [{ event: 'reaped' }, sum((x) => x.reaped)],
+    [{ event: 'reclaimed' }, sum((x) => x.reclaimed)],
   ])
+  if (redoBudget !== undefined) {
+    const b = redoBudget.stats()
+    gauge('pageserver_wal_redo_processes_max', 'wal_redo_max_processes: the cap on WAL redo worker processes, all tenants together.', [[{}, b.max]])
+    gauge('pageserver_wal_redo_pools_waiting', 'Tenants with redo requests and no worker, waiting for one at wal_redo_max_processes.', [[{}, b.waiting]])
+  }
   counter('pageserver_wal_redo_requests_total', 'WAL redo requests, and those that failed.', [
     [{ result: 'all' }, sum((x) => x.requests)],
     [{ result: 'failed' }, sum((x) => x.failed)],
   ])
-  if (slabs !== null) {
+  if (slabs !== undefined) {
     gauge('pageserver_in_memory_slab_bytes', 'Slab memory of the in-memory layers: held by layers (resident), free in the pool for reuse (pooled; given back after a minute unused).', [
       [{ state: 'resident' }, slabs.residentBytes],
       [{ state: 'pooled' }, slabs.pooledBytes],

@@ -28,7 +28,7 @@ import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
 import { mkdir } from 'node:fs/promises'
 import { basename } from 'node:path'
-import { applyCacheSizes, slabPoolOf, tenantOptions, type AppContext } from './context.js'
+import { applyCacheSizes, redoBudgetOf, slabPoolOf, tenantOptions, type AppContext } from './context.js'
 import { SLAB_TRIM_PERIOD_MS } from '../layer/value-slabs.js'
 import { TimelineService, type BackupProducer } from './timeline-service.js'
 import { createManagementServer, type CreateTimelineRequest, type ManagementOps } from '../http/management-api.js'
@@ -358,7 +358,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   metrics(): string {
-    return renderMetrics(this.servedTimelines(), this.pageService, this.broken.size, slabPoolOf(this.ctx))
+    return renderMetrics(this.servedTimelines(), this.pageService, { brokenTimelines: this.broken.size, slabs: slabPoolOf(this.ctx), redoBudget: redoBudgetOf(this.ctx) })
   }
 
   private key(t: TenantId, tl: TimelineId): string {

@@ -18,6 +18,8 @@ export type AuthType = (typeof AUTH_TYPES)[number]
 
 /** Most WAL redo worker processes in the pool. */
 export const WAL_REDO_WORKERS_MAX = 64
+/** wal_redo_max_processes at most: a typo must not allow a fork bomb. */
+export const WAL_REDO_MAX_PROCESSES_MAX = 4096
 /** Most pages in the page cache (128 GiB of 8 KiB pages). */
 export const PAGE_CACHE_PAGES_MAX = 16 * 1024 * 1024
 
@@ -162,7 +164,11 @@ export const CONFIG_ENTRIES = [
   }),
   key({
     toml: 'wal_redo_workers', field: 'walRedoWorkers', group: G_REDO, kind: intKind({ min: 1, max: WAL_REDO_WORKERS_MAX }), default: 2,
-    doc: 'Number of WAL redo worker processes in the pool (shared by all tenants).',
+    doc: 'WAL redo worker processes of one tenant\'s pool at most (each tenant has its own pool, so that one tenant\'s redo never waits behind another\'s); wal_redo_max_processes caps them all together.',
+  }),
+  key({
+    toml: 'wal_redo_max_processes', field: 'walRedoMaxProcesses', group: G_REDO, kind: intKind({ min: 1, max: WAL_REDO_MAX_PROCESSES_MAX }), default: 16,
+    doc: 'WAL redo worker processes of the whole server at most, all tenants together (each is a Node process of tens of MiB). At the cap a tenant with no worker gets one from another tenant: an idle worker, else one of a tenant that runs several; its requests wait meanwhile, up to wal_redo_timeout.',
   }),
   key({
     toml: 'wal_redo_idle_timeout', field: 'walRedoIdleTimeoutMs', group: G_REDO, kind: durationKind({ minMs: 1 }), default: '180s',

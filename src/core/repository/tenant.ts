@@ -15,6 +15,7 @@ import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js
 import { createDirAtomically, creationsUnderway, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { type WalRedoStats, WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
 import { defaultWorkerCommand } from '../walredo/worker-command.js'
+import type { RedoProcessBudget } from '../walredo/process-budget.js'
 import { readMetadata } from './metadata.js'
 import { METADATA_FILE, Timeline, type TimelineOptions } from './timeline.js'
 
@@ -24,6 +25,8 @@ export interface TenantOptions extends TimelineOptions {
     readonly poolSize: number
     readonly requestTimeoutMs: number
     readonly idleTimeoutMs: number
+    /** The server-wide cap on worker processes, shared with other tenants; none: only poolSize applies. */
+    readonly budget?: RedoProcessBudget
     readonly logger?: WalRedoLogger
   }
 }
@@ -229,6 +232,7 @@ export class Tenant {
         idleTimeoutMs: w.idleTimeoutMs,
         maxQueued: WALREDO_QUEUED_MAX,
         maxInFlightPerWorker: WALREDO_IN_FLIGHT_PER_WORKER_MAX,
+        ...(w.budget === undefined ? {} : { budget: w.budget }),
         logger: w.logger,
       })
       this.redoManagers.set(hintBitsLogged, m)

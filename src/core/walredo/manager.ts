@@ -25,6 +25,9 @@
  *   error it describes, never retried. Retries go to the front of the queue and ignore `maxQueued` (they
  *   were admitted already, and their number is bounded by the in-flight capacity).
  * - Idle reaping: a worker idle for `idleTimeoutMs` gets EOF on stdin and SIGKILL after `stopGraceMs`.
+ * - Server-wide cap (`budget`, process-budget.ts): a worker is spawned only with a slot of the budget; a pool
+ *   with no worker waits for one while the budget takes a worker from another pool (its idle one, or one
+ *   drained of its requests); a worker that goes idle while another pool waits is stopped for it.
  * - close(): refuses new work, fails queued requests (WALREDO_CLOSED), sends EOF to every worker (they answer
  *   what they hold), SIGKILLs survivors after `stopGraceMs`, and resolves once every child has exited.
  * - Aborting `{signal}` rejects the caller at once (InterruptedError WALREDO_ABORTED); a request already
@@ -44,6 +47,7 @@ import type { BufferTag } from '../pg/reltag.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { trimRecords } from './record-trim.js'
+import type { RedoBudgetMember, RedoProcessBudget } from './process-budget.js'
 import { SKIP_RECORD_CRC_FLAG } from './worker-command.js'
 import { WorkerFailure, WorkerProcess, closedError, type RequestHandler, type SendOptions, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
 
@@ -84,6 +88,8 @@ export interface WalRedoManagerOptions {
   trimImages?: boolean
   /** Records per request before a chain is redone in steps; default CHAIN_STEP_RECORDS (tests lower it). */
   chainStepRecords?: number
+  /** The cap on worker processes this pool shares with others (the server's); none: only `poolSize`. */
+  budget?: RedoProcessBudget
 }
 
 export interface RedoCallOptions {
@@ -103,6 +109,8 @@ export interface WalRedoStats {
   retried: number
   overloaded: number
   reaped: number
+  /** Workers stopped, or drained and stopped, so that another pool of the budget could start one. */
+  reclaimed: number
   /** Workers lost, by the reason of the failure that ended them. */
   failures: Record<WorkerFailureReason, number>
   lastRedoAtMs: number | null
@@ -181,13 +189,18 @@ function checkInt(name: string, v: number, min: number, max: number): void {
 const noopLogger: WalRedoLogger = () => {}
 
 export class WalRedoManager {
-  private readonly opts: Required<Omit<WalRedoManagerOptions, 'cwd'>> & { cwd: string | undefined }
+  private readonly opts: Required<Omit<WalRedoManagerOptions, 'cwd' | 'budget'>> & { cwd: string | undefined }
+  private readonly budget: RedoProcessBudget | null
   private readonly env: Readonly<Record<string, string>>
   /** The workers check record CRCs (no --skip-record-crc): trimming then keeps a damaged record as it is. */
   private readonly workersCheckCrc: boolean
   private readonly workers = new Set<WorkerProcess>()
   /** Workers being stopped or killed, until their exit. */
   private readonly retiring = new Set<WorkerProcess>()
+  /** Retiring workers given up for another pool of the budget that still answer what they hold. */
+  private readonly draining = new Set<WorkerProcess>()
+  /** Workers stopped or drained for another pool: their slot is promised to it (process-budget.ts). */
+  private readonly givenUp = new Set<WorkerProcess>()
   private readonly queue: Job[] = []
   private readonly idleTimers = new Map<WorkerProcess, NodeJS.Timeout>()
   private readonly hooks: JobHooks = {
@@ -206,6 +219,7 @@ export class WalRedoManager {
     retried: 0,
     overloaded: 0,
     reaped: 0,
+    reclaimed: 0,
     lastRedoAtMs: null as number | null,
     failures: { timeout: 0, crash: 0, malformed: 0, redo_error: 0, spawn: 0, closed: 0 } as Record<WorkerFailureReason, number>,
   }
@@ -239,6 +253,31 @@ export class WalRedoManager {
     }
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
     this.workersCheckCrc = !this.opts.command.includes(SKIP_RECORD_CRC_FLAG)
+    this.budget = options.budget ?? null
+    this.budget?.join(this.member)
+  }
+
+  /** This pool as the budget sees it (an object of its own, so the manager's API stays redo and close). */
+  private readonly member: RedoBudgetMember = {
+    liveWorkers: () => this.workers.size,
+    oldestIdleSinceMs: () => {
+      const w = this.oldestIdleWorker()
+      return w === null ? null : w.lastUsedAtMs
+    },
+    reclaimIdleWorker: () => {
+      const w = this.oldestIdleWorker()
+      if (w === null) return false
+      this.giveUp(w)
+      return true
+    },
+    drainWorker: () => {
+      let least: WorkerProcess | null = null
+      for (const w of this.workers) if (least === null || w.inFlight < least.inFlight) least = w
+      if (least === null) return false
+      this.giveUp(least)
+      return true
+    },
+    onSlotFree: () => this.pump(),
   }
 
   /** The 8192-byte page of `req.tag` after `req.records` on top of `req.base`. */
@@ -304,6 +343,7 @@ export class WalRedoManager {
       retried: this.counters.retried,
       overloaded: this.counters.overloaded,
       reaped: this.counters.reaped,
+      reclaimed: this.counters.reclaimed,
       failures: { ...this.counters.failures },
       lastRedoAtMs: this.counters.lastRedoAtMs,
       closed: this.closed,
@@ -314,6 +354,7 @@ export class WalRedoManager {
   close(): Promise<void> {
     if (this.closing !== null) return this.closing
     this.closed = true
+    this.budget?.leave(this.member)
     for (const job of this.queue.splice(0)) this.settle(job, closedError())
     for (const t of this.idleTimers.values()) clearTimeout(t)
     this.idleTimers.clear()
@@ -334,8 +375,7 @@ export class WalRedoManager {
     const signal = job.signal
     if (signal !== undefined) {
       job.onAbort = () => {
-        const i = this.queue.indexOf(job)
-        if (i >= 0) this.queue.splice(i, 1)
+        this.unqueue(job)
         this.settle(job, abortedError(job.opts.what))
       }
       signal.addEventListener('abort', job.onAbort, { once: true })
@@ -378,25 +418,41 @@ export class WalRedoManager {
       this.settle(
         job,
         new UnavailableError('WALREDO_OVERLOADED', `WAL redo is overloaded: ${this.queue.length} requests already wait for a redo worker`, {
-          hint: 'Retry shortly; if it persists, raise wal_redo_pool_size or wal_redo_max_queued.',
+          hint: 'Retry shortly; if it persists, raise wal_redo_workers, or lower the load.',
           details: { queued: this.queue.length, maxQueued: this.opts.maxQueued, poolSize: this.opts.poolSize },
         }),
       )
       return
     }
     job.queueTimer = setTimeout(() => {
-      const i = this.queue.indexOf(job)
-      if (i >= 0) this.queue.splice(i, 1)
-      this.settle(
-        job,
-        new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${job.opts.what} waited ${this.opts.requestTimeoutMs} ms for a free redo worker`, {
-          hint: 'The redo workers are saturated; raise wal_redo_pool_size, or lower the load.',
-          details: { page: job.opts.what, timeoutMs: this.opts.requestTimeoutMs, queued: this.queue.length },
-        }),
-      )
+      this.unqueue(job)
+      this.settle(job, this.queueTimeoutError(job))
     }, this.opts.requestTimeoutMs)
     if (isRetry) this.queue.unshift(job)
     else this.queue.push(job)
+  }
+
+  private unqueue(job: Job): void {
+    const i = this.queue.indexOf(job)
+    if (i >= 0) this.queue.splice(i, 1)
+    if (this.queue.length === 0) this.budget?.withdraw(this.member)
+  }
+
+  /** Why a queued request gave up: this pool's workers were busy, or the server-wide cap left it none. */
+  private queueTimeoutError(job: Job): TimeoutError {
+    const details = { page: job.opts.what, timeoutMs: this.opts.requestTimeoutMs, queued: this.queue.length }
+    if (this.workers.size === 0 && this.budget !== null) {
+      const b = this.budget.stats()
+      return new TimeoutError(
+        'WALREDO_TIMEOUT',
+        `WAL redo of ${job.opts.what} waited ${this.opts.requestTimeoutMs} ms for a redo worker: all ${b.max} redo processes the server may run (wal_redo_max_processes) were busy with other tenants`,
+        { hint: 'Raise wal_redo_max_processes (each worker is a process of tens of MiB), or lower the load.', details: { ...details, maxProcesses: b.max } },
+      )
+    }
+    return new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${job.opts.what} waited ${this.opts.requestTimeoutMs} ms for a free redo worker`, {
+      hint: 'The redo workers are saturated; raise wal_redo_workers, or lower the load.',
+      details,
+    })
   }
 
   /** Ends a job with its page or error, once; later replies or failures of its attempts are ignored. */
@@ -433,8 +489,34 @@ export class WalRedoManager {
       if (best === null || w.inFlight < best.inFlight) best = w
     }
     if (best !== null && best.inFlight === 0) return best
-    if (this.workers.size < this.opts.poolSize) return this.spawn()
+    if (this.workers.size < this.opts.poolSize) {
+      if (this.budget === null || this.budget.tryAcquire(this.member)) return this.spawn()
+      if (this.workers.size === 0) this.budget.want(this.member)
+    }
     return best
+  }
+
+  /** The idle worker unused the longest, or null. */
+  private oldestIdleWorker(): WorkerProcess | null {
+    let best: WorkerProcess | null = null
+    for (const w of this.workers) {
+      if (w.inFlight === 0 && w.canAccept && (best === null || w.lastUsedAtMs < best.lastUsedAtMs)) best = w
+    }
+    return best
+  }
+
+  /** Takes `w` out of the pool for another pool of the budget: stopped now if idle, else once drained. */
+  private giveUp(w: WorkerProcess): void {
+    this.workers.delete(w)
+    const t = this.idleTimers.get(w)
+    if (t !== undefined) clearTimeout(t)
+    this.idleTimers.delete(w)
+    this.retiring.add(w)
+    this.givenUp.add(w)
+    this.counters.reclaimed++
+    this.opts.logger('debug', 'stopping a redo worker for another tenant', { worker: w.seq, pid: w.pid, inFlight: w.inFlight })
+    if (w.inFlight === 0) void w.stop(this.opts.stopGraceMs, false)
+    else this.draining.add(w)
   }
 
   private spawn(): WorkerProcess {
@@ -450,22 +532,32 @@ export class WalRedoManager {
       onChange: (worker) => this.onWorkerChange(worker),
     })
     this.workers.add(w)
-    void w.exited.then(() => this.retiring.delete(w))
+    void w.exited.then(() => {
+      this.retiring.delete(w)
+      this.draining.delete(w)
+      this.budget?.release(this.givenUp.delete(w))
+    })
     return w
   }
 
   private onWorkerChange(w: WorkerProcess): void {
     if (!w.isRunning) {
+      this.draining.delete(w)
       if (this.workers.delete(w)) {
         this.retiring.add(w)
         const t = this.idleTimers.get(w)
         if (t !== undefined) clearTimeout(t)
         this.idleTimers.delete(w)
       }
-    } else if (w.inFlight === 0 && !this.idleTimers.has(w)) {
-      this.armIdleTimer(w, this.opts.idleTimeoutMs)
     }
     this.pump()
+    if (!w.isRunning || w.inFlight > 0) return
+    if (this.draining.delete(w)) {
+      void w.stop(this.opts.stopGraceMs, false)
+    } else if (this.workers.has(w)) {
+      if (this.budget !== null && this.budget.yieldIdleWorker(this.member)) this.giveUp(w)
+      else if (!this.idleTimers.has(w)) this.armIdleTimer(w, this.opts.idleTimeoutMs)
+    }
   }
 
   /**

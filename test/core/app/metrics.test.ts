@@ -11,6 +11,7 @@ import type { Key } from '../../../src/core/model/key.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 import type { TimelineService } from '../../../src/core/app/timeline-service.js'
+import { RedoProcessBudget } from '../../../src/core/walredo/process-budget.js'
 
 const sample = (text: string, name: string, labels: string): number => {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
@@ -61,7 +62,7 @@ describe('renderMetrics', () => {
 
   it('sums the redo worker processes of the tenants served, each tenant once', () => {
     const pageService = { liveConnections: 0, metrics: newPageServiceMetrics() } as unknown as PageServiceServer
-    const stats = (workers: number, spawned: number, reaped: number, requests: number, failed: number) => ({ workers, spawned, reaped, requests, failed })
+    const stats = (workers: number, spawned: number, reaped: number, requests: number, failed: number, reclaimed = 0) => ({ workers, spawned, reaped, reclaimed, requests, failed })
     const tenant = (id: string, pools: ReturnType<typeof stats>[]) => ({ id, redoStats: () => pools })
     const service = (t: ReturnType<typeof tenant>, timelineId: string) =>
       ({
@@ -71,13 +72,17 @@ describe('renderMetrics', () => {
         walReceiverRetrying: false,
       }) as unknown as TimelineService
     const a = tenant('a'.repeat(32), [stats(2, 5, 3, 100, 1), stats(1, 1, 0, 10, 0)])
-    const b = tenant('b'.repeat(32), [stats(1, 2, 1, 7, 2)])
+    const b = tenant('b'.repeat(32), [stats(1, 2, 1, 7, 2, 1)])
     // Two timelines of tenant a: its pools are counted once.
-    const text = renderMetrics([service(a, '1'.repeat(32)), service(a, '2'.repeat(32)), service(b, '3'.repeat(32))], pageService)
+    const budget = new RedoProcessBudget(6)
+    const text = renderMetrics([service(a, '1'.repeat(32)), service(a, '2'.repeat(32)), service(b, '3'.repeat(32))], pageService, { redoBudget: budget })
     const plain = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
     expect(plain('pageserver_wal_redo_processes')).toBe(4)
     expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(8)
     expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reaped"')).toBe(4)
+    expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reclaimed"')).toBe(1)
+    expect(plain('pageserver_wal_redo_processes_max')).toBe(6)
+    expect(plain('pageserver_wal_redo_pools_waiting')).toBe(0)
     expect(sample(text, 'pageserver_wal_redo_requests_total', 'result="all"')).toBe(117)
     expect(sample(text, 'pageserver_wal_redo_requests_total', 'result="failed"')).toBe(3)
   })
@@ -87,7 +92,7 @@ describe('renderMetrics', () => {
     const pool = new SlabPool({ slabBytes: 4096, residentBytesMax: 1 << 20 })
     const slabs = [pool.take(1, null), pool.take(1, null), pool.take(1, null)]
     pool.give(slabs.pop()!)
-    const text = renderMetrics([], pageService, 0, pool)
+    const text = renderMetrics([], pageService, { slabs: pool })
     expect(sample(text, 'pageserver_in_memory_slab_bytes', 'state="resident"')).toBe(2 * 4096)
     expect(sample(text, 'pageserver_in_memory_slab_bytes', 'state="pooled"')).toBe(4096)
     expect(renderMetrics([], pageService)).not.toContain('pageserver_in_memory_slab_bytes')

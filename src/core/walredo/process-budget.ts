@@ -1,0 +1,169 @@
+/**
+ * RedoProcessBudget: one cap on the redo worker processes of every pool in a process (the server's
+ * `wal_redo_max_processes`).
+ *
+ * Why: each tenant has its own pools (workers hold no state, but a tenant's requests must never wait behind
+ * another tenant's in one pipe), and each worker is a Node process of tens of MiB. Without a cap a server
+ * with a few hundred tenants being read at once would fork a few hundred processes.
+ *
+ * Policy, in one place:
+ * - A pool takes a slot before it spawns a worker and the slot comes back when that process has exited, so
+ *   live processes never exceed the cap (a worker being stopped still counts).
+ * - A pool with no worker at all that finds no free slot waits for one (FIFO, `want`). For it the budget
+ *   reclaims a worker from another pool: the one idle the longest, stopped at once; if none is idle, one
+ *   worker of the pool with the most workers (at least two), drained first (it takes no new request and is
+ *   stopped once it has answered the ones it holds). A pool that has one busy worker is not taken from: it
+ *   gives its worker up the moment that worker goes idle while a pool waits (`yieldIdleWorker`).
+ * - A pool that has a worker grows only into free slots, and never ahead of a waiting pool.
+ * - Its requests meanwhile wait in the pool's own queue, under its own deadline (wal_redo_timeout).
+ */
+
+/** What the budget needs from a pool (WalRedoManager implements it). */
+export interface RedoBudgetMember {
+  /** Running workers that take requests (not counting those being drained or stopped). */
+  liveWorkers(): number
+  /** When the pool's longest-idle worker was last used (Date.now() ms), or null when none is idle. */
+  oldestIdleSinceMs(): number | null
+  /** Stops the longest-idle worker for another pool; false when none is idle any more. */
+  reclaimIdleWorker(): boolean
+  /** Drains one worker for another pool: it takes no new request and stops once answered; false if none. */
+  drainWorker(): boolean
+  /** A slot may be free for this waiting pool: start what its queue holds. */
+  onSlotFree(): void
+}
+
+export interface RedoProcessBudgetStats {
+  max: number
+  /** Processes alive (or being stopped) under the budget. */
+  used: number
+  /** Pools with requests and no worker, waiting for a slot. */
+  waiting: number
+  /** Workers stopped or drained so that a waiting pool could start one, since the budget was made. */
+  reclaimed: number
+}
+
+export class RedoProcessBudget {
+  private used = 0
+  private reclaimedTotal = 0
+  private readonly members = new Set<RedoBudgetMember>()
+  private readonly waiters: RedoBudgetMember[] = []
+  /** Slots promised to waiters: workers stopped or draining on their behalf that have not exited yet. */
+  private freeing = 0
+  /** The waiter being offered a freed slot (it may take it ahead of the others). */
+  private offeredTo: RedoBudgetMember | null = null
+
+  constructor(readonly max: number) {
+    if (!Number.isInteger(max) || max < 1) throw new RangeError(`a redo process budget needs a positive integer, got ${max}`)
+  }
+
+  stats(): RedoProcessBudgetStats {
+    return { max: this.max, used: this.used, waiting: this.waiters.length, reclaimed: this.reclaimedTotal }
+  }
+
+  join(m: RedoBudgetMember): void {
+    this.members.add(m)
+  }
+
+  /** The pool closed: it waits for nothing any more (its workers' slots come back as they exit). */
+  leave(m: RedoBudgetMember): void {
+    this.members.delete(m)
+    this.dropWaiter(m)
+  }
+
+  /** `m` no longer waits (its queued requests gave up). */
+  withdraw(m: RedoBudgetMember): void {
+    this.dropWaiter(m)
+  }
+
+  /** A slot for one new process of `m`, if one is free and no other pool waits ahead of it. */
+  tryAcquire(m: RedoBudgetMember): boolean {
+    if (this.used >= this.max) return false
+    if (this.waiters.length > 0 && this.offeredTo !== m && !this.waiters.includes(m)) return false
+    this.used++
+    this.dropWaiter(m)
+    return true
+  }
+
+  /**
+   * The process that held a slot has exited. `forWaiter` when it was stopped by `want` or `yieldIdleWorker`
+   * (its slot was promised). Offers the slot to the waiting pools in order.
+   */
+  release(forWaiter: boolean): void {
+    this.used--
+    if (forWaiter) this.freeing--
+    while (this.used < this.max && this.waiters.length > 0) {
+      const m = this.waiters.shift()!
+      this.offeredTo = m
+      try {
+        m.onSlotFree()
+      } finally {
+        this.offeredTo = null
+      }
+    }
+    // A waiter that took no slot (its requests gave up) is gone from the list; the others keep their promise.
+    this.reclaimFor()
+  }
+
+  /** `m` has queued requests and no worker: wait for a slot, and make one free if another pool can spare it. */
+  want(m: RedoBudgetMember): void {
+    if (!this.waiters.includes(m)) this.waiters.push(m)
+    this.reclaimFor()
+  }
+
+  /**
+   * A worker of `m` just went idle: true when a waiting pool still lacks a promised slot. The caller then
+   * stops that worker and releases its slot with `forWaiter` (counted here).
+   */
+  yieldIdleWorker(m: RedoBudgetMember): boolean {
+    if (this.waiters.length <= this.freeing || this.waiters.includes(m)) return false
+    this.freeing++
+    this.reclaimedTotal++
+    return true
+  }
+
+  private dropWaiter(m: RedoBudgetMember): void {
+    const i = this.waiters.indexOf(m)
+    if (i >= 0) this.waiters.splice(i, 1)
+  }
+
+  /** Frees one slot per waiter not yet promised one, from the pools that can spare a worker. */
+  private reclaimFor(): void {
+    while (this.waiters.length > this.freeing) {
+      const donor = this.pickIdleDonor()
+      if (donor !== null && donor.reclaimIdleWorker()) {
+        this.freeing++
+        this.reclaimedTotal++
+        continue
+      }
+      const big = this.pickLargestDonor()
+      if (big !== null && big.drainWorker()) {
+        this.freeing++
+        this.reclaimedTotal++
+        continue
+      }
+      return
+    }
+  }
+
+  private pickIdleDonor(): RedoBudgetMember | null {
+    let best: RedoBudgetMember | null = null
+    let bestSince = Number.POSITIVE_INFINITY
+    for (const m of this.members) {
+      if (this.waiters.includes(m)) continue
+      const since = m.oldestIdleSinceMs()
+      if (since !== null && since < bestSince) {
+        best = m
+        bestSince = since
+      }
+    }
+    return best
+  }
+
+  private pickLargestDonor(): RedoBudgetMember | null {
+    let best: RedoBudgetMember | null = null
+    for (const m of this.members) {
+      if (m.liveWorkers() >= 2 && (best === null || m.liveWorkers() > best.liveWorkers())) best = m
+    }
+    return best
+  }
+}
