@@ -10,7 +10,8 @@ export default class SlotList extends BaseCommand<typeof SlotList> {
   static override description = [
     'A slot keeps WAL on the primary until it is dropped. A timeline that streams from the primary holds one ' +
       '(named pageserver_<first 24 hex digits of the timeline id> unless --slot chose another), and some paths leave one ' +
-      'that no timeline names any more: an import killed midway, a timeline re-pointed to another primary ' +
+      'that no timeline names any more: an import killed midway (the next import from that primary, or the next ' +
+      '`serve`, drops it), a timeline re-pointed to another primary ' +
       '(`timeline source`), a timeline deleted while its primary was down or its metadata unreadable. This command ' +
       'finds them.',
     '',

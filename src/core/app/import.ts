@@ -8,6 +8,9 @@
  * the WAL up to there before it returns. The primary is recorded without the password of its connection string
  * (app/source-password.ts): the rest of this command (and a server that imports) uses the one given, later
  * runs find it in PGPASSWORD or a password file, and the result's `notes` say so.
+ *
+ * A killed import cannot drop its slot: it records the slot first (app/import-slots.ts), and the next import
+ * from the same primary, or the next `serve`, drops the slots of imports that died.
  */
 import { readSlotClaimsIn, slotOwnership } from './slot-owners.js'
 import { ConflictError, CorruptionError, errorOfKind, PageserverError, UnsupportedError } from '../lib/errors.js'
@@ -25,6 +28,8 @@ import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 import { defaultSlotName, dropSlots, type SlotRef } from './slots.js'
 import { connectToSource, recordSourceConnString } from './source-password.js'
+import { forgetImportSlot, readImportSlots, recordImportSlot, releaseImportSlot } from './import-slot-records.js'
+import { sweepImportSlots } from './import-slots.js'
 
 export interface ImportOptions {
   tenantId: TenantId
@@ -88,9 +93,27 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
           details: { slotName: slot, owner: owner.owner },
         })
       }
+      const notes = await dropSlotsOfDeadImports(ctx, repo, String(sys.systemId), o.onProgress)
+      const { existed } = await recordImportSlot(ctx, {
+        slotName: slot,
+        connString: recorded.connString,
+        systemId: String(sys.systemId),
+        tenantId: o.tenantId,
+        timelineId: id,
+        startedAt: new Date().toISOString(),
+      })
       o.onProgress?.(`creating replication slot ${slot}`)
-      const { created } = await createPhysicalSlot(conn, slot)
-      const tl = await withSlotDroppedOnFailure(ctx, created ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {
+      let created: boolean
+      try {
+        created = (await createPhysicalSlot(conn, slot)).created
+      } catch (e) {
+        if (!existed) await forgetImportSlot(ctx, slot)
+        throw e
+      }
+      // A slot that was there before, and that no import of ours recorded, is not ours to drop.
+      const ours = created || existed
+      if (!ours) await forgetImportSlot(ctx, slot)
+      const tl = await withSlotDroppedOnFailure(ctx, ours ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {
         o.onProgress?.('taking a base backup')
         let timeline: Timeline | null = null
         let importer: DatadirImporter | null = null
@@ -144,7 +167,9 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         await t.updateMetadata({ minReadableLsn: result.endLsn, dataChecksums, hintBitsLogged: dataChecksums || control.wal_log_hints })
         await t.close()
       }))
-      return { ...timelineInfo(o.tenantId, id, tl.metadata, tl), passwordOmitted: recorded.passwordOmitted, notes: recorded.notes }
+      // The timeline names its slot now: the record has done its job.
+      await forgetImportSlot(ctx, slot)
+      return { ...timelineInfo(o.tenantId, id, tl.metadata, tl), passwordOmitted: recorded.passwordOmitted, notes: [...notes, ...recorded.notes] }
     } finally {
       await conn.close()
     }
@@ -155,20 +180,44 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
  * Runs `fn` (the timeline's creation); when it fails, drops `slot` (the one this import created: a slot
  * that existed before, reused by a retry, stays) so that a failed import does not leave the primary keeping
  * WAL for a timeline that does not exist. When the slot cannot be dropped either, the error's hint says
- * how to drop it by hand. A killed import cannot do this: its help says what it leaves.
+ * how to drop it by hand, and its record stays for the next import or serve to drop it (app/import-slots.ts).
  */
 async function withSlotDroppedOnFailure<T>(ctx: AppContext, slot: SlotRef | null, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (e) {
-    if (slot === null || !(e instanceof PageserverError)) throw e
+    if (slot === null) throw e
+    if (!(e instanceof PageserverError)) {
+      // Not ours to explain: the record stays, and the next import or serve drops the slot.
+      releaseImportSlot(slot.slotName)
+      throw e
+    }
     const { slotsLeft } = await dropSlots(ctx, { refs: [slot], unknown: [] })
     const left = slotsLeft[0]
+    if (left === undefined) await forgetImportSlot(ctx, slot.slotName)
+    else releaseImportSlot(slot.slotName)
     const what = left
       ? `The replication slot ${slot.slotName} it created on ${left.server} could not be dropped (${left.reason}): run ${left.dropWith} there.`
       : `The replication slot ${slot.slotName} it created was dropped.`
     throw errorOfKind(e.kind, e.code, e.message, { hint: `${e.hint ? `${e.hint} ` : ''}${what}`, cause: e, details: { ...e.details, slotName: slot.slotName, slotDropped: !left } })
   }
+}
+
+/**
+ * Drops the slots that imports from this primary (system `systemId`) left when they died, before this
+ * import makes its own. Imports run under the workdir lock, so no other import is running. Returns notes for
+ * the result: what was dropped, and what could not be.
+ */
+async function dropSlotsOfDeadImports(ctx: AppContext, repo: Repository, systemId: string, onProgress?: (message: string) => void): Promise<string[]> {
+  const { records } = await readImportSlots(ctx.config.workdir)
+  const mine = records.filter((r) => r.systemId === systemId)
+  if (mine.length === 0) return []
+  onProgress?.(`dropping ${mine.length === 1 ? 'the replication slot' : `${mine.length} replication slots`} of an import that did not finish (${mine.map((r) => r.slotName).join(', ')})`)
+  const sweep = await sweepImportSlots(ctx, repo, mine)
+  return [
+    ...sweep.dropped.map((d) => `Dropped replication slot ${d.slotName} on ${d.server}: an import of timeline ${d.timelineId} made it and did not finish.`),
+    ...sweep.left.map((l) => `An earlier import that did not finish left replication slot ${l.slotName} on ${l.server} (${l.reason}); it keeps WAL there: ${l.dropWith}`),
+  ]
 }
 
 /** `connString` is the one to record: without a password (recordSourceConnString). */

@@ -47,6 +47,8 @@ import {
   timelineInfo,
 } from './timelines.js'
 import { importTimelineIn, type ImportResult } from './import.js'
+import { readImportSlots } from './import-slot-records.js'
+import { sweepImportSlots } from './import-slots.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource, type SyncResult } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
@@ -129,6 +131,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       )
       server = new PageServer(ctx, lock, repo, pageService, opts, jwt)
       await server.loadAll()
+      // Taken before the API can start imports of its own: every record here is a dead import's.
+      const importSlots = await readImportSlots(c.workdir)
       await pageService.listen(pgAddr.host, pgAddr.port)
       server.http = createManagementServer(server, c.httpAuthType === 'NeonJWT' ? jwt : null, { ...(ctx.log ? { log: ctx.log } : {}) })
       await server.http.listen(httpAddr.host, httpAddr.port)
@@ -141,7 +145,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
       ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size, brokenTimelines: server.broken.size })
-      server.orphanCheck = server.warnOrphanSlots()
+      server.orphanCheck = server.checkSlots(importSlots)
       return server
     } catch (e) {
       await pageService?.close().catch(() => {})
@@ -517,6 +521,26 @@ export class PageServer implements PageServiceBackend, ManagementOps {
    * slots that no timeline of this workdir owns (an import killed midway leaves one) are logged as warnings:
    * each keeps WAL on that primary until someone drops it. Failures to look are logged at debug level.
    */
+  /**
+   * In the background after start: drops the slots of imports that died (app/import-slots.ts), then warns
+   * about orphan slots on the primaries the timelines stream from.
+   */
+  private async checkSlots(importSlots: Awaited<ReturnType<typeof readImportSlots>>): Promise<void> {
+    for (const u of importSlots.unreadable) {
+      this.ctx.log?.('warn', 'unreadable record of an import\'s replication slot', { file: u.file, reason: u.reason, hint: 'Look at it, drop the slot it names with `pageserver slot drop` if it is still there, and remove the file.' })
+    }
+    try {
+      const sweep = await sweepImportSlots(this.ctx, this.repo, importSlots.records, this.stopAbort.signal)
+      for (const d of sweep.dropped) this.ctx.log?.('info', 'dropped the replication slot of an import that did not finish', d)
+      for (const l of sweep.left) {
+        this.ctx.log?.('warn', 'an import that did not finish left a replication slot', { ...l, hint: `It keeps WAL on that primary; it is tried again at the next start, or drop it there: ${l.dropWith}` })
+      }
+    } catch (e) {
+      this.ctx.log?.('warn', 'could not check the replication slots of unfinished imports', { message: e instanceof Error ? e.message : String(e) })
+    }
+    await this.warnOrphanSlots()
+  }
+
   private async warnOrphanSlots(): Promise<void> {
     const sources = new Set<string>()
     for (const s of this.services.values()) {

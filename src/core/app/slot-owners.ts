@@ -11,7 +11,10 @@
  *            timeline would use: its default name (app/slots.ts `defaultSlotName`), or the one its
  *            half-written metadata names;
  *   orphan   otherwise: nothing here streams through it, and it keeps the primary's WAL for nobody.
- * Owned beats unknown: a readable timeline naming the slot settles it.
+ * Owned beats unknown: a readable timeline naming the slot settles it. An import records its slot before it
+ * creates it (app/import-slot-records.ts): while a live process holds the workdir lock such a slot is
+ * unknown (that process may be the import); otherwise it is an orphan whose reason names the import that
+ * did not finish.
  *
  * Limits of what this can know: only this workdir is read, so a slot that another page server (another
  * workdir) streams through from the same primary is an orphan here; a timeline that a broken one's custom
@@ -29,6 +32,7 @@ import type { Repository } from '../repository/repository.js'
 import { METADATA_FILE } from '../repository/timeline.js'
 import { liveLockHolder, type LockHolder } from '../storage/workdir-lock.js'
 import { withRepository, type AppContext } from './context.js'
+import { readImportSlots } from './import-slot-records.js'
 import { defaultSlotName } from './slots.js'
 
 export type SlotState = 'owned' | 'orphan' | 'unknown'
@@ -44,6 +48,8 @@ export interface SlotClaims {
   readonly sources: ReadonlyArray<TimelineRef & { readonly slotName: string; readonly systemId: string }>
   /** Timelines that may hold a slot of this name on any cluster, and why that cannot be told. */
   readonly uncertain: ReadonlyArray<TimelineRef & { readonly slotName: string; readonly reason: string }>
+  /** Slots recorded by imports that did not finish (no live process holds the workdir lock). */
+  readonly unfinishedImports: ReadonlyArray<TimelineRef & { readonly slotName: string; readonly systemId: string; readonly startedAt: string }>
 }
 
 export interface SlotOwnership {
@@ -63,6 +69,14 @@ export function slotOwnership(slotName: string, systemId: bigint, claims: SlotCl
   }
   const maybe = claims.uncertain.find((u) => u.slotName === slotName)
   if (maybe !== undefined) return { state: 'unknown', owner: ref(maybe), reason: maybe.reason }
+  const dead = claims.unfinishedImports.find((i) => i.slotName === slotName && i.systemId === system)
+  if (dead !== undefined) {
+    return {
+      state: 'orphan',
+      owner: null,
+      reason: `an import of timeline ${dead.timelineId} of tenant ${dead.tenantId}, started ${dead.startedAt}, made it and did not finish (\`serve\`, or the next import from this primary, drops it)`,
+    }
+  }
   const elsewhere = claims.sources.find((s) => s.slotName === slotName)
   return {
     state: 'orphan',
@@ -91,6 +105,12 @@ export async function readSlotClaims(ctx: AppContext): Promise<SlotClaims> {
 export async function readSlotClaimsIn(repo: Repository, lockHolder: LockHolder | null): Promise<SlotClaims> {
   const sources: Array<TimelineRef & { slotName: string; systemId: string }> = []
   const uncertain: Array<TimelineRef & { slotName: string; reason: string }> = []
+  const unfinishedImports: Array<TimelineRef & { slotName: string; systemId: string; startedAt: string }> = []
+  for (const r of (await readImportSlots(repo.workdir, { runningHere: true })).records) {
+    const at = { tenantId: r.tenantId as TenantId, timelineId: r.timelineId as TimelineId, slotName: r.slotName }
+    if (lockHolder === null) unfinishedImports.push({ ...at, systemId: r.systemId, startedAt: r.startedAt })
+    else uncertain.push({ ...at, reason: `an import of timeline ${r.timelineId} of tenant ${r.tenantId} recorded it (started ${r.startedAt}), and pid ${lockHolder.pid} (${lockHolder.command}) holds the workdir lock: it may be that import` })
+  }
   for (const tenantId of await repo.tenantIds()) {
     const tenant = await repo.tenant(tenantId)
     for (const timelineId of await tenant.timelineIds()) {
@@ -118,5 +138,5 @@ export async function readSlotClaimsIn(repo: Repository, lockHolder: LockHolder 
       for (const slotName of names) uncertain.push({ tenantId, timelineId: c.timelineId, slotName, reason: `${reason} and would stream through a slot of this name` })
     }
   }
-  return { sources, uncertain }
+  return { sources, uncertain, unfinishedImports }
 }

@@ -87,6 +87,16 @@ export function slotsOfTimelines(tenant: Tenant, ids: readonly TimelineId[]): Sl
   return { refs, unknown }
 }
 
+/** Why a slot could not be dropped: a missing password is worth its hint (how to give one); others speak for themselves. */
+export function slotDropFailure(e: unknown): string {
+  return e instanceof PageserverError && e.code === 'PG_PASSWORD_REQUIRED' && e.hint ? `${e.message}. ${e.hint}` : messageOf(e)
+}
+
+/** The SQL that drops `slotName`, run on its primary by hand. */
+export function dropSlotSql(slotName: string): string {
+  return `SELECT pg_drop_replication_slot('${slotName}');`
+}
+
 export async function dropSlots(ctx: AppContext, found: SlotsFound): Promise<SlotsDropped> {
   const slotsDropped: string[] = []
   const slotsLeft: SlotLeft[] = []
@@ -112,9 +122,7 @@ export async function dropSlots(ctx: AppContext, found: SlotsFound): Promise<Slo
         await conn.close()
       }
     } catch (e) {
-      // A missing password is a reason worth its hint (how to give one); other failures speak for themselves.
-      const reason = e instanceof PageserverError && e.code === 'PG_PASSWORD_REQUIRED' && e.hint ? `${e.message}. ${e.hint}` : messageOf(e)
-      slotsLeft.push({ slotName: ref.slotName, server, reason, dropWith: `SELECT pg_drop_replication_slot('${ref.slotName}');` })
+      slotsLeft.push({ slotName: ref.slotName, server, reason: slotDropFailure(e), dropWith: dropSlotSql(ref.slotName) })
     }
   }
   return { slotsDropped, slotsLeft, slotsUnknown: [...found.unknown] }

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { createTenant } from '../../../src/core/app/timelines.js'
 import { readSlotClaims, slotOwnership, type SlotClaims } from '../../../src/core/app/slot-owners.js'
 import { defaultSlotName } from '../../../src/core/app/slots.js'
+import { forgetImportSlot, recordImportSlot } from '../../../src/core/app/import-slot-records.js'
 import { generateTenantId, generateTimelineId, parseTenantId } from '../../../src/core/model/ids.js'
 import { WorkdirLock } from '../../../src/core/storage/workdir-lock.js'
 import { contextFor } from '../../support/tenant-fixture.js'
@@ -25,6 +26,7 @@ describe('slotOwnership', () => {
       { tenantId, timelineId: b, slotName: 'pageserver_b', systemId: OTHER_SYSTEM },
     ],
     uncertain: [{ tenantId, timelineId: b, slotName: 'pageserver_a', reason: 'b cannot be read' }, { tenantId, timelineId: b, slotName: 'pageserver_c', reason: 'b cannot be read' }],
+    unfinishedImports: [{ tenantId, timelineId: b, slotName: 'pageserver_e', systemId: String(SYSTEM), startedAt: '2026-11-24T10:00:00.000Z' }],
   }
 
   it('a slot a timeline names on the same cluster is owned by it, even when an unreadable timeline could use the name too', () => {
@@ -42,6 +44,13 @@ describe('slotOwnership', () => {
   it('a slot that only an uncertain timeline may use is unknown, naming that timeline; anything else is an orphan', () => {
     expect(slotOwnership('pageserver_c', SYSTEM, claims)).toEqual({ state: 'unknown', owner: { tenantId, timelineId: b }, reason: 'b cannot be read' })
     expect(slotOwnership('pageserver_d', SYSTEM, claims)).toEqual({ state: 'orphan', owner: null, reason: 'no timeline of this workdir streams through it' })
+  })
+
+  it('the slot of an import that did not finish is an orphan whose reason names the import; on another cluster it is a plain orphan', () => {
+    const own = slotOwnership('pageserver_e', SYSTEM, claims)
+    expect(own).toMatchObject({ state: 'orphan', owner: null })
+    expect(own.reason).toContain(`an import of timeline ${b} of tenant ${tenantId}, started 2026-11-24T10:00:00.000Z`)
+    expect(slotOwnership('pageserver_e', BigInt(OTHER_SYSTEM), claims).reason).toBe('no timeline of this workdir streams through it')
   })
 })
 
@@ -92,9 +101,36 @@ describe('readSlotClaims', () => {
     }
   })
 
+  it('a recorded import slot is unknown while a live process holds the workdir lock (it may be that import), else an unfinished import', async () => {
+    const ctx = await contextFor(newDir())
+    const wd = ctx.config.workdir
+    const t = parseTenantId((await createTenant(ctx)).tenantId)
+    const id = generateTimelineId()
+    const slotName = defaultSlotName(id)
+    await recordImportSlot(ctx, { slotName, connString: 'host=127.0.0.1 port=1 user=x', systemId: String(SYSTEM), tenantId: t, timelineId: id, startedAt: '2026-11-24T10:00:00.000Z' })
+    try {
+      const dead = await readSlotClaims(ctx)
+      expect(dead.unfinishedImports).toEqual([{ tenantId: t, timelineId: id, slotName, systemId: String(SYSTEM), startedAt: '2026-11-24T10:00:00.000Z' }])
+      expect(slotOwnership(slotName, SYSTEM, dead).state).toBe('orphan')
+      const lock = WorkdirLock.acquire(wd, 'timeline import')
+      try {
+        const live = await readSlotClaims(ctx)
+        expect(live.unfinishedImports).toEqual([])
+        const own = slotOwnership(slotName, SYSTEM, live)
+        expect(own).toMatchObject({ state: 'unknown', owner: { tenantId: t, timelineId: id } })
+        expect(own.reason).toContain(`pid ${process.pid} (timeline import) holds the workdir lock`)
+      } finally {
+        lock.release()
+      }
+    } finally {
+      await forgetImportSlot(ctx, slotName)
+    }
+    expect((await readSlotClaims(ctx)).unfinishedImports).toEqual([])
+  })
+
   it('an empty workdir claims nothing; a missing one is refused (every slot would look like an orphan)', async () => {
     const ctx = await contextFor(newDir())
-    expect(await readSlotClaims(ctx)).toEqual({ sources: [], uncertain: [] })
+    expect(await readSlotClaims(ctx)).toEqual({ sources: [], uncertain: [], unfinishedImports: [] })
     const gone = await contextFor(`${newDir()}/missing`)
     await expect(readSlotClaims(gone)).rejects.toMatchObject({ code: 'WORKDIR_NOT_FOUND' })
   })
