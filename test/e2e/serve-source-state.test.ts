@@ -4,8 +4,11 @@
  *   good. Reads past its last record then fail at once, naming why, instead of waiting wait_lsn_timeout for
  *   WAL that will never come (an audit's export waited 300 s); reads below it are served; `timeline list`
  *   through the server shows the receiver's state and warns;
- * - a pageserver_* slot on that primary that no timeline owns (an import killed midway leaves one) is logged
- *   as a warning after the start: it keeps WAL there until dropped.
+ * - a pageserver_* slot on that primary that no timeline owns is logged as a warning after the start: it
+ *   keeps WAL there until dropped;
+ * - a timeline's slot missing on the server at its source's address: that server may be another one (a
+ *   branch's PostgreSQL started on the same port, whose WAL continues the same LSNs with another history: an
+ *   audit's parent timeline took in its child's writes), so nothing is streamed from it and no slot is made.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chownSync, mkdtempSync, rmSync } from 'node:fs'
@@ -90,7 +93,7 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     expect(ex.code).not.toBe(0)
     expect(ex.stdout + ex.stderr).toMatch(/will not arrive/)
   })
-  it('a timeline whose slot was dropped and whose WAL the primary removed: the slot is re-created with a warning, ingest stops for good, reads past it fail at once', async () => {
+  it('a timeline whose slot is missing takes no WAL from that server (it may be another one); one whose WAL the primary removed stops for good; reads past either fail at once', async () => {
     await serve!.stop()
     await pg.sql('DROP TABLE in_ts; DROP TABLESPACE stopped_ts') // the first test's: an import refuses user tablespaces
     const tenant = (await runCli(['tenant', 'create', '--json'], { env: env() })).json<{ tenantId: string }>().tenantId
@@ -98,6 +101,7 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     expect(imp.code, imp.stderr).toBe(0)
     const timeline = imp.json<{ timelineId: string; walSource: { slotName: string } }>().timelineId
     const slot = imp.json<{ walSource: { slotName: string } }>().walSource.slotName
+    const last = imp.json<{ lastRecordLsn: string }>().lastRecordLsn
     // Every slot goes (the first test's timeline's and orphan too: they would keep the WAL).
     await pg.sql('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots')
     expect(slot).toMatch(/^pageserver_/)
@@ -107,26 +111,45 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     await pg.sql('CHECKPOINT')
     await pg.sql('SELECT pg_switch_wal(); CHECKPOINT')
     const ahead = parseLsn(await pg.sql('SELECT pg_current_wal_insert_lsn()'))
+
+    const statusOf = async (want: string): Promise<{ status: string; lastRecordLsn: string }> => {
+      let entry = { status: '', lastRecordLsn: '' }
+      const deadline = Date.now() + 30_000
+      while (!entry.status.startsWith(want) && Date.now() < deadline) {
+        const l = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
+        const e = l.json<Array<{ walReceiverStatus?: string; lastRecordLsn: string }>>()[0]
+        entry = { status: e?.walReceiverStatus ?? '', lastRecordLsn: e?.lastRecordLsn ?? '' }
+        if (!entry.status.startsWith(want)) await new Promise((r) => setTimeout(r, 200))
+      }
+      return entry
+    }
+    const readPastFailsAtOnce = async (why: RegExp): Promise<void> => {
+      const client = await PageServiceClient.connect(parseServerAddress(serve!.pgAddr))
+      try {
+        const ps = await client.pagestream(parseTenantId(tenant), parseTimelineId(timeline), { version: 3 })
+        const rel = { spcNode: 1664, dbNode: 0, relNode: 1262, forkNum: 0 }
+        const t0 = Date.now()
+        const err = await ps.nblocks(rel, { requestLsn: ahead as Lsn, notModifiedSince: ahead as Lsn }).catch((e: unknown) => e)
+        expect(Date.now() - t0).toBeLessThan(5_000)
+        expect((err as Error).message).toMatch(why)
+      } finally {
+        await client.close()
+      }
+    }
+
+    // The slot is what identifies the source: a server without it is not streamed from, and no slot is made there.
     serve = await startServe(workdir, ['-c', 'wait_lsn_timeout=120s'])
-    let status = ''
-    const deadline = Date.now() + 30_000
-    while (!status.startsWith('stopped:') && Date.now() < deadline) {
-      const l = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
-      status = l.json<Array<{ walReceiverStatus?: string }>>()[0]?.walReceiverStatus ?? ''
-      if (!status.startsWith('stopped:')) await new Promise((r) => setTimeout(r, 200))
-    }
-    expect(status).toMatch(/^stopped: .*has already been removed/)
-    expect(serve.stderr()).toMatch(/"event":"slot-created".*"hint":"The replication slot was missing on the primary/)
-    const client = await PageServiceClient.connect(parseServerAddress(serve.pgAddr))
-    try {
-      const ps = await client.pagestream(parseTenantId(tenant), parseTimelineId(timeline), { version: 3 })
-      const rel = { spcNode: 1664, dbNode: 0, relNode: 1262, forkNum: 0 }
-      const t0 = Date.now()
-      const err = await ps.nblocks(rel, { requestLsn: ahead as Lsn, notModifiedSince: ahead as Lsn }).catch((e: unknown) => e)
-      expect(Date.now() - t0).toBeLessThan(5_000)
-      expect((err as Error).message).toMatch(/will not arrive: .*has already been removed/)
-    } finally {
-      await client.close()
-    }
+    const missing = await statusOf('stopped:')
+    expect(missing.status).toMatch(new RegExp(`^stopped: replication slot ${slot} does not exist on `))
+    expect(missing.lastRecordLsn).toBe(last)
+    expect(await pg.sql(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = '${slot}'`)).toBe('0')
+    await readPastFailsAtOnce(/will not arrive: .*replication slot .* does not exist/)
+    await serve.stop()
+
+    // Made again by hand (as `timeline source` would after its checks): streaming resumes where the primary no longer has the WAL.
+    await pg.sql(`SELECT pg_create_physical_replication_slot('${slot}')`)
+    serve = await startServe(workdir, ['-c', 'wait_lsn_timeout=120s'])
+    expect((await statusOf('stopped:')).status).toMatch(/^stopped: .*has already been removed/)
+    await readPastFailsAtOnce(/will not arrive: .*has already been removed/)
   })
 })

@@ -87,6 +87,7 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
     const receiver = new WalReceiver({
       conn: params,
       slotName: src.slotName ?? undefined,
+      slotMustExist: true,
       startLsn: tl.lastRecordLsn,
       prevRecordLsn: tl.prevRecordLsn ?? undefined,
       expectedSystemId: BigInt(src.systemId),

@@ -165,15 +165,6 @@ export class TimelineService implements PageServiceTimeline {
       this.failureLog = null
       return
     }
-    if (e.event === 'slot-created') {
-      // A served timeline's slot exists from its import on: missing, it was dropped on the primary, which
-      // kept no WAL for us meanwhile (if what we still need is gone, streaming fails with PG_WAL_REMOVED).
-      this.log('warn', 'wal receiver', {
-        ...(e as unknown as Record<string, unknown>),
-        hint: 'The replication slot was missing on the primary (dropped there?) and was created again; the primary kept no WAL for this timeline while it was gone.',
-      })
-      return
-    }
     this.log(e.level, 'wal receiver', fields)
   }
 
@@ -202,6 +193,7 @@ export class TimelineService implements PageServiceTimeline {
       const receiver = new WalReceiver({
         conn: source.params,
         slotName: src.slotName ?? undefined,
+      slotMustExist: true,
         startLsn: tl.lastRecordLsn,
         prevRecordLsn: tl.prevRecordLsn ?? undefined,
         expectedSystemId: BigInt(src.systemId),

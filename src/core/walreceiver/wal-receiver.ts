@@ -55,8 +55,15 @@ export interface ReceiverLogEvent {
 
 export interface WalReceiverOptions {
   conn: ConnParams
-  /** Physical slot to stream from; created with RESERVE_WAL when missing. */
+  /** Physical slot to stream from; created with RESERVE_WAL when missing, unless `slotMustExist`. */
   slotName?: string | undefined
+  /**
+   * The slot identifies the source (a timeline's: its import or `timeline source` made it): when it is
+   * missing, the server at that address is not the one this stream came from (another PostgreSQL of the
+   * same cluster listening there now, a branch's say, whose WAL may continue this LSN with another
+   * history), or the slot was dropped there. Stop with WAL_SOURCE_SLOT_MISSING instead of creating it.
+   */
+  slotMustExist?: boolean | undefined
   /** A WAL page boundary or a record boundary. */
   startLsn: Lsn
   /** Start LSN of the record before `startLsn`, when known: the first record's prev-link is then checked. */
@@ -270,6 +277,7 @@ export class WalReceiver {
     this.stats.segmentSizeBytes = parseSegmentSizeSetting(await conn.show('wal_segment_size'))
     if (o.slotName !== undefined) {
       const slot = await readReplicationSlot(conn, o.slotName)
+      if (slot === null && o.slotMustExist === true) throw slotMissing(o.slotName, describeConnParams(o.conn))
       if (slot === null) {
         const { created } = await createPhysicalSlot(conn, o.slotName)
         if (created) this.log({ level: 'info', event: 'slot-created', message: `created physical replication slot ${o.slotName}` })
@@ -414,4 +422,18 @@ function errorInfo(e: unknown): { code: string; message: string } {
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}
+
+/** The slot that identifies a timeline's source is not on the server at its address (see `slotMustExist`). */
+function slotMissing(slotName: string, server: string): ConflictError {
+  return new ConflictError(
+    'WAL_SOURCE_SLOT_MISSING',
+    `replication slot ${slotName} does not exist on ${server}: the server there is not the one this timeline streams from, or the slot was dropped there`,
+    {
+      hint:
+        'Another PostgreSQL may listen at that address now (a branch\'s, started on the same port?): its WAL is not this timeline\'s, so nothing is taken from it. ' +
+        'Give the timeline its own primary back at that address, or point the timeline at it with `pageserver timeline source` (which checks that its WAL continues the timeline and creates the slot).',
+      details: { slotName, server },
+    },
+  )
 }
