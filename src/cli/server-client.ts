@@ -15,7 +15,7 @@
  * A request whose deadline is longer than the read deadline first asks GET /v1/status with the read
  * deadline, so a hung server is reported within 30 s whatever the command.
  */
-import { ConflictError, InterruptedError, NotFoundError, PageserverError, TimeoutError, UnavailableError, UsageError } from '../core/lib/errors.js'
+import { ConflictError, errorOfKind, EXIT_CODES, InterruptedError, NotFoundError, PageserverError, TimeoutError, UnavailableError, UsageError, type ErrorKind } from '../core/lib/errors.js'
 import { formatHostPort, splitHostPort } from '../core/lib/host-port.js'
 import { liveLockHolder } from '../core/storage/workdir-lock.js'
 
@@ -118,10 +118,14 @@ export class ManagementClient {
       if (json === NOT_JSON) throw new PageserverError('internal', 'SERVER_BAD_RESPONSE', `the page server answered ${method} ${path} with a body that is not JSON`)
       return json
     }
-    const err = (json !== NOT_JSON && typeof json === 'object' && json !== null ? json : {}) as { msg?: string; code?: string; hint?: string | null }
+    const err = (json !== NOT_JSON && typeof json === 'object' && json !== null ? json : {}) as { msg?: string; code?: string; hint?: string | null; kind?: unknown }
     const msg = err.msg ?? `HTTP ${status}`
     const opts = { hint: err.hint ?? undefined }
     const code = err.code ?? `HTTP_${status}`
+    // Our server names the error's kind: the same error, and exit code, as the command gives offline.
+    if (status !== 401 && typeof err.kind === 'string' && err.kind !== 'internal' && Object.hasOwn(EXIT_CODES, err.kind)) {
+      throw errorOfKind(err.kind as ErrorKind, code, msg, opts)
+    }
     switch (status) {
       case 401:
         // The server cannot know where the CLI takes its token from; we do.

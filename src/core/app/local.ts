@@ -226,8 +226,9 @@ export interface LocalPrepared {
 type ActiveTimeline = Extract<ListedTimeline, { state: 'Active' }>
 
 /** Every timeline of the workdir with its WAL source (read from the files, like `timeline list` offline). */
-async function allTimelines(ctx: AppContext): Promise<{ tenants: Array<{ tenantId: string; timelines: number }>; timelines: ActiveTimeline[] }> {
-  const tenants = await listTenants(ctx)
+async function allTimelines(ctx: AppContext): Promise<{ tenants: Array<{ tenantId: string; timelines: number | null }>; timelines: ActiveTimeline[] }> {
+  // A tenant that cannot be read is none of local start's business (`tenant list` says what is wrong with it).
+  const tenants = (await listTenants(ctx)).filter((t) => t.error === undefined)
   const timelines: ActiveTimeline[] = []
   for (const t of tenants) {
     for (const tl of await listTimelines(ctx, parseTenantId(t.tenantId))) if (tl.state === 'Active') timelines.push(tl)

@@ -17,6 +17,8 @@ import type { RedoProcessBudget } from '../walredo/process-budget.js'
 export interface MetricsExtras {
   /** Timelines that failed to load at start. */
   brokenTimelines?: number
+  /** Tenants whose timelines could not be listed at start. */
+  brokenTenants?: number
   slabs?: SlabPool
   redoBudget?: RedoProcessBudget
 }
@@ -26,7 +28,7 @@ function esc(v: string): string {
 }
 
 export function renderMetrics(services: TimelineService[], pageService: PageServiceServer, extras: MetricsExtras = {}): string {
-  const { brokenTimelines = 0, slabs, redoBudget } = extras
+  const { brokenTimelines = 0, brokenTenants = 0, slabs, redoBudget } = extras
   const lines: string[] = []
   const metric = (type: 'gauge' | 'counter', name: string, help: string, rows: Array<[Record<string, string>, number | bigint]>) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
@@ -45,6 +47,7 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   gauge('pageserver_layer_count', 'Layer files of the timeline.', services.map((s) => [tsl(s), s.timeline.layerFiles().length]))
   gauge('pageserver_timeline_ephemeral_bytes', 'Bytes held by in-memory layers.', services.map((s) => [tsl(s), s.timeline.inMemoryBytes]))
   gauge('pageserver_broken_timelines', 'Timelines that failed to load at start and are not served (see the log, or timeline list).', [[{}, brokenTimelines]])
+  gauge('pageserver_broken_tenants', 'Tenants whose directory could not be read at start: none of their timelines is served (see the log).', [[{}, brokenTenants]])
   gauge('pageserver_wal_receiver_retrying', 'Whether the WAL receiver is retrying after a failure (1): the source unreachable or refusing, the disk full, ... (timeline status says why).', services.map((s) => [tsl(s), s.walReceiverRetrying ? 1 : 0]))
   counter('pageserver_wal_ingest_records_received', 'WAL records ingested since start.', services.map((s) => [tsl(s), s.driver.ingest.stats.records]))
   gauge('pageserver_live_connections', 'Open page service connections.', [[{ pageserver_connection_kind: 'page_service' }, pageService.liveConnections]])

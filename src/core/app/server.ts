@@ -22,7 +22,7 @@ import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
 import { loadJwtAuth } from '../page-service/auth-keys.js'
 import type { PageServiceBackend } from '../page-service/backend.js'
-import { Repository, TENANT_CONFIG_FILE } from '../repository/repository.js'
+import { Repository } from '../repository/repository.js'
 import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
@@ -45,6 +45,7 @@ import {
   listTimelinesIn,
   tenantInfoIn,
   timelineInfo,
+  type ListedTenant,
 } from './timelines.js'
 import { importTimelineIn, type ImportResult } from './import.js'
 import { readImportSlots } from './import-slot-records.js'
@@ -77,6 +78,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private readonly services = new Map<string, TimelineService>()
   /** Timelines that failed to load at start, by key: not served; requests for them get TIMELINE_BROKEN. */
   private readonly broken = new Map<string, PageserverError>()
+  /** Tenants whose timelines could not even be listed at start (their directory unreadable): none served. */
+  private readonly brokenTenants = new Map<TenantId, PageserverError>()
   /** Management operations that must not overlap (a branch and its ancestor's delete, say). */
   private readonly guard = new MutationGuard()
   private ticker: NodeJS.Timeout | null = null
@@ -144,7 +147,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       for (const s of server.services.values()) s.startWal()
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
-      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size, brokenTimelines: server.broken.size })
+      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size, brokenTimelines: server.broken.size, brokenTenants: server.brokenTenants.size })
       server.orphanCheck = server.checkSlots(importSlots)
       return server
     } catch (e) {
@@ -162,7 +165,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
 
   // --- management operations (HTTP API) ---
 
-  async listTenants(): Promise<Array<{ tenantId: string; timelines: number }>> {
+  async listTenants(): Promise<ListedTenant[]> {
     return listTenantsIn(this.repo)
   }
 
@@ -362,7 +365,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   }
 
   metrics(): string {
-    return renderMetrics(this.servedTimelines(), this.pageService, { brokenTimelines: this.broken.size, slabs: slabPoolOf(this.ctx), redoBudget: redoBudgetOf(this.ctx) })
+    return renderMetrics(this.servedTimelines(), this.pageService, { brokenTimelines: this.broken.size, brokenTenants: this.brokenTenants.size, slabs: slabPoolOf(this.ctx), redoBudget: redoBudgetOf(this.ctx) })
   }
 
   private key(t: TenantId, tl: TimelineId): string {
@@ -375,12 +378,23 @@ export class PageServer implements PageServiceBackend, ManagementOps {
    * tenant from being served.
    */
   private async loadAll(): Promise<void> {
-    const ignored: string[] = []
+    const ignored: Array<{ path: string; reason: string }> = []
     const tenantIds = await this.repo.tenantIds(ignored)
-    for (const dir of ignored) this.ctx.log?.('warn', `${dir} is named like a tenant but has no ${TENANT_CONFIG_FILE}; ignored`, { path: dir })
+    for (const { path, reason } of ignored) this.ctx.log?.('warn', `${path}: ${reason}; ignored`, { path })
     for (const tid of tenantIds) {
-      const tenant = await this.repo.tenant(tid)
-      for (const tlid of await tenant.timelineIds()) {
+      let tenant: Tenant
+      let timelineIds: TimelineId[]
+      try {
+        tenant = await this.repo.tenant(tid)
+        timelineIds = await tenant.timelineIds()
+      } catch (e) {
+        // One tenant whose directory cannot be read does not keep the others from being served.
+        const err = e instanceof PageserverError ? e : new PageserverError('internal', 'TENANT_LOAD_FAILED', `loading failed: ${messageOf(e)}`, { cause: e })
+        this.brokenTenants.set(tid, err)
+        this.ctx.log?.('error', 'tenant failed to load; none of its timelines is served', { tenant: tid, code: err.code, message: err.message, hint: err.hint })
+        continue
+      }
+      for (const tlid of timelineIds) {
         let tl: Timeline
         try {
           tl = await tenant.timeline(tlid)
@@ -417,6 +431,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   service(t: TenantId, tl: TimelineId): TimelineService {
     const s = this.services.get(this.key(t, tl))
     if (!s) {
+      const brokenTenant = this.brokenTenants.get(t)
+      if (brokenTenant) throw tenantBroken(t, brokenTenant)
       const broken = this.broken.get(this.key(t, tl))
       if (broken) throw timelineBroken(t, tl, broken)
       throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${tl} of tenant ${t} is not served here`, {
@@ -451,6 +467,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
    * are stopped. No final flush: the data is about to be deleted.
    */
   private async dropTenant(t: TenantId): Promise<void> {
+    this.brokenTenants.delete(t)
     for (const k of this.broken.keys()) if (k.startsWith(`${t}/`)) this.broken.delete(k)
     const dropped: TimelineService[] = []
     for (const [k, s] of this.services) {
@@ -608,6 +625,14 @@ function keysLogFields(path: string, jwt: JwtAuth): Record<string, unknown> {
 }
 
 /** What a request for a timeline that failed to load gets: the load's error, and how to get out of it. */
+function tenantBroken(t: TenantId, cause: PageserverError): PageserverError {
+  return errorOfKind(cause.kind === 'not_found' ? 'corruption' : cause.kind, 'TENANT_BROKEN', `tenant ${t} failed to load when the server started, so none of its timelines is served: ${cause.message}`, {
+    hint: `${cause.hint ? `${cause.hint} ` : ''}Once that is repaired, restarting the server loads the tenant; \`pageserver tenant delete\` removes it instead.`,
+    cause,
+    details: { loadError: cause.code },
+  })
+}
+
 function timelineBroken(t: TenantId, tl: TimelineId, cause: PageserverError): PageserverError {
   return errorOfKind(cause.kind === 'not_found' ? 'corruption' : cause.kind, 'TIMELINE_BROKEN', `timeline ${tl} of tenant ${t} failed to load when the server started, so it is not served: ${cause.message}`, {
     hint: `${cause.hint ? `${cause.hint} ` : ''}Once that is repaired, restarting the server loads the timeline; \`pageserver timeline delete\` removes the timeline instead.`,

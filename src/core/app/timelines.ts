@@ -102,15 +102,24 @@ export async function deleteTenant(ctx: AppContext, tenantId: TenantId): Promise
   return withRepository(ctx, (repo) => deleteTenantIn(repo, ctx, tenantId), { lockFor: 'tenant delete' })
 }
 
-export async function listTenantsIn(repo: Repository): Promise<Array<{ tenantId: string; timelines: number }>> {
-  const out: Array<{ tenantId: string; timelines: number }> = []
+/** A tenant as listed: its timelines counted, or (null) why its directory cannot be read. */
+export interface ListedTenant {
+  tenantId: string
+  timelines: number | null
+  error?: TimelineLoadError
+}
+
+export async function listTenantsIn(repo: Repository): Promise<ListedTenant[]> {
+  const out: ListedTenant[] = []
   for (const id of await repo.tenantIds()) {
     try {
       out.push(await tenantInfoIn(repo, id))
     } catch (e) {
       // Deleted since the directory was listed (a running server deletes while it lists): not listed.
       if (e instanceof NotFoundError) continue
-      throw e
+      // One tenant that cannot be read does not hide the others.
+      if (e instanceof PageserverError) out.push({ tenantId: id, timelines: null, error: { code: e.code, message: e.message, hint: e.hint ?? null } })
+      else throw e
     }
   }
   return out
@@ -122,7 +131,7 @@ export async function tenantInfoIn(repo: Repository, tenantId: TenantId): Promis
   return { tenantId, timelines: (await t.timelineIds()).length }
 }
 
-export async function listTenants(ctx: AppContext): Promise<Array<{ tenantId: string; timelines: number }>> {
+export async function listTenants(ctx: AppContext): Promise<ListedTenant[]> {
   return withRepository(ctx, listTenantsIn)
 }
 

@@ -3,9 +3,9 @@
  * to status codes, optional bearer-token authentication. node:http is enough for a dozen routes; a framework
  * would add a dependency tree for no gain here.
  *
- * Errors are `{"msg": "..."}` as Neon's API returns them, with our stable `code` and `hint` beside:
- * usage 400, unauthorized 401, forbidden 403, not found 404, conflict 409, timeout 408, unavailable 503,
- * anything else 500. A 405 names the allowed methods (`Allow`); HEAD is answered as GET without the body.
+ * Errors are `{"msg": "..."}` as Neon's API returns them, with our stable `code`, `hint` and error `kind`
+ * beside (the CLI rebuilds the same error, and so exits as it would offline): usage 400, unauthorized 401,
+ * forbidden 403, not found 404, conflict 409, timeout 408, unavailable 503, anything else 500. A 405 names the allowed methods (`Allow`); HEAD is answered as GET without the body.
  *
  * Bounds: at most `connectionsMax` connections are open at once, so a flood of connections costs at most that
  * many file descriptors and cannot starve the rest of the process (the page service) of them. When a new one
@@ -227,7 +227,8 @@ export class JsonHttpServer {
       const hint = e instanceof PageserverError || e instanceof HttpError ? e.hint : undefined
       // RFC 9110: a 401 names the scheme the client should authenticate with.
       if (status === 401) res.setHeader('www-authenticate', 'Bearer')
-      send(res, status, { json: { msg: e instanceof Error ? e.message : String(e), code, hint: hint ?? null } })
+      const kind = e instanceof PageserverError ? e.kind : null
+      send(res, status, { json: { msg: e instanceof Error ? e.message : String(e), code, hint: hint ?? null, ...(kind === null ? {} : { kind }) } })
     }
   }
 }

@@ -96,7 +96,9 @@ export interface WalSourceRequest {
 /** One tenant as the API sees it: its id and how many timelines it has. */
 export interface TenantSummary {
   tenantId: string
-  timelines: number
+  /** null when the tenant's directory cannot be read (`error` says why). */
+  timelines: number | null
+  error?: { code: string; message: string; hint: string | null }
 }
 
 export interface ManagementOps {
@@ -168,8 +170,10 @@ export function parseCreateTimeline(body: unknown): CreateTimelineRequest {
 }
 
 /** Neon's TenantInfo subset: every tenant we serve is Active (there is no attach/detach here). */
-function tenantJson(x: TenantSummary): { id: string; state: { slug: 'Active' }; timelines: number } {
-  return { id: x.tenantId, state: { slug: 'Active' }, timelines: x.timelines }
+/** Neon's tenant shape: state Active, or Broken with the reason (a tenant whose directory cannot be read). */
+function tenantJson(x: TenantSummary): { id: string; state: { slug: 'Active' } | { slug: 'Broken'; data: { reason: string; code: string } }; timelines: number | null } {
+  const state = x.error === undefined ? ({ slug: 'Active' } as const) : ({ slug: 'Broken', data: { reason: x.error.message, code: x.error.code } } as const)
+  return { id: x.tenantId, state, timelines: x.timelines }
 }
 
 /** A refused token as HTTP: 401 when it does not authenticate the caller, 403 when it may not do this. */

@@ -8,10 +8,11 @@
  * tenant. `close()` closes every loaded tenant (timelines, redo workers).
  */
 import { join } from 'node:path'
-import { mkdir } from 'node:fs/promises'
-import { NotFoundError } from '../lib/errors.js'
+import { mkdir, readdir } from 'node:fs/promises'
+import { isNotFoundFsError, NotFoundError } from '../lib/errors.js'
 import { generateTenantId, parseTenantId, type TenantId } from '../model/ids.js'
-import { createDirAtomically, deleteDirAtomically, listSubdirs, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
+import { createDirAtomically, deleteDirAtomically, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
+import { ioFailed, notADirectory } from '../storage/io-errors.js'
 import { writeFileDurably } from '../storage/durable-file.js'
 import { Tenant, type TenantOptions } from './tenant.js'
 
@@ -37,7 +38,13 @@ export class Repository {
   static async open(workdir: string, opts: TenantOptions): Promise<Repository> {
     const repo = new Repository(workdir, opts)
     if (!opts.readOnly) {
-      await mkdir(repo.tenantsDir, { recursive: true })
+      try {
+        await mkdir(repo.tenantsDir, { recursive: true })
+      } catch (e) {
+        // Recursive mkdir answers EEXIST when `tenants` is a file.
+        if ((e as { code?: unknown }).code === 'EEXIST') throw notADirectory(`${repo.tenantsDir} is not a directory`, repo.tenantsDir, e)
+        throw ioFailed('creating', repo.tenantsDir, e)
+      }
       await removeAbandonedTempDirs(repo.tenantsDir)
     }
     return repo
@@ -45,20 +52,30 @@ export class Repository {
 
   /**
    * Tenant ids on disk. A directory is a tenant once it holds config.toml (creation writes it before the
-   * directory gets its name); one named like a tenant without it was not made by us and is left out, its
-   * path added to `ignored` when given (so that one stray directory does not make every listing fail).
+   * directory gets its name); one named like a tenant without it was not made by us and is left out, and so
+   * is a file named like one: each is added to `ignored` when given, with why (so that one stray entry does
+   * not make every listing fail).
    */
-  async tenantIds(ignored?: string[]): Promise<TenantId[]> {
+  async tenantIds(ignored?: Array<{ path: string; reason: string }>): Promise<TenantId[]> {
     const out: TenantId[] = []
-    for (const name of await listSubdirs(this.tenantsDir)) {
+    let entries
+    try {
+      entries = await readdir(this.tenantsDir, { withFileTypes: true })
+    } catch (e) {
+      if (isNotFoundFsError(e)) return []
+      throw ioFailed('listing', this.tenantsDir, e)
+    }
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       let id: TenantId
       try {
-        id = parseTenantId(name)
+        id = parseTenantId(entry.name)
       } catch {
         continue // not a tenant directory
       }
-      if (await pathExists(join(this.tenantsDir, name, TENANT_CONFIG_FILE))) out.push(id)
-      else ignored?.push(join(this.tenantsDir, name))
+      const path = join(this.tenantsDir, entry.name)
+      if (!entry.isDirectory()) ignored?.push({ path, reason: 'it is named like a tenant but is not a directory' })
+      else if (await pathExists(join(path, TENANT_CONFIG_FILE))) out.push(id)
+      else ignored?.push({ path, reason: `it is named like a tenant but has no ${TENANT_CONFIG_FILE}` })
     }
     return out
   }

@@ -20,6 +20,7 @@ import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
 import { fsyncDir, type SyncOptions } from './durable-file.js'
+import { ioFailed } from './io-errors.js'
 
 export const TEMP_DIR_PREFIX = '.tmp-'
 /** Middle of a tombstone's name: `.tmp-<name>-deleted-<8 hex>` (the random tail lets a re-created and
@@ -37,7 +38,7 @@ export async function pathExists(path: string): Promise<boolean> {
     return true
   } catch (e) {
     if (isNotFoundFsError(e)) return false
-    throw e
+    throw ioFailed('inspecting', path, e)
   }
 }
 
@@ -96,7 +97,7 @@ export async function removeAbandonedTempDirs(parent: string): Promise<string[]>
     names = await readdir(parent)
   } catch (e) {
     if (isNotFoundFsError(e)) return []
-    throw e
+    throw ioFailed('listing', parent, e)
   }
   const removed: string[] = []
   for (const n of names) {
@@ -115,7 +116,7 @@ export async function listSubdirs(dir: string): Promise<string[]> {
     return entries.filter((e) => e.isDirectory() && !e.name.startsWith(TEMP_DIR_PREFIX)).map((e) => e.name).sort()
   } catch (e) {
     if (isNotFoundFsError(e)) return []
-    throw e
+    throw ioFailed('listing', dir, e)
   }
 }
 

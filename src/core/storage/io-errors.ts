@@ -48,12 +48,30 @@ export function diskFull(what: string, path: string, err: unknown): UnavailableE
 }
 
 /** Wraps a failed open/read/write/rename with the path; ENOENT becomes a NotFoundError, ENOSPC DISK_FULL. */
+/** A file stands where the page server keeps a directory (`message` says which). */
+export function notADirectory(message: string, path: string, err: unknown): UnavailableError {
+  return new UnavailableError('IO_ERROR', message, {
+    hint: 'A file stands where the page server keeps a directory: move it aside and put the directory back (from a backup of the workdir).',
+    cause: err,
+    details: { path },
+  })
+}
+
 export function ioFailed(what: string, path: string, err: unknown): PageserverError {
   if (err instanceof PageserverError) return err
   if (isDiskFullError(err)) return diskFull(what, path, err)
   if (isNotFoundFsError(err)) {
     return new NotFoundError('FILE_NOT_FOUND', `${path} does not exist`, {
       hint: 'Check the path; the file may have been removed or renamed by another process.',
+      cause: err,
+      details: { path },
+    })
+  }
+  const code = (err as { code?: unknown } | null)?.code
+  if (code === 'ENOTDIR') return notADirectory(`${what} ${path} failed: it, or a directory above it, is not a directory (${messageOf(err)})`, path, err)
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new UnavailableError('IO_ERROR', `${what} ${path} failed: permission denied (${messageOf(err)})`, {
+      hint: `Check the owner and mode of ${path} and of the directories above it: the page server runs as uid ${process.getuid?.() ?? '?'}.`,
       cause: err,
       details: { path },
     })

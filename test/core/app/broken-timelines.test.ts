@@ -4,7 +4,7 @@
 // A stray directory named like a tenant is left out the same way.
 // No PostgreSQL needed: timelines are built by hand (test/support/tenant-fixture.ts).
 import { describe, expect, it } from 'vitest'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { withRepository } from '../../../src/core/app/context.js'
 import { deleteTimeline, listTenants, listTimelines, type ListedTimeline } from '../../../src/core/app/timelines.js'
@@ -169,10 +169,62 @@ describe('a directory named like a tenant without its config.toml', () => {
     const server = await PageServer.start({ ...ctx, log: (level, msg) => void logged.push([level, msg]) })
     try {
       expect(server.servedTimelines()).toHaveLength(2)
-      expect(logged).toContainEqual(['warn', `${stray} is named like a tenant but has no config.toml; ignored`])
+      expect(logged).toContainEqual(['warn', `${stray}: it is named like a tenant but has no config.toml; ignored`])
     } finally {
       await server.stop()
     }
+  })
+})
+
+describe('a tenant whose directory cannot be read', () => {
+  it('is listed with its error and left unserved, while every other tenant is served; a file named like a tenant is ignored', async () => {
+    const ctx = await contextFor(newDir(), listen)
+    const good = await tenantWithTimelines(ctx)
+    const bad = await tenantWithTimelines(ctx)
+    // Its timelines directory replaced by a file (an audit's repair gone wrong): it cannot even be listed.
+    const timelinesDir = join(ctx.config.workdir, TENANTS_DIR, bad.tenantId, 'timelines')
+    rmSync(timelinesDir, { recursive: true })
+    writeFileSync(timelinesDir, 'x')
+    const strayFile = join(ctx.config.workdir, TENANTS_DIR, 'fedcba9876543210fedcba9876543210')
+    writeFileSync(strayFile, 'x')
+
+    const listed = await listTenants(ctx)
+    expect(listed.find((t) => t.tenantId === good.tenantId)).toEqual({ tenantId: good.tenantId, timelines: 2 })
+    expect(listed.find((t) => t.tenantId === bad.tenantId)).toEqual({
+      tenantId: bad.tenantId,
+      timelines: null,
+      error: { code: 'IO_ERROR', message: expect.stringContaining(`${timelinesDir} failed: it, or a directory above it, is not a directory`), hint: expect.stringContaining('move it aside') },
+    })
+    expect(listed).toHaveLength(2)
+    const cli = await runCli(['tenant', 'list', '--workdir', ctx.config.workdir])
+    expect(cli.code, cli.stderr).toBe(0)
+    expect(cli.stderr).toContain(`warning: tenant ${bad.tenantId} cannot be read:`)
+
+    const logged: Array<[string, string, Record<string, unknown>]> = []
+    const server = await PageServer.start({ ...ctx, log: (level, msg, fields) => void logged.push([level, msg, fields ?? {}]) })
+    try {
+      expect(server.servedTimelines().map((x) => x.timeline.timelineId).sort()).toEqual([good.root, good.branch].sort())
+      expect(logged.find(([, msg]) => msg.startsWith('tenant failed to load'))?.[2]).toMatchObject({ tenant: bad.tenantId, code: 'IO_ERROR' })
+      expect(logged).toContainEqual(['warn', `${strayFile}: it is named like a tenant but is not a directory; ignored`, { path: strayFile }])
+      expect(() => server.service(bad.tenantId, bad.root)).toThrow(expect.objectContaining({ code: 'TENANT_BROKEN', kind: 'unavailable' }))
+      const http = new ManagementClient({ pid: process.pid, httpAddr: `127.0.0.1:${server.addresses.http.port}`, pgAddr: undefined }, undefined)
+      const tenants = await http.request<Array<{ id: string; state: { slug: string } }>>('GET', '/v1/tenant')
+      expect(tenants.find((t) => t.id === bad.tenantId)?.state).toMatchObject({ slug: 'Broken', data: { code: 'IO_ERROR' } })
+      const metrics = await fetch(`http://127.0.0.1:${server.addresses.http.port}/metrics`).then((r) => r.text())
+      expect(metrics).toMatch(/^pageserver_broken_tenants 1$/m)
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('a file where the tenants directory belongs is a typed I/O error naming it, not a bug', async () => {
+    const ctx = await contextFor(newDir(), listen)
+    await tenantWithTimelines(ctx)
+    const tenants = join(ctx.config.workdir, TENANTS_DIR)
+    rmSync(tenants, { recursive: true })
+    writeFileSync(tenants, 'x')
+    await expect(PageServer.start(ctx)).rejects.toMatchObject({ code: 'IO_ERROR', kind: 'unavailable', message: `${tenants} is not a directory` })
+    await expect(listTenants(ctx)).rejects.toMatchObject({ code: 'IO_ERROR', message: expect.stringContaining('is not a directory') })
   })
 })
 
@@ -225,8 +277,9 @@ describe('broken timelines in a running server', () => {
       )
       expect(await http.request('GET', `/v1/tenant/${bad.tenantId}/timeline/${bad.root}`)).toMatchObject({ state: 'Broken', error: { code: 'METADATA_CORRUPT' } })
       expect(await http.request('GET', `/v1/tenant/${good.tenantId}/timeline/${good.root}`)).toMatchObject({ state: 'Active', lastRecordLsn: formatLsn(FIXTURE_LSN) })
-      await expect(http.request('PUT', `/v1/tenant/${bad.tenantId}/timeline/${bad.root}/checkpoint`)).rejects.toMatchObject({ code: 'TIMELINE_BROKEN' })
-      await expect(http.request('POST', `/v1/tenant/${bad.tenantId}/timeline`, { ancestor_timeline_id: bad.root })).rejects.toMatchObject({ code: 'TIMELINE_BROKEN' })
+      // Through the API the CLI gets the same error as offline: a corruption (exit 5), not a server failure.
+      await expect(http.request('PUT', `/v1/tenant/${bad.tenantId}/timeline/${bad.root}/checkpoint`)).rejects.toMatchObject({ code: 'TIMELINE_BROKEN', kind: 'corruption', exitCode: 5 })
+      await expect(http.request('POST', `/v1/tenant/${bad.tenantId}/timeline`, { ancestor_timeline_id: bad.root })).rejects.toMatchObject({ code: 'TIMELINE_BROKEN', kind: 'corruption' })
       const metrics = await fetch(`http://127.0.0.1:${server.addresses.http.port}/metrics`).then((r) => r.text())
       expect(metrics).toMatch(/^pageserver_broken_timelines 4$/m)
 
