@@ -23,6 +23,7 @@ import { PageServiceServer } from '../page-service/server.js'
 import { loadJwtAuth } from '../page-service/auth-keys.js'
 import type { PageServiceBackend } from '../page-service/backend.js'
 import { Repository } from '../repository/repository.js'
+import { FUTURE_LAYERS_DIR } from '../repository/future-layers.js'
 import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { WorkdirLock } from '../storage/workdir-lock.js'
@@ -403,6 +404,15 @@ export class PageServer implements PageServiceBackend, ManagementOps {
           this.broken.set(this.key(tid, tlid), err)
           this.ctx.log?.('error', 'timeline failed to load; it is not served', { tenant: tid, timeline: tlid, code: err.code, message: err.message, hint: err.hint })
           continue
+        }
+        for (const name of tl.layersMovedAside) {
+          this.ctx.log?.('warn', 'layer file above disk_consistent_lsn moved aside', {
+            tenant: tid,
+            timeline: tlid,
+            file: name,
+            diskConsistentLsn: formatLsn(tl.diskConsistentLsn),
+            hint: `Left by a flush a crash cut short, its WAL is streamed again, and it is deleted once flushed past. If the metadata was restored from an older backup, it may be the only copy of that WAL: it is in ${FUTURE_LAYERS_DIR}/ of the timeline directory.`,
+          })
         }
         await this.addTimeline(tenant, tl)
       }

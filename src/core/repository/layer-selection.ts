@@ -2,7 +2,8 @@
  * Which files of a timeline directory a load opens as its layers, from their names and the metadata, before
  * any is opened:
  *   - a layer file reaching past disk_consistent_lsn is from a flush whose metadata never got written (a
- *     crash): it is `future`, and a writer removes it;
+ *     crash), or newer than metadata restored from a backup: it is `future`, and a writer moves it aside
+ *     (future-layers.ts);
  *   - the others are the timeline's layers, and must be exactly those its metadata lists (metadata.ts): a
  *     listed one that is missing is LAYER_MISSING, since reading without it would rebuild its pages from
  *     older versions; an unlisted one is LAYER_NOT_LISTED, a file from elsewhere. Metadata written before the

@@ -37,7 +37,8 @@ import { SlabPool } from '../layer/value-slabs.js'
 import { LayerMap } from '../layer/layer-map.js'
 import type { LayerDesc } from '../layer/layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js'
-import { listFiles, removeFilesWhere } from '../storage/directory.js'
+import { listFiles } from '../storage/directory.js'
+import { moveFutureLayersAside, removeRedundantFutureLayers } from './future-layers.js'
 import { removeTempFiles } from '../storage/durable-file.js'
 import { LsnWaiters } from './lsn-waiters.js'
 import { ImageCache } from './image-cache.js'
@@ -107,6 +108,10 @@ export class Timeline {
   private readonly slabPool: SlabPool
   private readonly waiters: LsnWaiters
   private closed = false
+  /** Layer files this load moved aside (above disk_consistent_lsn; future-layers.ts), for the caller to report. */
+  layersMovedAside: readonly string[] = []
+  /** FUTURE_LAYERS_DIR holds files the timeline's layers do not cover yet: each flush checks them again. */
+  private futureLayersAside = false
   /** Called after every flush with the new disk_consistent_lsn (the WAL receiver reports it as flushed). */
   onDurable: ((lsn: Lsn) => void) | null = null
   /** Read path: the last version read of hot image-only keys (see getImageCached). */
@@ -177,9 +182,11 @@ export class Timeline {
         throw e
       }
     }
-    if (future.length > 0 && !opts.readOnly) {
-      const set = new Set(future)
-      await removeFilesWhere(dir, (n) => set.has(n))
+    if (!opts.readOnly) {
+      // Aside, not deleted (future-layers.ts): the metadata may be an older copy, and they the only one.
+      await moveFutureLayersAside(dir, future, opts)
+      tl.layersMovedAside = future
+      tl.futureLayersAside = (await removeRedundantFutureLayers(dir, meta.diskConsistentLsn, opts)).kept.length > 0
     }
     return tl
   }
@@ -382,9 +389,19 @@ export class Timeline {
       // disk_consistent_lsn advances here only once it is durable; a failed write is retried by the next flush.
       await writeMetadata(join(this.dir, METADATA_FILE), meta, { noSync: this.opts.noSync })
       this.meta = meta
+      if (this.futureLayersAside) await this.dropRedundantFutureLayers()
       this.frozen.shift()
       f.layer?.delete()
       this.onDurable?.(f.lastRecordLsn)
+    }
+  }
+
+  /** The layer files moved aside that the layers flushed since cover again; best effort, tried at each flush. */
+  private async dropRedundantFutureLayers(): Promise<void> {
+    try {
+      this.futureLayersAside = (await removeRedundantFutureLayers(this.dir, this.meta.diskConsistentLsn, this.opts)).kept.length > 0
+    } catch {
+      // kept for now: the next flush tries again
     }
   }
 

@@ -67,7 +67,7 @@ describe('Timeline', () => {
     await again.close()
   })
 
-  it('loses nothing that was flushed, and drops layers from a flush that did not reach the metadata', async () => {
+  it('loses nothing that was flushed; a layer from a flush that did not reach the metadata is moved aside, then deleted once flushed past', async () => {
     const dir = newDir()
     const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, opts)
     tl.put(k(1), lsn(0x108), img('v1'))
@@ -85,16 +85,34 @@ describe('Timeline', () => {
     rmSync(saved)
     writeFileSync(join(dir, 'ephemeral-7'), 'junk')
     writeFileSync(join(dir, 'somelayer___temp'), 'junk')
+    const futureName = tl.layerFiles().map((l) => l.desc.name).find((n) => n.endsWith('-0000000000000111'))!
+    expect(futureName).toBeDefined()
+    // A read-only load leaves the directory as it is and reads without the file.
+    const reader = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, { ...opts, readOnly: true })
+    expect(reader.layersMovedAside).toEqual([])
+    expect(history(reader, k(1), lsn(0x110)).image).toBe('v1')
+    await reader.close()
+    expect(readdirSync(dir)).toContain(futureName)
+
     const again = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, opts)
     expect(again.diskConsistentLsn).toBe(lsn(0x108))
     expect(again.layerFiles().length).toBe(1)
-    expect(readdirSync(dir).sort()).toEqual(['metadata', again.layerFiles()[0]!.desc.name].sort())
+    // Aside, not deleted: with metadata restored from an older backup it would be the only copy of its WAL.
+    expect(again.layersMovedAside).toEqual([futureName])
+    expect(readdirSync(dir).sort()).toEqual(['future-layers', 'metadata', again.layerFiles()[0]!.desc.name].sort())
+    expect(readdirSync(join(dir, 'future-layers'))).toEqual([futureName])
     expect(history(again, k(1), lsn(0x108)).image).toBe('v1')
-    // WAL above disk_consistent_lsn is ingested again.
+    // WAL above disk_consistent_lsn is ingested again; once flushed past, the file aside is redundant and goes.
     again.put(k(1), lsn(0x110), img('v2'))
     again.finishRecords(lsn(0x110), lsn(0x108))
     expect(history(again, k(1), lsn(0x110)).image).toBe('v2')
+    await again.checkpoint()
+    expect(readdirSync(dir)).not.toContain('future-layers')
     await again.close()
+    const third = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, opts)
+    expect(third.layersMovedAside).toEqual([])
+    expect(history(third, k(1), lsn(0x110)).image).toBe('v2')
+    await third.close()
   })
 
   it('refuses to load without a layer file its metadata lists, or with one it does not (never older pages instead)', async () => {
