@@ -7,12 +7,16 @@
  *   - the others are the timeline's layers, and must be exactly those its metadata lists (metadata.ts): a
  *     listed one that is missing is LAYER_MISSING, since reading without it would rebuild its pages from
  *     older versions; an unlisted one is LAYER_NOT_LISTED, a file from elsewhere. Metadata written before the
- *     list existed has none, and then every file up to disk_consistent_lsn is taken.
+ *     list existed has none, and then every file up to disk_consistent_lsn is taken, provided the L0 deltas
+ *     (all a flush writes) follow each other without a gap up to disk_consistent_lsn: a gap is a missing
+ *     file (LAYER_MISSING), whose pages would otherwise be rebuilt from older versions (an audit got a wrong
+ *     page so). A missing first file cannot be told this way.
  */
 import { join } from 'node:path'
 import { CorruptionError } from '../lib/errors.js'
 import type { TimelineId } from '../model/ids.js'
-import { parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
+import { isL0, parseLayerFileName, type LayerDesc } from '../layer/layer-name.js'
+import { formatLsn, lsn } from '../pg/lsn.js'
 import type { TimelineMetadata } from './metadata.js'
 
 export interface LayerSelection {
@@ -40,6 +44,7 @@ export function selectLayerFiles(dir: string, timelineId: TimelineId, fileNames:
     }
     load.push({ fileName, desc: parsed.desc })
   }
+  if (listed === null) checkL0Chain(dir, timelineId, load.map((l) => l.desc), meta)
   if (listed !== null && listed.size > 0) {
     const missing = [...listed].sort()
     throw new CorruptionError(
@@ -52,4 +57,27 @@ export function selectLayerFiles(dir: string, timelineId: TimelineId, fileNames:
     )
   }
   return { load, future }
+}
+
+/** Without a list in the metadata: the L0 deltas must tile their LSN range up to disk_consistent_lsn. */
+function checkL0Chain(dir: string, timelineId: TimelineId, descs: readonly LayerDesc[], meta: TimelineMetadata): void {
+  // Other layers (images, compacted deltas) would cover ranges themselves: no simple rule, no check.
+  if (descs.length === 0 || descs.some((d) => !isL0(d))) return
+  const sorted = [...descs].sort((a, b) => (a.lsnRange.start < b.lsnRange.start ? -1 : a.lsnRange.start > b.lsnRange.start ? 1 : 0))
+  let end: bigint = sorted[0]!.lsnRange.start
+  for (const d of [...sorted, null]) {
+    const start = d === null ? meta.diskConsistentLsn + 1n : d.lsnRange.start
+    if (start !== end) {
+      const [from, to] = [formatLsn(lsn(end)), formatLsn(lsn(start - 1n))]
+      throw new CorruptionError(
+        'LAYER_MISSING',
+        `timeline ${timelineId} in ${dir} has no layer file for its WAL from ${from} to ${to} (its metadata lists no files; the L0 files before and after do not meet): without it, pages would be rebuilt from older versions`,
+        {
+          hint: 'Restore the missing layer file from a backup of the workdir; the timeline is not served until it is back.',
+          details: { gapStart: from, gapEnd: to },
+        },
+      )
+    }
+    if (d !== null) end = d.lsnRange.end
+  }
 }

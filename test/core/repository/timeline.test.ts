@@ -141,9 +141,18 @@ describe('Timeline', () => {
     await expect(load()).rejects.toMatchObject({ code: 'LAYER_NOT_LISTED' })
     rmSync(join(dir, stray))
 
-    // Metadata written before the list existed: loaded without the check; the next flush records the list.
+    // Metadata written before the list existed: the L0 files must follow each other up to disk_consistent_lsn,
+    // else a missing one would have pages rebuilt from older versions (the middle one, or the last).
     const m = readMetadata(join(dir, 'metadata'))
     await writeMetadata(join(dir, 'metadata'), { ...m, layers: undefined }, { noSync: true })
+    const last = names.find((n) => n.endsWith('-0000000000000121'))!
+    for (const gone of [middle, last]) {
+      renameSync(join(dir, gone), kept)
+      const gap = await load().catch((e: unknown) => e)
+      expect(gap, gone).toMatchObject({ code: 'LAYER_MISSING', exitCode: 5 })
+      expect((gap as CorruptionError).message).toContain(gone === middle ? 'from 0/111 to 0/118' : 'from 0/119 to 0/120')
+      renameSync(kept, join(dir, gone))
+    }
     const old = await load()
     expect(old.layerFiles()).toHaveLength(3)
     old.put(k(1), lsn(0x128), rec('r4'))
