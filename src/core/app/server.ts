@@ -22,7 +22,7 @@ import { formatHostPort, splitHostPort } from '../config/index.js'
 import { PageServiceServer } from '../page-service/server.js'
 import { loadJwtAuth } from '../page-service/auth-keys.js'
 import type { PageServiceBackend } from '../page-service/backend.js'
-import { Repository } from '../repository/repository.js'
+import { Repository, type IgnoredTenantEntry } from '../repository/repository.js'
 import { FUTURE_LAYERS_DIR } from '../repository/future-layers.js'
 import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
@@ -379,9 +379,13 @@ export class PageServer implements PageServiceBackend, ManagementOps {
    * tenant from being served.
    */
   private async loadAll(): Promise<void> {
-    const ignored: Array<{ path: string; reason: string }> = []
+    const ignored: IgnoredTenantEntry[] = []
     const tenantIds = await this.repo.tenantIds(ignored)
-    for (const { path, reason } of ignored) this.ctx.log?.('warn', `${path}: ${reason}; ignored`, { path })
+    for (const { path, reason, configMissing } of ignored) {
+      this.ctx.log?.('warn', `${path}: ${reason}; ignored`, { path })
+      // A tenant whose config.toml is gone: its requests say which file to restore.
+      if (configMissing !== undefined) this.brokenTenants.set(basename(path) as TenantId, configMissing)
+    }
     for (const tid of tenantIds) {
       let tenant: Tenant
       let timelineIds: TimelineId[]

@@ -6,7 +6,7 @@
  * rely on).
  */
 import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { existsSync } from 'node:fs'
 import { ConflictError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
@@ -20,8 +20,8 @@ import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
 import { Timeline } from '../repository/timeline.js'
 import { readMetadata, rootTimelineMetadata, type TimelineMetadata } from '../repository/metadata.js'
 import { METADATA_FILE } from '../repository/timeline.js'
-import { ancestorNotLoaded, type DeleteTimelineOptions, type Tenant } from '../repository/tenant.js'
-import type { Repository } from '../repository/repository.js'
+import { ancestorNotLoaded, metadataMissing, type DeleteTimelineOptions, type Tenant } from '../repository/tenant.js'
+import type { IgnoredTenantEntry, Repository } from '../repository/repository.js'
 import { encodeValue } from '../model/value.js'
 import { redactConnString } from '../protocol/conn-string-redact.js'
 import { postgresInstallation, tenantOptions, withRepository, type AppContext } from './context.js'
@@ -111,7 +111,14 @@ export interface ListedTenant {
 
 export async function listTenantsIn(repo: Repository): Promise<ListedTenant[]> {
   const out: ListedTenant[] = []
-  for (const id of await repo.tenantIds()) {
+  const ignored: IgnoredTenantEntry[] = []
+  const ids = await repo.tenantIds(ignored)
+  for (const i of ignored) {
+    // A tenant's directory whose config.toml is gone: shown, so that the operator learns which file to restore.
+    const e = i.configMissing
+    if (e !== undefined) out.push({ tenantId: basename(i.path), timelines: null, error: { code: e.code, message: e.message, hint: e.hint ?? null } })
+  }
+  for (const id of ids) {
     try {
       out.push(await tenantInfoIn(repo, id))
     } catch (e) {
@@ -122,7 +129,7 @@ export async function listTenantsIn(repo: Repository): Promise<ListedTenant[]> {
       else throw e
     }
   }
-  return out
+  return out.sort((a, b) => (a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : 0))
 }
 
 /** One tenant as `listTenantsIn` lists it; NotFoundError (TENANT_NOT_FOUND) when it does not exist. */
@@ -196,7 +203,7 @@ export async function listTimelinesIn(
   const found = new Map<TimelineId, Timeline | TimelineMetadata | PageserverError>()
   const listed: TimelineId[] = []
   for (const id of ids) {
-    const f = live?.(id) ?? readMetadataOrError(join(t.timelineDir(id), METADATA_FILE))
+    const f = live?.(id) ?? readMetadataOrError(tenantId, id, t.timelineDir(id))
     // Deleted since the directory was listed (renamed to its tombstone): gone, not broken.
     if (f instanceof NotFoundError && !existsSync(t.timelineDir(id))) continue
     found.set(id, f)
@@ -216,10 +223,12 @@ export async function listTimelinesIn(
   })
 }
 
-function readMetadataOrError(path: string): TimelineMetadata | PageserverError {
+function readMetadataOrError(tenantId: TenantId, id: TimelineId, dir: string): TimelineMetadata | PageserverError {
   try {
-    return readMetadata(path)
+    return readMetadata(join(dir, METADATA_FILE))
   } catch (e) {
+    // The directory is listed, so a missing file is damage (as a load reports it).
+    if (e instanceof NotFoundError) return metadataMissing(tenantId, id, dir)
     if (e instanceof PageserverError) return e
     throw e
   }

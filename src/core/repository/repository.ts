@@ -7,9 +7,9 @@
  * leaves the tenant whole or a tombstone that `open` removes and listings skip, never a half-deleted
  * tenant. `close()` closes every loaded tenant (timelines, redo workers).
  */
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { mkdir, readdir } from 'node:fs/promises'
-import { isNotFoundFsError, NotFoundError } from '../lib/errors.js'
+import { CorruptionError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
 import { generateTenantId, parseTenantId, type TenantId } from '../model/ids.js'
 import { createDirAtomically, deleteDirAtomically, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { ioFailed, notADirectory } from '../storage/io-errors.js'
@@ -18,6 +18,14 @@ import { Tenant, type TenantOptions } from './tenant.js'
 
 export const TENANTS_DIR = 'tenants'
 export const TENANT_CONFIG_FILE = 'config.toml'
+
+/** An entry of the tenants directory named like a tenant that is not one (see `tenantIds`). */
+export interface IgnoredTenantEntry {
+  path: string
+  reason: string
+  /** For a directory without config.toml: the error a lookup of that tenant gives. */
+  configMissing?: CorruptionError
+}
 
 export class Repository {
   private readonly tenants = new Map<TenantId, Tenant>()
@@ -56,7 +64,7 @@ export class Repository {
    * is a file named like one: each is added to `ignored` when given, with why (so that one stray entry does
    * not make every listing fail).
    */
-  async tenantIds(ignored?: Array<{ path: string; reason: string }>): Promise<TenantId[]> {
+  async tenantIds(ignored?: IgnoredTenantEntry[]): Promise<TenantId[]> {
     const out: TenantId[] = []
     let entries
     try {
@@ -75,7 +83,7 @@ export class Repository {
       const path = join(this.tenantsDir, entry.name)
       if (!entry.isDirectory()) ignored?.push({ path, reason: 'it is named like a tenant but is not a directory' })
       else if (await pathExists(join(path, TENANT_CONFIG_FILE))) out.push(id)
-      else ignored?.push({ path, reason: `it is named like a tenant but has no ${TENANT_CONFIG_FILE}` })
+      else ignored?.push({ path, reason: `it is named like a tenant but has no ${TENANT_CONFIG_FILE}`, configMissing: tenantConfigMissing(id, path) })
     }
     return out
   }
@@ -100,6 +108,7 @@ export class Repository {
     if (t) return t
     const dir = join(this.tenantsDir, id)
     if (!(await pathExists(join(dir, TENANT_CONFIG_FILE)))) {
+      if (await pathExists(dir)) throw tenantConfigMissing(id, dir)
       throw new NotFoundError('TENANT_NOT_FOUND', `tenant ${id} does not exist in ${this.workdir}`, {
         hint: 'List tenants with `pageserver tenant list`, or create one with `pageserver tenant create`; the workdir is --workdir or PAGESERVER_WORKDIR (default ./.neon).',
       })
@@ -129,4 +138,17 @@ export class Repository {
     for (const t of this.tenants.values()) await t.close()
     this.tenants.clear()
   }
+}
+
+/**
+ * A directory named like tenant `id` without its config.toml: a tenant whose config was lost, or a directory
+ * someone else made. Not "not found" (creating the id then says it exists), not silently skipped.
+ */
+export function tenantConfigMissing(id: TenantId, dir: string): CorruptionError {
+  return new CorruptionError('TENANT_CONFIG_MISSING', `the directory of tenant ${id} (${dir}) has no ${TENANT_CONFIG_FILE}, which makes it a tenant`, {
+    hint:
+      `If it is one of ours (it holds timelines/), restore ${TENANT_CONFIG_FILE} from a backup of the workdir (a file with one line, ` +
+      `created_at = "<ISO time>", will do); otherwise move the directory out of ${dirname(dir)}.`,
+    details: { path: join(dir, TENANT_CONFIG_FILE) },
+  })
 }

@@ -10,9 +10,9 @@
  * with its metadata but only some of its layers; `timelineIds()` removes such tombstones.
  */
 import { join } from 'node:path'
-import { ConflictError, errorOfKind, NotFoundError, PageserverError } from '../lib/errors.js'
+import { ConflictError, CorruptionError, errorOfKind, NotFoundError, PageserverError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
-import { createDirAtomically, creationsUnderway, deleteDirAtomically, listSubdirs, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
+import { createDirAtomically, creationsUnderway, deleteDirAtomically, listSubdirs, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { type WalRedoStats, WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
 import { defaultWorkerCommand } from '../walredo/worker-command.js'
 import type { RedoProcessBudget } from '../walredo/process-budget.js'
@@ -112,6 +112,9 @@ export class Tenant {
       meta = readMetadata(join(dir, METADATA_FILE))
     } catch (e) {
       if (e instanceof NotFoundError) {
+        // A directory without its metadata is a damaged timeline, not a missing one (creating the id would
+        // say it exists).
+        if (await pathExists(dir)) throw metadataMissing(this.id, id, dir)
         throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${id} of tenant ${this.id} does not exist`, {
           hint: 'List timelines with `pageserver timeline list --tenant <id>`.',
         })
@@ -270,6 +273,14 @@ function depth(tl: Timeline): number {
   let d = 0
   for (let t = tl.ancestor; t !== null; t = t.ancestor) d++
   return d
+}
+
+/** A timeline directory without its metadata file: damaged, not missing. */
+export function metadataMissing(tenantId: TenantId, id: TimelineId, dir: string): CorruptionError {
+  return new CorruptionError('METADATA_MISSING', `timeline ${id} of tenant ${tenantId} has no ${METADATA_FILE} file: ${join(dir, METADATA_FILE)} is missing`, {
+    hint: `Restore ${METADATA_FILE} from a backup of the workdir (the layer files beside it are intact), or remove the timeline with \`pageserver timeline delete --force\`.`,
+    details: { path: join(dir, METADATA_FILE) },
+  })
 }
 
 /** Why branch `id` cannot load: its ancestor failed with `e` (named in the message; its hint applies). */

@@ -56,6 +56,17 @@ describe('broken timelines offline', () => {
     })
   })
 
+  it('a timeline directory without its metadata is damaged (METADATA_MISSING, exit 5), not an unknown timeline', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    const path = join(ctx.config.workdir, TENANTS_DIR, f.tenantId, 'timelines', f.branch, METADATA_FILE)
+    rmSync(path)
+    expect(byId(await listTimelines(ctx, f.tenantId), f.branch)).toMatchObject({ state: 'Broken', error: { code: 'METADATA_MISSING', message: expect.stringContaining(path) } })
+    const get = await runCli(['getpage', '--workdir', ctx.config.workdir, '--tenant', f.tenantId, '--timeline', f.branch, '--rel', '1663/5/16384', '--blk', '0', '--lsn', '0/108', '--json'])
+    expect(get.code).toBe(5)
+    expect(get.json()).toMatchObject({ error: { code: 'METADATA_MISSING', hint: expect.stringContaining('Restore metadata') } })
+  })
+
   it('a branch of a damaged timeline is Broken too, naming its ancestor', async () => {
     const ctx = await contextFor(newDir())
     const f = await tenantWithTimelines(ctx)
@@ -164,7 +175,15 @@ describe('a directory named like a tenant without its config.toml', () => {
     const f = await tenantWithTimelines(ctx)
     const stray = join(ctx.config.workdir, TENANTS_DIR, '0123456789abcdef0123456789abcdef')
     mkdirSync(join(stray, 'timelines'), { recursive: true })
-    expect(await listTenants(ctx)).toEqual([{ tenantId: f.tenantId, timelines: 2 }])
+    // Listed with what is wrong (its config.toml may be what an operator lost), not failing the listing.
+    const listed = await listTenants(ctx)
+    expect(listed).toHaveLength(2)
+    expect(listed.find((t) => t.tenantId === f.tenantId)).toEqual({ tenantId: f.tenantId, timelines: 2 })
+    expect(listed.find((t) => t.tenantId === '0123456789abcdef0123456789abcdef')).toMatchObject({ timelines: null, error: { code: 'TENANT_CONFIG_MISSING', hint: expect.stringContaining('restore config.toml') } })
+    // Looked up, it is damage (exit 5), not an unknown tenant that creating would then say exists.
+    const get = await runCli(['getpage', '--workdir', ctx.config.workdir, '--tenant', '0123456789abcdef0123456789abcdef', '--timeline', f.root, '--rel', '1663/5/16384', '--blk', '0', '--lsn', '0/108', '--json'])
+    expect(get.code).toBe(5)
+    expect(get.json()).toMatchObject({ error: { code: 'TENANT_CONFIG_MISSING' } })
     const logged: Array<[string, string]> = []
     const server = await PageServer.start({ ...ctx, log: (level, msg) => void logged.push([level, msg]) })
     try {
