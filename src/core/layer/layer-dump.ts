@@ -7,7 +7,7 @@
 import { decodeValue } from '../model/value.js'
 import type { Key } from '../model/key.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { CorruptionError, messageOf } from '../lib/errors.js'
+import { messageOf } from '../lib/errors.js'
 import { layerCorrupt } from './layer-format.js'
 import { recordTypeName } from '../pg/rmgr-identify.js'
 import { rmgrName } from '../pg/rmgr.js'
@@ -96,10 +96,3 @@ export function expectedPlacementOf(path: string): { expectedName?: string; expe
   return out
 }
 
-/** An intact layer file at a path the page server would refuse it at (`reader.placementProblem`). */
-export function misplacedLayer(path: string, why: string): CorruptionError {
-  return new CorruptionError('LAYER_MISPLACED', `layer file ${path} does not belong at this path: ${why}; the page server refuses it here`, {
-    hint: 'Its contents are intact. Put back the file that belongs here (from a backup of the workdir), and move this one to the timeline and name its header gives.',
-    details: { path },
-  })
-}

@@ -12,7 +12,7 @@
  * file, never a wrong value. Entries are compared as raw bytes (key ‖ lsn, 26 bytes, big-endian), so a
  * lookup decodes nothing but the entries it returns.
  */
-import { assert } from '../lib/errors.js'
+import { assert, CorruptionError } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
 import { KEY_BYTES, keyFromBytes, keyToBytes, type Key } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
@@ -165,7 +165,7 @@ export class LayerFileReader {
     const h = this.header
     this.desc = h.kind === 'delta' ? deltaLayerDesc({ start: h.keyStart, end: h.keyEnd }, { start: h.lsnStart, end: h.lsnEnd }) : imageLayerDesc({ start: h.keyStart, end: h.keyEnd }, h.lsnStart)
     const misplaced = this.placementProblem(options)
-    if (misplaced !== null) throw layerCorrupt(path, misplaced)
+    if (misplaced !== null) throw misplacedLayer(path, misplaced)
     this.top = file.read(h.topOffset, h.topBytes)
     if (crc32c(this.top) !== h.topCrc) throw layerCorrupt(path, 'top-level index checksum mismatch')
     this.perBlock = entriesPerBlock(h.indexBlockBytes)
@@ -465,4 +465,12 @@ export class LayerFileReader {
     if (seen !== h.entryCount) throw layerCorrupt(this.path, `found ${seen} entries, header says ${h.entryCount}`)
     if (keys !== h.keyCount) throw layerCorrupt(this.path, `found ${keys} keys, header says ${h.keyCount}`)
   }
+}
+
+/** An intact layer file at a path the page server refuses it at (`placementProblem`): not damage to restore. */
+export function misplacedLayer(path: string, why: string): CorruptionError {
+  return new CorruptionError('LAYER_MISPLACED', `layer file ${path} does not belong at this path: ${why}; the page server refuses it here`, {
+    hint: 'Its contents are intact. Put back the file that belongs here (from a backup of the workdir), and move this one to the timeline and name its header gives.',
+    details: { path },
+  })
 }

@@ -178,8 +178,11 @@ describe('layer file corruption', () => {
       expect(() => DeltaLayer.open(join(dir, 'nope'))).toThrow(NotFoundError)
       // a layer file under another layer's name
       await writeFile(p, original)
-      expect(() => DeltaLayer.open(p, { expectedName: fin.desc.name.replace('__0000000000000001', '__0000000000000002') })).toThrow(/header describes layer/)
-      expect(() => DeltaLayer.open(p, { expectedTimelineId: TENANT as never })).toThrow(/belongs to timeline/)
+      // (intact, so LAYER_MISPLACED with its own hint, not damage to restore)
+      expect(() => DeltaLayer.open(p, { expectedName: fin.desc.name.replace('__0000000000000001', '__0000000000000002') })).toThrow(
+        expect.objectContaining({ code: 'LAYER_MISPLACED', message: expect.stringMatching(/header describes layer/), hint: expect.stringContaining('Its contents are intact') }),
+      )
+      expect(() => DeltaLayer.open(p, { expectedTimelineId: TENANT as never })).toThrow(expect.objectContaining({ code: 'LAYER_MISPLACED', message: expect.stringMatching(/belongs to timeline/) }))
     })
   })
 
