@@ -159,7 +159,9 @@ export function encodeMetadata(m: TimelineMetadata): Buffer {
 export function decodeMetadata(buf: Buffer, path: string): TimelineMetadata {
   const corrupt = (why: string) =>
     new CorruptionError('METADATA_CORRUPT', `timeline metadata ${path} is corrupt: ${why}`, {
-      hint: 'The file was damaged: restore it from a backup of the workdir, or delete the timeline (`pageserver timeline delete`) and create or import it again.',
+      hint:
+        'The file was damaged, the layer files beside it are not: restore it from a backup of the workdir (a copy older than the layer files ' +
+        'makes the newer ones move aside into future-layers/, from where they can be put back). Deleting the timeline and importing it again loses its history and its branches.',
       details: { path },
     })
   if (buf.length < HEADER_BYTES) throw corrupt('file is too short')

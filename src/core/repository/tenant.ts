@@ -288,7 +288,7 @@ export function ancestorNotLoaded(tenantId: TenantId, id: TimelineId, ancestorId
   // A missing ancestor is not a lookup of the caller's failing: the branch's own metadata names it.
   const kind = e.kind === 'not_found' ? 'corruption' : e.kind
   return errorOfKind(kind, 'ANCESTOR_NOT_LOADED', `timeline ${id} of tenant ${tenantId} cannot load because its ancestor ${ancestorId} cannot: ${e.message}`, {
-    hint: e.hint ?? 'Repair or restore the ancestor timeline first.',
+    hint: `This branch's own files are not at fault: repair its ancestor ${ancestorId} first${e.hint ? ` (${e.hint})` : ''}.`,
     cause: e,
     details: { ancestorTimelineId: ancestorId, ancestorError: e.code },
   })
