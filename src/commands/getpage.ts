@@ -8,9 +8,7 @@ import { getPage, type GetPageResult } from '../core/app/pages.js'
 import { summarizePage, type PageSummary } from '../core/redo/page-summary.js'
 import { writeOutputFile } from '../core/storage/output-file.js'
 import { formatLsn } from '../core/pg/lsn.js'
-
-/** How long a request to a server may take before the command says what it may be waiting for. */
-const WAIT_NOTICE_MS = 2000
+import { waitNotice } from '../cli/wait-notice.js'
 
 /** The result of getPage with a summary in place of the page bytes, and where it came from. */
 interface GetPageJson extends Omit<GetPageResult, 'page'> {
@@ -58,15 +56,13 @@ export default class GetPage extends BaseCommand<typeof GetPage> {
       source = 'server'
       // A page at an LSN the server has not received yet waits for that WAL (up to its wait_lsn_timeout):
       // say so rather than look hung.
-      const notice = setTimeout(() => {
-        const at = f.lsn === undefined ? '' : ` at ${formatLsn(f.lsn)}`
-        process.stderr.write(`pageserver: still waiting for ${serverAddr}: a page${at} whose WAL the server has not received yet is answered when that WAL arrives, or fails after its wait_lsn_timeout\n`)
-      }, WAIT_NOTICE_MS)
+      const at = f.lsn === undefined ? '' : ` at ${formatLsn(f.lsn)}`
+      const notice = waitNotice(`still waiting for ${serverAddr}: a page${at} whose WAL the server has not received yet is answered when that WAL arrives, or fails after its wait_lsn_timeout`)
       let s: Awaited<ReturnType<typeof getPageFromServer>>
       try {
         s = await getPageFromServer({ server: serverAddr, tenant: f.tenant, timeline: f.timeline, rel: f.rel, fork: f.fork, block: f.blk, lsn: f.lsn, token: f.token })
       } finally {
-        clearTimeout(notice)
+        notice.cancel()
       }
       r = { tenantId: s.tenantId, timelineId: s.timelineId, rel: s.rel, fork: s.fork, blk: s.block, lsn: s.requestLsn, nblocks: s.nblocks, pastEnd: s.pastEnd, page: s.page }
     } else {

@@ -130,6 +130,10 @@ describe.skipIf(!pgAvailable())('pageserver getpage output', () => {
       const now = await getpage(['--server', serve.pgAddr, '--json'])
       expect(now.code, now.stderr).toBe(0)
       expect(now.stderr).not.toContain('still waiting')
+      // An export at that LSN says so too (an audit's waited 5 minutes in silence).
+      const ex = await runCli(['timeline', 'export', '--workdir', wd, '--tenant', tenant, '--timeline', timeline, '--server', serve.pgAddr, '--lsn', future, '-D', join(wd, 'never'), '--json'])
+      expect(ex.code).toBe(7)
+      expect(ex.stderr).toContain(`still waiting for ${serve.pgAddr}: a backup at ${future} whose WAL the server has not received yet`)
     } finally {
       await serve.stop()
     }

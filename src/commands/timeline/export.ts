@@ -9,6 +9,8 @@ import { exportTimeline, exportTimelineFromServer, postgresCannotReach, type Exp
 import { abortOnSignals } from '../../cli/interrupt.js'
 import { formatBytes } from '../../core/lib/units.js'
 import { firstFreePort } from '../../core/app/local-postgres.js'
+import { formatLsn } from '../../core/pg/lsn.js'
+import { waitNotice } from '../../cli/wait-notice.js'
 
 export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
   static override summary = 'Write the full backup of a timeline at an LSN into a directory stock PostgreSQL 15 starts from.'
@@ -47,7 +49,9 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     const f = this.flags
     const progress = await startProgress(`exporting timeline ${f.timeline}`, this.jsonEnabled())
     let lastDrawMs = 0
+    let notice: { cancel(): void } | null = null
     const onProgress = (bytes: number, files: number) => {
+      notice?.cancel()
       const now = Date.now()
       if (now - lastDrawMs < 100) return
       lastDrawMs = now
@@ -65,6 +69,8 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     try {
       if (serverAddr !== undefined) {
         const { host, port } = parseServerAddress(serverAddr)
+        const at = f.lsn === undefined ? '' : ` at ${formatLsn(f.lsn)}`
+        notice = waitNotice(`still waiting for ${serverAddr}: a backup${at} whose WAL the server has not received yet starts when that WAL arrives, or fails after its wait_lsn_timeout`)
         r = await exportTimelineFromServer(ctx, { ...common, host, port, ...(f.token === undefined ? {} : { token: f.token }) })
       } else {
         r = await exportTimeline(ctx, common)
@@ -73,6 +79,7 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
       progress.fail()
       throw e
     } finally {
+      notice?.cancel()
       interrupt.dispose()
     }
     progress.succeed(`exported timeline ${r.timelineId} at ${r.lsn}: ${r.files} files, ${formatBytes(r.bytes)}`)
