@@ -9,7 +9,9 @@ export default class TimelineBranch extends BaseCommand<typeof TimelineBranch> {
   static override description =
     'The new timeline reads its ancestor below the branch point and keeps its own changes above it; nothing is ' +
     'copied. The LSN (aligned up to 8) must not be above the ancestor\'s last record nor below its GC cutoff or ' +
-    'first readable LSN.'
+    'first readable LSN. Any LSN works: the branch holds the records that end at or before it, so one inside a ' +
+    'record\'s bytes leaves that record out, and one inside a WAL page header stands for the page boundary (the ' +
+    'output and errors name the LSN so adjusted).'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --ancestor fedcba9876543210fedcba9876543210 --lsn 0/16B3748']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),

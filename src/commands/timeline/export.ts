@@ -38,7 +38,11 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
     timeline: timelineIdFlag({ summary: 'The timeline.', required: true }),
-    lsn: lsnFlag({ summary: "The backup LSN (default: the timeline's last record LSN); aligned up to 8." }),
+    lsn: lsnFlag({
+      summary:
+        "The backup LSN (default: the timeline's last record LSN); aligned up to 8. The backup holds the records that end at or " +
+        'before it (one inside a record leaves that record out; one inside a WAL page header stands for the page boundary).',
+    }),
     pgdata: Flags.string({ char: 'D', charAliases: ['o'], summary: 'The data directory to write (new or empty).', required: true, helpValue: 'DIR' }),
     server: Flags.string({ summary: 'Fetch the backup from a running page server at HOST:PORT (its listen_pg_addr) instead of reading the workdir.', helpValue: 'HOST:PORT' }),
     token: Flags.string({ summary: 'JWT for a page server with NeonJWT auth.', env: 'NEON_AUTH_TOKEN', helpValue: 'JWT' }),

@@ -9,6 +9,7 @@ import { DatadirReader } from '../datadir/read.js'
 import type { Tenant } from '../repository/tenant.js'
 import type { Timeline } from '../repository/timeline.js'
 import { lsnBeforeStart } from '../page-service/lsn-rules.js'
+import { liftToSameWal } from './wal-position.js'
 import { withRepository, type AppContext } from './context.js'
 
 export interface GetPageOptions {
@@ -56,7 +57,7 @@ export async function getPage(ctx: AppContext, o: GetPageOptions): Promise<GetPa
   return withRepository(ctx, async (repo) => {
     const tenant = await repo.tenant(o.tenantId)
     const tl = await tenant.timeline(o.timelineId)
-    const at = o.lsn ?? tl.lastRecordLsn
+    const at = o.lsn === undefined ? tl.lastRecordLsn : liftToSameWal(tl, o.lsn, tl.metadata.minReadableLsn)
     checkReadableLsn(tl, at)
     const reader = readerFor(tenant, tl)
     const nblocks = reader.relSize(o.rel, at)

@@ -13,7 +13,7 @@ import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids
 import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
 import { DBState, decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
 import { readSmallFile } from '../storage/small-file.js'
-import { positionBetweenRecords } from './wal-position.js'
+import { liftToSameWal, positionBetweenRecords } from './wal-position.js'
 import { DatadirImporter } from '../datadir/import.js'
 import { runInitdb } from '../postgres/initdb.js'
 import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
@@ -374,13 +374,14 @@ export async function branchTimelineIn(repo: Repository, ctx: AppContext, o: Bra
 export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {
   const a = ancestor.metadata
   const last = ancestor.lastRecordLsn
-  const at = requested === undefined ? last : positionBetweenRecords(ancestor, requested)
+  const at = requested === undefined ? last : liftToSameWal(ancestor, positionBetweenRecords(ancestor, requested), a.minReadableLsn)
   const refuse = (why: string, hint: string) =>
     new UsageError('BRANCH_LSN_INVALID', `cannot branch timeline ${ancestor.timelineId} at ${formatLsn(at)}: ${why}`, { hint })
   if (at > last) throw refuse(`it is above the ancestor's last record ${formatLsn(last)}`, 'Sync the ancestor first (`timeline sync`), or pick an earlier LSN.')
   if (at < a.latestGcCutoffLsn) throw refuse(`it is below the ancestor's GC cutoff ${formatLsn(a.latestGcCutoffLsn)}`, 'History below the GC cutoff is gone; pick a later LSN.')
-  if (at < a.minReadableLsn) throw refuse(`the ancestor serves pages only from ${formatLsn(a.minReadableLsn)}`, 'Pick an LSN at or after the ancestor\'s first readable LSN.')
+  // Before the first-readable check, which a branch's own branch point also sets: this one says what to do.
   if (a.ancestorLsn !== null && at < a.ancestorLsn) throw refuse(`it is below the ancestor's own branch point ${formatLsn(a.ancestorLsn)}`, 'Branch from the ancestor\'s ancestor instead.')
+  if (at < a.minReadableLsn) throw refuse(`the ancestor serves pages only from ${formatLsn(a.minReadableLsn)}`, 'Pick an LSN at or after the ancestor\'s first readable LSN.')
   return {
     diskConsistentLsn: at,
     prevRecordLsn: at === last ? ancestor.prevRecordLsn : null,

@@ -8,7 +8,8 @@
 import { controlFileKey } from '../datadir/mapping.js'
 import { decodeControlFile } from '../pg/controlfile.js'
 import { alignLsn8, type Lsn } from '../pg/lsn.js'
-import { lsnOutsidePageHeader } from '../pg/synthetic-wal.js'
+import { checkpointRecordLsn, lsnOutsidePageHeader } from '../pg/synthetic-wal.js'
+import { XLOG_BLCKSZ } from '../pg/wal-page.js'
 import { DEFAULT_WAL_SEGMENT_SIZE } from '../pg/wal-page.js'
 import type { Timeline } from '../repository/timeline.js'
 
@@ -20,6 +21,17 @@ export function positionBetweenRecords(tl: Timeline, requested: Lsn): Lsn {
   // refusal): left as asked, for the caller to refuse.
   if (requested > ALIGNABLE_LSN_MAX) return requested
   return lsnOutsidePageHeader(alignLsn8(requested), storedWalSegmentSize(tl))
+}
+
+/**
+ * `lsn`, or `floor` when `lsn` is the page boundary whose header ends at `floor`: the same WAL (no record ends
+ * inside a header), so a read or backup there is one at `floor`. A timeline's first readable LSN can sit right
+ * after a header (a branch made there, a base backup that ended there) while a backup of it names the page
+ * boundary: an audit's export at the LSN another export reported was refused as before the start.
+ */
+export function liftToSameWal(tl: Timeline, lsn: Lsn, floor: Lsn): Lsn {
+  if (lsn >= floor || lsn % BigInt(XLOG_BLCKSZ) !== 0n) return lsn
+  return checkpointRecordLsn(lsn, storedWalSegmentSize(tl)) === floor ? floor : lsn
 }
 
 /** The WAL segment size in the timeline's stored pg_control (long page headers start each segment). */
