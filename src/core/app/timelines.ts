@@ -227,8 +227,9 @@ function readMetadataOrError(tenantId: TenantId, id: TimelineId, dir: string): T
   try {
     return readMetadata(join(dir, METADATA_FILE))
   } catch (e) {
-    // The directory is listed, so a missing file is damage (as a load reports it).
-    if (e instanceof NotFoundError) return metadataMissing(tenantId, id, dir)
+    // A missing file in a directory still there is damage (as a load reports it); with the directory gone,
+    // the timeline was deleted since the listing.
+    if (e instanceof NotFoundError && existsSync(dir)) return metadataMissing(tenantId, id, dir)
     if (e instanceof PageserverError) return e
     throw e
   }
