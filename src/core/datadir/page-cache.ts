@@ -90,9 +90,11 @@ export class PageCache extends ClockCache<Key, Entry> {
   /**
    * Offers the page served for `key` at `readLsn`, whose newest version (an image, or the last record
    * redone) was written at `versionLsn`, with nothing newer up to readLsn. If admitted, a copy is kept:
-   * `page` may be a view of a larger read buffer, which a cached view would keep alive whole.
+   * `page` may be a view of a larger read buffer, which a cached view would keep alive whole. `atOnce` admits
+   * it on its first offer (an SLRU page, few and costly to rebuild: a backup reads each once, and the pages
+   * GetPage offers between two backups would push it out of the ghosts).
    */
-  offer(space: PageCacheSpace, key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer): void {
+  offer(space: PageCacheSpace, key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer, atOnce = false): void {
     if (readLsn > space.oracle.lastRecordLsn) return
     const bytes = page.length + ENTRY_OVERHEAD_BYTES
     if (!this.fits(bytes)) return
@@ -101,7 +103,7 @@ export class PageCache extends ClockCache<Key, Entry> {
       // A newer read replaces the entry; an older one leaves it (the entry serves the latest reads).
       if (readLsn <= old.knownUpToLsn) return
       this.remove(old)
-    } else if (!this.admit(space, key)) {
+    } else if (!atOnce && !this.admit(space, key)) {
       return
     }
     this.insert({ space, key, bytes, page: ownedCopy(page), versionLsn, knownUpToLsn: readLsn, referenced: false, prev: null, next: null })
@@ -121,8 +123,8 @@ export class PageCacheSpace extends ClockSpace<Key, Entry> {
     return this.cache.get(this, key, lsn)
   }
 
-  offer(key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer): void {
-    this.cache.offer(this, key, versionLsn, readLsn, page)
+  offer(key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer, atOnce = false): void {
+    this.cache.offer(this, key, versionLsn, readLsn, page, atOnce)
   }
 
   versionAtOrBelow(key: Key, lsn: Lsn): { page: Buffer; versionLsn: Lsn } | null {

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import { DatadirReader, type RedoService } from '../../../src/core/datadir/read.js'
-import { encodeBlockCount, encodeRelDir, relBlockKey, relDirKey, relSizeKey } from '../../../src/core/datadir/mapping.js'
+import { encodeBlockCount, encodeRelDir, encodeU32Set, relBlockKey, relDirKey, relSizeKey, slruBlockKey, slruDirKey, slruSegmentSizeKey } from '../../../src/core/datadir/mapping.js'
+import { SlruKind } from '../../../src/core/pg/slru.js'
 import { Timeline } from '../../../src/core/repository/timeline.js'
 import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
@@ -196,6 +197,39 @@ describe('DatadirReader', () => {
       expect(() => reader.relSize(REL, l4)).toThrow(NotFoundError)
       expect(reader.relSize(REL, l3)).toBe(9)
       expect(reader.relations(REL.spcNode, REL.dbNode, l4)).toEqual([OTHER])
+    } finally {
+      await tl.close()
+    }
+  })
+
+  it('reads SLRU segments through the page cache: a second read redoes only the records since the first, and pages carry no checksum', async () => {
+    const { tl, reader, requests } = await setup()
+    try {
+      const rec = (n: number) => encodeValue(recordValue(Buffer.alloc(24, n), false))
+      const l1 = at(tl, 0x110, [
+        [slruDirKey(SlruKind.Clog), image(encodeU32Set([0]))],
+        [slruSegmentSizeKey(SlruKind.Clog, 0), image(encodeBlockCount(2))],
+        [slruBlockKey(SlruKind.Clog, 0, 0), image(Buffer.alloc(8192, 0x77))],
+        [slruBlockKey(SlruKind.Clog, 0, 1), image(Buffer.alloc(8192, 0x11))],
+      ])
+      // Commits since: 40 records on page 0.
+      let l = 0x110
+      for (let i = 0; i < 40; i++) at(tl, (l += 8), [[slruBlockKey(SlruKind.Clog, 0, 0), rec(i)]])
+      const first = await reader.slruSegment(SlruKind.Clog, 0, lsn(l))
+      expect(requests.map((r) => r.records.length)).toEqual([40])
+      expect(first.subarray(0, 8192).equals(Buffer.from(page(0x77 + 40)))).toBe(true) // no checksum set on it
+      expect(first.subarray(8192).every((b) => b === 0x11)).toBe(true)
+      await expect(reader.slruSegment(SlruKind.Clog, 0, lsn(l1))).resolves.toHaveLength(2 * 8192)
+      // Five more commits: the next read redoes those five on the cached page, not all 45 from the image.
+      for (let i = 0; i < 5; i++) at(tl, (l += 8), [[slruBlockKey(SlruKind.Clog, 0, 0), rec(100 + i)]])
+      requests.length = 0
+      const second = await reader.slruSegment(SlruKind.Clog, 0, lsn(l))
+      expect(requests.map((r) => r.records.length)).toEqual([5])
+      expect(second.subarray(0, 8192).equals(Buffer.from(page(0x77 + 45)))).toBe(true)
+      // And at the same LSN again, nothing at all.
+      requests.length = 0
+      await reader.slruSegment(SlruKind.Clog, 0, lsn(l))
+      expect(requests).toEqual([])
     } finally {
       await tl.close()
     }
