@@ -233,6 +233,9 @@ export class JsonHttpServer {
   }
 }
 
+/** After answering a malformed or too-slow request, how long the client may take to close before the socket is destroyed. */
+export const CLIENT_ERROR_LINGER_MS = 2_000
+
 /** Node's HTTP parser refusals, by its error code: status, our code, and what to say. */
 const CLIENT_ERRORS: Readonly<Record<string, { status: number; code: string; msg: string }>> = {
   HPE_HEADER_OVERFLOW: { status: 431, code: 'HEADERS_TOO_LARGE', msg: 'request headers larger than 16 KiB' },
@@ -250,6 +253,11 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   socket.end(
     `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   )
+  // A client that neither reads nor closes would keep the half-closed socket (and a descriptor) for good: a
+  // soak audit's server held one per such client up to the connection cap.
+  const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS)
+  linger.unref()
+  socket.once('close', () => clearTimeout(linger))
 }
 
 function parseRequestUrl(target: string): URL {

@@ -68,6 +68,11 @@ import type { ResolvedPageServiceOptions } from './options.js'
 
 /** After our last message, how long a peer may take to close its side before the socket is destroyed. */
 const LINGER_MS = 5_000
+/**
+ * The same while the server shuts down: long enough for the last message to be read, short enough that
+ * connected clients do not hold the stop up to its deadline (a soak audit's stop took 5 s with three idle ones).
+ */
+const SHUTDOWN_LINGER_MS = 200
 
 /** Bytes of one GetPage response (the page and its frame head, rounded up). */
 const PAGE_RESPONSE_BYTES = BLCKSZ + 64
@@ -540,7 +545,7 @@ export class PageServiceConnection {
     this.socket.end()
     // Keep consuming input so the peer gets our last message instead of a reset.
     this.socket.resume()
-    setTimeout(() => this.socket.destroy(), LINGER_MS).unref()
+    setTimeout(() => this.socket.destroy(), this.shuttingDown ? SHUTDOWN_LINGER_MS : LINGER_MS).unref()
   }
 
   private onClosed(): void {

@@ -4,7 +4,7 @@
 // mid-body is logged at debug, not as a handler failure; 405 carries Allow; HEAD answers like GET.
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Socket } from 'node:net'
-import { JsonHttpServer } from '../../../src/core/http/http-server.js'
+import { CLIENT_ERROR_LINGER_MS, JsonHttpServer } from '../../../src/core/http/http-server.js'
 import { createManagementServer, MANAGEMENT_CONNECTIONS_MAX, MANAGEMENT_HEADERS_TIMEOUT_MS } from '../../../src/core/http/management-api.js'
 import { fakeOps } from './fake-ops.js'
 
@@ -88,6 +88,30 @@ describe('connection cap', () => {
     // The others are answered 408 and closed once their headers are late.
     for (const c of idle.slice(1)) expect(await within(c.closed, 5_000)).not.toBe('timeout')
     expect(idle[1]!.received().split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+  })
+
+  it('a client that neither reads nor closes after a 408 is cut off: the half-closed socket does not stay for good', async () => {
+    const port = await listen(createManagementServer(fakeOps(), null, { headersTimeoutMs: 500 }))
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    cleanups.push(() => void socket.destroy())
+    let got = ''
+    socket.on('data', (d) => (got += d.toString('latin1')))
+    const ended = new Promise<void>((r) => socket.once('end', () => r()))
+    const gone = new Promise<string>((r) => {
+      socket.once('error', (e: NodeJS.ErrnoException) => r(e.code ?? 'error'))
+      socket.once('close', () => r('close'))
+    })
+    await new Promise<void>((r) => socket.once('connect', () => r()))
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n')
+    expect(await within(ended, 3_000)).not.toBe('timeout')
+    expect(got.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout')
+    // Our side stays open (allowHalfOpen) and says nothing; after the linger the server has let go of the socket,
+    // so what we write now is answered with a reset.
+    await new Promise((r) => setTimeout(r, CLIENT_ERROR_LINGER_MS + 500))
+    socket.write('x')
+    await new Promise((r) => setTimeout(r, 100))
+    if (!socket.destroyed) socket.write('x')
+    expect(await within(gone, 2_000)).toMatch(/ECONNRESET|EPIPE|close/)
   })
 
   it('with every connection in the middle of a request, a new one is closed at once without an answer', async () => {

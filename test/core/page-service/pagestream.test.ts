@@ -340,6 +340,18 @@ describe('ending a pagestream', () => {
     expect(r.server.metrics.connectionsLive).toBe(0)
   })
 
+  it('server close(): clients that never close their side do not hold the stop up to its deadline', async () => {
+    const r = await start()
+    const idle = await r.raw({ allowHalfOpen: true })
+    await idle.login()
+    const t0 = Date.now()
+    await r.server.close()
+    // Before, the stop waited the whole linger (5 s, the close deadline) for such a client to close.
+    expect(Date.now() - t0).toBeLessThan(1_500)
+    expect(errorCode(await idle.frame())).toBe('57P01')
+    expect(r.server.liveConnections).toBe(0)
+  })
+
   it('server close(): a request waiting for WAL ends as 57P01 shutdown at once, after the answers before it', async () => {
     const r = await start({ waitLsnTimeoutMs: 60_000 })
     r.backend.main.last = lsn(0x20000)

@@ -15,7 +15,8 @@ export interface Running {
   readonly backend: FakeBackend
   readonly port: number
   client(opts?: Partial<PageServiceClientOptions>): Promise<PageServiceClient>
-  raw(): Promise<RawSocket>
+  /** `allowHalfOpen`: the client never closes its side by itself (as a client that stopped reading). */
+  raw(opts?: { allowHalfOpen?: boolean }): Promise<RawSocket>
   stop(): Promise<void>
 }
 
@@ -50,8 +51,8 @@ export async function startServer(options: PageServiceOptions = {}, backend = ne
       clients.push(c)
       return c
     },
-    async raw() {
-      const r = await RawSocket.connect(port)
+    async raw(opts = {}) {
+      const r = await RawSocket.connect(port, opts.allowHalfOpen === true)
       raws.push(r)
       return r
     },
@@ -89,8 +90,8 @@ export class RawSocket {
     socket.on('error', () => undefined)
   }
 
-  static async connect(port: number): Promise<RawSocket> {
-    const s = connect({ host: '127.0.0.1', port })
+  static async connect(port: number, allowHalfOpen = false): Promise<RawSocket> {
+    const s = connect({ host: '127.0.0.1', port, allowHalfOpen })
     await new Promise<void>((resolve, reject) => {
       s.once('connect', resolve)
       s.once('error', reject)
