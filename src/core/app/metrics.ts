@@ -76,19 +76,22 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   const redo = [...tenants.values()].flatMap((t) => t.redoStats())
   const sum = (f: (x: (typeof redo)[number]) => number): number => redo.reduce((n, x) => n + f(x), 0)
   gauge('pageserver_wal_redo_processes', 'Live WAL redo worker processes, all tenants together.', [[{}, sum((x) => x.workers)]])
-  counter('pageserver_wal_redo_processes_total', 'WAL redo worker processes started, reaped after wal_redo_idle_timeout, and stopped to make room for another tenant at wal_redo_max_processes, since their tenant was loaded.', [
-    [{ event: 'spawned' }, sum((x) => x.spawned)],
-    [{ event: 'reaped' }, sum((x) => x.reaped)],
-    [{ event: 'reclaimed' }, sum((x) => x.reclaimed)],
+  // Counters from the server's budget, which every pool reports to: sums over the tenants loaded now would
+  // step down when one is deleted, which Prometheus reads as a reset.
+  const totals = redoBudget?.totals ?? { spawned: sum((x) => x.spawned), reaped: sum((x) => x.reaped), reclaimed: sum((x) => x.reclaimed), requests: sum((x) => x.requests), failed: sum((x) => x.failed) }
+  counter('pageserver_wal_redo_processes_total', 'WAL redo worker processes started, reaped after wal_redo_idle_timeout, and stopped to make room for another tenant at wal_redo_max_processes, since the server started.', [
+    [{ event: 'spawned' }, totals.spawned],
+    [{ event: 'reaped' }, totals.reaped],
+    [{ event: 'reclaimed' }, totals.reclaimed],
   ])
   if (redoBudget !== undefined) {
     const b = redoBudget.stats()
     gauge('pageserver_wal_redo_processes_max', 'wal_redo_max_processes: the cap on WAL redo worker processes, all tenants together.', [[{}, b.max]])
     gauge('pageserver_wal_redo_pools_waiting', 'Tenants with redo requests and no worker, waiting for one at wal_redo_max_processes.', [[{}, b.waiting]])
   }
-  counter('pageserver_wal_redo_requests_total', 'WAL redo requests, and those that failed.', [
-    [{ result: 'all' }, sum((x) => x.requests)],
-    [{ result: 'failed' }, sum((x) => x.failed)],
+  counter('pageserver_wal_redo_requests_total', 'WAL redo requests since the server started, and those that failed.', [
+    [{ result: 'all' }, totals.requests],
+    [{ result: 'failed' }, totals.failed],
   ])
   if (slabs !== undefined) {
     gauge('pageserver_in_memory_slab_bytes', 'Slab memory of the in-memory layers: held by layers (resident), free in the pool for reuse (pooled; given back after a minute unused).', [

@@ -310,6 +310,7 @@ export class WalRedoManager {
 
   private redoOne(tag: RedoRequestInput['tag'], chunks: Buffer[], callOptions: RedoCallOptions): Promise<Buffer> {
     this.counters.requests++
+    if (this.budget !== null) this.budget.totals.requests++
     const job = new Job(this.hooks, chunks, new RedoSendOptions(tag, this.opts.requestTimeoutMs), true, callOptions.signal)
     this.submit(job)
     return job.promise
@@ -470,7 +471,10 @@ export class WalRedoManager {
       }
       job.resolve(result)
     } else {
-      if (isRedo) this.counters.failed++
+      if (isRedo) {
+        this.counters.failed++
+        if (this.budget !== null) this.budget.totals.failed++
+      }
       job.reject(result)
     }
   }
@@ -514,6 +518,7 @@ export class WalRedoManager {
     this.retiring.add(w)
     this.givenUp.add(w)
     this.counters.reclaimed++
+    if (this.budget !== null) this.budget.totals.reclaimed++
     this.opts.logger('debug', 'stopping a redo worker for another tenant', { worker: w.seq, pid: w.pid, inFlight: w.inFlight })
     if (w.inFlight === 0) void w.stop(this.opts.stopGraceMs, false)
     else this.draining.add(w)
@@ -522,6 +527,7 @@ export class WalRedoManager {
   private spawn(): WorkerProcess {
     this.seq++
     this.counters.spawned++
+    if (this.budget !== null) this.budget.totals.spawned++
     const w = new WorkerProcess({
       command: this.opts.command,
       env: this.env,
@@ -581,6 +587,7 @@ export class WalRedoManager {
     this.workers.delete(w)
     this.retiring.add(w)
     this.counters.reaped++
+    if (this.budget !== null) this.budget.totals.reaped++
     this.opts.logger('debug', 'stopping idle redo worker', { worker: w.seq, pid: w.pid, idleMs: this.opts.idleTimeoutMs })
     void w.stop(this.opts.stopGraceMs, false)
   }

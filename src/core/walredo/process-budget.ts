@@ -42,7 +42,18 @@ export interface RedoProcessBudgetStats {
   reclaimed: number
 }
 
+/** Events of every pool of a budget since it was made: monotonic, unlike sums over the pools alive now. */
+export interface RedoTotals {
+  spawned: number
+  reaped: number
+  reclaimed: number
+  requests: number
+  failed: number
+}
+
 export class RedoProcessBudget {
+  /** Counted by the pools (manager.ts); a deleted tenant's pool leaves its counts here. */
+  readonly totals: RedoTotals = { spawned: 0, reaped: 0, reclaimed: 0, requests: 0, failed: 0 }
   private used = 0
   private reclaimedTotal = 0
   private readonly members = new Set<RedoBudgetMember>()

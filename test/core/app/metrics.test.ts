@@ -74,15 +74,25 @@ describe('renderMetrics', () => {
     const a = tenant('a'.repeat(32), [stats(2, 5, 3, 100, 1), stats(1, 1, 0, 10, 0)])
     const b = tenant('b'.repeat(32), [stats(1, 2, 1, 7, 2, 1)])
     // Two timelines of tenant a: its pools are counted once.
-    const budget = new RedoProcessBudget(6)
-    const text = renderMetrics([service(a, '1'.repeat(32)), service(a, '2'.repeat(32)), service(b, '3'.repeat(32))], pageService, { redoBudget: budget })
+    const services = [service(a, '1'.repeat(32)), service(a, '2'.repeat(32)), service(b, '3'.repeat(32))]
+    const text = renderMetrics(services, pageService)
     const plain = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
     expect(plain('pageserver_wal_redo_processes')).toBe(4)
     expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(8)
     expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reaped"')).toBe(4)
     expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reclaimed"')).toBe(1)
-    expect(plain('pageserver_wal_redo_processes_max')).toBe(6)
-    expect(plain('pageserver_wal_redo_pools_waiting')).toBe(0)
+    // A server's budget keeps the totals of every pool it ever had: counters that never step down when a
+    // tenant (and its pools) goes.
+    const budget = new RedoProcessBudget(6)
+    Object.assign(budget.totals, { spawned: 20, reaped: 9, reclaimed: 3, requests: 500, failed: 4 })
+    const withBudget = renderMetrics(services, pageService, { redoBudget: budget })
+    const plainOf = (name: string) => Number(withBudget.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
+    expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(20)
+    expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="reclaimed"')).toBe(3)
+    expect(sample(withBudget, 'pageserver_wal_redo_requests_total', 'result="all"')).toBe(500)
+    expect(plainOf('pageserver_wal_redo_processes')).toBe(4) // live processes: still the loaded pools'
+    expect(plainOf('pageserver_wal_redo_processes_max')).toBe(6)
+    expect(plainOf('pageserver_wal_redo_pools_waiting')).toBe(0)
     expect(sample(text, 'pageserver_wal_redo_requests_total', 'result="all"')).toBe(117)
     expect(sample(text, 'pageserver_wal_redo_requests_total', 'result="failed"')).toBe(3)
   })

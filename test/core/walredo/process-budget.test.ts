@@ -184,6 +184,8 @@ describe('WalRedoManager under a shared RedoProcessBudget, with real worker proc
     } finally {
       await closeAll(a, b)
     }
+    // The pools are gone; what they did stays counted.
+    expect(budget.totals).toEqual({ spawned: 6, reaped: 0, reclaimed: 5, requests: 6, failed: 0 })
   })
 
   it('a tenant that finds every process busy with others times out naming wal_redo_max_processes', async () => {
