@@ -135,6 +135,9 @@ interface EntryPos {
   index: number
 }
 
+/** Entries of one lookup's scratch kept for the next lookup; a longer lookup's scratch is dropped after it. */
+const MATCH_SCRATCH_KEEP = 256
+
 export class LayerFileReader {
   readonly header: LayerHeader
   readonly desc: LayerDesc
@@ -319,7 +322,21 @@ export class LayerFileReader {
       }
     }
     if (n > 0) this.readMatches(key, n, out)
+    if (n > MATCH_SCRATCH_KEEP) this.dropMatchScratch()
     return complete
+  }
+
+  /**
+   * Lets the scratch of a long lookup go: a CLOG page's chain is thousands of entries, and arrays grown to
+   * the longest lookup ever made stayed so in each of up to 512 open readers (a soak audit counted 400k
+   * BigInts held that way).
+   */
+  private dropMatchScratch(): void {
+    this.matchLsns = []
+    this.matchOffsets = []
+    this.matchLens = []
+    this.matchFlags = []
+    this.matchCrcs = []
   }
 
   /**
