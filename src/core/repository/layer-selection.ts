@@ -12,6 +12,7 @@
  *     file (LAYER_MISSING), whose pages would otherwise be rebuilt from older versions (an audit got a wrong
  *     page so). A missing first file cannot be told this way.
  */
+import { lstatSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { CorruptionError } from '../lib/errors.js'
 import type { TimelineId } from '../model/ids.js'
@@ -47,9 +48,10 @@ export function selectLayerFiles(dir: string, timelineId: TimelineId, fileNames:
   if (listed === null) checkL0Chain(dir, timelineId, load.map((l) => l.desc), meta)
   if (listed !== null && listed.size > 0) {
     const missing = [...listed].sort()
+    const first = join(dir, missing[0]!)
     throw new CorruptionError(
       'LAYER_MISSING',
-      `layer file ${join(dir, missing[0]!)} of timeline ${timelineId} is missing${missing.length > 1 ? ` (and ${missing.length - 1} more)` : ''}: without it, pages would be rebuilt from older versions`,
+      `layer file ${first} of timeline ${timelineId} ${whatIsThere(first)}${missing.length > 1 ? ` (and ${missing.length - 1} more are missing)` : ''}: without it, pages would be rebuilt from older versions`,
       {
         hint: 'Restore the missing layer files from a backup of the workdir; the timeline is not served until they are back.',
         details: { missing },
@@ -80,4 +82,24 @@ function checkL0Chain(dir: string, timelineId: TimelineId, descs: readonly Layer
     }
     if (d !== null) end = d.lsnRange.end
   }
+}
+
+/** How a listed layer file is missing: not there at all, or something else than a regular file in its place. */
+function whatIsThere(path: string): string {
+  try {
+    const st = lstatSync(path)
+    if (st.isDirectory()) return 'is a directory, not a file'
+    if (st.isFIFO()) return 'is a FIFO, not a file'
+    if (st.isSymbolicLink()) {
+      try {
+        return statSync(path).isFile() ? 'is missing' : 'is a symbolic link to something that is not a file'
+      } catch {
+        return 'is a symbolic link to nothing (dangling)'
+      }
+    }
+    if (!st.isFile()) return 'is not a regular file'
+  } catch {
+    // not there
+  }
+  return 'is missing'
 }

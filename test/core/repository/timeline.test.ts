@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { readdirSync, renameSync, rmSync, writeFileSync, copyFileSync } from 'node:fs'
+import { readdirSync, renameSync, rmSync, writeFileSync, copyFileSync, mkdirSync, rmdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Timeline } from '../../../src/core/repository/timeline.js'
 import { readMetadata, writeMetadata } from '../../../src/core/repository/metadata.js'
@@ -132,7 +132,11 @@ describe('Timeline', () => {
     const missing = await load().catch((e: unknown) => e)
     expect(missing).toBeInstanceOf(CorruptionError)
     expect(missing).toMatchObject({ code: 'LAYER_MISSING', exitCode: 5 })
-    expect((missing as CorruptionError).message).toContain(join(dir, middle))
+    expect((missing as CorruptionError).message).toContain(`${join(dir, middle)} of timeline ${tl.timelineId} is missing`)
+    // Something else in its place is named for what it is.
+    mkdirSync(join(dir, middle))
+    await expect(load()).rejects.toMatchObject({ code: 'LAYER_MISSING', message: expect.stringContaining(`${join(dir, middle)} of timeline ${tl.timelineId} is a directory, not a file`) })
+    rmdirSync(join(dir, middle))
 
     // Back, plus a file the metadata does not list (a copy of another layer under another valid name).
     renameSync(kept, join(dir, middle))
