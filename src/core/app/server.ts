@@ -409,6 +409,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
           this.ctx.log?.('error', 'timeline failed to load; it is not served', { tenant: tid, timeline: tlid, code: err.code, message: err.message, hint: err.hint })
           continue
         }
+        if (tl.leftoversRemoved.length > 0) {
+          this.ctx.log?.('info', 'removed files a crash left half-written', { tenant: tid, timeline: tlid, files: tl.leftoversRemoved })
+        }
         for (const name of tl.layersMovedAside) {
           this.ctx.log?.('warn', 'layer file above disk_consistent_lsn moved aside', {
             tenant: tid,

@@ -108,6 +108,8 @@ export class Timeline {
   private readonly slabPool: SlabPool
   private readonly waiters: LsnWaiters
   private closed = false
+  /** Half-written files (`*___temp`) and spill files of in-memory layers this load removed (nothing durable). */
+  leftoversRemoved: readonly string[] = []
   /** Layer files this load moved aside (above disk_consistent_lsn; future-layers.ts), for the caller to report. */
   layersMovedAside: readonly string[] = []
   /** FUTURE_LAYERS_DIR holds files the timeline's layers do not cover yet: each flush checks them again. */
@@ -170,8 +172,7 @@ export class Timeline {
     const meta = readMetadata(join(dir, METADATA_FILE))
     const tl = new Timeline(tenantId, timelineId, dir, meta, ancestor, opts)
     if (!opts.readOnly) {
-      await removeTempFiles(dir)
-      await removeEphemeralFiles(dir)
+      tl.leftoversRemoved = [...(await removeTempFiles(dir)), ...(await removeEphemeralFiles(dir))]
     }
     const { load, future } = selectLayerFiles(dir, timelineId, (await listFiles(dir)).map((f) => f.name), meta)
     for (const l of load) {

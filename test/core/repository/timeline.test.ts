@@ -99,6 +99,7 @@ describe('Timeline', () => {
     expect(again.layerFiles().length).toBe(1)
     // Aside, not deleted: with metadata restored from an older backup it would be the only copy of its WAL.
     expect(again.layersMovedAside).toEqual([futureName])
+    expect([...again.leftoversRemoved].sort()).toEqual(['ephemeral-7', 'somelayer___temp'])
     expect(readdirSync(dir).sort()).toEqual(['future-layers', 'metadata', again.layerFiles()[0]!.desc.name].sort())
     expect(readdirSync(join(dir, 'future-layers'))).toEqual([futureName])
     expect(history(again, k(1), lsn(0x108)).image).toBe('v1')
