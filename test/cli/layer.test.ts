@@ -145,6 +145,18 @@ describe('pageserver layer list / dump', () => {
       expect(last.error.code).toBe('LAYER_CORRUPT')
       expect(last.error.message).toContain(bad)
 
+      // The first value damaged too: the scan goes past each fault, so the whole extent shows.
+      flipped[HEADER_BYTES + 2] ^= 0xff
+      await writeFile(bad, flipped)
+      const both = await runCli(['layer', 'dump', bad])
+      expect(both.code).toBe(5)
+      expect(both.stdout.match(/^FAULT: .*fails its checksum$/gm)).toHaveLength(2)
+      expect(both.stderr).toContain(`2 faults in ${bad} (1 entries intact); the first:`)
+      const bothJson = (await runCli(['layer', 'dump', bad, '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l))
+      expect(bothJson.filter((l) => l.fault !== undefined).map((l) => l.fault.code)).toEqual(['LAYER_CORRUPT', 'LAYER_CORRUPT'])
+      expect(bothJson.filter((l) => l.key !== undefined)).toHaveLength(1)
+      expect(bothJson.at(-1).error).toMatchObject({ code: 'LAYER_CORRUPT', message: expect.stringContaining('2 faults') })
+
       await writeFile(bad, bytes.subarray(0, 100))
       const t = await runCli(['layer', 'dump', bad, '--json'])
       expect(t.code).toBe(5)

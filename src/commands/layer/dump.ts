@@ -3,9 +3,9 @@
  *
  * Every index block and value is read and CRC-checked on the way, so a clean exit means a clean file.
  * Output streams (a 256 MiB layer holds millions of entries): text is one line per entry; --json is JSON
- * lines: {"summary": {...}}, then one object per entry, then {"end": {"entries": N}}. On corruption the
- * entries read before the fault are printed, then the error naming the file ({"error": {...}} as the last
- * line under --json), exit 5; so is an intact file the page server would refuse at its path
+ * lines: {"summary": {...}}, then one object per entry, then {"end": {"entries": N}}. Damage (a bad index
+ * block, entry or value) is printed where it is met ({"fault": {...}} under --json) and the scan goes on past
+ * it; then the error naming the file and the count ({"error": {...}} as the last line under --json), exit 5; so is an intact file the page server would refuse at its path
  * (LAYER_MISPLACED). A missing file exits 3. A closed stdout (`| head`) ends quietly.
  */
 import { Args, Flags } from '@oclif/core'
@@ -16,6 +16,7 @@ import { describeEntry, expectedPlacementOf, openLayerFile, type DumpedEntry } f
 import { misplacedLayer } from '../../core/layer/layer-file-reader.js'
 import type { LayerSummary } from '../../core/layer/layer-file-reader.js'
 import { formatBytes } from '../../core/lib/units.js'
+import { CorruptionError } from '../../core/lib/errors.js'
 import { formatLsn } from '../../core/pg/lsn.js'
 
 /** Entries are printed in batches of this many lines (one stdout write per batch). */
@@ -31,8 +32,11 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
     'followed by one line per entry: key, LSN, kind (image or record), length, will-init, and for a WAL record ' +
     'its resource manager and record type as pg_waldump names them. --values adds each value\'s bytes in hex. ' +
     'With --json, prints JSON lines: {"summary": {...}}, then one {key, lsn, kind, lengthBytes, willInit, rmgr, ' +
-    'type, storedBytes[, data]} per entry, then {"end": {"entries": N}}. A corrupt file prints what was read ' +
-    'before the fault, then an error naming the file, and exits 5; a missing file exits 3. A file intact but ' +
+    'type, storedBytes[, data]} per entry, then {"end": {"entries": N}}. Damage inside the file (an index block, ' +
+    'an entry or a value failing its checks) is printed where it is met ("FAULT: ..." lines; {"fault": {code, ' +
+    'message}} under --json) and the scan goes on past it (a bad index block is skipped whole), so the whole extent ' +
+    'shows; then an error naming the file and the number of faults, exit 5. A file whose header or top-level index ' +
+    'is damaged cannot be scanned: the error alone, exit 5. A missing file exits 3. A file intact but ' +
     'not where the page server would accept it (its header names another layer than its file name, or another ' +
     'tenant or timeline than the directory it is in) is dumped, then reported as LAYER_MISPLACED, exit 5.'
 
@@ -57,12 +61,19 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
     const out = new StdoutSink()
     let printed = 0
     let pending = ''
+    // Damage is reported where it is met and the scan goes on, so the whole extent shows (an operator deciding
+    // what to restore needs it); the first fault decides the exit.
+    const faults: CorruptionError[] = []
+    const onFault = (f: CorruptionError): void => {
+      faults.push(f)
+      pending += json ? JSON.stringify({ fault: { code: f.code, message: f.message } }) + '\n' : `FAULT: ${f.message}\n`
+    }
     try {
       const reader = openLayerFile(this.args.file)
       try {
         const summary = reader.dumpSummary()
         out.write(json ? JSON.stringify({ summary: summaryToJson(summary) }) + '\n' : summaryText(summary))
-        for (const e of reader.entries()) {
+        for (const e of reader.entries(onFault)) {
           const d = describeEntry(e, reader.path)
           pending += json ? JSON.stringify(entryToJson(d, this.flags.values)) + '\n' : entryLine(d, this.flags.values)
           if (++printed % PRINT_BATCH_ENTRIES === 0) {
@@ -71,6 +82,7 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
             if (out.closed) return
           }
         }
+        if (faults.length > 0) throw damaged(reader.path, faults, printed)
         const misplaced = reader.placementProblem(expectedPlacementOf(reader.path))
         if (misplaced !== null) throw misplacedLayer(reader.path, misplaced)
       } finally {
@@ -86,6 +98,16 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
       out.dispose()
     }
   }
+}
+
+/** The error a dump with faults ends with: the first fault's code, how many there were, what was intact. */
+function damaged(path: string, faults: CorruptionError[], intact: number): CorruptionError {
+  const first = faults[0]!
+  return new CorruptionError(first.code, faults.length === 1 ? first.message : `${faults.length} faults in ${path} (${intact} entries intact); the first: ${first.message}`, {
+    ...(first.hint === undefined ? {} : { hint: first.hint }),
+    details: { path, faults: faults.length, entriesIntact: intact },
+    cause: first,
+  })
 }
 
 function summaryToJson(s: LayerSummary): Record<string, unknown> {

@@ -428,8 +428,16 @@ export class LayerFileReader {
    * window when it is inside. Also checks what lookups cannot: entries strictly increasing, the header's
    * entry and key counts, and in version 1 values back to back covering the whole value area (in version 2,
    * values adding up to no more than it).
+   *
+   * A fault throws, unless `onFault` is given (`layer dump`, which shows the extent of the damage): then each
+   * is reported to it and the scan goes on past it: a bad index block is skipped whole, a bad entry or value
+   * alone; the counts are checked only when no block was skipped (they could not agree then).
    */
-  *entries(): Generator<LayerEntry, void, undefined> {
+  *entries(onFault?: (fault: CorruptionError) => void): Generator<LayerEntry, void, undefined> {
+    const fault = (e: unknown): void => {
+      if (onFault === undefined || !(e instanceof CorruptionError)) throw e
+      onFault(e)
+    }
     const h = this.header
     const valueEnd = h.valueOffset + h.valueBytes
     const placed = h.formatVersion === LAYER_FORMAT_VERSION_PLACED
@@ -439,48 +447,78 @@ export class LayerFileReader {
     let prev: Buffer | null = null
     let seen = 0
     let keys = 0
+    let blocksSkipped = 0
+    // After a skipped block the next value's offset is not known: taken from the entry that follows.
+    let resync = false
     for (let b = 0; b < h.indexBlockCount; b++) {
-      const block = this.cache.get(b) ?? this.readBlock(b)
+      let block: Buffer
+      try {
+        block = this.cache.get(b) ?? this.readBlock(b)
+      } catch (e) {
+        fault(e)
+        blocksSkipped++
+        prev = null
+        resync = true
+        continue
+      }
       const count = block.readUInt16BE(4)
       for (let i = 0; i < count; i++) {
         const off = INDEX_BLOCK_HEADER_BYTES + i * INDEX_ENTRY_BYTES
         const entryKey = block.subarray(off, off + TOP_ENTRY_BYTES)
-        if (prev !== null) {
-          const c = prev.compare(entryKey, 0, TOP_ENTRY_BYTES)
-          if (c >= 0) throw layerCorrupt(this.path, `index entries out of order in block ${b}`)
-          if (prev.compare(entryKey, 0, KEY_BYTES, 0, KEY_BYTES) !== 0) keys++
-        } else {
-          keys++
-        }
-        prev = entryKey
         const key = keyFromBytes(block, off)
         const lsn = block.readBigUInt64BE(off + KEY_BYTES) as Lsn
-        if (key < h.keyStart || key >= h.keyEnd) throw layerCorrupt(this.path, `key ${key} lies outside the layer's key range`)
-        if (lsn < h.lsnStart || lsn >= h.lsnEnd) throw layerCorrupt(this.path, `entry ${key}@${formatLsn(lsn)} lies outside the layer's LSN range`)
         const vOff = block.readUIntBE(off + 26, 6)
         const len = block.readUInt32BE(off + 32)
         const flags = block[off + 36]!
-        if (!placed && vOff !== expectOffset) throw layerCorrupt(this.path, `value of ${key} at ${formatLsn(lsn)} is not where the previous one ended`)
-        expectOffset += len
-        let stored: Buffer
-        if (vOff >= windowStart && vOff + len <= windowStart + window.length) {
-          stored = window.subarray(vOff - windowStart, vOff - windowStart + len)
-        } else if (placed || len > SCAN_WINDOW_BYTES) {
-          stored = this.file.read(vOff, len)
-        } else {
-          // A fresh window each time: values already yielded may still be referenced by the caller.
-          windowStart = vOff
-          window = this.file.read(vOff, Math.min(SCAN_WINDOW_BYTES, valueEnd - vOff))
-          stored = window.subarray(0, len)
+        if (resync) {
+          expectOffset = vOff
+          resync = false
         }
-        const value = this.decodeStored(stored, flags, block.readUInt32BE(off + 37), key, lsn)
+        let value: Buffer
+        try {
+          if (prev !== null) {
+            const c = prev.compare(entryKey, 0, TOP_ENTRY_BYTES)
+            if (c >= 0) throw layerCorrupt(this.path, `index entries out of order in block ${b}`)
+            if (prev.compare(entryKey, 0, KEY_BYTES, 0, KEY_BYTES) !== 0) keys++
+          } else {
+            keys++
+          }
+          prev = entryKey
+          if (key < h.keyStart || key >= h.keyEnd) throw layerCorrupt(this.path, `key ${key} lies outside the layer's key range`)
+          if (lsn < h.lsnStart || lsn >= h.lsnEnd) throw layerCorrupt(this.path, `entry ${key}@${formatLsn(lsn)} lies outside the layer's LSN range`)
+          if (!placed && vOff !== expectOffset) throw layerCorrupt(this.path, `value of ${key} at ${formatLsn(lsn)} is not where the previous one ended`)
+          let stored: Buffer
+          if (vOff >= windowStart && vOff + len <= windowStart + window.length) {
+            stored = window.subarray(vOff - windowStart, vOff - windowStart + len)
+          } else if (placed || len > SCAN_WINDOW_BYTES) {
+            stored = this.file.read(vOff, len)
+          } else {
+            // A fresh window each time: values already yielded may still be referenced by the caller.
+            windowStart = vOff
+            window = this.file.read(vOff, Math.min(SCAN_WINDOW_BYTES, valueEnd - vOff))
+            stored = window.subarray(0, len)
+          }
+          value = this.decodeStored(stored, flags, block.readUInt32BE(off + 37), key, lsn)
+        } catch (e) {
+          fault(e)
+          seen++
+          expectOffset = vOff + len
+          continue
+        }
+        expectOffset += len
         seen++
         yield { key, lsn, value, willInit: (flags & ENTRY_FLAG_WILL_INIT) !== 0, storedBytes: len }
       }
     }
-    if (placed ? expectOffset > valueEnd : expectOffset !== valueEnd) throw layerCorrupt(this.path, placed ? 'values add up to more than the value area' : 'values do not fill the value area')
-    if (seen !== h.entryCount) throw layerCorrupt(this.path, `found ${seen} entries, header says ${h.entryCount}`)
-    if (keys !== h.keyCount) throw layerCorrupt(this.path, `found ${keys} keys, header says ${h.keyCount}`)
+    try {
+      if (blocksSkipped === 0) {
+        if (placed ? expectOffset > valueEnd : expectOffset !== valueEnd) throw layerCorrupt(this.path, placed ? 'values add up to more than the value area' : 'values do not fill the value area')
+        if (seen !== h.entryCount) throw layerCorrupt(this.path, `found ${seen} entries, header says ${h.entryCount}`)
+        if (keys !== h.keyCount) throw layerCorrupt(this.path, `found ${keys} keys, header says ${h.keyCount}`)
+      }
+    } catch (e) {
+      fault(e)
+    }
   }
 }
 
