@@ -13,6 +13,8 @@ import type { Lsn } from '../../src/core/pg/lsn.js'
 import { encodeValue, imageValue, recordValue } from '../../src/core/model/value.js'
 import { TENANT, TIMELINE, blockKey, withTempDir } from '../core/layer/helpers.js'
 import { runCli } from '../support/cli.js'
+import { writeMetadata } from '../../src/core/repository/metadata.js'
+import { testTimelineMetadata } from '../support/timeline-fixture.js'
 
 const L = (n: number): Lsn => BigInt(n) as Lsn
 
@@ -34,6 +36,7 @@ describe('pageserver layer list / dump', () => {
   let deltaPath: string
   let deltaName: string
   let imageName: string
+  let missingName: string
   beforeAll(async () => {
     wd = await mkdtemp(join(tmpdir(), 'ps-cli-layer-'))
     tl = join(wd, 'tenants', TENANT, 'timelines', TIMELINE)
@@ -53,22 +56,26 @@ describe('pageserver layer list / dump', () => {
     imageName = (await i.finish(blockKey(6, 0))).desc.name
     await writeFile(join(tl, 'ephemeral-3'), 'scratch')
     await writeFile(join(tl, `${deltaName}.0badcafe___temp`), 'partial')
-    await writeFile(join(tl, 'metadata'), 'm')
+    // The metadata lists the delta and one file not there; the image is not listed.
+    missingName = deltaName.replace('__0000000001696070-00000000016960E9', '__00000000016960E9-00000000016960F1')
+    await writeMetadata(join(tl, 'metadata'), testTimelineMetadata({ diskConsistentLsn: L(0x16960e8), lastRecordLsn: L(0x16960e8), layers: [deltaName, missingName] }), { noSync: true })
   })
   afterAll(async () => {
     await rm(wd, { recursive: true, force: true })
   })
 
-  it('layer list --json lists the layer files only, ordered by LSN', async () => {
+  it('layer list --json lists the layer files only, ordered by LSN, each with what the metadata makes of it', async () => {
     const r = await runCli(['layer', 'list', '-D', wd, '--tenant', TENANT, '--timeline', TIMELINE, '--json'])
-    expect(r.stderr).toBe('')
     expect(r.code).toBe(0)
     const items = r.json<Array<Record<string, unknown>>>()
     expect(items).toEqual([
-      { name: deltaName, kind: 'delta', keyStart: '0'.repeat(36), keyEnd: 'F'.repeat(36), lsnStart: '0/1696070', lsnEnd: '0/16960E9', sizeBytes: expect.any(Number) },
-      { name: imageName, kind: 'image', keyStart: blockKey(5, 0), keyEnd: blockKey(6, 0), lsnStart: '0/16960E8', lsnEnd: '0/16960E9', sizeBytes: expect.any(Number) },
+      { name: deltaName, kind: 'delta', keyStart: '0'.repeat(36), keyEnd: 'F'.repeat(36), lsnStart: '0/1696070', lsnEnd: '0/16960E9', sizeBytes: expect.any(Number), state: 'layer' },
+      { name: imageName, kind: 'image', keyStart: blockKey(5, 0), keyEnd: blockKey(6, 0), lsnStart: '0/16960E8', lsnEnd: '0/16960E9', sizeBytes: expect.any(Number), state: 'not-listed' },
+      { name: missingName, kind: 'delta', keyStart: '0'.repeat(36), keyEnd: 'F'.repeat(36), lsnStart: '0/16960E9', lsnEnd: '0/16960F1', sizeBytes: null, state: 'missing' },
     ])
     expect(items[0]!.sizeBytes).toBe((await readFile(deltaPath)).length)
+    expect(r.stderr).toContain(`warning: ${imageName} is not one of the timeline's layers`)
+    expect(r.stderr).toContain(`warning: ${missingName} is listed in the timeline's metadata but is not in `)
   })
 
   it('layer list prints a table', async () => {
@@ -79,6 +86,8 @@ describe('pageserver layer list / dump', () => {
     expect(r.stdout).toContain('0/1696070 .. 0/16960E9')
     expect(r.stdout).toContain('@ 0/16960E8')
     expect(r.stdout).toContain('2 layer files')
+    expect(r.stdout).toContain('not-listed')
+    expect(r.stdout).toContain('missing')
   })
 
   it('layer list: a missing timeline exits 3, a bad id exits 2', async () => {

@@ -103,3 +103,24 @@ function whatIsThere(path: string): string {
   }
   return 'is missing'
 }
+
+/** What the metadata makes of a layer-named file (`layer list` shows it; a load refuses all but `layer`). */
+export type LayerFileState = 'layer' | 'future' | 'not-listed'
+
+/**
+ * The files of `fileNames` by the rules of `selectLayerFiles`, without refusing anything: each layer-named
+ * file's state, and the layers the metadata lists that are not there.
+ */
+export function classifyLayerFiles(fileNames: readonly string[], meta: TimelineMetadata): { states: Map<string, LayerFileState>; missing: string[] } {
+  const limit = meta.diskConsistentLsn + 1n
+  const listed = meta.layers === undefined ? null : new Set(meta.layers)
+  const states = new Map<string, LayerFileState>()
+  for (const fileName of fileNames) {
+    const parsed = parseLayerFileName(fileName)
+    if (parsed === null) continue
+    if (parsed.desc.lsnRange.end > limit) states.set(fileName, 'future')
+    else if (listed !== null && !listed.delete(parsed.desc.name)) states.set(fileName, 'not-listed')
+    else states.set(fileName, 'layer')
+  }
+  return { states, missing: listed === null ? [] : [...listed].sort() }
+}
