@@ -59,7 +59,9 @@ const NO_FLOOR = 0n as Lsn
 function ancestorBehind(child: Timeline, at: Lsn): UnavailableError {
   const a = child.ancestor!
   return new UnavailableError('ANCESTOR_BEHIND', `timeline ${a.timelineId} (ancestor of ${child.timelineId}) has WAL only up to ${formatLsn(a.lastRecordLsn)}, but the branch reads it at ${formatLsn(at)}`, {
-    hint: 'Let `pageserver serve` stream the ancestor (or run `timeline sync` on it); a running server answers such reads itself.',
+    hint:
+      'The ancestor has not received its WAL up to the branch point yet: let `pageserver serve` stream it (or run `timeline sync` on it). ' +
+      'If it never will (its metadata restored from an older copy, its source gone), the layer files it had beyond are in future-layers/ of its directory.',
     details: { ancestor: a.timelineId, ancestorLastRecordLsn: formatLsn(a.lastRecordLsn), lsn: formatLsn(at) },
   })
 }
