@@ -7,11 +7,16 @@
  * name, then hard-linked into place, which fails if the lock exists). A lock whose holder is gone is stale
  * (the holder crashed) and is taken over: its pid is no longer alive, or it is alive but is another process
  * (the pid was reused, typically after a reboot: its start identity differs). A lock without the identity
- * (written by an older version) is judged by liveness alone. Release removes the file; an exit hook releases
+ * (written by an older version) is judged by liveness alone. The lock also names the workdir it was taken in
+ * (device and inode of the directory): a copy of a workdir made while its server ran (cp -a, rsync, tar)
+ * carries the original's lock, whose holder is alive, and without that the copy's commands would be sent to
+ * the original's server and `serve` on the copy refused (an audit deleted a timeline of the original so). A
+ * lock naming another directory is stale here. Moving a workdir keeps its inode, and its lock stays valid.
+ * Release removes the file; an exit hook releases
  * it if the owner forgets. Temporary files `pageserver.lock.<pid>.tmp` of processes killed between writing
  * one and removing it are deleted by the next process that takes the lock.
  */
-import { linkSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
+import { linkSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError } from '../lib/errors.js'
 import { ioFailed, readOnlyFileSystemError } from './io-errors.js'
@@ -27,6 +32,8 @@ export interface LockHolder {
   processStart?: string
   command: string
   startedAt: string
+  /** `<dev>:<ino>` of the workdir directory the lock was taken in; absent in locks of older versions. */
+  workdirId?: string
   /** A running `serve` adds where it listens, so other commands can talk to it. */
   pgAddr?: string
   httpAddr?: string
@@ -40,7 +47,25 @@ export function holderAlive(h: LockHolder): boolean {
 /** The current holder of a workdir's lock, if a live process holds it (for commands that talk to `serve`). */
 export function liveLockHolder(workdir: string): LockHolder | null {
   const h = readHolder(join(workdir, LOCK_FILE))
-  return h !== null && holderAlive(h) ? h : null
+  return h !== null && holdsHere(h, workdir) ? h : null
+}
+
+/** Whether `h` is a live holder of this very workdir (not of the one this directory was copied from). */
+function holdsHere(h: LockHolder, workdir: string): boolean {
+  if (!holderAlive(h)) return false
+  if (h.workdirId === undefined) return true
+  const id = workdirIdOf(workdir)
+  return id === null || id === h.workdirId
+}
+
+/** `<dev>:<ino>` of the workdir directory, or null when it cannot be read. */
+function workdirIdOf(workdir: string): string | null {
+  try {
+    const st = statSync(workdir)
+    return `${st.dev}:${st.ino}`
+  } catch {
+    return null
+  }
 }
 
 function readHolder(path: string): LockHolder | null {
@@ -65,7 +90,14 @@ export class WorkdirLock {
   static acquire(workdir: string, command: string): WorkdirLock {
     const path = join(workdir, LOCK_FILE)
     const start = processStartId(process.pid)
-    const me: LockHolder = { pid: process.pid, ...(start === null ? {} : { processStart: start }), command, startedAt: new Date().toISOString() }
+    const id = workdirIdOf(workdir)
+    const me: LockHolder = {
+      pid: process.pid,
+      ...(start === null ? {} : { processStart: start }),
+      ...(id === null ? {} : { workdirId: id }),
+      command,
+      startedAt: new Date().toISOString(),
+    }
     const tmp = lockTempPath(path, process.pid)
     try {
       writeFileSync(tmp, JSON.stringify(me) + '\n')
@@ -89,7 +121,7 @@ export class WorkdirLock {
             hint: 'This is a bug: one lock per process.',
           })
         }
-        if (holderAlive(holder)) {
+        if (holdsHere(holder, workdir)) {
           throw new ConflictError('WORKDIR_LOCKED', `the workdir ${workdir} is in use by pid ${holder.pid} (${holder.command}, since ${holder.startedAt})`, {
             hint: 'Wait for it to finish, or stop it (a running `pageserver serve` serves the same tenants over its APIs).',
             details: { holder },

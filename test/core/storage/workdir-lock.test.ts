@@ -3,7 +3,7 @@
 // the lock (its pid reused, e.g. after a reboot: another start identity) leaves a stale lock that the next taker
 // removes. A lock of an older version, without the identity, is judged by liveness alone.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -64,6 +64,40 @@ describe('WorkdirLock holders', () => {
       const { processStart: _, ...old } = before
       writeFileSync(join(dir, LOCK_FILE), JSON.stringify(old) + '\n')
       expect(liveLockHolder(dir)?.pid).toBe(pid)
+    } finally {
+      other.kill('SIGKILL')
+    }
+  })
+
+  it("a copy of a locked workdir (cp -a while serve ran) is not held by the original's live server; a moved one still is", () => {
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' })
+    try {
+      const pid = other.pid!
+      // The live holder's lock as the original workdir has it, naming that directory.
+      const original = { pid, processStart: processStartId(pid)!, command: 'serve', startedAt: new Date().toISOString(), httpAddr: '127.0.0.1:1' }
+      const held = { ...original, workdirId: `${statSync(dir).dev}:${statSync(dir).ino}` }
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify(held) + '\n')
+      expect(liveLockHolder(dir)?.pid).toBe(pid)
+      expect(() => WorkdirLock.acquire(dir, 'test')).toThrow(expect.objectContaining({ code: 'WORKDIR_LOCKED' }))
+      // Moved: the same directory (inode), still held.
+      const moved = `${dir}-moved`
+      renameSync(dir, moved)
+      try {
+        expect(liveLockHolder(moved)?.pid).toBe(pid)
+      } finally {
+        renameSync(moved, dir)
+      }
+      // Copied: another directory with the same lock file is not held; its commands work on it alone.
+      const copy = mkdtempSync(join(tmpdir(), 'ps-lock-copy-'))
+      try {
+        writeFileSync(join(copy, LOCK_FILE), JSON.stringify(held) + '\n')
+        expect(liveLockHolder(copy)).toBeNull()
+        const lock = WorkdirLock.acquire(copy, 'test')
+        expect(JSON.parse(readFileSync(join(copy, LOCK_FILE), 'utf8'))).toMatchObject({ pid: process.pid, workdirId: `${statSync(copy).dev}:${statSync(copy).ino}` })
+        lock.release()
+      } finally {
+        rmSync(copy, { recursive: true, force: true })
+      }
     } finally {
       other.kill('SIGKILL')
     }
