@@ -51,6 +51,7 @@ import { exportTimeline } from './export.js'
 import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
 import { bootstrapTimeline, createTenant, listTenants, listTimelines, type ListedTimeline, type TimelineInfo } from './timelines.js'
 import { setTimelineWalSource } from './timelines-source.js'
+import { resolvedLocalPaths, storedLocalPaths } from './local-state-paths.js'
 import { postgresInstallation, type AppContext } from './context.js'
 
 export { postmasterPid, runningPostmaster, stopLocalPostgres } from './local-postgres.js'
@@ -147,7 +148,7 @@ export function readLocalState(ctx: AppContext): LocalState | null {
   if (o === null || typeof o !== 'object' || typeof o.tenantId !== 'string' || typeof o.timelineId !== 'string' || typeof o.pgDataDir !== 'string' || typeof o.pgPort !== 'number') {
     throw localStateDamaged(p, 'it lacks the tenant, timeline, data directory or port')
   }
-  return o as LocalState
+  return resolvedLocalPaths(ctx.config.workdir, p, o as LocalState)
 }
 
 function localStateDamaged(path: string, why: string): PageserverError {
@@ -159,7 +160,7 @@ function localStateDamaged(path: string, why: string): PageserverError {
 /** Atomically and durably: a crash leaves the previous state or this one, never a torn file. */
 export function writeLocalState(ctx: AppContext, s: LocalState): void {
   mkdirSync(localDir(ctx), { recursive: true })
-  writeFileDurablySync(join(localDir(ctx), STATE_FILE), Buffer.from(JSON.stringify(s, null, 2) + '\n'), { noSync: ctx.config.noSync })
+  writeFileDurablySync(join(localDir(ctx), STATE_FILE), Buffer.from(JSON.stringify(storedLocalPaths(ctx.config.workdir, s), null, 2) + '\n'), { noSync: ctx.config.noSync })
 }
 
 /** Whether `server` (from the workdir lock) is the one local start started, as state.json records it. */

@@ -1,7 +1,7 @@
 // local/state.json, which records what `local start` set up: written atomically (a crash leaves the old
 // state or the new one, never a torn file: an audit found a killed first start left it empty, and every
 // later start and stop failed with "Unexpected end of JSON input"), and a damaged one is a clear error.
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -54,5 +54,34 @@ describe('local state file', () => {
     expect(e.message).toContain(path)
     expect(e.hint).toMatch(/Move it aside and run local start again/)
     expect(existsSync(path)).toBe(true)
+  })
+
+  it('paths inside the workdir follow it when it is moved, from older absolute files too; a copy does not follow a data directory outside it', () => {
+    const inside = { ...STATE, pgDataDir: join(workdir, 'local', 'pgdata-bbbb'), pgLogFile: join(workdir, 'local', 'postgresql.log'), pgSocketDir: join(workdir, 'local'), serveLogFile: join(workdir, 'local', 'pageserver.log') }
+    writeLocalState(ctx, inside)
+    expect(JSON.parse(readFileSync(join(workdir, 'local', 'state.json'), 'utf8'))).toMatchObject({ pgDataDir: 'local/pgdata-bbbb', serveLogFile: 'local/pageserver.log' })
+    expect(readLocalState(ctx)).toEqual(inside)
+    const moved = `${workdir}-moved`
+    renameSync(workdir, moved)
+    try {
+      const movedCtx = { ...ctx, config: { ...ctx.config, workdir: moved } }
+      expect(readLocalState(movedCtx)).toMatchObject({ pgDataDir: join(moved, 'local', 'pgdata-bbbb'), pgSocketDir: join(moved, 'local') })
+      // A file of an earlier release, absolute paths of where the workdir was: rebased too.
+      writeFileSync(join(moved, 'local', 'state.json'), JSON.stringify(inside))
+      expect(readLocalState(movedCtx)).toMatchObject({ pgDataDir: join(moved, 'local', 'pgdata-bbbb'), pgLogFile: join(moved, 'local', 'postgresql.log') })
+    } finally {
+      renameSync(moved, workdir)
+    }
+    // A data directory outside the workdir (root's case) belongs to the workdir that recorded it.
+    writeLocalState(ctx, { ...inside, pgDataDir: '/var/lib/postgresql/pageserver-local/abc/pgdata-bbbb', pgSocketDir: '/var/lib/postgresql/pageserver-local/abc' })
+    const copy = mkdtempSync(join(tmpdir(), 'ps-local-state-copy-'))
+    try {
+      cpSync(workdir, copy, { recursive: true })
+      const copyCtx = { ...ctx, config: { ...ctx.config, workdir: copy } }
+      expect(errorOf(() => readLocalState(copyCtx))).toMatchObject({ code: 'LOCAL_STATE_OF_ANOTHER_WORKDIR', exitCode: 4 })
+      expect(readLocalState(ctx)?.pgDataDir).toBe('/var/lib/postgresql/pageserver-local/abc/pgdata-bbbb')
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
   })
 })
