@@ -381,10 +381,11 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private async loadAll(): Promise<void> {
     const ignored: IgnoredTenantEntry[] = []
     const tenantIds = await this.repo.tenantIds(ignored)
-    for (const { path, reason, configMissing } of ignored) {
-      this.ctx.log?.('warn', `${path}: ${reason}; ignored`, { path })
-      // A tenant whose config.toml is gone: its requests say which file to restore.
-      if (configMissing !== undefined) this.brokenTenants.set(basename(path) as TenantId, configMissing)
+    for (const { path, reason, configMissing, unreadable } of ignored) {
+      this.ctx.log?.(unreadable === undefined ? 'warn' : 'error', `${path}: ${reason}; ignored`, { path })
+      // A tenant whose config.toml is gone, or whose directory cannot be read: its requests say why.
+      const why = configMissing ?? unreadable
+      if (why !== undefined) this.brokenTenants.set(basename(path) as TenantId, why)
     }
     for (const tid of tenantIds) {
       let tenant: Tenant

@@ -115,7 +115,7 @@ export async function listTenantsIn(repo: Repository): Promise<ListedTenant[]> {
   const ids = await repo.tenantIds(ignored)
   for (const i of ignored) {
     // A tenant's directory whose config.toml is gone: shown, so that the operator learns which file to restore.
-    const e = i.configMissing
+    const e = i.configMissing ?? i.unreadable
     if (e !== undefined) out.push({ tenantId: basename(i.path), timelines: null, error: { code: e.code, message: e.message, hint: e.hint ?? null } })
   }
   for (const id of ids) {

@@ -9,7 +9,7 @@
  */
 import { dirname, join } from 'node:path'
 import { mkdir, readdir } from 'node:fs/promises'
-import { CorruptionError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
+import { CorruptionError, isNotFoundFsError, NotFoundError, PageserverError } from '../lib/errors.js'
 import { generateTenantId, parseTenantId, type TenantId } from '../model/ids.js'
 import { createDirAtomically, deleteDirAtomically, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { ioFailed, notADirectory } from '../storage/io-errors.js'
@@ -25,6 +25,8 @@ export interface IgnoredTenantEntry {
   reason: string
   /** For a directory without config.toml: the error a lookup of that tenant gives. */
   configMissing?: CorruptionError
+  /** For a directory that cannot be read: why. */
+  unreadable?: PageserverError
 }
 
 export class Repository {
@@ -47,7 +49,8 @@ export class Repository {
     const repo = new Repository(workdir, opts)
     if (!opts.readOnly) {
       try {
-        await mkdir(repo.tenantsDir, { recursive: true })
+        // Private: tenant data is no one else's to read, nor to plant a directory in (whatever the umask).
+        await mkdir(repo.tenantsDir, { recursive: true, mode: 0o700 })
       } catch (e) {
         // Recursive mkdir answers EEXIST when `tenants` is a file.
         if ((e as { code?: unknown }).code === 'EEXIST') throw notADirectory(`${repo.tenantsDir} is not a directory`, repo.tenantsDir, e)
@@ -81,8 +84,20 @@ export class Repository {
         continue // not a tenant directory
       }
       const path = join(this.tenantsDir, entry.name)
-      if (!entry.isDirectory()) ignored?.push({ path, reason: 'it is named like a tenant but is not a directory' })
-      else if (await pathExists(join(path, TENANT_CONFIG_FILE))) out.push(id)
+      if (!entry.isDirectory()) {
+        ignored?.push({ path, reason: 'it is named like a tenant but is not a directory' })
+        continue
+      }
+      let configThere: boolean
+      try {
+        configThere = await pathExists(join(path, TENANT_CONFIG_FILE))
+      } catch (e) {
+        // Its directory cannot be read (a tenant created by another user, say): that tenant alone is out.
+        if (!(e instanceof PageserverError)) throw e
+        ignored?.push({ path, reason: `its ${TENANT_CONFIG_FILE} cannot be inspected (${e.message})`, unreadable: e })
+        continue
+      }
+      if (configThere) out.push(id)
       else ignored?.push({ path, reason: `it is named like a tenant but has no ${TENANT_CONFIG_FILE}`, configMissing: tenantConfigMissing(id, path) })
     }
     return out

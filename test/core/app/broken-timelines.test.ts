@@ -4,7 +4,7 @@
 // A stray directory named like a tenant is left out the same way.
 // No PostgreSQL needed: timelines are built by hand (test/support/tenant-fixture.ts).
 import { describe, expect, it } from 'vitest'
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { withRepository } from '../../../src/core/app/context.js'
 import { deleteTimeline, listTenants, listTimelines, type ListedTimeline } from '../../../src/core/app/timelines.js'
@@ -231,6 +231,25 @@ describe('a tenant whose directory cannot be read', () => {
       expect(tenants.find((t) => t.id === bad.tenantId)?.state).toMatchObject({ slug: 'Broken', data: { code: 'IO_ERROR' } })
       const metrics = await fetch(`http://127.0.0.1:${server.addresses.http.port}/metrics`).then((r) => r.text())
       expect(metrics).toMatch(/^pageserver_broken_tenants 1$/m)
+    } finally {
+      await server.stop()
+    }
+  })
+
+  it('a tenant whose config.toml cannot even be inspected (an audit: a tenant created by root in a workdir served as postgres) is isolated too', async () => {
+    const ctx = await contextFor(newDir(), listen)
+    const good = await tenantWithTimelines(ctx)
+    const bad = await tenantWithTimelines(ctx)
+    const config = join(ctx.config.workdir, TENANTS_DIR, bad.tenantId, 'config.toml')
+    rmSync(config)
+    symlinkSync('config.toml', config) // stat fails with ELOOP, as it would with EACCES for another user
+    const listed = await listTenants(ctx)
+    expect(listed.find((t) => t.tenantId === bad.tenantId)).toMatchObject({ timelines: null, error: { code: 'IO_ERROR' } })
+    expect(listed.find((t) => t.tenantId === good.tenantId)).toEqual({ tenantId: good.tenantId, timelines: 2 })
+    const server = await PageServer.start(ctx)
+    try {
+      expect(server.servedTimelines().map((x) => x.timeline.timelineId).sort()).toEqual([good.root, good.branch].sort())
+      expect(() => server.service(bad.tenantId, bad.root)).toThrow(expect.objectContaining({ code: 'TENANT_BROKEN' }))
     } finally {
       await server.stop()
     }
