@@ -146,10 +146,14 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     await readPastFailsAtOnce(/will not arrive: .*replication slot .* does not exist/)
     await serve.stop()
 
-    // Made again by hand (as `timeline source` would after its checks): streaming resumes where the primary no longer has the WAL.
-    await pg.sql(`SELECT pg_create_physical_replication_slot('${slot}')`)
+    // Made again by hand, reserving WAL from now: the slot stands ahead of the timeline (as for a workdir restored
+    // from an older backup), and streaming resumes where the primary no longer has the WAL: said so.
+    await pg.sql(`SELECT pg_create_physical_replication_slot('${slot}', true)`)
     serve = await startServe(workdir, ['-c', 'wait_lsn_timeout=120s'])
-    expect((await statusOf('stopped:')).status).toMatch(/^stopped: .*has already been removed/)
+    const behind = await statusOf('stopped:')
+    expect(behind.status).toMatch(/^stopped: .*has already been removed/)
+    expect(behind.status).toMatch(new RegExp(`the replication slot ${slot} is at [0-9A-F]+/[0-9A-F]+, ahead of this stream's ${last}`))
+    expect(serve.stderr()).toContain('its files are older than that')
     await readPastFailsAtOnce(/will not arrive: .*has already been removed/)
   })
 })

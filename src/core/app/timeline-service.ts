@@ -44,6 +44,7 @@ export const RECEIVER_REPEAT_LOG_INTERVAL_MS = 5 * 60_000
  */
 function walRemovedForGood(e: unknown): unknown {
   if (!(e instanceof PageserverError) || e.code !== PG_WAL_REMOVED) return e
+  if (e.details?.slotRestartLsn !== undefined) return e // the receiver said why (its slot is ahead of the timeline)
   return errorOfKind(e.kind, e.code, e.message, {
     hint: 'The primary removed WAL this timeline still needs (its replication slot was dropped or invalidated, e.g. by max_slot_wal_keep_size): it cannot continue from this primary. It stays readable up to its last record; import the primary again as a new timeline, and delete this one.',
     cause: e,

@@ -27,7 +27,7 @@
  * walsender) are retried up to `reconnectAttemptsMax` consecutive times; anything else (system id
  * mismatch, authentication, corrupt WAL, WAL already removed) ends `records()` with that error.
  */
-import { assert, ConflictError, CorruptionError, PageserverError, UnavailableError, messageOf } from '../lib/errors.js'
+import { assert, ConflictError, CorruptionError, errorOfKind, PageserverError, UnavailableError, messageOf } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { WalCrcVerifier, type CrcCheck } from '../pg/wal-crc-verifier.js'
 import { walCrcError, WalStreamDecoder } from '../pg/wal-decoder.js'
@@ -143,6 +143,8 @@ export class WalReceiver {
   /** Listens on the caller's signal until close(): removed there, so a long-lived signal keeps no receiver alive. */
   private readonly onCallerAbort = (): void => void this.close()
   private expectedSystemId: bigint | undefined
+  /** The slot's restart LSN when it was ahead of where this stream resumed (see withSlotAhead), else null. */
+  private slotAheadAt: Lsn | null = null
   private lastRecordLsn: Lsn | undefined
   private durableLsn: Lsn
   private readonly crcWorker: 'auto' | 'always' | 'never'
@@ -217,8 +219,9 @@ export class WalReceiver {
       } catch (e) {
         if (!this.stopped) {
           if (!isRetryable(e)) {
-            this.log({ level: 'error', event: 'gave-up', message: `stopping: ${messageOf(e)}`, error: errorInfo(e) })
-            throw e
+            const err = this.withSlotAhead(e)
+            this.log({ level: 'error', event: 'gave-up', message: `stopping: ${messageOf(err)}`, error: errorInfo(err) })
+            throw err
           }
           failure = e
           failures++
@@ -253,6 +256,24 @@ export class WalReceiver {
     this.log({ level: 'info', event: 'stopped', message: `stopped at ${formatLsn(this.stats.lastRecordEnd)}`, lsn: formatLsn(this.stats.lastRecordEnd) })
   }
 
+  /**
+   * WAL the primary removed, while the slot stood ahead of where this stream resumes: the stream's own
+   * position is older than what it once reported durable (files restored from an older copy, or a copy of
+   * the workdir that went on streaming elsewhere). Said so, rather than as a slot dropped or invalidated.
+   */
+  private withSlotAhead(e: unknown): unknown {
+    const at = this.slotAheadAt
+    if (at === null || !(e instanceof PageserverError) || e.code !== 'PG_WAL_REMOVED') return e
+    return errorOfKind(e.kind, e.code, `${e.message} (the replication slot ${this.opts.slotName} is at ${formatLsn(at)}, ahead of this stream's ${formatLsn(this.opts.startLsn)})`, {
+      hint:
+        `The slot says WAL up to ${formatLsn(at)} was made durable, but this timeline resumes at ${formatLsn(this.opts.startLsn)}: its files are older than that ` +
+        '(restored from an older backup, or a copy of the workdir that went on streaming elsewhere). The WAL between is gone from the primary: ' +
+        'restore the newer files (or use the copy that has them), or import the primary again as a new timeline.',
+      cause: e,
+      details: { ...e.details, slotRestartLsn: formatLsn(at), resumeLsn: formatLsn(this.opts.startLsn) },
+    })
+  }
+
   /** One connection, from connect to the end of its stream. */
   private async *session(onStreaming: () => void): AsyncGenerator<DecodedRecord[], void, undefined> {
     const o = this.opts
@@ -278,6 +299,7 @@ export class WalReceiver {
     if (o.slotName !== undefined) {
       const slot = await readReplicationSlot(conn, o.slotName)
       if (slot === null && o.slotMustExist === true) throw slotMissing(o.slotName, describeConnParams(o.conn))
+      this.slotAheadAt = slot !== null && slot.restartLsn !== null && slot.restartLsn > this.stats.lastRecordEnd ? slot.restartLsn : null
       if (slot === null) {
         const { created } = await createPhysicalSlot(conn, o.slotName)
         if (created) this.log({ level: 'info', event: 'slot-created', message: `created physical replication slot ${o.slotName}` })
