@@ -83,6 +83,34 @@ describe.skipIf(!pgAvailable())('an import killed after creating its slot', () =
     expect(records()).toEqual([])
   }, 180_000)
 
+  it('a slot that existed before the import (a standby\'s, named with --slot) is never recorded, so never dropped', async () => {
+    await pg.sql("SELECT pg_create_physical_replication_slot('pageserver_standby_like', true)")
+    // Killed the moment a record of that slot appears (there was one, between writing it and learning that
+    // the slot existed); else it runs on: either way the slot must survive the next import.
+    const child = spawn(process.execPath, [CLI_BIN, 'timeline', 'import', '--tenant', tenant, '--from', pg.connString(), '--slot', 'pageserver_standby_like'], {
+      env: { ...process.env, ...env(), NO_COLOR: '1' },
+      stdio: 'ignore',
+    })
+    const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+    try {
+      while (child.exitCode === null) {
+        if (records().includes('pageserver_standby_like.json')) {
+          child.kill('SIGKILL')
+          break
+        }
+        await new Promise((r) => setTimeout(r, 1))
+      }
+      await exited
+    } finally {
+      child.kill('SIGKILL')
+    }
+    expect(records()).not.toContain('pageserver_standby_like.json')
+    const imp = await runCli(['timeline', 'import', '--tenant', tenant, '--from', pg.connString(), '--json'], { env: env(), timeoutMs: 120_000 })
+    expect(imp.code, imp.stderr).toBe(0)
+    expect(await slots()).toContain('pageserver_standby_like')
+    await pg.sql("SELECT pg_drop_replication_slot('pageserver_standby_like')") // not to be warned about as an orphan below
+  }, 180_000)
+
   it('serve drops the slot of an import killed before it started', async () => {
     const left = await killedImport()
     expect(records()).toEqual([`${left}.json`])

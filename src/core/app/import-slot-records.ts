@@ -32,8 +32,8 @@ function recordPath(workdir: string, slotName: string): string {
 /** Slots of imports running in this process: never swept (a server imports while it sweeps). */
 const inProgress = new Set<string>()
 
-/** Records `r` durably before its slot is created; returns whether a record of this slot was there already. */
-export async function recordImportSlot(ctx: AppContext, r: ImportSlotRecord): Promise<{ existed: boolean }> {
+/** Records `r` durably before its slot is created (only a slot that does not exist yet: see app/import.ts). */
+export async function recordImportSlot(ctx: AppContext, r: ImportSlotRecord): Promise<void> {
   validateSlotName(r.slotName)
   const dir = join(ctx.config.workdir, IMPORT_SLOTS_DIR)
   const path = recordPath(ctx.config.workdir, r.slotName)
@@ -52,7 +52,6 @@ export async function recordImportSlot(ctx: AppContext, r: ImportSlotRecord): Pr
   inProgress.add(r.slotName)
   await writeFileDurably(path, Buffer.from(JSON.stringify(r, null, 2) + '\n'), { noSync: ctx.config.noSync })
   if (!existed) await fsyncDir(dir, { noSync: ctx.config.noSync })
-  return { existed }
 }
 
 /** Removes the record of `slotName` (its timeline names the slot now, or the slot is gone). */

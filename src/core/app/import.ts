@@ -25,7 +25,7 @@ import type { Repository } from '../repository/repository.js'
 import { tenantOptions, withRepository, type AppContext } from './context.js'
 import { syncTimelineIn } from './sync.js'
 import { PG_VERSION, timelineInfo, type TimelineInfo } from './timelines.js'
-import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
+import { createPhysicalSlot, readReplicationSlot } from '../walreceiver/replication-slots.js'
 import { defaultSlotName, dropSlots, type SlotRef } from './slots.js'
 import { connectToSource, recordSourceConnString } from './source-password.js'
 import { forgetImportSlot, readImportSlots, recordImportSlot, releaseImportSlot } from './import-slot-records.js'
@@ -94,25 +94,31 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
         })
       }
       const notes = await dropSlotsOfDeadImports(ctx, repo, String(sys.systemId), o.onProgress)
-      const { existed } = await recordImportSlot(ctx, {
-        slotName: slot,
-        connString: recorded.connString,
-        systemId: String(sys.systemId),
-        tenantId: o.tenantId,
-        timelineId: id,
-        startedAt: new Date().toISOString(),
-      })
-      o.onProgress?.(`creating replication slot ${slot}`)
+      // Recorded only when it is not there yet: a record of a slot that existed (a standby's, another
+      // workdir's, named with --slot) would have a later sweep drop it if this import died before learning
+      // that the slot existed (an audit killed one in that round trip).
+      const preexisting = (await readReplicationSlot(conn, slot)) !== null
+      if (!preexisting) {
+        await recordImportSlot(ctx, {
+          slotName: slot,
+          connString: recorded.connString,
+          systemId: String(sys.systemId),
+          tenantId: o.tenantId,
+          timelineId: id,
+          startedAt: new Date().toISOString(),
+        })
+      }
+      o.onProgress?.(`${preexisting ? 'reusing' : 'creating'} replication slot ${slot}`)
       let created: boolean
       try {
         created = (await createPhysicalSlot(conn, slot)).created
       } catch (e) {
-        if (!existed) await forgetImportSlot(ctx, slot)
+        if (!preexisting) await forgetImportSlot(ctx, slot)
         throw e
       }
-      // A slot that was there before, and that no import of ours recorded, is not ours to drop.
-      const ours = created || existed
-      if (!ours) await forgetImportSlot(ctx, slot)
+      // A slot that was there before is not ours to drop (nor one made between the check and the create).
+      const ours = created
+      if (!ours && !preexisting) await forgetImportSlot(ctx, slot)
       const tl = await withSlotDroppedOnFailure(ctx, ours ? { connString: o.connString, slotName: slot } : null, () => tenant.createTimeline(id, async (tmp) => {
         o.onProgress?.('taking a base backup')
         let timeline: Timeline | null = null
