@@ -168,7 +168,7 @@ export const CONFIG_ENTRIES = [
   }),
   key({
     toml: 'wal_redo_max_processes', field: 'walRedoMaxProcesses', group: G_REDO, kind: intKind({ min: 1, max: WAL_REDO_MAX_PROCESSES_MAX }), default: 16,
-    doc: 'WAL redo worker processes of the whole server at most, all tenants together (each is a Node process of tens of MiB). At the cap a tenant with no worker gets one from another tenant: an idle worker, else one of a tenant that runs several; its requests wait meanwhile, up to wal_redo_timeout.',
+    doc: 'WAL redo worker processes of the whole server at most, all tenants together (each is a Node process of tens of MiB). At the cap a tenant with no worker gets one from another tenant: an idle worker, else one of a tenant that runs several, once that worker has served its tenant for a second; its requests wait meanwhile, up to wal_redo_timeout.',
   }),
   key({
     toml: 'wal_redo_idle_timeout', field: 'walRedoIdleTimeoutMs', group: G_REDO, kind: durationKind({ minMs: 1 }), default: '180s',

@@ -260,19 +260,19 @@ export class WalRedoManager {
   /** This pool as the budget sees it (an object of its own, so the manager's API stays redo and close). */
   private readonly member: RedoBudgetMember = {
     liveWorkers: () => this.workers.size,
-    oldestIdleSinceMs: () => {
-      const w = this.oldestIdleWorker()
+    oldestIdleSinceMs: (bornBefore) => {
+      const w = this.oldestIdleWorker(bornBefore)
       return w === null ? null : w.lastUsedAtMs
     },
-    reclaimIdleWorker: () => {
-      const w = this.oldestIdleWorker()
+    reclaimIdleWorker: (bornBefore) => {
+      const w = this.oldestIdleWorker(bornBefore)
       if (w === null) return false
       this.giveUp(w)
       return true
     },
-    drainWorker: () => {
+    drainWorker: (bornBefore) => {
       let least: WorkerProcess | null = null
-      for (const w of this.workers) if (least === null || w.inFlight < least.inFlight) least = w
+      for (const w of this.workers) if (w.startedAtMs <= bornBefore && (least === null || w.inFlight < least.inFlight)) least = w
       if (least === null) return false
       this.giveUp(least)
       return true
@@ -500,11 +500,11 @@ export class WalRedoManager {
     return best
   }
 
-  /** The idle worker unused the longest, or null. */
-  private oldestIdleWorker(): WorkerProcess | null {
+  /** The idle worker started before `bornBefore` unused the longest, or null. */
+  private oldestIdleWorker(bornBefore: number): WorkerProcess | null {
     let best: WorkerProcess | null = null
     for (const w of this.workers) {
-      if (w.inFlight === 0 && w.canAccept && (best === null || w.lastUsedAtMs < best.lastUsedAtMs)) best = w
+      if (w.inFlight === 0 && w.canAccept && w.startedAtMs <= bornBefore && (best === null || w.lastUsedAtMs < best.lastUsedAtMs)) best = w
     }
     return best
   }
@@ -561,7 +561,7 @@ export class WalRedoManager {
     if (this.draining.delete(w)) {
       void w.stop(this.opts.stopGraceMs, false)
     } else if (this.workers.has(w)) {
-      if (this.budget !== null && this.budget.yieldIdleWorker(this.member)) this.giveUp(w)
+      if (this.budget !== null && this.budget.yieldIdleWorker(this.member, w.startedAtMs)) this.giveUp(w)
       else if (!this.idleTimers.has(w)) this.armIdleTimer(w, this.opts.idleTimeoutMs)
     }
   }

@@ -142,6 +142,8 @@ export class WorkerProcess {
   /** Resolves once the child has exited and every request has settled. Never rejects. */
   readonly exited: Promise<WorkerExit>
   lastUsedAtMs = Date.now()
+  /** When it was spawned (Date.now()): the budget lets another pool take it only after a while (process-budget.ts). */
+  readonly startedAtMs = Date.now()
   requestsServed = 0
 
   constructor(private readonly opts: WorkerProcessOptions) {

@@ -98,8 +98,8 @@ describe('RedoProcessBudget policy', () => {
     expect(b.events).toEqual([])
     expect(budget.stats().waiting).toBe(2)
     // b's worker goes idle: it is given up for d (c was already promised the drained one).
-    expect(budget.yieldIdleWorker(b)).toBe(true)
-    expect(budget.yieldIdleWorker(a)).toBe(false) // every waiter has its promise now
+    expect(budget.yieldIdleWorker(b, 0)).toBe(true)
+    expect(budget.yieldIdleWorker(a, 0)).toBe(false) // every waiter has its promise now
     budget.release(true) // the drained worker of a exits: c, first in line, gets its slot
     expect(c.events).toEqual(['offered', 'spawned'])
     budget.release(true) // b's worker exits: d's turn
@@ -135,7 +135,7 @@ describe('WalRedoManager under a shared RedoProcessBudget, with real worker proc
   }
 
   it('never runs more processes than the cap: a busy pool of two drains one for a tenant with none, and loses no request', async () => {
-    const budget = new RedoProcessBudget(2)
+    const budget = new RedoProcessBudget(2, { quantumMs: 0 })
     const a = new WalRedoManager({ ...OPTS, command: fakeWorker('echo-worker.mjs', ['--delay-ms=20']), poolSize: 2, budget })
     const b = new WalRedoManager({ ...OPTS, command: fakeWorker('echo-worker.mjs'), poolSize: 2, budget })
     const seen = new Set<number>()
@@ -166,7 +166,7 @@ describe('WalRedoManager under a shared RedoProcessBudget, with real worker proc
   })
 
   it('at a cap of one, tenants take turns: an idle worker is stopped for the tenant that waits', async () => {
-    const budget = new RedoProcessBudget(1)
+    const budget = new RedoProcessBudget(1, { quantumMs: 0 })
     const a = new WalRedoManager({ ...OPTS, command: fakeWorker('echo-worker.mjs'), poolSize: 2, budget })
     const b = new WalRedoManager({ ...OPTS, command: fakeWorker('echo-worker.mjs'), poolSize: 2, budget })
     try {
@@ -186,6 +186,33 @@ describe('WalRedoManager under a shared RedoProcessBudget, with real worker proc
     }
     // The pools are gone; what they did stays counted.
     expect(budget.totals).toEqual({ spawned: 6, reaped: 0, reclaimed: 5, requests: 6, failed: 0 })
+  })
+
+  it('a worker serves its tenant for a quantum before another tenant may take it: alternating tenants do not turn every request into a spawn', async () => {
+    const budget = new RedoProcessBudget(1, { quantumMs: 300 })
+    const a = new WalRedoManager({ ...OPTS, command: fakeWorker('echo-worker.mjs'), poolSize: 1, budget })
+    const b = new WalRedoManager({ ...OPTS, command: fakeWorker('echo-worker.mjs'), poolSize: 1, budget })
+    try {
+      const until = Date.now() + 1_500
+      let served = 0
+      // Both tenants ask all the time, one request at a time each.
+      const loop = async (m: WalRedoManager, seed: number) => {
+        for (let i = 0; Date.now() < until; i++) {
+          const r = request(seed + 2 * i)
+          expect((await m.redo(r)).equals(expectedEcho(r))).toBe(true)
+          served++
+        }
+      }
+      await Promise.all([loop(a, 1), loop(b, 2)])
+      const spawned = a.stats().spawned + b.stats().spawned
+      // Without the quantum each request of one tenant took the worker from the other: a spawn per request.
+      expect(served).toBeGreaterThan(4 * spawned)
+      expect(spawned).toBeLessThanOrEqual(Math.ceil(1_500 / 300) + 3)
+      expect(a.stats().spawned).toBeGreaterThan(0)
+      expect(b.stats().spawned).toBeGreaterThan(0)
+    } finally {
+      await closeAll(a, b)
+    }
   })
 
   it('a tenant that finds every process busy with others times out naming wal_redo_max_processes', async () => {
