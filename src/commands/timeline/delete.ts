@@ -20,10 +20,12 @@ export default class TimelineDelete extends BaseCommand<typeof TimelineDelete> {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
     timeline: timelineIdFlag({ summary: 'The timeline to delete.', required: true }),
     force: Flags.boolean({
-      summary: 'Delete even when a broken timeline (its metadata cannot be read) might branch from this one.',
+      summary: 'Delete even when a broken timeline might branch from this one, or when it keeps layer files aside.',
       description:
-        'Without it such a delete is refused (TIMELINE_CHILDREN_UNKNOWN), since the broken timeline could be restored and would ' +
-        'then need this one as its ancestor. With it, a branch that can be read still refuses the delete (TIMELINE_HAS_CHILDREN).',
+        'Without it such a delete is refused: TIMELINE_CHILDREN_UNKNOWN when a timeline whose metadata cannot be read might ' +
+        'branch from this one (restored, it would need this one as its ancestor); TIMELINE_HAS_FUTURE_LAYERS when this one keeps ' +
+        'layer files in future-layers/ (above its metadata\'s disk_consistent_lsn, e.g. after an older metadata was restored: ' +
+        'they may be the only copy of that WAL). With it, a branch that can be read still refuses the delete (TIMELINE_HAS_CHILDREN).',
     }),
   }
 
@@ -34,7 +36,7 @@ export default class TimelineDelete extends BaseCommand<typeof TimelineDelete> {
           'DELETE',
           `/v1/tenant/${this.flags.tenant}/timeline/${this.flags.timeline}${this.flags.force ? '?force=true' : ''}`,
         )
-      : await deleteTimeline(await this.appContext(), this.flags.tenant, this.flags.timeline, { ignoreUnreadable: this.flags.force })
+      : await deleteTimeline(await this.appContext(), this.flags.tenant, this.flags.timeline, { force: this.flags.force })
     this.log(`deleted timeline ${r.timelineId}`)
     const warnings = slotWarnings(r)
     if (warnings !== '' && !this.jsonEnabled()) process.stderr.write(warnings)

@@ -111,8 +111,8 @@ export interface ManagementOps {
   listTimelines(t: TenantId): Promise<unknown[]>
   getTimeline(t: TenantId, tl: TimelineId): Promise<unknown>
   createTimeline(t: TenantId, req: CreateTimelineRequest): Promise<unknown>
-  /** `ignoreUnreadable`: `?force=true` (see Tenant.checkDeletable). */
-  deleteTimeline(t: TenantId, tl: TimelineId, opts?: { ignoreUnreadable?: boolean }): Promise<unknown>
+  /** `force`: `?force=true` (see Tenant.checkDeletable). */
+  deleteTimeline(t: TenantId, tl: TimelineId, opts?: { force?: boolean }): Promise<unknown>
   checkpoint(t: TenantId, tl: TimelineId): Promise<unknown>
   setWalSource(t: TenantId, tl: TimelineId, src: WalSourceRequest): Promise<unknown>
   /** Waits until WAL up to `until` (default: the source's flush LSN now) is ingested, then flushes. */
@@ -245,7 +245,7 @@ export function createManagementServer(ops: ManagementOps, auth: JwtAuth | null,
       guard(true),
     )
     .route('GET', '/v1/tenant/:tenant_id/timeline/:timeline_id', async (c) => ({ json: await ops.getTimeline(t(c), tl(c)) }), guard(true))
-    .route('DELETE', '/v1/tenant/:tenant_id/timeline/:timeline_id', async (c) => ({ json: await ops.deleteTimeline(t(c), tl(c), { ignoreUnreadable: c.query.get('force') === 'true' }) }), guard(true))
+    .route('DELETE', '/v1/tenant/:tenant_id/timeline/:timeline_id', async (c) => ({ json: await ops.deleteTimeline(t(c), tl(c), { force: c.query.get('force') === 'true' }) }), guard(true))
     .route('PUT', '/v1/tenant/:tenant_id/timeline/:timeline_id/checkpoint', async (c) => ({ json: await ops.checkpoint(t(c), tl(c)) }), guard(true))
     .route(
       'POST',

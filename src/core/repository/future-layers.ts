@@ -76,3 +76,13 @@ export async function removeRedundantFutureLayers(dir: string, diskConsistentLsn
   }
   return { removed, kept }
 }
+
+/** The layer files kept aside in `dir` (none when there is no FUTURE_LAYERS_DIR). */
+export async function futureLayersKept(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(join(dir, FUTURE_LAYERS_DIR))).filter((n) => parseLayerFileName(n) !== null)
+  } catch (e) {
+    if (isNotFoundFsError(e)) return []
+    throw ioFailed('listing', join(dir, FUTURE_LAYERS_DIR), e)
+  }
+}

@@ -18,6 +18,7 @@ import { defaultWorkerCommand } from '../walredo/worker-command.js'
 import type { RedoProcessBudget } from '../walredo/process-budget.js'
 import { readMetadata } from './metadata.js'
 import { METADATA_FILE, Timeline, type TimelineOptions } from './timeline.js'
+import { FUTURE_LAYERS_DIR, futureLayersKept } from './future-layers.js'
 
 export interface TenantOptions extends TimelineOptions {
   readonly walRedo: {
@@ -38,10 +39,11 @@ export const WALREDO_IN_FLIGHT_PER_WORKER_MAX = 16
 
 export interface DeleteTimelineOptions {
   /**
-   * Delete even when another timeline's metadata cannot be read (it might branch from this one: that branch
-   * would then lose its ancestor for good). A readable branch still refuses the delete.
+   * `--force`: delete even when another timeline's metadata cannot be read (it might branch from this one:
+   * that branch would then lose its ancestor for good), and when this one keeps layer files aside in
+   * future-layers/ (they may be the only copy of their WAL). A readable branch still refuses the delete.
    */
-  ignoreUnreadable?: boolean
+  force?: boolean
 }
 
 export class Tenant {
@@ -165,8 +167,10 @@ export class Tenant {
    * Throws what `deleteTimeline(id)` would refuse with: TIMELINE_NOT_FOUND, or TIMELINE_HAS_CHILDREN when
    * another timeline's metadata names it as its ancestor. Another timeline whose metadata cannot be read
    * fails the check too (TIMELINE_CHILDREN_UNKNOWN: it may branch from `id`), unless it is an ancestor of
-   * `id`, which cannot also be its child, or `ignoreUnreadable` is set. Without that escape two broken
-   * timelines would each refuse the other's delete for good (each may be the other's branch).
+   * `id`, which cannot also be its child, or `force` is set. Without that escape two broken
+   * timelines would each refuse the other's delete for good (each may be the other's branch). A timeline that
+   * keeps layer files aside (repository/future-layers.ts) is TIMELINE_HAS_FUTURE_LAYERS unless `force`: an
+   * audit's delete removed the only copy of WAL its restored metadata no longer named.
    */
   async checkDeletable(id: TimelineId, opts: DeleteTimelineOptions = {}): Promise<void> {
     const ids = await this.timelineIds()
@@ -183,7 +187,7 @@ export class Tenant {
         m = readMetadata(join(this.timelineDir(other), METADATA_FILE))
       } catch (e) {
         if (!(e instanceof PageserverError)) throw e
-        if (opts.ignoreUnreadable) continue
+        if (opts.force) continue
         throw new ConflictError('TIMELINE_CHILDREN_UNKNOWN', `cannot tell whether timeline ${other} branches from timeline ${id}: ${e.message}`, {
           hint:
             `Delete timeline ${other} first (it cannot be loaded either), or restore its metadata; or delete this one with --force ` +
@@ -194,6 +198,15 @@ export class Tenant {
       if (m.ancestorTimeline === id) {
         throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${id} has child timelines (e.g. ${other})`, {
           hint: 'Delete the branches of this timeline first.',
+        })
+      }
+    }
+    if (!opts.force) {
+      const aside = await futureLayersKept(this.timelineDir(id))
+      if (aside.length > 0) {
+        throw new ConflictError('TIMELINE_HAS_FUTURE_LAYERS', `timeline ${id} keeps ${aside.length} layer files aside in ${join(this.timelineDir(id), FUTURE_LAYERS_DIR)} (WAL its metadata does not cover; they may be the only copy of it)`, {
+          hint: 'If its metadata was restored from an older copy, put the newer metadata back and move the files back beside it; to delete the timeline and them, use --force.',
+          details: { files: aside.length },
         })
       }
     }

@@ -67,6 +67,16 @@ describe('broken timelines offline', () => {
     expect(get.json()).toMatchObject({ error: { code: 'METADATA_MISSING', hint: expect.stringContaining('Restore metadata') } })
   })
 
+  it('a timeline keeping layer files aside in future-layers/ is deleted only with force (they may be the only copy of their WAL)', async () => {
+    const ctx = await contextFor(newDir())
+    const f = await tenantWithTimelines(ctx)
+    const aside = join(ctx.config.workdir, TENANTS_DIR, f.tenantId, 'timelines', f.branch, 'future-layers')
+    mkdirSync(aside)
+    writeFileSync(join(aside, `${'0'.repeat(36)}-${'F'.repeat(36)}__0000000000000109-0000000000000200`), 'layer')
+    await expect(deleteTimeline(ctx, f.tenantId, f.branch)).rejects.toMatchObject({ code: 'TIMELINE_HAS_FUTURE_LAYERS', exitCode: 4, hint: expect.stringContaining('--force') })
+    expect(await deleteTimeline(ctx, f.tenantId, f.branch, { force: true })).toMatchObject({ deleted: true })
+  })
+
   it('a branch of a damaged timeline is Broken too, naming its ancestor', async () => {
     const ctx = await contextFor(newDir())
     const f = await tenantWithTimelines(ctx)
@@ -143,7 +153,7 @@ describe('broken timelines offline', () => {
   it('--force still refuses a timeline that a readable branch names as its ancestor', async () => {
     const ctx = await contextFor(newDir())
     const f = await tenantWithTimelines(ctx)
-    const refused = await deleteTimeline(ctx, f.tenantId, f.root, { ignoreUnreadable: true }).catch((e: unknown) => e)
+    const refused = await deleteTimeline(ctx, f.tenantId, f.root, { force: true }).catch((e: unknown) => e)
     expect(refused).toMatchObject({ code: 'TIMELINE_HAS_CHILDREN' })
     expect((await listTimelines(ctx, f.tenantId)).map((t) => t.timelineId).sort()).toEqual([f.root, f.branch].sort())
   })
