@@ -20,7 +20,8 @@ export default class SlotList extends BaseCommand<typeof SlotList> {
       'through it from this cluster: same slot name and system identifier), orphan (none does), or unknown (a timeline ' +
       'whose metadata cannot be read, or one being created, would use this name). Only this workdir is consulted: a ' +
       "slot another page server's workdir streams through from the same primary is an orphan here. The workdir is " +
-      'read without its lock, so a running `serve` may keep it.',
+      'read without its lock, so a running `serve` may keep it. Listed are our slots (named pageserver_*, owned or ' +
+      'maybe owned by a timeline here, or recorded by an import that did not finish); --all lists every slot.',
     '',
     'The listing runs SQL on a logical-walsender connection (replication=database) to the dbname of --from: ' +
       'pg_hba.conf must allow that database for the user (not only "replication"), and the role needs REPLICATION. ' +
@@ -38,7 +39,7 @@ export default class SlotList extends BaseCommand<typeof SlotList> {
 
   static override flags = {
     from: primaryWithDbFlag,
-    all: Flags.boolean({ summary: 'List every physical slot, not only those named pageserver_*.', default: false }),
+    all: Flags.boolean({ summary: 'List every physical slot, not only ours (named pageserver_*, used by a timeline here, or recorded by an import).', default: false }),
   }
 
   async run(): Promise<SlotInventory> {

@@ -40,11 +40,13 @@ export interface ImportSlotSweep {
   settled: string[]
   /** Slots left in place, with why and how to drop them by hand; their records stay for the next sweep. */
   left: Array<{ slotName: string; server: string; reason: string; dropWith: string }>
+  /** Records dropped without touching the slot: another cluster answers at that address now. */
+  elsewhere: Array<{ slotName: string; server: string; reason: string }>
 }
 
 /** Settles `records` (left by imports that died; see the module header). Never throws for one record. */
 export async function sweepImportSlots(ctx: AppContext, repo: Repository, records: readonly ImportSlotRecord[], signal?: AbortSignal): Promise<ImportSlotSweep> {
-  const out: ImportSlotSweep = { dropped: [], settled: [], left: [] }
+  const out: ImportSlotSweep = { dropped: [], settled: [], left: [], elsewhere: [] }
   if (records.length === 0) return out
   const claims = await readSlotClaimsIn(repo, null)
   for (const r of records) {
@@ -69,7 +71,7 @@ export async function sweepImportSlots(ctx: AppContext, repo: Repository, record
         if (String(sys.systemId) !== r.systemId) {
           // The cluster the slot was made on is not at that address any more: nothing of ours to drop there.
           await forgetImportSlot(ctx, r.slotName)
-          out.left.push({ slotName: r.slotName, server, reason: `the primary there is now another cluster (system ${sys.systemId}, not ${r.systemId}); the record is dropped, look for the slot where that cluster went`, dropWith })
+          out.elsewhere.push({ slotName: r.slotName, server, reason: `the primary there is now another cluster (system ${sys.systemId}, not ${r.systemId}): the slot, if any, is on cluster ${r.systemId}, wherever it went` })
           continue
         }
         await dropSlot(conn, r.slotName)

@@ -215,12 +215,14 @@ async function withSlotDroppedOnFailure<T>(ctx: AppContext, slot: SlotRef | null
  * the result: what was dropped, and what could not be.
  */
 async function dropSlotsOfDeadImports(ctx: AppContext, repo: Repository, systemId: string, onProgress?: (message: string) => void): Promise<string[]> {
-  const { records } = await readImportSlots(ctx.config.workdir)
+  const { records, unreadable } = await readImportSlots(ctx.config.workdir)
+  const unreadableNotes = unreadable.map((u) => `A record of an earlier import's replication slot cannot be read (${u.file}: ${u.reason}): look at it, drop the slot it names if it is still there, and remove the file.`)
   const mine = records.filter((r) => r.systemId === systemId)
-  if (mine.length === 0) return []
+  if (mine.length === 0) return unreadableNotes
   onProgress?.(`dropping ${mine.length === 1 ? 'the replication slot' : `${mine.length} replication slots`} of an import that did not finish (${mine.map((r) => r.slotName).join(', ')})`)
   const sweep = await sweepImportSlots(ctx, repo, mine)
   return [
+    ...unreadableNotes,
     ...sweep.dropped.map((d) => `Dropped replication slot ${d.slotName} on ${d.server}: an import of timeline ${d.timelineId} made it and did not finish.`),
     ...sweep.left.map((l) => `An earlier import that did not finish left replication slot ${l.slotName} on ${l.server} (${l.reason}); it keeps WAL there: ${l.dropWith}`),
   ]

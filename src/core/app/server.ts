@@ -413,13 +413,14 @@ export class PageServer implements PageServiceBackend, ManagementOps {
         if (tl.leftoversRemoved.length > 0) {
           this.ctx.log?.('info', 'removed files a crash left half-written', { tenant: tid, timeline: tlid, files: tl.leftoversRemoved })
         }
-        for (const name of tl.layersMovedAside) {
-          this.ctx.log?.('warn', 'layer file above disk_consistent_lsn moved aside', {
+        if (tl.layersMovedAside.length > 0) {
+          // One line for all (an audit's restore moved 114): the files, and what they are.
+          this.ctx.log?.('warn', 'layer files above disk_consistent_lsn moved aside', {
             tenant: tid,
             timeline: tlid,
-            file: name,
+            files: tl.layersMovedAside,
             diskConsistentLsn: formatLsn(tl.diskConsistentLsn),
-            hint: `Left by a flush a crash cut short, its WAL is streamed again, and it is deleted once flushed past. If the metadata was restored from an older backup, it may be the only copy of that WAL: it is in ${FUTURE_LAYERS_DIR}/ of the timeline directory.`,
+            hint: `Left by a flush a crash cut short, their WAL is streamed again, and they are deleted once flushed past. If the metadata was restored from an older backup, they may be the only copy of that WAL: they are in ${FUTURE_LAYERS_DIR}/ of the timeline directory.`,
           })
         }
         await this.addTimeline(tenant, tl)
@@ -569,6 +570,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       for (const d of sweep.dropped) this.ctx.log?.('info', 'dropped the replication slot of an import that did not finish', d)
       for (const l of sweep.left) {
         this.ctx.log?.('warn', 'an import that did not finish left a replication slot', { ...l, hint: `It keeps WAL on that primary; it is tried again at the next start, or drop it there: ${l.dropWith}` })
+      }
+      for (const e of sweep.elsewhere) {
+        this.ctx.log?.('warn', 'an import that did not finish left a replication slot on a cluster no longer at its address', {
+          ...e,
+          hint: `Nothing was dropped at ${e.server} (another cluster's slot of that name must not be); drop ${e.slotName} on the cluster the import used, if it still runs.`,
+        })
       }
     } catch (e) {
       this.ctx.log?.('warn', 'could not check the replication slots of unfinished imports', { message: e instanceof Error ? e.message : String(e) })

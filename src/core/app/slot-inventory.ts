@@ -30,6 +30,7 @@ import { listPhysicalSlots, type PhysicalSlot } from '../walreceiver/slot-listin
 import { requireWorkdir, type AppContext } from './context.js'
 import { readSlotClaims, slotOwnership, type SlotState } from './slot-owners.js'
 import { PAGESERVER_SLOT_PREFIX } from './slots.js'
+import { readImportSlots } from './import-slot-records.js'
 
 
 /** One slot as the results (and `--json`) show it: LSNs as "X/X", the WAL it keeps in bytes. */
@@ -94,7 +95,11 @@ export async function listSlots(ctx: AppContext, o: SlotListOptions): Promise<Sl
   await requireWorkdir(ctx.config.workdir)
   return withSlotConnection(o.conn, 'pageserver slot list', o.signal, async (conn) => {
     const inv = await inventory(ctx, conn)
-    return { ...inv, slots: o.all ? inv.slots : inv.slots.filter((s) => s.slotName.startsWith(PAGESERVER_SLOT_PREFIX)) }
+    if (o.all) return inv
+    // Ours whatever their names: pageserver_*, those a timeline here uses or may use, and those an import
+    // recorded (--slot names too: an audit's killed import kept 48 MiB in a slot this listing hid).
+    const recorded = new Set((await readImportSlots(ctx.config.workdir, { runningHere: true })).records.map((r) => r.slotName))
+    return { ...inv, slots: inv.slots.filter((s) => s.slotName.startsWith(PAGESERVER_SLOT_PREFIX) || s.state !== 'orphan' || recorded.has(s.slotName)) }
   })
 }
 

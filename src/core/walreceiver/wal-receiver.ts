@@ -453,8 +453,9 @@ function slotMissing(slotName: string, server: string): ConflictError {
     `replication slot ${slotName} does not exist on ${server}: the server there is not the one this timeline streams from, or the slot was dropped there`,
     {
       hint:
-        'Another PostgreSQL may listen at that address now (a branch\'s, started on the same port?): its WAL is not this timeline\'s, so nothing is taken from it. ' +
-        'Give the timeline its own primary back at that address, or point the timeline at it with `pageserver timeline source` (which checks that its WAL continues the timeline and creates the slot).',
+        'If the slot was dropped on the timeline\'s own primary, `pageserver timeline source` with the same connection string makes it again, ' +
+        'after checking that the primary\'s WAL still continues the timeline. If another PostgreSQL listens at that address now (a branch\'s, ' +
+        'started on the same port?), its WAL is not this timeline\'s and nothing is taken from it: give the timeline its primary back there, or point it at where that went.',
       details: { slotName, server },
     },
   )
