@@ -2,23 +2,24 @@
  * The paths `local start` records in `<workdir>/local/state.json` (the local PostgreSQL's data directory, its
  * log and socket directory, the page server's log), so that the workdir can be moved or copied.
  *
- * Paths inside the workdir are stored relative to it and resolved against where the workdir is now: stored
- * absolute (as earlier releases did), a moved workdir's `local start` made a new primary at the old path from
- * an export and lost commits the moved one had acknowledged, and a copy's `local stop` stopped the original's
- * PostgreSQL (an audit). Absolute paths of earlier state files are rebased the same way: the old workdir is
- * what precedes `/local/pageserver.log` in the page server's log path.
+ * Paths are stored absolute (scripts read the file), with the workdir they were written in; read in a workdir
+ * that has moved (or been copied), the paths inside the old one are rebased onto where the workdir is now.
+ * Followed as written, a moved workdir's `local start` made a new primary at the old path from an export and
+ * lost commits the moved one had acknowledged, and a copy's `local stop` stopped the original's PostgreSQL (an
+ * audit). Files of earlier releases name no workdir: it is what precedes `/local/pageserver.log` in the page
+ * server's log path.
  *
  * A data directory outside the workdir (root, when the postgres user cannot reach it) belongs to the workdir
  * that made it: the state also records that workdir's identity (device and inode), and a state file read in
  * another directory (a copy, or a move to another file system) that points outside is refused, not followed.
  */
 import { statSync } from 'node:fs'
-import { isAbsolute, join, relative, resolve } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import { ConflictError } from '../lib/errors.js'
 
 const PATH_FIELDS = ['pgDataDir', 'pgLogFile', 'pgSocketDir', 'serveLogFile'] as const
 type PathField = (typeof PATH_FIELDS)[number]
-type WithPaths = Record<PathField, string> & { workdirId?: string }
+type WithPaths = Record<PathField, string> & { workdirId?: string; workdir?: string }
 
 const SERVE_LOG_TAIL = '/local/pageserver.log'
 
@@ -32,15 +33,10 @@ export function workdirIdentity(workdir: string): string | null {
   }
 }
 
-/** `s` as stored: paths inside `workdir` relative to it, and the workdir's identity. */
+/** `s` as stored: absolute paths, the workdir they were written in, and its identity. */
 export function storedLocalPaths<T extends WithPaths>(workdir: string, s: T): T {
-  const root = resolve(workdir)
-  const out: T = { ...s }
-  for (const f of PATH_FIELDS) {
-    if (typeof s[f] !== 'string') continue
-    const abs = resolve(s[f])
-    if (abs.startsWith(root + '/')) out[f] = relative(root, abs)
-  }
+  const out: T = { ...s, workdir: resolve(workdir) }
+  for (const f of PATH_FIELDS) if (typeof s[f] === 'string') out[f] = resolve(workdir, s[f])
   const id = workdirIdentity(workdir)
   if (id !== null) out.workdirId = id
   return out
@@ -50,7 +46,7 @@ export function storedLocalPaths<T extends WithPaths>(workdir: string, s: T): T 
 export function resolvedLocalPaths<T extends WithPaths>(workdir: string, statePath: string, s: T): T {
   const root = resolve(workdir)
   const log: unknown = s.serveLogFile
-  const oldRoot = typeof log === 'string' && isAbsolute(log) && log.endsWith(SERVE_LOG_TAIL) ? log.slice(0, -SERVE_LOG_TAIL.length) : null
+  const oldRoot = typeof s.workdir === 'string' ? s.workdir : typeof log === 'string' && isAbsolute(log) && log.endsWith(SERVE_LOG_TAIL) ? log.slice(0, -SERVE_LOG_TAIL.length) : null
   const out: T = { ...s }
   const outside: string[] = []
   for (const f of PATH_FIELDS) {
@@ -67,6 +63,8 @@ export function resolvedLocalPaths<T extends WithPaths>(workdir: string, statePa
       details: { statePath, outside },
     })
   }
-  delete out.workdirId // only for this check
+  // Only for this check and the rebase.
+  delete out.workdirId
+  delete out.workdir
   return out
 }

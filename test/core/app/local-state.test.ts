@@ -59,14 +59,15 @@ describe('local state file', () => {
   it('paths inside the workdir follow it when it is moved, from older absolute files too; a copy does not follow a data directory outside it', () => {
     const inside = { ...STATE, pgDataDir: join(workdir, 'local', 'pgdata-bbbb'), pgLogFile: join(workdir, 'local', 'postgresql.log'), pgSocketDir: join(workdir, 'local'), serveLogFile: join(workdir, 'local', 'pageserver.log') }
     writeLocalState(ctx, inside)
-    expect(JSON.parse(readFileSync(join(workdir, 'local', 'state.json'), 'utf8'))).toMatchObject({ pgDataDir: 'local/pgdata-bbbb', serveLogFile: 'local/pageserver.log' })
+    // Absolute (scripts read the file), with the workdir they were written in.
+    expect(JSON.parse(readFileSync(join(workdir, 'local', 'state.json'), 'utf8'))).toMatchObject({ pgDataDir: join(workdir, 'local', 'pgdata-bbbb'), workdir })
     expect(readLocalState(ctx)).toEqual(inside)
     const moved = `${workdir}-moved`
     renameSync(workdir, moved)
     try {
       const movedCtx = { ...ctx, config: { ...ctx.config, workdir: moved } }
       expect(readLocalState(movedCtx)).toMatchObject({ pgDataDir: join(moved, 'local', 'pgdata-bbbb'), pgSocketDir: join(moved, 'local') })
-      // A file of an earlier release, absolute paths of where the workdir was: rebased too.
+      // A file of an earlier release, without the workdir: rebased too.
       writeFileSync(join(moved, 'local', 'state.json'), JSON.stringify(inside))
       expect(readLocalState(movedCtx)).toMatchObject({ pgDataDir: join(moved, 'local', 'pgdata-bbbb'), pgLogFile: join(moved, 'local', 'postgresql.log') })
     } finally {
