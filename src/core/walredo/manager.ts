@@ -541,7 +541,10 @@ export class WalRedoManager {
     void w.exited.then(() => {
       this.retiring.delete(w)
       this.draining.delete(w)
-      this.budget?.release(this.givenUp.delete(w))
+      if (this.budget !== null) {
+        this.budget.totals.exited++
+        this.budget.release(this.givenUp.delete(w))
+      }
     })
     return w
   }

@@ -51,6 +51,8 @@ export interface RedoProcessBudgetStats {
 /** Events of every pool of a budget since it was made: monotonic, unlike sums over the pools alive now. */
 export interface RedoTotals {
   spawned: number
+  /** Every worker that ended, for whatever reason (reaped, reclaimed, crashed, its tenant closed): spawned − exited are alive. */
+  exited: number
   reaped: number
   reclaimed: number
   requests: number
@@ -64,7 +66,7 @@ export class RedoProcessBudget {
   readonly quantumMs: number
   private retryTimer: NodeJS.Timeout | null = null
   /** Counted by the pools (manager.ts); a deleted tenant's pool leaves its counts here. */
-  readonly totals: RedoTotals = { spawned: 0, reaped: 0, reclaimed: 0, requests: 0, failed: 0 }
+  readonly totals: RedoTotals = { spawned: 0, exited: 0, reaped: 0, reclaimed: 0, requests: 0, failed: 0 }
   private used = 0
   private reclaimedTotal = 0
   private readonly members = new Set<RedoBudgetMember>()

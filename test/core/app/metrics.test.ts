@@ -84,11 +84,12 @@ describe('renderMetrics', () => {
     // A server's budget keeps the totals of every pool it ever had: counters that never step down when a
     // tenant (and its pools) goes.
     const budget = new RedoProcessBudget(6)
-    Object.assign(budget.totals, { spawned: 20, reaped: 9, reclaimed: 3, requests: 500, failed: 4 })
+    Object.assign(budget.totals, { spawned: 20, exited: 16, reaped: 9, reclaimed: 3, requests: 500, failed: 4 })
     const withBudget = renderMetrics(services, pageService, { redoBudget: budget })
     const plainOf = (name: string) => Number(withBudget.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
     expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(20)
     expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="reclaimed"')).toBe(3)
+    expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="exited"')).toBe(16)
     expect(sample(withBudget, 'pageserver_wal_redo_requests_total', 'result="all"')).toBe(500)
     expect(plainOf('pageserver_wal_redo_processes')).toBe(4) // live processes: still the loaded pools'
     expect(plainOf('pageserver_wal_redo_processes_max')).toBe(6)

@@ -185,7 +185,7 @@ describe('WalRedoManager under a shared RedoProcessBudget, with real worker proc
       await closeAll(a, b)
     }
     // The pools are gone; what they did stays counted.
-    expect(budget.totals).toEqual({ spawned: 6, reaped: 0, reclaimed: 5, requests: 6, failed: 0 })
+    expect(budget.totals).toEqual({ spawned: 6, exited: 6, reaped: 0, reclaimed: 5, requests: 6, failed: 0 })
   })
 
   it('a worker serves its tenant for a quantum before another tenant may take it: alternating tenants do not turn every request into a spawn', async () => {
