@@ -49,7 +49,7 @@ import {
   type ListedTenant,
 } from './timelines.js'
 import { importTimelineIn, type ImportResult } from './import.js'
-import { readImportSlots } from './import-slot-records.js'
+import { readImportSlots, type ImportSlotRecord } from './import-slot-records.js'
 import { sweepImportSlots } from './import-slots.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource, type SyncResult } from './sync.js'
@@ -65,6 +65,8 @@ export const FLUSH_TICK_MS = 1000
 
 /** How long a stop waits for the start's orphan slot check to notice it (its connection is aborted). */
 const ORPHAN_CHECK_STOP_WAIT_MS = 2_000
+/** How often a running server tries again to drop the slots of dead imports it could not drop at start. */
+export const IMPORT_SLOT_RETRY_MS = 5 * 60_000
 
 export interface ServerAddresses {
   pg: { host: string; port: number }
@@ -73,6 +75,8 @@ export interface ServerAddresses {
 
 export interface PageServerOptions {
   backups?: BackupProducer | null
+  /** IMPORT_SLOT_RETRY_MS unless given (tests). */
+  importSlotRetryMs?: number
 }
 
 export class PageServer implements PageServiceBackend, ManagementOps {
@@ -96,6 +100,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** Ends background work of the start (the orphan slot check) when the server stops. */
   private readonly stopAbort = new AbortController()
   private orphanCheck: Promise<void> = Promise.resolve()
+  /** When to try again the slots of dead imports that could not be dropped (tick), or null. */
+  private importSlotRetryAtMs: number | null = null
 
   private constructor(
     private readonly ctx: AppContext,
@@ -501,6 +507,12 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** The flush clock: timeouts per timeline, then the global memory ceiling. */
   private tick(): void {
     if (this.pendingLockInfo !== null) this.publishAddresses()
+    if (this.importSlotRetryAtMs !== null && Date.now() >= this.importSlotRetryAtMs) {
+      this.importSlotRetryAtMs = null
+      // After the previous check (stop waits for this one as for it); imports running here are left out.
+      const previous = this.orphanCheck
+      this.orphanCheck = previous.then(async () => this.sweepImportSlotsNow((await readImportSlots(this.ctx.config.workdir)).records, 'debug')).catch(() => {})
+    }
     this.trimSlabs()
     for (const s of this.services.values()) {
       try {
@@ -565,11 +577,24 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     for (const u of importSlots.unreadable) {
       this.ctx.log?.('warn', 'unreadable record of an import\'s replication slot', { file: u.file, reason: u.reason, hint: 'Look at it, drop the slot it names with `pageserver slot drop` if it is still there, and remove the file.' })
     }
+    await this.sweepImportSlotsNow(importSlots.records, 'warn')
+    await this.warnOrphanSlots()
+  }
+
+  /**
+   * Drops the slots of imports that died (`records`: none of this process's own). Those that cannot be
+   * dropped yet (their primary down, say) are tried again every IMPORT_SLOT_RETRY_MS while the server runs
+   * (tick), said at `leftLevel` the first time and at debug after.
+   */
+  private async sweepImportSlotsNow(records: ImportSlotRecord[], leftLevel: 'warn' | 'debug'): Promise<void> {
+    this.importSlotRetryAtMs = null
     try {
-      const sweep = await sweepImportSlots(this.ctx, this.repo, importSlots.records, this.stopAbort.signal)
+      const sweep = await sweepImportSlots(this.ctx, this.repo, records, this.stopAbort.signal)
       for (const d of sweep.dropped) this.ctx.log?.('info', 'dropped the replication slot of an import that did not finish', d)
+      const retryMs = this.opts.importSlotRetryMs ?? IMPORT_SLOT_RETRY_MS
+      if (sweep.left.length > 0) this.importSlotRetryAtMs = Date.now() + retryMs
       for (const l of sweep.left) {
-        this.ctx.log?.('warn', 'an import that did not finish left a replication slot', { ...l, hint: `It keeps WAL on that primary; it is tried again at the next start, or drop it there: ${l.dropWith}` })
+        this.ctx.log?.(leftLevel, 'an import that did not finish left a replication slot', { ...l, hint: `It keeps WAL on that primary; it is tried again every ${Math.round(retryMs / 1000)} s while the server runs, or drop it there: ${l.dropWith}` })
       }
       for (const e of sweep.elsewhere) {
         this.ctx.log?.('warn', 'an import that did not finish left a replication slot on a cluster no longer at its address', {
@@ -580,7 +605,6 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     } catch (e) {
       this.ctx.log?.('warn', 'could not check the replication slots of unfinished imports', { message: e instanceof Error ? e.message : String(e) })
     }
-    await this.warnOrphanSlots()
   }
 
   private async warnOrphanSlots(): Promise<void> {
