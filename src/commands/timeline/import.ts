@@ -14,8 +14,9 @@ export default class TimelineImport extends BaseCommand<typeof TimelineImport> {
     'before it returns (a running server streams it with its receiver). The primary needs wal_level=replica, a role with ' +
     'REPLICATION and a pg_hba.conf replication entry. An import that fails drops the slot it created (its error says ' +
     'so, or gives the SQL to drop it). One that is killed cannot, but it recorded the slot before creating it ' +
-    '(<workdir>/import-slots/): the next import from the same primary, or the next `serve`, drops the slots of imports ' +
-    'that did not finish (the result\'s notes, or the server\'s log, say so), since a slot keeps WAL there until ' +
+    '(<workdir>/import-slots/): the next import from the same primary, or the next `serve` (which tries again every 5 ' +
+    'minutes while that primary is down), drops the slots of imports that did not finish (the result\'s notes, or the ' +
+    'server\'s log, say so), since a slot keeps WAL there until ' +
     'dropped; `slot list` shows such a slot as an orphan naming the import. ' +
     'The password is never stored: the timeline records the connection string without it. The import connects with ' +
     'the password in --from, else PGPASSWORD, else the password file (PGPASSFILE, else ~/.pgpass, mode 0600; a line ' +
