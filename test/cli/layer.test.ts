@@ -111,9 +111,9 @@ describe('pageserver layer list / dump', () => {
     expect(r.stdout).toContain('entries:    3 (2 keys)')
     const lines = r.stdout.split('\n').filter((l) => l.startsWith(blockKey(5, 0).slice(0, 10)))
     expect(lines).toEqual([
-      `${blockKey(5, 0)} 0/1696070 image 8192 will-init`,
-      `${blockKey(5, 0)} 0/1696080 record 30 - XLOG/NOOP`,
-      `${blockKey(5, 1)} 0/1696090 record 30 will-init XLOG/NOOP`,
+      `${blockKey(5, 0)} 0/1696070 image 8192 will-init (rel 1663/5/5 main blk 0)`,
+      `${blockKey(5, 0)} 0/1696080 record 30 - XLOG/NOOP (rel 1663/5/5 main blk 0)`,
+      `${blockKey(5, 1)} 0/1696090 record 30 will-init XLOG/NOOP (rel 1663/5/5 main blk 1)`,
     ])
     expect(r.stdout).toContain('3 entries, all checksums valid')
     const v = await runCli(['layer', 'dump', deltaPath, '--values'])
@@ -125,7 +125,7 @@ describe('pageserver layer list / dump', () => {
     expect(r.code).toBe(0)
     const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l))
     expect(lines[0].summary).toMatchObject({ kind: 'image', name: imageName, lsnStart: '0/16960E8', lsnEnd: '0/16960E9', entryCount: 2, keyCount: 2, tenantId: TENANT, timelineId: TIMELINE, codec: 'lz4' })
-    expect(lines[1]).toMatchObject({ key: blockKey(5, 0), lsn: '0/16960E8', kind: 'image', lengthBytes: 8192, willInit: true, rmgr: null, type: null })
+    expect(lines[1]).toMatchObject({ key: blockKey(5, 0), object: 'rel 1663/5/5 main blk 0', lsn: '0/16960E8', kind: 'image', lengthBytes: 8192, willInit: true, rmgr: null, type: null })
     expect(lines[1].storedBytes).toBeLessThan(8194) // compressed
     expect(Buffer.from(lines[1].data, 'hex').subarray(100, 104).toString()).toBe('page')
     expect(lines[3]).toEqual({ end: { entries: 2 } })

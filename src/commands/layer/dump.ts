@@ -18,6 +18,7 @@ import type { LayerSummary } from '../../core/layer/layer-file-reader.js'
 import { formatBytes } from '../../core/lib/units.js'
 import { CorruptionError } from '../../core/lib/errors.js'
 import { formatLsn } from '../../core/pg/lsn.js'
+import { describeKey } from '../../core/datadir/mapping.js'
 
 /** Entries are printed in batches of this many lines (one stdout write per batch). */
 const PRINT_BATCH_ENTRIES = 1000
@@ -31,7 +32,8 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
     'checking each CRC-32C, and prints the summary (kind, tenant, timeline, key and LSN ranges, counts, sizes) ' +
     'followed by one line per entry: key, LSN, kind (image or record), length, will-init, and for a WAL record ' +
     'its resource manager and record type as pg_waldump names them. --values adds each value\'s bytes in hex. ' +
-    'With --json, prints JSON lines: {"summary": {...}}, then one {key, lsn, kind, lengthBytes, willInit, rmgr, ' +
+    'Each entry also names what its key stands for ("rel 1663/5/16397 main blk 1", "pg_xact 0000 page 3", ...). ' +
+    'With --json, prints JSON lines: {"summary": {...}}, then one {key, object, lsn, kind, lengthBytes, willInit, rmgr, ' +
     'type, storedBytes[, data]} per entry, then {"end": {"entries": N}}. Damage inside the file (an index block, ' +
     'an entry or a value failing its checks) is printed where it is met ("FAULT: ..." lines; {"fault": {code, ' +
     'message}} under --json) and the scan goes on past it (a bad index block is skipped whole), so the whole extent ' +
@@ -134,13 +136,14 @@ function summaryText(s: LayerSummary): string {
 
 function entryLine(d: DumpedEntry, values: boolean): string {
   const what = d.rmgr !== null ? ` ${d.rmgr}/${d.type}` : ''
-  const line = `${d.key} ${formatLsn(d.lsn)} ${d.kind} ${d.lengthBytes} ${d.willInit ? 'will-init' : '-'}${what}\n`
+  const line = `${d.key} ${formatLsn(d.lsn)} ${d.kind} ${d.lengthBytes} ${d.willInit ? 'will-init' : '-'}${what} (${describeKey(d.key)})\n`
   return values ? `${line}  ${d.payload.toString('hex')}\n` : line
 }
 
 function entryToJson(d: DumpedEntry, values: boolean): Record<string, unknown> {
   const o: Record<string, unknown> = {
     key: d.key,
+    object: describeKey(d.key),
     lsn: formatLsn(d.lsn),
     kind: d.kind,
     lengthBytes: d.lengthBytes,

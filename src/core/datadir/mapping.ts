@@ -23,8 +23,8 @@
  */
 import { CorruptionError } from '../lib/errors.js'
 import { keyFields, keyFromFields, keyFromPrefix, keyPrefixFromFields, type Key, type KeyRange } from '../model/key.js'
-import type { BufferTag, RelTag } from '../pg/reltag.js'
-import { SLRU_PAGES_PER_SEGMENT, SlruKind, type SlruKindFork } from '../pg/slru.js'
+import { forkName, type BufferTag, type RelTag } from '../pg/reltag.js'
+import { SLRU_DIRS, SLRU_PAGES_PER_SEGMENT, SlruKind, slruSegmentName, type SlruKindFork } from '../pg/slru.js'
 
 const ALL_ONES = 0xffff_ffff
 
@@ -198,6 +198,31 @@ export function keyToBufferTag(k: Key): BufferTag | null {
     return { spcNode: 0, dbNode: 0, relNode: 0, forkNum: slruKindFromField(f.field2), blkno: f.field4 * SLRU_PAGES_PER_SEGMENT + f.field6 }
   }
   return null
+}
+
+/**
+ * What a key stands for, in PostgreSQL's terms, for people reading dumps: "rel 1663/5/16397 main blk 1",
+ * "pg_xact 0000 page 3", "relation directory of 1663/5", ...; the key itself for a key no rule here makes.
+ */
+export function describeKey(k: Key): string {
+  const f = keyFields(k)
+  const rel = `${f.field2}/${f.field3}/${f.field4}`
+  if (f.field1 === 0) {
+    if (f.field4 !== 0) return f.field6 === ALL_ONES ? `rel ${rel} ${forkName(f.field5)} size` : `rel ${rel} ${forkName(f.field5)} blk ${f.field6}`
+    if (f.field2 === 0 && f.field3 === 0 && f.field6 === 0) return 'database directory'
+    if (f.field6 === 0) return `relmap of ${f.field2}/${f.field3}`
+    if (f.field6 === 1) return `relation directory of ${f.field2}/${f.field3}`
+  }
+  const slru = f.field1 === 1 ? FIELD_TO_SLRU_KIND[f.field2] : undefined
+  if (slru !== undefined) {
+    const dir = SLRU_DIRS[slru]
+    if (f.field3 === 0) return `${dir} segments`
+    return f.field6 === ALL_ONES ? `${dir} ${slruSegmentName(f.field4)} size` : `${dir} ${slruSegmentName(f.field4)} page ${f.field6}`
+  }
+  if (f.field1 === 2) return f.field6 === 0 ? 'two-phase directory' : `two-phase state of xid ${f.field6}`
+  if (f.field1 === 3 && f.field6 === 0) return 'pg_control'
+  if (f.field1 === 3 && f.field6 === 1) return 'checkpoint'
+  return k
 }
 
 /** The key of a redo target: a relation block, or an SLRU page named by its pseudo-fork. */
