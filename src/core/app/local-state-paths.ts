@@ -13,25 +13,15 @@
  * that made it: the state also records that workdir's identity (device and inode), and a state file read in
  * another directory (a copy, or a move to another file system) that points outside is refused, not followed.
  */
-import { statSync } from 'node:fs'
 import { isAbsolute, join, resolve } from 'node:path'
 import { ConflictError } from '../lib/errors.js'
+import { workdirIdentity } from '../storage/workdir-lock.js'
 
 const PATH_FIELDS = ['pgDataDir', 'pgLogFile', 'pgSocketDir', 'serveLogFile'] as const
 type PathField = (typeof PATH_FIELDS)[number]
 type WithPaths = Record<PathField, string> & { workdirId?: string; workdir?: string }
 
 const SERVE_LOG_TAIL = '/local/pageserver.log'
-
-/** `<dev>:<ino>` of the workdir directory, or null when it cannot be read. */
-export function workdirIdentity(workdir: string): string | null {
-  try {
-    const st = statSync(workdir)
-    return `${st.dev}:${st.ino}`
-  } catch {
-    return null
-  }
-}
 
 /** `s` as stored: absolute paths, the workdir they were written in, and its identity. */
 export function storedLocalPaths<T extends WithPaths>(workdir: string, s: T): T {

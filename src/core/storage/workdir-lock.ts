@@ -54,12 +54,15 @@ export function liveLockHolder(workdir: string): LockHolder | null {
 function holdsHere(h: LockHolder, workdir: string): boolean {
   if (!holderAlive(h)) return false
   if (h.workdirId === undefined) return true
-  const id = workdirIdOf(workdir)
+  const id = workdirIdentity(workdir)
   return id === null || id === h.workdirId
 }
 
-/** `<dev>:<ino>` of the workdir directory, or null when it cannot be read. */
-function workdirIdOf(workdir: string): string | null {
+/**
+ * `<dev>:<ino>` of the workdir directory, or null when it cannot be read: the same directory under any path,
+ * and through a move on one file system; a copy is another. The lock and local/state.json record it.
+ */
+export function workdirIdentity(workdir: string): string | null {
   try {
     const st = statSync(workdir)
     return `${st.dev}:${st.ino}`
@@ -90,7 +93,7 @@ export class WorkdirLock {
   static acquire(workdir: string, command: string): WorkdirLock {
     const path = join(workdir, LOCK_FILE)
     const start = processStartId(process.pid)
-    const id = workdirIdOf(workdir)
+    const id = workdirIdentity(workdir)
     const me: LockHolder = {
       pid: process.pid,
       ...(start === null ? {} : { processStart: start }),
