@@ -517,8 +517,7 @@ export class WalRedoManager {
     this.idleTimers.delete(w)
     this.retiring.add(w)
     this.givenUp.add(w)
-    this.counters.reclaimed++
-    if (this.budget !== null) this.budget.totals.reclaimed++
+    this.counters.reclaimed++ // the budget counts it in its totals, where it decided it
     this.opts.logger('debug', 'stopping a redo worker for another tenant', { worker: w.seq, pid: w.pid, inFlight: w.inFlight })
     if (w.inFlight === 0) void w.stop(this.opts.stopGraceMs, false)
     else this.draining.add(w)

@@ -65,10 +65,12 @@ export const REDO_RECLAIM_QUANTUM_MS_DEFAULT = 1000
 export class RedoProcessBudget {
   readonly quantumMs: number
   private retryTimer: NodeJS.Timeout | null = null
-  /** Counted by the pools (manager.ts); a deleted tenant's pool leaves its counts here. */
+  /**
+   * Counted by the pools (manager.ts), except `reclaimed`, counted here where each is decided; a deleted
+   * tenant's pool leaves its counts here.
+   */
   readonly totals: RedoTotals = { spawned: 0, exited: 0, reaped: 0, reclaimed: 0, requests: 0, failed: 0 }
   private used = 0
-  private reclaimedTotal = 0
   private readonly members = new Set<RedoBudgetMember>()
   private readonly waiters: RedoBudgetMember[] = []
   /** Slots promised to waiters: workers stopped or draining on their behalf that have not exited yet. */
@@ -85,7 +87,7 @@ export class RedoProcessBudget {
   }
 
   stats(): RedoProcessBudgetStats {
-    return { max: this.max, used: this.used, waiting: this.waiters.length, reclaimed: this.reclaimedTotal }
+    return { max: this.max, used: this.used, waiting: this.waiters.length, reclaimed: this.totals.reclaimed }
   }
 
   join(m: RedoBudgetMember): void {
@@ -146,7 +148,7 @@ export class RedoProcessBudget {
     if (this.waiters.length <= this.freeing || this.waiters.includes(m)) return false
     if (workerStartedAtMs > Date.now() - this.quantumMs) return false // its quantum is not over: the retry timer comes back
     this.freeing++
-    this.reclaimedTotal++
+    this.totals.reclaimed++
     return true
   }
 
@@ -162,13 +164,13 @@ export class RedoProcessBudget {
       const donor = this.pickIdleDonor(bornBefore)
       if (donor !== null && donor.reclaimIdleWorker(bornBefore)) {
         this.freeing++
-        this.reclaimedTotal++
+        this.totals.reclaimed++
         continue
       }
       const big = this.pickLargestDonor()
       if (big !== null && big.drainWorker(bornBefore)) {
         this.freeing++
-        this.reclaimedTotal++
+        this.totals.reclaimed++
         continue
       }
       // Nothing to take now (busy, or within its quantum): look again once a quantum has passed.
