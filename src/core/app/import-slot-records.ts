@@ -3,11 +3,12 @@
  * are settled): `<workdir>/import-slots/<slot>.json`, written durably before the slot is created and
  * removed once the timeline names it or the slot is gone.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isNotFoundFsError, messageOf } from '../lib/errors.js'
 import { fsyncDir, writeFileDurably } from '../storage/durable-file.js'
 import { ioFailed } from '../storage/io-errors.js'
+import { namesIn } from '../storage/directory.js'
 import { validateSlotName } from '../walreceiver/replication-commands.js'
 import type { AppContext } from './context.js'
 
@@ -77,16 +78,9 @@ export function releaseImportSlot(slotName: string): void {
  */
 export async function readImportSlots(workdir: string, opts: { runningHere?: boolean } = {}): Promise<{ records: ImportSlotRecord[]; unreadable: Array<{ file: string; reason: string }> }> {
   const dir = join(workdir, IMPORT_SLOTS_DIR)
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch (e) {
-    if (isNotFoundFsError(e)) return { records: [], unreadable: [] }
-    throw ioFailed('listing', dir, e)
-  }
   const records: ImportSlotRecord[] = []
   const unreadable: Array<{ file: string; reason: string }> = []
-  for (const name of names.sort()) {
+  for (const name of (await namesIn(dir)) ?? []) {
     if (!name.endsWith('.json')) continue
     const file = join(dir, name)
     try {

@@ -10,9 +10,9 @@
  * the timeline has flushed past them (the usual case: the next flush after the restart) and can be put back
  * by hand with the right metadata otherwise; the server logs each one it moves.
  */
-import { mkdir, readdir, rename, rm } from 'node:fs/promises'
+import { mkdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isNotFoundFsError } from '../lib/errors.js'
+import { namesIn } from '../storage/directory.js'
 import type { Lsn } from '../pg/lsn.js'
 import { parseLayerFileName } from '../layer/layer-name.js'
 import { fsyncDir, type SyncOptions } from '../storage/durable-file.js'
@@ -46,16 +46,11 @@ export async function moveFutureLayersAside(dir: string, names: readonly string[
  */
 export async function removeRedundantFutureLayers(dir: string, diskConsistentLsn: Lsn, opts: SyncOptions): Promise<{ removed: string[]; kept: string[] }> {
   const aside = join(dir, FUTURE_LAYERS_DIR)
-  let names: string[]
-  try {
-    names = await readdir(aside)
-  } catch (e) {
-    if (isNotFoundFsError(e)) return { removed: [], kept: [] }
-    throw ioFailed('listing', aside, e)
-  }
+  const names = await namesIn(aside)
+  if (names === null) return { removed: [], kept: [] }
   const removed: string[] = []
   const kept: string[] = []
-  for (const n of names.sort()) {
+  for (const n of names) {
     const parsed = parseLayerFileName(n)
     if (parsed !== null && parsed.desc.lsnRange.end <= diskConsistentLsn + 1n) {
       try {
@@ -79,10 +74,5 @@ export async function removeRedundantFutureLayers(dir: string, diskConsistentLsn
 
 /** The layer files kept aside in `dir` (none when there is no FUTURE_LAYERS_DIR). */
 export async function futureLayersKept(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(join(dir, FUTURE_LAYERS_DIR))).filter((n) => parseLayerFileName(n) !== null)
-  } catch (e) {
-    if (isNotFoundFsError(e)) return []
-    throw ioFailed('listing', join(dir, FUTURE_LAYERS_DIR), e)
-  }
+  return ((await namesIn(join(dir, FUTURE_LAYERS_DIR))) ?? []).filter((n) => parseLayerFileName(n) !== null)
 }

@@ -21,6 +21,7 @@ import { join } from 'node:path'
 import { ConflictError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
 import { fsyncDir, type SyncOptions } from './durable-file.js'
 import { ioFailed } from './io-errors.js'
+import { namesIn } from './directory.js'
 
 export const TEMP_DIR_PREFIX = '.tmp-'
 /** Middle of a tombstone's name: `.tmp-<name>-deleted-<8 hex>` (the random tail lets a re-created and
@@ -92,13 +93,7 @@ export async function createDirAtomically(
 
 /** Removes `.tmp-*` directories left by creations and deletions that never finished (not this process's live ones). */
 export async function removeAbandonedTempDirs(parent: string): Promise<string[]> {
-  let names: string[]
-  try {
-    names = await readdir(parent)
-  } catch (e) {
-    if (isNotFoundFsError(e)) return []
-    throw ioFailed('listing', parent, e)
-  }
+  const names = (await namesIn(parent)) ?? []
   const removed: string[] = []
   for (const n of names) {
     if (n.startsWith(TEMP_DIR_PREFIX) && !liveTempDirs.has(join(parent, n))) {

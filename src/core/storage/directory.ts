@@ -40,6 +40,16 @@ export async function listFiles(dir: string): Promise<FileEntry[]> {
   return out
 }
 
+/** The names in `dir`, sorted, or null when it does not exist; any other failure is a typed I/O error. */
+export async function namesIn(dir: string): Promise<string[] | null> {
+  try {
+    return (await readdir(dir)).sort()
+  } catch (err) {
+    if (isNotFoundFsError(err)) return null
+    throw ioFailed('listing', dir, err)
+  }
+}
+
 /** Removes the files of `dir` whose name satisfies `pred`; returns their names. */
 export async function removeFilesWhere(dir: string, pred: (name: string) => boolean): Promise<string[]> {
   let names: string[]
