@@ -49,13 +49,12 @@ import {
   type ListedTenant,
 } from './timelines.js'
 import { importTimelineIn, type ImportResult } from './import.js'
-import { readImportSlots, type ImportSlotRecord } from './import-slot-records.js'
-import { sweepImportSlots } from './import-slots.js'
+import { readImportSlots } from './import-slot-records.js'
+import { ServerSlotChecks } from './server-slot-checks.js'
 import { attachWalSource } from './wal-source.js'
 import { noWalSource, type SyncResult } from './sync.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { connectToSource, sourceConnection } from './source-password.js'
-import { listSlots } from './slot-inventory.js'
+import { connectToSource } from './source-password.js'
 import { walSourceSet } from './timelines-source.js'
 import { renderMetrics } from './metrics.js'
 import { MutationGuard } from './mutation-guard.js'
@@ -63,10 +62,6 @@ import { MutationGuard } from './mutation-guard.js'
 /** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
 export const FLUSH_TICK_MS = 1000
 
-/** How long a stop waits for the start's orphan slot check to notice it (its connection is aborted). */
-const ORPHAN_CHECK_STOP_WAIT_MS = 2_000
-/** How often a running server tries again to drop the slots of dead imports it could not drop at start. */
-export const IMPORT_SLOT_RETRY_MS = 5 * 60_000
 
 export interface ServerAddresses {
   pg: { host: string; port: number }
@@ -75,7 +70,7 @@ export interface ServerAddresses {
 
 export interface PageServerOptions {
   backups?: BackupProducer | null
-  /** IMPORT_SLOT_RETRY_MS unless given (tests). */
+  /** IMPORT_SLOT_RETRY_MS (server-slot-checks.ts) unless given (tests). */
   importSlotRetryMs?: number
 }
 
@@ -97,11 +92,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private http: JsonHttpServer | null = null
   /** Reloads run one after another, so the last one asked for reads the files last. */
   private reloading: Promise<unknown> = Promise.resolve()
-  /** Ends background work of the start (the orphan slot check) when the server stops. */
-  private readonly stopAbort = new AbortController()
-  private orphanCheck: Promise<void> = Promise.resolve()
-  /** When to try again the slots of dead imports that could not be dropped (tick), or null. */
-  private importSlotRetryAtMs: number | null = null
+  /** Replication-slot housekeeping in the background (server-slot-checks.ts). */
+  private readonly slotChecks: ServerSlotChecks
 
   private constructor(
     private readonly ctx: AppContext,
@@ -111,7 +103,10 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     private readonly opts: PageServerOptions,
     /** The validation keys of the page service and the HTTP API (whichever use NeonJWT); null if neither. */
     private readonly jwt: JwtAuth | null,
-  ) {}
+  ) {
+    const walSources = () => [...this.services.values()].flatMap((s) => (s.timeline.metadata.walSource === null ? [] : [s.timeline.metadata.walSource.connString]))
+    this.slotChecks = new ServerSlotChecks(ctx, repo, walSources, opts.importSlotRetryMs)
+  }
 
   static async start(ctx: AppContext, opts: PageServerOptions = {}): Promise<PageServer> {
     const c = ctx.config
@@ -155,7 +150,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
       ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.services.size, brokenTimelines: server.broken.size, brokenTenants: server.brokenTenants.size })
-      server.orphanCheck = server.checkSlots(importSlots)
+      server.slotChecks.start(importSlots)
       return server
     } catch (e) {
       await pageService?.close().catch(() => {})
@@ -507,12 +502,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** The flush clock: timeouts per timeline, then the global memory ceiling. */
   private tick(): void {
     if (this.pendingLockInfo !== null) this.publishAddresses()
-    if (this.importSlotRetryAtMs !== null && Date.now() >= this.importSlotRetryAtMs) {
-      this.importSlotRetryAtMs = null
-      // After the previous check (stop waits for this one as for it); imports running here are left out.
-      const previous = this.orphanCheck
-      this.orphanCheck = previous.then(async () => this.sweepImportSlotsNow((await readImportSlots(this.ctx.config.workdir)).records, 'debug')).catch(() => {})
-    }
+    this.slotChecks.tick()
     this.trimSlabs()
     for (const s of this.services.values()) {
       try {
@@ -564,79 +554,10 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     if (n > 0) this.ctx.log?.('debug', 'gave back unused in-memory layer slabs', { slabs: n, bytes: n * pool.slabBytes, pooledBytes: pool.pooledBytes })
   }
 
-  /**
-   * Once, in the background after the start: on each primary a served timeline streams from, the pageserver_*
-   * slots that no timeline of this workdir owns (an import killed midway leaves one) are logged as warnings:
-   * each keeps WAL on that primary until someone drops it. Failures to look are logged at debug level.
-   */
-  /**
-   * In the background after start: drops the slots of imports that died (app/import-slots.ts), then warns
-   * about orphan slots on the primaries the timelines stream from.
-   */
-  private async checkSlots(importSlots: Awaited<ReturnType<typeof readImportSlots>>): Promise<void> {
-    for (const u of importSlots.unreadable) {
-      this.ctx.log?.('warn', 'unreadable record of an import\'s replication slot', { file: u.file, reason: u.reason, hint: 'Look at it, drop the slot it names with `pageserver slot drop` if it is still there, and remove the file.' })
-    }
-    await this.sweepImportSlotsNow(importSlots.records, 'warn')
-    await this.warnOrphanSlots()
-  }
-
-  /**
-   * Drops the slots of imports that died (`records`: none of this process's own). Those that cannot be
-   * dropped yet (their primary down, say) are tried again every IMPORT_SLOT_RETRY_MS while the server runs
-   * (tick), said at `leftLevel` the first time and at debug after.
-   */
-  private async sweepImportSlotsNow(records: ImportSlotRecord[], leftLevel: 'warn' | 'debug'): Promise<void> {
-    this.importSlotRetryAtMs = null
-    try {
-      const sweep = await sweepImportSlots(this.ctx, this.repo, records, this.stopAbort.signal)
-      for (const d of sweep.dropped) this.ctx.log?.('info', 'dropped the replication slot of an import that did not finish', d)
-      const retryMs = this.opts.importSlotRetryMs ?? IMPORT_SLOT_RETRY_MS
-      if (sweep.left.length > 0) this.importSlotRetryAtMs = Date.now() + retryMs
-      for (const l of sweep.left) {
-        this.ctx.log?.(leftLevel, 'an import that did not finish left a replication slot', { ...l, hint: `It keeps WAL on that primary; it is tried again every ${Math.round(retryMs / 1000)} s while the server runs, or drop it there: ${l.dropWith}` })
-      }
-      for (const e of sweep.elsewhere) {
-        this.ctx.log?.('warn', 'an import that did not finish left a replication slot on a cluster no longer at its address', {
-          ...e,
-          hint: `Nothing was dropped at ${e.server} (another cluster's slot of that name must not be); drop ${e.slotName} on the cluster the import used, if it still runs.`,
-        })
-      }
-    } catch (e) {
-      this.ctx.log?.('warn', 'could not check the replication slots of unfinished imports', { message: e instanceof Error ? e.message : String(e) })
-    }
-  }
-
-  private async warnOrphanSlots(): Promise<void> {
-    const sources = new Set<string>()
-    for (const s of this.services.values()) {
-      const src = s.timeline.metadata.walSource
-      if (src !== null) sources.add(src.connString)
-    }
-    for (const connString of sources) {
-      if (this.stopAbort.signal.aborted) return
-      try {
-        const inv = await listSlots(this.ctx, { conn: sourceConnection(this.ctx, connString).params, signal: this.stopAbort.signal })
-        for (const e of inv.slots) {
-          if (e.state !== 'orphan' || e.active) continue
-          this.ctx.log?.('warn', 'orphan replication slot', {
-            server: inv.server,
-            slot: e.slotName,
-            retainedBytes: e.retainedBytes,
-            hint: `No timeline here uses it, and it keeps WAL on that primary: \`pageserver slot drop --from <connection string> ${e.slotName}\` (or \`slot list\` to see them all).`,
-          })
-        }
-      } catch (e) {
-        this.ctx.log?.('debug', 'could not list the replication slots of a WAL source', { message: e instanceof Error ? e.message : String(e) })
-      }
-    }
-  }
-
   /** Graceful shutdown within `deadlineMs` (whatever is not flushed by then is re-streamed at the next start). */
   stop(deadlineMs = 30_000): Promise<void> {
     this.stopping ??= (async () => {
-      this.stopAbort.abort() // the orphan check's connection closes; waited for briefly, never blocking the stop
-      await Promise.race([this.orphanCheck, new Promise<void>((resolve) => setTimeout(resolve, ORPHAN_CHECK_STOP_WAIT_MS).unref())])
+      await this.slotChecks.stop()
       if (this.ticker) clearInterval(this.ticker)
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref())
       const work = (async () => {
