@@ -73,6 +73,7 @@ export default class LayerList extends BaseCommand<typeof LayerList> {
     } catch (e) {
       process.stderr.write(`warning: the timeline's metadata cannot be read (${messageOf(e)}): files are listed without their state\n`)
     }
+    const states = classified === null ? null : new Map(classified.files.map((f) => [f.fileName, f.state]))
     const items: LayerListItem[] = layers.map((l) => ({
       name: l.name,
       kind: l.kind,
@@ -81,7 +82,7 @@ export default class LayerList extends BaseCommand<typeof LayerList> {
       lsnStart: formatLsn(l.lsnStart),
       lsnEnd: formatLsn(l.lsnEnd),
       sizeBytes: l.sizeBytes,
-      state: classified?.states.get(l.name) ?? 'unknown',
+      state: states?.get(l.name) ?? 'unknown',
     }))
     for (const name of classified?.missing ?? []) {
       const p = parseLayerFileName(name)

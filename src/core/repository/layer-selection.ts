@@ -26,28 +26,21 @@ export interface LayerSelection {
 }
 
 export function selectLayerFiles(dir: string, timelineId: TimelineId, fileNames: readonly string[], meta: TimelineMetadata): LayerSelection {
-  const limit = meta.diskConsistentLsn + 1n
-  const listed = meta.layers === undefined ? null : new Set(meta.layers)
+  const { files, missing } = classifyLayerFiles(fileNames, meta)
   const load: Array<{ fileName: string; desc: LayerDesc }> = []
   const future: string[] = []
-  for (const fileName of fileNames) {
-    const parsed = parseLayerFileName(fileName)
-    if (parsed === null) continue
-    if (parsed.desc.lsnRange.end > limit) {
-      future.push(fileName)
-      continue
-    }
-    if (listed !== null && !listed.delete(parsed.desc.name)) {
+  for (const { fileName, desc, state } of files) {
+    if (state === 'future') future.push(fileName)
+    else if (state === 'layer') load.push({ fileName, desc })
+    else {
       throw new CorruptionError('LAYER_NOT_LISTED', `layer file ${join(dir, fileName)} is not one of the timeline's layers (its metadata does not list it)`, {
         hint: 'A file from elsewhere (another timeline, an older copy of this one?): move it out of the timeline directory.',
         details: { path: join(dir, fileName) },
       })
     }
-    load.push({ fileName, desc: parsed.desc })
   }
-  if (listed === null) checkL0Chain(dir, timelineId, load.map((l) => l.desc), meta)
-  if (listed !== null && listed.size > 0) {
-    const missing = [...listed].sort()
+  if (meta.layers === undefined) checkL0Chain(dir, timelineId, load.map((l) => l.desc), meta)
+  if (missing.length > 0) {
     const first = join(dir, missing[0]!)
     throw new CorruptionError(
       'LAYER_MISSING',
@@ -108,19 +101,23 @@ function whatIsThere(path: string): string {
 export type LayerFileState = 'layer' | 'future' | 'not-listed'
 
 /**
- * The files of `fileNames` by the rules of `selectLayerFiles`, without refusing anything: each layer-named
- * file's state, and the layers the metadata lists that are not there.
+ * The rules of the header, without refusing anything (`layer list` shows them; `selectLayerFiles` refuses
+ * what a load must not take): each layer-named file of `fileNames` with its state, in their order, and the
+ * layers the metadata lists that are not there.
  */
-export function classifyLayerFiles(fileNames: readonly string[], meta: TimelineMetadata): { states: Map<string, LayerFileState>; missing: string[] } {
+export function classifyLayerFiles(
+  fileNames: readonly string[],
+  meta: TimelineMetadata,
+): { files: Array<{ fileName: string; desc: LayerDesc; state: LayerFileState }>; missing: string[] } {
   const limit = meta.diskConsistentLsn + 1n
   const listed = meta.layers === undefined ? null : new Set(meta.layers)
-  const states = new Map<string, LayerFileState>()
+  const files: Array<{ fileName: string; desc: LayerDesc; state: LayerFileState }> = []
   for (const fileName of fileNames) {
     const parsed = parseLayerFileName(fileName)
     if (parsed === null) continue
-    if (parsed.desc.lsnRange.end > limit) states.set(fileName, 'future')
-    else if (listed !== null && !listed.delete(parsed.desc.name)) states.set(fileName, 'not-listed')
-    else states.set(fileName, 'layer')
+    const desc = parsed.desc
+    const state: LayerFileState = desc.lsnRange.end > limit ? 'future' : listed !== null && !listed.delete(desc.name) ? 'not-listed' : 'layer'
+    files.push({ fileName, desc, state })
   }
-  return { states, missing: listed === null ? [] : [...listed].sort() }
+  return { files, missing: listed === null ? [] : [...listed].sort() }
 }
