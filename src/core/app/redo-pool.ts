@@ -62,6 +62,7 @@ export class RedoPools {
         maxQueued: poolCapacity(s) * 2,
         maxInFlightPerWorker: s.inFlightPerWorker,
         ...(this.logger === undefined ? {} : { logger: this.logger }),
+        slruInProcess: s.command !== null,
       })
       this.managers.set(hintBitsLogged, m)
     }

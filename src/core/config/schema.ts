@@ -177,7 +177,7 @@ export const CONFIG_ENTRIES = [
   optionalKey({
     toml: 'wal_redo_command', field: 'walRedoCommand', group: G_REDO, kind: argvKind,
     examples: [['postgres', '--wal-redo']],
-    doc: 'A custom WAL redo worker speaking the walredo pipe protocol, as program and arguments (e.g. Neon\'s patched postgres). Unset: the built-in TypeScript redo worker.',
+    doc: 'A custom WAL redo worker speaking the walredo pipe protocol, as program and arguments (e.g. Neon\'s patched postgres). It is sent relation pages; CLOG and MultiXact pages are then redone inside the page server, as Neon\'s does. Unset: the built-in TypeScript redo worker, which does both.',
   }),
   optionalKey({
     toml: 'pg_distrib_dir', field: 'pgDistribDir', group: G_REDO, kind: pathKind,

@@ -250,6 +250,8 @@ export class Tenant {
         maxInFlightPerWorker: WALREDO_IN_FLIGHT_PER_WORKER_MAX,
         ...(w.budget === undefined ? {} : { budget: w.budget }),
         logger: w.logger,
+        // Another worker program knows relation forks only: SLRU pages are redone here.
+        slruInProcess: w.command != null,
       })
       this.redoManagers.set(hintBitsLogged, m)
     }

@@ -3,8 +3,9 @@
  *
  * Why processes: a crash, an endless loop or a memory blow-up while redoing one page must never take the page
  * server down. Each worker speaks Neon's walredo pipe protocol (protocol.ts), so the manager does not care
- * what runs behind the command: our TypeScript engine (worker-main.ts, the default) or Neon's
- * `postgres --wal-redo`.
+ * what runs behind the command: our TypeScript engine (worker-main.ts, the default) or another program such
+ * as Neon's `postgres --wal-redo`. SLRU pages travel under pseudo-forks of our own; a pool with another
+ * program redoes them here instead (`slruInProcess`), as Neon's page server does.
  *
  * Policy, in one place:
  * - Pool: at most `poolSize` running workers, spawned lazily. A request goes to an idle worker, else to a new
@@ -43,6 +44,7 @@
  * write, and timers are per worker (deadline, idle), never per request.
  */
 import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError, errorOfKind } from '../lib/errors.js'
+import { isSlruFork } from '../pg/slru.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { trimRecords } from './record-trim.js'
 import type { RedoBudgetMember, RedoProcessBudget } from './process-budget.js'
@@ -89,6 +91,13 @@ export interface WalRedoManagerOptions {
   chainStepRecords?: number
   /** The cap on worker processes this pool shares with others (the server's); none: only `poolSize`. */
   budget?: RedoProcessBudget
+  /**
+   * Redo SLRU pages (pseudo-forks, buffer-tag-codec.ts) in this process with the built-in engine instead of
+   * sending them to the workers. For a custom worker command: the pseudo-forks are our extension of the
+   * protocol, and Neon's `postgres --wal-redo` knows relation forks only (Neon's page server applies CLOG
+   * and MultiXact changes itself, as this does). Default false.
+   */
+  slruInProcess?: boolean
 }
 
 export interface RedoCallOptions {
@@ -128,6 +137,8 @@ const noopLogger: WalRedoLogger = () => {}
 
 export class WalRedoManager {
   private readonly opts: Required<Omit<WalRedoManagerOptions, 'cwd' | 'budget'>> & { cwd: string | undefined }
+  /** The built-in engine, loaded on the first SLRU page redone here (slruInProcess). */
+  private engine: Promise<typeof import('../redo/engine.js')> | null = null
   private readonly budget: RedoProcessBudget | null
   private readonly env: Readonly<Record<string, string>>
   /** The workers check record CRCs (no --skip-record-crc): trimming then keeps a damaged record as it is. */
@@ -188,6 +199,7 @@ export class WalRedoManager {
       stopGraceMs: options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
       trimImages: options.trimImages ?? true,
       chainStepRecords: options.chainStepRecords ?? CHAIN_STEP_RECORDS,
+      slruInProcess: options.slruInProcess ?? false,
     }
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
     this.workersCheckCrc = !this.opts.command.includes(SKIP_RECORD_CRC_FLAG)
@@ -224,6 +236,7 @@ export class WalRedoManager {
     try {
       this.throwIfClosed()
       throwIfAborted(callOptions.signal)
+      if (this.opts.slruInProcess && isSlruFork(req.tag.forkNum)) return this.redoSlruHere(req)
       const records = this.opts.trimImages ? trimRecords(req.records, req.tag, this.workersCheckCrc) : req.records
       const trimmed = records === req.records ? req : { tag: req.tag, base: req.base, records }
       const steps = chainSteps(records, this.opts.chainStepRecords)
@@ -233,6 +246,27 @@ export class WalRedoManager {
       return Promise.reject(err)
     }
     return this.redoOne(req.tag, chunks, callOptions)
+  }
+
+  /**
+   * An SLRU page redone in this process (slruInProcess). SLRU redo sets status bits and copies member
+   * lists: no page is parsed, so there is nothing for isolation to contain; a long chain blocks this thread
+   * for about a microsecond per record. Counted as a request like the others.
+   */
+  private async redoSlruHere(req: RedoRequestInput): Promise<Buffer> {
+    this.counters.requests++
+    if (this.budget !== null) this.budget.totals.requests++
+    try {
+      const { redoBlock } = await (this.engine ??= import('../redo/engine.js'))
+      const page = redoBlock(req.tag, req.base, req.records, { hintBitsLogged: false, checkRecordCrc: this.workersCheckCrc })
+      this.counters.succeeded++
+      this.counters.lastRedoAtMs = Date.now()
+      return page
+    } catch (err) {
+      this.counters.failed++
+      if (this.budget !== null) this.budget.totals.failed++
+      throw err
+    }
   }
 
   /** A chain too long for one request, redone one step after another (see the header). */

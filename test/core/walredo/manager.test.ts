@@ -9,6 +9,11 @@ import {
   UsageError,
 } from '../../../src/core/lib/errors.js'
 import { WalRedoManager, type WalRedoManagerOptions } from '../../../src/core/walredo/manager.js'
+import { lsn } from '../../../src/core/pg/lsn.js'
+import { RM } from '../../../src/core/pg/rmgr.js'
+import { SlruKind } from '../../../src/core/pg/slru.js'
+import { redoBlock } from '../../../src/core/redo/engine.js'
+import { buildRecord } from '../redo/heap/record-builder.js'
 import { expectedEcho, fakeWorker, isAlive, memoryLogger, request, waitGone } from './support.js'
 
 const DEFAULTS = {
@@ -341,5 +346,50 @@ describe('WalRedoManager with real worker processes', () => {
     expect(() => new WalRedoManager({ ...ok, poolSize: 0 })).toThrow(/wal_redo_pool_size/)
     expect(() => new WalRedoManager({ ...ok, maxInFlightPerWorker: 1000 })).toThrow(UsageError)
     expect(() => new WalRedoManager({ ...ok, requestTimeoutMs: 0 })).toThrow(UsageError)
+  })
+})
+
+describe('WalRedoManager with a custom worker command (slruInProcess)', () => {
+  // A MultiXact CREATE_ID: multixact 5 at member offset 10 with two members (offsets page 0, members page 0).
+  const main = Buffer.alloc(12 + 16)
+  main.writeUInt32LE(5, 0)
+  main.writeUInt32LE(10, 4)
+  main.writeInt32LE(2, 8)
+  main.writeUInt32LE(700, 12)
+  main.writeInt32LE(1, 16)
+  main.writeUInt32LE(701, 20)
+  main.writeInt32LE(5, 24)
+  const createRaw = buildRecord({ rmid: RM.MULTIXACT, info: 0x20, xid: 0, main })
+  const offsetsPage = { spcNode: 0, dbNode: 0, relNode: 0, forkNum: SlruKind.MultixactOffsets, blkno: 0 }
+  const slruReq = { tag: offsetsPage, base: Buffer.alloc(8192), records: [{ endLsn: lsn(0x1000n), raw: createRaw }] }
+
+  it('redoes SLRU pages in the parent with the built-in engine and sends relation pages to the worker', async () => {
+    const expected = redoBlock(offsetsPage, slruReq.base, slruReq.records, { hintBitsLogged: false })
+    expect(expected.readUInt32LE(5 * 4)).toBe(10) // the engine did write the entry
+    await withManager({ command: fakeWorker('echo-worker.mjs'), slruInProcess: true }, async (m) => {
+      expect((await m.redo(slruReq)).equals(expected)).toBe(true)
+      expect(m.stats()).toMatchObject({ spawned: 0, requests: 1, succeeded: 1 })
+      const rel = request(3)
+      expect((await m.redo(rel)).equals(expectedEcho(rel))).toBe(true)
+      expect(m.stats()).toMatchObject({ spawned: 1, requests: 2, succeeded: 2 })
+    })
+  })
+
+  it("fails an SLRU page's bad record with the engine's typed error, counted as failed", async () => {
+    const bad = Buffer.from(createRaw)
+    bad[bad.length - 1]! ^= 0xff // the CRC no longer matches
+    await withManager({ command: fakeWorker('echo-worker.mjs'), slruInProcess: true }, async (m) => {
+      const err = await rejection(m.redo({ ...slruReq, records: [{ endLsn: lsn(0x1000n), raw: bad }] }))
+      expect(err).toBeInstanceOf(CorruptionError)
+      expect(err.code).toBe('REDO_BAD_RECORD_CRC')
+      expect(m.stats()).toMatchObject({ spawned: 0, requests: 1, failed: 1 })
+    })
+  })
+
+  it('sends SLRU pages to the worker by default (the built-in worker knows the pseudo-forks)', async () => {
+    await withManager({ command: fakeWorker('echo-worker.mjs') }, async (m) => {
+      expect((await m.redo(slruReq)).equals(expectedEcho(slruReq))).toBe(true)
+      expect(m.stats().spawned).toBe(1)
+    })
   })
 })
