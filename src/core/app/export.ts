@@ -43,7 +43,7 @@ export interface ResolvedBackupLsn {
 export function resolveBackupLsn(tl: Timeline, requested: Lsn | null, prevLsn: Lsn | null): ResolvedBackupLsn {
   const last = tl.lastRecordLsn
   const lsn = requested === null ? last : liftToSameWal(tl, positionBetweenRecords(tl, requested), tl.metadata.minReadableLsn)
-  checkReadableLsn(tl, lsn)
+  checkReadableLsn(tl, lsn, requested ?? lsn)
   const known = lsn === last ? tl.prevRecordLsn : null
   if (prevLsn !== null && known !== null && prevLsn !== known) {
     throw new UsageError('BACKUP_PREV_LSN_MISMATCH', `prev LSN ${formatLsn(prevLsn)} differs from the timeline's previous record ${formatLsn(known)} at ${formatLsn(lsn)}`, {

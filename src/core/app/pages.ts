@@ -36,7 +36,7 @@ export interface GetPageResult {
 }
 
 /** Checks that `lsn` can be read on `tl` offline (no WAL arrives here, so nothing is waited for). */
-export function checkReadableLsn(tl: Timeline, lsn: Lsn): void {
+export function checkReadableLsn(tl: Timeline, lsn: Lsn, requested: Lsn = lsn): void {
   const m = tl.metadata
   if (lsn > tl.lastRecordLsn) {
     throw new UsageError('LSN_NOT_YET_INGESTED', `LSN ${formatLsn(lsn)} is above the timeline's last record ${formatLsn(tl.lastRecordLsn)}`, {
@@ -46,7 +46,8 @@ export function checkReadableLsn(tl: Timeline, lsn: Lsn): void {
   if (lsn < m.latestGcCutoffLsn) {
     throw new UsageError('LSN_GARBAGE_COLLECTED', `LSN ${formatLsn(lsn)} is below the GC cutoff ${formatLsn(m.latestGcCutoffLsn)}`, { hint: 'Ask for a later LSN.' })
   }
-  if (lsn < m.minReadableLsn) throw lsnBeforeStart(lsn, m.minReadableLsn, tl.lastRecordLsn)
+  // Named as asked: `lsn` may be that LSN aligned to a record boundary.
+  if (lsn < m.minReadableLsn) throw lsnBeforeStart(requested < m.minReadableLsn ? requested : lsn, m.minReadableLsn, tl.lastRecordLsn)
 }
 
 export function readerFor(tenant: Tenant, tl: Timeline): DatadirReader {

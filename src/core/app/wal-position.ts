@@ -30,7 +30,8 @@ export function positionBetweenRecords(tl: Timeline, requested: Lsn): Lsn {
  * boundary: an audit's export at the LSN another export reported was refused as before the start.
  */
 export function liftToSameWal(tl: Timeline, lsn: Lsn, floor: Lsn): Lsn {
-  if (lsn >= floor || lsn % BigInt(XLOG_BLCKSZ) !== 0n) return lsn
+  // 0/0 starts no WAL a timeline can read (an LSN of 0/1 aligns to 0/8, inside the first header, then to 0/0).
+  if (lsn === 0n || lsn >= floor || lsn % BigInt(XLOG_BLCKSZ) !== 0n) return lsn
   return checkpointRecordLsn(lsn, storedWalSegmentSize(tl)) === floor ? floor : lsn
 }
 

@@ -47,6 +47,10 @@ describe('liftToSameWal', () => {
     try {
       expect(resolveBackupLsn(tl, lsn(0x2e44000), null).lsn).toBe(lsn(0x2e44018))
       expect(() => resolveBackupLsn(tl, lsn(0x2e43ff8), null)).toThrow(expect.objectContaining({ code: 'LSN_BEFORE_START' }))
+      // 0/1 aligns into the first page header, whose boundary is 0/0: refused as asked, not as 0/0.
+      expect(() => resolveBackupLsn(tl, lsn(0x1), null)).toThrow(
+        expect.objectContaining({ code: 'LSN_BEFORE_START', message: expect.stringMatching(/^LSN 0\/1 is before the first readable LSN 0\/2E44018/) }),
+      )
       expect(branchMetadata(tl, lsn(0x2e44000)).ancestorLsn).toBe(lsn(0x2e44018))
     } finally {
       await tl.close()
