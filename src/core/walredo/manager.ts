@@ -22,9 +22,10 @@
  *   state between requests, so any other process is as good as a new one); a second such failure is final
  *   and keeps the failure's kind and code. Requests that merely stood
  *   behind a failing one in the same pipe are retried without spending that retry, up to REDO_ATTEMPTS_MAX
- *   attempts in all. A worker's `pageserver-redo-error` report is deterministic: it is rethrown as the typed
- *   error it describes, never retried. Retries go to the front of the queue and ignore `maxQueued` (they
- *   were admitted already, and their number is bounded by the in-flight capacity).
+ *   attempts in all. A redo error is deterministic: rethrown as the typed error it describes, never retried.
+ *   Our workers answer it in band with an error page and live on (redo-error-page.ts); another program
+ *   exits with a `pageserver-redo-error` line, or just exits. Retries go to the front of the queue and
+ *   ignore `maxQueued` (they were admitted already, and their number is bounded by the in-flight capacity).
  * - Idle reaping: a worker idle for `idleTimeoutMs` gets EOF on stdin and SIGKILL after `stopGraceMs`.
  * - Server-wide cap (`budget`, process-budget.ts): a worker is spawned only with a slot of the budget; a pool
  *   with no worker waits for one while the budget takes a worker from another pool (its idle one, or one
@@ -47,6 +48,7 @@ import { InterruptedError, PageserverError, TimeoutError, UnavailableError, Usag
 import { isSlruFork } from '../pg/slru.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { trimRecords } from './record-trim.js'
+import { newRedoErrorMark, REDO_ERROR_MARK_ENV } from './redo-error-page.js'
 import type { RedoBudgetMember, RedoProcessBudget } from './process-budget.js'
 import { SKIP_RECORD_CRC_FLAG } from './worker-command.js'
 import { WorkerFailure, WorkerProcess, closedError, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
@@ -137,6 +139,8 @@ const noopLogger: WalRedoLogger = () => {}
 
 export class WalRedoManager {
   private readonly opts: Required<Omit<WalRedoManagerOptions, 'cwd' | 'budget'>> & { cwd: string | undefined }
+  /** Our workers answer a page they cannot redo with an error page carrying this (redo-error-page.ts). */
+  private readonly errorMark = newRedoErrorMark()
   /** The built-in engine, loaded on the first SLRU page redone here (slruInProcess). */
   private engine: Promise<typeof import('../redo/engine.js')> | null = null
   private readonly budget: RedoProcessBudget | null
@@ -201,7 +205,7 @@ export class WalRedoManager {
       chainStepRecords: options.chainStepRecords ?? CHAIN_STEP_RECORDS,
       slruInProcess: options.slruInProcess ?? false,
     }
-    this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env }
+    this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env, [REDO_ERROR_MARK_ENV]: this.errorMark.toString('hex') }
     this.workersCheckCrc = !this.opts.command.includes(SKIP_RECORD_CRC_FLAG)
     this.budget = options.budget ?? null
     this.budget?.join(this.member)
@@ -506,6 +510,7 @@ export class WalRedoManager {
       maxInFlight: this.opts.maxInFlightPerWorker,
       logger: this.opts.logger,
       seq: this.seq,
+      errorMark: this.errorMark,
       onChange: (worker) => this.onWorkerChange(worker),
     })
     this.workers.add(w)

@@ -59,14 +59,24 @@ function jsonSafe(_key: string, value: unknown): unknown {
 
 /** The whole line, without the trailing newline; never longer than REDO_ERROR_LINE_MAX_BYTES. */
 export function formatRedoErrorLine(err: unknown): string {
+  return REDO_ERROR_PREFIX + formatRedoErrorJson(err, REDO_ERROR_LINE_MAX_BYTES - REDO_ERROR_PREFIX.length)
+}
+
+/**
+ * The report as JSON of at most `maxBytes` bytes (at least 1 KiB): whole if it fits, else without details
+ * and with message and hint cut, shorter until it fits (escaped characters take up to six bytes each).
+ */
+export function formatRedoErrorJson(err: unknown, maxBytes: number): string {
   const report = redoErrorReport(err)
-  let line = REDO_ERROR_PREFIX + JSON.stringify(report, jsonSafe)
-  if (Buffer.byteLength(line) <= REDO_ERROR_LINE_MAX_BYTES) return line
+  const json = JSON.stringify(report, jsonSafe)
+  if (Buffer.byteLength(json) <= maxBytes) return json
   const { details: _dropped, ...rest } = report
-  rest.message = rest.message.slice(0, MESSAGE_MAX_CHARS)
-  if (rest.hint !== undefined) rest.hint = rest.hint.slice(0, MESSAGE_MAX_CHARS)
-  line = REDO_ERROR_PREFIX + JSON.stringify(rest)
-  return line
+  let cut = ''
+  for (const chars of [MESSAGE_MAX_CHARS, 500, 100]) {
+    cut = JSON.stringify({ ...rest, message: rest.message.slice(0, chars), ...(rest.hint === undefined ? {} : { hint: rest.hint.slice(0, chars) }) })
+    if (Buffer.byteLength(cut) <= maxBytes) return cut
+  }
+  return cut
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -77,9 +87,14 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export function parseRedoErrorLine(line: string): RedoErrorReport | null {
   if (!line.startsWith(REDO_ERROR_PREFIX)) return null
   if (Buffer.byteLength(line) > REDO_ERROR_LINE_MAX_BYTES) return null
+  return parseRedoErrorJson(line.slice(REDO_ERROR_PREFIX.length))
+}
+
+/** The report in its JSON text (a stderr line's or an error page's), or null when it is not well-formed. */
+export function parseRedoErrorJson(json: string): RedoErrorReport | null {
   let v: unknown
   try {
-    v = JSON.parse(line.slice(REDO_ERROR_PREFIX.length))
+    v = JSON.parse(json)
   } catch {
     return null
   }

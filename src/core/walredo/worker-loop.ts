@@ -11,9 +11,10 @@
  * - `runWorker` (tests, and any stream pair): async iteration over the input, replies written with the
  *   stream's back-pressure.
  *
- * Neither has an error channel of its own: they throw, and the entry turns the error into the
- * `pageserver-redo-error:` stderr line and exits (errors are not in-band in Neon's protocol). Replies of the
- * requests served before the failing one are written first. EOF on input ends the loop normally (the parent
+ * A page the engine cannot redo is answered with an error page when the options carry a mark
+ * (redo-error-page.ts). Any other error is thrown, and the entry turns it into the `pageserver-redo-error:`
+ * stderr line and exits (errors are not in-band in Neon's protocol). Replies of the requests served before
+ * the failing one are written first. EOF on input ends the loop normally (the parent
  * closed the pipe or died), even in the middle of a request: no one is left to read a reply.
  */
 import { readSync, writevSync } from 'node:fs'

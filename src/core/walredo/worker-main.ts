@@ -4,9 +4,11 @@
  *
  * Speaks the walredo pipe protocol on stdin/stdout (worker-loop.ts, blocking reads and gathered writes on
  * file descriptors 0 and 1) and redoes pages with the TypeScript engine (src/core/redo/engine.ts). Exits 0
- * on EOF of stdin, which is also how it notices that the page server died. On any error it writes one
- * `pageserver-redo-error: {json}` line to stderr and exits 1; the manager reads that line and rethrows the
- * typed error without retrying (the failure is deterministic).
+ * on EOF of stdin, which is also how it notices that the page server died. A page the engine cannot redo is
+ * answered with an error page when the environment gives PAGESERVER_REDO_ERROR_MARK (redo-error-page.ts; the
+ * manager always does), and the worker goes on. Any other error (a protocol violation, or a redo error
+ * without a mark) makes it write one `pageserver-redo-error: {json}` line to stderr and exit 1; the manager
+ * reads that line and rethrows the typed error without retrying (the failure is deterministic).
  *
  * Flags:
  *   --hint-bits-logged  data checksums or wal_log_hints on the primary (RedoOptions.hintBitsLogged)
@@ -14,12 +16,13 @@
  *                       files or from the WAL decoder, which verified them (the page server's own pools).
  *                       Without it every record is checked, as `redo replay` of WAL files wants.
  *
- * This file is a process entry, like bin/run.js: it is the one module under core/ that reads argv, writes to
- * stderr and ends the process. Nothing imports it.
+ * This file is a process entry, like bin/run.js: it is the one module under core/ that reads argv and its
+ * environment, writes to stderr and ends the process. Nothing imports it.
  */
 import { UsageError } from '../lib/errors.js'
 import { redoBlock } from '../redo/engine.js'
 import { formatRedoErrorLine } from './redo-error-line.js'
+import { redoErrorMarkFromEnv } from './redo-error-page.js'
 import { runWorkerOnFds } from './worker-loop.js'
 
 /** Exit code after a reported error (the manager does not interpret it beyond "non-zero"). */
@@ -50,7 +53,7 @@ function parseArgs(argv: readonly string[]): { hintBitsLogged: boolean; checkRec
 }
 
 try {
-  runWorkerOnFds(STDIN_FD, STDOUT_FD, redoBlock, parseArgs(process.argv.slice(2)))
+  runWorkerOnFds(STDIN_FD, STDOUT_FD, redoBlock, { ...parseArgs(process.argv.slice(2)), errorMark: redoErrorMarkFromEnv(process.env) })
   process.exitCode = 0
 } catch (err) {
   fail(err)

@@ -29,6 +29,7 @@ import {
 } from '../lib/errors.js'
 import { PAGE_BYTES } from './protocol.js'
 import { errorFromReport, parseRedoErrorLine, type RedoErrorReport } from './redo-error-line.js'
+import { decodeRedoErrorPage, isRedoErrorPage } from './redo-error-page.js'
 
 export type WalRedoLogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type WalRedoLogger = (level: WalRedoLogLevel, message: string, fields?: Record<string, unknown>) => void
@@ -74,6 +75,8 @@ export interface WorkerProcessOptions {
   seq: number
   /** Called after a request settles or the worker ends: capacity may have changed. */
   onChange?: (worker: WorkerProcess) => void
+  /** Replies starting with this are error pages (redo-error-page.ts); null: every reply is a page. */
+  errorMark?: Buffer | null
 }
 
 export interface SendOptions {
@@ -352,10 +355,18 @@ export class WorkerProcess {
         this.malformed(head, `the redo worker (pid ${this.pid}) answered a ping with a non-zero page`, {})
         return
       }
+      const mark = this.opts.errorMark
+      const report = mark != null && isRedoErrorPage(page, mark) ? decodeRedoErrorPage(page) : undefined
+      if (report === null) {
+        this.malformed(head, `the redo worker (pid ${this.pid}) answered ${head.opts.what} with an error page that does not parse`, {})
+        return
+      }
       this.fifo.shift()
       this.requestsServed++
       this.lastUsedAtMs = Date.now()
-      head.handler.onReply(page)
+      if (report === undefined) head.handler.onReply(page)
+      // A redo error in band: this request's, final; the worker goes on with the next.
+      else head.handler.onFailure(new WorkerFailure('redo_error', true, errorFromReport(report, { pid: this.pid })))
       this.opts.onChange?.(this)
     }
   }

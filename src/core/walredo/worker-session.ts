@@ -29,6 +29,7 @@ import type { BufferTag } from '../pg/reltag.js'
 import type { RedoOptions, RedoRecord } from '../redo/engine.js'
 import { BinaryReader, readU64BE } from '../lib/bytes.js'
 import { BUFFER_TAG_BYTES, formatRedoTag, readBufferTag } from './buffer-tag-codec.js'
+import { encodeRedoErrorPage } from './redo-error-page.js'
 import {
   MESSAGE_HEADER_BYTES,
   MESSAGE_MAX_BYTES,
@@ -64,6 +65,11 @@ export interface WorkerLoopOptions {
   /** Recompute every record's CRC before redo (default true; see RedoOptions.checkRecordCrc). */
   checkRecordCrc?: boolean
   limits?: Partial<WorkerLimits>
+  /**
+   * Answer a request the engine cannot redo with an error page carrying this mark (redo-error-page.ts) and
+   * go on; without it the error propagates and ends the loop (the worker then exits, as Neon's would).
+   */
+  errorMark?: Buffer | null
 }
 
 export interface WorkerRunSummary {
@@ -119,6 +125,7 @@ export class WorkerSession {
   private readonly redoOptions: RedoOptions
   private requests = 0
   private pings = 0
+  private readonly errorMark: Buffer | null
 
   constructor(
     private readonly redoFn: RedoFn,
@@ -128,6 +135,7 @@ export class WorkerSession {
     private readonly reusePages: boolean,
   ) {
     this.limits = { ...DEFAULT_WORKER_LIMITS, ...opts.limits }
+    this.errorMark = opts.errorMark ?? null
     this.redoOptions = { hintBitsLogged: opts.hintBitsLogged }
     if (opts.checkRecordCrc === false) this.redoOptions.checkRecordCrc = false
     this.arena = Buffer.allocUnsafeSlow(ARENA_BYTES_DEFAULT)
@@ -383,6 +391,10 @@ export class WorkerSession {
     let page: Buffer
     try {
       page = this.redoFn(tag, this.base, this.records, this.redoOptions, out)
+    } catch (err) {
+      // The engine is a function of the request: its error is this request's, and the next is unaffected.
+      if (this.errorMark === null) throw err
+      page = encodeRedoErrorPage(this.errorMark, err)
     } finally {
       // The request is over either way: its views may go, and so may the arenas they kept.
       this.reqTag = null

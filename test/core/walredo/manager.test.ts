@@ -105,7 +105,8 @@ describe('WalRedoManager with real worker processes', () => {
       await m.ping()
     })
     const line = entries.find((e) => e.message === 'redo worker stderr')
-    expect(line?.fields.line).toBe('env: ["EXTRA_SETTING","PATH"]')
+    // PATH, what the config adds, and the mark of in-band error pages (redo-error-page.ts): nothing of ours.
+    expect(line?.fields.line).toBe('env: ["EXTRA_SETTING","PAGESERVER_REDO_ERROR_MARK","PATH"]')
   })
 
   it('respawns after a crash and retries once: the retry succeeds', async () => {

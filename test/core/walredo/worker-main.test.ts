@@ -14,16 +14,31 @@ import { redoBlock } from '../../../src/core/redo/engine.js'
 import { encodePing, encodeRedoRequest } from '../../../src/core/walredo/protocol.js'
 import { buildRecord, le } from '../redo/heap/record-builder.js'
 import { parseRedoErrorLine } from '../../../src/core/walredo/redo-error-line.js'
+import { REDO_ERROR_MARK_ENV, decodeRedoErrorPage, isRedoErrorPage, newRedoErrorMark } from '../../../src/core/walredo/redo-error-page.js'
 import { defaultWorkerCommand } from '../../../src/core/walredo/worker-command.js'
 import { request, waitGone } from './support.js'
+
+/** Heap INSERT+INIT of one tuple at offset 1 (xl_heap_header + a null-bitmap byte + the body), with a wrong xl_crc. */
+function badCrcInsert(tag: { spcNode: number; dbNode: number; relNode: number; forkNum: number; blkno: number }): Buffer {
+  const tuple = Buffer.concat([le([2, 2], [0x0802, 2], [24, 1]), Buffer.from([0]), Buffer.from('hello, redo')])
+  const raw = buildRecord({
+    rmid: RM.HEAP,
+    info: 0x80,
+    xid: 1000,
+    blocks: [{ id: 0, rel: tag, fork: 0, blkno: tag.blkno, data: tuple, willInit: true }],
+    main: le([1, 2], [0, 1]),
+  })
+  raw.writeUInt32LE((raw.readUInt32LE(20) ^ 0xffff) >>> 0, 20) // the record is otherwise fine
+  return raw
+}
 
 const OPTIONS = { poolSize: 1, requestTimeoutMs: 20_000, idleTimeoutMs: 60_000, maxQueued: 10, maxInFlightPerWorker: 2 }
 
 /** Runs the worker with `input` on stdin (then EOF); resolves with its exit code, stdout and stderr. */
-function runWorkerProcess(args: string[], input: Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+function runWorkerProcess(args: string[], input: Buffer, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   const [file, ...rest] = defaultWorkerCommand({ hintBitsLogged: false })
   return new Promise((resolve, reject) => {
-    const child = spawn(file!, [...rest, ...args], { env: {}, stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(file!, [...rest, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] })
     const out: Buffer[] = []
     let err = ''
     child.stdout.on('data', (c: Buffer) => out.push(c))
@@ -64,16 +79,7 @@ describe('worker-main (our redo worker process)', () => {
 
   it('checks every record CRC by default and skips the check with --skip-record-crc', async () => {
     const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 0 }
-    // Heap INSERT+INIT of one tuple at offset 1 (xl_heap_header + a null-bitmap byte + the body).
-    const tuple = Buffer.concat([le([2, 2], [0x0802, 2], [24, 1]), Buffer.from([0]), Buffer.from('hello, redo')])
-    const raw = buildRecord({
-      rmid: RM.HEAP,
-      info: 0x80,
-      xid: 1000,
-      blocks: [{ id: 0, rel: tag, fork: 0, blkno: 0, data: tuple, willInit: true }],
-      main: le([1, 2], [0, 1]),
-    })
-    raw.writeUInt32LE((raw.readUInt32LE(20) ^ 0xffff) >>> 0, 20) // a wrong xl_crc; the record is otherwise fine
+    const raw = badCrcInsert(tag)
     const input = encodeRedoRequest({ tag, base: null, records: [{ endLsn: lsn(0x1000100n), raw }] })
 
     const checked = await runWorkerProcess([], input)
@@ -87,6 +93,50 @@ describe('worker-main (our redo worker process)', () => {
     expect(skipped.stdout.equals(expected)).toBe(true)
     expect(defaultWorkerCommand({ hintBitsLogged: true, checkRecordCrc: false }).slice(-2)).toEqual(['--hint-bits-logged', '--skip-record-crc'])
     expect(defaultWorkerCommand({ hintBitsLogged: false })).not.toContain('--skip-record-crc')
+  })
+
+  it('with a mark in its environment, answers a page it cannot redo with an error page and serves the next request', async () => {
+    const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 0 }
+    const bad = Buffer.from(badCrcInsert(tag))
+    const base = Buffer.alloc(8192, 7)
+    const input = Buffer.concat([
+      encodeRedoRequest({ tag, base: null, records: [{ endLsn: lsn(0x1000100n), raw: bad }] }),
+      encodeRedoRequest({ tag, base, records: [] }),
+    ])
+    const mark = newRedoErrorMark()
+    const run = await runWorkerProcess([], input, { [REDO_ERROR_MARK_ENV]: mark.toString('hex') })
+    expect(run.code).toBe(0)
+    expect(run.stdout.length).toBe(2 * 8192)
+    const first = run.stdout.subarray(0, 8192)
+    expect(isRedoErrorPage(first, mark)).toBe(true)
+    expect(decodeRedoErrorPage(first)).toMatchObject({ kind: 'corruption', code: 'REDO_BAD_RECORD_CRC' })
+    expect(run.stdout.subarray(8192).equals(base)).toBe(true)
+    expect(run.stderr).not.toContain('pageserver-redo-error')
+  })
+
+  it('behind the manager: a redo error fails only its own request; the worker and the requests pipelined behind it go on', async () => {
+    const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 0 }
+    const m = new WalRedoManager({ ...OPTIONS, maxInFlightPerWorker: 8, command: defaultWorkerCommand({ hintBitsLogged: false }) })
+    try {
+      await m.ping()
+      const pid = m.stats().pids[0]
+      const bad = { tag, base: null, records: [{ endLsn: lsn(0x1000100n), raw: badCrcInsert(tag) }] }
+      const good = (n: number) => ({ tag, base: Buffer.alloc(8192, n), records: [] })
+      const results = await Promise.allSettled([m.redo(good(1)), m.redo(bad), m.redo(good(2)), m.redo(good(3)), m.redo(bad), m.redo(good(4))])
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled'])
+      for (const [i, n] of [[0, 1], [2, 2], [3, 3], [5, 4]] as const) {
+        expect((results[i] as PromiseFulfilledResult<Buffer>).value.equals(Buffer.alloc(8192, n))).toBe(true)
+      }
+      const e = (results[1] as PromiseRejectedResult).reason as PageserverError
+      expect(e).toBeInstanceOf(PageserverError)
+      expect(e.code).toBe('REDO_BAD_RECORD_CRC')
+      expect(e.details?.pid).toBe(pid)
+      expect(m.stats()).toMatchObject({ spawned: 1, retried: 0, failed: 2, succeeded: 4, pids: [pid], failures: { redo_error: 2, crash: 0 } })
+    } finally {
+      const pids = m.stats().pids
+      await m.close()
+      expect(await waitGone(pids, 2000)).toEqual([])
+    }
   })
 
   it('behind the manager: pings, and an engine error comes back typed and is not retried', async () => {
