@@ -98,7 +98,20 @@ describe('import a live primary, sync, and read every page at every recorded LSN
       const failed = await importTimeline(ctx, { tenantId: tid, timelineId: failedId, connString: pg.connString() }).catch((e: unknown) => e)
       expect(failed).toMatchObject({ code: 'USER_TABLESPACE', exitCode: 8, hint: expect.stringContaining(`The replication slot ${defaultSlotName(failedId)} it created was dropped.`) })
       expect(await slotOf(failedId)).toBe(false)
+      // A sync that meets a relation in the tablespace keeps what came before it, durable and readable.
+      await pg.sql("CREATE TABLE before_ts (id int); INSERT INTO before_ts SELECT generate_series(1, 100)")
+      const beforeTs = parseLsn(await pg.sql('SELECT pg_current_wal_insert_lsn()'))
+      await pg.sql('CREATE TABLE in_ts (x int) TABLESPACE import_ts; INSERT INTO in_ts VALUES (1)')
+      const secondId = parseTimelineId(second.timelineId)
+      const stopped = await syncTimeline(ctx, { tenantId: tid, timelineId: secondId }).catch((e: unknown) => e)
+      expect(stopped).toMatchObject({ code: 'USER_TABLESPACE' })
+      await withRepository(ctx, async (repo) => {
+        const tl = await (await repo.tenant(tid)).timeline(secondId)
+        expect(tl.lastRecordLsn).toBeGreaterThanOrEqual(beforeTs)
+        expect(tl.diskConsistentLsn).toBe(tl.lastRecordLsn)
+      })
     } finally {
+      await pg.sql('DROP TABLE IF EXISTS in_ts')
       await pg.sql('DROP TABLESPACE import_ts')
       rmSync(tsDir, { recursive: true, force: true })
     }

@@ -86,6 +86,21 @@ export class TimelineIngestDriver {
     await this.afterBatch()
   }
 
+  /**
+   * ingestRecords for a command that stops at the first failure (sync, file ingest): the records before the
+   * failing one are made durable before its error propagates, so the timeline stays readable up to the
+   * record before it, as USER_TABLESPACE's hint says (`serve` gets there through its own flushes). A failure
+   * of that flush does not hide the original error.
+   */
+  async ingestRecordsOrFlush(records: readonly DecodedRecord[]): Promise<void> {
+    try {
+      await this.ingestRecords(records)
+    } catch (err) {
+      await this.checkpoint().catch(() => undefined)
+      throw err
+    }
+  }
+
   private async afterBatch(): Promise<void> {
     const tl = this.timeline
     const overCeiling = tl.inMemoryBytes >= this.policy.maxInMemoryLayersBytes

@@ -78,7 +78,7 @@ export async function ingestWalFiles(ctx: AppContext, o: IngestFilesOptions): Pr
       // for-await closes the reader (its file handle) on an error or an abort.
       for await (const batch of wal.recordBatches()) {
         o.signal?.throwIfAborted()
-        await driver.ingestRecords(batch)
+        await driver.ingestRecordsOrFlush(batch)
         records += batch.length
         o.onProgress?.({ lastRecordLsn: tl.lastRecordLsn, records, walBytes: Number(tl.lastRecordLsn - from) })
       }

@@ -98,7 +98,7 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
     try {
       let reported = false
       for await (const batch of receiver.batches()) {
-        await driver.ingestRecords(batch)
+        await driver.ingestRecordsOrFlush(batch)
         records += batch.length
         o.onProgress?.({ lastRecordLsn: tl.lastRecordLsn, targetLsn: target, records })
         if (tl.lastRecordLsn >= target) {
