@@ -40,10 +40,10 @@ export function pageHeaderSize(info: number): number {
   return info & XLP_LONG_HEADER ? SizeOfXLogLongPHD : SizeOfXLogShortPHD
 }
 
-function pageError(message: string, pageLsn: number, code = 'WAL_BAD_PAGE_HEADER'): CorruptionError {
+function pageError(message: string, pageLsn: number, code = 'WAL_BAD_PAGE_HEADER', details: Record<string, unknown> = {}): CorruptionError {
   return new CorruptionError(code, `${message} in WAL page at ${formatLsn(BigInt(pageLsn))}`, {
     hint: 'The WAL is corrupt, from another PostgreSQL major version, or not contiguous with what came before.',
-    details: { pageLsn: formatLsn(BigInt(pageLsn)) },
+    details: { pageLsn: formatLsn(BigInt(pageLsn)), ...details },
   })
 }
 
@@ -59,6 +59,7 @@ export function parsePageHeader(buf: Buffer, off: number, pageLsn: number, segSi
       `invalid magic number ${magic.toString(16).toUpperCase().padStart(4, '0')} (PostgreSQL 15 writes D110)`,
       pageLsn,
       'WAL_BAD_MAGIC',
+      { magic },
     )
   }
   const info = buf.readUInt16LE(off + 2)

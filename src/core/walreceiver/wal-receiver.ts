@@ -27,7 +27,7 @@
  * walsender) are retried up to `reconnectAttemptsMax` consecutive times; anything else (system id
  * mismatch, authentication, corrupt WAL, WAL already removed) ends `records()` with that error.
  */
-import { assert, ConflictError, CorruptionError, errorOfKind, PageserverError, UnavailableError, messageOf } from '../lib/errors.js'
+import { assert, ConflictError, CorruptionError, errorOfKind, PageserverError, UnavailableError, UsageError, messageOf } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { WalCrcVerifier, type CrcCheck } from '../pg/wal-crc-verifier.js'
 import { walCrcError, WalStreamDecoder } from '../pg/wal-decoder.js'
@@ -353,7 +353,7 @@ export class WalReceiver {
             decodedInSession++
           }
         } catch (e) {
-          failure = e // the records before it are handed out first, once checked
+          failure = decodedInSession === 0 ? zeroedStartPage(e) ?? e : e // the records before it are handed out first, once checked
         }
         gatheredBytes += chunk.data.length
         if (failure === null && decoder.end) {
@@ -459,4 +459,18 @@ function slotMissing(slotName: string, server: string): ConflictError {
       details: { slotName, server },
     },
   )
+}
+
+/**
+ * A zero-filled page where streaming began: no WAL there, not corruption. After a WAL switch PostgreSQL
+ * streams the rest of the segment as zeros, with no page headers (an audit's `wal receive --start` at such a
+ * page was told the WAL was corrupt). Null for any other fault.
+ */
+function zeroedStartPage(e: unknown): UsageError | null {
+  if (!(e instanceof PageserverError) || e.code !== 'WAL_BAD_MAGIC' || e.details?.magic !== 0) return null
+  const at = String(e.details.pageLsn)
+  return new UsageError('WAL_STREAM_NO_RECORD_AT_START', `there is no WAL at ${at}, where streaming began: the page is zero-filled`, {
+    hint: 'A WAL switch (pg_switch_wal(), archive_timeout) leaves the rest of its segment empty: start at the next segment boundary, or at an LSN pg_waldump or `pageserver wal dump` lists.',
+    details: { lsn: at },
+  })
 }

@@ -198,6 +198,21 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
     expect(rx3.stats.attempts).toBe(1)
   })
 
+  it('a start inside the zero-filled rest of a switched segment is a usage error, not corrupt WAL', async () => {
+    await pg.sql(`INSERT INTO w (v) SELECT repeat('z', 50) FROM generate_series(1, 10)`)
+    const switched = parseLsn(await pg.sql('SELECT pg_switch_wal()')) // the switch record's end, in the old segment
+    await pg.sql(`INSERT INTO w (v) SELECT repeat('z', 50) FROM generate_series(1, 10)`) // WAL in the next segment
+    const page = ((switched + 8191n) / 8192n + 1n) * 8192n
+    expect(page % SEG).not.toBe(0n) // still inside the switched segment
+    const rx = new WalReceiver({ conn: parseConnString(pg.connString()), startLsn: page as Lsn })
+    await expect(
+      (async () => {
+        for await (const _ of rx.records()) break
+      })(),
+    ).rejects.toMatchObject({ code: 'WAL_STREAM_NO_RECORD_AT_START', kind: 'usage', message: expect.stringContaining(`no WAL at ${formatLsn(page)}`) })
+    expect(rx.stats.attempts).toBe(1)
+  })
+
   it('hands out the same records with CRCs checked on a worker thread, and leaves no thread behind', async () => {
     const startLsn = (((await pg.insertLsn()) / SEG) * SEG) as Lsn
     await pg.sql(`INSERT INTO w (v) SELECT repeat(md5(g::text), 12) FROM generate_series(1, 15000) g`)
