@@ -217,6 +217,20 @@ async function produceWal(v: Variant): Promise<string> {
   }
 }
 
+/** The WAL of `sql` run on a fresh cluster (its pg_wal copied after a switch), under `dir`. */
+async function walOfSql(opts: ClusterOptions & { name: string }, sql: string): Promise<string> {
+  const pg = await PgCluster.start(opts)
+  try {
+    await pg.sql(sql)
+    await pg.switchWal()
+    const wal = join(dir, `wal-${opts.name}`)
+    cpSync(pg.walDir, wal, { recursive: true })
+    return wal
+  } finally {
+    await pg.destroy()
+  }
+}
+
 function summary(j: VerifyJson): string {
   return JSON.stringify({ mismatches: j.mismatches, first: j.firstMismatches.slice(0, 5), errors: j.errors.slice(0, 5), unsupported: j.unsupportedByType }, null, 1)
 }
@@ -256,17 +270,8 @@ describe('redo verify: workload suite', () => {
   it('counts records without redo here (a hash index) as unsupported, and checks the records beside them', async () => {
     // An audit's repro: each Hash/INSERT made the worker exit, and the requests pipelined behind it were lost
     // (1,212 false mismatches on Btree and Heap records, minutes of respawning).
-    const pg = await PgCluster.start({ walConsistencyChecking: 'all', name: 'hash' })
-    let wal: string
-    try {
-      await pg.sql(`CREATE TABLE h (a int, b text); CREATE INDEX ON h USING hash (a); CREATE INDEX ON h (b);
-        INSERT INTO h SELECT g, md5(g::text) FROM generate_series(1, 2000) g;`)
-      await pg.switchWal()
-      wal = join(dir, 'wal-hash')
-      cpSync(pg.walDir, wal, { recursive: true })
-    } finally {
-      await pg.destroy()
-    }
+    const wal = await walOfSql({ walConsistencyChecking: 'all', name: 'hash' }, `CREATE TABLE h (a int, b text); CREATE INDEX ON h USING hash (a);
+      CREATE INDEX ON h (b); INSERT INTO h SELECT g, md5(g::text) FROM generate_series(1, 2000) g;`)
     const r = await runCli(['redo', 'verify', wal, '--json', '-D', join(dir, 'wd')], { timeoutMs: VERIFY_TIMEOUT_MS })
     const j = r.json<VerifyJson>()
     expect(j.mismatches, summary(j)).toBe(0)
@@ -278,16 +283,7 @@ describe('redo verify: workload suite', () => {
   }, 120_000)
 
   it('does not pass WAL it could not verify: no consistency-check images, exit 2 saying so', async () => {
-    const pg = await PgCluster.start({ name: 'no-wcc' })
-    let wal: string
-    try {
-      await pg.sql('CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 1000);')
-      await pg.switchWal()
-      wal = join(dir, 'wal-no-wcc')
-      cpSync(pg.walDir, wal, { recursive: true })
-    } finally {
-      await pg.destroy()
-    }
+    const wal = await walOfSql({ name: 'no-wcc' }, 'CREATE TABLE t (a int); INSERT INTO t SELECT generate_series(1, 1000);')
     const r = await runCli(['redo', 'verify', wal, '--json', '-D', join(dir, 'wd')], { timeoutMs: VERIFY_TIMEOUT_MS })
     const j = r.json<VerifyJson>()
     expect(j.blocksChecked).toBe(0)
