@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { BaseCommand } from '../../cli/base-command.js'
+import { abortOnSignals } from '../../cli/interrupt.js'
 import { tenantIdFlag, timelineIdFlag } from '../../cli/flags.js'
 import { withProgress } from '../../cli/render.js'
 import { timelineLine } from '../../cli/timeline-render.js'
@@ -10,7 +11,8 @@ export default class TimelineCreate extends BaseCommand<typeof TimelineCreate> {
   static override description =
     'Runs stock initdb (as the postgres user when run as root), imports the data directory at its checkpoint ' +
     'LSN (initdb_lsn) and writes it as the first layer. The timeline has no WAL source: start a PostgreSQL on ' +
-    'it (see `timeline export`, `local start`). The creation is atomic; an existing id is a conflict (exit 4).'
+    'it (see `timeline export`, `local start`). The creation is atomic; an existing id is a conflict (exit 4). ' +
+    'Ctrl-C or SIGTERM during initdb stops it and removes its files (exit 130): nothing is created.'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),
@@ -26,14 +28,25 @@ export default class TimelineCreate extends BaseCommand<typeof TimelineCreate> {
             new_timeline_id: this.flags['timeline-id'],
             data_checksums: this.flags['data-checksums'],
           })
-        : await bootstrapTimeline(await this.appContext(), {
-            tenantId: this.flags.tenant,
-            timelineId: this.flags['timeline-id'],
-            dataChecksums: this.flags['data-checksums'],
-            onProgress: (m) => progress.update(m),
-          })
+        : await this.bootstrapOffline((m) => progress.update(m))
     })
     this.log(timelineLine(info))
     return info
+  }
+
+  /** Ctrl-C or SIGTERM stops initdb and removes its files (TIMELINE_CREATE_INTERRUPTED, exit 130). */
+  private async bootstrapOffline(onProgress: (m: string) => void): Promise<TimelineInfo> {
+    const interrupt = abortOnSignals()
+    try {
+      return await bootstrapTimeline(await this.appContext(), {
+        tenantId: this.flags.tenant,
+        timelineId: this.flags['timeline-id'],
+        dataChecksums: this.flags['data-checksums'],
+        onProgress,
+        signal: interrupt.signal,
+      })
+    } finally {
+      interrupt.dispose()
+    }
   }
 }

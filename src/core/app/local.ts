@@ -241,7 +241,12 @@ async function allTimelines(ctx: AppContext): Promise<{ tenants: Array<{ tenantI
  * The timeline of a first start (no state.json): a root timeline without a WAL source, else one bootstrapped
  * in a tenant without timelines, else in a new tenant. Never one that streams from another primary.
  */
-async function chooseFirstTimeline(ctx: AppContext, server: LocalServerOps | null, say: (m: string) => void): Promise<{ tenantId: TenantId; timelineId: TimelineId }> {
+async function chooseFirstTimeline(
+  ctx: AppContext,
+  server: LocalServerOps | null,
+  say: (m: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<{ tenantId: TenantId; timelineId: TimelineId }> {
   const { tenants, timelines } = await allTimelines(ctx)
   const root = timelines.find((t) => t.ancestorTimelineId === null && t.walSource === null)
   if (root) return { tenantId: parseTenantId(root.tenantId), timelineId: parseTimelineId(root.timelineId) }
@@ -250,7 +255,15 @@ async function chooseFirstTimeline(ctx: AppContext, server: LocalServerOps | nul
   if (empty) tenantId = parseTenantId(empty.tenantId)
   else tenantId = server ? await server.createTenant() : parseTenantId((await createTenant(ctx)).tenantId)
   say('bootstrapping a PostgreSQL 15 cluster (initdb)')
-  const timelineId = server ? await server.bootstrapTimeline(tenantId) : parseTimelineId((await bootstrapTimeline(ctx, { tenantId, onProgress: say })).timelineId)
+  // Offline, an interrupt stops initdb (its files removed); a running server finishes its bootstrap.
+  const timelineId = server
+    ? await server.bootstrapTimeline(tenantId)
+    : await bootstrapTimeline(ctx, { tenantId, onProgress: say, signal }).then(
+        (t) => parseTimelineId(t.timelineId),
+        (e: unknown) => {
+          throw signal?.aborted ? interrupted(ctx) : e
+        },
+      )
   return { tenantId, timelineId }
 }
 
@@ -353,7 +366,7 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions): Pro
     ids = { tenantId: parseTenantId(existing.tenantId), timelineId: parseTimelineId(existing.timelineId) }
     await assertOwnTimeline(ctx, ids.tenantId, ids.timelineId)
   } else {
-    ids = await chooseFirstTimeline(ctx, server, say)
+    ids = await chooseFirstTimeline(ctx, server, say, o.signal)
   }
   throwIfInterrupted(ctx, o.signal)
   const pgDataDir = existing?.pgDataDir ?? chooseDataDir(ctx, ids.timelineId)

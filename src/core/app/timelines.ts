@@ -8,7 +8,7 @@
 import { dropSlots, slotsOfTimelines, type SlotsDropped } from './slots.js'
 import { basename, join } from 'node:path'
 import { existsSync } from 'node:fs'
-import { ConflictError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
+import { ConflictError, InterruptedError, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
 import { DBState, decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
@@ -282,6 +282,11 @@ export interface BootstrapOptions {
   dataChecksums?: boolean
   /** progress messages for long steps */
   onProgress?: (message: string) => void
+  /**
+   * Ctrl-C or SIGTERM: initdb is stopped and its scratch directory removed (TIMELINE_CREATE_INTERRUPTED). Once
+   * the import has begun it runs to its end (a second or two): the timeline is then created or not at all.
+   */
+  signal?: AbortSignal
 }
 
 /**
@@ -298,8 +303,11 @@ export async function bootstrapTimelineIn(repo: Repository, ctx: AppContext, o: 
   if ((await tenant.timelineIds()).includes(id)) throw alreadyExists(id)
   const inst = postgresInstallation(ctx)
   o.onProgress?.('running initdb')
-  const initdb = await runInitdb(inst, { dataChecksums: o.dataChecksums ?? false })
+  const initdb = await runInitdb(inst, { dataChecksums: o.dataChecksums ?? false, signal: o.signal }).catch((e: unknown) => {
+    throw o.signal?.aborted ? createInterrupted(id, e) : e
+  })
   try {
+    if (o.signal?.aborted) throw createInterrupted(id, undefined)
     const tl = await tenant.createTimeline(id, async (tmp) => {
       o.onProgress?.('importing the data directory')
       await importDataDirectory(ctx, tenant, id, tmp, initdb.dataDir)
@@ -308,6 +316,13 @@ export async function bootstrapTimelineIn(repo: Repository, ctx: AppContext, o: 
   } finally {
     initdb.cleanup()
   }
+}
+
+function createInterrupted(id: TimelineId, cause: unknown): InterruptedError {
+  return new InterruptedError('TIMELINE_CREATE_INTERRUPTED', `timeline create was interrupted before timeline ${id} was made; initdb was stopped and its files removed`, {
+    hint: 'Nothing was created: run the command again.',
+    cause,
+  })
 }
 
 /** Imports a stopped data directory into a new timeline directory `dir` (not yet renamed into place). */

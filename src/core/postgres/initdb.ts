@@ -28,6 +28,8 @@ export interface InitdbOptions {
   superuser?: string
   /** Directory for the temporary data directory (default: the OS temp dir). */
   scratchDir?: string
+  /** Stops initdb and removes the scratch directory (InterruptedError). */
+  signal?: AbortSignal
 }
 
 export interface InitdbResult {
@@ -54,7 +56,7 @@ export async function runInitdb(inst: PgInstallation, opts: InitdbOptions): Prom
   const args = ['-D', dataDir, '-U', opts.superuser ?? 'postgres', '-E', 'UTF8', '--locale=C', '--no-sync', '--no-instructions', '--auth=trust']
   if (opts.dataChecksums) args.push('--data-checksums')
   try {
-    await runPgTool(inst, 'initdb', args, { asPostgresUser: true, timeoutMs: 180_000 })
+    await runPgTool(inst, 'initdb', args, { asPostgresUser: true, timeoutMs: 180_000, signal: opts.signal })
     const st = lstatSync(dataDir)
     if (!st.isDirectory() || (owner.uid >= 0 && st.uid !== owner.uid)) {
       throw new UnavailableError('INITDB_OUTPUT_REPLACED', `the data directory initdb wrote (${dataDir}) was replaced before its import`, {

@@ -13,7 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { NotFoundError, TimeoutError, UnavailableError } from '../lib/errors.js'
+import { InterruptedError, NotFoundError, TimeoutError, UnavailableError } from '../lib/errors.js'
 
 export const PG_MAJOR_VERSION = 15
 
@@ -95,6 +95,11 @@ export interface RunOptions {
   timeoutMs?: number
   /** Accept these exit codes without throwing (default: only 0). */
   okCodes?: number[]
+  /**
+   * Stops the tool (SIGTERM, which `runuser` passes on; initdb then removes what it wrote) and rejects with
+   * InterruptedError once it has exited: a command interrupted while a tool runs leaves no tool running.
+   */
+  signal?: AbortSignal
 }
 
 export interface RunResult {
@@ -110,6 +115,7 @@ export function runPgTool(inst: PgInstallation, tool: string, args: string[], op
   const cmd = asPg ? 'runuser' : bin
   const argv = asPg ? ['-u', 'postgres', '--', bin, ...args] : args
   const timeoutMs = opts.timeoutMs ?? 120_000
+  if (opts.signal?.aborted) return Promise.reject(new InterruptedError('INTERRUPTED', `${tool} was not started: interrupted`, { hint: 'The operation was stopped on request.' }))
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, {
       cwd: opts.cwd,
@@ -130,15 +136,23 @@ export function runPgTool(inst: PgInstallation, tool: string, args: string[], op
     }, timeoutMs)
     let timedOut = false
     timer.unref()
+    const onAbort = (): void => {
+      child.kill('SIGTERM')
+    }
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
     child.on('error', (e) => {
       clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', onAbort)
       reject(new UnavailableError('PG_TOOL_FAILED', `could not run ${tool}: ${e.message}`, { cause: e }))
     })
     child.on('close', (code, signal) => {
       clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', onAbort)
       timedOut = signal === 'SIGKILL'
       const result = { code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }
-      if (timedOut) {
+      if (opts.signal?.aborted) {
+        reject(new InterruptedError('INTERRUPTED', `${tool} was interrupted`, { hint: 'The operation was stopped on request.' }))
+      } else if (timedOut) {
         reject(new TimeoutError('PG_TOOL_TIMEOUT', `${tool} did not finish within ${timeoutMs} ms`))
       } else if (result.code === 0 || opts.okCodes?.includes(result.code)) {
         resolve(result)

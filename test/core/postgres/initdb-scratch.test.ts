@@ -2,14 +2,16 @@
 // own (~40 MB each), so the next run removes those whose process is gone, and only those. A scratch directory
 // is private (0700, owned by the user initdb runs as), so no other local user can swap what initdb wrote.
 import { describe, expect, it } from 'vitest'
-import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { removeAbandonedScratch, runInitdb } from '../../../src/core/postgres/initdb.js'
 import { findPostgres, isRoot } from '../../../src/core/postgres/install.js'
 import { lookupOsUser } from '../../../src/core/storage/os-user.js'
+import { InterruptedError } from '../../../src/core/lib/errors.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 import { pgAvailable } from '../../support/pg-cluster.js'
+import { processesNaming } from '../../support/processes.js'
 
 const newDir = tempDirs('ps-initdb-scratch-')
 
@@ -44,4 +46,30 @@ describe.skipIf(!pgAvailable())('runInitdb', () => {
     }
     expect(readdirSync(scratch)).toEqual([])
   })
+
+  it('an abort stops initdb: InterruptedError, no process left running on the scratch directory, nothing left in it', async () => {
+    const scratch = newDir()
+    chmodSync(scratch, 0o755)
+    const abort = new AbortController()
+    const run = runInitdb(findPostgres(undefined, process.env), { dataChecksums: false, scratchDir: scratch, signal: abort.signal })
+    const outcome = run.then(
+      (r) => ({ ok: true as const, r }),
+      (e: unknown) => ({ ok: false as const, e }),
+    )
+    // Abort once initdb has begun writing its data directory (its global/ appears early).
+    const deadline = Date.now() + 60_000
+    let started = false
+    while (!started && Date.now() < deadline) {
+      started = readdirSync(scratch).some((d) => existsSync(join(scratch, d, 'pgdata', 'global')))
+      if (!started) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(started).toBe(true)
+    abort.abort()
+    const o = await outcome
+    if (o.ok) o.r.cleanup()
+    expect(o.ok).toBe(false)
+    expect((o as { e: unknown }).e).toBeInstanceOf(InterruptedError)
+    expect(readdirSync(scratch)).toEqual([])
+    expect(processesNaming(scratch)).toEqual([])
+  }, 90_000)
 })
