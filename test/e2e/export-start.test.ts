@@ -13,7 +13,7 @@
  *   is left out of both dumps and the export's table is checked to be empty and writable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PgCluster, pgAvailable } from '../support/pg-cluster.js'
@@ -254,12 +254,37 @@ describe.skipIf(!pgAvailable())('timeline export: stock PostgreSQL starts on a b
           expect(port).toBeGreaterThanOrEqual(5432)
           expect(await portBindError(port)).toBeNull()
           rmSync(textDir, { recursive: true, force: true })
-          // `wal receive` starts at the segment of the current position, which in an exported cluster holds
-          // zeros before the synthetic checkpoint: a clear error saying where to start instead.
+          // `wal receive` starts at the start of the current position's segment: in an exported cluster the
+          // pages before the synthetic checkpoint declare themselves the tail of a continued record, so the
+          // stream skips them and decodes from the checkpoint on (it found a zero record length there before).
           const until = await started.sql('SELECT pg_current_wal_lsn()')
           const rcv = await runCli(['wal', 'receive', '--from', started.connString(), '--until', until, '--summary', '--json'], { env: env(), timeoutMs: 60_000 })
-          expect(rcv.code, rcv.stdout + rcv.stderr).toBe(5)
-          expect(rcv.json<{ error: { code: string; hint: string } }>().error).toMatchObject({ code: 'WAL_STREAM_INVALID_RECORD', hint: expect.stringContaining('no WAL record where streaming began') })
+          expect(rcv.code, rcv.stdout + rcv.stderr).toBe(0)
+          const end = rcv.json<{ end: { reason: string; records: number; startLsn: string; endLsn: string } }>().end
+          expect(parseLsn(end.startLsn) <= cpLsn - (cpLsn % PAGE)).toBe(true)
+          expect(end.reason).toBe('until')
+          expect(end.records).toBeGreaterThan(1)
+          expect(end.endLsn).toBe(until)
+          // So does `wal dump` of the data directory's WAL from its first segment, as its help shows: the
+          // first record is the synthetic checkpoint.
+          const dump = await runCli(['wal', 'dump', join(dir, 'pg_wal'), '--json'], { env: env(), timeoutMs: 60_000 })
+          expect(dump.code, dump.stderr).toBe(0)
+          const first = JSON.parse(dump.stdout.split('\n')[0]!) as { lsn: string; rmgr: string }
+          expect(first).toMatchObject({ lsn: formatLsn(cpLsn), rmgr: 'XLOG' })
+          // An export made before that (its segment's first header claims nothing, zeros follow) streams
+          // nothing there: a usage error saying where to start, not corruption. Simulated by clearing the
+          // claim in the running cluster's file (the walsender reads segments from disk).
+          const segFile = join(dir, 'pg_wal', walFiles[0]!)
+          const fd = openSync(segFile, 'r+')
+          try {
+            writeSync(fd, Buffer.from([0x02, 0x00]), 0, 2, 2) // xlp_info: XLP_LONG_HEADER only
+            writeSync(fd, Buffer.alloc(4), 0, 4, 16) // xlp_rem_len 0
+          } finally {
+            closeSync(fd)
+          }
+          const old = await runCli(['wal', 'receive', '--from', started.connString(), '--until', until, '--summary', '--json'], { env: env(), timeoutMs: 60_000 })
+          expect(old.code, old.stdout + old.stderr).toBe(2)
+          expect(old.json<{ error: { code: string; hint: string } }>().error).toMatchObject({ code: 'WAL_STREAM_NO_RECORD_AT_START', hint: expect.stringContaining('pg_current_wal_lsn()') })
         }
       } catch (e) {
         throw new Error(`${c.name}: ${e instanceof Error ? e.message : String(e)}\n${started.logTail(30)}`)

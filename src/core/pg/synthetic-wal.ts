@@ -11,11 +11,12 @@
  * - The record starts where PostgreSQL would insert it: at the LSN, or after the page header when the LSN
  *   is a page boundary (CreateCheckPoint skips the header the same way). pg_control must point there.
  * - The segment's first page has a valid long header (system id, segment size, WAL block size).
- * - The page holding the record start has a valid header. When the record does not start right after the
- *   header, that header claims the bytes before it as the tail of a continued record
- *   (XLP_FIRST_IS_CONTRECORD, xlp_rem_len = the gap): pg_waldump and our decoder, which begin at a page
- *   boundary and skip a continued tail, then land exactly on the record. PostgreSQL itself reads the
- *   record by random access at pg_control's checkpoint location and never looks at the gap.
+ * - Every page from the segment's first up to the one holding the record start has a valid header, and
+ *   those headers claim the bytes before the record as the tail of a continued record
+ *   (XLP_FIRST_IS_CONTRECORD, xlp_rem_len = what is left of the gap from that page on): pg_waldump and our
+ *   decoder, which begin at a page boundary (the segment's start by default) and skip a continued tail,
+ *   then land exactly on the record. PostgreSQL itself reads the record by random access at pg_control's
+ *   checkpoint location and never looks at the gap.
  * - A record that does not fit on its page continues on the next one, whose header says so with the
  *   remaining length; at the last bytes of a segment that next page opens the following segment file, so
  *   two files are produced.
@@ -212,19 +213,27 @@ class SegmentPieces {
 }
 
 /**
- * Headers of the segment holding `at` and of the page holding it, for a record (or Neon's first record)
- * starting at `at`: the gap between the page header and `at` is declared as a continued tail.
+ * Page headers from the start of the segment holding `at` up to the page holding it, for a record (or
+ * Neon's first record) starting at `at`: everything between the segment's first header and `at` is
+ * declared as the tail of a continued record, each page's header giving the bytes of it still to come
+ * (`xlp_rem_len`, page headers not counted). A reader that begins at the segment's start (pg_waldump, `wal
+ * dump` or a stream from the segment's start, as on a primary started from an export) skips it all and
+ * lands on the record; with zeros there instead, it would read the first record slot as the end of the WAL.
  */
 function putStartHeaders(out: SegmentPieces, at: bigint, tli: number, systemId: bigint, segSizeBytes: number): void {
   const seg = BigInt(segSizeBytes)
   const page = BigInt(XLOG_BLCKSZ)
   const segStart = at - (at % seg)
   const pageStart = at - (at % page)
-  const hdr = pageHeaderBytesAt(pageStart, segSizeBytes)
-  const gap = Number(at - pageStart) - hdr
-  if (gap < 0) throw new RangeError(`position ${formatLsn(at)} is inside a page header`)
-  out.put(pageStart, encodePageHeader({ pageLsn: pageStart, info: gap > 0 ? XLP_FIRST_IS_CONTRECORD : 0, tli, remLen: gap, systemId, segSizeBytes }))
-  if (pageStart !== segStart) out.put(segStart, encodePageHeader({ pageLsn: segStart, info: 0, tli, remLen: 0, systemId, segSizeBytes }))
+  const gapOnRecordPage = Number(at - pageStart) - pageHeaderBytesAt(pageStart, segSizeBytes)
+  if (gapOnRecordPage < 0) throw new RangeError(`position ${formatLsn(at)} is inside a page header`)
+  // From the record's page back to the segment's first: each page's remaining length is its own bytes of
+  // the gap plus those of the pages after it.
+  let remLen = gapOnRecordPage
+  for (let p = pageStart; p >= segStart; p -= page) {
+    if (p !== pageStart) remLen += XLOG_BLCKSZ - pageHeaderBytesAt(p, segSizeBytes)
+    out.put(p, encodePageHeader({ pageLsn: p, info: remLen > 0 ? XLP_FIRST_IS_CONTRECORD : 0, tli, remLen, systemId, segSizeBytes }))
+  }
 }
 
 /** The WAL for a fullbackup at `lsn`: one shutdown checkpoint record, as PostgreSQL would have written it. */

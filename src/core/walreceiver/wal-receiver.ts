@@ -235,7 +235,7 @@ export class WalReceiver {
       if (failures > this.attemptsMax) {
         this.log({ level: 'error', event: 'gave-up', message: `giving up after ${failures} failed attempts`, attempt: failures, error: errorInfo(failure) })
         throw new UnavailableError('WAL_RECEIVER_GAVE_UP', `cannot stream WAL from ${describeConnParams(this.opts.conn)}: ${messageOf(failure)}`, {
-          hint: 'Check that the primary is running and reachable; the receiver retried with backoff and gave up.',
+          hint: `Check that the primary is running and reachable${this.attemptsMax > 0 ? `; the receiver tried ${failures} times in a row, with backoff, and gave up` : ''}.`,
           cause: failure,
           details: { attempts: failures },
         })
@@ -358,14 +358,19 @@ export class WalReceiver {
         gatheredBytes += chunk.data.length
         if (failure === null && decoder.end) {
           // At the very position streaming began, the segment may simply not hold WAL there: a cluster started
-          // from a backup or an export begins its first segment at its checkpoint, zeros before it.
-          const atStart = decodedInSession === 0
-          failure = new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record at ${formatLsn(decoder.end.lsn)}: ${decoder.end.reason}`, {
-            hint: atStart
-              ? 'There is no WAL record where streaming began (a primary started from a backup or an export has none before its first checkpoint): start at a later LSN, e.g. its pg_current_wal_lsn(), or from a replication slot.'
-              : 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
-            details: { lsn: formatLsn(decoder.end.lsn) },
-          })
+          // from an export made before exports declared the gap before their checkpoint (or from another
+          // tool's backup) begins its first segment at its checkpoint, zeros before it. Not corruption.
+          const at = formatLsn(decoder.end.lsn)
+          failure =
+            decodedInSession === 0
+              ? new UsageError('WAL_STREAM_NO_RECORD_AT_START', `there is no WAL record at ${at}, where streaming began: ${decoder.end.reason}`, {
+                  hint: 'A primary started from a backup or an export may have none before its first checkpoint: start at a later LSN, e.g. its pg_current_wal_lsn(), or from a replication slot.',
+                  details: { lsn: at },
+                })
+              : new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record at ${at}: ${decoder.end.reason}`, {
+                  hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
+                  details: { lsn: at },
+                })
         }
         const backlog = stream.queuedBytes
         if (this.crcWorker === 'auto' && backlog >= CRC_WORKER_BACKLOG_BYTES && !verifier.workerStarted) {

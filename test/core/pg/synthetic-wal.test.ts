@@ -2,7 +2,8 @@
  * The synthetic WAL of a fullbackup: one XLOG_CHECKPOINT_SHUTDOWN record at the backup LSN.
  *
  * Oracles: pg_waldump (it must find exactly one CHECKPOINT_SHUTDOWN at the expected position, with our
- * values, starting from the record's page, so the declared continued tail is right), our own decoder, and
+ * values, starting from the segment's start and from the record's page, so the declared continued tail is
+ * right), our own decoder, and
  * header bytes read at their C offsets (not through the encoder). Edge positions: a segment start, the
  * first usable byte of a segment, a page boundary, the middle of a page, the last bytes of a page (the
  * record split across pages, even its 24-byte header) and of a segment (split across two files).
@@ -112,20 +113,29 @@ describe('synthetic WAL: record position and bytes', () => {
   })
 
   it('writes page headers: long on segment starts, continuation flags and remaining lengths right', () => {
-    // Record in the middle of page 2 of the segment: segment header plain, record page declares the gap.
+    // Record in the middle of page 2 of the segment: every page from the segment's first to the record's
+    // declares the rest of the gap before the record as a continued tail (page headers not counted).
     let wal = build(segStart + 2n * BigInt(PAGE) + 0x1a8n)
     let seg = segmentBytes(wal.segments[0]!)
     expect(seg.readUInt16LE(0)).toBe(0xd110)
-    expect(seg.readUInt16LE(2)).toBe(0x0002) // XLP_LONG_HEADER, no continuation
+    expect(seg.readUInt16LE(2)).toBe(0x0003) // XLP_LONG_HEADER | XLP_FIRST_IS_CONTRECORD
     expect(seg.readUInt32LE(4)).toBe(1)
     expect(seg.readBigUInt64LE(8)).toBe(segStart)
+    expect(seg.readUInt32LE(16)).toBe(PAGE - 40 + (PAGE - 24) + (0x1a8 - 24))
     expect(seg.readBigUInt64LE(24)).toBe(SYSID)
     expect(seg.readUInt32LE(32)).toBe(SEG)
     expect(seg.readUInt32LE(36)).toBe(PAGE)
+    expect(seg.readUInt16LE(PAGE)).toBe(0xd110)
+    expect(seg.readUInt16LE(PAGE + 2)).toBe(0x0001)
+    expect(seg.readBigUInt64LE(PAGE + 8)).toBe(segStart + BigInt(PAGE))
+    expect(seg.readUInt32LE(PAGE + 16)).toBe(PAGE - 24 + (0x1a8 - 24))
     const p2 = 2 * PAGE
     expect(seg.readUInt16LE(p2 + 2)).toBe(0x0001) // XLP_FIRST_IS_CONTRECORD
     expect(seg.readBigUInt64LE(p2 + 8)).toBe(segStart + BigInt(p2))
     expect(seg.readUInt32LE(p2 + 16)).toBe(0x1a8 - 24)
+    // Between the headers, zeros.
+    expect(seg.subarray(40, PAGE).every((b) => b === 0)).toBe(true)
+    expect(seg.subarray(PAGE + 24, p2).every((b) => b === 0)).toBe(true)
     // Record right after a header: no continuation claimed.
     wal = build(segStart + 2n * BigInt(PAGE))
     seg = segmentBytes(wal.segments[0]!)
@@ -169,7 +179,8 @@ describe('synthetic WAL: record position and bytes', () => {
 
   it("builds Neon's bootstrap segment: headers only", () => {
     const s = segmentBytes(neonBootstrapWalSegment({ lsn: (segStart + 3n * BigInt(PAGE) + 0x40n) as Lsn, systemId: SYSID, pgTimeline: 1, segSizeBytes: SEG }))
-    expect(s.readUInt16LE(2)).toBe(0x0002)
+    expect(s.readUInt16LE(2)).toBe(0x0003)
+    expect(s.readUInt32LE(16)).toBe(PAGE - 40 + 2 * (PAGE - 24) + (0x40 - 24))
     expect(s.readUInt16LE(3 * PAGE + 2)).toBe(0x0001)
     expect(s.readUInt32LE(3 * PAGE + 16)).toBe(0x40 - 24)
     const atBoundary = segmentBytes(neonBootstrapWalSegment({ lsn: (segStart + 3n * BigInt(PAGE)) as Lsn, systemId: SYSID, pgTimeline: 1, segSizeBytes: SEG }))
@@ -179,11 +190,12 @@ describe('synthetic WAL: record position and bytes', () => {
 })
 
 describe('synthetic WAL: our decoder reads it', () => {
-  it('finds exactly one CHECKPOINT_SHUTDOWN, from the record page start and from the record itself', () => {
+  it('finds exactly one CHECKPOINT_SHUTDOWN, from the segment start, the record page start and the record itself', () => {
     for (const [name, l] of POSITIONS) {
       const wal = build(l)
       const pageStart = (wal.checkpointLsn - (wal.checkpointLsn % BigInt(PAGE))) as Lsn
-      for (const startLsn of [pageStart, wal.checkpointLsn]) {
+      const walSegStart = (wal.checkpointLsn - (wal.checkpointLsn % BigInt(SEG))) as Lsn
+      for (const startLsn of [walSegStart, pageStart, wal.checkpointLsn]) {
         const dec = new WalStreamDecoder({ startLsn, systemId: SYSID, segmentSizeBytes: SEG })
         const first = wal.segments[0]!
         dec.feed(segmentBytes(first).subarray(Number(startLsn % BigInt(SEG))))
@@ -223,29 +235,32 @@ describe.skipIf(!pgAvailable())('synthetic WAL: pg_waldump reads it', () => {
       const caseDir = mkdtempSync(join(dir, 'case-'))
       const wal = build(l)
       for (const s of wal.segments) writeFileSync(join(caseDir, s.fileName), segmentBytes(s))
-      // Start at the record's page: pg_waldump skips the declared continued tail and must land on the record.
+      // Start at the segment's start and at the record's page: pg_waldump skips the declared continued tail
+      // and must land on the record.
       const pageStart = wal.checkpointLsn - (wal.checkpointLsn % BigInt(PAGE))
-      const r = await runPgTool(inst, 'pg_waldump', ['-p', caseDir, '-t', '1', '-s', formatLsn(pageStart)], { okCodes: [1] })
-      const lines = r.stdout.trim().split('\n').filter((x) => x.startsWith('rmgr:'))
-      expect(lines, `${name}: ${r.stdout}${r.stderr}`).toHaveLength(1)
-      const m = /^rmgr: XLOG\s+len \(rec\/tot\):\s*(\d+)\/\s*(\d+), tx:\s*0, lsn: ([0-9A-F/]+), prev ([0-9A-F/]+), desc: CHECKPOINT_SHUTDOWN (.*)$/.exec(lines[0]!)
-      expect(m, lines[0]).not.toBeNull()
-      expect(Number(m![2])).toBe(114)
-      expect(parseLsn(m![3]!)).toBe(wal.checkpointLsn)
-      expect(parseLsn(m![4]!)).toBe(segStart - 0x200n)
-      const cp = wal.checkpoint
-      expect(m![5]).toBe(
-        `redo ${formatLsn(cp.redo)}; tli 1; prev tli 1; fpw true; xid 1:1234; oid 24576; multi 7; offset 13; ` +
-          'oldest xid 716 in DB 1; oldest multi 1 in DB 5; oldest/newest commit timestamp xid: 0/0; oldest running xid 0; shutdown',
-      )
-      // The WAL ends right after the record (a zero length is where pg_waldump stops).
-      if (wal.endLsn % BigInt(PAGE) === 0n) {
-        expect(r.stderr).toContain('invalid magic number 0000 in log segment')
-        expect(r.stderr).toContain(`offset ${Number(wal.endLsn % BigInt(SEG))}`)
-      } else {
-        const endMatch = /invalid record length at ([0-9A-F]+\/[0-9A-F]+)/.exec(r.stderr)
-        expect(endMatch, r.stderr).not.toBeNull()
-        expect(parseLsn(endMatch![1]!), r.stderr).toBe(wal.endLsn)
+      for (const from of [wal.checkpointLsn - (wal.checkpointLsn % BigInt(SEG)), pageStart]) {
+        const r = await runPgTool(inst, 'pg_waldump', ['-p', caseDir, '-t', '1', '-s', formatLsn(from)], { okCodes: [1] })
+        const lines = r.stdout.trim().split('\n').filter((x) => x.startsWith('rmgr:'))
+        expect(lines, `${name}: ${r.stdout}${r.stderr}`).toHaveLength(1)
+        const m = /^rmgr: XLOG\s+len \(rec\/tot\):\s*(\d+)\/\s*(\d+), tx:\s*0, lsn: ([0-9A-F/]+), prev ([0-9A-F/]+), desc: CHECKPOINT_SHUTDOWN (.*)$/.exec(lines[0]!)
+        expect(m, lines[0]).not.toBeNull()
+        expect(Number(m![2])).toBe(114)
+        expect(parseLsn(m![3]!)).toBe(wal.checkpointLsn)
+        expect(parseLsn(m![4]!)).toBe(segStart - 0x200n)
+        const cp = wal.checkpoint
+        expect(m![5]).toBe(
+          `redo ${formatLsn(cp.redo)}; tli 1; prev tli 1; fpw true; xid 1:1234; oid 24576; multi 7; offset 13; ` +
+            'oldest xid 716 in DB 1; oldest multi 1 in DB 5; oldest/newest commit timestamp xid: 0/0; oldest running xid 0; shutdown',
+        )
+        // The WAL ends right after the record (a zero length is where pg_waldump stops).
+        if (wal.endLsn % BigInt(PAGE) === 0n) {
+          expect(r.stderr).toContain('invalid magic number 0000 in log segment')
+          expect(r.stderr).toContain(`offset ${Number(wal.endLsn % BigInt(SEG))}`)
+        } else {
+          const endMatch = /invalid record length at ([0-9A-F]+\/[0-9A-F]+)/.exec(r.stderr)
+          expect(endMatch, r.stderr).not.toBeNull()
+          expect(parseLsn(endMatch![1]!), r.stderr).toBe(wal.endLsn)
+        }
       }
     }
   })
