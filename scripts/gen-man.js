@@ -21,14 +21,16 @@ const esc = (s) =>
     .replace(/^'/gm, "\\&'")
     .replace(/-/g, '\\-')
 
+// The same wording as the README's "Exit codes"; the numbers are core/lib/errors.ts EXIT_CODES (a test
+// checks that each page lists exactly those).
 const EXIT_CODES = [
   [0, 'success'],
   [1, 'internal error (a bug; rerun with PAGESERVER_DEBUG=1 and report it)'],
-  [2, 'usage error: bad flags, arguments or configuration'],
-  [3, 'not found: unknown tenant, timeline, file or relation'],
-  [4, 'conflict: already exists, or the workdir is locked by another process'],
+  [2, 'usage: flags, arguments or configuration, refused input or authentication, an unknown command, an output path that cannot be written (OUTPUT_NOT_WRITABLE)'],
+  [3, 'not found: unknown tenant, timeline, file, relation or slot'],
+  [4, 'conflict: already exists, locked by another process, in use'],
   [5, 'corruption: a checksum, magic number or structural check failed'],
-  [6, 'unavailable: PostgreSQL, remote storage or a redo worker could not be reached'],
+  [6, 'unavailable: PostgreSQL, a redo worker or the page server could not be reached; an I/O error; a full file system (DISK_FULL)'],
   [7, 'timeout'],
   [8, 'unsupported: valid input this version cannot handle'],
   [130, 'interrupted'],
@@ -37,6 +39,7 @@ const EXIT_CODES = [
 function exitSection() {
   let s = '.SH EXIT STATUS\n'
   for (const [code, text] of EXIT_CODES) s += `.TP\n.B ${code}\n${esc(text)}\n`
+  s += '.PP\nA command whose DESCRIPTION gives a code a meaning of its own (a finding it reports, such as a mismatch) uses that meaning. Under \\-\\-json, check .error.code as well: one exit code covers several causes.\n'
   return s
 }
 

@@ -7,7 +7,8 @@ export default class Checkpoint extends BaseCommand<typeof Checkpoint> {
   static override description =
     'Freezes the open in-memory layer and writes everything ingested as L0 delta layer files, then advances ' +
     'disk_consistent_lsn. While `pageserver serve` runs on the workdir it asks the server (which holds the ' +
-    'in-memory layers); offline nothing is held in memory, so it confirms what is durable.'
+    'in-memory layers); offline nothing is held in memory, so it confirms what is durable. With --json: ' +
+    '{tenantId, timelineId, diskConsistentLsn, layers} (layers: how many layer files the timeline has after the flush).'
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210']
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),

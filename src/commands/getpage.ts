@@ -29,8 +29,8 @@ export default class GetPage extends BaseCommand<typeof GetPage> {
     'summary of the page. A block past the end of the relation reads as zeros.'
   static override examples = [
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --rel 1663/5/16384 --blk 0',
-    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --rel 1663/5/16384 --fork vm --blk 0 --lsn 0/16B3748 --out page.bin',
-    '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant ... --timeline ... --rel 1663/5/16384 --blk 3',
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --rel 1663/5/16384 --fork vm --blk 0 --lsn 0/16B3748 --out page.bin',
+    '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --rel 1663/5/16384 --blk 3',
   ]
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),

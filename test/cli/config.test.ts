@@ -33,7 +33,8 @@ describe('pageserver init / config show', () => {
     const json = await runCli(['init', '-D', wd, '--json'])
     expect(json.code).toBe(4)
     expect(json.json()).toEqual({
-      error: { code: 'CONFIG_EXISTS', message: `${join(wd, 'pageserver.toml')} already exists`, hint: expect.stringContaining('--force') },
+      // The hint's command names the workdir given (run as written elsewhere, it would init ./.neon).
+      error: { code: 'CONFIG_EXISTS', message: `${join(wd, 'pageserver.toml')} already exists`, hint: expect.stringContaining(`pageserver init -D ${wd} --force`) },
     })
 
     const forced = await runCli(['init', '-D', wd, '--force', '--json'])

@@ -60,6 +60,12 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     expect(warning, serve.stderr()).toBeDefined()
     expect(JSON.parse(warning!)).toMatchObject({ level: 'warn', slot: 'pageserver_left_by_a_killed_import', hint: expect.stringContaining('pageserver slot drop') })
     expect(serve.stderr()).not.toMatch(/orphan replication slot.*pageserver_[0-9a-f]{32}/) // the timeline's own slot is not one
+    // The hint's command runs as written and drops that slot.
+    const hinted = /`pageserver (slot drop [^`]+)`/.exec(JSON.parse(warning!).hint as string)
+    expect(hinted, warning).not.toBeNull()
+    const drop = await runCli([...shellWords(hinted![1]!), '--json'], { env: env() })
+    expect(drop.code, drop.stderr).toBe(0)
+    expect(await pg.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pageserver_left_by_a_killed_import'")).toBe('0')
 
     await pg.sql(`CREATE TABLESPACE stopped_ts LOCATION '${tsDir}'; CREATE TABLE in_ts (id int) TABLESPACE stopped_ts; INSERT INTO in_ts VALUES (1);`)
     const ahead = parseLsn(await pg.sql('SELECT pg_current_wal_insert_lsn()'))
@@ -157,3 +163,10 @@ describe.skipIf(!pgAvailable())('serve and the state of its WAL sources', () => 
     await readPastFailsAtOnce(/will not arrive: .*has already been removed/)
   })
 })
+
+/** A command line split as a POSIX shell would split this hint's words (bare words and '...' quoting). */
+function shellWords(line: string): string[] {
+  const words: string[] = []
+  for (const m of line.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)) words.push(m[1] !== undefined ? m[1].replaceAll("'\\''", "'") : m[2]!)
+  return words
+}

@@ -44,8 +44,8 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
 
   static override examples = [
     {
-      description: 'Check an L0 delta layer and list its entries.',
-      command: '<%= config.bin %> <%= command.id %> .neon/tenants/T/timelines/TL/000000000000000000000000000000000000-FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF__0000000001696070-00000000016960E9',
+      description: 'Check a layer file and list its entries (`layer list` names the files of a timeline).',
+      command: '<%= config.bin %> <%= command.id %> ".neon/tenants/$T/timelines/$TL/$LAYER"',
     },
     { description: 'Only the summary, as JSON.', command: '<%= config.bin %> <%= command.id %> LAYER_FILE --json | head -1' },
   ]

@@ -68,7 +68,10 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     'If the page server cannot start, the PostgreSQL this start started is stopped again; an address already in use ' +
     'is SERVE_PORT_IN_USE (exit 4): set listen_pg_addr / listen_http_addr in <workdir>/pageserver.toml, which every ' +
     'later start reads (a -c override applies to one run only). A pid in a lock or postmaster.pid that now belongs to ' +
-    'another process (after a reboot) is taken as stale.'
+    'another process (after a reboot) is taken as stale. With --json: what local/state.json records (tenantId, ' +
+    'timelineId, pgDataDir, pgPort, pgLogFile, pgSocketDir, servePid, serveLogFile, pgAddr, httpAddr, ...) plus ' +
+    'psql (the command to connect), startedPostgres, startedServer, otherSourceTimelines and cli (how to invoke ' +
+    'this CLI in a shell).'
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --pg-port 55433']
   static override flags = {
     'pg-port': Flags.integer({
@@ -151,7 +154,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
         `  timeline ${state.timelineId}`,
         '',
         `Connect:            ${psql}`,
-        `Branch (now):       ${cli} timeline branch ${ids} --ancestor ${state.timelineId}   # prints the branch id`,
+        `Branch (now):       ${cli} timeline branch ${ids} --ancestor ${state.timelineId}   # a line naming the branch (--json: .timelineId)`,
         // Export the branch, start a PostgreSQL on it, and make it the branch's WAL source: its writes then
         // stream into the branch through the running server.
         `Start on a branch:  ${cli} timeline export ${ids} --timeline <branch id> -D ${branchDir} && \\`,

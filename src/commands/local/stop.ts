@@ -29,7 +29,8 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
     'that `local start` found running is left running (the result names its pid). A pid recorded in the workdir ' +
     'lock or postmaster.pid is signalled only while it is still that process: one reused by another process ' +
     '(after a reboot) is left alone. Says what it waits for on stderr (a spinner on a terminal). Files are kept: ' +
-    '`pageserver local start` resumes the same cluster.'
+    '`pageserver local start` resumes the same cluster. With --json: {serverStopped, serverKilled, ' +
+    'serverLeftRunning (a pid or null), postgresStopped, branchesRunning: [{dataDir, port}]}.'
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --timeout 2m']
   static override flags = {
     timeout: Flags.string({

@@ -70,7 +70,9 @@ export default class RedoReplay extends BaseCommand<typeof RedoReplay> {
     'taken from PostgreSQL (e.g. dd of the relation file after a CHECKPOINT) after masking as PostgreSQL\'s ' +
     'consistency check does, and reports the first differing byte. Exit codes: 0 ok, 5 --verify found a ' +
     'difference, 3 WAL/file/records not found, 2 bad flags or an --out path that cannot be written ' +
-    '(OUTPUT_NOT_WRITABLE).'
+    '(OUTPUT_NOT_WRITABLE). With --json: {rel, fork, blk, lsn, start {kind: image, init or base, lsn} ' +
+    '(where the chain begins; null when no record fixes the page\'s content), recordsBeforeStart, chain [{lsn, endLsn, type, action, implicit}], ' +
+    'hintBitsLogged, out (the file written, or null), page (the summary above), verify}.'
 
   static override examples = [
     {

@@ -117,7 +117,9 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     'config (wal_redo_workers, wal_redo_timeout, wal_redo_command). Exit codes: 0 no mismatch, 5 any mismatch ' +
     'or redo error, 3 WAL path not found, 2 bad flags or nothing verified (no WAL record read, or records read but ' +
     'no block image to compare with: WAL written without wal_consistency_checking). With --json, `problem` ' +
-    '({code, message, hint}: REDO_MISMATCH or NOTHING_VERIFIED; null on success) says why it exits non-zero.'
+    '({code, message, hint}: REDO_MISMATCH or NOTHING_VERIFIED; null on success) says why it exits non-zero, ' +
+    'beside blocksChecked, mismatches, unsupported, byRecordType, firstMismatches, recordsRead, noBase, ' +
+    'unsupportedByType, errors, hintBitsLogged, hintBitsSource and wal {firstRecordLsn, endLsn, reason, message}.'
 
   static override examples = [
     { description: 'Verify the WAL of a test cluster.', command: '<%= config.bin %> <%= command.id %> $PGDATA/pg_wal' },

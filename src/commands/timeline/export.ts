@@ -23,11 +23,13 @@ export default class TimelineExport extends BaseCommand<typeof TimelineExport> {
     'the backup comes from the page server (its fullbackup command). ' +
     'As for `postgres -D DIR`, -D names the data directory to write here (also --pgdata or -o); this command ' +
     'takes the workdir as --workdir or PAGESERVER_WORKDIR only. Unlogged relations come ' +
-    'back empty, as after a crash; sequences show the value last written to WAL (up to 32 ahead).'
+    'back empty, as after a crash; sequences show the value last written to WAL (up to 32 ahead). With --json: ' +
+    '{tenantId, timelineId, lsn (the data is as of it), checkpointLsn (where pg_control points), dir, files, ' +
+    'bytes, source ("offline" or "server")}.'
   static override examples = [
     '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 -D /tmp/pg-at-head',
-    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --lsn 0/16B3748 -D /tmp/pg-then',
-    '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant ... --timeline ... -o /tmp/pg-from-server',
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --lsn 0/16B3748 -D /tmp/pg-then',
+    '<%= config.bin %> <%= command.id %> --server 127.0.0.1:64000 --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 -o /tmp/pg-from-server',
   ]
   // -D is the data directory here, as the issue's contract and `postgres -D` have it: the workdir keeps its
   // long form and environment variable only.

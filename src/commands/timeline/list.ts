@@ -10,7 +10,7 @@ export default class TimelineList extends BaseCommand<typeof TimelineList> {
     '',
     'A timeline that cannot be loaded is listed with state "Broken" and {error: {code, message, hint}}, its LSNs and ancestor null, with a warning on stderr; the others are listed as usual and the exit code is 0. Offline, that is a timeline whose metadata is damaged, or that of an ancestor it branches from. While `pageserver serve` runs, the list is the server\'s: it also shows as Broken a timeline the server failed to load at start (a damaged layer file header, say), which it does not serve until restarted. `pageserver timeline delete` removes a broken timeline.',
     '',
-    'Through a running server each served timeline also has walReceiverStatus (streaming, reconnecting, or "stopped: <why>"); one whose WAL can no longer be ingested (an unsupported record, corruption) gets a warning on stderr: it serves pages up to its last record, and reads past it fail at once.',
+    'Through a running server each served timeline also has walReceiverStatus, a sentence whose first word is the state: "no WAL source", "connecting ...", "streaming ...", "reconnecting ...", "restarting ..." or "stopped[: <why>]"; one whose WAL can no longer be ingested (an unsupported record, corruption) gets a warning on stderr: it serves pages up to its last record, and reads past it fail at once.',
   ].join('\n')
   static override examples = ['<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef']
   static override flags = {

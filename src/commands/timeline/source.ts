@@ -19,8 +19,8 @@ export default class TimelineSource extends BaseCommand<typeof TimelineSource> {
     'server given the password through this command keeps using it until it stops). When --from has a password, the ' +
     'output says so (with --json: passwordOmitted and notes).'
   static override examples = [
-    '<%= config.bin %> <%= command.id %> --tenant ... --timeline ... --from "host=127.0.0.1 port=5433 user=postgres"',
-    'PGPASSWORD=secret <%= config.bin %> <%= command.id %> --tenant ... --timeline ... --from "host=db user=replicator"',
+    '<%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --from "host=127.0.0.1 port=5433 user=postgres"',
+    'PGPASSWORD=secret <%= config.bin %> <%= command.id %> --tenant 0123456789abcdef0123456789abcdef --timeline fedcba9876543210fedcba9876543210 --from "host=db user=replicator"',
   ]
   static override flags = {
     tenant: tenantIdFlag({ summary: 'The tenant.', required: true }),

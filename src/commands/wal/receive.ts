@@ -60,7 +60,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
         'line (`slot`, `slotCreated`). Without --advance-slot the slot is never moved.',
     }),
     start: lsnFlag({
-      summary: "First LSN (a page boundary or a record start). Default: the slot's restart_lsn, else the start of the current WAL segment.",
+      summary: "First LSN (a page boundary or a record start). Default: the restart_lsn of a slot that exists (--slot), else the start of the current WAL segment (also when --slot creates the slot).",
     }),
     until: lsnFlag({ summary: 'Stop after the record that ends at or past this LSN.' }),
     summary: Flags.boolean({ summary: 'Print one line per second (records, bytes, LSN, lag) instead of one line per record.', default: false }),
@@ -70,7 +70,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
       default: false,
     }),
     'connect-retries': Flags.integer({
-      summary: 'Give up after this many consecutive failed connection attempts (exit 6).',
+      summary: 'Retries after a failed connection before giving up (exit 6): N retries are N+1 attempts in a row; 0 gives up at the first failure.',
       default: 10,
       min: 0,
     }),

@@ -14,6 +14,7 @@ import { CONFIG_FILE_NAME, resolveConfig, type LoadConfigOptions } from './load.
 import { redactedConfigJson } from './show.js'
 import { renderConfigTemplate } from './template.js'
 import { diskFull, isDiskFullError, readOnlyFileSystemError } from '../storage/io-errors.js'
+import { shellWord } from '../lib/shell-word.js'
 
 export const TENANTS_DIR_NAME = 'tenants'
 const TEMP_SUFFIX = '.___temp'
@@ -46,7 +47,7 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
   )
 
   const existed = await fileExists(configPath)
-  if (existed && !opts.force) throw exists(configPath)
+  if (existed && !opts.force) throw exists(configPath, workdir)
 
   const tenantsDir = join(workdir, TENANTS_DIR_NAME)
   try {
@@ -65,7 +66,7 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
       try {
         await link(tmpPath, configPath)
       } catch (err) {
-        if ((err as { code?: string }).code === 'EEXIST') throw exists(configPath)
+        if ((err as { code?: string }).code === 'EEXIST') throw exists(configPath, workdir)
         throw err
       }
     }
@@ -90,9 +91,11 @@ function unusable(path: string, err: unknown): PageserverError {
   })
 }
 
-function exists(configPath: string): ConflictError {
+function exists(configPath: string, workdir: string): ConflictError {
+  // The command as it must be run again: with this workdir unless it is the default one here.
+  const dFlag = workdir === resolve('.neon') ? '' : ` -D ${shellWord(workdir)}`
   return new ConflictError('CONFIG_EXISTS', `${configPath} already exists`, {
-    hint: 'Keep it, edit it, or run `pageserver init --force` to replace it with a fresh default config.',
+    hint: `Keep it, edit it, or run \`pageserver init${dFlag} --force\` to replace it with a fresh default config.`,
     details: { path: configPath },
   })
 }

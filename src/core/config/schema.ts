@@ -109,7 +109,7 @@ export const CONFIG_ENTRIES = [
 
   key({
     toml: 'checkpoint_distance', field: 'checkpointDistanceBytes', group: G_INGEST, kind: sizeKind({ minBytes: 1 }), default: '256MiB',
-    doc: 'Freeze the open in-memory layer and flush it to an L0 delta layer file once it spans this much WAL or holds this many bytes. This is also the target size of L1 delta layers.',
+    doc: 'Freeze the open in-memory layer and flush it to an L0 delta layer file once it spans this much WAL or holds this many bytes. (Neon also uses it as the target size of L1 delta layers; this version has no compaction yet, so no L1 layers.)',
   }),
   key({
     toml: 'checkpoint_timeout', field: 'checkpointTimeoutMs', group: G_INGEST, kind: durationKind({ minMs: 1 }), default: '10m',
@@ -117,7 +117,7 @@ export const CONFIG_ENTRIES = [
   }),
   key({
     toml: 'max_in_memory_layers_bytes', field: 'maxInMemoryLayersBytes', group: G_INGEST, kind: sizeKind({ minBytes: 1 }), default: '512MiB',
-    doc: 'Ceiling on the bytes held by open and frozen in-memory layers of all timelines together. Above it the largest open layers are frozen early and ingest waits for flushes (backpressure).',
+    doc: 'Ceiling on the bytes held by open and frozen in-memory layers of all timelines together. Above it the open layer of the timeline holding the oldest unflushed WAL is frozen early, and ingest waits for flushes (backpressure).',
   }),
   key({
     toml: 'wait_lsn_timeout', field: 'waitLsnTimeoutMs', group: G_INGEST, kind: durationKind({ minMs: 1 }), default: '300s',

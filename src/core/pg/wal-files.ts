@@ -372,7 +372,7 @@ export class WalFileReader {
           }
           const missing = walFileName(this.timeline, got.segno, segSize)
           throw new NotFoundError('WAL_SEGMENT_MISSING', `WAL segment ${missing} is missing: the files given are not contiguous`, {
-            hint: `Restore ${missing} from the archive or the primary, or stop before it with --end ${formatLsn(BigInt(segStart))}.`,
+            hint: `Restore ${missing} from the archive or the primary, or read only the WAL before it: an end LSN (--end, or redo replay's --lsn) at or before ${formatLsn(BigInt(segStart))}.`,
             details: { segment: missing, lsn: formatLsn(BigInt(segStart)) },
           })
         }

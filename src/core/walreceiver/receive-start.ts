@@ -64,7 +64,7 @@ export async function probePrimary(
       if (!isRetryable(e) || options.signal?.aborted) throw e
       if (attempt > options.attemptsMax) {
         throw new UnavailableError('WAL_RECEIVER_GAVE_UP', `cannot reach the primary: ${messageOf(e)}`, {
-          hint: 'Check that the primary is running and reachable; the connection was retried with backoff.',
+          hint: `Check that the primary is running and reachable${options.attemptsMax > 0 ? `; the connection was tried ${attempt} times, with backoff` : ''}.`,
           cause: e,
           details: { attempts: attempt },
         })
