@@ -6,6 +6,9 @@ import { backupTar } from '../core/app/export.js'
 import { parseDuration } from '../core/lib/units.js'
 import { formatHostPort } from '../core/lib/host-port.js'
 
+/** Once stopped, how long the process may take to exit by itself before it is made to. */
+const STOPPED_EXIT_MS = 2_000
+
 /** What `serve --json` prints when it has stopped (its first line, at startup, gives the addresses). */
 export interface ServeResult {
   stopped: true
@@ -26,7 +29,9 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'is kept in memory until it stops. In-memory layers are flushed on checkpoint_distance, checkpoint_timeout and the memory ceiling. ' +
     'Holds the workdir lock: offline commands that change the workdir fail while it runs, naming it. ' +
     'SIGINT or SIGTERM shut down gracefully (stop accepting, stop WAL, flush, stop redo workers) within ' +
-    '--shutdown-timeout; a second signal exits at once. SIGHUP reloads the JWT validation keys ' +
+    '--shutdown-timeout; a second signal exits at once. Management requests in progress get a third of it (at most ' +
+    '10 s) to finish and be answered; any still running then is answered 503 SERVER_SHUTTING_DOWN (whether it took ' +
+    'effect is not known: check, then retry) and the process exits under it, as after a crash. SIGHUP reloads the JWT validation keys ' +
     '(auth_validation_public_key_path) without a restart, as POST /v1/reload_auth_validation_keys does; if they cannot ' +
     'be loaded, the old keys stay in use and the error is logged. Logs are JSON lines on stderr unless it is a terminal. ' +
     'With --json, stdout gets one JSON line when it listens ({"listening": {pgAddr, httpAddr, workdir, pid}}), ' +
@@ -43,6 +48,14 @@ export default class Serve extends BaseCommand<typeof Serve> {
       default: '30s',
       helpValue: 'DURATION',
     }),
+  }
+
+  /** Set when the process must exit as soon as its result line is written (see run). */
+  private exitAfterResult = false
+
+  public override logJson(json: unknown): void {
+    super.logJson(json)
+    if (this.exitAfterResult) process.exit(0)
   }
 
   async run(): Promise<ServeResult> {
@@ -78,13 +91,21 @@ export default class Serve extends BaseCommand<typeof Serve> {
           process.exit(130)
         }
         log('info', 'shutting down', { signal: sig, deadlineMs })
-        server.stop(deadlineMs).then(
-          () => resolve({ stopped: true, signal: sig }),
-          (e) => {
-            log('error', 'shutdown failed', { message: e instanceof Error ? e.message : String(e) })
-            resolve({ stopped: true, signal: sig })
-          },
-        )
+        const stopped = (): void => {
+          // Requests still running past the deadline (see PageServer.stop) would go on writing into the
+          // workdir: exit once the result is out (at once without --json, which prints none).
+          if (server.exitRequired) {
+            if (!json) process.exit(0)
+            this.exitAfterResult = true
+          }
+          // Whatever else is still open (a client that does not close) must not keep a stopped server alive.
+          setTimeout(() => process.exit(), STOPPED_EXIT_MS).unref()
+          resolve({ stopped: true, signal: sig })
+        }
+        server.stop(deadlineMs).then(stopped, (e) => {
+          log('error', 'shutdown failed', { message: e instanceof Error ? e.message : String(e) })
+          stopped()
+        })
       }
       process.on('SIGINT', () => onSignal('SIGINT'))
       process.on('SIGTERM', () => onSignal('SIGTERM'))

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, exportSPKI, SignJWT } from 'jose'
@@ -198,6 +199,45 @@ describe('pageserver serve', () => {
     expect(logLines.length).toBeGreaterThan(0)
     for (const l of logLines) expect(JSON.parse(l)).toHaveProperty('level')
     expect(logLines.some((l) => (JSON.parse(l) as { deadlineMs?: number }).deadlineMs === 20_000)).toBe(true)
+    serve = await startServe(workdir)
+  })
+
+  it('SIGTERM with a management request still running: it is answered 503, the server exits anyway (its lock held to the end), and the workdir is usable after', async () => {
+    // Before, the server logged "stopped" and released the workdir lock but lived on under the request: a
+    // wal_source change restarted streaming into the workdir with no lock held (a concurrency audit).
+    await serve!.stop()
+    const s = await startServe(workdir, ['--json', '--shutdown-timeout', '3s'])
+    serve = s
+    // A WAL source that accepts connections and never answers: the request's handler outlives the shutdown.
+    const sockets: Socket[] = []
+    const blackhole = createServer((c) => sockets.push(c))
+    await new Promise<void>((r) => blackhole.listen(0, '127.0.0.1', r))
+    const port = (blackhole.address() as AddressInfo).port
+    try {
+      const pending = fetch(`http://${s.httpAddr}/v1/tenant/${tenant}/timeline/${timeline}/wal_source`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ conn_string: `host=127.0.0.1 port=${port} user=postgres` }),
+      })
+      while (sockets.length === 0) await new Promise((r) => setTimeout(r, 20))
+      const t0 = Date.now()
+      expect(await s.stop(20_000)).toBe(0) // SIGKILL (code null) after 20 s if it lingers
+      expect(Date.now() - t0).toBeLessThan(10_000)
+      const answer = await pending
+      expect(answer.status).toBe(503)
+      expect(((await answer.json()) as { code: string }).code).toBe('SERVER_SHUTTING_DOWN')
+      expect(s.stderr()).toContain('management requests still running')
+      expect(JSON.parse(s.stdout().trim().split('\n').at(-1)!)).toEqual({ stopped: true, signal: 'SIGTERM' })
+    } finally {
+      for (const c of sockets) c.destroy()
+      blackhole.close()
+    }
+    // Offline commands and a new server take the workdir; the timeline still streams from the primary it had.
+    const list = await runCli(['timeline', 'list', '--tenant', tenant, '--json'], { env: env() })
+    expect(list.code, list.stderr).toBe(0)
+    const tl = list.json<Array<{ timelineId: string; walSource: { connString: string } | null }>>().find((t) => t.timelineId === timeline)!
+    expect(tl.walSource?.connString).toBeDefined()
+    expect(tl.walSource!.connString).not.toContain(`port=${port}`)
     serve = await startServe(workdir)
   })
 

@@ -61,6 +61,12 @@ import { MutationGuard } from './mutation-guard.js'
 
 /** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
 export const FLUSH_TICK_MS = 1000
+/**
+ * At shutdown, how long management requests in progress may take to finish and be answered (at most a third
+ * of the shutdown deadline): a bootstrap (a few seconds) completes and is answered; a longer import is
+ * answered 503 and the process exits under it (see stop()).
+ */
+const HTTP_SHUTDOWN_GRACE_MS = 10_000
 
 
 export interface ServerAddresses {
@@ -89,6 +95,11 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** When the slab pool last gave back the free slabs it had not needed (tick). */
   private lastSlabTrimMs = Date.now()
   private stopping: Promise<void> | null = null
+  /**
+   * Set when stop() returns: management requests still running then (an import, a wal_source change)
+   * outlived the deadline, so the workdir lock was kept (see stop). The process must exit now.
+   */
+  exitRequired = false
   private http: JsonHttpServer | null = null
   /** Reloads run one after another, so the last one asked for reads the files last. */
   private reloading: Promise<unknown> = Promise.resolve()
@@ -293,8 +304,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       try {
         attached = await attachWalSource(this.ctx, s.timeline, src)
       } finally {
-        // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it).
-        s.startWal()
+        // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it);
+        // not once the server is stopping (its receivers are being stopped).
+        if (this.stopping === null) s.startWal()
       }
       return walSourceSet(t, tl, attached)
     } finally {
@@ -443,7 +455,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       this.opts.backups ?? null,
     )
     this.services.set(k, s)
-    if (this.ticker !== null) s.startWal()
+    // Not before the server runs (start() starts them all), nor once it is stopping: a create or import that
+    // ends during the shutdown must not start streaming into a workdir about to be unlocked.
+    if (this.ticker !== null && this.stopping === null) s.startWal()
     return s
   }
 
@@ -559,9 +573,11 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     this.stopping ??= (async () => {
       await this.slotChecks.stop()
       if (this.ticker) clearInterval(this.ticker)
+      this.ticker = null
       const deadline = new Promise<void>((resolve) => setTimeout(resolve, deadlineMs).unref())
       const work = (async () => {
-        await this.http?.close()
+        // Management requests in progress get a share of the deadline to finish and be answered.
+        await this.http?.close(Math.min(HTTP_SHUTDOWN_GRACE_MS, deadlineMs / 3))
         await this.pageService.close()
         await Promise.all([...this.services.values()].map((s) => s.stopWal()))
         for (const s of this.services.values()) {
@@ -582,7 +598,17 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       })()
       await Promise.race([work, deadline])
       await this.repo.close().catch(() => {})
-      this.lock.release()
+      const running = this.http?.handlersRunning ?? 0
+      if (running > 0) {
+        // A handler still at work (an import's base backup, a wal_source change) would go on writing into the
+        // workdir: keep the lock, so nothing else takes the workdir, and have the process exit (serve does; the
+        // lock goes with the process). The next start cleans up what those requests left (a half-made timeline
+        // directory, an import's slot), as after a crash.
+        this.exitRequired = true
+        this.ctx.log?.('warn', 'page server stopped with management requests still running: exiting under them, with the workdir lock held to the end', { requests: running })
+      } else {
+        this.lock.release()
+      }
       this.ctx.log?.('info', 'page server stopped', {})
     })()
     return this.stopping

@@ -24,6 +24,8 @@ import { listenOn } from '../lib/host-port.js'
 
 /** Largest request body accepted (management requests are small JSON documents). */
 export const HTTP_BODY_BYTES_MAX = 1024 * 1024
+/** At close, how long the 503 answers to requests still in progress get to be written before sockets close. */
+const SHUTDOWN_ANSWER_LINGER_MS = 200
 
 export class HttpError extends Error {
   constructor(
@@ -106,6 +108,12 @@ export class JsonHttpServer {
   private readonly open = new Map<Socket, { active: number }>()
   /** Connections closed to make room for a new one at the cap, and new ones refused there. */
   readonly capStats = { evicted: 0, refused: 0 }
+  /** Responses not sent yet, of requests whose handler runs (answered 503 if the server stops first). */
+  private readonly unanswered = new Set<ServerResponse>()
+  /** Handlers running now (one may outlive its response: see `close`). */
+  private running = 0
+  private idleWaiters: Array<() => void> = []
+  private closing = false
 
   constructor(o: JsonHttpServerOptions) {
     assert(Number.isSafeInteger(o.connectionsMax) && o.connectionsMax > 0, () => `connectionsMax must be a positive integer, got ${o.connectionsMax}`)
@@ -182,14 +190,69 @@ export class JsonHttpServer {
     return { host: a.address, port: a.port }
   }
 
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve())
-      this.server.closeAllConnections()
-    })
+  /** Handlers still running (a stopped server keeps its workdir lock while any is: see PageServer.stop). */
+  get handlersRunning(): number {
+    return this.running
+  }
+
+  /**
+   * Stops listening, closes idle connections, and gives requests in progress up to `graceMs` to finish and
+   * be answered. Those still running then are answered 503 SERVER_SHUTTING_DOWN (their outcome unknown) and
+   * every connection is closed; their handlers may go on (see `handlersRunning`). New requests on open
+   * connections meanwhile get 503 at once. Before, every connection was dropped at once: a client saw
+   * "unreachable" for a create that went on to succeed (a concurrency audit).
+   */
+  async close(graceMs = 0): Promise<void> {
+    this.closing = true
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    this.server.closeIdleConnections()
+    if (graceMs > 0 && this.running > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs)
+        this.idleWaiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+    for (const res of [...this.unanswered]) {
+      res.shouldKeepAlive = false
+      send(res, 503, {
+        json: {
+          msg: 'the page server stopped while this request was in progress: whether it took effect is not known',
+          code: 'SERVER_SHUTTING_DOWN',
+          hint: 'Once the server is back (or offline), list or get what the request changes to see whether it took effect, then retry if it did not.',
+          kind: 'unavailable',
+        },
+      })
+    }
+    // Let those answers go out before the sockets are closed under them.
+    await Promise.race([closed, new Promise((r) => setTimeout(r, SHUTDOWN_ANSWER_LINGER_MS).unref())])
+    this.server.closeAllConnections()
+    await closed
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.closing) {
+      res.shouldKeepAlive = false
+      return send(res, 503, { json: { msg: 'the page server is shutting down', code: 'SERVER_SHUTTING_DOWN', hint: 'Retry once it is back, or run the command offline once it has stopped.', kind: 'unavailable' } })
+    }
+    this.running++
+    this.unanswered.add(res)
+    res.once('close', () => this.unanswered.delete(res))
+    try {
+      await this.dispatch(req, res)
+    } finally {
+      this.unanswered.delete(res)
+      if (--this.running === 0) {
+        const waiters = this.idleWaiters
+        this.idleWaiters = []
+        for (const w of waiters) w()
+      }
+    }
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let path = '?'
     try {
       const url = parseRequestUrl(req.url ?? '/')
@@ -309,6 +372,8 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 }
 
 function send(res: ServerResponse, status: number, r: RouteResult): void {
+  // Answered already (503 at shutdown, while the handler went on): the handler's own answer is dropped.
+  if (res.headersSent || res.writableEnded) return
   if (r.text !== undefined) {
     res.writeHead(status, { 'content-type': r.contentType ?? 'text/plain; charset=utf-8' })
     res.end(r.text)

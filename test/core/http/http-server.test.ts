@@ -66,6 +66,40 @@ describe('JsonHttpServer receive deadline', () => {
   })
 })
 
+describe('close at shutdown', () => {
+  it('lets a request in progress finish within the grace; answers one that outlives it 503 SERVER_SHUTTING_DOWN and counts its handler until it ends', async () => {
+    const server = new JsonHttpServer({ connectionsMax: 8 })
+    let releaseLong: () => void = () => {}
+    const longDone = new Promise<void>((r) => (releaseLong = r))
+    server.route('POST', '/short', async () => {
+      await new Promise((r) => setTimeout(r, 150))
+      return { json: { done: 'short' } }
+    })
+    server.route('POST', '/long', async () => {
+      await longDone
+      return { json: { done: 'long' } }
+    })
+    const port = await listen(server)
+    const post = (path: string) => fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    const short = post('/short')
+    const long = post('/long')
+    await new Promise((r) => setTimeout(r, 50)) // both handlers running
+    expect(server.handlersRunning).toBe(2)
+    await server.close(600)
+    const s = await short
+    expect(s.status).toBe(200)
+    expect(await s.json()).toEqual({ done: 'short' })
+    const l = await long
+    expect(l.status).toBe(503)
+    expect(await l.json()).toMatchObject({ code: 'SERVER_SHUTTING_DOWN', kind: 'unavailable', hint: expect.stringContaining('took effect') })
+    // Its handler goes on (the server keeps the workdir lock meanwhile); its late answer is dropped.
+    expect(server.handlersRunning).toBe(1)
+    releaseLong()
+    await new Promise((r) => setTimeout(r, 20))
+    expect(server.handlersRunning).toBe(0)
+  })
+})
+
 describe('connection cap', () => {
   it('the management API has named limits: 128 connections, 5 s for headers', () => {
     expect(MANAGEMENT_CONNECTIONS_MAX).toBe(128)
