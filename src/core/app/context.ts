@@ -6,9 +6,10 @@ import type { PageserverConfig } from '../config/index.js'
 import { findPostgres, type PgInstallation } from '../postgres/install.js'
 import { SlabPool } from '../layer/value-slabs.js'
 import { Repository } from '../repository/repository.js'
-import type { TenantOptions } from '../repository/tenant.js'
+import { WALREDO_QUEUED_MAX, type TenantOptions } from '../repository/tenant.js'
 import type { WalRedoLogger } from '../walredo/manager.js'
 import { RedoProcessBudget } from '../walredo/process-budget.js'
+import { PAGE_SERVICE_DEFAULTS } from '../page-service/options.js'
 import { stat } from 'node:fs/promises'
 import { isNotFoundFsError, NotFoundError, UsageError } from '../lib/errors.js'
 import { ioFailed } from '../storage/io-errors.js'
@@ -79,6 +80,11 @@ export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions 
       poolSize: c.walRedoWorkers,
       requestTimeoutMs: c.walRedoTimeoutMs,
       idleTimeoutMs: c.walRedoIdleTimeoutMs,
+      // As deep as the page service admits (every connection with its pipeline full, all on one tenant): a
+      // GetPage it let in is never refused for want of queue room (a concurrency audit's 40 connections of
+      // 32 in flight got WALREDO_OVERLOADED at 1024). The queue holds references only: the pages and records
+      // of those requests are held by their connections either way, bounded by the page service's limits.
+      maxQueued: Math.max(WALREDO_QUEUED_MAX, c.pageServiceMaxConnections * PAGE_SERVICE_DEFAULTS.inFlightMax),
       budget: redoBudgetOf(ctx),
       logger,
     },

@@ -208,6 +208,17 @@ export class PageServiceConnection {
     }
   }
 
+  /**
+   * Made to leave while still logging in, to make room at the connection cap: told so in PostgreSQL's words
+   * (53300) before the close, not just reset (a concurrency audit's clients saw ECONNRESET with no reason).
+   */
+  evict(): void {
+    if (this.state === 'closed') return
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
+    this.handshakeTimer = null
+    this.fatal(SqlState.TooManyConnections, 'sorry, too many clients already')
+  }
+
   /** Hard stop: cancel everything and drop the socket. */
   destroy(): void {
     if (this.state === 'closed') return

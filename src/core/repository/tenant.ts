@@ -26,14 +26,16 @@ export interface TenantOptions extends TimelineOptions {
     readonly poolSize: number
     readonly requestTimeoutMs: number
     readonly idleTimeoutMs: number
+    /** Requests that may wait for a worker before more are refused (WALREDO_OVERLOADED); default WALREDO_QUEUED_MAX. */
+    readonly maxQueued?: number
     /** The server-wide cap on worker processes, shared with other tenants; none: only poolSize applies. */
     readonly budget?: RedoProcessBudget
     readonly logger?: WalRedoLogger
   }
 }
 
-/** Bound on queued redo requests per tenant before callers are told the server is overloaded. */
-const WALREDO_QUEUED_MAX = 1024
+/** Bound on queued redo requests per tenant before callers are told the server is overloaded (offline use). */
+export const WALREDO_QUEUED_MAX = 1024
 /** Pipelined requests per worker (bench/redo.ts measures the pool with this depth). */
 export const WALREDO_IN_FLIGHT_PER_WORKER_MAX = 16
 
@@ -246,7 +248,7 @@ export class Tenant {
         poolSize: w.poolSize,
         requestTimeoutMs: w.requestTimeoutMs,
         idleTimeoutMs: w.idleTimeoutMs,
-        maxQueued: WALREDO_QUEUED_MAX,
+        maxQueued: w.maxQueued ?? WALREDO_QUEUED_MAX,
         maxInFlightPerWorker: WALREDO_IN_FLIGHT_PER_WORKER_MAX,
         ...(w.budget === undefined ? {} : { budget: w.budget }),
         logger: w.logger,

@@ -10,6 +10,8 @@ import { applyCacheSizes, tenantOptions, withRepository, type AppContext } from 
 import { sharedPageCache } from '../../../src/core/datadir/page-cache.js'
 import { sharedValueCache } from '../../../src/core/layer/value-cache.js'
 import { loadConfig } from '../../../src/core/config/index.js'
+import { PAGE_SERVICE_DEFAULTS } from '../../../src/core/page-service/options.js'
+import { WALREDO_QUEUED_MAX } from '../../../src/core/repository/tenant.js'
 
 describe('tenantOptions', () => {
   const workdir = mkdtempSync(join(tmpdir(), 'ps-ctx-'))
@@ -24,6 +26,14 @@ describe('tenantOptions', () => {
     expect(a!.residentBytesMax).toBe(64 * 1024 * 1024)
     const other: AppContext = { config: ctx.config, env: {} }
     expect(tenantOptions(other).slabPool).not.toBe(a)
+  })
+
+  it('gives the redo pool a queue as deep as the page service admits (connections x requests in flight each)', async () => {
+    const ctxOf = async (o: string[]): Promise<AppContext> => ({ config: await loadConfig({ workdir, overrides: o, env: {} }), env: {} })
+    expect(tenantOptions(await ctxOf([])).walRedo.maxQueued).toBe(1000 * PAGE_SERVICE_DEFAULTS.inFlightMax)
+    expect(tenantOptions(await ctxOf(['page_service_max_connections=2000'])).walRedo.maxQueued).toBe(2000 * PAGE_SERVICE_DEFAULTS.inFlightMax)
+    // Never below the offline default.
+    expect(tenantOptions(await ctxOf(['page_service_max_connections=1'])).walRedo.maxQueued).toBe(WALREDO_QUEUED_MAX)
   })
 })
 

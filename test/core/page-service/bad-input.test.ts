@@ -245,6 +245,10 @@ describe('resource bounds', () => {
     const c = await r.client()
     await stillServes(r)
     expect(r.server.metrics.handshakesEvicted).toBeGreaterThanOrEqual(1)
+    // The evicted one is told why, as PostgreSQL words it, before the close (not a bare reset).
+    const evicted = await Promise.race(silent.map(async (s) => ({ s, frames: await s.closedFrames() })))
+    expect(evicted.frames.map(errorCode)).toEqual(['53300'])
+    expect(errorMessage(evicted.frames[0]!)).toBe('sorry, too many clients already')
     expect(r.server.metrics.connectionsRefused).toBe(0)
     // Logged-in connections are never evicted: with the slots held by them, a newcomer is refused.
     const held = [c, await r.client(), await r.client()]
