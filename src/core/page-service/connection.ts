@@ -219,6 +219,17 @@ export class PageServiceConnection {
     this.fatal(SqlState.TooManyConnections, 'sorry, too many clients already')
   }
 
+  /**
+   * The server's shutdown deadline passed with this connection still busy: whatever it was doing stops (a
+   * backup's later chunks are dropped), and the client gets FATAL 57P01 after the bytes already buffered,
+   * then the close (SHUTDOWN_LINGER_MS later at most).
+   */
+  terminate(): void {
+    if (this.state === 'closed') return
+    this.shuttingDown = true
+    this.fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command')
+  }
+
   /** Hard stop: cancel everything and drop the socket. */
   destroy(): void {
     if (this.state === 'closed') return

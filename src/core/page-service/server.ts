@@ -153,7 +153,7 @@ export class PageServiceServer {
     return timer
   }
 
-  /** Stops accepting, ends connections gracefully within `closeDeadlineMs`, then destroys the rest. */
+  /** Stops accepting, ends connections gracefully within `closeDeadlineMs`, then terminates the rest (57P01). */
   close(): Promise<void> {
     if (this.closing) return this.closing
     this.closing = (async () => {
@@ -165,7 +165,9 @@ export class PageServiceServer {
         timer = setTimeout(() => resolve('deadline'), this.options.closeDeadlineMs)
       })
       if ((await Promise.race([all.then(() => 'done' as const), deadline])) === 'deadline') {
-        for (const c of this.connections) c.destroy()
+        // Still busy (a backup streaming to a slow reader, say): told 57P01 after what is already buffered,
+        // then closed after a short linger; a bare close left the client with "closed unexpectedly".
+        for (const c of this.connections) c.terminate()
         await all
       }
       clearTimeout(timer)

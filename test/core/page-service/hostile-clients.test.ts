@@ -2,7 +2,8 @@
  * Clients that hold the server's resources without breaking the protocol (found by an audit of a running
  * serve): queries sent without reading the answers, a password message announced as a megabyte, a large
  * message dripped a byte at a time, a client that leaves while its requests wait for WAL or its backup
- * waits for its LSN, a stream ended while a request waits, and a graceful shutdown during a backup's wait.
+ * waits for its LSN, a stream ended while a request waits, and a graceful shutdown during a backup's wait or
+ * with a backup still streaming at the close deadline.
  */
 import { generateKeyPair, exportSPKI } from 'jose'
 import { describe, expect, it } from 'vitest'
@@ -246,6 +247,32 @@ describe('ending a stream while a request waits for WAL', () => {
 })
 
 describe('graceful shutdown during a backup', () => {
+  it('a backup still streaming at the close deadline ends with 57P01 after the data already sent, not a bare close', async () => {
+    const r = await start({ closeDeadlineMs: 300 })
+    const tl = r.backend.timelines.get(`${TENANT}/${TIMELINE}`)!
+    tl.basebackup = async (opts) => ({
+      lsn: opts.lsn ?? tl.last,
+      tar: (async function* () {
+        for (let i = 0; i < 1000; i++) {
+          yield Buffer.alloc(1000, 1)
+          await sleep(20)
+        }
+      })(),
+    })
+    const s = await r.raw()
+    await s.login()
+    s.write(query(`basebackup ${TENANT} ${TIMELINE}`))
+    await until(() => s.bufferedBytes > 2000)
+    const t0 = Date.now()
+    await r.server.close()
+    expect(Date.now() - t0).toBeLessThan(2_000)
+    const frames = await s.closedFrames()
+    expect(frames[0]!.type).toBe('H')
+    expect(frames.filter((f) => f.type === 'd').length).toBeGreaterThan(2)
+    const last = frames[frames.length - 1]!
+    expect([last.type, errorCode(last)]).toEqual(['E', '57P01'])
+  })
+
   it('a basebackup waiting for its LSN ends at once with 57P01, not at the close deadline', async () => {
     const r = await start({ waitLsnTimeoutMs: 60_000 })
     const s = await r.raw()
