@@ -11,7 +11,7 @@
  * many file descriptors and cannot starve the rest of the process (the page service) of them. When a new one
  * comes at the cap, the oldest connection without a request in progress (one that never finished its headers,
  * or an idle keep-alive) is closed to make room; only when every one has a request in progress is the new one
- * closed at once. So idle sockets, which anyone who can reach the port can open without a token, cannot lock
+ * answered 503 at once and closed. So idle sockets, which anyone who can reach the port can open without a token, cannot lock
  * out clients that send requests. Headers must arrive within
  * `headersTimeoutMs`, the whole request within `requestTimeoutMs`. A client that hangs up before its request
  * is in is not a server failure: it is reported through `onClientGone`, never `onError`.
@@ -106,6 +106,8 @@ export class JsonHttpServer {
   private readonly connectionsMax: number
   /** Open connections, oldest first (a Map keeps insertion order), with their requests in progress. */
   private readonly open = new Map<Socket, { active: number }>()
+  /** Connections refused at the cap (answered 503 at once; their requests are not handled). */
+  private readonly refused = new WeakSet<object>()
   /** Connections closed to make room for a new one at the cap, and new ones refused there. */
   readonly capStats = { evicted: 0, refused: 0 }
   /** Responses not sent yet, of requests whose handler runs (answered 503 if the server stops first). */
@@ -124,6 +126,8 @@ export class JsonHttpServer {
     // Node checks both deadlines every connectionsCheckingInterval (30 s by default), so a deadline can be
     // overrun by up to that much: check every second (a walk over at most connectionsMax connections).
     this.server = createServer({ connectionsCheckingInterval: Math.min(headersTimeout, 1_000) }, (req, res) => {
+      // A refused connection's request (it was answered 503 already): nothing more to say on it.
+      if (this.refused.has(req.socket)) return
       this.requestStarted(req, res)
       void this.handle(req, res)
     })
@@ -149,7 +153,7 @@ export class JsonHttpServer {
       }
       if (idle === null) {
         this.capStats.refused++
-        socket.destroy()
+        this.refuse(socket)
         return
       }
       this.capStats.evicted++
@@ -165,6 +169,26 @@ export class JsonHttpServer {
     if (st === undefined) return
     st.active++
     res.once('close', () => st.active--)
+  }
+
+  /**
+   * A connection over the cap with every open one busy: answered 503 TOO_MANY_CONNECTIONS before its request
+   * is read (HTTP allows an early answer), then closed; a client that neither reads nor closes is cut off
+   * after CLIENT_ERROR_LINGER_MS. A bare close left a flood's clients with "socket hang up" (a concurrency audit).
+   */
+  private refuse(socket: Socket): void {
+    this.refused.add(socket)
+    const body = JSON.stringify({
+      msg: `the management API has ${this.connectionsMax} connections open, each with a request in progress`,
+      code: 'TOO_MANY_CONNECTIONS',
+      hint: 'Retry shortly, or send fewer requests at once.',
+      kind: 'unavailable',
+    })
+    socket.on('error', () => undefined)
+    socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n${body}`)
+    const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS)
+    linger.unref()
+    socket.once('close', () => clearTimeout(linger))
   }
 
   /** `path` like "/v1/tenant/:tenant_id/timeline"; ":name" matches one segment. */

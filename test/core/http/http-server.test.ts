@@ -1,5 +1,5 @@
 // The management API's HTTP server under hostile or careless clients: a stalled sender is answered 408 while
-// a slow handler may finish; connections beyond the cap are closed at once (a flood of idle ones once took
+// a slow handler may finish; connections beyond the cap are answered 503 and closed at once (a flood of idle ones once took
 // every file descriptor of the process) and headers that never finish free their slot; a client hanging up
 // mid-body is logged at debug, not as a handler failure; 405 carries Allow; HEAD answers like GET.
 import { afterEach, describe, expect, it } from 'vitest'
@@ -148,7 +148,7 @@ describe('connection cap', () => {
     expect(await within(gone, 2_000)).toMatch(/ECONNRESET|EPIPE|close/)
   })
 
-  it('with every connection in the middle of a request, a new one is closed at once without an answer', async () => {
+  it('with every connection in the middle of a request, a new one is answered 503 at once and closed', async () => {
     const server = new JsonHttpServer({ connectionsMax: 2 })
     let release: () => void = () => {}
     const held = new Promise<void>((r) => (release = r))
@@ -161,8 +161,14 @@ describe('connection cap', () => {
     await new Promise((r) => setTimeout(r, 200))
     const excess = await rawConnection(port, 'GET /hold HTTP/1.1\r\nHost: x\r\n\r\n')
     expect(await within(excess.closed, 1_000)).not.toBe('timeout')
-    expect(excess.received()).toBe('')
+    const got = excess.received()
+    expect(got.split('\r\n')[0]).toBe('HTTP/1.1 503 Service Unavailable')
+    expect(JSON.parse(got.slice(got.indexOf('{')))).toMatchObject({ code: 'TOO_MANY_CONNECTIONS', kind: 'unavailable' })
     expect(server.capStats.refused).toBe(1)
+    // So does fetch: a status to act on, not "socket hang up".
+    const viaFetch = await fetch(`http://127.0.0.1:${port}/hold`)
+    expect(viaFetch.status).toBe(503)
+    expect(server.capStats.refused).toBe(2)
     release()
     for (const r of await Promise.all(busy)) expect(r.status).toBe(200)
     await server.close()
