@@ -91,11 +91,16 @@ export class PgCluster {
   private constructor(
     readonly inst: PgInstallation,
     readonly dir: string,
-    readonly port: number,
+    private portNow: number,
     readonly options: ClusterOptions,
     /** A data directory the caller owns (startOnDataDir); null: `<dir>/data`, made by initdb. */
     private readonly externalDataDir: string | null = null,
   ) {}
+
+  /** The loopback port it listens on (chosen free; another one if that was taken before the server bound it). */
+  get port(): number {
+    return this.portNow
+  }
 
   get dataDir(): string {
     return this.externalDataDir ?? join(this.dir, 'data')
@@ -151,9 +156,8 @@ export class PgCluster {
     try {
       await cluster.startServer()
     } catch (e) {
-      const log = cluster.logTail()
       await cluster.destroy()
-      throw new Error(`${e instanceof Error ? e.message : String(e)}\n${log}`)
+      throw e
     }
     return cluster
   }
@@ -216,12 +220,31 @@ export class PgCluster {
     // initdb --auth-host covers "host all" and "host replication" lines for 127.0.0.1 already.
   }
 
+  /**
+   * pg_ctl start. The port was free when chosen, but something else (a parallel test's server) can take it
+   * before the postmaster binds it: then another free port is tried, up to 3 times. A failure names the
+   * server log's last lines.
+   */
   private async startServer(): Promise<void> {
-    await runPgTool(this.inst, 'pg_ctl', ['-D', this.dataDir, '-l', this.logFile, ...this.commandLineOptions(), '-w', '-t', '60', 'start'], {
-      asPostgresUser: true,
-      timeoutMs: 90_000,
-    })
-    this.stopped = false
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await runPgTool(this.inst, 'pg_ctl', ['-D', this.dataDir, '-l', this.logFile, ...this.commandLineOptions(), '-w', '-t', '60', 'start'], {
+          asPostgresUser: true,
+          timeoutMs: 90_000,
+        })
+        this.stopped = false
+        return
+      } catch (e) {
+        const log = this.logTail()
+        if (attempt < 3 && /could not bind|Address already in use|could not create any TCP\/IP sockets/.test(log)) {
+          this.portNow = await freePort()
+          // A later line wins; a data directory we did not configure gets the port on the command line.
+          if (this.externalDataDir === null) appendFileSync(join(this.dataDir, 'postgresql.conf'), `port = ${this.portNow}\n`)
+          continue
+        }
+        throw new Error(`${e instanceof Error ? e.message : String(e)}\n${log}`, { cause: e })
+      }
+    }
   }
 
   async stop(mode: 'fast' | 'immediate' | 'smart' = 'fast'): Promise<void> {

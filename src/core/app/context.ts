@@ -7,7 +7,7 @@ import { findPostgres, type PgInstallation } from '../postgres/install.js'
 import { SlabPool } from '../layer/value-slabs.js'
 import { Repository } from '../repository/repository.js'
 import { WALREDO_QUEUED_MAX, type TenantOptions } from '../repository/tenant.js'
-import type { WalRedoLogger } from '../walredo/manager.js'
+import { QUEUED_MAX as REDO_QUEUED_MAX, type WalRedoLogger } from '../walredo/manager.js'
 import { RedoProcessBudget } from '../walredo/process-budget.js'
 import { PAGE_SERVICE_DEFAULTS } from '../page-service/options.js'
 import { stat } from 'node:fs/promises'
@@ -84,7 +84,7 @@ export function tenantOptions(ctx: AppContext, readOnly = false): TenantOptions 
       // GetPage it let in is never refused for want of queue room (a concurrency audit's 40 connections of
       // 32 in flight got WALREDO_OVERLOADED at 1024). The queue holds references only: the pages and records
       // of those requests are held by their connections either way, bounded by the page service's limits.
-      maxQueued: Math.max(WALREDO_QUEUED_MAX, c.pageServiceMaxConnections * PAGE_SERVICE_DEFAULTS.inFlightMax),
+      maxQueued: Math.min(REDO_QUEUED_MAX, Math.max(WALREDO_QUEUED_MAX, c.pageServiceMaxConnections * PAGE_SERVICE_DEFAULTS.inFlightMax)),
       budget: redoBudgetOf(ctx),
       logger,
     },

@@ -14,7 +14,7 @@ import { readImportSlots, type ImportSlotRecord } from './import-slot-records.js
 import { sweepImportSlots } from './import-slots.js'
 import { listSlots } from './slot-inventory.js'
 import { sourceConnection } from './source-password.js'
-import { redactConnString } from '../protocol/conn-string-redact.js'
+import { stripPassword } from '../protocol/conn-string-strip.js'
 import { shellWord } from '../lib/shell-word.js'
 
 /** How often a running server tries again to drop the slots of dead imports it could not drop at start. */
@@ -94,7 +94,7 @@ export class ServerSlotChecks {
             server: inv.server,
             slot: e.slotName,
             retainedBytes: e.retainedBytes,
-            hint: `No timeline here uses it, and it keeps WAL on that primary: \`pageserver slot drop --from ${shellWord(redactConnString(connString))} --slot ${e.slotName}\` (\`slot list\` with the same --from shows them all).`,
+            hint: `No timeline here uses it, and it keeps WAL on that primary: \`pageserver slot drop --from ${shellWord(stripPassword(connString).connString)} --slot ${e.slotName}\` (\`slot list\` with the same --from shows them all; a password comes from PGPASSWORD or ~/.pgpass).`,
           })
         }
       } catch (e) {

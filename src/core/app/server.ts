@@ -95,6 +95,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** When the slab pool last gave back the free slabs it had not needed (tick). */
   private lastSlabTrimMs = Date.now()
   private stopping: Promise<void> | null = null
+  /** Aborted when the shutdown's grace for management requests ends: stops what can be stopped (initdb). */
+  private readonly shutdownAbort = new AbortController()
   /**
    * Set when stop() returns: management requests still running then (an import, a wal_source change)
    * outlived the deadline, so the workdir lock was kept (see stop). The process must exit now.
@@ -240,7 +242,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       if (broken) throw timelineBroken(t, req.ancestorTimelineId, broken)
       info = await branchTimelineIn(this.repo, this.ctx, { tenantId: t, ancestorTimelineId: req.ancestorTimelineId, lsn: req.ancestorStartLsn, timelineId: req.newTimelineId })
     } else {
-      info = await bootstrapTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, dataChecksums: req.dataChecksums })
+      info = await bootstrapTimelineIn(this.repo, this.ctx, { tenantId: t, timelineId: req.newTimelineId, dataChecksums: req.dataChecksums, signal: this.shutdownAbort.signal })
     }
     const tl = await tenant.timeline(info.timelineId as TimelineId)
     await this.addTimeline(tenant, tl)
@@ -256,6 +258,10 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private async importedAndReadable(t: TenantId, s: TimelineService, info: ImportResult): Promise<ImportResult> {
     const tl = s.timeline
     const readableFrom = tl.metadata.minReadableLsn
+    if (tl.lastRecordLsn < readableFrom && this.stopping !== null) {
+      // No receiver starts once stopping: waiting would only run into the shutdown. The import is done.
+      return { ...info, ...timelineInfo(t, tl.timelineId, tl.metadata, tl), notes: [...info.notes, `The page server is stopping: its WAL up to the end of the base backup (${formatLsn(readableFrom)}) streams at its next start, and its pages are readable from then on.`] }
+    }
     if (tl.lastRecordLsn < readableFrom) {
       try {
         await s.waitForLsn(readableFrom, this.ctx.config.waitLsnTimeoutMs, new AbortController().signal)
@@ -578,6 +584,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       const work = (async () => {
         // Management requests in progress get a share of the deadline to finish and be answered.
         await this.http?.close(Math.min(HTTP_SHUTDOWN_GRACE_MS, deadlineMs / 3))
+        this.shutdownAbort.abort()
         await this.pageService.close()
         await Promise.all([...this.services.values()].map((s) => s.stopWal()))
         for (const s of this.services.values()) {
@@ -596,16 +603,23 @@ export class PageServer implements PageServiceBackend, ManagementOps {
           }
         }
       })()
-      await Promise.race([work, deadline])
+      const finished = await Promise.race([work.then(() => true), deadline.then(() => false)])
       await this.repo.close().catch(() => {})
       const running = this.http?.handlersRunning ?? 0
-      if (running > 0) {
-        // A handler still at work (an import's base backup, a wal_source change) would go on writing into the
-        // workdir: keep the lock, so nothing else takes the workdir, and have the process exit (serve does; the
-        // lock goes with the process). The next start cleans up what those requests left (a half-made timeline
-        // directory, an import's slot), as after a crash.
+      if (running > 0 || !finished) {
+        // Work still going on (a handler: an import's base backup, a wal_source change; or the shutdown's own
+        // flush past the deadline) would go on writing into the workdir: keep the lock, so nothing else takes
+        // the workdir, and have the process exit (serve does; the lock goes with the process). The next start
+        // cleans up what it left (a half-made timeline directory, an import's slot, a half-written layer), as
+        // after a crash.
         this.exitRequired = true
-        this.ctx.log?.('warn', 'page server stopped with management requests still running: exiting under them, with the workdir lock held to the end', { requests: running })
+        this.ctx.log?.(
+          'warn',
+          running > 0
+            ? 'page server stopped with management requests still running: exiting under them, with the workdir lock held to the end'
+            : 'page server stopped at the shutdown deadline with its flush still running: exiting under it, with the workdir lock held to the end',
+          { requests: running },
+        )
       } else {
         this.lock.release()
       }

@@ -129,7 +129,8 @@ export class JsonHttpServer {
       // A refused connection's request (it was answered 503 already): nothing more to say on it.
       if (this.refused.has(req.socket)) return
       this.requestStarted(req, res)
-      void this.handle(req, res)
+      // handle() answers every error itself; anything escaping it is a bug to report, never a crash.
+      this.handle(req, res).catch((e: unknown) => this.onError?.(e))
     })
     this.connectionsMax = o.connectionsMax
     this.server.on('connection', (socket: Socket) => this.admit(socket))
@@ -300,7 +301,7 @@ export class JsonHttpServer {
       if (allowed.length === 0) throw new HttpError(404, `no route ${url.pathname}`, 'NO_ROUTE')
       if (allowed.includes('GET')) allowed.push('HEAD')
       // RFC 9110: a 405 lists the methods the resource supports.
-      res.setHeader('allow', allowed.join(', '))
+      if (!res.headersSent) res.setHeader('allow', allowed.join(', '))
       throw new HttpError(405, `method ${req.method} is not allowed on ${url.pathname} (allowed: ${allowed.join(', ')})`, 'METHOD_NOT_ALLOWED')
     } catch (e) {
       if (e instanceof ClientGone) {
@@ -312,8 +313,9 @@ export class JsonHttpServer {
       const status = e instanceof HttpError ? e.status : e instanceof PageserverError ? (STATUS_BY_KIND[e.kind] ?? 500) : 500
       const code = e instanceof HttpError || e instanceof PageserverError ? e.code : 'INTERNAL'
       const hint = e instanceof PageserverError || e instanceof HttpError ? e.hint : undefined
-      // RFC 9110: a 401 names the scheme the client should authenticate with.
-      if (status === 401) res.setHeader('www-authenticate', 'Bearer')
+      // RFC 9110: a 401 names the scheme the client should authenticate with. (Not once answered: a request
+      // answered 503 at shutdown may fail afterwards.)
+      if (status === 401 && !res.headersSent) res.setHeader('www-authenticate', 'Bearer')
       const kind = e instanceof PageserverError ? e.kind : null
       send(res, status, { json: { msg: e instanceof Error ? e.message : String(e), code, hint: hint ?? null, ...(kind === null ? {} : { kind }) } })
     }

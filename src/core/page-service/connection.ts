@@ -216,7 +216,9 @@ export class PageServiceConnection {
     if (this.state === 'closed') return
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
     this.handshakeTimer = null
-    this.fatal(SqlState.TooManyConnections, 'sorry, too many clients already')
+    // A short linger: the evicted socket no longer counts against the cap, so it must not hold its
+    // descriptor for long (a flood of silent sockets would otherwise pile them up past the cap).
+    this.fatal(SqlState.TooManyConnections, 'sorry, too many clients already', SHUTDOWN_LINGER_MS)
   }
 
   /**
@@ -546,10 +548,10 @@ export class PageServiceConnection {
   }
 
   /** An error that ends the connection: ErrorResponse, then close once it is written. */
-  private fatal(sqlstate: string, message: string): void {
+  private fatal(sqlstate: string, message: string, lingerMs?: number): void {
     if (this.state === 'closed') return
     this.write(errorResponse({ severity: sqlstate === SqlState.InternalError ? 'ERROR' : 'FATAL', code: sqlstate, message }))
-    this.destroyAfterFlush()
+    this.destroyAfterFlush(lingerMs)
   }
 
   private protocolViolation(message: string): void {
@@ -558,7 +560,7 @@ export class PageServiceConnection {
   }
 
   /** Stop reading, send what is buffered, then close; a peer that does not read is cut off by the idle timeout. */
-  private destroyAfterFlush(): void {
+  private destroyAfterFlush(lingerMs = this.shuttingDown ? SHUTDOWN_LINGER_MS : LINGER_MS): void {
     if (this.state === 'closed') return
     this.state = 'closed'
     this.session?.abort()
@@ -567,7 +569,7 @@ export class PageServiceConnection {
     this.socket.end()
     // Keep consuming input so the peer gets our last message instead of a reset.
     this.socket.resume()
-    setTimeout(() => this.socket.destroy(), this.shuttingDown ? SHUTDOWN_LINGER_MS : LINGER_MS).unref()
+    setTimeout(() => this.socket.destroy(), lingerMs).unref()
   }
 
   private onClosed(): void {

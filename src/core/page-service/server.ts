@@ -134,7 +134,7 @@ export class PageServiceServer {
     for (const c of this.connections) if (c.loggingIn && (oldest === null || c.acceptedAtMs < oldest.acceptedAtMs)) oldest = c
     if (oldest === null) return
     this.metrics.handshakesEvicted++
-    // Removed from the count now: its socket closes once the error is written (or after a short linger).
+    // Removed from the count now: its socket closes once the error is written (or after a 200 ms linger).
     this.connections.delete(oldest)
     oldest.evict()
   }

@@ -276,22 +276,16 @@ export function shutdownCheckpointWal(o: ShutdownCheckpointWalOptions): Syntheti
 }
 
 /**
- * Neon's bootstrap segment for a basebackup at `lsn`: the segment's long header and the header of the page
- * holding `lsn` (claiming the bytes before it as a continued tail), no records.
+ * Neon's bootstrap segment for a basebackup at `lsn`: page headers from the segment's start to the page
+ * holding `lsn`, claiming the bytes before it as a continued tail (see putStartHeaders), no records.
  */
 export function neonBootstrapWalSegment(o: { lsn: Lsn; systemId: bigint; pgTimeline: number; segSizeBytes?: number }): SyntheticWalSegment {
   const segSizeBytes = o.segSizeBytes ?? DEFAULT_WAL_SEGMENT_SIZE
   checkGeometry(o.lsn, segSizeBytes)
   const out = new SegmentPieces(o.pgTimeline, segSizeBytes)
-  const page = BigInt(XLOG_BLCKSZ)
-  if (o.lsn % page === 0n) {
-    // The first record will go after this page's header: a plain header, no continued tail.
-    out.put(o.lsn, encodePageHeader({ pageLsn: o.lsn, info: 0, tli: o.pgTimeline, remLen: 0, systemId: o.systemId, segSizeBytes }))
-    const segStart = o.lsn - (o.lsn % BigInt(segSizeBytes))
-    if (segStart !== o.lsn) out.put(segStart, encodePageHeader({ pageLsn: segStart, info: 0, tli: o.pgTimeline, remLen: 0, systemId: o.systemId, segSizeBytes }))
-  } else {
-    putStartHeaders(out, o.lsn, o.pgTimeline, o.systemId, segSizeBytes)
-  }
+  // At a page boundary the first record goes after that page's header (a plain header there); either way the
+  // pages before declare the gap, as for a fullbackup.
+  putStartHeaders(out, checkpointRecordLsn(o.lsn, segSizeBytes), o.pgTimeline, o.systemId, segSizeBytes)
   return out.segments()[0]!
 }
 

@@ -341,6 +341,9 @@ export class WalReceiver {
     let gathered: DecodedRecord[] = []
     let gatheredBytes = 0
     let decodedInSession = 0
+    // Nothing decoded yet in the first session: the position is the one asked for, where the primary may
+    // simply have no WAL (see below); on a reconnection it is where earlier records ended.
+    const atStreamStart = (): boolean => decodedInSession === 0 && this.stats.sessions === 1 && this.stats.records === 0
     try {
       for await (const chunk of stream) {
         this.stats.walBytes += chunk.data.length
@@ -353,7 +356,8 @@ export class WalReceiver {
             decodedInSession++
           }
         } catch (e) {
-          failure = decodedInSession === 0 ? zeroedStartPage(e) ?? e : e // the records before it are handed out first, once checked
+          // Zeros right where streaming began (not where a reconnection resumes: the primary had WAL there).
+          failure = atStreamStart() ? zeroedStartPage(e) ?? e : e // the records before it are handed out first, once checked
         }
         gatheredBytes += chunk.data.length
         if (failure === null && decoder.end) {
@@ -362,7 +366,7 @@ export class WalReceiver {
           // tool's backup) begins its first segment at its checkpoint, zeros before it. Not corruption.
           const at = formatLsn(decoder.end.lsn)
           failure =
-            decodedInSession === 0
+            atStreamStart()
               ? new UsageError('WAL_STREAM_NO_RECORD_AT_START', `there is no WAL record at ${at}, where streaming began: ${decoder.end.reason}`, {
                   hint: 'A primary started from a backup or an export may have none before its first checkpoint: start at a later LSN, e.g. its pg_current_wal_lsn(), or from a replication slot.',
                   details: { lsn: at },

@@ -12,6 +12,7 @@ import { sharedValueCache } from '../../../src/core/layer/value-cache.js'
 import { loadConfig } from '../../../src/core/config/index.js'
 import { PAGE_SERVICE_DEFAULTS } from '../../../src/core/page-service/options.js'
 import { WALREDO_QUEUED_MAX } from '../../../src/core/repository/tenant.js'
+import { QUEUED_MAX } from '../../../src/core/walredo/manager.js'
 
 describe('tenantOptions', () => {
   const workdir = mkdtempSync(join(tmpdir(), 'ps-ctx-'))
@@ -32,8 +33,10 @@ describe('tenantOptions', () => {
     const ctxOf = async (o: string[]): Promise<AppContext> => ({ config: await loadConfig({ workdir, overrides: o, env: {} }), env: {} })
     expect(tenantOptions(await ctxOf([])).walRedo.maxQueued).toBe(1000 * PAGE_SERVICE_DEFAULTS.inFlightMax)
     expect(tenantOptions(await ctxOf(['page_service_max_connections=2000'])).walRedo.maxQueued).toBe(2000 * PAGE_SERVICE_DEFAULTS.inFlightMax)
-    // Never below the offline default.
+    // Never below the offline default, never above what the redo manager takes (it refuses the config
+    // otherwise, at the first redo).
     expect(tenantOptions(await ctxOf(['page_service_max_connections=1'])).walRedo.maxQueued).toBe(WALREDO_QUEUED_MAX)
+    expect(tenantOptions(await ctxOf(['page_service_max_connections=100000'])).walRedo.maxQueued).toBe(QUEUED_MAX)
   })
 })
 

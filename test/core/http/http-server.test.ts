@@ -4,7 +4,7 @@
 // mid-body is logged at debug, not as a handler failure; 405 carries Allow; HEAD answers like GET.
 import { afterEach, describe, expect, it } from 'vitest'
 import { connect, type Socket } from 'node:net'
-import { CLIENT_ERROR_LINGER_MS, JsonHttpServer } from '../../../src/core/http/http-server.js'
+import { CLIENT_ERROR_LINGER_MS, HttpError, JsonHttpServer } from '../../../src/core/http/http-server.js'
 import { createManagementServer, MANAGEMENT_CONNECTIONS_MAX, MANAGEMENT_HEADERS_TIMEOUT_MS } from '../../../src/core/http/management-api.js'
 import { fakeOps } from './fake-ops.js'
 
@@ -83,7 +83,7 @@ describe('close at shutdown', () => {
     const post = (path: string) => fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
     const short = post('/short')
     const long = post('/long')
-    await new Promise((r) => setTimeout(r, 50)) // both handlers running
+    for (let i = 0; i < 500 && server.handlersRunning < 2; i++) await new Promise((r) => setTimeout(r, 10))
     expect(server.handlersRunning).toBe(2)
     await server.close(600)
     const s = await short
@@ -97,6 +97,28 @@ describe('close at shutdown', () => {
     releaseLong()
     await new Promise((r) => setTimeout(r, 20))
     expect(server.handlersRunning).toBe(0)
+  })
+
+  it('a request answered 503 at close whose guard then refuses it (401) does not crash the server', async () => {
+    const errors: unknown[] = []
+    const server = new JsonHttpServer({ connectionsMax: 8, onError: (e) => errors.push(e) })
+    server.route(
+      'GET',
+      '/guarded',
+      async () => ({ json: { ok: true } }),
+      async () => {
+        await new Promise((r) => setTimeout(r, 300)) // a token check still pending at the close
+        throw new HttpError(401, 'bad token', 'UNAUTHORIZED')
+      },
+    )
+    const port = await listen(server)
+    const pending = fetch(`http://127.0.0.1:${port}/guarded`)
+    for (let i = 0; i < 500 && server.handlersRunning < 1; i++) await new Promise((r) => setTimeout(r, 10))
+    await server.close(50)
+    expect((await pending).status).toBe(503)
+    await new Promise((r) => setTimeout(r, 400)) // the guard refuses now, after the answer
+    expect(server.handlersRunning).toBe(0)
+    expect(errors).toEqual([])
   })
 })
 

@@ -183,9 +183,20 @@ describe('synthetic WAL: record position and bytes', () => {
     expect(s.readUInt32LE(16)).toBe(PAGE - 40 + 2 * (PAGE - 24) + (0x40 - 24))
     expect(s.readUInt16LE(3 * PAGE + 2)).toBe(0x0001)
     expect(s.readUInt32LE(3 * PAGE + 16)).toBe(0x40 - 24)
-    const atBoundary = segmentBytes(neonBootstrapWalSegment({ lsn: (segStart + 3n * BigInt(PAGE)) as Lsn, systemId: SYSID, pgTimeline: 1, segSizeBytes: SEG }))
+    const boundary = segStart + 3n * BigInt(PAGE)
+    const atBoundary = segmentBytes(neonBootstrapWalSegment({ lsn: boundary as Lsn, systemId: SYSID, pgTimeline: 1, segSizeBytes: SEG }))
     expect(atBoundary.readUInt16LE(3 * PAGE + 2)).toBe(0)
-    expect(atBoundary.readBigUInt64LE(3 * PAGE + 8)).toBe(segStart + 3n * BigInt(PAGE))
+    expect(atBoundary.readBigUInt64LE(3 * PAGE + 8)).toBe(boundary)
+    // The pages before it declare the gap, so a reader from the segment's start finds the WAL's end right
+    // after that page's header, where the compute's first record will go.
+    expect(atBoundary.readUInt16LE(2)).toBe(0x0003)
+    expect(atBoundary.readUInt32LE(16)).toBe(PAGE - 40 + 2 * (PAGE - 24))
+    for (const [bytes, at] of [[s, segStart + 3n * BigInt(PAGE) + 0x40n], [atBoundary, boundary + 24n]] as const) {
+      const dec = new WalStreamDecoder({ startLsn: segStart as Lsn, systemId: SYSID, segmentSizeBytes: SEG })
+      dec.feed(bytes)
+      expect(dec.next()).toBeNull()
+      expect(dec.end?.lsn).toBe(at)
+    }
   })
 })
 
