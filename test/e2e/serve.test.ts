@@ -4,7 +4,8 @@
  * (GetPage for every block, Nblocks, Exists, DbSize); graceful SIGTERM and restart; JWT auth.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -239,6 +240,21 @@ describe('pageserver serve', () => {
     expect(tl.walSource?.connString).toBeDefined()
     expect(tl.walSource!.connString).not.toContain(`port=${port}`)
     serve = await startServe(workdir)
+  })
+
+  it('removes at start the initdb scratch directories of processes that are gone (a serve killed mid-bootstrap)', async () => {
+    await serve!.stop()
+    const tmp = mkdtempSync(join(tmpdir(), 'ps-serve-tmp-'))
+    try {
+      const dead = spawnSync(process.execPath, ['-e', '0']).pid! // a pid that existed and is gone
+      mkdirSync(join(tmp, `pageserver-initdb-${dead}-abc123`, 'pgdata', 'global'), { recursive: true })
+      mkdirSync(join(tmp, `pageserver-initdb-${process.pid}-live`)) // a live process's: kept
+      serve = await startServe(workdir, [], { TMPDIR: tmp })
+      expect(readdirSync(tmp).sort()).toEqual([`pageserver-initdb-${process.pid}-live`])
+      expect(serve.stderr()).toContain('removed initdb scratch directories')
+    } finally {
+      rmSync(tmp, { recursive: true, force: true })
+    }
   })
 
   it('with NeonJWT auth: refuses missing, foreign-tenant and wrong-scope tokens; accepts tenant and pageserverapi tokens', async () => {

@@ -58,6 +58,8 @@ import { connectToSource } from './source-password.js'
 import { walSourceSet } from './timelines-source.js'
 import { renderMetrics } from './metrics.js'
 import { MutationGuard } from './mutation-guard.js'
+import { removeAbandonedScratch } from '../postgres/initdb.js'
+import { tmpdir } from 'node:os'
 
 /** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
 export const FLUSH_TICK_MS = 1000
@@ -149,6 +151,10 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       )
       server = new PageServer(ctx, lock, repo, pageService, opts, jwt)
       await server.loadAll()
+      // initdb scratch directories of processes that died mid-bootstrap (~40 MB each; a killed serve cannot
+      // remove its own): removed now rather than at the next bootstrap, which may never come.
+      const scratch = removeAbandonedScratch(tmpdir())
+      if (scratch.length > 0) ctx.log?.('info', 'removed initdb scratch directories of processes that are gone', { dir: tmpdir(), removed: scratch })
       // Taken before the API can start imports of its own: every record here is a dead import's.
       const importSlots = await readImportSlots(c.workdir)
       await pageService.listen(pgAddr.host, pgAddr.port)
