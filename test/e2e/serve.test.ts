@@ -4,7 +4,7 @@
  * (GetPage for every block, Nblocks, Exists, DbSize); graceful SIGTERM and restart; JWT auth.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -247,10 +247,11 @@ describe('pageserver serve', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'ps-serve-tmp-'))
     try {
       const dead = spawnSync(process.execPath, ['-e', '0']).pid! // a pid that existed and is gone
-      mkdirSync(join(tmp, `pageserver-initdb-${dead}-abc123`, 'pgdata', 'global'), { recursive: true })
-      mkdirSync(join(tmp, `pageserver-initdb-${process.pid}-live`)) // a live process's: kept
+      const ns = `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
+      mkdirSync(join(tmp, `pageserver-initdb-${dead}-${ns}-abc123`, 'pgdata', 'global'), { recursive: true })
+      mkdirSync(join(tmp, `pageserver-initdb-${process.pid}-${ns}-live`)) // a live process's: kept
       serve = await startServe(workdir, [], { TMPDIR: tmp })
-      expect(readdirSync(tmp).sort()).toEqual([`pageserver-initdb-${process.pid}-live`])
+      expect(readdirSync(tmp).sort()).toEqual([`pageserver-initdb-${process.pid}-${ns}-live`])
       expect(serve.stderr()).toContain('removed initdb scratch directories')
     } finally {
       rmSync(tmp, { recursive: true, force: true })

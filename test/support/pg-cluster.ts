@@ -222,10 +222,10 @@ export class PgCluster {
 
   /**
    * pg_ctl start. The port was free when chosen, but something else (a parallel test's server) can take it
-   * before the postmaster binds it: then another free port is tried, up to 3 times. A failure names the
-   * server log's last lines.
+   * before the postmaster binds it: then, at a first start, another free port is tried, up to 3 times. A
+   * failure names the server log's last lines.
    */
-  private async startServer(): Promise<void> {
+  private async startServer(mayMovePort = true): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await runPgTool(this.inst, 'pg_ctl', ['-D', this.dataDir, '-l', this.logFile, ...this.commandLineOptions(), '-w', '-t', '60', 'start'], {
@@ -236,7 +236,8 @@ export class PgCluster {
         return
       } catch (e) {
         const log = this.logTail()
-        if (attempt < 3 && /could not bind|Address already in use|could not create any TCP\/IP sockets/.test(log)) {
+        // Only at the first start: a restarted server keeps its port (streams and connection strings name it).
+        if (mayMovePort && attempt < 3 && /could not bind|Address already in use|could not create any TCP\/IP sockets/.test(log)) {
           this.portNow = await freePort()
           // A later line wins; a data directory we did not configure gets the port on the command line.
           if (this.externalDataDir === null) appendFileSync(join(this.dataDir, 'postgresql.conf'), `port = ${this.portNow}\n`)
@@ -259,7 +260,7 @@ export class PgCluster {
 
   async restart(mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
     await this.stop(mode)
-    await this.startServer()
+    await this.startServer(false)
   }
 
   async destroy(): Promise<void> {

@@ -60,6 +60,7 @@ import { renderMetrics } from './metrics.js'
 import { MutationGuard } from './mutation-guard.js'
 import { removeAbandonedScratch } from '../postgres/initdb.js'
 import { tmpdir } from 'node:os'
+import { setMaxListeners } from 'node:events'
 
 /** The flush clock: checkpoint_timeout and the memory ceiling are checked this often. */
 export const FLUSH_TICK_MS = 1000
@@ -99,6 +100,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private stopping: Promise<void> | null = null
   /** Aborted when the shutdown's grace for management requests ends: stops what can be stopped (initdb). */
   private readonly shutdownAbort = new AbortController()
+  /** Aborted as stop() begins: ends waits that only a running server could satisfy (an import's first WAL). */
+  private readonly stopBegun = new AbortController()
   /**
    * Set when stop() returns: management requests still running then (an import, a wal_source change)
    * outlived the deadline, so the workdir lock was kept (see stop). The process must exit now.
@@ -121,6 +124,8 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   ) {
     const walSources = () => [...this.services.values()].flatMap((s) => (s.timeline.metadata.walSource === null ? [] : [s.timeline.metadata.walSource.connString]))
     this.slotChecks = new ServerSlotChecks(ctx, repo, walSources, opts.importSlotRetryMs)
+    // Every bootstrap and import wait in progress listens on these: no "possible leak" warning past 10.
+    setMaxListeners(0, this.shutdownAbort.signal, this.stopBegun.signal)
   }
 
   static async start(ctx: AppContext, opts: PageServerOptions = {}): Promise<PageServer> {
@@ -264,14 +269,18 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   private async importedAndReadable(t: TenantId, s: TimelineService, info: ImportResult): Promise<ImportResult> {
     const tl = s.timeline
     const readableFrom = tl.metadata.minReadableLsn
-    if (tl.lastRecordLsn < readableFrom && this.stopping !== null) {
-      // No receiver starts once stopping: waiting would only run into the shutdown. The import is done.
-      return { ...info, ...timelineInfo(t, tl.timelineId, tl.metadata, tl), notes: [...info.notes, `The page server is stopping: its WAL up to the end of the base backup (${formatLsn(readableFrom)}) streams at its next start, and its pages are readable from then on.`] }
-    }
+    // Once stopping, no receiver starts and a wait only runs into the shutdown: the import is done, and says so.
+    const stopping = (): ImportResult => ({
+      ...info,
+      ...timelineInfo(t, tl.timelineId, tl.metadata, tl),
+      notes: [...info.notes, `The page server is stopping: its WAL up to the end of the base backup (${formatLsn(readableFrom)}) streams at its next start, and its pages are readable from then on.`],
+    })
+    if (tl.lastRecordLsn < readableFrom && this.stopping !== null) return stopping()
     if (tl.lastRecordLsn < readableFrom) {
       try {
-        await s.waitForLsn(readableFrom, this.ctx.config.waitLsnTimeoutMs, new AbortController().signal)
+        await s.waitForLsn(readableFrom, this.ctx.config.waitLsnTimeoutMs, this.stopBegun.signal)
       } catch (e) {
+        if (this.stopBegun.signal.aborted) return stopping()
         if (!(e instanceof PageserverError)) throw e
         throw errorOfKind(e.kind, e.code, `timeline ${tl.timelineId} was imported, but its WAL up to the end of the base backup (${formatLsn(readableFrom)}) did not arrive: ${e.message}`, {
           hint: `${e.hint ? `${e.hint} ` : ''}The timeline exists and is served; \`timeline list\` shows its WAL receiver.`,
@@ -583,6 +592,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
   /** Graceful shutdown within `deadlineMs` (whatever is not flushed by then is re-streamed at the next start). */
   stop(deadlineMs = 30_000): Promise<void> {
     this.stopping ??= (async () => {
+      this.stopBegun.abort()
       await this.slotChecks.stop()
       if (this.ticker) clearInterval(this.ticker)
       this.ticker = null
@@ -610,7 +620,9 @@ export class PageServer implements PageServiceBackend, ManagementOps {
         }
       })()
       const finished = await Promise.race([work.then(() => true), deadline.then(() => false)])
-      await this.repo.close().catch(() => {})
+      // Past the deadline the repository is not closed: its close waits for the flush still running (a slow
+      // or hung disk), which the deadline is there to cut short. The process exits under it (below).
+      if (finished) await this.repo.close().catch(() => {})
       const running = this.http?.handlersRunning ?? 0
       if (running > 0 || !finished) {
         // Work still going on (a handler: an import's base backup, a wal_source change; or the shutdown's own

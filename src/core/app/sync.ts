@@ -90,6 +90,7 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
       slotMustExist: true,
       startLsn: tl.lastRecordLsn,
       prevRecordLsn: tl.prevRecordLsn ?? undefined,
+      resumesIngest: true,
       expectedSystemId: BigInt(src.systemId),
       durableLsn: tl.diskConsistentLsn,
       signal: o.signal,

@@ -197,6 +197,7 @@ export class TimelineService implements PageServiceTimeline {
       slotMustExist: true,
         startLsn: tl.lastRecordLsn,
         prevRecordLsn: tl.prevRecordLsn ?? undefined,
+        resumesIngest: true,
         expectedSystemId: BigInt(src.systemId),
         durableLsn: tl.diskConsistentLsn,
         signal,

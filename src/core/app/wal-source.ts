@@ -82,6 +82,7 @@ async function checkContinues(tl: Timeline, params: ConnParams, connString: stri
     conn: params,
     startLsn: tl.lastRecordLsn,
     prevRecordLsn: tl.prevRecordLsn ?? undefined,
+    resumesIngest: true,
     expectedSystemId: systemId,
     reconnectAttemptsMax: 0,
     crcWorker: 'never',

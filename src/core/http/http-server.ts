@@ -24,6 +24,8 @@ import { listenOn } from '../lib/host-port.js'
 
 /** Largest request body accepted (management requests are small JSON documents). */
 export const HTTP_BODY_BYTES_MAX = 1024 * 1024
+/** How long a connection refused at the cap (answered 503) may stay open for its client to read the answer. */
+const REFUSED_LINGER_MS = 200
 /** At close, how long the 503 answers to requests still in progress get to be written before sockets close. */
 const SHUTDOWN_ANSWER_LINGER_MS = 200
 
@@ -82,7 +84,7 @@ export const REQUEST_RECEIVE_TIMEOUT_MS = 30_000
 export const REQUEST_HEADERS_TIMEOUT_MS = 10_000
 
 export interface JsonHttpServerOptions {
-  /** Open connections at most; one more is closed at once (no response: the client sees a reset or EOF). */
+  /** Open connections at most; one more, with every open one busy, is answered 503 at once and closed. */
   connectionsMax: number
   /**
    * How long a client may take to send a whole request (headers and body, a small JSON document): a slow or
@@ -108,6 +110,8 @@ export class JsonHttpServer {
   private readonly open = new Map<Socket, { active: number }>()
   /** Connections refused at the cap (answered 503 at once; their requests are not handled). */
   private readonly refused = new WeakSet<object>()
+  /** Refused connections not closed yet (see refuse). */
+  private refusedLingering = 0
   /** Connections closed to make room for a new one at the cap, and new ones refused there. */
   readonly capStats = { evicted: 0, refused: 0 }
   /** Responses not sent yet, of requests whose handler runs (answered 503 if the server stops first). */
@@ -175,9 +179,17 @@ export class JsonHttpServer {
   /**
    * A connection over the cap with every open one busy: answered 503 TOO_MANY_CONNECTIONS before its request
    * is read (HTTP allows an early answer), then closed; a client that neither reads nor closes is cut off
-   * after CLIENT_ERROR_LINGER_MS. A bare close left a flood's clients with "socket hang up" (a concurrency audit).
+   * after REFUSED_LINGER_MS. A bare close left a flood's clients with "socket hang up" (a concurrency audit).
    */
   private refuse(socket: Socket): void {
+    // Refused sockets are outside the cap while they linger: beyond as many again, they are closed at once
+    // (a flood of connections that never close must not hold descriptors past twice the cap).
+    if (this.refusedLingering >= this.connectionsMax) {
+      socket.destroy()
+      return
+    }
+    this.refusedLingering++
+    socket.once('close', () => this.refusedLingering--)
     this.refused.add(socket)
     const body = JSON.stringify({
       msg: `the management API has ${this.connectionsMax} connections open, each with a request in progress`,
@@ -187,7 +199,7 @@ export class JsonHttpServer {
     })
     socket.on('error', () => undefined)
     socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n${body}`)
-    const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS)
+    const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS)
     linger.unref()
     socket.once('close', () => clearTimeout(linger))
   }

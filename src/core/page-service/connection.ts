@@ -227,7 +227,11 @@ export class PageServiceConnection {
    * then the close (SHUTDOWN_LINGER_MS later at most).
    */
   terminate(): void {
-    if (this.state === 'closed') return
+    if (this.state === 'closed') {
+      // Already closing (after a Terminate, a protocol error): its linger may be the long one; not past this.
+      if (!this.socket.destroyed) setTimeout(() => this.socket.destroy(), SHUTDOWN_LINGER_MS).unref()
+      return
+    }
     this.shuttingDown = true
     this.fatal(SqlState.AdminShutdown, 'terminating connection due to administrator command')
   }

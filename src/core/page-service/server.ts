@@ -4,7 +4,8 @@
  *
  * Lifecycle: `listen(host, port)` -> serving -> `close()`: stop accepting, ask every connection to finish
  * (pagestream responses in flight are written, then ErrorResponse 57P01 "shutdown"), and after
- * `closeDeadlineMs` destroy what is left; resolves when every socket has closed. `close()` is idempotent.
+ * `closeDeadlineMs` terminate what is left (FATAL 57P01 after the bytes already buffered: best effort, a
+ * reader too slow to take them in 200 ms is cut off); resolves when every socket has closed. Idempotent.
  *
  * Limits: at most `connectionsMax` live connections; one more is answered with ErrorResponse 53300
  * ("sorry, too many clients already", PostgreSQL's text) after its startup packet and closed; it never

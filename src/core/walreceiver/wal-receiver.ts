@@ -68,6 +68,12 @@ export interface WalReceiverOptions {
   startLsn: Lsn
   /** Start LSN of the record before `startLsn`, when known: the first record's prev-link is then checked. */
   prevRecordLsn?: Lsn | undefined
+  /**
+   * `startLsn` is where earlier ingest ended (a timeline's last record): the primary had WAL there, so no
+   * record at the start is a fault of the stream (corruption), never "nothing here yet" (a usage error, for
+   * a start a user picked: `wal receive`).
+   */
+  resumesIngest?: boolean | undefined
   /** The primary must have this system id (else WAL_SYSTEM_ID_MISMATCH, not retried). */
   expectedSystemId?: bigint | undefined
   /** Durable LSN known at start (e.g. from disk): reported as flushed from the first status update on. */
@@ -341,9 +347,9 @@ export class WalReceiver {
     let gathered: DecodedRecord[] = []
     let gatheredBytes = 0
     let decodedInSession = 0
-    // Nothing decoded yet in the first session: the position is the one asked for, where the primary may
-    // simply have no WAL (see below); on a reconnection it is where earlier records ended.
-    const atStreamStart = (): boolean => decodedInSession === 0 && this.stats.sessions === 1 && this.stats.records === 0
+    // Nothing received yet from a start a user picked: the position is still the one asked for (a session
+    // that dropped before any record resumes there), where the primary may simply have no WAL (see below).
+    const atStreamStart = (): boolean => this.opts.resumesIngest !== true && decodedInSession === 0 && this.stats.records === 0
     try {
       for await (const chunk of stream) {
         this.stats.walBytes += chunk.data.length

@@ -180,7 +180,7 @@ describe('connection cap', () => {
     })
     const port = await listen(server)
     const busy = [fetch(`http://127.0.0.1:${port}/hold`), fetch(`http://127.0.0.1:${port}/hold`)]
-    await new Promise((r) => setTimeout(r, 200))
+    for (let i = 0; i < 500 && server.handlersRunning < 2; i++) await new Promise((r) => setTimeout(r, 10))
     const excess = await rawConnection(port, 'GET /hold HTTP/1.1\r\nHost: x\r\n\r\n')
     expect(await within(excess.closed, 1_000)).not.toBe('timeout')
     const got = excess.received()

@@ -2,7 +2,7 @@
 // own (~40 MB each), so the next run removes those whose process is gone, and only those. A scratch directory
 // is private (0700, owned by the user initdb runs as), so no other local user can swap what initdb wrote.
 import { describe, expect, it } from 'vitest'
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { removeAbandonedScratch, runInitdb } from '../../../src/core/postgres/initdb.js'
@@ -16,17 +16,47 @@ import { processesNaming } from '../../support/processes.js'
 const newDir = tempDirs('ps-initdb-scratch-')
 
 describe('removeAbandonedScratch', () => {
-  it('removes the scratch directories of dead processes, keeps live ones and anything else', () => {
+  it("removes the scratch directories of dead processes of this pid namespace; keeps live ones, other namespaces', young untagged ones and anything else", () => {
     const scratch = newDir()
+    const ns = `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
     // A pid that existed and is gone: a child that has exited and been reaped.
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!
-    mkdirSync(join(scratch, `pageserver-initdb-${dead}-abc123`, 'pgdata'), { recursive: true })
-    mkdirSync(join(scratch, `pageserver-initdb-${process.pid}-def456`))
+    const mk = (name: string): string => {
+      mkdirSync(join(scratch, name, 'pgdata'), { recursive: true })
+      return name
+    }
+    const deadHere = mk(`pageserver-initdb-${dead}-${ns}-abc123`)
+    const live = mk(`pageserver-initdb-${process.pid}-${ns}-def456`)
+    const otherNamespace = mk(`pageserver-initdb-${dead}-n1-ghi789`) // that pid may be alive in its own namespace
+    const untaggedYoung = mk(`pageserver-initdb-${dead}-jkl012`) // an older run's: its namespace unknown
+    const untaggedOld = mk(`pageserver-initdb-${dead}-mno345`)
+    const hourAgo = new Date(Date.now() - 2 * 60 * 60 * 1000)
+    utimesSync(join(scratch, untaggedOld), hourAgo, hourAgo)
+    writeFileSync(join(scratch, `pageserver-initdb-${dead}-${ns}-file`), '') // not a directory
     mkdirSync(join(scratch, 'pageserver-initdb-notapid'))
     mkdirSync(join(scratch, 'unrelated'))
-    expect(removeAbandonedScratch(scratch)).toEqual([`pageserver-initdb-${dead}-abc123`])
-    expect(readdirSync(scratch).sort()).toEqual([`pageserver-initdb-${process.pid}-def456`, 'pageserver-initdb-notapid', 'unrelated'].sort())
+    expect(removeAbandonedScratch(scratch).sort()).toEqual([deadHere, untaggedOld].sort())
+    expect(readdirSync(scratch).sort()).toEqual(
+      [live, otherNamespace, untaggedYoung, `pageserver-initdb-${dead}-${ns}-file`, 'pageserver-initdb-notapid', 'unrelated'].sort(),
+    )
     expect(removeAbandonedScratch(join(scratch, 'missing'))).toEqual([])
+  })
+
+  it('leaves a directory it may not remove (another user\'s) and goes on', () => {
+    const scratch = newDir()
+    const ns = `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!
+    const other = `pageserver-initdb-${dead}-${ns}-other`
+    mkdirSync(join(scratch, other))
+    // Owned by someone else: not ours to touch (as root, owned by nobody; otherwise it is ours and removed).
+    const nobody = lookupOsUser('nobody')
+    if (isRoot() && nobody !== null) {
+      chownSync(join(scratch, other), nobody.uid, nobody.gid)
+      expect(removeAbandonedScratch(scratch)).toEqual([])
+      expect(readdirSync(scratch)).toEqual([other])
+    } else {
+      expect(removeAbandonedScratch(scratch)).toEqual([other])
+    }
   })
 })
 

@@ -211,6 +211,14 @@ describe('WalReceiver against a PostgreSQL 15 primary', () => {
       })(),
     ).rejects.toMatchObject({ code: 'WAL_STREAM_NO_RECORD_AT_START', kind: 'usage', message: expect.stringContaining(`no WAL at ${formatLsn(page)}`) })
     expect(rx.stats.attempts).toBe(1)
+    // Where a timeline's ingest resumes the primary had WAL: zeros there are a fault of the stream, not a start
+    // a user picked badly.
+    const resumed = new WalReceiver({ conn: parseConnString(pg.connString()), startLsn: page as Lsn, resumesIngest: true, reconnectAttemptsMax: 0 })
+    await expect(
+      (async () => {
+        for await (const _ of resumed.records()) break
+      })(),
+    ).rejects.toMatchObject({ code: 'WAL_BAD_MAGIC', kind: 'corruption' })
   })
 
   it('hands out the same records with CRCs checked on a worker thread, and leaves no thread behind', async () => {
