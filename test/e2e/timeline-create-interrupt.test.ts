@@ -6,12 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI_BIN, runCli } from '../support/cli.js'
 import { pgAvailable } from '../support/pg-cluster.js'
-import { processesNaming } from '../support/processes.js'
+import { initdbStartedIn, processesNaming } from '../support/processes.js'
 
 describe.skipIf(!pgAvailable())('pageserver timeline create, interrupted', () => {
   let root: string
@@ -47,13 +47,7 @@ describe.skipIf(!pgAvailable())('pageserver timeline create, interrupted', () =>
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
 
     // Signal once initdb has begun writing its data directory.
-    const deadline = Date.now() + 90_000
-    let started = false
-    while (!started && Date.now() < deadline) {
-      started = readdirSync(scratch).some((d) => existsSync(join(scratch, d, 'pgdata', 'global')))
-      if (!started) await new Promise((r) => setTimeout(r, 10))
-    }
-    expect(started).toBe(true)
+    expect(await initdbStartedIn(scratch, 90_000)).toBe(true)
     child.kill('SIGTERM')
     const code = await exited
 

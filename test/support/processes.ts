@@ -1,5 +1,6 @@
 /** Process checks for tests that must leave nothing running. Linux only (reads /proc). */
-import { readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 
 /** The command lines ("pid: argv joined by spaces") of running processes that mention `path`. */
 export function processesNaming(path: string): string[] {
@@ -13,4 +14,14 @@ export function processesNaming(path: string): string[] {
     }
   }
   return found
+}
+
+/** Whether an initdb began writing a data directory under `scratch` (its global/ appears early) within `timeoutMs`. */
+export async function initdbStartedIn(scratch: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (readdirSync(scratch).some((d) => existsSync(join(scratch, d, 'pgdata', 'global')))) return true
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 10))
+  }
 }

@@ -2,7 +2,7 @@
 // own (~40 MB each), so the next run removes those whose process is gone, and only those. A scratch directory
 // is private (0700, owned by the user initdb runs as), so no other local user can swap what initdb wrote.
 import { describe, expect, it } from 'vitest'
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, readdirSync, readlinkSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { removeAbandonedScratch, runInitdb } from '../../../src/core/postgres/initdb.js'
@@ -11,7 +11,7 @@ import { lookupOsUser } from '../../../src/core/storage/os-user.js'
 import { InterruptedError } from '../../../src/core/lib/errors.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 import { pgAvailable } from '../../support/pg-cluster.js'
-import { processesNaming } from '../../support/processes.js'
+import { initdbStartedIn, processesNaming } from '../../support/processes.js'
 
 const newDir = tempDirs('ps-initdb-scratch-')
 
@@ -86,14 +86,8 @@ describe.skipIf(!pgAvailable())('runInitdb', () => {
       (r) => ({ ok: true as const, r }),
       (e: unknown) => ({ ok: false as const, e }),
     )
-    // Abort once initdb has begun writing its data directory (its global/ appears early).
-    const deadline = Date.now() + 60_000
-    let started = false
-    while (!started && Date.now() < deadline) {
-      started = readdirSync(scratch).some((d) => existsSync(join(scratch, d, 'pgdata', 'global')))
-      if (!started) await new Promise((r) => setTimeout(r, 10))
-    }
-    expect(started).toBe(true)
+    // Abort once initdb has begun writing its data directory.
+    expect(await initdbStartedIn(scratch, 60_000)).toBe(true)
     abort.abort()
     const o = await outcome
     if (o.ok) o.r.cleanup()
