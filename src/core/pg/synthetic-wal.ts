@@ -299,20 +299,29 @@ export function segmentBytes(seg: SyntheticWalSegment): Buffer {
 /** Zeros shared by every segment stream; never written to. */
 const ZEROS = Buffer.alloc(256 * 1024)
 
-/** The segment file as chunks of at most 256 KiB: pieces, and views of one shared zero buffer between them. */
+/**
+ * The segment file as chunks of 256 KiB: a window without pieces is a view of one shared zero buffer; one
+ * with pieces (the page headers before the record are one every 8 KiB) is a fresh buffer with them copied in.
+ * Yielding the pieces themselves made a segment thousands of chunks (every page header and the zeros
+ * after it), each a write of its own down the backup stream.
+ */
 export function* segmentChunks(seg: SyntheticWalSegment): Generator<Buffer> {
-  let pos = 0
-  const zeros = function* (until: number): Generator<Buffer> {
-    while (pos < until) {
-      const n = Math.min(ZEROS.length, until - pos)
-      yield ZEROS.subarray(0, n)
-      pos += n
+  const window = ZEROS.length
+  let next = 0 // first piece that may overlap the current window
+  for (let start = 0; start < seg.sizeBytes; start += window) {
+    const end = Math.min(seg.sizeBytes, start + window)
+    while (next < seg.pieces.length && seg.pieces[next]!.offset + seg.pieces[next]!.bytes.length <= start) next++
+    if (next === seg.pieces.length || seg.pieces[next]!.offset >= end) {
+      yield ZEROS.subarray(0, end - start)
+      continue
     }
+    const chunk = Buffer.alloc(end - start)
+    for (let i = next; i < seg.pieces.length && seg.pieces[i]!.offset < end; i++) {
+      const p = seg.pieces[i]!
+      const from = Math.max(start, p.offset)
+      const to = Math.min(end, p.offset + p.bytes.length)
+      p.bytes.copy(chunk, from - start, from - p.offset, to - p.offset)
+    }
+    yield chunk
   }
-  for (const p of seg.pieces) {
-    yield* zeros(p.offset)
-    yield p.bytes
-    pos += p.bytes.length
-  }
-  yield* zeros(seg.sizeBytes)
 }

@@ -160,11 +160,15 @@ describe('synthetic WAL: record position and bytes', () => {
     expect(wal.checkpoint.PrevTimeLineID).toBe(3) // a shutdown checkpoint does not switch timelines
   })
 
-  it('streams the same bytes in chunks', () => {
+  it('streams the same bytes in chunks of 256 KiB, the page headers of a window in one chunk', () => {
+    // The record at the end of its segment: a page header every 8 KiB before it (2,048 pieces), and a record
+    // split across the two segment files.
     const wal = build(segStart + BigInt(SEG) - 64n)
+    expect(wal.segments[0]!.pieces.length).toBeGreaterThan(2000)
     for (const s of wal.segments) {
       const chunks = [...segmentChunks(s)]
       expect(chunks.every((c) => c.length <= 256 * 1024)).toBe(true)
+      expect(chunks.length).toBe(SEG / (256 * 1024))
       expect(Buffer.concat(chunks).equals(segmentBytes(s))).toBe(true)
     }
   })
