@@ -52,8 +52,10 @@ describe('runningPostmaster', () => {
         parent.stdout!.once('data', (b: Buffer) => done({ pid: Number(b.toString().trim()), parent }))
       })
     const isZombieNow = (pid: number) => /\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'))
-    const short = await zombieOf(1)
+    // The long one first, and the short parent given 3 s: under load, spawning took long enough that a 1 s
+    // parent had exited and its zombie been reaped before it was looked at (a CI run).
     const long = await zombieOf(30)
+    const short = await zombieOf(3)
     try {
       await new Promise((r) => setTimeout(r, 200))
       expect(isZombieNow(short.pid)).toBe(true)
