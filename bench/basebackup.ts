@@ -22,7 +22,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, chmodSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig } from '../src/core/config/index.js'
+import { initWorkdir, loadConfig } from '../src/core/config/index.js'
 import { withRepository, type AppContext } from '../src/core/app/context.js'
 import { createTenant } from '../src/core/app/timelines.js'
 import { importTimeline } from '../src/core/app/import.js'
@@ -86,6 +86,8 @@ async function main(): Promise<void> {
   try {
     await pg.pgbench(['-i', '-s', String(SCALE), '-q'])
     await pg.checkpoint()
+    // Commands need an existing workdir (as `pageserver init` makes it).
+    await initWorkdir({ workdir: join(root, '.neon'), overrides: ['no_sync=true'], env: {} })
     const ctx: AppContext = { config: await loadConfig({ workdir: join(root, '.neon'), overrides: ['no_sync=true'], env: {} }), env: process.env }
     const tenantId = parseTenantId((await createTenant(ctx)).tenantId)
     const timelineId = parseTimelineId((await importTimeline(ctx, { tenantId, connString: pg.connString() })).timelineId)

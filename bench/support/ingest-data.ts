@@ -12,7 +12,7 @@
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadConfig } from '../../src/core/config/index.js'
+import { initWorkdir, loadConfig } from '../../src/core/config/index.js'
 import { createTenant } from '../../src/core/app/timelines.js'
 import { importTimeline } from '../../src/core/app/import.js'
 import { ingestWalFiles } from '../../src/core/app/ingest-files.js'
@@ -89,6 +89,8 @@ export async function ensureIngestData(spec: IngestDataSpec): Promise<IngestData
       })
     }
     log('timeline import')
+    // Commands need an existing workdir (as `pageserver init` makes it).
+    await initWorkdir({ workdir: paths.workdir, overrides: ['no_sync=true'], env: {} })
     const ctx = { config: await loadConfig({ workdir: paths.workdir, overrides: ['no_sync=true'], env: {} }), env: process.env }
     const tenantId = parseTenantId((await createTenant(ctx)).tenantId)
     const imported = await importTimeline(ctx, { tenantId, connString: pg.connString() })
