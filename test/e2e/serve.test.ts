@@ -4,7 +4,7 @@
  * (GetPage for every block, Nblocks, Exists, DbSize); graceful SIGTERM and restart; JWT auth.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { generateKeyPair, exportSPKI, SignJWT } from 'jose'
 import { PgCluster } from '../support/pg-cluster.js'
 import { runCli } from '../support/cli.js'
+import { pidNamespaceTag } from '../support/processes.js'
 import { startServe, type ServeHandle } from '../support/serve-process.js'
 import { PageServiceClient } from '../../src/core/page-service/client.js'
 import { loadConfig } from '../../src/core/config/index.js'
@@ -247,7 +248,7 @@ describe('pageserver serve', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'ps-serve-tmp-'))
     try {
       const dead = spawnSync(process.execPath, ['-e', '0']).pid! // a pid that existed and is gone
-      const ns = `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
+      const ns = pidNamespaceTag()
       mkdirSync(join(tmp, `pageserver-initdb-${dead}-${ns}-abc123`, 'pgdata', 'global'), { recursive: true })
       mkdirSync(join(tmp, `pageserver-initdb-${process.pid}-${ns}-live`)) // a live process's: kept
       serve = await startServe(workdir, [], { TMPDIR: tmp })

@@ -1,5 +1,5 @@
 /** Process checks for tests that must leave nothing running. Linux only (reads /proc). */
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** The command lines ("pid: argv joined by spaces") of running processes that mention `path`. */
@@ -24,4 +24,9 @@ export async function initdbStartedIn(scratch: string, timeoutMs: number): Promi
     if (Date.now() > deadline) return false
     await new Promise((r) => setTimeout(r, 10))
   }
+}
+
+/** "n<inode>" of this process's pid namespace, as initdb scratch directory names carry it (read here on its own). */
+export function pidNamespaceTag(): string {
+  return `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
 }

@@ -191,17 +191,19 @@ export class JsonHttpServer {
     this.refusedLingering++
     socket.once('close', () => this.refusedLingering--)
     this.refused.add(socket)
-    const body = JSON.stringify({
-      msg: `the management API has ${this.connectionsMax} connections open, each with a request in progress`,
-      code: 'TOO_MANY_CONNECTIONS',
-      hint: 'Retry shortly, or send fewer requests at once.',
-      kind: 'unavailable',
-    })
     socket.on('error', () => undefined)
-    socket.end(`HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n${body}`)
-    const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS)
-    linger.unref()
-    socket.once('close', () => clearTimeout(linger))
+    answerAndClose(
+      socket,
+      503,
+      {
+        msg: `the management API has ${this.connectionsMax} connections open, each with a request in progress`,
+        code: 'TOO_MANY_CONNECTIONS',
+        hint: 'Retry shortly, or send fewer requests at once.',
+        kind: 'unavailable',
+      },
+      REFUSED_LINGER_MS,
+      'Retry-After: 1\r\n',
+    )
   }
 
   /** `path` like "/v1/tenant/:tenant_id/timeline"; ":name" matches one segment. */
@@ -350,13 +352,20 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   }
   const known = CLIENT_ERRORS[err.code ?? '']
   const e = known ?? { status: 400, code: 'BAD_HTTP_REQUEST', msg: `malformed HTTP request (${err.code ?? 'parse error'})` }
-  const body = JSON.stringify({ msg: e.msg, code: e.code, hint: null })
+  answerAndClose(socket, e.status, { msg: e.msg, code: e.code, hint: null }, CLIENT_ERROR_LINGER_MS)
+}
+
+/**
+ * A JSON answer written straight to the socket (no request to answer through node:http), then the close. A
+ * client that neither reads nor closes would keep the half-closed socket (and a descriptor) for good (a soak
+ * audit's server held one per such client up to the connection cap): it is destroyed after `lingerMs`.
+ */
+function answerAndClose(socket: Duplex, status: number, json: Record<string, unknown>, lingerMs: number, extraHeaders = ''): void {
+  const body = JSON.stringify(json)
   socket.end(
-    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n${extraHeaders}\r\n${body}`,
   )
-  // A client that neither reads nor closes would keep the half-closed socket (and a descriptor) for good: a
-  // soak audit's server held one per such client up to the connection cap.
-  const linger = setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS)
+  const linger = setTimeout(() => socket.destroy(), lingerMs)
   linger.unref()
   socket.once('close', () => clearTimeout(linger))
 }

@@ -373,10 +373,11 @@ export class WalReceiver {
           const at = formatLsn(decoder.end.lsn)
           failure =
             atStreamStart()
-              ? new UsageError('WAL_STREAM_NO_RECORD_AT_START', `there is no WAL record at ${at}, where streaming began: ${decoder.end.reason}`, {
-                  hint: 'A primary started from a backup or an export may have none before its first checkpoint: start at a later LSN, e.g. its pg_current_wal_lsn(), or from a replication slot.',
-                  details: { lsn: at },
-                })
+              ? noWalAtStart(
+                  `there is no WAL record at ${at}, where streaming began: ${decoder.end.reason}`,
+                  at,
+                  'A primary started from a backup or an export may have none before its first checkpoint: start at a later LSN, e.g. its pg_current_wal_lsn(), or from a replication slot.',
+                )
               : new CorruptionError('WAL_STREAM_INVALID_RECORD', `the primary streamed an invalid record at ${at}: ${decoder.end.reason}`, {
                   hint: 'The primary sent WAL past its valid end; this should not happen with a stock primary. Check its log.',
                   details: { lsn: at },
@@ -484,8 +485,14 @@ function slotMissing(slotName: string, server: string): ConflictError {
 function zeroedStartPage(e: unknown): UsageError | null {
   if (!(e instanceof PageserverError) || e.code !== 'WAL_BAD_MAGIC' || e.details?.magic !== 0) return null
   const at = String(e.details.pageLsn)
-  return new UsageError('WAL_STREAM_NO_RECORD_AT_START', `there is no WAL at ${at}, where streaming began: the page is zero-filled`, {
-    hint: 'A WAL switch (pg_switch_wal(), archive_timeout) leaves the rest of its segment empty: start at the next segment boundary, or at an LSN pg_waldump or `pageserver wal dump` lists.',
-    details: { lsn: at },
-  })
+  return noWalAtStart(
+    `there is no WAL at ${at}, where streaming began: the page is zero-filled`,
+    at,
+    'A WAL switch (pg_switch_wal(), archive_timeout) leaves the rest of its segment empty: start at the next segment boundary, or at an LSN pg_waldump or `pageserver wal dump` lists.',
+  )
+}
+
+/** No WAL where a stream a user started began: a usage error (a start to pick again), not corruption. */
+function noWalAtStart(message: string, at: string, hint: string): UsageError {
+  return new UsageError('WAL_STREAM_NO_RECORD_AT_START', message, { hint, details: { lsn: at } })
 }

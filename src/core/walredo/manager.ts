@@ -258,18 +258,32 @@ export class WalRedoManager {
    * for about a microsecond per record. Counted as a request like the others.
    */
   private async redoSlruHere(req: RedoRequestInput): Promise<Buffer> {
-    this.counters.requests++
-    if (this.budget !== null) this.budget.totals.requests++
+    this.countRequest()
     try {
       const { redoBlock } = await (this.engine ??= import('../redo/engine.js'))
       const page = redoBlock(req.tag, req.base, req.records, { hintBitsLogged: false, checkRecordCrc: this.workersCheckCrc })
-      this.counters.succeeded++
-      this.counters.lastRedoAtMs = Date.now()
+      this.countOutcome(true)
       return page
     } catch (err) {
+      this.countOutcome(false)
+      throw err
+    }
+  }
+
+  /** A redo request taken (through a worker or here), in this pool's counters and the server's totals. */
+  private countRequest(): void {
+    this.counters.requests++
+    if (this.budget !== null) this.budget.totals.requests++
+  }
+
+  /** How a counted redo request ended. */
+  private countOutcome(succeeded: boolean): void {
+    if (succeeded) {
+      this.counters.succeeded++
+      this.counters.lastRedoAtMs = Date.now()
+    } else {
       this.counters.failed++
       if (this.budget !== null) this.budget.totals.failed++
-      throw err
     }
   }
 
@@ -285,8 +299,7 @@ export class WalRedoManager {
   }
 
   private redoOne(tag: RedoRequestInput['tag'], chunks: Buffer[], callOptions: RedoCallOptions): Promise<Buffer> {
-    this.counters.requests++
-    if (this.budget !== null) this.budget.totals.requests++
+    this.countRequest()
     const job = new Job(this.hooks, chunks, new RedoSendOptions(tag, this.opts.requestTimeoutMs), true, callOptions.signal)
     this.submit(job)
     return job.promise
@@ -439,20 +452,10 @@ export class WalRedoManager {
     if (job.queueTimer !== undefined) clearTimeout(job.queueTimer)
     job.queueTimer = undefined
     if (job.onAbort !== undefined) job.signal!.removeEventListener('abort', job.onAbort)
-    const isRedo = job.opts.kind === 'redo'
-    if (Buffer.isBuffer(result)) {
-      if (isRedo) {
-        this.counters.succeeded++
-        this.counters.lastRedoAtMs = Date.now()
-      }
-      job.resolve(result)
-    } else {
-      if (isRedo) {
-        this.counters.failed++
-        if (this.budget !== null) this.budget.totals.failed++
-      }
-      job.reject(result)
-    }
+    const ok = Buffer.isBuffer(result)
+    if (job.opts.kind === 'redo') this.countOutcome(ok)
+    if (ok) job.resolve(result)
+    else job.reject(result)
   }
 
   private start(job: Job, worker: WorkerProcess): void {

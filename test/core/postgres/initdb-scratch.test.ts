@@ -2,7 +2,7 @@
 // own (~40 MB each), so the next run removes those whose process is gone, and only those. A scratch directory
 // is private (0700, owned by the user initdb runs as), so no other local user can swap what initdb wrote.
 import { describe, expect, it } from 'vitest'
-import { chmodSync, chownSync, mkdirSync, readdirSync, readlinkSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { removeAbandonedScratch, runInitdb } from '../../../src/core/postgres/initdb.js'
@@ -11,14 +11,14 @@ import { lookupOsUser } from '../../../src/core/storage/os-user.js'
 import { InterruptedError } from '../../../src/core/lib/errors.js'
 import { tempDirs } from '../../support/timeline-fixture.js'
 import { pgAvailable } from '../../support/pg-cluster.js'
-import { initdbStartedIn, processesNaming } from '../../support/processes.js'
+import { initdbStartedIn, pidNamespaceTag, processesNaming } from '../../support/processes.js'
 
 const newDir = tempDirs('ps-initdb-scratch-')
 
 describe('removeAbandonedScratch', () => {
   it("removes the scratch directories of dead processes of this pid namespace; keeps live ones, other namespaces', young untagged ones and anything else", () => {
     const scratch = newDir()
-    const ns = `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
+    const ns = pidNamespaceTag()
     // A pid that existed and is gone: a child that has exited and been reaped.
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!
     const mk = (name: string): string => {
@@ -44,7 +44,7 @@ describe('removeAbandonedScratch', () => {
 
   it('leaves a directory it may not remove (another user\'s) and goes on', () => {
     const scratch = newDir()
-    const ns = `n${/\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))![1]}`
+    const ns = pidNamespaceTag()
     const dead = spawnSync(process.execPath, ['-e', '0']).pid!
     const other = `pageserver-initdb-${dead}-${ns}-other`
     mkdirSync(join(scratch, other))
