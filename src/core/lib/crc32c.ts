@@ -1,8 +1,8 @@
 /**
  * CRC-32C (Castagnoli): the checksum of PostgreSQL WAL records and of every file this project writes.
  *
- * Backed by `@node-rs/crc32` (prebuilt native, about 5 GB/s; a pure-JS table version runs near 1 GB/s, which
- * would cost a third of a core at WAL-ingest rates). Node's own `zlib.crc32` is CRC-32/IEEE, the wrong
+ * Backed by a native CRC (lib/crc32c-native.ts: `sse4_crc32` where it built, else `@node-rs/crc32`; 5-8 GB/s,
+ * where a pure-JS table version runs near 1 GB/s, which would cost a third of a core at WAL-ingest rates). Node's own `zlib.crc32` is CRC-32/IEEE, the wrong
  * polynomial. `crc32c(b, crc32c(a))` equals `crc32c(a ++ b)`, which is how a WAL record's CRC covers its
  * body first and its header last.
  *
@@ -10,10 +10,10 @@
  * reads a byte, more than JS needs for a couple of hundred bytes, and most WAL records are that short.
  * Both paths give the same result (tests compare them on every length).
  */
-import { crc32c as nativeCrc32c } from '@node-rs/crc32'
+import { nativeCrc32c, nativeCrc32cSource } from './crc32c-native.js'
 
-/** Below this many bytes the JS path is faster than a native call (measured, bench/wal-decode.ts). */
-export const CRC32C_JS_MAX_BYTES = 256
+/** Below this many bytes the JS path is faster than a native call (measured per backend). */
+export const CRC32C_JS_MAX_BYTES = nativeCrc32cSource.jsMaxBytes
 
 /** T[k * 256 + b]: the CRC of byte b followed by k zero bytes (slicing-by-8 tables), reflected 0x82F63B78. */
 const T = new Int32Array(256 * 8)
@@ -49,7 +49,7 @@ export function crc32cJs(buf: Uint8Array, start: number, end: number, previous =
 /** CRC-32C of `data`, continuing from `previous` (the result of an earlier call) when given. */
 export function crc32c(data: Uint8Array, previous?: number): number {
   if (data.length < CRC32C_JS_MAX_BYTES) return crc32cJs(data, 0, data.length, previous ?? 0)
-  return (previous === undefined ? nativeCrc32c(data as Buffer) : nativeCrc32c(data as Buffer, previous)) >>> 0
+  return nativeCrc32c(data, previous ?? 0) >>> 0
 }
 
 /** CRC-32C of buf[start, end) without making a view for short ranges. */

@@ -27,15 +27,12 @@
  * Failure: an error or exit of the thread settles every pending request through its client's `onLost`
  * (the client then does the work on its own thread) and the next `acquire()` starts a fresh thread.
  */
-import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+import { nativeCrc32cSource } from '../lib/crc32c-native.js'
 import { WalCrcWalker, type WalkBad } from './wal-crc-walker.js'
 
 /** How long an unused worker stays for the next reader before it is stopped. */
 export const CRC_WORKER_LINGER_MS = 2_000
-
-/** Bodies shorter than this are checksummed in JS by the worker (a native call costs ~300 ns). */
-const WORKER_JS_MAX_BYTES = 256
 
 /**
  * The worker's program, evaluated as a CommonJS script (a file path would not load under test runners that
@@ -45,8 +42,8 @@ const WORKER_JS_MAX_BYTES = 256
 const WORKER_SOURCE = `'use strict'
 const { parentPort, workerData } = require('node:worker_threads')
 const { openSync, readSync, closeSync } = require('node:fs')
-const { crc32c } = require(workerData.crcModulePath)
-const JS_MAX = workerData.jsMaxBytes
+const crc32c = require(workerData.crc.modulePath)[workerData.crc.exportName]
+const JS_MAX = workerData.crc.jsMaxBytes
 // The walker's source may come from a compiler that names functions through this helper.
 var __name = (f) => f
 const WalCrcWalker = (${WalCrcWalker.toString()})
@@ -179,7 +176,6 @@ export function crcWorkerMessageId(): number {
   return nextMessageId++
 }
 
-let crcModulePath: string | null = null
 
 export class CrcWorkerHost {
   private static shared: CrcWorkerHost | null = null
@@ -223,10 +219,9 @@ export class CrcWorkerHost {
   }
 
   private constructor() {
-    crcModulePath ??= createRequire(import.meta.url).resolve('@node-rs/crc32')
     const w = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { crcModulePath, jsMaxBytes: WORKER_JS_MAX_BYTES },
+      workerData: { crc: nativeCrc32cSource },
       // No loader hooks or flags of the parent: the script is plain CommonJS, and hooks slow the start.
       execArgv: [],
       env: {},
