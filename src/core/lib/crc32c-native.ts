@@ -10,11 +10,14 @@
  *   script, or a CPU without SSE 4.2 gets the other one.
  * - `@node-rs/crc32` (dependency, prebuilt): the fallback, always installed.
  *
- * The choice is checked once, on the standard check value and on a long input against the fallback, so a
- * broken build cannot give wrong checksums; `PAGESERVER_CRC32C=node-rs` forces the fallback (benchmarks,
- * and tests that compare the two).
+ * The choice is made once per process (and per worker thread, which loads the same file): sse4_crc32 is used
+ * only after it gave the reference's result on the check value, a long input and shared memory, so a broken
+ * build cannot give wrong checksums, and the fallback is then not loaded at all (each addon costs milliseconds
+ * of every process start, redo workers included). `PAGESERVER_CRC32C=node-rs` forces the fallback
+ * (benchmarks, and tests that compare the two).
  */
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 
 /** A native CRC-32C: `fn(data, previous)` continues from `previous` (0 for a fresh CRC); the result may be signed. */
 export type NativeCrc32c = (data: Uint8Array, previous: number) => number
@@ -30,7 +33,67 @@ export interface NativeCrc32cSource {
 
 const require = createRequire(import.meta.url)
 
-function fallback(): { fn: NativeCrc32c; source: NativeCrc32cSource } {
+/** A bitwise CRC-32C, the reference a native backend is checked against before it is used (≈ 0.3 ms on the probe). */
+function crcBitwise(data: Uint8Array, previous: number): number {
+  let c = ~previous
+  for (let i = 0; i < data.length; i++) {
+    c ^= data[i]!
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1
+  }
+  return ~c >>> 0
+}
+
+/** True when `fn` gives the reference's CRC: the check value, a long input at an odd offset continued from a CRC, shared memory. */
+function givesReference(fn: NativeCrc32c): boolean {
+  try {
+    if (fn(Buffer.from('123456789'), 0) >>> 0 !== 0xe3069283) return false
+    const probe = Buffer.alloc(8192 + 3)
+    for (let i = 0; i < probe.length; i++) probe[i] = (i * 2654435761) >>> 24
+    const long = probe.subarray(3)
+    if (fn(long, 0x1234) >>> 0 !== crcBitwise(long, 0x1234)) return false
+    const shared = new Uint8Array(new SharedArrayBuffer(long.length))
+    shared.set(long)
+    return fn(shared, 0) >>> 0 === crcBitwise(long, 0)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * sse4_crc32's addon, loaded directly where node-gyp put it (its package entry first loads `bindings`, which
+ * searches the file system and costs several milliseconds of every process start), else through the package.
+ * Null when it is not installed, did not build, or the CPU lacks SSE 4.2 (its function is then a byte-table
+ * loop, slower than the fallback).
+ */
+function loadSse4(): { fn: NativeCrc32c; source: NativeCrc32cSource } | null {
+  let pkgDir: string
+  try {
+    pkgDir = dirname(require.resolve('sse4_crc32/package.json'))
+  } catch {
+    return null
+  }
+  const candidates: Array<[string, string]> = [[join(pkgDir, 'build', 'Release', 'crc32c.node'), 'sse42_crc']]
+  try {
+    candidates.push([require.resolve('sse4_crc32'), 'calculate'])
+  } catch {
+    // only the addon, if at all
+  }
+  for (const [modulePath, exportName] of candidates) {
+    let mod: Record<string, unknown>
+    try {
+      mod = require(modulePath) as Record<string, unknown>
+    } catch {
+      continue
+    }
+    if (mod.hardware_support !== true) return null
+    const fn = mod[exportName]
+    if (typeof fn !== 'function' || !givesReference(fn as NativeCrc32c)) continue
+    return { fn: fn as NativeCrc32c, source: { name: 'sse4_crc32', modulePath, exportName, jsMaxBytes: 192 } }
+  }
+  return null
+}
+
+function loadNodeRs(): { fn: NativeCrc32c; source: NativeCrc32cSource } {
   const modulePath = require.resolve('@node-rs/crc32')
   const { crc32c } = require(modulePath) as { crc32c: (data: Buffer, previous?: number) => number }
   return {
@@ -40,32 +103,8 @@ function fallback(): { fn: NativeCrc32c; source: NativeCrc32cSource } {
 }
 
 function load(): { fn: NativeCrc32c; source: NativeCrc32cSource } {
-  const rs = fallback()
-  if (process.env.PAGESERVER_CRC32C === 'node-rs') return rs
-  let modulePath: string
-  let mod: { calculate?: unknown; hardware_support?: unknown }
-  try {
-    modulePath = require.resolve('sse4_crc32')
-    mod = require(modulePath) as typeof mod
-  } catch {
-    return rs // not installed, or its addon did not build
-  }
-  // Without SSE 4.2 its `calculate` is a byte-table loop, slower than the fallback.
-  if (mod.hardware_support !== true || typeof mod.calculate !== 'function') return rs
-  const fn = mod.calculate as NativeCrc32c
-  try {
-    const probe = Buffer.alloc(8192 + 3)
-    for (let i = 0; i < probe.length; i++) probe[i] = (i * 2654435761) >>> 24
-    const long = probe.subarray(3)
-    if ((fn(Buffer.from('123456789'), 0) >>> 0) !== 0xe3069283) return rs
-    if ((fn(long, 0x1234) >>> 0) !== (rs.fn(long, 0x1234) >>> 0)) return rs
-    const shared = new Uint8Array(new SharedArrayBuffer(long.length))
-    shared.set(long)
-    if ((fn(shared, 0) >>> 0) !== (rs.fn(long, 0) >>> 0)) return rs
-  } catch {
-    return rs
-  }
-  return { fn, source: { name: 'sse4_crc32', modulePath, exportName: 'calculate', jsMaxBytes: 192 } }
+  if (process.env.PAGESERVER_CRC32C === 'node-rs') return loadNodeRs()
+  return loadSse4() ?? loadNodeRs()
 }
 
 const chosen = load()
