@@ -13,7 +13,7 @@
  *
  * Pseudo-forks (our extension; Neon applies SLRU changes in Rust and never sends them to the process):
  * SLRU pages are redone by our workers, so they need a name in the same 17 bytes (a pool running another
- * worker program redoes them in the page server instead: `slruInProcess` in manager.ts). forknum 0x40 is
+ * worker program redoes them in the page server instead: `slruInProcess`, slru-in-process.ts). forknum 0x40 is
  * pg_xact (CLOG), 0x41 pg_multixact/offsets, 0x42 pg_multixact/members; spc = db = rel = 0 and blkno is the
  * SLRU page number, i.e. segment * 32 + page within the segment (SLRU_PAGES_PER_SEGMENT = 32 in PG 15).
  * Relation forks stay 0..3. Any other forknum, or a pseudo-fork with a non-zero relation, is rejected on

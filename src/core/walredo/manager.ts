@@ -5,7 +5,7 @@
  * server down. Each worker speaks Neon's walredo pipe protocol (protocol.ts), so the manager does not care
  * what runs behind the command: our TypeScript engine (worker-main.ts, the default) or another program such
  * as Neon's `postgres --wal-redo`. SLRU pages travel under pseudo-forks of our own; a pool with another
- * program redoes them here instead (`slruInProcess`), as Neon's page server does.
+ * program redoes them here instead (`slruInProcess`, slru-in-process.ts), as Neon's page server does.
  *
  * Policy, in one place:
  * - Pool: at most `poolSize` running workers, spawned lazily. A request goes to an idle worker, else to a new
@@ -36,113 +36,60 @@
  *   written stays in its worker's FIFO (replies are matched by position) and its reply is dropped.
  * - Long chains: a page's records beyond `chainStepRecords` (or CHAIN_STEP_BYTES of WAL) are redone in
  *   steps, each a request of its own whose page is the next one's base, so no chain is too long to serve
- *   (without compaction a page's chain grows with its history: an audit met a visibility-map page with
- *   158,882 records). Redo depends only on the page and each record in turn, so the result is the same.
+ *   (chain-steps.ts). Redo depends only on the page and each record in turn, so the result is the same.
  *
  * Per-request cost, kept small because a page's chain is often one record (GetPage, the pgbench mix): the
  * request is encoded once for all attempts (headers, small records; large records and the base page by
- * reference), without the full-page images of other pages its records carry (record-trim.ts), one promise per call, the worker calls the job back directly, requests of one tick share one
- * write, and timers are per worker (deadline, idle), never per request.
+ * reference), without the full-page images of other pages its records carry (record-trim.ts), one promise
+ * per call, the worker calls the job back directly, requests of one tick share one write, and timers are per
+ * worker (deadline, idle), never per request.
+ *
+ * Where it lives: this file holds the pool itself, whose parts call each other on every request: the queue
+ * and dispatch (FIFO, back-pressure, the retry policy) and the workers' lifecycle (spawn, idle reaping,
+ * giving workers up to the budget). Beside it, each named after what it holds: pool-options.ts (the options,
+ * their limits and defaults), pool-stats.ts (the counters and stats()), pool-errors.ts (the errors the pool
+ * raises itself), chain-steps.ts (long chains cut into steps), slru-in-process.ts (SLRU pages redone here),
+ * redo-job.ts (one call across its attempts), worker-process.ts (one worker), process-budget.ts (the cap).
  */
-import { InterruptedError, PageserverError, TimeoutError, UnavailableError, UsageError, errorOfKind } from '../lib/errors.js'
 import { isSlruFork } from '../pg/slru.js'
+import { chainSteps } from './chain-steps.js'
+import { abortedError, finalError, overloadedError, queueTimeoutError, throwIfAborted } from './pool-errors.js'
+import { DEFAULT_WORKER_PATH, resolvePoolOptions, type RedoCallOptions, type ResolvedPoolOptions, type WalRedoManagerOptions } from './pool-options.js'
+import { PoolCounters, type WalRedoStats } from './pool-stats.js'
 import { encodePing, encodeRedoRequestChunks, type RedoRequestInput } from './protocol.js'
 import { trimRecords } from './record-trim.js'
 import { newRedoErrorMark, REDO_ERROR_MARK_ENV } from './redo-error-page.js'
 import type { RedoBudgetMember, RedoProcessBudget } from './process-budget.js'
+import { InProcessSlruRedo } from './slru-in-process.js'
 import { SKIP_RECORD_CRC_FLAG } from './worker-command.js'
-import { WorkerFailure, WorkerProcess, closedError, type WalRedoLogger, type WorkerFailureReason } from './worker-process.js'
+import { WorkerFailure, WorkerProcess, closedError } from './worker-process.js'
 import { Job, RedoSendOptions, type JobHooks } from './redo-job.js'
 
+// What other modules import from here (the pool's API), wherever it is defined.
 export type { WalRedoLogger } from './worker-process.js'
+export { CHAIN_STEP_BYTES, CHAIN_STEP_RECORDS } from './chain-steps.js'
+export {
+  DEFAULT_WORKER_PATH,
+  IN_FLIGHT_PER_WORKER_MAX,
+  POOL_SIZE_MAX,
+  QUEUED_MAX,
+  STOP_GRACE_MS_DEFAULT,
+  type RedoCallOptions,
+  type WalRedoManagerOptions,
+} from './pool-options.js'
+export type { WalRedoStats } from './pool-stats.js'
 
 /** Retries of a request that itself made a worker fail (crash, timeout, malformed reply). */
 export const REDO_RETRIES_MAX = 1
 /** Attempts of one request in all, counting those lost only because another request broke the worker. */
 export const REDO_ATTEMPTS_MAX = 4
-/** Upper bounds on the configuration, so a typo cannot fork a thousand processes. */
-export const POOL_SIZE_MAX = 64
-export const IN_FLIGHT_PER_WORKER_MAX = 64
-export const QUEUED_MAX = 100_000
-/** Records per redo request; a longer chain is redone in steps (see the header). Below the engine's limit. */
-export const CHAIN_STEP_RECORDS = 50_000
-/** WAL bytes per redo request, likewise (half of what one request may carry). */
-export const CHAIN_STEP_BYTES = 64 * 1024 * 1024
-/** Default grace between EOF and SIGKILL when stopping a worker. */
-export const STOP_GRACE_MS_DEFAULT = 1000
-/** The whole environment of a worker unless the config adds to it: a fixed PATH (core never reads ours). */
-export const DEFAULT_WORKER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-
-export interface WalRedoManagerOptions {
-  /** argv of a worker; see defaultWorkerCommand() in worker-command.ts. */
-  command: readonly string[]
-  /** Added to the worker's environment ({PATH} by default and nothing else). */
-  env?: Readonly<Record<string, string>>
-  cwd?: string
-  poolSize: number
-  /** wal_redo_timeout: the deadline of one attempt, and of the wait for a free slot. */
-  requestTimeoutMs: number
-  idleTimeoutMs: number
-  maxQueued: number
-  maxInFlightPerWorker: number
-  logger?: WalRedoLogger
-  stopGraceMs?: number
-  /** Cut the images of other pages out of records before sending them (record-trim.ts); default true. */
-  trimImages?: boolean
-  /** Records per request before a chain is redone in steps; default CHAIN_STEP_RECORDS (tests lower it). */
-  chainStepRecords?: number
-  /** The cap on worker processes this pool shares with others (the server's); none: only `poolSize`. */
-  budget?: RedoProcessBudget
-  /**
-   * Redo SLRU pages (pseudo-forks, buffer-tag-codec.ts) in this process with the built-in engine instead of
-   * sending them to the workers. For a custom worker command: the pseudo-forks are our extension of the
-   * protocol, and Neon's `postgres --wal-redo` knows relation forks only (Neon's page server applies CLOG
-   * and MultiXact changes itself, as this does). Default false.
-   */
-  slruInProcess?: boolean
-}
-
-export interface RedoCallOptions {
-  signal?: AbortSignal
-}
-
-export interface WalRedoStats {
-  /** Running workers (not counting those being stopped). */
-  workers: number
-  pids: number[]
-  inFlight: number
-  queued: number
-  spawned: number
-  requests: number
-  succeeded: number
-  failed: number
-  retried: number
-  overloaded: number
-  reaped: number
-  /** Workers stopped, or drained and stopped, so that another pool of the budget could start one. */
-  reclaimed: number
-  /** Workers lost, by the reason of the failure that ended them. */
-  failures: Record<WorkerFailureReason, number>
-  lastRedoAtMs: number | null
-  closed: boolean
-}
-
-function checkInt(name: string, v: number, min: number, max: number): void {
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw new UsageError('WALREDO_BAD_CONFIG', `${name} is ${v}, it must be an integer from ${min} to ${max}`, {
-      hint: `Fix ${name} in pageserver.toml (or the -c override).`,
-    })
-  }
-}
-
-const noopLogger: WalRedoLogger = () => {}
 
 export class WalRedoManager {
-  private readonly opts: Required<Omit<WalRedoManagerOptions, 'cwd' | 'budget'>> & { cwd: string | undefined }
+  private readonly opts: ResolvedPoolOptions
   /** Our workers answer a page they cannot redo with an error page carrying this (redo-error-page.ts). */
   private readonly errorMark = newRedoErrorMark()
-  /** The built-in engine, loaded on the first SLRU page redone here (slruInProcess). */
-  private engine: Promise<typeof import('../redo/engine.js')> | null = null
+  /** SLRU pages redone here instead of in a worker (slruInProcess), else null. */
+  private readonly slruHere: InProcessSlruRedo | null
   private readonly budget: RedoProcessBudget | null
   private readonly env: Readonly<Record<string, string>>
   /** The workers check record CRCs (no --skip-record-crc): trimming then keeps a damaged record as it is. */
@@ -164,50 +111,15 @@ export class WalRedoManager {
   private seq = 0
   private closed = false
   private closing: Promise<void> | null = null
-  private readonly counters = {
-    spawned: 0,
-    requests: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    overloaded: 0,
-    reaped: 0,
-    reclaimed: 0,
-    lastRedoAtMs: null as number | null,
-    failures: { timeout: 0, crash: 0, malformed: 0, redo_error: 0, spawn: 0, closed: 0 } as Record<WorkerFailureReason, number>,
-  }
+  private readonly counters: PoolCounters
 
   constructor(options: WalRedoManagerOptions) {
-    if (options.command.length === 0 || options.command.some((a) => typeof a !== 'string' || a === '')) {
-      throw new UsageError('WALREDO_BAD_CONFIG', 'the wal redo worker command is empty', {
-        hint: 'Leave the worker command unset to use the built-in worker, or give the executable and its arguments.',
-      })
-    }
-    checkInt('wal_redo_pool_size', options.poolSize, 1, POOL_SIZE_MAX)
-    checkInt('wal_redo_max_in_flight', options.maxInFlightPerWorker, 1, IN_FLIGHT_PER_WORKER_MAX)
-    checkInt('wal_redo_max_queued', options.maxQueued, 0, QUEUED_MAX)
-    checkInt('wal_redo_timeout (ms)', options.requestTimeoutMs, 1, 2 ** 31 - 1)
-    checkInt('wal_redo_idle_timeout (ms)', options.idleTimeoutMs, 1, 2 ** 31 - 1)
-    checkInt('wal redo stop grace (ms)', options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT, 0, 2 ** 31 - 1)
-    checkInt('wal redo chain step (records)', options.chainStepRecords ?? CHAIN_STEP_RECORDS, 1, CHAIN_STEP_RECORDS)
-    this.opts = {
-      command: [...options.command],
-      env: options.env ?? {},
-      cwd: options.cwd,
-      poolSize: options.poolSize,
-      requestTimeoutMs: options.requestTimeoutMs,
-      idleTimeoutMs: options.idleTimeoutMs,
-      maxQueued: options.maxQueued,
-      maxInFlightPerWorker: options.maxInFlightPerWorker,
-      logger: options.logger ?? noopLogger,
-      stopGraceMs: options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT,
-      trimImages: options.trimImages ?? true,
-      chainStepRecords: options.chainStepRecords ?? CHAIN_STEP_RECORDS,
-      slruInProcess: options.slruInProcess ?? false,
-    }
+    this.opts = resolvePoolOptions(options)
     this.env = { PATH: DEFAULT_WORKER_PATH, ...this.opts.env, [REDO_ERROR_MARK_ENV]: this.errorMark.toString('hex') }
     this.workersCheckCrc = !this.opts.command.includes(SKIP_RECORD_CRC_FLAG)
     this.budget = options.budget ?? null
+    this.counters = new PoolCounters(this.budget === null ? null : this.budget.totals)
+    this.slruHere = this.opts.slruInProcess ? new InProcessSlruRedo(this.counters, this.workersCheckCrc) : null
     this.budget?.join(this.member)
   }
 
@@ -240,7 +152,7 @@ export class WalRedoManager {
     try {
       this.throwIfClosed()
       throwIfAborted(callOptions.signal)
-      if (this.opts.slruInProcess && isSlruFork(req.tag.forkNum)) return this.redoSlruHere(req)
+      if (this.slruHere !== null && isSlruFork(req.tag.forkNum)) return this.slruHere.redo(req)
       const records = this.opts.trimImages ? trimRecords(req.records, req.tag, this.workersCheckCrc) : req.records
       const trimmed = records === req.records ? req : { tag: req.tag, base: req.base, records }
       const steps = chainSteps(records, this.opts.chainStepRecords)
@@ -252,42 +164,7 @@ export class WalRedoManager {
     return this.redoOne(req.tag, chunks, callOptions)
   }
 
-  /**
-   * An SLRU page redone in this process (slruInProcess). SLRU redo sets status bits and copies member
-   * lists: no page is parsed, so there is nothing for isolation to contain; a long chain blocks this thread
-   * for about a microsecond per record. Counted as a request like the others.
-   */
-  private async redoSlruHere(req: RedoRequestInput): Promise<Buffer> {
-    this.countRequest()
-    try {
-      const { redoBlock } = await (this.engine ??= import('../redo/engine.js'))
-      const page = redoBlock(req.tag, req.base, req.records, { hintBitsLogged: false, checkRecordCrc: this.workersCheckCrc })
-      this.countOutcome(true)
-      return page
-    } catch (err) {
-      this.countOutcome(false)
-      throw err
-    }
-  }
-
-  /** A redo request taken (through a worker or here), in this pool's counters and the server's totals. */
-  private countRequest(): void {
-    this.counters.requests++
-    if (this.budget !== null) this.budget.totals.requests++
-  }
-
-  /** How a counted redo request ended. */
-  private countOutcome(succeeded: boolean): void {
-    if (succeeded) {
-      this.counters.succeeded++
-      this.counters.lastRedoAtMs = Date.now()
-    } else {
-      this.counters.failed++
-      if (this.budget !== null) this.budget.totals.failed++
-    }
-  }
-
-  /** A chain too long for one request, redone one step after another (see the header). */
+  /** A chain too long for one request, redone one step after another (chain-steps.ts). */
   private async redoInSteps(req: RedoRequestInput, steps: ReadonlyArray<RedoRequestInput['records']>, callOptions: RedoCallOptions): Promise<Buffer> {
     let page = req.base
     for (const records of steps) {
@@ -299,7 +176,7 @@ export class WalRedoManager {
   }
 
   private redoOne(tag: RedoRequestInput['tag'], chunks: Buffer[], callOptions: RedoCallOptions): Promise<Buffer> {
-    this.countRequest()
+    this.counters.countRequest()
     const job = new Job(this.hooks, chunks, new RedoSendOptions(tag, this.opts.requestTimeoutMs), true, callOptions.signal)
     this.submit(job)
     return job.promise
@@ -315,29 +192,7 @@ export class WalRedoManager {
   }
 
   stats(): WalRedoStats {
-    let inFlight = 0
-    const pids: number[] = []
-    for (const w of this.workers) {
-      inFlight += w.inFlight
-      if (w.pid !== undefined) pids.push(w.pid)
-    }
-    return {
-      workers: this.workers.size,
-      pids,
-      inFlight,
-      queued: this.queue.length,
-      spawned: this.counters.spawned,
-      requests: this.counters.requests,
-      succeeded: this.counters.succeeded,
-      failed: this.counters.failed,
-      retried: this.counters.retried,
-      overloaded: this.counters.overloaded,
-      reaped: this.counters.reaped,
-      reclaimed: this.counters.reclaimed,
-      failures: { ...this.counters.failures },
-      lastRedoAtMs: this.counters.lastRedoAtMs,
-      closed: this.closed,
-    }
+    return this.counters.stats(this.workers, this.queue.length, this.closed)
   }
 
   /** Stops every worker and waits for every child to exit. Idempotent. */
@@ -405,18 +260,12 @@ export class WalRedoManager {
     }
     if (!isRetry && this.queue.length >= this.opts.maxQueued) {
       this.counters.overloaded++
-      this.settle(
-        job,
-        new UnavailableError('WALREDO_OVERLOADED', `WAL redo is overloaded: ${this.queue.length} requests already wait for a redo worker`, {
-          hint: 'Retry shortly; if it persists, raise wal_redo_workers, or lower the load.',
-          details: { queued: this.queue.length, maxQueued: this.opts.maxQueued, poolSize: this.opts.poolSize },
-        }),
-      )
+      this.settle(job, overloadedError(this.queue.length, this.opts.maxQueued, this.opts.poolSize))
       return
     }
     job.queueTimer = setTimeout(() => {
       this.unqueue(job)
-      this.settle(job, this.queueTimeoutError(job))
+      this.settle(job, queueTimeoutError(job.opts.what, this.opts.requestTimeoutMs, this.queue.length, this.workers.size, this.budget))
     }, this.opts.requestTimeoutMs)
     if (isRetry) this.queue.unshift(job)
     else this.queue.push(job)
@@ -428,23 +277,6 @@ export class WalRedoManager {
     if (this.queue.length === 0) this.budget?.withdraw(this.member)
   }
 
-  /** Why a queued request gave up: this pool's workers were busy, or the server-wide cap left it none. */
-  private queueTimeoutError(job: Job): TimeoutError {
-    const details = { page: job.opts.what, timeoutMs: this.opts.requestTimeoutMs, queued: this.queue.length }
-    if (this.workers.size === 0 && this.budget !== null) {
-      const b = this.budget.stats()
-      return new TimeoutError(
-        'WALREDO_TIMEOUT',
-        `WAL redo of ${job.opts.what} waited ${this.opts.requestTimeoutMs} ms for a redo worker: all ${b.max} redo processes the server may run (wal_redo_max_processes) were busy with other tenants`,
-        { hint: 'Raise wal_redo_max_processes (each worker is a process of tens of MiB), or lower the load.', details: { ...details, maxProcesses: b.max } },
-      )
-    }
-    return new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${job.opts.what} waited ${this.opts.requestTimeoutMs} ms for a free redo worker`, {
-      hint: 'The redo workers are saturated; raise wal_redo_workers, or lower the load.',
-      details,
-    })
-  }
-
   /** Ends a job with its page or error, once; later replies or failures of its attempts are ignored. */
   private settle(job: Job, result: Buffer | unknown): void {
     if (job.settled) return
@@ -453,7 +285,7 @@ export class WalRedoManager {
     job.queueTimer = undefined
     if (job.onAbort !== undefined) job.signal!.removeEventListener('abort', job.onAbort)
     const ok = Buffer.isBuffer(result)
-    if (job.opts.kind === 'redo') this.countOutcome(ok)
+    if (job.opts.kind === 'redo') this.counters.countOutcome(ok)
     if (ok) job.resolve(result)
     else job.reject(result)
   }
@@ -504,8 +336,7 @@ export class WalRedoManager {
 
   private spawn(): WorkerProcess {
     this.seq++
-    this.counters.spawned++
-    if (this.budget !== null) this.budget.totals.spawned++
+    this.counters.countSpawn()
     const w = new WorkerProcess({
       command: this.opts.command,
       env: this.env,
@@ -568,8 +399,7 @@ export class WalRedoManager {
     }
     this.workers.delete(w)
     this.retiring.add(w)
-    this.counters.reaped++
-    if (this.budget !== null) this.budget.totals.reaped++
+    this.counters.countReap()
     this.opts.logger('debug', 'stopping idle redo worker', { worker: w.seq, pid: w.pid, idleMs: this.opts.idleTimeoutMs })
     void w.stop(this.opts.stopGraceMs, false)
   }
@@ -582,46 +412,4 @@ export class WalRedoManager {
       this.start(this.queue.shift()!, worker)
     }
   }
-}
-
-function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw abortedError('the request')
-}
-
-function abortedError(what: string): InterruptedError {
-  return new InterruptedError('WALREDO_ABORTED', `WAL redo of ${what} was cancelled`, {
-    hint: 'The caller gave up on this page (client disconnected or shutdown); nothing to do.',
-  })
-}
-
-/** The error of a request that failed on two workers: the last failure's kind and code, the whole story. */
-function finalError(last: PageserverError, what: string, attempts: number, reasons: WorkerFailureReason[]): PageserverError {
-  return errorOfKind(last.kind, last.code, `WAL redo of ${what} failed ${attempts} times (${reasons.join(', ')}); last: ${last.message}`, {
-    ...(last.hint === undefined ? {} : { hint: last.hint }),
-    details: { ...last.details, attempts, reasons },
-    cause: last,
-  })
-}
-
-/** `records` cut into steps of at most `maxRecords` records and CHAIN_STEP_BYTES of WAL (one step if it fits). */
-function chainSteps(records: RedoRequestInput['records'], maxRecords: number): Array<RedoRequestInput['records']> {
-  if (records.length <= maxRecords) {
-    let bytes = 0
-    for (const r of records) bytes += r.raw.length
-    if (bytes <= CHAIN_STEP_BYTES) return [records]
-  }
-  const steps: Array<RedoRequestInput['records']> = []
-  let start = 0
-  let bytes = 0
-  for (let i = 0; i < records.length; i++) {
-    const len = records[i]!.raw.length
-    if (i > start && (i - start === maxRecords || bytes + len > CHAIN_STEP_BYTES)) {
-      steps.push(records.slice(start, i))
-      start = i
-      bytes = 0
-    }
-    bytes += len
-  }
-  steps.push(records.slice(start))
-  return steps
 }

@@ -66,8 +66,8 @@ export class RedoProcessBudget {
   readonly quantumMs: number
   private retryTimer: NodeJS.Timeout | null = null
   /**
-   * Counted by the pools (manager.ts), except `reclaimed`, counted here where each is decided; a deleted
-   * tenant's pool leaves its counts here.
+   * Counted by the pools (manager.ts, pool-stats.ts), except `reclaimed`, counted here where each is
+   * decided; a deleted tenant's pool leaves its counts here.
    */
   readonly totals: RedoTotals = { spawned: 0, exited: 0, reaped: 0, reclaimed: 0, requests: 0, failed: 0 }
   private used = 0
