@@ -92,8 +92,8 @@ export default class Serve extends BaseCommand<typeof Serve> {
         }
         log('info', 'shutting down', { signal: sig, deadlineMs })
         const stopped = (): void => {
-          // Requests still running past the deadline (see PageServer.stop) would go on writing into the
-          // workdir: exit once the result is out (at once without --json, which prints none).
+          // Requests still running past the deadline (see core/app/server-shutdown.ts) would go on writing into
+          // the workdir: exit once the result is out (at once without --json, which prints none).
           if (server.exitRequired) {
             if (!json) process.exit(0)
             this.exitAfterResult = true

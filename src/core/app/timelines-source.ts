@@ -1,4 +1,4 @@
-/** Offline form of attaching a WAL source to a timeline (the server's is PageServer.setWalSource). */
+/** Offline form of attaching a WAL source to a timeline (the server's is ServerManagement.setWalSource, server-management.ts). */
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { withRepository, type AppContext } from './context.js'
 import { attachWalSource, type AttachedWalSource } from './wal-source.js'

@@ -229,7 +229,7 @@ export class JsonHttpServer {
     return { host: a.address, port: a.port }
   }
 
-  /** Handlers still running (a stopped server keeps its workdir lock while any is: see PageServer.stop). */
+  /** Handlers still running (a stopped server keeps its workdir lock while any is: see app/server-shutdown.ts). */
   get handlersRunning(): number {
     return this.running
   }
