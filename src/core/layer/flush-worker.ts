@@ -5,9 +5,10 @@
  *
  * A job is the frozen layer's FrozenLayerData (shared memory: nothing is copied but the key list) plus
  * where to write. The worker writes, fsyncs and renames the file and answers with the FinishedLayer; the
- * caller (Timeline.flushFrozen) then adds it to the layer map and writes the metadata, on the main thread,
- * in the same order as before, so the crash guarantees are unchanged. Jobs run concurrently in the one
- * worker (each is mostly waiting for disk). Errors come back with their kind, code and hint.
+ * caller (Timeline.flushFrozen, through TimelineLayers.writeL0) then adds it to the layer map and writes the
+ * metadata, on the main thread, in the same order as before, so the crash guarantees are unchanged. Jobs
+ * run concurrently in the one worker (each is mostly waiting for disk). Errors come back with their kind,
+ * code and hint.
  *
  * It also runs the L0 streams of open layers (`openStream`, l0-stream.ts): each full slab is written to the
  * layer's future L0 file as ingest goes on, and the flush job of the layer finishes that file. A stream

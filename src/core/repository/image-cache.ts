@@ -9,7 +9,8 @@
  * timeline's last_record_lsn is immutable (ingest puts a record's values before it advances
  * last_record_lsn, at that record's end LSN, and never below), so nothing is invalidated on writes. A
  * read above knownUpToLsn may *extend* the entry only after the timeline checked that no version arrived in
- * between (Timeline.getImageCached does that against its in-memory layers); otherwise it reads the layers.
+ * between (Timeline.getImageCached, timeline-reader.ts, does that against its in-memory layers); otherwise it
+ * reads the layers.
  *
  * Bounds: at most IMAGE_CACHE_ENTRIES_MAX entries and IMAGE_CACHE_BYTES_MAX bytes (values plus
  * IMAGE_CACHE_ENTRY_OVERHEAD_BYTES each); values above IMAGE_CACHE_VALUE_BYTES_MAX are not cached (a huge

@@ -1,7 +1,7 @@
 /**
  * KeyHistory: what a read of one key at an LSN gathers across a timeline's layers and ancestors — the newest
  * image at or below the LSN and the WAL records above it — built here from the values found, newest first
- * (timeline.ts collects them). Pure: no I/O, no layer access.
+ * (timeline-reader.ts collects them). Pure: no I/O, no layer access.
  */
 import { CorruptionError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'

@@ -5,66 +5,47 @@
  * closes it at last_record_lsn + 1 and `flush` writes frozen layers, oldest first, as L0 delta layer files
  * — on the flush worker thread (layer/flush-worker.ts), so ingest continues meanwhile — then, back on this
  * thread, adds each file to the layer map and advances disk_consistent_lsn in the metadata. Reads walk the
- * layers newest first — open, frozen, then historic files through the layer map
- * — collecting one key's values until an image or a will-init record, and continue on the ancestor
- * timeline at min(lsn, ancestor_lsn) for keys this branch never wrote. Hot image-only keys (relation
- * directories and sizes) are also read through a per-timeline cache of their last version (getImageCached).
+ * layers newest first and continue on the ancestor timeline for keys this branch never wrote.
+ *
+ * Shape, split by noun: this class holds the timeline's identity, metadata and LSN progress
+ * (last_record_lsn and the readers waiting for it), the flush chain and the lifecycle, and is the API the
+ * rest of the server uses. The layers (open, frozen, historic files) and every change to them are in
+ * timeline-layers.ts (TimelineLayers: puts, freeze, L0 writes, opening files); the read path over them and
+ * the ancestors, with the image cache, in timeline-reader.ts (TimelineReader). Both are made with the
+ * timeline and live as long: a put or a read here is one call into them, with nothing allocated for it.
  *
  * Invariants:
  * - disk_consistent_lsn <= last_record_lsn; every value at or below disk_consistent_lsn is in a layer file
  *   made durable before the metadata that names that LSN (file fsync + rename + dir fsync, then metadata).
  * - Layer files whose LSN range reaches beyond disk_consistent_lsn + 1 were written by a flush that did not
- *   finish: they are deleted on load, and the WAL above disk_consistent_lsn is ingested again.
- * - In-memory layers tile [disk_consistent_lsn + 1, inf): frozen ones in order, then the open one.
+ *   finish (or are newer than restored metadata): a load does not open them and, unless read-only, moves
+ *   them aside (future-layers.ts); the WAL above disk_consistent_lsn is ingested again.
+ * - In-memory layers tile [disk_consistent_lsn + 1, inf) (timeline-layers.ts).
  * - One flush at a time (a promise chain); ingest continues into a new open layer meanwhile. A frozen layer
- *   keeps answering reads while its file is written (the worker only reads its memory), until the file is
- *   in the layer map.
+ *   keeps answering reads while its file is written, until the file is in the layer map.
  *
  * This class knows nothing of PostgreSQL: keys are opaque (datadir/ gives them meaning).
  */
 import { join } from 'node:path'
-import { assert, PageserverError, UnavailableError } from '../lib/errors.js'
+import { assert, PageserverError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Key } from '../model/key.js'
-import { formatLsn, lsn as toLsn, type Lsn } from '../pg/lsn.js'
-import { DeltaLayer } from '../layer/delta-layer.js'
-import { ImageLayer } from '../layer/image-layer.js'
-import { sharedFlushWorker } from '../layer/flush-worker.js'
-import { InMemoryLayer, removeEphemeralFiles } from '../layer/inmemory-layer.js'
-import { writeL0, type L0FlushJob } from '../layer/l0-flush.js'
-import type { FinishedLayer } from '../layer/layer-file-writer.js'
-import { SlabPool } from '../layer/value-slabs.js'
-import { LayerMap } from '../layer/layer-map.js'
+import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { removeEphemeralFiles } from '../layer/inmemory-layer.js'
+import type { SlabPool } from '../layer/value-slabs.js'
 import type { LayerDesc } from '../layer/layer-name.js'
-import { LOOKUP, type LookupResult, type LsnValue } from '../layer/layer-read.js'
 import { listFiles } from '../storage/directory.js'
 import { moveFutureLayersAside, removeRedundantFutureLayers } from './future-layers.js'
 import { removeTempFiles } from '../storage/durable-file.js'
 import { LsnWaiters } from './lsn-waiters.js'
-import { ImageCache } from './image-cache.js'
-import { historyOf, imageOf, recordsAbove, type KeyHistory } from './key-history.js'
+import type { KeyHistory } from './key-history.js'
 import { readMetadata, writeMetadata, type TimelineMetadata } from './metadata.js'
 import { selectLayerFiles } from './layer-selection.js'
+import { TimelineLayers } from './timeline-layers.js'
+import { TimelineReader } from './timeline-reader.js'
 
-export type FileLayer = DeltaLayer | ImageLayer
+export type { FileLayer } from './timeline-layers.js'
 export type { KeyHistory } from './key-history.js'
-
-/** No floor: a history read down to its image or initialisation. */
-const NO_FLOOR = 0n as Lsn
-
-/**
- * A branch reads its ancestor at `at`, but the ancestor has not ingested that far: after a restart it is
- * still re-streaming its WAL, or (offline) its WAL above its last flush is held only by a running server.
- */
-function ancestorBehind(child: Timeline, at: Lsn): UnavailableError {
-  const a = child.ancestor!
-  return new UnavailableError('ANCESTOR_BEHIND', `timeline ${a.timelineId} (ancestor of ${child.timelineId}) has WAL only up to ${formatLsn(a.lastRecordLsn)}, but the branch reads it at ${formatLsn(at)}`, {
-    hint:
-      'The ancestor has not received its WAL up to the branch point yet: let `pageserver serve` stream it (or run `timeline sync` on it). ' +
-      'If it never will (its metadata restored from an older copy, its source gone), the layer files it had beyond are in future-layers/ of its directory.',
-    details: { ancestor: a.timelineId, ancestorLastRecordLsn: formatLsn(a.lastRecordLsn), lsn: formatLsn(at) },
-  })
-}
 
 export const METADATA_FILE = 'metadata'
 
@@ -87,27 +68,15 @@ export interface TimelineOptions {
   readonly flushThread?: 'worker' | 'inline'
 }
 
-interface FrozenEntry {
-  layer: InMemoryLayer | null
-  /** last_record_lsn and prev_record_lsn when frozen: the metadata written once this entry is flushed. */
-  lastRecordLsn: Lsn
-  prevRecordLsn: Lsn | null
-  /** Its L0 is durable and in the layer map (a later metadata write failed: a retry writes only that). */
-  written?: boolean
-}
-
 export class Timeline {
   private meta: TimelineMetadata
   private lastRecord: Lsn
   private prevRecord: Lsn | null
-  private open: InMemoryLayer | null = null
-  private openedAtMs = 0
-  private readonly frozen: FrozenEntry[] = []
-  private nextOpenStart: Lsn
-  private nextEphemeralId = 0
-  private readonly layers = new LayerMap<FileLayer>()
+  /** Open, frozen and historic layers (timeline-layers.ts). */
+  private readonly layers: TimelineLayers
+  /** The read path over `layers` and the ancestors' readers (timeline-reader.ts). */
+  private readonly reader: TimelineReader
   private flushChain: Promise<void> = Promise.resolve()
-  private readonly slabPool: SlabPool
   private readonly waiters: LsnWaiters
   private closed = false
   /** Half-written files (`*___temp`) and spill files of in-memory layers this load removed (nothing durable). */
@@ -118,12 +87,8 @@ export class Timeline {
   private futureLayersAside = false
   /** Called after every flush with the new disk_consistent_lsn (the WAL receiver reports it as flushed). */
   onDurable: ((lsn: Lsn) => void) | null = null
-  /** Read path: the last version read of hot image-only keys (see getImageCached). */
-  private readonly imageCache = new ImageCache()
   /** Run by close(). */
   private readonly closeHooks = new Set<() => void>()
-  /** Read path: scratch of unchangedBetween. */
-  private readonly versionScratch: LsnValue[] = []
 
   private constructor(
     readonly tenantId: TenantId,
@@ -134,12 +99,10 @@ export class Timeline {
     private readonly opts: TimelineOptions,
   ) {
     this.meta = meta
-    this.slabPool = opts.slabPool ?? new SlabPool()
-    // Fresh slab memory is faulted in on the flush worker thread, off the ingest path.
-    if (opts.flushThread !== 'inline' && !opts.readOnly) this.slabPool.setPrefaultSource((n, bytes) => sharedFlushWorker().allocSlabs(n, bytes))
+    this.layers = new TimelineLayers(dir, tenantId, timelineId, opts, meta.diskConsistentLsn)
+    this.reader = new TimelineReader(this, this.layers, ancestor === null ? null : ancestor.reader)
     this.lastRecord = meta.diskConsistentLsn
     this.prevRecord = meta.prevRecordLsn
-    this.nextOpenStart = toLsn(meta.diskConsistentLsn + 1n)
     this.waiters = new LsnWaiters(
       () => `last_record_lsn ${formatLsn(this.lastRecord)} disk_consistent_lsn ${formatLsn(this.meta.diskConsistentLsn)}`,
     )
@@ -177,14 +140,7 @@ export class Timeline {
       tl.leftoversRemoved = [...(await removeTempFiles(dir)), ...(await removeEphemeralFiles(dir))]
     }
     const { load, future } = selectLayerFiles(dir, timelineId, (await listFiles(dir)).map((f) => f.name), meta)
-    for (const l of load) {
-      try {
-        tl.layers.add(l.desc, tl.openLayerFile(join(dir, l.fileName), l.desc))
-      } catch (e) {
-        tl.closeLayerFiles()
-        throw e
-      }
-    }
+    tl.layers.openFiles(load)
     if (!opts.readOnly) {
       // Aside, not deleted (future-layers.ts): the metadata may be an older copy, and they the only one.
       await moveFutureLayersAside(dir, future, opts)
@@ -192,16 +148,6 @@ export class Timeline {
       tl.futureLayersAside = (await removeRedundantFutureLayers(dir, meta.diskConsistentLsn, opts)).kept.length > 0
     }
     return tl
-  }
-
-  private openLayerFile(path: string, desc: LayerDesc): FileLayer {
-    const o = {
-      expectedName: desc.name,
-      expectedTenantId: this.tenantId,
-      expectedTimelineId: this.timelineId,
-      indexBlockCacheMax: this.opts.indexBlockCacheMax,
-    }
-    return desc.kind === 'delta' ? DeltaLayer.open(path, o) : ImageLayer.open(path, o)
   }
 
   // --- state ---
@@ -228,45 +174,43 @@ export class Timeline {
 
   /** Bytes held by in-memory layers (open and frozen): what counts against the memory ceiling. */
   get inMemoryBytes(): number {
-    let n = this.open ? this.open.sizeBytes + this.open.indexBytes : 0
-    for (const f of this.frozen) if (f.layer) n += f.layer.sizeBytes + f.layer.indexBytes
-    return n
+    return this.layers.inMemoryBytes
   }
 
   /** The oldest LSN not yet durable (start of the oldest in-memory layer), or null when all is flushed. */
   get oldestUnflushedLsn(): Lsn | null {
-    if (this.frozen.length > 0) return this.frozen[0]!.layer?.startLsn ?? this.nextOpenStart
-    return this.open ? this.open.startLsn : null
+    return this.layers.oldestUnflushedLsn
   }
 
   /** WAL bytes ingested into the open layer since it was opened. */
   get openLayerWalBytes(): bigint {
-    return this.open ? this.lastRecord - this.open.startLsn + 1n : 0n
+    const open = this.layers.open
+    return open ? this.lastRecord - open.startLsn + 1n : 0n
   }
 
   get openLayerAgeMs(): number {
-    return this.open ? Date.now() - this.openedAtMs : 0
+    return this.layers.openLayerAgeMs
   }
 
   get frozenLayerCount(): number {
-    return this.frozen.length
+    return this.layers.frozen.length
   }
 
   /** Historic layer files, ordered by LSN then key. */
   layerFiles(): Array<{ desc: LayerDesc; sizeBytes: number }> {
-    return this.layers.layers().map((e) => ({ desc: e.desc, sizeBytes: e.handle.fileSizeBytes }))
+    return this.layers.files()
   }
 
   // --- write path (single writer: the ingest of this timeline) ---
 
   /** Stores an encoded value at (key, lsn). lsn must be above last_record_lsn's durable part. */
   put(key: Key, lsn: Lsn, value: Buffer): void {
-    this.openLayer(lsn).put(key, lsn, value)
+    this.layers.forPut(lsn).put(key, lsn, value)
   }
 
   /** Stores a WAL record value at (key, lsn), encoded straight into the open layer (no intermediate buffer). */
   putRecord(key: Key, lsn: Lsn, raw: Buffer, willInit: boolean): void {
-    this.openLayer(lsn).putRecord(key, lsn, raw, willInit)
+    this.layers.forPut(lsn).putRecord(key, lsn, raw, willInit)
   }
 
   /**
@@ -275,39 +219,22 @@ export class Timeline {
    * commit as one step: no other put in between.
    */
   reserveImage(lsn: Lsn, dataBytes: number): Buffer {
-    return this.openLayer(lsn).reserveImage(dataBytes)
+    return this.layers.forPut(lsn).reserveImage(dataBytes)
   }
 
   /** Stores the value written into the last `reserveImage` at (key, lsn). */
   commitValue(key: Key, lsn: Lsn): void {
-    this.open!.commit(key, lsn)
+    this.layers.open!.commit(key, lsn)
   }
 
   /** `putRecord` for the key given by its prefix (keyPrefixFromFields' form) and field6: no key string built. */
   putRecordAt(prefix: string, field6: number, lsn: Lsn, raw: Buffer, willInit: boolean): void {
-    this.openLayer(lsn).putRecordAt(prefix, field6, lsn, raw, willInit)
+    this.layers.forPut(lsn).putRecordAt(prefix, field6, lsn, raw, willInit)
   }
 
   /** `commitValue` for the key given by its prefix and field6. */
   commitValueAt(prefix: string, field6: number, lsn: Lsn): void {
-    this.open!.commitAt(prefix, field6, lsn)
-  }
-
-  private openLayer(lsn: Lsn): InMemoryLayer {
-    if (this.open !== null && lsn >= this.nextOpenStart) return this.open
-    assert(!this.closed, 'put into a closed timeline')
-    assert(!this.opts.readOnly, 'put into a timeline opened read-only')
-    assert(lsn >= this.nextOpenStart, () => `put at ${formatLsn(lsn)} below the open layer start ${formatLsn(this.nextOpenStart)}`)
-    if (this.open === null) {
-      // With the flush worker, the layer's full slabs are written to its L0 file as it fills (l0-stream.ts).
-      const stream =
-        this.opts.flushThread !== 'inline'
-          ? sharedFlushWorker().openStream({ dir: this.dir, tenantId: this.tenantId, timelineId: this.timelineId, lsnStart: this.nextOpenStart, noSync: this.opts.noSync })
-          : undefined
-      this.open = InMemoryLayer.create({ dir: this.dir, fileId: this.nextEphemeralId++, startLsn: this.nextOpenStart, pool: this.slabPool, ...(stream ? { stream } : {}) })
-      this.openedAtMs = Date.now()
-    }
-    return this.open
+    this.layers.open!.commitAt(prefix, field6, lsn)
   }
 
   /**
@@ -315,7 +242,7 @@ export class Timeline {
    * the first puts do not fault it in themselves.
    */
   prepareForIngest(): void {
-    if (!this.opts.readOnly) this.slabPool.prefaultSoon()
+    this.layers.prepareForIngest()
   }
 
   /** Advances last_record_lsn after the values of the records up to `endLsn` were put; wakes readers. */
@@ -332,23 +259,7 @@ export class Timeline {
    * Does nothing while the open layer holds values of a record not finished (above last_record_lsn).
    */
   freeze(): void {
-    const last = this.lastRecord
-    if (this.open !== null) {
-      // A record that failed midway (say, a spill on a full disk) left values above last_record_lsn; they
-      // are replaced when the record is ingested again. Until then the open layer cannot close at
-      // last_record_lsn + 1, and stays open (its WAL is above disk_consistent_lsn, so nothing is lost).
-      if (this.open.hasPutsFrom(toLsn(last + 1n))) return
-      this.open.freeze(toLsn(last + 1n))
-      this.frozen.push({ layer: this.open, lastRecordLsn: last, prevRecordLsn: this.prevRecord })
-      this.open = null
-      this.nextOpenStart = toLsn(last + 1n)
-      return
-    }
-    const queuedUpTo = this.frozen.length > 0 ? this.frozen[this.frozen.length - 1]!.lastRecordLsn : this.meta.diskConsistentLsn
-    if (last > queuedUpTo) {
-      this.frozen.push({ layer: null, lastRecordLsn: last, prevRecordLsn: this.prevRecord })
-      this.nextOpenStart = toLsn(last + 1n)
-    }
+    this.layers.freeze(this.lastRecord, this.prevRecord, this.meta.diskConsistentLsn)
   }
 
   /** Flushes every frozen layer (serialized with other flushes). Resolves when they are durable. */
@@ -366,25 +277,13 @@ export class Timeline {
   }
 
   private async flushFrozen(): Promise<void> {
-    while (this.frozen.length > 0) {
-      const f = this.frozen[0]!
-      if (f.layer !== null && f.layer.entryCount > 0 && f.written !== true) {
-        const layer = f.layer
-        const job: L0FlushJob = { layer: layer.beginFlush(), dir: this.dir, tenantId: this.tenantId, timelineId: this.timelineId, noSync: this.opts.noSync }
-        try {
-          // The file is durable under its name when this resolves (written, fsynced, renamed, dir fsynced).
-          const done: FinishedLayer = this.opts.flushThread === 'inline' ? await writeL0(job) : await sharedFlushWorker().run(job)
-          this.layers.add(done.desc, this.openLayerFile(done.path, done.desc))
-        } catch (e) {
-          // Nothing was added: the layer takes puts of no one but stays readable, and a retry writes it again.
-          layer.endFlush()
-          throw e
-        }
-        f.written = true
-      }
+    const frozen = this.layers.frozen
+    while (frozen.length > 0) {
+      const f = frozen[0]!
+      await this.layers.writeL0(f)
       const meta: TimelineMetadata = {
         ...this.meta,
-        layers: this.layers.layers().map((e) => e.desc.name).sort(),
+        layers: this.layers.fileNames(),
         diskConsistentLsn: f.lastRecordLsn,
         lastRecordLsn: f.lastRecordLsn,
         prevRecordLsn: f.prevRecordLsn !== null && f.prevRecordLsn < f.lastRecordLsn ? f.prevRecordLsn : null,
@@ -393,8 +292,7 @@ export class Timeline {
       await writeMetadata(join(this.dir, METADATA_FILE), meta, { noSync: this.opts.noSync })
       this.meta = meta
       if (this.futureLayersAside) await this.dropRedundantFutureLayers()
-      this.frozen.shift()
-      f.layer?.delete()
+      this.layers.dropFlushed()
       this.onDurable?.(f.lastRecordLsn)
     }
   }
@@ -420,7 +318,7 @@ export class Timeline {
     return next
   }
 
-  // --- read path ---
+  // --- read path (timeline-reader.ts) ---
 
   /**
    * Waits until WAL up to `lsn` has been ingested here, and up to the branch point in every ancestor that
@@ -441,9 +339,7 @@ export class Timeline {
    * against their CRCs as they are read; any corruption throws naming the file.
    */
   getKeyHistory(key: Key, lsn: Lsn): KeyHistory {
-    const found: LsnValue[] = []
-    if (this.collect(key, lsn, NO_FLOOR, found) === LOOKUP.missing) return { image: null, records: [], missing: true }
-    return historyOf(found)
+    return this.reader.getKeyHistory(key, lsn)
   }
 
   /**
@@ -453,29 +349,7 @@ export class Timeline {
    * the caller then reads the whole history.
    */
   getKeyRecordsAbove(key: Key, lsn: Lsn, base: Lsn): KeyHistory['records'] | null {
-    const found: LsnValue[] = []
-    this.collect(key, lsn, base, found)
-    return recordsAbove(found, base)
-  }
-
-  /**
-   * Values of `key` at or below `lsn`, newest first, across this timeline's layers and its ancestors, down
-   * to an image or a will-init record, or down to `floor` (inclusive) when no layer below it is needed.
-   */
-  private collect(key: Key, lsn: Lsn, floor: Lsn, found: LsnValue[]): LookupResult {
-    let tl: Timeline | null = this
-    let cur = lsn
-    let result: LookupResult = LOOKUP.incomplete
-    while (tl !== null) {
-      result = tl.collectOwn(key, cur, found, floor)
-      if (result !== LOOKUP.incomplete) break
-      if (tl.ancestor === null || tl.meta.ancestorLsn === null) break
-      if (tl.meta.ancestorLsn < cur) cur = tl.meta.ancestorLsn
-      if (cur < floor) break
-      if (cur > tl.ancestor.lastRecordLsn) throw ancestorBehind(tl, cur)
-      tl = tl.ancestor
-    }
-    return result
+    return this.reader.getKeyRecordsAbove(key, lsn, base)
   }
 
   /**
@@ -483,105 +357,28 @@ export class Timeline {
    * when the key does not exist at `lsn`.
    */
   getImage(key: Key, lsn: Lsn): Buffer | null {
-    return imageOf(this.getKeyHistory(key, lsn), key, lsn)
+    return this.reader.getImage(key, lsn)
   }
 
   /**
    * getImage through the timeline's ImageCache (image-cache.ts), for hot, small image-only keys (relation
    * directories and sizes). The returned buffer is shared with the cache: never modify it.
-   *
-   * A cached entry answers reads between its version's LSN and the LSN it is known up to. A read above
-   * that extends the entry when no version of the key arrived in between (unchangedBetween), else it reads
-   * the layers. Reads above last_record_lsn are not settled (a record's values may be half put) and are
-   * never cached.
    */
   getImageCached(key: Key, lsn: Lsn): Buffer | null {
-    if (lsn > this.lastRecord) return this.getImage(key, lsn)
-    const cache = this.imageCache
-    const e = cache.get(key)
-    if (e !== undefined) {
-      if (lsn <= e.knownUpToLsn) {
-        if (lsn >= e.versionLsn) {
-          cache.hits++
-          return e.value
-        }
-      } else if (this.unchangedBetween(key, e.knownUpToLsn, lsn)) {
-        e.knownUpToLsn = lsn
-        cache.hits++
-        return e.value
-      }
-    }
-    cache.misses++
-    const h = this.getKeyHistory(key, lsn)
-    const value = imageOf(h, key, lsn)
-    // An older read than the entry's: keep the entry, which serves the newest reads.
-    if (e !== undefined && lsn < e.knownUpToLsn) return value
-    return cache.set(key, value, h.missing ? (0n as Lsn) : h.image!.lsn, lsn)
+    return this.reader.getImageCached(key, lsn)
   }
 
   /** Hits and misses of getImageCached, and its size (tests, metrics). */
   get imageCacheStats(): { hits: number; misses: number; entries: number; valueBytes: number } {
-    const c = this.imageCache
-    return { hits: c.hits, misses: c.misses, entries: c.size, valueBytes: c.valueBytes }
+    return this.reader.imageCacheStats
   }
 
   /**
    * True when provably no version of `key` lies in (from, to] (to <= last_record_lsn); false when one does or
-   * it cannot be told cheaply. For caches of read results (getImageCached, datadir/page-cache.ts). Provable only
-   * when every version above `from` can only be in this timeline's in-memory layers: `from` at or above
-   * disk_consistent_lsn (layer files hold nothing above it; a flush advances it in the same tick it adds
-   * the file) and at or above the branch point (nothing above it comes from the ancestor; implied by the
-   * first, since a branch starts with disk_consistent_lsn at its branch point, and checked anyway). Then the open
-   * and frozen layers are asked for values in [from + 1, to], which reads no value when there is none.
+   * it cannot be told cheaply. For caches of read results (getImageCached, datadir/page-cache.ts).
    */
   unchangedBetween(key: Key, from: Lsn, to: Lsn): boolean {
-    if (from < this.meta.diskConsistentLsn) return false
-    if (this.meta.ancestorLsn !== null && from < this.meta.ancestorLsn) return false
-    const floor = toLsn(from + 1n)
-    const out = this.versionScratch
-    out.length = 0
-    if (this.open !== null && this.open.startLsn <= to) this.open.getValues(key, to, out, floor)
-    for (let i = 0; out.length === 0 && i < this.frozen.length; i++) {
-      const layer = this.frozen[i]!.layer
-      if (layer !== null && layer.startLsn <= to) layer.getValues(key, to, out, floor)
-    }
-    const none = out.length === 0
-    out.length = 0
-    return none
-  }
-
-  /**
-   * This timeline's values of `key` at or below `lsnIn`, newest first, into `out`: complete once an image or
-   * a will-init record is in, or once every layer reaching down to `floor` was read (values below `floor`
-   * found in those layers are included; the caller ignores them).
-   */
-  private collectOwn(key: Key, lsnIn: Lsn, out: LsnValue[], floor: Lsn): LookupResult {
-    let cur = lsnIn
-    if (this.open !== null && cur >= this.open.startLsn) {
-      const r = this.open.getValues(key, cur, out, floor)
-      if (r !== LOOKUP.incomplete) return r
-      if (this.open.startLsn === 0n) return LOOKUP.incomplete
-      if (this.open.startLsn <= floor) return LOOKUP.complete
-      cur = toLsn(this.open.startLsn - 1n)
-    }
-    for (let i = this.frozen.length - 1; i >= 0; i--) {
-      const layer = this.frozen[i]!.layer
-      if (layer === null || cur < layer.startLsn) continue
-      const r = layer.getValues(key, cur, out, floor)
-      if (r !== LOOKUP.incomplete) return r
-      if (layer.startLsn === 0n) return LOOKUP.incomplete
-      if (layer.startLsn <= floor) return LOOKUP.complete
-      cur = toLsn(layer.startLsn - 1n)
-    }
-    for (;;) {
-      const s = this.layers.search(key, cur)
-      if (s === null) return LOOKUP.incomplete
-      const r = s.handle.getValues(key, cur, out, s.lsnFloor > floor ? s.lsnFloor : floor)
-      if (r !== LOOKUP.incomplete) return r
-      if (s.lsnFloor === 0n) return LOOKUP.incomplete
-      if (s.lsnFloor <= floor) return LOOKUP.complete
-      cur = toLsn(s.lsnFloor - 1n)
-    }
+    return this.reader.unchangedBetween(key, from, to)
   }
 
   // --- lifecycle ---
@@ -590,21 +387,14 @@ export class Timeline {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.layers.refusePuts()
     await this.flushChain
     this.waiters.failAll(new PageserverError('unavailable', 'TIMELINE_CLOSED', `timeline ${this.timelineId} is shutting down`))
-    this.open?.delete()
-    for (const f of this.frozen) f.layer?.delete()
-    this.frozen.length = 0
-    if (this.opts.slabPool === undefined) this.slabPool.trim()
-    this.imageCache.clear()
+    this.layers.dropInMemory()
+    this.reader.clearImageCache()
     for (const hook of this.closeHooks) hook()
     this.closeHooks.clear()
-    this.closeLayerFiles()
-  }
-
-  /** Closes the descriptors of the layer files (at close, or when a load fails part way). */
-  private closeLayerFiles(): void {
-    for (const e of this.layers.layers()) e.handle.close()
+    this.layers.closeFiles()
   }
 
   /** Runs `hook` when the timeline closes (readers drop what they cache for it). */
