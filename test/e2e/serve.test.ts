@@ -243,6 +243,30 @@ describe('pageserver serve', () => {
     serve = await startServe(workdir)
   })
 
+  it('SIGTERM during a sync waiting for WAL: the sync is answered 503 at once with the position reached, and the server stops cleanly', async () => {
+    // Before, the sync kept waiting (up to wait_lsn_timeout) through the shutdown's grace for management
+    // requests, was then answered 503 by the HTTP server, and the process exited under it, lock held.
+    await serve!.stop()
+    const s = await startServe(workdir, ['--json', '--shutdown-timeout', '30s'])
+    serve = s
+    const base = `http://${s.httpAddr}/v1/tenant/${tenant}/timeline/${timeline}`
+    const info = (await (await fetch(base)).json()) as { lastRecordLsn: string }
+    const until = formatLsn((parseLsn(info.lastRecordLsn) + 0x4000_0000n) as Lsn) // 1 GiB ahead of a quiet primary
+    const pending = fetch(`${base}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ until }) })
+    await new Promise((r) => setTimeout(r, 1000)) // the handler is waiting by then
+    const t0 = Date.now()
+    const code = await s.stop(20_000)
+    const answer = await pending
+    expect(code).toBe(0)
+    expect(Date.now() - t0).toBeLessThan(8000) // the grace for management requests is 10 s here
+    expect(answer.status).toBe(503)
+    const body = (await answer.json()) as { code: string; msg: string }
+    expect(body.code).toBe('SERVER_SHUTTING_DOWN')
+    expect(body.msg).toMatch(new RegExp(`synced to [0-9A-F]+/[0-9A-F]+ of ${until}`))
+    expect(s.stderr()).not.toContain('management requests still running')
+    serve = await startServe(workdir) // the lock was released: a new server takes the workdir
+  })
+
   it('removes at start the initdb scratch directories of processes that are gone (a serve killed mid-bootstrap)', async () => {
     await serve!.stop()
     const tmp = mkdtempSync(join(tmpdir(), 'ps-serve-tmp-'))

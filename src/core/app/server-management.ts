@@ -8,11 +8,13 @@
  *   - Operations that must not overlap (a branch and its ancestor's delete, say) are refused by one
  *     MutationGuard, held here because nothing else takes it.
  *   - During a shutdown: a bootstrap is stopped when the grace for management requests ends (`shutdownAbort`),
- *     an import stops waiting for its first WAL as the stop begins (`stopBegun`), and nothing restarts streaming.
+ *     an import stops waiting for its first WAL as the stop begins (`stopBegun`) and answers that it is done, a
+ *     sync stops waiting and answers 503 SERVER_SHUTTING_DOWN with the position reached, and nothing restarts
+ *     streaming.
  * A class of its own, given what it needs explicitly, so that PageServer stays the owner of the served set
  * and of the lifecycle, and these operations read as the API's contract.
  */
-import { errorOfKind, PageserverError } from '../lib/errors.js'
+import { errorOfKind, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Repository } from '../repository/repository.js'
 import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
@@ -228,8 +230,19 @@ export class ServerManagement {
     }
     // The server's receiver does the streaming; `records` counts what it ingested while this request waited.
     const before = s.driver.ingest.stats.records
-    // Through the service: a receiver stopped for good fails this at once instead of at the timeout.
-    await s.waitForLsn(target, ctx.config.waitLsnTimeoutMs, new AbortController().signal)
+    // Through the service: a receiver stopped for good fails this at once instead of at the timeout. A
+    // shutdown ends the wait at once (the receivers stop next): answered here, instead of holding the
+    // shutdown for its grace and having the process exit under this request.
+    try {
+      await s.waitForLsn(target, ctx.config.waitLsnTimeoutMs, this.deps.stopBegun)
+    } catch (e) {
+      if (!this.deps.stopBegun.aborted) throw e
+      throw new UnavailableError(
+        'SERVER_SHUTTING_DOWN',
+        `the page server is stopping: timeline ${tl} synced to ${formatLsn(s.timeline.lastRecordLsn)} of ${formatLsn(target)}`,
+        { hint: 'Run the sync again once the server is back, or offline once it has stopped: the rest of the WAL streams again from the replication slot.', cause: e },
+      )
+    }
     await s.driver.checkpoint()
     return {
       tenantId: t,
