@@ -31,7 +31,8 @@ export default class Serve extends BaseCommand<typeof Serve> {
     'SIGINT or SIGTERM shut down gracefully (stop accepting, stop WAL, flush, stop redo workers) within ' +
     '--shutdown-timeout; a second signal exits at once. Management requests in progress get a third of it (at most ' +
     '10 s) to finish and be answered; any still running then is answered 503 SERVER_SHUTTING_DOWN (whether it took ' +
-    'effect is not known: check, then retry) and the process exits under it, as after a crash. SIGHUP reloads the JWT validation keys ' +
+    'effect is not known: check, then retry) and the process exits under it, as after a crash; a sync waiting for WAL ' +
+    'stops waiting at once and is answered 503 with the position it reached. SIGHUP reloads the JWT validation keys ' +
     '(auth_validation_public_key_path) without a restart, as POST /v1/reload_auth_validation_keys does; if they cannot ' +
     'be loaded, the old keys stay in use and the error is logged. Logs are JSON lines on stderr unless it is a terminal. ' +
     'With --json, stdout gets one JSON line when it listens ({"listening": {pgAddr, httpAddr, workdir, pid}}), ' +
