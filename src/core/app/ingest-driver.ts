@@ -53,7 +53,12 @@ export class TimelineIngestDriver {
       },
       {
         onHintBitsLogged: (v) => {
-          if (v !== tl.metadata.hintBitsLogged) this.pendingMeta = this.pendingMeta.then(() => tl.updateMetadata({ hintBitsLogged: v }))
+          if (v === tl.metadata.hintBitsLogged) return
+          // After an earlier failed write (reported by the checkpoint that awaited it) the newer value is
+          // still written; checkpoint() reports this one's failure, and it is never an unhandled rejection.
+          const next = this.pendingMeta.catch(() => {}).then(() => tl.updateMetadata({ hintBitsLogged: v }))
+          next.catch(() => {})
+          this.pendingMeta = next
         },
       },
     )

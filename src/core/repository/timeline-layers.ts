@@ -216,6 +216,9 @@ export class TimelineLayers {
   /** Drops the open and frozen layers (their values are re-ingested from WAL on the next load). */
   dropInMemory(): void {
     this.writable?.delete()
+    // Not kept as the open layer: a put after close must meet the closed-timeline assert (forPut), not a
+    // deleted layer, and the in-memory figures must say nothing is held.
+    this.writable = null
     for (const f of this.queue) f.layer?.delete()
     this.queue.length = 0
     if (this.opts.slabPool === undefined) this.slabPool.trim()

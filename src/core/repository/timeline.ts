@@ -309,6 +309,9 @@ export class Timeline {
   /** Replaces durable metadata fields that are not LSN progress (GC cutoff, WAL source, flags). */
   async updateMetadata(patch: Partial<Pick<TimelineMetadata, 'walSource' | 'latestGcCutoffLsn' | 'dataChecksums' | 'hintBitsLogged' | 'minReadableLsn'>>): Promise<void> {
     // In the flush chain: a flush and this write never interleave, so neither loses the other's fields.
+    // A closed timeline writes nothing more (after a delete its directory is gone, or going); an update asked
+    // for before the close is in the flush chain, which the close waits for.
+    if (this.closed) return Promise.reject(timelineClosed(this.timelineId))
     const next = this.flushChain.then(async () => {
       const meta = { ...this.meta, ...patch }
       await writeMetadata(join(this.dir, METADATA_FILE), meta, { noSync: this.opts.noSync })
@@ -389,7 +392,7 @@ export class Timeline {
     this.closed = true
     this.layers.refusePuts()
     await this.flushChain
-    this.waiters.failAll(new PageserverError('unavailable', 'TIMELINE_CLOSED', `timeline ${this.timelineId} is shutting down`))
+    this.waiters.failAll(timelineClosed(this.timelineId))
     this.layers.dropInMemory()
     this.reader.clearImageCache()
     for (const hook of this.closeHooks) hook()
@@ -402,4 +405,8 @@ export class Timeline {
     if (this.closed) hook()
     else this.closeHooks.add(hook)
   }
+}
+
+function timelineClosed(id: TimelineId): PageserverError {
+  return new PageserverError('unavailable', 'TIMELINE_CLOSED', `timeline ${id} is shutting down`)
 }

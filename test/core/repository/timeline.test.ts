@@ -236,3 +236,19 @@ describe('Timeline', () => {
     await tl.close()
   })
 })
+
+describe('Timeline after close', () => {
+  it('holds no in-memory layer, refuses puts and metadata updates, and keeps an update asked for before the close', async () => {
+    const dir = newDir()
+    const tl = await layered(dir)
+    expect(tl.inMemoryBytes).toBeGreaterThan(0)
+    const before = tl.updateMetadata({ latestGcCutoffLsn: lsn(0x108) })
+    await tl.close()
+    await before
+    expect(readMetadata(join(dir, 'metadata')).latestGcCutoffLsn).toBe(lsn(0x108))
+    expect(tl.inMemoryBytes).toBe(0)
+    expect(() => tl.put(k(1), lsn(0x128), rec('late'))).toThrow(/closed timeline/)
+    await expect(tl.updateMetadata({ latestGcCutoffLsn: lsn(0x110) })).rejects.toMatchObject({ code: 'TIMELINE_CLOSED' })
+    expect(readMetadata(join(dir, 'metadata')).latestGcCutoffLsn).toBe(lsn(0x108))
+  })
+})
