@@ -15,19 +15,19 @@
  * CheckPoint and pg_control (IngestState).
  *
  * The table in `ingestMetadata` names every record type of every PostgreSQL 15 resource manager, handled or
- * ignored with the reason. CREATE DATABASE with the FILE_COPY strategy copies every page of the template
- * database as of the record, so it needs page reads: that record returns a promise; all others are
- * synchronous (no promise per record on the hot path).
+ * ignored with the reason; XLOG records, and the CheckPoint counters that xids and CLOG and MultiXact
+ * records move, are handled in ingest-checkpoint.ts. CREATE DATABASE with the FILE_COPY strategy copies
+ * every page of the template database as of the record, so it needs page reads: that record returns a
+ * promise; all others are synchronous (no promise per record on the hot path).
  */
-import { UnsupportedError, CorruptionError } from '../lib/errors.js'
+import { UnsupportedError } from '../lib/errors.js'
 import type { Key } from '../model/key.js'
 import { encodeValue, imageValue } from '../model/value.js'
 import { type Lsn } from '../pg/lsn.js'
 import { DEFAULTTABLESPACE_OID, ForkNumber, GLOBALTABLESPACE_OID, type BufferTag, type RelTag } from '../pg/reltag.js'
 import { RM } from '../pg/rmgr.js'
-import { isSlruFork, SLRU_PAGES_PER_SEGMENT, SlruKind, type SlruKindFork } from '../pg/slru.js'
+import { isSlruFork, SLRU_PAGES_PER_SEGMENT, type SlruKindFork } from '../pg/slru.js'
 import { BLCKSZ, restoreBlockImage, type DecodedBlock, type DecodedRecord } from '../pg/wal-record.js'
-import { decodeCheckPoint } from '../pg/controlfile.js'
 import { pageIsNew, pageSetLsn } from '../redo/page/page.js'
 import { implicitTargets, rmgrRedo } from '../redo/rmgr-redo.js'
 // Registers every resource manager's redo: ingest asks it which pages a record changes.
@@ -44,38 +44,19 @@ import {
   XLOG_XACT_COMMIT_PREPARED,
   XLOG_XACT_PREPARE,
 } from '../redo/xact-records.js'
-import { CLOG_TRUNCATE, clogSegmentMayBeDeleted, parseClogTruncate, transactionIdPrecedes } from '../redo/slru/clog.js'
-import {
-  multiXactIdPrecedes,
-  multiXactMembersSegmentsToDelete,
-  multiXactOffsetsCutoffPage,
-  multiXactOffsetsSegmentMayBeDeleted,
-  parseMultiXactCreate,
-  parseMultiXactTruncate,
-  XLOG_MULTIXACT_CREATE_ID,
-  XLOG_MULTIXACT_TRUNCATE_ID,
-} from '../redo/slru/multixact.js'
+import { CLOG_TRUNCATE } from '../redo/slru/clog.js'
+import { CheckpointIngest, type IngestEvents } from './ingest-checkpoint.js'
 import { IngestState, type LatestImageReader } from './ingest-state.js'
 import { RecordWithoutImagesCache } from './record-without-images.js'
 import { bufferTagToKey, relBlockKey, relKeyPrefix, relmapFileKey, twoPhaseFileKey } from './mapping.js'
 
-const XLOG_CHECKPOINT_SHUTDOWN = 0x00
-const XLOG_CHECKPOINT_ONLINE = 0x10
-const XLOG_NEXTOID = 0x30
-const XLOG_PARAMETER_CHANGE = 0x60
-const XLOG_END_OF_RECOVERY = 0x90
-const XLOG_FPI_FOR_HINT = 0xa0
-const XLOG_FPI = 0xb0
+export type { IngestEvents }
 
 const XLOG_DBASE_CREATE_FILE_COPY = 0x00
 const XLOG_DBASE_CREATE_WAL_LOG = 0x10
 const XLOG_DBASE_DROP = 0x20
 
 const XLOG_RUNNING_XACTS = 0x10
-
-/** nextXid in the CheckPoint is rounded up to this many xids, so it is rewritten rarely (as Neon does). */
-const XID_CHECKPOINT_INTERVAL = 1024
-const FirstNormalTransactionId = 3
 
 export interface IngestSink {
   /** Stores an encoded value at (key, lsn). */
@@ -98,11 +79,6 @@ export interface IngestSink {
   readPage(key: Key, lsn: Lsn): Promise<Buffer>
 }
 
-export interface IngestEvents {
-  /** wal_log_hints changed on the primary (XLOG_PARAMETER_CHANGE). */
-  onHintBitsLogged?(value: boolean): void
-}
-
 export interface IngestStats {
   records: number
   values: number
@@ -114,12 +90,15 @@ export class WalIngest {
   readonly stats: IngestStats = { records: 0, values: 0, gapBlocksZeroed: 0 }
   private lsn: Lsn = 0n as Lsn
   private readonly zeroPage = encodeValue(imageValue(Buffer.alloc(BLCKSZ)))
+  /** XLOG records, xids, CLOG and MultiXact records: what moves the CheckPoint and pg_control. */
+  private readonly checkpointIngest: CheckpointIngest
 
   constructor(
     private readonly sink: IngestSink,
-    private readonly events: IngestEvents = {},
+    events: IngestEvents = {},
   ) {
     this.state = new IngestState(sink.readLatestImage)
+    this.checkpointIngest = new CheckpointIngest(this.state, events)
   }
 
   private put(key: Key, value: Buffer): void {
@@ -143,7 +122,7 @@ export class WalIngest {
   ingest(rec: DecodedRecord): void | Promise<void> {
     this.lsn = rec.endLsn
     this.stats.records++
-    if (rec.xl_xid !== 0) this.noteXid(rec.xl_xid)
+    if (rec.xl_xid !== 0) this.checkpointIngest.noteXid(rec.xl_xid)
     const pending = this.ingestMetadata(rec)
     if (pending) return pending.then(() => this.finishRecord(rec))
     this.finishRecord(rec)
@@ -231,14 +210,14 @@ export class WalIngest {
     const info = rec.rmgrInfo
     switch (rec.xl_rmid) {
       case RM.XLOG:
-        return void this.ingestXlog(rec, info)
+        return void this.checkpointIngest.ingestXlog(rec, info)
       case RM.XACT:
         return void this.ingestXact(rec)
       case RM.SMGR:
         return void this.ingestSmgr(rec, info)
       case RM.CLOG:
         // ZEROPAGE: the page is an implicit will-init target (segments grow there). TRUNCATE: drop segments.
-        if (info === CLOG_TRUNCATE) this.ingestClogTruncate(rec)
+        if (info === CLOG_TRUNCATE) this.checkpointIngest.ingestClogTruncate(rec)
         return
       case RM.DBASE:
         return this.ingestDbase(rec, info)
@@ -247,7 +226,7 @@ export class WalIngest {
         // their blocks arrive (checkTablespace), as in Neon.
         return
       case RM.MULTIXACT:
-        return void this.ingestMultixact(rec, info)
+        return void this.checkpointIngest.ingestMultixact(rec, info)
       case RM.RELMAP: {
         const u = parseRelmapUpdate(rec.mainData())
         this.state.ensureDatabase(u.tsid, u.dbid, true)
@@ -291,79 +270,6 @@ export class WalIngest {
     }
   }
 
-  private ingestXlog(rec: DecodedRecord, info: number): void {
-    switch (info) {
-      case XLOG_CHECKPOINT_SHUTDOWN:
-      case XLOG_CHECKPOINT_ONLINE: {
-        const cp = decodeCheckPoint(rec.mainData())
-        const cur = this.state.checkpoint
-        // As PostgreSQL's xlog_redo: a shutdown checkpoint's counters are exact. An online one's were read at
-        // the checkpoint's start and may be stale by the time its record is written (multixacts and OIDs
-        // handed out meanwhile): its multixact counters, oldestXid and oldestMulti only ever move forward,
-        // and its nextOid is ignored (XLOG_NEXTOID records track OIDs). Taken as they are, an export in that
-        // window started with NextMultiXactId below multixacts already on its pages ("MultiXactId 12 has not
-        // been created yet").
-        const online = info === XLOG_CHECKPOINT_ONLINE
-        const advance = (now: number, to: number): number => (online && !multiXactIdPrecedes(now, to) ? now : to)
-        const xidAdvances = !online || transactionIdPrecedes(cur.oldestXid, cp.oldestXid)
-        const multiAdvances = !online || multiXactIdPrecedes(cur.oldestMulti, cp.oldestMulti)
-        this.state.updateCheckpoint({
-          nextOid: online ? cur.nextOid : cp.nextOid,
-          nextMulti: advance(cur.nextMulti, cp.nextMulti),
-          nextMultiOffset: advance(cur.nextMultiOffset, cp.nextMultiOffset),
-          oldestXid: xidAdvances ? cp.oldestXid : cur.oldestXid,
-          oldestXidDB: xidAdvances ? cp.oldestXidDB : cur.oldestXidDB,
-          oldestMulti: multiAdvances ? cp.oldestMulti : cur.oldestMulti,
-          oldestMultiDB: multiAdvances ? cp.oldestMultiDB : cur.oldestMultiDB,
-          oldestCommitTsXid: cp.oldestCommitTsXid,
-          newestCommitTsXid: cp.newestCommitTsXid,
-          oldestActiveXid: cp.oldestActiveXid,
-          ThisTimeLineID: cp.ThisTimeLineID,
-          PrevTimeLineID: cp.PrevTimeLineID,
-          fullPageWrites: cp.fullPageWrites,
-          time: cp.time,
-          nextXid: cp.nextXid > cur.nextXid ? cp.nextXid : cur.nextXid,
-        })
-        return
-      }
-      case XLOG_NEXTOID:
-        this.state.updateCheckpoint({ nextOid: rec.mainData().readUInt32LE(0) })
-        return
-      case XLOG_PARAMETER_CHANGE: {
-        const d = rec.mainData()
-        if (d.length < 26) throw new CorruptionError('INGEST_BAD_RECORD', 'PARAMETER_CHANGE record is too short')
-        const walLogHints = d[24] !== 0
-        this.state.updateControlFile({
-          MaxConnections: d.readInt32LE(0),
-          max_worker_processes: d.readInt32LE(4),
-          max_wal_senders: d.readInt32LE(8),
-          max_prepared_xacts: d.readInt32LE(12),
-          max_locks_per_xact: d.readInt32LE(16),
-          wal_level: d.readInt32LE(20),
-          wal_log_hints: walLogHints,
-          track_commit_timestamp: d[25] !== 0,
-        })
-        this.events.onHintBitsLogged?.(walLogHints || this.state.controlFile.data_checksum_version !== 0)
-        return
-      }
-      case XLOG_END_OF_RECOVERY:
-        // xl_end_of_recovery: end_time i64 | ThisTimeLineID u32 | PrevTimeLineID u32
-        if (rec.mainDataLength >= 16) {
-          const d = rec.mainData()
-          this.state.updateCheckpoint({ ThisTimeLineID: d.readUInt32LE(8), PrevTimeLineID: d.readUInt32LE(12) })
-        }
-        return
-      case XLOG_FPI:
-      case XLOG_FPI_FOR_HINT:
-        // Block references (images) only.
-        return
-      default:
-        // NOOP, SWITCH, BACKUP_END, RESTORE_POINT, FPW_CHANGE, OVERWRITE_CONTRECORD: no page or file
-        // changes; the decoder already handled SWITCH and overwrite-contrecord.
-        return
-    }
-  }
-
   private ingestXact(rec: DecodedRecord): void {
     const type = xactRecordType(rec)
     if (type === XLOG_XACT_PREPARE) {
@@ -371,12 +277,12 @@ export class WalIngest {
       const p = parsePrepareRecord(rec.mainData())
       this.state.addTwophase(p.xid)
       this.put(twoPhaseFileKey(p.xid), encodeValue(imageValue(twoPhaseFileFromPrepare(rec.mainData()))))
-      for (const x of p.subxacts) this.noteXid(x)
+      for (const x of p.subxacts) this.checkpointIngest.noteXid(x)
       return
     }
     const done = xactCompletion(rec)
     if (done === null) return // ASSIGNMENT, INVALIDATIONS: no file or page changes (CLOG comes with the commit)
-    for (const x of done.subxacts) this.noteXid(x)
+    for (const x of done.subxacts) this.checkpointIngest.noteXid(x)
     if (type === XLOG_XACT_COMMIT_PREPARED || type === XLOG_XACT_ABORT_PREPARED) this.state.removeTwophase(done.xid)
     // Dropped relations (CREATE ... rolled back, DROP TABLE committed): every fork goes.
     for (const node of done.parsed.xnodes) {
@@ -412,39 +318,6 @@ export class WalIngest {
   }
 
   private afterImplicit: Array<() => void> = []
-
-  private ingestClogTruncate(rec: DecodedRecord): void {
-    const t = parseClogTruncate(rec.mainData())
-    for (const segno of this.state.slruSegments(SlruKind.Clog)) {
-      if (clogSegmentMayBeDeleted(segno, t.pageno)) this.state.dropSlruSegment(SlruKind.Clog, segno)
-    }
-    this.state.updateCheckpoint({ oldestXid: t.oldestXact, oldestXidDB: t.oldestXactDb })
-  }
-
-  private ingestMultixact(rec: DecodedRecord, info: number): void {
-    if (info === XLOG_MULTIXACT_CREATE_ID) {
-      const c = parseMultiXactCreate(rec.mainData())
-      let nextMulti = (c.mid + 1) >>> 0
-      if (nextMulti === 0) nextMulti = 1
-      const nextOffset = (c.moff + c.members.length) >>> 0
-      const cp = this.state.checkpoint
-      // Advance (never move back, modulo wraparound) the counters a new primary starts from.
-      if (multiXactIdPrecedes(cp.nextMulti, nextMulti)) this.state.updateCheckpoint({ nextMulti })
-      if (multiXactIdPrecedes(cp.nextMultiOffset, nextOffset)) this.state.updateCheckpoint({ nextMultiOffset: nextOffset })
-      for (const m of c.members) this.noteXid(m.xid)
-      return
-    }
-    if (info === XLOG_MULTIXACT_TRUNCATE_ID) {
-      const t = parseMultiXactTruncate(rec.mainData())
-      const cutoff = multiXactOffsetsCutoffPage(t)
-      for (const segno of this.state.slruSegments(SlruKind.MultixactOffsets)) {
-        if (multiXactOffsetsSegmentMayBeDeleted(segno, cutoff)) this.state.dropSlruSegment(SlruKind.MultixactOffsets, segno)
-      }
-      for (const segno of multiXactMembersSegmentsToDelete(t)) this.state.dropSlruSegment(SlruKind.MultixactMembers, segno)
-      this.state.updateCheckpoint({ oldestMulti: t.endTruncOff, oldestMultiDB: t.oldestMultiDB })
-    }
-    // ZERO_OFF_PAGE / ZERO_MEM_PAGE: implicit targets (the segment grows there).
-  }
 
   private ingestDbase(rec: DecodedRecord, info: number): Promise<void> | undefined {
     const d = rec.mainData()
@@ -494,18 +367,6 @@ export class WalIngest {
     for (const c of copies) this.put(c.key, c.value)
   }
 
-  /** Keeps the CheckPoint's nextXid ahead of every xid seen (rounded up, so it is rewritten rarely). */
-  private noteXid(xid: number): void {
-    const cp = this.state.checkpoint
-    const next32 = Number(cp.nextXid & 0xffff_ffffn)
-    // xid is within 2^31 of nextXid: its full value is nextXid plus the signed 32-bit difference.
-    const diff = (xid - next32) | 0
-    if (diff < 0) return
-    let full = cp.nextXid + BigInt(diff) + 1n
-    if ((full & 0xffff_ffffn) < BigInt(FirstNormalTransactionId)) full = (full & ~0xffff_ffffn) | BigInt(FirstNormalTransactionId)
-    const rounded = ((full + BigInt(XID_CHECKPOINT_INTERVAL) - 1n) / BigInt(XID_CHECKPOINT_INTERVAL)) * BigInt(XID_CHECKPOINT_INTERVAL)
-    if (rounded > cp.nextXid) this.state.updateCheckpoint({ nextXid: rounded })
-  }
 }
 
 /** `what` names the object for the message: a relation by default, `database <oid>` for a database copied or moved. */

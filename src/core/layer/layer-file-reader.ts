@@ -2,23 +2,22 @@
  * The reader shared by delta and image layer files (format in layer-format.ts).
  *
  * Open reads and checks the header (CRC, magic, version, sizes against the real file size) and loads the
- * top-level index (CRC-checked). A lookup then costs: a binary search in the top-level index, at most one
- * 4 KiB index block read (CRC-checked on load, then kept in a per-file LRU of `indexBlockCacheMax` blocks
- * and, from its second use, in the process-wide value cache), a binary search in the block, and one pread
- * for the values of the key, each value CRC-checked — or, when the process-wide value cache (value-cache.ts)
- * holds them, copies from memory. Reads are synchronous on purpose (see storage/positional-file.ts).
+ * top-level index (CRC-checked). A lookup then costs: a search of the index (layer-file-index.ts: at most
+ * one 4 KiB index block read), and one pread for the values of the key, each value CRC-checked — or, when
+ * the process-wide value cache (value-cache.ts) holds them, copies from memory. Reads are synchronous on
+ * purpose (see storage/positional-file.ts).
  *
  * Nothing read from the file is trusted before its CRC matched; a mismatch is a CorruptionError naming the
  * file, never a wrong value. Entries are compared as raw bytes (key ‖ lsn, 26 bytes, big-endian), so a
  * lookup decodes nothing but the entries it returns.
  */
-import { assert, CorruptionError } from '../lib/errors.js'
+import { CorruptionError } from '../lib/errors.js'
 import { crc32c } from '../lib/crc32c.js'
-import { KEY_BYTES, keyFromBytes, keyToBytes, type Key } from '../model/key.js'
+import { KEY_BYTES, keyFromBytes, type Key } from '../model/key.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { PositionalFile } from '../storage/positional-file.js'
-import { BlockCache } from './block-cache.js'
+import { compareBytes, INDEX_BLOCK_CACHE_MAX_DEFAULT, LayerFileIndex } from './layer-file-index.js'
 import { sharedValueCache, type ValueCache, type ValueCacheSpace } from './value-cache.js'
 import {
   ENTRY_FLAG_LZ4,
@@ -30,13 +29,13 @@ import {
   TOP_ENTRY_BYTES,
   decodeHeader,
   decompressValue,
-  entriesPerBlock,
   layerCorrupt,
-  verifyIndexBlock,
   type LayerHeader,
 } from './layer-format.js'
 import { deltaLayerDesc, imageLayerDesc, type LayerDesc } from './layer-name.js'
 import type { LsnValue } from './layer-read.js'
+
+export { INDEX_BLOCK_CACHE_MAX_DEFAULT }
 
 /**
  * Value reads of up to VALUE_SLAB_SPAN_MAX_BYTES are carved from shared slabs of VALUE_SLAB_BYTES, never
@@ -61,30 +60,11 @@ function allocValueSpan(n: number): Buffer {
   return span
 }
 
-/**
- * Compares a[aOff, aOff+len) with b[bOff, bOff+len) as unsigned bytes. In JS on purpose: Buffer.compare
- * with offsets costs ~200 ns per call through the binding, and keys of one relation share their first
- * 13 bytes, so a byte loop ends in a few dozen nanoseconds.
- */
-function compareBytes(a: Buffer, aOff: number, b: Buffer, bOff: number, len: number): number {
-  for (let i = 0; i < len; i++) {
-    const d = a[aOff + i]! - b[bOff + i]!
-    if (d !== 0) return d
-  }
-  return 0
-}
-
-/**
- * Index blocks kept per open file by default (4 KiB each: 64 KiB per file). Small on purpose: layers only
- * accumulate, and memory per file adds up outside any budget; a block used again after it left this LRU
- * comes from the process-wide value cache, which page_cache_size bounds for every file together.
- */
-export const INDEX_BLOCK_CACHE_MAX_DEFAULT = 16
 /** `entries()` reads the value area in windows of this size. */
 const SCAN_WINDOW_BYTES = 1024 * 1024
 
 export interface OpenLayerOptions {
-  /** Index blocks to cache for this file. */
+  /** Index blocks to cache for this file (default INDEX_BLOCK_CACHE_MAX_DEFAULT, layer-file-index.ts). */
   readonly indexBlockCacheMax?: number
   /** Cross-checks against the header: a renamed or misplaced file is corruption. */
   readonly expectedName?: string
@@ -128,24 +108,15 @@ export interface LayerSummary {
   readonly fileSizeBytes: number
 }
 
-/** Position of an index entry. */
-interface EntryPos {
-  block: Buffer
-  blockNo: number
-  index: number
-}
-
 /** Entries of one lookup's scratch kept for the next lookup; a longer lookup's scratch is dropped after it. */
 const MATCH_SCRATCH_KEEP = 256
 
 export class LayerFileReader {
   readonly header: LayerHeader
   readonly desc: LayerDesc
-  private readonly top: Buffer
-  private readonly cache: BlockCache
-  private readonly perBlock: number
-  /** Search target key ‖ lsn, reused by every lookup. */
-  private readonly target = Buffer.alloc(TOP_ENTRY_BYTES)
+  private readonly index: LayerFileIndex
+  /** The index's search target (key ‖ lsn of the last lookup), held here too so lookups reach it directly. */
+  private readonly target: Buffer
   // Scratch of one lookup's matches (newest first), reused.
   private matchLsns: Lsn[] = []
   private matchOffsets: number[] = []
@@ -155,8 +126,6 @@ export class LayerFileReader {
   /** This file's part of the value cache, or null. */
   private readonly cached: ValueCacheSpace | null
   private hitScratch: Buffer[] = []
-  /** Index blocks read from the file by lookups. */
-  private blockReads = 0
 
   private constructor(
     readonly path: string,
@@ -169,15 +138,13 @@ export class LayerFileReader {
     this.desc = h.kind === 'delta' ? deltaLayerDesc({ start: h.keyStart, end: h.keyEnd }, { start: h.lsnStart, end: h.lsnEnd }) : imageLayerDesc({ start: h.keyStart, end: h.keyEnd }, h.lsnStart)
     const misplaced = this.placementProblem(options)
     if (misplaced !== null) throw misplacedLayer(path, misplaced)
-    this.top = file.read(h.topOffset, h.topBytes)
-    if (crc32c(this.top) !== h.topCrc) throw layerCorrupt(path, 'top-level index checksum mismatch')
-    this.perBlock = entriesPerBlock(h.indexBlockBytes)
-    this.cache = new BlockCache(options.indexBlockCacheMax ?? INDEX_BLOCK_CACHE_MAX_DEFAULT)
+    // A space registers nothing in the cache until used: nothing to undo if the index below fails its checks.
     const vc = options.valueCache === undefined ? sharedValueCache : options.valueCache
     this.cached = vc === null ? null : vc.space()
+    this.index = new LayerFileIndex(path, file, h, options.indexBlockCacheMax ?? INDEX_BLOCK_CACHE_MAX_DEFAULT, this.cached)
+    this.target = this.index.target
   }
 
-  /** Opens and validates a layer file (synchronous; see the module header). */
   /**
    * Why the file does not belong where `expected` says it is (its header names another layer, tenant or
    * timeline), or null. Opening a timeline's layer checks this; `layer dump` reports it after the entries.
@@ -190,6 +157,7 @@ export class LayerFileReader {
     return null
   }
 
+  /** Opens and validates a layer file (synchronous; see the module header). */
   static open(path: string, options: OpenLayerOptions = {}): LayerFileReader {
     const file = PositionalFile.open(path)
     try {
@@ -206,7 +174,7 @@ export class LayerFileReader {
 
   /** This file's index block LRU (hits, misses, blocks held) and the index blocks lookups read from the file. */
   get cacheStats(): { hits: number; misses: number; blocks: number; reads: number } {
-    return { hits: this.cache.hits, misses: this.cache.misses, blocks: this.cache.size, reads: this.blockReads }
+    return this.index.cacheStats
   }
 
   dumpSummary(): LayerSummary {
@@ -236,50 +204,13 @@ export class LayerFileReader {
 
   close(): void {
     this.file.close()
-    this.cache.clear()
+    this.index.clear()
     this.cached?.close()
-  }
-
-  /** The position of the last entry <= (key, lsn), or null when every entry is above it. */
-  private findLast(key: Key, lsn: Lsn): EntryPos | null {
-    const t = this.target
-    keyToBytes(key, t, 0)
-    t.writeBigUInt64BE(lsn, KEY_BYTES)
-    // Top level: last block whose first entry <= target.
-    let lo = 0
-    let hi = this.header.indexBlockCount - 1
-    let blockNo = -1
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1
-      if (compareBytes(this.top, mid * TOP_ENTRY_BYTES, t, 0, TOP_ENTRY_BYTES) <= 0) {
-        blockNo = mid
-        lo = mid + 1
-      } else {
-        hi = mid - 1
-      }
-    }
-    if (blockNo < 0) return null
-    const block = this.loadBlock(blockNo)
-    const count = block.readUInt16BE(4)
-    lo = 0
-    hi = count - 1
-    let index = 0 // the first entry equals the top entry, which is <= target
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1
-      const off = INDEX_BLOCK_HEADER_BYTES + mid * INDEX_ENTRY_BYTES
-      if (compareBytes(block, off, t, 0, TOP_ENTRY_BYTES) <= 0) {
-        index = mid
-        lo = mid + 1
-      } else {
-        hi = mid - 1
-      }
-    }
-    return { block, blockNo, index }
   }
 
   /** Whether an entry (key, lsn) exists; reads the index only. */
   hasEntry(key: Key, lsn: Lsn): boolean {
-    const pos = this.findLast(key, lsn)
+    const pos = this.index.findLast(key, lsn)
     if (pos === null) return false
     const off = INDEX_BLOCK_HEADER_BYTES + pos.index * INDEX_ENTRY_BYTES
     return compareBytes(pos.block, off, this.target, 0, TOP_ENTRY_BYTES) === 0
@@ -291,7 +222,7 @@ export class LayerFileReader {
    * whether a will-init value ended the walk. For DeltaLayer and ImageLayer.
    */
   collect(key: Key, lsnCeil: Lsn, lsnFloor: Lsn, out: LsnValue[]): boolean {
-    const pos = this.findLast(key, lsnCeil)
+    const pos = this.index.findLast(key, lsnCeil)
     if (pos === null) return false
     const t = this.target
     let { block, blockNo, index } = pos
@@ -317,7 +248,7 @@ export class LayerFileReader {
       }
       if (--index < 0) {
         if (--blockNo < 0) break
-        block = this.loadBlock(blockNo)
+        block = this.index.loadBlock(blockNo)
         index = block.readUInt16BE(4) - 1
       }
     }
@@ -390,39 +321,6 @@ export class LayerFileReader {
   }
 
   /**
-   * An index block: from this file's LRU, else from the process-wide cache (second level: an LRU smaller
-   * than the index thrashes on lookups that cycle over more blocks than it holds, and every miss is a pread
-   * and a CRC of 4 KiB), else read, checked and offered to both. In the shared cache, block n of the file is
-   * key -(n + 1): values are keyed by their offset (>= 0), so neither can ever be taken for the other.
-   */
-  private loadBlock(blockNo: number): Buffer {
-    const cached = this.cache.get(blockNo)
-    if (cached !== undefined) return cached
-    const space = this.cached
-    let block = space !== null ? space.cache.get(space, -(blockNo + 1)) : undefined
-    if (block === undefined) {
-      block = this.readBlock(blockNo)
-      this.blockReads++
-      if (space !== null) space.cache.offer(space, -(blockNo + 1), block)
-    }
-    this.cache.set(blockNo, block)
-    return block
-  }
-
-  private readBlock(blockNo: number): Buffer {
-    const h = this.header
-    assert(blockNo >= 0 && blockNo < h.indexBlockCount, 'index block number out of range')
-    const block = this.file.read(h.indexOffset + blockNo * h.indexBlockBytes, h.indexBlockBytes)
-    const expected = blockNo < h.indexBlockCount - 1 ? this.perBlock : h.entryCount - this.perBlock * (h.indexBlockCount - 1)
-    verifyIndexBlock(block, expected, h, blockNo, this.path)
-    const topOff = blockNo * TOP_ENTRY_BYTES
-    if (block.compare(this.top, topOff, topOff + TOP_ENTRY_BYTES, INDEX_BLOCK_HEADER_BYTES, INDEX_BLOCK_HEADER_BYTES + TOP_ENTRY_BYTES) !== 0) {
-      throw layerCorrupt(this.path, `index block ${blockNo} does not start with the key its top-level entry names`)
-    }
-    return block
-  }
-
-  /**
    * Every entry in (key, lsn) order with its value. Version 1 reads the value area sequentially in 1 MiB
    * windows; version 2 (values where they were placed) reads each value where it lies, through the last
    * window when it is inside. Also checks what lookups cannot: entries strictly increasing, the header's
@@ -453,7 +351,7 @@ export class LayerFileReader {
     for (let b = 0; b < h.indexBlockCount; b++) {
       let block: Buffer
       try {
-        block = this.cache.get(b) ?? this.readBlock(b)
+        block = this.index.scanBlock(b)
       } catch (e) {
         fault(e)
         blocksSkipped++

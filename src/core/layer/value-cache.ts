@@ -2,7 +2,7 @@
  * ValueCache: values of layer files, already read, CRC-checked and decompressed, kept in memory so that a
  * hot value costs a map lookup and a copy instead of a pread, a CRC-32C and possibly an LZ4 decode. It plays
  * the part of Neon's page cache for immutable layer files; the OS page cache still holds the files. The
- * files' index blocks are kept here too, behind each reader's own small LRU (layer-file-reader.ts), under
+ * files' index blocks are kept here too, behind each reader's own small LRU (layer-file-index.ts), under
  * negative keys (block n is -(n + 1)) that no value offset can take.
  *
  * One cache per process, shared by every open layer file, bounded by `bytesMax` (value bytes plus a fixed
