@@ -1,7 +1,8 @@
 /**
  * The in-memory layer's index record layout and the shape of a frozen layer handed to the flush, shared by
- * inmemory-index.ts and inmemory-layer.ts (which write them on the main thread) and l0-flush.ts and
- * l0-stream.ts (which read them, usually in the flush worker thread, from the same shared memory).
+ * inmemory-index.ts, inmemory-slabs.ts and inmemory-layer.ts (which write them on the main thread) and
+ * l0-flush.ts and l0-stream.ts (which read them, usually in the flush worker thread, from the same shared
+ * memory).
  *
  * One 32-byte record per entry id, array of structs in one SharedArrayBuffer (a flush walks entries in key
  * order, i.e. at random, and one record costs one cache miss where five parallel arrays cost five):

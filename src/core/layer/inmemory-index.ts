@@ -1,5 +1,6 @@
 /**
- * InMemoryIndex: the index of an in-memory layer (inmemory-layer.ts), which keeps the values themselves.
+ * InMemoryIndex: the index of an in-memory layer (inmemory-layer.ts), whose slabs keep the values themselves
+ * (inmemory-slabs.ts).
  *
  * No object per entry: a 32-byte record per entry id in one SharedArrayBuffer (layout in
  * inmemory-format.ts: lsn, slab, offset, length with the will-init bit, CRC-32C once the value left memory,
@@ -12,8 +13,8 @@
  * non-decreasing LSNs (asserted); an entry at the same LSN as the key's newest version replaces it (marked
  * DEAD_KEY; the delta layer a flush writes takes strictly increasing (key, lsn)).
  *
- * The record views are public fields read in place by the layer's lookups, spills and releases; they are
- * replaced when the records grow, so read them again after an `add`.
+ * The record views are public fields read in place by the layer's lookups and its slabs' spills and
+ * releases (inmemory-slabs.ts); they are replaced when the records grow, so read them again after an `add`.
  */
 import { AssertionFailure, assert } from '../lib/errors.js'
 import { keyFromPrefix, type Key } from '../model/key.js'

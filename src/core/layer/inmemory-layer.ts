@@ -4,28 +4,16 @@
  *
  * Values live in slabs from the repository's SlabPool (value-slabs.ts): appended in arrival order, a value
  * never straddles two slabs, and ingest encodes a value straight into its slab (`putRecord`, `reserve` +
- * `reserveImage` + `commit`): no intermediate buffer, no copy through a file. Memory is bounded: when the pool's budget is
- * reached, slabs are spilled — written whole to the layer's ephemeral file `<timeline dir>/ephemeral-<n>`
- * (spill-file.ts, created at the first spill) and returned to the pool. A spilled slab's values get their
- * CRC-32C then, and are checked when read back; values still in memory carry no CRC (the layer writer
- * computes the file's). Reads find a value in its slab or in the file.
+ * `reserveImage` + `commit`): no intermediate buffer, no copy through a file. The slabs and where each one
+ * is — in memory, spilled to the layer's ephemeral file when the pool's budget is reached, or released once
+ * the L0 stream wrote it — are kept by InMemorySlabs (inmemory-slabs.ts, which explains spills and the
+ * stream); this class keeps the slab being filled, the index, the lifecycle and the reads by key.
  *
  * The JS heap holds only a compact index with no object per entry (inmemory-index.ts: entry records in
  * shared memory, keys numbered by prefix and field6, so ingest puts by parts, `putRecordAt` / `commitAt`,
  * without building a key string). Per key, puts come with non-decreasing LSNs (asserted); a put at the same
  * LSN as the key's newest version replaces it. The frozen layer's keys are built once, in slot order, when
  * it is flushed.
- *
- * With a SlabStreamSink (the flush worker's, given by the timeline), every slab is sent, once full, to be
- * written to the layer's future L0 file while the layer still fills (l0-stream.ts), so the flush at freeze
- * has only the last slabs to write. Once written, the slab is released: its memory goes back to the pool
- * and its values are read from the stream's file (a descriptor the layer opens on it, with the CRCs the
- * stream computed), as Neon's in-memory layer reads its ephemeral file. So a layer holds in memory only
- * the slab it fills and those being written, and ingest recycles a few dozen slabs instead of faulting in
- * fresh memory for each (peak RSS at the default ceiling 803 -> 450 MiB, bench/ingest-rss.ts). A slab is
- * not spilled while its write runs; if only such slabs could be spilled, the stream is dropped (the flush
- * then writes every slab, reading released ones through the layer's descriptor, which outlives the removed
- * file) rather than the memory bound broken.
  *
  * Lifecycle: create -> put* -> freeze(endLsn) -> beginFlush() (the data handed to the flush, which reads it
  * from another thread; no spill meanwhile) -> delete() (slabs back to the pool, ephemeral file removed), or
@@ -34,7 +22,6 @@
  */
 import { join } from 'node:path'
 import { assert } from '../lib/errors.js'
-import { crc32c, crc32cRange } from '../lib/crc32c.js'
 import { copyBytes } from '../lib/shared-copy.js'
 import { keyField6, keyPrefixOf, type Key } from '../model/key.js'
 import { VALUE_FLAG_WILL_INIT, VALUE_HEADER_BYTES, VALUE_KIND_IMAGE, VALUE_KIND_RECORD } from '../model/value.js'
@@ -42,22 +29,9 @@ import { MAX_LSN, formatLsn, type Lsn } from '../pg/lsn.js'
 import { LAYER_VALUE_MAX_BYTES } from './layer-format.js'
 import { EPHEMERAL_FILE_PREFIX, type LsnRange } from './layer-name.js'
 import { LOOKUP, type LookupResult, type LsnValue, type ReadableLayer } from './layer-read.js'
-import {
-  E_CRC,
-  E_LENGTH,
-  E_OFFSET,
-  E_PREV,
-  E_SLAB,
-  F64_PER_ENTRY,
-  LENGTH_MASK,
-  U32_PER_ENTRY,
-  WILL_INIT_BIT,
-  type FrozenLayerData,
-  type SlabStreamSink,
-  type StreamedSlab,
-} from './inmemory-format.js'
+import { E_LENGTH, E_PREV, F64_PER_ENTRY, U32_PER_ENTRY, WILL_INIT_BIT, type FrozenLayerData, type SlabStreamSink } from './inmemory-format.js'
 import { InMemoryIndex } from './inmemory-index.js'
-import { SpillFile, spilledValueCorrupt } from './spill-file.js'
+import { InMemorySlabs } from './inmemory-slabs.js'
 import { SPILL_RANK, SlabPool, type SlabOwner } from './value-slabs.js'
 
 export interface InMemoryLayerOptions {
@@ -83,17 +57,10 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   private end: Lsn | null = null
   private state: LayerState = 'open'
 
-  // --- slabs ---
-  /**
-   * Per slab: its memory (null once spilled or released), a Buffer view of it, bytes used, file offset once
-   * spilled, offset in the stream's file once released, first entry id.
-   */
-  private readonly slabs: Array<SharedArrayBuffer | null> = []
-  private readonly views: Array<Buffer | null> = []
-  private readonly slabUsed: number[] = []
-  private readonly slabFileOffset: number[] = []
-  private readonly slabStreamOffset: number[] = []
-  private readonly slabFirstEntry: number[] = []
+  /** Where values live (the slabs, spills, the L0 stream, releases). */
+  private readonly slabs: InMemorySlabs
+  /** `slabs.used`, held here too: a put writes its slab's fill level without going through `slabs`. */
+  private readonly slabUsed: number[]
   /** The slab being filled (index, view) and its fill level. */
   private cur: Buffer | null = null
   private curIdx = -1
@@ -101,19 +68,6 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   /** Bytes reserved by `reserve` and not yet committed (-1: none). */
   private reserved = -1
   private valueBytes = 0
-  private residentBytes = 0
-  /** Spills go oldest slab first: the next slab index to try. */
-  private spillCursor = 0
-  /** Slabs lent to the flush to read spilled slabs back into (returned with the layer's). */
-  private reloadSlabs: Array<SharedArrayBuffer | null> = []
-  /** The spill file: descriptor (-1 until the first spill) and its length. */
-  private readonly file: SpillFile
-  /** The L0 stream full slabs are sent to (null: none, or dropped), the slabs sent, and those still being written. */
-  private stream: SlabStreamSink | null
-  private streamedSlabs = 0
-  private readonly streamPending: boolean[] = []
-  /** The stream's file, opened at the first release to read released slabs' values. */
-  private streamFile: SpillFile | null = null
 
   private constructor(
     readonly startLsn: Lsn,
@@ -123,9 +77,10 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   ) {
     this.path = path
     this.idx = new InMemoryIndex(startLsn)
-    this.file = new SpillFile(path)
     this.pool = pool
-    this.stream = stream
+    // Slab s may leave memory once the stream wrote it unless it is still being filled or a flush reads it.
+    this.slabs = new InMemorySlabs(path, pool, this.idx, stream, (s) => s !== this.curIdx && (this.state === 'open' || this.state === 'frozen'))
+    this.slabUsed = this.slabs.used
     pool.register(this)
   }
 
@@ -155,12 +110,12 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
 
   /** Bytes of this layer's slabs in memory (the rest is in its ephemeral file). */
   get residentSlabBytesNow(): number {
-    return this.residentBytes
+    return this.slabs.residentBytes
   }
 
   /** Bytes written to the ephemeral file by spills. */
   get spilledBytes(): number {
-    return this.file.lengthBytes
+    return this.slabs.spilledBytes
   }
 
   /** Estimated JS heap held by the index (typed arrays at capacity, the key numbering and a per-key cost). */
@@ -246,20 +201,13 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     assert(bytes >= VALUE_HEADER_BYTES && bytes <= LAYER_VALUE_MAX_BYTES, () => `value of ${bytes} bytes is out of bounds`)
     // The full slab is no longer current: it goes to the L0 stream, and the pool may spill it to make room
     // for the next (once the stream has written it).
-    if (this.curIdx >= 0) this.streamSlab(this.curIdx)
+    if (this.curIdx >= 0) this.slabs.send(this.curIdx)
     this.cur = null
     this.curIdx = -1
     const slab = this.pool.take(bytes, this)
-    this.curIdx = this.slabs.length
-    this.slabs.push(slab)
-    this.cur = Buffer.from(slab)
-    this.views.push(this.cur)
-    this.slabUsed.push(0)
-    this.slabFileOffset.push(-1)
-    this.slabStreamOffset.push(-1)
-    this.slabFirstEntry.push(this.idx.used)
+    this.curIdx = this.slabs.count
+    this.cur = this.slabs.add(slab, this.idx.used)
     this.curUsed = 0
-    this.residentBytes += slab.byteLength
   }
 
   /** Indexes the `len` bytes at the current slab's fill level as (key, lsn) and advances it. */
@@ -269,63 +217,6 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
     this.curUsed = at + len
     this.slabUsed[this.curIdx] = this.curUsed
     this.valueBytes += len
-  }
-
-  /** Sends full slab `s` (the entries since its first, all of them) to the L0 stream. */
-  private streamSlab(s: number): void {
-    const sink = this.stream
-    if (sink === null) return
-    if (!sink.alive || s !== this.streamedSlabs || this.slabs[s] === null) {
-      // The stream's thread died, or a slab would be missing from it: the flush writes every slab itself.
-      this.dropStream()
-      return
-    }
-    this.streamPending[s] = true
-    this.streamedSlabs = s + 1
-    sink.slabFull(s, this.slabs[s]!, this.slabUsed[s]!, this.slabFirstEntry[s]!, this.idx.used, this.idx.records, (w) => {
-      this.streamPending[s] = false
-      if (w !== null && this.stream === sink) this.release(s, sink.path, w)
-    })
-  }
-
-  /**
-   * Gives back the memory of slab `s`, which the stream wrote (`w`) to `path`: its values are read from that
-   * file from now on, checked against the CRCs the stream computed. Not while a flush reads the slabs; and
-   * not when the file cannot be opened (the slab then simply stays).
-   */
-  private release(s: number, path: string, w: StreamedSlab): void {
-    const slab = this.slabs[s]
-    if (slab === null || slab === undefined || s === this.curIdx || (this.state !== 'open' && this.state !== 'frozen')) return
-    if (this.streamFile === null) {
-      try {
-        this.streamFile = SpillFile.openForReading(path)
-      } catch {
-        return
-      }
-    }
-    const first = this.slabFirstEntry[s]!
-    const end = this.slabEntryEnd(s)
-    assert(w.crcs.length === end - first, () => `L0 stream reported ${w.crcs.length} CRCs for the ${end - first} values of slab ${s}`)
-    const u32 = this.idx.u32
-    for (let id = first; id < end; id++) u32[id * U32_PER_ENTRY + E_CRC] = w.crcs[id - first]!
-    this.slabStreamOffset[s] = w.offset
-    this.slabs[s] = null
-    this.views[s] = null
-    this.residentBytes -= slab.byteLength
-    this.pool.noteRelease()
-    this.pool.give(slab)
-  }
-
-  /** The end of slab `s`'s entry ids (its entries are [slabFirstEntry[s], this)). */
-  private slabEntryEnd(s: number): number {
-    return s + 1 < this.slabFirstEntry.length ? this.slabFirstEntry[s + 1]! : this.idx.used
-  }
-
-  /** Abandons the L0 stream (its file is removed); its slab writes have ended or no longer matter. */
-  private dropStream(): void {
-    this.stream?.abort()
-    this.stream = null
-    this.streamPending.length = 0
   }
 
   // --- reads ---
@@ -345,30 +236,11 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
         continue
       }
       if (l < floor) break
-      out.push({ lsn: BigInt(l) as Lsn, value: this.readValue(id, key) })
+      out.push({ lsn: BigInt(l) as Lsn, value: this.slabs.read(id, key) })
       if ((u32[u + E_LENGTH]! & WILL_INIT_BIT) !== 0) return LOOKUP.complete
       id = i32[u + E_PREV]!
     }
     return LOOKUP.incomplete
-  }
-
-  private readValue(id: number, key: Key): Buffer {
-    const u32 = this.idx.u32
-    const u = id * U32_PER_ENTRY
-    const s = u32[u + E_SLAB]!
-    const off = u32[u + E_OFFSET]!
-    const len = u32[u + E_LENGTH]! & LENGTH_MASK
-    const out = Buffer.allocUnsafe(len)
-    const view = this.views[s]
-    if (view !== null && view !== undefined) {
-      copyBytes(view, out, 0, off, off + len)
-      return out
-    }
-    const released = this.slabStreamOffset[s]! >= 0
-    const file = released ? this.streamFile! : this.file
-    file.readInto(out, (released ? this.slabStreamOffset[s]! : this.slabFileOffset[s]!) + off)
-    if (crc32c(out) !== u32[u + E_CRC]) throw spilledValueCorrupt(file.path, key, BigInt(this.idx.f64[id * F64_PER_ENTRY]!))
-    return out
   }
 
   // --- freeze and flush ---
@@ -397,26 +269,14 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   beginFlush(): FrozenLayerData {
     assert(this.state === 'frozen', () => `flush of a ${this.state} in-memory layer`)
     this.state = 'flushing'
-    // (Slabs the L0 stream wrote are not read again.)
-    const streamId = this.stream !== null && this.stream.alive ? this.stream.id : null
-    const streamed = streamId !== null ? this.streamedSlabs : 0
-    this.reloadSlabs = this.slabs.map((slab, s) => (slab === null && s >= streamed ? this.pool.takeIfFree(this.slabUsed[s]!) : null))
+    const slabs = this.slabs.lend()
     return {
       path: this.path,
       lsnRange: { start: this.startLsn, end: this.end! },
       keys: this.idx.keySlots.keys(),
       records: this.idx.records,
       entryCount: this.idx.used,
-      slabs: this.slabs.slice(),
-      slabFileOffsets: this.slabFileOffset.slice(),
-      slabStreamOffsets: this.slabStreamOffset.slice(),
-      streamFd: this.streamFile?.descriptor ?? -1,
-      streamPath: this.streamFile?.path ?? '',
-      slabUsed: this.slabUsed.slice(),
-      reloadSlabs: this.reloadSlabs.slice(),
-      spilledBytes: this.file.lengthBytes,
-      slabFirstEntries: this.slabFirstEntry.slice(),
-      streamId,
+      ...slabs,
     }
   }
 
@@ -427,13 +287,7 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   endFlush(): void {
     if (this.state !== 'flushing') return
     this.state = 'frozen'
-    this.dropStream()
-    this.returnReloadSlabs()
-  }
-
-  private returnReloadSlabs(): void {
-    for (const r of this.reloadSlabs) if (r !== null) this.pool.give(r)
-    this.reloadSlabs = []
+    this.slabs.endFlush()
   }
 
   // --- spilling (SlabOwner) ---
@@ -445,56 +299,16 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   }
 
   residentSlabBytes(): number {
-    return this.residentBytes
+    return this.slabs.residentBytes
   }
 
   /**
-   * Writes the oldest resident slab (not the one being filled) to the ephemeral file. Slabs the L0 stream
-   * is still writing are passed over; when only those are left, the stream is dropped (the flush then
-   * writes every slab, as without one) so that the memory bound holds.
+   * Writes the oldest resident slab to the ephemeral file (InMemorySlabs.spillOne): not while a flush reads
+   * the slabs, and while the layer is open not the slab being filled.
    */
   spillOne(): boolean {
     if (this.state !== 'open' && this.state !== 'frozen') return false
-    for (let pass = 0; pass < 2; pass++) {
-      let passedOver = false
-      for (let s = this.spillCursor; s < this.slabs.length; s++) {
-        if (this.slabs[s] === null) {
-          if (s === this.spillCursor) this.spillCursor++
-          continue
-        }
-        if (s === this.curIdx && this.state === 'open') break
-        if (this.streamPending[s] === true) {
-          passedOver = true
-          continue
-        }
-        this.spillSlab(s)
-        if (s === this.spillCursor) this.spillCursor++
-        return true
-      }
-      if (!passedOver) return false
-      this.dropStream()
-    }
-    return false
-  }
-
-  private spillSlab(s: number): void {
-    const slab = this.slabs[s]!
-    const view = this.views[s]!
-    const used = this.slabUsed[s]!
-    // The values of slab s are the entries [first, next slab's first): they get their CRC now.
-    const endId = this.slabEntryEnd(s)
-    const u32 = this.idx.u32
-    for (let id = this.slabFirstEntry[s]!; id < endId; id++) {
-      const u = id * U32_PER_ENTRY
-      const off = u32[u + E_OFFSET]!
-      u32[u + E_CRC] = crc32cRange(view, off, off + (u32[u + E_LENGTH]! & LENGTH_MASK))
-    }
-    this.slabFileOffset[s] = this.file.append(view, used)
-    this.slabs[s] = null
-    this.views[s] = null
-    this.residentBytes -= slab.byteLength
-    this.pool.noteSpill(used)
-    this.pool.give(slab)
+    return this.slabs.spillOne(this.state === 'open' ? this.curIdx : -1)
   }
 
   // --- end of life ---
@@ -507,26 +321,16 @@ export class InMemoryLayer implements ReadableLayer, SlabOwner {
   close(): void {
     if (this.state === 'closed') return
     this.state = 'closed'
-    this.dropStream()
+    this.slabs.dropStream()
     this.pool.unregister(this)
-    for (let s = 0; s < this.slabs.length; s++) {
-      const slab = this.slabs[s]
-      if (slab === null || slab === undefined) continue
-      this.slabs[s] = null
-      this.views[s] = null
-      this.pool.give(slab)
-    }
-    this.residentBytes = 0
-    this.returnReloadSlabs()
+    this.slabs.close()
     this.cur = null
-    this.file.close()
-    this.streamFile?.close()
   }
 
   /** Closes and removes the ephemeral file (after the flush). Idempotent. */
   delete(): void {
     this.close()
-    this.file.delete()
+    this.slabs.delete()
   }
 }
 

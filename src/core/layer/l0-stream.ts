@@ -13,7 +13,7 @@
  * abandoned layer aborts its stream (the file is removed). CRCs are kept here per entry id: the flush
  * indexes each value with the CRC computed when its slab was written. Each written slab is reported back
  * with its offset and CRCs (`streamed`), and the in-memory layer then gives the slab's memory back and
- * reads those values from this file (inmemory-layer.ts).
+ * reads those values from this file (inmemory-slabs.ts).
  */
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { MIN_KEY } from '../model/key.js'

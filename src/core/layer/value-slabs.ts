@@ -16,7 +16,7 @@
  * ephemeral file (SlabOwner.spillOne), which frees it. Victims, in order: frozen layers waiting for their
  * flush (the newest waits longest), then open layers (their oldest full slab), largest resident first.
  * A layer being flushed is never a victim (the worker reads its slabs). A layer with an L0 stream gives
- * each slab back as soon as the stream has written it (inmemory-layer.ts), so during ingest slabs mostly
+ * each slab back as soon as the stream has written it (inmemory-slabs.ts), so during ingest slabs mostly
  * cycle through the pool without spills and without fresh memory. When no slab can be spilled the
  * pool allocates over budget: that overshoot is bounded by the slabs of layers being flushed, which come
  * back when their flush ends, and ingest waits for flushes above the ceiling (app/ingest-driver.ts).

@@ -49,7 +49,8 @@
  * giving workers up to the budget). Beside it, each named after what it holds: pool-options.ts (the options,
  * their limits and defaults), pool-stats.ts (the counters and stats()), pool-errors.ts (the errors the pool
  * raises itself), chain-steps.ts (long chains cut into steps), slru-in-process.ts (SLRU pages redone here),
- * redo-job.ts (one call across its attempts), worker-process.ts (one worker), process-budget.ts (the cap).
+ * redo-job.ts (one call across its attempts), worker-process.ts (one worker; how a request on it fails:
+ * worker-failure.ts), process-budget.ts (the cap).
  */
 import { isSlruFork } from '../pg/slru.js'
 import { chainSteps } from './chain-steps.js'
@@ -62,7 +63,8 @@ import { newRedoErrorMark, REDO_ERROR_MARK_ENV } from './redo-error-page.js'
 import type { RedoBudgetMember, RedoProcessBudget } from './process-budget.js'
 import { InProcessSlruRedo } from './slru-in-process.js'
 import { SKIP_RECORD_CRC_FLAG } from './worker-command.js'
-import { WorkerFailure, WorkerProcess, closedError } from './worker-process.js'
+import { WorkerFailure, closedError } from './worker-failure.js'
+import { WorkerProcess } from './worker-process.js'
 import { Job, RedoSendOptions, type JobHooks } from './redo-job.js'
 
 // What other modules import from here (the pool's API), wherever it is defined.

@@ -1,6 +1,6 @@
 /**
  * The errors a redo worker pool (WalRedoManager, manager.ts) raises itself, as opposed to those a worker
- * reports (worker-process.ts, redo-error-line.ts, redo-error-page.ts): the caller gave up, the queue is
+ * reports (worker-failure.ts, redo-error-line.ts, redo-error-page.ts): the caller gave up, the queue is
  * full, the wait for a worker ran out, or every attempt failed.
  *
  * Each says what to do in its hint; the policy that raises them is in the header of manager.ts. None is
@@ -8,7 +8,7 @@
  */
 import { InterruptedError, PageserverError, TimeoutError, UnavailableError, errorOfKind } from '../lib/errors.js'
 import type { RedoProcessBudget } from './process-budget.js'
-import type { WorkerFailureReason } from './worker-process.js'
+import type { WorkerFailureReason } from './worker-failure.js'
 
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw abortedError('the request')

@@ -9,7 +9,8 @@
  * allocation.
  */
 import type { RedoTotals } from './process-budget.js'
-import type { WorkerFailureReason, WorkerProcess } from './worker-process.js'
+import type { WorkerFailureReason } from './worker-failure.js'
+import type { WorkerProcess } from './worker-process.js'
 
 export interface WalRedoStats {
   /** Running workers (not counting those being stopped). */

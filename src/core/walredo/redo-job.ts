@@ -4,7 +4,8 @@
  */
 import type { BufferTag } from '../pg/reltag.js'
 import { formatRedoTag } from './buffer-tag-codec.js'
-import type { RequestHandler, SendOptions, WorkerFailure, WorkerFailureReason } from './worker-process.js'
+import type { WorkerFailure, WorkerFailureReason } from './worker-failure.js'
+import type { RequestHandler, SendOptions } from './worker-process.js'
 
 /** How a job reports back to its manager (one object per manager, so no closures per request). */
 export interface JobHooks {

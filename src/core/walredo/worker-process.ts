@@ -10,54 +10,33 @@
  * - At most `maxInFlight` requests are written and unanswered; the owner checks `canAccept` first.
  * - A request settles exactly once. Failures settle only after the child has exited (or did not exit within
  *   KILL_WAIT_MAX_MS after SIGKILL, which is logged): no caller retries while the old child still runs.
- * - Every failure is a WorkerFailure naming its reason and whether this request caused it (`attributed`):
- *   the request a deadline fired for, or the oldest one in flight when the child died; the others only
- *   stood behind it in the pipe.
- * - Stderr is read line by line (lines cut at STDERR_LINE_MAX_BYTES), logged, and the first STDERR_HEAD_LINES
- *   and last STDERR_TAIL_LINES are kept for error messages. A `pageserver-redo-error:` line marks the oldest request's failure as a
+ * - Every failure is a WorkerFailure (worker-failure.ts) naming its reason and whether this request caused
+ *   it (`attributed`): the request a deadline fired for, or the oldest one in flight when the child died;
+ *   the others only stood behind it in the pipe.
+ * - Stderr goes to a WorkerStderr (worker-stderr.ts): logged line by line, its first and last lines kept
+ *   for error messages. A `pageserver-redo-error:` line there marks the oldest request's failure as a
  *   deterministic redo error.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { TickCorkedWriter } from '../lib/tick-cork.js'
-import {
-  CorruptionError,
-  PageserverError,
-  TimeoutError,
-  UnavailableError,
-  assert,
-  messageOf,
-} from '../lib/errors.js'
+import { PageserverError, assert, messageOf } from '../lib/errors.js'
 import { PAGE_BYTES } from './protocol.js'
-import { errorFromReport, parseRedoErrorLine, type RedoErrorReport } from './redo-error-line.js'
+import { errorFromReport } from './redo-error-line.js'
 import { decodeRedoErrorPage, isRedoErrorPage } from './redo-error-page.js'
+import {
+  WorkerFailure,
+  closedError,
+  crashedError,
+  deadlineError,
+  lostError,
+  malformedReplyError,
+  spawnFailedError,
+} from './worker-failure.js'
+import { WorkerStderr } from './worker-stderr.js'
 
 export type WalRedoLogLevel = 'debug' | 'info' | 'warn' | 'error'
 export type WalRedoLogger = (level: WalRedoLogLevel, message: string, fields?: Record<string, unknown>) => void
 
-/** Why a request failed on a worker. */
-export type WorkerFailureReason = 'timeout' | 'crash' | 'malformed' | 'redo_error' | 'spawn' | 'closed'
-
-export class WorkerFailure extends Error {
-  constructor(
-    readonly reason: WorkerFailureReason,
-    /** True when this request caused the failure; false when it only waited behind the one that did. */
-    readonly attributed: boolean,
-    readonly error: PageserverError,
-  ) {
-    super(error.message)
-    this.name = 'WorkerFailure'
-  }
-}
-
-/** Bytes of one stderr line kept; the rest of a longer line is dropped (a worker must not fill our memory). */
-export const STDERR_LINE_MAX_BYTES = 16 * 1024
-/** Last stderr lines remembered for error messages. */
-export const STDERR_TAIL_LINES = 10
-/**
- * First stderr lines remembered too: a dying process often names the cause first and then prints a long
- * stack (V8: "FATAL ERROR: ... JavaScript heap out of memory" followed by 20 native frames).
- */
-export const STDERR_HEAD_LINES = 10
 /** After SIGKILL, how long to wait for the exit before giving up on the child (logged, never hangs us). */
 export const KILL_WAIT_MAX_MS = 5000
 /** After the child exited, how long its pipes may stay open (a grandchild holding them) before we close them. */
@@ -124,13 +103,9 @@ export class WorkerProcess {
   private killSent = false
   private closing = false
   private spawnError: Error | null = null
-  private redoError: RedoErrorReport | null = null
   private exitInfo: WorkerExit = { code: null, signal: null }
-  private readonly stderrHead: string[] = []
-  private readonly stderrTail: string[] = []
-  private stderrLineCount = 0
-  private stderrPartial = ''
-  private stderrDropping = false
+  /** The child's stderr lines; logged through this worker's `log` (one closure per worker). */
+  private readonly stderr = new WorkerStderr((level, message, fields) => this.log(level, message, fields))
   private finalized = false
   private readonly timers = new Set<NodeJS.Timeout>()
   /**
@@ -170,8 +145,8 @@ export class WorkerProcess {
     this.child.stdin.on('error', (err) => this.log('debug', 'redo worker stdin error', { error: messageOf(err) }))
     this.child.stdout.on('data', (chunk: Buffer) => this.onStdout(chunk))
     this.child.stdout.on('end', () => this.onStdoutEnd())
-    this.child.stderr.on('data', (chunk: Buffer) => this.onStderr(chunk))
-    this.child.stderr.on('end', () => this.flushStderrPartial())
+    this.child.stderr.on('data', (chunk: Buffer) => this.stderr.write(chunk))
+    this.child.stderr.on('end', () => this.stderr.flushPartial())
     this.log('debug', 'redo worker started', { command: opts.command.join(' ') })
   }
 
@@ -189,15 +164,7 @@ export class WorkerProcess {
 
   /** The first and the last stderr lines (oldest first; "..." where lines were skipped). */
   stderrLines(): string[] {
-    const skipped = this.stderrLineCount - this.stderrHead.length - this.stderrTail.length
-    return [...this.stderrHead, ...(skipped > 0 ? [`... (${skipped} lines)`] : []), ...this.stderrTail]
-  }
-
-  /** The stderr line most likely to say why the worker died: the last that names an error, else the last. */
-  private stderrCause(): string | undefined {
-    const lines = [...this.stderrHead, ...this.stderrTail]
-    for (let i = lines.length - 1; i >= 0; i--) if (/error|fatal|panic|abort|out of memory/i.test(lines[i]!)) return lines[i]
-    return lines[lines.length - 1]
+    return this.stderr.lines()
   }
 
   /**
@@ -296,27 +263,13 @@ export class WorkerProcess {
 
   private onDeadline(entry: InFlight): void {
     if (this.initiated !== null || this.finalized) return
-    this.initiated = {
-      reason: 'timeout',
-      culprit: entry,
-      error: new TimeoutError('WALREDO_TIMEOUT', `WAL redo of ${entry.opts.what} did not finish within ${entry.opts.timeoutMs} ms; the redo worker was killed`, {
-        hint: 'Raise wal_redo_timeout if pages have very long WAL chains; otherwise report the page and LSN (the redo engine may loop).',
-        details: { pid: this.pid, timeoutMs: entry.opts.timeoutMs, page: entry.opts.what },
-      }),
-    }
+    this.initiated = { reason: 'timeout', culprit: entry, error: deadlineError(this.pid, entry.opts.what, entry.opts.timeoutMs) }
     this.kill('deadline')
   }
 
   private malformed(culprit: InFlight | null, message: string, details: Record<string, unknown>): void {
     if (this.initiated !== null || this.finalized) return
-    this.initiated = {
-      reason: 'malformed',
-      culprit,
-      error: new CorruptionError('WALREDO_MALFORMED_REPLY', message, {
-        hint: 'The redo worker does not speak the walredo protocol correctly; check the wal redo worker command.',
-        details: { pid: this.pid, ...details },
-      }),
-    }
+    this.initiated = { reason: 'malformed', culprit, error: malformedReplyError(this.pid, message, details) }
     this.kill('malformed reply')
   }
 
@@ -377,46 +330,6 @@ export class WorkerProcess {
     if (this.fifo.length > 0 || this.state === 'running') this.kill('stdout closed')
   }
 
-  private onStderr(chunk: Buffer): void {
-    let text = chunk.toString('utf8')
-    for (;;) {
-      const nl = text.indexOf('\n')
-      const piece = nl < 0 ? text : text.slice(0, nl)
-      if (!this.stderrDropping) {
-        this.stderrPartial += piece
-        if (Buffer.byteLength(this.stderrPartial) > STDERR_LINE_MAX_BYTES) {
-          this.stderrPartial = this.stderrPartial.slice(0, STDERR_LINE_MAX_BYTES) + ' [cut]'
-          this.emitStderrLine(this.stderrPartial)
-          this.stderrPartial = ''
-          this.stderrDropping = true
-        }
-      }
-      if (nl < 0) return
-      if (!this.stderrDropping) this.emitStderrLine(this.stderrPartial)
-      this.stderrPartial = ''
-      this.stderrDropping = false
-      text = text.slice(nl + 1)
-    }
-  }
-
-  private flushStderrPartial(): void {
-    if (this.stderrPartial !== '' && !this.stderrDropping) this.emitStderrLine(this.stderrPartial)
-    this.stderrPartial = ''
-    this.stderrDropping = false
-  }
-
-  private emitStderrLine(line: string): void {
-    const report = this.redoError === null ? parseRedoErrorLine(line) : null
-    if (report !== null) this.redoError = report
-    this.stderrLineCount++
-    if (this.stderrHead.length < STDERR_HEAD_LINES) this.stderrHead.push(line)
-    else {
-      this.stderrTail.push(line)
-      if (this.stderrTail.length > STDERR_TAIL_LINES) this.stderrTail.shift()
-    }
-    this.log(report !== null ? 'warn' : 'info', 'redo worker stderr', { line })
-  }
-
   private onChildError(err: Error): void {
     if (this.pid === undefined && this.spawnError === null) {
       this.spawnError = err
@@ -452,31 +365,29 @@ export class WorkerProcess {
     if (this.finalized) return
     this.finalized = true
     this.state = 'dead'
-    this.flushStderrPartial()
+    this.stderr.flushPartial()
     for (const t of this.timers) clearTimeout(t)
     this.timers.clear()
     if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
     this.deadlineTimer = undefined
     const pending = this.fifo.splice(0)
     const head = pending[0]
-    const cause = this.stderrCause()
+    const cause = this.stderr.cause()
     const tail = cause === undefined ? '' : `; stderr: ${cause}`
-    const details = { pid: this.pid, code: this.exitInfo.code, signal: this.exitInfo.signal, stderr: this.stderrLines() }
+    const details = { pid: this.pid, code: this.exitInfo.code, signal: this.exitInfo.signal, stderr: this.stderr.lines() }
 
     let culprit: InFlight | null = null
     let failure: WorkerFailure | null = null
     if (this.spawnError !== null) {
-      const error = new UnavailableError('WALREDO_SPAWN_FAILED', `cannot start the redo worker "${this.opts.command[0]}": ${this.spawnError.message}`, {
-        hint: 'Check the wal redo worker command: the executable must exist and be runnable by this user.',
-        details: { command: this.opts.command.join(' ') },
-      })
+      const error = spawnFailedError(this.opts.command, this.spawnError)
       for (const e of pending) e.handler.onFailure(new WorkerFailure('spawn', true, error))
       this.done()
       return
     }
-    if (this.redoError !== null && head !== undefined) {
+    const redoError = this.stderr.redoError
+    if (redoError !== null && head !== undefined) {
       culprit = head
-      failure = new WorkerFailure('redo_error', true, errorFromReport(this.redoError, { pid: this.pid }))
+      failure = new WorkerFailure('redo_error', true, errorFromReport(redoError, { pid: this.pid }))
     } else if (this.initiated !== null) {
       culprit = this.initiated.culprit
       failure = new WorkerFailure(this.initiated.reason, true, this.initiated.error)
@@ -487,21 +398,14 @@ export class WorkerProcess {
       failure = new WorkerFailure(
         'malformed',
         true,
-        new CorruptionError('WALREDO_MALFORMED_REPLY', `the redo worker (pid ${this.pid}) ${this.describeExit()} after ${this.replyFilled} of ${PAGE_BYTES} bytes of the reply for ${head.opts.what}${tail}`, {
-          hint: 'The redo worker does not speak the walredo protocol correctly; check the wal redo worker command.',
-          details: { ...details, replyBytes: this.replyFilled },
+        malformedReplyError(this.pid, `the redo worker (pid ${this.pid}) ${this.describeExit()} after ${this.replyFilled} of ${PAGE_BYTES} bytes of the reply for ${head.opts.what}${tail}`, {
+          ...details,
+          replyBytes: this.replyFilled,
         }),
       )
     } else if (head !== undefined) {
       culprit = head
-      failure = new WorkerFailure(
-        'crash',
-        true,
-        new UnavailableError('WALREDO_WORKER_CRASHED', `the redo worker (pid ${this.pid}) ${this.describeExit()} while redoing ${head.opts.what}${tail}`, {
-          hint: 'The redo worker crashed or ran out of memory; its stderr is in the log. Report the page and LSN if it repeats.',
-          details,
-        }),
-      )
+      failure = new WorkerFailure('crash', true, crashedError(this.pid, this.describeExit(), head.opts.what, tail, details))
     }
 
     for (const e of pending) {
@@ -510,16 +414,7 @@ export class WorkerProcess {
       } else if (this.closing && failure === null) {
         e.handler.onFailure(new WorkerFailure('closed', false, closedError()))
       } else {
-        e.handler.onFailure(
-          new WorkerFailure(
-            failure?.reason ?? 'crash',
-            false,
-            new UnavailableError('WALREDO_WORKER_LOST', `the redo worker (pid ${this.pid}) was replaced while ${e.opts.what} waited behind a request that failed (${failure?.error.message ?? this.describeExit()})`, {
-              hint: 'Retry the request; it did not cause the failure.',
-              details,
-            }),
-          ),
-        )
+        e.handler.onFailure(new WorkerFailure(failure?.reason ?? 'crash', false, lostError(this.pid, e.opts.what, failure?.error.message ?? this.describeExit(), details)))
       }
     }
     this.done()
@@ -529,10 +424,4 @@ export class WorkerProcess {
     this.resolveExited(this.exitInfo)
     this.opts.onChange?.(this)
   }
-}
-
-export function closedError(): UnavailableError {
-  return new UnavailableError('WALREDO_CLOSED', 'the WAL redo manager is shut down', {
-    hint: 'The page server is stopping; retry after it restarts.',
-  })
 }
