@@ -7,14 +7,14 @@
  * info bits, page address, timeline never decreasing, system id and segment size on long headers, the
  * continuation flag and remaining length of every continued page, the record header (length, resource
  * manager, previous-record link) and the CRC of every record. A failure is a CorruptionError naming the
- * LSN; the decoder then stays failed (it never guesses where to resume).
+ * LSN (wal-decoder-errors.ts); the decoder then stays failed (it never guesses where to resume).
  *
  * Positions are kept as JS numbers internally (exact below 2^53, i.e. 8 PiB of WAL) and handed out as Lsn.
  *
  * Memory: fed chunks are not copied. A record whole on one page is a view of its chunk; the pieces of a
  * record spanning pages are kept as views until it is complete (so memory follows the bytes received,
  * never a length read from the input), then joined into a shared slab or, with `inPlace`, inside the
- * chunk itself. Either way a record keeps the memory it lies in alive.
+ * chunk itself (wal-record-pieces.ts). Either way a record keeps the memory it lies in alive.
  *
  * Invariants:
  * - `pos` is the LSN of `buf[bufPos]`, the next byte not yet consumed.
@@ -29,7 +29,6 @@
  * next record starts at 0/2000068.
  */
 import { CorruptionError } from '../lib/errors.js'
-import { copyBytes } from '../lib/shared-copy.js'
 import { formatLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { RM } from './rmgr.js'
 import {
@@ -42,39 +41,18 @@ import {
   XLP_FIRST_IS_OVERWRITE_CONTRECORD,
   XLP_LONG_HEADER,
 } from './wal-page.js'
-import { decodeRecordAt, recordCrcAt, SizeOfXLogRecord, WAL_RECORD_MAX_BYTES, XLR_RMGR_INFO_MASK, type DecodedRecord } from './wal-record.js'
+import { decodeRecordAt, SizeOfXLogRecord, WAL_RECORD_MAX_BYTES, XLR_RMGR_INFO_MASK, type DecodedRecord } from './wal-record.js'
 import { rmgrIdIsValid } from './rmgr.js'
+import { recordCrcFault, walBadStartError, walError } from './wal-decoder-errors.js'
+import type { WalDecoderOptions } from './wal-decoder-options.js'
+import { copyPieces, joinPiecesInPlace } from './wal-record-pieces.js'
+
+export type { WalDecoderOptions } from './wal-decoder-options.js'
 
 const XLOG_SWITCH = 0x40
 const EMPTY = Buffer.alloc(0)
 /** Slab for assembled records (records spanning pages or chunks): one allocation per ~100 such records. */
 const RECORD_SLAB_BYTES = 1024 * 1024
-
-export interface WalDecoderOptions {
-  /** A WAL page boundary or a record boundary. */
-  startLsn: Lsn
-  /** Expected system identifier; when absent it is learned from the first long page header. */
-  systemId?: bigint | null
-  /** Expected segment size (default 16 MiB). */
-  segmentSizeBytes?: number
-  /** Start LSN of the record before `startLsn`, when known: enables the exact previous-link check. */
-  prevRecordLsn?: Lsn | null
-  /** Largest record accepted (default: PostgreSQL's own limit). */
-  recordMaxBytes?: number
-  /**
-   * The decoder may rewrite fed bytes to join a record that spans pages without copying it (only that
-   * record's bytes and the page headers inside it change). Only for callers that own their chunks and do
-   * not read them again, such as WalFileReader; off by default.
-   */
-  inPlace?: boolean
-  /**
-   * Hand out records before their CRC is checked: the caller checks every record (WalCrcVerifier, on a
-   * worker thread) before anyone sees it, and reports the first mismatch with `walCrcError`. A record whose
-   * structure fails to decode is CRC-checked here first, so its error is the same as without deferral.
-   * Off by default; only for WalFileReader and WalReceiver, which never hand out an unchecked record.
-   */
-  deferCrc?: boolean
-}
 
 export interface WalEnd {
   /** Where the invalid (zero-length) record would have started. */
@@ -108,10 +86,9 @@ export class WalStreamDecoder {
   private recTotLen = 0
   private recGot = 0
   /**
-   * Fragments of a record spanning pages or chunks, joined once complete: piece i is
-   * pieceBuf[i][pieceStart[i], pieceStart[i] + pieceLen[i]) (plain numbers, not views: most records are
-   * joined in place and never need a view of a piece). The arrays are reused; entries past `pieceCount`
-   * are cleared so they keep no old chunk alive.
+   * Fragments of a record spanning pages or chunks, joined once complete (wal-record-pieces.ts): piece i
+   * is pieceBuf[i][pieceStart[i], pieceStart[i] + pieceLen[i]), plain numbers, not views. The arrays are
+   * reused; entries past `pieceCount` are cleared so they keep no old chunk alive.
    */
   private pieceBuf: Buffer[] = []
   private pieceStart: number[] = []
@@ -137,9 +114,7 @@ export class WalStreamDecoder {
     this.prevRecPtr = opts.prevRecordLsn == null ? null : Number(opts.prevRecordLsn)
     const off = this.pos % XLOG_BLCKSZ
     if (off !== 0 && (off < SizeOfXLogShortPHD || off % 8 !== 0)) {
-      throw new CorruptionError('WAL_BAD_START', `cannot start decoding at ${formatLsn(opts.startLsn)}: not a page or record boundary`, {
-        hint: 'Start at a WAL page boundary (a multiple of 8192) or at the start of a record.',
-      })
+      throw walBadStartError(opts.startLsn)
     }
     // A start inside a page is a record boundary: no continuation to skip.
     if (off !== 0) this.syncing = false
@@ -392,73 +367,15 @@ export class WalStreamDecoder {
   }
 
   private assemble(): DecodedRecord {
-    const at = this.inPlace ? this.assembleInPlace() : -1
+    const at = this.inPlace ? joinPiecesInPlace(this.buf, this.hdrBuf, this.pieceBuf, this.pieceStart, this.pieceLen, this.pieceCount) : -1
     if (at >= 0) {
       this.clearPieces()
       return this.finishRecord(this.buf, at)
     }
     const raw = this.allocRecord(this.recTotLen)
-    let o = 0
-    for (let i = 0; i < this.pieceCount; i++) {
-      const b = this.pieceBuf[i]!
-      const start = this.pieceStart[i]!
-      const len = this.pieceLen[i]!
-      copyBytes(b, raw, o, start, start + len)
-      o += len
-    }
+    copyPieces(raw, this.pieceBuf, this.pieceStart, this.pieceLen, this.pieceCount)
     this.clearPieces()
     return this.finishRecord(raw, 0)
-  }
-
-  /**
-   * With `inPlace`, a record whose pieces all lie in the current input buffer is joined there: the longest
-   * piece stays where it is, the pieces before it move right and those after it move left over the page
-   * headers between them, so the fewest bytes move. Only bytes of this record and its page headers are
-   * overwritten. Worked example: a 8,000-byte record at 0/1001F00 has 256 bytes before 0/1002000, then a
-   * 24-byte page header, then 7,744 bytes; the 7,744 bytes stay, the first 256 move 24 bytes right, and
-   * raw = [0/1001F18, 0/1003F58). Had the split been 7,744 then 256, the 256 would move 24 bytes left.
-   * A header split across pages sits in hdrBuf and is written to its place. Returns where the record now
-   * starts in the buffer, or -1 (copy instead) when a piece came in an earlier buffer.
-   */
-  private assembleInPlace(): number {
-    const buf = this.buf
-    const n = this.pieceCount
-    let anchor = -1
-    let anchorLen = -1
-    for (let i = 0; i < n; i++) {
-      const b = this.pieceBuf[i]!
-      if (b === this.hdrBuf) continue // separate memory: written to its place below
-      if (b !== buf) return -1
-      if (this.pieceLen[i]! > anchorLen) {
-        anchor = i
-        anchorLen = this.pieceLen[i]!
-      }
-    }
-    if (anchor < 0) return -1
-    let recStart = this.pieceStart[anchor]!
-    for (let i = 0; i < anchor; i++) recStart -= this.pieceLen[i]!
-    if (recStart < 0) return -1
-    // Pieces before the anchor move right: the one nearest the anchor first, so none overwrites a piece
-    // still to move. Those after it move left, nearest first, for the same reason.
-    let dest = this.pieceStart[anchor]!
-    for (let i = anchor - 1; i >= 0; i--) {
-      const len = this.pieceLen[i]!
-      dest -= len
-      if (this.pieceBuf[i] === this.hdrBuf) {
-        buf.set(this.hdrBuf, dest)
-      } else {
-        const src = this.pieceStart[i]!
-        if (src !== dest) buf.copyWithin(dest, src, src + len)
-      }
-    }
-    dest = this.pieceStart[anchor]! + anchorLen
-    for (let i = anchor + 1; i < n; i++) {
-      const src = this.pieceStart[i]!
-      const len = this.pieceLen[i]!
-      if (src !== dest) buf.copyWithin(dest, src, src + len)
-      dest += len
-    }
-    return recStart
   }
 
   /**
@@ -523,25 +440,6 @@ export class WalStreamDecoder {
   }
 }
 
-/** WAL_BAD_CRC if the CRC of the `len`-byte record at `at` in `bytes` (start LSN `lsn`) does not match, else null. */
-export function recordCrcFault(bytes: Buffer, at: number, len: number, lsn: Lsn | number): CorruptionError | null {
-  const stored = bytes.readUInt32LE(at + 20)
-  const computed = recordCrcAt(bytes, at, len)
-  return stored === computed ? null : walCrcError(lsn, stored, computed)
-}
-
-/** The error for a record whose CRC-32C does not match (`at`: its start LSN). */
-export function walCrcError(at: Lsn | number, stored: number, computed: number): CorruptionError {
-  return walError('WAL_BAD_CRC', `incorrect resource manager data checksum (stored ${hex32(stored)}, computed ${hex32(computed)})`, Number(at))
-}
-
-function walError(code: string, message: string, at: number): CorruptionError {
-  return new CorruptionError(code, `${message} at ${formatLsn(BigInt(at))}`, {
-    hint: 'The WAL is corrupt, truncated, or not contiguous; decoding cannot continue past this point.',
-    details: { lsn: formatLsn(BigInt(at)) },
-  })
-}
-
 /** Little-endian u32 without Buffer's argument checks (callers have checked the bytes are there). */
 function u32(b: Uint8Array, p: number): number {
   return (b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16) | (b[p + 3]! << 24)) >>> 0
@@ -549,8 +447,4 @@ function u32(b: Uint8Array, p: number): number {
 
 function align8(n: number): number {
   return Math.ceil(n / 8) * 8
-}
-
-function hex32(n: number): string {
-  return n.toString(16).toUpperCase().padStart(8, '0')
 }

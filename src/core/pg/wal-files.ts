@@ -1,12 +1,13 @@
 /**
  * Reading WAL from segment files: a pg_wal directory, or a list of segment files.
  *
- * `WalFileReader.open(paths, {startLsn, endLsn})` finds the segment files (wal-segment-listing.ts), learns
- * the segment size and system identifier from the long header of the first page, and checks that every file
- * has that size and that all are on one timeline (a promoted standby's pg_wal holds two: `timeline` picks one,
- * pg_waldump's -t; without it the reader refuses to guess). `records()` then streams the records
- * through a WalStreamDecoder, reading one chunk at a time (memory: one chunk plus the record being
- * reassembled, never a whole file). A decoding error names the segment file it was found in.
+ * `WalFileReader.open(paths, {startLsn, endLsn})` (options: wal-read-options.ts) finds the segment files
+ * (wal-segment-listing.ts), learns the segment size and system identifier from the long header of the
+ * first page (wal-segment-header.ts), and checks that every file has that size and that all are on one
+ * timeline (a promoted standby's pg_wal holds two: `timeline` picks one, pg_waldump's -t; without it the
+ * reader refuses to guess). `records()` then streams the records through a WalStreamDecoder, reading one
+ * chunk at a time (memory: one chunk plus the record being reassembled, never a whole file). A decoding
+ * error names the segment file it was found in.
  *
  * Semantics, as pg_waldump's:
  * - start: default is the start of the first segment (the tail of a record continued from an earlier
@@ -27,7 +28,7 @@
  * This module reads files itself (node:fs) though it lives in pg/: it is the file edge of the WAL decoder,
  * used by `wal dump`, tests and benchmarks; the decoder it drives stays pure.
  */
-import { open, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { CorruptionError, errorOfKind, NotFoundError, PageserverError, UsageError } from '../lib/errors.js'
 import { WalChunkSource } from './wal-chunk-source.js'
 import { listWalSegmentFiles } from './wal-segment-listing.js'
@@ -35,25 +36,13 @@ import { formatLsn, parseLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { WalStreamDecoder } from './wal-decoder.js'
 import { classifyPageFault } from './wal-page-fault.js'
 import { CrcVerdicts, WorkerWalSource, type VerdictChunk } from './wal-worker-source.js'
-import {
-  parseWalFileName,
-  SizeOfXLogLongPHD,
-  walFileName,
-  XLOG_BLCKSZ,
-  XLOG_PAGE_MAGIC,
-  XLP_LONG_HEADER,
-} from './wal-page.js'
+import { parseWalFileName, walFileName, XLOG_BLCKSZ } from './wal-page.js'
+import { WAL_CRC_WORKER_MIN_BYTES, WAL_READ_CHUNK_DEFAULT_BYTES, WAL_READ_CHUNK_MAX_BYTES, type WalReadOptions } from './wal-read-options.js'
 import { WAL_RECORD_MAX_BYTES, type DecodedRecord } from './wal-record.js'
+import { readLongHeader } from './wal-segment-header.js'
 
-/** PostgreSQL's IsValidWalSegSize: a power of two from 1 MiB to 1 GiB. */
-export const WAL_SEGMENT_SIZE_MIN_BYTES = 1024 * 1024
-export const WAL_SEGMENT_SIZE_MAX_BYTES = 1024 * 1024 * 1024
-/** Default read size: large enough that syscalls are noise, small enough to stay cache-friendly. */
-export const WAL_READ_CHUNK_DEFAULT_BYTES = 1024 * 1024
-/** Upper bound on one read (and so on the memory a reader holds besides the record being reassembled). */
-export const WAL_READ_CHUNK_MAX_BYTES = 64 * 1024 * 1024
-/** Reads shorter than this check CRCs on the decoding thread (a worker costs tens of ms of CPU to start). */
-export const WAL_CRC_WORKER_MIN_BYTES = 32 * 1024 * 1024
+export { WAL_CRC_WORKER_MIN_BYTES, WAL_READ_CHUNK_DEFAULT_BYTES, WAL_READ_CHUNK_MAX_BYTES, type WalReadOptions } from './wal-read-options.js'
+export { WAL_SEGMENT_SIZE_MAX_BYTES, WAL_SEGMENT_SIZE_MIN_BYTES } from './wal-segment-header.js'
 
 export interface WalSegmentFile {
   readonly path: string
@@ -87,78 +76,6 @@ export interface WalReadStats {
   readonly chunksAllocated: number
   /** Read buffers still kept at the end (free for reuse or in use): at most WAL_CHUNK_POOL_MAX free ones. */
   readonly chunksKept: number
-}
-
-export interface WalReadOptions {
-  /** First LSN of interest (default: the start of the first segment). */
-  startLsn?: Lsn | null
-  /** Hand out only records ending at or before this LSN. */
-  endLsn?: Lsn | null
-  /** Bytes per read (default 1 MiB, at most WAL_READ_CHUNK_MAX_BYTES). */
-  chunkBytes?: number
-  /**
-   * Read the files and check record CRCs on a worker thread (WorkerWalSource) while decoding here. Default
-   * 'auto': with `reuseBuffers`, when at least WAL_CRC_WORKER_MIN_BYTES are to be read. The records and
-   * errors are the same either way. The worker pays when the consumer is light (a dump, statistics, redo
-   * of a few pages); a consumer that keeps the other core busy itself (file ingest) is faster without.
-   */
-  crcWorker?: boolean | 'auto'
-  /**
-   * With the worker: when it is the slower thread, the decoding thread takes over the CRCs of a share of
-   * the chunks (at most half) so that both finish together. Default true; false keeps every check on
-   * the worker.
-   */
-  crcWorkerBalance?: boolean
-  /**
-   * Read into a few buffers reused from chunk to chunk instead of fresh memory for every chunk: a batch's
-   * records (and any view of their bytes) are then valid only until the next batch is asked for (with
-   * `records()`: until the next record); copy what you keep. For consumers that use each record at once
-   * (dump, statistics, ingest that copies what it stores). Default false.
-   */
-  reuseBuffers?: boolean
-  /**
-   * The start is where an earlier read of this WAL ended (ingest continuing a timeline): a start at the end
-   * of the files, or a recycled page right at the start, is then "nothing new", not a mistake. Default
-   * false: both are errors, since a read that finds nothing at all is a wrong file or a wrong start.
-   */
-  resume?: boolean
-  /**
-   * Read only the segments of this PostgreSQL timeline (pg_waldump's -t): the others in a directory are
-   * skipped, a file named explicitly on another timeline is an error. Default: all the segments given,
-   * which must then be of one timeline.
-   */
-  timeline?: number | null
-}
-
-interface LongHeaderFacts {
-  readonly segSize: number
-  readonly sysid: bigint
-}
-
-async function readLongHeader(path: string): Promise<LongHeaderFacts> {
-  const fh = await open(path, 'r')
-  try {
-    const b = Buffer.alloc(SizeOfXLogLongPHD)
-    const { bytesRead } = await fh.read(b, 0, SizeOfXLogLongPHD, 0)
-    const bad = (what: string): CorruptionError =>
-      new CorruptionError('WAL_BAD_SEGMENT_HEADER', `${path}: ${what}`, {
-        hint: 'The file is not a PostgreSQL 15 WAL segment, or its first page is damaged.',
-      })
-    if (bytesRead < SizeOfXLogLongPHD) throw bad(`only ${bytesRead} bytes, shorter than a segment header`)
-    const magic = b.readUInt16LE(0)
-    if (magic !== XLOG_PAGE_MAGIC) {
-      throw bad(`page magic ${magic.toString(16).toUpperCase().padStart(4, '0')}, PostgreSQL 15 writes D110`)
-    }
-    if ((b.readUInt16LE(2) & XLP_LONG_HEADER) === 0) throw bad('first page has no long header')
-    const segSize = b.readUInt32LE(32)
-    if (segSize < WAL_SEGMENT_SIZE_MIN_BYTES || segSize > WAL_SEGMENT_SIZE_MAX_BYTES || (segSize & (segSize - 1)) !== 0) {
-      throw bad(`segment size ${segSize} in the header is not a power of two between 1 MiB and 1 GiB`)
-    }
-    if (b.readUInt32LE(36) !== XLOG_BLCKSZ) throw bad(`WAL block size ${b.readUInt32LE(36)}, expected ${XLOG_BLCKSZ}`)
-    return { segSize, sysid: b.readBigUInt64LE(24) }
-  } finally {
-    await fh.close()
-  }
 }
 
 export class WalFileReader {

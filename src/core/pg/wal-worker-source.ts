@@ -34,7 +34,7 @@ import { assert } from '../lib/errors.js'
 import { CrcWorkerHost, crcWorkerMessageId, type CrcWorkerClient, type ReadReply, type WalkStart } from './wal-crc-worker.js'
 import type { WalkBad } from './wal-crc-walker.js'
 import { segmentDisappeared, walReadFailed, walShortRead, WAL_CHUNK_POOL_MAX, WalChunkSource, type WalChunk, type WalChunkFile } from './wal-chunk-source.js'
-import { recordCrcFault, walCrcError } from './wal-decoder.js'
+import { recordCrcFault, walCrcError } from './wal-decoder-errors.js'
 import type { DecodedRecord } from './wal-record.js'
 
 /** Chunks read ahead of the one being decoded: enough to keep the worker busy while the decoder works. */
