@@ -23,9 +23,7 @@ import { formatLsn, INVALID_LSN, type Lsn } from '../pg/lsn.js'
 import { checkpointRecordLsn, type SyntheticWal } from '../pg/synthetic-wal.js'
 import { BLCKSZ } from '../pg/wal-record.js'
 import { XLOG_BLCKSZ } from '../pg/wal-page.js'
-
-const WAL_SEGMENT_SIZE_MIN_BYTES = 1024 * 1024
-const WAL_SEGMENT_SIZE_MAX_BYTES = 1024 * 1024 * 1024
+import { WAL_SEGMENT_SIZE_MAX_BYTES, WAL_SEGMENT_SIZE_MIN_BYTES } from '../pg/wal-segment-header.js'
 
 /** Checks the build constants a backup depends on; a control file failing them is not one we wrote. */
 export function checkControlGeometry(c: ControlFileData): void {

@@ -25,8 +25,9 @@ export interface WalDecoderOptions {
    */
   inPlace?: boolean
   /**
-   * Hand out records before their CRC is checked: the caller checks every record (WalCrcVerifier, on a
-   * worker thread) before anyone sees it, and reports the first mismatch with `walCrcError`. A record whose
+   * Hand out records before their CRC is checked: the caller checks every record before anyone sees it
+   * (WalReceiver with WalCrcVerifier on a worker thread; WalFileReader with the verdicts of the worker that
+   * read the chunk, else itself) and reports the first mismatch with `walCrcError`. A record whose
    * structure fails to decode is CRC-checked by the decoder first, so its error is the same as without
    * deferral. Off by default; only for WalFileReader and WalReceiver, which never hand out an unchecked
    * record.
