@@ -1,19 +1,34 @@
 /**
- * Results of the walsender's replication commands, parsed from their text rows into typed values.
+ * The walsender's replication commands as text, and their results, parsed from their text rows into typed
+ * values.
  *
  *   IDENTIFY_SYSTEM        -> systemid (u64 as decimal text), timeline (int4), xlogpos ("X/X"), dbname (null)
  *   READ_REPLICATION_SLOT  -> slot_type, restart_lsn, restart_tli; a row of nulls when the slot is missing
+ *   START_REPLICATION      -> after the server ends a timeline's stream: next_tli (int8), next_tli_startpos
  *
  * Slot names are checked before they are spliced into a command: PostgreSQL allows only lower-case
  * letters, digits and underscores, at most 63 bytes (NAMEDATALEN - 1), so nothing else can reach SQL.
+ * Setting names and timelines are checked as well before they are spliced in.
  */
-import { CorruptionError, UsageError } from '../lib/errors.js'
-import { parseLsn, type Lsn } from '../pg/lsn.js'
+import { CorruptionError, UsageError, type PageserverError } from '../lib/errors.js'
+import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
 
 export interface QueryResult {
   readonly fields: string[]
   readonly rows: Array<Array<string | null>>
   readonly tags: string[]
+}
+
+/** A reply being collected; the server's error waits for ReadyForQuery, which ends the command either way. */
+export interface QueryReply {
+  fields: string[]
+  rows: Array<Array<string | null>>
+  tags: string[]
+  error: PageserverError | undefined
+}
+
+export function emptyReply(): QueryReply {
+  return { fields: [], rows: [], tags: [], error: undefined }
 }
 
 export interface SystemIdentity {
@@ -91,6 +106,34 @@ export function parseTimelineHistory(r: QueryResult): TimelineHistoryEntry[] {
 export function timelineOfLsn(history: readonly TimelineHistoryEntry[], current: number, lsn: Lsn): number {
   for (const e of history) if (lsn < e.end) return e.tli
   return current
+}
+
+/** SHOW name: the name is spliced into the command, so only what a setting name is made of may pass. */
+export function showCommand(name: string): string {
+  if (!/^[a-z_][a-z0-9_.]*$/i.test(name)) throw new UsageError('BAD_SETTING_NAME', `"${name}" is not a setting name`, { hint: 'Use a PostgreSQL setting name such as wal_segment_size.' })
+  return `SHOW ${name}`
+}
+
+/** SHOW's reply: one row holding the setting's value as text (e.g. wal_segment_size -> "16MB"). */
+export function parseShowValue(r: QueryResult, name: string): string {
+  const v = r.rows[0]?.[0]
+  if (v === undefined || v === null) throw new CorruptionError('PG_BAD_REPLY', `SHOW ${name} returned no value`, { hint: 'The server replied oddly.' })
+  return v
+}
+
+/** START_REPLICATION [SLOT s] PHYSICAL X/X TIMELINE n, its slot name and timeline checked before they are spliced in. */
+export function startReplicationCommand(slot: string | undefined, startLsn: Lsn, timeline: number): string {
+  if (slot !== undefined) validateSlotName(slot)
+  if (!Number.isInteger(timeline) || timeline < 1 || timeline > 0xffff_ffff) {
+    throw new UsageError('BAD_TIMELINE', `timeline ${timeline} is not a PostgreSQL timeline id`, { hint: 'Use the timeline from IDENTIFY_SYSTEM.' })
+  }
+  return `START_REPLICATION ${slot !== undefined ? `SLOT ${slot} ` : ''}PHYSICAL ${formatLsn(startLsn)} TIMELINE ${timeline}`
+}
+
+/** START_REPLICATION's result row after a timeline switch; undefined when it names no next timeline. */
+export function parseNextTimeline(row: Array<string | null>): { tli: number; lsn: Lsn } | undefined {
+  if (row[0] == null || row[1] == null) return undefined
+  return { tli: Number(row[0]), lsn: parseLsn(row[1], 'next timeline start') }
 }
 
 export function parseSlotRow(r: QueryResult): SlotInfo | null {

@@ -6,34 +6,36 @@
  * `show`, `query`; slots through replication-slots.ts) -> `startReplication()` -> iterate WAL chunks ->
  * `stopStreaming()` or `close()`. One owner; every path ends in `close()` (CopyDone, Terminate, destroy).
  *
- * Shape: pg-protocol serialises frontend messages and parses backend ones; all handling happens
- * synchronously in the socket's data callback, so keepalives are answered even while the consumer is busy,
- * and WAL bytes are copied out of pg-protocol's reused parse buffer before the callback returns (a view kept
- * past it is overwritten by later network data). Chunks wait in a ChunkQueue; above `queuedBytesMax` the
- * socket is paused, so memory is bounded whatever the consumer's speed.
+ * Shape: pg-protocol serialises frontend messages and parses backend ones (PgSocket, pg-socket.ts); all
+ * handling happens synchronously in the socket's data callback, so keepalives are answered even while the
+ * consumer is busy, and WAL bytes are copied out of pg-protocol's reused parse buffer before the callback
+ * returns (a view kept past it is overwritten by later network data). Chunks wait in a ChunkQueue; above
+ * `queuedBytesMax` the socket is paused, so memory is bounded whatever the consumer's speed. This class keeps
+ * the phases and what they dispatch; BASE_BACKUP's reply is taken apart by base-backup.ts, command texts and
+ * rows by replication-commands.ts, and the errors it raises itself are built in connection-errors.ts.
  *
  * Invariants:
  * - streamed chunks are contiguous: the first starts at the requested LSN, each next one where the previous
  *   ended; anything else fails the stream with WAL_STREAM_GAP (never silently patched over);
  * - status updates report `written` = end of the last byte received, and `flushed`/`applied` only what the
  *   owner declared with `setDurable()` (0 until then, which leaves a slot's restart_lsn untouched);
- * - every frame length is checked against `messageBytesMax` before pg-protocol buffers it (FrameGuard).
+ * - every frame length is checked against `messageBytesMax` before pg-protocol buffers it (FrameGuard, in
+ *   PgSocket).
  */
-import { connect as netConnect, type Socket } from 'node:net'
-import { join } from 'node:path'
 import { serialize } from 'pg-protocol'
-import { Parser } from 'pg-protocol/dist/parser.js'
 import type { BackendMessage } from 'pg-protocol/dist/messages.js'
 import type { ConnParams } from '../protocol/conn-string.js'
 import { describeConnParams } from '../protocol/conn-string.js'
-import { CorruptionError, InterruptedError, PageserverError, TimeoutError, UnavailableError, UnsupportedError, UsageError, messageOf } from '../lib/errors.js'
-import { formatLsn, parseLsn, type Lsn } from '../pg/lsn.js'
-import { FrameGuard } from './frame-guard.js'
-import { StartupAuth, type AuthMethod } from './startup-auth.js'
+import type { PageserverError } from '../lib/errors.js'
+import type { Lsn } from '../pg/lsn.js'
+import { StartupAuth, startupMessage, type AuthMethod } from './startup-auth.js'
 import { resolveConnectionOptions, type ReplicationConnectionOptions, type ReplicationMode, type ResolvedConnectionOptions } from './connection-options.js'
 import { WalStream, type StreamEnd } from './wal-stream.js'
 import { errorFromServer } from './pg-errors.js'
-import { parseSystemRow, parseTimelineHistory, validateSlotName, type SystemIdentity, type QueryResult, type TimelineHistoryEntry } from './replication-commands.js'
+import { emptyReply, parseNextTimeline, parseShowValue, parseSystemRow, parseTimelineHistory, showCommand, startReplicationCommand, type SystemIdentity, type QueryReply, type QueryResult, type TimelineHistoryEntry } from './replication-commands.js'
+import { PgSocket } from './pg-socket.js'
+import { BaseBackupCopy, baseBackupCommand, type BackupPositions, type BackupStart } from './base-backup.js'
+import { closedForCommandError, commandTimeoutError, connectCancelledError, connectionBusyError, connectionClosedError, protocolViolationError, socketClosedError, tlsUnsupportedError, unexpectedBytesError } from './connection-errors.js'
 
 export type { SlotInfo, SystemIdentity, QueryResult } from './replication-commands.js'
 export type { StreamEnd, WalChunk } from './wal-stream.js'
@@ -53,18 +55,15 @@ type AnyMessage = BackendMessage & Record<string, unknown>
 export class ReplicationConnection {
   private readonly opts: ResolvedConnectionOptions
   private readonly auth: StartupAuth
-  private socket: Socket | undefined
-  private readonly parser = new Parser()
-  private readonly guard: FrameGuard
+  private readonly socket: PgSocket
   private phase: Phase = 'connecting'
   private pending: Pending | undefined
-  private result: { fields: string[]; rows: Array<Array<string | null>>; tags: string[]; error: PageserverError | undefined } = newResult()
-  private socketError: Error | undefined
+  private result: QueryReply = emptyReply()
   private readonly parameters = new Map<string, string>()
 
   private stream: WalStream | undefined
   /** During BASE_BACKUP: receives each CopyData payload synchronously; result sets are collected apart. */
-  private copyOut: { onData: (chunk: Buffer) => void; onStart: ((s: { lsn: Lsn; timeline: number }) => void) | undefined; resultSets: Array<{ fields: string[]; rows: Array<Array<string | null>> }>; inCopy: boolean } | undefined
+  private copyOut: BaseBackupCopy | undefined
   private durableLsn: Lsn = 0n as Lsn
   private shutdownSeen = false
   private nextTimeline: { tli: number; lsn: Lsn } | undefined
@@ -77,16 +76,12 @@ export class ReplicationConnection {
   ) {
     this.opts = resolveConnectionOptions(options, params.connectTimeoutSeconds)
     this.auth = new StartupAuth(params.user, params.password)
-    this.guard = new FrameGuard(this.opts.messageBytesMax)
+    this.socket = new PgSocket(this.opts.messageBytesMax, (msg) => this.onMessage(msg as AnyMessage), (err) => this.fail(err), () => this.onClose())
   }
 
   /** Opens a replication connection and authenticates. Throws typed errors (unavailable, auth, timeout). */
   static async connect(params: ConnParams, options: ReplicationConnectionOptions = {}): Promise<ReplicationConnection> {
-    if (params.sslMode === 'require' || params.sslMode === 'verify-ca' || params.sslMode === 'verify-full') {
-      throw new UsageError('PG_TLS_UNSUPPORTED', `sslmode=${params.sslMode} needs TLS, which this client does not speak`, {
-        hint: 'Use sslmode=disable or prefer on a trusted network (e.g. loopback or a private link).',
-      })
-    }
+    if (params.sslMode === 'require' || params.sslMode === 'verify-ca' || params.sslMode === 'verify-full') throw tlsUnsupportedError(params.sslMode)
     const conn = new ReplicationConnection(params, options)
     await conn.open(options.signal)
     return conn
@@ -134,51 +129,22 @@ export class ReplicationConnection {
     const where = describeConnParams(this.params)
     return new Promise<void>((resolve, reject) => {
       if (signal?.aborted) {
-        reject(new InterruptedError('INTERRUPTED', `connecting to ${where} was cancelled`, { hint: 'The operation was stopped on request.' }))
+        reject(connectCancelledError(where))
         return
       }
-      const onAbort = (): void => this.fail(new InterruptedError('INTERRUPTED', `connecting to ${where} was cancelled`, { hint: 'The operation was stopped on request.' }))
+      const onAbort = (): void => this.fail(connectCancelledError(where))
       signal?.addEventListener('abort', onAbort, { once: true })
       const done = (fn: () => void) => () => {
         signal?.removeEventListener('abort', onAbort)
         fn()
       }
       this.setPending('connecting', this.opts.connectTimeoutMs, (v) => done(() => resolve(v as void))(), (e) => done(() => reject(e))())
-      const socket = this.params.host.startsWith('/')
-        ? netConnect({ path: join(this.params.host, `.s.PGSQL.${this.params.port}`) })
-        : netConnect({ host: this.params.host, port: this.params.port })
-      this.socket = socket
-      socket.setNoDelay(true)
-      socket.on('connect', () => {
-        socket.setKeepAlive(true, 10_000)
-        socket.write(
-          serialize.startup({
-            user: this.params.user,
-            database: this.params.dbname,
-            // 'database' asks for a logical walsender, which also runs SQL (connection-options.ts).
-            replication: this.opts.replicationMode === 'database' ? 'database' : 'true',
-            application_name: this.params.applicationName ?? this.opts.applicationName,
-          }),
-        )
-      })
-      socket.on('data', (chunk: Buffer) => this.onData(chunk))
-      socket.on('error', (err) => {
-        this.socketError ??= err
-      })
-      socket.on('close', () => this.onClose())
+      this.socket.dial(this.params, startupMessage(this.params, this.opts))
     })
   }
 
   private setPending(what: string, timeoutMs: number, resolve: (v: unknown) => void, reject: (e: unknown) => void): void {
-    const timer = setTimeout(() => {
-      const where = describeConnParams(this.params)
-      const after = timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`
-      this.fail(
-        new TimeoutError('PG_TIMEOUT', `${what === 'connecting' ? `connecting to ${where}` : `${what} on ${where}`} timed out after ${after}`, {
-          hint: 'Check that the server is reachable and not overloaded; raise the timeout if the link is slow.',
-        }),
-      )
-    }, timeoutMs)
+    const timer = setTimeout(() => this.fail(commandTimeoutError(what, describeConnParams(this.params), timeoutMs)), timeoutMs)
     timer.unref()
     this.pending = { what, resolve, reject, timer }
   }
@@ -190,15 +156,6 @@ export class ReplicationConnection {
     if (p.timer) clearTimeout(p.timer)
     if (ok) p.resolve(value)
     else p.reject(value)
-  }
-
-  private onData(chunk: Buffer): void {
-    try {
-      this.guard.feed(chunk)
-      this.parser.parse(chunk, (msg) => this.onMessage(msg as AnyMessage))
-    } catch (e) {
-      this.fail(toProtocolError(e))
-    }
   }
 
   private onMessage(msg: AnyMessage): void {
@@ -216,14 +173,18 @@ export class ReplicationConnection {
     }
     if (this.phase === 'connecting') return this.onStartupMessage(msg)
     if (this.phase === 'streaming' || this.phase === 'stream-ending') return this.onStreamMessage(msg)
-    if (this.phase === 'query') return this.onQueryMessage(msg)
+    if (this.phase === 'query') {
+      // During BASE_BACKUP the backup takes its messages first: the archive's CopyData goes straight on.
+      if (this.copyOut !== undefined && this.copyOut.onMessage(msg)) return
+      return this.onQueryMessage(msg)
+    }
     this.protocolViolation(msg.name)
   }
 
   private onServerError(msg: AnyMessage): void {
     const code = typeof msg.code === 'string' ? msg.code : undefined
     if (code === undefined && String(msg.message ?? '').startsWith('received invalid response')) {
-      return this.fail(new CorruptionError('PG_PROTOCOL_VIOLATION', `unexpected bytes from the server: ${String(msg.message)}`, { hint: 'Check that host and port point to a PostgreSQL server.' }))
+      return this.fail(unexpectedBytesError(String(msg.message)))
     }
     const err = errorFromServer(msg as { message?: string; code?: string }, this.pending?.what ?? 'streaming')
     if (this.phase === 'query') {
@@ -236,11 +197,11 @@ export class ReplicationConnection {
   }
 
   private protocolViolation(name: string): void {
-    this.fail(new CorruptionError('PG_PROTOCOL_VIOLATION', `unexpected "${name}" message from the server in phase ${this.phase}`, { hint: 'Check that host and port point to a PostgreSQL 15 server.' }))
+    this.fail(protocolViolationError(name, this.phase))
   }
 
   private write(buf: Buffer): void {
-    if (this.socket && !this.socket.destroyed && this.socket.writable) this.socket.write(buf)
+    this.socket.write(buf)
   }
 
   private onStartupMessage(msg: AnyMessage): void {
@@ -256,7 +217,7 @@ export class ReplicationConnection {
   query(sql: string, what = sql.split(' ')[0] ?? 'command'): Promise<QueryResult> {
     this.assertPhase('ready', what)
     this.phase = 'query'
-    this.result = newResult()
+    this.result = emptyReply()
     return new Promise<QueryResult>((resolve, reject) => {
       this.setPending(what, this.opts.commandTimeoutMs, resolve as (v: unknown) => void, reject)
       this.write(serialize.query(sql))
@@ -264,40 +225,6 @@ export class ReplicationConnection {
   }
 
   private onQueryMessage(msg: AnyMessage): void {
-    const co = this.copyOut
-    if (co !== undefined) {
-      switch (msg.name) {
-        case 'rowDescription':
-          co.resultSets.push({ fields: (msg.fields as Array<{ name: string }>).map((f) => f.name), rows: [] })
-          return
-        case 'dataRow':
-          co.resultSets[co.resultSets.length - 1]?.rows.push(msg.fields as Array<string | null>)
-          return
-        case 'copyOutResponse': {
-          co.inCopy = true
-          const first = co.resultSets[0]?.rows[0]
-          if (!first || first[0] == null) return this.protocolViolation('copyOutResponse before the start position')
-          try {
-            co.onStart?.({ lsn: parseLsn(first[0], 'backup start'), timeline: Number(first[1]) })
-          } catch (e) {
-            return this.fail(e instanceof PageserverError ? e : toProtocolError(e))
-          }
-          return
-        }
-        case 'copyData':
-          if (!co.inCopy) return this.protocolViolation('copyData')
-          try {
-            co.onData(msg.chunk as Buffer)
-          } catch (e) {
-            // The consumer failed (corrupt archive, import error): stop everything, report that error.
-            return this.fail(e instanceof PageserverError ? e : toProtocolError(e))
-          }
-          return
-        case 'copyDone':
-          co.inCopy = false
-          return
-      }
-    }
     switch (msg.name) {
       case 'rowDescription':
         this.result.fields = (msg.fields as Array<{ name: string }>).map((f) => f.name)
@@ -326,10 +253,8 @@ export class ReplicationConnection {
 
   private assertPhase(phase: Phase, what: string): void {
     if (this.phase === phase) return
-    if (this.phase === 'closed') {
-      throw new UnavailableError('PG_CONNECTION_CLOSED', `cannot run ${what}: the connection to ${describeConnParams(this.params)} is closed`, { hint: 'Reconnect.' })
-    }
-    throw new UsageError('PG_CONNECTION_BUSY', `cannot run ${what} while the connection is ${this.phase}`, { hint: 'This is a bug in the caller: one command at a time.' })
+    if (this.phase === 'closed') throw closedForCommandError(what, describeConnParams(this.params))
+    throw connectionBusyError(what, this.phase)
   }
 
   /** IDENTIFY_SYSTEM: the primary's system id, timeline and current flush LSN. */
@@ -344,11 +269,7 @@ export class ReplicationConnection {
 
   /** SHOW a server setting (walsenders accept SHOW), e.g. wal_segment_size -> "16MB". */
   async show(name: string): Promise<string> {
-    if (!/^[a-z_][a-z0-9_.]*$/i.test(name)) throw new UsageError('BAD_SETTING_NAME', `"${name}" is not a setting name`, { hint: 'Use a PostgreSQL setting name such as wal_segment_size.' })
-    const r = await this.query(`SHOW ${name}`, 'SHOW')
-    const v = r.rows[0]?.[0]
-    if (v === undefined || v === null) throw new CorruptionError('PG_BAD_REPLY', `SHOW ${name} returned no value`, { hint: 'The server replied oddly.' })
-    return v
+    return parseShowValue(await this.query(showCommand(name), 'SHOW'), name)
   }
 
   /**
@@ -357,22 +278,18 @@ export class ReplicationConnection {
    * into SharedArrayBuffer memory with `sharedMemory`, for a CRC worker thread).
    */
   async startReplication(args: { slot?: string | undefined; startLsn: Lsn; timeline: number; sharedMemory?: boolean }): Promise<WalStream> {
-    if (args.slot !== undefined) validateSlotName(args.slot)
-    if (!Number.isInteger(args.timeline) || args.timeline < 1 || args.timeline > 0xffff_ffff) {
-      throw new UsageError('BAD_TIMELINE', `timeline ${args.timeline} is not a PostgreSQL timeline id`, { hint: 'Use the timeline from IDENTIFY_SYSTEM.' })
-    }
+    const sql = startReplicationCommand(args.slot, args.startLsn, args.timeline)
     this.assertPhase('ready', 'START_REPLICATION')
-    const sql = `START_REPLICATION ${args.slot !== undefined ? `SLOT ${args.slot} ` : ''}PHYSICAL ${formatLsn(args.startLsn)} TIMELINE ${args.timeline}`
     this.shutdownSeen = false
     this.nextTimeline = undefined
     const stream = new WalStream(
       {
         send: (buf) => this.write(buf),
-        pause: () => this.socket?.pause(),
-        resume: () => this.socket?.resume(),
+        pause: () => this.socket.pause(),
+        resume: () => this.socket.resume(),
         fail: (err) => this.fail(err),
         where: describeConnParams(this.params),
-        partialFrame: () => this.guard.partialFrame,
+        partialFrame: () => this.socket.partialFrame,
       },
       this.opts,
       args.startLsn,
@@ -382,7 +299,7 @@ export class ReplicationConnection {
     stream.onConsumerReturn = () => this.stopStreaming()
     this.stream = stream
     this.phase = 'query'
-    this.result = newResult()
+    this.result = emptyReply()
     try {
       await new Promise<void>((resolve, reject) => {
         this.setPending('START_REPLICATION', this.opts.commandTimeoutMs, resolve as (v: unknown) => void, reject)
@@ -406,34 +323,23 @@ export class ReplicationConnection {
   async baseBackup(
     options: { label: string; timeoutMs?: number },
     onData: (chunk: Buffer) => void,
-    onStart?: (start: { lsn: Lsn; timeline: number }) => void,
-  ): Promise<{ startLsn: Lsn; startTimeline: number; endLsn: Lsn; endTimeline: number }> {
+    onStart?: (start: BackupStart) => void,
+  ): Promise<BackupPositions> {
     this.assertPhase('ready', 'BASE_BACKUP')
-    const label = options.label.replaceAll("'", "''")
+    const sql = baseBackupCommand(options.label)
     this.phase = 'query'
-    this.result = newResult()
-    const co = { onData, onStart, resultSets: [] as Array<{ fields: string[]; rows: Array<Array<string | null>> }>, inCopy: false }
+    this.result = emptyReply()
+    const co = new BaseBackupCopy({ fail: (err) => this.fail(err), protocolViolation: (name) => this.protocolViolation(name) }, onData, onStart)
     this.copyOut = co
     try {
       await new Promise<void>((resolve, reject) => {
         this.setPending('BASE_BACKUP', options.timeoutMs ?? 6 * 3600_000, resolve as (v: unknown) => void, reject)
-        this.write(serialize.query(`BASE_BACKUP ( LABEL '${label}', CHECKPOINT 'fast', MANIFEST 'no' )`))
+        this.write(serialize.query(sql))
       })
     } finally {
       this.copyOut = undefined
     }
-    const sets = co.resultSets
-    const first = sets[0]?.rows[0]
-    const last = sets[sets.length - 1]?.rows[0]
-    if (sets.length < 2 || !first || !last || first[0] == null || last[0] == null) {
-      throw new CorruptionError('PG_BAD_REPLY', 'BASE_BACKUP did not report its start and end positions', { hint: 'The server replied oddly.' })
-    }
-    return {
-      startLsn: parseLsn(first[0], 'backup start'),
-      startTimeline: Number(first[1]),
-      endLsn: parseLsn(last[0], 'backup end'),
-      endTimeline: Number(last[1]),
-    }
+    return co.positions()
   }
 
   /** Why the last stream ended (after its iterator finished). */
@@ -456,12 +362,9 @@ export class ReplicationConnection {
         return
       case 'rowDescription':
         return
-      case 'dataRow': {
-        // next_tli (int8), next_tli_startpos (text) after a timeline switch.
-        const f = msg.fields as Array<string | null>
-        if (f[0] != null && f[1] != null) this.nextTimeline = { tli: Number(f[0]), lsn: parseLsn(f[1], 'next timeline start') }
+      case 'dataRow':
+        this.nextTimeline = parseNextTimeline(msg.fields as Array<string | null>) ?? this.nextTimeline
         return
-      }
       case 'commandComplete':
         // "COPY 0" inside COPY mode: the walsender is shutting down after sending everything (WalSndDone).
         if (this.phase === 'streaming') {
@@ -530,68 +433,16 @@ export class ReplicationConnection {
   private fail(err: PageserverError | undefined): void {
     const wasClosed = this.phase === 'closed'
     this.phase = 'closed'
-    const closedErr =
-      err ??
-      new UnavailableError('PG_CONNECTION_CLOSED', `the connection to ${describeConnParams(this.params)} was closed`, { hint: 'Reconnect.' })
-    this.settle(false, closedErr)
+    this.settle(false, err ?? connectionClosedError(describeConnParams(this.params)))
     this.stream?.finish(err, this.nextTimeline)
-    if (!wasClosed && this.socket && !this.socket.destroyed) {
-      if (err) this.socket.destroy()
-      else this.socket.end(() => this.socket?.destroy())
-      // A peer that never closes its side must not keep us waiting.
-      const s = this.socket
-      setTimeout(() => s.destroy(), this.opts.closeTimeoutMs).unref()
-    }
+    if (!wasClosed) this.socket.end(err !== undefined, this.opts.closeTimeoutMs)
   }
 
   private onClose(): void {
     if (this.phase === 'closed') return
-    const where = describeConnParams(this.params)
-    let err: PageserverError
-    if (this.phase === 'connecting' && this.socketError && this.pending?.what === 'connecting' && this.parameters.size === 0) {
-      const code = (this.socketError as { code?: string }).code ?? ''
-      err = new UnavailableError('PG_UNREACHABLE', `cannot connect to ${where}: ${this.socketError.message}`, {
-        hint: 'Check that PostgreSQL is running and listens on that host and port (listen_addresses, port).',
-        details: { errno: code },
-        cause: this.socketError,
-      })
-    } else if (this.phase === 'connecting' && this.pending?.what === 'connecting') {
-      // Accepted, then closed before the startup finished: not a primary that went away mid-session, but
-      // something at that port that is not (or not yet) taking connections.
-      const when = this.parameters.size === 0 ? 'during startup, before authentication' : 'during startup'
-      err = new UnavailableError('PG_CLOSED_AT_STARTUP', `${where} closed the connection ${when}${this.socketError ? ` (${this.socketError.message})` : ''}`, {
-        hint: 'Check that the port is PostgreSQL\'s (not a proxy or another service) and that it accepts connections (max_connections, max_wal_senders); the receiver retries.',
-        ...(this.socketError ? { cause: this.socketError } : {}),
-      })
-    } else if ((this.phase === 'streaming' || this.phase === 'stream-ending') && this.shutdownSeen) {
-      // The walsender said "COPY 0" and exited: the primary is shutting down; a clean end of stream.
-      this.fail(undefined)
-      return
-    } else {
-      err = new UnavailableError('PG_CONNECTION_LOST', `the connection to ${where} was lost${this.socketError ? `: ${this.socketError.message}` : ''}`, {
-        hint: 'The primary restarted or the network dropped; the receiver reconnects.',
-        cause: this.socketError,
-      })
-    }
-    this.fail(err)
+    // The walsender said "COPY 0" and exited: the primary is shutting down; a clean end of stream.
+    if ((this.phase === 'streaming' || this.phase === 'stream-ending') && this.shutdownSeen) return this.fail(undefined)
+    const connecting = this.phase === 'connecting' && this.pending?.what === 'connecting'
+    this.fail(socketClosedError(describeConnParams(this.params), connecting, this.parameters.size === 0, this.socket.error))
   }
-}
-
-function newResult(): { fields: string[]; rows: Array<Array<string | null>>; tags: string[]; error: PageserverError | undefined } {
-  return { fields: [], rows: [], tags: [], error: undefined }
-}
-
-/** Anything pg-protocol's parser throws becomes a typed error (an unknown auth method gets its own code). */
-function toProtocolError(e: unknown): PageserverError {
-  if (e instanceof PageserverError) return e
-  const m = /Unknown authenticationOk message type (\d+)/.exec(messageOf(e))
-  if (m) {
-    return new UnsupportedError('PG_AUTH_METHOD', `the server asks for an authentication method this client does not support (code ${m[1]})`, {
-      hint: 'Allow scram-sha-256, md5, password or trust for this client in pg_hba.conf.',
-    })
-  }
-  return new CorruptionError('PG_PROTOCOL_VIOLATION', `cannot parse the server's reply: ${messageOf(e)}`, {
-    hint: 'Check that host and port point to a PostgreSQL server.',
-    cause: e,
-  })
 }

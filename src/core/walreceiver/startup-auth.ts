@@ -1,5 +1,6 @@
 /**
- * StartupAuth: the client side of the startup phase, from StartupMessage to the first ReadyForQuery.
+ * StartupAuth: the client side of the startup phase, from StartupMessage (built by `startupMessage`) to the
+ * first ReadyForQuery.
  *
  * Answers whatever the server asks for: cleartext password, MD5, or SASL SCRAM-SHA-256 (the maths is in
  * protocol/auth.ts). Pure message-in, bytes-out: the connection sends what `onMessage` returns, and any
@@ -10,6 +11,8 @@ import { serialize } from 'pg-protocol'
 import type { BackendMessage } from 'pg-protocol/dist/messages.js'
 import { chooseSaslMechanism, md5PasswordResponse, passwordRequired, ScramSha256Client } from '../protocol/auth.js'
 import { CorruptionError } from '../lib/errors.js'
+import type { ConnParams } from '../protocol/conn-string.js'
+import type { ResolvedConnectionOptions } from './connection-options.js'
 
 export interface StartupStep {
   /** Bytes to send to the server, if any. */
@@ -21,6 +24,17 @@ export interface StartupStep {
 type AnyMessage = BackendMessage & Record<string, unknown>
 
 export type AuthMethod = 'trust' | 'cleartext' | 'md5' | 'scram-sha-256'
+
+/** What a replication connection sends first, once its socket is connected. */
+export function startupMessage(params: ConnParams, opts: Pick<ResolvedConnectionOptions, 'replicationMode' | 'applicationName'>): Buffer {
+  return serialize.startup({
+    user: params.user,
+    database: params.dbname,
+    // 'database' asks for a logical walsender, which also runs SQL (connection-options.ts).
+    replication: opts.replicationMode === 'database' ? 'database' : 'true',
+    application_name: params.applicationName ?? opts.applicationName,
+  })
+}
 
 export class StartupAuth {
   private scram: ScramSha256Client | undefined
