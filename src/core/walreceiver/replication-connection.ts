@@ -34,7 +34,7 @@ import { WalStream, type StreamEnd } from './wal-stream.js'
 import { errorFromServer } from './pg-errors.js'
 import { emptyReply, parseNextTimeline, parseShowValue, parseSystemRow, parseTimelineHistory, showCommand, startReplicationCommand, type SystemIdentity, type QueryReply, type QueryResult, type TimelineHistoryEntry } from './replication-commands.js'
 import { PgSocket } from './pg-socket.js'
-import { BaseBackupCopy, baseBackupCommand, type BackupPositions, type BackupStart } from './base-backup.js'
+import { BASE_BACKUP_TIMEOUT_MS_DEFAULT, BaseBackupCopy, baseBackupCommand, type BackupPositions, type BackupStart } from './base-backup.js'
 import { closedForCommandError, commandTimeoutError, connectCancelledError, connectionBusyError, connectionClosedError, protocolViolationError, socketClosedError, tlsUnsupportedError, unexpectedBytesError } from './connection-errors.js'
 
 export type { SlotInfo, SystemIdentity, QueryResult } from './replication-commands.js'
@@ -333,7 +333,7 @@ export class ReplicationConnection {
     this.copyOut = co
     try {
       await new Promise<void>((resolve, reject) => {
-        this.setPending('BASE_BACKUP', options.timeoutMs ?? 6 * 3600_000, resolve as (v: unknown) => void, reject)
+        this.setPending('BASE_BACKUP', options.timeoutMs ?? BASE_BACKUP_TIMEOUT_MS_DEFAULT, resolve as (v: unknown) => void, reject)
         this.write(serialize.query(sql))
       })
     } finally {
