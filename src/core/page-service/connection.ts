@@ -1,5 +1,5 @@
 /**
- * PageServiceConnection: one client connection's state machine.
+ * PageServiceConnection: one client connection's state machine (query mode and its commands: query-mode.ts).
  *
  *   startup --(SSLRequest/GSSENCRequest: 'N')--> startup
  *   startup --(CancelRequest)--> closed (no answer, as PostgreSQL for an unknown key)
@@ -24,14 +24,12 @@
  * - Before authentication a message is at most a JWT long (a password message), not messageBytesMax.
  * - Every error a client can cause ends in an ErrorResponse (then ReadyForQuery if the connection stays
  *   usable, or a close); nothing a client sends throws out of this class.
- * - A command that fails with a typed error (PageserverError) answers with its kind as SQLSTATE, its code in
- *   the detail and its hint (error-wire.ts), so a client gets what the same command raises offline.
- * - Writes made in one tick are corked into one syscall (pipelined responses, CopyData header + body); those
- *   answering one read of the socket leave as soon as that read is handled.
+ * - A command that fails with a typed error answers with its kind, code and hint (connection-errors.ts).
+ * - Writes made in one tick leave in one syscall; those answering one read leave once it is handled
+ *   (connection-output.ts, which also counts the traffic the idle timeout watches).
  */
 import type { Socket } from 'node:net'
-import { TickCorkedWriter } from '../lib/tick-cork.js'
-import { NotFoundError, PageserverError, messageOf } from '../lib/errors.js'
+import { messageOf } from '../lib/errors.js'
 import { FrameReader, describeType, type Frame } from '../protocol/pg-frames.js'
 import { BLCKSZ } from '../protocol/pagestream.js'
 import {
@@ -39,30 +37,20 @@ import {
   FrontendType,
   authenticationCleartextPassword,
   authenticationOk,
-  bindComplete,
-  closeComplete,
-  commandComplete,
-  copyBothResponse,
   errorResponse,
-  noData,
-  parameterDescriptionEmpty,
   parameterStatus,
-  parseCString,
-  parseComplete,
-  parseParseMessage,
   negotiateProtocolVersion,
   parseStartupPacket,
   protocolNegotiationNeeded,
   readyForQuery,
   type StartupPacket,
 } from '../protocol/pg-backend-messages.js'
-import type { TenantId } from '../model/ids.js'
-import { SHUTTING_DOWN_CODE, type PageServiceBackend, type PageServiceTimeline } from './backend.js'
-import { checkPermission, JWT_TOKEN_BYTES_MAX, type JwtClaims } from './auth.js'
-import { parseCommand, type PageServiceCommand } from './commands.js'
-import { PagestreamSession } from './pagestream-handler.js'
-import { streamBackup } from './backup-stream.js'
-import { detailWithCode, sqlstateOf, typedForWire } from './error-wire.js'
+import type { PageServiceBackend } from './backend.js'
+import { JWT_TOKEN_BYTES_MAX } from './auth.js'
+import type { PagestreamSession } from './pagestream-handler.js'
+import { SqlState } from './connection-errors.js'
+import { ConnectionOutput } from './connection-output.js'
+import { QueryMode } from './query-mode.js'
 import type { PageServiceMetrics } from './metrics.js'
 import type { ResolvedPageServiceOptions } from './options.js'
 
@@ -86,15 +74,6 @@ export const READ_AHEAD_BYTES = 64 * 1024
 /** The largest password message: a JWT and its NUL. */
 const PASSWORD_MESSAGE_BYTES_MAX = JWT_TOKEN_BYTES_MAX + 1
 
-export const SqlState = {
-  InternalError: 'XX000',
-  ConnectionFailure: '08006',
-  AdminShutdown: '57P01',
-  TooManyConnections: '53300',
-  ProtocolViolation: '08P01',
-  DataCorrupted: 'XX001',
-} as const
-
 type State = 'startup' | 'password' | 'query' | 'pagestream' | 'busy' | 'closed'
 
 export interface ConnectionContext {
@@ -110,20 +89,17 @@ export class PageServiceConnection {
   private state: State = 'startup'
   private readonly reader: FrameReader
   private session: PagestreamSession | null = null
-  private claims: JwtClaims | null = null
+  /** Query mode: the client's queries and the commands they start; it keeps the client's claims. */
+  private readonly query: QueryMode
   private encryptionRequests = 0
-  private unnamedQuery = ''
   private pumping = false
   private shuttingDown = false
   private readonly abortController = new AbortController()
-  /** While a backup waits for its LSN: ends that wait (graceful shutdown). */
-  private backupWaitAbort: AbortController | null = null
-  private drainWaiters: Array<() => void> = []
   private handshakeTimer: NodeJS.Timeout | null
   /** When the connection was accepted (the server evicts the oldest one still logging in when it is full). */
   readonly acceptedAtMs = Date.now()
-  /** Writes of one tick leave in one writev (pipelined messages, a frame head and its page). */
-  private readonly out: TickCorkedWriter
+  /** Corked writes, drain waits and the traffic count of the idle timeout (connection-output.ts). */
+  private readonly output: ConnectionOutput
   /**
    * In pagestream, reading stops while the write buffer and the requests in flight (a page each) reach
    * this much: about inFlightMax pages, so that pipelined requests answered at once (their responses corked
@@ -131,21 +107,13 @@ export class PageServiceConnection {
    * that mark: only crossing it brings 'drain'.
    */
   private readonly pagestreamBufferedMax: number
-  /**
-   * Reads and writes so far, and what the server's idle sweep last saw of them (`sweepIdle`): a connection
-   * whose count stays the same for idleTimeoutMs is dropped. Counting here replaces the socket's own
-   * timeout, which Node re-arms (a timer-list insert) on every read and write.
-   */
-  private activity = 0
-  private activitySeen = -1
-  private quietSinceMs = 0
 
   constructor(
     private readonly socket: Socket,
     private readonly ctx: ConnectionContext,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve))
-    this.out = new TickCorkedWriter(socket)
+    this.output = new ConnectionOutput(socket, ctx.metrics)
     this.pagestreamBufferedMax = Math.max(socket.writableHighWaterMark, ctx.options.inFlightMax * PAGE_RESPONSE_BYTES)
     this.reader = new FrameReader({
       messageBytesMax: ctx.options.messageBytesMax,
@@ -153,9 +121,30 @@ export class PageServiceConnection {
       peer: 'client',
     })
     this.reader.expectStartup = true
+    this.query = new QueryMode(
+      {
+        write: (b) => this.write(b),
+        wake: () => this.pump(),
+        fatal: (code, message) => this.fatal(code, message),
+        drained: () => this.writeDrained(),
+        signal: this.abortController.signal,
+        closed: () => this.state === 'closed',
+        closeAfterFlush: () => this.destroyAfterFlush(),
+        protocolViolation: (message) => this.protocolViolation(message),
+        servePagestream: (session) => {
+          this.session = session
+          this.state = 'pagestream'
+        },
+        busy: () => {
+          this.state = 'busy'
+        },
+        commandEnded: (done) => this.commandEnded(done),
+      },
+      ctx,
+    )
     socket.setNoDelay(true)
     socket.on('drain', () => {
-      this.wakeDrainWaiters()
+      this.output.wakeDrainWaiters()
       this.pump()
     })
     socket.on('end', () => this.destroy())
@@ -169,15 +158,15 @@ export class PageServiceConnection {
   /** Bytes read from the socket (the server's read callback; the bytes are ours to keep). */
   receive(chunk: Buffer): void {
     if (this.state === 'closed') return // lingering after our last message: discard
-    this.activity++
+    this.output.countRead()
     this.reader.push(chunk)
     if (this.reader.bufferedBytes > this.ctx.metrics.readBufferedBytesPeak) this.ctx.metrics.readBufferedBytesPeak = this.reader.bufferedBytes
     // The answers given at once to what this read brought leave in one write when the pump returns.
-    this.out.hold()
+    this.output.hold()
     try {
       this.pump()
     } finally {
-      this.out.release()
+      this.output.release()
     }
   }
 
@@ -202,7 +191,7 @@ export class PageServiceConnection {
       case 'busy':
         // The running command checks `shuttingDown` when it ends; a backup still waiting for its LSN, or a
         // pagestream ending with requests that wait for WAL, stops waiting now.
-        this.backupWaitAbort?.abort()
+        this.query.shutdown()
         if (this.session !== null) void this.session.finish({ shutdown: true })
         return
     }
@@ -288,7 +277,7 @@ export class PageServiceConnection {
       case 'password':
         return this.onPassword(frame)
       case 'query':
-        return this.onQueryMessage(frame)
+        return this.query.onMessage(frame)
       case 'pagestream':
         return this.onCopyMessage(frame)
     }
@@ -336,7 +325,7 @@ export class PageServiceConnection {
       (claims) => {
         if (this.state === 'closed') return
         if (this.shuttingDown) return this.destroy()
-        this.claims = claims
+        this.query.claims = claims
         this.loginComplete()
         this.pump()
       },
@@ -367,123 +356,14 @@ export class PageServiceConnection {
     this.write(readyForQuery())
   }
 
-  // ---- Query mode ----------------------------------------------------------------------------------------
-
-  private onQueryMessage(frame: Frame): void {
-    switch (frame.type) {
-      case FrontendType.Query:
-        return this.runQuery(parseCString(frame.body, 'Query'), true)
-      case FrontendType.Parse:
-        this.unnamedQuery = parseParseMessage(frame.body)
-        return this.write(parseComplete())
-      case FrontendType.Bind:
-        return this.write(bindComplete())
-      case FrontendType.Describe:
-        this.write(parameterDescriptionEmpty())
-        return this.write(noData())
-      case FrontendType.Close:
-        return this.write(closeComplete())
-      case FrontendType.Execute:
-        // As Neon: run the remembered query; no ReadyForQuery (Sync brings it).
-        return this.runQuery(this.unnamedQuery, false)
-      case FrontendType.Sync:
-        return this.write(readyForQuery())
-      case FrontendType.Flush:
-        return
-      case FrontendType.Terminate:
-        return this.destroyAfterFlush()
-      default:
-        return this.protocolViolation(`unexpected message type ${describeType(frame.type)}`)
-    }
-  }
-
-  private runQuery(text: string, sendReady: boolean): void {
-    const done = (): void => {
-      if (sendReady) this.write(readyForQuery())
-    }
-    const fail = (message: string, detail?: string, o: { code?: string; hint?: string | undefined } = {}): void => {
-      this.write(errorResponse({ severity: 'ERROR', code: o.code ?? SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }), ...(o.hint === undefined ? {} : { hint: o.hint }) }))
-      done()
-    }
-    const failTyped = (err: PageserverError, message = err.message): void => {
-      this.write(typedErrorResponse(err, message))
-      done()
-    }
-    let cmd: PageServiceCommand
-    try {
-      cmd = parseCommand(text)
-    } catch (err) {
-      return failTyped(typedForWire(err))
-    }
-    if (cmd.kind === 'set') {
-      this.write(commandComplete('SELECT 1'))
-      return done()
-    }
-    const refusal = this.permissionFor(cmd.tenantId)
-    if (refusal !== null) return fail('JWT authentication error', refusal)
-    let timeline: PageServiceTimeline
-    try {
-      timeline = this.ctx.backend.timeline(cmd.tenantId, cmd.timelineId)
-    } catch (err) {
-      if (err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) return this.fatal(SqlState.AdminShutdown, 'shutdown')
-      // Neon's text for an unknown tenant or timeline ("Not found: ..."). Any other refusal (a timeline that
-      // failed to load: data_corrupted when the cause is damaged files) as it is. Both typed.
-      if (err instanceof PageserverError) return failTyped(err, err.kind === 'not_found' ? `Not found: ${err.message}` : err.message)
-      return fail(`Not found: ${messageOf(err)}`)
-    }
-    if (cmd.kind === 'pagestream') {
-      this.write(copyBothResponse())
-      this.session = new PagestreamSession(
-        { write: (b) => this.write(b), wake: () => this.pump(), fatal: (code, message) => this.fatal(code, message) },
-        {
-          version: cmd.version,
-          timeline,
-          inFlightMax: this.ctx.options.inFlightMax,
-          waitLsnTimeoutMs: this.ctx.options.waitLsnTimeoutMs,
-          metrics: this.ctx.metrics,
-        },
-      )
-      this.state = 'pagestream'
-      return
-    }
-    this.state = 'busy'
-    this.ctx.metrics.backupsStarted++
-    const waitAbort = (this.backupWaitAbort = new AbortController())
-    const sink = { write: (b: Buffer) => this.write(b), drained: () => this.writeDrained(), signal: this.abortController.signal, waitSignal: waitAbort.signal }
-    const req =
-      cmd.kind === 'basebackup'
-        ? { lsn: cmd.lsn, prevLsn: null, full: false, gzip: cmd.gzip, replica: cmd.replica }
-        : { lsn: cmd.lsn, prevLsn: cmd.prevLsn, full: true, gzip: false, replica: false }
-    streamBackup(sink, timeline, req, this.ctx.options).then(
-      () => {
-        if (this.state === 'closed') return
-        this.write(commandComplete('SELECT 1'))
-        this.commandEnded(done)
-      },
-      (err: unknown) => {
-        if (this.state === 'closed') return
-        if ((err instanceof PageserverError && err.code === SHUTTING_DOWN_CODE) || waitAbort.signal.aborted) return this.fatal(SqlState.AdminShutdown, 'shutdown')
-        // A timeline deleted under the backup fails it on a closed file: say why, not which file.
-        const failure = timeline.deleted?.() === true ? timelineDeletedDuringBackup() : typedForWire(err)
-        this.write(typedErrorResponse(failure))
-        this.commandEnded(done)
-      },
-    )
-  }
+  // ---- Query mode (query-mode.ts) -----------------------------------------------------------------------
 
   /** Back to query mode after an asynchronous command (or close, if shutdown was asked meanwhile). */
   private commandEnded(done: () => void): void {
-    this.backupWaitAbort = null
     if (this.shuttingDown) return this.fatal(SqlState.AdminShutdown, 'shutdown')
     done()
     this.state = 'query'
     this.pump()
-  }
-
-  private permissionFor(tenantId: TenantId): string | null {
-    if (this.ctx.options.authType === 'trust') return null
-    const refusal = checkPermission(this.claims!, tenantId)
-    return refusal === null ? null : refusal.message
   }
 
   // ---- Pagestream mode ----------------------------------------------------------------------------------
@@ -523,32 +403,18 @@ export class PageServiceConnection {
    * once no byte was read or written for idleTimeoutMs (to within one sweep period).
    */
   sweepIdle(nowMs: number): void {
-    if (this.activity !== this.activitySeen) {
-      this.activitySeen = this.activity
-      this.quietSinceMs = nowMs
-    } else if (nowMs - this.quietSinceMs >= this.ctx.options.idleTimeoutMs) {
-      this.destroy()
-    }
+    if (this.output.idle(nowMs, this.ctx.options.idleTimeoutMs)) this.destroy()
   }
 
   private write(bytes: Uint8Array): void {
-    if (this.state === 'closed' || this.socket.destroyed) return
-    this.activity++
-    this.out.write(bytes)
-    const pending = this.socket.writableLength
-    if (pending > this.ctx.metrics.writeBufferedBytesPeak) this.ctx.metrics.writeBufferedBytesPeak = pending
+    if (this.state === 'closed') return
+    this.output.write(bytes)
   }
 
   /** Resolves once the write buffer is below its high-water mark, or the connection closed. */
   private writeDrained(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve()
-    return new Promise((resolve) => this.drainWaiters.push(resolve))
-  }
-
-  private wakeDrainWaiters(): void {
-    const waiters = this.drainWaiters
-    this.drainWaiters = []
-    for (const w of waiters) w()
+    if (this.state === 'closed') return Promise.resolve()
+    return this.output.drained()
   }
 
   /** An error that ends the connection: ErrorResponse, then close once it is written. */
@@ -570,10 +436,7 @@ export class PageServiceConnection {
     this.session?.abort()
     this.abortController.abort()
     this.reader.expectStartup = false
-    this.socket.end()
-    // Keep consuming input so the peer gets our last message instead of a reset.
-    this.socket.resume()
-    setTimeout(() => this.socket.destroy(), lingerMs).unref()
+    this.output.endAfterFlush(lingerMs)
   }
 
   private onClosed(): void {
@@ -581,19 +444,7 @@ export class PageServiceConnection {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer)
     this.session?.abort()
     this.abortController.abort()
-    this.wakeDrainWaiters()
+    this.output.wakeDrainWaiters()
     this.resolveClosed()
   }
-}
-
-/** A typed error's ErrorResponse: SQLSTATE from its kind, its code in D, its hint in H; `message` as the client reads it. */
-function typedErrorResponse(err: PageserverError, message = err.message): Buffer {
-  return errorResponse({ severity: 'ERROR', code: sqlstateOf(err), message, detail: detailWithCode(err.code), ...(err.hint === undefined ? {} : { hint: err.hint }) })
-}
-
-/** What a backup whose timeline was deleted under it fails with (not the closed file it failed to read). */
-function timelineDeletedDuringBackup(): NotFoundError {
-  return new NotFoundError('TIMELINE_NOT_FOUND', 'Tenant or timeline not found: the timeline was deleted during the backup', {
-    hint: 'The timeline was deleted while the backup ran; list the timelines (pageserver timeline list) and back up one that exists.',
-  })
 }

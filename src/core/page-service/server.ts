@@ -18,7 +18,8 @@ import { adoptWithReadBuffer, newReadBuffer } from '../lib/socket-read-buffer.js
 import { ENCRYPTION_REFUSED, errorResponse, parseStartupPacket } from '../protocol/pg-backend-messages.js'
 import { FrameReader } from '../protocol/pg-frames.js'
 import type { PageServiceBackend } from './backend.js'
-import { PageServiceConnection, SqlState } from './connection.js'
+import { PageServiceConnection } from './connection.js'
+import { SqlState } from './connection-errors.js'
 import { newPageServiceMetrics, type PageServiceMetrics } from './metrics.js'
 import { resolvePageServiceOptions, type PageServiceOptions, type ResolvedPageServiceOptions } from './options.js'
 
