@@ -16,6 +16,7 @@
  * PageServer owns the state (the served set, the listeners, the lock, the lifecycle) and hands each of those
  * modules only what it uses.
  */
+import { nativeCrc32cSource } from '../lib/crc32c-native.js'
 import { messageOf, PageserverError, UsageError } from '../lib/errors.js'
 import type { JwtAuth } from '../page-service/auth.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
@@ -158,7 +159,7 @@ export class PageServer implements PageServiceBackend, ManagementOps {
       for (const s of server.served.values()) s.startWal()
       server.ticker = setInterval(() => server!.tick(), FLUSH_TICK_MS)
       server.ticker.unref()
-      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.served.size, ...server.served.brokenCounts })
+      ctx.log?.('info', 'page server started', { pg: pageService.address, http: server.http.address, timelines: server.served.size, ...server.served.brokenCounts, crc32c: nativeCrc32cSource.name })
       server.slotChecks.start(importSlots)
       return server
     } catch (e) {
