@@ -20,13 +20,13 @@ import { toProtocolError } from './connection-errors.js'
 
 type AnyMessage = BackendMessage & Record<string, unknown>
 
-/** Where WAL must be replayed from: the backup's redo point. */
 /**
  * Default deadline of a whole BASE_BACKUP: it only catches a primary that stopped sending without closing;
  * 6 h streams well over a terabyte at the rates a loopback or LAN primary sends. Callers pass their own.
  */
 export const BASE_BACKUP_TIMEOUT_MS_DEFAULT = 6 * 3600_000
 
+/** Where WAL must be replayed from: the backup's redo point. */
 export interface BackupStart {
   lsn: Lsn
   timeline: number
