@@ -32,7 +32,13 @@ export class TimelineIngestDriver {
   readonly ingest: WalIngest
   private flushing: Promise<void> | null = null
   private flushError: unknown = null
-  private pendingMeta: Promise<void> = Promise.resolve()
+  /**
+   * The wal_log_hints / data-checksums setting the WAL last asked for (a PARAMETER_CHANGE record) while it is
+   * not yet durable in the metadata, else null. Kept until written, so a failed write is tried again by the
+   * next checkpoint (which reports it if it fails again) instead of being lost or failing every checkpoint.
+   */
+  private hintBitsWanted: boolean | null = null
+  private hintBitsWrite: Promise<void> = Promise.resolve()
 
   constructor(
     readonly timeline: Timeline,
@@ -53,12 +59,11 @@ export class TimelineIngestDriver {
       },
       {
         onHintBitsLogged: (v) => {
-          if (v === tl.metadata.hintBitsLogged) return
-          // After an earlier failed write (reported by the checkpoint that awaited it) the newer value is
-          // still written; checkpoint() reports this one's failure, and it is never an unhandled rejection.
-          const next = this.pendingMeta.catch(() => {}).then(() => tl.updateMetadata({ hintBitsLogged: v }))
-          next.catch(() => {})
-          this.pendingMeta = next
+          // Against the newest value asked for, not the durable one: a flip and a flip back before the first
+          // write lands must both be written, in order (the timeline's flush chain orders its metadata writes).
+          if (v === (this.hintBitsWanted ?? tl.metadata.hintBitsLogged)) return
+          this.hintBitsWanted = v
+          this.writeHintBits()
         },
       },
     )
@@ -169,11 +174,28 @@ export class TimelineIngestDriver {
     )
   }
 
+  /**
+   * Writes the wanted hint-bits setting now (asked for synchronously, so a close that follows still waits for
+   * it). Never an unhandled rejection: a failure leaves the value wanted, for checkpoint() to try again.
+   */
+  private writeHintBits(): Promise<void> {
+    const v = this.hintBitsWanted
+    if (v === null) return Promise.resolve()
+    const write = this.timeline.updateMetadata({ hintBitsLogged: v }).then(() => {
+      if (this.hintBitsWanted === v) this.hintBitsWanted = null
+    })
+    write.catch(() => {})
+    this.hintBitsWrite = write
+    return write
+  }
+
   /** Freezes and flushes everything ingested; resolves with the new disk_consistent_lsn. */
   async checkpoint(): Promise<Lsn> {
     if (this.flushing) await this.flushing.catch(() => {})
     await this.retryFailedFlush()
-    await this.pendingMeta
+    await this.hintBitsWrite.catch(() => {})
+    // A write that failed is tried once more here; if it fails again the checkpoint reports it.
+    if (this.hintBitsWanted !== null) await this.writeHintBits()
     await this.timeline.checkpoint()
     return this.timeline.diskConsistentLsn
   }

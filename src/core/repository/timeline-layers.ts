@@ -162,6 +162,9 @@ export class TimelineLayers {
 
   /** Timeline.freeze, given the timeline's last_record_lsn, prev_record_lsn and disk_consistent_lsn. */
   freeze(last: Lsn, prev: Lsn | null, diskConsistentLsn: Lsn): void {
+    // Closed: the in-memory layers were dropped, so nothing may be queued, least of all a metadata-only step
+    // that would declare their WAL durable.
+    if (this.putsRefused) return
     if (this.writable !== null) {
       // A record that failed midway (say, a spill on a full disk) left values above last_record_lsn; they
       // are replaced when the record is ingested again. Until then the open layer cannot close at

@@ -264,6 +264,9 @@ export class Timeline {
 
   /** Flushes every frozen layer (serialized with other flushes). Resolves when they are durable. */
   flush(): Promise<void> {
+    // Closed: its in-memory layers are gone; a flush now would write metadata past WAL it never wrote (one
+    // asked for before the close is in the chain, which the close waits for).
+    if (this.closed) return Promise.reject(timelineClosed(this.timelineId))
     const next = this.flushChain.then(() => this.flushFrozen())
     // Keep the chain alive after a failure; the caller of this flush sees the error.
     this.flushChain = next.catch(() => {})
@@ -272,6 +275,7 @@ export class Timeline {
 
   /** Freeze and flush everything ingested so far. */
   async checkpoint(): Promise<void> {
+    if (this.closed) throw timelineClosed(this.timelineId)
     this.freeze()
     await this.flush()
   }

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { TimelineIngestDriver } from '../../../src/core/app/ingest-driver.js'
 import type { DatadirReader } from '../../../src/core/datadir/read.js'
 import { METADATA_FILE, Timeline } from '../../../src/core/repository/timeline.js'
+import { readMetadata } from '../../../src/core/repository/metadata.js'
 import { TEMP_SUFFIX } from '../../../src/core/storage/durable-file.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
 import { keyFromFields } from '../../../src/core/model/key.js'
@@ -46,5 +47,51 @@ describe('TimelineIngestDriver after a failed flush', () => {
     tl.finishRecords(lsn(0x110), lsn(0x108))
     expect(await driver.checkpoint()).toBe(lsn(0x110))
     await tl.close()
+  })
+})
+
+/** What a PARAMETER_CHANGE record tells the driver (wal_log_hints or checksums on/off), without building one. */
+function walSaysHintBits(driver: TimelineIngestDriver, v: boolean): void {
+  const events = (driver.ingest as unknown as { checkpointIngest: { events: { onHintBitsLogged?: (v: boolean) => void } } }).checkpointIngest.events
+  events.onHintBitsLogged!(v)
+}
+
+describe('TimelineIngestDriver: the hint-bits setting in the metadata', () => {
+  it('writes a flip and a flip back in order (the durable value is the last one the WAL gave)', async () => {
+    const tl = await Timeline.create(newDir(), generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
+    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    const start = tl.metadata.hintBitsLogged
+    walSaysHintBits(driver, !start)
+    walSaysHintBits(driver, start) // before the first write lands
+    await driver.checkpoint()
+    expect(tl.metadata.hintBitsLogged).toBe(start)
+    await tl.close()
+  })
+
+  it('tries a failed write again at the next checkpoint, which fails only while the cause stays', async () => {
+    const dir = newDir()
+    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
+    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    const want = !tl.metadata.hintBitsLogged
+    const blocker = join(dir, `${METADATA_FILE}${TEMP_SUFFIX}`)
+    mkdirSync(blocker)
+    walSaysHintBits(driver, want)
+    await expect(driver.checkpoint()).rejects.toMatchObject({ kind: 'unavailable' })
+    rmdirSync(blocker)
+    await driver.checkpoint()
+    expect(tl.metadata.hintBitsLogged).toBe(want)
+    expect(readMetadata(join(dir, METADATA_FILE)).hintBitsLogged).toBe(want)
+    await driver.checkpoint() // and nothing is left failing
+    await tl.close()
+  })
+
+  it('writes a flip asked for just before a close', async () => {
+    const dir = newDir()
+    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
+    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    const want = !tl.metadata.hintBitsLogged
+    walSaysHintBits(driver, want)
+    await tl.close()
+    expect(readMetadata(join(dir, METADATA_FILE)).hintBitsLogged).toBe(want)
   })
 })

@@ -252,3 +252,21 @@ describe('Timeline after close', () => {
     expect(readMetadata(join(dir, 'metadata')).latestGcCutoffLsn).toBe(lsn(0x108))
   })
 })
+
+describe('Timeline closed with WAL not yet durable', () => {
+  it('refuses a checkpoint or flush, and its metadata keeps the old disk_consistent_lsn (the WAL streams again)', async () => {
+    const dir = newDir()
+    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), meta(), null, opts)
+    const durable = tl.diskConsistentLsn
+    tl.put(k(1), lsn(0x108), img('lost if declared durable'))
+    tl.finishRecords(lsn(0x108), null)
+    await tl.close()
+    await expect(tl.checkpoint()).rejects.toMatchObject({ code: 'TIMELINE_CLOSED' })
+    tl.freeze()
+    await expect(tl.flush()).rejects.toMatchObject({ code: 'TIMELINE_CLOSED' })
+    expect(readMetadata(join(dir, 'metadata')).diskConsistentLsn).toBe(durable)
+    const again = await Timeline.load(dir, tl.tenantId, tl.timelineId, null, opts)
+    expect(again.diskConsistentLsn).toBe(durable)
+    await again.close()
+  })
+})
