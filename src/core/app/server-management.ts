@@ -221,11 +221,17 @@ export class ServerManagement {
     }
     let target = until
     if (target === undefined) {
-      const { conn } = await connectToSource(ctx, src.connString, { applicationName: 'pageserver sync' })
+      // Asking the source where its WAL ends stops with a shutdown too (an unreachable primary's connect
+      // timeout is as long as the shutdown's grace).
+      let conn
       try {
+        conn = (await connectToSource(ctx, src.connString, { applicationName: 'pageserver sync', signal: this.deps.stopBegun })).conn
         target = (await conn.identifySystem()).xlogPos
+      } catch (e) {
+        if (this.deps.stopBegun.aborted) throw syncStopped(tl, s, null, e)
+        throw e
       } finally {
-        await conn.close()
+        await conn?.close()
       }
     }
     // The server's receiver does the streaming; `records` counts what it ingested while this request waited.
@@ -237,11 +243,7 @@ export class ServerManagement {
       await s.waitForLsn(target, ctx.config.waitLsnTimeoutMs, this.deps.stopBegun)
     } catch (e) {
       if (!this.deps.stopBegun.aborted) throw e
-      throw new UnavailableError(
-        'SERVER_SHUTTING_DOWN',
-        `the page server is stopping: timeline ${tl} synced to ${formatLsn(s.timeline.lastRecordLsn)} of ${formatLsn(target)}`,
-        { hint: 'Run the sync again once the server is back, or offline once it has stopped: the rest of the WAL streams again from the replication slot.', cause: e },
-      )
+      throw syncStopped(tl, s, target, e)
     }
     await s.driver.checkpoint()
     return {
@@ -252,4 +254,13 @@ export class ServerManagement {
       records: s.driver.ingest.stats.records - before,
     }
   }
+}
+
+/** A sync cut short by the server's shutdown: where the timeline got to, and what to do. */
+function syncStopped(tl: TimelineId, s: TimelineService, target: Lsn | null, cause: unknown): UnavailableError {
+  const of = target === null ? '' : ` of ${formatLsn(target)}`
+  return new UnavailableError('SERVER_SHUTTING_DOWN', `the page server is stopping: timeline ${tl} synced to ${formatLsn(s.timeline.lastRecordLsn)}${of}`, {
+    hint: 'Run the sync again once the server is back, or offline once it has stopped: the rest of the WAL streams again from the replication slot.',
+    cause,
+  })
 }
