@@ -56,10 +56,15 @@ function walSaysHintBits(driver: TimelineIngestDriver, v: boolean): void {
   events.onHintBitsLogged!(v)
 }
 
+/** A fresh timeline in `dir` (flushes on this thread) and its driver. */
+async function driverIn(dir: string): Promise<{ tl: Timeline; driver: TimelineIngestDriver }> {
+  const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
+  return { tl, driver: new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy) }
+}
+
 describe('TimelineIngestDriver: the hint-bits setting in the metadata', () => {
   it('writes a flip and a flip back in order (the durable value is the last one the WAL gave)', async () => {
-    const tl = await Timeline.create(newDir(), generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
-    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    const { tl, driver } = await driverIn(newDir())
     const start = tl.metadata.hintBitsLogged
     walSaysHintBits(driver, !start)
     walSaysHintBits(driver, start) // before the first write lands
@@ -70,8 +75,7 @@ describe('TimelineIngestDriver: the hint-bits setting in the metadata', () => {
 
   it('tries a failed write again at the next checkpoint, which fails only while the cause stays', async () => {
     const dir = newDir()
-    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
-    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    const { tl, driver } = await driverIn(dir)
     const want = !tl.metadata.hintBitsLogged
     const blocker = join(dir, `${METADATA_FILE}${TEMP_SUFFIX}`)
     mkdirSync(blocker)
@@ -87,8 +91,7 @@ describe('TimelineIngestDriver: the hint-bits setting in the metadata', () => {
 
   it('writes a flip asked for just before a close', async () => {
     const dir = newDir()
-    const tl = await Timeline.create(dir, generateTenantId(), generateTimelineId(), testTimelineMetadata(), null, { ...TEST_TIMELINE_OPTS, flushThread: 'inline' })
-    const driver = new TimelineIngestDriver(tl, null as unknown as DatadirReader, policy)
+    const { tl, driver } = await driverIn(dir)
     const want = !tl.metadata.hintBitsLogged
     walSaysHintBits(driver, want)
     await tl.close()
