@@ -253,7 +253,11 @@ describe('pageserver serve', () => {
     const info = (await (await fetch(base)).json()) as { lastRecordLsn: string }
     const until = formatLsn((parseLsn(info.lastRecordLsn) + 0x4000_0000n) as Lsn) // 1 GiB ahead of a quiet primary
     const pending = fetch(`${base}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ until }) })
-    await new Promise((r) => setTimeout(r, 1000)) // the handler is waiting by then
+    // The handler logs just before it starts waiting (in the same turn).
+    for (const t = Date.now(); !s.stderr().includes('sync waiting for WAL'); ) {
+      if (Date.now() - t > 15_000) throw new Error(`the sync did not start waiting: ${s.stderr()}`)
+      await new Promise((r) => setTimeout(r, 20))
+    }
     const t0 = Date.now()
     const code = await s.stop(20_000)
     const answer = await pending

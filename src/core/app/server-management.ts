@@ -236,6 +236,9 @@ export class ServerManagement {
     }
     // The server's receiver does the streaming; `records` counts what it ingested while this request waited.
     const before = s.driver.ingest.stats.records
+    if (s.timeline.lastRecordLsn < target) {
+      ctx.log?.('info', 'sync waiting for WAL', { tenant: t, timeline: tl, from: formatLsn(s.timeline.lastRecordLsn), until: formatLsn(target) })
+    }
     // Through the service: a receiver stopped for good fails this at once instead of at the timeout. A
     // shutdown ends the wait at once (the receivers stop next): answered here, instead of holding the
     // shutdown for its grace and having the process exit under this request.
