@@ -17,6 +17,16 @@ import { CorruptionError } from '../lib/errors.js'
 import { decodeCheckPoint } from '../pg/controlfile.js'
 import { SlruKind } from '../pg/slru.js'
 import type { DecodedRecord } from '../pg/wal-record.js'
+import {
+  PARAMETER_CHANGE_WAL_LOG_HINTS_OFFSET,
+  XLOG_CHECKPOINT_ONLINE,
+  XLOG_CHECKPOINT_SHUTDOWN,
+  XLOG_END_OF_RECOVERY,
+  XLOG_FPI,
+  XLOG_FPI_FOR_HINT,
+  XLOG_NEXTOID,
+  XLOG_PARAMETER_CHANGE,
+} from '../pg/xlog-info.js'
 import { clogSegmentMayBeDeleted, parseClogTruncate, transactionIdPrecedes } from '../redo/slru/clog.js'
 import {
   multiXactIdPrecedes,
@@ -29,14 +39,6 @@ import {
   XLOG_MULTIXACT_TRUNCATE_ID,
 } from '../redo/slru/multixact.js'
 import type { IngestState } from './ingest-state.js'
-
-const XLOG_CHECKPOINT_SHUTDOWN = 0x00
-const XLOG_CHECKPOINT_ONLINE = 0x10
-const XLOG_NEXTOID = 0x30
-const XLOG_PARAMETER_CHANGE = 0x60
-const XLOG_END_OF_RECOVERY = 0x90
-const XLOG_FPI_FOR_HINT = 0xa0
-const XLOG_FPI = 0xb0
 
 /** nextXid in the CheckPoint is rounded up to this many xids, so it is rewritten rarely (as Neon does). */
 const XID_CHECKPOINT_INTERVAL = 1024
@@ -94,7 +96,7 @@ export class CheckpointIngest {
       case XLOG_PARAMETER_CHANGE: {
         const d = rec.mainData()
         if (d.length < 26) throw new CorruptionError('INGEST_BAD_RECORD', 'PARAMETER_CHANGE record is too short')
-        const walLogHints = d[24] !== 0
+        const walLogHints = d[PARAMETER_CHANGE_WAL_LOG_HINTS_OFFSET] !== 0
         this.state.updateControlFile({
           MaxConnections: d.readInt32LE(0),
           max_worker_processes: d.readInt32LE(4),

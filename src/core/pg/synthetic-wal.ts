@@ -46,8 +46,8 @@ import {
   XLP_LONG_HEADER,
 } from './wal-page.js'
 import { recordCrc, SizeOfXLogRecord, XLR_BLOCK_ID_DATA_SHORT } from './wal-record.js'
+import { XLOG_CHECKPOINT_SHUTDOWN } from './xlog-info.js'
 
-export const XLOG_CHECKPOINT_SHUTDOWN = 0x00
 /** XLogRecordDataHeaderShort: block id 255 and a one-byte length. */
 export const SizeOfXLogRecordDataHeaderShort = 2
 /** xl_tot_len of a checkpoint record; ReadCheckpointRecord refuses any other length. */

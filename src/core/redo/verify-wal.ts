@@ -21,12 +21,9 @@ import { InterruptedError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { RM } from '../pg/rmgr.js'
 import type { DecodedRecord } from '../pg/wal-record.js'
+import { PARAMETER_CHANGE_WAL_LOG_HINTS_OFFSET, XLOG_FPI_FOR_HINT, XLOG_PARAMETER_CHANGE } from '../pg/xlog-info.js'
 import { RedoVerifier, type RedoFn, type VerifyReport } from './verify.js'
 
-export const XLOG_PARAMETER_CHANGE = 0x60
-export const XLOG_FPI_FOR_HINT = 0xa0
-/** Offset of `bool wal_log_hints` in xl_parameter_change (six ints before it). */
-const PARAMETER_CHANGE_WAL_LOG_HINTS_OFFSET = 24
 /** Progress is reported at most once per this many records (and once at the end). */
 export const PROGRESS_EVERY_RECORDS_DEFAULT = 2000
 

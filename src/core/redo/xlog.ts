@@ -8,10 +8,8 @@
  * that state, and no page ever gets such a record to redo.
  */
 import { RM } from '../pg/rmgr.js'
+import { XLOG_FPI, XLOG_FPI_FOR_HINT } from '../pg/xlog-info.js'
 import { redoFailure, redoUnsupported, registerRmgrRedo, type RedoContext } from './rmgr-redo.js'
-
-export const XLOG_FPI_FOR_HINT = 0xa0
-export const XLOG_FPI = 0xb0
 
 function xlogRedoBlock(ctx: RedoContext): void {
   const info = ctx.rec.rmgrInfo
