@@ -35,11 +35,11 @@ export class MutationGuard {
    */
   beginCreate(t: TenantId, ancestor?: TimelineId, id?: TimelineId): () => void {
     if (this.deletingTenants.has(t)) throw new ConflictError('TENANT_BEING_DELETED', `tenant ${t} is being deleted`, { hint: 'Create the timeline in another tenant.' })
-    const ak = ancestor === undefined ? null : key(t, ancestor)
+    const ak = ancestor === undefined ? null : timelineKey(t, ancestor)
     if (ak !== null && this.deletingTimelines.has(ak)) {
       throw new ConflictError('TIMELINE_BEING_DELETED', `timeline ${ancestor} of tenant ${t} is being deleted`, { hint: 'Branch from another timeline.' })
     }
-    const ik = id === undefined ? null : key(t, id)
+    const ik = id === undefined ? null : timelineKey(t, id)
     if (ik !== null && this.creatingIds.has(ik)) {
       throw new ConflictError('TIMELINE_BEING_CREATED', `timeline ${id} of tenant ${t} is already being created`, {
         hint: 'Wait for that creation to end: it answers with the timeline, or with why it failed.',
@@ -57,7 +57,7 @@ export class MutationGuard {
 
   /** A change of served timeline `tl` of `t` (its WAL source); call the returned function when it ends. */
   beginChange(t: TenantId, tl: TimelineId): () => void {
-    const k = key(t, tl)
+    const k = timelineKey(t, tl)
     if (this.deletingTenants.has(t)) throw new ConflictError('TENANT_BEING_DELETED', `tenant ${t} is being deleted`, { hint: 'There is nothing left to change.' })
     if (this.deletingTimelines.has(k)) throw new ConflictError('TIMELINE_BEING_DELETED', `timeline ${tl} of tenant ${t} is being deleted`, { hint: 'There is nothing left to change.' })
     bump(this.changing, k, 1)
@@ -70,7 +70,7 @@ export class MutationGuard {
 
   /** The delete of timeline `tl` of `t`; call the returned function when it ends. */
   beginDeleteTimeline(t: TenantId, tl: TimelineId): () => void {
-    const k = key(t, tl)
+    const k = timelineKey(t, tl)
     if ((this.branching.get(k) ?? 0) > 0) {
       throw new ConflictError('TIMELINE_HAS_CHILDREN', `timeline ${tl} of tenant ${t} has a branch being created`, {
         hint: 'Wait until the branch is created; then delete the branch first, as for any timeline with children.',
@@ -98,7 +98,8 @@ export class MutationGuard {
   }
 }
 
-function key(t: TenantId, tl: TimelineId): string {
+/** A timeline's key in maps of the running server ("<tenant>/<timeline>"); also ServedTimelines'. */
+export function timelineKey(t: TenantId, tl: TimelineId): string {
   return `${t}/${tl}`
 }
 

@@ -11,6 +11,7 @@
 import { errorOfKind, NotFoundError, type PageserverError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { TimelineService } from './timeline-service.js'
+import { timelineKey } from './mutation-guard.js'
 
 export class ServedTimelines {
   private readonly services = new Map<string, TimelineService>()
@@ -21,21 +22,21 @@ export class ServedTimelines {
 
   /** The served timeline, or undefined (whether broken or unknown). */
   find(t: TenantId, tl: TimelineId): TimelineService | undefined {
-    return this.services.get(key(t, tl))
+    return this.services.get(timelineKey(t, tl))
   }
 
   /** Serves `s` (the caller has checked that its timeline is not served yet). */
   add(s: TimelineService): void {
-    this.services.set(key(s.tenant.id, s.timeline.timelineId), s)
+    this.services.set(timelineKey(s.tenant.id, s.timeline.timelineId), s)
   }
 
   /** The service of a served timeline; TIMELINE_BROKEN for one that failed to load, NotFoundError otherwise. */
   service(t: TenantId, tl: TimelineId): TimelineService {
-    const s = this.services.get(key(t, tl))
+    const s = this.services.get(timelineKey(t, tl))
     if (!s) {
       const brokenTenant = this.brokenTenants.get(t)
       if (brokenTenant) throw tenantBroken(t, brokenTenant)
-      const broken = this.broken.get(key(t, tl))
+      const broken = this.broken.get(timelineKey(t, tl))
       if (broken) throw timelineBroken(t, tl, broken)
       throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${tl} of tenant ${t} is not served here`, {
         hint: 'Check the ids with `pageserver timeline list --tenant <id>`.',
@@ -60,11 +61,11 @@ export class ServedTimelines {
 
   /** Why a timeline failed to load at start, or undefined if it did not. */
   loadError(t: TenantId, tl: TimelineId): PageserverError | undefined {
-    return this.broken.get(key(t, tl))
+    return this.broken.get(timelineKey(t, tl))
   }
 
   markBroken(t: TenantId, tl: TimelineId, err: PageserverError): void {
-    this.broken.set(key(t, tl), err)
+    this.broken.set(timelineKey(t, tl), err)
   }
 
   markTenantBroken(t: TenantId, err: PageserverError): void {
@@ -73,7 +74,7 @@ export class ServedTimelines {
 
   /** Once a broken timeline is deleted. */
   forgetBroken(t: TenantId, tl: TimelineId): void {
-    this.broken.delete(key(t, tl))
+    this.broken.delete(timelineKey(t, tl))
   }
 
   /**
@@ -83,7 +84,7 @@ export class ServedTimelines {
   async dropTimeline(t: TenantId, tl: TimelineId): Promise<void> {
     const s = this.service(t, tl)
     await s.stopWal()
-    this.services.delete(key(t, tl))
+    this.services.delete(timelineKey(t, tl))
     s.retire()
   }
 
@@ -104,10 +105,6 @@ export class ServedTimelines {
     await Promise.all(dropped.map((s) => s.stopWal()))
     for (const s of dropped) s.retire()
   }
-}
-
-function key(t: TenantId, tl: TimelineId): string {
-  return `${t}/${tl}`
 }
 
 /**
