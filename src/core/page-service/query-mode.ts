@@ -120,8 +120,8 @@ export class QueryMode {
     const done = (): void => {
       if (sendReady) this.host.write(readyForQuery())
     }
-    const fail = (message: string, detail?: string, o: { code?: string; hint?: string | undefined } = {}): void => {
-      this.host.write(errorResponse({ severity: 'ERROR', code: o.code ?? SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }), ...(o.hint === undefined ? {} : { hint: o.hint }) }))
+    const fail = (message: string, detail?: string): void => {
+      this.host.write(errorResponse({ severity: 'ERROR', code: SqlState.InternalError, message, ...(detail === undefined ? {} : { detail }) }))
       done()
     }
     const failTyped = (err: PageserverError, message = err.message): void => {

@@ -275,7 +275,7 @@ export class Timeline {
 
   /** Freeze and flush everything ingested so far. */
   async checkpoint(): Promise<void> {
-    if (this.closed) throw timelineClosed(this.timelineId)
+    // Closed: freeze does nothing and flush refuses (TIMELINE_CLOSED).
     this.freeze()
     await this.flush()
   }
