@@ -3,8 +3,7 @@
  * it durable under its final name.
  *
  * Appends are synchronous copies into a chunk buffer (1 MiB by default); full chunks are written in the
- * background with async positional `FileHandle.write`, up to WRITES_IN_FLIGHT_MAX at once (each at its own
- * offset: a write waiting for the page cache does not hold up the next). So a caller appending
+ * background with async positional `FileHandle.write`, one at a time (see WRITES_IN_FLIGHT_MAX). So a caller appending
  * millions of small values pays a memcpy per value and no promise per value. Backpressure works like
  * Node's `Writable.write`: `append` returns false once `pendingChunksMax` chunks wait to be written, and
  * the caller must then `await drain()` before appending again (asserted: ignoring it is a bug, and the
@@ -28,8 +27,13 @@ import { fsyncFailed, ioFailed } from './io-errors.js'
 export const STREAM_CHUNK_BYTES_DEFAULT = 1024 * 1024
 /** Chunks written or waiting before `append` asks the caller to drain: bounds memory to about 4 MiB. */
 export const STREAM_PENDING_CHUNKS_MAX_DEFAULT = 4
-/** Writes running at once (positional, so their order does not matter). */
-const WRITES_IN_FLIGHT_MAX = 4
+/**
+ * Writes running at once. One: a buffered write holds the file's inode lock while it copies into the page
+ * cache (ext4 and xfs alike), so a second write to the same file only spins on that lock, burning the CPU
+ * the writer's producer needs. With 4 at once, file ingest (bench/support/ingest-phases.ts, alternated)
+ * spent ~0.1-0.3 s more CPU per run (`rwsem_spin_on_owner` ~3 % of its samples) and took longer.
+ */
+const WRITES_IN_FLIGHT_MAX = 1
 /** Free chunk buffers kept for reuse (allocating 1 MiB per MiB written would churn the allocator). */
 const FREE_CHUNKS_MAX = 2
 
