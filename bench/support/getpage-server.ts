@@ -92,7 +92,7 @@ export interface ServerInfo {
   fixed: number
   echo: number
   lastRecordLsn: string
-  /** Image pages whose newest version is an image at the import LSN with no record above it. */
+  /** Image pages whose newest version is an image from the import (at or below its LSN) with nothing above it. */
   imgImageHits: number
   /** Records above the newest image, per chain page: min, median, max. */
   chainRecords: { min: number; median: number; max: number; withImage: number }
@@ -112,7 +112,7 @@ async function serve(args: ServeArgs): Promise<void> {
   let imgImageHits = 0
   for (let b = 0; b < args.rels.imgPages; b++) {
     const h = tl.getKeyHistory(relBlockKey(args.rels.img, b), end)
-    if (h.image?.lsn === importLsn && h.records.length === 0) imgImageHits++
+    if (h.image !== null && h.image.lsn <= importLsn && h.records.length === 0) imgImageHits++
   }
   const counts: number[] = []
   let withImage = 0
