@@ -11,7 +11,7 @@ export default class TimelineSync extends BaseCommand<typeof TimelineSync> {
   static override description =
     "Connects to the timeline's WAL source through its replication slot, ingests WAL from the last record LSN " +
     "until the primary's flush position at the start (or --until), flushes to layer files, reports the durable " +
-    'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk. ' +
+    'LSN to the slot, and exits. Safe to interrupt or kill at any moment: the next run resumes from what is on disk (interrupted by SIGINT or SIGTERM before its target, it flushes what it ingested and exits 130, SYNC_INTERRUPTED). ' +
     'While `pageserver serve` runs, the server streams the timeline already: the command waits (up to its wait_lsn_timeout) ' +
     'until the server has ingested WAL that far, and has it flush. With --json, {tenantId, timelineId, lastRecordLsn, diskConsistentLsn, records}: ' +
     'the records ingested by this run (through a server: by its receiver while the command waited). ' +

@@ -7,7 +7,7 @@
  * died is simply streamed again; the slot kept it because only durable LSNs are ever reported).
  * The source's password comes from the context (app/source-password.ts): it is not in the metadata.
  */
-import { UsageError } from '../lib/errors.js'
+import { InterruptedError, UsageError } from '../lib/errors.js'
 import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
 import { ReplicationConnection } from '../walreceiver/replication-connection.js'
@@ -69,7 +69,7 @@ export async function syncTimelineIn(repo: Repository, ctx: AppContext, o: SyncO
 async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: ConnParams, ctx: AppContext, o: SyncOptions): Promise<SyncResult> {
   let target = o.until
   if (target === undefined) {
-    const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver sync' })
+    const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver sync', signal: o.signal })
     try {
       target = (await conn.identifySystem()).xlogPos
     } finally {
@@ -112,8 +112,11 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
         }
       }
       if (!reported) {
+        // The receiver ends before the target only when stopped (the signal): what arrived is kept durable,
+        // but this is no sync to the target, and must not answer as one (a script would take it for done).
         await driver.checkpoint()
         receiver.markDurable(tl.diskConsistentLsn)
+        throw syncInterrupted(tl, target)
       }
     } finally {
       await receiver.close()
@@ -123,4 +126,16 @@ async function stream(tenant: Tenant, tl: Timeline, src: WalSource, params: Conn
     await driver.checkpoint()
   }
   return { tenantId: o.tenantId, timelineId: o.timelineId, lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), records }
+}
+
+/** A sync stopped by its signal before its target: where it got to (durable), and what to do. */
+function syncInterrupted(tl: Timeline, target: Lsn): InterruptedError {
+  return new InterruptedError(
+    'SYNC_INTERRUPTED',
+    `timeline sync was interrupted at ${formatLsn(tl.lastRecordLsn)}, before its target ${formatLsn(target)}; the WAL ingested up to ${formatLsn(tl.diskConsistentLsn)} is durable`,
+    {
+      hint: 'Run the sync again: it resumes from there (the replication slot kept the rest).',
+      details: { lastRecordLsn: formatLsn(tl.lastRecordLsn), diskConsistentLsn: formatLsn(tl.diskConsistentLsn), targetLsn: formatLsn(target) },
+    },
+  )
 }
