@@ -8,6 +8,11 @@ import { formatLsn, type Lsn } from '../pg/lsn.js'
 
 /** Bound on concurrent waiters per timeline: each holds a timer and a closure. */
 export const LSN_WAITERS_MAX = 100_000
+/**
+ * setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). Node fires a longer one after 1 ms, and
+ * wait_lsn_timeout may be up to 10 years: a longer wait re-arms its timer until its deadline.
+ */
+export const TIMER_DELAY_MAX_MS = 2 ** 31 - 1
 
 interface Waiter {
   lsn: Lsn
@@ -33,22 +38,27 @@ export class LsnWaiters {
     }
     if (signal?.aborted) return Promise.reject(new InterruptedError('INTERRUPTED', 'wait for WAL was cancelled'))
     return new Promise<void>((resolve, reject) => {
-      const w: Waiter = {
-        lsn,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.remove(w)
-          reject(
-            new TimeoutError('WAIT_LSN_TIMEOUT', `Timed out while waiting for WAL record at LSN ${formatLsn(lsn)} to arrive, ${this.describe()}`, {
-              hint: 'The WAL source is behind or not streaming; check `timeline list` and the WAL receiver, or raise wait_lsn_timeout.',
-              details: { lsn: formatLsn(lsn) },
-            }),
-          )
-        }, timeoutMs),
-        cleanup: () => {},
+      const timedOut = () => {
+        this.remove(w)
+        reject(
+          new TimeoutError('WAIT_LSN_TIMEOUT', `Timed out while waiting for WAL record at LSN ${formatLsn(lsn)} to arrive, ${this.describe()}`, {
+            hint: 'The WAL source is behind or not streaming; check `timeline list` and the WAL receiver, or raise wait_lsn_timeout.',
+            details: { lsn: formatLsn(lsn) },
+          }),
+        )
       }
-      w.timer.unref?.()
+      let leftMs = timeoutMs
+      const arm = (): NodeJS.Timeout => {
+        const delayMs = Math.min(leftMs, TIMER_DELAY_MAX_MS)
+        leftMs -= delayMs
+        const t = setTimeout(() => {
+          if (leftMs > 0) w.timer = arm()
+          else timedOut()
+        }, delayMs)
+        t.unref?.()
+        return t
+      }
+      const w: Waiter = { lsn, resolve, reject, timer: arm(), cleanup: () => {} }
       if (signal) {
         const onAbort = () => {
           this.remove(w)
