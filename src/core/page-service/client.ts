@@ -196,7 +196,8 @@ export class PageServiceClient {
       let commandTag: string | null = null
       let error: PageServiceServerError | null = null
       for (;;) {
-        const f = await this.next()
+        // A server that closes after its ErrorResponse (FATAL: a shutdown) is explained by that error.
+        const f: Frame = error === null ? await this.next() : await this.nextOr(error)
         if (f.type === BackendType.DataRow) rows.push(parseDataRow(f.body))
         else if (f.type === BackendType.CommandComplete) commandTag = parseCStrings(f.body, 'CommandComplete')[0] ?? null
         else if (f.type === BackendType.ErrorResponse) error = new PageServiceServerError(parseErrorFields(f.body), `query "${sql}" failed`)
@@ -221,7 +222,7 @@ export class PageServiceClient {
     const f = await this.next()
     if (f.type === BackendType.ErrorResponse) {
       const err = new PageServiceServerError(parseErrorFields(f.body), `${sql.split(' ')[0]} refused`)
-      await this.untilReady()
+      await this.untilReady(err)
       this.busy = false
       throw err
     }
@@ -253,7 +254,7 @@ export class PageServiceClient {
       let f = await this.next()
       if (f.type === BackendType.ErrorResponse) {
         const err = new PageServiceServerError(parseErrorFields(f.body), `${opts.full ? 'fullbackup' : 'basebackup'} refused`)
-        await this.untilReady()
+        await this.untilReady(err)
         complete = true
         throw err
       }
@@ -266,7 +267,7 @@ export class PageServiceClient {
           break
         } else if (f.type === BackendType.ErrorResponse) {
           const err = new PageServiceServerError(parseErrorFields(f.body), `${opts.full ? 'fullbackup' : 'basebackup'} failed`)
-          await this.untilReady()
+          await this.untilReady(err)
           complete = true
           throw err
         } else {
@@ -311,10 +312,24 @@ export class PageServiceClient {
     this.busy = true
   }
 
-  private async untilReady(): Promise<void> {
+  /**
+   * Skips to ReadyForQuery. After an ErrorResponse (`after`), a close instead of ReadyForQuery (a FATAL
+   * error: the server is shutting down, a protocol violation) fails with that error, which says why, not
+   * with "closed unexpectedly".
+   */
+  private async untilReady(after?: PageServiceServerError): Promise<void> {
     for (;;) {
-      const f = await this.next()
+      const f = after === undefined ? await this.next() : await this.nextOr(after)
       if (f.type === BackendType.ReadyForQuery) return
+    }
+  }
+
+  /** The next frame; if the connection closes first, `err` (the server's last word) instead. */
+  private async nextOr(err: PageServiceServerError): Promise<Frame> {
+    try {
+      return await this.next()
+    } catch {
+      throw err
     }
   }
 

@@ -160,3 +160,41 @@ describe('fullbackup', () => {
     expect(errorMessage(frames[0]!)).toMatch(/^invalid number of parameters for basebackup command/)
   })
 })
+
+describe('the client when the server stops (FATAL, then close)', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms))
+
+  it("a backup cut off by the server's shutdown fails with the server's 57P01, not 'closed unexpectedly'", async () => {
+    r = await startServer({ closeDeadlineMs: 200 })
+    const tl = r.backend.main
+    tl.basebackup = async (opts) => ({
+      lsn: opts.lsn ?? tl.last,
+      tar: (async function* () {
+        for (let i = 0; i < 1000; i++) {
+          yield Buffer.alloc(1000, 1)
+          await sleep(20)
+        }
+      })(),
+    })
+    const c = await r.client()
+    const failed = collect(c.basebackup(TENANT, TIMELINE)).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    await sleep(100)
+    await r.server.close()
+    expect(await failed).toMatchObject({ sqlstate: '57P01', kind: 'unavailable', message: expect.stringContaining('terminating connection') })
+  })
+
+  it("a query refused with FATAL (the server shutting down while it waits) fails with that error", async () => {
+    r = await startServer()
+    const c = await r.client()
+    const failed = c.simpleQuery(`basebackup ${TENANT} ${TIMELINE} 0/20000000`).then(
+      () => null,
+      (e: unknown) => e,
+    )
+    await sleep(100)
+    await r.server.close()
+    expect(await failed).toMatchObject({ sqlstate: '57P01', message: expect.stringContaining('shutdown') })
+  })
+})
