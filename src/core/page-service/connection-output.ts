@@ -40,6 +40,11 @@ export class ConnectionOutput {
     this.activity++
   }
 
+  /** Counts as traffic without any (the server is working on the client's request). */
+  countActivity(): void {
+    this.activity++
+  }
+
   /** Writes from now until the matching release() leave together at that release(). */
   hold(): void {
     this.out.hold()

@@ -403,7 +403,18 @@ export class PageServiceConnection {
    * once no byte was read or written for idleTimeoutMs (to within one sweep period).
    */
   sweepIdle(nowMs: number): void {
+    // A client waiting for an answer the server is still working on (a request or a backup waiting for WAL
+    // up to wait_lsn_timeout, a redo) is not silent: the timeout may be set below wait_lsn_timeout, and Neon
+    // times out only the read of the next request. One that leaves our answers unread still is.
+    if (this.waitingOnServer()) return this.output.countActivity()
     if (this.output.idle(nowMs, this.ctx.options.idleTimeoutMs)) this.destroy()
+  }
+
+  /** Whether the server owes this client an answer it is still working on, with nothing left unread. */
+  private waitingOnServer(): boolean {
+    if (this.socket.writableLength > 0) return false
+    if (this.state === 'pagestream') return this.session!.inFlight > 0
+    return this.state === 'busy'
   }
 
   private write(bytes: Uint8Array): void {

@@ -18,7 +18,10 @@ export interface PageServiceOptions {
   readonly startupPacketBytesMax?: number
   /** From accept to ReadyForQuery (PostgreSQL's authentication_timeout is 60 s). */
   readonly handshakeTimeoutMs?: number
-  /** A connection with no traffic for this long is dropped (Neon: 10 minutes; computes reconnect). */
+  /**
+   * A connection with no traffic for this long is dropped (Neon: 10 minutes; computes reconnect); not while
+   * the server still works on its request (a wait for WAL), with nothing left unread.
+   */
   readonly idleTimeoutMs?: number
   /** How long a request waits for WAL it asks for (Neon's wait_lsn_timeout, 300 s). */
   readonly waitLsnTimeoutMs?: number

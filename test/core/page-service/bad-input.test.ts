@@ -122,6 +122,29 @@ describe('before login', () => {
   })
 })
 
+describe('idle timeout', () => {
+  it('the idle timeout spares a connection waiting on the server: a request or a backup waiting for WAL is answered', async () => {
+    // The operator's idle timeout (page_service_idle_timeout) may be below wait_lsn_timeout: a client waiting
+    // for its answer is not a silent one (Neon times out only reads of the next request).
+    const r = await start({ idleTimeoutMs: 200, waitLsnTimeoutMs: 10_000 })
+    const tl = r.backend.main
+    const at = lsn(tl.last + 0x100n)
+    const c = await r.client()
+    const s = await c.pagestream(TENANT, TIMELINE)
+    const page = s.getPage(REL, 1, { requestLsn: at })
+    const b = await r.client()
+    const backup = (async () => {
+      let n = 0
+      for await (const ch of b.basebackup(TENANT, TIMELINE, { lsn: at })) n += ch.length
+      return n
+    })().catch((e: unknown) => e)
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    tl.advanceTo(at)
+    expect((await page.catch((e: unknown) => e) as Buffer).length).toBe(8192)
+    expect(await backup).toBeGreaterThan(0)
+  })
+})
+
 describe('after login', () => {
   it('a 2^31 length is refused from the 5-byte header, in query mode and inside a pagestream', async () => {
     const r = await start()
