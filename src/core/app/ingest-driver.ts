@@ -39,6 +39,12 @@ export class TimelineIngestDriver {
    */
   private hintBitsWanted: boolean | null = null
   private hintBitsWrite: Promise<void> = Promise.resolve()
+  /**
+   * The batch being ingested, while one is. A CREATE DATABASE awaits its reads midway, with its values
+   * above last_record_lsn until the batch ends; a freeze then cannot close the open layer (timeline-layers.ts),
+   * so a checkpoint asked for meanwhile (the server's sync) waits for the batch first.
+   */
+  private batch: Promise<void> | null = null
 
   constructor(
     readonly timeline: Timeline,
@@ -76,6 +82,16 @@ export class TimelineIngestDriver {
    * through IngestState, which caches whatever it writes. Readers wait for whole batches.
    */
   async ingestRecords(records: readonly DecodedRecord[]): Promise<void> {
+    const run = this.ingestBatch(records)
+    this.batch = run
+    try {
+      await run
+    } finally {
+      if (this.batch === run) this.batch = null
+    }
+  }
+
+  private async ingestBatch(records: readonly DecodedRecord[]): Promise<void> {
     await this.retryFailedFlush()
     const tl = this.timeline
     const from = tl.lastRecordLsn
@@ -191,6 +207,7 @@ export class TimelineIngestDriver {
 
   /** Freezes and flushes everything ingested; resolves with the new disk_consistent_lsn. */
   async checkpoint(): Promise<Lsn> {
+    if (this.batch) await this.batch.catch(() => {})
     if (this.flushing) await this.flushing.catch(() => {})
     await this.retryFailedFlush()
     await this.hintBitsWrite.catch(() => {})

@@ -14,6 +14,7 @@ import { generateTenantId, generateTimelineId } from '../../../src/core/model/id
 import { keyFromFields } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue } from '../../../src/core/model/value.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
+import type { DecodedRecord } from '../../../src/core/pg/wal-record.js'
 import { tempDirs, testTimelineMetadata, TEST_TIMELINE_OPTS } from '../../support/timeline-fixture.js'
 
 const newDir = tempDirs('ps-driver-')
@@ -96,5 +97,30 @@ describe('TimelineIngestDriver: the hint-bits setting in the metadata', () => {
     walSaysHintBits(driver, want)
     await tl.close()
     expect(readMetadata(join(dir, METADATA_FILE)).hintBitsLogged).toBe(want)
+  })
+})
+
+describe('TimelineIngestDriver: a checkpoint during a batch', () => {
+  it('waits for a batch whose ingest awaits midway (CREATE DATABASE reads pages back) and flushes it', async () => {
+    const { tl, driver } = await driverIn(newDir())
+    tl.put(key, lsn(0x108), encodeValue(imageValue(Buffer.alloc(8192, 1))))
+    tl.finishRecords(lsn(0x108), lsn(0x100))
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    // The record's values go in, then its ingest waits (as CREATE DATABASE's reads do).
+    ;(driver.ingest as unknown as { ingest: (rec: DecodedRecord) => Promise<void> }).ingest = (rec) => {
+      tl.put(key, rec.endLsn, encodeValue(imageValue(Buffer.alloc(8192, 2))))
+      return gate
+    }
+    const rec = { lsn: lsn(0x108), endLsn: lsn(0x110), xl_rmid: 10 } as unknown as DecodedRecord
+    const batch = driver.ingestRecords([rec])
+    // Asked while the values sit above last_record_lsn: before, the freeze was held off and nothing flushed.
+    const checkpoint = driver.checkpoint()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    release()
+    await batch
+    expect(await checkpoint).toBe(lsn(0x110))
+    expect(tl.diskConsistentLsn).toBe(lsn(0x110))
+    await tl.close()
   })
 })
