@@ -15,6 +15,7 @@ import { parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js
 import { createDirAtomically, creationsUnderway, deleteDirAtomically, listSubdirs, pathExists, removeAbandonedTempDirs } from '../storage/atomic-dir.js'
 import { type WalRedoStats, WalRedoManager, type WalRedoLogger } from '../walredo/manager.js'
 import { defaultWorkerCommand } from '../walredo/worker-command.js'
+import { closedError } from '../walredo/worker-failure.js'
 import type { RedoProcessBudget } from '../walredo/process-budget.js'
 import { readMetadata } from './metadata.js'
 import { METADATA_FILE, Timeline, type TimelineOptions } from './timeline.js'
@@ -237,10 +238,14 @@ export class Tenant {
     return [...this.redoManagers.values()].map((m) => m.stats())
   }
 
-  /** The redo workers of this tenant (one pool per hint-bit mode, spawned lazily). */
+  /**
+   * The redo workers of this tenant (one pool per hint-bit mode, spawned lazily). None once the tenant is
+   * closed (WALREDO_CLOSED): close() has stopped the pools, and one made later would never be closed.
+   */
   redoManager(hintBitsLogged: boolean): WalRedoManager {
     let m = this.redoManagers.get(hintBitsLogged)
     if (!m) {
+      if (this.closed) throw closedError()
       const w = this.opts.walRedo
       m = new WalRedoManager({
         // Records reach these workers from CRC-checked layer files or the WAL decoder: no second CRC pass.
