@@ -18,7 +18,7 @@
  * The caller's `base` is never modified: the engine works on its own copy.
  */
 import { assert, CorruptionError, PageserverError } from '../lib/errors.js'
-import { INVALID_LSN, type Lsn } from '../pg/lsn.js'
+import { formatLsn, INVALID_LSN, type Lsn } from '../pg/lsn.js'
 import { isSlruFork } from '../pg/slru.js'
 import type { BufferTag } from '../pg/reltag.js'
 import { BLCKSZ, decodeRecord, recordCrcIsValid, restoreBlockImage, type DecodedBlock, type DecodedRecord } from '../pg/wal-record.js'
@@ -83,8 +83,9 @@ export function redoBlock(tag: BufferTag, base: Buffer | null, records: readonly
  */
 function applyRecord(tag: BufferTag, page: Buffer, have: boolean, r: RedoRecord, opts: RedoOptions, checkCrc: boolean): void {
   if (checkCrc && !recordCrcIsValid(r.raw)) {
-    throw new CorruptionError('REDO_BAD_RECORD_CRC', 'a WAL record given to redo fails its CRC check', {
+    throw new CorruptionError('REDO_BAD_RECORD_CRC', `the WAL record ending at ${formatLsn(r.endLsn)} fails its CRC check`, {
       hint: 'The stored WAL record is corrupt.',
+      details: { endLsn: formatLsn(r.endLsn) },
     })
   }
   const rec = decodeRecord(r.raw, INVALID_LSN, r.endLsn)

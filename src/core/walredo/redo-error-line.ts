@@ -123,3 +123,14 @@ export function errorFromReport(report: RedoErrorReport, extraDetails: Record<st
   return errorOfKind(report.kind, report.code, report.message, options)
 }
 
+/**
+ * The typed error of a redo request for `page` ("1663/5/16384 blk 7"): errorFromReport, and when the report
+ * does not locate the page itself (the engine's rmgr errors carry `blk`; a bad CRC, a record that does not
+ * decode or a missing base page do not), the page is added to its message and details, so that the error
+ * a reader sees says which page failed.
+ */
+export function redoRequestError(report: RedoErrorReport, page: string, extraDetails: Record<string, unknown> = {}): PageserverError {
+  if (report.details?.['blk'] !== undefined) return errorFromReport(report, extraDetails)
+  return errorFromReport({ ...report, message: `${report.message} (redo of ${page})` }, { page, ...extraDetails })
+}
+

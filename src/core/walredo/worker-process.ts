@@ -21,7 +21,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { TickCorkedWriter } from '../lib/tick-cork.js'
 import { PageserverError, assert, messageOf } from '../lib/errors.js'
 import { PAGE_BYTES } from './protocol.js'
-import { errorFromReport } from './redo-error-line.js'
+import { redoRequestError } from './redo-error-line.js'
 import { decodeRedoErrorPage, isRedoErrorPage } from './redo-error-page.js'
 import {
   WorkerFailure,
@@ -319,7 +319,7 @@ export class WorkerProcess {
       this.lastUsedAtMs = Date.now()
       if (report === undefined) head.handler.onReply(page)
       // A redo error in band: this request's, final; the worker goes on with the next.
-      else head.handler.onFailure(new WorkerFailure('redo_error', true, errorFromReport(report, { pid: this.pid })))
+      else head.handler.onFailure(new WorkerFailure('redo_error', true, redoRequestError(report, head.opts.what, { pid: this.pid })))
       this.opts.onChange?.(this)
     }
   }
@@ -387,7 +387,7 @@ export class WorkerProcess {
     const redoError = this.stderr.redoError
     if (redoError !== null && head !== undefined) {
       culprit = head
-      failure = new WorkerFailure('redo_error', true, errorFromReport(redoError, { pid: this.pid }))
+      failure = new WorkerFailure('redo_error', true, redoRequestError(redoError, head.opts.what, { pid: this.pid }))
     } else if (this.initiated !== null) {
       culprit = this.initiated.culprit
       failure = new WorkerFailure(this.initiated.reason, true, this.initiated.error)

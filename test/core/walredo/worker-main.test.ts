@@ -162,6 +162,42 @@ describe('worker-main (our redo worker process)', () => {
     }
   })
 
+  it('behind the manager: every redo error names the page, and a record error its LSN', async () => {
+    const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 3 }
+    const garbage = Buffer.alloc(60, 0xab)
+    garbage.writeUInt32LE(60, 0)
+    const base = Buffer.alloc(8192)
+    // Records are CRC-checked (no --skip-record-crc), as `redo replay` runs them.
+    const m = new WalRedoManager({ ...OPTIONS, command: defaultWorkerCommand({ hintBitsLogged: false }) })
+    try {
+      const errorOf = async (req: Parameters<WalRedoManager['redo']>[0]): Promise<PageserverError> => {
+        try {
+          await m.redo(req)
+        } catch (e) {
+          expect(e).toBeInstanceOf(PageserverError)
+          return e as PageserverError
+        }
+        throw new Error('expected a redo error')
+      }
+      const crc = await errorOf({ tag, base, records: [{ endLsn: lsn(0x1000100n), raw: badCrcInsert(tag) }] })
+      expect(crc.code).toBe('REDO_BAD_RECORD_CRC')
+      expect(crc.message).toContain('0/1000100')
+      expect(crc.message).toContain('1663/5/16384 blk 3')
+      expect(crc.details).toMatchObject({ page: '1663/5/16384 blk 3', endLsn: '0/1000100' })
+      const bad = await errorOf({ tag, base, records: [{ endLsn: lsn(0x1000200n), raw: garbage }] })
+      expect(bad.message).toContain('0/1000200')
+      expect(bad.message).toContain('1663/5/16384 blk 3')
+      const none = await errorOf({ tag, base: null, records: [] })
+      expect(none.code).toBe('REDO_NO_PAGE')
+      expect(none.message).toContain('1663/5/16384 blk 3')
+      expect(m.stats()).toMatchObject({ spawned: 1, retried: 0, failed: 3 })
+    } finally {
+      const pids = m.stats().pids
+      await m.close()
+      expect(await waitGone(pids, 2000)).toEqual([])
+    }
+  })
+
   const distCommand = new URL('../../../dist/core/walredo/worker-command.js', import.meta.url)
   it.skipIf(!existsSync(distCommand))('the default command of the built CLI runs dist/core/walredo/worker-main.js', async () => {
     const mod = (await import(pathToFileURL(fileURLToPath(distCommand)).href)) as { defaultWorkerCommand: typeof defaultWorkerCommand }
