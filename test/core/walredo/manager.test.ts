@@ -221,6 +221,24 @@ describe('WalRedoManager with real worker processes', () => {
     )
   })
 
+  it('with 16 requests in flight, a crash fails only its culprit after one retry; every other caller gets its own page', async () => {
+    await withManager({ command: fakeWorker('crash-worker.mjs', ['--blk=5']), maxInFlightPerWorker: 16 }, async (m) => {
+      await m.ping()
+      const reqs = Array.from({ length: 16 }, (_, i) => request(i + 1))
+      const results = await Promise.allSettled(reqs.map((r) => m.redo(r)))
+      results.forEach((r, i) => {
+        if (i === 4) {
+          const e = (r as PromiseRejectedResult).reason as PageserverError
+          expect(e.code).toBe('WALREDO_WORKER_CRASHED')
+          expect(e.message).toMatch(/blk 5 failed 2 times \(crash, crash\)/)
+        } else {
+          expect((r as PromiseFulfilledResult<Buffer>).value.equals(expectedEcho(reqs[i]!))).toBe(true)
+        }
+      })
+      expect(m.stats()).toMatchObject({ spawned: 3, failed: 1, succeeded: 15, failures: { crash: 2 } })
+    })
+  })
+
   it('contains a memory blow-up in the worker', async () => {
     await withManager({ command: fakeWorker('alloc-worker.mjs', ['--blk=666'], 32), requestTimeoutMs: 30_000 }, async (m) => {
       const err = await rejection(m.redo(request(666)))
