@@ -14,7 +14,7 @@
 import { UsageError } from '../lib/errors.js'
 import { badValue, missingKey, whereSuffix, wrongType, type ValueContext } from './errors.js'
 import { durationKind, intKind, pathKind, stringKind, type Kind, type ShownValue } from './kinds.js'
-import { Secret } from './secret.js'
+import { CREDENTIAL_KEY_NAMES, Secret } from './secret.js'
 import { closestKey } from './suggest.js'
 
 export interface RemoteStorageCommon {
@@ -82,19 +82,7 @@ export const REMOTE_STORAGE_CONCURRENCY_DEFAULT = 100
 export const REMOTE_STORAGE_CONCURRENCY_MAX = 10_000
 
 /** Names people try to put credentials under; each gets a pointed error instead of "unknown key". */
-const SECRET_KEYS = new Set([
-  'access_key_id',
-  'secret_access_key',
-  'aws_access_key_id',
-  'aws_secret_access_key',
-  'session_token',
-  'access_key',
-  'storage_access_key',
-  'account_key',
-  'azure_storage_access_key',
-  'sas_token',
-  'password',
-])
+const SECRET_KEYS = CREDENTIAL_KEY_NAMES
 
 /** Environment variables that hold credentials (the CLI passes process.env). */
 export const CREDENTIAL_ENV = {

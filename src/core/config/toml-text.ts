@@ -15,6 +15,7 @@
 import { parse, TomlError } from 'smol-toml'
 import { UsageError } from '../lib/errors.js'
 import type { ShownValue } from './kinds.js'
+import { redactCredentialValues } from './secret.js'
 
 /** Largest config file we read: a real one is a few KiB. */
 export const CONFIG_FILE_SIZE_MAX_BYTES = 1024 * 1024
@@ -32,9 +33,13 @@ const BARE_KEY_RE = /^[A-Za-z0-9_-]+$/
 /** `[::1]:6400` starts like a TOML array but is an address: the one bracketed bare value we accept. */
 const IPV6_HOST_PORT_RE = /^\[[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?\]:\d+$/
 
-/** `-c "checkpoint_distance=1"` as shown in messages (long fragments shortened). */
+/**
+ * `-c "checkpoint_distance=1"` as shown in messages (long fragments shortened; credential values, which the
+ * config refuses, redacted: messages reach terminals, CI logs and `serve` logs).
+ */
 export function overrideLabel(fragment: string): string {
-  const short = fragment.length > 80 ? fragment.slice(0, 77) + '...' : fragment
+  const shown = redactCredentialValues(fragment)
+  const short = shown.length > 80 ? shown.slice(0, 77) + '...' : shown
   return `-c ${JSON.stringify(short)}`
 }
 
@@ -52,7 +57,7 @@ export function parseTomlDocument(text: string, where: string): RawTable {
 function throwSyntax(where: string, problem: string, line: number, column: number, codeblock: string): never {
   throw new UsageError('CONFIG_SYNTAX', `${where}: line ${line}, column ${column}: ${problem}`, {
     hint: 'Fix the TOML syntax there; strings need quotes, as in listen_pg_addr = "127.0.0.1:64000".',
-    details: { where, line, column, codeblock },
+    details: { where, line, column, codeblock: redactCredentialValues(codeblock) },
   })
 }
 

@@ -96,6 +96,27 @@ describe('remote_storage forms', () => {
     expect(e.message).not.toContain('s3cr3t')
     expect(e.hint).toContain('AWS_SECRET_ACCESS_KEY')
   })
+
+  // The message names the -c fragment it comes from; it must not print the credential it refuses (nor one
+  // in a fragment refused for another reason), since errors go to stderr, CI logs and `serve` logs.
+  it('refuses credentials in a -c fragment without printing them', () => {
+    for (const fragment of [
+      "remote_storage={bucket_name='b', bucket_region='r', secret_access_key='s3cr3t'}",
+      'remote_storage={bucket_name="b", bucket_region="r", "AWS_SECRET_ACCESS_KEY" = "s3cr3t"}',
+      "remote_storage={container_name='c', storage_account='a', container_region='r', sas_token = 's3cr3t,more'}",
+      "remote_storage={bucket_name='b', bucket_region='r', access_key=s3cr3t}",
+      "remote_storage={bucket_name='b', bucket_region='r', secret_access_key='s3cr3t'",
+      "remote_storage={bucket_name='b', bucket_region=42, secret_access_key='s3cr3t'}",
+    ]) {
+      const e = errorOf(() => load([fragment]))
+      expect(e.code).toMatch(/^CONFIG_/)
+      expect(e.message).not.toContain('s3cr3t')
+      expect(JSON.stringify((e as { details?: unknown }).details ?? null)).not.toContain('s3cr3t')
+    }
+    const e = errorOf(() => load(["remote_storage={bucket_name='b', bucket_region='r', secret_access_key='s3cr3t'}"]))
+    expect(e.code).toBe('CONFIG_SECRET_IN_FILE')
+    expect(e.message).toContain('secret_access_key')
+  })
 })
 
 describe('credentials', () => {
