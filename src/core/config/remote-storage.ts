@@ -81,8 +81,6 @@ export const REMOTE_STORAGE_CONCURRENCY_DEFAULT = 100
 /** More parallel requests than this only hurts (and exhausts file descriptors). */
 export const REMOTE_STORAGE_CONCURRENCY_MAX = 10_000
 
-/** Names people try to put credentials under; each gets a pointed error instead of "unknown key". */
-const SECRET_KEYS = CREDENTIAL_KEY_NAMES
 
 /** Environment variables that hold credentials (the CLI passes process.env). */
 export const CREDENTIAL_ENV = {
@@ -158,7 +156,7 @@ function selectForm(table: Record<string, unknown>, ctx: ValueContext): FormName
 function checkKeys(table: Record<string, unknown>, ctx: ValueContext): void {
   for (const k of Object.keys(table)) {
     if (ALL_KEYS.includes(k)) continue
-    if (SECRET_KEYS.has(k.toLowerCase())) {
+    if (CREDENTIAL_KEY_NAMES.has(k.toLowerCase())) {
       throw new UsageError('CONFIG_SECRET_IN_FILE', `${ctx.key}.${k}: credentials are not read from the config${whereSuffix(ctx.where)}`, {
         hint: `Remove ${k} and set ${CREDENTIAL_ENV.awsAccessKeyId}/${CREDENTIAL_ENV.awsSecretAccessKey} (S3) or ${CREDENTIAL_ENV.azureAccessKey} (Azure) in the environment.`,
         details: { key: `${ctx.key}.${k}`, where: ctx.where },
