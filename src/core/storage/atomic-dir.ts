@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { ConflictError, isNotFoundFsError, NotFoundError } from '../lib/errors.js'
+import { ConflictError, isNotFoundFsError, NotFoundError, PageserverError } from '../lib/errors.js'
 import { fsyncDir, type SyncOptions } from './durable-file.js'
 import { ioFailed } from './io-errors.js'
 import { namesIn } from './directory.js'
@@ -60,7 +60,11 @@ export async function createDirAtomically(
       hint: 'Choose another id, or delete the existing one first.',
       details: { path: target },
     })
-  await mkdir(parent, { recursive: true })
+  try {
+    await mkdir(parent, { recursive: true })
+  } catch (e) {
+    throw ioFailed('creating', parent, e)
+  }
   if (await pathExists(target)) throw conflict()
   // Named and registered before it exists, so that a cleanup running meanwhile never sees it unregistered.
   const tmp = join(parent, `${TEMP_DIR_PREFIX}${name}-${randomBytes(CREATION_TAIL_HEX / 2).toString('hex')}`)
@@ -69,7 +73,7 @@ export async function createDirAtomically(
     await mkdir(tmp, { mode: 0o700 })
   } catch (e) {
     liveTempDirs.delete(tmp)
-    throw e
+    throw ioFailed('creating', tmp, e)
   }
   try {
     await populate(tmp)
@@ -79,16 +83,29 @@ export async function createDirAtomically(
     } catch (e) {
       const code = (e as { code?: string }).code
       if (code === 'ENOTEMPTY' || code === 'EEXIST') throw conflict()
-      throw e
+      throw ioFailed('renaming', tmp, e)
     }
     await fsyncDir(parent, options)
     return target
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true })
-    throw e
+    // A failure to clean up must not hide why the creation failed (the leftover is removed at the next start).
+    await rm(tmp, { recursive: true, force: true }).catch(() => {})
+    // `populate` may fail on a raw file system call (a mkdir on a full disk): named, not reported as a bug.
+    throw isFsError(e) ? ioFailed('creating', fsErrorPath(e) ?? target, e) : e
   } finally {
     liveTempDirs.delete(tmp)
   }
+}
+
+/** A Node file system error (errno code and syscall), as opposed to a bug or one of our typed errors. */
+function isFsError(e: unknown): boolean {
+  const o = e as { code?: unknown; syscall?: unknown } | null
+  return typeof o === 'object' && o !== null && !(e instanceof PageserverError) && typeof o.code === 'string' && typeof o.syscall === 'string'
+}
+
+function fsErrorPath(e: unknown): string | undefined {
+  const p = (e as { path?: unknown }).path
+  return typeof p === 'string' ? p : undefined
 }
 
 /** Removes `.tmp-*` directories left by creations and deletions that never finished (not this process's live ones). */
@@ -145,7 +162,11 @@ export async function creationsUnderway(parent: string): Promise<CreationUnderwa
 
 /** Removes a directory tree (a tombstone, or a temporary directory). */
 export async function removeDir(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true })
+  try {
+    await rm(path, { recursive: true, force: true })
+  } catch (e) {
+    throw ioFailed('removing', path, e)
+  }
 }
 
 /**
@@ -159,7 +180,7 @@ export async function tombstoneDir(parent: string, name: string, what: string, o
     await rename(join(parent, name), tombstone)
   } catch (e) {
     if (isNotFoundFsError(e)) throw new NotFoundError('NOT_FOUND', `${what} does not exist`, { details: { path: join(parent, name) } })
-    throw e
+    throw ioFailed('renaming', join(parent, name), e)
   }
   // Durable before any file inside goes: after a power loss the object is either whole or a tombstone.
   await fsyncDir(parent, options)

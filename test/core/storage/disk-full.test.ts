@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { WorkdirLock, LOCK_FILE } from '../../../src/core/storage/workdir-lock.js'
 import { writeFileDurablySync } from '../../../src/core/storage/durable-file.js'
 import { initWorkdir } from '../../../src/core/config/index.js'
+import { createDirAtomically } from '../../../src/core/storage/atomic-dir.js'
+import { mkdir } from 'node:fs/promises'
 import { errorOf } from '../../support/errors.js'
 
 const mountPoint = mkdtempSync(join(tmpdir(), 'ps-diskfull-'))
@@ -100,5 +102,57 @@ describe.skipIf(!mounted)('a full file system', () => {
     expect(readFileSync(path, 'utf8')).toBe('next')
     rmSync(join(mountPoint, 'wd-init'), { recursive: true, force: true })
     await initWorkdir({ workdir: join(mountPoint, 'wd-init') })
+  })
+})
+
+// A file system out of inodes: a directory cannot be made. Mounted apart (tmpfs with few inodes), root only.
+const inodeMount = mkdtempSync(join(tmpdir(), 'ps-noinodes-'))
+function tryMountFewInodes(): boolean {
+  if (process.getuid?.() !== 0) return false
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m,nr_inodes=32', 'tmpfs', inodeMount], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+const inodesMounted = tryMountFewInodes()
+afterAll(() => {
+  if (inodesMounted) execFileSync('umount', [inodeMount])
+  rmdirSync(inodeMount)
+})
+
+describe.skipIf(!inodesMounted)('a file system out of inodes', () => {
+  it('creating a tenant or timeline directory: DISK_FULL naming the directory, not a bug report; nothing left behind', async () => {
+    const parent = join(inodeMount, 'tenants')
+    mkdirSync(parent)
+    const fillers: string[] = []
+    for (let i = 0; i < 64; i++) {
+      try {
+        writeFileSync(join(inodeMount, `f${i}`), '')
+        fillers.push(join(inodeMount, `f${i}`))
+      } catch {
+        break
+      }
+    }
+    try {
+      const e = await createDirAtomically(parent, 'obj', 'tenant obj', async () => {}).catch((err: unknown) => err)
+      expect(e).toMatchObject({ code: 'DISK_FULL', exitCode: 6 })
+      expect((e as Error).message).toContain(parent)
+      // A populate failing on a raw mkdir (as `tenant create` makes its timelines/ directory) is named too.
+      rmSync(fillers.pop()!)
+      const e2 = await createDirAtomically(parent, 'obj', 'tenant obj', async (tmp) => {
+        await mkdir(join(tmp, 'timelines'))
+      }).catch((err: unknown) => err)
+      expect(e2).toMatchObject({ code: 'DISK_FULL', exitCode: 6 })
+      expect((e2 as Error).message).toContain(join('.tmp-obj-'))
+      expect(readdirSync(parent)).toEqual([])
+    } finally {
+      for (const f of fillers) rmSync(f)
+    }
+    await createDirAtomically(parent, 'obj', 'tenant obj', async (tmp) => {
+      await mkdir(join(tmp, 'timelines'))
+    })
+    expect(readdirSync(parent)).toEqual(['obj'])
   })
 })
