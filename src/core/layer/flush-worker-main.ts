@@ -56,7 +56,12 @@ port.on('message', (m: FlushRequest) => {
   if ('streamAbort' in m) {
     const chain = streams.get(m.streamAbort.streamId)
     streams.delete(m.streamAbort.streamId)
-    void chain?.then((st) => st?.abort()).catch(() => {})
+    const streamId = m.streamAbort.streamId
+    // Answered once the file is gone (or the stream never made one), so the other side stops holding its path.
+    void (chain ?? Promise.resolve(null))
+      .then((st) => st?.abort())
+      .catch(() => {})
+      .then(() => port.postMessage({ id: 0, streamAborted: { streamId } } satisfies StreamReply))
     return
   }
   if ('alloc' in m) {

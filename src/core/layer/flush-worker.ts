@@ -76,6 +76,7 @@ export type FlushReply =
 export type StreamReply =
   | { readonly id: 0; readonly streamWritten: { readonly streamId: number; readonly index: number; readonly slab: StreamedSlab } }
   | { readonly id: 0; readonly streamFailed: { readonly streamId: number } }
+  | { readonly id: 0; readonly streamAborted: { readonly streamId: number } }
 
 /** Most slabs one prefault request may ask for. */
 export const PREFAULT_REQUEST_SLABS_MAX = 256
@@ -121,16 +122,29 @@ export class FlushWorker {
   private nextId = 1
   private readonly streams = new Map<number, WorkerSlabStream>()
   private nextStreamId = 1
+  /** Streams aborted while live, by id: their files, until the thread says it removed them (streamAborted). */
+  private readonly aborting = new Map<number, string>()
 
   /** Jobs sent and not answered. */
   get pendingJobs(): number {
     return this.pending.size
   }
 
-  /** Writes the L0 of `job` on the worker thread. */
+  /**
+   * Writes the L0 of `job` on the worker thread. A job without a stream gets its temp path here: a thread
+   * that dies midway removes nothing, so this side removes the file (else it stayed, up to an L0's size,
+   * until the next start). A job with a stream writes the stream's file, which its layer removes.
+   */
   async run(job: L0FlushJob): Promise<FinishedLayer> {
-    const r = await this.request((id) => ({ id, job }))
-    return r.layer!
+    const placed = job.layer.streamId === null && job.tempPath === undefined ? { ...job, tempPath: l0StreamTempPath(job.dir, job.layer.lsnRange.start) } : job
+    try {
+      const r = await this.request((id) => ({ id, job: placed }))
+      return r.layer!
+    } catch (e) {
+      // After a failure the worker removed it already (if it lived); after a finished rename it is gone.
+      if (placed.tempPath !== undefined) removeQuietly(placed.tempPath)
+      throw e
+    }
   }
 
   /** `count` slabs of `slabBytes`, every page touched on the worker thread (a SlabPool prefault source). */
@@ -160,6 +174,15 @@ export class FlushWorker {
     }
   }
 
+  /**
+   * Asks the thread to abort a live stream and remove its file; until it answers, the file is this side's to
+   * remove should the thread die first (else it stayed, up to an L0's size, until the next start).
+   */
+  abortStream(id: number, path: string): void {
+    this.aborting.set(id, path)
+    if (!this.postStream({ id: 0, streamAbort: { streamId: id } })) this.removeAborting()
+  }
+
   /** Forgets a stream (aborted, or lost with its thread). */
   dropStream(id: number): void {
     this.streams.delete(id)
@@ -182,6 +205,7 @@ export class FlushWorker {
     this.worker = null
     await w.terminate()
     for (const st of [...this.streams.values()]) st.lose()
+    this.removeAborting()
     this.failAll(new UnavailableError('FLUSH_WORKER_STOPPED', 'the flush worker was stopped', { hint: 'Retry the flush.' }))
   }
 
@@ -198,6 +222,10 @@ export class FlushWorker {
   private onReply(m: FlushReply | StreamReply): void {
     if ('streamWritten' in m) {
       this.streams.get(m.streamWritten.streamId)?.written(m.streamWritten.index, m.streamWritten.slab)
+      return
+    }
+    if ('streamAborted' in m) {
+      this.aborting.delete(m.streamAborted.streamId)
       return
     }
     if ('streamFailed' in m) {
@@ -217,6 +245,7 @@ export class FlushWorker {
     this.worker = null
     // The thread no longer reads any slab; its streams' layers remove their files when they drop them.
     for (const st of [...this.streams.values()]) st.lose()
+    this.removeAborting()
     const err =
       e instanceof PageserverError
         ? e
@@ -225,6 +254,12 @@ export class FlushWorker {
             cause: e,
           })
     this.failAll(err)
+  }
+
+  /** The thread is gone: the files of streams it was asked to abort are removed here. */
+  private removeAborting(): void {
+    for (const path of this.aborting.values()) removeQuietly(path)
+    this.aborting.clear()
   }
 
   private failAll(e: unknown): void {
@@ -285,15 +320,18 @@ class WorkerSlabStream implements SlabStreamSink {
   abort(): void {
     const wasLive = this.live
     this.lose()
-    if (wasLive) this.owner.postStream({ id: 0, streamAbort: { streamId: this.id } })
-    else {
-      // Lost: a failed stream's thread removed its file, a dead thread did not.
-      try {
-        rmSync(this.path, { force: true })
-      } catch {
-        // Left as a temp file, removed at the next startup.
-      }
-    }
+    if (wasLive) this.owner.abortStream(this.id, this.path)
+    // Lost: a failed stream's thread removed its file, a dead thread did not.
+    else removeQuietly(this.path)
+  }
+}
+
+/** Removes a temp file the worker thread may have left; on failure it stays, removed at the next startup. */
+function removeQuietly(path: string): void {
+  try {
+    rmSync(path, { force: true })
+  } catch {
+    // removed at the next startup (removeTempFiles)
   }
 }
 

@@ -32,6 +32,11 @@ export interface L0FlushJob {
   readonly tenantId: TenantId
   readonly timelineId: TimelineId
   readonly noSync: boolean
+  /**
+   * The L0 file's temp path when the job has no stream (l0StreamTempPath), chosen by whoever must remove the
+   * file if the thread writing it dies (FlushWorker.run); default: a fresh one.
+   */
+  readonly tempPath?: string
 }
 
 /**
@@ -80,7 +85,14 @@ export async function writeL0(job: L0FlushJob, stream: L0Stream | null = null): 
   let st: L0Stream | null = stream
   let fd = -1
   try {
-    st ??= await L0Stream.open({ dir: job.dir, tenantId: job.tenantId, timelineId: job.timelineId, lsnStart: d.lsnRange.start, noSync: job.noSync })
+    st ??= await L0Stream.open({
+      dir: job.dir,
+      tenantId: job.tenantId,
+      timelineId: job.timelineId,
+      lsnStart: d.lsnRange.start,
+      noSync: job.noSync,
+      ...(job.tempPath !== undefined ? { tempPath: job.tempPath } : {}),
+    })
     // The slabs not written yet, in order: from memory, or read back (whole, into memory the layer lent
     // for it, else into one buffer reused slab after slab, whose bytes the writer copies under its
     // backpressure) from the spill file, or from a lost stream's file for slabs released after it wrote
