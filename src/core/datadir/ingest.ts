@@ -342,16 +342,21 @@ export class WalIngest {
     return
   }
 
-  /** CREATE DATABASE ... STRATEGY FILE_COPY: an image of every page of the template, as of this record. */
+  /**
+   * CREATE DATABASE ... STRATEGY FILE_COPY: an image of every page of the template, as of this record. Each
+   * page is stored as soon as it is read: a template can be larger than memory (the in-memory layer spills,
+   * a list of every page would not). The copies go to the new database's keys, which the reads of the
+   * template at the record's start LSN never see.
+   */
   private async copyDatabase(rec: DecodedRecord, srcSpc: number, srcDb: number, spc: number, db: number): Promise<void> {
     checkTablespace({ spcNode: spc, dbNode: db, relNode: 0, forkNum: 0 }, `database ${db}`)
     const readAt = rec.lsn
     const srcHasRelmap = this.state.databases().some((e) => e.spcNode === srcSpc && e.dbNode === srcDb && e.hasRelmap)
     this.state.ensureDatabase(spc, db, srcHasRelmap)
-    const copies: Array<{ key: Key; value: Buffer }> = []
+    this.lsn = rec.endLsn
     if (srcHasRelmap) {
       const map = this.sink.readLatestImage(relmapFileKey(srcSpc, srcDb))
-      if (map) copies.push({ key: relmapFileKey(spc, db), value: encodeValue(imageValue(map)) })
+      if (map) this.put(relmapFileKey(spc, db), encodeValue(imageValue(map)))
     }
     for (const src of this.state.relationsOf(srcSpc, srcDb)) {
       const dst: RelTag = { spcNode: spc, dbNode: db, relNode: src.relNode, forkNum: src.forkNum }
@@ -360,11 +365,10 @@ export class WalIngest {
       this.state.setRelSize(dst, n)
       for (let blk = 0; blk < n; blk++) {
         const page = await this.sink.readPage(relBlockKey(src, blk), readAt)
-        copies.push({ key: relBlockKey(dst, blk), value: encodeValue(imageValue(page)) })
+        this.lsn = rec.endLsn
+        this.put(relBlockKey(dst, blk), encodeValue(imageValue(page)))
       }
     }
-    this.lsn = rec.endLsn
-    for (const c of copies) this.put(c.key, c.value)
   }
 
 }
