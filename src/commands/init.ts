@@ -21,7 +21,8 @@ export default class Init extends BaseCommand<typeof Init> {
     'Creates the workdir (-D/--workdir, default .neon) and its tenants/ directory, and writes pageserver.toml ' +
     'listing every config key with its documentation and default, commented out. Keys given with -c are ' +
     'validated and written uncommented as chosen values. An existing pageserver.toml is an error (exit 4) ' +
-    'unless --force is given. With --json: {workdir, configPath, tenantsDir, overwritten, chosenKeys} ' +
+    'unless --force is given; --force is refused (WORKDIR_LOCKED, exit 4) while a process holds the workdir, such as a running ' +
+    '`pageserver serve`, which would go on with the settings it loaded. With --json: {workdir, configPath, tenantsDir, overwritten, chosenKeys} ' +
     '(chosenKeys: the keys written uncommented from -c).'
 
   static override examples = [

@@ -5,7 +5,9 @@
  * file as chosen (uncommented) values; the written file is loaded back and must give the same config
  * (assert in pairs). The file appears atomically and durably: written to `pageserver.toml.___temp`, fsynced,
  * then linked into place (fails if a file exists, so two concurrent inits cannot both win) or, with
- * `force`, renamed over the old one; then the directory is fsynced.
+ * `force`, renamed over the old one; then the directory is fsynced. Replacing a config takes the workdir lock
+ * for that moment: a running `serve` (or a mutating command) holds it, and would go on with settings its
+ * workdir no longer says.
  */
 import { link, mkdir, open, rename, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
@@ -15,6 +17,7 @@ import { redactedConfigJson } from './show.js'
 import { renderConfigTemplate } from './template.js'
 import { diskFull, isDiskFullError, readOnlyFileSystemError } from '../storage/io-errors.js'
 import { shellWord } from '../lib/shell-word.js'
+import { WorkdirLock } from '../storage/workdir-lock.js'
 
 export const TENANTS_DIR_NAME = 'tenants'
 const TEMP_SUFFIX = '.___temp'
@@ -48,6 +51,16 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
 
   const existed = await fileExists(configPath)
   if (existed && !opts.force) throw exists(configPath, workdir)
+  // WORKDIR_LOCKED naming the holder while one runs here.
+  const lock = existed ? WorkdirLock.acquire(workdir, 'init --force') : null
+  try {
+    return await writeConfig(workdir, configPath, text, opts.force === true, Object.keys(wanted.overrideTable))
+  } finally {
+    lock?.release()
+  }
+}
+
+async function writeConfig(workdir: string, configPath: string, text: string, force: boolean, chosenKeys: string[]): Promise<InitWorkdirResult> {
 
   const tenantsDir = join(workdir, TENANTS_DIR_NAME)
   try {
@@ -59,7 +72,7 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
   let overwritten = false
   try {
     await writeDurably(tmpPath, text)
-    if (opts.force) {
+    if (force) {
       overwritten = await fileExists(configPath)
       await rename(tmpPath, configPath)
     } else {
@@ -77,7 +90,7 @@ export async function initWorkdir(opts: InitWorkdirOptions): Promise<InitWorkdir
   } finally {
     await rm(tmpPath, { force: true })
   }
-  return { workdir, configPath, tenantsDir, overwritten, chosenKeys: Object.keys(wanted.overrideTable) }
+  return { workdir, configPath, tenantsDir, overwritten, chosenKeys }
 }
 
 function unusable(path: string, err: unknown): PageserverError {

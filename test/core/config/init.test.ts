@@ -2,7 +2,10 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
 import { initWorkdir, loadConfig, renderConfigTemplate } from '../../../src/core/config/index.js'
+import { LOCK_FILE } from '../../../src/core/storage/workdir-lock.js'
+import { processStartId } from '../../../src/core/storage/process-identity.js'
 
 describe('initWorkdir', () => {
   let dir: string
@@ -37,6 +40,26 @@ describe('initWorkdir', () => {
     const r = await initWorkdir({ workdir: wd, force: true })
     expect(r.overwritten).toBe(true)
     expect(await readFile(r.configPath, 'utf8')).toBe(renderConfigTemplate())
+    expect((await readdir(wd)).sort()).toEqual(['pageserver.toml', 'tenants'])
+  })
+
+  it('does not replace the config under a process holding the workdir (a running serve)', async () => {
+    const wd = join(dir, 'held')
+    await initWorkdir({ workdir: wd })
+    await writeFile(join(wd, 'pageserver.toml'), 'gc_horizon = 1\n')
+    const holder = spawn('sleep', ['30'], { stdio: 'ignore' })
+    try {
+      const pid = holder.pid!
+      const lock = { pid, processStart: processStartId(pid), command: 'serve', startedAt: new Date().toISOString() }
+      await writeFile(join(wd, LOCK_FILE), JSON.stringify(lock) + '\n')
+      await expect(initWorkdir({ workdir: wd, force: true })).rejects.toMatchObject({ code: 'WORKDIR_LOCKED', message: expect.stringContaining(`pid ${pid}`) })
+      expect(await readFile(join(wd, 'pageserver.toml'), 'utf8')).toBe('gc_horizon = 1\n')
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    // The holder gone, its stale lock is taken over and the config replaced.
+    await new Promise((resolve) => holder.once('exit', resolve))
+    expect((await initWorkdir({ workdir: wd, force: true })).overwritten).toBe(true)
     expect((await readdir(wd)).sort()).toEqual(['pageserver.toml', 'tenants'])
   })
 
