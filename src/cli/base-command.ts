@@ -91,7 +91,17 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const { runningServer, ManagementClient } = await import('./server-client.js')
     const config = await this.loadConfig()
     const s = runningServer(config.workdir)
-    return s ? new ManagementClient(s, process.env.NEON_AUTH_TOKEN) : null
+    if (s === null) return null
+    // Checked above like every -c, but not applied: the server keeps the config it started with. Said on stderr
+    // (stdout stays the result, --json included), so that nobody takes them for applied.
+    const overrides = this.flags.config ?? []
+    if (overrides.length > 0) {
+      process.stderr.write(
+        `pageserver: -c ${overrides.map((o) => JSON.stringify(o)).join(', ')} not applied: this command goes through the page server running on ` +
+          `${config.workdir} (pid ${s.pid}), which keeps the configuration it started with\n`,
+      )
+    }
+    return new ManagementClient(s, process.env.NEON_AUTH_TOKEN)
   }
 
   /** The context core/app use cases take: the effective config and the process environment. */

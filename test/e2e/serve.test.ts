@@ -118,8 +118,10 @@ describe('pageserver serve', () => {
     } finally {
       await client.close()
     }
-    const list = await runCli(['timeline', 'list', '--tenant', t2, '--json'], { env: env() })
+    // -c overrides are checked but cannot apply through the server: said on stderr, stdout stays the result.
+    const list = await runCli(['timeline', 'list', '--tenant', t2, '--json', '-c', 'checkpoint_distance=1MiB'], { env: env() })
     expect(list.json<Array<{ timelineId: string }>>().map((t) => t.timelineId)).toEqual([tl2.timelineId])
+    expect(list.stderr).toContain('-c "checkpoint_distance=1MiB" not applied')
     // A branch made through the server at its in-memory last record.
     const br = await runCli(['timeline', 'branch', '--tenant', tenant, '--ancestor', timeline, '--json'], { env: env() })
     expect(br.code, br.stderr).toBe(0)
