@@ -126,4 +126,36 @@ describe('pageserver wal receive', () => {
     expect(r.code).toBe(2)
     expect(r.stderr).toContain('password authentication failed for user "postgres"')
   })
+
+  it('waits for a reader that stops reading instead of buffering the stream in memory', async () => {
+    const start = await pg.insertLsn()
+    const child = spawn(process.execPath, [CLI_BIN, 'wal', 'receive', '--from', from(), '--start', formatLsn(start), '--json'], {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    child.stdout.pause() // a pager that shows one screen and waits: the pipe fills and stays full
+    const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+    const sentLsn = async (): Promise<bigint> =>
+      parseLsn((await pg.sql("SELECT coalesce(max(sent_lsn), '0/0') FROM pg_stat_replication WHERE application_name = 'pageserver wal receive'")).trim())
+    try {
+      // About 70 MiB of WAL: far more than the stream's queue (16 MiB) and the socket buffers hold.
+      await pg.sql("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000000) g")
+      const end = await pg.insertLsn()
+      let sent = await sentLsn()
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 500))
+        const now = await sentLsn()
+        if (now === sent && now > start) break
+        sent = now
+      }
+      // Before: every record was turned into text queued on stdout, so the primary sent everything (and the
+      // process held it all in memory).
+      expect(end - sent).toBeGreaterThan(20n * 1024n * 1024n)
+      child.kill('SIGINT')
+      child.stdout.resume()
+      expect(await exited).toBe(0)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL')
+    }
+  }, 120_000)
 })

@@ -88,6 +88,7 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    const interrupted = new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true }))
     const spinnerWanted = !json && isInteractive() && !process.stdout.isTTY
     let progress: Progress | undefined
     let rx: WalReceiver | undefined
@@ -167,6 +168,9 @@ export default class WalReceive extends BaseCommand<typeof WalReceive> {
           }
         }
         out.write(text)
+        // A slow reader (a pager, a full pipe) slows the stream instead of filling memory: the receiver stops
+        // pulling and the replication socket pauses (its queue is bounded). An interrupt does not wait for it.
+        await Promise.race([out.drained(), interrupted])
         if (out.closed) {
           reason = 'output-closed'
           break
