@@ -174,6 +174,25 @@ describe.skipIf(!pgAvailable())('pageserver wal dump', () => {
     expect(objs[objs.length - 1].error).toMatchObject({ code: 'WAL_BAD_CRC', message: expect.stringContaining(target.lsn) })
   })
 
+  it('--end stops where pg_waldump -e does: after the last record whose bytes end at or before it', async () => {
+    // pg_switch_wal() returns the switch record's start + 24 (its bytes' end, not the next segment's start),
+    // and a record's bytes may end a few bytes before its 8-aligned end LSN.
+    const sw = oracle.find((o) => o.rmgr === 'XLOG' && o.type === 'SWITCH')!
+    const odd = oracle.find((o, i) => i > 20 && o.totalLength % 8 !== 0 && (Number(parseLsn(o.lsn)) % 8192) + o.totalLength < 8192)!
+    const start = oracle[oracle.indexOf(odd) - 5]!.lsn
+    for (const [from, end] of [
+      [oracle[oracle.indexOf(sw) - 5]!.lsn, parseLsn(sw.lsn) + 24n],
+      [start, parseLsn(odd.lsn) + BigInt(odd.totalLength)],
+      [start, parseLsn(odd.lsn) + BigInt(odd.totalLength) - 1n],
+    ] as const) {
+      const r = await runCli(['wal', 'dump', walDir, '--start', from, '--end', formatLsn(end), '--json'])
+      expect(r.code).toBe(0)
+      const ours = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l)).slice(0, -1).map((o: { lsn: string }) => o.lsn)
+      const theirs = parseWaldump(await pg.waldump(['-p', walDir, '-s', from, '-e', formatLsn(end)])).map((o) => o.lsn)
+      expect(ours, `--start ${from} --end ${formatLsn(end)}`).toEqual(theirs)
+    }
+  })
+
   it('notes a --start inside a record as pg_waldump does: on stderr, or as firstRecordLsn in the JSON end', async () => {
     const a = oracle[Math.floor(oracle.length / 3)]!
     const next = oracle[oracle.indexOf(a) + 1]!

@@ -59,7 +59,7 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
 
   static override flags = {
     start: lsnFlag({ summary: 'First LSN: print records starting at or after it (default: the first record of the first segment).' }),
-    end: lsnFlag({ summary: 'Last LSN: print only records ending at or before it.' }),
+    end: lsnFlag({ summary: 'Last LSN: print only records whose bytes end at or before it (as pg_waldump --end).' }),
     rmgr: Flags.string({
       summary: 'Only records of this resource manager (repeatable), e.g. Heap, Heap2, Btree, XLOG, Transaction.',
       multiple: true,
@@ -87,7 +87,7 @@ export default class WalDump extends BaseCommand<typeof WalDump> {
       const limit = this.flags.limit ?? Infinity
       // Each batch is formatted into text before the next is asked for, so read buffers can be reused.
       const start = this.flags.start ?? null
-      reader = await openReader(argv as string[], { startLsn: start, endLsn: this.flags.end ?? null, reuseBuffers: true, timeline: this.flags.timeline ?? null })
+      reader = await openReader(argv as string[], { startLsn: start, endLsn: this.flags.end ?? null, reuseBuffers: true, timeline: this.flags.timeline ?? null, endByRecordBytes: true })
       const batches = reader.recordBatches()
       let noticed = json // under --json the first record is reported in the end line
       for (;;) {

@@ -36,7 +36,7 @@ import { formatLsn, parseLsn, lsn as toLsn, type Lsn } from './lsn.js'
 import { WalStreamDecoder } from './wal-decoder.js'
 import { classifyPageFault } from './wal-page-fault.js'
 import { CrcVerdicts, WorkerWalSource, type VerdictChunk } from './wal-worker-source.js'
-import { parseWalFileName, walFileName, XLOG_BLCKSZ } from './wal-page.js'
+import { parseWalFileName, SizeOfXLogLongPHD, SizeOfXLogShortPHD, walFileName, XLOG_BLCKSZ } from './wal-page.js'
 import { WAL_CRC_WORKER_MIN_BYTES, WAL_READ_CHUNK_DEFAULT_BYTES, WAL_READ_CHUNK_MAX_BYTES, type WalReadOptions } from './wal-read-options.js'
 import { WAL_RECORD_MAX_BYTES, type DecodedRecord } from './wal-record.js'
 import { readLongHeader } from './wal-segment-header.js'
@@ -95,6 +95,7 @@ export class WalFileReader {
     private readonly reuseBuffers: boolean,
     private readonly crcWorkerBalance: boolean,
     private readonly resume: boolean,
+    private readonly endByRecordBytes: boolean,
   ) {}
 
   /** Finds and checks the files; reads nothing but headers and sizes. */
@@ -159,7 +160,7 @@ export class WalFileReader {
             hint: 'Give an end LSN at or after the start LSN.',
           })
     }
-    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false, opts.crcWorkerBalance ?? true, opts.resume ?? false)
+    return new WalFileReader(segments, segSize, tlis[0]!, sysid, startLsn, endLsn, chunkBytes, opts.crcWorker ?? 'auto', opts.reuseBuffers ?? false, opts.crcWorkerBalance ?? true, opts.resume ?? false, opts.endByRecordBytes ?? false)
   }
 
   /** How the last `recordBatches()` went, once it has finished (for benchmarks and tests). */
@@ -223,7 +224,7 @@ export class WalFileReader {
     const bySegno = new Map<bigint, WalSegmentFile>()
     for (const s of this.segments) bySegno.set(s.segno, s)
     const verdicts = useWorker ? new CrcVerdicts() : null
-    const win: DecodeWindow = { start, end, skipping: decodeFrom < start, verdicts, last: null }
+    const win: DecodeWindow = { start, end, endByBytes: this.endByRecordBytes ? segSize : 0, skipping: decodeFrom < start, verdicts, last: null }
     // Where the records read so far end, never before the start asked for: the records decoded to reach it
     // (from its page's start, `decodeFrom`) are not handed out, so neither is their end. E.g. a start at
     // 0/4010DF1 with an end at 0/4010E00 and no record between: the end is 0/4010DF1, not 0/4010000.
@@ -380,6 +381,8 @@ function withSegmentPath(e: unknown, positionLsn: number, segSize: number, bySeg
 interface DecodeWindow {
   readonly start: number
   readonly end: number
+  /** Non-zero (the segment size): `end` bounds where a record's bytes end, not its end LSN (endByRecordBytes). */
+  readonly endByBytes: number
   /** Records before `start` (on the start's page) are decoded but not handed out. */
   skipping: boolean
   /** With the worker: its verdicts (every record, skipped or not, is checked against them). */
@@ -407,7 +410,7 @@ function decodeChunk(decoder: WalStreamDecoder, win: DecodeWindow, batch: Decode
       const walEnd = decoder.end
       return walEnd === null ? { kind: 'more' } : { kind: 'wal-end', lsn: Number(walEnd.lsn), reason: walEnd.reason }
     }
-    if (bounded && rec.endLsnNumber > win.end) return { kind: 'end-lsn' }
+    if (bounded && (win.endByBytes === 0 ? rec.endLsnNumber : recordBytesEnd(rec, win.endByBytes)) > win.end) return { kind: 'end-lsn' }
     // Records skipped to reach the start are checked too, as pg_waldump checks them.
     const bad = win.verdicts === null ? null : win.verdicts.check(rec)
     if (bad !== null) return { kind: 'fault', error: bad }
@@ -417,5 +420,22 @@ function decodeChunk(decoder: WalStreamDecoder, win: DecodeWindow, batch: Decode
       win.skipping = false
     }
     batch.push(rec)
+  }
+}
+
+/**
+ * Where the record's last byte ends (before alignment padding, or the rest of the segment after a switch):
+ * its start plus xl_tot_len plus the page headers it crosses. E.g. an 80-byte record at 0/1FFFFF0 (16 MiB
+ * segments) puts 16 bytes there and 64 after the 40-byte long header of 0/2000000: it ends at 0/2000068.
+ */
+function recordBytesEnd(rec: DecodedRecord, segSize: number): number {
+  let pos = rec.lsnNumber
+  let left = rec.xl_tot_len
+  for (;;) {
+    const room = XLOG_BLCKSZ - (pos % XLOG_BLCKSZ)
+    if (left <= room) return pos + left
+    left -= room
+    pos += room
+    pos += pos % segSize === 0 ? SizeOfXLogLongPHD : SizeOfXLogShortPHD
   }
 }

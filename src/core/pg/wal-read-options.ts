@@ -14,8 +14,15 @@ export const WAL_CRC_WORKER_MIN_BYTES = 32 * 1024 * 1024
 export interface WalReadOptions {
   /** First LSN of interest (default: the start of the first segment). */
   startLsn?: Lsn | null
-  /** Hand out only records ending at or before this LSN. */
+  /** Hand out only records ending at or before this LSN (their end LSN, PostgreSQL's EndRecPtr). */
   endLsn?: Lsn | null
+  /**
+   * Judge `endLsn` by where a record's bytes end instead, as pg_waldump's --end does: the record's last byte
+   * is before `endLsn`, though its end LSN (8-aligned; after XLOG_SWITCH, the next segment's start) may
+   * not be. E.g. pg_switch_wal() returns the switch record's start + 24, which pg_waldump -e includes.
+   * Default false (redo and ingest need every record's end LSN at or before the bound).
+   */
+  endByRecordBytes?: boolean
   /** Bytes per read (default 1 MiB, at most WAL_READ_CHUNK_MAX_BYTES). */
   chunkBytes?: number
   /**
