@@ -35,6 +35,7 @@ import {
   DEFAULT_WAL_SEGMENT_SIZE,
   parsePageHeader,
   pageHeaderSize,
+  SizeOfXLogLongPHD,
   SizeOfXLogShortPHD,
   XLOG_BLCKSZ,
   XLP_FIRST_IS_CONTRECORD,
@@ -113,7 +114,9 @@ export class WalStreamDecoder {
     this.deferCrc = opts.deferCrc ?? false
     this.prevRecPtr = opts.prevRecordLsn == null ? null : Number(opts.prevRecordLsn)
     const off = this.pos % XLOG_BLCKSZ
-    if (off !== 0 && (off < SizeOfXLogShortPHD || off % 8 !== 0)) {
+    // A segment's first page has the 40-byte long header: no record starts inside it.
+    const headerBytes = this.pos % this.segSize < XLOG_BLCKSZ ? SizeOfXLogLongPHD : SizeOfXLogShortPHD
+    if (off !== 0 && (off < headerBytes || off % 8 !== 0)) {
       throw walBadStartError(opts.startLsn)
     }
     // A start inside a page is a record boundary: no continuation to skip.

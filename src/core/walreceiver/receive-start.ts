@@ -13,7 +13,7 @@
  */
 import { UnavailableError, UsageError, messageOf } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
-import { SizeOfXLogShortPHD, XLOG_BLCKSZ } from '../pg/wal-page.js'
+import { SizeOfXLogLongPHD, SizeOfXLogShortPHD, XLOG_BLCKSZ } from '../pg/wal-page.js'
 import type { ConnParams } from '../protocol/conn-string.js'
 import { backoffDefaults, backoffDelayMs, sleep, type BackoffOptions } from './backoff.js'
 import type { ReplicationConnectionOptions } from './connection-options.js'
@@ -81,7 +81,8 @@ export async function probePrimary(
 export function chooseStart(info: PrimaryInfo, startFlag: Lsn | undefined): StartChoice {
   if (startFlag !== undefined) {
     const off = Number(startFlag % BigInt(XLOG_BLCKSZ))
-    if (off !== 0 && (off < SizeOfXLogShortPHD || off % 8 !== 0)) {
+    const headerBytes = startFlag % BigInt(info.segmentSizeBytes) < BigInt(XLOG_BLCKSZ) ? SizeOfXLogLongPHD : SizeOfXLogShortPHD
+    if (off !== 0 && (off < headerBytes || off % 8 !== 0)) {
       throw new UsageError('BAD_START_LSN', `--start ${formatLsn(startFlag)} is neither a WAL page boundary nor a possible record start`, {
         hint: 'Give a record start LSN (e.g. from pg_current_wal_lsn()) or a page boundary (a multiple of 0x2000).',
       })

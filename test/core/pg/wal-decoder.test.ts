@@ -186,6 +186,11 @@ describe.skipIf(!pgAvailable())('WalStreamDecoder on real WAL', () => {
     it('rejects a start that is neither a page nor a record boundary', () => {
       expect(() => new WalStreamDecoder({ startLsn: lsn(wal.base + 8) })).toThrow(expect.objectContaining({ code: 'WAL_BAD_START' }))
       expect(() => new WalStreamDecoder({ startLsn: lsn(wal.base + 8192 + 100 + 3) })).toThrow(expect.objectContaining({ code: 'WAL_BAD_START' }))
+      // Inside a segment's 40-byte long header (before, read as a record: a misleading corruption error).
+      for (const off of [24, 32]) {
+        expect(() => new WalStreamDecoder({ startLsn: lsn(wal.base + off) })).toThrow(expect.objectContaining({ code: 'WAL_BAD_START' }))
+      }
+      expect(() => new WalStreamDecoder({ startLsn: lsn(wal.base + 8192 + 24) })).not.toThrow()
     })
   })
 

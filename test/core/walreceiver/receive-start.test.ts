@@ -15,11 +15,13 @@ describe('chooseStart', () => {
   it('uses --start when it is a page boundary or a possible record start', () => {
     expect(chooseStart(info(null, false), L(0x1000000n))).toEqual({ startLsn: 0x1000000n, skipBeforeLsn: 0x1000000n, source: 'flag' })
     expect(chooseStart(info(0x2000000n), L(0x1000028n)).source).toBe('flag')
-    expect(chooseStart(info(null, false), L(0x1000018n)).startLsn).toBe(0x1000018n) // right after a short page header
+    expect(chooseStart(info(null, false), L(0x1002018n)).startLsn).toBe(0x1002018n) // right after a short page header
+    expect(chooseStart(info(null, false), L(0x1000028n)).startLsn).toBe(0x1000028n) // right after a segment's long header
   })
 
   it('rejects --start inside a page header or off the 8-byte grid', () => {
-    for (const bad of [0x1000010n, 0x1000029n, 0x1001ffcn]) {
+    // 0x1000018 and 0x1000020 lie inside the 40-byte long header of segment 0x1000000.
+    for (const bad of [0x1000010n, 0x1000018n, 0x1000020n, 0x1000029n, 0x1001ffcn]) {
       expect(() => chooseStart(info(null, false), L(bad))).toThrow(UsageError)
     }
   })
