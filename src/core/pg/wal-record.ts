@@ -352,6 +352,8 @@ export function decodeRecordAt(raw: Buffer, base: number, totLen: number, lsn: L
           throw bad(`BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length ${holeLength}`, lsn, endLsn)
         }
         if (compressed && bimgLen === BLCKSZ) throw bad(`compressed image with length ${bimgLen}`, lsn, endLsn)
+        // Also past PostgreSQL's checks (its uint16 hole length wraps): a stored image longer than a page.
+        if (!compressed && bimgLen > BLCKSZ) throw bad(`uncompressed image with length ${bimgLen}`, lsn, endLsn)
         if (!hasHole && !compressed && bimgLen !== BLCKSZ) throw bad(`uncompressed image without hole has length ${bimgLen}`, lsn, endLsn)
         if (holeOffset + holeLength > BLCKSZ) throw bad(`hole ${holeOffset}+${holeLength} exceeds the page`, lsn, endLsn)
       }

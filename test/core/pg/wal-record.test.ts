@@ -157,6 +157,9 @@ describe('decodeRecord', () => {
     expectBad(withBlocks([{ id: 0, blkno: 1, image: { stored: Buffer.alloc(8000), holeOffset: 100, bimgInfo: 0x00 } }])) // short image, no hole flag
     expectBad(withBlocks([{ id: 0, blkno: 1, image: { stored: Buffer.alloc(8192), holeOffset: 0, bimgInfo: 0x04 } }])) // compressed full size
     expectBad(withBlocks([{ id: 0, blkno: 1, image: { stored: Buffer.alloc(100), holeOffset: 8000, holeLength: 500, bimgInfo: 0x05 } }])) // hole past the page
+    // Uncompressed, with a hole, longer than a page: its hole length (8192 - 9000) would be negative, and
+    // restoring it threw a RangeError (a bug report) instead of a corruption error.
+    expectBad(withBlocks([{ id: 0, blkno: 1, image: { stored: Buffer.alloc(9000), holeOffset: 100, bimgInfo: 0x01 } }]))
 
     const good = buildRecord({ blocks: [{ id: 0, blkno: 1, data: Buffer.from('abc') }], mainData: Buffer.from('main') })
     const flags = 24 + 1 // fork_flags of block 0
