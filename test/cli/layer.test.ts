@@ -1,8 +1,8 @@
 // End to end: `pageserver layer list` and `layer dump` through the built CLI (npm run build first), on
 // files written by the layer writers: JSON contracts, text output, exit 3 for a missing timeline or file,
 // exit 5 naming the file for a corrupt one (after printing what was read before the fault).
-import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -12,7 +12,7 @@ import { HEADER_BYTES } from '../../src/core/layer/layer-format.js'
 import type { Lsn } from '../../src/core/pg/lsn.js'
 import { encodeValue, imageValue, recordValue } from '../../src/core/model/value.js'
 import { TENANT, TIMELINE, blockKey, withTempDir } from '../core/layer/helpers.js'
-import { runCli } from '../support/cli.js'
+import { CLI_BIN, runCli } from '../support/cli.js'
 import { writeMetadata } from '../../src/core/repository/metadata.js'
 import { testTimelineMetadata } from '../support/timeline-fixture.js'
 
@@ -234,4 +234,44 @@ describe('pageserver layer list / dump', () => {
       expect(f.stderr).toContain(`${fifo} is not a regular file: it is a FIFO`)
     })
   })
+
+  it('layer dump waits for a reader that stops reading instead of queueing the whole dump in memory', async () => {
+    await withTempDir('ps-cli-layer-big-', async (dir) => {
+      // 4,000 distinct 8 KiB images (32 MiB, stored uncompressed in a delta layer): printed with --values, 64 MiB of hex.
+      const d = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(0x1000000), end: L(0x2000000) }, noSync: true })
+      const page = Buffer.alloc(8192)
+      const entries = 4000
+      for (let blk = 0; blk < entries; blk++) {
+        for (let i = 0; i < page.length; i += 4) page.writeUInt32LE((blk * 2654435761 + i * 40503) >>> 0, i)
+        if (!d.put(blockKey(5, blk), L(0x1000000 + blk * 8), encodeValue(imageValue(page)))) await d.drain()
+      }
+      const file = (await d.finish()).path
+      const fileBytes = (await stat(file)).size
+      const child = spawn(process.execPath, [CLI_BIN, 'layer', 'dump', file, '--values', '--json'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] })
+      child.stdout.pause() // a pager that shows one screen and waits: the pipe fills and stays full
+      const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+      // Bytes the process has read through read(2)/pread(2), its own start-up included.
+      const readBytes = async (): Promise<number> => Number(/^rchar: (\d+)$/m.exec(await readFile(`/proc/${child.pid}/io`, 'utf8'))![1])
+      try {
+        let seen = -1
+        for (let i = 0; i < 60; i++) {
+          await new Promise((r) => setTimeout(r, 250))
+          const now = await readBytes()
+          if (now === seen) break
+          seen = now
+        }
+        // Before: the entries were read and formatted in one synchronous loop, the whole dump (64 MiB and more)
+        // queued on stdout; now the dump stops a few batches in, when the pipe is full.
+        expect(seen).toBeLessThan(fileBytes / 2)
+        let out = ''
+        child.stdout.setEncoding('utf8')
+        child.stdout.on('data', (c: string) => (out += c))
+        child.stdout.resume()
+        expect(await exited).toBe(0)
+        expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ end: { entries } })
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL')
+      }
+    })
+  }, 60_000)
 })

@@ -22,6 +22,8 @@ import { describeKey } from '../../core/datadir/mapping.js'
 
 /** Entries are printed in batches of this many lines (one stdout write per batch). */
 const PRINT_BATCH_ENTRIES = 1000
+/** ... or sooner, at this much text: with --values a line holds a page in hex (16 KiB), so 1,000 lines are 16 MiB. */
+const PRINT_BATCH_CHARS_MAX = 256 * 1024
 
 export default class LayerDump extends BaseCommand<typeof LayerDump> {
   static override jsonLines = true
@@ -78,9 +80,12 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
         for (const e of reader.entries(onFault)) {
           const d = describeEntry(e, reader.path)
           pending += json ? JSON.stringify(entryToJson(d, this.flags.values)) + '\n' : entryLine(d, this.flags.values)
-          if (++printed % PRINT_BATCH_ENTRIES === 0) {
+          if (++printed % PRINT_BATCH_ENTRIES === 0 || pending.length >= PRINT_BATCH_CHARS_MAX) {
             out.write(pending)
             pending = ''
+            // The entries are read synchronously: without this wait nothing reaches the pipe before the loop
+            // ends, and the whole dump (hundreds of MiB for a large layer) would queue in memory.
+            await out.drained()
             if (out.closed) return
           }
         }
