@@ -6,7 +6,7 @@
  * mismatches (LSN, record type, relation, fork, block, first differing offset after masking) and the first
  * redo errors; a spinner with progress on a terminal. With --json, one object (the contract):
  *   {blocksChecked, mismatches, unsupported, byRecordType: {"Heap/INSERT": {checked, mismatches}}, firstMismatches:
- *    [{lsn, type, rel, fork, blk, offset}] (at most 20, in WAL order), recordsRead, noBase, unsupportedByType,
+ *    [{lsn, type, rel, fork, blk, offset}] (at most 20, in WAL order), recordsRead, noBase, basesDropped, unsupportedByType,
  *    errors: [{lsn, type, rel, fork, blk, code, message}], hintBitsLogged, hintBitsSource,
  *    wal: {firstRecordLsn, endLsn, reason, message}}
  * Exit codes: 0 no mismatch (records without redo are skipped and counted, not failures); 5 (corruption
@@ -35,6 +35,8 @@ export interface RedoVerifyJson {
   firstMismatches: VerifyMismatch[]
   recordsRead: number
   noBase: number
+  /** pages forgotten to keep memory bounded (their next image counts in noBase) */
+  basesDropped: number
   unsupportedByType: Record<string, number>
   errors: VerifyError[]
   hintBitsLogged: boolean
@@ -59,6 +61,7 @@ export function redoVerifyJson(r: RedoVerifyResult): RedoVerifyJson {
     firstMismatches: rep.firstMismatches,
     recordsRead: rep.recordsRead,
     noBase: rep.noBase,
+    basesDropped: rep.basesDropped,
     unsupportedByType: rep.unsupportedByType,
     errors: rep.errors,
     hintBitsLogged: r.hintBits.value,
@@ -118,7 +121,7 @@ export default class RedoVerify extends BaseCommand<typeof RedoVerify> {
     'or redo error, 3 WAL path not found, 2 bad flags or nothing verified (no WAL record read, or records read but ' +
     'no block image to compare with: WAL written without wal_consistency_checking). With --json, `problem` ' +
     '({code, message, hint}: REDO_MISMATCH or NOTHING_VERIFIED; null on success) says why it exits non-zero, ' +
-    'beside blocksChecked, mismatches, unsupported, byRecordType, firstMismatches, recordsRead, noBase, ' +
+    'beside blocksChecked, mismatches, unsupported, byRecordType, firstMismatches, recordsRead, noBase, basesDropped (pages forgotten to keep memory within 256 MiB; their next image counts in noBase), ' +
     'unsupportedByType, errors, hintBitsLogged, hintBitsSource and wal {firstRecordLsn, endLsn, reason, message}.'
 
   static override examples = [
@@ -196,6 +199,7 @@ async function renderText(o: RedoVerifyJson): Promise<string> {
   s += `hint bits WAL-logged: ${o.hintBitsLogged ? 'yes' : 'no'} (${o.hintBitsSource})\n`
   if (rows.length > 0) s += (await renderTable(['record type', 'blocks checked', 'mismatches', 'unsupported'], rows)) + '\n'
   s += `blocks checked: ${o.blocksChecked}, mismatches: ${o.mismatches}, skipped as unsupported: ${o.unsupported}, images without an earlier image (bases only): ${o.noBase}\n`
+  if (o.basesDropped > 0) s += `pages forgotten to keep memory bounded (their next image had no base): ${o.basesDropped}\n`
   if (o.firstMismatches.length > 0) {
     s += 'first mismatches:\n'
     s += (await renderTable(['LSN', 'record type', 'rel', 'fork', 'blk', 'offset'], o.firstMismatches.map((m) => [m.lsn, m.type, m.rel, m.fork, m.blk, m.offset]))) + '\n'

@@ -24,7 +24,12 @@
  * the first ones in WAL order (each check carries its position), not in completion order.
  *
  * Limits: `pendingRecordsMax` per page bounds memory when a page's records never meet an image;
- * `concurrency` (at most VERIFY_CONCURRENCY_MAX) bounds the pages held by checks in flight.
+ * `concurrency` (at most VERIFY_CONCURRENCY_MAX) bounds the pages held by checks in flight; `heldBytesMax`
+ * bounds what is kept between records, across pages: each page met keeps its last image (8 KiB) and its
+ * queued records, so a run over the WAL of a large database would otherwise hold an image of every page it
+ * ever touched (gigabytes). Over the budget, the pages used longest ago are forgotten (`basesDropped`): the
+ * next image of such a page has no base, and counts in `noBase` as a page first met there would. Queued
+ * records are copied out of the reader's chunks, so a queued record holds its own bytes, not a 1 MiB chunk.
  */
 import { PageserverError, UsageError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
@@ -32,6 +37,7 @@ import { ForkNumber, forkName, formatRelFileNode, type BufferTag } from '../pg/r
 import { rmgrName } from '../pg/rmgr.js'
 import { recordTypeName } from '../pg/rmgr-identify.js'
 import { isSlruFork } from '../pg/slru.js'
+import { ownedCopy } from '../lib/bytes.js'
 import { BLCKSZ, restoreBlockImage, XLR_CHECK_CONSISTENCY, type DecodedRecord } from '../pg/wal-record.js'
 import { maskPage, maskVmPage } from './mask/index.js'
 import { pageIsNew, pageSetLsn } from './page/page.js'
@@ -45,6 +51,12 @@ export type RedoFn = (tag: BufferTag, base: Buffer | null, records: RedoRecord[]
 
 /** Checks in flight at most: each holds a base, PostgreSQL's masked image and a chain of records. */
 export const VERIFY_CONCURRENCY_MAX = 1024
+
+/** Default of `heldBytesMax`: bases of 32,768 pages (or fewer pages with long queued chains). */
+export const VERIFY_HELD_BYTES_MAX_DEFAULT = 256 * 1024 * 1024
+
+/** Counted per page state besides its buffers: the map entry, its key string, the state object. */
+const PAGE_STATE_OVERHEAD_BYTES = 256
 
 export interface VerifyMismatch {
   lsn: string
@@ -74,6 +86,8 @@ export interface VerifyReport {
   unsupported: number
   /** verification images with no earlier image of the page to start from */
   noBase: number
+  /** pages whose base and queued records were forgotten to stay within the memory budget (heldBytesMax) */
+  basesDropped: number
   byRecordType: Record<string, { checked: number; mismatches: number }>
   unsupportedByType: Record<string, number>
   firstMismatches: VerifyMismatch[]
@@ -86,6 +100,8 @@ export interface VerifierOptions {
   firstMismatchesMax?: number
   pendingRecordsMax?: number
   errorsMax?: number
+  /** Bytes kept between records across all pages (bases, queued records); see the module comment. */
+  heldBytesMax?: number
   /** Checks in flight at once (default 1: `addRecord` returns after its checks are done). */
   concurrency?: number
 }
@@ -95,6 +111,10 @@ interface PageState {
   pending: RedoRecord[]
   /** the pending chain overflowed or broke: unusable until the next APPLY or will-init */
   broken: boolean
+  /** raw bytes of `pending` */
+  pendingBytes: number
+  /** what this state was last counted for in `heldBytes` */
+  bytes: number
 }
 
 function tagKey(t: BufferTag): string {
@@ -140,6 +160,8 @@ export class RedoVerifier {
   private readonly firstMismatchesMax: number
   private readonly pendingRecordsMax: number
   private readonly errorsMax: number
+  private readonly heldBytesMax: number
+  private held = 0
   private readonly concurrency: number
   private readonly mismatchSeqs: number[] = []
   private readonly errorSeqs: number[] = []
@@ -152,6 +174,7 @@ export class RedoVerifier {
     mismatches: 0,
     unsupported: 0,
     noBase: 0,
+    basesDropped: 0,
     byRecordType: {},
     unsupportedByType: {},
     firstMismatches: [],
@@ -163,6 +186,7 @@ export class RedoVerifier {
     this.firstMismatchesMax = opts.firstMismatchesMax ?? 20
     this.pendingRecordsMax = opts.pendingRecordsMax ?? 10_000
     this.errorsMax = opts.errorsMax ?? 20
+    this.heldBytesMax = opts.heldBytesMax ?? VERIFY_HELD_BYTES_MAX_DEFAULT
     const c = opts.concurrency ?? 1
     if (!Number.isInteger(c) || c < 1 || c > VERIFY_CONCURRENCY_MAX) {
       throw new UsageError('VERIFY_BAD_CONCURRENCY', `verification concurrency ${c} is not an integer from 1 to ${VERIFY_CONCURRENCY_MAX}`, {
@@ -175,6 +199,11 @@ export class RedoVerifier {
   /** Checks started but not finished. */
   get inFlight(): number {
     return this.running
+  }
+
+  /** Bytes kept between records (bases, queued records, per-page overhead); within heldBytesMax after each record. */
+  get heldBytes(): number {
+    return this.held
   }
 
   /** The report so far. Complete once `drain()` has resolved (or at once with concurrency 1). */
@@ -192,25 +221,49 @@ export class RedoVerifier {
     return new Promise<void>((resolve) => this.waiters.push(resolve))
   }
 
+  /** The state of a page, made the most recently used (a Map iterates in insertion order: oldest first). */
   private state(tag: BufferTag): PageState {
     const k = tagKey(tag)
     let s = this.pages.get(k)
-    if (!s) {
-      s = { base: null, pending: [], broken: false }
-      this.pages.set(k, s)
+    if (s) {
+      this.pages.delete(k)
+    } else {
+      s = { base: null, pending: [], broken: false, pendingBytes: 0, bytes: PAGE_STATE_OVERHEAD_BYTES }
+      this.held += s.bytes
     }
+    this.pages.set(k, s)
     return s
+  }
+
+  /** Counts a state's buffers again after a change. */
+  private recount(st: PageState): void {
+    const bytes = PAGE_STATE_OVERHEAD_BYTES + (st.base === null ? 0 : st.base.length) + st.pendingBytes
+    this.held += bytes - st.bytes
+    st.bytes = bytes
+  }
+
+  /** Forgets the pages used longest ago until what is held fits in heldBytesMax. */
+  private evict(): void {
+    for (const [k, st] of this.pages) {
+      if (this.held <= this.heldBytesMax) return
+      this.pages.delete(k)
+      this.held -= st.bytes
+      if (st.base !== null || st.pending.length > 0) this.r.basesDropped++
+    }
   }
 
   async addRecord(rec: DecodedRecord): Promise<void> {
     this.r.recordsRead++
     const redoRec: RedoRecord = { endLsn: rec.endLsn, raw: rec.raw }
+    // What a page's queue keeps: the record in memory of its own (rec.raw may be a view of a read chunk).
+    let queued: RedoRecord | null = null
+    const toQueue = (): RedoRecord => (queued ??= { endLsn: rec.endLsn, raw: ownedCopy(rec.raw) })
     const checking = (rec.xl_info & XLR_CHECK_CONSISTENCY) !== 0
     for (const block of rec.blocks) {
       const tag: BufferTag = { ...block.rel, forkNum: block.forkNum, blkno: block.blkno }
       const st = this.state(tag)
       if (!block.hasImage) {
-        this.queue(st, block.willInit, redoRec)
+        this.queue(st, block.willInit, toQueue())
         continue
       }
       const image = restoreBlockImage(rec, block, Buffer.allocUnsafe(BLCKSZ))
@@ -236,8 +289,9 @@ export class RedoVerifier {
       // SLRU pages have no image to compare against here (they are checked against pg_xact files elsewhere);
       // keep no chain for them.
       if (isSlruFork(tag.forkNum)) continue
-      this.queue(this.state(tag), willInit, redoRec)
+      this.queue(this.state(tag), willInit, toQueue())
     }
+    this.evict()
   }
 
   private async waitForRoom(): Promise<void> {
@@ -248,16 +302,19 @@ export class RedoVerifier {
     if (willInit) {
       st.base = null
       st.pending = [r]
+      st.pendingBytes = r.raw.length
       st.broken = false
+    } else if (st.broken) {
       return
-    }
-    if (st.broken) return
-    if (st.pending.length >= this.pendingRecordsMax) {
+    } else if (st.pending.length >= this.pendingRecordsMax) {
       st.broken = true
       st.pending = []
-      return
+      st.pendingBytes = 0
+    } else {
+      st.pending.push(r)
+      st.pendingBytes += r.raw.length
     }
-    st.pending.push(r)
+    this.recount(st)
   }
 
   private rebase(st: PageState, image: Buffer, endLsn: Lsn): void {
@@ -265,7 +322,9 @@ export class RedoVerifier {
     if (!pageIsNew(image)) pageSetLsn(image, endLsn)
     st.base = image
     st.pending = []
+    st.pendingBytes = 0
     st.broken = false
+    this.recount(st)
   }
 
   private maskTheirs(rec: DecodedRecord, tag: BufferTag, image: Buffer): Buffer | Error {
