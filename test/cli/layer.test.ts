@@ -235,6 +235,28 @@ describe('pageserver layer list / dump', () => {
     })
   })
 
+  it('layer dump lists at most 10,000 faults and counts the rest (a damaged value area can hold millions)', async () => {
+    await withTempDir('ps-cli-layer-faults-', async (dir) => {
+      const d = await DeltaLayerWriter.create({ dir, tenantId: TENANT, timelineId: TIMELINE, lsnRange: { start: L(0x1000000), end: L(0x2000000) }, noSync: true })
+      const entries = 10_005
+      for (let blk = 0; blk < entries; blk++) {
+        if (!d.put(blockKey(5, blk), L(0x1000000 + blk * 8), encodeValue(imageValue(Buffer.alloc(16, blk & 0xff))))) await d.drain()
+      }
+      const file = (await d.finish()).path
+      const layer = DeltaLayer.open(file)
+      const { valueBytes } = layer.dumpSummary()
+      layer.close()
+      const bytes = await readFile(file)
+      bytes.fill(0xa5, HEADER_BYTES, HEADER_BYTES + valueBytes) // every value damaged
+      const bad = join(dir, 'bad-layer')
+      await writeFile(bad, bytes)
+      const r = await runCli(['layer', 'dump', bad])
+      expect(r.code).toBe(5)
+      expect(r.stdout.match(/^FAULT: /gm)).toHaveLength(10_000)
+      expect(r.stderr).toContain(`${entries} faults in ${bad} (0 entries intact, 5 of them not listed); the first:`)
+    })
+  })
+
   it('layer dump waits for a reader that stops reading instead of queueing the whole dump in memory', async () => {
     await withTempDir('ps-cli-layer-big-', async (dir) => {
       // 4,000 distinct 8 KiB images (32 MiB, stored uncompressed in a delta layer): printed with --values, 64 MiB of hex.

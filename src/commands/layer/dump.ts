@@ -22,6 +22,8 @@ import { describeKey } from '../../core/datadir/mapping.js'
 
 /** Entries are printed in batches of this many lines (one stdout write per batch). */
 const PRINT_BATCH_ENTRIES = 1000
+/** Faults listed one per line at most; the rest are counted in the closing error. */
+const FAULTS_LISTED_MAX = 10_000
 /** ... or sooner, at this much text: with --values a line holds a page in hex (16 KiB), so 1,000 lines are 16 MiB. */
 const PRINT_BATCH_CHARS_MAX = 256 * 1024
 
@@ -39,7 +41,7 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
     'type, storedBytes[, data]} per entry, then {"end": {"entries": N}}. Damage inside the file (an index block, ' +
     'an entry or a value failing its checks) is printed where it is met ("FAULT: ..." lines; {"fault": {code, ' +
     'message}} under --json) and the scan goes on past it (a bad index block is skipped whole), so the whole extent ' +
-    'shows; then an error naming the file and the number of faults, exit 5. A file whose header or top-level index ' +
+    'shows (the first 10,000 faults are listed, the rest counted); then an error naming the file and the number of faults, exit 5. A file whose header or top-level index ' +
     'is damaged cannot be scanned: the error alone, exit 5. A missing file exits 3. A file intact but ' +
     'not where the page server would accept it (its header names another layer than its file name, or another ' +
     'tenant or timeline than the directory it is in) is dumped, then reported as LAYER_MISPLACED, exit 5.'
@@ -67,9 +69,13 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
     let pending = ''
     // Damage is reported where it is met and the scan goes on, so the whole extent shows (an operator deciding
     // what to restore needs it); the first fault decides the exit.
-    const faults: CorruptionError[] = []
+    // Only the first fault and the count are kept, and at most FAULTS_LISTED_MAX faults are listed: faults come
+    // from inside the synchronous scan, where no drain can be awaited, and a damaged value area can hold millions.
+    let firstFault: CorruptionError | null = null
+    let faults = 0
     const onFault = (f: CorruptionError): void => {
-      faults.push(f)
+      firstFault ??= f
+      if (++faults > FAULTS_LISTED_MAX) return
       pending += json ? JSON.stringify({ fault: { code: f.code, message: f.message } }) + '\n' : `FAULT: ${f.message}\n`
     }
     try {
@@ -89,7 +95,7 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
             if (out.closed) return
           }
         }
-        if (faults.length > 0) throw damaged(reader.path, faults, printed)
+        if (firstFault !== null) throw damaged(reader.path, firstFault, faults, printed)
         const misplaced = reader.placementProblem(expectedPlacementOf(reader.path))
         if (misplaced !== null) throw misplacedLayer(reader.path, misplaced)
       } finally {
@@ -108,11 +114,11 @@ export default class LayerDump extends BaseCommand<typeof LayerDump> {
 }
 
 /** The error a dump with faults ends with: the first fault's code, how many there were, what was intact. */
-function damaged(path: string, faults: CorruptionError[], intact: number): CorruptionError {
-  const first = faults[0]!
-  return new CorruptionError(first.code, faults.length === 1 ? first.message : `${faults.length} faults in ${path} (${intact} entries intact); the first: ${first.message}`, {
+function damaged(path: string, first: CorruptionError, faults: number, intact: number): CorruptionError {
+  const unlisted = faults > FAULTS_LISTED_MAX ? `, ${faults - FAULTS_LISTED_MAX} of them not listed` : ''
+  return new CorruptionError(first.code, faults === 1 ? first.message : `${faults} faults in ${path} (${intact} entries intact${unlisted}); the first: ${first.message}`, {
     ...(first.hint === undefined ? {} : { hint: first.hint }),
-    details: { path, faults: faults.length, entriesIntact: intact },
+    details: { path, faults, entriesIntact: intact },
     cause: first,
   })
 }
