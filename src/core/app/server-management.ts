@@ -200,7 +200,7 @@ export class ServerManagement {
       await s.stopWal()
       let attached: Awaited<ReturnType<typeof attachWalSource>>
       try {
-        attached = await attachWalSource(this.deps.ctx, s.timeline, src)
+        attached = await attachWalSource(this.deps.ctx, this.deps.repo, s.timeline, src)
       } finally {
         // Refused or failed, the timeline keeps streaming from the source it had (the metadata still names it);
         // not once the server is stopping (its receivers are being stopped).

@@ -33,7 +33,7 @@ export async function setTimelineWalSource(
     ctx,
     async (repo) => {
       const tl = await (await repo.tenant(o.tenantId)).timeline(o.timelineId)
-      const attached = await attachWalSource(ctx, tl, o.slotName === undefined ? { connString: o.connString } : { connString: o.connString, slotName: o.slotName })
+      const attached = await attachWalSource(ctx, repo, tl, o.slotName === undefined ? { connString: o.connString } : { connString: o.connString, slotName: o.slotName })
       return walSourceSet(o.tenantId, o.timelineId, attached)
     },
     { lockFor: 'timeline source' },

@@ -21,6 +21,8 @@ import type { WalSource } from '../repository/metadata.js'
 import { defaultSlotName } from './slots.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 import type { AppContext } from './context.js'
+import type { Repository } from '../repository/repository.js'
+import { readSlotClaimsIn, slotOwnership } from './slot-owners.js'
 import { explainPasswordError, recordSourceConnString, sourceConnection } from './source-password.js'
 
 /** The source as recorded, and the notes for the user (a password that was not stored). */
@@ -30,16 +32,16 @@ export interface AttachedWalSource {
   readonly notes: string[]
 }
 
-export async function attachWalSource(ctx: AppContext, tl: Timeline, o: { connString: string; slotName?: string }): Promise<AttachedWalSource> {
+export async function attachWalSource(ctx: AppContext, repo: Repository, tl: Timeline, o: { connString: string; slotName?: string }): Promise<AttachedWalSource> {
   const source = sourceConnection(ctx, o.connString)
   try {
-    return await attach(ctx, tl, source.params, o)
+    return await attach(ctx, repo, tl, source.params, o)
   } catch (e) {
     throw explainPasswordError(e, source)
   }
 }
 
-async function attach(ctx: AppContext, tl: Timeline, params: ConnParams, o: { connString: string; slotName?: string }): Promise<AttachedWalSource> {
+async function attach(ctx: AppContext, repo: Repository, tl: Timeline, params: ConnParams, o: { connString: string; slotName?: string }): Promise<AttachedWalSource> {
   const slot = o.slotName ?? defaultSlotName(tl.timelineId)
   const control = tl.getImage(controlFileKey(), tl.lastRecordLsn)
   const expected = control ? decodeControlFile(control).system_identifier : null
@@ -54,6 +56,15 @@ async function attach(ctx: AppContext, tl: Timeline, params: ConnParams, o: { co
     if (sys.xlogPos < tl.lastRecordLsn) {
       throw new ConflictError('WAL_SOURCE_BEHIND', `the server's WAL ends at ${formatLsn(sys.xlogPos)}, before the timeline's last record ${formatLsn(tl.lastRecordLsn)}`, {
         hint: 'This PostgreSQL did not continue this timeline; export the timeline and start PostgreSQL on the export.',
+      })
+    }
+    // A slot another timeline streams through is not to be shared (as for an import): only one receiver can
+    // stream through it, and whichever does advances it past WAL the other still needs.
+    const owner = slotOwnership(slot, sys.systemId, await readSlotClaimsIn(repo, null)).owner
+    if (owner !== null && (owner.tenantId !== tl.tenantId || owner.timelineId !== tl.timelineId)) {
+      throw new ConflictError('SLOT_IN_USE', `replication slot ${slot} on the source belongs to another timeline: timeline ${owner.timelineId} of tenant ${owner.tenantId} streams through it`, {
+        hint: 'Give another --slot name, or none (the timeline gets a slot of its own).',
+        details: { slotName: slot, owner },
       })
     }
     if (sys.xlogPos > tl.lastRecordLsn) await checkContinues(tl, params, o.connString, sys.systemId)
