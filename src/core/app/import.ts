@@ -12,7 +12,7 @@
  * A killed import cannot drop its slot: it records the slot first (app/import-slots.ts), and the next import
  * from the same primary, or the next `serve`, drops the slots of imports that died.
  */
-import { readSlotClaimsIn, slotOwnership } from './slot-owners.js'
+import { claimSlot, readSlotClaimsIn, slotOwnership } from './slot-owners.js'
 import { ConflictError, CorruptionError, errorOfKind, PageserverError, UnsupportedError } from '../lib/errors.js'
 import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { encodeValue } from '../model/value.js'
@@ -76,7 +76,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
     const tenant = await repo.tenant(o.tenantId)
     if ((await tenant.timelineIds()).includes(id)) throw new ConflictError('ALREADY_EXISTS', `timeline ${id} already exists`, { hint: 'Choose another timeline id.' })
     const { conn } = await connectToSource(ctx, o.connString, { applicationName: 'pageserver import' })
-    let claimedSlot: string | null = null
+    let releaseSlot: (() => void) | null = null
     try {
       const version = conn.parameter('server_version') ?? ''
       if (!version.startsWith(`${PG_VERSION}.`) && version !== String(PG_VERSION)) {
@@ -96,15 +96,7 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
       }
       // Nor with an import running in this process (a server imports concurrently): its timeline is not there
       // yet, so the check above cannot see it. Checked and claimed with no await in between.
-      const other = slotsBeingImported.get(slotKey(sys.systemId, slot))
-      if (other !== undefined) {
-        throw new ConflictError('SLOT_IN_USE', `replication slot ${slot} on the primary is being used by an import of timeline ${other} that is in progress`, {
-          hint: 'Wait for that import to end, or import with another --slot name (or without --slot: the new timeline gets a slot of its own).',
-          details: { slotName: slot, importingTimelineId: other },
-        })
-      }
-      slotsBeingImported.set(slotKey(sys.systemId, slot), id)
-      claimedSlot = slotKey(sys.systemId, slot)
+      releaseSlot = claimSlot(slot, sys.systemId, { tenantId: o.tenantId, timelineId: id })
       const notes = await dropSlotsOfDeadImports(ctx, repo, String(sys.systemId), o.onProgress)
       // Recorded only when it is not there yet: a record of a slot that existed (a standby's, another
       // workdir's, named with --slot) would have a later sweep drop it if this import died before learning
@@ -189,22 +181,10 @@ export async function importTimelineIn(repo: Repository, ctx: AppContext, o: Imp
       await forgetImportSlot(ctx, slot)
       return { ...timelineInfo(o.tenantId, id, tl.metadata, tl), passwordOmitted: recorded.passwordOmitted, notes: [...notes, ...recorded.notes] }
     } finally {
-      if (claimedSlot !== null) slotsBeingImported.delete(claimedSlot)
+      releaseSlot?.()
       await conn.close()
     }
   }
-}
-
-/**
- * The slots (`slotKey`) that imports running in this process create or reuse, with the timeline each imports.
- * Two concurrent imports through one slot (a server's client retrying an import with the same slot_name)
- * left two timelines streaming through it, the second's receiver refused for good ("slot is active"), or
- * failed the second on the record file the first was writing (FILE_NOT_FOUND).
- */
-const slotsBeingImported = new Map<string, TimelineId>()
-
-function slotKey(systemId: bigint, slot: string): string {
-  return `${systemId}/${slot}`
 }
 
 /**

@@ -25,7 +25,7 @@
  * the workdir meanwhile.
  */
 import { join } from 'node:path'
-import { messageOf, PageserverError } from '../lib/errors.js'
+import { ConflictError, messageOf, PageserverError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import { readMetadata } from '../repository/metadata.js'
 import type { Repository } from '../repository/repository.js'
@@ -85,6 +85,36 @@ export function slotOwnership(slotName: string, systemId: bigint, claims: SlotCl
       elsewhere === undefined
         ? 'no timeline of this workdir streams through it'
         : `no timeline of this workdir streams through it from this cluster (timeline ${elsewhere.timelineId} uses a slot of that name on cluster ${elsewhere.systemId})`,
+  }
+}
+
+/**
+ * Slots (`<system id>/<name>`) that an import or a source change running in this process is taking for a
+ * timeline, until it ends. Such a timeline does not name the slot on disk yet (an import's is not even there),
+ * so the claims read there cannot see it, and a running server does these concurrently: two imports through
+ * one slot (a client retrying an import with the same slot_name) left two timelines streaming through it, the
+ * second's receiver refused for good ("slot is active"), or failed the second on the record file the first
+ * was writing (FILE_NOT_FOUND).
+ */
+const slotsBeingTaken = new Map<string, TimelineRef>()
+
+/**
+ * Claims the slot for timeline `t`: SLOT_IN_USE when another timeline is taking it here. Check and claim are
+ * one synchronous step; returns the release, to call when the import or change ends.
+ */
+export function claimSlot(slotName: string, systemId: bigint, t: TimelineRef): () => void {
+  const k = `${systemId}/${slotName}`
+  const other = slotsBeingTaken.get(k)
+  if (other !== undefined && (other.tenantId !== t.tenantId || other.timelineId !== t.timelineId)) {
+    throw new ConflictError('SLOT_IN_USE', `replication slot ${slotName} is being taken by timeline ${other.timelineId} of tenant ${other.tenantId} (an import or a WAL source change in progress)`, {
+      hint: 'Wait for that to end, or use another slot name (or none: the timeline gets a slot of its own).',
+      details: { slotName, owner: ref(other) },
+    })
+  }
+  if (other !== undefined) return () => {}
+  slotsBeingTaken.set(k, ref(t))
+  return () => {
+    slotsBeingTaken.delete(k)
   }
 }
 

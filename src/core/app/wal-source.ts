@@ -22,7 +22,7 @@ import { defaultSlotName } from './slots.js'
 import { createPhysicalSlot } from '../walreceiver/replication-slots.js'
 import type { AppContext } from './context.js'
 import type { Repository } from '../repository/repository.js'
-import { readSlotClaimsIn, slotOwnership } from './slot-owners.js'
+import { claimSlot, readSlotClaimsIn, slotOwnership } from './slot-owners.js'
 import { explainPasswordError, recordSourceConnString, sourceConnection } from './source-password.js'
 
 /** The source as recorded, and the notes for the user (a password that was not stored). */
@@ -46,6 +46,7 @@ async function attach(ctx: AppContext, repo: Repository, tl: Timeline, params: C
   const control = tl.getImage(controlFileKey(), tl.lastRecordLsn)
   const expected = control ? decodeControlFile(control).system_identifier : null
   const conn = await ReplicationConnection.connect(params, { applicationName: 'pageserver attach' })
+  let releaseSlot: (() => void) | null = null
   try {
     const sys = await conn.identifySystem()
     if (expected !== null && sys.systemId !== expected) {
@@ -67,6 +68,7 @@ async function attach(ctx: AppContext, repo: Repository, tl: Timeline, params: C
         details: { slotName: slot, owner },
       })
     }
+    releaseSlot = claimSlot(slot, sys.systemId, { tenantId: tl.tenantId, timelineId: tl.timelineId })
     if (sys.xlogPos > tl.lastRecordLsn) await checkContinues(tl, params, o.connString, sys.systemId)
     await createPhysicalSlot(conn, slot)
     const recorded = recordSourceConnString(ctx, o.connString)
@@ -74,6 +76,7 @@ async function attach(ctx: AppContext, repo: Repository, tl: Timeline, params: C
     await tl.updateMetadata({ walSource: src })
     return { walSource: src, passwordOmitted: recorded.passwordOmitted, notes: recorded.notes }
   } finally {
+    releaseSlot?.()
     await conn.close()
   }
 }

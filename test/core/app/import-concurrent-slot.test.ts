@@ -35,7 +35,7 @@ describe.skipIf(!pgAvailable())('concurrent imports through one slot, in one pro
       const refused = both.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as { code?: string; message?: string })
       expect(refused.map((e) => [e.code, e.message])).toHaveLength(1)
       expect(refused[0]).toMatchObject({ code: 'SLOT_IN_USE', exitCode: 4 })
-      expect(refused[0]!.message).toContain('being used by an import of timeline')
+      expect(refused[0]!.message).toContain('is being taken by timeline')
       expect(done).toHaveLength(1)
       const listed = await listTimelinesIn(repo, tenantId)
       expect(listed.map((t) => (t.state === 'Active' ? t.walSource?.slotName : null))).toEqual([slotName])

@@ -3,7 +3,7 @@
 // created while the workdir is locked, would use that name). No PostgreSQL: workdirs are built by hand.
 import { describe, expect, it } from 'vitest'
 import { createTenant } from '../../../src/core/app/timelines.js'
-import { readSlotClaims, slotOwnership, type SlotClaims } from '../../../src/core/app/slot-owners.js'
+import { claimSlot, readSlotClaims, slotOwnership, type SlotClaims } from '../../../src/core/app/slot-owners.js'
 import { defaultSlotName } from '../../../src/core/app/slots.js'
 import { forgetImportSlot, recordImportSlot } from '../../../src/core/app/import-slot-records.js'
 import { generateTenantId, generateTimelineId, parseTenantId } from '../../../src/core/model/ids.js'
@@ -133,5 +133,22 @@ describe('readSlotClaims', () => {
     expect(await readSlotClaims(ctx)).toEqual({ sources: [], uncertain: [], unfinishedImports: [] })
     const gone = await contextFor(`${newDir()}/missing`)
     await expect(readSlotClaims(gone)).rejects.toMatchObject({ code: 'WORKDIR_NOT_FOUND' })
+  })
+})
+
+describe('claimSlot: slots being taken by imports and source changes of this process', () => {
+  it('refuses a slot another timeline is taking on that cluster, until it is released', () => {
+    const a = { tenantId: generateTenantId(), timelineId: generateTimelineId() }
+    const b = { tenantId: a.tenantId, timelineId: generateTimelineId() }
+    const release = claimSlot('claimed_slot', SYSTEM, a)
+    expect(() => claimSlot('claimed_slot', SYSTEM, b)).toThrow(expect.objectContaining({ code: 'SLOT_IN_USE', exitCode: 4 }))
+    // Another slot, or the same name on another cluster, is another slot.
+    claimSlot('other_slot', SYSTEM, b)()
+    claimSlot('claimed_slot', BigInt(OTHER_SYSTEM), b)()
+    // The same timeline again (nothing to refuse); its release leaves the first claim in place.
+    claimSlot('claimed_slot', SYSTEM, a)()
+    expect(() => claimSlot('claimed_slot', SYSTEM, b)).toThrow(/is being taken by timeline/)
+    release()
+    claimSlot('claimed_slot', SYSTEM, b)()
   })
 })
