@@ -31,7 +31,7 @@ import { readSmallFile } from '../storage/small-file.js'
 import { TarDirectoryWriter } from '../storage/tar-extract.js'
 import { withRepository, type AppContext } from './context.js'
 import { checkReadableLsn, readerFor } from './pages.js'
-import { liftToSameWal, positionBetweenRecords } from './wal-position.js'
+import { liftToSameWal, lowerToSameWal, positionBetweenRecords } from './wal-position.js'
 
 export interface ResolvedBackupLsn {
   lsn: Lsn
@@ -42,7 +42,7 @@ export interface ResolvedBackupLsn {
 /** The backup LSN and previous-record LSN for a request on `tl`, by the rules in the header. */
 export function resolveBackupLsn(tl: Timeline, requested: Lsn | null, prevLsn: Lsn | null): ResolvedBackupLsn {
   const last = tl.lastRecordLsn
-  const lsn = requested === null ? last : liftToSameWal(tl, positionBetweenRecords(tl, requested), tl.metadata.minReadableLsn)
+  const lsn = requested === null ? last : lowerToSameWal(tl, liftToSameWal(tl, positionBetweenRecords(tl, requested), tl.metadata.minReadableLsn), last)
   checkReadableLsn(tl, lsn, requested ?? lsn)
   const known = lsn === last ? tl.prevRecordLsn : null
   if (prevLsn !== null && known !== null && prevLsn !== known) {

@@ -13,7 +13,7 @@ import { generateTimelineId, type TenantId, type TimelineId } from '../model/ids
 import { alignLsn8, formatLsn, type Lsn } from '../pg/lsn.js'
 import { DBState, decodeControlFile, PG_CONTROL_FILE_SIZE } from '../pg/controlfile.js'
 import { readSmallFile } from '../storage/small-file.js'
-import { liftToSameWal, positionBetweenRecords } from './wal-position.js'
+import { liftToSameWal, lowerToSameWal, positionBetweenRecords } from './wal-position.js'
 import { DatadirImporter } from '../datadir/import.js'
 import { runInitdb } from '../postgres/initdb.js'
 import { readFileChunks, walkFiles } from '../storage/tree-walk.js'
@@ -390,7 +390,7 @@ export async function branchTimelineIn(repo: Repository, ctx: AppContext, o: Bra
 export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): TimelineMetadata {
   const a = ancestor.metadata
   const last = ancestor.lastRecordLsn
-  const at = requested === undefined ? last : liftToSameWal(ancestor, positionBetweenRecords(ancestor, requested), a.minReadableLsn)
+  const at = requested === undefined ? last : lowerToSameWal(ancestor, liftToSameWal(ancestor, positionBetweenRecords(ancestor, requested), a.minReadableLsn), last)
   const refuse = (why: string, hint: string) =>
     new UsageError('BRANCH_LSN_INVALID', `cannot branch timeline ${ancestor.timelineId} at ${formatLsn(at)}: ${why}`, { hint })
   if (at > last) throw refuse(`it is above the ancestor's last record ${formatLsn(last)}`, 'Sync the ancestor first (`timeline sync`), or pick an earlier LSN.')

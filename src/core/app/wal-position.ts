@@ -35,6 +35,20 @@ export function liftToSameWal(tl: Timeline, lsn: Lsn, floor: Lsn): Lsn {
   return checkpointRecordLsn(lsn, storedWalSegmentSize(tl)) === floor ? floor : lsn
 }
 
+/**
+ * `lsn`, or `ceiling` when `lsn` is the end of the header of the page that begins at `ceiling`: the mirror of
+ * liftToSameWal for the top of a timeline. Right after a WAL switch (or a record that ended at a page end),
+ * PostgreSQL reports its insert position past the next page's header (pg_current_wal_insert_lsn() gives
+ * 0/24000028 when the last record ended at 0/24000000); no record ends in between, so a branch or backup
+ * there is one at the last record, not a request for WAL that has not arrived (an audit's branch at such an
+ * LSN was refused as above the last record, with the hint to sync, which waited for a record the idle
+ * primary did not write).
+ */
+export function lowerToSameWal(tl: Timeline, lsn: Lsn, ceiling: Lsn): Lsn {
+  if (lsn <= ceiling || ceiling % BigInt(XLOG_BLCKSZ) !== 0n) return lsn
+  return checkpointRecordLsn(ceiling, storedWalSegmentSize(tl)) === lsn ? ceiling : lsn
+}
+
 /** The WAL segment size in the timeline's stored pg_control (long page headers start each segment). */
 function storedWalSegmentSize(tl: Timeline): number {
   const control = tl.getImage(controlFileKey(), tl.lastRecordLsn)

@@ -57,6 +57,25 @@ describe('liftToSameWal', () => {
     }
   })
 
+  it('a branch or backup at the end of the header after the last record is taken at the last record, not refused', async () => {
+    // pg_current_wal_insert_lsn() right after a WAL switch: 0/3000028, the last record ending at 0/3000000.
+    const seg = await timelineFrom(lsn(0x100), lsn(0x3000000), { prevRecordLsn: lsn(0x2fffff0) })
+    const page = await timelineFrom(lsn(0x100), lsn(0x2e44000))
+    try {
+      const b = branchMetadata(seg, lsn(0x3000028))
+      expect([b.ancestorLsn, b.prevRecordLsn]).toEqual([lsn(0x3000000), lsn(0x2fffff0)])
+      expect(resolveBackupLsn(seg, lsn(0x3000028), null)).toMatchObject({ lsn: lsn(0x3000000), prevLsn: lsn(0x2fffff0) })
+      expect(branchMetadata(page, lsn(0x2e44018)).ancestorLsn).toBe(lsn(0x2e44000))
+      // Past the header end, or a short header's end at a segment start, is WAL not there yet: refused.
+      expect(() => branchMetadata(page, lsn(0x2e44020))).toThrow(expect.objectContaining({ code: 'BRANCH_LSN_INVALID' }))
+      expect(() => branchMetadata(seg, lsn(0x3000030))).toThrow(expect.objectContaining({ code: 'BRANCH_LSN_INVALID' }))
+      expect(() => resolveBackupLsn(page, lsn(0x2e44020), null)).toThrow(expect.objectContaining({ code: 'LSN_NOT_YET_INGESTED' }))
+    } finally {
+      await seg.close()
+      await page.close()
+    }
+  })
+
   it('a branch below the ancestor\'s own branch point says so, with what to do', async () => {
     const parent = await timelineFrom(lsn(0x100), lsn(0x2000))
     const dir = newDir()
