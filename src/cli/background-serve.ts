@@ -139,8 +139,11 @@ export async function startBackgroundServe(o: StartServeOptions): Promise<Backgr
     if (spawnError !== null) throw new UnavailableError('SERVE_DID_NOT_START', `could not run the page server: ${(spawnError as Error).message}`)
     throw serveFailed(o, errorLoggedSince(o.logFile, logOffset), child.exitCode)
   }
-  // Not listening in time, or interrupted: do not leave a half-started server behind.
+  // Not listening in time, or interrupted: do not leave a half-started server behind. The child was unref'd
+  // (it outlives this process on success): ref it again, or nothing keeps the event loop alive for its exit
+  // and the process ends in the middle of this await (exit 13, no message, PostgreSQL left running).
   const gone = new Promise((r) => child.once('exit', r))
+  child.ref()
   child.kill('SIGKILL')
   await gone
   if (o.signal?.aborted) {

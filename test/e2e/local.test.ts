@@ -7,14 +7,14 @@
  * What it did not start it leaves alone: a `serve` the user ran (stop leaves it running), a pid in a lock or
  * postmaster.pid that now names another process (never signalled), a timeline that follows another primary
  * (never taken over). A failed start says why (this attempt's log lines, the page server's own error) and
- * leaves nothing of its own running; an interrupted first start is simply run again.
+ * leaves nothing of its own running; an interrupted first start is simply run again (local-interrupt.test.ts).
  *
  * In the first describe the `it`s share one workdir and run in order: each starts from the state the previous
  * one left. The others have a workdir each.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -434,76 +434,5 @@ describe('pids recorded before a reboot', () => {
     } finally {
       other.kill('SIGKILL')
     }
-  })
-})
-
-describe('an interrupted first start', () => {
-  let root = ''
-  beforeAll(() => {
-    root = mkdtempSync(join(tmpdir(), 'ps-local-interrupt-'))
-    chmodSync(root, 0o755)
-  })
-  const overrides = ['-c', 'listen_pg_addr=127.0.0.1:0', '-c', 'listen_http_addr=127.0.0.1:0', '-c', 'no_sync=true']
-  const workdirs: string[] = []
-  afterAll(async () => {
-    for (const w of workdirs) await runCli(['local', 'stop'], { env: { PAGESERVER_WORKDIR: w }, timeoutMs: 120_000 })
-    rmSync(root, { recursive: true, force: true })
-  })
-
-  let lastStderr = ''
-  /** Runs `local start` on a new workdir and sends `signal` while its export writes; its exit code (stderr in lastStderr). */
-  async function startInterrupted(workdir: string, signal: NodeJS.Signals, pgPort: number): Promise<number | null> {
-    workdirs.push(workdir)
-    const child = spawn(process.execPath, [CLI_BIN, 'local', 'start', ...overrides, '--pg-port', String(pgPort)], {
-      env: { ...process.env, PAGESERVER_WORKDIR: workdir, NO_COLOR: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    lastStderr = ''
-    child.stderr!.on('data', (b: Buffer) => (lastStderr += b.toString()))
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-    const local = join(workdir, 'local')
-    const deadline = Date.now() + 120_000
-    let caught = false
-    while (child.exitCode === null && Date.now() < deadline) {
-      if (existsSync(local) && readdirSync(local).some((n) => n.endsWith('.partial'))) {
-        caught = child.kill(signal)
-        break
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5))
-    }
-    if (!caught) child.kill('SIGKILL')
-    const code = await exited
-    expect(caught, 'the export was not caught while it wrote').toBe(true)
-    return code
-  }
-
-  it('killed (kill -9) during its export: the next start exports again and starts', async () => {
-    const workdir = join(root, 'killed')
-    const pgPort = await freePort()
-    await startInterrupted(workdir, 'SIGKILL', pgPort)
-    expect(readdirSync(join(workdir, 'local')).filter((n) => n.startsWith('pgdata-') && !n.endsWith('.partial'))).toEqual([])
-    // (Nothing was recorded before the export: the port is given again.)
-    const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
-    expect(r.code, r.stdout + r.stderr).toBe(0)
-    expect(r.json<StartResult>()).toMatchObject({ startedPostgres: true, startedServer: true, pgPort })
-    expect(readdirSync(join(workdir, 'local')).filter((n) => n.endsWith('.partial'))).toEqual([])
-    // A data directory an older version left half-written (no pg_control) is exported again too.
-    const stop = await runCli(['local', 'stop'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 120_000 })
-    expect(stop.code, stop.stderr).toBe(0)
-    const pgData = r.json<StartResult>().pgDataDir
-    rmSync(join(pgData, 'global', 'pg_control'))
-    const again = await runCli(['local', 'start', ...overrides, '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
-    expect(again.code, again.stdout + again.stderr).toBe(0)
-    expect(existsSync(join(pgData, 'global', 'pg_control'))).toBe(true)
-  })
-
-  it('Ctrl-C during its export: exit 130, nothing half-written left, and the next start works', async () => {
-    const workdir = join(root, 'ctrl-c')
-    const pgPort = await freePort()
-    expect(await startInterrupted(workdir, 'SIGINT', pgPort)).toBe(130)
-    expect(lastStderr).toContain(`local start -D ${workdir}`) // the hint: run it again, on this workdir
-    expect(readdirSync(join(workdir, 'local')).filter((n) => n.startsWith('pgdata-'))).toEqual([])
-    const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
-    expect(r.code, r.stdout + r.stderr).toBe(0)
   })
 })

@@ -1,0 +1,108 @@
+/**
+ * `pageserver local start` interrupted in its first start (kill -9 or Ctrl-C, at the export and while the page
+ * server starts): it leaves nothing half-made that blocks the next start, and nothing of its own running.
+ * Split from local.test.ts (same helpers: a workdir each, the real CLI, a real PostgreSQL 15).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CLI_BIN, runCli } from '../support/cli.js'
+import { freePort } from '../support/pg-cluster.js'
+import { processesNaming } from '../support/processes.js'
+
+interface StartResult {
+  pgDataDir: string
+  pgPort: number
+  startedPostgres: boolean
+  startedServer: boolean
+}
+
+describe('an interrupted first start', () => {
+  let root = ''
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ps-local-interrupt-'))
+    chmodSync(root, 0o755)
+  })
+  const overrides = ['-c', 'listen_pg_addr=127.0.0.1:0', '-c', 'listen_http_addr=127.0.0.1:0', '-c', 'no_sync=true']
+  const workdirs: string[] = []
+  afterAll(async () => {
+    for (const w of workdirs) await runCli(['local', 'stop'], { env: { PAGESERVER_WORKDIR: w }, timeoutMs: 120_000 })
+    rmSync(root, { recursive: true, force: true })
+  })
+
+  let lastStderr = ''
+  /** The export writes `<dir>.partial` under local/. */
+  const exporting = (local: string) => readdirSync(local).some((n) => n.endsWith('.partial'))
+  /** Runs `local start` on a new workdir and sends `signal` once `when(local dir)` (default: while its export writes); its exit code (stderr in lastStderr). */
+  async function startInterrupted(workdir: string, signal: NodeJS.Signals, pgPort: number, when: (local: string) => boolean = exporting): Promise<number | null> {
+    workdirs.push(workdir)
+    const child = spawn(process.execPath, [CLI_BIN, 'local', 'start', ...overrides, '--pg-port', String(pgPort)], {
+      env: { ...process.env, PAGESERVER_WORKDIR: workdir, NO_COLOR: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    lastStderr = ''
+    child.stderr!.on('data', (b: Buffer) => (lastStderr += b.toString()))
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+    const local = join(workdir, 'local')
+    const deadline = Date.now() + 120_000
+    let caught = false
+    while (child.exitCode === null && Date.now() < deadline) {
+      if (existsSync(local) && when(local)) {
+        caught = child.kill(signal)
+        break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    if (!caught) child.kill('SIGKILL')
+    const code = await exited
+    expect(caught, 'the start was not caught at the step').toBe(true)
+    return code
+  }
+
+  it('killed (kill -9) during its export: the next start exports again and starts', async () => {
+    const workdir = join(root, 'killed')
+    const pgPort = await freePort()
+    await startInterrupted(workdir, 'SIGKILL', pgPort)
+    expect(readdirSync(join(workdir, 'local')).filter((n) => n.startsWith('pgdata-') && !n.endsWith('.partial'))).toEqual([])
+    // (Nothing was recorded before the export: the port is given again.)
+    const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.json<StartResult>()).toMatchObject({ startedPostgres: true, startedServer: true, pgPort })
+    expect(readdirSync(join(workdir, 'local')).filter((n) => n.endsWith('.partial'))).toEqual([])
+    // A data directory an older version left half-written (no pg_control) is exported again too.
+    const stop = await runCli(['local', 'stop'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 120_000 })
+    expect(stop.code, stop.stderr).toBe(0)
+    const pgData = r.json<StartResult>().pgDataDir
+    rmSync(join(pgData, 'global', 'pg_control'))
+    const again = await runCli(['local', 'start', ...overrides, '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    expect(existsSync(join(pgData, 'global', 'pg_control'))).toBe(true)
+  })
+
+  it('Ctrl-C during its export: exit 130, nothing half-written left, and the next start works', async () => {
+    const workdir = join(root, 'ctrl-c')
+    const pgPort = await freePort()
+    expect(await startInterrupted(workdir, 'SIGINT', pgPort)).toBe(130)
+    expect(lastStderr).toContain(`local start -D ${workdir}`) // the hint: run it again, on this workdir
+    expect(readdirSync(join(workdir, 'local')).filter((n) => n.startsWith('pgdata-'))).toEqual([])
+    const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+  })
+
+  it('Ctrl-C while the page server starts: exit 130, the server and the PostgreSQL this start started are stopped, and the next start works', async () => {
+    const workdir = join(root, 'ctrl-c-serve')
+    const pgPort = await freePort()
+    // The server's log is opened just before it is spawned; it takes the lock and listens a few hundred ms later.
+    // (Before: the wait for the killed server's exit kept nothing alive, so the process ended there, exit 13,
+    // silently, with PostgreSQL left running.)
+    const code = await startInterrupted(workdir, 'SIGINT', pgPort, (local) => existsSync(join(local, 'pageserver.log')))
+    expect(code, lastStderr).toBe(130)
+    expect(lastStderr).toContain('interrupted')
+    expect(processesNaming(workdir)).toEqual([])
+    const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.json<StartResult>()).toMatchObject({ startedPostgres: true, startedServer: true })
+  })
+})
