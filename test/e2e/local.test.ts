@@ -396,6 +396,30 @@ describe('local start never takes over a timeline that follows another primary',
       writeFileSync(statePath, JSON.stringify(own))
     }
   })
+
+  it('a state.json naming a timeline or tenant since deleted: LOCAL_TIMELINE_GONE before PostgreSQL starts, and a start without it sets up anew', async () => {
+    expect((await runCli(['local', 'stop'], { env, timeoutMs: 120_000 })).code).toBe(0)
+    const statePath = join(workdir, 'local', 'state.json')
+    const own = JSON.parse(readFileSync(statePath, 'utf8')) as StartResult
+    const del = await runCli(['timeline', 'delete', '--tenant', own.tenantId, '--timeline', own.timelineId], { env, timeoutMs: 60_000 })
+    expect(del.code, del.stderr).toBe(0)
+    // Before: PostgreSQL was started, then the WAL source could not be recorded ("does not exist"), PostgreSQL
+    // stopped again, with a hint to list timelines; every later start the same.
+    for (const step of ['timeline', 'tenant'] as const) {
+      if (step === 'tenant') expect((await runCli(['tenant', 'delete', '--tenant', own.tenantId], { env, timeoutMs: 60_000 })).code).toBe(0)
+      const r = await runCli(['local', 'start', ...overrides, '--json'], { env, timeoutMs: 180_000 })
+      expect(r.code, r.stdout + r.stderr).toBe(3)
+      const e = r.json<{ error: { code: string; message: string; hint: string } }>().error
+      expect(e.code).toBe('LOCAL_TIMELINE_GONE')
+      expect(e.hint).toContain(`move ${statePath} aside`)
+      expect(e.message).not.toContain('stopped again')
+      expect(runningPostmaster(own.pgDataDir)).toBeNull()
+    }
+    rmSync(statePath)
+    const again = await runCli(['local', 'start', ...overrides, '--json'], { env, timeoutMs: 180_000 })
+    expect(again.code, again.stdout + again.stderr).toBe(0)
+    expect(again.json<StartResult>().timelineId).not.toBe(own.timelineId)
+  })
 })
 
 describe('pids recorded before a reboot', () => {

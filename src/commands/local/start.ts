@@ -62,7 +62,8 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     'It only uses a timeline of its own: the one it recorded, or on a first start a root timeline without a WAL source, ' +
     'else one it bootstraps (in a new tenant when every tenant has timelines). Timelines that stream from other primaries ' +
     '(`timeline import`, `timeline source`) are left alone (the page server streams them too); a recorded timeline that ' +
-    'now follows another primary is refused (LOCAL_TIMELINE_HAS_OTHER_SOURCE, exit 4). ' +
+    'now follows another primary is refused (LOCAL_TIMELINE_HAS_OTHER_SOURCE, exit 4), and one since deleted too ' +
+    '(LOCAL_TIMELINE_GONE, exit 3: move local/state.json aside to set up anew). ' +
     'The data directory is exported under a temporary name and renamed into place when complete: after an interrupted ' +
     'first start (Ctrl-C stops the export at once; a kill leaves the temporary directory) run it again. ' +
     'If the page server cannot start, the PostgreSQL this start started is stopped again; an address already in use ' +

@@ -267,10 +267,22 @@ async function chooseFirstTimeline(
   return { tenantId, timelineId }
 }
 
-/** Refuses the timeline named in state.json if its WAL source is another primary (see the header). */
-async function assertOwnTimeline(ctx: AppContext, tenantId: TenantId, timelineId: TimelineId): Promise<void> {
-  const tl = (await listTimelines(ctx, tenantId)).find((t) => t.timelineId === timelineId)
-  if (tl === undefined || tl.state !== 'Active' || isLocalWalSource(tl.walSource)) return
+/**
+ * Refuses the timeline named in state.json if it is gone (its tenant or it was deleted: nothing could stream
+ * into it, and every start would fail the same way, after starting PostgreSQL) or if its WAL source is another
+ * primary (see the header).
+ */
+async function assertOwnTimeline(ctx: AppContext, state: LocalState, tenantId: TenantId, timelineId: TimelineId): Promise<void> {
+  let listed: ListedTimeline[]
+  try {
+    listed = await listTimelines(ctx, tenantId)
+  } catch (e) {
+    if (e instanceof PageserverError && e.kind === 'not_found') throw localTimelineGone(ctx, state, `its tenant ${tenantId} does not exist`, e)
+    throw e
+  }
+  const tl = listed.find((t) => t.timelineId === timelineId)
+  if (tl === undefined) throw localTimelineGone(ctx, state, `tenant ${tenantId} has no such timeline`)
+  if (tl.state !== 'Active' || isLocalWalSource(tl.walSource)) return
   throw new ConflictError(
     'LOCAL_TIMELINE_HAS_OTHER_SOURCE',
     `timeline ${timelineId}, which ${join(localDir(ctx), STATE_FILE)} names, streams WAL from another PostgreSQL (${tl.walSource!.connString}); local start does not take it over`,
@@ -280,6 +292,16 @@ async function assertOwnTimeline(ctx: AppContext, tenantId: TenantId, timelineId
         'so that local start bootstraps a timeline of its own; `timeline source` points a timeline at the PostgreSQL you choose.',
     },
   )
+}
+
+function localTimelineGone(ctx: AppContext, state: LocalState, why: string, cause?: unknown): PageserverError {
+  const statePath = join(localDir(ctx), STATE_FILE)
+  return errorOfKind('not_found', 'LOCAL_TIMELINE_GONE', `timeline ${state.timelineId}, which ${statePath} names, is gone (${why}): was it deleted?`, {
+    hint:
+      `Its PostgreSQL has nothing to stream into. If that PostgreSQL still runs, stop it with \`${localCommand(ctx, 'stop')}\`; then move ${statePath} aside ` +
+      `and run \`${localCommand(ctx, 'start')}\`, which sets up a timeline of its own (the old data directory, ${state.pgDataDir}, is left as it is).`,
+    ...(cause === undefined ? {} : { cause }),
+  })
 }
 
 /**
@@ -364,7 +386,7 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions): Pro
   let ids: { tenantId: TenantId; timelineId: TimelineId }
   if (existing) {
     ids = { tenantId: parseTenantId(existing.tenantId), timelineId: parseTimelineId(existing.timelineId) }
-    await assertOwnTimeline(ctx, ids.tenantId, ids.timelineId)
+    await assertOwnTimeline(ctx, existing, ids.tenantId, ids.timelineId)
   } else {
     ids = await chooseFirstTimeline(ctx, server, say, o.signal)
   }
