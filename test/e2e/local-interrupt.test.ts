@@ -1,11 +1,12 @@
 /**
  * `pageserver local start` interrupted in its first start (kill -9 or Ctrl-C, at the export and while the page
- * server starts): it leaves nothing half-made that blocks the next start, and nothing of its own running.
+ * server starts), or run twice at once: it leaves nothing half-made that blocks the next start, and nothing
+ * of its own running.
  * Split from local.test.ts (same helpers: a workdir each, the real CLI, a real PostgreSQL 15).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI_BIN, runCli } from '../support/cli.js'
@@ -104,5 +105,48 @@ describe('an interrupted first start', () => {
     const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.json<StartResult>()).toMatchObject({ startedPostgres: true, startedServer: true })
+  })
+})
+
+describe('two local starts at once', () => {
+  let root = ''
+  let workdir = ''
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ps-local-twice-'))
+    chmodSync(root, 0o755)
+    workdir = join(root, '.neon')
+  })
+  afterAll(async () => {
+    await runCli(['local', 'stop'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 120_000 })
+    rmSync(root, { recursive: true, force: true })
+  })
+  const overrides = ['-c', 'listen_pg_addr=127.0.0.1:0', '-c', 'listen_http_addr=127.0.0.1:0', '-c', 'no_sync=true']
+
+  it('the second, started while the first exports, is refused with LOCAL_START_RUNNING, and the first completes', async () => {
+    const pgPort = await freePort()
+    const args = [CLI_BIN, 'local', 'start', ...overrides, '--pg-port', String(pgPort), '--json']
+    const first = spawn(process.execPath, args, { env: { ...process.env, PAGESERVER_WORKDIR: workdir }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    first.stdout!.on('data', (b: Buffer) => (out += b.toString()))
+    const exited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)))
+    const local = join(workdir, 'local')
+    const deadline = Date.now() + 120_000
+    while (first.exitCode === null && Date.now() < deadline && !(existsSync(local) && readdirSync(local).some((n) => n.endsWith('.partial')))) {
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    // Before: the second chose the same timeline and removed the first's half-written export to write its own;
+    // both failed (ENOTEMPTY, FILE_NOT_FOUND, PG_START_FAILED), leaving a data directory with pg_control but no
+    // PG_VERSION that every later start failed to start.
+    const second = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    expect(second.code, second.stdout + second.stderr).toBe(4)
+    expect(second.json<{ error: { code: string } }>().error.code).toBe('LOCAL_START_RUNNING')
+    expect(await exited, out).toBe(0)
+    const started = JSON.parse(out) as StartResult
+    expect(started).toMatchObject({ startedPostgres: true, startedServer: true })
+    expect(readFileSync(join(started.pgDataDir, 'PG_VERSION'), 'utf8').trim()).toBe('15')
+    // Once the first has ended, a start finds everything running.
+    const third = await runCli(['local', 'start', ...overrides, '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    expect(third.code, third.stdout + third.stderr).toBe(0)
+    expect(third.json<StartResult>()).toMatchObject({ startedPostgres: false, startedServer: false })
   })
 })

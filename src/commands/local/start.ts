@@ -8,7 +8,7 @@ import { cliInvocation, RUN_JS } from '../../cli/cli-invocation.js'
 import { abortOnSignals } from '../../cli/interrupt.js'
 import { startProgress } from '../../cli/render.js'
 import type { ManagementClient } from '../../cli/server-client.js'
-import { DEFAULT_PG_PORT, dataDirOutsideWorkdir, localCommand, localPrepare, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
+import { DEFAULT_PG_PORT, dataDirOutsideWorkdir, localCommand, localPrepare, lockLocalStart, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
 import { firstFreePort } from '../../core/app/local-postgres.js'
 import { exportTimelineFromServer } from '../../core/app/export.js'
 import type { AppContext } from '../../core/app/context.js'
@@ -64,6 +64,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     '(`timeline import`, `timeline source`) are left alone (the page server streams them too); a recorded timeline that ' +
     'now follows another primary is refused (LOCAL_TIMELINE_HAS_OTHER_SOURCE, exit 4), and one since deleted too ' +
     '(LOCAL_TIMELINE_GONE, exit 3: move local/state.json aside to set up anew). ' +
+    'One local start at a time: another one running on the workdir is LOCAL_START_RUNNING (exit 4). ' +
     'The data directory is exported under a temporary name and renamed into place when complete: after an interrupted ' +
     'first start (Ctrl-C stops the export at once; a kill leaves the temporary directory) run it again. ' +
     'If the page server cannot start, the PostgreSQL this start started is stopped again; an address already in use ' +
@@ -92,7 +93,9 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     let startedPostgres = false
     let startedServer = false
     let otherSourceTimelines: number
+    let unlock: (() => void) | null = null
     try {
+      unlock = lockLocalStart(ctx)
       const client = await this.serverClient()
       // Both addresses of the server to start, before PostgreSQL is started for it.
       if (client === null) await assertServeAddressesFree({ workdir: ctx.config.workdir, listenPgAddr: ctx.config.listenPgAddr, listenHttpAddr: ctx.config.listenHttpAddr })
@@ -127,6 +130,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
       }
       writeLocalState(ctx, state)
     } finally {
+      unlock?.()
       interrupt.dispose()
       progress.stop()
     }

@@ -47,6 +47,7 @@ import { isRoot } from '../postgres/install.js'
 import { postgresCanAccess } from '../postgres/access.js'
 import { fsyncDir, writeFileDurablySync } from '../storage/durable-file.js'
 import { lookupOsUser } from '../storage/os-user.js'
+import { WorkdirLock, type LockHolder } from '../storage/workdir-lock.js'
 import { exportTimeline } from './export.js'
 import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
 import { bootstrapTimeline, createTenant, listTenants, listTimelines, type ListedTimeline, type TimelineInfo } from './timelines.js'
@@ -155,6 +156,30 @@ function localStateDamaged(path: string, why: string): PageserverError {
   return errorOfKind('corruption', 'LOCAL_STATE_DAMAGED', `${path} cannot be read: ${why}`, {
     hint: `It records what local start set up. Move it aside and run local start again, which sets up a new tenant and timeline; first stop by hand any PostgreSQL the old setup still runs (its data directory is named in the file, usually under ${dirname(path)}).`,
   })
+}
+
+/**
+ * One `local start` at a time on a workdir; returns the release. Two at once chose the same timeline and
+ * exported into the same `<dir>.partial`, each removing the other's files: one renamed into place a data
+ * directory with pg_control but without PG_VERSION, which PostgreSQL refused ("not a database cluster
+ * directory") at every later start. Held until the server runs and state.json is written; the lock of a start
+ * that died (kill -9) is stale and taken over (storage/workdir-lock.ts). Its file is `local/pageserver.lock`:
+ * the workdir's own lock is for `serve` and the offline writers that start runs itself.
+ */
+export function lockLocalStart(ctx: AppContext): () => void {
+  mkdirSync(localDir(ctx), { recursive: true })
+  let lock: WorkdirLock
+  try {
+    lock = WorkdirLock.acquire(localDir(ctx), 'local start')
+  } catch (e) {
+    if (!(e instanceof PageserverError) || e.code !== 'WORKDIR_LOCKED') throw e
+    const holder = e.details?.['holder'] as LockHolder | undefined
+    throw new ConflictError('LOCAL_START_RUNNING', `another local start is running on ${ctx.config.workdir}${holder ? ` (pid ${holder.pid}, since ${holder.startedAt})` : ''}`, {
+      hint: `Wait for it to end. Run \`${localCommand(ctx, 'start')}\` again then if need be: it reports what runs and starts what is missing.`,
+      cause: e,
+    })
+  }
+  return () => lock.release()
 }
 
 /** Atomically and durably: a crash leaves the previous state or this one, never a torn file. */
