@@ -89,6 +89,8 @@ export default class Serve extends BaseCommand<typeof Serve> {
         signals++
         if (signals > 1) {
           log('warn', 'second signal: exiting at once', { signal: sig })
+          // Not past a bootstrap's initdb, which would go on running (and writing its scratch directory).
+          server.abortWork()
           process.exit(130)
         }
         log('info', 'shutting down', { signal: sig, deadlineMs })

@@ -347,6 +347,14 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     if (n > 0) this.ctx.log?.('debug', 'gave back unused in-memory layer slabs', { slabs: n, bytes: n * pool.slabBytes, pooledBytes: pool.pooledBytes })
   }
 
+  /**
+   * For a process about to exit at once (serve's second signal): stops what runs in child processes of its
+   * own (a bootstrap's initdb gets SIGTERM, then removes what it wrote), which would otherwise outlive it.
+   */
+  abortWork(): void {
+    this.shutdownAbort.abort()
+  }
+
   /** Graceful shutdown within `deadlineMs` (whatever is not flushed by then is re-streamed at the next start). */
   stop(deadlineMs = 30_000): Promise<void> {
     this.stopping ??= (async () => {
