@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { ConflictError, EXIT_CODES, errorOfKind, InterruptedError, TimeoutError, UnavailableError, type ErrorKind, type PageserverError } from '../core/lib/errors.js'
 import { fileSizeOrZero, textAppendedSince } from '../core/storage/appended-text.js'
-import { isSameProcess } from '../core/storage/process-identity.js'
+import { isSameProcess, processStartId } from '../core/storage/process-identity.js'
 import { LOCK_FILE, type LockHolder } from '../core/storage/workdir-lock.js'
 import { splitHostPort } from '../core/lib/host-port.js'
 import { portBindError } from '../core/app/local-postgres.js'
@@ -46,6 +46,11 @@ export interface StartServeOptions {
   signal?: AbortSignal
   /** How to run `local start` on this workdir (with -D when not the default), for hints. */
   startCommand: string
+  /**
+   * Called as soon as the server is spawned, before it listens, with its pid and start identity: a caller
+   * killed (kill -9) while waiting would otherwise leave a running server nobody recorded as its own.
+   */
+  onSpawn?: (server: { pid: number; processStart: string | null }) => void
 }
 
 /** The `{"error": ...}` line a failed `serve --json` wrote to the log after `offset`, if any. */
@@ -118,6 +123,7 @@ export async function startBackgroundServe(o: StartServeOptions): Promise<Backgr
   child.once('error', (e) => (spawnError = e)) // e.g. node not executable
   child.unref()
   closeSync(log)
+  if (child.pid !== undefined) o.onSpawn?.({ pid: child.pid, processStart: processStartId(child.pid) })
   const exited = () => spawnError !== null || child.exitCode !== null || child.signalCode !== null
   const lockPath = join(o.workdir, LOCK_FILE)
   const deadline = Date.now() + SERVE_START_TIMEOUT_MS

@@ -6,12 +6,13 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CLI_BIN, runCli } from '../support/cli.js'
 import { freePort } from '../support/pg-cluster.js'
 import { processesNaming } from '../support/processes.js'
+import { processStartId } from '../../src/core/storage/process-identity.js'
 
 interface StartResult {
   pgDataDir: string
@@ -105,6 +106,69 @@ describe('an interrupted first start', () => {
     const r = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
     expect(r.code, r.stdout + r.stderr).toBe(0)
     expect(r.json<StartResult>()).toMatchObject({ startedPostgres: true, startedServer: true })
+  })
+
+  /** The workdir lock names a `serve` (local start spawned it; it has not necessarily loaded anything yet). */
+  const serveSpawned = (local: string) => {
+    try {
+      return (JSON.parse(readFileSync(join(local, '..', 'pageserver.lock'), 'utf8')) as { command: string }).command === 'serve'
+    } catch {
+      return false
+    }
+  }
+
+  it('killed (kill -9) once its page server is spawned: the next start knows it started that server, and `local stop` stops it', async () => {
+    const workdir = join(root, 'killed-serve')
+    const pgPort = await freePort()
+    await startInterrupted(workdir, 'SIGKILL', pgPort, serveSpawned)
+    const statePath = join(workdir, 'local', 'state.json')
+    const spawned = JSON.parse(readFileSync(statePath, 'utf8')) as { servePid: number | null; serveStartedByLocal: boolean }
+    // Before: state.json named no server (it was written once the server listened), so the next start adopted
+    // it as one started separately, and `local stop` left it running.
+    expect(spawned).toMatchObject({ serveStartedByLocal: true })
+    const deadline = Date.now() + 60_000
+    let r = await runCli(['local', 'start', ...overrides, '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    // Run at once, it may find the server still starting (not listening yet): it says so and changes nothing.
+    while (r.code === 6 && r.json<{ error: { code: string } }>().error.code === 'LOCAL_SERVER_STARTING' && Date.now() < deadline) {
+      expect((JSON.parse(readFileSync(statePath, 'utf8')) as { servePid: number }).servePid).toBe(spawned.servePid)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      r = await runCli(['local', 'start', ...overrides, '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 180_000 })
+    }
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.json<StartResult & { servePid: number; serveStartedByLocal: boolean }>()).toMatchObject({ startedServer: false, servePid: spawned.servePid, serveStartedByLocal: true })
+    const stop = await runCli(['local', 'stop', '--json'], { env: { PAGESERVER_WORKDIR: workdir }, timeoutMs: 120_000 })
+    expect(stop.json()).toMatchObject({ serverStopped: true, serverLeftRunning: null, postgresStopped: true })
+    expect(processesNaming(workdir)).toEqual([])
+  })
+
+  it('run while the page server it started does not listen yet: LOCAL_SERVER_STARTING, and state.json still names that server', async () => {
+    const workdir = join(root, 'serve-starting')
+    workdirs.push(workdir)
+    const pgPort = await freePort()
+    const env = { PAGESERVER_WORKDIR: workdir }
+    const first = await runCli(['local', 'start', ...overrides, '--pg-port', String(pgPort), '--json'], { env, timeoutMs: 180_000 })
+    expect(first.code, first.stdout + first.stderr).toBe(0)
+    expect((await runCli(['local', 'stop'], { env, timeoutMs: 120_000 })).code).toBe(0)
+    // A server this setup started, holding the workdir but not listening yet (a `sleep` stands for it).
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' })
+    try {
+      const pid = other.pid!
+      const processStart = processStartId(pid)
+      const statePath = join(workdir, 'local', 'state.json')
+      writeFileSync(statePath, JSON.stringify({ ...(JSON.parse(readFileSync(statePath, 'utf8')) as object), servePid: pid, serveProcessStart: processStart, serveStartedByLocal: true }))
+      writeFileSync(join(workdir, 'pageserver.lock'), JSON.stringify({ pid, processStart, command: 'serve', startedAt: new Date().toISOString() }))
+      const logBefore = readFileSync(join(workdir, 'local', 'postgresql.log'), 'utf8')
+      // Before: it went on offline, wrote state.json without the server, started PostgreSQL, failed on the lock
+      // (WORKDIR_LOCKED) and stopped PostgreSQL again.
+      const r = await runCli(['local', 'start', ...overrides, '--json'], { env, timeoutMs: 180_000 })
+      expect(r.code, r.stdout + r.stderr).toBe(6)
+      expect(r.json<{ error: { code: string } }>().error.code).toBe('LOCAL_SERVER_STARTING')
+      expect(JSON.parse(readFileSync(statePath, 'utf8'))).toMatchObject({ servePid: pid, serveStartedByLocal: true })
+      expect(readFileSync(join(workdir, 'local', 'postgresql.log'), 'utf8')).toBe(logBefore) // PostgreSQL not started
+    } finally {
+      other.kill('SIGKILL')
+      rmSync(join(workdir, 'pageserver.lock'), { force: true })
+    }
   })
 })
 

@@ -39,7 +39,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, chmodSync, chownSync, renameSync, rmSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { basename, dirname, join, resolve } from 'node:path'
-import { ConflictError, errorOfKind, InterruptedError, messageOf, PageserverError, UsageError } from '../lib/errors.js'
+import { ConflictError, errorOfKind, InterruptedError, messageOf, PageserverError, UnavailableError, UsageError } from '../lib/errors.js'
 import { shellWord } from '../lib/shell-word.js'
 import { parseTenantId, parseTimelineId, type TenantId, type TimelineId } from '../model/ids.js'
 import { initWorkdir } from '../config/index.js'
@@ -47,7 +47,7 @@ import { isRoot } from '../postgres/install.js'
 import { postgresCanAccess } from '../postgres/access.js'
 import { fsyncDir, writeFileDurablySync } from '../storage/durable-file.js'
 import { lookupOsUser } from '../storage/os-user.js'
-import { WorkdirLock, type LockHolder } from '../storage/workdir-lock.js'
+import { liveLockHolder, WorkdirLock, type LockHolder } from '../storage/workdir-lock.js'
 import { exportTimeline } from './export.js'
 import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
 import { bootstrapTimeline, createTenant, listTenants, listTimelines, type ListedTimeline, type TimelineInfo } from './timelines.js'
@@ -386,6 +386,15 @@ export async function localPrepare(ctx: AppContext, o: LocalPrepareOptions): Pro
   const server = o.server
   const existing = readLocalState(ctx)
   const running = existing ? runningPostmaster(existing.pgDataDir) : null
+  // A server this setup started that holds the workdir but does not listen yet (a start killed while it was
+  // starting, run again at once): going on offline would fail on its lock, after writing over its record in
+  // state.json (and `local stop` would then leave it running as started by someone else).
+  const holder = server === null && existing !== null ? liveLockHolder(ctx.config.workdir) : null
+  if (holder !== null && serverStartedByLocal(existing!, holder)) {
+    throw new UnavailableError('LOCAL_SERVER_STARTING', `the page server local start started (pid ${holder.pid}) holds the workdir but does not listen yet`, {
+      hint: `It is still starting (loading its tenants), or hung: run \`${localCommand(ctx, 'start')}\` again in a moment; \`${localCommand(ctx, 'stop')}\` stops it.`,
+    })
+  }
   const serverFields = (): Pick<LocalState, 'servePid' | 'serveProcessStart' | 'serveStartedByLocal' | 'pgAddr' | 'httpAddr'> =>
     server === null
       ? { servePid: null, serveProcessStart: null, serveStartedByLocal: false, pgAddr: null, httpAddr: null }
