@@ -44,6 +44,15 @@ export function runningServer(workdir: string): RunningServer | null {
 }
 
 /**
+ * The `serve` holding the workdir lock, whether or not it listens yet (its addresses are written once it does,
+ * and a full disk can keep them out): for stopping it, which needs only the process.
+ */
+export function servingProcess(workdir: string): { pid: number; processStart: string | null } | null {
+  const h = liveLockHolder(workdir)
+  return h !== null && h.command === 'serve' ? { pid: h.pid, processStart: h.processStart ?? null } : null
+}
+
+/**
  * An address from the lock file in host:port form. Servers before IPv6 brackets recorded "::1:44191"; the
  * port is what follows the last colon there (Node printed `${host}:${port}`), so it is read as [::1]:44191.
  */

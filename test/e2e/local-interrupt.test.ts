@@ -141,7 +141,7 @@ describe('an interrupted first start', () => {
     expect(processesNaming(workdir)).toEqual([])
   })
 
-  it('run while the page server it started does not listen yet: LOCAL_SERVER_STARTING, and state.json still names that server', async () => {
+  it('run while the page server it started does not listen yet: LOCAL_SERVER_STARTING, state.json still names that server, and `local stop` stops it', async () => {
     const workdir = join(root, 'serve-starting')
     workdirs.push(workdir)
     const pgPort = await freePort()
@@ -165,6 +165,12 @@ describe('an interrupted first start', () => {
       expect(r.json<{ error: { code: string } }>().error.code).toBe('LOCAL_SERVER_STARTING')
       expect(JSON.parse(readFileSync(statePath, 'utf8'))).toMatchObject({ servePid: pid, serveStartedByLocal: true })
       expect(readFileSync(join(workdir, 'local', 'postgresql.log'), 'utf8')).toBe(logBefore) // PostgreSQL not started
+      // `local stop` stops it all the same (before: it looked only for a server that listens, left this one
+      // running and erased it from state.json).
+      const exited = new Promise((resolve) => other.once('exit', resolve))
+      const stop = await runCli(['local', 'stop', '--json', '--timeout', '5s'], { env, timeoutMs: 60_000 })
+      expect(stop.json()).toMatchObject({ serverStopped: true })
+      await exited
     } finally {
       other.kill('SIGKILL')
       rmSync(join(workdir, 'pageserver.lock'), { force: true })

@@ -3,7 +3,7 @@ import { stopBackgroundServe } from '../../cli/background-serve.js'
 import { BaseCommand } from '../../cli/base-command.js'
 import { cliInvocation } from '../../cli/cli-invocation.js'
 import { isInteractive, startProgress } from '../../cli/render.js'
-import { runningServer } from '../../cli/server-client.js'
+import { servingProcess } from '../../cli/server-client.js'
 import { branchDataDirs, postmasterPid, requireLocalState, runningPostmaster, serverStartedByLocal, stopLocalPostgres, writeLocalState } from '../../core/app/local.js'
 import { formatDuration, parseDuration } from '../../core/lib/units.js'
 import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
@@ -55,9 +55,9 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
     let serverLeftRunning: number | null = null
     let postgresStopped: boolean
     try {
-      // The server is whichever `serve` holds the workdir lock (checked to be the process that took it); it is
-      // ours to stop only if state.json says local start started that very process.
-      const server = runningServer(ctx.config.workdir)
+      // The server is whichever `serve` holds the workdir lock (checked to be the process that took it), listening
+      // or still starting; it is ours to stop only if state.json says local start started that very process.
+      const server = servingProcess(ctx.config.workdir)
       if (server !== null && serverStartedByLocal(state, server)) {
         say(`stopping the page server (pid ${server.pid}): it flushes and exits, killed after ${formatDuration(timeoutMs)}`)
         const r = await stopBackgroundServe(server, { timeoutMs })
