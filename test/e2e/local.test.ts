@@ -40,16 +40,23 @@ interface StartResult {
 }
 
 describe('pageserver local start / stop', () => {
-  const root = mkdtempSync(join(tmpdir(), 'ps-local-'))
-  chmodSync(root, 0o755)
-  const workdir = join(root, '.neon')
-  const env = { PAGESERVER_WORKDIR: workdir }
+  // Made when the tests run (not when they are collected), so a filtered run leaves no directory behind.
+  let root = ''
+  let workdir = ''
+  const env: Record<string, string> = {}
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ps-local-'))
+    chmodSync(root, 0o755)
+    workdir = join(root, '.neon')
+    env.PAGESERVER_WORKDIR = workdir
+  })
   const overrides = ['-c', 'listen_pg_addr=127.0.0.1:0', '-c', 'listen_http_addr=127.0.0.1:0', '-c', 'no_sync=true']
   const inst = findPostgres(undefined, process.env)
   let pgPort = 0
   let ids = { tenantId: '', timelineId: '' }
 
   afterAll(async () => {
+    if (root === '') return
     await runCli(['local', 'stop'], { env, timeoutMs: 120_000 })
     rmSync(root, { recursive: true, force: true })
   })
