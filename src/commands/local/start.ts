@@ -8,8 +8,9 @@ import { cliInvocation, RUN_JS } from '../../cli/cli-invocation.js'
 import { abortOnSignals } from '../../cli/interrupt.js'
 import { startProgress } from '../../cli/render.js'
 import type { ManagementClient } from '../../cli/server-client.js'
-import { DEFAULT_PG_PORT, dataDirOutsideWorkdir, localCommand, localPrepare, lockLocalStart, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
+import { DEFAULT_PG_PORT, dataDirOutsideWorkdir, localCommand, localDir, localPrepare, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
 import { firstFreePort } from '../../core/app/local-postgres.js'
+import { lockLocalStart } from '../../core/app/local-start-lock.js'
 import { exportTimelineFromServer } from '../../core/app/export.js'
 import type { AppContext } from '../../core/app/context.js'
 import { parseTenantId, parseTimelineId } from '../../core/model/ids.js'
@@ -43,6 +44,7 @@ function serverOps(ctx: AppContext, client: ManagementClient): LocalServerOps {
       const token = ctx.env.NEON_AUTH_TOKEN
       await exportTimelineFromServer(ctx, { ...o, host, port, ...(token === undefined ? {} : { token }) })
     },
+    timelineBroken: async (t, tl) => (await client.request<{ state?: string }>('GET', `/v1/tenant/${t}/timeline/${tl}`)).state === 'Broken',
     setWalSource: async (t, tl, src) => {
       await client.request('PUT', `/v1/tenant/${t}/timeline/${tl}/wal_source`, { conn_string: src.connString, slot_name: src.slotName })
     },
@@ -59,7 +61,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     'start resumes the same cluster. Starts only what is not running (PostgreSQL, the page server, or both; a ' +
     'server that crashed leaves a stale lock, which is taken over); when both run, it reports them and changes nothing. ' +
     'A `serve` already running on the workdir is used as it is, and `local stop` leaves it running. ' +
-    'It only uses a timeline of its own: the one it recorded, or on a first start a root timeline without a WAL source, ' +
+    'It only uses a timeline of its own: the one it recorded, or on a first start a root timeline without a WAL source that loads (a broken one is passed over), ' +
     'else one it bootstraps (in a new tenant when every tenant has timelines). Timelines that stream from other primaries ' +
     '(`timeline import`, `timeline source`) are left alone (the page server streams them too); a recorded timeline that ' +
     'now follows another primary is refused (LOCAL_TIMELINE_HAS_OTHER_SOURCE, exit 4), and one since deleted too ' +
@@ -96,7 +98,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     let otherSourceTimelines: number
     let unlock: (() => void) | null = null
     try {
-      unlock = lockLocalStart(ctx)
+      unlock = lockLocalStart(localDir(ctx), ctx.config.workdir, localCommand(ctx, 'start'))
       const client = await this.serverClient()
       // Both addresses of the server to start, before PostgreSQL is started for it.
       if (client === null) await assertServeAddressesFree({ workdir: ctx.config.workdir, listenPgAddr: ctx.config.listenPgAddr, listenHttpAddr: ctx.config.listenHttpAddr })

@@ -12,7 +12,7 @@
  *   both, or a server killed with SIGKILL leaving a stale workdir lock) it starts what is missing and leaves
  *   what runs alone. When both already run it changes nothing and reports them.
  * - start only ever uses its own timeline: the one named in state.json, or, the first time, a root timeline
- *   without a WAL source (e.g. made by `timeline create`), else one it bootstraps (in a tenant without
+ *   without a WAL source that loads (e.g. made by `timeline create`; a broken one is passed over), else one it bootstraps (in a tenant without
  *   timelines, else in a tenant it creates). A timeline that streams from another primary (`timeline import`,
  *   `timeline source`) is never taken over: exporting it and re-pointing its WAL source at a local copy would
  *   silently cut it off from its primary and leave the primary's slot keeping WAL for ever. Such timelines are
@@ -47,13 +47,13 @@ import { isRoot } from '../postgres/install.js'
 import { postgresCanAccess } from '../postgres/access.js'
 import { fsyncDir, writeFileDurablySync } from '../storage/durable-file.js'
 import { lookupOsUser } from '../storage/os-user.js'
-import { liveLockHolder, WorkdirLock, type LockHolder } from '../storage/workdir-lock.js'
+import { liveLockHolder } from '../storage/workdir-lock.js'
 import { exportTimeline } from './export.js'
 import { runningPostmaster, startLocalPostgres, stopLocalPostgres } from './local-postgres.js'
 import { bootstrapTimeline, createTenant, listTenants, listTimelines, type ListedTimeline, type TimelineInfo } from './timelines.js'
 import { setTimelineWalSource } from './timelines-source.js'
 import { resolvedLocalPaths, storedLocalPaths } from './local-state-paths.js'
-import { postgresInstallation, type AppContext } from './context.js'
+import { postgresInstallation, withRepository, type AppContext } from './context.js'
 
 export { postmasterPid, runningPostmaster, stopLocalPostgres } from './local-postgres.js'
 
@@ -104,6 +104,8 @@ export interface LocalServerOps {
   /** Writes a full backup of the timeline at its last LSN from the server (it holds WAL not yet flushed). */
   exportTimeline(o: { tenantId: TenantId; timelineId: TimelineId; dir: string; signal?: AbortSignal }): Promise<void>
   setWalSource(tenantId: TenantId, timelineId: TimelineId, src: { connString: string; slotName: string }): Promise<void>
+  /** Whether the server failed to load the timeline (it is listed Broken: a damaged layer file, say). */
+  timelineBroken(tenantId: TenantId, timelineId: TimelineId): Promise<boolean>
 }
 
 /** Whether the data directory of the local PostgreSQL lies outside the workdir (see chooseDataDir). */
@@ -156,30 +158,6 @@ function localStateDamaged(path: string, why: string): PageserverError {
   return errorOfKind('corruption', 'LOCAL_STATE_DAMAGED', `${path} cannot be read: ${why}`, {
     hint: `It records what local start set up. Move it aside and run local start again, which sets up a new tenant and timeline; first stop by hand any PostgreSQL the old setup still runs (its data directory is named in the file, usually under ${dirname(path)}).`,
   })
-}
-
-/**
- * One `local start` at a time on a workdir; returns the release. Two at once chose the same timeline and
- * exported into the same `<dir>.partial`, each removing the other's files: one renamed into place a data
- * directory with pg_control but without PG_VERSION, which PostgreSQL refused ("not a database cluster
- * directory") at every later start. Held until the server runs and state.json is written; the lock of a start
- * that died (kill -9) is stale and taken over (storage/workdir-lock.ts). Its file is `local/pageserver.lock`:
- * the workdir's own lock is for `serve` and the offline writers that start runs itself.
- */
-export function lockLocalStart(ctx: AppContext): () => void {
-  mkdirSync(localDir(ctx), { recursive: true })
-  let lock: WorkdirLock
-  try {
-    lock = WorkdirLock.acquire(localDir(ctx), 'local start')
-  } catch (e) {
-    if (!(e instanceof PageserverError) || e.code !== 'WORKDIR_LOCKED') throw e
-    const holder = e.details?.['holder'] as LockHolder | undefined
-    throw new ConflictError('LOCAL_START_RUNNING', `another local start is running on ${ctx.config.workdir}${holder ? ` (pid ${holder.pid}, since ${holder.startedAt})` : ''}`, {
-      hint: `Wait for it to end. Run \`${localCommand(ctx, 'start')}\` again then if need be: it reports what runs and starts what is missing.`,
-      cause: e,
-    })
-  }
-  return () => lock.release()
 }
 
 /** Atomically and durably: a crash leaves the previous state or this one, never a torn file. */
@@ -273,8 +251,13 @@ async function chooseFirstTimeline(
   signal: AbortSignal | undefined,
 ): Promise<{ tenantId: TenantId; timelineId: TimelineId }> {
   const { tenants, timelines } = await allTimelines(ctx)
-  const root = timelines.find((t) => t.ancestorTimelineId === null && t.walSource === null)
-  if (root) return { tenantId: parseTenantId(root.tenantId), timelineId: parseTimelineId(root.timelineId) }
+  for (const root of timelines.filter((t) => t.ancestorTimelineId === null && t.walSource === null)) {
+    const ids = { tenantId: parseTenantId(root.tenantId), timelineId: parseTimelineId(root.timelineId) }
+    // Its metadata reads (Active in the list), but a damaged layer file shows only as it loads: that one is
+    // someone's to repair, and taking it failed every start the same way (LAYER_CORRUPT at the export).
+    if (await (server ? server.timelineBroken(ids.tenantId, ids.timelineId) : timelineFailsToLoad(ctx, ids))) continue
+    return ids
+  }
   const empty = tenants.find((t) => t.timelines === 0)
   let tenantId: TenantId
   if (empty) tenantId = parseTenantId(empty.tenantId)
@@ -290,6 +273,17 @@ async function chooseFirstTimeline(
         },
       )
   return { tenantId, timelineId }
+}
+
+/** Whether a timeline fails to load, read offline (as `serve` loads it: every layer file's header checked). */
+async function timelineFailsToLoad(ctx: AppContext, ids: { tenantId: TenantId; timelineId: TimelineId }): Promise<boolean> {
+  try {
+    await withRepository(ctx, async (repo) => (await repo.tenant(ids.tenantId)).timeline(ids.timelineId))
+    return false
+  } catch (e) {
+    if (e instanceof PageserverError && e.kind !== 'internal') return true
+    throw e
+  }
 }
 
 /**
