@@ -8,30 +8,13 @@ import { join } from 'node:path'
 import { expect, it } from 'vitest'
 import { Timeline, type TimelineOptions } from '../../../src/core/repository/timeline.js'
 import { testTimelineMetadata } from '../../support/timeline-fixture.js'
+import { ingestTestRecords, keyHistorySnapshot } from '../../support/timeline-ingest.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 import { sharedFlushWorker } from '../../../src/core/layer/flush-worker.js'
 import { generateTenantId, generateTimelineId } from '../../../src/core/model/ids.js'
-import { keyFromFields, type Key } from '../../../src/core/model/key.js'
 import { lsn } from '../../../src/core/pg/lsn.js'
-const k = (n: number): Key => keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: n })
-function ingest(tl: Timeline, from: number, records: number, keysN: number): number {
-  let at = from
-  for (let r = 0; r < records; r++) {
-    at += 0x40
-    const key = k(r % keysN)
-    if (r % 8 === 0) { tl.reserveImage(lsn(at), 8192).fill(r & 0xff); tl.commitValue(key, lsn(at)) } else tl.putRecord(key, lsn(at), Buffer.from(`rec ${r}`), false)
-    tl.finishRecords(lsn(at), lsn(at - 0x40))
-  }
-  return at
-}
-function snapshot(tl: Timeline, keysN: number, at: number): string[] {
-  const out: string[] = []
-  for (let i = 0; i < keysN; i++) {
-    const h = tl.getKeyHistory(k(i), lsn(at))
-    out.push(`${h.missing}|${h.image ? `${h.image.lsn}:${h.image.data[0]}` : '-'}|${h.records.map((r) => `${r.lsn}:${r.raw.toString()}`).join(',')}`)
-  }
-  return out
-}
+const ingest = (tl: Timeline, from: number, records: number, keysN: number): number => ingestTestRecords(tl, from, records, 1, keysN)
+const snapshot = keyHistorySnapshot
 it('a flush whose worker dies midway: nothing advanced past what is durable, one L0 after the retry, no temp file left', async () => {
   let failures = 0
   for (let iter = 0; iter < 20; iter++) {

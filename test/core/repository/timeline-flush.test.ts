@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import { METADATA_FILE, Timeline, type TimelineOptions } from '../../../src/core/repository/timeline.js'
 import { TEMP_SUFFIX } from '../../../src/core/storage/durable-file.js'
 import { tempDirs, testTimelineMetadata } from '../../support/timeline-fixture.js'
+import { ingestTestRecords, keyHistorySnapshot, testKey, testPage } from '../../support/timeline-ingest.js'
 import { SlabPool } from '../../../src/core/layer/value-slabs.js'
 import { generateTenantId, generateTimelineId, type TenantId, type TimelineId } from '../../../src/core/model/ids.js'
-import { keyFromFields, type Key } from '../../../src/core/model/key.js'
 import { encodeValue, imageValue } from '../../../src/core/model/value.js'
 import { lsn, type Lsn } from '../../../src/core/pg/lsn.js'
 
@@ -20,37 +20,10 @@ const newDir = tempDirs('ps-tlf-')
 
 const meta = () => testTimelineMetadata()
 
-const k = (n: number): Key => keyFromFields({ field1: 0, field2: 1663, field3: 5, field4: 16384, field5: 0, field6: n })
-const page = (n: number, len = 8192) => Buffer.alloc(len, n & 0xff)
-
-/** Ingests `records` records of `perRecord` values each from `fromLsn`, every 8th value a page image. */
-function ingest(tl: Timeline, fromLsn: number, records: number, perRecord: number, keysN: number): number {
-  let at = fromLsn
-  for (let r = 0; r < records; r++) {
-    at += 0x40
-    for (let v = 0; v < perRecord; v++) {
-      const key = k((r * perRecord + v) % keysN)
-      if ((r + v) % 8 === 0) {
-        tl.reserveImage(lsn(at), 8192).set(page(r + v))
-        tl.commitValue(key, lsn(at))
-      } else {
-        tl.putRecord(key, lsn(at), Buffer.from(`rec ${r}/${v}`), false)
-      }
-    }
-    tl.finishRecords(lsn(at), lsn(at - 0x40))
-  }
-  return at
-}
-
-/** The history of every key at `at`, as plain strings. */
-function snapshot(tl: Timeline, keysN: number, at: number): string[] {
-  const out: string[] = []
-  for (let i = 0; i < keysN; i++) {
-    const h = tl.getKeyHistory(k(i), lsn(at))
-    out.push(`${h.missing}|${h.image ? `${h.image.lsn}:${h.image.data[0]}:${h.image.data.length}` : '-'}|${h.records.map((r) => `${r.lsn}:${r.raw.toString()}`).join(',')}`)
-  }
-  return out
-}
+const k = testKey
+const page = testPage
+const ingest = ingestTestRecords
+const snapshot = keyHistorySnapshot
 
 async function create(dir: string, opts: Partial<TimelineOptions> = {}, ids?: { t: TenantId; tl: TimelineId }): Promise<Timeline> {
   return Timeline.create(dir, ids?.t ?? generateTenantId(), ids?.tl ?? generateTimelineId(), meta(), null, { noSync: true, waitLsnTimeoutMs: 2000, ...opts })
