@@ -14,7 +14,7 @@
  * A class of its own, given what it needs explicitly, so that PageServer stays the owner of the served set
  * and of the lifecycle, and these operations read as the API's contract.
  */
-import { errorOfKind, PageserverError, UnavailableError } from '../lib/errors.js'
+import { errorOfKind, NotFoundError, PageserverError, UnavailableError } from '../lib/errors.js'
 import type { TenantId, TimelineId } from '../model/ids.js'
 import type { Repository } from '../repository/repository.js'
 import type { DeleteTimelineOptions, Tenant } from '../repository/tenant.js'
@@ -244,11 +244,14 @@ export class ServerManagement {
     // shutdown for its grace and having the process exit under this request.
     try {
       await s.waitForLsn(target, ctx.config.waitLsnTimeoutMs, this.deps.stopBegun)
+      await s.driver.checkpoint()
     } catch (e) {
-      if (!this.deps.stopBegun.aborted) throw e
-      throw syncStopped(tl, s, target, e)
+      if (this.deps.stopBegun.aborted) throw syncStopped(tl, s, target, e)
+      // Deleted meanwhile, the timeline answers TIMELINE_CLOSED ("shutting down", 503): a client retrying on 503
+      // would only get the 404 next.
+      if (s.deleted()) throw new NotFoundError('TIMELINE_NOT_FOUND', `timeline ${tl} of tenant ${t} was deleted while the sync waited`, { cause: e })
+      throw e
     }
-    await s.driver.checkpoint()
     return {
       tenantId: t,
       timelineId: tl,
