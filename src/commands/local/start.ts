@@ -66,7 +66,8 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     '(`timeline import`, `timeline source`) are left alone (the page server streams them too); a recorded timeline that ' +
     'now follows another primary is refused (LOCAL_TIMELINE_HAS_OTHER_SOURCE, exit 4), and one since deleted too ' +
     '(LOCAL_TIMELINE_GONE, exit 3: move local/state.json aside to set up anew). ' +
-    'One local start at a time: another one running on the workdir is LOCAL_START_RUNNING (exit 4); a page server it ' +
+    'One local start at a time: another one running on the workdir is LOCAL_START_RUNNING (exit 4), a local stop running ' +
+    'LOCAL_STOP_RUNNING (exit 4); a page server it ' +
     'started that does not listen yet (still loading) is LOCAL_SERVER_STARTING (exit 6: run it again in a moment). ' +
     'The data directory is exported under a temporary name and renamed into place when complete: after an interrupted ' +
     'first start (Ctrl-C stops the export at once; a kill leaves the temporary directory) run it again. ' +

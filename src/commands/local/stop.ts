@@ -4,7 +4,8 @@ import { BaseCommand } from '../../cli/base-command.js'
 import { cliInvocation } from '../../cli/cli-invocation.js'
 import { isInteractive, startProgress } from '../../cli/render.js'
 import { servingProcess } from '../../cli/server-client.js'
-import { branchDataDirs, postmasterPid, requireLocalState, runningPostmaster, serverStartedByLocal, stopLocalPostgres, writeLocalState } from '../../core/app/local.js'
+import { branchDataDirs, localCommand, localDir, postmasterPid, requireLocalState, runningPostmaster, serverStartedByLocal, stopLocalPostgres, writeLocalState } from '../../core/app/local.js'
+import { lockLocalStart } from '../../core/app/local-start-lock.js'
 import { formatDuration, parseDuration } from '../../core/lib/units.js'
 import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
 
@@ -29,7 +30,8 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
     'that `local start` found running is left running (the result names its pid). A pid recorded in the workdir ' +
     'lock or postmaster.pid is signalled only while it is still that process: one reused by another process ' +
     '(after a reboot) is left alone. Says what it waits for on stderr (a spinner on a terminal). Files are kept: ' +
-    '`pageserver local start` resumes the same cluster. With --json: {serverStopped, serverKilled, ' +
+    '`pageserver local start` resumes the same cluster. Refused while a `local start` runs on the workdir (LOCAL_START_RUNNING, ' +
+    'exit 4: wait for it or interrupt it). With --json: {serverStopped, serverKilled, ' +
     'serverLeftRunning (a pid or null), postgresStopped, branchesRunning: [{dataDir, port}]}.'
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --timeout 2m']
   static override flags = {
@@ -50,6 +52,8 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
       if (spinner) spinner.update(m)
       else process.stderr.write(`${m}\n`)
     }
+    // Not while a local start runs (it would record, at its end, what this stops now).
+    const unlock = lockLocalStart(localDir(ctx), ctx.config.workdir, localCommand(ctx, 'stop'), 'local stop')
     let serverStopped = false
     let serverKilled = false
     let serverLeftRunning: number | null = null
@@ -68,11 +72,12 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
       }
       if (postmasterPid(state.pgDataDir) !== null) say('stopping PostgreSQL (fast shutdown)')
       postgresStopped = await stopLocalPostgres(ctx, state.pgDataDir)
+      const { serveStartedByLocal: _, ...kept } = state
+      writeLocalState(ctx, { ...kept, servePid: null, serveProcessStart: null, pgAddr: null, httpAddr: null })
     } finally {
+      unlock()
       spinner?.stop()
     }
-    const { serveStartedByLocal: _, ...kept } = state
-    writeLocalState(ctx, { ...kept, servePid: null, serveProcessStart: null, pgAddr: null, httpAddr: null })
     const stopped = [
       serverStopped ? (serverKilled ? `the page server (killed: it did not exit within ${formatDuration(timeoutMs)} of SIGTERM; its unflushed WAL streams again from the slot at the next start)` : 'the page server') : null,
       postgresStopped ? 'PostgreSQL' : null,
