@@ -47,9 +47,14 @@ export interface BaseBackupIo {
   protocolViolation(name: string): void
 }
 
-/** PostgreSQL 15 syntax, fast checkpoint, no manifest, no WAL; quotes in the label are doubled. */
+/**
+ * PostgreSQL 15 syntax, fast checkpoint, no manifest, no WAL; quotes in the label are doubled. WAIT false:
+ * the WAL comes through our replication slot, not from the archive, so the backup must not wait for the
+ * archiver at its end (pg_basebackup sends the same when it fetches WAL itself). Without it, a primary with
+ * archive_mode on and a failing or slow archive_command held the import for as long as archiving failed.
+ */
 export function baseBackupCommand(label: string): string {
-  return `BASE_BACKUP ( LABEL '${label.replaceAll("'", "''")}', CHECKPOINT 'fast', MANIFEST 'no' )`
+  return `BASE_BACKUP ( LABEL '${label.replaceAll("'", "''")}', CHECKPOINT 'fast', MANIFEST 'no', WAIT false )`
 }
 
 export class BaseBackupCopy {
