@@ -166,7 +166,10 @@ export class DatadirImporter {
             this.noteRelBlock(k.rel, blkno)
           },
           () => {
-            if (pages === 0) this.noteRelBlock(k.rel, -1 + k.segment * RELSEG_SIZE)
+            // An empty file names the relation and adds no block, whatever its segment: mdtruncate leaves the
+            // segments past the new end in place with length 0 (a relation truncated from 1.5 GiB to 3
+            // blocks has 3 pages in its first file and an empty ".1"), and mdnblocks counts 3.
+            if (pages === 0) this.noteRelBlock(k.rel, -1)
           },
         )
       }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { statSync } from 'node:fs'
+import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { PgCluster } from '../../support/pg-cluster.js'
 import { DatadirImporter, classifyPath } from '../../../src/core/datadir/import.js'
@@ -73,5 +73,25 @@ describe('DatadirImporter on a real data directory', () => {
     expect(dbs).toContainEqual({ spcNode: 1664, dbNode: 0, hasRelmap: true })
     expect(decodeU32Set((puts.get(slruDirKey(SlruKind.Clog)) as { data: Buffer }).data)).toEqual([0])
     expect(puts.has(controlFileKey())).toBe(true)
+  })
+
+  it('counts blocks as PostgreSQL does: a zero-length later segment (left by a truncation) adds none', () => {
+    // mdtruncate empties the segments past the new end and keeps them; mdnblocks stops at the first segment
+    // shorter than RELSEG_SIZE. A relation truncated from 1.5 GiB to 3 blocks: 16384 has 3 pages, 16384.1 none.
+    // Before: the empty segment 1 counted as a full segment 0, 131072 blocks.
+    const own = new Map<Key, Value>()
+    const importer = new DatadirImporter({ put: (k, v) => void own.set(k, v) })
+    const control = importer.openFile('global/pg_control')!
+    control.write(readFileSync(join(pg.dataDir, 'global', 'pg_control')))
+    control.end()
+    const seg0 = importer.openFile('base/5/16384')!
+    seg0.write(Buffer.alloc(3 * 8192))
+    seg0.end()
+    importer.openFile('base/5/16384.1')!.end()
+    importer.openFile('base/5/16385.1')!.end() // only an empty later segment: the relation exists, with no block
+    importer.finish()
+    const size = (relNode: number) => decodeBlockCount((own.get(relSizeKey({ spcNode: 1663, dbNode: 5, relNode, forkNum: 0 })) as { data: Buffer }).data)
+    expect(size(16384)).toBe(3)
+    expect(size(16385)).toBe(0)
   })
 })
