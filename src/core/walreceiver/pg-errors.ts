@@ -6,6 +6,8 @@
  *   28xxx  bad credentials / pg_hba.conf          -> UsageError PG_AUTH_FAILED (retrying cannot help)
  *   53400  a configuration limit reached ("all replication slots are in use") -> UnavailableError
  *          PG_LIMIT_REACHED (retryable: a slot may be dropped meanwhile), with what to do about it
+ *   53300  max_wal_senders reached: with max_wal_senders = 0 (replication off) -> UsageError PG_REPLICATION_OFF,
+ *          else PG_UNAVAILABLE with what holds the connections
  *   57P01..57P03, 53xxx, 08xxx  shutting down, starting up, too many connections, connection trouble
  *                                                 -> UnavailableError (retryable)
  *   55006  slot active for another process         -> ConflictError PG_SLOT_ACTIVE (retryable: the old
@@ -63,6 +65,19 @@ export function errorFromServer(e: ServerErrorFields, context: string): Pageserv
         'A limit of the primary is reached (max_replication_slots, when all slots are in use): `pageserver slot list --from ...` ' +
         'shows its slots and the WAL each keeps; drop those no timeline owns (`pageserver slot drop --orphans`, e.g. left by an ' +
         'interrupted import) or raise the limit. Retrying alone does not help.',
+    })
+  }
+  const senders = sqlstate === '53300' ? /max_wal_senders \(currently (\d+)\)/.exec(e.message ?? '') : null
+  if (senders !== null && senders[1] === '0') {
+    return new UsageError('PG_REPLICATION_OFF', message, {
+      details,
+      hint: 'Replication is off on this PostgreSQL (max_wal_senders = 0): set max_wal_senders (10, say) and wal_level = replica, then restart it. Retrying alone does not help.',
+    })
+  }
+  if (senders !== null) {
+    return new UnavailableError('PG_UNAVAILABLE', message, {
+      details,
+      hint: `Every replication connection of this PostgreSQL is in use (max_wal_senders = ${senders[1]}): a standby, pg_basebackup or another page server streams from it; one must end, or raise max_wal_senders.`,
     })
   }
   if (sqlstate.startsWith('57') || sqlstate.startsWith('53') || sqlstate.startsWith('08')) {

@@ -14,4 +14,15 @@ describe('errorFromServer', () => {
     const busy = errorFromServer({ code: '53300', message: 'sorry, too many clients already' }, 'startup')
     expect([busy.code, busy.hint]).toEqual(['PG_UNAVAILABLE', 'The server is starting, stopping or overloaded; retry in a moment.'])
   })
+
+  it('max_wal_senders reached: replication off (0) is a usage error that says so; all senders busy names them', () => {
+    const off = errorFromServer({ code: '53300', message: 'number of requested standby connections exceeds max_wal_senders (currently 0)' }, 'startup')
+    expect([off.code, off.kind]).toEqual(['PG_REPLICATION_OFF', 'usage'])
+    expect(off.hint).toContain('max_wal_senders = 0')
+    expect(isRetryable(off)).toBe(false)
+    const full = errorFromServer({ code: '53300', message: 'number of requested standby connections exceeds max_wal_senders (currently 10)' }, 'startup')
+    expect([full.code, full.kind]).toEqual(['PG_UNAVAILABLE', 'unavailable'])
+    expect(full.hint).toContain('max_wal_senders = 10')
+    expect(isRetryable(full)).toBe(true)
+  })
 })
