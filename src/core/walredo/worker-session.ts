@@ -21,7 +21,8 @@
  *   REPLIES_PER_FLUSH_MAX, and before any error propagates, so the replies of requests that succeeded
  *   always precede the failure report (the manager blames the oldest unanswered request).
  * - The grammar is enforced: P directly after B, tags of B, P and G equal byte for byte, H only between
- *   requests. A desynchronised stream fails loudly instead of redoing the wrong page.
+ *   requests. A desynchronised stream fails loudly instead of redoing the wrong page, and a message that may
+ *   not come now is refused from its header, without waiting for a body that may never come.
  */
 import { CorruptionError, PageserverError, UnsupportedError, assert } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
@@ -261,7 +262,12 @@ export class WorkerSession {
       this.checkLength(type, len)
       if (type === MessageTag.ApplyRecord && this.reqTag !== null) this.checkRequestLimits(len - LEN_BYTES - LSN_BYTES)
       const next = pos + 1 + len
-      if (next > end) break
+      if (next > end) {
+        // The body is not all here, but whether the message may come now is known from its type: refuse it at
+        // once rather than wait for bytes a desynchronised sender may never send (P is 8 KiB, A up to 64 MiB).
+        this.checkOrder(type)
+        break
+      }
       this.readPos = next
       this.handle(type, pos, next)
       pos = next
@@ -300,6 +306,16 @@ export class WorkerSession {
         `walredo message '${String.fromCharCode(type)}' has length ${len}, allowed ${min}..${max}`,
         { hint: PROTOCOL_HINT, details: { tag: String.fromCharCode(type), len, min, max } },
       )
+    }
+  }
+
+  /** What handle() refuses by the message type alone, for a message whose body has not arrived yet. */
+  private checkOrder(type: number): void {
+    const inRequest = this.reqTag !== null
+    if (type === MessageTag.BeginRedoForBlock && inRequest) throw outOfOrder(`BeginRedoForBlock inside the request for ${formatRedoTag(this.reqTag!)}`)
+    if (type === MessageTag.PushPage && inRequest && (this.base !== null || this.records.length > 0)) throw outOfOrder('PushPage after the request began')
+    if (!inRequest && (type === MessageTag.PushPage || type === MessageTag.ApplyRecord || type === MessageTag.GetPage)) {
+      throw outOfOrder(`${type === MessageTag.PushPage ? 'PushPage' : type === MessageTag.ApplyRecord ? 'ApplyRecord' : 'GetPage'} outside a request`)
     }
   }
 

@@ -198,6 +198,37 @@ describe('worker-main (our redo worker process)', () => {
     }
   })
 
+  it('refuses a message out of order from its header, without waiting for a body that never comes (stdin stays open)', async () => {
+    const header = (type: string, len: number): Buffer => {
+      const b = Buffer.alloc(5)
+      b[0] = type.charCodeAt(0)
+      b.writeUInt32BE(len, 1)
+      return b
+    }
+    const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0, blkno: 0 }
+    const record = { endLsn: lsn(0x1000100n), raw: badCrcInsert(tag) }
+    const begun = encodeRedoRequest({ tag, base: null, records: [record] }).subarray(0, 22 + 13 + record.raw.length)
+    for (const [input, message] of [
+      [header('A', 12 + 100_000), 'ApplyRecord outside a request'],
+      [header('P', 21 + 8192), 'PushPage outside a request'],
+      [Buffer.concat([begun, header('P', 21 + 8192)]), 'PushPage after the request began'],
+    ] as const) {
+      const [file, ...rest] = defaultWorkerCommand({ hintBitsLogged: false })
+      const child = spawn(file!, rest, { env: {}, stdio: ['pipe', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+      child.stdin.on('error', () => {})
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve))
+      child.stdin.write(Buffer.concat([encodePing(), input]))
+      // Before: the worker waited for the rest of the message, until the parent gave up on it.
+      const code = await Promise.race([exited, new Promise<'waiting'>((resolve) => setTimeout(() => resolve('waiting'), 10_000))])
+      if (code === 'waiting') child.kill('SIGKILL')
+      expect(code).toBe(1)
+      expect(parseRedoErrorLine(err.split('\n').find((l) => l.startsWith('pageserver-redo-error: '))!)).toMatchObject({ code: 'WALREDO_OUT_OF_ORDER', message })
+      child.stdin.destroy()
+    }
+  }, 60_000)
+
   const distCommand = new URL('../../../dist/core/walredo/worker-command.js', import.meta.url)
   it.skipIf(!existsSync(distCommand))('the default command of the built CLI runs dist/core/walredo/worker-main.js', async () => {
     const mod = (await import(pathToFileURL(fileURLToPath(distCommand)).href)) as { defaultWorkerCommand: typeof defaultWorkerCommand }
