@@ -15,7 +15,7 @@
  * build the standard ones, naming the rmgr, record type, LSN, relation and block.
  */
 import { assert, CorruptionError, UnsupportedError } from '../lib/errors.js'
-import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { formatLsn, INVALID_LSN, type Lsn } from '../pg/lsn.js'
 import { forkName, formatRelFileNode, type BufferTag } from '../pg/reltag.js'
 import { rmgrName } from '../pg/rmgr.js'
 import { recordTypeName } from '../pg/rmgr-identify.js'
@@ -105,7 +105,9 @@ function details(ctx: RedoContext): Record<string, unknown> {
   return {
     rmgr: rmgrName(ctx.rec.xl_rmid),
     type: recordTypeName(ctx.rec.xl_rmid, ctx.rec.xl_info),
-    lsn: formatLsn(ctx.rec.lsn),
+    // The start LSN is known only where records come whole from WAL (redo verify); the walredo protocol
+    // carries end LSNs alone, and a worker's records start at 0/0, which would name no record.
+    ...(ctx.rec.lsn === INVALID_LSN ? {} : { lsn: formatLsn(ctx.rec.lsn) }),
     endLsn: formatLsn(ctx.endLsn),
     rel: formatRelFileNode(ctx.tag),
     fork: forkName(ctx.tag.forkNum),

@@ -35,6 +35,14 @@ function insert(offnum: number, body: string, flags = 0): Buffer {
 }
 
 describe('redoBlock', () => {
+  it('a record it cannot redo fails naming rmgr, type, end LSN and page, and no start LSN the request does not carry', () => {
+    const hash = buildRecord({ rmid: RM.HASH, info: 0x10, xid: 1000, blocks: [{ id: 0, rel: REL, fork: ForkNumber.Main, blkno: 0, data: Buffer.alloc(8) }], main: Buffer.alloc(4) })
+    const e = errorOf(() => redoBlock(HEAP, Buffer.alloc(8192), [{ endLsn: lsn(0x1000100n), raw: hash }], OPTS))
+    expect(e).toMatchObject({ code: 'REDO_UNSUPPORTED_RECORD', details: { rmgr: 'Hash', endLsn: '0/1000100', rel: '1663/5/16384', blk: 0 } })
+    // The walredo protocol gives end LSNs only: "0/0" would name no record.
+    expect(e.details).not.toHaveProperty('lsn')
+  })
+
   it('checks each record CRC unless checkRecordCrc is false', () => {
     const good = insert(1, 'first')
     const bad = Buffer.from(good)
