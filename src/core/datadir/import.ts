@@ -116,6 +116,8 @@ export interface ImportStats {
   relationPages: number
   slruPages: number
   bytes: number
+  /** Relation files that ended in a partial page, left out (see pagedSink). */
+  partialPagesDropped: number
 }
 
 export class DatadirImporter {
@@ -124,7 +126,7 @@ export class DatadirImporter {
   private readonly slruSegs = new Map<SlruKindFork, Map<number, number>>()
   private readonly twophase = new Set<number>()
   private control: ControlFileData | null = null
-  readonly stats: ImportStats = { files: 0, relationPages: 0, slruPages: 0, bytes: 0 }
+  readonly stats: ImportStats = { files: 0, relationPages: 0, slruPages: 0, bytes: 0, partialPagesDropped: 0 }
 
   constructor(private readonly sink: ImportSink) {
     // The global "database" always exists, as in a real cluster.
@@ -171,6 +173,7 @@ export class DatadirImporter {
             // blocks has 3 pages in its first file and an empty ".1"), and mdnblocks counts 3.
             if (pages === 0) this.noteRelBlock(k.rel, -1)
           },
+          'drop',
         )
       }
       case 'slru': {
@@ -225,8 +228,13 @@ export class DatadirImporter {
     if (!this.dbs.has(dbKey)) this.dbs.set(dbKey, { spcNode: rel.spcNode, dbNode: rel.dbNode, hasRelmap: false })
   }
 
-  /** A sink that cuts the content into whole pages for `onPage`. */
-  private pagedSink(path: string, onPage: (pageNo: number, page: Buffer) => void, onEnd: () => void): ImportFileSink {
+  /**
+   * A sink that cuts the content into whole pages for `onPage`. A partial last page is an error, or with
+   * `partialLast` 'drop' (relation files) left out, as PostgreSQL's mdnblocks leaves it out: an online backup
+   * copies a file that may be growing, and may catch a page half-written by its extension; the WAL from the
+   * backup's start (full_page_writes is forced during a backup) initialises or restores that page.
+   */
+  private pagedSink(path: string, onPage: (pageNo: number, page: Buffer) => void, onEnd: () => void, partialLast: 'error' | 'drop' = 'error'): ImportFileSink {
     let pageNo = 0
     let partial: Buffer | null = null
     let partialLen = 0
@@ -257,9 +265,10 @@ export class DatadirImporter {
         }
       },
       end: () => {
-        if (partial !== null) {
+        if (partial !== null && partialLast === 'drop') this.stats.partialPagesDropped++
+        else if (partial !== null) {
           throw new CorruptionError('IMPORT_TORN_FILE', `${path} ends with a partial page (${partialLen} bytes)`, {
-            hint: 'Relation and SLRU files are whole 8 KiB pages; the file was truncated or is still being written.',
+            hint: 'SLRU files are whole 8 KiB pages; the file was truncated or is still being written.',
           })
         }
         onEnd()

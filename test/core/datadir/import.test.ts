@@ -94,4 +94,23 @@ describe('DatadirImporter on a real data directory', () => {
     expect(size(16384)).toBe(3)
     expect(size(16385)).toBe(0)
   })
+
+  it('leaves out a partial last page of a relation file (an online backup copying a growing file), not of an SLRU file', () => {
+    const own = new Map<Key, Value>()
+    const importer = new DatadirImporter({ put: (k, v) => void own.set(k, v) })
+    const control = importer.openFile('global/pg_control')!
+    control.write(readFileSync(join(pg.dataDir, 'global', 'pg_control')))
+    control.end()
+    const rel = importer.openFile('base/5/16384')!
+    rel.write(Buffer.alloc(2 * 8192 + 4096, 7)) // the third page caught half-written by its extension
+    rel.end() // before: IMPORT_TORN_FILE, the whole import failed
+    const clog = importer.openFile('pg_xact/0000')!
+    clog.write(Buffer.alloc(8192 + 100))
+    expect(() => clog.end()).toThrow(expect.objectContaining({ code: 'IMPORT_TORN_FILE' }))
+    importer.finish()
+    const tag = { spcNode: 1663, dbNode: 5, relNode: 16384, forkNum: 0 }
+    expect(decodeBlockCount((own.get(relSizeKey(tag)) as { data: Buffer }).data)).toBe(2)
+    expect(own.has(relBlockKey(tag, 2))).toBe(false)
+    expect(importer.stats.partialPagesDropped).toBe(1)
+  })
 })
