@@ -307,12 +307,19 @@ export class PageServer implements PageServiceBackend, ManagementOps {
     let total = 0
     for (const s of this.served.values()) total += s.timeline.inMemoryBytes
     if (total < this.ctx.config.maxInMemoryLayersBytes) return
-    // Freeze the timeline holding the oldest unflushed WAL (its data has waited longest).
+    // Freeze the open layer holding the oldest unflushed WAL (its data has waited longest). Compared by the
+    // open layer's start, not the timeline's oldest unflushed LSN: a timeline whose older WAL is frozen already
+    // (its flush under way) would otherwise win every tick, its newer open layer cut into tiny L0s each second,
+    // while an older open layer of another timeline waited.
     let oldest: TimelineService | null = null
+    let oldestStart: Lsn | null = null
     for (const s of this.served.values()) {
-      const l = s.timeline.oldestUnflushedLsn
+      const l = s.timeline.openLayerStartLsn
       if (l === null || s.timeline.openLayerWalBytes === 0n) continue
-      if (oldest === null || l < oldest.timeline.oldestUnflushedLsn!) oldest = s
+      if (oldestStart === null || l < oldestStart) {
+        oldest = s
+        oldestStart = l
+      }
     }
     oldest?.driver.freezeNow()
   }

@@ -182,6 +182,11 @@ export class Timeline {
     return this.layers.oldestUnflushedLsn
   }
 
+  /** Where the open layer's WAL starts (the oldest WAL a freeze now would send to flush), or null without one. */
+  get openLayerStartLsn(): Lsn | null {
+    return this.layers.open?.startLsn ?? null
+  }
+
   /** WAL bytes ingested into the open layer since it was opened. */
   get openLayerWalBytes(): bigint {
     const open = this.layers.open
