@@ -78,6 +78,8 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
   gauge('pageserver_wal_redo_processes', 'Live WAL redo worker processes, all tenants together.', [[{}, sum((x) => x.workers)]])
   // Counters from the server's budget, which every pool reports to: sums over the tenants loaded now would
   // step down when one is deleted, which Prometheus reads as a reset.
+  // Not "pageserver_wal_redo_processes_total": OpenMetrics readers (prometheus_client's parser, collectors that
+  // drop a counter's _total) take that for family "pageserver_wal_redo_processes", the gauge above.
   const totals = redoBudget?.totals ?? {
     spawned: sum((x) => x.spawned),
     exited: sum((x) => x.spawned - x.workers),
@@ -86,7 +88,7 @@ export function renderMetrics(services: TimelineService[], pageService: PageServ
     requests: sum((x) => x.requests),
     failed: sum((x) => x.failed),
   }
-  counter('pageserver_wal_redo_processes_total', 'WAL redo worker processes since the server started: started; ended for any reason (spawned minus exited are alive, or being stopped); of those, reaped after wal_redo_idle_timeout and stopped to make room for another tenant at wal_redo_max_processes.', [
+  counter('pageserver_wal_redo_process_events_total', 'WAL redo worker processes since the server started: started; ended for any reason (spawned minus exited are alive, or being stopped); of those, reaped after wal_redo_idle_timeout and stopped to make room for another tenant at wal_redo_max_processes.', [
     [{ event: 'spawned' }, totals.spawned],
     [{ event: 'exited' }, totals.exited],
     [{ event: 'reaped' }, totals.reaped],

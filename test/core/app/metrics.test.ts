@@ -78,18 +78,18 @@ describe('renderMetrics', () => {
     const text = renderMetrics(services, pageService)
     const plain = (name: string) => Number(text.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
     expect(plain('pageserver_wal_redo_processes')).toBe(4)
-    expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(8)
-    expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reaped"')).toBe(4)
-    expect(sample(text, 'pageserver_wal_redo_processes_total', 'event="reclaimed"')).toBe(1)
+    expect(sample(text, 'pageserver_wal_redo_process_events_total', 'event="spawned"')).toBe(8)
+    expect(sample(text, 'pageserver_wal_redo_process_events_total', 'event="reaped"')).toBe(4)
+    expect(sample(text, 'pageserver_wal_redo_process_events_total', 'event="reclaimed"')).toBe(1)
     // A server's budget keeps the totals of every pool it ever had: counters that never step down when a
     // tenant (and its pools) goes.
     const budget = new RedoProcessBudget(6)
     Object.assign(budget.totals, { spawned: 20, exited: 16, reaped: 9, reclaimed: 3, requests: 500, failed: 4 })
     const withBudget = renderMetrics(services, pageService, { redoBudget: budget })
     const plainOf = (name: string) => Number(withBudget.split('\n').find((l) => l.startsWith(`${name} `))!.split(' ')[1])
-    expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="spawned"')).toBe(20)
-    expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="reclaimed"')).toBe(3)
-    expect(sample(withBudget, 'pageserver_wal_redo_processes_total', 'event="exited"')).toBe(16)
+    expect(sample(withBudget, 'pageserver_wal_redo_process_events_total', 'event="spawned"')).toBe(20)
+    expect(sample(withBudget, 'pageserver_wal_redo_process_events_total', 'event="reclaimed"')).toBe(3)
+    expect(sample(withBudget, 'pageserver_wal_redo_process_events_total', 'event="exited"')).toBe(16)
     expect(sample(withBudget, 'pageserver_wal_redo_requests_total', 'result="all"')).toBe(500)
     expect(plainOf('pageserver_wal_redo_processes')).toBe(4) // live processes: still the loaded pools'
     expect(plainOf('pageserver_wal_redo_processes_max')).toBe(6)
@@ -107,5 +107,20 @@ describe('renderMetrics', () => {
     expect(sample(text, 'pageserver_in_memory_slab_bytes', 'state="resident"')).toBe(2 * 4096)
     expect(sample(text, 'pageserver_in_memory_slab_bytes', 'state="pooled"')).toBe(4096)
     expect(renderMetrics([], pageService)).not.toContain('pageserver_in_memory_slab_bytes')
+  })
+
+  it('no two metric families share a name as a scraper reads them: a counter "x_total" is family "x" (OpenMetrics)', () => {
+    // A gauge "pageserver_wal_redo_processes" beside a counter "pageserver_wal_redo_processes_total" was two
+    // families of one name to prometheus_client's parser (and any OpenMetrics consumer): one hid the other.
+    const pageService = { liveConnections: 0, metrics: newPageServiceMetrics() } as unknown as PageServiceServer
+    const text = renderMetrics([], pageService, { redoBudget: new RedoProcessBudget(4), slabs: new SlabPool({ slabBytes: 4096, residentBytesMax: 1 << 20 }) })
+    const families = text
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => {
+        const [, , name, type] = l.split(' ') as [string, string, string, string]
+        return type === 'counter' ? name.replace(/_total$/, '') : name
+      })
+    expect(families.filter((f, i) => families.indexOf(f) !== i)).toEqual([])
   })
 })
