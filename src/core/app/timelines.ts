@@ -391,8 +391,9 @@ export function branchMetadata(ancestor: Timeline, requested: Lsn | undefined): 
   const a = ancestor.metadata
   const last = ancestor.lastRecordLsn
   const at = requested === undefined ? last : lowerToSameWal(ancestor, liftToSameWal(ancestor, positionBetweenRecords(ancestor, requested), a.minReadableLsn), last)
-  const refuse = (why: string, hint: string) =>
-    new UsageError('BRANCH_LSN_INVALID', `cannot branch timeline ${ancestor.timelineId} at ${formatLsn(at)}: ${why}`, { hint })
+  // The LSN asked for, and where it was taken to when that differs (between records, in a page header).
+  const named = requested === undefined || requested === at ? formatLsn(at) : `${formatLsn(requested)} (taken as ${formatLsn(at)})`
+  const refuse = (why: string, hint: string) => new UsageError('BRANCH_LSN_INVALID', `cannot branch timeline ${ancestor.timelineId} at ${named}: ${why}`, { hint })
   if (at > last) throw refuse(`it is above the ancestor's last record ${formatLsn(last)}`, 'Sync the ancestor first (`timeline sync`), or pick an earlier LSN.')
   if (at < a.latestGcCutoffLsn) throw refuse(`it is below the ancestor's GC cutoff ${formatLsn(a.latestGcCutoffLsn)}`, 'History below the GC cutoff is gone; pick a later LSN.')
   // Before the first-readable check, which a branch's own branch point also sets: this one says what to do.

@@ -68,6 +68,8 @@ describe('liftToSameWal', () => {
       expect(branchMetadata(page, lsn(0x2e44018)).ancestorLsn).toBe(lsn(0x2e44000))
       // Past the header end, or a short header's end at a segment start, is WAL not there yet: refused.
       expect(() => branchMetadata(page, lsn(0x2e44020))).toThrow(expect.objectContaining({ code: 'BRANCH_LSN_INVALID' }))
+      // The refusal names the LSN asked for, and where it was taken to.
+      expect(() => branchMetadata(page, lsn(0x2e44021))).toThrow(expect.objectContaining({ message: expect.stringContaining('at 0/2E44021 (taken as 0/2E44028): it is above') }))
       expect(() => branchMetadata(seg, lsn(0x3000030))).toThrow(expect.objectContaining({ code: 'BRANCH_LSN_INVALID' }))
       expect(() => resolveBackupLsn(page, lsn(0x2e44020), null)).toThrow(expect.objectContaining({ code: 'LSN_NOT_YET_INGESTED' }))
     } finally {
