@@ -95,7 +95,7 @@ export class PageCache extends ClockCache<Key, Entry> {
    * GetPage offers between two backups would push it out of the ghosts).
    */
   offer(space: PageCacheSpace, key: Key, versionLsn: Lsn, readLsn: Lsn, page: Buffer, atOnce = false): void {
-    if (readLsn > space.oracle.lastRecordLsn) return
+    if (space.closed || readLsn > space.oracle.lastRecordLsn) return
     const bytes = page.length + ENTRY_OVERHEAD_BYTES
     if (!this.fits(bytes)) return
     const old = space.map.get(key)

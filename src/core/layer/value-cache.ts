@@ -66,14 +66,11 @@ export class ValueCache extends ClockCache<number, Entry> {
 
 /** The entries of one layer file, by value offset. */
 export class ValueCacheSpace extends ClockSpace<number, Entry> {
-  closed = false
-
   constructor(readonly cache: ValueCache) {
     super()
   }
 
   close(): void {
-    this.closed = true
     this.cache.drop(this)
   }
 }

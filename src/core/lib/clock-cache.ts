@@ -35,6 +35,12 @@ export class ClockSpace<K, E extends ClockEntry<K>> {
   readonly map = new Map<K, E>()
   /** Keys offered once and not yet cached, with their slot in the cache's ghost ring. */
   readonly ghosts = new Map<K, number>()
+  /**
+   * Set by `drop`: the space admits nothing more. A read in flight when its timeline (or layer file) closed
+   * offers its result afterwards (a page rebuilt by redo); kept, it would stay counted and keep the closed
+   * timeline reachable until evicted.
+   */
+  closed = false
 }
 
 export class ClockCache<K, E extends ClockEntry<K>> {
@@ -98,6 +104,7 @@ export class ClockCache<K, E extends ClockEntry<K>> {
    * ring and returns false.
    */
   admit(space: ClockSpace<K, E>, key: K): boolean {
+    if (space.closed) return false
     if (space.ghosts.delete(key)) return true
     const i = this.ghostNext
     // The slot's previous key leaves the ring, unless it was admitted and offered once again since (its
@@ -114,9 +121,10 @@ export class ClockCache<K, E extends ClockEntry<K>> {
     return false
   }
 
-  /** Adds `e` (not cached before) to its space, evicting first until it fits. */
+  /** Adds `e` (not cached before) to its space, evicting first until it fits; nothing once the space is dropped. */
   insert(e: E): void {
     assert(e.prev === null && e.next === null && this.head !== e, `${this.what}: an entry is inserted twice`)
+    if (e.space.closed) return
     this.evictUntil(e.bytes)
     ;(e.space as ClockSpace<K, E>).map.set(e.key, e)
     this.append(e)
@@ -138,9 +146,11 @@ export class ClockCache<K, E extends ClockEntry<K>> {
   /**
    * Drops every entry and ghost of a space. Its slots in the ghost ring are cleared too, those of keys since
    * admitted included: they would keep the space (and what it reads from: a deleted timeline) reachable until
-   * the ring came round to them. One pass over the ring; spaces are dropped when a timeline closes.
+   * the ring came round to them. One pass over the ring; spaces are dropped when a timeline closes. The space
+   * admits nothing afterwards.
    */
   drop(space: ClockSpace<K, E>): void {
+    space.closed = true
     for (const e of [...space.map.values()]) this.remove(e)
     for (let i = 0; i < this.ghostSpaces.length; i++) {
       if (this.ghostSpaces[i] === space) {

@@ -88,6 +88,20 @@ describe('PageCache', () => {
     put(5)
     expect(c.entries).toBe(0)
   })
+
+  it('keeps nothing offered after its space was dropped (a redo that finishes after its timeline closed)', () => {
+    const c = new PageCache(1 << 20)
+    const s = c.space(new FakeOracle())
+    s.offer(K(1), lsn(1), lsn(2), Buffer.alloc(8192, 1)) // a ghost
+    c.drop(s)
+    s.offer(K(2), lsn(1), lsn(2), Buffer.alloc(8192, 2), true) // an SLRU page: admitted at once
+    s.offer(K(3), lsn(1), lsn(2), Buffer.alloc(8192, 3))
+    s.offer(K(3), lsn(1), lsn(2), Buffer.alloc(8192, 3)) // a relation page offered twice
+    expect(c.entries + c.sizeBytes + s.map.size + s.ghosts.size).toBe(0)
+    // Nor does the ghost ring hold the dropped space (it would keep the closed timeline reachable).
+    const ring = c as unknown as { ghostSpaces: unknown[] }
+    expect(ring.ghostSpaces.filter((x) => x === s)).toHaveLength(0)
+  })
 })
 
 const meta = () => testTimelineMetadata({ dataChecksums: true })
