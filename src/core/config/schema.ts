@@ -186,7 +186,7 @@ export const CONFIG_ENTRIES = [
   }),
   key({
     toml: 'page_cache_size', field: 'pageCacheSizePages', group: G_REDO, kind: intKind({ min: 1, max: PAGE_CACHE_PAGES_MAX }), default: 8192,
-    doc: 'Pages (8 KiB each) of the read caches, half for served pages (images and pages rebuilt by redo), half for layer values and index blocks.',
+    doc: 'Pages (8 KiB each) of the read caches, half for served pages (images and pages rebuilt by redo), half for layer values and index blocks. Outside it: each timeline\'s cache of relation sizes and directories (at most 32 MiB) and each open layer file\'s last 16 index blocks.',
   }),
 
   optionalKey({
