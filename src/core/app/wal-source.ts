@@ -8,7 +8,8 @@
  * streaming. A physical replication slot is created (or reused) so the source keeps every WAL byte the
  * page server has not yet made durable. The source is recorded without its password (app/source-password.ts).
  */
-import { ConflictError, PageserverError } from '../lib/errors.js'
+import { ConflictError, errorOfKind, PageserverError } from '../lib/errors.js'
+import { PG_WAL_REMOVED } from '../walreceiver/pg-errors.js'
 import { formatLsn } from '../pg/lsn.js'
 import { decodeControlFile } from '../pg/controlfile.js'
 import { controlFileKey } from '../datadir/mapping.js'
@@ -81,6 +82,22 @@ async function attach(ctx: AppContext, repo: Repository, tl: Timeline, params: C
   }
 }
 
+/**
+ * The server no longer has WAL from the timeline's last record (a standby promoted after a failover that
+ * checkpointed before it was attached: it had no slot of ours). The receiver's hint (use --slot, start later)
+ * is for `wal receive` and misleads here: no slot brings the WAL back.
+ */
+function walRemovedAtSource(e: PageserverError, tl: Timeline, connString: string): PageserverError {
+  return errorOfKind(e.kind, e.code, `the server at ${redactConnString(connString)} no longer has the WAL that follows timeline ${tl.timelineId}'s last record (${formatLsn(tl.lastRecordLsn)}): ${e.message}`, {
+    hint:
+      'Nothing was changed. The server removed that WAL before this timeline had a slot there (a promoted standby checkpoints soon after its promotion): ' +
+      'the timeline cannot continue from it unless the segments are put back into its pg_wal (from a WAL archive or the old primary). ' +
+      'Otherwise import the server again as a new timeline; this one stays readable up to its last record.',
+    cause: e,
+    details: { ...e.details, lastRecordLsn: formatLsn(tl.lastRecordLsn) },
+  })
+}
+
 /** How long the history check waits for the source's next record before leaving the check to streaming. */
 const CONTINUATION_CHECK_MS = 5_000
 
@@ -105,6 +122,7 @@ async function checkContinues(tl: Timeline, params: ConnParams, connString: stri
   try {
     for await (const batch of receiver.batches()) if (batch.length > 0) return
   } catch (e) {
+    if (!deadline.aborted && e instanceof PageserverError && e.code === PG_WAL_REMOVED) throw walRemovedAtSource(e, tl, connString)
     if (deadline.aborted || !(e instanceof PageserverError) || e.kind !== 'corruption') throw e
     throw new ConflictError(
       'WAL_SOURCE_DIVERGED',
