@@ -6,7 +6,7 @@
  * 2, and the pages equal the promoted server's after a CHECKPOINT. A standby that was behind (serve holds WAL
  * the promoted server never had) must be refused with a clear error.
  */
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,14 +24,18 @@ import { formatLsn, parseLsn } from '../../src/core/pg/lsn.js'
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe.skipIf(!pgAvailable())('serve across a failover to a promoted standby', () => {
-  const root = mkdtempSync(join(tmpdir(), 'ps-failover-'))
-  chmodSync(root, 0o777)
+  // Made in beforeAll, not when the file is collected: a filtered run (-t) would leave it behind.
+  let root = ''
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ps-failover-'))
+    chmodSync(root, 0o777)
+  })
   const clusters: PgCluster[] = []
   const serves: ServeHandle[] = []
   afterAll(async () => {
     for (const s of serves) await s.stop()
     for (const c of clusters) await c.destroy()
-    rmSync(root, { recursive: true, force: true })
+    if (root) rmSync(root, { recursive: true, force: true })
   })
 
   async function setup(name: string) {
@@ -141,12 +145,16 @@ describe.skipIf(!pgAvailable())('serve across a failover to a promoted standby',
 })
 
 describe.skipIf(!pgAvailable())('a failover attached offline, with checkpoints on the promoted server before streaming', () => {
-  const root = mkdtempSync(join(tmpdir(), 'ps-failover-off-'))
-  chmodSync(root, 0o777)
+  // Made in beforeAll, not when the file is collected: a filtered run (-t) would leave it behind.
+  let root = ''
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'ps-failover-off-'))
+    chmodSync(root, 0o777)
+  })
   const clusters: PgCluster[] = []
   afterAll(async () => {
     for (const c of clusters) await c.destroy()
-    rmSync(root, { recursive: true, force: true })
+    if (root) rmSync(root, { recursive: true, force: true })
   })
   it('a promoted server that already removed the WAL the timeline needs is refused with a hint that fits', async () => {
     const workdir = join(root, '.neon')
