@@ -353,6 +353,8 @@ export class WalIngest {
     const readAt = rec.lsn
     const srcHasRelmap = this.state.databases().some((e) => e.spcNode === srcSpc && e.dbNode === srcDb && e.hasRelmap)
     this.state.ensureDatabase(spc, db, srcHasRelmap)
+    // Every copy is put at the record's end LSN; it holds across the reads awaited below (the driver ingests
+    // one record at a time).
     this.lsn = rec.endLsn
     if (srcHasRelmap) {
       const map = this.sink.readLatestImage(relmapFileKey(srcSpc, srcDb))
@@ -365,7 +367,6 @@ export class WalIngest {
       this.state.setRelSize(dst, n)
       for (let blk = 0; blk < n; blk++) {
         const page = await this.sink.readPage(relBlockKey(src, blk), readAt)
-        this.lsn = rec.endLsn
         this.put(relBlockKey(dst, blk), encodeValue(imageValue(page)))
       }
     }
