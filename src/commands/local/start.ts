@@ -10,7 +10,7 @@ import { startProgress } from '../../cli/render.js'
 import type { ManagementClient } from '../../cli/server-client.js'
 import { DEFAULT_PG_PORT, dataDirOutsideWorkdir, localCommand, localDir, localPrepare, stopPostgresAfterFailedStart, writeLocalState, type LocalServerOps, type LocalState } from '../../core/app/local.js'
 import { firstFreePort } from '../../core/app/local-postgres.js'
-import { lockLocalStart } from '../../core/app/local-start-lock.js'
+import { lockLocalCommand } from '../../core/app/local-start-lock.js'
 import { exportTimelineFromServer } from '../../core/app/export.js'
 import type { AppContext } from '../../core/app/context.js'
 import { parseTenantId, parseTimelineId } from '../../core/model/ids.js'
@@ -99,7 +99,7 @@ export default class LocalStart extends BaseCommand<typeof LocalStart> {
     let otherSourceTimelines: number
     let unlock: (() => void) | null = null
     try {
-      unlock = lockLocalStart(localDir(ctx), ctx.config.workdir, localCommand(ctx, 'start'))
+      unlock = lockLocalCommand(localDir(ctx), ctx.config.workdir, localCommand(ctx, 'start'))
       const client = await this.serverClient()
       // Both addresses of the server to start, before PostgreSQL is started for it.
       if (client === null) await assertServeAddressesFree({ workdir: ctx.config.workdir, listenPgAddr: ctx.config.listenPgAddr, listenHttpAddr: ctx.config.listenHttpAddr })

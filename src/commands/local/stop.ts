@@ -5,7 +5,7 @@ import { cliInvocation } from '../../cli/cli-invocation.js'
 import { isInteractive, startProgress } from '../../cli/render.js'
 import { servingProcess } from '../../cli/server-client.js'
 import { branchDataDirs, localCommand, localDir, postmasterPid, requireLocalState, runningPostmaster, serverStartedByLocal, stopLocalPostgres, writeLocalState } from '../../core/app/local.js'
-import { lockLocalStart } from '../../core/app/local-start-lock.js'
+import { lockLocalCommand } from '../../core/app/local-start-lock.js'
 import { formatDuration, parseDuration } from '../../core/lib/units.js'
 import { pgCtlCommand, shellWord } from '../../cli/pg-commands.js'
 
@@ -53,7 +53,7 @@ export default class LocalStop extends BaseCommand<typeof LocalStop> {
       else process.stderr.write(`${m}\n`)
     }
     // Not while a local start runs (it would record, at its end, what this stops now).
-    const unlock = lockLocalStart(localDir(ctx), ctx.config.workdir, localCommand(ctx, 'stop'), 'local stop')
+    const unlock = lockLocalCommand(localDir(ctx), ctx.config.workdir, localCommand(ctx, 'stop'), 'local stop')
     let serverStopped = false
     let serverKilled = false
     let serverLeftRunning: number | null = null

@@ -19,7 +19,7 @@ export type LocalCommand = 'local start' | 'local stop'
  * LOCAL_START_RUNNING (or LOCAL_STOP_RUNNING) naming the other one otherwise (`rerun`: how to run this command
  * again, for the hint).
  */
-export function lockLocalStart(localDir: string, workdir: string, rerun: string, command: LocalCommand = 'local start'): () => void {
+export function lockLocalCommand(localDir: string, workdir: string, rerun: string, command: LocalCommand = 'local start'): () => void {
   mkdirSync(localDir, { recursive: true })
   let lock: WorkdirLock
   try {
