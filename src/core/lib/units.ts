@@ -50,6 +50,9 @@ const DURATION_UNITS: Readonly<Record<string, number>> = {
   weeks: 7 * 86_400_000,
 }
 
+/** setTimeout's longest delay (2^31 - 1 ms, about 24.8 days): Node fires a longer one after 1 ms. */
+export const TIMER_DELAY_MAX_MS = 2 ** 31 - 1
+
 /** Bytes from a number or a string like "256MiB". `what` names the setting in errors. */
 export function parseSize(value: unknown, what: string): number {
   if (typeof value === 'bigint') value = Number(value)

@@ -5,14 +5,10 @@
  */
 import { InterruptedError, TimeoutError } from '../lib/errors.js'
 import { formatLsn, type Lsn } from '../pg/lsn.js'
+import { TIMER_DELAY_MAX_MS } from '../lib/units.js'
 
 /** Bound on concurrent waiters per timeline: each holds a timer and a closure. */
 export const LSN_WAITERS_MAX = 100_000
-/**
- * setTimeout's longest delay (2^31 - 1 ms, about 24.8 days). Node fires a longer one after 1 ms, and
- * wait_lsn_timeout may be up to 10 years: a longer wait re-arms its timer until its deadline.
- */
-export const TIMER_DELAY_MAX_MS = 2 ** 31 - 1
 
 interface Waiter {
   lsn: Lsn
@@ -49,6 +45,7 @@ export class LsnWaiters {
       }
       let leftMs = timeoutMs
       const arm = (): NodeJS.Timeout => {
+        // wait_lsn_timeout may be up to 10 years: a longer wait re-arms its timer until its deadline.
         const delayMs = Math.min(leftMs, TIMER_DELAY_MAX_MS)
         leftMs -= delayMs
         const t = setTimeout(() => {

@@ -8,6 +8,7 @@
  * fields and never a default.
  */
 import { UsageError } from '../lib/errors.js'
+import { TIMER_DELAY_MAX_MS } from '../lib/units.js'
 import { CHAIN_STEP_RECORDS } from './chain-steps.js'
 import type { RedoProcessBudget } from './process-budget.js'
 import type { WalRedoLogger } from './worker-process.js'
@@ -69,9 +70,9 @@ export function resolvePoolOptions(options: WalRedoManagerOptions): ResolvedPool
   checkInt('wal_redo_pool_size', options.poolSize, 1, POOL_SIZE_MAX)
   checkInt('wal_redo_max_in_flight', options.maxInFlightPerWorker, 1, IN_FLIGHT_PER_WORKER_MAX)
   checkInt('wal_redo_max_queued', options.maxQueued, 0, QUEUED_MAX)
-  checkInt('wal_redo_timeout (ms)', options.requestTimeoutMs, 1, 2 ** 31 - 1)
-  checkInt('wal_redo_idle_timeout (ms)', options.idleTimeoutMs, 1, 2 ** 31 - 1)
-  checkInt('wal redo stop grace (ms)', options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT, 0, 2 ** 31 - 1)
+  checkInt('wal_redo_timeout (ms)', options.requestTimeoutMs, 1, TIMER_DELAY_MAX_MS)
+  checkInt('wal_redo_idle_timeout (ms)', options.idleTimeoutMs, 1, TIMER_DELAY_MAX_MS)
+  checkInt('wal redo stop grace (ms)', options.stopGraceMs ?? STOP_GRACE_MS_DEFAULT, 0, TIMER_DELAY_MAX_MS)
   checkInt('wal redo chain step (records)', options.chainStepRecords ?? CHAIN_STEP_RECORDS, 1, CHAIN_STEP_RECORDS)
   return {
     command: [...options.command],
